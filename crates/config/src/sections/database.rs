@@ -1,0 +1,265 @@
+//! The `database` section: PostgreSQL (production) or SQLite (embedded default).
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Secret, at_most_one, path};
+use crate::Issues;
+
+/// How to reach the database and how large the pool is.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// A connection URI: `postgresql://...` or `sqlite://PATH`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uri: Option<Secret>,
+    /// PostgreSQL host name (instead of `uri`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// PostgreSQL port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Directory of the PostgreSQL UNIX socket.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket: Option<PathBuf>,
+    /// PostgreSQL user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// PostgreSQL password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    /// PostgreSQL database name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// TLS mode towards PostgreSQL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_mode: Option<PgSslMode>,
+    /// CA certificate (PEM), inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_ca: Option<String>,
+    /// CA certificate (PEM), from a file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_ca_file: Option<PathBuf>,
+    /// Client certificate (PEM), inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_certificate: Option<String>,
+    /// Client certificate (PEM), from a file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_certificate_file: Option<PathBuf>,
+    /// Client key (PEM), inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_key: Option<Secret>,
+    /// Client key (PEM), from a file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssl_key_file: Option<PathBuf>,
+    /// Largest number of pooled connections.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// Connections kept open when idle.
+    #[serde(default)]
+    pub min_connections: u32,
+    /// Seconds to wait for a new connection.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: u64,
+    /// Seconds an idle connection is kept.
+    #[serde(
+        default = "default_idle_timeout",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub idle_timeout: Option<u64>,
+    /// Seconds a connection lives at most.
+    #[serde(
+        default = "default_max_lifetime",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_lifetime: Option<u64>,
+}
+
+#[allow(clippy::unnecessary_wraps)]
+fn default_idle_timeout() -> Option<u64> {
+    Some(600)
+}
+#[allow(clippy::unnecessary_wraps)]
+fn default_max_lifetime() -> Option<u64> {
+    Some(1800)
+}
+fn default_max_connections() -> u32 {
+    10
+}
+fn default_connect_timeout() -> u64 {
+    30
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            uri: None,
+            host: None,
+            port: None,
+            socket: None,
+            username: None,
+            password: None,
+            database: None,
+            ssl_mode: None,
+            ssl_ca: None,
+            ssl_ca_file: None,
+            ssl_certificate: None,
+            ssl_certificate_file: None,
+            ssl_key: None,
+            ssl_key_file: None,
+            max_connections: default_max_connections(),
+            min_connections: 0,
+            connect_timeout: default_connect_timeout(),
+            idle_timeout: default_idle_timeout(),
+            max_lifetime: default_max_lifetime(),
+        }
+    }
+}
+
+/// PostgreSQL's `sslmode` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PgSslMode {
+    /// No TLS.
+    Disable,
+    /// TLS if the server insists.
+    Allow,
+    /// TLS if the server offers it.
+    Prefer,
+    /// TLS always, certificate unchecked.
+    Require,
+    /// TLS with the CA checked.
+    VerifyCa,
+    /// TLS with the CA and host name checked.
+    VerifyFull,
+}
+
+/// Which database engine a configuration selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseBackend {
+    /// PostgreSQL, for production.
+    Postgres,
+    /// SQLite, the embedded default.
+    Sqlite,
+}
+
+impl DatabaseConfig {
+    /// A configuration for an SQLite database file.
+    #[must_use]
+    pub fn sqlite(file: &str) -> Self {
+        Self {
+            uri: Some(Secret::new(format!("sqlite://{file}"))),
+            ..Self::default()
+        }
+    }
+
+    /// Which backend this configuration selects.
+    #[must_use]
+    pub fn backend(&self) -> DatabaseBackend {
+        match &self.uri {
+            Some(uri) if uri.expose().starts_with("sqlite:") => DatabaseBackend::Sqlite,
+            _ => DatabaseBackend::Postgres,
+        }
+    }
+
+    /// The connection URI, built from the separate keys when `uri` is not set.
+    /// The result holds the password: never log it.
+    #[must_use]
+    pub fn connection_uri(&self) -> String {
+        if let Some(uri) = &self.uri {
+            return uri.expose().to_owned();
+        }
+        let mut url = url::Url::parse("postgresql://").unwrap_or_else(|_| unreachable!("constant"));
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        if let Some(host) = &self.host {
+            query.append_pair("host", host);
+        } else if let Some(socket) = &self.socket {
+            query.append_pair("host", &socket.to_string_lossy());
+        }
+        if let Some(port) = self.port {
+            query.append_pair("port", &port.to_string());
+        }
+        if let Some(user) = &self.username {
+            query.append_pair("user", user);
+        }
+        if let Some(password) = &self.password {
+            query.append_pair("password", password.expose());
+        }
+        if let Some(database) = &self.database {
+            query.append_pair("dbname", database);
+        }
+        if let Some(mode) = self.ssl_mode {
+            let mode = serde_yaml::to_value(mode)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            query.append_pair("sslmode", &mode);
+        }
+        let query = query.finish();
+        if !query.is_empty() {
+            url.set_query(Some(&query));
+        }
+        url.to_string()
+    }
+
+    pub(crate) fn validate(&self, issues: &mut Issues) {
+        let at = path(&["database"]);
+        if let Some(uri) = &self.uri {
+            let separate = [
+                ("host", self.host.is_some()),
+                ("port", self.port.is_some()),
+                ("socket", self.socket.is_some()),
+                ("username", self.username.is_some()),
+                ("password", self.password.is_some()),
+                ("database", self.database.is_some()),
+            ];
+            for (key, set) in separate {
+                if set {
+                    issues.push(&["database", key], "cannot be set together with `uri`");
+                }
+            }
+            let text = uri.expose();
+            let known = ["postgres://", "postgresql://", "sqlite:"];
+            if !known.iter().any(|p| text.starts_with(p)) {
+                issues.push(
+                    &["database", "uri"],
+                    "expected a `postgresql://...` or `sqlite://PATH` URI",
+                );
+            }
+        }
+        at_most_one(
+            issues,
+            &at,
+            ("host", self.host.is_some()),
+            ("socket", self.socket.is_some()),
+        );
+        at_most_one(
+            issues,
+            &at,
+            ("ssl_ca", self.ssl_ca.is_some()),
+            ("ssl_ca_file", self.ssl_ca_file.is_some()),
+        );
+        at_most_one(
+            issues,
+            &at,
+            ("ssl_certificate", self.ssl_certificate.is_some()),
+            ("ssl_certificate_file", self.ssl_certificate_file.is_some()),
+        );
+        at_most_one(
+            issues,
+            &at,
+            ("ssl_key", self.ssl_key.is_some()),
+            ("ssl_key_file", self.ssl_key_file.is_some()),
+        );
+        if self.max_connections == 0 {
+            issues.push(&["database", "max_connections"], "must be at least 1");
+        }
+        if self.min_connections > self.max_connections {
+            issues.push(
+                &["database", "min_connections"],
+                "cannot exceed `max_connections`",
+            );
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! Parsing of a full MAS file, merging of several files, environment overrides.
+
+use figment::Jail;
+use mas_config::sections::{ClientAuthMethod, HomeserverKind, PasswordAlgorithm, Resource};
+use mas_config::{ConfigError, RootConfig};
+
+use crate::fixture;
+
+#[test]
+fn a_full_mas_file_loads_with_its_values() {
+    let config = mas_config::load(&[fixture("mas-full.yaml")]).unwrap();
+    assert_eq!(
+        config.http.public_base.as_str(),
+        "https://auth.example.com/"
+    );
+    assert_eq!(config.http.listeners.len(), 2);
+    assert_eq!(config.http.listeners[1].binds[0].port, Some(8081));
+    assert!(
+        config.http.listeners[0]
+            .resources
+            .contains(&Resource::Compat)
+    );
+    assert_eq!(config.matrix.kind, HomeserverKind::SynapseLegacy);
+    assert_eq!(config.matrix.homeserver, "example.com");
+    assert_eq!(config.clients.len(), 2);
+    assert_eq!(
+        config.clients[0].client_id.to_string(),
+        "0000000000000000000SYNAPSE"
+    );
+    assert_eq!(
+        config.clients[0].client_auth_method,
+        ClientAuthMethod::ClientSecretBasic
+    );
+    assert_eq!(
+        config.clients[0].client_secret.as_ref().unwrap().expose(),
+        "SomeRandomSecret"
+    );
+    assert_eq!(
+        config.passwords.schemes[0].algorithm,
+        PasswordAlgorithm::Bcrypt
+    );
+    assert_eq!(config.database.max_connections, 20);
+    assert_eq!(config.database.idle_timeout, Some(300));
+    assert_eq!(config.experimental.access_token_ttl, 600);
+    assert_eq!(config.experimental.compat_token_ttl, 900);
+    assert!((config.rate_limiting.login.per_ip.per_second - 0.1).abs() < f64::EPSILON);
+    // Untouched limiters keep MAS's defaults.
+    assert_eq!(config.rate_limiting.login.per_account.burst, 1800);
+    assert!(config.account.login_with_email_allowed);
+    assert!(config.account.email_change_allowed);
+    assert!(config.policy.is_some());
+}
+
+#[test]
+fn defaults_match_mas() {
+    let config = RootConfig::from_yaml(crate::MINIMAL).unwrap();
+    assert_eq!(config.http.public_base.as_str(), "http://[::]:8080/");
+    assert_eq!(config.http.issuer().as_str(), "http://[::]:8080/");
+    assert_eq!(config.http.listeners.len(), 2);
+    assert_eq!(config.database.max_connections, 10);
+    assert_eq!(config.database.connect_timeout, 30);
+    assert_eq!(config.database.connection_uri(), "postgresql://");
+    assert_eq!(config.matrix.homeserver, "localhost:8008");
+    assert_eq!(config.matrix.endpoint.as_str(), "http://localhost:8008/");
+    assert_eq!(config.experimental.access_token_ttl, 300);
+    assert_eq!(config.passwords.minimum_complexity, 3);
+    assert_eq!(config.passwords.schemes.len(), 1);
+}
+
+#[test]
+fn later_files_win_for_scalars_and_lists_concatenate() {
+    Jail::expect_with(|jail| {
+        jail.create_file(
+            "base.yaml",
+            &format!(
+                "{}clients:\n  - client_id: 0000000000000000000SYNAPSE\n    client_auth_method: none\n\
+                 http:\n  public_base: https://one.example.com/\n  trusted_proxies: [10.0.0.0/8]\n",
+                crate::MINIMAL
+            ),
+        )?;
+        jail.create_file(
+            "extra.yaml",
+            "clients:\n  - client_id: 01J2ZQ9Y3XW6RMK1VF8H0N5D7B\n    client_auth_method: none\n\
+             http:\n  public_base: https://two.example.com/\n",
+        )?;
+        let config = mas_config::load(&["base.yaml", "extra.yaml"]).unwrap();
+        assert_eq!(config.clients.len(), 2, "lists concatenate across files");
+        assert_eq!(config.http.public_base.as_str(), "https://two.example.com/");
+        // A map key only the first file sets survives the merge.
+        assert_eq!(config.http.trusted_proxies, vec!["10.0.0.0/8".to_owned()]);
+        Ok(())
+    });
+}
+
+#[test]
+fn environment_overrides_single_keys() {
+    Jail::expect_with(|jail| {
+        jail.create_file("config.yaml", crate::MINIMAL)?;
+        jail.set_env("MAS_HTTP__PUBLIC_BASE", "https://env.example.com/");
+        jail.set_env("MAS_MATRIX__HOMESERVER", "env.example.com");
+        jail.set_env("MAS_EXPERIMENTAL__ACCESS_TOKEN_TTL", "120");
+        // Not configuration keys: no double underscore.
+        jail.set_env("MAS_CONFIG", "config.yaml");
+        jail.set_env("MAS_TEST_DATABASE_URL", "postgresql://x");
+        let config = mas_config::load(&["config.yaml"]).unwrap();
+        assert_eq!(config.http.public_base.as_str(), "https://env.example.com/");
+        assert_eq!(config.matrix.homeserver, "env.example.com");
+        assert_eq!(config.experimental.access_token_ttl, 120);
+        Ok(())
+    });
+}
+
+#[test]
+fn an_invalid_environment_override_names_the_variable() {
+    Jail::expect_with(|jail| {
+        jail.create_file("config.yaml", crate::MINIMAL)?;
+        jail.set_env("MAS_MATRIX__KIND", "synapse_legcy");
+        let error = mas_config::load(&["config.yaml"]).unwrap_err();
+        let messages = crate::messages(&error);
+        assert_eq!(
+            messages,
+            vec![
+                "MAS_MATRIX__KIND: matrix.kind: unknown value `synapse_legcy`; did you mean `synapse_legacy`?"
+            ]
+        );
+        Ok(())
+    });
+}
+
+#[test]
+fn mas_config_lists_files_when_no_flag_is_given() {
+    let from_env = mas_config::config_paths(&[], Some("a.yaml:b.yaml"));
+    assert_eq!(
+        from_env,
+        vec![std::path::PathBuf::from("a.yaml"), "b.yaml".into()]
+    );
+    let flags = vec![std::path::PathBuf::from("c.yaml")];
+    assert_eq!(mas_config::config_paths(&flags, Some("a.yaml")), flags);
+}
+
+#[test]
+fn a_missing_file_is_an_error_naming_it() {
+    let error = mas_config::load(&["/nonexistent/mas.yaml"]).unwrap_err();
+    assert!(matches!(error, ConfigError::Read { .. }));
+    assert!(
+        error.to_string().contains("/nonexistent/mas.yaml"),
+        "{error}"
+    );
+}
+
+#[test]
+fn dump_hides_secrets_unless_asked() {
+    let config = mas_config::load(&[fixture("mas-full.yaml")]).unwrap();
+    let dumped = config.to_yaml(false).unwrap();
+    for secret in [
+        "SomeRandomSecret",
+        "AnotherRandomSecret",
+        "db-password-not-to-leak",
+        "mail-password",
+        "0f0e0d0c",
+    ] {
+        assert!(!dumped.contains(secret), "{secret} leaked in:\n{dumped}");
+    }
+    assert!(dumped.contains("[REDACTED]"));
+    let full = config.to_yaml(true).unwrap();
+    assert!(full.contains("SomeRandomSecret"));
+    // Debug output (what a log line would show) never holds a secret either.
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("SomeRandomSecret") && !debug.contains("AnotherRandomSecret"));
+}
