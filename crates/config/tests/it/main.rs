@@ -1,4 +1,11 @@
 //! Integration tests of configuration loading, validation and generation.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::missing_panics_doc,
+    clippy::must_use_candidate,
+    clippy::result_large_err
+)]
 
 mod generate;
 mod load;

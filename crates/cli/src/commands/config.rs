@@ -1,0 +1,64 @@
+//! `mas-cli config {check, dump, generate}`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Subcommand;
+
+/// The `config` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ConfigCommand {
+    /// Parse and validate the configuration; exit 1 with every problem found.
+    Check,
+    /// Print the merged configuration with defaults filled in.
+    Dump {
+        /// Show secrets instead of `[REDACTED]`.
+        #[arg(long)]
+        include_secrets: bool,
+        /// Write to this file instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Print a complete configuration with freshly generated secrets.
+    Generate {
+        /// Write to this file (created readable by its owner only) instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+impl ConfigCommand {
+    pub(crate) fn run(self, files: &[PathBuf]) -> anyhow::Result<()> {
+        match self {
+            Self::Check => {
+                mas_config::load(files)?;
+                eprintln!("Configuration file looks good");
+                Ok(())
+            }
+            Self::Dump {
+                include_secrets,
+                output,
+            } => {
+                let config = mas_config::load(files)?;
+                emit(&config.to_yaml(include_secrets)?, output.as_deref())
+            }
+            Self::Generate { output } => {
+                let config = mas_config::generate()?;
+                emit(&config.to_commented_yaml()?, output.as_deref())
+            }
+        }
+    }
+}
+
+fn emit(text: &str, output: Option<&Path>) -> anyhow::Result<()> {
+    if let Some(path) = output {
+        crate::embedded::write_private(path, text)
+            .with_context(|| format!("cannot write {}", path.display()))
+    } else {
+        let mut stdout = std::io::stdout().lock();
+        stdout.write_all(text.as_bytes())?;
+        stdout.flush()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,3 @@
+//! Subcommands other than `server`.
+
+pub(crate) mod config;

@@ -1,0 +1,96 @@
+//! The `mas-cli` and `mas-server` command trees, and the wiring of concrete parts:
+//! this is the only crate that picks implementations.
+
+mod commands;
+mod embedded;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// `mas-cli`: administration of the Matrix authentication service.
+#[derive(Debug, Parser)]
+#[command(
+    name = "mas-cli",
+    version,
+    about = "Administer the Matrix authentication service"
+)]
+pub struct CliOptions {
+    /// Configuration file; repeat to merge several (later files win, lists concatenate).
+    #[arg(short, long = "config", global = true, value_name = "FILE")]
+    config: Vec<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check, print or generate the configuration.
+    #[command(subcommand)]
+    Config(commands::config::ConfigCommand),
+    /// Run the service (as `mas-server` does).
+    Server(serve::ServerArgs),
+}
+
+/// `mas-server`: runs the service.
+#[derive(Debug, Parser)]
+#[command(
+    name = "mas-server",
+    version,
+    about = "Run the Matrix authentication service"
+)]
+pub struct ServerOptions {
+    /// Configuration file; repeat to merge several. Without one (and without
+    /// `MAS_CONFIG`), runs on the embedded default in `./mas-data/`.
+    #[arg(short, long = "config", value_name = "FILE")]
+    config: Vec<PathBuf>,
+    #[command(flatten)]
+    server: serve::ServerArgs,
+}
+
+/// The configuration files named by `-c` flags, else by `MAS_CONFIG`.
+fn config_files(flags: &[PathBuf]) -> Vec<PathBuf> {
+    mas_config::config_paths(flags, std::env::var("MAS_CONFIG").ok().as_deref())
+}
+
+/// Entry point of the `mas-cli` binary.
+#[must_use]
+pub fn mas_cli_main() -> ExitCode {
+    let options = CliOptions::parse();
+    let files = config_files(&options.config);
+    let result = match options.command {
+        Command::Config(command) => command.run(&files),
+        Command::Server(args) => serve::run(&files, &args),
+    };
+    report(result)
+}
+
+/// Entry point of the `mas-server` binary.
+#[must_use]
+pub fn mas_server_main() -> ExitCode {
+    let options = ServerOptions::parse();
+    report(serve::run(&config_files(&options.config), &options.server))
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to standard error, filtered by `RUST_LOG` (default `info`).
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}

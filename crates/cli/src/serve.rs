@@ -1,0 +1,209 @@
+//! `mas-server` / `mas-cli server`: load the configuration, open the database, serve
+//! every listener, and shut down gracefully on SIGINT or SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use mas_config::RootConfig;
+use mas_config::sections::{BindConfig, ListenerConfig, Resource as ConfigResource};
+use mas_handlers::{AppState, Resource};
+use mas_storage_sql::{PoolOptions, SqlHealth};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+/// How long in-flight requests may take to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Flags of the `server` command.
+#[derive(Debug, Default, clap::Args)]
+pub(crate) struct ServerArgs {}
+
+/// Runs the service until a shutdown signal.
+pub(crate) fn run(files: &[PathBuf], _args: &ServerArgs) -> anyhow::Result<()> {
+    crate::init_logging();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(serve(files))
+}
+
+async fn serve(files: &[PathBuf]) -> anyhow::Result<()> {
+    let (config, embedded) = if files.is_empty() {
+        let (path, created) = crate::embedded::ensure_config()?;
+        (mas_config::load(&[&path])?, Some((path, created)))
+    } else {
+        (mas_config::load(files)?, None)
+    };
+
+    let db = mas_storage_sql::connect(&pool_options(&config)).await?;
+    let state = AppState {
+        health: Arc::new(SqlHealth::new(db.clone())),
+    };
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut servers = JoinSet::new();
+    let mut addresses = Vec::new();
+    for listener in &config.http.listeners {
+        let router = mas_handlers::router(
+            &served_resources(listener),
+            listener.prefix.as_deref(),
+            state.clone(),
+        );
+        for bind in &listener.binds {
+            for tcp in bind_tcp(listener, bind).await? {
+                let address = tcp.local_addr()?;
+                addresses.push(address);
+                tracing::info!(listener = listener.name.as_deref().unwrap_or(""), %address, "listening");
+                let router = router.clone();
+                let mut stop = stop_rx.clone();
+                servers.spawn(async move {
+                    axum::serve(tcp, router)
+                        .with_graceful_shutdown(async move {
+                            let _ = stop.wait_for(|stop| *stop).await;
+                        })
+                        .await
+                });
+            }
+        }
+    }
+    if addresses.is_empty() {
+        bail!("no listener is configured (http.listeners is empty)");
+    }
+
+    if let Some((path, created)) = &embedded {
+        let base = config.http.public_base.as_str();
+        tracing::info!(
+            "embedded default: config {} ({}), database {}; point Synapse's \
+             matrix_authentication_service.endpoint at {base} with secret = matrix.secret from that file",
+            path.display(),
+            if *created {
+                "generated now"
+            } else {
+                "existing"
+            },
+            config.database.connection_uri(),
+        );
+    }
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    let _ = stop_tx.send(true);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while let Some(result) = servers.join_next().await {
+            match result {
+                Ok(Err(error)) => tracing::warn!(%error, "listener stopped with an error"),
+                Err(error) => tracing::warn!(%error, "listener task failed"),
+                Ok(Ok(())) => {}
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("some requests did not finish within {SHUTDOWN_GRACE:?}; closing anyway");
+    }
+    drop(state);
+    db.close().await.context("cannot close the database pool")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn pool_options(config: &RootConfig) -> PoolOptions {
+    let db = &config.database;
+    PoolOptions {
+        uri: db.connection_uri(),
+        max_connections: db.max_connections,
+        min_connections: db.min_connections,
+        connect_timeout: Duration::from_secs(db.connect_timeout),
+        idle_timeout: db.idle_timeout.map(Duration::from_secs),
+        max_lifetime: db.max_lifetime.map(Duration::from_secs),
+    }
+}
+
+/// The resources of a listener this build serves; the rest are logged once.
+fn served_resources(listener: &ListenerConfig) -> Vec<Resource> {
+    let mut served = Vec::new();
+    for resource in &listener.resources {
+        match resource {
+            ConfigResource::Health => served.push(Resource::Health),
+            other => tracing::debug!(
+                listener = listener.name.as_deref().unwrap_or(""),
+                resource = ?other,
+                "resource not served by this version yet"
+            ),
+        }
+    }
+    served
+}
+
+/// Opens the TCP sockets of one bind. A host name binds every address it resolves to.
+async fn bind_tcp(
+    listener: &ListenerConfig,
+    bind: &BindConfig,
+) -> anyhow::Result<Vec<tokio::net::TcpListener>> {
+    if listener.tls.is_some() {
+        bail!(
+            "http.listeners: TLS on a listener is not supported yet; terminate TLS at the reverse proxy"
+        );
+    }
+    if listener.proxy_protocol {
+        bail!("http.listeners: proxy_protocol is not supported yet");
+    }
+    let addresses: Vec<SocketAddr> = if let Some(address) = &bind.address {
+        vec![
+            address
+                .parse()
+                .with_context(|| format!("invalid bind address {address}"))?,
+        ]
+    } else if let Some(port) = bind.port {
+        match &bind.host {
+            Some(host) => {
+                let mut resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+                    .await
+                    .with_context(|| format!("cannot resolve bind host {host}"))?
+                    .collect();
+                resolved.dedup();
+                resolved
+            }
+            None => vec![SocketAddr::from(([0u16; 8], port))],
+        }
+    } else if bind.socket.is_some() || bind.fd.is_some() {
+        bail!("http.listeners: UNIX socket and file-descriptor binds are not supported yet");
+    } else {
+        bail!("http.listeners: a bind has no address");
+    };
+    let mut sockets = Vec::new();
+    for address in addresses {
+        let socket = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("cannot listen on {address}"))?;
+        sockets.push(socket);
+    }
+    Ok(sockets)
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
