@@ -39,7 +39,7 @@ async fn serve(files: &[PathBuf]) -> anyhow::Result<()> {
         (mas_config::load(files)?, None)
     };
 
-    let db = mas_storage_sql::connect(&pool_options(&config)).await?;
+    let db = mas_storage_sql::connect(&pool_options(&config)?).await?;
     let state = AppState {
         health: Arc::new(SqlHealth::new(db.clone())),
     };
@@ -85,7 +85,7 @@ async fn serve(files: &[PathBuf]) -> anyhow::Result<()> {
             } else {
                 "existing"
             },
-            config.database.connection_uri(),
+            config.database.display_uri(),
         );
     }
 
@@ -111,16 +111,16 @@ async fn serve(files: &[PathBuf]) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn pool_options(config: &RootConfig) -> PoolOptions {
+fn pool_options(config: &RootConfig) -> anyhow::Result<PoolOptions> {
     let db = &config.database;
-    PoolOptions {
-        uri: db.connection_uri(),
+    Ok(PoolOptions {
+        uri: db.connection_uri()?,
         max_connections: db.max_connections,
         min_connections: db.min_connections,
         connect_timeout: Duration::from_secs(db.connect_timeout),
         idle_timeout: db.idle_timeout.map(Duration::from_secs),
         max_lifetime: db.max_lifetime.map(Duration::from_secs),
-    }
+    })
 }
 
 /// The resources of a listener this build serves; the rest are logged once.

@@ -11,6 +11,7 @@ const SECRET_KEYS: &[&str] = &[
     "client_secret",
     "password",
     "secret_key",
+    "ssl_key",
     "encryption",
     "dsn",
 ];
@@ -46,13 +47,17 @@ fn walk(value: &mut Value, in_keys: bool) {
 
 /// A database URI may carry a password: `postgresql://user:PASSWORD@host/db`.
 fn redact_uri_password(value: &mut Value) {
-    let Some(text) = value.as_str() else { return };
-    if let Ok(mut url) = url::Url::parse(text)
-        && url.password().is_some()
-        && url.set_password(Some(MARKER)).is_ok()
-    {
-        *value = Value::String(url.to_string());
+    if let Some(masked) = value.as_str().and_then(mask_uri_password) {
+        *value = Value::String(masked);
     }
+}
+
+/// The URI with its password replaced by `REDACTED`; `None` when it has no password.
+pub(crate) fn mask_uri_password(text: &str) -> Option<String> {
+    let mut url = url::Url::parse(text).ok()?;
+    url.password()?;
+    url.set_password(Some("REDACTED")).ok()?;
+    Some(url.to_string())
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::{Secret, at_most_one, path};
-use crate::Issues;
+use crate::{ConfigError, Issues};
 
 /// How to reach the database and how large the pool is.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -29,6 +29,9 @@ pub struct DatabaseConfig {
     /// PostgreSQL password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<Secret>,
+    /// PostgreSQL password, read from a file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
     /// PostgreSQL database name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
@@ -100,6 +103,7 @@ impl Default for DatabaseConfig {
             socket: None,
             username: None,
             password: None,
+            password_file: None,
             database: None,
             ssl_mode: None,
             ssl_ca: None,
@@ -164,12 +168,25 @@ impl DatabaseConfig {
     }
 
     /// The connection URI, built from the separate keys when `uri` is not set.
-    /// The result holds the password: never log it.
-    #[must_use]
-    pub fn connection_uri(&self) -> String {
+    /// The result holds the password: never log it; [`Self::display_uri`] is for logs.
+    ///
+    /// # Errors
+    /// [`ConfigError::Read`] when `password_file` cannot be read.
+    pub fn connection_uri(&self) -> Result<String, ConfigError> {
         if let Some(uri) = &self.uri {
-            return uri.expose().to_owned();
+            return Ok(uri.expose().to_owned());
         }
+        let file_password = match &self.password_file {
+            Some(path) => {
+                Some(
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                        path: path.clone(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
         let mut url = url::Url::parse("postgresql://").unwrap_or_else(|_| unreachable!("constant"));
         let mut query = url::form_urlencoded::Serializer::new(String::new());
         if let Some(host) = &self.host {
@@ -185,6 +202,8 @@ impl DatabaseConfig {
         }
         if let Some(password) = &self.password {
             query.append_pair("password", password.expose());
+        } else if let Some(password) = &file_password {
+            query.append_pair("password", password.trim_end_matches(['\r', '\n']));
         }
         if let Some(database) = &self.database {
             query.append_pair("dbname", database);
@@ -200,7 +219,18 @@ impl DatabaseConfig {
         if !query.is_empty() {
             url.set_query(Some(&query));
         }
-        url.to_string()
+        Ok(url.to_string())
+    }
+
+    /// The connection URI with any password hidden, for logs and messages.
+    #[must_use]
+    pub fn display_uri(&self) -> String {
+        let Some(uri) = &self.uri else {
+            let host = self.host.as_deref().unwrap_or("localhost");
+            let database = self.database.as_deref().unwrap_or("");
+            return format!("postgresql://{host}/{database}");
+        };
+        crate::redact::mask_uri_password(uri.expose()).unwrap_or_else(|| uri.expose().to_owned())
     }
 
     pub(crate) fn validate(&self, issues: &mut Issues) {
@@ -212,6 +242,7 @@ impl DatabaseConfig {
                 ("socket", self.socket.is_some()),
                 ("username", self.username.is_some()),
                 ("password", self.password.is_some()),
+                ("password_file", self.password_file.is_some()),
                 ("database", self.database.is_some()),
             ];
             for (key, set) in separate {
@@ -228,30 +259,39 @@ impl DatabaseConfig {
                 );
             }
         }
-        at_most_one(
-            issues,
-            &at,
-            ("host", self.host.is_some()),
-            ("socket", self.socket.is_some()),
-        );
-        at_most_one(
-            issues,
-            &at,
-            ("ssl_ca", self.ssl_ca.is_some()),
-            ("ssl_ca_file", self.ssl_ca_file.is_some()),
-        );
-        at_most_one(
-            issues,
-            &at,
-            ("ssl_certificate", self.ssl_certificate.is_some()),
-            ("ssl_certificate_file", self.ssl_certificate_file.is_some()),
-        );
-        at_most_one(
-            issues,
-            &at,
-            ("ssl_key", self.ssl_key.is_some()),
-            ("ssl_key_file", self.ssl_key_file.is_some()),
-        );
+        let exclusive = [
+            (
+                ("host", self.host.is_some()),
+                ("socket", self.socket.is_some()),
+            ),
+            (
+                ("password", self.password.is_some()),
+                ("password_file", self.password_file.is_some()),
+            ),
+            (
+                ("ssl_ca", self.ssl_ca.is_some()),
+                ("ssl_ca_file", self.ssl_ca_file.is_some()),
+            ),
+            (
+                ("ssl_certificate", self.ssl_certificate.is_some()),
+                ("ssl_certificate_file", self.ssl_certificate_file.is_some()),
+            ),
+            (
+                ("ssl_key", self.ssl_key.is_some()),
+                ("ssl_key_file", self.ssl_key_file.is_some()),
+            ),
+        ];
+        for (a, b) in exclusive {
+            at_most_one(issues, &at, a, b);
+        }
+        let has_cert = self.ssl_certificate.is_some() || self.ssl_certificate_file.is_some();
+        let has_key = self.ssl_key.is_some() || self.ssl_key_file.is_some();
+        if has_cert != has_key {
+            issues.push(
+                &at,
+                "a client certificate (`ssl_certificate`) and key (`ssl_key`) go together",
+            );
+        }
         if self.max_connections == 0 {
             issues.push(&["database", "max_connections"], "must be at least 1");
         }

@@ -68,6 +68,7 @@ fn default_listeners() -> Vec<ListenerConfig> {
                 Resource::GraphQL {
                     playground: false,
                     undocumented_oauth2_access: false,
+                    introspection: None,
                 },
                 Resource::Assets { path: None },
                 Resource::AdminApi,
@@ -179,6 +180,9 @@ impl ListenerConfig {
         if self.binds.is_empty() {
             issues.push(&sub("binds"), "at least one bind is required");
         }
+        if self.resources.is_empty() {
+            issues.push(&sub("resources"), "at least one resource is required");
+        }
         if let Some(prefix) = &self.prefix
             && !prefix.starts_with('/')
         {
@@ -215,7 +219,7 @@ impl ListenerConfig {
 
 /// A resource a listener serves, tagged by `name` as in MAS.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "name", rename_all = "kebab-case")]
+#[serde(tag = "name", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum Resource {
     /// `GET /health`.
     Health,
@@ -234,6 +238,9 @@ pub enum Resource {
         /// Whether OAuth 2.0 access tokens may call it.
         #[serde(default)]
         undocumented_oauth2_access: bool,
+        /// Who may introspect the schema: `public` or `authenticated_only`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        introspection: Option<String>,
     },
     /// The OAuth 2.0 / OIDC endpoints.
     #[serde(rename = "oauth")]
@@ -269,6 +276,9 @@ pub struct BindConfig {
     /// A UNIX socket path.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub socket: Option<PathBuf>,
+    /// Permissions of the UNIX socket, in octal (e.g. `"660"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
     /// An inherited file descriptor (socket activation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fd: Option<u32>,
@@ -317,6 +327,15 @@ impl BindConfig {
         }
         if self.host.is_some() && self.port.is_none() {
             issues.push(at, "`host` needs a `port`");
+        }
+        if let Some(mode) = &self.mode {
+            let mut p = at.to_vec();
+            p.push("mode".to_owned());
+            if self.socket.is_none() {
+                issues.push(&p, "only meaningful with `socket`");
+            } else if u32::from_str_radix(mode, 8).map_or(true, |m| m > 0o777) {
+                issues.push(&p, "expected octal permissions such as \"660\"");
+            }
         }
         if let Some(kind) = &self.kind {
             if self.fd.is_none() {

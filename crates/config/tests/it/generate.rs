@@ -65,7 +65,10 @@ fn the_embedded_default_uses_sqlite_and_loopback() {
         config.database.backend(),
         mas_config::sections::DatabaseBackend::Sqlite
     );
-    assert_eq!(config.database.connection_uri(), "sqlite://mas-data/mas.db");
+    assert_eq!(
+        config.database.connection_uri().unwrap(),
+        "sqlite://mas-data/mas.db"
+    );
     assert_eq!(config.http.listeners.len(), 1);
     assert_eq!(
         config.http.listeners[0].binds[0].address.as_deref(),

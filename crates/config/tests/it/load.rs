@@ -59,7 +59,7 @@ fn defaults_match_mas() {
     assert_eq!(config.http.listeners.len(), 2);
     assert_eq!(config.database.max_connections, 10);
     assert_eq!(config.database.connect_timeout, 30);
-    assert_eq!(config.database.connection_uri(), "postgresql://");
+    assert_eq!(config.database.connection_uri().unwrap(), "postgresql://");
     assert_eq!(config.matrix.homeserver, "localhost:8008");
     assert_eq!(config.matrix.endpoint.as_str(), "http://localhost:8008/");
     assert_eq!(config.experimental.access_token_ttl, 300);
@@ -167,4 +167,42 @@ fn dump_hides_secrets_unless_asked() {
     // Debug output (what a log line would show) never holds a secret either.
     let debug = format!("{config:?}");
     assert!(!debug.contains("SomeRandomSecret") && !debug.contains("AnotherRandomSecret"));
+}
+
+#[test]
+fn database_password_file_is_read_and_never_displayed() {
+    Jail::expect_with(|jail| {
+        jail.create_file("db-password", "s3cr3t/with?chars\n")?;
+        jail.create_file(
+            "config.yaml",
+            &format!(
+                "{}database:\n  host: db.example.com\n  username: mas\n  password_file: db-password\n  database: mas\n  ssl_key: KEY\n  ssl_certificate: CERT\n",
+                crate::MINIMAL
+            ),
+        )?;
+        let config = mas_config::load(&["config.yaml"]).unwrap();
+        let uri = config.database.connection_uri().unwrap();
+        assert!(uri.starts_with("postgresql://?"), "{uri}");
+        assert!(
+            uri.contains("host=db.example.com") && uri.contains("dbname=mas"),
+            "{uri}"
+        );
+        assert!(
+            uri.contains("password=s3cr3t%2Fwith%3Fchars&"),
+            "newline trimmed, escaped: {uri}"
+        );
+        assert!(!config.database.display_uri().contains("s3cr3t"));
+        let dumped = config.to_yaml(false).unwrap();
+        assert!(!dumped.contains("KEY"), "{dumped}");
+        Ok(())
+    });
+    let with_uri = RootConfig::from_yaml(&format!(
+        "{}database:\n  uri: postgresql://mas:hunter2@db/mas\n",
+        crate::MINIMAL
+    ))
+    .unwrap();
+    assert_eq!(
+        with_uri.database.display_uri(),
+        "postgresql://mas:REDACTED@db/mas"
+    );
 }

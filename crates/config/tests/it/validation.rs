@@ -195,3 +195,46 @@ fn an_error_names_the_file_the_value_came_from() {
         Ok(())
     });
 }
+
+#[test]
+fn resource_entries_and_socket_modes_are_checked() {
+    let errors = errors_of(
+        "http:\n  listeners:\n\
+         \x20   - resources: [{name: graphql, playgroud: true}]\n      binds: [{address: '127.0.0.1:1'}]\n\
+         \x20   - resources: []\n      binds: [{socket: /run/mas.sock, mode: '999'}]\n",
+    );
+    assert_eq!(
+        errors.len(),
+        1,
+        "serde stops at the first structural error: {errors:?}"
+    );
+    assert!(
+        errors[0].contains("playgroud") && errors[0].contains("did you mean `playground`?"),
+        "{errors:?}"
+    );
+
+    let errors = errors_of(
+        "http:\n  listeners:\n    - resources: []\n      binds: [{socket: /run/mas.sock, mode: '999'}]\n",
+    );
+    assert_eq!(
+        errors,
+        vec![
+            "http.listeners[0].resources: at least one resource is required",
+            "http.listeners[0].binds[0].mode: expected octal permissions such as \"660\"",
+        ]
+    );
+}
+
+#[test]
+fn database_password_pairs_and_client_certificates_are_checked() {
+    let errors = errors_of(
+        "database:\n  host: db\n  password: a\n  password_file: /run/secrets/db\n  ssl_key_file: /k.pem\n",
+    );
+    assert_eq!(
+        errors,
+        vec![
+            "database.password_file: cannot be set together with `password`",
+            "database: a client certificate (`ssl_certificate`) and key (`ssl_key`) go together",
+        ]
+    );
+}
