@@ -1,14 +1,44 @@
 //! The sea-orm implementation of `mas-storage`: PostgreSQL in production, SQLite as the
-//! embedded default, one code path for both.
+//! embedded default, one code path for both. Backend-specific code stands only where it
+//! must: job claiming (`SKIP LOCKED`), wake-ups (`LISTEN/NOTIFY`) and SQLite's immediate
+//! write transactions.
 
+mod conv;
+mod entities;
+mod repos;
+mod waker;
+
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use mas_storage::{BoxFuture, Health, StorageError};
+use async_trait::async_trait;
+use mas_migrations::{Migrator, MigratorTrait};
+use mas_storage::repository::{
+    AccessTokenRepository, AuthorizationGrantRepository, BrowserSessionRepository,
+    ClientRepository, CompatAccessTokenRepository, CompatRefreshTokenRepository,
+    CompatSessionRepository, CompatSsoLoginRepository, DeviceCodeGrantRepository, JobRepository,
+    PersonalAccessTokenRepository, PersonalSessionRepository, RefreshTokenRepository,
+    RegistrationTokenRepository, SessionRepository, UpstreamOAuthLinkRepository,
+    UpstreamOAuthProviderRepository, UserEmailRepository, UserPasswordRepository, UserRepository,
+};
+use mas_storage::{
+    BoxFuture, BoxRepository, Health, Repository, RepositoryFactory, StorageError,
+};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseExecutor,
+    DatabaseTransaction, DbBackend, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+
+pub use self::waker::JobWaker;
+use crate::repos::Repo;
 
 /// How long `/health` waits for the database before calling it unreachable.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// How long a request waits for a pooled connection before failing with "unavailable":
+/// short, so an outage answers 503 at once instead of holding requests.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// How long an SQLite writer waits for a lock before failing.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -22,7 +52,7 @@ pub struct PoolOptions {
     pub max_connections: u32,
     /// Connections kept open when idle.
     pub min_connections: u32,
-    /// How long to wait for a connection.
+    /// How long start-up keeps trying to reach the database.
     pub connect_timeout: Duration,
     /// How long an idle connection is kept.
     pub idle_timeout: Option<Duration>,
@@ -30,26 +60,30 @@ pub struct PoolOptions {
     pub max_lifetime: Option<Duration>,
 }
 
-/// Why the database could not be opened.
+/// Why the database could not be opened or migrated.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
-    /// The database refused or could not be reached.
+    /// The database refused or could not be reached in time.
     #[error("cannot connect to the database: {0}")]
     Connect(#[source] sea_orm::DbErr),
+    /// A migration failed; the database is left at the last migration that succeeded.
+    #[error("cannot migrate the database: {0}")]
+    Migrate(#[source] sea_orm::DbErr),
 }
 
-/// Opens a connection pool. SQLite files are created if missing and run in WAL mode with
-/// a busy timeout, so concurrent requests wait for each other instead of failing.
+/// Opens a connection pool, retrying until `connect_timeout` so a database that starts
+/// alongside the service is waited for. SQLite files are created if missing and run in
+/// WAL mode with a busy timeout.
 ///
 /// # Errors
-/// [`ConnectError::Connect`] when the database cannot be reached.
+/// [`ConnectError::Connect`] when the database cannot be reached in time.
 #[tracing::instrument(name = "db.connect", skip_all)]
 pub async fn connect(options: &PoolOptions) -> Result<DatabaseConnection, ConnectError> {
     let mut connect = ConnectOptions::new(options.uri.clone());
     connect
-        .max_connections(options.max_connections)
+        .max_connections(options.max_connections.max(1))
         .min_connections(options.min_connections)
-        .connect_timeout(options.connect_timeout)
+        .acquire_timeout(ACQUIRE_TIMEOUT)
         .idle_timeout(options.idle_timeout)
         .max_lifetime(options.max_lifetime)
         .sqlx_logging(false)
@@ -60,9 +94,37 @@ pub async fn connect(options: &PoolOptions) -> Result<DatabaseConnection, Connec
                 .busy_timeout(SQLITE_BUSY_TIMEOUT)
                 .foreign_keys(true)
         });
-    Database::connect(connect)
+    let deadline = tokio::time::Instant::now() + options.connect_timeout;
+    loop {
+        match Database::connect(connect.clone()).await {
+            Ok(db) => return Ok(db),
+            Err(error) if tokio::time::Instant::now() < deadline => {
+                tracing::warn!(%error, "database not reachable yet; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(error) => return Err(ConnectError::Connect(error)),
+        }
+    }
+}
+
+/// Applies every pending migration. Safe to run again: applied ones are skipped.
+///
+/// # Errors
+/// [`ConnectError::Migrate`] when a migration fails.
+#[tracing::instrument(name = "db.migrate", skip_all)]
+pub async fn migrate(db: &DatabaseConnection) -> Result<(), ConnectError> {
+    Migrator::up(db, None).await.map_err(ConnectError::Migrate)
+}
+
+/// The migrations not yet applied, by name.
+///
+/// # Errors
+/// [`ConnectError::Migrate`] when the migration table cannot be read.
+pub async fn pending_migrations(db: &DatabaseConnection) -> Result<Vec<String>, ConnectError> {
+    let pending = Migrator::get_pending_migrations(db)
         .await
-        .map_err(ConnectError::Connect)
+        .map_err(ConnectError::Migrate)?;
+    Ok(pending.iter().map(|m| m.name().to_owned()).collect())
 }
 
 /// [`Health`] of a sea-orm connection pool.
@@ -97,37 +159,155 @@ impl Health for SqlHealth {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use sea_orm::{ConnectionTrait, Statement};
+/// Hands out [`SqlRepository`] units of work over a pool.
+#[derive(Debug, Clone)]
+pub struct SqlRepositoryFactory {
+    db: DatabaseConnection,
+}
 
-    use super::*;
+impl SqlRepositoryFactory {
+    /// A factory over `db`.
+    #[must_use]
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
 
-    #[tokio::test]
-    async fn sqlite_file_is_created_in_wal_mode_and_answers() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("mas.db");
-        let db = connect(&PoolOptions {
-            uri: format!("sqlite://{}", path.display()),
-            max_connections: 2,
-            min_connections: 0,
-            connect_timeout: Duration::from_secs(5),
-            idle_timeout: None,
-            max_lifetime: None,
-        })
-        .await
-        .unwrap();
-        SqlHealth::new(db.clone()).check().await.unwrap();
-        assert!(path.exists());
-        let row = db
-            .query_one_raw(Statement::from_string(
-                db.get_database_backend(),
-                "PRAGMA journal_mode",
-            ))
-            .await
-            .unwrap()
-            .unwrap();
-        let mode: String = row.try_get_by_index(0).unwrap();
-        assert_eq!(mode, "wal");
+    /// The pool, for the parts that need it directly (health, job wake-ups).
+    #[must_use]
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+}
+
+#[async_trait]
+impl RepositoryFactory for SqlRepositoryFactory {
+    async fn begin(&self) -> Result<BoxRepository, StorageError> {
+        // SQLite: take the write lock at BEGIN. A deferred transaction that reads and
+        // then writes fails with SQLITE_BUSY when another writer went first; an
+        // immediate one waits its turn (busy timeout) and then sees fresh data.
+        let options = TransactionOptions {
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+            ..TransactionOptions::default()
+        };
+        let txn = self.db.begin_with_options(options).await.map_err(conv::db_err)?;
+        Ok(Box::new(SqlRepository {
+            conn: Conn::Transaction(txn),
+            failed: AtomicBool::new(false),
+        }))
+    }
+
+    async fn reader(&self) -> Result<BoxRepository, StorageError> {
+        Ok(Box::new(SqlRepository {
+            conn: Conn::Pool(self.db.clone()),
+            failed: AtomicBool::new(false),
+        }))
+    }
+}
+
+enum Conn {
+    Transaction(DatabaseTransaction),
+    Pool(DatabaseConnection),
+}
+
+/// A unit of work over a transaction (or, for readers, the bare pool).
+pub struct SqlRepository {
+    conn: Conn,
+    failed: AtomicBool,
+}
+
+impl SqlRepository {
+    fn repo(&self) -> Repo<'_> {
+        let conn = match &self.conn {
+            Conn::Transaction(txn) => DatabaseExecutor::Transaction(txn),
+            Conn::Pool(db) => DatabaseExecutor::Connection(db),
+        };
+        Repo {
+            conn,
+            failed: &self.failed,
+        }
+    }
+
+    /// Which backend this unit of work runs on.
+    #[must_use]
+    pub fn backend(&self) -> DbBackend {
+        match &self.conn {
+            Conn::Transaction(txn) => txn.get_database_backend(),
+            Conn::Pool(db) => db.get_database_backend(),
+        }
+    }
+}
+
+#[async_trait]
+impl Repository for SqlRepository {
+    async fn save(self: Box<Self>) -> Result<(), StorageError> {
+        if self.failed.load(Ordering::Relaxed) {
+            // Dropping the transaction rolls it back.
+            return Err(StorageError::Aborted);
+        }
+        match self.conn {
+            Conn::Transaction(txn) => txn.commit().await.map_err(conv::db_err),
+            Conn::Pool(_) => Ok(()),
+        }
+    }
+
+    fn user(&mut self) -> Box<dyn UserRepository + '_> {
+        Box::new(self.repo())
+    }
+    fn user_password(&mut self) -> Box<dyn UserPasswordRepository + '_> {
+        Box::new(self.repo())
+    }
+    fn user_email(&mut self) -> Box<dyn UserEmailRepository + '_> {
+        Box::new(self.repo())
+    }
+    fn browser_session(&mut self) -> Box<dyn BrowserSessionRepository + '_> {
+        Box::new(self.repo())
+    }
+    fn registration_token(&mut self) -> Box<dyn RegistrationTokenRepository + '_> {
+        Box::new(self.repo())
+    }
+    fn client(&mut self) -> Box<dyn ClientRepository + '_> {
+        Box::new(self.repo())
+    }
+    fn authorization_grant(&mut self) -> Box<dyn AuthorizationGrantRepository + '_> {
+        Box::new(self.repo())
+    }
+    fn session(&mut self) -> Box<dyn SessionRepository + '_> {
+        Box::new(self.repo())
+    }
+    fn access_token(&mut self) -> Box<dyn AccessTokenRepository + '_> {
+        Box::new(self.repo())
+    }
+    fn refresh_token(&mut self) -> Box<dyn RefreshTokenRepository + '_> {
+        Box::new(self.repo())
+    }
+    fn device_code_grant(&mut self) -> Box<dyn DeviceCodeGrantRepository + '_> {
+        Box::new(self.repo())
+    }
+    fn compat_session(&mut self) -> Box<dyn CompatSessionRepository + '_> {
+        Box::new(self.repo())
+    }
+    fn compat_access_token(&mut self) -> Box<dyn CompatAccessTokenRepository + '_> {
+        Box::new(self.repo())
+    }
+    fn compat_refresh_token(&mut self) -> Box<dyn CompatRefreshTokenRepository + '_> {
+        Box::new(self.repo())
+    }
+    fn compat_sso_login(&mut self) -> Box<dyn CompatSsoLoginRepository + '_> {
+        Box::new(self.repo())
+    }
+    fn personal_session(&mut self) -> Box<dyn PersonalSessionRepository + '_> {
+        Box::new(self.repo())
+    }
+    fn personal_access_token(&mut self) -> Box<dyn PersonalAccessTokenRepository + '_> {
+        Box::new(self.repo())
+    }
+    fn upstream_provider(&mut self) -> Box<dyn UpstreamOAuthProviderRepository + '_> {
+        Box::new(self.repo())
+    }
+    fn upstream_link(&mut self) -> Box<dyn UpstreamOAuthLinkRepository + '_> {
+        Box::new(self.repo())
+    }
+    fn job(&mut self) -> Box<dyn JobRepository + '_> {
+        Box::new(self.repo())
     }
 }

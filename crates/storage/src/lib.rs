@@ -1,11 +1,29 @@
 //! What the service needs from its database, as traits: implementations live in
 //! `mas-storage-sql`; handlers and tasks only see these.
+//!
+//! A [`Repository`] is a unit of work: everything done through it is committed by
+//! [`Repository::save`] or rolled back when it is dropped. Time and randomness are
+//! injected ([`Clock`], `&mut dyn Rng`) so tests are deterministic. Tokens are passed in
+//! plain and stored only as hashes by the implementation.
+
+mod clock;
+mod encrypter;
+mod pagination;
+pub mod repository;
 
 use std::future::Future;
 use std::pin::Pin;
 
+pub use self::clock::{Clock, MockClock, SystemClock};
+pub use self::encrypter::{DecryptError, Encrypter};
+pub use self::pagination::{Page, Pagination, PaginationDirection};
+pub use self::repository::{BoxRepository, Repository, RepositoryFactory};
+
 /// A boxed future, so the traits stay usable as trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The random source handed to repository methods that create things.
+pub type Rng<'a> = &'a mut (dyn rand::Rng + Send);
 
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -13,6 +31,20 @@ pub enum StorageError {
     /// The database cannot be reached right now; the request may be retried later.
     #[error("the database is unavailable")]
     Unavailable,
+    /// The change conflicts with what is stored (a unique value already taken).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// A statement of this unit of work failed earlier, so nothing of it was saved.
+    #[error("the unit of work had a failed statement and was rolled back")]
+    Aborted,
+    /// A stored row could not be turned into a domain value (corrupt or foreign data).
+    #[error("invalid stored data in {table}: {reason}")]
+    InvalidData {
+        /// The table the row came from.
+        table: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
     /// The database answered with an error.
     #[error("database error: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -1,0 +1,42 @@
+//! Upstream identity providers and the links of users to them.
+
+use chrono::{DateTime, Utc};
+use ulid::Ulid;
+
+/// An upstream OpenID Connect provider.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamOAuthProvider {
+    /// The provider's ID.
+    pub id: Ulid,
+    /// Its issuer.
+    pub issuer: Option<String>,
+    /// A name shown on the login page.
+    pub human_name: Option<String>,
+    /// Our client ID there.
+    pub client_id: String,
+    /// Our client secret there, encrypted.
+    pub encrypted_client_secret: Option<String>,
+    /// Everything else of its configuration.
+    pub config: serde_json::Value,
+    /// When it was created or first synced.
+    pub created_at: DateTime<Utc>,
+    /// When it was disabled.
+    pub disabled_at: Option<DateTime<Utc>>,
+}
+
+/// A link between a user and an account at an upstream provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamOAuthLink {
+    /// The link's ID.
+    pub id: Ulid,
+    /// The provider.
+    pub provider_id: Ulid,
+    /// The linked user, once linked.
+    pub user_id: Option<Ulid>,
+    /// The account's subject at the provider.
+    pub subject: String,
+    /// A readable name of the upstream account.
+    pub human_account_name: Option<String>,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+}

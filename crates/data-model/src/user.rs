@@ -1,0 +1,143 @@
+//! Users, their credentials and their browser sessions.
+
+use chrono::{DateTime, Utc};
+use ulid::Ulid;
+
+/// A user account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// The user's ID.
+    pub id: Ulid,
+    /// The Matrix localpart.
+    pub username: String,
+    /// When the account was created.
+    pub created_at: DateTime<Utc>,
+    /// When the account was locked; a locked user cannot log in and their tokens are inactive.
+    pub locked_at: Option<DateTime<Utc>>,
+    /// When the account was deactivated.
+    pub deactivated_at: Option<DateTime<Utc>>,
+    /// Whether the user may request admin rights on the homeserver (`urn:synapse:admin:*`).
+    pub can_request_admin: bool,
+}
+
+impl User {
+    /// Whether the user may log in and use tokens: neither locked nor deactivated.
+    #[must_use]
+    pub fn is_valid(&self) -> bool {
+        self.locked_at.is_none() && self.deactivated_at.is_none()
+    }
+}
+
+/// A password hash of a user; the newest one is the current password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Password {
+    /// The password's ID.
+    pub id: Ulid,
+    /// Whose password it is.
+    pub user_id: Ulid,
+    /// The hash, in PHC string format.
+    pub hashed_password: String,
+    /// The `passwords.schemes` version that produced the hash.
+    pub version: u16,
+    /// The password this one re-hashed on login, when it was an upgrade.
+    pub upgraded_from_id: Option<Ulid>,
+    /// When it was set.
+    pub created_at: DateTime<Utc>,
+}
+
+/// An email address of a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserEmail {
+    /// The email's ID.
+    pub id: Ulid,
+    /// Whose address it is.
+    pub user_id: Ulid,
+    /// The address.
+    pub email: String,
+    /// When it was added.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A browser session: a user logged in to the service's pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrowserSession {
+    /// The session's ID.
+    pub id: Ulid,
+    /// The logged-in user.
+    pub user_id: Ulid,
+    /// When it started.
+    pub created_at: DateTime<Utc>,
+    /// When it ended (logout).
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The browser's user agent.
+    pub user_agent: Option<String>,
+    /// When and where it was last used.
+    pub last_activity: crate::LastActivity,
+}
+
+impl BrowserSession {
+    /// Whether the session is still open.
+    #[must_use]
+    pub fn is_active(&self) -> bool {
+        self.finished_at.is_none()
+    }
+}
+
+/// How a browser session's user proved who they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthenticationMethod {
+    /// With a password.
+    Password {
+        /// The password used.
+        password_id: Ulid,
+    },
+    /// Through an upstream identity provider.
+    Upstream {
+        /// The upstream link used.
+        link_id: Ulid,
+    },
+}
+
+/// One authentication within a browser session (login, re-authentication).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authentication {
+    /// The authentication's ID.
+    pub id: Ulid,
+    /// The browser session it belongs to.
+    pub session_id: Ulid,
+    /// How the user authenticated.
+    pub method: AuthenticationMethod,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A token that allows registering an account when registration requires one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrationToken {
+    /// The token's ID.
+    pub id: Ulid,
+    /// The token people type.
+    pub token: String,
+    /// How many registrations it allows; `None` for no limit.
+    pub usage_limit: Option<u32>,
+    /// How many registrations used it.
+    pub times_used: u32,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// When it was last used.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// When it stops working.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When an administrator revoked it.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl RegistrationToken {
+    /// Whether the token can still be used at `now`.
+    #[must_use]
+    pub fn is_valid(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none()
+            && self.expires_at.is_none_or(|at| now < at)
+            && self.usage_limit.is_none_or(|limit| self.times_used < limit)
+    }
+}

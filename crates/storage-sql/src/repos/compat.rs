@@ -1,0 +1,444 @@
+//! Compatibility-layer sessions, tokens and SSO logins.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use mas_data_model::{
+    CompatAccessToken, CompatRefreshToken, CompatSession, CompatSsoLogin, LastActivity, User,
+};
+use mas_storage::repository::{
+    CompatAccessTokenRepository, CompatRefreshTokenRepository, CompatSessionFilter,
+    CompatSessionRepository, CompatSsoLoginRepository,
+};
+use mas_storage::{Clock, Page, Pagination, Rng, StorageError};
+use sea_orm::sea_query::{Condition, Expr};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
+use ulid::Ulid;
+use url::Url;
+
+use super::Repo;
+use crate::conv::{gone, hash_token, new_id, now, paginate, ulid, ulid_opt, url};
+use crate::entities::{
+    compat_access_tokens as access_tokens, compat_refresh_tokens as refresh_tokens,
+    compat_sessions as sessions, compat_sso_logins as sso_logins,
+};
+
+fn session(m: sessions::Model) -> Result<CompatSession, StorageError> {
+    const T: &str = "compat_sessions";
+    Ok(CompatSession {
+        id: ulid(T, &m.id)?,
+        user_id: ulid(T, &m.user_id)?,
+        device_id: m.device_id,
+        browser_session_id: ulid_opt(T, m.browser_session_id.as_deref())?,
+        created_at: m.created_at,
+        finished_at: m.finished_at,
+        is_synapse_admin: m.is_synapse_admin,
+        user_agent: m.user_agent,
+        last_activity: LastActivity {
+            at: m.last_active_at,
+            ip: m.last_active_ip,
+        },
+        human_name: m.human_name,
+    })
+}
+
+fn session_condition(filter: CompatSessionFilter) -> Condition {
+    let mut condition = Condition::all();
+    if let Some(user) = filter.user_id {
+        condition = condition.add(sessions::Column::UserId.eq(user.to_string()));
+    }
+    match filter.active {
+        Some(true) => condition = condition.add(sessions::Column::FinishedAt.is_null()),
+        Some(false) => condition = condition.add(sessions::Column::FinishedAt.is_not_null()),
+        None => {}
+    }
+    condition
+}
+
+#[async_trait]
+impl CompatSessionRepository for Repo<'_> {
+    #[tracing::instrument(name = "db.compat_session.lookup", skip_all)]
+    async fn lookup(&mut self, id: Ulid) -> Result<Option<CompatSession>, StorageError> {
+        sessions::Entity::find_by_id(id.to_string())
+            .one(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?
+            .map(session)
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "db.compat_session.find_active_by_device", skip_all)]
+    async fn find_active_by_device(&mut self, user: &User, device_id: &str) -> Result<Option<CompatSession>, StorageError> {
+        sessions::Entity::find()
+            .filter(sessions::Column::UserId.eq(user.id.to_string()))
+            .filter(sessions::Column::DeviceId.eq(device_id))
+            .filter(sessions::Column::FinishedAt.is_null())
+            .one(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?
+            .map(session)
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "db.compat_session.add", skip_all)]
+    async fn add(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        user: &User,
+        device_id: Option<String>,
+        browser_session_id: Option<Ulid>,
+        is_synapse_admin: bool,
+        human_name: Option<String>,
+    ) -> Result<CompatSession, StorageError> {
+        let created_at = now(clock);
+        let id = new_id(rng, created_at);
+        sessions::Entity::insert(sessions::ActiveModel {
+            id: Set(id.to_string()),
+            user_id: Set(user.id.to_string()),
+            device_id: Set(device_id.clone()),
+            browser_session_id: Set(browser_session_id.map(|b| b.to_string())),
+            created_at: Set(created_at),
+            finished_at: Set(None),
+            is_synapse_admin: Set(is_synapse_admin),
+            user_agent: Set(None),
+            last_active_at: Set(None),
+            last_active_ip: Set(None),
+            human_name: Set(human_name.clone()),
+        })
+        .exec_without_returning(&self.conn)
+        .await
+        .map_err(|e| self.db_err(e))?;
+        Ok(CompatSession {
+            id,
+            user_id: user.id,
+            device_id,
+            browser_session_id,
+            created_at,
+            finished_at: None,
+            is_synapse_admin,
+            user_agent: None,
+            last_activity: LastActivity::default(),
+            human_name,
+        })
+    }
+
+    #[tracing::instrument(name = "db.compat_session.finish", skip_all)]
+    async fn finish(&mut self, clock: &dyn Clock, mut session: CompatSession) -> Result<CompatSession, StorageError> {
+        let at = now(clock);
+        sessions::Entity::update_many()
+            .col_expr(sessions::Column::FinishedAt, Expr::value(at))
+            .filter(sessions::Column::Id.eq(session.id.to_string()))
+            .filter(sessions::Column::FinishedAt.is_null())
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        session.finished_at.get_or_insert(at);
+        Ok(session)
+    }
+
+    #[tracing::instrument(name = "db.compat_session.finish_all", skip_all)]
+    async fn finish_all(&mut self, clock: &dyn Clock, filter: CompatSessionFilter) -> Result<u64, StorageError> {
+        let result = sessions::Entity::update_many()
+            .col_expr(sessions::Column::FinishedAt, Expr::value(now(clock)))
+            .filter(session_condition(filter))
+            .filter(sessions::Column::FinishedAt.is_null())
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(result.rows_affected)
+    }
+
+    #[tracing::instrument(name = "db.compat_session.list", skip_all)]
+    async fn list(&mut self, filter: CompatSessionFilter, pagination: Pagination) -> Result<Page<CompatSession>, StorageError> {
+        let rows = paginate(sessions::Entity::find().filter(session_condition(filter)), sessions::Column::Id, &pagination)
+            .all(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?
+            .into_iter()
+            .map(session)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(pagination.process(rows))
+    }
+
+    #[tracing::instrument(name = "db.compat_session.count", skip_all)]
+    async fn count(&mut self, filter: CompatSessionFilter) -> Result<u64, StorageError> {
+        sessions::Entity::find()
+            .filter(session_condition(filter))
+            .count(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))
+    }
+
+    #[tracing::instrument(name = "db.compat_session.record_activity", skip_all)]
+    async fn record_activity(&mut self, id: Ulid, at: DateTime<Utc>, ip: Option<String>) -> Result<(), StorageError> {
+        sessions::Entity::update_many()
+            .col_expr(sessions::Column::LastActiveAt, Expr::value(at))
+            .col_expr(sessions::Column::LastActiveIp, Expr::value(ip))
+            .filter(sessions::Column::Id.eq(id.to_string()))
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(())
+    }
+}
+
+fn access_token(m: access_tokens::Model) -> Result<CompatAccessToken, StorageError> {
+    const T: &str = "compat_access_tokens";
+    Ok(CompatAccessToken {
+        id: ulid(T, &m.id)?,
+        session_id: ulid(T, &m.session_id)?,
+        created_at: m.created_at,
+        expires_at: m.expires_at,
+    })
+}
+
+#[async_trait]
+impl CompatAccessTokenRepository for Repo<'_> {
+    #[tracing::instrument(name = "db.compat_access_token.add", skip_all)]
+    async fn add(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        session: &CompatSession,
+        token: &str,
+        ttl: Option<Duration>,
+    ) -> Result<CompatAccessToken, StorageError> {
+        let created_at = now(clock);
+        let id = new_id(rng, created_at);
+        let expires_at = ttl.map(|ttl| created_at + ttl);
+        access_tokens::Entity::insert(access_tokens::ActiveModel {
+            id: Set(id.to_string()),
+            session_id: Set(session.id.to_string()),
+            token_hash: Set(hash_token(token)),
+            created_at: Set(created_at),
+            expires_at: Set(expires_at),
+        })
+        .exec_without_returning(&self.conn)
+        .await
+        .map_err(|e| self.db_err(e))?;
+        Ok(CompatAccessToken {
+            id,
+            session_id: session.id,
+            created_at,
+            expires_at,
+        })
+    }
+
+    #[tracing::instrument(name = "db.compat_access_token.lookup", skip_all)]
+    async fn lookup(&mut self, id: Ulid) -> Result<Option<CompatAccessToken>, StorageError> {
+        access_tokens::Entity::find_by_id(id.to_string())
+            .one(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?
+            .map(access_token)
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "db.compat_access_token.find_by_token", skip_all)]
+    async fn find_by_token(&mut self, token: &str) -> Result<Option<CompatAccessToken>, StorageError> {
+        access_tokens::Entity::find()
+            .filter(access_tokens::Column::TokenHash.eq(hash_token(token)))
+            .one(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?
+            .map(access_token)
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "db.compat_access_token.expire", skip_all)]
+    async fn expire(&mut self, clock: &dyn Clock, mut token: CompatAccessToken) -> Result<CompatAccessToken, StorageError> {
+        let at = now(clock);
+        let result = access_tokens::Entity::update_many()
+            .col_expr(access_tokens::Column::ExpiresAt, Expr::value(at))
+            .filter(access_tokens::Column::Id.eq(token.id.to_string()))
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        if result.rows_affected == 0 {
+            return Err(gone("compat_access_tokens"));
+        }
+        token.expires_at = Some(at);
+        Ok(token)
+    }
+}
+
+fn refresh_token(m: refresh_tokens::Model) -> Result<CompatRefreshToken, StorageError> {
+    const T: &str = "compat_refresh_tokens";
+    Ok(CompatRefreshToken {
+        id: ulid(T, &m.id)?,
+        session_id: ulid(T, &m.session_id)?,
+        access_token_id: ulid(T, &m.access_token_id)?,
+        created_at: m.created_at,
+        consumed_at: m.consumed_at,
+    })
+}
+
+#[async_trait]
+impl CompatRefreshTokenRepository for Repo<'_> {
+    #[tracing::instrument(name = "db.compat_refresh_token.add", skip_all)]
+    async fn add(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        session: &CompatSession,
+        access_token: &CompatAccessToken,
+        token: &str,
+    ) -> Result<CompatRefreshToken, StorageError> {
+        let created_at = now(clock);
+        let id = new_id(rng, created_at);
+        refresh_tokens::Entity::insert(refresh_tokens::ActiveModel {
+            id: Set(id.to_string()),
+            session_id: Set(session.id.to_string()),
+            access_token_id: Set(access_token.id.to_string()),
+            token_hash: Set(hash_token(token)),
+            created_at: Set(created_at),
+            consumed_at: Set(None),
+        })
+        .exec_without_returning(&self.conn)
+        .await
+        .map_err(|e| self.db_err(e))?;
+        Ok(CompatRefreshToken {
+            id,
+            session_id: session.id,
+            access_token_id: access_token.id,
+            created_at,
+            consumed_at: None,
+        })
+    }
+
+    #[tracing::instrument(name = "db.compat_refresh_token.lookup", skip_all)]
+    async fn lookup(&mut self, id: Ulid) -> Result<Option<CompatRefreshToken>, StorageError> {
+        refresh_tokens::Entity::find_by_id(id.to_string())
+            .one(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?
+            .map(refresh_token)
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "db.compat_refresh_token.find_by_token", skip_all)]
+    async fn find_by_token(&mut self, token: &str) -> Result<Option<CompatRefreshToken>, StorageError> {
+        refresh_tokens::Entity::find()
+            .filter(refresh_tokens::Column::TokenHash.eq(hash_token(token)))
+            .one(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?
+            .map(refresh_token)
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "db.compat_refresh_token.consume", skip_all)]
+    async fn consume(&mut self, clock: &dyn Clock, mut token: CompatRefreshToken) -> Result<Option<CompatRefreshToken>, StorageError> {
+        let at = now(clock);
+        let result = refresh_tokens::Entity::update_many()
+            .col_expr(refresh_tokens::Column::ConsumedAt, Expr::value(at))
+            .filter(refresh_tokens::Column::Id.eq(token.id.to_string()))
+            .filter(refresh_tokens::Column::ConsumedAt.is_null())
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        if result.rows_affected == 0 {
+            return Ok(None);
+        }
+        token.consumed_at = Some(at);
+        Ok(Some(token))
+    }
+}
+
+fn sso_login(m: sso_logins::Model) -> Result<CompatSsoLogin, StorageError> {
+    const T: &str = "compat_sso_logins";
+    Ok(CompatSsoLogin {
+        id: ulid(T, &m.id)?,
+        redirect_uri: url(T, &m.redirect_uri)?,
+        created_at: m.created_at,
+        fulfilled_at: m.fulfilled_at,
+        exchanged_at: m.exchanged_at,
+        session_id: ulid_opt(T, m.session_id.as_deref())?,
+    })
+}
+
+#[async_trait]
+impl CompatSsoLoginRepository for Repo<'_> {
+    #[tracing::instrument(name = "db.compat_sso_login.add", skip_all)]
+    async fn add(&mut self, rng: Rng<'_>, clock: &dyn Clock, login_token: &str, redirect_uri: Url) -> Result<CompatSsoLogin, StorageError> {
+        let created_at = now(clock);
+        let id = new_id(rng, created_at);
+        sso_logins::Entity::insert(sso_logins::ActiveModel {
+            id: Set(id.to_string()),
+            redirect_uri: Set(redirect_uri.to_string()),
+            login_token_hash: Set(hash_token(login_token)),
+            created_at: Set(created_at),
+            fulfilled_at: Set(None),
+            exchanged_at: Set(None),
+            session_id: Set(None),
+        })
+        .exec_without_returning(&self.conn)
+        .await
+        .map_err(|e| self.db_err(e))?;
+        Ok(CompatSsoLogin {
+            id,
+            redirect_uri,
+            created_at,
+            fulfilled_at: None,
+            exchanged_at: None,
+            session_id: None,
+        })
+    }
+
+    #[tracing::instrument(name = "db.compat_sso_login.lookup", skip_all)]
+    async fn lookup(&mut self, id: Ulid) -> Result<Option<CompatSsoLogin>, StorageError> {
+        sso_logins::Entity::find_by_id(id.to_string())
+            .one(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?
+            .map(sso_login)
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "db.compat_sso_login.find_by_token", skip_all)]
+    async fn find_by_token(&mut self, login_token: &str) -> Result<Option<CompatSsoLogin>, StorageError> {
+        sso_logins::Entity::find()
+            .filter(sso_logins::Column::LoginTokenHash.eq(hash_token(login_token)))
+            .one(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?
+            .map(sso_login)
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "db.compat_sso_login.fulfill", skip_all)]
+    async fn fulfill(&mut self, clock: &dyn Clock, mut login: CompatSsoLogin, session: &CompatSession) -> Result<CompatSsoLogin, StorageError> {
+        let at = now(clock);
+        let result = sso_logins::Entity::update_many()
+            .col_expr(sso_logins::Column::FulfilledAt, Expr::value(at))
+            .col_expr(sso_logins::Column::SessionId, Expr::value(session.id.to_string()))
+            .filter(sso_logins::Column::Id.eq(login.id.to_string()))
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        if result.rows_affected == 0 {
+            return Err(gone("compat_sso_logins"));
+        }
+        login.fulfilled_at = Some(at);
+        login.session_id = Some(session.id);
+        Ok(login)
+    }
+
+    #[tracing::instrument(name = "db.compat_sso_login.exchange", skip_all)]
+    async fn exchange(&mut self, clock: &dyn Clock, mut login: CompatSsoLogin) -> Result<Option<CompatSsoLogin>, StorageError> {
+        let at = now(clock);
+        let result = sso_logins::Entity::update_many()
+            .col_expr(sso_logins::Column::ExchangedAt, Expr::value(at))
+            .filter(sso_logins::Column::Id.eq(login.id.to_string()))
+            .filter(sso_logins::Column::FulfilledAt.is_not_null())
+            .filter(sso_logins::Column::ExchangedAt.is_null())
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        if result.rows_affected == 0 {
+            return Ok(None);
+        }
+        login.exchanged_at = Some(at);
+        Ok(Some(login))
+    }
+}

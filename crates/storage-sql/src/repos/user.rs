@@ -1,0 +1,656 @@
+//! Users, passwords, emails, browser sessions, registration tokens.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use mas_data_model::{
+    Authentication, AuthenticationMethod, BrowserSession, LastActivity, Password,
+    RegistrationToken, User, UserEmail,
+};
+use mas_storage::repository::{
+    BrowserSessionRepository, RegistrationTokenRepository, UserEmailRepository, UserFilter,
+    UserPasswordRepository, UserRepository, UserState,
+};
+use mas_storage::{Clock, Page, Pagination, Rng, StorageError};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait};
+use sea_orm::{
+    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
+};
+use ulid::Ulid;
+
+use super::Repo;
+use crate::conv::{gone, new_id, now, paginate, ulid, ulid_opt, unsigned};
+use crate::entities::{
+    browser_session_authentications as auths, browser_sessions, registration_tokens,
+    user_emails, user_passwords, users,
+};
+
+fn user(m: users::Model) -> Result<User, StorageError> {
+    Ok(User {
+        id: ulid("users", &m.id)?,
+        username: m.username,
+        created_at: m.created_at,
+        locked_at: m.locked_at,
+        deactivated_at: m.deactivated_at,
+        can_request_admin: m.can_request_admin,
+    })
+}
+
+fn user_condition(filter: UserFilter) -> Condition {
+    let mut condition = Condition::all();
+    match filter.state {
+        Some(UserState::Active) => {
+            condition = condition
+                .add(users::Column::LockedAt.is_null())
+                .add(users::Column::DeactivatedAt.is_null());
+        }
+        Some(UserState::Locked) => condition = condition.add(users::Column::LockedAt.is_not_null()),
+        Some(UserState::Deactivated) => {
+            condition = condition.add(users::Column::DeactivatedAt.is_not_null());
+        }
+        None => {}
+    }
+    if let Some(can) = filter.can_request_admin {
+        condition = condition.add(users::Column::CanRequestAdmin.eq(can));
+    }
+    condition
+}
+
+impl Repo<'_> {
+    async fn set_user_column(&self, id: Ulid, column: users::Column, value: sea_orm::Value) -> Result<(), StorageError> {
+        let result = users::Entity::update_many()
+            .col_expr(column, Expr::value(value))
+            .filter(users::Column::Id.eq(id.to_string()))
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        if result.rows_affected == 0 {
+            return Err(gone("users"));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl UserRepository for Repo<'_> {
+    #[tracing::instrument(name = "db.user.lookup", skip_all)]
+    async fn lookup(&mut self, id: Ulid) -> Result<Option<User>, StorageError> {
+        users::Entity::find_by_id(id.to_string())
+            .one(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?
+            .map(user)
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "db.user.find_by_username", skip_all)]
+    async fn find_by_username(&mut self, username: &str) -> Result<Option<User>, StorageError> {
+        users::Entity::find()
+            .filter(users::Column::Username.eq(username))
+            .one(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?
+            .map(user)
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "db.user.add", skip_all)]
+    async fn add(&mut self, rng: Rng<'_>, clock: &dyn Clock, username: &str) -> Result<User, StorageError> {
+        let created_at = now(clock);
+        let id = new_id(rng, created_at);
+        users::Entity::insert(users::ActiveModel {
+            id: Set(id.to_string()),
+            username: Set(username.to_owned()),
+            created_at: Set(created_at),
+            locked_at: Set(None),
+            deactivated_at: Set(None),
+            can_request_admin: Set(false),
+        })
+        .exec_without_returning(&self.conn)
+        .await
+        .map_err(|e| self.db_err(e))?;
+        Ok(User {
+            id,
+            username: username.to_owned(),
+            created_at,
+            locked_at: None,
+            deactivated_at: None,
+            can_request_admin: false,
+        })
+    }
+
+    #[tracing::instrument(name = "db.user.lock", skip_all)]
+    async fn lock(&mut self, clock: &dyn Clock, mut user: User) -> Result<User, StorageError> {
+        if user.locked_at.is_none() {
+            let at = now(clock);
+            self.set_user_column(user.id, users::Column::LockedAt, Some(at).into()).await?;
+            user.locked_at = Some(at);
+        }
+        Ok(user)
+    }
+
+    #[tracing::instrument(name = "db.user.unlock", skip_all)]
+    async fn unlock(&mut self, mut user: User) -> Result<User, StorageError> {
+        self.set_user_column(user.id, users::Column::LockedAt, Option::<DateTime<Utc>>::None.into()).await?;
+        user.locked_at = None;
+        Ok(user)
+    }
+
+    #[tracing::instrument(name = "db.user.deactivate", skip_all)]
+    async fn deactivate(&mut self, clock: &dyn Clock, mut user: User) -> Result<User, StorageError> {
+        if user.deactivated_at.is_none() {
+            let at = now(clock);
+            self.set_user_column(user.id, users::Column::DeactivatedAt, Some(at).into()).await?;
+            user.deactivated_at = Some(at);
+        }
+        Ok(user)
+    }
+
+    #[tracing::instrument(name = "db.user.reactivate", skip_all)]
+    async fn reactivate(&mut self, mut user: User) -> Result<User, StorageError> {
+        self.set_user_column(user.id, users::Column::DeactivatedAt, Option::<DateTime<Utc>>::None.into()).await?;
+        user.deactivated_at = None;
+        Ok(user)
+    }
+
+    #[tracing::instrument(name = "db.user.set_can_request_admin", skip_all)]
+    async fn set_can_request_admin(&mut self, mut user: User, can: bool) -> Result<User, StorageError> {
+        self.set_user_column(user.id, users::Column::CanRequestAdmin, can.into()).await?;
+        user.can_request_admin = can;
+        Ok(user)
+    }
+
+    #[tracing::instrument(name = "db.user.list", skip_all)]
+    async fn list(&mut self, filter: UserFilter, pagination: Pagination) -> Result<Page<User>, StorageError> {
+        let rows = paginate(users::Entity::find().filter(user_condition(filter)), users::Column::Id, &pagination)
+            .all(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        let rows = rows.into_iter().map(user).collect::<Result<Vec<_>, _>>()?;
+        Ok(pagination.process(rows))
+    }
+
+    #[tracing::instrument(name = "db.user.count", skip_all)]
+    async fn count(&mut self, filter: UserFilter) -> Result<u64, StorageError> {
+        users::Entity::find()
+            .filter(user_condition(filter))
+            .count(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))
+    }
+}
+
+fn password(m: user_passwords::Model) -> Result<Password, StorageError> {
+    Ok(Password {
+        id: ulid("user_passwords", &m.id)?,
+        user_id: ulid("user_passwords", &m.user_id)?,
+        hashed_password: m.hashed_password,
+        version: u16::try_from(m.version).map_err(|_| StorageError::InvalidData {
+            table: "user_passwords",
+            reason: format!("version {} out of range", m.version),
+        })?,
+        upgraded_from_id: ulid_opt("user_passwords", m.upgraded_from_id.as_deref())?,
+        created_at: m.created_at,
+    })
+}
+
+#[async_trait]
+impl UserPasswordRepository for Repo<'_> {
+    #[tracing::instrument(name = "db.user_password.active", skip_all)]
+    async fn active(&mut self, user: &User) -> Result<Option<Password>, StorageError> {
+        user_passwords::Entity::find()
+            .filter(user_passwords::Column::UserId.eq(user.id.to_string()))
+            .order_by_desc(user_passwords::Column::Id)
+            .one(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?
+            .map(password)
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "db.user_password.add", skip_all)]
+    async fn add(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        user: &User,
+        version: u16,
+        hashed_password: String,
+        upgraded_from: Option<&Password>,
+    ) -> Result<Password, StorageError> {
+        let created_at = now(clock);
+        let id = new_id(rng, created_at);
+        user_passwords::Entity::insert(user_passwords::ActiveModel {
+            id: Set(id.to_string()),
+            user_id: Set(user.id.to_string()),
+            hashed_password: Set(hashed_password.clone()),
+            version: Set(i32::from(version)),
+            upgraded_from_id: Set(upgraded_from.map(|p| p.id.to_string())),
+            created_at: Set(created_at),
+        })
+        .exec_without_returning(&self.conn)
+        .await
+        .map_err(|e| self.db_err(e))?;
+        Ok(Password {
+            id,
+            user_id: user.id,
+            hashed_password,
+            version,
+            upgraded_from_id: upgraded_from.map(|p| p.id),
+            created_at,
+        })
+    }
+}
+
+fn email(m: user_emails::Model) -> Result<UserEmail, StorageError> {
+    Ok(UserEmail {
+        id: ulid("user_emails", &m.id)?,
+        user_id: ulid("user_emails", &m.user_id)?,
+        email: m.email,
+        created_at: m.created_at,
+    })
+}
+
+#[async_trait]
+impl UserEmailRepository for Repo<'_> {
+    #[tracing::instrument(name = "db.user_email.lookup", skip_all)]
+    async fn lookup(&mut self, id: Ulid) -> Result<Option<UserEmail>, StorageError> {
+        user_emails::Entity::find_by_id(id.to_string())
+            .one(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?
+            .map(email)
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "db.user_email.find_by_email", skip_all)]
+    async fn find_by_email(&mut self, address: &str) -> Result<Option<UserEmail>, StorageError> {
+        user_emails::Entity::find()
+            .filter(user_emails::Column::EmailLower.eq(address.to_lowercase()))
+            .one(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?
+            .map(email)
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "db.user_email.all", skip_all)]
+    async fn all(&mut self, user: &User) -> Result<Vec<UserEmail>, StorageError> {
+        user_emails::Entity::find()
+            .filter(user_emails::Column::UserId.eq(user.id.to_string()))
+            .order_by_asc(user_emails::Column::Id)
+            .all(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?
+            .into_iter()
+            .map(email)
+            .collect()
+    }
+
+    #[tracing::instrument(name = "db.user_email.add", skip_all)]
+    async fn add(&mut self, rng: Rng<'_>, clock: &dyn Clock, user: &User, address: &str) -> Result<UserEmail, StorageError> {
+        let created_at = now(clock);
+        let id = new_id(rng, created_at);
+        user_emails::Entity::insert(user_emails::ActiveModel {
+            id: Set(id.to_string()),
+            user_id: Set(user.id.to_string()),
+            email: Set(address.to_owned()),
+            email_lower: Set(address.to_lowercase()),
+            created_at: Set(created_at),
+        })
+        .exec_without_returning(&self.conn)
+        .await
+        .map_err(|e| self.db_err(e))?;
+        Ok(UserEmail {
+            id,
+            user_id: user.id,
+            email: address.to_owned(),
+            created_at,
+        })
+    }
+
+    #[tracing::instrument(name = "db.user_email.remove", skip_all)]
+    async fn remove(&mut self, email: UserEmail) -> Result<(), StorageError> {
+        user_emails::Entity::delete_by_id(email.id.to_string())
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(())
+    }
+}
+
+fn browser_session(m: browser_sessions::Model) -> Result<BrowserSession, StorageError> {
+    Ok(BrowserSession {
+        id: ulid("browser_sessions", &m.id)?,
+        user_id: ulid("browser_sessions", &m.user_id)?,
+        created_at: m.created_at,
+        finished_at: m.finished_at,
+        user_agent: m.user_agent,
+        last_activity: LastActivity {
+            at: m.last_active_at,
+            ip: m.last_active_ip,
+        },
+    })
+}
+
+fn authentication(m: auths::Model) -> Result<Authentication, StorageError> {
+    const T: &str = "browser_session_authentications";
+    let method = match (m.user_password_id, m.upstream_link_id) {
+        (Some(password), None) => AuthenticationMethod::Password {
+            password_id: ulid(T, &password)?,
+        },
+        (None, Some(link)) => AuthenticationMethod::Upstream {
+            link_id: ulid(T, &link)?,
+        },
+        _ => {
+            return Err(StorageError::InvalidData {
+                table: T,
+                reason: "exactly one of password and upstream link must be set".to_owned(),
+            });
+        }
+    };
+    Ok(Authentication {
+        id: ulid(T, &m.id)?,
+        session_id: ulid(T, &m.browser_session_id)?,
+        method,
+        created_at: m.created_at,
+    })
+}
+
+impl Repo<'_> {
+    async fn add_authentication(
+        &self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        session: &BrowserSession,
+        method: AuthenticationMethod,
+    ) -> Result<Authentication, StorageError> {
+        let created_at = now(clock);
+        let id = new_id(rng, created_at);
+        let (password, link) = match &method {
+            AuthenticationMethod::Password { password_id } => (Some(password_id.to_string()), None),
+            AuthenticationMethod::Upstream { link_id } => (None, Some(link_id.to_string())),
+        };
+        auths::Entity::insert(auths::ActiveModel {
+            id: Set(id.to_string()),
+            browser_session_id: Set(session.id.to_string()),
+            user_password_id: Set(password),
+            upstream_link_id: Set(link),
+            created_at: Set(created_at),
+        })
+        .exec_without_returning(&self.conn)
+        .await
+        .map_err(|e| self.db_err(e))?;
+        Ok(Authentication {
+            id,
+            session_id: session.id,
+            method,
+            created_at,
+        })
+    }
+}
+
+#[async_trait]
+impl BrowserSessionRepository for Repo<'_> {
+    #[tracing::instrument(name = "db.browser_session.lookup", skip_all)]
+    async fn lookup(&mut self, id: Ulid) -> Result<Option<BrowserSession>, StorageError> {
+        browser_sessions::Entity::find_by_id(id.to_string())
+            .one(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?
+            .map(browser_session)
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "db.browser_session.add", skip_all)]
+    async fn add(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        user: &User,
+        user_agent: Option<String>,
+    ) -> Result<BrowserSession, StorageError> {
+        let created_at = now(clock);
+        let id = new_id(rng, created_at);
+        browser_sessions::Entity::insert(browser_sessions::ActiveModel {
+            id: Set(id.to_string()),
+            user_id: Set(user.id.to_string()),
+            created_at: Set(created_at),
+            finished_at: Set(None),
+            user_agent: Set(user_agent.clone()),
+            last_active_at: Set(None),
+            last_active_ip: Set(None),
+        })
+        .exec_without_returning(&self.conn)
+        .await
+        .map_err(|e| self.db_err(e))?;
+        Ok(BrowserSession {
+            id,
+            user_id: user.id,
+            created_at,
+            finished_at: None,
+            user_agent,
+            last_activity: LastActivity::default(),
+        })
+    }
+
+    #[tracing::instrument(name = "db.browser_session.finish", skip_all)]
+    async fn finish(&mut self, clock: &dyn Clock, mut session: BrowserSession) -> Result<BrowserSession, StorageError> {
+        let at = now(clock);
+        browser_sessions::Entity::update_many()
+            .col_expr(browser_sessions::Column::FinishedAt, Expr::value(at))
+            .filter(browser_sessions::Column::Id.eq(session.id.to_string()))
+            .filter(browser_sessions::Column::FinishedAt.is_null())
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        session.finished_at.get_or_insert(at);
+        Ok(session)
+    }
+
+    #[tracing::instrument(name = "db.browser_session.finish_all", skip_all)]
+    async fn finish_all(&mut self, clock: &dyn Clock, user: &User) -> Result<u64, StorageError> {
+        let result = browser_sessions::Entity::update_many()
+            .col_expr(browser_sessions::Column::FinishedAt, Expr::value(now(clock)))
+            .filter(browser_sessions::Column::UserId.eq(user.id.to_string()))
+            .filter(browser_sessions::Column::FinishedAt.is_null())
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(result.rows_affected)
+    }
+
+    #[tracing::instrument(name = "db.browser_session.list", skip_all)]
+    async fn list(&mut self, user: &User, active_only: bool, pagination: Pagination) -> Result<Page<BrowserSession>, StorageError> {
+        let mut query = browser_sessions::Entity::find()
+            .filter(browser_sessions::Column::UserId.eq(user.id.to_string()));
+        if active_only {
+            query = query.filter(browser_sessions::Column::FinishedAt.is_null());
+        }
+        let rows = paginate(query, browser_sessions::Column::Id, &pagination)
+            .all(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?
+            .into_iter()
+            .map(browser_session)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(pagination.process(rows))
+    }
+
+    #[tracing::instrument(name = "db.browser_session.authenticate_with_password", skip_all)]
+    async fn authenticate_with_password(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        session: &BrowserSession,
+        password: &Password,
+    ) -> Result<Authentication, StorageError> {
+        let method = AuthenticationMethod::Password {
+            password_id: password.id,
+        };
+        self.add_authentication(rng, clock, session, method).await
+    }
+
+    #[tracing::instrument(name = "db.browser_session.authenticate_with_upstream", skip_all)]
+    async fn authenticate_with_upstream(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        session: &BrowserSession,
+        link_id: Ulid,
+    ) -> Result<Authentication, StorageError> {
+        self.add_authentication(rng, clock, session, AuthenticationMethod::Upstream { link_id })
+            .await
+    }
+
+    #[tracing::instrument(name = "db.browser_session.last_authentication", skip_all)]
+    async fn last_authentication(&mut self, session: &BrowserSession) -> Result<Option<Authentication>, StorageError> {
+        auths::Entity::find()
+            .filter(auths::Column::BrowserSessionId.eq(session.id.to_string()))
+            .order_by_desc(auths::Column::Id)
+            .one(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?
+            .map(authentication)
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "db.browser_session.record_activity", skip_all)]
+    async fn record_activity(&mut self, id: Ulid, at: DateTime<Utc>, ip: Option<String>) -> Result<(), StorageError> {
+        browser_sessions::Entity::update_many()
+            .col_expr(browser_sessions::Column::LastActiveAt, Expr::value(at))
+            .col_expr(browser_sessions::Column::LastActiveIp, Expr::value(ip))
+            .filter(browser_sessions::Column::Id.eq(id.to_string()))
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(())
+    }
+}
+
+fn registration_token(m: registration_tokens::Model) -> Result<RegistrationToken, StorageError> {
+    const T: &str = "registration_tokens";
+    Ok(RegistrationToken {
+        id: ulid(T, &m.id)?,
+        token: m.token,
+        usage_limit: m.usage_limit.map(|l| unsigned(T, l)).transpose()?,
+        times_used: unsigned(T, m.times_used)?,
+        created_at: m.created_at,
+        last_used_at: m.last_used_at,
+        expires_at: m.expires_at,
+        revoked_at: m.revoked_at,
+    })
+}
+
+#[async_trait]
+impl RegistrationTokenRepository for Repo<'_> {
+    #[tracing::instrument(name = "db.registration_token.lookup", skip_all)]
+    async fn lookup(&mut self, id: Ulid) -> Result<Option<RegistrationToken>, StorageError> {
+        registration_tokens::Entity::find_by_id(id.to_string())
+            .one(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?
+            .map(registration_token)
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "db.registration_token.find_by_token", skip_all)]
+    async fn find_by_token(&mut self, token: &str) -> Result<Option<RegistrationToken>, StorageError> {
+        registration_tokens::Entity::find()
+            .filter(registration_tokens::Column::Token.eq(token))
+            .one(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?
+            .map(registration_token)
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "db.registration_token.add", skip_all)]
+    async fn add(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        token: &str,
+        usage_limit: Option<u32>,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<RegistrationToken, StorageError> {
+        let created_at = now(clock);
+        let id = new_id(rng, created_at);
+        let limit = usage_limit
+            .map(|l| i32::try_from(l).map_err(|_| StorageError::Conflict("usage limit too large".to_owned())))
+            .transpose()?;
+        registration_tokens::Entity::insert(registration_tokens::ActiveModel {
+            id: Set(id.to_string()),
+            token: Set(token.to_owned()),
+            usage_limit: Set(limit),
+            times_used: Set(0),
+            created_at: Set(created_at),
+            last_used_at: Set(None),
+            expires_at: Set(expires_at),
+            revoked_at: Set(None),
+        })
+        .exec_without_returning(&self.conn)
+        .await
+        .map_err(|e| self.db_err(e))?;
+        Ok(RegistrationToken {
+            id,
+            token: token.to_owned(),
+            usage_limit,
+            times_used: 0,
+            created_at,
+            last_used_at: None,
+            expires_at,
+            revoked_at: None,
+        })
+    }
+
+    #[tracing::instrument(name = "db.registration_token.use_token", skip_all)]
+    async fn use_token(&mut self, clock: &dyn Clock, token: &RegistrationToken) -> Result<Option<RegistrationToken>, StorageError> {
+        use registration_tokens::Column as C;
+        let at = now(clock);
+        // One conditional statement: concurrent uses never exceed the limit.
+        let result = registration_tokens::Entity::update_many()
+            .col_expr(C::TimesUsed, Expr::col(C::TimesUsed).add(1))
+            .col_expr(C::LastUsedAt, Expr::value(at))
+            .filter(C::Id.eq(token.id.to_string()))
+            .filter(C::RevokedAt.is_null())
+            .filter(Condition::any().add(C::ExpiresAt.is_null()).add(C::ExpiresAt.gt(at)))
+            .filter(
+                Condition::any()
+                    .add(C::UsageLimit.is_null())
+                    .add(Expr::col(C::TimesUsed).lt(Expr::col(C::UsageLimit))),
+            )
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        if result.rows_affected == 0 {
+            return Ok(None);
+        }
+        RegistrationTokenRepository::lookup(self, token.id).await
+    }
+
+    #[tracing::instrument(name = "db.registration_token.revoke", skip_all)]
+    async fn revoke(&mut self, clock: &dyn Clock, mut token: RegistrationToken) -> Result<RegistrationToken, StorageError> {
+        let at = now(clock);
+        registration_tokens::Entity::update_many()
+            .col_expr(registration_tokens::Column::RevokedAt, Expr::value(at))
+            .filter(registration_tokens::Column::Id.eq(token.id.to_string()))
+            .filter(registration_tokens::Column::RevokedAt.is_null())
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        token.revoked_at.get_or_insert(at);
+        Ok(token)
+    }
+
+    #[tracing::instrument(name = "db.registration_token.list", skip_all)]
+    async fn list(&mut self, pagination: Pagination) -> Result<Page<RegistrationToken>, StorageError> {
+        let rows = paginate(registration_tokens::Entity::find(), registration_tokens::Column::Id, &pagination)
+            .all(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?
+            .into_iter()
+            .map(registration_token)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(pagination.process(rows))
+    }
+}

@@ -1,0 +1,59 @@
+//! The storage conformance suite: every case runs on SQLite and on PostgreSQL.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::missing_panics_doc,
+    clippy::too_many_lines
+)]
+
+mod cases;
+mod concurrency;
+mod harness;
+
+/// Declares each case once per backend: `sqlite::NAME` and `postgres::NAME`.
+macro_rules! conformance {
+    ($($module:ident :: $name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = crate::harness::sqlite().await;
+                    crate::$module::$name(&db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = crate::harness::postgres().await else { return };
+                    crate::$module::$name(&db).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    cases::migrations_are_idempotent,
+    cases::users,
+    cases::user_listing_and_pagination,
+    cases::passwords_and_emails,
+    cases::browser_sessions,
+    cases::registration_tokens,
+    cases::clients,
+    cases::authorization_grants,
+    cases::oauth2_sessions_and_tokens,
+    cases::refresh_token_cleanup_keeps_replay_evidence,
+    cases::device_code_grants,
+    cases::compat_sessions_and_tokens,
+    cases::personal_sessions,
+    cases::upstream_providers_and_links,
+    cases::jobs,
+    cases::dropped_unit_of_work_rolls_back,
+    cases::tokens_are_stored_as_hashes,
+    concurrency::a_code_is_exchanged_once,
+    concurrency::a_refresh_token_is_consumed_once,
+    concurrency::jobs_are_claimed_once,
+    concurrency::registration_token_limit_holds,
+);

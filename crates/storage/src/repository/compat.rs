@@ -1,0 +1,107 @@
+//! Compatibility-layer sessions, tokens and SSO logins.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use mas_data_model::{CompatAccessToken, CompatRefreshToken, CompatSession, CompatSsoLogin, User};
+use ulid::Ulid;
+use url::Url;
+
+use crate::{Clock, Page, Pagination, Rng, StorageError};
+
+/// Which compatibility sessions a listing or bulk operation covers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CompatSessionFilter {
+    /// Only this user's.
+    pub user_id: Option<Ulid>,
+    /// Only the open (`true`) or finished (`false`) ones.
+    pub active: Option<bool>,
+}
+
+/// Compatibility sessions (one per Matrix device logged in through `/login`).
+///
+/// Every method fails with [`StorageError::Unavailable`] when the database cannot be
+/// reached and [`StorageError::Backend`] on other database errors; other errors are named.
+#[async_trait]
+pub trait CompatSessionRepository: Send {
+    /// The session with this ID.
+    async fn lookup(&mut self, id: Ulid) -> Result<Option<CompatSession>, StorageError>;
+    /// The user's open session on this device.
+    async fn find_active_by_device(&mut self, user: &User, device_id: &str) -> Result<Option<CompatSession>, StorageError>;
+    /// Starts a session.
+    #[allow(clippy::too_many_arguments)]
+    async fn add(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        user: &User,
+        device_id: Option<String>,
+        browser_session_id: Option<Ulid>,
+        is_synapse_admin: bool,
+        human_name: Option<String>,
+    ) -> Result<CompatSession, StorageError>;
+    /// Ends a session.
+    async fn finish(&mut self, clock: &dyn Clock, session: CompatSession) -> Result<CompatSession, StorageError>;
+    /// Ends every open session matching `filter`; returns how many.
+    async fn finish_all(&mut self, clock: &dyn Clock, filter: CompatSessionFilter) -> Result<u64, StorageError>;
+    /// A page of sessions matching `filter`.
+    async fn list(&mut self, filter: CompatSessionFilter, pagination: Pagination) -> Result<Page<CompatSession>, StorageError>;
+    /// How many sessions match `filter`.
+    async fn count(&mut self, filter: CompatSessionFilter) -> Result<u64, StorageError>;
+    /// Records when and from where the session was last used.
+    async fn record_activity(&mut self, id: Ulid, at: DateTime<Utc>, ip: Option<String>) -> Result<(), StorageError>;
+}
+
+/// Compatibility access tokens (`mct_`), found by hash.
+#[async_trait]
+pub trait CompatAccessTokenRepository: Send {
+    /// Issues a token; `ttl` `None` means it never expires.
+    async fn add(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        session: &CompatSession,
+        token: &str,
+        ttl: Option<Duration>,
+    ) -> Result<CompatAccessToken, StorageError>;
+    /// The token with this ID.
+    async fn lookup(&mut self, id: Ulid) -> Result<Option<CompatAccessToken>, StorageError>;
+    /// The token with this value.
+    async fn find_by_token(&mut self, token: &str) -> Result<Option<CompatAccessToken>, StorageError>;
+    /// Makes the token expire now.
+    async fn expire(&mut self, clock: &dyn Clock, token: CompatAccessToken) -> Result<CompatAccessToken, StorageError>;
+}
+
+/// Compatibility refresh tokens (`mcr_`), found by hash.
+#[async_trait]
+pub trait CompatRefreshTokenRepository: Send {
+    /// Issues a refresh token beside an access token.
+    async fn add(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        session: &CompatSession,
+        access_token: &CompatAccessToken,
+        token: &str,
+    ) -> Result<CompatRefreshToken, StorageError>;
+    /// The token with this ID.
+    async fn lookup(&mut self, id: Ulid) -> Result<Option<CompatRefreshToken>, StorageError>;
+    /// The token with this value.
+    async fn find_by_token(&mut self, token: &str) -> Result<Option<CompatRefreshToken>, StorageError>;
+    /// Marks it consumed; `None` when it already was (one concurrent refresh wins).
+    async fn consume(&mut self, clock: &dyn Clock, token: CompatRefreshToken) -> Result<Option<CompatRefreshToken>, StorageError>;
+}
+
+/// SSO logins of the compatibility layer.
+#[async_trait]
+pub trait CompatSsoLoginRepository: Send {
+    /// Starts a login whose `m.login.token` is `login_token` (stored as a hash).
+    async fn add(&mut self, rng: Rng<'_>, clock: &dyn Clock, login_token: &str, redirect_uri: Url) -> Result<CompatSsoLogin, StorageError>;
+    /// The login with this ID.
+    async fn lookup(&mut self, id: Ulid) -> Result<Option<CompatSsoLogin>, StorageError>;
+    /// The login with this login token.
+    async fn find_by_token(&mut self, login_token: &str) -> Result<Option<CompatSsoLogin>, StorageError>;
+    /// The user completed it; attaches the session.
+    async fn fulfill(&mut self, clock: &dyn Clock, login: CompatSsoLogin, session: &CompatSession) -> Result<CompatSsoLogin, StorageError>;
+    /// Marks the login token exchanged; `None` unless it was fulfilled and not yet exchanged.
+    async fn exchange(&mut self, clock: &dyn Clock, login: CompatSsoLogin) -> Result<Option<CompatSsoLogin>, StorageError>;
+}

@@ -1,0 +1,18 @@
+//! Schema migrations, backend-neutral (PostgreSQL and SQLite). A migration is never
+//! edited once it has landed: changes come as new files.
+
+mod m20261127_000001_initial;
+mod schema;
+
+pub use sea_orm_migration::MigratorTrait;
+use sea_orm_migration::prelude::*;
+
+/// Applies the migrations in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261127_000001_initial::Migration)]
+    }
+}
