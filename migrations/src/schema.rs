@@ -4,32 +4,51 @@ use sea_orm_migration::prelude::*;
 
 /// A ULID primary key (26 characters of Crockford base32, sortable as text).
 pub(crate) fn id(name: &str) -> ColumnDef {
-    ColumnDef::new(Alias::new(name)).string_len(26).not_null().primary_key().to_owned()
+    ColumnDef::new(Alias::new(name))
+        .string_len(26)
+        .not_null()
+        .primary_key()
+        .to_owned()
 }
 
 /// A ULID reference, required.
 pub(crate) fn ulid(name: &str) -> ColumnDef {
-    ColumnDef::new(Alias::new(name)).string_len(26).not_null().to_owned()
+    ColumnDef::new(Alias::new(name))
+        .string_len(26)
+        .not_null()
+        .to_owned()
 }
 
 /// A ULID reference, optional.
 pub(crate) fn ulid_null(name: &str) -> ColumnDef {
-    ColumnDef::new(Alias::new(name)).string_len(26).null().to_owned()
+    ColumnDef::new(Alias::new(name))
+        .string_len(26)
+        .null()
+        .to_owned()
 }
 
 /// A UTC timestamp, required.
 pub(crate) fn time(name: &str) -> ColumnDef {
-    ColumnDef::new(Alias::new(name)).timestamp_with_time_zone().not_null().to_owned()
+    ColumnDef::new(Alias::new(name))
+        .timestamp_with_time_zone()
+        .not_null()
+        .to_owned()
 }
 
 /// A UTC timestamp, optional.
 pub(crate) fn time_null(name: &str) -> ColumnDef {
-    ColumnDef::new(Alias::new(name)).timestamp_with_time_zone().null().to_owned()
+    ColumnDef::new(Alias::new(name))
+        .timestamp_with_time_zone()
+        .null()
+        .to_owned()
 }
 
 /// Text, required.
 pub(crate) fn text(name: &str) -> ColumnDef {
-    ColumnDef::new(Alias::new(name)).text().not_null().to_owned()
+    ColumnDef::new(Alias::new(name))
+        .text()
+        .not_null()
+        .to_owned()
 }
 
 /// Text, optional.
@@ -39,17 +58,28 @@ pub(crate) fn text_null(name: &str) -> ColumnDef {
 
 /// A SHA-256 hash of a token, unique: tokens are found by hash, never stored plain.
 pub(crate) fn hash(name: &str) -> ColumnDef {
-    ColumnDef::new(Alias::new(name)).binary().not_null().unique_key().to_owned()
+    ColumnDef::new(Alias::new(name))
+        .binary()
+        .not_null()
+        .unique_key()
+        .to_owned()
 }
 
 /// A boolean with a default.
 pub(crate) fn flag(name: &str, default: bool) -> ColumnDef {
-    ColumnDef::new(Alias::new(name)).boolean().not_null().default(default).to_owned()
+    ColumnDef::new(Alias::new(name))
+        .boolean()
+        .not_null()
+        .default(default)
+        .to_owned()
 }
 
 /// An integer, required.
 pub(crate) fn int(name: &str) -> ColumnDef {
-    ColumnDef::new(Alias::new(name)).integer().not_null().to_owned()
+    ColumnDef::new(Alias::new(name))
+        .integer()
+        .not_null()
+        .to_owned()
 }
 
 /// An integer, optional.
@@ -82,7 +112,7 @@ pub(crate) fn index(name: &str, table: &str, columns: &[&str]) -> IndexCreateSta
     for column in columns {
         index.col(Alias::new(*column));
     }
-    index.to_owned()
+    index
 }
 
 /// A table definition to fill with columns.

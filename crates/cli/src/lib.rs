@@ -2,8 +2,10 @@
 //! this is the only crate that picks implementations.
 
 mod commands;
+mod database;
 mod embedded;
 mod serve;
+mod sync;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -27,9 +29,12 @@ pub struct CliOptions {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Check, print or generate the configuration.
+    /// Check, print, generate or sync the configuration.
     #[command(subcommand)]
     Config(commands::config::ConfigCommand),
+    /// Manage the database schema.
+    #[command(subcommand)]
+    Database(commands::database::DatabaseCommand),
     /// Run the service (as `mas-server` does).
     Server(serve::ServerArgs),
 }
@@ -62,6 +67,7 @@ pub fn mas_cli_main() -> ExitCode {
     let files = config_files(&options.config);
     let result = match options.command {
         Command::Config(command) => command.run(&files),
+        Command::Database(command) => command.run(&files),
         Command::Server(args) => serve::run(&files, &args),
     };
     report(result)
@@ -84,10 +90,21 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
+/// Runs an admin command's async part on a small runtime, with logging.
+fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(future: F) -> anyhow::Result<()> {
+    init_logging();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?
+        .block_on(future)
+}
+
 /// Logs to standard error, filtered by `RUST_LOG` (default `info`).
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,sea_orm_migration=warn,sqlx=warn")
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

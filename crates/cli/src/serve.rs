@@ -7,10 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use mas_config::RootConfig;
 use mas_config::sections::{BindConfig, ListenerConfig, Resource as ConfigResource};
 use mas_handlers::{AppState, Resource};
-use mas_storage_sql::{PoolOptions, SqlHealth};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -19,19 +17,26 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// Flags of the `server` command.
 #[derive(Debug, Default, clap::Args)]
-pub(crate) struct ServerArgs {}
+pub(crate) struct ServerArgs {
+    /// Do not apply pending database migrations at start.
+    #[arg(long)]
+    no_migrate: bool,
+    /// Do not store the configured clients in the database at start.
+    #[arg(long)]
+    no_sync: bool,
+}
 
 /// Runs the service until a shutdown signal.
-pub(crate) fn run(files: &[PathBuf], _args: &ServerArgs) -> anyhow::Result<()> {
+pub(crate) fn run(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
     crate::init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(files))
+    runtime.block_on(serve(files, args))
 }
 
-async fn serve(files: &[PathBuf]) -> anyhow::Result<()> {
+async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
     let (config, embedded) = if files.is_empty() {
         let (path, created) = crate::embedded::ensure_config()?;
         (mas_config::load(&[&path])?, Some((path, created)))
@@ -39,9 +44,15 @@ async fn serve(files: &[PathBuf]) -> anyhow::Result<()> {
         (mas_config::load(files)?, None)
     };
 
-    let db = mas_storage_sql::connect(&pool_options(&config)?).await?;
+    let db = crate::database::open(&config, !args.no_migrate).await?;
+    if !args.no_sync {
+        let report = crate::sync::run(&db, &config, false, false).await?;
+        for line in report.to_string().lines() {
+            tracing::info!("config sync: {line}");
+        }
+    }
     let state = AppState {
-        health: Arc::new(SqlHealth::new(db.clone())),
+        health: Arc::new(db.health()),
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -109,18 +120,6 @@ async fn serve(files: &[PathBuf]) -> anyhow::Result<()> {
     db.close().await.context("cannot close the database pool")?;
     tracing::info!("stopped");
     Ok(())
-}
-
-fn pool_options(config: &RootConfig) -> anyhow::Result<PoolOptions> {
-    let db = &config.database;
-    Ok(PoolOptions {
-        uri: db.connection_uri()?,
-        max_connections: db.max_connections,
-        min_connections: db.min_connections,
-        connect_timeout: Duration::from_secs(db.connect_timeout),
-        idle_timeout: db.idle_timeout.map(Duration::from_secs),
-        max_lifetime: db.max_lifetime.map(Duration::from_secs),
-    })
 }
 
 /// The resources of a listener this build serves; the rest are logged once.

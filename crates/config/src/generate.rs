@@ -59,6 +59,10 @@ pub fn generate() -> Result<RootConfig, ConfigError> {
             secret: Some(Secret::new(Alphanumeric.sample_string(&mut rng, 32))),
             ..MatrixConfig::default()
         },
+        database: DatabaseConfig {
+            uri: Some(Secret::new("postgresql://")),
+            ..DatabaseConfig::default()
+        },
         ..RootConfig::default()
     })
 }

@@ -31,9 +31,14 @@ impl JobState {
     /// Parses a stored name.
     #[must_use]
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::Available, Self::Running, Self::Completed, Self::Failed]
-            .into_iter()
-            .find(|s| s.as_str() == text)
+        [
+            Self::Available,
+            Self::Running,
+            Self::Completed,
+            Self::Failed,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
     }
 }
 

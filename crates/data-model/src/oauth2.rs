@@ -97,7 +97,7 @@ pub struct AuthorizationGrant {
 pub struct Session {
     /// The session's ID.
     pub id: Ulid,
-    /// The user, absent for client_credentials sessions.
+    /// The user, absent for `client_credentials` sessions.
     pub user_id: Option<Ulid>,
     /// The browser session that authorised it.
     pub browser_session_id: Option<Ulid>,

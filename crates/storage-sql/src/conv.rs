@@ -3,7 +3,9 @@
 use chrono::{DateTime, SubsecRound, Utc};
 use mas_storage::{Clock, Pagination, PaginationDirection, StorageError};
 use sea_orm::sea_query::IntoCondition;
-use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select, SqlErr};
+use sea_orm::{
+    ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select, SqlErr,
+};
 use ulid::Ulid;
 use url::Url;
 
@@ -37,7 +39,10 @@ pub(crate) fn ulid(table: &'static str, text: &str) -> Result<Ulid, StorageError
 }
 
 /// Parses an optional stored ULID.
-pub(crate) fn ulid_opt(table: &'static str, text: Option<&str>) -> Result<Option<Ulid>, StorageError> {
+pub(crate) fn ulid_opt(
+    table: &'static str,
+    text: Option<&str>,
+) -> Result<Option<Ulid>, StorageError> {
     text.map(|t| ulid(table, t)).transpose()
 }
 
@@ -50,12 +55,18 @@ pub(crate) fn url(table: &'static str, text: &str) -> Result<Url, StorageError> 
 }
 
 /// Parses an optional stored URL.
-pub(crate) fn url_opt(table: &'static str, text: Option<&str>) -> Result<Option<Url>, StorageError> {
+pub(crate) fn url_opt(
+    table: &'static str,
+    text: Option<&str>,
+) -> Result<Option<Url>, StorageError> {
     text.map(|t| url(table, t)).transpose()
 }
 
 /// Parses stored JSON.
-pub(crate) fn json<T: serde::de::DeserializeOwned>(table: &'static str, text: &str) -> Result<T, StorageError> {
+pub(crate) fn json<T: serde::de::DeserializeOwned>(
+    table: &'static str,
+    text: &str,
+) -> Result<T, StorageError> {
     serde_json::from_str(text).map_err(|e| StorageError::InvalidData {
         table,
         reason: format!("bad JSON: {e}"),
@@ -87,7 +98,8 @@ pub(crate) fn db_err(error: DbErr) -> StorageError {
     StorageError::Backend(Box::new(error))
 }
 
-fn is_unavailable(error: &DbErr) -> bool {
+/// Whether the error means the database cannot be reached (rather than refused the query).
+pub(crate) fn is_unavailable(error: &DbErr) -> bool {
     use sea_orm::sqlx::Error as Sqlx;
     use sea_orm::{RuntimeErr, error::ConnAcquireErr};
     let runtime = match error {
@@ -98,15 +110,21 @@ fn is_unavailable(error: &DbErr) -> bool {
         _ => return false,
     };
     match runtime {
-        RuntimeErr::SqlxError(sqlx) => matches!(
-            sqlx.as_ref(),
-            Sqlx::Io(_) | Sqlx::PoolTimedOut | Sqlx::PoolClosed | Sqlx::WorkerCrashed | Sqlx::Tls(_)
-        ) || sqlx
-            .as_database_error()
-            .and_then(|e| e.code())
-            // PostgreSQL: admin shutdown, crash shutdown, cannot connect now.
-            .is_some_and(|code| matches!(code.as_ref(), "57P01" | "57P02" | "57P03")),
-        _ => false,
+        RuntimeErr::SqlxError(sqlx) => {
+            matches!(
+                sqlx.as_ref(),
+                Sqlx::Io(_)
+                    | Sqlx::PoolTimedOut
+                    | Sqlx::PoolClosed
+                    | Sqlx::WorkerCrashed
+                    | Sqlx::Tls(_)
+            ) || sqlx
+                .as_database_error()
+                .and_then(sea_orm::sqlx::error::DatabaseError::code)
+                // PostgreSQL: admin shutdown, crash shutdown, cannot connect now.
+                .is_some_and(|code| matches!(code.as_ref(), "57P01" | "57P02" | "57P03"))
+        }
+        RuntimeErr::Internal(_) => false,
     }
 }
 
@@ -119,7 +137,11 @@ pub(crate) fn gone(table: &'static str) -> StorageError {
 }
 
 /// Orders and bounds a query for one page, by the ULID `id` column.
-pub(crate) fn paginate<E: EntityTrait>(query: Select<E>, id: E::Column, pagination: &Pagination) -> Select<E>
+pub(crate) fn paginate<E: EntityTrait>(
+    query: Select<E>,
+    id: E::Column,
+    pagination: &Pagination,
+) -> Select<E>
 where
     E::Column: ColumnTrait,
 {
@@ -134,5 +156,9 @@ where
         PaginationDirection::Forward => query.order_by_asc(id),
         PaginationDirection::Backward => query.order_by_desc(id),
     };
-    query.limit(u64::try_from(pagination.count).unwrap_or(u64::MAX).saturating_add(1))
+    query.limit(
+        u64::try_from(pagination.count)
+            .unwrap_or(u64::MAX)
+            .saturating_add(1),
+    )
 }

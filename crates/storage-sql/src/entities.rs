@@ -23,7 +23,6 @@ macro_rules! entity {
     };
 }
 
-
 entity!(users, "users", {
     username: String,
     created_at: DateTimeUtc,

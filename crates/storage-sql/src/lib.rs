@@ -3,6 +3,10 @@
 //! must: job claiming (`SKIP LOCKED`), wake-ups (`LISTEN/NOTIFY`) and SQLite's immediate
 //! write transactions.
 
+// Row converters take rows by value so they compose with `Option::map` and iterators,
+// whether or not a given converter happens to move every field.
+#![allow(clippy::needless_pass_by_value)]
+
 mod conv;
 mod entities;
 mod repos;
@@ -21,9 +25,7 @@ use mas_storage::repository::{
     RegistrationTokenRepository, SessionRepository, UpstreamOAuthLinkRepository,
     UpstreamOAuthProviderRepository, UserEmailRepository, UserPasswordRepository, UserRepository,
 };
-use mas_storage::{
-    BoxFuture, BoxRepository, Health, Repository, RepositoryFactory, StorageError,
-};
+use mas_storage::{BoxFuture, BoxRepository, Health, Repository, RepositoryFactory, StorageError};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseExecutor,
@@ -64,10 +66,10 @@ pub struct PoolOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     /// The database refused or could not be reached in time.
-    #[error("cannot connect to the database: {0}")]
+    #[error("cannot connect to the database")]
     Connect(#[source] sea_orm::DbErr),
     /// A migration failed; the database is left at the last migration that succeeded.
-    #[error("cannot migrate the database: {0}")]
+    #[error("cannot migrate the database")]
     Migrate(#[source] sea_orm::DbErr),
 }
 
@@ -98,7 +100,11 @@ pub async fn connect(options: &PoolOptions) -> Result<DatabaseConnection, Connec
     loop {
         match Database::connect(connect.clone()).await {
             Ok(db) => return Ok(db),
-            Err(error) if tokio::time::Instant::now() < deadline => {
+            // Only an unreachable database is worth waiting for; a wrong password or a
+            // missing database will not fix itself.
+            Err(error)
+                if conv::is_unavailable(&error) && tokio::time::Instant::now() < deadline =>
+            {
                 tracing::warn!(%error, "database not reachable yet; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
@@ -172,10 +178,65 @@ impl SqlRepositoryFactory {
         Self { db }
     }
 
-    /// The pool, for the parts that need it directly (health, job wake-ups).
+    /// Connects (see [`connect`]) and wraps the pool.
+    ///
+    /// # Errors
+    /// As [`connect`].
+    pub async fn connect(options: &PoolOptions) -> Result<Self, ConnectError> {
+        connect(options).await.map(Self::new)
+    }
+
+    /// The pool itself, for tests and tools that need raw SQL.
     #[must_use]
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// Applies pending migrations; returns the names of those applied.
+    ///
+    /// # Errors
+    /// As [`migrate`].
+    pub async fn migrate(&self) -> Result<Vec<String>, ConnectError> {
+        let pending = pending_migrations(&self.db).await?;
+        migrate(&self.db).await?;
+        Ok(pending)
+    }
+
+    /// The migrations not yet applied.
+    ///
+    /// # Errors
+    /// As [`pending_migrations`].
+    pub async fn pending_migrations(&self) -> Result<Vec<String>, ConnectError> {
+        pending_migrations(&self.db).await
+    }
+
+    /// The health check of this pool.
+    #[must_use]
+    pub fn health(&self) -> SqlHealth {
+        SqlHealth::new(self.db.clone())
+    }
+
+    /// A waker for job workers on this database.
+    pub async fn job_waker(&self, poll: Duration) -> JobWaker {
+        JobWaker::new(&self.db, poll).await
+    }
+
+    /// Which backend this is: `"postgres"` or `"sqlite"`.
+    #[must_use]
+    pub fn backend_name(&self) -> &'static str {
+        match self.db.get_database_backend() {
+            DbBackend::Postgres => "postgres",
+            DbBackend::Sqlite => "sqlite",
+            _ => "other",
+        }
+    }
+
+    /// Closes the pool, waiting for connections in use to come back.
+    ///
+    /// # Errors
+    /// When the pool reports an error while closing.
+    pub async fn close(self) -> Result<(), ConnectError> {
+        self.db.close().await.map_err(ConnectError::Connect)
     }
 }
 
@@ -189,7 +250,11 @@ impl RepositoryFactory for SqlRepositoryFactory {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             ..TransactionOptions::default()
         };
-        let txn = self.db.begin_with_options(options).await.map_err(conv::db_err)?;
+        let txn = self
+            .db
+            .begin_with_options(options)
+            .await
+            .map_err(conv::db_err)?;
         Ok(Box::new(SqlRepository {
             conn: Conn::Transaction(txn),
             failed: AtomicBool::new(false),

@@ -27,8 +27,7 @@ impl JobWaker {
     /// jobs scheduled by any replica; if listening fails it falls back to polling.
     pub async fn new(db: &DatabaseConnection, poll: Duration) -> Self {
         let listener = if db.get_database_backend() == DbBackend::Postgres {
-            let pool = db.get_postgres_connection_pool();
-            match PgListener::connect_with(pool).await {
+            match PgListener::connect_with(db.get_postgres_connection_pool()).await {
                 Ok(mut listener) => match listener.listen(CHANNEL).await {
                     Ok(()) => Some(listener),
                     Err(error) => {

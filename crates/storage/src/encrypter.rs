@@ -45,7 +45,11 @@ impl Encrypter {
         rng.fill_bytes(&mut nonce);
         let mut buffer = plain.to_vec();
         self.key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut buffer)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::empty(),
+                &mut buffer,
+            )
             .unwrap_or_else(|_| unreachable!("sealing only fails on absurd lengths"));
         let mut out = nonce.to_vec();
         out.extend_from_slice(&buffer);
@@ -80,13 +84,23 @@ mod tests {
 
     #[test]
     fn round_trips_and_refuses_another_key() {
-        let mut rng = rand::rng();
+        let mut rng = rand::make_rng::<rand::rngs::StdRng>();
         let encrypter = Encrypter::new(&[7; 32]);
         let sealed = encrypter.encrypt(&mut rng, b"client secret");
         assert!(!sealed.contains("client secret"));
-        assert_ne!(sealed, encrypter.encrypt(&mut rng, b"client secret"), "fresh nonce each time");
+        assert_ne!(
+            sealed,
+            encrypter.encrypt(&mut rng, b"client secret"),
+            "fresh nonce each time"
+        );
         assert_eq!(encrypter.decrypt(&sealed).unwrap(), b"client secret");
-        assert!(matches!(Encrypter::new(&[8; 32]).decrypt(&sealed), Err(DecryptError::Mismatch)));
-        assert!(matches!(encrypter.decrypt("!!"), Err(DecryptError::Malformed)));
+        assert!(matches!(
+            Encrypter::new(&[8; 32]).decrypt(&sealed),
+            Err(DecryptError::Mismatch)
+        ));
+        assert!(matches!(
+            encrypter.decrypt("!!"),
+            Err(DecryptError::Malformed)
+        ));
     }
 }

@@ -7,10 +7,13 @@
     clippy::result_large_err
 )]
 
+mod sync;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
-fn mas_cli(dir: &Path, args: &[&str]) -> Output {
+/// Runs `mas-cli` in `dir`.
+pub fn mas_cli(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mas-cli"))
         .current_dir(dir)
         .env_remove("MAS_CONFIG")
@@ -19,7 +22,8 @@ fn mas_cli(dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn stderr(output: &Output) -> String {
+/// The standard error of a run, as text.
+pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 

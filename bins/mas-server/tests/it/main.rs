@@ -18,15 +18,28 @@ use std::time::Duration;
 const TEST_LISTENERS: &str =
     r#"[{name="web",resources=[{name="health"}],binds=[{address="127.0.0.1:0"}]}]"#;
 
-struct Server {
+mod embedded;
+mod postgres;
+
+/// A running `mas-server` process, killed when dropped.
+pub struct Server {
     child: Child,
     address: String,
+    /// Lines logged before the listening address was known.
+    early_logs: Vec<String>,
     logs: mpsc::Receiver<String>,
 }
 
-fn start(dir: &Path) -> Server {
+/// Starts `mas-server` in `dir` on the embedded default (with a free port).
+pub fn start(dir: &Path) -> Server {
+    start_with(dir, &[])
+}
+
+/// Starts `mas-server` in `dir` with `args`, listening on a free port.
+pub fn start_with(dir: &Path, args: &[&str]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mas-server"))
         .current_dir(dir)
+        .args(args)
         .env_remove("MAS_CONFIG")
         .env("MAS_HTTP__LISTENERS", TEST_LISTENERS)
         .env("RUST_LOG", "info")
@@ -43,45 +56,39 @@ fn start(dir: &Path) -> Server {
             }
         }
     });
+    let mut early_logs = Vec::new();
     let address = loop {
         let line = logs
             .recv_timeout(Duration::from_mins(1))
-            .expect("mas-server did not report a listening address");
+            .unwrap_or_else(|_| {
+                panic!("mas-server did not report a listening address: {early_logs:?}")
+            });
         if let Some(rest) = line.split("address=").nth(1) {
             break rest.split_whitespace().next().unwrap().to_owned();
         }
+        early_logs.push(line);
     };
     Server {
         child,
         address,
+        early_logs,
         logs,
     }
 }
 
 impl Server {
-    fn get(&self, path: &str) -> (u16, String) {
-        let mut stream = TcpStream::connect(&self.address).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
-        let body = response
-            .split("\r\n\r\n")
-            .nth(1)
-            .unwrap_or_default()
-            .to_owned();
-        (status, body)
+    /// GETs `path` from the server.
+    pub fn get(&self, path: &str) -> (u16, String) {
+        http_get(&self.address, path)
     }
 
-    /// Sends SIGTERM and returns the exit status and the rest of the log.
-    fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+    /// Where the server listens.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// Sends SIGTERM and returns the exit status and the whole log.
+    pub fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
         let killed = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -99,107 +106,36 @@ impl Server {
             std::thread::sleep(Duration::from_millis(50));
             waited += Duration::from_millis(50);
         };
-        (status, self.logs.try_iter().collect())
+        let mut logs = std::mem::take(&mut self.early_logs);
+        logs.extend(self.logs.try_iter());
+        (status, logs)
     }
+}
+
+/// A plain HTTP/1.1 GET: status and body.
+pub fn http_get(address: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = response
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    (status, body)
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
     }
-}
-
-#[test]
-fn starts_with_no_configuration_and_reuses_its_secrets() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path());
-    assert_eq!(server.get("/health"), (200, "ok\n".to_owned()));
-    assert_eq!(server.get("/no-such-page").0, 404);
-
-    let config_path = dir.path().join("mas-data/config.yaml");
-    let first = std::fs::read_to_string(&config_path).unwrap();
-    assert!(
-        first.contains("address: 127.0.0.1:8080"),
-        "the default listens on loopback:8080"
-    );
-    assert!(first.contains("uri: sqlite://mas-data/mas.db"));
-    assert!(dir.path().join("mas-data/mas.db").exists());
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&config_path)
-            .unwrap()
-            .permissions()
-            .mode();
-        assert_eq!(mode & 0o777, 0o600, "the config holds secrets");
-    }
-
-    let (status, logs) = server.terminate();
-    assert!(status.success(), "graceful shutdown exits 0: {status:?}");
-    assert!(logs.iter().any(|l| l.contains("stopped")), "{logs:?}");
-
-    let server = start(dir.path());
-    assert_eq!(server.get("/health").0, 200);
-    let second = std::fs::read_to_string(&config_path).unwrap();
-    assert_eq!(first, second, "a second start keeps the same secrets");
-    let (status, _) = server.terminate();
-    assert!(status.success());
-}
-
-#[test]
-fn the_startup_line_says_where_things_are() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path());
-    let mut lines = Vec::new();
-    while let Ok(line) = server.logs.recv_timeout(Duration::from_secs(10)) {
-        if line.contains("embedded default") {
-            lines.push(line);
-            break;
-        }
-    }
-    let line = lines
-        .pop()
-        .expect("a start-up line about the embedded default");
-    assert!(line.contains("mas-data/config.yaml"), "{line}");
-    assert!(line.contains("sqlite://mas-data/mas.db"), "{line}");
-    assert!(
-        line.contains("matrix_authentication_service.endpoint"),
-        "{line}"
-    );
-    let config = std::fs::read_to_string(dir.path().join("mas-data/config.yaml")).unwrap();
-    let secret = config
-        .lines()
-        .skip_while(|l| !l.starts_with("matrix:"))
-        .find_map(|l| l.trim().strip_prefix("secret: "))
-        .unwrap()
-        .to_owned();
-    assert!(!line.contains(&secret), "the secret is never logged");
-    server.terminate();
-}
-
-#[test]
-fn a_broken_configuration_stops_start_with_the_key_path() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("c.yaml"),
-        "matrix:\n  kind: synapse_legcy\n",
-    )
-    .unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_mas-server"))
-        .current_dir(dir.path())
-        .args(["-c", "c.yaml"])
-        .output()
-        .unwrap();
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains(
-            "c.yaml: matrix.kind: unknown value `synapse_legcy`; did you mean `synapse_legacy`?"
-        ),
-        "{stderr}"
-    );
-    assert!(
-        !dir.path().join("mas-data").exists(),
-        "no embedded default when a config is given"
-    );
 }

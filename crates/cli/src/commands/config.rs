@@ -26,6 +26,15 @@ pub(crate) enum ConfigCommand {
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Store the configured clients in the database (migrating it first).
+    Sync {
+        /// Delete static clients that are no longer in the configuration.
+        #[arg(long)]
+        prune: bool,
+        /// Print what would change and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 impl ConfigCommand {
@@ -46,6 +55,16 @@ impl ConfigCommand {
             Self::Generate { output } => {
                 let config = mas_config::generate()?;
                 emit(&config.to_commented_yaml()?, output.as_deref())
+            }
+            Self::Sync { prune, dry_run } => {
+                let config = mas_config::load(files)?;
+                crate::block_on(async {
+                    let factory = crate::database::open(&config, true).await?;
+                    let report = crate::sync::run(&factory, &config, prune, dry_run).await?;
+                    println!("{report}");
+                    factory.close().await?;
+                    Ok(())
+                })
             }
         }
     }

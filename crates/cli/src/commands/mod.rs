@@ -1,3 +1,4 @@
 //! Subcommands other than `server`.
 
 pub(crate) mod config;
+pub(crate) mod database;

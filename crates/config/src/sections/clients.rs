@@ -8,7 +8,7 @@ use ulid::Ulid;
 use url::Url;
 
 use super::Secret;
-use crate::Issues;
+use crate::{ConfigError, Issues};
 
 /// A client the administrator declares; `config sync` stores it in the database.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -89,6 +89,18 @@ fn deserialize_ulid<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Ulid, 
 }
 
 impl ClientConfig {
+    /// The client secret, from `client_secret` or `client_secret_file`.
+    ///
+    /// # Errors
+    /// [`ConfigError::Read`] when the file cannot be read.
+    pub fn secret(&self) -> Result<Option<String>, ConfigError> {
+        match (&self.client_secret, &self.client_secret_file) {
+            (Some(inline), _) => Ok(Some(inline.expose().to_owned())),
+            (None, Some(path)) => super::read_secret_file(path).map(Some),
+            (None, None) => Ok(None),
+        }
+    }
+
     pub(crate) fn validate(&self, index: usize, issues: &mut Issues) {
         let index = index.to_string();
         let at = |key: &str| ["clients", index.as_str(), key].map(str::to_owned);

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use super::{Secret, check_http_url, exactly_one, path};
-use crate::Issues;
+use crate::{ConfigError, Issues};
 
 /// The homeserver, how to reach it and the secret shared with it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -65,6 +65,21 @@ pub enum HomeserverKind {
 }
 
 impl MatrixConfig {
+    /// The secret shared with the homeserver, from `secret` or `secret_file`.
+    ///
+    /// # Errors
+    /// [`ConfigError::Read`] when the file cannot be read.
+    pub fn secret(&self) -> Result<String, ConfigError> {
+        match (&self.secret, &self.secret_file) {
+            (Some(inline), _) => Ok(inline.expose().to_owned()),
+            (None, Some(path)) => super::read_secret_file(path),
+            (None, None) => Err(super::invalid(
+                &["matrix"],
+                "one of `secret` or `secret_file` is required",
+            )),
+        }
+    }
+
     pub(crate) fn validate(&self, issues: &mut Issues) {
         let at = path(&["matrix"]);
         exactly_one(

@@ -169,6 +169,24 @@ pub(crate) fn at_most_one(
     }
 }
 
+/// Reads a secret from a file, without the trailing newline editors add.
+pub(crate) fn read_secret_file(path: &std::path::Path) -> Result<String, crate::ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| crate::ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(text.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// A single-issue validation error.
+pub(crate) fn invalid(path: &[&str], message: &str) -> crate::ConfigError {
+    crate::ConfigError::Invalid(vec![crate::ConfigIssue {
+        origin: None,
+        path: crate::error::render_path(path),
+        message: message.to_owned(),
+    }])
+}
+
 /// Path segments as owned strings.
 pub(crate) fn path(segments: &[&str]) -> Vec<String> {
     segments.iter().map(|s| (*s).to_owned()).collect()

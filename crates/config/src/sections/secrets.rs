@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::{Secret, at_most_one, exactly_one, path};
-use crate::Issues;
+use crate::{ConfigError, Issues};
 
 /// Key material of the service.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -55,6 +55,29 @@ const KEY_LABELS: &[&str] = &[
 ];
 
 impl SecretsConfig {
+    /// The 32-byte encryption key, from `encryption` or `encryption_file`.
+    ///
+    /// # Errors
+    /// [`ConfigError::Read`] when the file cannot be read, [`ConfigError::Invalid`] when
+    /// the key is not 64 hex characters.
+    pub fn encryption_key(&self) -> Result<[u8; 32], ConfigError> {
+        let (text, key) = match (&self.encryption, &self.encryption_file) {
+            (Some(inline), _) => (inline.expose().to_owned(), "encryption"),
+            (None, Some(path)) => (super::read_secret_file(path)?, "encryption_file"),
+            (None, None) => {
+                return Err(super::invalid(
+                    &["secrets"],
+                    "one of `encryption` or `encryption_file` is required",
+                ));
+            }
+        };
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(text.trim(), &mut out).map_err(|_| {
+            super::invalid(&["secrets", key], "expected 64 hex characters (32 bytes)")
+        })?;
+        Ok(out)
+    }
+
     pub(crate) fn validate(&self, issues: &mut Issues) {
         let at = path(&["secrets"]);
         exactly_one(

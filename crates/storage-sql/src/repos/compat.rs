@@ -67,7 +67,11 @@ impl CompatSessionRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.compat_session.find_active_by_device", skip_all)]
-    async fn find_active_by_device(&mut self, user: &User, device_id: &str) -> Result<Option<CompatSession>, StorageError> {
+    async fn find_active_by_device(
+        &mut self,
+        user: &User,
+        device_id: &str,
+    ) -> Result<Option<CompatSession>, StorageError> {
         sessions::Entity::find()
             .filter(sessions::Column::UserId.eq(user.id.to_string()))
             .filter(sessions::Column::DeviceId.eq(device_id))
@@ -123,7 +127,11 @@ impl CompatSessionRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.compat_session.finish", skip_all)]
-    async fn finish(&mut self, clock: &dyn Clock, mut session: CompatSession) -> Result<CompatSession, StorageError> {
+    async fn finish(
+        &mut self,
+        clock: &dyn Clock,
+        mut session: CompatSession,
+    ) -> Result<CompatSession, StorageError> {
         let at = now(clock);
         sessions::Entity::update_many()
             .col_expr(sessions::Column::FinishedAt, Expr::value(at))
@@ -137,7 +145,11 @@ impl CompatSessionRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.compat_session.finish_all", skip_all)]
-    async fn finish_all(&mut self, clock: &dyn Clock, filter: CompatSessionFilter) -> Result<u64, StorageError> {
+    async fn finish_all(
+        &mut self,
+        clock: &dyn Clock,
+        filter: CompatSessionFilter,
+    ) -> Result<u64, StorageError> {
         let result = sessions::Entity::update_many()
             .col_expr(sessions::Column::FinishedAt, Expr::value(now(clock)))
             .filter(session_condition(filter))
@@ -149,14 +161,22 @@ impl CompatSessionRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.compat_session.list", skip_all)]
-    async fn list(&mut self, filter: CompatSessionFilter, pagination: Pagination) -> Result<Page<CompatSession>, StorageError> {
-        let rows = paginate(sessions::Entity::find().filter(session_condition(filter)), sessions::Column::Id, &pagination)
-            .all(&self.conn)
-            .await
-            .map_err(|e| self.db_err(e))?
-            .into_iter()
-            .map(session)
-            .collect::<Result<Vec<_>, _>>()?;
+    async fn list(
+        &mut self,
+        filter: CompatSessionFilter,
+        pagination: Pagination,
+    ) -> Result<Page<CompatSession>, StorageError> {
+        let rows = paginate(
+            sessions::Entity::find().filter(session_condition(filter)),
+            sessions::Column::Id,
+            &pagination,
+        )
+        .all(&self.conn)
+        .await
+        .map_err(|e| self.db_err(e))?
+        .into_iter()
+        .map(session)
+        .collect::<Result<Vec<_>, _>>()?;
         Ok(pagination.process(rows))
     }
 
@@ -170,7 +190,12 @@ impl CompatSessionRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.compat_session.record_activity", skip_all)]
-    async fn record_activity(&mut self, id: Ulid, at: DateTime<Utc>, ip: Option<String>) -> Result<(), StorageError> {
+    async fn record_activity(
+        &mut self,
+        id: Ulid,
+        at: DateTime<Utc>,
+        ip: Option<String>,
+    ) -> Result<(), StorageError> {
         sessions::Entity::update_many()
             .col_expr(sessions::Column::LastActiveAt, Expr::value(at))
             .col_expr(sessions::Column::LastActiveIp, Expr::value(ip))
@@ -235,7 +260,10 @@ impl CompatAccessTokenRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.compat_access_token.find_by_token", skip_all)]
-    async fn find_by_token(&mut self, token: &str) -> Result<Option<CompatAccessToken>, StorageError> {
+    async fn find_by_token(
+        &mut self,
+        token: &str,
+    ) -> Result<Option<CompatAccessToken>, StorageError> {
         access_tokens::Entity::find()
             .filter(access_tokens::Column::TokenHash.eq(hash_token(token)))
             .one(&self.conn)
@@ -246,7 +274,11 @@ impl CompatAccessTokenRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.compat_access_token.expire", skip_all)]
-    async fn expire(&mut self, clock: &dyn Clock, mut token: CompatAccessToken) -> Result<CompatAccessToken, StorageError> {
+    async fn expire(
+        &mut self,
+        clock: &dyn Clock,
+        mut token: CompatAccessToken,
+    ) -> Result<CompatAccessToken, StorageError> {
         let at = now(clock);
         let result = access_tokens::Entity::update_many()
             .col_expr(access_tokens::Column::ExpiresAt, Expr::value(at))
@@ -317,7 +349,10 @@ impl CompatRefreshTokenRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.compat_refresh_token.find_by_token", skip_all)]
-    async fn find_by_token(&mut self, token: &str) -> Result<Option<CompatRefreshToken>, StorageError> {
+    async fn find_by_token(
+        &mut self,
+        token: &str,
+    ) -> Result<Option<CompatRefreshToken>, StorageError> {
         refresh_tokens::Entity::find()
             .filter(refresh_tokens::Column::TokenHash.eq(hash_token(token)))
             .one(&self.conn)
@@ -328,7 +363,11 @@ impl CompatRefreshTokenRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.compat_refresh_token.consume", skip_all)]
-    async fn consume(&mut self, clock: &dyn Clock, mut token: CompatRefreshToken) -> Result<Option<CompatRefreshToken>, StorageError> {
+    async fn consume(
+        &mut self,
+        clock: &dyn Clock,
+        mut token: CompatRefreshToken,
+    ) -> Result<Option<CompatRefreshToken>, StorageError> {
         let at = now(clock);
         let result = refresh_tokens::Entity::update_many()
             .col_expr(refresh_tokens::Column::ConsumedAt, Expr::value(at))
@@ -360,7 +399,13 @@ fn sso_login(m: sso_logins::Model) -> Result<CompatSsoLogin, StorageError> {
 #[async_trait]
 impl CompatSsoLoginRepository for Repo<'_> {
     #[tracing::instrument(name = "db.compat_sso_login.add", skip_all)]
-    async fn add(&mut self, rng: Rng<'_>, clock: &dyn Clock, login_token: &str, redirect_uri: Url) -> Result<CompatSsoLogin, StorageError> {
+    async fn add(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        login_token: &str,
+        redirect_uri: Url,
+    ) -> Result<CompatSsoLogin, StorageError> {
         let created_at = now(clock);
         let id = new_id(rng, created_at);
         sso_logins::Entity::insert(sso_logins::ActiveModel {
@@ -396,7 +441,10 @@ impl CompatSsoLoginRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.compat_sso_login.find_by_token", skip_all)]
-    async fn find_by_token(&mut self, login_token: &str) -> Result<Option<CompatSsoLogin>, StorageError> {
+    async fn find_by_token(
+        &mut self,
+        login_token: &str,
+    ) -> Result<Option<CompatSsoLogin>, StorageError> {
         sso_logins::Entity::find()
             .filter(sso_logins::Column::LoginTokenHash.eq(hash_token(login_token)))
             .one(&self.conn)
@@ -407,11 +455,19 @@ impl CompatSsoLoginRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.compat_sso_login.fulfill", skip_all)]
-    async fn fulfill(&mut self, clock: &dyn Clock, mut login: CompatSsoLogin, session: &CompatSession) -> Result<CompatSsoLogin, StorageError> {
+    async fn fulfill(
+        &mut self,
+        clock: &dyn Clock,
+        mut login: CompatSsoLogin,
+        session: &CompatSession,
+    ) -> Result<CompatSsoLogin, StorageError> {
         let at = now(clock);
         let result = sso_logins::Entity::update_many()
             .col_expr(sso_logins::Column::FulfilledAt, Expr::value(at))
-            .col_expr(sso_logins::Column::SessionId, Expr::value(session.id.to_string()))
+            .col_expr(
+                sso_logins::Column::SessionId,
+                Expr::value(session.id.to_string()),
+            )
             .filter(sso_logins::Column::Id.eq(login.id.to_string()))
             .exec(&self.conn)
             .await
@@ -425,7 +481,11 @@ impl CompatSsoLoginRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.compat_sso_login.exchange", skip_all)]
-    async fn exchange(&mut self, clock: &dyn Clock, mut login: CompatSsoLogin) -> Result<Option<CompatSsoLogin>, StorageError> {
+    async fn exchange(
+        &mut self,
+        clock: &dyn Clock,
+        mut login: CompatSsoLogin,
+    ) -> Result<Option<CompatSsoLogin>, StorageError> {
         let at = now(clock);
         let result = sso_logins::Entity::update_many()
             .col_expr(sso_logins::Column::ExchangedAt, Expr::value(at))

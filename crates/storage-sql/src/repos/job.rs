@@ -40,7 +40,12 @@ fn job(m: jobs::Model) -> Result<Job, StorageError> {
 #[async_trait]
 impl JobRepository for Repo<'_> {
     #[tracing::instrument(name = "db.job.schedule", skip_all, fields(queue = %new.queue))]
-    async fn schedule(&mut self, rng: Rng<'_>, clock: &dyn Clock, new: NewJob) -> Result<Job, StorageError> {
+    async fn schedule(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        new: NewJob,
+    ) -> Result<Job, StorageError> {
         let created_at = now(clock);
         let id = new_id(rng, created_at);
         let scheduled_at = new.run_at.unwrap_or(created_at);
@@ -124,13 +129,20 @@ impl JobRepository for Repo<'_> {
             // Concurrent workers skip each other's rows instead of waiting on them.
             query = query.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
         }
-        let ids: Vec<String> = query.into_tuple().all(&self.conn).await.map_err(|e| self.db_err(e))?;
+        let ids: Vec<String> = query
+            .into_tuple()
+            .all(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
         jobs::Entity::update_many()
             .col_expr(jobs::Column::State, Expr::value(JobState::Running.as_str()))
-            .col_expr(jobs::Column::Attempts, Expr::col(jobs::Column::Attempts).add(1))
+            .col_expr(
+                jobs::Column::Attempts,
+                Expr::col(jobs::Column::Attempts).add(1),
+            )
             .col_expr(jobs::Column::LeaseExpiresAt, Expr::value(at + lease))
             .filter(jobs::Column::Id.is_in(ids.clone()))
             .exec(&self.conn)
@@ -152,9 +164,15 @@ impl JobRepository for Repo<'_> {
     async fn complete(&mut self, clock: &dyn Clock, mut job: Job) -> Result<Job, StorageError> {
         let at = now(clock);
         let result = jobs::Entity::update_many()
-            .col_expr(jobs::Column::State, Expr::value(JobState::Completed.as_str()))
+            .col_expr(
+                jobs::Column::State,
+                Expr::value(JobState::Completed.as_str()),
+            )
             .col_expr(jobs::Column::CompletedAt, Expr::value(at))
-            .col_expr(jobs::Column::LeaseExpiresAt, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(
+                jobs::Column::LeaseExpiresAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
             .filter(jobs::Column::Id.eq(job.id.to_string()))
             .exec(&self.conn)
             .await
@@ -184,7 +202,10 @@ impl JobRepository for Repo<'_> {
             .col_expr(jobs::Column::ScheduledAt, Expr::value(scheduled_at))
             .col_expr(jobs::Column::LastError, Expr::value(error))
             .col_expr(jobs::Column::CompletedAt, Expr::value(completed_at))
-            .col_expr(jobs::Column::LeaseExpiresAt, Expr::value(Option::<DateTime<Utc>>::None))
+            .col_expr(
+                jobs::Column::LeaseExpiresAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
             .filter(jobs::Column::Id.eq(job.id.to_string()))
             .exec(&self.conn)
             .await

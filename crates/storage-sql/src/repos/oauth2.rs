@@ -17,7 +17,9 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
 use ulid::Ulid;
 
 use super::Repo;
-use crate::conv::{gone, hash_token, json, new_id, now, paginate, to_json, ulid, ulid_opt, unsigned, url, url_opt};
+use crate::conv::{
+    gone, hash_token, json, new_id, now, paginate, to_json, ulid, ulid_opt, unsigned, url, url_opt,
+};
 use crate::entities::{
     oauth2_access_tokens as access_tokens, oauth2_authorization_grants as grants,
     oauth2_clients as clients, oauth2_device_code_grants as device_grants,
@@ -26,19 +28,27 @@ use crate::entities::{
 
 fn client(m: clients::Model) -> Result<Client, StorageError> {
     const T: &str = "oauth2_clients";
-    let auth_method = ClientAuthMethod::parse(&m.auth_method).ok_or_else(|| StorageError::InvalidData {
-        table: T,
-        reason: format!("unknown auth method {}", m.auth_method),
-    })?;
+    let auth_method =
+        ClientAuthMethod::parse(&m.auth_method).ok_or_else(|| StorageError::InvalidData {
+            table: T,
+            reason: format!("unknown auth method {}", m.auth_method),
+        })?;
     let redirect_uris: Vec<String> = json(T, &m.redirect_uris)?;
     Ok(Client {
         id: ulid(T, &m.id)?,
-        kind: if m.is_static { ClientKind::Static } else { ClientKind::Dynamic },
+        kind: if m.is_static {
+            ClientKind::Static
+        } else {
+            ClientKind::Dynamic
+        },
         auth_method,
         encrypted_secret: m.encrypted_secret,
         jwks: m.jwks.as_deref().map(|j| json(T, j)).transpose()?,
         jwks_uri: url_opt(T, m.jwks_uri.as_deref())?,
-        redirect_uris: redirect_uris.iter().map(|u| url(T, u)).collect::<Result<_, _>>()?,
+        redirect_uris: redirect_uris
+            .iter()
+            .map(|u| url(T, u))
+            .collect::<Result<_, _>>()?,
         grant_types: json(T, &m.grant_types)?,
         name: m.name,
         client_uri: url_opt(T, m.client_uri.as_deref())?,
@@ -52,7 +62,12 @@ fn client(m: clients::Model) -> Result<Client, StorageError> {
     })
 }
 
-fn client_model(id: Ulid, is_static: bool, params: &ClientParams, created_at: DateTime<Utc>) -> clients::ActiveModel {
+fn client_model(
+    id: Ulid,
+    is_static: bool,
+    params: &ClientParams,
+    created_at: DateTime<Utc>,
+) -> clients::ActiveModel {
     let uris: Vec<&str> = params.redirect_uris.iter().map(url::Url::as_str).collect();
     clients::ActiveModel {
         id: Set(id.to_string()),
@@ -75,7 +90,12 @@ fn client_model(id: Ulid, is_static: bool, params: &ClientParams, created_at: Da
     }
 }
 
-fn client_from_params(id: Ulid, kind: ClientKind, params: ClientParams, created_at: DateTime<Utc>) -> Client {
+fn client_from_params(
+    id: Ulid,
+    kind: ClientKind,
+    params: ClientParams,
+    created_at: DateTime<Utc>,
+) -> Client {
     Client {
         id,
         kind,
@@ -126,7 +146,12 @@ impl ClientRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.client.upsert_static", skip_all)]
-    async fn upsert_static(&mut self, clock: &dyn Clock, id: Ulid, params: ClientParams) -> Result<Client, StorageError> {
+    async fn upsert_static(
+        &mut self,
+        clock: &dyn Clock,
+        id: Ulid,
+        params: ClientParams,
+    ) -> Result<Client, StorageError> {
         let existing = clients::Entity::find_by_id(id.to_string())
             .one(&self.conn)
             .await
@@ -139,7 +164,10 @@ impl ClientRepository for Repo<'_> {
             }
             Some(row) => {
                 let model = client_model(id, true, &params, row.created_at);
-                clients::Entity::update(model).exec(&self.conn).await.map_err(|e| self.db_err(e))?;
+                clients::Entity::update(model)
+                    .exec(&self.conn)
+                    .await
+                    .map_err(|e| self.db_err(e))?;
                 row.created_at
             }
             None => {
@@ -151,18 +179,33 @@ impl ClientRepository for Repo<'_> {
                 created_at
             }
         };
-        Ok(client_from_params(id, ClientKind::Static, params, created_at))
+        Ok(client_from_params(
+            id,
+            ClientKind::Static,
+            params,
+            created_at,
+        ))
     }
 
     #[tracing::instrument(name = "db.client.add_dynamic", skip_all)]
-    async fn add_dynamic(&mut self, rng: Rng<'_>, clock: &dyn Clock, params: ClientParams) -> Result<Client, StorageError> {
+    async fn add_dynamic(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        params: ClientParams,
+    ) -> Result<Client, StorageError> {
         let created_at = now(clock);
         let id = new_id(rng, created_at);
         clients::Entity::insert(client_model(id, false, &params, created_at))
             .exec_without_returning(&self.conn)
             .await
             .map_err(|e| self.db_err(e))?;
-        Ok(client_from_params(id, ClientKind::Dynamic, params, created_at))
+        Ok(client_from_params(
+            id,
+            ClientKind::Dynamic,
+            params,
+            created_at,
+        ))
     }
 
     #[tracing::instrument(name = "db.client.delete", skip_all)]
@@ -190,10 +233,11 @@ impl ClientRepository for Repo<'_> {
 
 fn grant(m: grants::Model) -> Result<AuthorizationGrant, StorageError> {
     const T: &str = "oauth2_authorization_grants";
-    let response_mode = ResponseMode::parse(&m.response_mode).ok_or_else(|| StorageError::InvalidData {
-        table: T,
-        reason: format!("unknown response mode {}", m.response_mode),
-    })?;
+    let response_mode =
+        ResponseMode::parse(&m.response_mode).ok_or_else(|| StorageError::InvalidData {
+            table: T,
+            reason: format!("unknown response mode {}", m.response_mode),
+        })?;
     let pkce = match (m.code_challenge_method, m.code_challenge) {
         (Some(method), Some(challenge)) => Some(Pkce { method, challenge }),
         _ => None,
@@ -222,16 +266,19 @@ fn grant(m: grants::Model) -> Result<AuthorizationGrant, StorageError> {
 #[async_trait]
 impl AuthorizationGrantRepository for Repo<'_> {
     #[tracing::instrument(name = "db.authorization_grant.add", skip_all)]
-    async fn add(&mut self, rng: Rng<'_>, clock: &dyn Clock, new: NewAuthorizationGrant) -> Result<AuthorizationGrant, StorageError> {
+    async fn add(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        new: NewAuthorizationGrant,
+    ) -> Result<AuthorizationGrant, StorageError> {
         let created_at = now(clock);
         let id = new_id(rng, created_at);
         let (code_hash, pkce) = match &new.code {
             Some((code, pkce)) => (Some(hash_token(code)), pkce.clone()),
             None => (None, None),
         };
-        let max_age = new
-            .max_age
-            .map(|a| i32::try_from(a).unwrap_or(i32::MAX));
+        let max_age = new.max_age.map(|a| i32::try_from(a).unwrap_or(i32::MAX));
         grants::Entity::insert(grants::ActiveModel {
             id: Set(id.to_string()),
             client_id: Set(new.client_id.to_string()),
@@ -288,7 +335,10 @@ impl AuthorizationGrantRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.authorization_grant.find_by_code", skip_all)]
-    async fn find_by_code(&mut self, code: &str) -> Result<Option<AuthorizationGrant>, StorageError> {
+    async fn find_by_code(
+        &mut self,
+        code: &str,
+    ) -> Result<Option<AuthorizationGrant>, StorageError> {
         grants::Entity::find()
             .filter(grants::Column::CodeHash.eq(hash_token(code)))
             .one(&self.conn)
@@ -299,11 +349,19 @@ impl AuthorizationGrantRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.authorization_grant.fulfill", skip_all)]
-    async fn fulfill(&mut self, clock: &dyn Clock, mut grant: AuthorizationGrant, session: &Session) -> Result<AuthorizationGrant, StorageError> {
+    async fn fulfill(
+        &mut self,
+        clock: &dyn Clock,
+        mut grant: AuthorizationGrant,
+        session: &Session,
+    ) -> Result<AuthorizationGrant, StorageError> {
         let at = now(clock);
         let result = grants::Entity::update_many()
             .col_expr(grants::Column::FulfilledAt, Expr::value(at))
-            .col_expr(grants::Column::SessionId, Expr::value(session.id.to_string()))
+            .col_expr(
+                grants::Column::SessionId,
+                Expr::value(session.id.to_string()),
+            )
             .filter(grants::Column::Id.eq(grant.id.to_string()))
             .exec(&self.conn)
             .await
@@ -317,7 +375,11 @@ impl AuthorizationGrantRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.authorization_grant.exchange", skip_all)]
-    async fn exchange(&mut self, clock: &dyn Clock, mut grant: AuthorizationGrant) -> Result<Option<AuthorizationGrant>, StorageError> {
+    async fn exchange(
+        &mut self,
+        clock: &dyn Clock,
+        mut grant: AuthorizationGrant,
+    ) -> Result<Option<AuthorizationGrant>, StorageError> {
         let at = now(clock);
         let result = grants::Entity::update_many()
             .col_expr(grants::Column::ExchangedAt, Expr::value(at))
@@ -334,7 +396,11 @@ impl AuthorizationGrantRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.authorization_grant.cancel", skip_all)]
-    async fn cancel(&mut self, clock: &dyn Clock, mut grant: AuthorizationGrant) -> Result<AuthorizationGrant, StorageError> {
+    async fn cancel(
+        &mut self,
+        clock: &dyn Clock,
+        mut grant: AuthorizationGrant,
+    ) -> Result<AuthorizationGrant, StorageError> {
         let at = now(clock);
         grants::Entity::update_many()
             .col_expr(grants::Column::CancelledAt, Expr::value(at))
@@ -438,7 +504,11 @@ impl SessionRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.session.finish", skip_all)]
-    async fn finish(&mut self, clock: &dyn Clock, mut session: Session) -> Result<Session, StorageError> {
+    async fn finish(
+        &mut self,
+        clock: &dyn Clock,
+        mut session: Session,
+    ) -> Result<Session, StorageError> {
         let at = now(clock);
         sessions::Entity::update_many()
             .col_expr(sessions::Column::FinishedAt, Expr::value(at))
@@ -452,7 +522,11 @@ impl SessionRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.session.finish_all", skip_all)]
-    async fn finish_all(&mut self, clock: &dyn Clock, filter: SessionFilter) -> Result<u64, StorageError> {
+    async fn finish_all(
+        &mut self,
+        clock: &dyn Clock,
+        filter: SessionFilter,
+    ) -> Result<u64, StorageError> {
         let result = sessions::Entity::update_many()
             .col_expr(sessions::Column::FinishedAt, Expr::value(now(clock)))
             .filter(session_condition(filter))
@@ -464,14 +538,22 @@ impl SessionRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.session.list", skip_all)]
-    async fn list(&mut self, filter: SessionFilter, pagination: Pagination) -> Result<Page<Session>, StorageError> {
-        let rows = paginate(sessions::Entity::find().filter(session_condition(filter)), sessions::Column::Id, &pagination)
-            .all(&self.conn)
-            .await
-            .map_err(|e| self.db_err(e))?
-            .into_iter()
-            .map(session)
-            .collect::<Result<Vec<_>, _>>()?;
+    async fn list(
+        &mut self,
+        filter: SessionFilter,
+        pagination: Pagination,
+    ) -> Result<Page<Session>, StorageError> {
+        let rows = paginate(
+            sessions::Entity::find().filter(session_condition(filter)),
+            sessions::Column::Id,
+            &pagination,
+        )
+        .all(&self.conn)
+        .await
+        .map_err(|e| self.db_err(e))?
+        .into_iter()
+        .map(session)
+        .collect::<Result<Vec<_>, _>>()?;
         Ok(pagination.process(rows))
     }
 
@@ -485,7 +567,12 @@ impl SessionRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.session.record_activity", skip_all)]
-    async fn record_activity(&mut self, id: Ulid, at: DateTime<Utc>, ip: Option<String>) -> Result<(), StorageError> {
+    async fn record_activity(
+        &mut self,
+        id: Ulid,
+        at: DateTime<Utc>,
+        ip: Option<String>,
+    ) -> Result<(), StorageError> {
         sessions::Entity::update_many()
             .col_expr(sessions::Column::LastActiveAt, Expr::value(at))
             .col_expr(sessions::Column::LastActiveIp, Expr::value(ip))
@@ -567,7 +654,11 @@ impl AccessTokenRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.access_token.mark_used", skip_all)]
-    async fn mark_used(&mut self, clock: &dyn Clock, mut token: AccessToken) -> Result<AccessToken, StorageError> {
+    async fn mark_used(
+        &mut self,
+        clock: &dyn Clock,
+        mut token: AccessToken,
+    ) -> Result<AccessToken, StorageError> {
         if token.first_used_at.is_some() {
             return Ok(token);
         }
@@ -584,7 +675,11 @@ impl AccessTokenRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.access_token.revoke", skip_all)]
-    async fn revoke(&mut self, clock: &dyn Clock, mut token: AccessToken) -> Result<AccessToken, StorageError> {
+    async fn revoke(
+        &mut self,
+        clock: &dyn Clock,
+        mut token: AccessToken,
+    ) -> Result<AccessToken, StorageError> {
         let at = now(clock);
         access_tokens::Entity::update_many()
             .col_expr(access_tokens::Column::RevokedAt, Expr::value(at))
@@ -598,7 +693,11 @@ impl AccessTokenRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.access_token.revoke_all_in_session", skip_all)]
-    async fn revoke_all_in_session(&mut self, clock: &dyn Clock, session_id: Ulid) -> Result<u64, StorageError> {
+    async fn revoke_all_in_session(
+        &mut self,
+        clock: &dyn Clock,
+        session_id: Ulid,
+    ) -> Result<u64, StorageError> {
         let result = access_tokens::Entity::update_many()
             .col_expr(access_tokens::Column::RevokedAt, Expr::value(now(clock)))
             .filter(access_tokens::Column::SessionId.eq(session_id.to_string()))
@@ -696,11 +795,19 @@ impl RefreshTokenRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.refresh_token.consume", skip_all)]
-    async fn consume(&mut self, clock: &dyn Clock, mut token: RefreshToken, next: &RefreshToken) -> Result<Option<RefreshToken>, StorageError> {
+    async fn consume(
+        &mut self,
+        clock: &dyn Clock,
+        mut token: RefreshToken,
+        next: &RefreshToken,
+    ) -> Result<Option<RefreshToken>, StorageError> {
         let at = now(clock);
         let result = refresh_tokens::Entity::update_many()
             .col_expr(refresh_tokens::Column::ConsumedAt, Expr::value(at))
-            .col_expr(refresh_tokens::Column::NextTokenId, Expr::value(next.id.to_string()))
+            .col_expr(
+                refresh_tokens::Column::NextTokenId,
+                Expr::value(next.id.to_string()),
+            )
             .filter(refresh_tokens::Column::Id.eq(token.id.to_string()))
             .filter(refresh_tokens::Column::ConsumedAt.is_null())
             .filter(refresh_tokens::Column::RevokedAt.is_null())
@@ -716,7 +823,11 @@ impl RefreshTokenRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.refresh_token.revoke_all_in_session", skip_all)]
-    async fn revoke_all_in_session(&mut self, clock: &dyn Clock, session_id: Ulid) -> Result<u64, StorageError> {
+    async fn revoke_all_in_session(
+        &mut self,
+        clock: &dyn Clock,
+        session_id: Ulid,
+    ) -> Result<u64, StorageError> {
         let result = refresh_tokens::Entity::update_many()
             .col_expr(refresh_tokens::Column::RevokedAt, Expr::value(now(clock)))
             .filter(refresh_tokens::Column::SessionId.eq(session_id.to_string()))
@@ -747,7 +858,10 @@ impl RefreshTokenRepository for Repo<'_> {
                             .add(
                                 Condition::any()
                                     .add(refresh_tokens::Column::NextTokenId.is_null())
-                                    .add(refresh_tokens::Column::NextTokenId.not_in_subquery(successors_in_use)),
+                                    .add(
+                                        refresh_tokens::Column::NextTokenId
+                                            .not_in_subquery(successors_in_use),
+                                    ),
                             ),
                     ),
             )
@@ -824,7 +938,12 @@ fn pending() -> Condition {
 #[async_trait]
 impl DeviceCodeGrantRepository for Repo<'_> {
     #[tracing::instrument(name = "db.device_code_grant.add", skip_all)]
-    async fn add(&mut self, rng: Rng<'_>, clock: &dyn Clock, new: NewDeviceCodeGrant) -> Result<DeviceCodeGrant, StorageError> {
+    async fn add(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        new: NewDeviceCodeGrant,
+    ) -> Result<DeviceCodeGrant, StorageError> {
         let created_at = now(clock);
         let id = new_id(rng, created_at);
         let expires_at = created_at + new.expires_in;
@@ -873,7 +992,10 @@ impl DeviceCodeGrantRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.device_code_grant.find_by_user_code", skip_all)]
-    async fn find_by_user_code(&mut self, user_code: &str) -> Result<Option<DeviceCodeGrant>, StorageError> {
+    async fn find_by_user_code(
+        &mut self,
+        user_code: &str,
+    ) -> Result<Option<DeviceCodeGrant>, StorageError> {
         device_grants::Entity::find()
             .filter(device_grants::Column::UserCode.eq(user_code))
             .one(&self.conn)
@@ -884,7 +1006,10 @@ impl DeviceCodeGrantRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.device_code_grant.find_by_device_code", skip_all)]
-    async fn find_by_device_code(&mut self, device_code: &str) -> Result<Option<DeviceCodeGrant>, StorageError> {
+    async fn find_by_device_code(
+        &mut self,
+        device_code: &str,
+    ) -> Result<Option<DeviceCodeGrant>, StorageError> {
         device_grants::Entity::find()
             .filter(device_grants::Column::DeviceCodeHash.eq(hash_token(device_code)))
             .one(&self.conn)
@@ -895,28 +1020,52 @@ impl DeviceCodeGrantRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.device_code_grant.fulfill", skip_all)]
-    async fn fulfill(&mut self, clock: &dyn Clock, grant: DeviceCodeGrant, browser_session_id: Ulid) -> Result<Option<DeviceCodeGrant>, StorageError> {
+    async fn fulfill(
+        &mut self,
+        clock: &dyn Clock,
+        grant: DeviceCodeGrant,
+        browser_session_id: Ulid,
+    ) -> Result<Option<DeviceCodeGrant>, StorageError> {
         let set = vec![
             (device_grants::Column::FulfilledAt, Some(now(clock)).into()),
-            (device_grants::Column::BrowserSessionId, Some(browser_session_id.to_string()).into()),
+            (
+                device_grants::Column::BrowserSessionId,
+                Some(browser_session_id.to_string()).into(),
+            ),
         ];
         self.advance_device_grant(&grant, set, pending()).await
     }
 
     #[tracing::instrument(name = "db.device_code_grant.reject", skip_all)]
-    async fn reject(&mut self, clock: &dyn Clock, grant: DeviceCodeGrant, browser_session_id: Ulid) -> Result<Option<DeviceCodeGrant>, StorageError> {
+    async fn reject(
+        &mut self,
+        clock: &dyn Clock,
+        grant: DeviceCodeGrant,
+        browser_session_id: Ulid,
+    ) -> Result<Option<DeviceCodeGrant>, StorageError> {
         let set = vec![
             (device_grants::Column::RejectedAt, Some(now(clock)).into()),
-            (device_grants::Column::BrowserSessionId, Some(browser_session_id.to_string()).into()),
+            (
+                device_grants::Column::BrowserSessionId,
+                Some(browser_session_id.to_string()).into(),
+            ),
         ];
         self.advance_device_grant(&grant, set, pending()).await
     }
 
     #[tracing::instrument(name = "db.device_code_grant.exchange", skip_all)]
-    async fn exchange(&mut self, clock: &dyn Clock, grant: DeviceCodeGrant, session: &Session) -> Result<Option<DeviceCodeGrant>, StorageError> {
+    async fn exchange(
+        &mut self,
+        clock: &dyn Clock,
+        grant: DeviceCodeGrant,
+        session: &Session,
+    ) -> Result<Option<DeviceCodeGrant>, StorageError> {
         let set = vec![
             (device_grants::Column::ExchangedAt, Some(now(clock)).into()),
-            (device_grants::Column::SessionId, Some(session.id.to_string()).into()),
+            (
+                device_grants::Column::SessionId,
+                Some(session.id.to_string()).into(),
+            ),
         ];
         let only_if = Condition::all()
             .add(device_grants::Column::FulfilledAt.is_not_null())

@@ -81,7 +81,11 @@ impl PersonalSessionRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.personal_session.revoke", skip_all)]
-    async fn revoke(&mut self, clock: &dyn Clock, mut session: PersonalSession) -> Result<PersonalSession, StorageError> {
+    async fn revoke(
+        &mut self,
+        clock: &dyn Clock,
+        mut session: PersonalSession,
+    ) -> Result<PersonalSession, StorageError> {
         let at = now(clock);
         sessions::Entity::update_many()
             .col_expr(sessions::Column::RevokedAt, Expr::value(at))
@@ -95,8 +99,13 @@ impl PersonalSessionRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.personal_session.list", skip_all)]
-    async fn list(&mut self, actor: &User, pagination: Pagination) -> Result<Page<PersonalSession>, StorageError> {
-        let query = sessions::Entity::find().filter(sessions::Column::ActorUserId.eq(actor.id.to_string()));
+    async fn list(
+        &mut self,
+        actor: &User,
+        pagination: Pagination,
+    ) -> Result<Page<PersonalSession>, StorageError> {
+        let query =
+            sessions::Entity::find().filter(sessions::Column::ActorUserId.eq(actor.id.to_string()));
         let rows = paginate(query, sessions::Column::Id, &pagination)
             .all(&self.conn)
             .await
@@ -164,7 +173,10 @@ impl PersonalAccessTokenRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.personal_access_token.find_by_token", skip_all)]
-    async fn find_by_token(&mut self, value: &str) -> Result<Option<PersonalAccessToken>, StorageError> {
+    async fn find_by_token(
+        &mut self,
+        value: &str,
+    ) -> Result<Option<PersonalAccessToken>, StorageError> {
         tokens::Entity::find()
             .filter(tokens::Column::TokenHash.eq(hash_token(value)))
             .one(&self.conn)
@@ -175,7 +187,11 @@ impl PersonalAccessTokenRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.personal_access_token.revoke", skip_all)]
-    async fn revoke(&mut self, clock: &dyn Clock, mut value: PersonalAccessToken) -> Result<PersonalAccessToken, StorageError> {
+    async fn revoke(
+        &mut self,
+        clock: &dyn Clock,
+        mut value: PersonalAccessToken,
+    ) -> Result<PersonalAccessToken, StorageError> {
         let at = now(clock);
         tokens::Entity::update_many()
             .col_expr(tokens::Column::RevokedAt, Expr::value(at))

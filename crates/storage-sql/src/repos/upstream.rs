@@ -53,12 +53,19 @@ impl UpstreamOAuthProviderRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.upstream_provider.upsert", skip_all)]
-    async fn upsert(&mut self, clock: &dyn Clock, id: Ulid, params: ProviderParams) -> Result<UpstreamOAuthProvider, StorageError> {
+    async fn upsert(
+        &mut self,
+        clock: &dyn Clock,
+        id: Ulid,
+        params: ProviderParams,
+    ) -> Result<UpstreamOAuthProvider, StorageError> {
         let existing = providers::Entity::find_by_id(id.to_string())
             .one(&self.conn)
             .await
             .map_err(|e| self.db_err(e))?;
-        let created_at = existing.as_ref().map_or_else(|| now(clock), |row| row.created_at);
+        let created_at = existing
+            .as_ref()
+            .map_or_else(|| now(clock), |row| row.created_at);
         let model = providers::ActiveModel {
             id: Set(id.to_string()),
             issuer: Set(params.issuer.clone()),
@@ -70,7 +77,10 @@ impl UpstreamOAuthProviderRepository for Repo<'_> {
             disabled_at: Set(None),
         };
         if existing.is_some() {
-            providers::Entity::update(model).exec(&self.conn).await.map_err(|e| self.db_err(e))?;
+            providers::Entity::update(model)
+                .exec(&self.conn)
+                .await
+                .map_err(|e| self.db_err(e))?;
         } else {
             providers::Entity::insert(model)
                 .exec_without_returning(&self.conn)
@@ -90,7 +100,11 @@ impl UpstreamOAuthProviderRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.upstream_provider.disable", skip_all)]
-    async fn disable(&mut self, clock: &dyn Clock, mut provider: UpstreamOAuthProvider) -> Result<UpstreamOAuthProvider, StorageError> {
+    async fn disable(
+        &mut self,
+        clock: &dyn Clock,
+        mut provider: UpstreamOAuthProvider,
+    ) -> Result<UpstreamOAuthProvider, StorageError> {
         let at = now(clock);
         providers::Entity::update_many()
             .col_expr(providers::Column::DisabledAt, Expr::value(at))
@@ -138,7 +152,11 @@ impl UpstreamOAuthLinkRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.upstream_link.find_by_subject", skip_all)]
-    async fn find_by_subject(&mut self, provider: &UpstreamOAuthProvider, subject: &str) -> Result<Option<UpstreamOAuthLink>, StorageError> {
+    async fn find_by_subject(
+        &mut self,
+        provider: &UpstreamOAuthProvider,
+        subject: &str,
+    ) -> Result<Option<UpstreamOAuthLink>, StorageError> {
         links::Entity::find()
             .filter(links::Column::ProviderId.eq(provider.id.to_string()))
             .filter(links::Column::Subject.eq(subject))
@@ -182,7 +200,11 @@ impl UpstreamOAuthLinkRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.upstream_link.associate", skip_all)]
-    async fn associate(&mut self, mut link: UpstreamOAuthLink, user: &User) -> Result<UpstreamOAuthLink, StorageError> {
+    async fn associate(
+        &mut self,
+        mut link: UpstreamOAuthLink,
+        user: &User,
+    ) -> Result<UpstreamOAuthLink, StorageError> {
         let result = links::Entity::update_many()
             .col_expr(links::Column::UserId, Expr::value(user.id.to_string()))
             .filter(links::Column::Id.eq(link.id.to_string()))

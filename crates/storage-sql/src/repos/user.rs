@@ -12,16 +12,14 @@ use mas_storage::repository::{
 };
 use mas_storage::{Clock, Page, Pagination, Rng, StorageError};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait};
-use sea_orm::{
-    ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set,
-};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set};
 use ulid::Ulid;
 
 use super::Repo;
 use crate::conv::{gone, new_id, now, paginate, ulid, ulid_opt, unsigned};
 use crate::entities::{
-    browser_session_authentications as auths, browser_sessions, registration_tokens,
-    user_emails, user_passwords, users,
+    browser_session_authentications as auths, browser_sessions, registration_tokens, user_emails,
+    user_passwords, users,
 };
 
 fn user(m: users::Model) -> Result<User, StorageError> {
@@ -56,7 +54,12 @@ fn user_condition(filter: UserFilter) -> Condition {
 }
 
 impl Repo<'_> {
-    async fn set_user_column(&self, id: Ulid, column: users::Column, value: sea_orm::Value) -> Result<(), StorageError> {
+    async fn set_user_column(
+        &self,
+        id: Ulid,
+        column: users::Column,
+        value: sea_orm::Value,
+    ) -> Result<(), StorageError> {
         let result = users::Entity::update_many()
             .col_expr(column, Expr::value(value))
             .filter(users::Column::Id.eq(id.to_string()))
@@ -94,7 +97,12 @@ impl UserRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.user.add", skip_all)]
-    async fn add(&mut self, rng: Rng<'_>, clock: &dyn Clock, username: &str) -> Result<User, StorageError> {
+    async fn add(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        username: &str,
+    ) -> Result<User, StorageError> {
         let created_at = now(clock);
         let id = new_id(rng, created_at);
         users::Entity::insert(users::ActiveModel {
@@ -122,7 +130,8 @@ impl UserRepository for Repo<'_> {
     async fn lock(&mut self, clock: &dyn Clock, mut user: User) -> Result<User, StorageError> {
         if user.locked_at.is_none() {
             let at = now(clock);
-            self.set_user_column(user.id, users::Column::LockedAt, Some(at).into()).await?;
+            self.set_user_column(user.id, users::Column::LockedAt, Some(at).into())
+                .await?;
             user.locked_at = Some(at);
         }
         Ok(user)
@@ -130,16 +139,26 @@ impl UserRepository for Repo<'_> {
 
     #[tracing::instrument(name = "db.user.unlock", skip_all)]
     async fn unlock(&mut self, mut user: User) -> Result<User, StorageError> {
-        self.set_user_column(user.id, users::Column::LockedAt, Option::<DateTime<Utc>>::None.into()).await?;
+        self.set_user_column(
+            user.id,
+            users::Column::LockedAt,
+            Option::<DateTime<Utc>>::None.into(),
+        )
+        .await?;
         user.locked_at = None;
         Ok(user)
     }
 
     #[tracing::instrument(name = "db.user.deactivate", skip_all)]
-    async fn deactivate(&mut self, clock: &dyn Clock, mut user: User) -> Result<User, StorageError> {
+    async fn deactivate(
+        &mut self,
+        clock: &dyn Clock,
+        mut user: User,
+    ) -> Result<User, StorageError> {
         if user.deactivated_at.is_none() {
             let at = now(clock);
-            self.set_user_column(user.id, users::Column::DeactivatedAt, Some(at).into()).await?;
+            self.set_user_column(user.id, users::Column::DeactivatedAt, Some(at).into())
+                .await?;
             user.deactivated_at = Some(at);
         }
         Ok(user)
@@ -147,24 +166,42 @@ impl UserRepository for Repo<'_> {
 
     #[tracing::instrument(name = "db.user.reactivate", skip_all)]
     async fn reactivate(&mut self, mut user: User) -> Result<User, StorageError> {
-        self.set_user_column(user.id, users::Column::DeactivatedAt, Option::<DateTime<Utc>>::None.into()).await?;
+        self.set_user_column(
+            user.id,
+            users::Column::DeactivatedAt,
+            Option::<DateTime<Utc>>::None.into(),
+        )
+        .await?;
         user.deactivated_at = None;
         Ok(user)
     }
 
     #[tracing::instrument(name = "db.user.set_can_request_admin", skip_all)]
-    async fn set_can_request_admin(&mut self, mut user: User, can: bool) -> Result<User, StorageError> {
-        self.set_user_column(user.id, users::Column::CanRequestAdmin, can.into()).await?;
+    async fn set_can_request_admin(
+        &mut self,
+        mut user: User,
+        can: bool,
+    ) -> Result<User, StorageError> {
+        self.set_user_column(user.id, users::Column::CanRequestAdmin, can.into())
+            .await?;
         user.can_request_admin = can;
         Ok(user)
     }
 
     #[tracing::instrument(name = "db.user.list", skip_all)]
-    async fn list(&mut self, filter: UserFilter, pagination: Pagination) -> Result<Page<User>, StorageError> {
-        let rows = paginate(users::Entity::find().filter(user_condition(filter)), users::Column::Id, &pagination)
-            .all(&self.conn)
-            .await
-            .map_err(|e| self.db_err(e))?;
+    async fn list(
+        &mut self,
+        filter: UserFilter,
+        pagination: Pagination,
+    ) -> Result<Page<User>, StorageError> {
+        let rows = paginate(
+            users::Entity::find().filter(user_condition(filter)),
+            users::Column::Id,
+            &pagination,
+        )
+        .all(&self.conn)
+        .await
+        .map_err(|e| self.db_err(e))?;
         let rows = rows.into_iter().map(user).collect::<Result<Vec<_>, _>>()?;
         Ok(pagination.process(rows))
     }
@@ -287,7 +324,13 @@ impl UserEmailRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.user_email.add", skip_all)]
-    async fn add(&mut self, rng: Rng<'_>, clock: &dyn Clock, user: &User, address: &str) -> Result<UserEmail, StorageError> {
+    async fn add(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        user: &User,
+        address: &str,
+    ) -> Result<UserEmail, StorageError> {
         let created_at = now(clock);
         let id = new_id(rng, created_at);
         user_emails::Entity::insert(user_emails::ActiveModel {
@@ -434,7 +477,11 @@ impl BrowserSessionRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.browser_session.finish", skip_all)]
-    async fn finish(&mut self, clock: &dyn Clock, mut session: BrowserSession) -> Result<BrowserSession, StorageError> {
+    async fn finish(
+        &mut self,
+        clock: &dyn Clock,
+        mut session: BrowserSession,
+    ) -> Result<BrowserSession, StorageError> {
         let at = now(clock);
         browser_sessions::Entity::update_many()
             .col_expr(browser_sessions::Column::FinishedAt, Expr::value(at))
@@ -450,7 +497,10 @@ impl BrowserSessionRepository for Repo<'_> {
     #[tracing::instrument(name = "db.browser_session.finish_all", skip_all)]
     async fn finish_all(&mut self, clock: &dyn Clock, user: &User) -> Result<u64, StorageError> {
         let result = browser_sessions::Entity::update_many()
-            .col_expr(browser_sessions::Column::FinishedAt, Expr::value(now(clock)))
+            .col_expr(
+                browser_sessions::Column::FinishedAt,
+                Expr::value(now(clock)),
+            )
             .filter(browser_sessions::Column::UserId.eq(user.id.to_string()))
             .filter(browser_sessions::Column::FinishedAt.is_null())
             .exec(&self.conn)
@@ -460,7 +510,12 @@ impl BrowserSessionRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.browser_session.list", skip_all)]
-    async fn list(&mut self, user: &User, active_only: bool, pagination: Pagination) -> Result<Page<BrowserSession>, StorageError> {
+    async fn list(
+        &mut self,
+        user: &User,
+        active_only: bool,
+        pagination: Pagination,
+    ) -> Result<Page<BrowserSession>, StorageError> {
         let mut query = browser_sessions::Entity::find()
             .filter(browser_sessions::Column::UserId.eq(user.id.to_string()));
         if active_only {
@@ -498,12 +553,20 @@ impl BrowserSessionRepository for Repo<'_> {
         session: &BrowserSession,
         link_id: Ulid,
     ) -> Result<Authentication, StorageError> {
-        self.add_authentication(rng, clock, session, AuthenticationMethod::Upstream { link_id })
-            .await
+        self.add_authentication(
+            rng,
+            clock,
+            session,
+            AuthenticationMethod::Upstream { link_id },
+        )
+        .await
     }
 
     #[tracing::instrument(name = "db.browser_session.last_authentication", skip_all)]
-    async fn last_authentication(&mut self, session: &BrowserSession) -> Result<Option<Authentication>, StorageError> {
+    async fn last_authentication(
+        &mut self,
+        session: &BrowserSession,
+    ) -> Result<Option<Authentication>, StorageError> {
         auths::Entity::find()
             .filter(auths::Column::BrowserSessionId.eq(session.id.to_string()))
             .order_by_desc(auths::Column::Id)
@@ -515,7 +578,12 @@ impl BrowserSessionRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.browser_session.record_activity", skip_all)]
-    async fn record_activity(&mut self, id: Ulid, at: DateTime<Utc>, ip: Option<String>) -> Result<(), StorageError> {
+    async fn record_activity(
+        &mut self,
+        id: Ulid,
+        at: DateTime<Utc>,
+        ip: Option<String>,
+    ) -> Result<(), StorageError> {
         browser_sessions::Entity::update_many()
             .col_expr(browser_sessions::Column::LastActiveAt, Expr::value(at))
             .col_expr(browser_sessions::Column::LastActiveIp, Expr::value(ip))
@@ -554,7 +622,10 @@ impl RegistrationTokenRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.registration_token.find_by_token", skip_all)]
-    async fn find_by_token(&mut self, token: &str) -> Result<Option<RegistrationToken>, StorageError> {
+    async fn find_by_token(
+        &mut self,
+        token: &str,
+    ) -> Result<Option<RegistrationToken>, StorageError> {
         registration_tokens::Entity::find()
             .filter(registration_tokens::Column::Token.eq(token))
             .one(&self.conn)
@@ -576,7 +647,10 @@ impl RegistrationTokenRepository for Repo<'_> {
         let created_at = now(clock);
         let id = new_id(rng, created_at);
         let limit = usage_limit
-            .map(|l| i32::try_from(l).map_err(|_| StorageError::Conflict("usage limit too large".to_owned())))
+            .map(|l| {
+                i32::try_from(l)
+                    .map_err(|_| StorageError::Conflict("usage limit too large".to_owned()))
+            })
             .transpose()?;
         registration_tokens::Entity::insert(registration_tokens::ActiveModel {
             id: Set(id.to_string()),
@@ -604,7 +678,11 @@ impl RegistrationTokenRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.registration_token.use_token", skip_all)]
-    async fn use_token(&mut self, clock: &dyn Clock, token: &RegistrationToken) -> Result<Option<RegistrationToken>, StorageError> {
+    async fn use_token(
+        &mut self,
+        clock: &dyn Clock,
+        token: &RegistrationToken,
+    ) -> Result<Option<RegistrationToken>, StorageError> {
         use registration_tokens::Column as C;
         let at = now(clock);
         // One conditional statement: concurrent uses never exceed the limit.
@@ -613,7 +691,11 @@ impl RegistrationTokenRepository for Repo<'_> {
             .col_expr(C::LastUsedAt, Expr::value(at))
             .filter(C::Id.eq(token.id.to_string()))
             .filter(C::RevokedAt.is_null())
-            .filter(Condition::any().add(C::ExpiresAt.is_null()).add(C::ExpiresAt.gt(at)))
+            .filter(
+                Condition::any()
+                    .add(C::ExpiresAt.is_null())
+                    .add(C::ExpiresAt.gt(at)),
+            )
             .filter(
                 Condition::any()
                     .add(C::UsageLimit.is_null())
@@ -629,7 +711,11 @@ impl RegistrationTokenRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.registration_token.revoke", skip_all)]
-    async fn revoke(&mut self, clock: &dyn Clock, mut token: RegistrationToken) -> Result<RegistrationToken, StorageError> {
+    async fn revoke(
+        &mut self,
+        clock: &dyn Clock,
+        mut token: RegistrationToken,
+    ) -> Result<RegistrationToken, StorageError> {
         let at = now(clock);
         registration_tokens::Entity::update_many()
             .col_expr(registration_tokens::Column::RevokedAt, Expr::value(at))
@@ -643,14 +729,21 @@ impl RegistrationTokenRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.registration_token.list", skip_all)]
-    async fn list(&mut self, pagination: Pagination) -> Result<Page<RegistrationToken>, StorageError> {
-        let rows = paginate(registration_tokens::Entity::find(), registration_tokens::Column::Id, &pagination)
-            .all(&self.conn)
-            .await
-            .map_err(|e| self.db_err(e))?
-            .into_iter()
-            .map(registration_token)
-            .collect::<Result<Vec<_>, _>>()?;
+    async fn list(
+        &mut self,
+        pagination: Pagination,
+    ) -> Result<Page<RegistrationToken>, StorageError> {
+        let rows = paginate(
+            registration_tokens::Entity::find(),
+            registration_tokens::Column::Id,
+            &pagination,
+        )
+        .all(&self.conn)
+        .await
+        .map_err(|e| self.db_err(e))?
+        .into_iter()
+        .map(registration_token)
+        .collect::<Result<Vec<_>, _>>()?;
         Ok(pagination.process(rows))
     }
 }

@@ -43,7 +43,12 @@ pub fn client_params(auth_method: ClientAuthMethod) -> ClientParams {
 pub async fn migrations_are_idempotent(db: &TestDb) {
     mas_storage_sql::migrate(db.db()).await.unwrap();
     mas_storage_sql::migrate(db.db()).await.unwrap();
-    assert!(mas_storage_sql::pending_migrations(db.db()).await.unwrap().is_empty());
+    assert!(
+        mas_storage_sql::pending_migrations(db.db())
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 pub async fn users(db: &TestDb) {
@@ -52,14 +57,23 @@ pub async fn users(db: &TestDb) {
     let mut repo = db.factory.begin().await.unwrap();
     let alice = repo.user().add(&mut rng, &clock, "alice").await.unwrap();
     assert!(alice.is_valid());
-    assert_eq!(repo.user().lookup(alice.id).await.unwrap(), Some(alice.clone()));
-    assert_eq!(repo.user().find_by_username("alice").await.unwrap(), Some(alice.clone()));
+    assert_eq!(
+        repo.user().lookup(alice.id).await.unwrap(),
+        Some(alice.clone())
+    );
+    assert_eq!(
+        repo.user().find_by_username("alice").await.unwrap(),
+        Some(alice.clone())
+    );
     assert_eq!(repo.user().find_by_username("bob").await.unwrap(), None);
     repo.save().await.unwrap();
 
     let mut repo = db.factory.begin().await.unwrap();
     let duplicate = repo.user().add(&mut rng, &clock, "alice").await;
-    assert!(matches!(duplicate, Err(StorageError::Conflict(_))), "{duplicate:?}");
+    assert!(
+        matches!(duplicate, Err(StorageError::Conflict(_))),
+        "{duplicate:?}"
+    );
     drop(repo);
 
     let mut repo = db.factory.begin().await.unwrap();
@@ -68,16 +82,29 @@ pub async fn users(db: &TestDb) {
     assert_eq!(locked.locked_at, Some(clock_now(&clock)));
     assert!(!locked.is_valid());
     let relocked = repo.user().lock(&clock, locked.clone()).await.unwrap();
-    assert_eq!(relocked.locked_at, locked.locked_at, "locking twice keeps the first time");
+    assert_eq!(
+        relocked.locked_at, locked.locked_at,
+        "locking twice keeps the first time"
+    );
     let deactivated = repo.user().deactivate(&clock, relocked).await.unwrap();
     assert!(deactivated.deactivated_at.is_some());
-    let admin = repo.user().set_can_request_admin(deactivated, true).await.unwrap();
+    let admin = repo
+        .user()
+        .set_can_request_admin(deactivated, true)
+        .await
+        .unwrap();
     assert!(admin.can_request_admin);
-    assert_eq!(repo.user().lookup(alice.id).await.unwrap(), Some(admin.clone()));
+    assert_eq!(
+        repo.user().lookup(alice.id).await.unwrap(),
+        Some(admin.clone())
+    );
     let unlocked = repo.user().unlock(admin).await.unwrap();
     let reactivated = repo.user().reactivate(unlocked).await.unwrap();
     assert!(reactivated.is_valid());
-    assert_eq!(repo.user().lookup(alice.id).await.unwrap(), Some(reactivated));
+    assert_eq!(
+        repo.user().lookup(alice.id).await.unwrap(),
+        Some(reactivated)
+    );
     repo.save().await.unwrap();
 }
 
@@ -95,35 +122,63 @@ pub async fn user_listing_and_pagination(db: &TestDb) {
         users.push(repo.user().add(&mut rng, &clock, name).await.unwrap());
     }
     let u2 = repo.user().lock(&clock, users[1].clone()).await.unwrap();
-    repo.user().set_can_request_admin(users[4].clone(), true).await.unwrap();
+    repo.user()
+        .set_can_request_admin(users[4].clone(), true)
+        .await
+        .unwrap();
     repo.save().await.unwrap();
 
     let mut repo = db.factory.reader().await.unwrap();
     let all = UserFilter::default();
     assert_eq!(repo.user().count(all).await.unwrap(), 5);
-    let locked = UserFilter { state: Some(UserState::Locked), ..UserFilter::default() };
+    let locked = UserFilter {
+        state: Some(UserState::Locked),
+        ..UserFilter::default()
+    };
     assert_eq!(repo.user().count(locked).await.unwrap(), 1);
-    let active = UserFilter { state: Some(UserState::Active), ..UserFilter::default() };
+    let active = UserFilter {
+        state: Some(UserState::Active),
+        ..UserFilter::default()
+    };
     assert_eq!(repo.user().count(active).await.unwrap(), 4);
-    let admins = UserFilter { can_request_admin: Some(true), ..UserFilter::default() };
+    let admins = UserFilter {
+        can_request_admin: Some(true),
+        ..UserFilter::default()
+    };
     assert_eq!(repo.user().count(admins).await.unwrap(), 1);
 
     let first = repo.user().list(all, Pagination::first(2)).await.unwrap();
     let names: Vec<_> = first.edges.iter().map(|u| u.username.as_str()).collect();
     assert_eq!(names, ["u1", "u2"]);
     assert!(first.has_next_page && !first.has_previous_page);
-    let next = repo.user().list(all, Pagination::first(2).after(first.edges[1].id)).await.unwrap();
+    let next = repo
+        .user()
+        .list(all, Pagination::first(2).after(first.edges[1].id))
+        .await
+        .unwrap();
     let names: Vec<_> = next.edges.iter().map(|u| u.username.as_str()).collect();
     assert_eq!(names, ["u3", "u4"]);
     assert!(next.has_next_page && next.has_previous_page);
     let last = repo.user().list(all, Pagination::last(2)).await.unwrap();
     let names: Vec<_> = last.edges.iter().map(|u| u.username.as_str()).collect();
-    assert_eq!(names, ["u4", "u5"], "a backward page still reads oldest first");
+    assert_eq!(
+        names,
+        ["u4", "u5"],
+        "a backward page still reads oldest first"
+    );
     assert!(last.has_previous_page && !last.has_next_page);
-    let before = repo.user().list(all, Pagination::last(10).before(users[2].id)).await.unwrap();
+    let before = repo
+        .user()
+        .list(all, Pagination::last(10).before(users[2].id))
+        .await
+        .unwrap();
     assert_eq!(before.edges.len(), 2);
     assert!(!before.has_previous_page);
-    let locked_page = repo.user().list(locked, Pagination::first(10)).await.unwrap();
+    let locked_page = repo
+        .user()
+        .list(locked, Pagination::first(10))
+        .await
+        .unwrap();
     assert_eq!(locked_page.edges, vec![u2]);
 }
 
@@ -142,7 +197,14 @@ pub async fn passwords_and_emails(db: &TestDb) {
     clock.advance(Duration::seconds(1));
     let upgraded = repo
         .user_password()
-        .add(&mut rng, &clock, &alice, 2, "$argon2id$new".to_owned(), Some(&first))
+        .add(
+            &mut rng,
+            &clock,
+            &alice,
+            2,
+            "$argon2id$new".to_owned(),
+            Some(&first),
+        )
         .await
         .unwrap();
     let active = repo.user_password().active(&alice).await.unwrap().unwrap();
@@ -150,21 +212,41 @@ pub async fn passwords_and_emails(db: &TestDb) {
     assert_eq!(active.upgraded_from_id, Some(first.id));
     assert_eq!(active.version, 2);
 
-    let email = repo.user_email().add(&mut rng, &clock, &alice, "Alice@Example.com").await.unwrap();
-    assert_eq!(repo.user_email().lookup(email.id).await.unwrap(), Some(email.clone()));
+    let email = repo
+        .user_email()
+        .add(&mut rng, &clock, &alice, "Alice@Example.com")
+        .await
+        .unwrap();
     assert_eq!(
-        repo.user_email().find_by_email("alice@example.COM").await.unwrap(),
+        repo.user_email().lookup(email.id).await.unwrap(),
+        Some(email.clone())
+    );
+    assert_eq!(
+        repo.user_email()
+            .find_by_email("alice@example.COM")
+            .await
+            .unwrap(),
         Some(email.clone()),
         "addresses match without regard to case"
     );
     repo.save().await.unwrap();
     let mut repo = db.factory.begin().await.unwrap();
-    let taken = repo.user_email().add(&mut rng, &clock, &bob, "ALICE@example.com").await;
+    let taken = repo
+        .user_email()
+        .add(&mut rng, &clock, &bob, "ALICE@example.com")
+        .await;
     assert!(matches!(taken, Err(StorageError::Conflict(_))), "{taken:?}");
     drop(repo);
     let mut repo = db.factory.begin().await.unwrap();
-    let second = repo.user_email().add(&mut rng, &clock, &alice, "a2@example.com").await.unwrap();
-    assert_eq!(repo.user_email().all(&alice).await.unwrap(), vec![email.clone(), second]);
+    let second = repo
+        .user_email()
+        .add(&mut rng, &clock, &alice, "a2@example.com")
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.user_email().all(&alice).await.unwrap(),
+        vec![email.clone(), second]
+    );
     repo.user_email().remove(email).await.unwrap();
     assert_eq!(repo.user_email().all(&alice).await.unwrap().len(), 1);
     assert!(repo.user_email().all(&bob).await.unwrap().is_empty());
@@ -181,15 +263,33 @@ pub async fn browser_sessions(db: &TestDb) {
         .add(&mut rng, &clock, &alice, 1, "hash".to_owned(), None)
         .await
         .unwrap();
-    let session = repo.browser_session().add(&mut rng, &clock, &alice, Some("Firefox".to_owned())).await.unwrap();
-    assert_eq!(repo.browser_session().lookup(session.id).await.unwrap(), Some(session.clone()));
-    assert_eq!(repo.browser_session().last_authentication(&session).await.unwrap(), None);
+    let session = repo
+        .browser_session()
+        .add(&mut rng, &clock, &alice, Some("Firefox".to_owned()))
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.browser_session().lookup(session.id).await.unwrap(),
+        Some(session.clone())
+    );
+    assert_eq!(
+        repo.browser_session()
+            .last_authentication(&session)
+            .await
+            .unwrap(),
+        None
+    );
     let by_password = repo
         .browser_session()
         .authenticate_with_password(&mut rng, &clock, &session, &password)
         .await
         .unwrap();
-    assert_eq!(by_password.method, AuthenticationMethod::Password { password_id: password.id });
+    assert_eq!(
+        by_password.method,
+        AuthenticationMethod::Password {
+            password_id: password.id
+        }
+    );
     clock.advance(Duration::seconds(1));
     let link_id = ulid::Ulid::new();
     let upstream = repo
@@ -197,23 +297,69 @@ pub async fn browser_sessions(db: &TestDb) {
         .authenticate_with_upstream(&mut rng, &clock, &session, link_id)
         .await
         .unwrap();
-    assert_eq!(repo.browser_session().last_authentication(&session).await.unwrap(), Some(upstream));
+    assert_eq!(
+        repo.browser_session()
+            .last_authentication(&session)
+            .await
+            .unwrap(),
+        Some(upstream)
+    );
 
     let at = clock_now(&clock);
-    repo.browser_session().record_activity(session.id, at, Some("10.0.0.1".to_owned())).await.unwrap();
-    let seen = repo.browser_session().lookup(session.id).await.unwrap().unwrap();
+    repo.browser_session()
+        .record_activity(session.id, at, Some("10.0.0.1".to_owned()))
+        .await
+        .unwrap();
+    let seen = repo
+        .browser_session()
+        .lookup(session.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(seen.last_activity.at, Some(at));
     assert_eq!(seen.last_activity.ip.as_deref(), Some("10.0.0.1"));
 
-    let other = repo.browser_session().add(&mut rng, &clock, &alice, None).await.unwrap();
-    let finished = repo.browser_session().finish(&clock, session).await.unwrap();
+    let other = repo
+        .browser_session()
+        .add(&mut rng, &clock, &alice, None)
+        .await
+        .unwrap();
+    let finished = repo
+        .browser_session()
+        .finish(&clock, session)
+        .await
+        .unwrap();
     assert!(!finished.is_active());
-    let open = repo.browser_session().list(&alice, true, Pagination::first(10)).await.unwrap();
-    assert_eq!(open.edges.iter().map(|s| s.id).collect::<Vec<_>>(), vec![other.id]);
-    let all = repo.browser_session().list(&alice, false, Pagination::first(10)).await.unwrap();
+    let open = repo
+        .browser_session()
+        .list(&alice, true, Pagination::first(10))
+        .await
+        .unwrap();
+    assert_eq!(
+        open.edges.iter().map(|s| s.id).collect::<Vec<_>>(),
+        vec![other.id]
+    );
+    let all = repo
+        .browser_session()
+        .list(&alice, false, Pagination::first(10))
+        .await
+        .unwrap();
     assert_eq!(all.edges.len(), 2);
-    assert_eq!(repo.browser_session().finish_all(&clock, &alice).await.unwrap(), 1);
-    assert!(repo.browser_session().list(&alice, true, Pagination::first(10)).await.unwrap().edges.is_empty());
+    assert_eq!(
+        repo.browser_session()
+            .finish_all(&clock, &alice)
+            .await
+            .unwrap(),
+        1
+    );
+    assert!(
+        repo.browser_session()
+            .list(&alice, true, Pagination::first(10))
+            .await
+            .unwrap()
+            .edges
+            .is_empty()
+    );
     repo.save().await.unwrap();
 }
 
@@ -221,35 +367,100 @@ pub async fn registration_tokens(db: &TestDb) {
     let clock = MockClock::default();
     let mut rng = rng();
     let mut repo = db.factory.begin().await.unwrap();
-    let limited = repo.registration_token().add(&mut rng, &clock, "ONCE", Some(1), None).await.unwrap();
+    let limited = repo
+        .registration_token()
+        .add(&mut rng, &clock, "ONCE", Some(1), None)
+        .await
+        .unwrap();
     let expiring = repo
         .registration_token()
-        .add(&mut rng, &clock, "SOON", None, Some(clock_now(&clock) + Duration::hours(1)))
+        .add(
+            &mut rng,
+            &clock,
+            "SOON",
+            None,
+            Some(clock_now(&clock) + Duration::hours(1)),
+        )
         .await
         .unwrap();
     repo.save().await.unwrap();
     let mut repo = db.factory.begin().await.unwrap();
     assert!(matches!(
-        repo.registration_token().add(&mut rng, &clock, "ONCE", None, None).await,
+        repo.registration_token()
+            .add(&mut rng, &clock, "ONCE", None, None)
+            .await,
         Err(StorageError::Conflict(_))
     ));
     drop(repo);
 
     let mut repo = db.factory.begin().await.unwrap();
-    assert_eq!(repo.registration_token().find_by_token("ONCE").await.unwrap(), Some(limited.clone()));
-    let used = repo.registration_token().use_token(&clock, &limited).await.unwrap().unwrap();
+    assert_eq!(
+        repo.registration_token()
+            .find_by_token("ONCE")
+            .await
+            .unwrap(),
+        Some(limited.clone())
+    );
+    let used = repo
+        .registration_token()
+        .use_token(&clock, &limited)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(used.times_used, 1);
     assert!(!used.is_valid(clock_now(&clock)));
-    assert_eq!(repo.registration_token().use_token(&clock, &limited).await.unwrap(), None, "limit reached");
-    assert!(repo.registration_token().use_token(&clock, &expiring).await.unwrap().is_some());
+    assert_eq!(
+        repo.registration_token()
+            .use_token(&clock, &limited)
+            .await
+            .unwrap(),
+        None,
+        "limit reached"
+    );
+    assert!(
+        repo.registration_token()
+            .use_token(&clock, &expiring)
+            .await
+            .unwrap()
+            .is_some()
+    );
     clock.advance(Duration::hours(2));
-    assert_eq!(repo.registration_token().use_token(&clock, &expiring).await.unwrap(), None, "expired");
-    let unlimited = repo.registration_token().add(&mut rng, &clock, "MANY", None, None).await.unwrap();
-    let revoked = repo.registration_token().revoke(&clock, unlimited.clone()).await.unwrap();
+    assert_eq!(
+        repo.registration_token()
+            .use_token(&clock, &expiring)
+            .await
+            .unwrap(),
+        None,
+        "expired"
+    );
+    let unlimited = repo
+        .registration_token()
+        .add(&mut rng, &clock, "MANY", None, None)
+        .await
+        .unwrap();
+    let revoked = repo
+        .registration_token()
+        .revoke(&clock, unlimited.clone())
+        .await
+        .unwrap();
     assert!(revoked.revoked_at.is_some());
-    assert_eq!(repo.registration_token().use_token(&clock, &unlimited).await.unwrap(), None, "revoked");
-    assert_eq!(repo.registration_token().lookup(revoked.id).await.unwrap(), Some(revoked));
-    let page = repo.registration_token().list(Pagination::first(10)).await.unwrap();
+    assert_eq!(
+        repo.registration_token()
+            .use_token(&clock, &unlimited)
+            .await
+            .unwrap(),
+        None,
+        "revoked"
+    );
+    assert_eq!(
+        repo.registration_token().lookup(revoked.id).await.unwrap(),
+        Some(revoked)
+    );
+    let page = repo
+        .registration_token()
+        .list(Pagination::first(10))
+        .await
+        .unwrap();
     assert_eq!(page.edges.len(), 3);
     repo.save().await.unwrap();
 }
@@ -261,16 +472,35 @@ pub async fn clients(db: &TestDb) {
     let mut repo = db.factory.begin().await.unwrap();
     let mut params = client_params(ClientAuthMethod::ClientSecretBasic);
     params.encrypted_secret = Some("sealed".to_owned());
-    let created = repo.client().upsert_static(&clock, id, params.clone()).await.unwrap();
+    let created = repo
+        .client()
+        .upsert_static(&clock, id, params.clone())
+        .await
+        .unwrap();
     assert_eq!(created.kind, ClientKind::Static);
-    assert_eq!(repo.client().lookup(id).await.unwrap(), Some(created.clone()));
+    assert_eq!(
+        repo.client().lookup(id).await.unwrap(),
+        Some(created.clone())
+    );
 
     clock.advance(Duration::hours(1));
-    params.redirect_uris.push(Url::parse("http://127.0.0.1/cb").unwrap());
-    let updated = repo.client().upsert_static(&clock, id, params).await.unwrap();
-    assert_eq!(updated.created_at, created.created_at, "an update keeps the creation time");
+    params
+        .redirect_uris
+        .push(Url::parse("http://127.0.0.1/cb").unwrap());
+    let updated = repo
+        .client()
+        .upsert_static(&clock, id, params)
+        .await
+        .unwrap();
+    assert_eq!(
+        updated.created_at, created.created_at,
+        "an update keeps the creation time"
+    );
     assert_eq!(updated.redirect_uris.len(), 2);
-    assert_eq!(repo.client().lookup(id).await.unwrap(), Some(updated.clone()));
+    assert_eq!(
+        repo.client().lookup(id).await.unwrap(),
+        Some(updated.clone())
+    );
 
     let dynamic = repo
         .client()
@@ -278,22 +508,46 @@ pub async fn clients(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(dynamic.kind, ClientKind::Dynamic);
-    assert_eq!(repo.client().lookup(dynamic.id).await.unwrap(), Some(dynamic.clone()));
-    assert_eq!(repo.client().all_static().await.unwrap(), vec![updated.clone()]);
+    assert_eq!(
+        repo.client().lookup(dynamic.id).await.unwrap(),
+        Some(dynamic.clone())
+    );
+    assert_eq!(
+        repo.client().all_static().await.unwrap(),
+        vec![updated.clone()]
+    );
     let clash = repo
         .client()
         .upsert_static(&clock, dynamic.id, client_params(ClientAuthMethod::None))
         .await;
     assert!(matches!(clash, Err(StorageError::Conflict(_))), "{clash:?}");
-    assert_eq!(repo.client().list(Pagination::first(10)).await.unwrap().edges.len(), 2);
+    assert_eq!(
+        repo.client()
+            .list(Pagination::first(10))
+            .await
+            .unwrap()
+            .edges
+            .len(),
+        2
+    );
 
     // Deleting a client takes its sessions and tokens with it.
-    let session = repo.session().add(&mut rng, &clock, id, None, None, "openid", None).await.unwrap();
-    repo.access_token().add(&mut rng, &clock, &session, "mat_gone", None).await.unwrap();
+    let session = repo
+        .session()
+        .add(&mut rng, &clock, id, None, None, "openid", None)
+        .await
+        .unwrap();
+    repo.access_token()
+        .add(&mut rng, &clock, &session, "mat_gone", None)
+        .await
+        .unwrap();
     repo.client().delete(updated).await.unwrap();
     assert_eq!(repo.client().lookup(id).await.unwrap(), None);
     assert_eq!(repo.session().lookup(session.id).await.unwrap(), None);
-    assert_eq!(repo.access_token().find_by_token("mat_gone").await.unwrap(), None);
+    assert_eq!(
+        repo.access_token().find_by_token("mat_gone").await.unwrap(),
+        None
+    );
     repo.save().await.unwrap();
 }
 
@@ -306,7 +560,10 @@ pub async fn authorization_grants(db: &TestDb) {
         .add_dynamic(&mut rng, &clock, client_params(ClientAuthMethod::None))
         .await
         .unwrap();
-    let pkce = Pkce { method: "S256".to_owned(), challenge: "abc".to_owned() };
+    let pkce = Pkce {
+        method: "S256".to_owned(),
+        challenge: "abc".to_owned(),
+    };
     let grant = repo
         .authorization_grant()
         .add(
@@ -329,21 +586,59 @@ pub async fn authorization_grants(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(grant.code.as_ref().unwrap().pkce, Some(pkce));
-    assert_eq!(repo.authorization_grant().lookup(grant.id).await.unwrap(), Some(grant.clone()));
-    assert_eq!(repo.authorization_grant().find_by_code("the-code").await.unwrap(), Some(grant.clone()));
-    assert_eq!(repo.authorization_grant().find_by_code("other").await.unwrap(), None);
+    assert_eq!(
+        repo.authorization_grant().lookup(grant.id).await.unwrap(),
+        Some(grant.clone())
+    );
+    assert_eq!(
+        repo.authorization_grant()
+            .find_by_code("the-code")
+            .await
+            .unwrap(),
+        Some(grant.clone())
+    );
+    assert_eq!(
+        repo.authorization_grant()
+            .find_by_code("other")
+            .await
+            .unwrap(),
+        None
+    );
 
     let alice = repo.user().add(&mut rng, &clock, "alice").await.unwrap();
     let session = repo
         .session()
-        .add(&mut rng, &clock, client.id, Some(alice.id), None, &grant.scope, None)
+        .add(
+            &mut rng,
+            &clock,
+            client.id,
+            Some(alice.id),
+            None,
+            &grant.scope,
+            None,
+        )
         .await
         .unwrap();
-    let fulfilled = repo.authorization_grant().fulfill(&clock, grant, &session).await.unwrap();
+    let fulfilled = repo
+        .authorization_grant()
+        .fulfill(&clock, grant, &session)
+        .await
+        .unwrap();
     assert_eq!(fulfilled.session_id, Some(session.id));
-    let exchanged = repo.authorization_grant().exchange(&clock, fulfilled.clone()).await.unwrap();
+    let exchanged = repo
+        .authorization_grant()
+        .exchange(&clock, fulfilled.clone())
+        .await
+        .unwrap();
     assert!(exchanged.unwrap().exchanged_at.is_some());
-    assert_eq!(repo.authorization_grant().exchange(&clock, fulfilled).await.unwrap(), None, "a code is single-use");
+    assert_eq!(
+        repo.authorization_grant()
+            .exchange(&clock, fulfilled)
+            .await
+            .unwrap(),
+        None,
+        "a code is single-use"
+    );
 
     let other = repo
         .authorization_grant()
@@ -366,8 +661,18 @@ pub async fn authorization_grants(db: &TestDb) {
         )
         .await
         .unwrap();
-    let cancelled = repo.authorization_grant().cancel(&clock, other).await.unwrap();
-    assert_eq!(repo.authorization_grant().lookup(cancelled.id).await.unwrap(), Some(cancelled));
+    let cancelled = repo
+        .authorization_grant()
+        .cancel(&clock, other)
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.authorization_grant()
+            .lookup(cancelled.id)
+            .await
+            .unwrap(),
+        Some(cancelled)
+    );
     repo.save().await.unwrap();
 }
 
@@ -381,63 +686,208 @@ pub async fn oauth2_sessions_and_tokens(db: &TestDb) {
         .await
         .unwrap();
     let alice = repo.user().add(&mut rng, &clock, "alice").await.unwrap();
-    let browser = repo.browser_session().add(&mut rng, &clock, &alice, None).await.unwrap();
+    let browser = repo
+        .browser_session()
+        .add(&mut rng, &clock, &alice, None)
+        .await
+        .unwrap();
     let session = repo
         .session()
-        .add(&mut rng, &clock, client.id, Some(alice.id), Some(browser.id), "openid", Some("UA".to_owned()))
+        .add(
+            &mut rng,
+            &clock,
+            client.id,
+            Some(alice.id),
+            Some(browser.id),
+            "openid",
+            Some("UA".to_owned()),
+        )
         .await
         .unwrap();
     clock.advance(Duration::seconds(1));
-    let machine = repo.session().add(&mut rng, &clock, client.id, None, None, "urn:mas:admin", None).await.unwrap();
-    assert_eq!(repo.session().lookup(session.id).await.unwrap(), Some(session.clone()));
-    let mine = SessionFilter { user_id: Some(alice.id), ..SessionFilter::default() };
+    let machine = repo
+        .session()
+        .add(
+            &mut rng,
+            &clock,
+            client.id,
+            None,
+            None,
+            "urn:mas:admin",
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.session().lookup(session.id).await.unwrap(),
+        Some(session.clone())
+    );
+    let mine = SessionFilter {
+        user_id: Some(alice.id),
+        ..SessionFilter::default()
+    };
     assert_eq!(repo.session().count(mine).await.unwrap(), 1);
-    let of_client = SessionFilter { client_id: Some(client.id), ..SessionFilter::default() };
-    assert_eq!(repo.session().list(of_client, Pagination::first(10)).await.unwrap().edges, vec![session.clone(), machine.clone()]);
+    let of_client = SessionFilter {
+        client_id: Some(client.id),
+        ..SessionFilter::default()
+    };
+    assert_eq!(
+        repo.session()
+            .list(of_client, Pagination::first(10))
+            .await
+            .unwrap()
+            .edges,
+        vec![session.clone(), machine.clone()]
+    );
 
     let access = repo
         .access_token()
-        .add(&mut rng, &clock, &session, "mat_access", Some(Duration::minutes(5)))
+        .add(
+            &mut rng,
+            &clock,
+            &session,
+            "mat_access",
+            Some(Duration::minutes(5)),
+        )
         .await
         .unwrap();
-    assert_eq!(access.expires_at, Some(access.created_at + Duration::minutes(5)));
-    assert_eq!(repo.access_token().find_by_token("mat_access").await.unwrap(), Some(access.clone()));
-    assert_eq!(repo.access_token().lookup(access.id).await.unwrap(), Some(access.clone()));
+    assert_eq!(
+        access.expires_at,
+        Some(access.created_at + Duration::minutes(5))
+    );
+    assert_eq!(
+        repo.access_token()
+            .find_by_token("mat_access")
+            .await
+            .unwrap(),
+        Some(access.clone())
+    );
+    assert_eq!(
+        repo.access_token().lookup(access.id).await.unwrap(),
+        Some(access.clone())
+    );
     assert!(access.is_valid(clock_now(&clock)));
-    let used = repo.access_token().mark_used(&clock, access.clone()).await.unwrap();
+    let used = repo
+        .access_token()
+        .mark_used(&clock, access.clone())
+        .await
+        .unwrap();
     assert!(used.first_used_at.is_some());
-    assert_eq!(repo.access_token().find_by_token("mat_access").await.unwrap(), Some(used.clone()));
-    let refresh = repo.refresh_token().add(&mut rng, &clock, &session, &access, "mar_refresh").await.unwrap();
-    assert_eq!(repo.refresh_token().find_by_token("mar_refresh").await.unwrap(), Some(refresh.clone()));
-    assert_eq!(repo.refresh_token().lookup(refresh.id).await.unwrap(), Some(refresh.clone()));
+    assert_eq!(
+        repo.access_token()
+            .find_by_token("mat_access")
+            .await
+            .unwrap(),
+        Some(used.clone())
+    );
+    let refresh = repo
+        .refresh_token()
+        .add(&mut rng, &clock, &session, &access, "mar_refresh")
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.refresh_token()
+            .find_by_token("mar_refresh")
+            .await
+            .unwrap(),
+        Some(refresh.clone())
+    );
+    assert_eq!(
+        repo.refresh_token().lookup(refresh.id).await.unwrap(),
+        Some(refresh.clone())
+    );
 
     // Rotation: the old token is consumed once, pointing at its successor.
-    let access2 = repo.access_token().add(&mut rng, &clock, &session, "mat_access2", None).await.unwrap();
-    let refresh2 = repo.refresh_token().add(&mut rng, &clock, &session, &access2, "mar_refresh2").await.unwrap();
-    let consumed = repo.refresh_token().consume(&clock, refresh.clone(), &refresh2).await.unwrap().unwrap();
+    let access2 = repo
+        .access_token()
+        .add(&mut rng, &clock, &session, "mat_access2", None)
+        .await
+        .unwrap();
+    let refresh2 = repo
+        .refresh_token()
+        .add(&mut rng, &clock, &session, &access2, "mar_refresh2")
+        .await
+        .unwrap();
+    let consumed = repo
+        .refresh_token()
+        .consume(&clock, refresh.clone(), &refresh2)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(consumed.next_token_id, Some(refresh2.id));
     assert!(!consumed.is_valid());
-    assert_eq!(repo.refresh_token().consume(&clock, refresh, &refresh2).await.unwrap(), None);
+    assert_eq!(
+        repo.refresh_token()
+            .consume(&clock, refresh, &refresh2)
+            .await
+            .unwrap(),
+        None
+    );
 
     let revoked = repo.access_token().revoke(&clock, used).await.unwrap();
     assert!(!revoked.is_valid(clock_now(&clock)));
-    assert_eq!(repo.access_token().revoke_all_in_session(&clock, session.id).await.unwrap(), 1);
-    assert_eq!(repo.refresh_token().revoke_all_in_session(&clock, session.id).await.unwrap(), 2);
-    assert!(repo.refresh_token().lookup(refresh2.id).await.unwrap().unwrap().revoked_at.is_some());
+    assert_eq!(
+        repo.access_token()
+            .revoke_all_in_session(&clock, session.id)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        repo.refresh_token()
+            .revoke_all_in_session(&clock, session.id)
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(
+        repo.refresh_token()
+            .lookup(refresh2.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked_at
+            .is_some()
+    );
 
     clock.advance(Duration::hours(1));
     let at = clock_now(&clock);
-    repo.session().record_activity(session.id, at, Some("192.0.2.1".to_owned())).await.unwrap();
-    assert_eq!(repo.session().lookup(session.id).await.unwrap().unwrap().last_activity.at, Some(at));
+    repo.session()
+        .record_activity(session.id, at, Some("192.0.2.1".to_owned()))
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.session()
+            .lookup(session.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .last_activity
+            .at,
+        Some(at)
+    );
     let finished = repo.session().finish(&clock, session).await.unwrap();
     assert!(!finished.is_active());
-    let open = SessionFilter { active: Some(true), ..SessionFilter::default() };
+    let open = SessionFilter {
+        active: Some(true),
+        ..SessionFilter::default()
+    };
     assert_eq!(repo.session().count(open).await.unwrap(), 1);
-    assert_eq!(repo.session().finish_all(&clock, of_client).await.unwrap(), 1);
+    assert_eq!(
+        repo.session().finish_all(&clock, of_client).await.unwrap(),
+        1
+    );
     assert_eq!(repo.session().count(open).await.unwrap(), 0);
 
     clock.advance(Duration::hours(1));
-    assert_eq!(repo.access_token().cleanup(clock_now(&clock)).await.unwrap(), 2, "revoked tokens are cleaned up");
+    assert_eq!(
+        repo.access_token()
+            .cleanup(clock_now(&clock))
+            .await
+            .unwrap(),
+        2,
+        "revoked tokens are cleaned up"
+    );
     assert_eq!(repo.access_token().lookup(access.id).await.unwrap(), None);
     repo.save().await.unwrap();
 }
@@ -446,23 +896,65 @@ pub async fn refresh_token_cleanup_keeps_replay_evidence(db: &TestDb) {
     let clock = MockClock::default();
     let mut rng = rng();
     let mut repo = db.factory.begin().await.unwrap();
-    let client = repo.client().add_dynamic(&mut rng, &clock, client_params(ClientAuthMethod::None)).await.unwrap();
-    let session = repo.session().add(&mut rng, &clock, client.id, None, None, "openid", None).await.unwrap();
+    let client = repo
+        .client()
+        .add_dynamic(&mut rng, &clock, client_params(ClientAuthMethod::None))
+        .await
+        .unwrap();
+    let session = repo
+        .session()
+        .add(&mut rng, &clock, client.id, None, None, "openid", None)
+        .await
+        .unwrap();
     let mut tokens = Vec::new();
     for i in 0..4 {
-        let access = repo.access_token().add(&mut rng, &clock, &session, &format!("mat_{i}"), None).await.unwrap();
-        tokens.push(repo.refresh_token().add(&mut rng, &clock, &session, &access, &format!("mar_{i}")).await.unwrap());
+        let access = repo
+            .access_token()
+            .add(&mut rng, &clock, &session, &format!("mat_{i}"), None)
+            .await
+            .unwrap();
+        tokens.push(
+            repo.refresh_token()
+                .add(&mut rng, &clock, &session, &access, &format!("mar_{i}"))
+                .await
+                .unwrap(),
+        );
     }
     for pair in tokens.windows(2) {
-        repo.refresh_token().consume(&clock, pair[0].clone(), &pair[1]).await.unwrap().unwrap();
+        repo.refresh_token()
+            .consume(&clock, pair[0].clone(), &pair[1])
+            .await
+            .unwrap()
+            .unwrap();
     }
     clock.advance(Duration::days(1));
     // Tokens 0 and 1 are consumed with consumed successors: gone. Token 2 is consumed but
     // its successor is live: kept, so presenting it again is recognised. Token 3 is live.
-    assert_eq!(repo.refresh_token().cleanup(clock_now(&clock)).await.unwrap(), 2);
-    assert_eq!(repo.refresh_token().lookup(tokens[0].id).await.unwrap(), None);
-    assert!(repo.refresh_token().find_by_token("mar_2").await.unwrap().is_some());
-    assert!(repo.refresh_token().find_by_token("mar_3").await.unwrap().is_some());
+    assert_eq!(
+        repo.refresh_token()
+            .cleanup(clock_now(&clock))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        repo.refresh_token().lookup(tokens[0].id).await.unwrap(),
+        None
+    );
+    assert!(
+        repo.refresh_token()
+            .find_by_token("mar_2")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        repo.refresh_token()
+            .find_by_token("mar_3")
+            .await
+            .unwrap()
+            .is_some()
+    );
     repo.save().await.unwrap();
 }
 
@@ -470,9 +962,17 @@ pub async fn device_code_grants(db: &TestDb) {
     let clock = MockClock::default();
     let mut rng = rng();
     let mut repo = db.factory.begin().await.unwrap();
-    let client = repo.client().add_dynamic(&mut rng, &clock, client_params(ClientAuthMethod::None)).await.unwrap();
+    let client = repo
+        .client()
+        .add_dynamic(&mut rng, &clock, client_params(ClientAuthMethod::None))
+        .await
+        .unwrap();
     let alice = repo.user().add(&mut rng, &clock, "alice").await.unwrap();
-    let browser = repo.browser_session().add(&mut rng, &clock, &alice, None).await.unwrap();
+    let browser = repo
+        .browser_session()
+        .add(&mut rng, &clock, &alice, None)
+        .await
+        .unwrap();
     let new = |user_code: &str, device_code: &str| NewDeviceCodeGrant {
         client_id: client.id,
         scope: "openid".to_owned(),
@@ -482,33 +982,104 @@ pub async fn device_code_grants(db: &TestDb) {
         ip_address: Some("203.0.113.9".to_owned()),
         user_agent: Some("TV".to_owned()),
     };
-    let grant = repo.device_code_grant().add(&mut rng, &clock, new("ABCD-EFGH", "dev-1")).await.unwrap();
+    let grant = repo
+        .device_code_grant()
+        .add(&mut rng, &clock, new("ABCD-EFGH", "dev-1"))
+        .await
+        .unwrap();
     assert_eq!(grant.state, DeviceCodeGrantState::Pending);
     assert_eq!(grant.expires_at, grant.created_at + Duration::minutes(10));
-    assert_eq!(repo.device_code_grant().find_by_user_code("ABCD-EFGH").await.unwrap(), Some(grant.clone()));
-    assert_eq!(repo.device_code_grant().find_by_device_code("dev-1").await.unwrap(), Some(grant.clone()));
-    assert_eq!(repo.device_code_grant().lookup(grant.id).await.unwrap(), Some(grant.clone()));
+    assert_eq!(
+        repo.device_code_grant()
+            .find_by_user_code("ABCD-EFGH")
+            .await
+            .unwrap(),
+        Some(grant.clone())
+    );
+    assert_eq!(
+        repo.device_code_grant()
+            .find_by_device_code("dev-1")
+            .await
+            .unwrap(),
+        Some(grant.clone())
+    );
+    assert_eq!(
+        repo.device_code_grant().lookup(grant.id).await.unwrap(),
+        Some(grant.clone())
+    );
     repo.save().await.unwrap();
     let mut repo = db.factory.begin().await.unwrap();
     assert!(matches!(
-        repo.device_code_grant().add(&mut rng, &clock, new("ABCD-EFGH", "dev-2")).await,
+        repo.device_code_grant()
+            .add(&mut rng, &clock, new("ABCD-EFGH", "dev-2"))
+            .await,
         Err(StorageError::Conflict(_))
     ));
     drop(repo);
 
     let mut repo = db.factory.begin().await.unwrap();
-    let session = repo.session().add(&mut rng, &clock, client.id, Some(alice.id), None, "openid", None).await.unwrap();
-    assert_eq!(repo.device_code_grant().exchange(&clock, grant.clone(), &session).await.unwrap(), None, "not yet approved");
-    let fulfilled = repo.device_code_grant().fulfill(&clock, grant.clone(), browser.id).await.unwrap().unwrap();
+    let session = repo
+        .session()
+        .add(
+            &mut rng,
+            &clock,
+            client.id,
+            Some(alice.id),
+            None,
+            "openid",
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.device_code_grant()
+            .exchange(&clock, grant.clone(), &session)
+            .await
+            .unwrap(),
+        None,
+        "not yet approved"
+    );
+    let fulfilled = repo
+        .device_code_grant()
+        .fulfill(&clock, grant.clone(), browser.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(fulfilled.state, DeviceCodeGrantState::Fulfilled);
-    assert_eq!(repo.device_code_grant().reject(&clock, fulfilled.clone(), browser.id).await.unwrap(), None);
-    let exchanged = repo.device_code_grant().exchange(&clock, fulfilled.clone(), &session).await.unwrap().unwrap();
+    assert_eq!(
+        repo.device_code_grant()
+            .reject(&clock, fulfilled.clone(), browser.id)
+            .await
+            .unwrap(),
+        None
+    );
+    let exchanged = repo
+        .device_code_grant()
+        .exchange(&clock, fulfilled.clone(), &session)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(exchanged.state, DeviceCodeGrantState::Exchanged);
     assert_eq!(exchanged.session_id, Some(session.id));
-    assert_eq!(repo.device_code_grant().exchange(&clock, fulfilled, &session).await.unwrap(), None);
+    assert_eq!(
+        repo.device_code_grant()
+            .exchange(&clock, fulfilled, &session)
+            .await
+            .unwrap(),
+        None
+    );
 
-    let other = repo.device_code_grant().add(&mut rng, &clock, new("WXYZ-1234", "dev-3")).await.unwrap();
-    let rejected = repo.device_code_grant().reject(&clock, other, browser.id).await.unwrap().unwrap();
+    let other = repo
+        .device_code_grant()
+        .add(&mut rng, &clock, new("WXYZ-1234", "dev-3"))
+        .await
+        .unwrap();
+    let rejected = repo
+        .device_code_grant()
+        .reject(&clock, other, browser.id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(rejected.state, DeviceCodeGrantState::Rejected);
     repo.save().await.unwrap();
 }
@@ -520,49 +1091,214 @@ pub async fn compat_sessions_and_tokens(db: &TestDb) {
     let alice = repo.user().add(&mut rng, &clock, "alice").await.unwrap();
     let session = repo
         .compat_session()
-        .add(&mut rng, &clock, &alice, Some("DEVICE1".to_owned()), None, false, Some("Phone".to_owned()))
+        .add(
+            &mut rng,
+            &clock,
+            &alice,
+            Some("DEVICE1".to_owned()),
+            None,
+            false,
+            Some("Phone".to_owned()),
+        )
         .await
         .unwrap();
-    assert_eq!(repo.compat_session().lookup(session.id).await.unwrap(), Some(session.clone()));
-    assert_eq!(repo.compat_session().find_active_by_device(&alice, "DEVICE1").await.unwrap(), Some(session.clone()));
-    assert_eq!(repo.compat_session().find_active_by_device(&alice, "OTHER").await.unwrap(), None);
+    assert_eq!(
+        repo.compat_session().lookup(session.id).await.unwrap(),
+        Some(session.clone())
+    );
+    assert_eq!(
+        repo.compat_session()
+            .find_active_by_device(&alice, "DEVICE1")
+            .await
+            .unwrap(),
+        Some(session.clone())
+    );
+    assert_eq!(
+        repo.compat_session()
+            .find_active_by_device(&alice, "OTHER")
+            .await
+            .unwrap(),
+        None
+    );
 
-    let access = repo.compat_access_token().add(&mut rng, &clock, &session, "mct_a", Some(Duration::minutes(5))).await.unwrap();
-    assert_eq!(repo.compat_access_token().find_by_token("mct_a").await.unwrap(), Some(access.clone()));
-    assert_eq!(repo.compat_access_token().lookup(access.id).await.unwrap(), Some(access.clone()));
-    let refresh = repo.compat_refresh_token().add(&mut rng, &clock, &session, &access, "mcr_r").await.unwrap();
-    assert_eq!(repo.compat_refresh_token().find_by_token("mcr_r").await.unwrap(), Some(refresh.clone()));
-    assert_eq!(repo.compat_refresh_token().lookup(refresh.id).await.unwrap(), Some(refresh.clone()));
-    assert!(repo.compat_refresh_token().consume(&clock, refresh.clone()).await.unwrap().is_some());
-    assert_eq!(repo.compat_refresh_token().consume(&clock, refresh).await.unwrap(), None);
-    let expired = repo.compat_access_token().expire(&clock, access).await.unwrap();
+    let access = repo
+        .compat_access_token()
+        .add(
+            &mut rng,
+            &clock,
+            &session,
+            "mct_a",
+            Some(Duration::minutes(5)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.compat_access_token()
+            .find_by_token("mct_a")
+            .await
+            .unwrap(),
+        Some(access.clone())
+    );
+    assert_eq!(
+        repo.compat_access_token().lookup(access.id).await.unwrap(),
+        Some(access.clone())
+    );
+    let refresh = repo
+        .compat_refresh_token()
+        .add(&mut rng, &clock, &session, &access, "mcr_r")
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.compat_refresh_token()
+            .find_by_token("mcr_r")
+            .await
+            .unwrap(),
+        Some(refresh.clone())
+    );
+    assert_eq!(
+        repo.compat_refresh_token()
+            .lookup(refresh.id)
+            .await
+            .unwrap(),
+        Some(refresh.clone())
+    );
+    assert!(
+        repo.compat_refresh_token()
+            .consume(&clock, refresh.clone())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        repo.compat_refresh_token()
+            .consume(&clock, refresh)
+            .await
+            .unwrap(),
+        None
+    );
+    let expired = repo
+        .compat_access_token()
+        .expire(&clock, access)
+        .await
+        .unwrap();
     assert!(!expired.is_valid(clock_now(&clock)));
 
     let at = clock_now(&clock);
-    repo.compat_session().record_activity(session.id, at, None).await.unwrap();
-    let filter = CompatSessionFilter { user_id: Some(alice.id), active: Some(true) };
+    repo.compat_session()
+        .record_activity(session.id, at, None)
+        .await
+        .unwrap();
+    let filter = CompatSessionFilter {
+        user_id: Some(alice.id),
+        active: Some(true),
+    };
     assert_eq!(repo.compat_session().count(filter).await.unwrap(), 1);
-    let second = repo.compat_session().add(&mut rng, &clock, &alice, Some("DEVICE2".to_owned()), None, true, None).await.unwrap();
+    let second = repo
+        .compat_session()
+        .add(
+            &mut rng,
+            &clock,
+            &alice,
+            Some("DEVICE2".to_owned()),
+            None,
+            true,
+            None,
+        )
+        .await
+        .unwrap();
     assert!(second.is_synapse_admin);
     let finished = repo.compat_session().finish(&clock, session).await.unwrap();
     assert!(!finished.is_active());
-    assert_eq!(repo.compat_session().find_active_by_device(&alice, "DEVICE1").await.unwrap(), None);
-    assert_eq!(repo.compat_session().list(filter, Pagination::first(10)).await.unwrap().edges, vec![second]);
-    assert_eq!(repo.compat_session().finish_all(&clock, filter).await.unwrap(), 1);
+    assert_eq!(
+        repo.compat_session()
+            .find_active_by_device(&alice, "DEVICE1")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        repo.compat_session()
+            .list(filter, Pagination::first(10))
+            .await
+            .unwrap()
+            .edges,
+        vec![second]
+    );
+    assert_eq!(
+        repo.compat_session()
+            .finish_all(&clock, filter)
+            .await
+            .unwrap(),
+        1
+    );
     assert_eq!(repo.compat_session().count(filter).await.unwrap(), 0);
 
     let login = repo
         .compat_sso_login()
-        .add(&mut rng, &clock, "login-token", Url::parse("https://client.example.com/sso").unwrap())
+        .add(
+            &mut rng,
+            &clock,
+            "login-token",
+            Url::parse("https://client.example.com/sso").unwrap(),
+        )
         .await
         .unwrap();
-    assert_eq!(repo.compat_sso_login().find_by_token("login-token").await.unwrap(), Some(login.clone()));
-    assert_eq!(repo.compat_sso_login().exchange(&clock, login.clone()).await.unwrap(), None, "not fulfilled yet");
-    let sso_session = repo.compat_session().add(&mut rng, &clock, &alice, Some("SSO".to_owned()), None, false, None).await.unwrap();
-    let fulfilled = repo.compat_sso_login().fulfill(&clock, login, &sso_session).await.unwrap();
-    assert!(repo.compat_sso_login().exchange(&clock, fulfilled.clone()).await.unwrap().is_some());
-    assert_eq!(repo.compat_sso_login().exchange(&clock, fulfilled.clone()).await.unwrap(), None);
-    assert!(repo.compat_sso_login().lookup(fulfilled.id).await.unwrap().unwrap().exchanged_at.is_some());
+    assert_eq!(
+        repo.compat_sso_login()
+            .find_by_token("login-token")
+            .await
+            .unwrap(),
+        Some(login.clone())
+    );
+    assert_eq!(
+        repo.compat_sso_login()
+            .exchange(&clock, login.clone())
+            .await
+            .unwrap(),
+        None,
+        "not fulfilled yet"
+    );
+    let sso_session = repo
+        .compat_session()
+        .add(
+            &mut rng,
+            &clock,
+            &alice,
+            Some("SSO".to_owned()),
+            None,
+            false,
+            None,
+        )
+        .await
+        .unwrap();
+    let fulfilled = repo
+        .compat_sso_login()
+        .fulfill(&clock, login, &sso_session)
+        .await
+        .unwrap();
+    assert!(
+        repo.compat_sso_login()
+            .exchange(&clock, fulfilled.clone())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        repo.compat_sso_login()
+            .exchange(&clock, fulfilled.clone())
+            .await
+            .unwrap(),
+        None
+    );
+    assert!(
+        repo.compat_sso_login()
+            .lookup(fulfilled.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .exchanged_at
+            .is_some()
+    );
     repo.save().await.unwrap();
 }
 
@@ -572,16 +1308,71 @@ pub async fn personal_sessions(db: &TestDb) {
     let mut repo = db.factory.begin().await.unwrap();
     let admin = repo.user().add(&mut rng, &clock, "admin").await.unwrap();
     let bot = repo.user().add(&mut rng, &clock, "bot").await.unwrap();
-    let session = repo.personal_session().add(&mut rng, &clock, &admin, &bot, "CI bot", "urn:matrix:client:api:*").await.unwrap();
-    assert_eq!(repo.personal_session().lookup(session.id).await.unwrap(), Some(session.clone()));
-    let token = repo.personal_access_token().add(&mut rng, &clock, &session, "mpt_x", Some(Duration::days(30))).await.unwrap();
-    assert_eq!(repo.personal_access_token().find_by_token("mpt_x").await.unwrap(), Some(token.clone()));
-    assert_eq!(repo.personal_access_token().lookup(token.id).await.unwrap(), Some(token.clone()));
-    let revoked = repo.personal_access_token().revoke(&clock, token).await.unwrap();
+    let session = repo
+        .personal_session()
+        .add(
+            &mut rng,
+            &clock,
+            &admin,
+            &bot,
+            "CI bot",
+            "urn:matrix:client:api:*",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.personal_session().lookup(session.id).await.unwrap(),
+        Some(session.clone())
+    );
+    let token = repo
+        .personal_access_token()
+        .add(
+            &mut rng,
+            &clock,
+            &session,
+            "mpt_x",
+            Some(Duration::days(30)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.personal_access_token()
+            .find_by_token("mpt_x")
+            .await
+            .unwrap(),
+        Some(token.clone())
+    );
+    assert_eq!(
+        repo.personal_access_token().lookup(token.id).await.unwrap(),
+        Some(token.clone())
+    );
+    let revoked = repo
+        .personal_access_token()
+        .revoke(&clock, token)
+        .await
+        .unwrap();
     assert!(revoked.revoked_at.is_some());
-    assert_eq!(repo.personal_session().list(&bot, Pagination::first(5)).await.unwrap().edges, vec![session.clone()]);
-    assert!(repo.personal_session().list(&admin, Pagination::first(5)).await.unwrap().edges.is_empty());
-    let revoked = repo.personal_session().revoke(&clock, session).await.unwrap();
+    assert_eq!(
+        repo.personal_session()
+            .list(&bot, Pagination::first(5))
+            .await
+            .unwrap()
+            .edges,
+        vec![session.clone()]
+    );
+    assert!(
+        repo.personal_session()
+            .list(&admin, Pagination::first(5))
+            .await
+            .unwrap()
+            .edges
+            .is_empty()
+    );
+    let revoked = repo
+        .personal_session()
+        .revoke(&clock, session)
+        .await
+        .unwrap();
     assert!(revoked.revoked_at.is_some());
     repo.save().await.unwrap();
 }
@@ -598,35 +1389,84 @@ pub async fn upstream_providers_and_links(db: &TestDb) {
         encrypted_client_secret: Some("sealed".to_owned()),
         config: serde_json::json!({"scope": "openid"}),
     };
-    let provider = repo.upstream_provider().upsert(&clock, id, params.clone()).await.unwrap();
-    assert_eq!(repo.upstream_provider().lookup(id).await.unwrap(), Some(provider.clone()));
+    let provider = repo
+        .upstream_provider()
+        .upsert(&clock, id, params.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.upstream_provider().lookup(id).await.unwrap(),
+        Some(provider.clone())
+    );
     clock.advance(Duration::minutes(1));
     let updated = repo
         .upstream_provider()
-        .upsert(&clock, id, ProviderParams { human_name: Some("Renamed".to_owned()), ..params })
+        .upsert(
+            &clock,
+            id,
+            ProviderParams {
+                human_name: Some("Renamed".to_owned()),
+                ..params
+            },
+        )
         .await
         .unwrap();
     assert_eq!(updated.created_at, provider.created_at);
-    assert_eq!(repo.upstream_provider().all().await.unwrap(), vec![updated.clone()]);
+    assert_eq!(
+        repo.upstream_provider().all().await.unwrap(),
+        vec![updated.clone()]
+    );
 
     let alice = repo.user().add(&mut rng, &clock, "alice").await.unwrap();
-    let link = repo.upstream_link().add(&mut rng, &clock, &updated, "sub-1", Some("alice@idp".to_owned())).await.unwrap();
-    assert_eq!(repo.upstream_link().find_by_subject(&updated, "sub-1").await.unwrap(), Some(link.clone()));
+    let link = repo
+        .upstream_link()
+        .add(
+            &mut rng,
+            &clock,
+            &updated,
+            "sub-1",
+            Some("alice@idp".to_owned()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.upstream_link()
+            .find_by_subject(&updated, "sub-1")
+            .await
+            .unwrap(),
+        Some(link.clone())
+    );
     repo.save().await.unwrap();
     let mut repo = db.factory.begin().await.unwrap();
     assert!(matches!(
-        repo.upstream_link().add(&mut rng, &clock, &updated, "sub-1", None).await,
+        repo.upstream_link()
+            .add(&mut rng, &clock, &updated, "sub-1", None)
+            .await,
         Err(StorageError::Conflict(_))
     ));
     drop(repo);
     let mut repo = db.factory.begin().await.unwrap();
     let linked = repo.upstream_link().associate(link, &alice).await.unwrap();
-    assert_eq!(repo.upstream_link().lookup(linked.id).await.unwrap(), Some(linked.clone()));
-    assert_eq!(repo.upstream_link().all_for_user(&alice).await.unwrap(), vec![linked.clone()]);
-    let disabled = repo.upstream_provider().disable(&clock, updated).await.unwrap();
+    assert_eq!(
+        repo.upstream_link().lookup(linked.id).await.unwrap(),
+        Some(linked.clone())
+    );
+    assert_eq!(
+        repo.upstream_link().all_for_user(&alice).await.unwrap(),
+        vec![linked.clone()]
+    );
+    let disabled = repo
+        .upstream_provider()
+        .disable(&clock, updated)
+        .await
+        .unwrap();
     assert!(disabled.disabled_at.is_some());
     repo.upstream_provider().delete(disabled).await.unwrap();
-    assert_eq!(repo.upstream_link().lookup(linked.id).await.unwrap(), None, "links go with the provider");
+    assert_eq!(
+        repo.upstream_link().lookup(linked.id).await.unwrap(),
+        None,
+        "links go with the provider"
+    );
     repo.save().await.unwrap();
 }
 
@@ -636,7 +1476,15 @@ pub async fn jobs(db: &TestDb) {
     let mut repo = db.factory.begin().await.unwrap();
     let now_job = repo
         .job()
-        .schedule(&mut rng, &clock, NewJob { queue: "provision".to_owned(), payload: serde_json::json!({"user": "alice"}), run_at: None })
+        .schedule(
+            &mut rng,
+            &clock,
+            NewJob {
+                queue: "provision".to_owned(),
+                payload: serde_json::json!({"user": "alice"}),
+                run_at: None,
+            },
+        )
         .await
         .unwrap();
     let later = repo
@@ -644,44 +1492,101 @@ pub async fn jobs(db: &TestDb) {
         .schedule(
             &mut rng,
             &clock,
-            NewJob { queue: "provision".to_owned(), payload: serde_json::json!(1), run_at: Some(clock_now(&clock) + Duration::minutes(5)) },
+            NewJob {
+                queue: "provision".to_owned(),
+                payload: serde_json::json!(1),
+                run_at: Some(clock_now(&clock) + Duration::minutes(5)),
+            },
         )
         .await
         .unwrap();
     repo.job()
-        .schedule(&mut rng, &clock, NewJob { queue: "other".to_owned(), payload: serde_json::json!(null), run_at: None })
+        .schedule(
+            &mut rng,
+            &clock,
+            NewJob {
+                queue: "other".to_owned(),
+                payload: serde_json::json!(null),
+                run_at: None,
+            },
+        )
         .await
         .unwrap();
     repo.save().await.unwrap();
 
     let mut repo = db.factory.begin().await.unwrap();
-    let claimed = repo.job().claim(&clock, &["provision"], 10, Duration::seconds(30)).await.unwrap();
-    assert_eq!(claimed.iter().map(|j| j.id).collect::<Vec<_>>(), vec![now_job.id], "only due jobs of the queue");
+    let claimed = repo
+        .job()
+        .claim(&clock, &["provision"], 10, Duration::seconds(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![now_job.id],
+        "only due jobs of the queue"
+    );
     assert_eq!(claimed[0].state, JobState::Running);
     assert_eq!(claimed[0].attempts, 1);
     assert_eq!(claimed[0].payload, serde_json::json!({"user": "alice"}));
-    assert!(repo.job().claim(&clock, &["provision"], 10, Duration::seconds(30)).await.unwrap().is_empty());
+    assert!(
+        repo.job()
+            .claim(&clock, &["provision"], 10, Duration::seconds(30))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // The worker died: once its lease runs out the job is claimed again.
     clock.advance(Duration::seconds(31));
-    let again = repo.job().claim(&clock, &["provision"], 1, Duration::seconds(30)).await.unwrap();
+    let again = repo
+        .job()
+        .claim(&clock, &["provision"], 1, Duration::seconds(30))
+        .await
+        .unwrap();
     assert_eq!(again[0].id, now_job.id);
     assert_eq!(again[0].attempts, 2);
     let retry_at = clock_now(&clock) + Duration::seconds(10);
-    let failed = repo.job().fail(&clock, again[0].clone(), "homeserver down", Some(retry_at)).await.unwrap();
+    let failed = repo
+        .job()
+        .fail(&clock, again[0].clone(), "homeserver down", Some(retry_at))
+        .await
+        .unwrap();
     assert_eq!(failed.state, JobState::Available);
-    assert!(repo.job().claim(&clock, &["provision"], 1, Duration::seconds(30)).await.unwrap().is_empty());
+    assert!(
+        repo.job()
+            .claim(&clock, &["provision"], 1, Duration::seconds(30))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     clock.advance(Duration::minutes(6));
-    let due = repo.job().claim(&clock, &["provision"], 10, Duration::seconds(30)).await.unwrap();
-    assert_eq!(due.iter().map(|j| j.id).collect::<Vec<_>>(), vec![now_job.id, later.id]);
+    let due = repo
+        .job()
+        .claim(&clock, &["provision"], 10, Duration::seconds(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        due.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![now_job.id, later.id]
+    );
     let done = repo.job().complete(&clock, due[0].clone()).await.unwrap();
     assert_eq!(done.state, JobState::Completed);
-    let gave_up = repo.job().fail(&clock, due[1].clone(), "bad payload", None).await.unwrap();
+    let gave_up = repo
+        .job()
+        .fail(&clock, due[1].clone(), "bad payload", None)
+        .await
+        .unwrap();
     assert_eq!(gave_up.state, JobState::Failed);
     let stored = repo.job().lookup(later.id).await.unwrap().unwrap();
     assert_eq!(stored.state, JobState::Failed);
     assert_eq!(stored.last_error.as_deref(), Some("bad payload"));
-    assert!(repo.job().claim(&clock, &["provision"], 10, Duration::seconds(30)).await.unwrap().is_empty());
+    assert!(
+        repo.job()
+            .claim(&clock, &["provision"], 10, Duration::seconds(30))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     repo.save().await.unwrap();
 }
 
@@ -696,13 +1601,23 @@ pub async fn dropped_unit_of_work_rolls_back(db: &TestDb) {
     let mut repo = db.factory.begin().await.unwrap();
     repo.user().add(&mut rng, &clock, "kept").await.unwrap();
     repo.save().await.unwrap();
-    assert!(reader.user().find_by_username("kept").await.unwrap().is_some());
+    assert!(
+        reader
+            .user()
+            .find_by_username("kept")
+            .await
+            .unwrap()
+            .is_some()
+    );
 
     // After a failed statement the unit of work cannot be saved, on either backend:
     // PostgreSQL would silently roll back at COMMIT, SQLite would keep half of it.
     let mut repo = db.factory.begin().await.unwrap();
     repo.user().add(&mut rng, &clock, "half").await.unwrap();
-    assert!(matches!(repo.user().add(&mut rng, &clock, "kept").await, Err(StorageError::Conflict(_))));
+    assert!(matches!(
+        repo.user().add(&mut rng, &clock, "kept").await,
+        Err(StorageError::Conflict(_))
+    ));
     assert!(matches!(repo.save().await, Err(StorageError::Aborted)));
     assert_eq!(reader.user().find_by_username("half").await.unwrap(), None);
 }
@@ -711,20 +1626,38 @@ pub async fn tokens_are_stored_as_hashes(db: &TestDb) {
     let clock = MockClock::default();
     let mut rng = rng();
     let mut repo = db.factory.begin().await.unwrap();
-    let client = repo.client().add_dynamic(&mut rng, &clock, client_params(ClientAuthMethod::None)).await.unwrap();
-    let session = repo.session().add(&mut rng, &clock, client.id, None, None, "openid", None).await.unwrap();
+    let client = repo
+        .client()
+        .add_dynamic(&mut rng, &clock, client_params(ClientAuthMethod::None))
+        .await
+        .unwrap();
+    let session = repo
+        .session()
+        .add(&mut rng, &clock, client.id, None, None, "openid", None)
+        .await
+        .unwrap();
     let token = "mat_PLAINTEXTSECRETPLAINTEXTSECR_000000";
-    repo.access_token().add(&mut rng, &clock, &session, token, None).await.unwrap();
+    repo.access_token()
+        .add(&mut rng, &clock, &session, token, None)
+        .await
+        .unwrap();
     repo.save().await.unwrap();
 
     let backend = db.db().get_database_backend();
     let rows = db
         .db()
-        .query_all_raw(Statement::from_string(backend, "SELECT token_hash FROM oauth2_access_tokens"))
+        .query_all_raw(Statement::from_string(
+            backend,
+            "SELECT token_hash FROM oauth2_access_tokens",
+        ))
         .await
         .unwrap();
     let stored: Vec<u8> = rows[0].try_get_by_index(0).unwrap();
     let expected = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
-    assert_eq!(stored, expected.as_ref(), "the column holds SHA-256 of the token");
+    assert_eq!(
+        stored,
+        expected.as_ref(),
+        "the column holds SHA-256 of the token"
+    );
     assert!(!String::from_utf8_lossy(&stored).contains("PLAINTEXT"));
 }

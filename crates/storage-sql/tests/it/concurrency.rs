@@ -2,9 +2,9 @@
 
 use chrono::Duration;
 use mas_data_model::ClientAuthMethod;
+use mas_data_model::ResponseMode;
 use mas_storage::repository::{NewAuthorizationGrant, NewJob};
 use mas_storage::{MockClock, RepositoryFactory};
-use mas_data_model::ResponseMode;
 use url::Url;
 
 use crate::cases::{client_params, rng};
@@ -40,7 +40,11 @@ pub async fn a_code_is_exchanged_once(db: &TestDb) {
     let clock = MockClock::default();
     let mut rng = rng();
     let mut repo = db.factory.begin().await.unwrap();
-    let client = repo.client().add_dynamic(&mut rng, &clock, client_params(ClientAuthMethod::None)).await.unwrap();
+    let client = repo
+        .client()
+        .add_dynamic(&mut rng, &clock, client_params(ClientAuthMethod::None))
+        .await
+        .unwrap();
     repo.authorization_grant()
         .add(
             &mut rng,
@@ -66,10 +70,20 @@ pub async fn a_code_is_exchanged_once(db: &TestDb) {
     let wins = race(db, |pool| async move {
         let clock = MockClock::default();
         let mut repo = pool.begin().await.unwrap();
-        let grant = repo.authorization_grant().find_by_code("race-code").await.unwrap().unwrap();
+        let grant = repo
+            .authorization_grant()
+            .find_by_code("race-code")
+            .await
+            .unwrap()
+            .unwrap();
         // Widen the window between read and write.
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let won = repo.authorization_grant().exchange(&clock, grant).await.unwrap().is_some();
+        let won = repo
+            .authorization_grant()
+            .exchange(&clock, grant)
+            .await
+            .unwrap()
+            .is_some();
         repo.save().await.unwrap();
         won
     })
@@ -81,23 +95,67 @@ pub async fn a_refresh_token_is_consumed_once(db: &TestDb) {
     let clock = MockClock::default();
     let mut rng = rng();
     let mut repo = db.factory.begin().await.unwrap();
-    let client = repo.client().add_dynamic(&mut rng, &clock, client_params(ClientAuthMethod::None)).await.unwrap();
-    let session = repo.session().add(&mut rng, &clock, client.id, None, None, "openid", None).await.unwrap();
-    let access = repo.access_token().add(&mut rng, &clock, &session, "mat_race", None).await.unwrap();
-    repo.refresh_token().add(&mut rng, &clock, &session, &access, "mar_race").await.unwrap();
+    let client = repo
+        .client()
+        .add_dynamic(&mut rng, &clock, client_params(ClientAuthMethod::None))
+        .await
+        .unwrap();
+    let session = repo
+        .session()
+        .add(&mut rng, &clock, client.id, None, None, "openid", None)
+        .await
+        .unwrap();
+    let access = repo
+        .access_token()
+        .add(&mut rng, &clock, &session, "mat_race", None)
+        .await
+        .unwrap();
+    repo.refresh_token()
+        .add(&mut rng, &clock, &session, &access, "mar_race")
+        .await
+        .unwrap();
     repo.save().await.unwrap();
 
     let wins = race(db, |pool| async move {
         let clock = MockClock::default();
         let mut rng = rand::make_rng::<rand::rngs::StdRng>();
         let mut repo = pool.begin().await.unwrap();
-        let old = repo.refresh_token().find_by_token("mar_race").await.unwrap().unwrap();
-        let session = repo.session().lookup(old.session_id).await.unwrap().unwrap();
+        let old = repo
+            .refresh_token()
+            .find_by_token("mar_race")
+            .await
+            .unwrap()
+            .unwrap();
+        let session = repo
+            .session()
+            .lookup(old.session_id)
+            .await
+            .unwrap()
+            .unwrap();
         let new_token = format!("mar_{}", ulid::Ulid::new());
-        let access = repo.access_token().add(&mut rng, &clock, &session, &format!("mat_{}", ulid::Ulid::new()), None).await.unwrap();
-        let next = repo.refresh_token().add(&mut rng, &clock, &session, &access, &new_token).await.unwrap();
+        let access = repo
+            .access_token()
+            .add(
+                &mut rng,
+                &clock,
+                &session,
+                &format!("mat_{}", ulid::Ulid::new()),
+                None,
+            )
+            .await
+            .unwrap();
+        let next = repo
+            .refresh_token()
+            .add(&mut rng, &clock, &session, &access, &new_token)
+            .await
+            .unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let won = repo.refresh_token().consume(&clock, old, &next).await.unwrap().is_some();
+        let won = repo
+            .refresh_token()
+            .consume(&clock, old, &next)
+            .await
+            .unwrap()
+            .is_some();
         if won {
             repo.save().await.unwrap();
         }
@@ -113,7 +171,15 @@ pub async fn jobs_are_claimed_once(db: &TestDb) {
     let mut repo = db.factory.begin().await.unwrap();
     for i in 0..10 {
         repo.job()
-            .schedule(&mut rng, &clock, NewJob { queue: "q".to_owned(), payload: serde_json::json!(i), run_at: None })
+            .schedule(
+                &mut rng,
+                &clock,
+                NewJob {
+                    queue: "q".to_owned(),
+                    payload: serde_json::json!(i),
+                    run_at: None,
+                },
+            )
             .await
             .unwrap();
     }
@@ -125,7 +191,11 @@ pub async fn jobs_are_claimed_once(db: &TestDb) {
         async move {
             let clock = MockClock::default();
             let mut repo = pool.begin().await.unwrap();
-            let jobs = repo.job().claim(&clock, &["q"], 6, Duration::seconds(30)).await.unwrap();
+            let jobs = repo
+                .job()
+                .claim(&clock, &["q"], 6, Duration::seconds(30))
+                .await
+                .unwrap();
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             repo.save().await.unwrap();
             seen.lock().unwrap().extend(jobs.into_iter().map(|j| j.id));
@@ -145,14 +215,27 @@ pub async fn registration_token_limit_holds(db: &TestDb) {
     let clock = MockClock::default();
     let mut rng = rng();
     let mut repo = db.factory.begin().await.unwrap();
-    repo.registration_token().add(&mut rng, &clock, "LAST-SEAT", Some(1), None).await.unwrap();
+    repo.registration_token()
+        .add(&mut rng, &clock, "LAST-SEAT", Some(1), None)
+        .await
+        .unwrap();
     repo.save().await.unwrap();
     let wins = race(db, |pool| async move {
         let clock = MockClock::default();
         let mut repo = pool.begin().await.unwrap();
-        let token = repo.registration_token().find_by_token("LAST-SEAT").await.unwrap().unwrap();
+        let token = repo
+            .registration_token()
+            .find_by_token("LAST-SEAT")
+            .await
+            .unwrap()
+            .unwrap();
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let won = repo.registration_token().use_token(&clock, &token).await.unwrap().is_some();
+        let won = repo
+            .registration_token()
+            .use_token(&clock, &token)
+            .await
+            .unwrap()
+            .is_some();
         repo.save().await.unwrap();
         won
     })

@@ -26,7 +26,11 @@ pub trait CompatSessionRepository: Send {
     /// The session with this ID.
     async fn lookup(&mut self, id: Ulid) -> Result<Option<CompatSession>, StorageError>;
     /// The user's open session on this device.
-    async fn find_active_by_device(&mut self, user: &User, device_id: &str) -> Result<Option<CompatSession>, StorageError>;
+    async fn find_active_by_device(
+        &mut self,
+        user: &User,
+        device_id: &str,
+    ) -> Result<Option<CompatSession>, StorageError>;
     /// Starts a session.
     #[allow(clippy::too_many_arguments)]
     async fn add(
@@ -40,15 +44,32 @@ pub trait CompatSessionRepository: Send {
         human_name: Option<String>,
     ) -> Result<CompatSession, StorageError>;
     /// Ends a session.
-    async fn finish(&mut self, clock: &dyn Clock, session: CompatSession) -> Result<CompatSession, StorageError>;
+    async fn finish(
+        &mut self,
+        clock: &dyn Clock,
+        session: CompatSession,
+    ) -> Result<CompatSession, StorageError>;
     /// Ends every open session matching `filter`; returns how many.
-    async fn finish_all(&mut self, clock: &dyn Clock, filter: CompatSessionFilter) -> Result<u64, StorageError>;
+    async fn finish_all(
+        &mut self,
+        clock: &dyn Clock,
+        filter: CompatSessionFilter,
+    ) -> Result<u64, StorageError>;
     /// A page of sessions matching `filter`.
-    async fn list(&mut self, filter: CompatSessionFilter, pagination: Pagination) -> Result<Page<CompatSession>, StorageError>;
+    async fn list(
+        &mut self,
+        filter: CompatSessionFilter,
+        pagination: Pagination,
+    ) -> Result<Page<CompatSession>, StorageError>;
     /// How many sessions match `filter`.
     async fn count(&mut self, filter: CompatSessionFilter) -> Result<u64, StorageError>;
     /// Records when and from where the session was last used.
-    async fn record_activity(&mut self, id: Ulid, at: DateTime<Utc>, ip: Option<String>) -> Result<(), StorageError>;
+    async fn record_activity(
+        &mut self,
+        id: Ulid,
+        at: DateTime<Utc>,
+        ip: Option<String>,
+    ) -> Result<(), StorageError>;
 }
 
 /// Compatibility access tokens (`mct_`), found by hash.
@@ -66,9 +87,16 @@ pub trait CompatAccessTokenRepository: Send {
     /// The token with this ID.
     async fn lookup(&mut self, id: Ulid) -> Result<Option<CompatAccessToken>, StorageError>;
     /// The token with this value.
-    async fn find_by_token(&mut self, token: &str) -> Result<Option<CompatAccessToken>, StorageError>;
+    async fn find_by_token(
+        &mut self,
+        token: &str,
+    ) -> Result<Option<CompatAccessToken>, StorageError>;
     /// Makes the token expire now.
-    async fn expire(&mut self, clock: &dyn Clock, token: CompatAccessToken) -> Result<CompatAccessToken, StorageError>;
+    async fn expire(
+        &mut self,
+        clock: &dyn Clock,
+        token: CompatAccessToken,
+    ) -> Result<CompatAccessToken, StorageError>;
 }
 
 /// Compatibility refresh tokens (`mcr_`), found by hash.
@@ -86,22 +114,47 @@ pub trait CompatRefreshTokenRepository: Send {
     /// The token with this ID.
     async fn lookup(&mut self, id: Ulid) -> Result<Option<CompatRefreshToken>, StorageError>;
     /// The token with this value.
-    async fn find_by_token(&mut self, token: &str) -> Result<Option<CompatRefreshToken>, StorageError>;
+    async fn find_by_token(
+        &mut self,
+        token: &str,
+    ) -> Result<Option<CompatRefreshToken>, StorageError>;
     /// Marks it consumed; `None` when it already was (one concurrent refresh wins).
-    async fn consume(&mut self, clock: &dyn Clock, token: CompatRefreshToken) -> Result<Option<CompatRefreshToken>, StorageError>;
+    async fn consume(
+        &mut self,
+        clock: &dyn Clock,
+        token: CompatRefreshToken,
+    ) -> Result<Option<CompatRefreshToken>, StorageError>;
 }
 
 /// SSO logins of the compatibility layer.
 #[async_trait]
 pub trait CompatSsoLoginRepository: Send {
     /// Starts a login whose `m.login.token` is `login_token` (stored as a hash).
-    async fn add(&mut self, rng: Rng<'_>, clock: &dyn Clock, login_token: &str, redirect_uri: Url) -> Result<CompatSsoLogin, StorageError>;
+    async fn add(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        login_token: &str,
+        redirect_uri: Url,
+    ) -> Result<CompatSsoLogin, StorageError>;
     /// The login with this ID.
     async fn lookup(&mut self, id: Ulid) -> Result<Option<CompatSsoLogin>, StorageError>;
     /// The login with this login token.
-    async fn find_by_token(&mut self, login_token: &str) -> Result<Option<CompatSsoLogin>, StorageError>;
+    async fn find_by_token(
+        &mut self,
+        login_token: &str,
+    ) -> Result<Option<CompatSsoLogin>, StorageError>;
     /// The user completed it; attaches the session.
-    async fn fulfill(&mut self, clock: &dyn Clock, login: CompatSsoLogin, session: &CompatSession) -> Result<CompatSsoLogin, StorageError>;
+    async fn fulfill(
+        &mut self,
+        clock: &dyn Clock,
+        login: CompatSsoLogin,
+        session: &CompatSession,
+    ) -> Result<CompatSsoLogin, StorageError>;
     /// Marks the login token exchanged; `None` unless it was fulfilled and not yet exchanged.
-    async fn exchange(&mut self, clock: &dyn Clock, login: CompatSsoLogin) -> Result<Option<CompatSsoLogin>, StorageError>;
+    async fn exchange(
+        &mut self,
+        clock: &dyn Clock,
+        login: CompatSsoLogin,
+    ) -> Result<Option<CompatSsoLogin>, StorageError>;
 }

@@ -25,7 +25,12 @@ pub struct NewJob {
 #[async_trait]
 pub trait JobRepository: Send {
     /// Queues a job; workers waiting on its queue are woken when the unit of work commits.
-    async fn schedule(&mut self, rng: Rng<'_>, clock: &dyn Clock, job: NewJob) -> Result<Job, StorageError>;
+    async fn schedule(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        job: NewJob,
+    ) -> Result<Job, StorageError>;
     /// The job with this ID.
     async fn lookup(&mut self, id: Ulid) -> Result<Option<Job>, StorageError>;
     /// Claims up to `count` due jobs of the given queues for `lease`, oldest first. A

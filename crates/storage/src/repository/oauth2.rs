@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use mas_data_model::{
-    AccessToken, AuthorizationGrant, Client, ClientAuthMethod, DeviceCodeGrant, Pkce,
-    RefreshToken, ResponseMode, Session,
+    AccessToken, AuthorizationGrant, Client, ClientAuthMethod, DeviceCodeGrant, Pkce, RefreshToken,
+    ResponseMode, Session,
 };
 use ulid::Ulid;
 use url::Url;
@@ -58,9 +58,19 @@ pub trait ClientRepository: Send {
     ///
     /// # Errors
     /// [`StorageError::Conflict`] when a dynamically registered client has this ID.
-    async fn upsert_static(&mut self, clock: &dyn Clock, id: Ulid, params: ClientParams) -> Result<Client, StorageError>;
+    async fn upsert_static(
+        &mut self,
+        clock: &dyn Clock,
+        id: Ulid,
+        params: ClientParams,
+    ) -> Result<Client, StorageError>;
     /// Registers a dynamic client with a fresh ID.
-    async fn add_dynamic(&mut self, rng: Rng<'_>, clock: &dyn Clock, params: ClientParams) -> Result<Client, StorageError>;
+    async fn add_dynamic(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        params: ClientParams,
+    ) -> Result<Client, StorageError>;
     /// Deletes a client and everything that belongs to it (sessions, grants, tokens).
     async fn delete(&mut self, client: Client) -> Result<(), StorageError>;
     /// A page of clients.
@@ -98,18 +108,39 @@ pub struct NewAuthorizationGrant {
 #[async_trait]
 pub trait AuthorizationGrantRepository: Send {
     /// Stores a new grant.
-    async fn add(&mut self, rng: Rng<'_>, clock: &dyn Clock, grant: NewAuthorizationGrant) -> Result<AuthorizationGrant, StorageError>;
+    async fn add(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        grant: NewAuthorizationGrant,
+    ) -> Result<AuthorizationGrant, StorageError>;
     /// The grant with this ID.
     async fn lookup(&mut self, id: Ulid) -> Result<Option<AuthorizationGrant>, StorageError>;
     /// The grant whose code this is.
-    async fn find_by_code(&mut self, code: &str) -> Result<Option<AuthorizationGrant>, StorageError>;
+    async fn find_by_code(
+        &mut self,
+        code: &str,
+    ) -> Result<Option<AuthorizationGrant>, StorageError>;
     /// Attaches the session the user consented to.
-    async fn fulfill(&mut self, clock: &dyn Clock, grant: AuthorizationGrant, session: &Session) -> Result<AuthorizationGrant, StorageError>;
+    async fn fulfill(
+        &mut self,
+        clock: &dyn Clock,
+        grant: AuthorizationGrant,
+        session: &Session,
+    ) -> Result<AuthorizationGrant, StorageError>;
     /// Marks the code exchanged. Returns `None` when it already was: exactly one of
     /// several concurrent exchanges gets the grant back.
-    async fn exchange(&mut self, clock: &dyn Clock, grant: AuthorizationGrant) -> Result<Option<AuthorizationGrant>, StorageError>;
+    async fn exchange(
+        &mut self,
+        clock: &dyn Clock,
+        grant: AuthorizationGrant,
+    ) -> Result<Option<AuthorizationGrant>, StorageError>;
     /// Marks the grant cancelled (the user refused).
-    async fn cancel(&mut self, clock: &dyn Clock, grant: AuthorizationGrant) -> Result<AuthorizationGrant, StorageError>;
+    async fn cancel(
+        &mut self,
+        clock: &dyn Clock,
+        grant: AuthorizationGrant,
+    ) -> Result<AuthorizationGrant, StorageError>;
 }
 
 /// Which OAuth 2.0 sessions a listing or bulk operation covers.
@@ -141,15 +172,32 @@ pub trait SessionRepository: Send {
         user_agent: Option<String>,
     ) -> Result<Session, StorageError>;
     /// Ends a session (its tokens become inactive).
-    async fn finish(&mut self, clock: &dyn Clock, session: Session) -> Result<Session, StorageError>;
+    async fn finish(
+        &mut self,
+        clock: &dyn Clock,
+        session: Session,
+    ) -> Result<Session, StorageError>;
     /// Ends every open session matching `filter`; returns how many.
-    async fn finish_all(&mut self, clock: &dyn Clock, filter: SessionFilter) -> Result<u64, StorageError>;
+    async fn finish_all(
+        &mut self,
+        clock: &dyn Clock,
+        filter: SessionFilter,
+    ) -> Result<u64, StorageError>;
     /// A page of sessions matching `filter`.
-    async fn list(&mut self, filter: SessionFilter, pagination: Pagination) -> Result<Page<Session>, StorageError>;
+    async fn list(
+        &mut self,
+        filter: SessionFilter,
+        pagination: Pagination,
+    ) -> Result<Page<Session>, StorageError>;
     /// How many sessions match `filter`.
     async fn count(&mut self, filter: SessionFilter) -> Result<u64, StorageError>;
     /// Records when and from where the session was last used.
-    async fn record_activity(&mut self, id: Ulid, at: DateTime<Utc>, ip: Option<String>) -> Result<(), StorageError>;
+    async fn record_activity(
+        &mut self,
+        id: Ulid,
+        at: DateTime<Utc>,
+        ip: Option<String>,
+    ) -> Result<(), StorageError>;
 }
 
 /// OAuth 2.0 access tokens, found by the hash of the token.
@@ -169,11 +217,23 @@ pub trait AccessTokenRepository: Send {
     /// The token with this value.
     async fn find_by_token(&mut self, token: &str) -> Result<Option<AccessToken>, StorageError>;
     /// Marks the token used (once).
-    async fn mark_used(&mut self, clock: &dyn Clock, token: AccessToken) -> Result<AccessToken, StorageError>;
+    async fn mark_used(
+        &mut self,
+        clock: &dyn Clock,
+        token: AccessToken,
+    ) -> Result<AccessToken, StorageError>;
     /// Revokes the token.
-    async fn revoke(&mut self, clock: &dyn Clock, token: AccessToken) -> Result<AccessToken, StorageError>;
+    async fn revoke(
+        &mut self,
+        clock: &dyn Clock,
+        token: AccessToken,
+    ) -> Result<AccessToken, StorageError>;
     /// Revokes every token of a session; returns how many.
-    async fn revoke_all_in_session(&mut self, clock: &dyn Clock, session_id: Ulid) -> Result<u64, StorageError>;
+    async fn revoke_all_in_session(
+        &mut self,
+        clock: &dyn Clock,
+        session_id: Ulid,
+    ) -> Result<u64, StorageError>;
     /// Deletes tokens that expired or were revoked before `before`; returns how many.
     async fn cleanup(&mut self, before: DateTime<Utc>) -> Result<u64, StorageError>;
 }
@@ -196,9 +256,18 @@ pub trait RefreshTokenRepository: Send {
     async fn find_by_token(&mut self, token: &str) -> Result<Option<RefreshToken>, StorageError>;
     /// Marks `token` consumed in exchange for `next`. Returns `None` when it was already
     /// consumed or revoked: exactly one of several concurrent refreshes wins.
-    async fn consume(&mut self, clock: &dyn Clock, token: RefreshToken, next: &RefreshToken) -> Result<Option<RefreshToken>, StorageError>;
+    async fn consume(
+        &mut self,
+        clock: &dyn Clock,
+        token: RefreshToken,
+        next: &RefreshToken,
+    ) -> Result<Option<RefreshToken>, StorageError>;
     /// Revokes every token of a session; returns how many.
-    async fn revoke_all_in_session(&mut self, clock: &dyn Clock, session_id: Ulid) -> Result<u64, StorageError>;
+    async fn revoke_all_in_session(
+        &mut self,
+        clock: &dyn Clock,
+        session_id: Ulid,
+    ) -> Result<u64, StorageError>;
     /// Deletes tokens consumed or revoked before `before`, keeping each session's latest
     /// consumed token (needed to recognise a replay); returns how many.
     async fn cleanup(&mut self, before: DateTime<Utc>) -> Result<u64, StorageError>;
@@ -230,18 +299,44 @@ pub trait DeviceCodeGrantRepository: Send {
     ///
     /// # Errors
     /// [`StorageError::Conflict`] when the user code is taken.
-    async fn add(&mut self, rng: Rng<'_>, clock: &dyn Clock, grant: NewDeviceCodeGrant) -> Result<DeviceCodeGrant, StorageError>;
+    async fn add(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        grant: NewDeviceCodeGrant,
+    ) -> Result<DeviceCodeGrant, StorageError>;
     /// The grant with this ID.
     async fn lookup(&mut self, id: Ulid) -> Result<Option<DeviceCodeGrant>, StorageError>;
     /// The grant with this user code.
-    async fn find_by_user_code(&mut self, user_code: &str) -> Result<Option<DeviceCodeGrant>, StorageError>;
+    async fn find_by_user_code(
+        &mut self,
+        user_code: &str,
+    ) -> Result<Option<DeviceCodeGrant>, StorageError>;
     /// The grant with this device code.
-    async fn find_by_device_code(&mut self, device_code: &str) -> Result<Option<DeviceCodeGrant>, StorageError>;
+    async fn find_by_device_code(
+        &mut self,
+        device_code: &str,
+    ) -> Result<Option<DeviceCodeGrant>, StorageError>;
     /// The user approved it in this browser session; `None` unless it was pending.
-    async fn fulfill(&mut self, clock: &dyn Clock, grant: DeviceCodeGrant, browser_session_id: Ulid) -> Result<Option<DeviceCodeGrant>, StorageError>;
+    async fn fulfill(
+        &mut self,
+        clock: &dyn Clock,
+        grant: DeviceCodeGrant,
+        browser_session_id: Ulid,
+    ) -> Result<Option<DeviceCodeGrant>, StorageError>;
     /// The user refused it; `None` unless it was pending.
-    async fn reject(&mut self, clock: &dyn Clock, grant: DeviceCodeGrant, browser_session_id: Ulid) -> Result<Option<DeviceCodeGrant>, StorageError>;
+    async fn reject(
+        &mut self,
+        clock: &dyn Clock,
+        grant: DeviceCodeGrant,
+        browser_session_id: Ulid,
+    ) -> Result<Option<DeviceCodeGrant>, StorageError>;
     /// The device got its tokens in `session`; `None` unless it was fulfilled and not yet
     /// exchanged: exactly one of several concurrent exchanges wins.
-    async fn exchange(&mut self, clock: &dyn Clock, grant: DeviceCodeGrant, session: &Session) -> Result<Option<DeviceCodeGrant>, StorageError>;
+    async fn exchange(
+        &mut self,
+        clock: &dyn Clock,
+        grant: DeviceCodeGrant,
+        session: &Session,
+    ) -> Result<Option<DeviceCodeGrant>, StorageError>;
 }

@@ -26,9 +26,17 @@ pub trait PersonalSessionRepository: Send {
         scope: &str,
     ) -> Result<PersonalSession, StorageError>;
     /// Revokes a session.
-    async fn revoke(&mut self, clock: &dyn Clock, session: PersonalSession) -> Result<PersonalSession, StorageError>;
+    async fn revoke(
+        &mut self,
+        clock: &dyn Clock,
+        session: PersonalSession,
+    ) -> Result<PersonalSession, StorageError>;
     /// A page of the sessions acting as `actor`.
-    async fn list(&mut self, actor: &User, pagination: Pagination) -> Result<Page<PersonalSession>, StorageError>;
+    async fn list(
+        &mut self,
+        actor: &User,
+        pagination: Pagination,
+    ) -> Result<Page<PersonalSession>, StorageError>;
 }
 
 /// Personal access tokens (`mpt_`), found by hash.
@@ -46,7 +54,14 @@ pub trait PersonalAccessTokenRepository: Send {
     /// The token with this ID.
     async fn lookup(&mut self, id: Ulid) -> Result<Option<PersonalAccessToken>, StorageError>;
     /// The token with this value.
-    async fn find_by_token(&mut self, token: &str) -> Result<Option<PersonalAccessToken>, StorageError>;
+    async fn find_by_token(
+        &mut self,
+        token: &str,
+    ) -> Result<Option<PersonalAccessToken>, StorageError>;
     /// Revokes the token.
-    async fn revoke(&mut self, clock: &dyn Clock, token: PersonalAccessToken) -> Result<PersonalAccessToken, StorageError>;
+    async fn revoke(
+        &mut self,
+        clock: &dyn Clock,
+        token: PersonalAccessToken,
+    ) -> Result<PersonalAccessToken, StorageError>;
 }

@@ -32,9 +32,18 @@ pub trait UpstreamOAuthProviderRepository: Send {
     /// Every provider, by ID.
     async fn all(&mut self) -> Result<Vec<UpstreamOAuthProvider>, StorageError>;
     /// Creates or replaces a provider; its creation time is kept and it is enabled.
-    async fn upsert(&mut self, clock: &dyn Clock, id: Ulid, params: ProviderParams) -> Result<UpstreamOAuthProvider, StorageError>;
+    async fn upsert(
+        &mut self,
+        clock: &dyn Clock,
+        id: Ulid,
+        params: ProviderParams,
+    ) -> Result<UpstreamOAuthProvider, StorageError>;
     /// Disables a provider, keeping its links.
-    async fn disable(&mut self, clock: &dyn Clock, provider: UpstreamOAuthProvider) -> Result<UpstreamOAuthProvider, StorageError>;
+    async fn disable(
+        &mut self,
+        clock: &dyn Clock,
+        provider: UpstreamOAuthProvider,
+    ) -> Result<UpstreamOAuthProvider, StorageError>;
     /// Deletes a provider and its links.
     async fn delete(&mut self, provider: UpstreamOAuthProvider) -> Result<(), StorageError>;
 }
@@ -45,7 +54,11 @@ pub trait UpstreamOAuthLinkRepository: Send {
     /// The link with this ID.
     async fn lookup(&mut self, id: Ulid) -> Result<Option<UpstreamOAuthLink>, StorageError>;
     /// The link of this upstream account.
-    async fn find_by_subject(&mut self, provider: &UpstreamOAuthProvider, subject: &str) -> Result<Option<UpstreamOAuthLink>, StorageError>;
+    async fn find_by_subject(
+        &mut self,
+        provider: &UpstreamOAuthProvider,
+        subject: &str,
+    ) -> Result<Option<UpstreamOAuthLink>, StorageError>;
     /// Records an upstream account.
     ///
     /// # Errors
@@ -59,7 +72,11 @@ pub trait UpstreamOAuthLinkRepository: Send {
         human_account_name: Option<String>,
     ) -> Result<UpstreamOAuthLink, StorageError>;
     /// Links the account to a user.
-    async fn associate(&mut self, link: UpstreamOAuthLink, user: &User) -> Result<UpstreamOAuthLink, StorageError>;
+    async fn associate(
+        &mut self,
+        link: UpstreamOAuthLink,
+        user: &User,
+    ) -> Result<UpstreamOAuthLink, StorageError>;
     /// Every link of a user.
     async fn all_for_user(&mut self, user: &User) -> Result<Vec<UpstreamOAuthLink>, StorageError>;
 }

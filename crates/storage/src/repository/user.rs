@@ -43,7 +43,12 @@ pub trait UserRepository: Send {
     ///
     /// # Errors
     /// [`StorageError::Conflict`] when the username is taken.
-    async fn add(&mut self, rng: Rng<'_>, clock: &dyn Clock, username: &str) -> Result<User, StorageError>;
+    async fn add(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        username: &str,
+    ) -> Result<User, StorageError>;
     /// Locks a user (kept if already locked).
     async fn lock(&mut self, clock: &dyn Clock, user: User) -> Result<User, StorageError>;
     /// Unlocks a user.
@@ -55,7 +60,11 @@ pub trait UserRepository: Send {
     /// Grants or removes the right to request homeserver admin rights.
     async fn set_can_request_admin(&mut self, user: User, can: bool) -> Result<User, StorageError>;
     /// A page of users matching `filter`, by ID.
-    async fn list(&mut self, filter: UserFilter, pagination: Pagination) -> Result<Page<User>, StorageError>;
+    async fn list(
+        &mut self,
+        filter: UserFilter,
+        pagination: Pagination,
+    ) -> Result<Page<User>, StorageError>;
     /// How many users match `filter`.
     async fn count(&mut self, filter: UserFilter) -> Result<u64, StorageError>;
 }
@@ -90,7 +99,13 @@ pub trait UserEmailRepository: Send {
     ///
     /// # Errors
     /// [`StorageError::Conflict`] when any user already has it.
-    async fn add(&mut self, rng: Rng<'_>, clock: &dyn Clock, user: &User, email: &str) -> Result<UserEmail, StorageError>;
+    async fn add(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        user: &User,
+        email: &str,
+    ) -> Result<UserEmail, StorageError>;
     /// Removes an address.
     async fn remove(&mut self, email: UserEmail) -> Result<(), StorageError>;
 }
@@ -109,11 +124,20 @@ pub trait BrowserSessionRepository: Send {
         user_agent: Option<String>,
     ) -> Result<BrowserSession, StorageError>;
     /// Ends a session.
-    async fn finish(&mut self, clock: &dyn Clock, session: BrowserSession) -> Result<BrowserSession, StorageError>;
+    async fn finish(
+        &mut self,
+        clock: &dyn Clock,
+        session: BrowserSession,
+    ) -> Result<BrowserSession, StorageError>;
     /// Ends every open session of a user; returns how many.
     async fn finish_all(&mut self, clock: &dyn Clock, user: &User) -> Result<u64, StorageError>;
     /// A page of a user's sessions, optionally only the open ones.
-    async fn list(&mut self, user: &User, active_only: bool, pagination: Pagination) -> Result<Page<BrowserSession>, StorageError>;
+    async fn list(
+        &mut self,
+        user: &User,
+        active_only: bool,
+        pagination: Pagination,
+    ) -> Result<Page<BrowserSession>, StorageError>;
     /// Records that the user proved their password in this session.
     async fn authenticate_with_password(
         &mut self,
@@ -131,9 +155,17 @@ pub trait BrowserSessionRepository: Send {
         link_id: Ulid,
     ) -> Result<Authentication, StorageError>;
     /// The newest authentication of a session.
-    async fn last_authentication(&mut self, session: &BrowserSession) -> Result<Option<Authentication>, StorageError>;
+    async fn last_authentication(
+        &mut self,
+        session: &BrowserSession,
+    ) -> Result<Option<Authentication>, StorageError>;
     /// Records when and from where the session was last used.
-    async fn record_activity(&mut self, id: Ulid, at: DateTime<Utc>, ip: Option<String>) -> Result<(), StorageError>;
+    async fn record_activity(
+        &mut self,
+        id: Ulid,
+        at: DateTime<Utc>,
+        ip: Option<String>,
+    ) -> Result<(), StorageError>;
 }
 
 /// Registration tokens.
@@ -142,7 +174,10 @@ pub trait RegistrationTokenRepository: Send {
     /// The token with this ID.
     async fn lookup(&mut self, id: Ulid) -> Result<Option<RegistrationToken>, StorageError>;
     /// The token with this value.
-    async fn find_by_token(&mut self, token: &str) -> Result<Option<RegistrationToken>, StorageError>;
+    async fn find_by_token(
+        &mut self,
+        token: &str,
+    ) -> Result<Option<RegistrationToken>, StorageError>;
     /// Creates a token.
     ///
     /// # Errors
@@ -156,9 +191,20 @@ pub trait RegistrationTokenRepository: Send {
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<RegistrationToken, StorageError>;
     /// Counts one use, atomically; `None` when the token is no longer valid.
-    async fn use_token(&mut self, clock: &dyn Clock, token: &RegistrationToken) -> Result<Option<RegistrationToken>, StorageError>;
+    async fn use_token(
+        &mut self,
+        clock: &dyn Clock,
+        token: &RegistrationToken,
+    ) -> Result<Option<RegistrationToken>, StorageError>;
     /// Revokes a token.
-    async fn revoke(&mut self, clock: &dyn Clock, token: RegistrationToken) -> Result<RegistrationToken, StorageError>;
+    async fn revoke(
+        &mut self,
+        clock: &dyn Clock,
+        token: RegistrationToken,
+    ) -> Result<RegistrationToken, StorageError>;
     /// A page of tokens.
-    async fn list(&mut self, pagination: Pagination) -> Result<Page<RegistrationToken>, StorageError>;
+    async fn list(
+        &mut self,
+        pagination: Pagination,
+    ) -> Result<Page<RegistrationToken>, StorageError>;
 }

@@ -1,0 +1,177 @@
+//! `mas-cli database migrate` and `config sync [--prune] [--dry-run]`, on SQLite and
+//! PostgreSQL, with the rows checked in the database itself.
+
+use std::path::Path;
+
+use sea_orm::{ConnectionTrait, Database, Statement};
+
+use crate::{mas_cli, stderr};
+
+const BASE: &str = "\
+matrix:
+  secret: test-secret
+secrets:
+  encryption: 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
+";
+
+const TWO_CLIENTS: &str = "\
+clients:
+  - client_id: 0000000000000000000SYNAPSE
+    client_auth_method: client_secret_basic
+    client_secret: SomeRandomSecret
+  - client_id: 01J2ZQ9Y3XW6RMK1VF8H0N5D7B
+    client_auth_method: none
+    redirect_uris: [https://app.example.com/cb]
+";
+
+const ONE_CLIENT_CHANGED: &str = "\
+clients:
+  - client_id: 0000000000000000000SYNAPSE
+    client_auth_method: client_secret_basic
+    client_secret: SomeRandomSecret
+    redirect_uris: [https://synapse.example.com/cb]
+";
+
+fn write(dir: &Path, uri: &str, clients: &str) {
+    std::fs::write(
+        dir.join("c.yaml"),
+        format!("{BASE}database:\n  uri: {uri}\n{clients}"),
+    )
+    .unwrap();
+}
+
+fn run(dir: &Path, args: &[&str]) -> String {
+    let mut all = vec!["-c", "c.yaml"];
+    all.extend_from_slice(args);
+    let output = mas_cli(dir, &all);
+    assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+async fn client_rows(uri: &str) -> Vec<(String, Option<String>)> {
+    let db = Database::connect(uri).await.unwrap();
+    let backend = db.get_database_backend();
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            backend,
+            "SELECT id, encrypted_secret FROM oauth2_clients WHERE is_static ORDER BY id",
+        ))
+        .await
+        .unwrap();
+    let rows = rows
+        .into_iter()
+        .map(|r| {
+            (
+                r.try_get_by_index(0).unwrap(),
+                r.try_get_by_index(1).unwrap(),
+            )
+        })
+        .collect();
+    db.close().await.unwrap();
+    rows
+}
+
+async fn the_whole_sync_story(dir: &Path, uri: &str) {
+    write(dir, uri, TWO_CLIENTS);
+    let out = run(dir, &["database", "migrate"]);
+    assert_eq!(out.trim(), "applied m20261127_000001_initial");
+    assert_eq!(
+        run(dir, &["database", "migrate"]).trim(),
+        "database is up to date"
+    );
+
+    let out = run(dir, &["config", "sync", "--dry-run"]);
+    assert!(
+        out.contains("client 0000000000000000000SYNAPSE: would be created"),
+        "{out}"
+    );
+    assert!(out.contains("dry run: nothing was written"), "{out}");
+    assert!(
+        client_rows(uri).await.is_empty(),
+        "a dry run writes nothing"
+    );
+
+    let out = run(dir, &["config", "sync"]);
+    assert!(
+        out.contains("static clients: 2 created, 0 updated, 0 deleted, 0 unchanged"),
+        "{out}"
+    );
+    let rows = client_rows(uri).await;
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].0, "0000000000000000000SYNAPSE");
+    let sealed = rows[0].1.as_deref().unwrap();
+    assert!(
+        !sealed.contains("SomeRandomSecret"),
+        "the secret is stored encrypted: {sealed}"
+    );
+    assert_eq!(rows[1].1, None);
+
+    let out = run(dir, &["config", "sync"]);
+    assert!(
+        out.contains("static clients: no change"),
+        "a second run is idempotent: {out}"
+    );
+    assert_eq!(
+        client_rows(uri).await,
+        rows,
+        "not even the ciphertext changes"
+    );
+
+    write(dir, uri, ONE_CLIENT_CHANGED);
+    let out = run(dir, &["config", "sync"]);
+    assert!(
+        out.contains("client 0000000000000000000SYNAPSE: updated (redirect_uris)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("client 01J2ZQ9Y3XW6RMK1VF8H0N5D7B: no longer in the configuration, kept"),
+        "{out}"
+    );
+    assert_eq!(client_rows(uri).await.len(), 2);
+
+    let out = run(dir, &["config", "sync", "--prune", "--dry-run"]);
+    assert!(
+        out.contains("client 01J2ZQ9Y3XW6RMK1VF8H0N5D7B: would be deleted"),
+        "{out}"
+    );
+    assert_eq!(client_rows(uri).await.len(), 2);
+    let out = run(dir, &["config", "sync", "--prune"]);
+    assert!(
+        out.contains("client 01J2ZQ9Y3XW6RMK1VF8H0N5D7B: deleted"),
+        "{out}"
+    );
+    assert_eq!(client_rows(uri).await.len(), 1);
+    let out = run(dir, &["config", "sync", "--prune"]);
+    assert!(out.contains("static clients: no change"), "{out}");
+}
+
+#[tokio::test]
+async fn sync_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = format!("sqlite://{}", dir.path().join("mas.db").display());
+    the_whole_sync_story(dir.path(), &uri).await;
+}
+
+#[tokio::test]
+async fn sync_on_postgres() {
+    let Some(pg) = mas_testing::TestPostgres::create().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    the_whole_sync_story(dir.path(), pg.url()).await;
+}
+
+#[tokio::test]
+async fn a_wrong_password_fails_at_once_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "postgresql://nobody:wrong@127.0.0.1:5432/postgres",
+        "",
+    );
+    let output = mas_cli(dir.path(), &["-c", "c.yaml", "database", "migrate"]);
+    assert_eq!(output.status.code(), Some(1));
+    let text = stderr(&output);
+    assert!(text.contains("cannot connect to the database"), "{text}");
+    assert!(!text.contains("wrong"), "the password is not shown: {text}");
+}

@@ -1,0 +1,33 @@
+//! Opening the configured database, shared by the server and the admin commands.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use mas_config::RootConfig;
+use mas_storage_sql::{PoolOptions, SqlRepositoryFactory};
+
+/// Connects to the configured database and, when `migrate` is set, applies pending
+/// migrations (logging each).
+pub(crate) async fn open(
+    config: &RootConfig,
+    migrate: bool,
+) -> anyhow::Result<SqlRepositoryFactory> {
+    let db = &config.database;
+    let options = PoolOptions {
+        uri: db.connection_uri()?,
+        max_connections: db.max_connections,
+        min_connections: db.min_connections,
+        connect_timeout: Duration::from_secs(db.connect_timeout),
+        idle_timeout: db.idle_timeout.map(Duration::from_secs),
+        max_lifetime: db.max_lifetime.map(Duration::from_secs),
+    };
+    let factory = SqlRepositoryFactory::connect(&options)
+        .await
+        .with_context(|| format!("database {}", db.display_uri()))?;
+    if migrate {
+        for name in factory.migrate().await? {
+            tracing::info!(migration = %name, "applied migration");
+        }
+    }
+    Ok(factory)
+}

@@ -1,0 +1,239 @@
+//! `config sync`: makes the static clients in the database match the configuration.
+
+use std::fmt;
+
+use anyhow::Context;
+use mas_config::sections::{ClientAuthMethod as ConfigAuthMethod, ClientConfig};
+use mas_data_model::{Client, ClientAuthMethod, ClientKind};
+use mas_storage::repository::ClientParams;
+use mas_storage::{Clock, Encrypter, Repository, RepositoryFactory, SystemClock};
+use mas_storage_sql::SqlRepositoryFactory;
+
+/// The grant types a static client may use.
+const STATIC_GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
+
+/// What happened (or would happen) to one client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Change {
+    /// Not in the database before.
+    Created,
+    /// In the database with other values; the names of the fields that differ.
+    Updated(Vec<&'static str>),
+    /// Already as configured.
+    Unchanged,
+    /// In the database but no longer configured, and `--prune` was given.
+    Deleted,
+    /// In the database but no longer configured; kept without `--prune`.
+    Kept,
+}
+
+/// The outcome of a sync, one line per client.
+#[derive(Debug, Default)]
+pub(crate) struct Report {
+    /// Each client and its change, in ID order.
+    pub(crate) changes: Vec<(String, Change)>,
+    /// Whether nothing was written.
+    pub(crate) dry_run: bool,
+}
+
+impl Report {
+    /// Whether the sync changed (or would change) anything.
+    pub(crate) fn changed(&self) -> bool {
+        self.changes
+            .iter()
+            .any(|(_, c)| matches!(c, Change::Created | Change::Updated(_) | Change::Deleted))
+    }
+
+    fn count(&self, f: impl Fn(&Change) -> bool) -> usize {
+        self.changes.iter().filter(|(_, c)| f(c)).count()
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let would = if self.dry_run { "would be " } else { "" };
+        for (id, change) in &self.changes {
+            match change {
+                Change::Created => writeln!(f, "client {id}: {would}created")?,
+                Change::Updated(fields) => {
+                    writeln!(f, "client {id}: {would}updated ({})", fields.join(", "))?;
+                }
+                Change::Unchanged => writeln!(f, "client {id}: unchanged")?,
+                Change::Deleted => writeln!(f, "client {id}: {would}deleted")?,
+                Change::Kept => writeln!(
+                    f,
+                    "client {id}: no longer in the configuration, kept (use --prune to delete it)"
+                )?,
+            }
+        }
+        if self.changed() {
+            write!(
+                f,
+                "static clients: {} created, {} updated, {} deleted, {} unchanged",
+                self.count(|c| *c == Change::Created),
+                self.count(|c| matches!(c, Change::Updated(_))),
+                self.count(|c| *c == Change::Deleted),
+                self.count(|c| matches!(c, Change::Unchanged | Change::Kept)),
+            )?;
+        } else {
+            write!(f, "static clients: no change")?;
+        }
+        if self.dry_run {
+            write!(f, "\ndry run: nothing was written")?;
+        }
+        Ok(())
+    }
+}
+
+fn auth_method(method: ConfigAuthMethod) -> ClientAuthMethod {
+    match method {
+        ConfigAuthMethod::None => ClientAuthMethod::None,
+        ConfigAuthMethod::ClientSecretBasic => ClientAuthMethod::ClientSecretBasic,
+        ConfigAuthMethod::ClientSecretPost => ClientAuthMethod::ClientSecretPost,
+        ConfigAuthMethod::ClientSecretJwt => ClientAuthMethod::ClientSecretJwt,
+        ConfigAuthMethod::PrivateKeyJwt => ClientAuthMethod::PrivateKeyJwt,
+    }
+}
+
+/// The stored form of a configured client, with its secret still in plain text.
+fn desired(client: &ClientConfig) -> anyhow::Result<(ClientParams, Option<String>)> {
+    let jwks = client
+        .jwks
+        .as_ref()
+        .map(serde_json::to_value)
+        .transpose()
+        .context("clients: jwks is not valid JSON")?;
+    let params = ClientParams {
+        auth_method: auth_method(client.client_auth_method),
+        encrypted_secret: None,
+        jwks,
+        jwks_uri: client.jwks_uri.clone(),
+        redirect_uris: client.redirect_uris.clone(),
+        grant_types: STATIC_GRANT_TYPES.iter().map(|g| (*g).to_owned()).collect(),
+        name: client.client_name.clone(),
+        client_uri: client.client_uri.clone(),
+        logo_uri: None,
+        policy_uri: None,
+        tos_uri: None,
+        application_type: None,
+        contacts: Vec::new(),
+        metadata: None,
+    };
+    let secret = client
+        .secret()
+        .with_context(|| format!("client {}", client.client_id))?;
+    Ok((params, secret))
+}
+
+/// The fields in which a stored client differs from the desired one.
+fn differences(stored: &Client, want: &ClientParams, same_secret: bool) -> Vec<&'static str> {
+    let mut fields = Vec::new();
+    let checks = [
+        ("client_auth_method", stored.auth_method == want.auth_method),
+        ("client_secret", same_secret),
+        ("jwks", stored.jwks == want.jwks),
+        ("jwks_uri", stored.jwks_uri == want.jwks_uri),
+        ("redirect_uris", stored.redirect_uris == want.redirect_uris),
+        ("grant_types", stored.grant_types == want.grant_types),
+        ("client_name", stored.name == want.name),
+        ("client_uri", stored.client_uri == want.client_uri),
+    ];
+    for (name, same) in checks {
+        if !same {
+            fields.push(name);
+        }
+    }
+    fields
+}
+
+/// Brings the static clients of `repo` in line with `clients`. The caller saves the unit
+/// of work, or drops it for a dry run.
+pub(crate) async fn sync_clients(
+    repo: &mut dyn Repository,
+    clock: &dyn Clock,
+    encrypter: &Encrypter,
+    clients: &[ClientConfig],
+    prune: bool,
+) -> anyhow::Result<Report> {
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let stored = repo.client().all_static().await?;
+    let mut report = Report::default();
+    for client in clients {
+        let id = client.client_id;
+        let (mut params, secret) = desired(client)?;
+        let existing = match stored.iter().find(|c| c.id == id) {
+            Some(existing) => Some(existing.clone()),
+            None => match repo.client().lookup(id).await? {
+                Some(dynamic) if dynamic.kind == ClientKind::Dynamic => anyhow::bail!(
+                    "client {id}: a dynamically registered client already has this ID"
+                ),
+                other => other,
+            },
+        };
+        let change = if let Some(existing) = existing {
+            let stored_secret = existing
+                .encrypted_secret
+                .as_deref()
+                .and_then(|sealed| encrypter.decrypt(sealed).ok())
+                .and_then(|plain| String::from_utf8(plain).ok());
+            let same_secret = stored_secret == secret;
+            // Keep the stored ciphertext when the secret is the same: a fresh nonce would
+            // make every sync look like a change.
+            params.encrypted_secret = if same_secret {
+                existing.encrypted_secret.clone()
+            } else {
+                secret.map(|s| encrypter.encrypt(&mut rng, s.as_bytes()))
+            };
+            let fields = differences(&existing, &params, same_secret);
+            if fields.is_empty() {
+                Change::Unchanged
+            } else {
+                repo.client().upsert_static(clock, id, params).await?;
+                Change::Updated(fields)
+            }
+        } else {
+            params.encrypted_secret = secret.map(|s| encrypter.encrypt(&mut rng, s.as_bytes()));
+            repo.client().upsert_static(clock, id, params).await?;
+            Change::Created
+        };
+        report.changes.push((id.to_string(), change));
+    }
+    for old in stored {
+        if clients.iter().any(|c| c.client_id == old.id) {
+            continue;
+        }
+        let id = old.id.to_string();
+        if prune {
+            repo.client().delete(old).await?;
+            report.changes.push((id, Change::Deleted));
+        } else {
+            report.changes.push((id, Change::Kept));
+        }
+    }
+    report.changes.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(report)
+}
+
+/// Runs a sync in one unit of work, saved unless `dry_run`.
+pub(crate) async fn run(
+    factory: &SqlRepositoryFactory,
+    config: &mas_config::RootConfig,
+    prune: bool,
+    dry_run: bool,
+) -> anyhow::Result<Report> {
+    let encrypter = Encrypter::new(&config.secrets.encryption_key()?);
+    let mut repo = factory.begin().await?;
+    let mut report = sync_clients(
+        repo.as_mut(),
+        &SystemClock,
+        &encrypter,
+        &config.clients,
+        prune,
+    )
+    .await?;
+    report.dry_run = dry_run;
+    if !dry_run {
+        repo.save().await?;
+    }
+    Ok(report)
+}
