@@ -56,6 +56,12 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);
+    let background = tokio::spawn(mas_tasks::run_cleanup(
+        Arc::new(db.clone()),
+        Arc::new(mas_storage::SystemClock),
+        mas_tasks::CleanupConfig::default(),
+        stop_rx.clone(),
+    ));
     let mut servers = JoinSet::new();
     let mut addresses = Vec::new();
     for listener in &config.http.listeners {
@@ -115,6 +121,9 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
     .await;
     if drained.is_err() {
         tracing::warn!("some requests did not finish within {SHUTDOWN_GRACE:?}; closing anyway");
+    }
+    if let Err(error) = background.await {
+        tracing::warn!(%error, "background cleanup task failed");
     }
     drop(state);
     db.close().await.context("cannot close the database pool")?;

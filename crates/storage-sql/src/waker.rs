@@ -58,3 +58,9 @@ impl JobWaker {
         }
     }
 }
+
+impl mas_storage::JobWake for JobWaker {
+    fn wait(&mut self) -> mas_storage::BoxFuture<'_, ()> {
+        Box::pin(JobWaker::wait(self))
+    }
+}

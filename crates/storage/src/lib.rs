@@ -50,6 +50,12 @@ pub enum StorageError {
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// Waits until queued jobs may be waiting, so workers need not poll in a tight loop.
+pub trait JobWake: Send {
+    /// Returns when a job was scheduled somewhere, or after the poll interval.
+    fn wait(&mut self) -> BoxFuture<'_, ()>;
+}
+
 /// Tells whether the database answers, for `/health`.
 pub trait Health: Send + Sync {
     /// Succeeds when the database answered a trivial query in time.

@@ -1,0 +1,14 @@
+//! Background work: a job worker that runs queued jobs with retries and backoff, and a
+//! periodic cleanup of spent tokens. Both survive any failure of a job or of the
+//! database: they log it, wait, and go on; they stop only when told to.
+
+mod cleanup;
+mod worker;
+
+pub use self::cleanup::{CleanupConfig, run_cleanup};
+pub use self::worker::{JobError, JobHandler, Worker, WorkerConfig};
+
+/// Resolves when the shutdown signal is raised (or its sender is gone).
+pub(crate) async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}

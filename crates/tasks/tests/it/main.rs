@@ -1,0 +1,364 @@
+//! The job worker and the cleanup loop against a real database.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use mas_data_model::{Job, JobState};
+use mas_storage::repository::NewJob;
+use mas_storage::{RepositoryFactory, SystemClock};
+use mas_storage_sql::{PoolOptions, SqlRepositoryFactory};
+use mas_tasks::{JobError, JobHandler, Worker, WorkerConfig};
+use tokio::sync::watch;
+
+/// What a test handler does with each attempt.
+#[derive(Clone, Copy)]
+enum Script {
+    Succeed,
+    FailTwiceThenSucceed,
+    Fatal,
+    Panic,
+    AlwaysRetry,
+}
+
+struct Recorder {
+    queue: &'static str,
+    script: Script,
+    attempts: AtomicU32,
+    done: Mutex<Vec<serde_json::Value>>,
+}
+
+impl Recorder {
+    fn new(queue: &'static str, script: Script) -> Arc<Self> {
+        Arc::new(Self {
+            queue,
+            script,
+            attempts: AtomicU32::new(0),
+            done: Mutex::new(Vec::new()),
+        })
+    }
+}
+
+#[async_trait]
+impl JobHandler for Recorder {
+    fn queue(&self) -> &'static str {
+        self.queue
+    }
+
+    async fn run(&self, job: &Job) -> Result<(), JobError> {
+        let attempt = self.attempts.fetch_add(1, Ordering::SeqCst) + 1;
+        match self.script {
+            Script::FailTwiceThenSucceed if attempt <= 2 => {
+                return Err(JobError::Retry("homeserver unreachable".to_owned()));
+            }
+            Script::Succeed | Script::FailTwiceThenSucceed => {}
+            Script::Fatal => return Err(JobError::Fatal("bad payload".to_owned())),
+            Script::Panic => panic!("handler bug"),
+            Script::AlwaysRetry => return Err(JobError::Retry("still down".to_owned())),
+        }
+        self.done.lock().unwrap().push(job.payload.clone());
+        Ok(())
+    }
+}
+
+fn fast() -> WorkerConfig {
+    WorkerConfig {
+        base_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(100),
+        max_attempts: 3,
+        ..WorkerConfig::default()
+    }
+}
+
+async fn sqlite() -> (SqlRepositoryFactory, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let factory = SqlRepositoryFactory::connect(&PoolOptions {
+        uri: format!("sqlite://{}", dir.path().join("mas.db").display()),
+        max_connections: 4,
+        min_connections: 0,
+        connect_timeout: Duration::from_secs(5),
+        idle_timeout: None,
+        max_lifetime: None,
+    })
+    .await
+    .unwrap();
+    factory.migrate().await.unwrap();
+    (factory, dir)
+}
+
+async fn schedule(
+    factory: &SqlRepositoryFactory,
+    queue: &str,
+    payload: serde_json::Value,
+) -> ulid::Ulid {
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let mut repo = factory.begin().await.unwrap();
+    let job = repo
+        .job()
+        .schedule(
+            &mut rng,
+            &SystemClock,
+            NewJob {
+                queue: queue.to_owned(),
+                payload,
+                run_at: None,
+            },
+        )
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+    job.id
+}
+
+async fn state_of(factory: &SqlRepositoryFactory, id: ulid::Ulid) -> Job {
+    factory
+        .reader()
+        .await
+        .unwrap()
+        .job()
+        .lookup(id)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+/// Polls until `check` holds; a hang detector, not a speed target.
+async fn eventually<F: AsyncFnMut() -> bool>(what: &str, mut check: F) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn start(
+    factory: &SqlRepositoryFactory,
+    worker: Worker,
+    poll: Duration,
+) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    let (stop, stopped) = watch::channel(false);
+    let factory = factory.clone();
+    let task = tokio::spawn(async move {
+        let wake = factory.job_waker(poll).await;
+        worker.run(Box::new(wake), stopped).await;
+    });
+    (stop, task)
+}
+
+fn worker(factory: &SqlRepositoryFactory, handlers: &[Arc<Recorder>]) -> Worker {
+    let mut worker = Worker::new(Arc::new(factory.clone()), Arc::new(SystemClock), fast());
+    for handler in handlers {
+        worker = worker.with_handler(handler.clone());
+    }
+    worker
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_succeed_retry_with_backoff_and_give_up() {
+    let (factory, _dir) = sqlite().await;
+    let ok = Recorder::new("ok", Script::Succeed);
+    let flaky = Recorder::new("flaky", Script::FailTwiceThenSucceed);
+    let fatal = Recorder::new("fatal", Script::Fatal);
+    let stubborn = Recorder::new("stubborn", Script::AlwaysRetry);
+    let panicky = Recorder::new("panicky", Script::Panic);
+    let ok_id = schedule(&factory, "ok", serde_json::json!({"n": 1})).await;
+    let flaky_id = schedule(&factory, "flaky", serde_json::json!(2)).await;
+    let fatal_id = schedule(&factory, "fatal", serde_json::json!(3)).await;
+    let stubborn_id = schedule(&factory, "stubborn", serde_json::json!(4)).await;
+    let panic_id = schedule(&factory, "panicky", serde_json::json!(5)).await;
+    let handlers = [
+        ok.clone(),
+        flaky.clone(),
+        fatal.clone(),
+        stubborn.clone(),
+        panicky.clone(),
+    ];
+    let (stop, task) = start(
+        &factory,
+        worker(&factory, &handlers),
+        Duration::from_millis(50),
+    );
+
+    eventually("the ok job completes", async || {
+        state_of(&factory, ok_id).await.state == JobState::Completed
+    })
+    .await;
+    assert_eq!(*ok.done.lock().unwrap(), vec![serde_json::json!({"n": 1})]);
+    eventually("the flaky job completes on its third attempt", async || {
+        state_of(&factory, flaky_id).await.state == JobState::Completed
+    })
+    .await;
+    assert_eq!(state_of(&factory, flaky_id).await.attempts, 3);
+    eventually("the fatal job fails at once", async || {
+        state_of(&factory, fatal_id).await.state == JobState::Failed
+    })
+    .await;
+    assert_eq!(fatal.attempts.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        state_of(&factory, fatal_id).await.last_error.as_deref(),
+        Some("bad payload")
+    );
+    eventually("the stubborn job gives up after max_attempts", async || {
+        state_of(&factory, stubborn_id).await.state == JobState::Failed
+    })
+    .await;
+    assert_eq!(stubborn.attempts.load(Ordering::SeqCst), 3);
+    eventually("the panicking job is failed, not the worker", async || {
+        state_of(&factory, panic_id).await.state == JobState::Failed
+    })
+    .await;
+    assert!(
+        state_of(&factory, panic_id)
+            .await
+            .last_error
+            .unwrap()
+            .contains("panicked")
+    );
+
+    // The worker is still alive after all that: a new job still runs.
+    let again = schedule(&factory, "ok", serde_json::json!("again")).await;
+    eventually("a later job runs", async || {
+        state_of(&factory, again).await.state == JobState::Completed
+    })
+    .await;
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_wakes_the_worker_and_survives_an_outage() {
+    let Some(pg) = mas_testing::TestPostgres::create().await else {
+        return;
+    };
+    let target = tokio::net::lookup_host(("127.0.0.1", 5432))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = mas_testing::CuttableProxy::start(target).await;
+    let mut url = url::Url::parse(pg.url()).unwrap();
+    url.set_port(Some(proxy.address().port())).unwrap();
+    let options = PoolOptions {
+        uri: url.to_string(),
+        max_connections: 4,
+        min_connections: 0,
+        connect_timeout: Duration::from_secs(5),
+        idle_timeout: None,
+        max_lifetime: None,
+    };
+    let factory = SqlRepositoryFactory::connect(&options).await.unwrap();
+    factory.migrate().await.unwrap();
+    let ok = Recorder::new("ok", Script::Succeed);
+    // A poll interval far longer than the test: only NOTIFY can wake the worker in time.
+    let (stop, task) = start(
+        &factory,
+        worker(&factory, std::slice::from_ref(&ok)),
+        Duration::from_hours(1),
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let other_replica = SqlRepositoryFactory::connect(&options).await.unwrap();
+    let id = schedule(&other_replica, "ok", serde_json::json!("notified")).await;
+    eventually("the notified job runs", async || {
+        state_of(&factory, id).await.state == JobState::Completed
+    })
+    .await;
+
+    proxy.cut();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.restore();
+    let id = schedule(&other_replica, "ok", serde_json::json!("after the outage")).await;
+    eventually("a job after the outage runs", async || {
+        ok.done
+            .lock()
+            .unwrap()
+            .contains(&serde_json::json!("after the outage"))
+    })
+    .await;
+    assert_eq!(state_of(&factory, id).await.state, JobState::Completed);
+    assert!(!task.is_finished(), "the worker survived the outage");
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_removes_spent_tokens_in_the_background() {
+    let (factory, _dir) = sqlite().await;
+    let clock = mas_storage::MockClock::new(chrono::Utc::now() - chrono::Duration::days(1));
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let mut repo = factory.begin().await.unwrap();
+    let params = mas_storage::repository::ClientParams {
+        auth_method: mas_data_model::ClientAuthMethod::None,
+        encrypted_secret: None,
+        jwks: None,
+        jwks_uri: None,
+        redirect_uris: Vec::new(),
+        grant_types: Vec::new(),
+        name: None,
+        client_uri: None,
+        logo_uri: None,
+        policy_uri: None,
+        tos_uri: None,
+        application_type: None,
+        contacts: Vec::new(),
+        metadata: None,
+    };
+    let client = repo
+        .client()
+        .add_dynamic(&mut rng, &clock, params)
+        .await
+        .unwrap();
+    let session = repo
+        .session()
+        .add(&mut rng, &clock, client.id, None, None, "openid", None)
+        .await
+        .unwrap();
+    repo.access_token()
+        .add(
+            &mut rng,
+            &clock,
+            &session,
+            "mat_old",
+            Some(chrono::Duration::minutes(5)),
+        )
+        .await
+        .unwrap();
+    let live = repo
+        .access_token()
+        .add(&mut rng, &clock, &session, "mat_live", None)
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+    // Issued a day ago with a 5-minute lifetime: to the system clock it is long spent.
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(mas_tasks::run_cleanup(
+        Arc::new(factory.clone()),
+        Arc::new(SystemClock),
+        mas_tasks::CleanupConfig {
+            interval: Duration::from_millis(50),
+            retention: Duration::from_mins(1),
+        },
+        stopped,
+    ));
+    eventually("the expired token is deleted", async || {
+        factory
+            .reader()
+            .await
+            .unwrap()
+            .access_token()
+            .find_by_token("mat_old")
+            .await
+            .unwrap()
+            .is_none()
+    })
+    .await;
+    let mut reader = factory.reader().await.unwrap();
+    assert_eq!(
+        reader.access_token().lookup(live.id).await.unwrap(),
+        Some(live)
+    );
+    stop.send(true).unwrap();
+    task.await.unwrap();
+}
