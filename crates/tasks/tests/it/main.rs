@@ -271,13 +271,15 @@ async fn postgres_wakes_the_worker_and_survives_an_outage() {
     proxy.restore();
     let id = schedule(&other_replica, "ok", serde_json::json!("after the outage")).await;
     eventually("a job after the outage runs", async || {
+        state_of(&factory, id).await.state == JobState::Completed
+    })
+    .await;
+    assert!(
         ok.done
             .lock()
             .unwrap()
             .contains(&serde_json::json!("after the outage"))
-    })
-    .await;
-    assert_eq!(state_of(&factory, id).await.state, JobState::Completed);
+    );
     assert!(!task.is_finished(), "the worker survived the outage");
     stop.send(true).unwrap();
     task.await.unwrap();
