@@ -31,3 +31,18 @@ pub(crate) async fn open(
     }
     Ok(factory)
 }
+
+/// Fails with advice when migrations are pending (the schema is older than this build).
+pub(crate) async fn require_current_schema(factory: &SqlRepositoryFactory) -> anyhow::Result<()> {
+    let pending = factory.pending_migrations().await?;
+    if pending.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!(
+            "the database schema is not up to date ({} pending migration(s), first {}); \
+             run `mas-cli database migrate` or start without --no-migrate",
+            pending.len(),
+            pending[0]
+        )
+    }
+}

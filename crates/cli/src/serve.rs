@@ -45,6 +45,7 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
     };
 
     let db = crate::database::open(&config, !args.no_migrate).await?;
+    crate::database::require_current_schema(&db).await?;
     if !args.no_sync {
         let report = crate::sync::run(&db, &config, false, false).await?;
         for line in report.to_string().lines() {

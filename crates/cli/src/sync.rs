@@ -66,17 +66,26 @@ impl fmt::Display for Report {
                 )?,
             }
         }
-        if self.changed() {
+        let counts = (
+            self.count(|c| *c == Change::Created),
+            self.count(|c| matches!(c, Change::Updated(_))),
+            self.count(|c| *c == Change::Deleted),
+            self.count(|c| matches!(c, Change::Unchanged | Change::Kept)),
+        );
+        if !self.changed() {
+            write!(f, "static clients: no change")?;
+        } else if self.dry_run {
+            write!(
+                f,
+                "static clients: would create {}, update {}, delete {}; {} unchanged",
+                counts.0, counts.1, counts.2, counts.3
+            )?;
+        } else {
             write!(
                 f,
                 "static clients: {} created, {} updated, {} deleted, {} unchanged",
-                self.count(|c| *c == Change::Created),
-                self.count(|c| matches!(c, Change::Updated(_))),
-                self.count(|c| *c == Change::Deleted),
-                self.count(|c| matches!(c, Change::Unchanged | Change::Kept)),
+                counts.0, counts.1, counts.2, counts.3
             )?;
-        } else {
-            write!(f, "static clients: no change")?;
         }
         if self.dry_run {
             write!(f, "\ndry run: nothing was written")?;

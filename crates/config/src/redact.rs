@@ -52,12 +52,31 @@ fn redact_uri_password(value: &mut Value) {
     }
 }
 
-/// The URI with its password replaced by `REDACTED`; `None` when it has no password.
+/// The URI with its password (user-info or `password=` parameter) replaced by
+/// `REDACTED`; `None` when it has no password.
 pub(crate) fn mask_uri_password(text: &str) -> Option<String> {
     let mut url = url::Url::parse(text).ok()?;
-    url.password()?;
-    url.set_password(Some("REDACTED")).ok()?;
-    Some(url.to_string())
+    let mut masked = false;
+    if url.password().is_some() {
+        url.set_password(Some("REDACTED")).ok()?;
+        masked = true;
+    }
+    if url.query_pairs().any(|(k, _)| k == "password") {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(k, v)| {
+                let v = if k == "password" {
+                    "REDACTED".to_owned()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+        masked = true;
+    }
+    masked.then(|| url.to_string())
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ mod compat;
 mod job;
 mod oauth2;
 mod personal;
+mod tokens;
 mod upstream;
 mod user;
 
@@ -20,6 +21,7 @@ pub use self::oauth2::{
     Pkce, RefreshToken, ResponseMode, Session,
 };
 pub use self::personal::{PersonalAccessToken, PersonalSession};
+pub use self::tokens::{TokenFormatError, TokenType};
 pub use self::upstream::{UpstreamOAuthLink, UpstreamOAuthProvider};
 pub use self::user::{
     Authentication, AuthenticationMethod, BrowserSession, Password, RegistrationToken, User,

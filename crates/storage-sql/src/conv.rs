@@ -122,7 +122,13 @@ pub(crate) fn is_unavailable(error: &DbErr) -> bool {
                 .as_database_error()
                 .and_then(sea_orm::sqlx::error::DatabaseError::code)
                 // PostgreSQL: admin shutdown, crash shutdown, cannot connect now.
-                .is_some_and(|code| matches!(code.as_ref(), "57P01" | "57P02" | "57P03"))
+                // SQLite: busy (the busy timeout ran out), busy recovery, busy snapshot.
+                .is_some_and(|code| {
+                    matches!(
+                        code.as_ref(),
+                        "57P01" | "57P02" | "57P03" | "5" | "261" | "517"
+                    )
+                })
         }
         RuntimeErr::Internal(_) => false,
     }

@@ -42,6 +42,9 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 /// short, so an outage answers 503 at once instead of holding requests.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// The PostgreSQL advisory lock key held while migrating ("mas-migr" in ASCII).
+const MIGRATION_LOCK: i64 = 0x6d61_732d_6d69_6772;
+
 /// How long an SQLite writer waits for a lock before failing.
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -197,8 +200,31 @@ impl SqlRepositoryFactory {
     /// # Errors
     /// As [`migrate`].
     pub async fn migrate(&self) -> Result<Vec<String>, ConnectError> {
-        let pending = pending_migrations(&self.db).await?;
-        migrate(&self.db).await?;
+        // Replicas starting together take turns: on PostgreSQL a transaction-scoped
+        // advisory lock is held while migrating, and the next holder finds nothing to do.
+        // (SQLite is a single node: its write lock is enough.)
+        if self.db.get_database_backend() != DbBackend::Postgres {
+            let pending = pending_migrations(&self.db).await?;
+            migrate(&self.db).await?;
+            return Ok(pending);
+        }
+        // The migrations run inside the locking transaction (PostgreSQL's DDL is
+        // transactional), so a pool of one connection is enough and a failed
+        // migration leaves nothing half-applied.
+        let txn = self.db.begin().await.map_err(ConnectError::Migrate)?;
+        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+            .await
+            .map_err(ConnectError::Migrate)?;
+        let pending: Vec<String> = Migrator::get_pending_migrations(&txn)
+            .await
+            .map_err(ConnectError::Migrate)?
+            .iter()
+            .map(|m| m.name().to_owned())
+            .collect();
+        Migrator::up(&txn, None)
+            .await
+            .map_err(ConnectError::Migrate)?;
+        txn.commit().await.map_err(ConnectError::Migrate)?;
         Ok(pending)
     }
 
@@ -305,11 +331,11 @@ impl SqlRepository {
 #[async_trait]
 impl Repository for SqlRepository {
     async fn save(self: Box<Self>) -> Result<(), StorageError> {
-        if self.failed.load(Ordering::Relaxed) {
-            // Dropping the transaction rolls it back.
-            return Err(StorageError::Aborted);
-        }
         match self.conn {
+            // Dropping the transaction rolls it back.
+            Conn::Transaction(_) if self.failed.load(Ordering::Relaxed) => {
+                Err(StorageError::Aborted)
+            }
             Conn::Transaction(txn) => txn.commit().await.map_err(conv::db_err),
             Conn::Pool(_) => Ok(()),
         }

@@ -39,7 +39,7 @@ pub trait JobHandler: Send + Sync {
 pub struct WorkerConfig {
     /// Jobs claimed at once.
     pub batch: u32,
-    /// How long a claimed job is reserved for this worker.
+    /// Extra time a claimed batch stays reserved beyond `job_timeout` per job.
     pub lease: Duration,
     /// Attempts before a job that keeps failing is given up.
     pub max_attempts: u32,
@@ -152,7 +152,11 @@ impl Worker {
 
     /// Claims one batch and runs it; returns how many jobs ran.
     async fn run_batch(&self, queues: &[&str]) -> Result<usize, StorageError> {
-        let lease = TimeDelta::from_std(self.config.lease).unwrap_or(TimeDelta::MAX);
+        // The jobs of a batch run one after another: the lease must outlast all of them,
+        // or another worker could claim (and run again) the last ones.
+        let whole_batch = self.config.job_timeout.saturating_mul(self.config.batch);
+        let lease = self.config.lease.saturating_add(whole_batch);
+        let lease = TimeDelta::from_std(lease).unwrap_or(TimeDelta::MAX);
         let mut repo = self.factory.begin().await?;
         let jobs = repo
             .job()

@@ -73,6 +73,14 @@ async fn client_rows(uri: &str) -> Vec<(String, Option<String>)> {
 
 async fn the_whole_sync_story(dir: &Path, uri: &str) {
     write(dir, uri, TWO_CLIENTS);
+    // A dry run neither migrates nor works on an old schema: it says what to do.
+    let output = mas_cli(dir, &["-c", "c.yaml", "config", "sync", "--dry-run"]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("run `mas-cli database migrate`"),
+        "{}",
+        stderr(&output)
+    );
     let out = run(dir, &["database", "migrate"]);
     assert_eq!(out.trim(), "applied m20261127_000001_initial");
     assert_eq!(
@@ -86,6 +94,10 @@ async fn the_whole_sync_story(dir: &Path, uri: &str) {
         "{out}"
     );
     assert!(out.contains("dry run: nothing was written"), "{out}");
+    assert!(
+        out.contains("static clients: would create 2, update 0, delete 0; 0 unchanged"),
+        "{out}"
+    );
     assert!(
         client_rows(uri).await.is_empty(),
         "a dry run writes nothing"
@@ -166,7 +178,7 @@ async fn a_wrong_password_fails_at_once_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     write(
         dir.path(),
-        "postgresql://nobody:wrong@127.0.0.1:5432/postgres",
+        "postgresql://nobody:wrong@127.0.0.1:5432/postgres\n  connect_timeout: 2",
         "",
     );
     let output = mas_cli(dir.path(), &["-c", "c.yaml", "database", "migrate"]);

@@ -59,7 +59,9 @@ impl ConfigCommand {
             Self::Sync { prune, dry_run } => {
                 let config = mas_config::load(files)?;
                 crate::block_on(async {
-                    let factory = crate::database::open(&config, true).await?;
+                    // A dry run changes nothing, the schema included.
+                    let factory = crate::database::open(&config, !dry_run).await?;
+                    crate::database::require_current_schema(&factory).await?;
                     let report = crate::sync::run(&factory, &config, prune, dry_run).await?;
                     println!("{report}");
                     factory.close().await?;

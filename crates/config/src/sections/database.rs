@@ -62,7 +62,8 @@ pub struct DatabaseConfig {
     /// Connections kept open when idle.
     #[serde(default)]
     pub min_connections: u32,
-    /// Seconds to wait for a new connection.
+    /// Seconds start-up keeps trying to reach an unreachable database. (Requests never
+    /// wait this long: they fail within about a second while the database is away.)
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout: u64,
     /// Seconds an idle connection is kept.

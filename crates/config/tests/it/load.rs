@@ -192,6 +192,16 @@ fn database_password_file_is_read_and_never_displayed() {
             "newline trimmed, escaped: {uri}"
         );
         assert!(!config.database.display_uri().contains("s3cr3t"));
+        let in_query = RootConfig::from_yaml(&format!(
+            "{}database:\n  uri: postgresql:///mas?host=/run/pg&password=hunter2\n",
+            crate::MINIMAL
+        ))
+        .unwrap();
+        assert!(
+            !in_query.database.display_uri().contains("hunter2"),
+            "{}",
+            in_query.database.display_uri()
+        );
         let dumped = config.to_yaml(false).unwrap();
         assert!(!dumped.contains("KEY"), "{dumped}");
         Ok(())

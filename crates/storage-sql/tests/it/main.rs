@@ -57,3 +57,34 @@ conformance!(
     concurrency::jobs_are_claimed_once,
     concurrency::registration_token_limit_holds,
 );
+
+/// Replicas starting together on a fresh PostgreSQL database: both migrate, in turn, even
+/// with a pool of a single connection each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_migrating_together_take_turns() {
+    let Some(pg) = mas_testing::TestPostgres::create().await else {
+        return;
+    };
+    let options = mas_storage_sql::PoolOptions {
+        uri: pg.url().to_owned(),
+        max_connections: 1,
+        min_connections: 0,
+        connect_timeout: std::time::Duration::from_secs(5),
+        idle_timeout: None,
+        max_lifetime: None,
+    };
+    let a = mas_storage_sql::SqlRepositoryFactory::connect(&options)
+        .await
+        .unwrap();
+    let b = mas_storage_sql::SqlRepositoryFactory::connect(&options)
+        .await
+        .unwrap();
+    let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(
+        ra.len() + rb.len(),
+        1,
+        "the one migration ran once: {ra:?} {rb:?}"
+    );
+    assert!(a.pending_migrations().await.unwrap().is_empty());
+}

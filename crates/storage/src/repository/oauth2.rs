@@ -268,8 +268,8 @@ pub trait RefreshTokenRepository: Send {
         clock: &dyn Clock,
         session_id: Ulid,
     ) -> Result<u64, StorageError>;
-    /// Deletes tokens consumed or revoked before `before`, keeping each session's latest
-    /// consumed token (needed to recognise a replay); returns how many.
+    /// Deletes tokens consumed or revoked before `before`, except a consumed token whose
+    /// successor is still live (needed to recognise a replay); returns how many.
     async fn cleanup(&mut self, before: DateTime<Utc>) -> Result<u64, StorageError>;
 }
 
