@@ -54,6 +54,7 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
     }
     let state = AppState {
         health: Arc::new(db.health()),
+        oauth: Arc::new(crate::oauth::state(&config)?),
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -138,6 +139,7 @@ fn served_resources(listener: &ListenerConfig) -> Vec<Resource> {
     for resource in &listener.resources {
         match resource {
             ConfigResource::Health => served.push(Resource::Health),
+            ConfigResource::Discovery => served.push(Resource::Discovery),
             other => tracing::debug!(
                 listener = listener.name.as_deref().unwrap_or(""),
                 resource = ?other,

@@ -29,7 +29,8 @@ mod tests {
     use mas_storage::{BoxFuture, Health, StorageError};
     use tower::ServiceExt;
 
-    use crate::{AppState, Resource, router};
+    use crate::test_state::state;
+    use crate::{Resource, router};
 
     struct Switch(AtomicBool);
 
@@ -56,13 +57,7 @@ mod tests {
     #[tokio::test]
     async fn health_follows_the_database() {
         let switch = Arc::new(Switch(AtomicBool::new(true)));
-        let app = router(
-            &[Resource::Health],
-            None,
-            AppState {
-                health: switch.clone(),
-            },
-        );
+        let app = router(&[Resource::Health], None, state(switch.clone()));
         assert_eq!(status(app.clone(), "/health").await, StatusCode::OK);
         switch.0.store(false, Ordering::SeqCst);
         assert_eq!(
@@ -75,16 +70,10 @@ mod tests {
     #[tokio::test]
     async fn resources_mount_under_a_prefix_and_only_when_listed() {
         let health = Arc::new(Switch(AtomicBool::new(true)));
-        let app = router(
-            &[Resource::Health],
-            Some("/auth/"),
-            AppState {
-                health: health.clone(),
-            },
-        );
+        let app = router(&[Resource::Health], Some("/auth/"), state(health.clone()));
         assert_eq!(status(app.clone(), "/auth/health").await, StatusCode::OK);
         assert_eq!(status(app, "/health").await, StatusCode::NOT_FOUND);
-        let app = router(&[], None, AppState { health });
+        let app = router(&[], None, state(health));
         assert_eq!(status(app, "/health").await, StatusCode::NOT_FOUND);
     }
 }

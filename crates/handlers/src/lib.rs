@@ -1,20 +1,52 @@
 //! HTTP handlers, grouped by the resources a listener can serve.
 
+mod discovery;
+mod errors;
 mod health;
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::StatusCode;
-use axum::response::IntoResponse;
+use mas_oauth_core::{Endpoints, KeyStore, ProviderMetadata};
 use mas_storage::Health;
 use tower_http::trace::TraceLayer;
+
+/// The OAuth 2.0 provider's fixed parts: endpoints, keys, discovery document.
+#[derive(Debug)]
+pub struct OAuthState {
+    /// Where each endpoint lives.
+    pub endpoints: Endpoints,
+    /// The signing keys.
+    pub keys: KeyStore,
+    /// The discovery document, built once.
+    pub metadata: serde_json::Value,
+}
+
+impl OAuthState {
+    /// Builds the state; `registration_open` says whether `prompt=create` is offered.
+    #[must_use]
+    pub fn new(endpoints: Endpoints, keys: KeyStore, registration_open: bool) -> Self {
+        let metadata = serde_json::to_value(ProviderMetadata::new(
+            &endpoints,
+            &keys.algorithms(),
+            registration_open,
+        ))
+        .unwrap_or_default();
+        Self {
+            endpoints,
+            keys,
+            metadata,
+        }
+    }
+}
 
 /// What the handlers need from the rest of the service.
 #[derive(Clone)]
 pub struct AppState {
     /// The database's health.
     pub health: Arc<dyn Health>,
+    /// The OAuth 2.0 provider.
+    pub oauth: Arc<OAuthState>,
 }
 
 /// A resource this build serves; a listener mounts the ones its configuration lists.
@@ -22,6 +54,8 @@ pub struct AppState {
 pub enum Resource {
     /// `GET /health`.
     Health,
+    /// Discovery documents, webfinger and the JWK set.
+    Discovery,
 }
 
 /// The router of one listener: the given resources, under an optional path prefix.
@@ -30,18 +64,59 @@ pub fn router(resources: &[Resource], prefix: Option<&str>, state: AppState) -> 
     for resource in resources {
         router = match resource {
             Resource::Health => router.merge(health::router()),
+            Resource::Discovery => router.merge(discovery::router()),
         };
     }
-    let router = router.fallback(not_found).with_state(state);
+    let router = router
+        .fallback(errors::not_found)
+        .method_not_allowed_fallback(errors::method_not_allowed)
+        .with_state(state);
     let router = match prefix.map(|p| p.trim_end_matches('/')) {
-        Some(prefix) if !prefix.is_empty() => {
-            Router::new().nest(prefix, router).fallback(not_found)
-        }
+        Some(prefix) if !prefix.is_empty() => Router::new()
+            .nest(prefix, router)
+            .fallback(errors::not_found),
         _ => router,
     };
     router.layer(TraceLayer::new_for_http())
 }
 
-async fn not_found() -> impl IntoResponse {
-    (StatusCode::NOT_FOUND, "Not found\n")
+#[cfg(test)]
+pub(crate) mod test_state {
+    use std::sync::Arc;
+
+    use mas_storage::{BoxFuture, Health, StorageError};
+
+    use crate::{AppState, OAuthState};
+
+    /// A database that is always up.
+    pub(crate) struct Up;
+
+    impl Health for Up {
+        fn check(&self) -> BoxFuture<'_, Result<(), StorageError>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    /// An OAuth state on `https://auth.example.com/` with freshly generated keys.
+    pub(crate) fn oauth() -> Arc<OAuthState> {
+        let config = mas_config::generate().unwrap();
+        let pems: Vec<String> = config
+            .secrets
+            .keys
+            .iter()
+            .map(|k| k.key.as_ref().unwrap().expose().to_owned())
+            .collect();
+        let keys =
+            mas_oauth_core::KeyStore::from_pems(pems.iter().map(|p| (None, p.as_str()))).unwrap();
+        let base = url::Url::parse("https://auth.example.com/").unwrap();
+        let endpoints = mas_oauth_core::Endpoints::new(base.clone(), &base);
+        Arc::new(OAuthState::new(endpoints, keys, false))
+    }
+
+    pub(crate) fn state(health: Arc<dyn Health>) -> AppState {
+        AppState {
+            health,
+            oauth: oauth(),
+        }
+    }
 }

@@ -11,6 +11,18 @@ fn starts_with_no_configuration_and_reuses_its_secrets() {
     let server = start(dir.path());
     assert_eq!(server.get("/health"), (200, "ok\n".to_owned()));
     assert_eq!(server.get("/no-such-page").0, 404);
+    let (status, discovery) = server.get("/.well-known/openid-configuration");
+    assert_eq!(status, 200);
+    assert!(
+        discovery.contains(r#""issuer":"http://localhost:8080/""#),
+        "{discovery}"
+    );
+    let (status, jwks) = server.get("/oauth2/keys.json");
+    assert_eq!(status, 200);
+    assert!(
+        jwks.contains(r#""kty":"RSA""#) && jwks.contains(r#""kty":"EC""#),
+        "{jwks}"
+    );
 
     let config_path = dir.path().join("mas-data/config.yaml");
     let first = std::fs::read_to_string(&config_path).unwrap();

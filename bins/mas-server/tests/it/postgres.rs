@@ -9,16 +9,21 @@ use crate::{Server, start_with};
 const CONFIG: &str = "\
 matrix:
   secret: test-secret
-secrets:
-  encryption: 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
 clients:
   - client_id: 0000000000000000000SYNAPSE
     client_auth_method: client_secret_basic
     client_secret: SomeRandomSecret
+secrets:
+  encryption: 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
 ";
 
 fn write_config(dir: &std::path::Path, uri: &str) {
-    let text = format!("{CONFIG}database:\n  uri: {uri}\n  connect_timeout: 5\n");
+    // Signing keys as `config generate` makes them.
+    let generated = mas_config::generate().unwrap();
+    let keys =
+        serde_yaml::to_string(&serde_yaml::to_value(&generated.secrets.keys).unwrap()).unwrap();
+    let keys: String = keys.lines().flat_map(|l| ["    ", l, "\n"]).collect();
+    let text = format!("{CONFIG}  keys:\n{keys}database:\n  uri: {uri}\n  connect_timeout: 5\n");
     std::fs::write(dir.join("config.yaml"), text).unwrap();
 }
 

@@ -1,0 +1,54 @@
+//! Building the OAuth 2.0 provider's fixed parts from the configuration.
+
+use anyhow::{Context, bail};
+use mas_config::RootConfig;
+use mas_handlers::OAuthState;
+use mas_oauth_core::{Endpoints, KeyStore};
+
+/// Loads the signing keys of `secrets.keys` (inline or from files) and `secrets.keys_dir`.
+pub(crate) fn load_keys(config: &RootConfig) -> anyhow::Result<KeyStore> {
+    let mut pems: Vec<(Option<String>, String)> = Vec::new();
+    if let Some(dir) = &config.secrets.keys_dir {
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .with_context(|| format!("secrets.keys_dir: cannot read {}", dir.display()))?
+            .filter_map(Result::ok)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .map(|e| e.path())
+            .collect();
+        files.sort();
+        for file in files {
+            let pem = std::fs::read_to_string(&file)
+                .with_context(|| format!("secrets.keys_dir: cannot read {}", file.display()))?;
+            pems.push((None, pem));
+        }
+    }
+    for (index, key) in config.secrets.keys.iter().enumerate() {
+        if key.password.is_some() || key.password_file.is_some() {
+            bail!(
+                "secrets.keys[{index}]: password-protected keys are not supported yet; decrypt the key first"
+            );
+        }
+        let pem = match (&key.key, &key.key_file) {
+            (Some(inline), _) => inline.expose().to_owned(),
+            (None, Some(file)) => std::fs::read_to_string(file).with_context(|| {
+                format!(
+                    "secrets.keys[{index}].key_file: cannot read {}",
+                    file.display()
+                )
+            })?,
+            (None, None) => bail!("secrets.keys[{index}]: one of `key` or `key_file` is required"),
+        };
+        pems.push((key.kid.clone(), pem));
+    }
+    KeyStore::from_pems(pems.iter().map(|(kid, pem)| (kid.as_deref(), pem.as_str())))
+        .context("secrets.keys")
+}
+
+/// The provider's endpoints, keys and discovery document.
+pub(crate) fn state(config: &RootConfig) -> anyhow::Result<OAuthState> {
+    let keys = load_keys(config)?;
+    let endpoints = Endpoints::new(config.http.issuer().clone(), &config.http.public_base);
+    let registration_open =
+        config.passwords.enabled && config.account.password_registration_enabled;
+    Ok(OAuthState::new(endpoints, keys, registration_open))
+}

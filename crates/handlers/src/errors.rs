@@ -1,0 +1,33 @@
+//! Error responses shared by every resource: always a typed body, never an empty one.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An OAuth-style JSON error: `{"error", "error_description"}` with a status.
+pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    (
+        status,
+        Json(json!({ "error": error, "error_description": description })),
+    )
+        .into_response()
+}
+
+/// Unknown paths.
+pub(crate) async fn not_found() -> Response {
+    oauth_error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "there is no such endpoint",
+    )
+}
+
+/// A known path with the wrong method.
+pub(crate) async fn method_not_allowed() -> Response {
+    oauth_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request",
+        "this endpoint does not accept that HTTP method",
+    )
+}

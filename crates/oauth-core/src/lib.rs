@@ -1,0 +1,10 @@
+//! The OAuth 2.0 / OpenID Connect engine: signing keys and JWKS, JSON Web Signatures,
+//! discovery metadata. It knows no web framework and no database: a Rust service can
+//! embed it with its own storage and HTTP stack.
+
+pub mod jose;
+pub mod keys;
+pub mod metadata;
+
+pub use self::keys::{KeyError, KeyStore, SigningAlgorithm};
+pub use self::metadata::{Endpoints, ProviderMetadata};
