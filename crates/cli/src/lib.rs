@@ -36,6 +36,9 @@ enum Command {
     /// Manage the database schema.
     #[command(subcommand)]
     Database(commands::database::DatabaseCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    Manage(commands::manage::ManageCommand),
     /// Run the service (as `mas-server` does).
     Server(serve::ServerArgs),
 }
@@ -69,6 +72,7 @@ pub fn mas_cli_main() -> ExitCode {
     let result = match options.command {
         Command::Config(command) => command.run(&files),
         Command::Database(command) => command.run(&files),
+        Command::Manage(command) => command.run(&files),
         Command::Server(args) => serve::run(&files, &args),
     };
     report(result)

@@ -52,3 +52,45 @@ pub(crate) fn state(config: &RootConfig) -> anyhow::Result<OAuthState> {
         config.passwords.enabled && config.account.password_registration_enabled;
     Ok(OAuthState::new(endpoints, keys, registration_open))
 }
+
+/// The password manager for `passwords` (disabled: no schemes).
+pub(crate) fn password_manager(
+    config: &RootConfig,
+) -> anyhow::Result<mas_oauth_core::passwords::PasswordManager> {
+    use mas_config::sections::PasswordAlgorithm;
+    use mas_oauth_core::passwords::{Algorithm, PasswordManager, Scheme};
+    let passwords = &config.passwords;
+    if !passwords.enabled {
+        return Ok(PasswordManager::new(
+            Vec::new(),
+            passwords.minimum_complexity,
+        ));
+    }
+    let mut schemes = Vec::new();
+    for (index, scheme) in passwords.schemes.iter().enumerate() {
+        let secret = match (&scheme.secret, &scheme.secret_file) {
+            (Some(inline), _) => Some(inline.expose().as_bytes().to_vec()),
+            (None, Some(file)) => Some(std::fs::read(file).with_context(|| {
+                format!(
+                    "passwords.schemes[{index}].secret_file: cannot read {}",
+                    file.display()
+                )
+            })?),
+            (None, None) => None,
+        };
+        let algorithm = match scheme.algorithm {
+            PasswordAlgorithm::Argon2id => Algorithm::Argon2id,
+            PasswordAlgorithm::Bcrypt => Algorithm::Bcrypt {
+                cost: scheme.cost.unwrap_or(12),
+            },
+            PasswordAlgorithm::Pbkdf2 => Algorithm::Pbkdf2,
+        };
+        schemes.push(Scheme {
+            version: scheme.version,
+            algorithm,
+            secret,
+            unicode_normalization: scheme.unicode_normalization,
+        });
+    }
+    Ok(PasswordManager::new(schemes, passwords.minimum_complexity))
+}

@@ -5,6 +5,7 @@
 pub mod jose;
 pub mod keys;
 pub mod metadata;
+pub mod passwords;
 
 pub use self::keys::{KeyError, KeyStore, SigningAlgorithm};
 pub use self::metadata::{Endpoints, ProviderMetadata};

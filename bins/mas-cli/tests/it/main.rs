@@ -7,6 +7,7 @@
     clippy::result_large_err
 )]
 
+mod manage;
 mod sync;
 
 use std::path::Path;

@@ -1,0 +1,277 @@
+//! `mas-cli manage ...`: user administration.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use mas_config::RootConfig;
+use mas_oauth_core::passwords::PasswordManager;
+use mas_storage::repository::NewJob;
+use mas_storage::{RepositoryFactory, SystemClock};
+
+/// The queue of homeserver provisioning jobs.
+pub(crate) const PROVISION_QUEUE: &str = "provision-user";
+
+/// The `manage` subcommands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum ManageCommand {
+    /// Create a user, with an optional password, emails and admin right.
+    RegisterUser(RegisterUser),
+    /// Set a user's password.
+    SetPassword {
+        /// The user's username (Matrix localpart).
+        username: String,
+        /// The new password.
+        password: String,
+        /// Accept a password below `passwords.minimum_complexity`.
+        #[arg(long)]
+        ignore_complexity: bool,
+    },
+}
+
+/// Flags of `register-user`, as MAS spells them.
+#[derive(Debug, Args)]
+pub(crate) struct RegisterUser {
+    /// The username (Matrix localpart).
+    #[arg(value_name = "USERNAME", required_unless_present = "username_flag")]
+    username: Option<String>,
+    /// The username, as a flag.
+    #[arg(long = "username", id = "username_flag", conflicts_with = "username")]
+    username_flag: Option<String>,
+    /// The password; without it the user can only log in through an upstream provider.
+    #[arg(short, long)]
+    password: Option<String>,
+    /// An email address (repeat for several).
+    #[arg(short, long)]
+    email: Vec<String>,
+    /// Allow the user to request homeserver admin rights.
+    #[arg(short, long)]
+    admin: bool,
+    /// Do not ask for confirmation.
+    #[arg(short, long)]
+    yes: bool,
+    /// The display name to set on the homeserver.
+    #[arg(short, long)]
+    display_name: Option<String>,
+    /// Accept a password below `passwords.minimum_complexity`.
+    #[arg(long)]
+    ignore_password_complexity: bool,
+}
+
+/// Whether `localpart` is a valid Matrix user localpart, as MAS accepts them.
+pub(crate) fn valid_localpart(localpart: &str) -> bool {
+    !localpart.is_empty()
+        && localpart.len() <= 255
+        && localpart
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._=-/+".contains(&b))
+}
+
+fn valid_email(email: &str) -> bool {
+    let mut parts = email.split('@');
+    matches!(
+        (parts.next(), parts.next(), parts.next()),
+        (Some(local), Some(domain), None)
+            if !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+                && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+    )
+}
+
+fn salt() -> [u8; 16] {
+    let mut salt = [0u8; 16];
+    rand::Rng::fill_bytes(&mut rand::make_rng::<rand::rngs::StdRng>(), &mut salt);
+    salt
+}
+
+impl ManageCommand {
+    pub(crate) fn run(self, files: &[PathBuf]) -> anyhow::Result<()> {
+        let config = mas_config::load(files)?;
+        let passwords = crate::oauth::password_manager(&config)?;
+        match self {
+            Self::RegisterUser(args) => register_user(&config, &passwords, args),
+            Self::SetPassword {
+                username,
+                password,
+                ignore_complexity,
+            } => set_password(&config, &passwords, &username, &password, ignore_complexity),
+        }
+    }
+}
+
+fn register_user(
+    config: &RootConfig,
+    passwords: &PasswordManager,
+    args: RegisterUser,
+) -> anyhow::Result<()> {
+    let username = args.username.or(args.username_flag).unwrap_or_default();
+    if !valid_localpart(&username) {
+        bail!(
+            "`{username}` is not a valid username: use lowercase letters, digits and . _ = - / + (at most 255)"
+        );
+    }
+    for email in &args.email {
+        if !valid_email(email) {
+            bail!("`{email}` is not a valid email address");
+        }
+    }
+    let hashed = match &args.password {
+        Some(password) => {
+            if !passwords.is_enabled() {
+                bail!("passwords are disabled in the configuration (passwords.enabled)");
+            }
+            if !args.ignore_password_complexity
+                && !passwords.is_strong_enough(password, &[&username])
+            {
+                bail!(
+                    "the password is too weak (passwords.minimum_complexity is {}); choose a longer one or pass --ignore-password-complexity",
+                    config.passwords.minimum_complexity
+                );
+            }
+            Some(passwords.hash(salt(), password)?)
+        }
+        None => None,
+    };
+    println!("Username: {username}");
+    println!(
+        "Password: {}",
+        if hashed.is_some() { "set" } else { "none" }
+    );
+    for email in &args.email {
+        println!("Email: {email}");
+    }
+    println!(
+        "Can request admin: {}",
+        if args.admin { "yes" } else { "no" }
+    );
+    if let Some(name) = &args.display_name {
+        println!("Display name: {name}");
+    }
+    if !args.yes && !confirm()? {
+        bail!("cancelled: nothing was created");
+    }
+    crate::block_on(async {
+        let factory = crate::database::open(config, false).await?;
+        crate::database::require_current_schema(&factory).await?;
+        let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+        let clock = SystemClock;
+        let mut repo = factory.begin().await?;
+        if repo.user().find_by_username(&username).await?.is_some() {
+            bail!("the username `{username}` is taken");
+        }
+        let mut user = repo.user().add(&mut rng, &clock, &username).await?;
+        if let Some((version, hash)) = hashed {
+            repo.user_password()
+                .add(&mut rng, &clock, &user, version, hash, None)
+                .await?;
+        }
+        for email in &args.email {
+            if repo.user_email().find_by_email(email).await?.is_some() {
+                bail!("the email address `{email}` belongs to another user");
+            }
+            repo.user_email()
+                .add(&mut rng, &clock, &user, email)
+                .await?;
+        }
+        if args.admin {
+            user = repo.user().set_can_request_admin(user, true).await?;
+        }
+        // The homeserver learns of the user from this job (display name, emails).
+        let payload = serde_json::json!({
+            "user_id": user.id.to_string(),
+            "username": user.username,
+            "display_name": args.display_name,
+            "emails": args.email,
+        });
+        repo.job()
+            .schedule(
+                &mut rng,
+                &clock,
+                NewJob {
+                    queue: PROVISION_QUEUE.to_owned(),
+                    payload,
+                    run_at: None,
+                },
+            )
+            .await?;
+        repo.save().await?;
+        println!("User `{}` created (id {})", user.username, user.id);
+        factory.close().await?;
+        Ok(())
+    })
+}
+
+fn set_password(
+    config: &RootConfig,
+    passwords: &PasswordManager,
+    username: &str,
+    password: &str,
+    ignore_complexity: bool,
+) -> anyhow::Result<()> {
+    if !passwords.is_enabled() {
+        bail!("passwords are disabled in the configuration (passwords.enabled)");
+    }
+    if !ignore_complexity && !passwords.is_strong_enough(password, &[username]) {
+        bail!(
+            "the password is too weak (passwords.minimum_complexity is {}); choose a longer one or pass --ignore-complexity",
+            config.passwords.minimum_complexity
+        );
+    }
+    let (version, hash) = passwords.hash(salt(), password)?;
+    crate::block_on(async {
+        let factory = crate::database::open(config, false).await?;
+        crate::database::require_current_schema(&factory).await?;
+        let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+        let mut repo = factory.begin().await?;
+        let user = repo
+            .user()
+            .find_by_username(username)
+            .await?
+            .with_context(|| format!("no user `{username}`"))?;
+        repo.user_password()
+            .add(&mut rng, &SystemClock, &user, version, hash, None)
+            .await?;
+        repo.save().await?;
+        println!("Password of `{username}` changed");
+        factory.close().await?;
+        Ok(())
+    })
+}
+
+/// Asks for confirmation on a terminal; refuses to guess in a script.
+fn confirm() -> anyhow::Result<bool> {
+    if !std::io::stdin().is_terminal() {
+        bail!("not a terminal: pass --yes to confirm");
+    }
+    print!("Create this user? [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn localparts_follow_the_matrix_rules() {
+        assert!(valid_localpart("alice"));
+        assert!(valid_localpart("a.b_c=d-e/f+g9"));
+        assert!(!valid_localpart("Alice"));
+        assert!(!valid_localpart(""));
+        assert!(!valid_localpart("al ice"));
+        assert!(!valid_localpart("al\0ice"));
+        assert!(!valid_localpart("@alice:example.com"));
+        assert!(!valid_localpart(&"a".repeat(256)));
+    }
+
+    #[test]
+    fn emails_are_checked_for_shape() {
+        assert!(valid_email("alice@example.com"));
+        assert!(!valid_email("alice"));
+        assert!(!valid_email("alice@localhost"));
+        assert!(!valid_email("a@b@c.com"));
+        assert!(!valid_email("al ice@example.com"));
+    }
+}
