@@ -2,6 +2,7 @@
 //! edited once it has landed: changes come as new files.
 
 mod m20261127_000001_initial;
+mod m20261127_000002_client_assertions;
 mod schema;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -13,6 +14,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261127_000001_initial::Migration)]
+        vec![
+            Box::new(m20261127_000001_initial::Migration),
+            Box::new(m20261127_000002_client_assertions::Migration),
+        ]
     }
 }

@@ -234,6 +234,12 @@ entity!(upstream_oauth_links, "upstream_oauth_links", {
     created_at: DateTimeUtc,
 });
 
+entity!(oauth2_client_assertion_jtis, "oauth2_client_assertion_jtis", {
+    client_id: String,
+    jti_hash: Vec<u8>,
+    expires_at: DateTimeUtc,
+});
+
 entity!(queue_jobs, "queue_jobs", {
     queue: String,
     payload: String,

@@ -35,6 +35,7 @@ async fn pass(
     let mut repo = factory.begin().await?;
     let access = repo.access_token().cleanup(before).await?;
     let refresh = repo.refresh_token().cleanup(before).await?;
+    repo.client().cleanup_assertions(clock.now()).await?;
     repo.save().await?;
     Ok((access, refresh))
 }

@@ -82,7 +82,10 @@ async fn the_whole_sync_story(dir: &Path, uri: &str) {
         stderr(&output)
     );
     let out = run(dir, &["database", "migrate"]);
-    assert_eq!(out.trim(), "applied m20261127_000001_initial");
+    assert_eq!(
+        out.trim(),
+        "applied m20261127_000001_initial\napplied m20261127_000002_client_assertions"
+    );
     assert_eq!(
         run(dir, &["database", "migrate"]).trim(),
         "database is up to date"

@@ -22,8 +22,9 @@ use crate::conv::{
 };
 use crate::entities::{
     oauth2_access_tokens as access_tokens, oauth2_authorization_grants as grants,
-    oauth2_clients as clients, oauth2_device_code_grants as device_grants,
-    oauth2_refresh_tokens as refresh_tokens, oauth2_sessions as sessions,
+    oauth2_client_assertion_jtis as jtis, oauth2_clients as clients,
+    oauth2_device_code_grants as device_grants, oauth2_refresh_tokens as refresh_tokens,
+    oauth2_sessions as sessions,
 };
 
 fn client(m: clients::Model) -> Result<Client, StorageError> {
@@ -216,6 +217,48 @@ impl ClientRepository for Repo<'_> {
             .await
             .map_err(|e| self.db_err(e))?;
         Ok(())
+    }
+
+    #[tracing::instrument(name = "db.client.record_assertion", skip_all)]
+    async fn record_assertion(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        client_id: Ulid,
+        jti: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, StorageError> {
+        let id = new_id(rng, now(clock));
+        // Scoped to the client: two clients may pick the same jti.
+        let jti_hash = hash_token(&format!("{client_id}:{jti}"));
+        let result = jtis::Entity::insert(jtis::ActiveModel {
+            id: Set(id.to_string()),
+            client_id: Set(client_id.to_string()),
+            jti_hash: Set(jti_hash),
+            expires_at: Set(expires_at),
+        })
+        .on_conflict(
+            sea_orm::sea_query::OnConflict::column(jtis::Column::JtiHash)
+                .do_nothing()
+                .to_owned(),
+        )
+        .exec_without_returning(&self.conn)
+        .await;
+        match result {
+            Ok(rows) => Ok(rows == 1),
+            Err(sea_orm::DbErr::RecordNotInserted) => Ok(false),
+            Err(e) => Err(self.db_err(e)),
+        }
+    }
+
+    #[tracing::instrument(name = "db.client.cleanup_assertions", skip_all)]
+    async fn cleanup_assertions(&mut self, before: DateTime<Utc>) -> Result<u64, StorageError> {
+        let result = jtis::Entity::delete_many()
+            .filter(jtis::Column::ExpiresAt.lt(before))
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(result.rows_affected)
     }
 
     #[tracing::instrument(name = "db.client.list", skip_all)]

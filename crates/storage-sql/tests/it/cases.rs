@@ -531,6 +531,42 @@ pub async fn clients(db: &TestDb) {
         2
     );
 
+    // Client assertions: a jti is accepted once per client until it expires.
+    let expires = clock_now(&clock) + Duration::minutes(5);
+    assert!(
+        repo.client()
+            .record_assertion(&mut rng, &clock, id, "jti-1", expires)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !repo
+            .client()
+            .record_assertion(&mut rng, &clock, id, "jti-1", expires)
+            .await
+            .unwrap(),
+        "a replay"
+    );
+    assert!(
+        repo.client()
+            .record_assertion(&mut rng, &clock, dynamic.id, "jti-1", expires)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        repo.client()
+            .cleanup_assertions(expires + Duration::seconds(1))
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(
+        repo.client()
+            .record_assertion(&mut rng, &clock, id, "jti-1", expires)
+            .await
+            .unwrap()
+    );
+
     // Deleting a client takes its sessions and tokens with it.
     let session = repo
         .session()

@@ -75,6 +75,18 @@ pub trait ClientRepository: Send {
     async fn delete(&mut self, client: Client) -> Result<(), StorageError>;
     /// A page of clients.
     async fn list(&mut self, pagination: Pagination) -> Result<Page<Client>, StorageError>;
+    /// Records the `jti` of a client assertion until `expires_at`. Returns `false` when
+    /// the client already used it: the assertion is a replay.
+    async fn record_assertion(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        client_id: Ulid,
+        jti: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, StorageError>;
+    /// Forgets assertions that expired before `before`; returns how many.
+    async fn cleanup_assertions(&mut self, before: DateTime<Utc>) -> Result<u64, StorageError>;
 }
 
 /// What `/authorize` asks for.
