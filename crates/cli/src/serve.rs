@@ -55,6 +55,12 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
     let state = AppState {
         health: Arc::new(db.health()),
         oauth: Arc::new(crate::oauth::state(&config)?),
+        repos: Arc::new(db.clone()),
+        clock: Arc::new(mas_storage::SystemClock),
+        encrypter: mas_storage::Encrypter::new(&config.secrets.encryption_key()?),
+        access_token_ttl: chrono::Duration::seconds(
+            i64::try_from(config.experimental.access_token_ttl).unwrap_or(300),
+        ),
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -140,6 +146,7 @@ fn served_resources(listener: &ListenerConfig) -> Vec<Resource> {
         match resource {
             ConfigResource::Health => served.push(Resource::Health),
             ConfigResource::Discovery => served.push(Resource::Discovery),
+            ConfigResource::OAuth => served.push(Resource::OAuth),
             other => tracing::debug!(
                 listener = listener.name.as_deref().unwrap_or(""),
                 resource = ?other,

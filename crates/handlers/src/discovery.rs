@@ -88,7 +88,7 @@ mod tests {
         method: Method,
         uri: &str,
     ) -> (StatusCode, axum::http::HeaderMap, serde_json::Value) {
-        let app = router(&[Resource::Discovery], None, state(Arc::new(Up)));
+        let app = router(&[Resource::Discovery], None, state(Arc::new(Up)).await.0);
         let request = Request::builder()
             .method(method)
             .uri(uri)

@@ -57,7 +57,7 @@ mod tests {
     #[tokio::test]
     async fn health_follows_the_database() {
         let switch = Arc::new(Switch(AtomicBool::new(true)));
-        let app = router(&[Resource::Health], None, state(switch.clone()));
+        let app = router(&[Resource::Health], None, state(switch.clone()).await.0);
         assert_eq!(status(app.clone(), "/health").await, StatusCode::OK);
         switch.0.store(false, Ordering::SeqCst);
         assert_eq!(
@@ -70,10 +70,14 @@ mod tests {
     #[tokio::test]
     async fn resources_mount_under_a_prefix_and_only_when_listed() {
         let health = Arc::new(Switch(AtomicBool::new(true)));
-        let app = router(&[Resource::Health], Some("/auth/"), state(health.clone()));
+        let app = router(
+            &[Resource::Health],
+            Some("/auth/"),
+            state(health.clone()).await.0,
+        );
         assert_eq!(status(app.clone(), "/auth/health").await, StatusCode::OK);
         assert_eq!(status(app, "/health").await, StatusCode::NOT_FOUND);
-        let app = router(&[], None, state(health));
+        let app = router(&[], None, state(health).await.0);
         assert_eq!(status(app, "/health").await, StatusCode::NOT_FOUND);
     }
 }

@@ -3,12 +3,15 @@
 mod discovery;
 mod errors;
 mod health;
+mod oauth2;
+#[cfg(test)]
+mod oauth2_tests;
 
 use std::sync::Arc;
 
 use axum::Router;
 use mas_oauth_core::{Endpoints, KeyStore, ProviderMetadata};
-use mas_storage::Health;
+use mas_storage::{Clock, Encrypter, Health, RepositoryFactory};
 use tower_http::trace::TraceLayer;
 
 /// The OAuth 2.0 provider's fixed parts: endpoints, keys, discovery document.
@@ -47,6 +50,14 @@ pub struct AppState {
     pub health: Arc<dyn Health>,
     /// The OAuth 2.0 provider.
     pub oauth: Arc<OAuthState>,
+    /// Units of work on the database.
+    pub repos: Arc<dyn RepositoryFactory>,
+    /// The time.
+    pub clock: Arc<dyn Clock>,
+    /// Encrypts and decrypts secrets at rest.
+    pub encrypter: Encrypter,
+    /// Lifetime of OAuth 2.0 access tokens.
+    pub access_token_ttl: chrono::Duration,
 }
 
 /// A resource this build serves; a listener mounts the ones its configuration lists.
@@ -56,6 +67,8 @@ pub enum Resource {
     Health,
     /// Discovery documents, webfinger and the JWK set.
     Discovery,
+    /// The OAuth 2.0 API: token, introspection, revocation.
+    OAuth,
 }
 
 /// The router of one listener: the given resources, under an optional path prefix.
@@ -65,6 +78,7 @@ pub fn router(resources: &[Resource], prefix: Option<&str>, state: AppState) -> 
         router = match resource {
             Resource::Health => router.merge(health::router()),
             Resource::Discovery => router.merge(discovery::router()),
+            Resource::OAuth => router.merge(oauth2::router()),
         };
     }
     let router = router
@@ -77,14 +91,20 @@ pub fn router(resources: &[Resource], prefix: Option<&str>, state: AppState) -> 
             .fallback(errors::not_found),
         _ => router,
     };
-    router.layer(TraceLayer::new_for_http())
+    router
+        // A stalled upload is cut off instead of holding a task (and never a connection).
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            std::time::Duration::from_secs(10),
+        ))
+        .layer(TraceLayer::new_for_http())
 }
 
 #[cfg(test)]
 pub(crate) mod test_state {
     use std::sync::Arc;
 
-    use mas_storage::{BoxFuture, Health, StorageError};
+    use mas_storage::{BoxFuture, Health, StorageError, SystemClock};
+    use mas_storage_sql::{PoolOptions, SqlRepositoryFactory};
 
     use crate::{AppState, OAuthState};
 
@@ -113,10 +133,34 @@ pub(crate) mod test_state {
         Arc::new(OAuthState::new(endpoints, keys, false))
     }
 
-    pub(crate) fn state(health: Arc<dyn Health>) -> AppState {
-        AppState {
+    /// A migrated SQLite database in a temporary directory (kept while the guard lives).
+    pub(crate) async fn database() -> (SqlRepositoryFactory, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let factory = SqlRepositoryFactory::connect(&PoolOptions {
+            uri: format!("sqlite://{}", dir.path().join("mas.db").display()),
+            max_connections: 4,
+            min_connections: 0,
+            connect_timeout: std::time::Duration::from_secs(5),
+            idle_timeout: None,
+            max_lifetime: None,
+        })
+        .await
+        .unwrap();
+        factory.migrate().await.unwrap();
+        (factory, dir)
+    }
+
+    /// A state over a fresh database, with `health` as the health check.
+    pub(crate) async fn state(health: Arc<dyn Health>) -> (AppState, tempfile::TempDir) {
+        let (factory, dir) = database().await;
+        let state = AppState {
             health,
             oauth: oauth(),
-        }
+            repos: Arc::new(factory),
+            clock: Arc::new(SystemClock),
+            encrypter: mas_storage::Encrypter::new(&[9; 32]),
+            access_token_ttl: chrono::Duration::minutes(5),
+        };
+        (state, dir)
     }
 }

@@ -2,10 +2,15 @@
 //! discovery metadata. It knows no web framework and no database: a Rust service can
 //! embed it with its own storage and HTTP stack.
 
+pub mod client_auth;
+pub mod error;
 pub mod jose;
 pub mod keys;
 pub mod metadata;
+pub mod params;
 pub mod passwords;
+pub mod tokens;
 
+pub use self::error::{ErrorCode, OAuthError};
 pub use self::keys::{KeyError, KeyStore, SigningAlgorithm};
 pub use self::metadata::{Endpoints, ProviderMetadata};

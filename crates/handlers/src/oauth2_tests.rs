@@ -1,0 +1,439 @@
+//! The token, introspection and revocation endpoints, driven through the real router on
+//! a real (SQLite) database.
+
+#![allow(clippy::too_many_lines)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use base64::Engine;
+use mas_data_model::ClientAuthMethod;
+use mas_storage::SystemClock;
+use mas_storage::repository::ClientParams;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use ulid::Ulid;
+
+use crate::test_state::{Up, state};
+use crate::{AppState, Resource, router};
+
+const SECRET: &str = "s3cret-client-secret";
+
+struct Harness {
+    state: AppState,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn new() -> Self {
+        let (state, dir) = state(Arc::new(Up)).await;
+        Self { state, _dir: dir }
+    }
+
+    async fn client(&self, method: ClientAuthMethod, jwks: Option<Value>) -> Ulid {
+        let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+        let mut repo = self.state.repos.begin().await.unwrap();
+        let sealed = method_uses_secret(method)
+            .then(|| self.state.encrypter.encrypt(&mut rng, SECRET.as_bytes()));
+        let params = ClientParams {
+            auth_method: method,
+            encrypted_secret: sealed,
+            jwks,
+            jwks_uri: None,
+            redirect_uris: Vec::new(),
+            grant_types: vec!["client_credentials".to_owned()],
+            name: None,
+            client_uri: None,
+            logo_uri: None,
+            policy_uri: None,
+            tos_uri: None,
+            application_type: None,
+            contacts: Vec::new(),
+            metadata: None,
+        };
+        let client = repo
+            .client()
+            .add_dynamic(&mut rng, &SystemClock, params)
+            .await
+            .unwrap();
+        repo.save().await.unwrap();
+        client.id
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        auth: Option<String>,
+        body: &str,
+    ) -> (StatusCode, axum::http::HeaderMap, Value) {
+        self.send(
+            Method::POST,
+            path,
+            auth,
+            Some("application/x-www-form-urlencoded"),
+            body.as_bytes().to_vec(),
+        )
+        .await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Option<String>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> (StatusCode, axum::http::HeaderMap, Value) {
+        let app = router(&[Resource::OAuth], None, self.state.clone());
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = app
+            .oneshot(request.body(Body::from(body)).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            headers,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+}
+
+fn method_uses_secret(method: ClientAuthMethod) -> bool {
+    matches!(
+        method,
+        ClientAuthMethod::ClientSecretBasic
+            | ClientAuthMethod::ClientSecretPost
+            | ClientAuthMethod::ClientSecretJwt
+    )
+}
+
+fn basic(id: Ulid, secret: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+    )
+}
+
+fn b64(value: &Value) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(value.to_string())
+}
+
+fn hs256_assertion(client: Ulid, aud: &str, jti: &str) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let header = json!({"alg": "HS256", "typ": "JWT"});
+    let claims = json!({"iss": client.to_string(), "sub": client.to_string(), "aud": aud, "exp": now + 60, "iat": now, "jti": jti});
+    let input = format!("{}.{}", b64(&header), b64(&claims));
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, SECRET.as_bytes());
+    let tag = ring::hmac::sign(&key, input.as_bytes());
+    format!(
+        "{input}.{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())
+    )
+}
+
+#[tokio::test]
+async fn client_credentials_introspection_and_revocation() {
+    let h = Harness::new().await;
+    let client = h.client(ClientAuthMethod::ClientSecretBasic, None).await;
+    let (status, headers, body) = h
+        .post(
+            "/oauth2/token",
+            Some(basic(client, SECRET)),
+            "grant_type=client_credentials&scope=urn:mas:admin",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["scope"], "urn:mas:admin");
+    assert_eq!(body["expires_in"], 300);
+    assert!(body.get("refresh_token").is_none());
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    assert!(token.starts_with("mat_"));
+
+    let (status, _, answer) = h
+        .post(
+            "/oauth2/introspect",
+            Some(basic(client, SECRET)),
+            &format!("token={token}"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer["active"], true);
+    assert_eq!(answer["client_id"], client.to_string());
+    assert_eq!(answer["scope"], "urn:mas:admin");
+    assert_eq!(answer["token_type"], "access_token");
+    assert!(answer["exp"].as_i64().unwrap() > chrono::Utc::now().timestamp());
+
+    let (status, _, _) = h
+        .post(
+            "/oauth2/revoke",
+            Some(basic(client, SECRET)),
+            &format!("token={token}"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, _, answer) = h
+        .post(
+            "/oauth2/introspect",
+            Some(basic(client, SECRET)),
+            &format!("token={token}"),
+        )
+        .await;
+    assert_eq!(answer, json!({"active": false}));
+
+    // Garbage and tokens with a broken checksum are simply inactive.
+    let damaged = format!("{}x{}", &token[..10], &token[11..]);
+    for bogus in ["nonsense", damaged.as_str()] {
+        let (status, _, answer) = h
+            .post(
+                "/oauth2/introspect",
+                Some(basic(client, SECRET)),
+                &format!("token={bogus}"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(answer, json!({"active": false}));
+    }
+}
+
+#[tokio::test]
+async fn every_client_authentication_method() {
+    let h = Harness::new().await;
+    let token_url = "https://auth.example.com/oauth2/token";
+
+    let post_client = h.client(ClientAuthMethod::ClientSecretPost, None).await;
+    let (status, _, body) = h
+        .post(
+            "/oauth2/token",
+            None,
+            &format!(
+                "grant_type=client_credentials&client_id={post_client}&client_secret={SECRET}"
+            ),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let jwt_client = h.client(ClientAuthMethod::ClientSecretJwt, None).await;
+    let assertion = hs256_assertion(jwt_client, token_url, "jti-1");
+    let form = format!(
+        "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={assertion}"
+    );
+    let (status, _, body) = h.post("/oauth2/token", None, &form).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _, body) = h.post("/oauth2/token", None, &form).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+        "a replayed assertion"
+    );
+    let wrong_aud = hs256_assertion(jwt_client, "https://elsewhere.example.com/token", "jti-2");
+    let (status, _, _) = h
+        .post("/oauth2/token", None, &form.replace(&assertion, &wrong_aud))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "an assertion for another audience"
+    );
+
+    // private_key_jwt: the client's keys are published inline; it signs with them.
+    let client_keys = crate::test_state::oauth();
+    let pk_client = h
+        .client(
+            ClientAuthMethod::PrivateKeyJwt,
+            Some(client_keys.keys.jwks()),
+        )
+        .await;
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({"iss": pk_client.to_string(), "sub": pk_client.to_string(), "aud": token_url, "exp": now + 60, "jti": "pk-1"});
+    let signed = client_keys
+        .keys
+        .sign(mas_oauth_core::SigningAlgorithm::Es256, &claims)
+        .unwrap();
+    let (status, _, body) = h
+        .post("/oauth2/token", None, &form.replace(&assertion, &signed))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Signed by someone else's key: refused.
+    let stranger = crate::test_state::oauth().keys.sign(mas_oauth_core::SigningAlgorithm::Rs256, &json!({"iss": pk_client.to_string(), "sub": pk_client.to_string(), "aud": token_url, "exp": now + 60, "jti": "pk-2"})).unwrap();
+    let (status, headers, _) = h
+        .post("/oauth2/token", None, &form.replace(&assertion, &stranger))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic")
+    );
+
+    // Wrong secret, wrong method, unknown client: the same answer each time.
+    let basic_client = h.client(ClientAuthMethod::ClientSecretBasic, None).await;
+    for (auth, body) in [
+        (
+            Some(basic(basic_client, "guess")),
+            "grant_type=client_credentials".to_owned(),
+        ),
+        (
+            None,
+            format!(
+                "grant_type=client_credentials&client_id={basic_client}&client_secret={SECRET}"
+            ),
+        ),
+        (
+            Some(basic(Ulid::new(), SECRET)),
+            "grant_type=client_credentials".to_owned(),
+        ),
+    ] {
+        let (status, _, answer) = h.post("/oauth2/token", auth, &body).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            answer,
+            json!({"error": "invalid_client", "error_description": "client authentication failed"})
+        );
+    }
+
+    // A public client may not use client_credentials, nor introspect.
+    let public = h.client(ClientAuthMethod::None, None).await;
+    let (status, _, answer) = h
+        .post(
+            "/oauth2/token",
+            None,
+            &format!("grant_type=client_credentials&client_id={public}"),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("unauthorized_client"))
+    );
+    let (status, _, _) = h
+        .post(
+            "/oauth2/introspect",
+            None,
+            &format!("token=x&client_id={public}"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn hostile_and_malformed_requests_get_json_errors() {
+    let h = Harness::new().await;
+    let client = h.client(ClientAuthMethod::ClientSecretBasic, None).await;
+    let auth = Some(basic(client, SECRET));
+
+    let (status, _, body) = h
+        .send(
+            Method::POST,
+            "/oauth2/token",
+            auth.clone(),
+            Some("application/json"),
+            b"{}".to_vec(),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("invalid_request"))
+    );
+    let (status, _, body) = h
+        .send(
+            Method::POST,
+            "/oauth2/token",
+            auth.clone(),
+            None,
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+
+    let huge = format!(
+        "grant_type=client_credentials&scope={}",
+        "a".repeat(2 * 1024 * 1024)
+    );
+    let (status, _, body) = h.post("/oauth2/token", auth.clone(), &huge).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("invalid_request"))
+    );
+
+    let cases = [
+        (
+            "grant_type=client_credentials&grant_type=client_credentials",
+            "parameter `grant_type` is repeated",
+        ),
+        ("scope=x", "parameter `grant_type` is required"),
+        (
+            "grant_type=client_credentials&scope=a%00b",
+            "contains a control character",
+        ),
+    ];
+    for (form, message) in cases {
+        let (status, _, body) = h.post("/oauth2/token", auth.clone(), form).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{form}");
+        assert_eq!(body["error"], "invalid_request", "{form}");
+        assert!(
+            body["error_description"]
+                .as_str()
+                .unwrap()
+                .contains(message),
+            "{form}: {body}"
+        );
+    }
+    let (status, _, body) = h
+        .send(
+            Method::POST,
+            "/oauth2/token",
+            auth.clone(),
+            Some("application/x-www-form-urlencoded"),
+            vec![0xff, 0xfe],
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
+
+    let (status, _, body) = h
+        .post(
+            "/oauth2/token",
+            auth.clone(),
+            "grant_type=password&username=a&password=b",
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("unsupported_grant_type"))
+    );
+    let (status, _, body) = h
+        .post(
+            "/oauth2/token",
+            auth.clone(),
+            "grant_type=client_credentials&scope=openid",
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_scope"))
+    );
+
+    let (status, _, body) = h
+        .send(Method::GET, "/oauth2/token", None, None, Vec::new())
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::METHOD_NOT_ALLOWED, Some("invalid_request"))
+    );
+}

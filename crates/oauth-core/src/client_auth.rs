@@ -1,0 +1,283 @@
+//! Client authentication at the token, introspection and revocation endpoints: `none`,
+//! `client_secret_basic`, `client_secret_post`, `client_secret_jwt` and `private_key_jwt`.
+//! A client must use the method it registered; secrets are compared in constant time;
+//! assertions are single-use (`jti`) and must name us as their audience.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, TimeDelta, Utc};
+use mas_data_model::{Client, ClientAuthMethod};
+use mas_storage::{Clock, Encrypter, Repository, Rng};
+use serde_json::Value;
+use subtle::ConstantTimeEq;
+use ulid::Ulid;
+
+use crate::error::{ErrorCode, OAuthError};
+use crate::jose::UnverifiedJws;
+use crate::params::Params;
+
+/// The only client assertion type (RFC 7523).
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// How far clocks may disagree when checking assertion lifetimes.
+const LEEWAY_SECONDS: i64 = 30;
+
+/// What a request presented to authenticate its client.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientCredentials {
+    /// The method the request used.
+    pub method: ClientAuthMethod,
+    /// The client it claims to be.
+    pub client_id: String,
+    secret: Option<String>,
+    assertion: Option<String>,
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("method", &self.method)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn form_decode(text: &str) -> Option<String> {
+    let spaced = text.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(std::borrow::Cow::into_owned)
+}
+
+impl ClientCredentials {
+    /// Reads the credentials from the `Authorization` header and the form.
+    ///
+    /// # Errors
+    /// `invalid_request` when several methods are mixed or a parameter is malformed,
+    /// `invalid_client` when no client is named at all.
+    pub fn from_request(authorization: Option<&str>, form: &Params) -> Result<Self, OAuthError> {
+        let form_id = form.get("client_id")?;
+        let form_secret = form.get("client_secret")?;
+        let assertion_type = form.get("client_assertion_type")?;
+        let assertion = form.get("client_assertion")?;
+
+        if let Some(header) = authorization {
+            let Some(encoded) = header
+                .strip_prefix("Basic ")
+                .or_else(|| header.strip_prefix("basic "))
+            else {
+                return Err(OAuthError::invalid_client());
+            };
+            if form_secret.is_some() || assertion.is_some() {
+                return Err(OAuthError::invalid_request(
+                    "use only one client authentication method",
+                ));
+            }
+            let decoded = STANDARD
+                .decode(encoded.trim())
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .ok_or_else(OAuthError::invalid_client)?;
+            let (id, secret) = decoded
+                .split_once(':')
+                .ok_or_else(OAuthError::invalid_client)?;
+            let (id, secret) = (
+                form_decode(id).ok_or_else(OAuthError::invalid_client)?,
+                form_decode(secret).ok_or_else(OAuthError::invalid_client)?,
+            );
+            if form_id.is_some_and(|f| f != id) {
+                return Err(OAuthError::invalid_request(
+                    "client_id does not match the Authorization header",
+                ));
+            }
+            return Ok(Self {
+                method: ClientAuthMethod::ClientSecretBasic,
+                client_id: id,
+                secret: Some(secret),
+                assertion: None,
+            });
+        }
+
+        if let Some(assertion) = assertion {
+            if assertion_type != Some(JWT_BEARER) {
+                return Err(OAuthError::invalid_request(format!(
+                    "client_assertion_type must be {JWT_BEARER}"
+                )));
+            }
+            if form_secret.is_some() {
+                return Err(OAuthError::invalid_request(
+                    "use only one client authentication method",
+                ));
+            }
+            let jws = UnverifiedJws::parse(assertion).map_err(|_| OAuthError::invalid_client())?;
+            let subject = jws
+                .payload
+                .get("sub")
+                .and_then(Value::as_str)
+                .ok_or_else(OAuthError::invalid_client)?;
+            if form_id.is_some_and(|f| f != subject) {
+                return Err(OAuthError::invalid_request(
+                    "client_id does not match the assertion",
+                ));
+            }
+            let method = if jws.alg().starts_with("HS") {
+                ClientAuthMethod::ClientSecretJwt
+            } else {
+                ClientAuthMethod::PrivateKeyJwt
+            };
+            return Ok(Self {
+                method,
+                client_id: subject.to_owned(),
+                secret: None,
+                assertion: Some(assertion.to_owned()),
+            });
+        }
+
+        let client_id = form_id.ok_or_else(OAuthError::invalid_client)?.to_owned();
+        Ok(match form_secret {
+            Some(secret) => Self {
+                method: ClientAuthMethod::ClientSecretPost,
+                client_id,
+                secret: Some(secret.to_owned()),
+                assertion: None,
+            },
+            None => Self {
+                method: ClientAuthMethod::None,
+                client_id,
+                secret: None,
+                assertion: None,
+            },
+        })
+    }
+
+    /// Checks the credentials against the stored client.
+    ///
+    /// `audiences` are the URLs an assertion may name as `aud` (the endpoint and the
+    /// issuer). Every failure is the same `invalid_client`, so nothing is learnt from it.
+    ///
+    /// # Errors
+    /// `invalid_client`; `temporarily_unavailable` when the database is away.
+    pub async fn authenticate(
+        &self,
+        repo: &mut dyn Repository,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        encrypter: &Encrypter,
+        audiences: &[&str],
+    ) -> Result<Client, OAuthError> {
+        let id: Ulid = self
+            .client_id
+            .parse()
+            .map_err(|_| OAuthError::invalid_client())?;
+        let client = repo
+            .client()
+            .lookup(id)
+            .await?
+            .ok_or_else(OAuthError::invalid_client)?;
+        if client.auth_method != self.method {
+            tracing::info!(client = %client.id, expected = client.auth_method.as_str(), used = self.method.as_str(), "wrong client authentication method");
+            return Err(OAuthError::invalid_client());
+        }
+        let stored_secret = || -> Result<Vec<u8>, OAuthError> {
+            let sealed = client
+                .encrypted_secret
+                .as_deref()
+                .ok_or_else(OAuthError::invalid_client)?;
+            encrypter.decrypt(sealed).map_err(|error| {
+                tracing::error!(%error, client = %client.id, "cannot decrypt a client secret");
+                OAuthError::invalid_client()
+            })
+        };
+        match self.method {
+            ClientAuthMethod::None => {}
+            ClientAuthMethod::ClientSecretBasic | ClientAuthMethod::ClientSecretPost => {
+                let given = self.secret.as_deref().unwrap_or_default();
+                if !constant_time_eq(given.as_bytes(), &stored_secret()?) {
+                    return Err(OAuthError::invalid_client());
+                }
+            }
+            ClientAuthMethod::ClientSecretJwt | ClientAuthMethod::PrivateKeyJwt => {
+                let assertion = self.assertion.as_deref().unwrap_or_default();
+                let jws =
+                    UnverifiedJws::parse(assertion).map_err(|_| OAuthError::invalid_client())?;
+                if self.method == ClientAuthMethod::ClientSecretJwt {
+                    jws.verify_hmac(&stored_secret()?)
+                        .map_err(|_| OAuthError::invalid_client())?;
+                } else {
+                    let key_set = client.jwks.as_ref().ok_or_else(|| {
+                        OAuthError::new(ErrorCode::InvalidClient, "keys published at jwks_uri are not supported yet; register the keys inline (jwks)")
+                    })?;
+                    jws.verify_with_jwks(key_set)
+                        .map_err(|_| OAuthError::invalid_client())?;
+                }
+                let expires_at =
+                    check_assertion_claims(&jws.payload, &client, clock.now(), audiences)?;
+                let jti = jws
+                    .payload
+                    .get("jti")
+                    .and_then(Value::as_str)
+                    .ok_or_else(OAuthError::invalid_client)?;
+                if !repo
+                    .client()
+                    .record_assertion(rng, clock, client.id, jti, expires_at)
+                    .await?
+                {
+                    tracing::warn!(client = %client.id, "client assertion replayed");
+                    return Err(OAuthError::invalid_client());
+                }
+            }
+        }
+        Ok(client)
+    }
+}
+
+/// Hashes both sides first, so neither the content nor the length leaks through timing.
+fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+    let given = ring::digest::digest(&ring::digest::SHA256, given);
+    let expected = ring::digest::digest(&ring::digest::SHA256, expected);
+    given.as_ref().ct_eq(expected.as_ref()).into()
+}
+
+/// `iss` and `sub` name the client, `aud` names us, and it has not expired; returns `exp`.
+fn check_assertion_claims(
+    claims: &Value,
+    client: &Client,
+    now: DateTime<Utc>,
+    audiences: &[&str],
+) -> Result<DateTime<Utc>, OAuthError> {
+    let id = client.id.to_string();
+    let str_claim = |name: &str| claims.get(name).and_then(Value::as_str);
+    if str_claim("iss") != Some(id.as_str()) || str_claim("sub") != Some(id.as_str()) {
+        return Err(OAuthError::invalid_client());
+    }
+    let aud_ok = match claims.get("aud") {
+        Some(Value::String(aud)) => audiences.contains(&aud.as_str()),
+        Some(Value::Array(auds)) => auds
+            .iter()
+            .filter_map(Value::as_str)
+            .any(|a| audiences.contains(&a)),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err(OAuthError::invalid_client());
+    }
+    let leeway = TimeDelta::seconds(LEEWAY_SECONDS);
+    let exp = claims
+        .get("exp")
+        .and_then(Value::as_i64)
+        .and_then(|t| DateTime::from_timestamp(t, 0))
+        .ok_or_else(OAuthError::invalid_client)?;
+    if exp + leeway < now {
+        return Err(OAuthError::invalid_client());
+    }
+    if let Some(nbf) = claims
+        .get("nbf")
+        .and_then(Value::as_i64)
+        .and_then(|t| DateTime::from_timestamp(t, 0))
+        && nbf - leeway > now
+    {
+        return Err(OAuthError::invalid_client());
+    }
+    Ok(exp + leeway)
+}

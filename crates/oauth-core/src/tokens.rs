@@ -1,0 +1,293 @@
+//! Issuing tokens and answering for them: the token response, introspection (RFC 7662)
+//! and revocation (RFC 7009).
+
+use mas_data_model::{Client, TokenType};
+use mas_storage::{Clock, Repository, Rng};
+use serde::Serialize;
+
+use crate::error::{ErrorCode, OAuthError};
+
+/// A fresh token of `kind`: 30 random letters and digits with the prefix and checksum.
+pub fn generate(rng: Rng<'_>, kind: TokenType) -> String {
+    const ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let random: String = (0..30)
+        .map(|_| {
+            // Rejection sampling keeps every character equally likely.
+            loop {
+                let byte = (rng.next_u32() & 0xff) as u8;
+                if usize::from(byte) < 62 * 4 {
+                    return char::from(ALPHABET[usize::from(byte) % 62]);
+                }
+            }
+        })
+        .collect();
+    kind.format(&random)
+}
+
+/// The token endpoint's success response.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct TokenResponse {
+    /// The access token.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<i64>,
+    /// The refresh token, when one is issued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// The granted scope.
+    pub scope: String,
+    /// The ID token, when `openid` was granted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+/// Whether a scope token is made of the characters RFC 6749 allows (NQCHAR).
+fn valid_scope_token(token: &str) -> bool {
+    !token.is_empty()
+        && token
+            .chars()
+            .all(|c| c == '!' || ('#'..='[').contains(&c) || (']'..='~').contains(&c))
+}
+
+/// Splits and checks a `scope` parameter.
+///
+/// # Errors
+/// `invalid_scope` for characters outside NQCHAR.
+pub fn parse_scope(scope: Option<&str>) -> Result<Vec<String>, OAuthError> {
+    let mut tokens = Vec::new();
+    for token in scope
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|t| !t.is_empty())
+    {
+        if !valid_scope_token(token) {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidScope,
+                "the scope holds characters OAuth does not allow",
+            ));
+        }
+        if !tokens.iter().any(|t| t == token) {
+            tokens.push(token.to_owned());
+        }
+    }
+    Ok(tokens)
+}
+
+/// The `client_credentials` grant: a session of the client itself, and an access token.
+///
+/// # Errors
+/// `unauthorized_client` when the client may not use the grant (public clients never may),
+/// `invalid_scope` for scopes that need a user.
+pub async fn client_credentials(
+    repo: &mut dyn Repository,
+    rng: Rng<'_>,
+    clock: &dyn Clock,
+    client: &Client,
+    scope: Option<&str>,
+    ttl: chrono::Duration,
+) -> Result<TokenResponse, OAuthError> {
+    if client.auth_method == mas_data_model::ClientAuthMethod::None
+        || !client.grant_types.iter().any(|g| g == "client_credentials")
+    {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "this client may not use the client_credentials grant",
+        ));
+    }
+    let scopes = parse_scope(scope)?;
+    if let Some(user_scope) = scopes.iter().find(|s| {
+        *s == "openid"
+            || s.starts_with("urn:matrix:client:")
+            || s.starts_with("urn:matrix:org.matrix.msc2967.client:")
+    }) {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            format!("`{user_scope}` needs a user and cannot be granted to a client alone"),
+        ));
+    }
+    let scope = scopes.join(" ");
+    let session = repo
+        .session()
+        .add(rng, clock, client.id, None, None, &scope, None)
+        .await?;
+    let token = generate(rng, TokenType::AccessToken);
+    repo.access_token()
+        .add(rng, clock, &session, &token, Some(ttl))
+        .await?;
+    Ok(TokenResponse {
+        access_token: token,
+        token_type: "Bearer",
+        expires_in: Some(ttl.num_seconds()),
+        refresh_token: None,
+        scope,
+        id_token: None,
+    })
+}
+
+/// An introspection answer (RFC 7662); inactive tokens are `{"active": false}` only.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Introspection {
+    /// Whether the token is usable now.
+    pub active: bool,
+    /// The granted scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// The client the token was issued to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The user's localpart.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// `access_token` or `refresh_token`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
+    /// Expiry, in seconds since the epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exp: Option<i64>,
+    /// Seconds until expiry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_in: Option<i64>,
+    /// Issue time, in seconds since the epoch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+    /// The user's ID.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// The token's ID.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+}
+
+/// Answers for `token`. A string that is not one of our tokens is inactive without any
+/// database lookup; a token whose session ended, or whose user is locked or deactivated,
+/// is inactive.
+///
+/// # Errors
+/// `temporarily_unavailable` when the database is away.
+pub async fn introspect(
+    repo: &mut dyn Repository,
+    clock: &dyn Clock,
+    token: &str,
+) -> Result<Introspection, OAuthError> {
+    let inactive = Introspection::default();
+    let Ok(kind) = TokenType::check(token) else {
+        return Ok(inactive);
+    };
+    let now = clock.now();
+    let (session_id, token_type, id, created_at, expires_at) = match kind {
+        TokenType::AccessToken => {
+            let Some(access) = repo.access_token().find_by_token(token).await? else {
+                return Ok(inactive);
+            };
+            if !access.is_valid(now) {
+                return Ok(inactive);
+            }
+            (
+                access.session_id,
+                "access_token",
+                access.id,
+                access.created_at,
+                access.expires_at,
+            )
+        }
+        TokenType::RefreshToken => {
+            let Some(refresh) = repo.refresh_token().find_by_token(token).await? else {
+                return Ok(inactive);
+            };
+            if !refresh.is_valid() {
+                return Ok(inactive);
+            }
+            (
+                refresh.session_id,
+                "refresh_token",
+                refresh.id,
+                refresh.created_at,
+                None,
+            )
+        }
+        // Compatibility and personal tokens answer to the homeserver's introspection.
+        _ => return Ok(inactive),
+    };
+    let Some(session) = repo.session().lookup(session_id).await? else {
+        return Ok(inactive);
+    };
+    if !session.is_active() {
+        return Ok(inactive);
+    }
+    let user = match session.user_id {
+        Some(user_id) => match repo.user().lookup(user_id).await? {
+            Some(user) if user.is_valid() => Some(user),
+            _ => return Ok(inactive),
+        },
+        None => None,
+    };
+    Ok(Introspection {
+        active: true,
+        scope: Some(session.scope),
+        client_id: Some(session.client_id.to_string()),
+        username: user.as_ref().map(|u| u.username.clone()),
+        token_type: Some(token_type),
+        exp: expires_at.map(|at| at.timestamp()),
+        expires_in: expires_at.map(|at| (at - now).num_seconds().max(0)),
+        iat: Some(created_at.timestamp()),
+        sub: user.map(|u| u.id.to_string()),
+        jti: Some(id.to_string()),
+    })
+}
+
+/// Revokes `token` (RFC 7009): its whole session ends, access and refresh tokens alike.
+/// Unknown or malformed tokens are not an error.
+///
+/// # Errors
+/// `unauthorized_client` when the token belongs to another client.
+pub async fn revoke(
+    repo: &mut dyn Repository,
+    clock: &dyn Clock,
+    client: &Client,
+    token: &str,
+) -> Result<(), OAuthError> {
+    let Ok(kind) = TokenType::check(token) else {
+        return Ok(());
+    };
+    let session_id = match kind {
+        TokenType::AccessToken => repo
+            .access_token()
+            .find_by_token(token)
+            .await?
+            .map(|t| t.session_id),
+        TokenType::RefreshToken => repo
+            .refresh_token()
+            .find_by_token(token)
+            .await?
+            .map(|t| t.session_id),
+        _ => {
+            return Err(OAuthError::new(
+                ErrorCode::UnsupportedTokenType,
+                "only OAuth 2.0 tokens are revoked here",
+            ));
+        }
+    };
+    let Some(session_id) = session_id else {
+        return Ok(());
+    };
+    let Some(session) = repo.session().lookup(session_id).await? else {
+        return Ok(());
+    };
+    if session.client_id != client.id {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "the token was not issued to this client",
+        ));
+    }
+    repo.access_token()
+        .revoke_all_in_session(clock, session.id)
+        .await?;
+    repo.refresh_token()
+        .revoke_all_in_session(clock, session.id)
+        .await?;
+    repo.session().finish(clock, session).await?;
+    Ok(())
+}
