@@ -294,7 +294,7 @@ fn grant(m: grants::Model) -> Result<AuthorizationGrant, StorageError> {
         nonce: m.nonce,
         response_mode,
         response_type_id_token: m.response_type_id_token,
-        code: m.code_hash.map(|_| AuthorizationCode { pkce }),
+        code: Some(AuthorizationCode { pkce }),
         max_age: m.max_age.map(|a| unsigned(T, a)).transpose()?,
         login_hint: m.login_hint,
         prompt: m.prompt,
@@ -317,10 +317,7 @@ impl AuthorizationGrantRepository for Repo<'_> {
     ) -> Result<AuthorizationGrant, StorageError> {
         let created_at = now(clock);
         let id = new_id(rng, created_at);
-        let (code_hash, pkce) = match &new.code {
-            Some((code, pkce)) => (Some(hash_token(code)), pkce.clone()),
-            None => (None, None),
-        };
+        let pkce = new.pkce.clone();
         let max_age = new.max_age.map(|a| i32::try_from(a).unwrap_or(i32::MAX));
         grants::Entity::insert(grants::ActiveModel {
             id: Set(id.to_string()),
@@ -331,7 +328,7 @@ impl AuthorizationGrantRepository for Repo<'_> {
             nonce: Set(new.nonce.clone()),
             response_mode: Set(new.response_mode.as_str().to_owned()),
             response_type_id_token: Set(new.response_type_id_token),
-            code_hash: Set(code_hash),
+            code_hash: Set(None),
             code_challenge: Set(pkce.as_ref().map(|p| p.challenge.clone())),
             code_challenge_method: Set(pkce.as_ref().map(|p| p.method.clone())),
             max_age: Set(max_age),
@@ -355,7 +352,7 @@ impl AuthorizationGrantRepository for Repo<'_> {
             nonce: new.nonce,
             response_mode: new.response_mode,
             response_type_id_token: new.response_type_id_token,
-            code: new.code.map(|(_, pkce)| AuthorizationCode { pkce }),
+            code: Some(AuthorizationCode { pkce: new.pkce }),
             max_age: new.max_age,
             login_hint: new.login_hint,
             prompt: new.prompt,
@@ -397,10 +394,12 @@ impl AuthorizationGrantRepository for Repo<'_> {
         clock: &dyn Clock,
         mut grant: AuthorizationGrant,
         session: &Session,
+        code: &str,
     ) -> Result<AuthorizationGrant, StorageError> {
         let at = now(clock);
         let result = grants::Entity::update_many()
             .col_expr(grants::Column::FulfilledAt, Expr::value(at))
+            .col_expr(grants::Column::CodeHash, Expr::value(hash_token(code)))
             .col_expr(
                 grants::Column::SessionId,
                 Expr::value(session.id.to_string()),

@@ -613,7 +613,7 @@ pub async fn authorization_grants(db: &TestDb) {
                 nonce: Some("n".to_owned()),
                 response_mode: ResponseMode::Query,
                 response_type_id_token: false,
-                code: Some(("the-code".to_owned(), Some(pkce.clone()))),
+                pkce: Some(pkce.clone()),
                 max_age: Some(60),
                 login_hint: Some("alice".to_owned()),
                 prompt: Some("consent".to_owned()),
@@ -631,14 +631,8 @@ pub async fn authorization_grants(db: &TestDb) {
             .find_by_code("the-code")
             .await
             .unwrap(),
-        Some(grant.clone())
-    );
-    assert_eq!(
-        repo.authorization_grant()
-            .find_by_code("other")
-            .await
-            .unwrap(),
-        None
+        None,
+        "no code exists before consent"
     );
 
     let alice = repo.user().add(&mut rng, &clock, "alice").await.unwrap();
@@ -657,10 +651,24 @@ pub async fn authorization_grants(db: &TestDb) {
         .unwrap();
     let fulfilled = repo
         .authorization_grant()
-        .fulfill(&clock, grant, &session)
+        .fulfill(&clock, grant, &session, "the-code")
         .await
         .unwrap();
     assert_eq!(fulfilled.session_id, Some(session.id));
+    assert_eq!(
+        repo.authorization_grant()
+            .find_by_code("the-code")
+            .await
+            .unwrap(),
+        Some(fulfilled.clone())
+    );
+    assert_eq!(
+        repo.authorization_grant()
+            .find_by_code("other")
+            .await
+            .unwrap(),
+        None
+    );
     let exchanged = repo
         .authorization_grant()
         .exchange(&clock, fulfilled.clone())
@@ -689,7 +697,7 @@ pub async fn authorization_grants(db: &TestDb) {
                 nonce: None,
                 response_mode: ResponseMode::FormPost,
                 response_type_id_token: true,
-                code: None,
+                pkce: None,
                 max_age: None,
                 login_hint: None,
                 prompt: None,

@@ -45,7 +45,8 @@ pub async fn a_code_is_exchanged_once(db: &TestDb) {
         .add_dynamic(&mut rng, &clock, client_params(ClientAuthMethod::None))
         .await
         .unwrap();
-    repo.authorization_grant()
+    let grant = repo
+        .authorization_grant()
         .add(
             &mut rng,
             &clock,
@@ -57,12 +58,21 @@ pub async fn a_code_is_exchanged_once(db: &TestDb) {
                 nonce: None,
                 response_mode: ResponseMode::Query,
                 response_type_id_token: false,
-                code: Some(("race-code".to_owned(), None)),
+                pkce: None,
                 max_age: None,
                 login_hint: None,
                 prompt: None,
             },
         )
+        .await
+        .unwrap();
+    let session = repo
+        .session()
+        .add(&mut rng, &clock, client.id, None, None, "openid", None)
+        .await
+        .unwrap();
+    repo.authorization_grant()
+        .fulfill(&clock, grant, &session, "race-code")
         .await
         .unwrap();
     repo.save().await.unwrap();

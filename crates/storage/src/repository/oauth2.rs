@@ -106,8 +106,8 @@ pub struct NewAuthorizationGrant {
     pub response_mode: ResponseMode,
     /// Whether an ID token is returned beside the code.
     pub response_type_id_token: bool,
-    /// The code (plain; stored as a hash) and its PKCE challenge, when a code is requested.
-    pub code: Option<(String, Option<Pkce>)>,
+    /// The PKCE challenge the code will be bound to.
+    pub pkce: Option<Pkce>,
     /// `max_age`.
     pub max_age: Option<u32>,
     /// `login_hint`.
@@ -133,12 +133,14 @@ pub trait AuthorizationGrantRepository: Send {
         &mut self,
         code: &str,
     ) -> Result<Option<AuthorizationGrant>, StorageError>;
-    /// Attaches the session the user consented to.
+    /// Attaches the session the user consented to and the code (plain; stored as a hash)
+    /// the client will exchange.
     async fn fulfill(
         &mut self,
         clock: &dyn Clock,
         grant: AuthorizationGrant,
         session: &Session,
+        code: &str,
     ) -> Result<AuthorizationGrant, StorageError>;
     /// Marks the code exchanged. Returns `None` when it already was: exactly one of
     /// several concurrent exchanges gets the grant back.
