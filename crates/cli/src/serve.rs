@@ -52,16 +52,7 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
             tracing::info!("config sync: {line}");
         }
     }
-    let state = AppState {
-        health: Arc::new(db.health()),
-        oauth: Arc::new(crate::oauth::state(&config)?),
-        repos: Arc::new(db.clone()),
-        clock: Arc::new(mas_storage::SystemClock),
-        encrypter: mas_storage::Encrypter::new(&config.secrets.encryption_key()?),
-        access_token_ttl: chrono::Duration::seconds(
-            i64::try_from(config.experimental.access_token_ttl).unwrap_or(300),
-        ),
-    };
+    let state = app_state(&config, &db)?;
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let background = tokio::spawn(mas_tasks::run_cleanup(
@@ -139,6 +130,38 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The handlers' state: plain values and the concrete parts picked here.
+fn app_state(
+    config: &mas_config::RootConfig,
+    db: &mas_storage_sql::SqlRepositoryFactory,
+) -> anyhow::Result<AppState> {
+    Ok(AppState {
+        health: Arc::new(db.health()),
+        oauth: Arc::new(crate::oauth::state(config)?),
+        repos: Arc::new(db.clone()),
+        clock: Arc::new(mas_storage::SystemClock),
+        encrypter: mas_storage::Encrypter::new(&config.secrets.encryption_key()?),
+        access_token_ttl: chrono::Duration::seconds(
+            i64::try_from(config.experimental.access_token_ttl).unwrap_or(300),
+        ),
+        cookie_key: axum_extra::extract::cookie::Key::derive_from(
+            &config.secrets.encryption_key()?,
+        ),
+        secure_cookies: config.http.public_base.scheme() == "https",
+        passwords: Arc::new(mas_handlers::PasswordChecker::new(
+            crate::oauth::password_manager(config)?,
+        )),
+        service_name: config.branding.service_name.clone().unwrap_or_else(|| {
+            config
+                .http
+                .public_base
+                .host_str()
+                .unwrap_or("Matrix")
+                .to_owned()
+        }),
+    })
+}
+
 /// The resources of a listener this build serves; the rest are logged once.
 fn served_resources(listener: &ListenerConfig) -> Vec<Resource> {
     let mut served = Vec::new();
@@ -147,6 +170,7 @@ fn served_resources(listener: &ListenerConfig) -> Vec<Resource> {
             ConfigResource::Health => served.push(Resource::Health),
             ConfigResource::Discovery => served.push(Resource::Discovery),
             ConfigResource::OAuth => served.push(Resource::OAuth),
+            ConfigResource::Human => served.push(Resource::Human),
             other => tracing::debug!(
                 listener = listener.name.as_deref().unwrap_or(""),
                 resource = ?other,

@@ -3,15 +3,19 @@
 mod discovery;
 mod errors;
 mod health;
+mod human;
 mod oauth2;
 #[cfg(test)]
 mod oauth2_tests;
+mod passwords;
 
 use std::sync::Arc;
 
 use axum::Router;
 use mas_oauth_core::{Endpoints, KeyStore, ProviderMetadata};
 use mas_storage::{Clock, Encrypter, Health, RepositoryFactory};
+
+pub use self::passwords::PasswordChecker;
 use tower_http::trace::TraceLayer;
 
 /// The OAuth 2.0 provider's fixed parts: endpoints, keys, discovery document.
@@ -58,6 +62,20 @@ pub struct AppState {
     pub encrypter: Encrypter,
     /// Lifetime of OAuth 2.0 access tokens.
     pub access_token_ttl: chrono::Duration,
+    /// Encrypts the cookies.
+    pub cookie_key: axum_extra::extract::cookie::Key,
+    /// Whether cookies are marked `Secure` (the service is served over HTTPS).
+    pub secure_cookies: bool,
+    /// Password checks with bounded concurrency.
+    pub passwords: Arc<PasswordChecker>,
+    /// The name pages call the service by.
+    pub service_name: String,
+}
+
+impl axum::extract::FromRef<AppState> for axum_extra::extract::cookie::Key {
+    fn from_ref(state: &AppState) -> Self {
+        state.cookie_key.clone()
+    }
 }
 
 /// A resource this build serves; a listener mounts the ones its configuration lists.
@@ -67,8 +85,10 @@ pub enum Resource {
     Health,
     /// Discovery documents, webfinger and the JWK set.
     Discovery,
-    /// The OAuth 2.0 API: token, introspection, revocation.
+    /// The OAuth 2.0 API: token, introspection, revocation, userinfo.
     OAuth,
+    /// Pages for people: authorization, login, consent.
+    Human,
 }
 
 /// The router of one listener: the given resources, under an optional path prefix.
@@ -79,6 +99,7 @@ pub fn router(resources: &[Resource], prefix: Option<&str>, state: AppState) -> 
             Resource::Health => router.merge(health::router()),
             Resource::Discovery => router.merge(discovery::router()),
             Resource::OAuth => router.merge(oauth2::router()),
+            Resource::Human => router.merge(human::router()),
         };
     }
     let router = router
@@ -160,6 +181,20 @@ pub(crate) mod test_state {
             clock: Arc::new(SystemClock),
             encrypter: mas_storage::Encrypter::new(&[9; 32]),
             access_token_ttl: chrono::Duration::minutes(5),
+            cookie_key: axum_extra::extract::cookie::Key::derive_from(&[7; 32]),
+            secure_cookies: false,
+            passwords: Arc::new(crate::PasswordChecker::new(
+                mas_oauth_core::passwords::PasswordManager::new(
+                    vec![mas_oauth_core::passwords::Scheme {
+                        version: 1,
+                        algorithm: mas_oauth_core::passwords::Algorithm::Argon2id,
+                        secret: None,
+                        unicode_normalization: false,
+                    }],
+                    0,
+                ),
+            )),
+            service_name: "auth.example.com".to_owned(),
         };
         (state, dir)
     }

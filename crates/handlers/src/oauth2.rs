@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use mas_oauth_core::client_auth::ClientCredentials;
 use mas_oauth_core::params::Params;
-use mas_oauth_core::{ErrorCode, OAuthError, tokens};
+use mas_oauth_core::{ErrorCode, OAuthError, grants, tokens};
 use tower_http::cors::{Any, CorsLayer};
 
 use crate::AppState;
@@ -22,6 +22,10 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/oauth2/token", post(token))
         .route("/oauth2/introspect", post(introspect))
         .route("/oauth2/revoke", post(revoke))
+        .route(
+            "/oauth2/userinfo",
+            axum::routing::get(userinfo).post(userinfo),
+        )
         .layer(
             CorsLayer::new()
                 .allow_origin(Any)
@@ -85,47 +89,67 @@ fn status_error(status: StatusCode, description: &str) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
+/// Why a form body was refused: the status and words to tell the sender.
+pub(crate) struct FormRejection {
+    pub(crate) status: StatusCode,
+    pub(crate) description: String,
+}
+
+/// Reads a form body: the right content type, at most [`MAX_BODY`] bytes, parameters
+/// without control characters.
+pub(crate) async fn read_form(
+    request: Request,
+) -> Result<(Params, axum::http::request::Parts), FormRejection> {
+    let (parts, body) = request.into_parts();
+    let form = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';').next().is_some_and(|t| {
+                t.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
+        });
+    if !form {
+        return Err(FormRejection {
+            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            description: "the body must be application/x-www-form-urlencoded".to_owned(),
+        });
+    }
+    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(bytes) => bytes,
+        Err(error) => {
+            let too_large = std::error::Error::source(&error).is_some_and(
+                <dyn std::error::Error + 'static>::is::<http_body_util::LengthLimitError>,
+            );
+            return Err(if too_large {
+                FormRejection {
+                    status: StatusCode::PAYLOAD_TOO_LARGE,
+                    description: "the request body is too large".to_owned(),
+                }
+            } else {
+                FormRejection {
+                    status: StatusCode::REQUEST_TIMEOUT,
+                    description: "the request body could not be read in time".to_owned(),
+                }
+            });
+        }
+    };
+    let params = Params::parse(&bytes).map_err(|e| FormRejection {
+        status: StatusCode::BAD_REQUEST,
+        description: e.description,
+    })?;
+    Ok((params, parts))
+}
+
 impl<S: Send + Sync> FromRequest<S> for FormRequest {
     type Rejection = Response;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let (parts, body) = request.into_parts();
-        let form = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| {
-                v.split(';').next().is_some_and(|t| {
-                    t.trim()
-                        .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-                })
-            });
-        if !form {
-            return Err(status_error(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "the body must be application/x-www-form-urlencoded",
-            ));
-        }
-        let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
-            Ok(bytes) => bytes,
-            Err(error) => {
-                let too_large = std::error::Error::source(&error).is_some_and(
-                    <dyn std::error::Error + 'static>::is::<http_body_util::LengthLimitError>,
-                );
-                return Err(if too_large {
-                    status_error(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        "the request body is too large",
-                    )
-                } else {
-                    status_error(
-                        StatusCode::REQUEST_TIMEOUT,
-                        "the request body could not be read in time",
-                    )
-                });
-            }
-        };
-        let params = Params::parse(&bytes).map_err(|e| ApiError(e).into_response())?;
+        let (params, parts) = read_form(request)
+            .await
+            .map_err(|r| status_error(r.status, &r.description))?;
         let authorization = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -145,44 +169,113 @@ fn rng() -> rand::rngs::StdRng {
 
 #[tracing::instrument(name = "handlers.token", skip_all)]
 async fn token(State(state): State<AppState>, request: FormRequest) -> Result<Response, ApiError> {
-    let credentials =
-        ClientCredentials::from_request(request.authorization.as_deref(), &request.params)?;
-    let grant_type = request.params.require("grant_type")?;
-    if grant_type != "client_credentials" {
-        return Err(OAuthError::new(
-            ErrorCode::UnsupportedGrantType,
-            format!("grant type `{grant_type}` is not supported"),
-        )
-        .into());
-    }
-    let scope = request.params.get("scope")?;
+    let params = &request.params;
+    let credentials = ClientCredentials::from_request(request.authorization.as_deref(), params)?;
+    let grant_type = params.require("grant_type")?;
+    // Everything the grant needs is read before the database is touched.
+    let grant = match grant_type {
+        "client_credentials" => Grant::ClientCredentials(params.get("scope")?),
+        "authorization_code" => Grant::Code {
+            code: params.require("code")?,
+            redirect_uri: params.get("redirect_uri")?,
+            verifier: params.get("code_verifier")?,
+        },
+        "refresh_token" => Grant::Refresh {
+            token: params.require("refresh_token")?,
+            scope: params.get("scope")?,
+        },
+        other => {
+            return Err(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                format!("grant type `{other}` is not supported"),
+            )
+            .into());
+        }
+    };
     let oauth = &state.oauth;
     let audiences = [
         oauth.endpoints.token.as_str(),
         oauth.endpoints.issuer.as_str(),
     ];
+    let clock = state.clock.as_ref();
     let mut rng = rng();
     let mut repo = state.repos.begin().await?;
     let client = credentials
-        .authenticate(
-            repo.as_mut(),
-            &mut rng,
-            state.clock.as_ref(),
-            &state.encrypter,
-            &audiences,
-        )
+        .authenticate(repo.as_mut(), &mut rng, clock, &state.encrypter, &audiences)
         .await?;
-    let response = tokens::client_credentials(
-        repo.as_mut(),
-        &mut rng,
-        state.clock.as_ref(),
-        &client,
-        scope,
-        state.access_token_ttl,
-    )
-    .await?;
-    repo.save().await?;
-    Ok(json_ok(&response))
+    let issuer = grants::Issuer {
+        url: &oauth.endpoints.issuer,
+        keys: &oauth.keys,
+        access_token_ttl: state.access_token_ttl,
+    };
+    let outcome = match grant {
+        Grant::ClientCredentials(scope) => grants::GrantOutcome::Issued(
+            tokens::client_credentials(
+                repo.as_mut(),
+                &mut rng,
+                clock,
+                &client,
+                scope,
+                state.access_token_ttl,
+            )
+            .await?,
+        ),
+        Grant::Code {
+            code,
+            redirect_uri,
+            verifier,
+        } => {
+            grants::authorization_code(
+                repo.as_mut(),
+                &mut rng,
+                clock,
+                issuer,
+                &client,
+                code,
+                redirect_uri,
+                verifier,
+            )
+            .await?
+        }
+        Grant::Refresh { token, scope } => {
+            grants::refresh_token(
+                repo.as_mut(),
+                &mut rng,
+                clock,
+                issuer,
+                &client,
+                token,
+                scope,
+            )
+            .await?
+        }
+    };
+    match outcome {
+        grants::GrantOutcome::Issued(response) => {
+            repo.save().await?;
+            Ok(json_ok(&response))
+        }
+        grants::GrantOutcome::Refused { error, commit } => {
+            if commit {
+                repo.save().await?;
+            }
+            Err(error.into())
+        }
+    }
+}
+
+/// A token request's grant, read from the form.
+enum Grant<'a> {
+    ClientCredentials(Option<&'a str>),
+    Code {
+        code: &'a str,
+        redirect_uri: Option<&'a str>,
+        verifier: Option<&'a str>,
+    },
+    Refresh {
+        token: &'a str,
+        scope: Option<&'a str>,
+    },
 }
 
 #[tracing::instrument(name = "handlers.introspect", skip_all)]
@@ -247,4 +340,34 @@ async fn revoke(State(state): State<AppState>, request: FormRequest) -> Result<R
     tokens::revoke(repo.as_mut(), state.clock.as_ref(), &client, token).await?;
     repo.save().await?;
     Ok(StatusCode::OK.into_response())
+}
+
+#[tracing::instrument(name = "handlers.userinfo", skip_all)]
+async fn userinfo(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let challenge = |error: &str| {
+        let mut response = StatusCode::UNAUTHORIZED.into_response();
+        let value = format!("Bearer error=\"{error}\"");
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
+        }
+        response
+    };
+    let Some(token) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return challenge("invalid_request");
+    };
+    let mut repo = match state.repos.reader().await {
+        Ok(repo) => repo,
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    match grants::userinfo(repo.as_mut(), state.clock.as_ref(), token.trim()).await {
+        Ok(Some(claims)) => json_ok(&claims),
+        Ok(None) => challenge("invalid_token"),
+        Err(error) => ApiError(error).into_response(),
+    }
 }

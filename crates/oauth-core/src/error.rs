@@ -21,6 +21,14 @@ pub enum ErrorCode {
     InvalidScope,
     /// The user or the server refused.
     AccessDenied,
+    /// Only `response_type=code` exists here.
+    UnsupportedResponseType,
+    /// `request` and `request_uri` are not supported.
+    RequestNotSupported,
+    /// `prompt=none`, but the user must log in.
+    LoginRequired,
+    /// `prompt=none`, but the user must consent.
+    ConsentRequired,
     /// The token type cannot be revoked here.
     UnsupportedTokenType,
     /// Registration: a redirect URI is not acceptable.
@@ -45,6 +53,10 @@ impl ErrorCode {
             Self::UnsupportedGrantType => "unsupported_grant_type",
             Self::InvalidScope => "invalid_scope",
             Self::AccessDenied => "access_denied",
+            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::RequestNotSupported => "request_not_supported",
+            Self::LoginRequired => "login_required",
+            Self::ConsentRequired => "consent_required",
             Self::UnsupportedTokenType => "unsupported_token_type",
             Self::InvalidRedirectUri => "invalid_redirect_uri",
             Self::InvalidClientMetadata => "invalid_client_metadata",

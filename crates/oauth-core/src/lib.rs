@@ -2,8 +2,10 @@
 //! discovery metadata. It knows no web framework and no database: a Rust service can
 //! embed it with its own storage and HTTP stack.
 
+pub mod authorize;
 pub mod client_auth;
 pub mod error;
+pub mod grants;
 pub mod jose;
 pub mod keys;
 pub mod metadata;

@@ -145,8 +145,12 @@ impl ProviderMetadata {
             // Only the code flow: every implicit and hybrid type is refused (RFC 9700).
             response_types_supported: vec!["code"],
             response_modes_supported: vec!["form_post", "query", "fragment"],
-            // Only what the token endpoint answers today; the other grants join as they land.
-            grant_types_supported: vec!["client_credentials"],
+            // What the token endpoint answers today; the device code grant joins when it lands.
+            grant_types_supported: vec![
+                "authorization_code",
+                "refresh_token",
+                "client_credentials",
+            ],
             token_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
             token_endpoint_auth_signing_alg_values_supported: CLIENT_ASSERTION_ALGS,
             revocation_endpoint: endpoints.revocation.to_string(),

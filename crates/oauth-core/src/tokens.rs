@@ -9,8 +9,13 @@ use crate::error::{ErrorCode, OAuthError};
 
 /// A fresh token of `kind`: 30 random letters and digits with the prefix and checksum.
 pub fn generate(rng: Rng<'_>, kind: TokenType) -> String {
+    kind.format(&random_string(rng, 30))
+}
+
+/// `len` random ASCII letters and digits (codes, the random part of tokens).
+pub fn random_string(rng: Rng<'_>, len: usize) -> String {
     const ALPHABET: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let random: String = (0..30)
+    (0..len)
         .map(|_| {
             // Rejection sampling keeps every character equally likely.
             loop {
@@ -20,8 +25,7 @@ pub fn generate(rng: Rng<'_>, kind: TokenType) -> String {
                 }
             }
         })
-        .collect();
-    kind.format(&random)
+        .collect()
 }
 
 /// The token endpoint's success response.

@@ -1,0 +1,97 @@
+//! `GET /authorize`: checks the request, records it, and sends the person to log in
+//! and consent.
+
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum_extra::extract::cookie::PrivateCookieJar;
+use mas_oauth_core::authorize::{AuthorizeError, Redirect, validate};
+use mas_oauth_core::params::Params;
+use mas_oauth_core::{ErrorCode, OAuthError};
+use mas_storage::repository::NewAuthorizationGrant;
+
+use super::{current_session, deliver, error_page, see_other, storage_error_page};
+use crate::AppState;
+
+#[tracing::instrument(name = "handlers.authorize", skip_all)]
+pub(super) async fn get(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    jar: PrivateCookieJar,
+) -> Response {
+    let params = match Params::parse(query.unwrap_or_default().as_bytes()) {
+        Ok(params) => params,
+        Err(error) => {
+            return error_page(
+                &state,
+                StatusCode::BAD_REQUEST,
+                "Invalid request",
+                &error.description,
+            );
+        }
+    };
+    let issuer = state.oauth.endpoints.issuer.clone();
+    let mut repo = match state.repos.begin().await {
+        Ok(repo) => repo,
+        Err(error) => return storage_error_page(&state, &error),
+    };
+    let request = match validate(repo.as_mut(), &issuer, &params).await {
+        Ok(request) => request,
+        Err(AuthorizeError::Page(detail)) => {
+            return error_page(
+                &state,
+                StatusCode::BAD_REQUEST,
+                "This request cannot be completed",
+                &detail,
+            );
+        }
+        Err(AuthorizeError::Redirect(redirect)) => return deliver(&redirect),
+    };
+    let session = match current_session(repo.as_mut(), &jar).await {
+        Ok(session) => session,
+        Err(error) => return storage_error_page(&state, &error),
+    };
+    if request.prompt.iter().any(|p| p == "none") {
+        // Consent is asked every time here, so a silent answer is never possible.
+        let code = if session.is_none() {
+            ErrorCode::LoginRequired
+        } else {
+            ErrorCode::ConsentRequired
+        };
+        let error = OAuthError::new(code, "the user must interact with the service");
+        return deliver(&Redirect::error(
+            request.redirect_uri,
+            request.response_mode,
+            request.state.as_deref(),
+            &issuer,
+            &error,
+        ));
+    }
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let new = NewAuthorizationGrant {
+        client_id: request.client.id,
+        redirect_uri: request.redirect_uri.clone(),
+        scope: request.scope.join(" "),
+        state: request.state.clone(),
+        nonce: request.nonce.clone(),
+        response_mode: request.response_mode,
+        response_type_id_token: false,
+        pkce: request.pkce.clone(),
+        max_age: request.max_age,
+        login_hint: request.login_hint.clone(),
+        prompt: (!request.prompt.is_empty()).then(|| request.prompt.join(" ")),
+    };
+    let grant = match repo
+        .authorization_grant()
+        .add(&mut rng, state.clock.as_ref(), new)
+        .await
+    {
+        Ok(grant) => grant,
+        Err(error) => return storage_error_page(&state, &error),
+    };
+    if let Err(error) = repo.save().await {
+        return storage_error_page(&state, &error);
+    }
+    // The consent page sends the person to log in first when needed.
+    see_other(&format!("/consent/{}", grant.id))
+}

@@ -1,0 +1,218 @@
+//! `GET|POST /consent/{grant}`: the person allows or denies a client.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::cookie::PrivateCookieJar;
+use chrono::TimeDelta;
+use mas_data_model::{AuthorizationGrant, BrowserSession};
+use mas_oauth_core::authorize::Redirect;
+use mas_oauth_core::{ErrorCode, OAuthError};
+use mas_storage::{Repository, StorageError};
+
+use super::login::PageForm;
+use super::{
+    csrf_token, csrf_valid, current_session, deliver, error_page, render, see_other,
+    storage_error_page,
+};
+use crate::AppState;
+
+/// Where a grant stands for this browser.
+enum Step {
+    /// Log in (again) first.
+    Login,
+    /// Ask, with this session and grant.
+    Ask(Box<(BrowserSession, AuthorizationGrant)>),
+    /// The grant cannot be used any more.
+    Gone,
+}
+
+async fn step(
+    state: &AppState,
+    repo: &mut dyn Repository,
+    jar: &PrivateCookieJar,
+    grant_id: &str,
+) -> Result<Step, StorageError> {
+    let Ok(id) = grant_id.parse::<ulid::Ulid>() else {
+        return Ok(Step::Gone);
+    };
+    let Some(grant) = repo.authorization_grant().lookup(id).await? else {
+        return Ok(Step::Gone);
+    };
+    let now = state.clock.now();
+    let pending = grant.fulfilled_at.is_none()
+        && grant.cancelled_at.is_none()
+        && grant.exchanged_at.is_none();
+    if !pending || grant.created_at + TimeDelta::hours(1) < now {
+        return Ok(Step::Gone);
+    }
+    let Some(session) = current_session(repo, jar).await? else {
+        return Ok(Step::Login);
+    };
+    let last = repo.browser_session().last_authentication(&session).await?;
+    let Some(last) = last else {
+        return Ok(Step::Login);
+    };
+    // prompt=login wants a login after the request; max_age a recent enough one.
+    let relogin = grant
+        .prompt
+        .as_deref()
+        .is_some_and(|p| p.split(' ').any(|p| p == "login"))
+        && last.created_at < grant.created_at;
+    let too_old = grant
+        .max_age
+        .is_some_and(|age| last.created_at + TimeDelta::seconds(i64::from(age)) < now);
+    if relogin || too_old {
+        return Ok(Step::Login);
+    }
+    Ok(Step::Ask(Box::new((session, grant))))
+}
+
+fn login_first(grant_id: &str) -> Response {
+    let next: String =
+        url::form_urlencoded::byte_serialize(format!("/consent/{grant_id}").as_bytes()).collect();
+    see_other(&format!("/login?next={next}"))
+}
+
+fn gone(state: &AppState) -> Response {
+    error_page(
+        state,
+        StatusCode::BAD_REQUEST,
+        "This request has expired",
+        "Go back to the application and start again.",
+    )
+}
+
+#[tracing::instrument(name = "handlers.consent.get", skip_all)]
+pub(super) async fn get(
+    State(state): State<AppState>,
+    Path(grant_id): Path<String>,
+    jar: PrivateCookieJar,
+) -> Response {
+    let mut repo = match state.repos.begin().await {
+        Ok(repo) => repo,
+        Err(error) => return storage_error_page(&state, &error),
+    };
+    let (session, grant) = match step(&state, repo.as_mut(), &jar, &grant_id).await {
+        Ok(Step::Ask(found)) => *found,
+        Ok(Step::Login) => return login_first(&grant_id),
+        Ok(Step::Gone) => return gone(&state),
+        Err(error) => return storage_error_page(&state, &error),
+    };
+    let client = repo.client().lookup(grant.client_id).await;
+    let user = repo.user().lookup(session.user_id).await;
+    let (client, user) = match (client, user) {
+        (Ok(Some(client)), Ok(Some(user))) => (client, user),
+        (Err(error), _) | (_, Err(error)) => return storage_error_page(&state, &error),
+        _ => return gone(&state),
+    };
+    let (jar, csrf) = csrf_token(&state, jar);
+    let scopes: Vec<&str> = grant.scope.split(' ').collect();
+    let page = render(
+        StatusCode::OK,
+        "consent.html",
+        minijinja::context! {
+            service_name => state.service_name,
+            client_name => client.name.unwrap_or_else(|| client.id.to_string()),
+            client_uri => client.client_uri.map(|u| u.to_string()),
+            username => user.username,
+            scopes,
+            grant_id => grant.id.to_string(),
+            csrf,
+        },
+    );
+    (jar, page).into_response()
+}
+
+#[tracing::instrument(name = "handlers.consent.post", skip_all)]
+pub(super) async fn post(
+    State(state): State<AppState>,
+    Path(grant_id): Path<String>,
+    jar: PrivateCookieJar,
+    PageForm(form): PageForm,
+) -> Response {
+    if !csrf_valid(&jar, form.get("csrf").ok().flatten().unwrap_or_default()) {
+        return error_page(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "Invalid request",
+            "The form expired. Please go back and try again.",
+        );
+    }
+    let allow = match form.get("action").ok().flatten() {
+        Some("allow") => true,
+        Some("deny") => false,
+        _ => {
+            return error_page(
+                &state,
+                StatusCode::BAD_REQUEST,
+                "Invalid request",
+                "Choose Allow or Deny.",
+            );
+        }
+    };
+    let mut repo = match state.repos.begin().await {
+        Ok(repo) => repo,
+        Err(error) => return storage_error_page(&state, &error),
+    };
+    let (session, grant) = match step(&state, repo.as_mut(), &jar, &grant_id).await {
+        Ok(Step::Ask(found)) => *found,
+        Ok(Step::Login) => return login_first(&grant_id),
+        Ok(Step::Gone) => return gone(&state),
+        Err(error) => return storage_error_page(&state, &error),
+    };
+    let issuer = state.oauth.endpoints.issuer.clone();
+    let clock = state.clock.as_ref();
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let result: Result<Redirect, StorageError> = async {
+        let (redirect_uri, mode, client_state) = (
+            grant.redirect_uri.clone(),
+            grant.response_mode,
+            grant.state.clone(),
+        );
+        if !allow {
+            repo.authorization_grant().cancel(clock, grant).await?;
+            repo.save().await?;
+            let error = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
+            return Ok(Redirect::error(
+                redirect_uri,
+                mode,
+                client_state.as_deref(),
+                &issuer,
+                &error,
+            ));
+        }
+        let oauth_session = repo
+            .session()
+            .add(
+                &mut rng,
+                clock,
+                grant.client_id,
+                Some(session.user_id),
+                Some(session.id),
+                &grant.scope,
+                None,
+            )
+            .await?;
+        let code = mas_oauth_core::tokens::random_string(&mut rng, 32);
+        repo.authorization_grant()
+            .fulfill(clock, grant, &oauth_session, &code)
+            .await?;
+        repo.save().await?;
+        let mut params = vec![("code".to_owned(), code)];
+        if let Some(client_state) = client_state {
+            params.push(("state".to_owned(), client_state));
+        }
+        params.push(("iss".to_owned(), issuer.to_string()));
+        Ok(Redirect {
+            redirect_uri,
+            response_mode: mode,
+            params,
+        })
+    }
+    .await;
+    match result {
+        Ok(redirect) => deliver(&redirect),
+        Err(error) => storage_error_page(&state, &error),
+    }
+}

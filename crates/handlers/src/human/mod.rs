@@ -1,0 +1,207 @@
+//! Pages for people: login, consent, and the authorization endpoint that leads to them.
+//! Server-rendered forms with CSRF tokens; the session lives in an encrypted,
+//! `HttpOnly`, `SameSite=Lax` cookie, `Secure` when the service is served over HTTPS.
+
+mod authorize;
+mod consent;
+mod login;
+
+use std::sync::LazyLock;
+
+use axum::Router;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum_extra::extract::cookie::{Cookie, PrivateCookieJar, SameSite};
+use mas_data_model::BrowserSession;
+use mas_storage::Repository;
+use minijinja::Environment;
+use serde::Serialize;
+use subtle::ConstantTimeEq;
+
+use crate::AppState;
+
+/// The session cookie: the browser session's ID, encrypted.
+const SESSION_COOKIE: &str = "mas-session";
+/// The CSRF cookie: a random token forms must echo, encrypted.
+const CSRF_COOKIE: &str = "mas-csrf";
+
+static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
+    let mut env = Environment::new();
+    for (name, source) in [
+        ("base.html", include_str!("../../templates/base.html")),
+        ("login.html", include_str!("../../templates/login.html")),
+        ("consent.html", include_str!("../../templates/consent.html")),
+        ("error.html", include_str!("../../templates/error.html")),
+        (
+            "form_post.html",
+            include_str!("../../templates/form_post.html"),
+        ),
+    ] {
+        if let Err(error) = env.add_template(name, source) {
+            tracing::error!(%error, name, "a built-in template does not parse");
+        }
+    }
+    env
+});
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/authorize", get(authorize::get))
+        .route("/login", get(login::get).post(login::post))
+        .route("/logout", post(login::logout))
+        .route("/consent/{grant_id}", get(consent::get).post(consent::post))
+}
+
+/// Renders a page; a template failure becomes the plain error page.
+pub(crate) fn render<S: Serialize>(status: StatusCode, template: &str, context: S) -> Response {
+    let page = TEMPLATES
+        .get_template(template)
+        .and_then(|t| t.render(context))
+        .unwrap_or_else(|error| {
+            tracing::error!(%error, template, "cannot render a page");
+            "<!DOCTYPE html><title>Error</title><p>Something went wrong.</p>".to_owned()
+        });
+    let mut response = (status, Html(page)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action *; frame-ancestors 'none'",
+        ),
+    );
+    response
+}
+
+/// The error page, for people (when a client cannot be told).
+pub(crate) fn error_page(
+    state: &AppState,
+    status: StatusCode,
+    title: &str,
+    detail: &str,
+) -> Response {
+    render(
+        status,
+        "error.html",
+        minijinja::context! { service_name => state.service_name, title, detail },
+    )
+}
+
+/// A cookie with the attributes every cookie of ours has.
+fn cookie(state: &AppState, name: &'static str, value: String) -> Cookie<'static> {
+    Cookie::build((name, value))
+        .path("/")
+        .http_only(true)
+        .secure(state.secure_cookies)
+        .same_site(SameSite::Lax)
+        .build()
+}
+
+/// The CSRF token of this browser, creating one when missing.
+pub(crate) fn csrf_token(state: &AppState, jar: PrivateCookieJar) -> (PrivateCookieJar, String) {
+    if let Some(existing) = jar.get(CSRF_COOKIE) {
+        return (jar, existing.value().to_owned());
+    }
+    let mut bytes = [0u8; 32];
+    rand::Rng::fill_bytes(&mut rand::make_rng::<rand::rngs::StdRng>(), &mut bytes);
+    let token = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, bytes);
+    (jar.add(cookie(state, CSRF_COOKIE, token.clone())), token)
+}
+
+/// Whether a form's CSRF token is this browser's.
+pub(crate) fn csrf_valid(jar: &PrivateCookieJar, given: &str) -> bool {
+    jar.get(CSRF_COOKIE).is_some_and(|c| {
+        !given.is_empty() && bool::from(c.value().as_bytes().ct_eq(given.as_bytes()))
+    })
+}
+
+/// The browser's open session, if any.
+pub(crate) async fn current_session(
+    repo: &mut dyn Repository,
+    jar: &PrivateCookieJar,
+) -> Result<Option<BrowserSession>, mas_storage::StorageError> {
+    let Some(id) = jar
+        .get(SESSION_COOKIE)
+        .and_then(|c| c.value().parse::<ulid::Ulid>().ok())
+    else {
+        return Ok(None);
+    };
+    Ok(repo
+        .browser_session()
+        .lookup(id)
+        .await?
+        .filter(BrowserSession::is_active))
+}
+
+/// Remembers the browser session in the cookie jar.
+pub(crate) fn remember_session(
+    state: &AppState,
+    jar: PrivateCookieJar,
+    session: &BrowserSession,
+) -> PrivateCookieJar {
+    jar.add(cookie(state, SESSION_COOKIE, session.id.to_string()))
+}
+
+/// Forgets the browser session.
+pub(crate) fn forget_session(jar: PrivateCookieJar) -> PrivateCookieJar {
+    jar.remove(Cookie::build(SESSION_COOKIE).path("/"))
+}
+
+/// Accepts only local paths as post-login destinations (no open redirect).
+pub(crate) fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
+            path.to_owned()
+        }
+        _ => "/".to_owned(),
+    }
+}
+
+/// A 303 to a local path.
+pub(crate) fn see_other(location: &str) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
+/// Delivers an authorization answer to a client: a redirect, or an auto-posted form.
+pub(crate) fn deliver(redirect: &mas_oauth_core::authorize::Redirect) -> Response {
+    if let Some(url) = redirect.location() {
+        return see_other(url.as_str());
+    }
+    let params: Vec<[&str; 2]> = redirect
+        .params
+        .iter()
+        .map(|(k, v)| [k.as_str(), v.as_str()])
+        .collect();
+    render(
+        StatusCode::OK,
+        "form_post.html",
+        minijinja::context! { action => redirect.redirect_uri.as_str(), params },
+    )
+}
+
+/// Storage failures on a page: a page, not JSON, and never the database's words.
+pub(crate) fn storage_error_page(state: &AppState, error: &mas_storage::StorageError) -> Response {
+    match error {
+        mas_storage::StorageError::Unavailable => error_page(
+            state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Temporarily unavailable",
+            "The service cannot reach its database. Please try again in a moment.",
+        ),
+        other => {
+            tracing::error!(error = %other, "storage error on a page");
+            error_page(
+                state,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "Please try again.",
+            )
+        }
+    }
+}

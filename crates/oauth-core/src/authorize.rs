@@ -1,0 +1,351 @@
+//! Authorization requests (`/authorize`): who asks, where the answer goes, what for.
+//! Redirect URIs match exactly (RFC 8252's loopback port exception only); only the code
+//! flow exists; PKCE is S256 only and required for public clients.
+
+use mas_data_model::{Client, ClientAuthMethod, Pkce, ResponseMode};
+use mas_storage::Repository;
+use url::Url;
+
+use crate::error::{ErrorCode, OAuthError};
+use crate::params::Params;
+use crate::tokens::parse_scope;
+
+/// A validated authorization request.
+#[derive(Debug, Clone)]
+pub struct AuthorizationRequest {
+    /// The client.
+    pub client: Client,
+    /// Where the answer goes (one of the client's registered URIs).
+    pub redirect_uri: Url,
+    /// How the answer is returned.
+    pub response_mode: ResponseMode,
+    /// The client's `state`.
+    pub state: Option<String>,
+    /// The client's `nonce`.
+    pub nonce: Option<String>,
+    /// The requested scope.
+    pub scope: Vec<String>,
+    /// The PKCE challenge.
+    pub pkce: Option<Pkce>,
+    /// The `prompt` values.
+    pub prompt: Vec<String>,
+    /// `max_age`, in seconds.
+    pub max_age: Option<u32>,
+    /// `login_hint`.
+    pub login_hint: Option<String>,
+}
+
+/// Why an authorization request was refused.
+#[derive(Debug, Clone)]
+pub enum AuthorizeError {
+    /// The client or the redirect URI cannot be trusted: tell the person, not the client.
+    Page(String),
+    /// Tell the client, at its verified redirect URI.
+    Redirect(Redirect),
+}
+
+/// An answer to send to a client's redirect URI.
+#[derive(Debug, Clone)]
+pub struct Redirect {
+    /// The verified redirect URI.
+    pub redirect_uri: Url,
+    /// How to deliver it.
+    pub response_mode: ResponseMode,
+    /// The parameters, `state` and `iss` included.
+    pub params: Vec<(String, String)>,
+}
+
+impl Redirect {
+    /// An error answer.
+    #[must_use]
+    pub fn error(
+        redirect_uri: Url,
+        response_mode: ResponseMode,
+        state: Option<&str>,
+        issuer: &Url,
+        error: &OAuthError,
+    ) -> Self {
+        let mut params = vec![
+            ("error".to_owned(), error.code.as_str().to_owned()),
+            ("error_description".to_owned(), error.description.clone()),
+        ];
+        if let Some(state) = state {
+            params.push(("state".to_owned(), state.to_owned()));
+        }
+        params.push(("iss".to_owned(), issuer.to_string()));
+        Self {
+            redirect_uri,
+            response_mode,
+            params,
+        }
+    }
+
+    /// A code answer.
+    #[must_use]
+    pub fn code(request: &AuthorizationRequest, code: &str, issuer: &Url) -> Self {
+        let mut params = vec![("code".to_owned(), code.to_owned())];
+        if let Some(state) = &request.state {
+            params.push(("state".to_owned(), state.clone()));
+        }
+        params.push(("iss".to_owned(), issuer.to_string()));
+        Self {
+            redirect_uri: request.redirect_uri.clone(),
+            response_mode: request.response_mode,
+            params,
+        }
+    }
+
+    /// The URL to redirect to, for the query and fragment modes.
+    #[must_use]
+    pub fn location(&self) -> Option<Url> {
+        let mut url = self.redirect_uri.clone();
+        match self.response_mode {
+            ResponseMode::Query => {
+                url.query_pairs_mut().extend_pairs(&self.params);
+                Some(url)
+            }
+            ResponseMode::Fragment => {
+                let fragment = url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(&self.params)
+                    .finish();
+                url.set_fragment(Some(&fragment));
+                Some(url)
+            }
+            ResponseMode::FormPost => None,
+        }
+    }
+}
+
+/// Whether `given` is one of `registered`: equal, or both loopback `http` URIs that differ
+/// only in the port (RFC 8252 §7.3: native apps listen on a port chosen at run time).
+#[must_use]
+pub fn redirect_uri_matches(registered: &[Url], given: &Url) -> bool {
+    registered.iter().any(|r| {
+        if r == given {
+            return true;
+        }
+        let loopback = |u: &Url| {
+            u.scheme() == "http"
+                && matches!(u.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"))
+        };
+        if loopback(r) && loopback(given) {
+            let (mut a, mut b) = (r.clone(), given.clone());
+            let _ = a.set_port(None);
+            let _ = b.set_port(None);
+            a == b
+        } else {
+            false
+        }
+    })
+}
+
+fn valid_challenge(challenge: &str) -> bool {
+    (43..=128).contains(&challenge.len())
+        && challenge
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}
+
+/// The PKCE challenge: S256 only, required for public clients.
+fn parse_pkce(params: &Params, client: &Client) -> Result<Option<Pkce>, OAuthError> {
+    let pkce = match (
+        params.get("code_challenge")?,
+        params.get("code_challenge_method")?,
+    ) {
+        (Some(challenge), Some("S256")) if valid_challenge(challenge) => Some(Pkce {
+            method: "S256".to_owned(),
+            challenge: challenge.to_owned(),
+        }),
+        (Some(_), Some("S256")) => {
+            return Err(OAuthError::invalid_request(
+                "the code_challenge is malformed",
+            ));
+        }
+        (Some(_), _) => {
+            return Err(OAuthError::invalid_request(
+                "code_challenge_method must be S256",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(OAuthError::invalid_request(
+                "code_challenge_method without code_challenge",
+            ));
+        }
+        (None, None) => None,
+    };
+    if pkce.is_none() && client.auth_method == ClientAuthMethod::None {
+        return Err(OAuthError::invalid_request(
+            "public clients must use PKCE (code_challenge with S256)",
+        ));
+    }
+    Ok(pkce)
+}
+
+/// `prompt` values and `max_age`.
+fn parse_prompt(params: &Params) -> Result<(Vec<String>, Option<u32>), OAuthError> {
+    let prompt: Vec<String> = params
+        .get("prompt")?
+        .unwrap_or_default()
+        .split(' ')
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if let Some(unknown) = prompt.iter().find(|p| {
+        !matches!(
+            p.as_str(),
+            "none" | "login" | "consent" | "create" | "select_account"
+        )
+    }) {
+        return Err(OAuthError::invalid_request(format!(
+            "unknown prompt value `{unknown}`"
+        )));
+    }
+    if prompt.iter().any(|p| p == "none") && prompt.len() > 1 {
+        return Err(OAuthError::invalid_request(
+            "prompt=none cannot be combined with other values",
+        ));
+    }
+    let max_age = match params.get("max_age")? {
+        Some(age) => Some(
+            age.parse::<u32>()
+                .map_err(|_| OAuthError::invalid_request("max_age must be a number of seconds"))?,
+        ),
+        None => None,
+    };
+    Ok((prompt, max_age))
+}
+
+/// The client and its verified redirect URI; failures can only be shown to the person.
+async fn client_and_redirect(
+    repo: &mut dyn Repository,
+    params: &Params,
+) -> Result<(Client, Url), AuthorizeError> {
+    let page = |e: OAuthError| AuthorizeError::Page(e.description);
+    let client_id = params.get("client_id").map_err(page)?.ok_or_else(|| {
+        AuthorizeError::Page("the request names no client (client_id)".to_owned())
+    })?;
+    let client_id: ulid::Ulid = client_id
+        .parse()
+        .map_err(|_| AuthorizeError::Page("unknown client".to_owned()))?;
+    let client = repo
+        .client()
+        .lookup(client_id)
+        .await
+        .map_err(|e| AuthorizeError::Page(OAuthError::from(e).description))?
+        .ok_or_else(|| AuthorizeError::Page("unknown client".to_owned()))?;
+    let redirect_uri = match params.get("redirect_uri").map_err(page)? {
+        Some(given) => {
+            let given = Url::parse(given)
+                .map_err(|_| AuthorizeError::Page("the redirect URI is not a URL".to_owned()))?;
+            if !redirect_uri_matches(&client.redirect_uris, &given) {
+                return Err(AuthorizeError::Page(
+                    "the redirect URI is not registered for this client".to_owned(),
+                ));
+            }
+            given
+        }
+        None => match client.redirect_uris.as_slice() {
+            [only] => only.clone(),
+            _ => {
+                return Err(AuthorizeError::Page(
+                    "the request must name its redirect URI".to_owned(),
+                ));
+            }
+        },
+    };
+    Ok((client, redirect_uri))
+}
+
+/// Validates `/authorize` parameters.
+///
+/// # Errors
+/// [`AuthorizeError::Page`] when the client or redirect URI is unknown or unregistered;
+/// [`AuthorizeError::Redirect`] for every other problem.
+pub async fn validate(
+    repo: &mut dyn Repository,
+    issuer: &Url,
+    params: &Params,
+) -> Result<AuthorizationRequest, AuthorizeError> {
+    let (client, redirect_uri) = client_and_redirect(repo, params).await?;
+    let state = params.get("state").ok().flatten().map(str::to_owned);
+    let mode_param = params.get("response_mode").ok().flatten();
+    let response_mode = mode_param
+        .and_then(ResponseMode::parse)
+        .unwrap_or(ResponseMode::Query);
+    let fail = |error: OAuthError| {
+        AuthorizeError::Redirect(Redirect::error(
+            redirect_uri.clone(),
+            response_mode,
+            state.as_deref(),
+            issuer,
+            &error,
+        ))
+    };
+    if mode_param.is_some_and(|m| ResponseMode::parse(m).is_none()) {
+        return Err(fail(OAuthError::invalid_request("unknown response_mode")));
+    }
+    for name in [
+        "client_id",
+        "redirect_uri",
+        "response_type",
+        "scope",
+        "state",
+        "nonce",
+        "code_challenge",
+        "code_challenge_method",
+        "prompt",
+        "max_age",
+        "login_hint",
+    ] {
+        params.get(name).map_err(fail)?;
+    }
+    match params.get("response_type").map_err(fail)? {
+        Some("code") => {}
+        Some(_) => {
+            return Err(fail(OAuthError::new(
+                ErrorCode::UnsupportedResponseType,
+                "only the authorization code flow (response_type=code) is supported",
+            )));
+        }
+        None => {
+            return Err(fail(OAuthError::invalid_request(
+                "response_type is required",
+            )));
+        }
+    }
+    if params.get("request").ok().flatten().is_some()
+        || params.get("request_uri").ok().flatten().is_some()
+    {
+        return Err(fail(OAuthError::new(
+            ErrorCode::RequestNotSupported,
+            "request objects are not supported",
+        )));
+    }
+    if !client.grant_types.iter().any(|g| g == "authorization_code") {
+        return Err(fail(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "this client may not use the authorization code flow",
+        )));
+    }
+    let scope = parse_scope(params.get("scope").map_err(fail)?).map_err(fail)?;
+    if scope.is_empty() {
+        return Err(fail(OAuthError::new(
+            ErrorCode::InvalidScope,
+            "a scope is required",
+        )));
+    }
+    let pkce = parse_pkce(params, &client).map_err(fail)?;
+    let (prompt, max_age) = parse_prompt(params).map_err(fail)?;
+    Ok(AuthorizationRequest {
+        client,
+        redirect_uri,
+        response_mode,
+        state,
+        nonce: params.get("nonce").ok().flatten().map(str::to_owned),
+        scope,
+        pkce,
+        prompt,
+        max_age,
+        login_hint: params.get("login_hint").ok().flatten().map(str::to_owned),
+    })
+}

@@ -1,0 +1,409 @@
+//! The token endpoint's user grants: `authorization_code` and `refresh_token`, with the
+//! ID token; and the userinfo answer.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{Duration, TimeDelta};
+use mas_data_model::{Client, Session, TokenType, User};
+use mas_storage::{Clock, Repository, Rng};
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+use url::Url;
+
+use crate::error::{ErrorCode, OAuthError};
+use crate::keys::{KeyStore, SigningAlgorithm};
+use crate::tokens::{TokenResponse, generate, parse_scope};
+
+/// How long a code may wait between consent and exchange.
+pub const CODE_LIFETIME: TimeDelta = TimeDelta::minutes(10);
+
+/// How long an ID token is valid.
+const ID_TOKEN_LIFETIME: TimeDelta = TimeDelta::hours(1);
+
+/// The outcome of a grant: tokens, or a refusal. Some refusals change state (a replayed
+/// code or refresh token ends its session): their unit of work must be saved.
+#[derive(Debug)]
+pub enum GrantOutcome {
+    /// Tokens for the client; save the unit of work.
+    Issued(TokenResponse),
+    /// A refusal; save the unit of work when `commit` is set, else drop it.
+    Refused {
+        /// The error to send.
+        error: OAuthError,
+        /// Whether the refusal's side effects must be kept.
+        commit: bool,
+    },
+}
+
+fn refused(description: &str) -> GrantOutcome {
+    GrantOutcome::Refused {
+        error: OAuthError::new(ErrorCode::InvalidGrant, description),
+        commit: false,
+    }
+}
+
+/// What the token issuance needs to know besides the storage.
+#[derive(Debug, Clone, Copy)]
+pub struct Issuer<'a> {
+    /// The issuer identifier.
+    pub url: &'a Url,
+    /// The signing keys.
+    pub keys: &'a KeyStore,
+    /// Access token lifetime.
+    pub access_token_ttl: Duration,
+}
+
+/// Ends a session and everything it issued: the answer to a replayed credential.
+async fn end_session(
+    repo: &mut dyn Repository,
+    clock: &dyn Clock,
+    session: Session,
+) -> Result<(), OAuthError> {
+    repo.access_token()
+        .revoke_all_in_session(clock, session.id)
+        .await?;
+    repo.refresh_token()
+        .revoke_all_in_session(clock, session.id)
+        .await?;
+    repo.session().finish(clock, session).await?;
+    Ok(())
+}
+
+/// The user of a session, if still allowed to use tokens.
+async fn active_user(
+    repo: &mut dyn Repository,
+    session: &Session,
+) -> Result<Option<User>, OAuthError> {
+    let Some(user_id) = session.user_id else {
+        return Ok(None);
+    };
+    Ok(repo.user().lookup(user_id).await?.filter(User::is_valid))
+}
+
+/// The left half of the SHA-256 of `value`, base64url (`at_hash`, `c_hash`).
+fn half_hash(value: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, value.as_bytes());
+    URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16])
+}
+
+/// Issues an access token, a refresh token and (for `openid`) an ID token in `session`.
+#[allow(clippy::too_many_arguments)]
+async fn issue(
+    repo: &mut dyn Repository,
+    rng: Rng<'_>,
+    clock: &dyn Clock,
+    issuer: Issuer<'_>,
+    client: &Client,
+    session: &Session,
+    user: &User,
+    nonce: Option<&str>,
+) -> Result<TokenResponse, OAuthError> {
+    let access_token = generate(rng, TokenType::AccessToken);
+    let refresh_token = generate(rng, TokenType::RefreshToken);
+    let access = repo
+        .access_token()
+        .add(
+            rng,
+            clock,
+            session,
+            &access_token,
+            Some(issuer.access_token_ttl),
+        )
+        .await?;
+    repo.refresh_token()
+        .add(rng, clock, session, &access, &refresh_token)
+        .await?;
+    let id_token = if session.scope.split(' ').any(|s| s == "openid") {
+        let now = clock.now();
+        let browser = match session.browser_session_id {
+            Some(id) => repo.browser_session().lookup(id).await?,
+            None => None,
+        };
+        let auth_time = match browser {
+            Some(browser) => repo
+                .browser_session()
+                .last_authentication(&browser)
+                .await?
+                .map(|a| a.created_at),
+            None => None,
+        };
+        let mut claims = json!({
+            "iss": issuer.url.as_str(),
+            "sub": user.id.to_string(),
+            "aud": client.id.to_string(),
+            "iat": now.timestamp(),
+            "exp": (now + ID_TOKEN_LIFETIME).timestamp(),
+            "at_hash": half_hash(&access_token),
+        });
+        if let Some(nonce) = nonce {
+            claims["nonce"] = Value::String(nonce.to_owned());
+        }
+        if let Some(at) = auth_time {
+            claims["auth_time"] = Value::from(at.timestamp());
+        }
+        Some(
+            issuer
+                .keys
+                .sign(SigningAlgorithm::Rs256, &claims)
+                .map_err(|error| {
+                    tracing::error!(%error, "cannot sign an ID token");
+                    OAuthError::new(ErrorCode::ServerError, "internal error")
+                })?,
+        )
+    } else {
+        None
+    };
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: Some(issuer.access_token_ttl.num_seconds()),
+        refresh_token: Some(refresh_token),
+        scope: session.scope.clone(),
+        id_token,
+    })
+}
+
+/// The `authorization_code` grant: a code is exchanged once, by its client, with its
+/// redirect URI and PKCE verifier, within [`CODE_LIFETIME`]. A second exchange ends the
+/// session the first one opened (RFC 9700 §4.5.3).
+///
+/// # Errors
+/// `temporarily_unavailable` or `server_error` from storage; protocol refusals are
+/// [`GrantOutcome::Refused`].
+#[allow(clippy::too_many_arguments)]
+pub async fn authorization_code(
+    repo: &mut dyn Repository,
+    rng: Rng<'_>,
+    clock: &dyn Clock,
+    issuer: Issuer<'_>,
+    client: &Client,
+    code: &str,
+    redirect_uri: Option<&str>,
+    code_verifier: Option<&str>,
+) -> Result<GrantOutcome, OAuthError> {
+    let Some(grant) = repo.authorization_grant().find_by_code(code).await? else {
+        return Ok(refused("the code is unknown"));
+    };
+    if grant.client_id != client.id {
+        return Ok(refused("the code was issued to another client"));
+    }
+    let Some(session_id) = grant.session_id else {
+        return Ok(refused("the code is not ready"));
+    };
+    let Some(session) = repo.session().lookup(session_id).await? else {
+        return Ok(refused("the session of this code is gone"));
+    };
+    if grant.exchanged_at.is_some() {
+        tracing::warn!(client = %client.id, "authorization code replayed; ending its session");
+        end_session(repo, clock, session).await?;
+        return Ok(GrantOutcome::Refused {
+            error: OAuthError::new(ErrorCode::InvalidGrant, "the code was already used"),
+            commit: true,
+        });
+    }
+    if grant
+        .fulfilled_at
+        .is_none_or(|at| at + CODE_LIFETIME < clock.now())
+    {
+        return Ok(refused("the code has expired"));
+    }
+    if redirect_uri != Some(grant.redirect_uri.as_str()) {
+        return Ok(refused(
+            "redirect_uri does not match the authorization request",
+        ));
+    }
+    match (
+        grant.code.as_ref().and_then(|c| c.pkce.as_ref()),
+        code_verifier,
+    ) {
+        (Some(pkce), Some(verifier)) => {
+            let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
+            let computed = URL_SAFE_NO_PAD.encode(digest.as_ref());
+            if !bool::from(computed.as_bytes().ct_eq(pkce.challenge.as_bytes())) {
+                return Ok(refused(
+                    "the code_verifier does not match the code_challenge",
+                ));
+            }
+        }
+        (Some(_), None) => return Ok(refused("the code_verifier is missing")),
+        // No downgrade: a verifier for a code that was issued without a challenge.
+        (None, Some(_)) => return Ok(refused("the authorization request had no code_challenge")),
+        (None, None) => {}
+    }
+    if !session.is_active() {
+        return Ok(refused("the session of this code has ended"));
+    }
+    let Some(user) = active_user(repo, &session).await? else {
+        return Ok(refused("the user can no longer log in"));
+    };
+    let nonce = grant.nonce.clone();
+    if repo
+        .authorization_grant()
+        .exchange(clock, grant)
+        .await?
+        .is_none()
+    {
+        // A concurrent exchange won: this one is the replay.
+        end_session(repo, clock, session).await?;
+        return Ok(GrantOutcome::Refused {
+            error: OAuthError::new(ErrorCode::InvalidGrant, "the code was already used"),
+            commit: true,
+        });
+    }
+    let response = issue(
+        repo,
+        rng,
+        clock,
+        issuer,
+        client,
+        &session,
+        &user,
+        nonce.as_deref(),
+    )
+    .await?;
+    Ok(GrantOutcome::Issued(response))
+}
+
+/// The `refresh_token` grant with rotation: each refresh token is used once and replaced.
+/// Presenting a used one again ends the whole session (it may have been stolen) — except
+/// when its successor was never used, which is a client retrying after losing the answer.
+///
+/// # Errors
+/// As [`authorization_code`].
+pub async fn refresh_token(
+    repo: &mut dyn Repository,
+    rng: Rng<'_>,
+    clock: &dyn Clock,
+    issuer: Issuer<'_>,
+    client: &Client,
+    token: &str,
+    scope: Option<&str>,
+) -> Result<GrantOutcome, OAuthError> {
+    if TokenType::check(token) != Ok(TokenType::RefreshToken) {
+        return Ok(refused("not a refresh token"));
+    }
+    let Some(old) = repo.refresh_token().find_by_token(token).await? else {
+        return Ok(refused("the refresh token is unknown"));
+    };
+    let Some(session) = repo.session().lookup(old.session_id).await? else {
+        return Ok(refused("the session is gone"));
+    };
+    if session.client_id != client.id {
+        return Ok(refused("the refresh token was issued to another client"));
+    }
+    if !session.is_active() || old.revoked_at.is_some() {
+        return Ok(refused("the refresh token is no longer valid"));
+    }
+    let asked = parse_scope(scope)?;
+    if asked
+        .iter()
+        .any(|s| !session.scope.split(' ').any(|granted| granted == s))
+    {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            "a refresh cannot widen the scope",
+        ));
+    }
+    let Some(user) = active_user(repo, &session).await? else {
+        return Ok(refused("the user can no longer log in"));
+    };
+    if old.consumed_at.is_some() {
+        let successor = match old.next_token_id {
+            Some(id) => repo.refresh_token().lookup(id).await?,
+            None => None,
+        };
+        let successor_unused = match &successor {
+            Some(next) if next.is_valid() => match next.access_token_id {
+                Some(id) => repo
+                    .access_token()
+                    .lookup(id)
+                    .await?
+                    .is_some_and(|a| a.first_used_at.is_none()),
+                None => true,
+            },
+            _ => false,
+        };
+        if !successor_unused {
+            tracing::warn!(session = %session.id, "refresh token reused; ending the session");
+            end_session(repo, clock, session).await?;
+            return Ok(GrantOutcome::Refused {
+                error: OAuthError::new(
+                    ErrorCode::InvalidGrant,
+                    "the refresh token was already used",
+                ),
+                commit: true,
+            });
+        }
+        // The client never received (or never used) the answer to its last refresh. The
+        // tokens we gave it then are stored only as hashes, so they cannot be handed out
+        // again: they are revoked and a fresh pair takes their place.
+        if let Some(next) = successor {
+            let unused = match next.access_token_id {
+                Some(access_id) => repo.access_token().lookup(access_id).await?,
+                None => None,
+            };
+            if let Some(access) = unused {
+                repo.access_token().revoke(clock, access).await?;
+            }
+            repo.refresh_token()
+                .revoke_all_in_session(clock, session.id)
+                .await?;
+        }
+        let response = issue(repo, rng, clock, issuer, client, &session, &user, None).await?;
+        return Ok(GrantOutcome::Issued(response));
+    }
+    let response = issue(repo, rng, clock, issuer, client, &session, &user, None).await?;
+    let new_refresh = response.refresh_token.as_deref().unwrap_or_default();
+    let Some(next) = repo.refresh_token().find_by_token(new_refresh).await? else {
+        return Err(OAuthError::new(ErrorCode::ServerError, "internal error"));
+    };
+    if repo
+        .refresh_token()
+        .consume(clock, old, &next)
+        .await?
+        .is_none()
+    {
+        // A concurrent refresh of the same token won; this one changes nothing.
+        return Ok(refused("the refresh token was already used"));
+    }
+    Ok(GrantOutcome::Issued(response))
+}
+
+/// The userinfo answer for an access token: `sub`, `preferred_username`, and `email`
+/// with the `email` scope. `None` when the token is not active or has no user.
+///
+/// # Errors
+/// `temporarily_unavailable` when the database is away.
+pub async fn userinfo(
+    repo: &mut dyn Repository,
+    clock: &dyn Clock,
+    token: &str,
+) -> Result<Option<Value>, OAuthError> {
+    if TokenType::check(token) != Ok(TokenType::AccessToken) {
+        return Ok(None);
+    }
+    let Some(access) = repo.access_token().find_by_token(token).await? else {
+        return Ok(None);
+    };
+    if !access.is_valid(clock.now()) {
+        return Ok(None);
+    }
+    // A used access token is what tells a refresh retry from a refresh token theft.
+    let access = repo.access_token().mark_used(clock, access).await?;
+    let Some(session) = repo.session().lookup(access.session_id).await? else {
+        return Ok(None);
+    };
+    if !session.is_active() {
+        return Ok(None);
+    }
+    let Some(user) = active_user(repo, &session).await? else {
+        return Ok(None);
+    };
+    let mut claims = json!({ "sub": user.id.to_string(), "preferred_username": user.username });
+    if session.scope.split(' ').any(|s| s == "email")
+        && let Some(email) = repo.user_email().all(&user).await?.into_iter().next()
+    {
+        claims["email"] = Value::String(email.email);
+    }
+    Ok(Some(claims))
+}
