@@ -4,7 +4,9 @@
     clippy::expect_used,
     clippy::missing_panics_doc,
     clippy::must_use_candidate,
-    clippy::result_large_err
+    clippy::result_large_err,
+    clippy::too_many_lines,
+    clippy::large_futures
 )]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -18,6 +20,7 @@ use std::time::Duration;
 const TEST_LISTENERS: &str = r#"[{name="web",resources=[{name="health"},{name="discovery"}],binds=[{address="127.0.0.1:0"}]}]"#;
 
 mod embedded;
+mod oidc;
 mod postgres;
 
 /// A running `mas-server` process, killed when dropped.
@@ -36,11 +39,23 @@ pub fn start(dir: &Path) -> Server {
 
 /// Starts `mas-server` in `dir` with `args`, listening on a free port.
 pub fn start_with(dir: &Path, args: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mas-server"))
+    spawn(dir, args, Some(TEST_LISTENERS))
+}
+
+/// Starts `mas-server` in `dir` with `args` and the listeners of its configuration.
+pub fn start_configured(dir: &Path, args: &[&str]) -> Server {
+    spawn(dir, args, None)
+}
+
+fn spawn(dir: &Path, args: &[&str], listeners: Option<&str>) -> Server {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_mas-server"));
+    if let Some(listeners) = listeners {
+        command.env("MAS_HTTP__LISTENERS", listeners);
+    }
+    let mut child = command
         .current_dir(dir)
         .args(args)
         .env_remove("MAS_CONFIG")
-        .env("MAS_HTTP__LISTENERS", TEST_LISTENERS)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
