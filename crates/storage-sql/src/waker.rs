@@ -11,6 +11,8 @@ use crate::repos::job::CHANNEL;
 pub struct JobWaker {
     listener: Option<PgListener>,
     poll: Duration,
+    /// The listening connection was lost: notifications may have been missed.
+    lost: bool,
 }
 
 impl std::fmt::Debug for JobWaker {
@@ -18,6 +20,7 @@ impl std::fmt::Debug for JobWaker {
         f.debug_struct("JobWaker")
             .field("listening", &self.listener.is_some())
             .field("poll", &self.poll)
+            .field("lost", &self.lost)
             .finish()
     }
 }
@@ -43,18 +46,38 @@ impl JobWaker {
         } else {
             None
         };
-        Self { listener, poll }
+        Self {
+            listener,
+            poll,
+            lost: false,
+        }
     }
 
     /// Returns when a job was scheduled somewhere, or after the poll interval.
     pub async fn wait(&mut self) {
-        match &mut self.listener {
-            Some(listener) => {
-                // A broken connection is re-established by the listener on the next call;
-                // either way the worker looks at the queue again.
-                let _ = tokio::time::timeout(self.poll, listener.recv()).await;
+        let Some(listener) = &mut self.listener else {
+            tokio::time::sleep(self.poll).await;
+            return;
+        };
+        if self.lost {
+            // This call reconnects and listens again. Whatever was scheduled while no one
+            // listened is found by the queue check that follows this return.
+            self.lost = !matches!(
+                tokio::time::timeout(Duration::from_secs(1), listener.try_recv()).await,
+                Ok(Ok(_)) | Err(_)
+            );
+            return;
+        }
+        match tokio::time::timeout(self.poll, listener.try_recv()).await {
+            // Notified, or the poll interval passed.
+            Ok(Ok(Some(_))) | Err(_) => {}
+            // The connection was lost: look at the queue now, listen again next time.
+            Ok(Ok(None)) => self.lost = true,
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "job notifications unavailable");
+                self.lost = true;
+                tokio::time::sleep(Duration::from_secs(1)).await;
             }
-            None => tokio::time::sleep(self.poll).await,
         }
     }
 }
