@@ -163,6 +163,27 @@ impl<S: Send + Sync> FromRequest<S> for FormRequest {
     }
 }
 
+/// Authenticates the client in a unit of work of its own, committed at once: a client
+/// assertion's `jti` stays spent even if the rest of the request fails.
+async fn authenticate(
+    state: &AppState,
+    credentials: &ClientCredentials,
+    audiences: &[&str],
+) -> Result<mas_data_model::Client, ApiError> {
+    let mut repo = state.repos.begin().await?;
+    let client = credentials
+        .authenticate(
+            repo.as_mut(),
+            &mut rng(),
+            state.clock.as_ref(),
+            &state.encrypter,
+            audiences,
+        )
+        .await?;
+    repo.save().await?;
+    Ok(client)
+}
+
 fn rng() -> rand::rngs::StdRng {
     rand::make_rng()
 }
@@ -199,10 +220,8 @@ async fn token(State(state): State<AppState>, request: FormRequest) -> Result<Re
     ];
     let clock = state.clock.as_ref();
     let mut rng = rng();
+    let client = authenticate(&state, &credentials, &audiences).await?;
     let mut repo = state.repos.begin().await?;
-    let client = credentials
-        .authenticate(repo.as_mut(), &mut rng, clock, &state.encrypter, &audiences)
-        .await?;
     let issuer = grants::Issuer {
         url: &oauth.endpoints.issuer,
         keys: &oauth.keys,
@@ -292,17 +311,8 @@ async fn introspect(
         oauth.endpoints.introspection.as_str(),
         oauth.endpoints.issuer.as_str(),
     ];
-    let mut rng = rng();
+    let client = authenticate(&state, &credentials, &audiences).await?;
     let mut repo = state.repos.begin().await?;
-    let client = credentials
-        .authenticate(
-            repo.as_mut(),
-            &mut rng,
-            state.clock.as_ref(),
-            &state.encrypter,
-            &audiences,
-        )
-        .await?;
     if client.auth_method == mas_data_model::ClientAuthMethod::None {
         return Err(OAuthError::new(
             ErrorCode::InvalidClient,
@@ -326,17 +336,8 @@ async fn revoke(State(state): State<AppState>, request: FormRequest) -> Result<R
         oauth.endpoints.revocation.as_str(),
         oauth.endpoints.issuer.as_str(),
     ];
-    let mut rng = rng();
+    let client = authenticate(&state, &credentials, &audiences).await?;
     let mut repo = state.repos.begin().await?;
-    let client = credentials
-        .authenticate(
-            repo.as_mut(),
-            &mut rng,
-            state.clock.as_ref(),
-            &state.encrypter,
-            &audiences,
-        )
-        .await?;
     tokens::revoke(repo.as_mut(), state.clock.as_ref(), &client, token).await?;
     repo.save().await?;
     Ok(StatusCode::OK.into_response())
@@ -345,7 +346,8 @@ async fn revoke(State(state): State<AppState>, request: FormRequest) -> Result<R
 #[tracing::instrument(name = "handlers.userinfo", skip_all)]
 async fn userinfo(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
     let challenge = |error: &str| {
-        let mut response = StatusCode::UNAUTHORIZED.into_response();
+        let body = serde_json::json!({ "error": error, "error_description": "a valid access token is required" });
+        let mut response = (StatusCode::UNAUTHORIZED, axum::Json(body)).into_response();
         let value = format!("Bearer error=\"{error}\"");
         if let Ok(value) = HeaderValue::from_str(&value) {
             response

@@ -151,13 +151,13 @@ async fn client_credentials_introspection_and_revocation() {
         .post(
             "/oauth2/token",
             Some(basic(client, SECRET)),
-            "grant_type=client_credentials&scope=urn:mas:admin",
+            "grant_type=client_credentials&scope=urn:mas:graphql:*",
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(headers["cache-control"], "no-store");
     assert_eq!(body["token_type"], "Bearer");
-    assert_eq!(body["scope"], "urn:mas:admin");
+    assert_eq!(body["scope"], "urn:mas:graphql:*");
     assert_eq!(body["expires_in"], 300);
     assert!(body.get("refresh_token").is_none());
     let token = body["access_token"].as_str().unwrap().to_owned();
@@ -173,7 +173,7 @@ async fn client_credentials_introspection_and_revocation() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(answer["active"], true);
     assert_eq!(answer["client_id"], client.to_string());
-    assert_eq!(answer["scope"], "urn:mas:admin");
+    assert_eq!(answer["scope"], "urn:mas:graphql:*");
     assert_eq!(answer["token_type"], "access_token");
     assert!(answer["exp"].as_i64().unwrap() > chrono::Utc::now().timestamp());
 
@@ -428,6 +428,25 @@ async fn hostile_and_malformed_requests_get_json_errors() {
         (status, body["error"].as_str()),
         (StatusCode::BAD_REQUEST, Some("invalid_scope"))
     );
+    for scope in [
+        "urn:synapse:admin:*",
+        "urn:mas:admin",
+        "made:up",
+        "urn:matrix:client:device:bad%20id",
+    ] {
+        let (status, _, body) = h
+            .post(
+                "/oauth2/token",
+                auth.clone(),
+                &format!("grant_type=client_credentials&scope={scope}"),
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_scope")),
+            "{scope}"
+        );
+    }
 
     let (status, _, body) = h
         .send(Method::GET, "/oauth2/token", None, None, Vec::new())

@@ -268,7 +268,8 @@ fn check_assertion_claims(
         .and_then(Value::as_i64)
         .and_then(|t| DateTime::from_timestamp(t, 0))
         .ok_or_else(OAuthError::invalid_client)?;
-    if exp + leeway < now {
+    // Assertions are short-lived: an expired one, or one valid for hours, is refused.
+    if exp + leeway < now || exp > now + TimeDelta::hours(1) {
         return Err(OAuthError::invalid_client());
     }
     if let Some(nbf) = claims

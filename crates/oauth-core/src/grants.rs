@@ -216,6 +216,14 @@ pub async fn authorization_code(
         grant.code.as_ref().and_then(|c| c.pkce.as_ref()),
         code_verifier,
     ) {
+        (Some(_), Some(verifier))
+            if !((43..=128).contains(&verifier.len())
+                && verifier
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))) =>
+        {
+            return Ok(refused("the code_verifier is malformed"));
+        }
         (Some(pkce), Some(verifier)) => {
             let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
             let computed = URL_SAFE_NO_PAD.encode(digest.as_ref());
@@ -336,20 +344,31 @@ pub async fn refresh_token(
         }
         // The client never received (or never used) the answer to its last refresh. The
         // tokens we gave it then are stored only as hashes, so they cannot be handed out
-        // again: they are revoked and a fresh pair takes their place.
-        if let Some(next) = successor {
-            let unused = match next.access_token_id {
-                Some(access_id) => repo.access_token().lookup(access_id).await?,
-                None => None,
-            };
-            if let Some(access) = unused {
-                repo.access_token().revoke(clock, access).await?;
-            }
-            repo.refresh_token()
-                .revoke_all_in_session(clock, session.id)
-                .await?;
-        }
+        // again: a fresh pair takes their place, and the unused successor is consumed in
+        // favour of it (once: of two concurrent retries, one wins).
+        let Some(next) = successor else {
+            return Ok(refused("the refresh token was already used"));
+        };
+        let unused_access = match next.access_token_id {
+            Some(access_id) => repo.access_token().lookup(access_id).await?,
+            None => None,
+        };
         let response = issue(repo, rng, clock, issuer, client, &session, &user, None).await?;
+        let new_refresh = response.refresh_token.as_deref().unwrap_or_default();
+        let Some(fresh) = repo.refresh_token().find_by_token(new_refresh).await? else {
+            return Err(OAuthError::new(ErrorCode::ServerError, "internal error"));
+        };
+        if repo
+            .refresh_token()
+            .consume(clock, next, &fresh)
+            .await?
+            .is_none()
+        {
+            return Ok(refused("the refresh token was already used"));
+        }
+        if let Some(access) = unused_access {
+            repo.access_token().revoke(clock, access).await?;
+        }
         return Ok(GrantOutcome::Issued(response));
     }
     let response = issue(repo, rng, clock, issuer, client, &session, &user, None).await?;

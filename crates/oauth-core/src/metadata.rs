@@ -4,8 +4,6 @@
 use serde::Serialize;
 use url::Url;
 
-use crate::keys::SigningAlgorithm;
-
 /// Where each endpoint lives, derived from the public base URL with MAS's paths.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoints {
@@ -90,7 +88,6 @@ pub struct ProviderMetadata {
     authorization_endpoint: String,
     token_endpoint: String,
     jwks_uri: String,
-    registration_endpoint: String,
     scopes_supported: Vec<&'static str>,
     response_types_supported: Vec<&'static str>,
     response_modes_supported: Vec<&'static str>,
@@ -107,7 +104,6 @@ pub struct ProviderMetadata {
     userinfo_endpoint: String,
     subject_types_supported: Vec<&'static str>,
     id_token_signing_alg_values_supported: Vec<&'static str>,
-    userinfo_signing_alg_values_supported: Vec<&'static str>,
     display_values_supported: Vec<&'static str>,
     claim_types_supported: Vec<&'static str>,
     claims_supported: Vec<&'static str>,
@@ -115,22 +111,18 @@ pub struct ProviderMetadata {
     request_parameter_supported: bool,
     request_uri_parameter_supported: bool,
     prompt_values_supported: Vec<&'static str>,
-    device_authorization_endpoint: String,
     account_management_uri: String,
     account_management_actions_supported: &'static [&'static str],
     authorization_response_iss_parameter_supported: bool,
 }
 
 impl ProviderMetadata {
-    /// The document for these endpoints and signing algorithms. `registration_open`
+    /// The document for these endpoints. `registration_open`
     /// says whether password registration (`prompt=create`) is offered.
     #[must_use]
-    pub fn new(
-        endpoints: &Endpoints,
-        signing: &[SigningAlgorithm],
-        registration_open: bool,
-    ) -> Self {
-        let signing: Vec<&'static str> = signing.iter().map(|a| a.as_str()).collect();
+    pub fn new(endpoints: &Endpoints, registration_open: bool) -> Self {
+        // ID tokens are signed with RS256 (OpenID Connect's mandatory algorithm) today.
+        let signing: Vec<&'static str> = vec!["RS256"];
         let mut prompts = vec!["none", "login", "consent"];
         if registration_open {
             prompts.push("create");
@@ -140,7 +132,6 @@ impl ProviderMetadata {
             authorization_endpoint: endpoints.authorization.to_string(),
             token_endpoint: endpoints.token.to_string(),
             jwks_uri: endpoints.jwks.to_string(),
-            registration_endpoint: endpoints.registration.to_string(),
             scopes_supported: vec!["openid", "email"],
             // Only the code flow: every implicit and hybrid type is refused (RFC 9700).
             response_types_supported: vec!["code"],
@@ -163,7 +154,6 @@ impl ProviderMetadata {
             userinfo_endpoint: endpoints.userinfo.to_string(),
             subject_types_supported: vec!["public"],
             id_token_signing_alg_values_supported: signing.clone(),
-            userinfo_signing_alg_values_supported: signing,
             display_values_supported: vec!["page"],
             claim_types_supported: vec!["normal"],
             claims_supported: vec![
@@ -175,13 +165,11 @@ impl ProviderMetadata {
                 "nonce",
                 "auth_time",
                 "at_hash",
-                "c_hash",
             ],
             claims_parameter_supported: false,
             request_parameter_supported: false,
             request_uri_parameter_supported: false,
             prompt_values_supported: prompts,
-            device_authorization_endpoint: endpoints.device_authorization.to_string(),
             account_management_uri: endpoints.account_management.to_string(),
             account_management_actions_supported: ACCOUNT_ACTIONS,
             authorization_response_iss_parameter_supported: true,

@@ -56,6 +56,47 @@ fn valid_scope_token(token: &str) -> bool {
             .all(|c| c == '!' || ('#'..='[').contains(&c) || (']'..='~').contains(&c))
 }
 
+/// The Matrix device scope prefixes, stable and unstable.
+const DEVICE_SCOPES: [&str; 2] = [
+    "urn:matrix:client:device:",
+    "urn:matrix:org.matrix.msc2967.client:device:",
+];
+
+/// Whether `token` is a scope this provider grants: OpenID Connect's, Matrix API and
+/// device scopes (stable and MSC2967 spellings), and the admin scopes.
+#[must_use]
+pub fn known_scope(token: &str) -> bool {
+    if let Some(device) = DEVICE_SCOPES.iter().find_map(|p| token.strip_prefix(p)) {
+        return valid_device_id(device);
+    }
+    matches!(
+        token,
+        "openid"
+            | "email"
+            | "profile"
+            | "urn:matrix:client:api:*"
+            | "urn:matrix:org.matrix.msc2967.client:api:*"
+            | "urn:synapse:admin:*"
+            | "urn:mas:admin"
+            | "urn:mas:graphql:*"
+    )
+}
+
+/// Whether a device ID is acceptable in a device scope: 1 to 255 unreserved characters.
+#[must_use]
+pub fn valid_device_id(device: &str) -> bool {
+    (1..=255).contains(&device.len())
+        && device
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}
+
+/// Whether a scope grants administrative rights (on the homeserver or here).
+#[must_use]
+pub fn is_admin_scope(token: &str) -> bool {
+    matches!(token, "urn:synapse:admin:*" | "urn:mas:admin")
+}
+
 /// Splits and checks a `scope` parameter.
 ///
 /// # Errors
@@ -71,6 +112,12 @@ pub fn parse_scope(scope: Option<&str>) -> Result<Vec<String>, OAuthError> {
             return Err(OAuthError::new(
                 ErrorCode::InvalidScope,
                 "the scope holds characters OAuth does not allow",
+            ));
+        }
+        if !known_scope(token) {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidScope,
+                format!("unknown scope `{token}`"),
             ));
         }
         if !tokens.iter().any(|t| t == token) {
@@ -102,6 +149,13 @@ pub async fn client_credentials(
         ));
     }
     let scopes = parse_scope(scope)?;
+    if let Some(admin) = scopes.iter().find(|s| is_admin_scope(s)) {
+        // Which clients may act as administrators is not configurable yet: none may.
+        return Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            format!("`{admin}` cannot be granted to a client alone"),
+        ));
+    }
     if let Some(user_scope) = scopes.iter().find(|s| {
         *s == "openid"
             || s.starts_with("urn:matrix:client:")
@@ -189,6 +243,9 @@ pub async fn introspect(
             if !access.is_valid(now) {
                 return Ok(inactive);
             }
+            // A resource server asking about a token means the token is in use; that is
+            // what tells a refresh retry from a refresh token theft.
+            let access = repo.access_token().mark_used(clock, access).await?;
             (
                 access.session_id,
                 "access_token",

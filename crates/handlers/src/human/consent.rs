@@ -125,6 +125,7 @@ pub(super) async fn get(
 }
 
 #[tracing::instrument(name = "handlers.consent.post", skip_all)]
+#[allow(clippy::too_many_lines)] // One linear story: check, decide, answer the client.
 pub(super) async fn post(
     State(state): State<AppState>,
     Path(grant_id): Path<String>,
@@ -174,6 +175,28 @@ pub(super) async fn post(
             repo.authorization_grant().cancel(clock, grant).await?;
             repo.save().await?;
             let error = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
+            return Ok(Redirect::error(
+                redirect_uri,
+                mode,
+                client_state.as_deref(),
+                &issuer,
+                &error,
+            ));
+        }
+        let user = repo.user().lookup(session.user_id).await?;
+        let may_admin = user.is_some_and(|u| u.can_request_admin);
+        if !may_admin
+            && grant
+                .scope
+                .split(' ')
+                .any(mas_oauth_core::tokens::is_admin_scope)
+        {
+            repo.authorization_grant().cancel(clock, grant).await?;
+            repo.save().await?;
+            let error = OAuthError::new(
+                ErrorCode::AccessDenied,
+                "this account may not grant administrative access",
+            );
             return Ok(Redirect::error(
                 redirect_uri,
                 mode,

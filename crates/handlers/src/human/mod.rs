@@ -53,8 +53,31 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/consent/{grant_id}", get(consent::get).post(consent::post))
 }
 
+/// The pages' content security policy: no scripts, no framing.
+const PAGE_CSP: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; form-action *; frame-ancestors 'none'";
+
+/// The one script of the `form_post` page, which submits its form.
+const FORM_POST_SCRIPT: &str = "document.forms[0].submit()";
+
+/// The policy of the `form_post` page: its script allowed by hash, nothing else.
+static FORM_POST_CSP: LazyLock<String> = LazyLock::new(|| {
+    let digest = ring::digest::digest(&ring::digest::SHA256, FORM_POST_SCRIPT.as_bytes());
+    let hash = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, digest.as_ref());
+    format!("default-src 'none'; script-src 'sha256-{hash}'; form-action *; frame-ancestors 'none'")
+});
+
 /// Renders a page; a template failure becomes the plain error page.
 pub(crate) fn render<S: Serialize>(status: StatusCode, template: &str, context: S) -> Response {
+    render_with_policy(status, template, context, PAGE_CSP)
+}
+
+fn render_with_policy<S: Serialize>(
+    status: StatusCode,
+    template: &str,
+    context: S,
+    policy: &str,
+) -> Response {
     let page = TEMPLATES
         .get_template(template)
         .and_then(|t| t.render(context))
@@ -66,12 +89,9 @@ pub(crate) fn render<S: Serialize>(status: StatusCode, template: &str, context: 
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action *; frame-ancestors 'none'",
-        ),
-    );
+    if let Ok(policy) = HeaderValue::from_str(policy) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
     response
 }
 
@@ -178,10 +198,11 @@ pub(crate) fn deliver(redirect: &mas_oauth_core::authorize::Redirect) -> Respons
         .iter()
         .map(|(k, v)| [k.as_str(), v.as_str()])
         .collect();
-    render(
+    render_with_policy(
         StatusCode::OK,
         "form_post.html",
-        minijinja::context! { action => redirect.redirect_uri.as_str(), params },
+        minijinja::context! { action => redirect.redirect_uri.as_str(), params, script => FORM_POST_SCRIPT },
+        &FORM_POST_CSP,
     )
 }
 

@@ -405,6 +405,8 @@ impl AuthorizationGrantRepository for Repo<'_> {
                 Expr::value(session.id.to_string()),
             )
             .filter(grants::Column::Id.eq(grant.id.to_string()))
+            .filter(grants::Column::FulfilledAt.is_null())
+            .filter(grants::Column::CancelledAt.is_null())
             .exec(&self.conn)
             .await
             .map_err(|e| self.db_err(e))?;

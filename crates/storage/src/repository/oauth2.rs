@@ -135,6 +135,10 @@ pub trait AuthorizationGrantRepository: Send {
     ) -> Result<Option<AuthorizationGrant>, StorageError>;
     /// Attaches the session the user consented to and the code (plain; stored as a hash)
     /// the client will exchange.
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidData`] when the grant was already fulfilled or cancelled
+    /// (a concurrent consent won).
     async fn fulfill(
         &mut self,
         clock: &dyn Clock,
