@@ -4,6 +4,8 @@ mod discovery;
 mod errors;
 mod health;
 mod human;
+#[cfg(test)]
+mod human_tests;
 mod oauth2;
 #[cfg(test)]
 mod oauth2_tests;

@@ -456,3 +456,147 @@ async fn hostile_and_malformed_requests_get_json_errors() {
         (StatusCode::METHOD_NOT_ALLOWED, Some("invalid_request"))
     );
 }
+
+/// A fulfilled grant (as after consent) for `client`, consented `minutes_ago`.
+async fn consented_code(h: &Harness, client: Ulid, code: &str, minutes_ago: i64) {
+    let clock =
+        mas_storage::MockClock::new(chrono::Utc::now() - chrono::Duration::minutes(minutes_ago));
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let mut repo = h.state.repos.begin().await.unwrap();
+    let existing = repo.user().find_by_username("alice").await.unwrap();
+    let user = match existing {
+        Some(user) => user,
+        None => repo.user().add(&mut rng, &clock, "alice").await.unwrap(),
+    };
+    let grant = repo
+        .authorization_grant()
+        .add(
+            &mut rng,
+            &clock,
+            mas_storage::repository::NewAuthorizationGrant {
+                client_id: client,
+                redirect_uri: url::Url::parse("https://app.example.com/cb").unwrap(),
+                scope: "urn:matrix:client:api:*".to_owned(),
+                state: None,
+                nonce: None,
+                response_mode: mas_data_model::ResponseMode::Query,
+                response_type_id_token: false,
+                pkce: None,
+                max_age: None,
+                login_hint: None,
+                prompt: None,
+            },
+        )
+        .await
+        .unwrap();
+    let session = repo
+        .session()
+        .add(
+            &mut rng,
+            &clock,
+            client,
+            Some(user.id),
+            None,
+            &grant.scope,
+            None,
+        )
+        .await
+        .unwrap();
+    repo.authorization_grant()
+        .fulfill(&clock, grant, &session, code)
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+}
+
+#[tokio::test]
+async fn codes_expire_and_refresh_retries_differ_from_theft() {
+    let h = Harness::new().await;
+    let client = h.client(ClientAuthMethod::ClientSecretBasic, None).await;
+    let auth = Some(basic(client, SECRET));
+    let exchange = |code: &str| {
+        format!(
+            "grant_type=authorization_code&code={code}&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb"
+        )
+    };
+
+    consented_code(&h, client, "stale-code", 11).await;
+    let (status, _, body) = h
+        .post("/oauth2/token", auth.clone(), &exchange("stale-code"))
+        .await;
+    assert_eq!(
+        (status, body["error_description"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("the code has expired"))
+    );
+
+    consented_code(&h, client, "fresh-code", 1).await;
+    let (status, _, first) = h
+        .post("/oauth2/token", auth.clone(), &exchange("fresh-code"))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let r1 = first["refresh_token"].as_str().unwrap().to_owned();
+    let introspect = |token: &str| format!("token={token}");
+
+    // The client refreshes but never gets (or uses) the answer, then retries.
+    let (status, _, lost) = h
+        .post(
+            "/oauth2/token",
+            auth.clone(),
+            &format!("grant_type=refresh_token&refresh_token={r1}"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{lost}");
+    let (status, _, retry) = h
+        .post(
+            "/oauth2/token",
+            auth.clone(),
+            &format!("grant_type=refresh_token&refresh_token={r1}"),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "a retry of the last refresh is answered: {retry}"
+    );
+    assert_ne!(
+        retry["refresh_token"], lost["refresh_token"],
+        "tokens are hashed at rest: a fresh pair, not the same one"
+    );
+    let (_, _, lost_access) = h
+        .post(
+            "/oauth2/introspect",
+            auth.clone(),
+            &introspect(lost["access_token"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(lost_access["active"], false, "the unused answer is revoked");
+    let (_, _, used) = h
+        .post(
+            "/oauth2/introspect",
+            auth.clone(),
+            &introspect(retry["access_token"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(used["active"], true);
+
+    // Now the retried answer is in use: presenting the first refresh token again is theft.
+    let (status, _, stolen) = h
+        .post(
+            "/oauth2/token",
+            auth.clone(),
+            &format!("grant_type=refresh_token&refresh_token={r1}"),
+        )
+        .await;
+    assert_eq!(
+        (status, stolen["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let (_, _, after) = h
+        .post(
+            "/oauth2/introspect",
+            auth.clone(),
+            &introspect(retry["access_token"].as_str().unwrap()),
+        )
+        .await;
+    assert_eq!(after["active"], false, "the whole session ended");
+}

@@ -1,0 +1,287 @@
+//! `/authorize`, the login and consent pages: what a person and a client see when a
+//! request is wrong, and the pages' own defences.
+#![allow(clippy::too_many_lines)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use mas_data_model::ClientAuthMethod;
+use mas_storage::SystemClock;
+use mas_storage::repository::ClientParams;
+use tower::ServiceExt;
+use ulid::Ulid;
+use url::Url;
+
+use crate::test_state::{Up, state};
+use crate::{AppState, Resource, router};
+
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+async fn client(state: &AppState, method: ClientAuthMethod, redirect: &str) -> Ulid {
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let mut repo = state.repos.begin().await.unwrap();
+    let params = ClientParams {
+        auth_method: method,
+        encrypted_secret: None,
+        jwks: None,
+        jwks_uri: None,
+        redirect_uris: vec![Url::parse(redirect).unwrap()],
+        grant_types: vec!["authorization_code".to_owned(), "refresh_token".to_owned()],
+        name: Some("Some App".to_owned()),
+        client_uri: None,
+        logo_uri: None,
+        policy_uri: None,
+        tos_uri: None,
+        application_type: None,
+        contacts: Vec::new(),
+        metadata: None,
+    };
+    let client = repo
+        .client()
+        .add_dynamic(&mut rng, &SystemClock, params)
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+    client.id
+}
+
+async fn get(state: &AppState, uri: &str) -> (StatusCode, axum::http::HeaderMap, String) {
+    let app = router(&[Resource::Human], None, state.clone());
+    let response = app
+        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+fn query_of(location: &str) -> std::collections::HashMap<String, String> {
+    Url::parse(location)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+#[tokio::test]
+async fn untrusted_clients_and_redirects_get_a_page_not_a_redirect() {
+    let (state, _dir) = state(Arc::new(Up)).await;
+    let id = client(&state, ClientAuthMethod::None, "https://app.example.com/cb").await;
+    let pkce = format!("code_challenge={CHALLENGE}&code_challenge_method=S256");
+    for uri in [
+        "/authorize?response_type=code&scope=openid".to_owned(),
+        format!(
+            "/authorize?client_id={}&response_type=code&scope=openid",
+            Ulid::new()
+        ),
+        format!(
+            "/authorize?client_id={id}&redirect_uri=https://evil.example.com/cb&response_type=code&scope=openid&{pkce}"
+        ),
+        format!(
+            "/authorize?client_id={id}&redirect_uri=https://app.example.com/cb/extra&response_type=code&scope=openid&{pkce}"
+        ),
+    ] {
+        let (status, headers, body) = get(&state, &uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
+        assert!(
+            headers.get("location").is_none(),
+            "never redirects to an unverified URI: {uri}"
+        );
+        assert!(
+            headers["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        assert!(body.contains("This request cannot be completed"), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn client_mistakes_are_sent_back_to_the_client() {
+    let (state, _dir) = state(Arc::new(Up)).await;
+    let public = client(&state, ClientAuthMethod::None, "https://app.example.com/cb").await;
+    let base =
+        format!("/authorize?client_id={public}&redirect_uri=https://app.example.com/cb&state=xyz");
+    let cases = [
+        (
+            "&response_type=token&scope=openid",
+            "unsupported_response_type",
+        ),
+        (
+            "&response_type=code%20id_token&scope=openid",
+            "unsupported_response_type",
+        ),
+        ("&response_type=code&scope=openid", "invalid_request"),
+        (
+            &format!(
+                "&response_type=code&scope=openid&code_challenge={CHALLENGE}&code_challenge_method=plain"
+            ),
+            "invalid_request",
+        ),
+        (
+            &format!("&response_type=code&scope=openid&code_challenge={CHALLENGE}"),
+            "invalid_request",
+        ),
+        (
+            &format!(
+                "&response_type=code&scope=made:up&code_challenge={CHALLENGE}&code_challenge_method=S256"
+            ),
+            "invalid_scope",
+        ),
+        (
+            &format!(
+                "&response_type=code&scope=openid&prompt=none&code_challenge={CHALLENGE}&code_challenge_method=S256"
+            ),
+            "login_required",
+        ),
+        (
+            &format!(
+                "&response_type=code&scope=openid&request=eyJ&code_challenge={CHALLENGE}&code_challenge_method=S256"
+            ),
+            "request_not_supported",
+        ),
+    ];
+    for (extra, error) in cases {
+        let (status, headers, _) = get(&state, &format!("{base}{extra}")).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{extra}");
+        let location = headers["location"].to_str().unwrap();
+        assert!(
+            location.starts_with("https://app.example.com/cb?"),
+            "{location}"
+        );
+        let query = query_of(location);
+        assert_eq!(
+            query.get("error").map(String::as_str),
+            Some(error),
+            "{extra}"
+        );
+        assert_eq!(query.get("state").map(String::as_str), Some("xyz"));
+        assert_eq!(
+            query.get("iss").map(String::as_str),
+            Some("https://auth.example.com/")
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_valid_request_goes_to_consent_then_login() {
+    let (state, _dir) = state(Arc::new(Up)).await;
+    // Registered without a port: a native app's loopback redirect may use any port.
+    let native = client(&state, ClientAuthMethod::None, "http://127.0.0.1/callback").await;
+    let uri = format!(
+        "/authorize?client_id={native}&redirect_uri=http://127.0.0.1:53682/callback&response_type=code&scope=openid%20urn:matrix:client:api:*&code_challenge={CHALLENGE}&code_challenge_method=S256&state=s"
+    );
+    let (status, headers, _) = get(&state, &uri).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let consent = headers["location"].to_str().unwrap().to_owned();
+    assert!(consent.starts_with("/consent/"), "{consent}");
+    let (status, headers, _) = get(&state, &consent).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let login = headers["location"].to_str().unwrap();
+    assert_eq!(
+        login,
+        format!(
+            "/login?next={}",
+            url::form_urlencoded::byte_serialize(consent.as_bytes()).collect::<String>()
+        )
+    );
+
+    let (status, headers, page) = get(&state, login).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("name=\"csrf\""), "{page}");
+    assert_eq!(headers["x-frame-options"], "DENY");
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    let cookie = headers["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("Secure"),
+        "plain HTTP in this test: {cookie}"
+    );
+
+    // A stale or missing CSRF token is refused, with the form shown again.
+    let app = router(&[Resource::Human], None, state.clone());
+    let response = app
+        .oneshot(
+            Request::post("/login")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from("csrf=forged&username=alice&password=x&next=/"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    assert!(String::from_utf8_lossy(&body).contains("The form expired"));
+}
+
+#[test]
+fn login_destinations_stay_on_this_site() {
+    use crate::human::safe_next;
+    assert_eq!(safe_next(Some("/consent/01ABC")), "/consent/01ABC");
+    for hostile in [
+        "https://evil.example.com/",
+        "//evil.example.com/",
+        "/\\evil.example.com",
+        "javascript:alert(1)",
+        "",
+    ] {
+        assert_eq!(safe_next(Some(hostile)), "/", "{hostile}");
+    }
+    assert_eq!(safe_next(None), "/");
+}
+
+#[test]
+fn redirect_uris_match_exactly_except_loopback_ports() {
+    use mas_oauth_core::authorize::redirect_uri_matches;
+    let registered = [
+        Url::parse("https://app.example.com/cb").unwrap(),
+        Url::parse("http://127.0.0.1/native").unwrap(),
+        Url::parse("http://[::1]/native").unwrap(),
+    ];
+    let ok = [
+        "https://app.example.com/cb",
+        "http://127.0.0.1:4000/native",
+        "http://[::1]:9/native",
+    ];
+    let refused = [
+        "https://app.example.com/cb/",
+        "https://app.example.com/cb?x=1",
+        "https://app.example.com:8443/cb",
+        "http://app.example.com/cb",
+        "https://APP.example.com.evil.com/cb",
+        "http://127.0.0.1:4000/other",
+        "https://127.0.0.1:4000/native",
+    ];
+    for uri in ok {
+        assert!(
+            redirect_uri_matches(&registered, &Url::parse(uri).unwrap()),
+            "{uri}"
+        );
+    }
+    for uri in refused {
+        assert!(
+            !redirect_uri_matches(&registered, &Url::parse(uri).unwrap()),
+            "{uri}"
+        );
+    }
+}
