@@ -40,8 +40,12 @@ pub(crate) fn load_keys(config: &RootConfig) -> anyhow::Result<KeyStore> {
         };
         pems.push((key.kid.clone(), pem));
     }
-    KeyStore::from_pems(pems.iter().map(|(kid, pem)| (kid.as_deref(), pem.as_str())))
-        .context("secrets.keys")
+    let store = KeyStore::from_pems(pems.iter().map(|(kid, pem)| (kid.as_deref(), pem.as_str())))
+        .context("secrets.keys")?;
+    for (index, what) in store.skipped() {
+        tracing::warn!("secrets.keys: key {index} is {what}; it is not published or used");
+    }
+    Ok(store)
 }
 
 /// The provider's endpoints, keys and discovery document.

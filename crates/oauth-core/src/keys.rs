@@ -84,6 +84,7 @@ struct Key {
 pub struct KeyStore {
     keys: Vec<Key>,
     rng: SystemRandom,
+    skipped: Vec<(usize, String)>,
 }
 
 impl std::fmt::Debug for KeyStore {
@@ -108,6 +109,7 @@ impl KeyStore {
     ) -> Result<Self, KeyError> {
         let rng = SystemRandom::new();
         let mut loaded = Vec::new();
+        let mut skipped = Vec::new();
         for (index, (kid, pem)) in keys.into_iter().enumerate() {
             let (label, der) = pkcs8::der::pem::decode_vec(pem.trim().as_bytes())
                 .map_err(|_| KeyError::NotPem { index })?;
@@ -117,6 +119,32 @@ impl KeyStore {
             };
             let pair = match label {
                 "RSA PRIVATE KEY" => Pair::Rsa(RsaKeyPair::from_der(&der).map_err(rejected)?),
+                "EC PRIVATE KEY" => match sec1(&der) {
+                    Sec1::Key {
+                        curve,
+                        private,
+                        public,
+                    } => {
+                        let (alg, signing) = match curve {
+                            Curve::P256 => {
+                                (&ECDSA_P256_SHA256_FIXED_SIGNING, SigningAlgorithm::Es256)
+                            }
+                            Curve::P384 => {
+                                (&ECDSA_P384_SHA384_FIXED_SIGNING, SigningAlgorithm::Es384)
+                            }
+                        };
+                        let pair = EcdsaKeyPair::from_private_key_and_public_key(
+                            alg, private, public, &rng,
+                        )
+                        .map_err(rejected)?;
+                        Pair::Ec(pair, signing)
+                    }
+                    Sec1::Unsupported(what) => {
+                        skipped.push((index, what));
+                        continue;
+                    }
+                    Sec1::Malformed => return Err(KeyError::NotPem { index }),
+                },
                 "PRIVATE KEY" => {
                     if let Ok(rsa) = RsaKeyPair::from_pkcs8(&der) {
                         Pair::Rsa(rsa)
@@ -152,7 +180,18 @@ impl KeyStore {
         if !loaded.iter().any(|k| matches!(k.pair, Pair::Rsa(_))) {
             return Err(KeyError::NoRsaKey);
         }
-        Ok(Self { keys: loaded, rng })
+        Ok(Self {
+            keys: loaded,
+            rng,
+            skipped,
+        })
+    }
+
+    /// Keys that were left out (by position) because this service cannot sign with their
+    /// type, such as the secp256k1 key MAS generates. Worth a warning, not a failure.
+    #[must_use]
+    pub fn skipped(&self) -> &[(usize, String)] {
+        &self.skipped
     }
 
     /// The public keys as a JWK set (`/oauth2/keys.json`).
@@ -245,5 +284,93 @@ fn public_jwk(pair: &Pair) -> (Value, String) {
                 thumbprint,
             )
         }
+    }
+}
+
+/// The curves we sign with.
+enum Curve {
+    P256,
+    P384,
+}
+
+/// What a SEC1 `ECPrivateKey` (RFC 5915) holds.
+enum Sec1<'a> {
+    Key {
+        curve: Curve,
+        private: &'a [u8],
+        public: &'a [u8],
+    },
+    Unsupported(String),
+    Malformed,
+}
+
+/// One DER element: its tag, its contents, and what follows it.
+fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 2 || rest.len() < count {
+            return None;
+        }
+        let len = rest[..count]
+            .iter()
+            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        (len, &rest[count..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+/// Reads an `EC PRIVATE KEY`: version 1, the private scalar, the curve (`[0]`) and the
+/// public point (`[1]`), which ring needs to build the key pair.
+fn sec1(der: &[u8]) -> Sec1<'_> {
+    const P256: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    const P384: &[u8] = &[0x2b, 0x81, 0x04, 0x00, 0x22];
+    let Some((0x30, body, _)) = der_element(der) else {
+        return Sec1::Malformed;
+    };
+    let Some((0x02, [1], rest)) = der_element(body) else {
+        return Sec1::Malformed;
+    };
+    let Some((0x04, private, mut rest)) = der_element(rest) else {
+        return Sec1::Malformed;
+    };
+    let (mut curve, mut public) = (None, None);
+    while let Some((tag, value, next)) = der_element(rest) {
+        match tag {
+            0xa0 => {
+                curve = der_element(value)
+                    .filter(|(t, _, _)| *t == 0x06)
+                    .map(|(_, oid, _)| oid);
+            }
+            // A BIT STRING with no unused bits: skip that leading byte.
+            0xa1 => {
+                public = der_element(value)
+                    .filter(|(t, v, _)| *t == 0x03 && v.first() == Some(&0))
+                    .map(|(_, v, _)| &v[1..]);
+            }
+            _ => {}
+        }
+        rest = next;
+    }
+    let curve = match curve {
+        Some(P256) => Curve::P256,
+        Some(P384) => Curve::P384,
+        Some(_) => {
+            return Sec1::Unsupported(
+                "an EC key on a curve this service does not sign with".to_owned(),
+            );
+        }
+        None => return Sec1::Unsupported("an EC key that does not name its curve".to_owned()),
+    };
+    match public {
+        Some(public) => Sec1::Key {
+            curve,
+            private,
+            public,
+        },
+        None => Sec1::Unsupported("an EC key without its public point".to_owned()),
     }
 }

@@ -184,3 +184,79 @@ fn discovery_advertises_the_code_flow_only_and_mas_extensions() {
             .contains(&json!("create"))
     );
 }
+
+/// DER: a TLV with a short or two-byte length.
+fn tlv(tag: u8, value: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    if value.len() < 0x80 {
+        out.push(u8::try_from(value.len()).unwrap());
+    } else {
+        out.push(0x81);
+        out.push(u8::try_from(value.len()).unwrap());
+    }
+    out.extend_from_slice(value);
+    out
+}
+
+/// A SEC1 `EC PRIVATE KEY` PEM (as OpenSSL and MAS write them), built from ring's key.
+fn sec1_pem(curve_oid: &[u8]) -> String {
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
+        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        &rng,
+    )
+    .unwrap();
+    let pair = ring::signature::EcdsaKeyPair::from_pkcs8(
+        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        pkcs8.as_ref(),
+        &rng,
+    )
+    .unwrap();
+    // The private scalar: the 32 bytes after the OCTET STRING header inside ring's PKCS#8.
+    let der = pkcs8.as_ref();
+    let at = der.windows(2).position(|w| w == [0x04, 0x20]).unwrap() + 2;
+    let scalar = &der[at..at + 32];
+    let mut public = vec![0];
+    public.extend_from_slice(ring::signature::KeyPair::public_key(&pair).as_ref());
+    let mut body = tlv(0x02, &[1]);
+    body.extend(tlv(0x04, scalar));
+    body.extend(tlv(0xa0, &tlv(0x06, curve_oid)));
+    body.extend(tlv(0xa1, &tlv(0x03, &public)));
+    pkcs8::der::pem::encode_string("EC PRIVATE KEY", pkcs8::LineEnding::LF, &tlv(0x30, &body))
+        .unwrap()
+}
+
+#[test]
+fn mas_style_sec1_keys_load_and_unsupported_curves_are_skipped() {
+    let rsa = generated_pems().remove(0);
+    let p256 = sec1_pem(&[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07]);
+    assert!(p256.starts_with("-----BEGIN EC PRIVATE KEY-----"));
+    let k256 = sec1_pem(&[0x2b, 0x81, 0x04, 0x00, 0x0a]);
+    let store = KeyStore::from_pems([
+        (Some("rsa"), rsa.as_str()),
+        (Some("p256"), p256.as_str()),
+        (Some("k256"), k256.as_str()),
+    ])
+    .unwrap();
+    let jwks = store.jwks();
+    let kids: Vec<&str> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kids,
+        ["rsa", "p256"],
+        "the secp256k1 key is left out, not fatal"
+    );
+    assert_eq!(store.skipped().len(), 1);
+    assert_eq!(store.skipped()[0].0, 2);
+    let jwt = store
+        .sign(SigningAlgorithm::Es256, &json!({"sub": "x"}))
+        .unwrap();
+    UnverifiedJws::parse(&jwt)
+        .unwrap()
+        .verify_with_jwks(&store.jwks())
+        .unwrap();
+}
