@@ -22,6 +22,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/oauth2/token", post(token))
         .route("/oauth2/introspect", post(introspect))
         .route("/oauth2/revoke", post(revoke))
+        .route("/oauth2/registration", post(register))
         .route(
             "/oauth2/userinfo",
             axum::routing::get(userinfo).post(userinfo),
@@ -371,5 +372,76 @@ async fn userinfo(State(state): State<AppState>, headers: axum::http::HeaderMap)
         Ok(Some(claims)) => json_ok(&claims),
         Ok(None) => challenge("invalid_token"),
         Err(error) => ApiError(error).into_response(),
+    }
+}
+
+#[tracing::instrument(name = "handlers.registration", skip_all)]
+async fn register(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let (parts, body) = request.into_parts();
+    let json = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+        });
+    if !json {
+        return Ok(status_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the body must be application/json",
+        ));
+    }
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY).await else {
+        return Ok(status_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "the request body is too large or too slow",
+        ));
+    };
+    let metadata: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(value @ serde_json::Value::Object(_)) => value,
+        _ => {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidClientMetadata,
+                "the body is not a JSON object",
+            )
+            .into());
+        }
+    };
+    if contains_control(&metadata) {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidClientMetadata,
+            "the metadata holds control characters",
+        )
+        .into());
+    }
+    let mut rng = rng();
+    let mut repo = state.repos.begin().await?;
+    let (_, response) = mas_oauth_core::registration::register(
+        repo.as_mut(),
+        &mut rng,
+        state.clock.as_ref(),
+        &state.encrypter,
+        &metadata,
+    )
+    .await?;
+    repo.save().await?;
+    let mut response = (StatusCode::CREATED, axum::Json(response)).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// Whether any string in a JSON value holds a control character (NUL included).
+fn contains_control(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.chars().any(char::is_control),
+        serde_json::Value::Array(items) => items.iter().any(contains_control),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .any(|(k, v)| k.chars().any(char::is_control) || contains_control(v)),
+        _ => false,
     }
 }

@@ -600,3 +600,150 @@ async fn codes_expire_and_refresh_retries_differ_from_theft() {
         .await;
     assert_eq!(after["active"], false, "the whole session ended");
 }
+
+async fn register(h: &Harness, metadata: &Value) -> (StatusCode, Value) {
+    let (status, _, body) = h
+        .send(
+            Method::POST,
+            "/oauth2/registration",
+            None,
+            Some("application/json"),
+            metadata.to_string().into_bytes(),
+        )
+        .await;
+    (status, body)
+}
+
+#[tokio::test]
+async fn dynamic_registration_follows_the_matrix_rules() {
+    let h = Harness::new().await;
+    let native = json!({
+        "client_name": "Element X",
+        "client_uri": "https://element.example.com/",
+        "application_type": "native",
+        "redirect_uris": ["com.example.element:/callback", "http://127.0.0.1/callback"],
+        "token_endpoint_auth_method": "none",
+        "grant_types": ["authorization_code", "refresh_token"],
+        "response_types": ["code"],
+        "client_name#fr": "Element X (fr)"
+    });
+    let (status, body) = register(&h, &native).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id: Ulid = body["client_id"].as_str().unwrap().parse().unwrap();
+    assert!(
+        body.get("client_secret").is_none(),
+        "a public client gets no secret"
+    );
+    assert_eq!(
+        body["client_name#fr"], "Element X (fr)",
+        "unknown metadata is kept"
+    );
+    let mut repo = h.state.repos.reader().await.unwrap();
+    let stored = repo.client().lookup(id).await.unwrap().unwrap();
+    assert_eq!(stored.redirect_uris.len(), 2);
+    assert_eq!(stored.auth_method, ClientAuthMethod::None);
+
+    let web = json!({
+        "client_uri": "https://app.example.com/",
+        "redirect_uris": ["https://app.example.com/cb"],
+        "token_endpoint_auth_method": "client_secret_basic",
+        "logo_uri": "https://cdn.app.example.com/logo.png"
+    });
+    let (status, body) = register(&h, &web).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let secret = body["client_secret"].as_str().unwrap();
+    let id: Ulid = body["client_id"].as_str().unwrap().parse().unwrap();
+    // The returned secret works at the token endpoint; the stored one is encrypted.
+    let mut repo = h.state.repos.reader().await.unwrap();
+    let stored = repo.client().lookup(id).await.unwrap().unwrap();
+    assert!(!stored.encrypted_secret.as_deref().unwrap().contains(secret));
+    let (status, _, answer) = h
+        .post("/oauth2/introspect", Some(basic(id, secret)), "token=x")
+        .await;
+    assert_eq!(
+        (status, answer["active"].as_bool()),
+        (StatusCode::OK, Some(false))
+    );
+
+    let refused = [
+        (
+            json!({"redirect_uris": ["https://app.example.com/cb"]}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"client_uri": "http://app.example.com/", "redirect_uris": ["https://app.example.com/cb"]}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"client_uri": "https://app.example.com/", "redirect_uris": ["https://evil.example.net/cb"]}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"client_uri": "https://app.example.com/", "redirect_uris": ["http://app.example.com/cb"]}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"client_uri": "https://app.example.com/", "redirect_uris": ["com.evil.app:/cb"]}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"client_uri": "https://app.example.com/", "redirect_uris": ["https://app.example.com/cb#frag"]}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"client_uri": "https://app.example.com/"}),
+            "invalid_redirect_uri",
+        ),
+        (
+            json!({"client_uri": "https://app.example.com/", "redirect_uris": ["https://app.example.com/cb"], "response_types": ["token"]}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"client_uri": "https://app.example.com/", "redirect_uris": ["https://app.example.com/cb"], "grant_types": ["client_credentials"]}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"client_uri": "https://app.example.com/", "redirect_uris": ["https://app.example.com/cb"], "tos_uri": "https://elsewhere.example.net/tos"}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"client_uri": "https://app.example.com/", "redirect_uris": ["https://app.example.com/cb"], "client_name": "bad\u{0000}name"}),
+            "invalid_client_metadata",
+        ),
+        (json!(["not", "an", "object"]), "invalid_client_metadata"),
+    ];
+    for (metadata, error) in refused {
+        let (status, body) = register(&h, &metadata).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(error)),
+            "{metadata}: {body}"
+        );
+    }
+    let (status, _, body) = h
+        .send(
+            Method::POST,
+            "/oauth2/registration",
+            None,
+            Some("application/x-www-form-urlencoded"),
+            b"a=b".to_vec(),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("invalid_request"))
+    );
+    let (status, _, body) = h
+        .send(
+            Method::POST,
+            "/oauth2/registration",
+            None,
+            Some("application/json"),
+            b"{not json".to_vec(),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_client_metadata"))
+    );
+}

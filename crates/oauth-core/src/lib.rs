@@ -11,6 +11,7 @@ pub mod keys;
 pub mod metadata;
 pub mod params;
 pub mod passwords;
+pub mod registration;
 pub mod tokens;
 
 pub use self::error::{ErrorCode, OAuthError};

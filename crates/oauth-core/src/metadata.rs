@@ -88,6 +88,7 @@ pub struct ProviderMetadata {
     authorization_endpoint: String,
     token_endpoint: String,
     jwks_uri: String,
+    registration_endpoint: String,
     scopes_supported: Vec<&'static str>,
     response_types_supported: Vec<&'static str>,
     response_modes_supported: Vec<&'static str>,
@@ -132,6 +133,7 @@ impl ProviderMetadata {
             authorization_endpoint: endpoints.authorization.to_string(),
             token_endpoint: endpoints.token.to_string(),
             jwks_uri: endpoints.jwks.to_string(),
+            registration_endpoint: endpoints.registration.to_string(),
             scopes_supported: vec!["openid", "email"],
             // Only the code flow: every implicit and hybrid type is refused (RFC 9700).
             response_types_supported: vec!["code"],

@@ -172,9 +172,9 @@ fn discovery_advertises_the_code_flow_only_and_mas_extensions() {
         doc["id_token_signing_alg_values_supported"],
         json!(["RS256"])
     );
-    assert!(
-        doc.get("registration_endpoint").is_none(),
-        "not advertised before it exists"
+    assert_eq!(
+        doc["registration_endpoint"],
+        "https://auth.example.com/oauth2/registration"
     );
     assert!(doc.get("device_authorization_endpoint").is_none());
     assert!(

@@ -1,0 +1,239 @@
+//! Dynamic client registration (RFC 7591, MSC2966): a Matrix client registers itself.
+//!
+//! Rules, as MAS applies them: only the code flow; `client_uri` is required and HTTPS;
+//! `logo_uri`, `tos_uri` and `policy_uri` live on the host of `client_uri`; redirect URIs
+//! are HTTPS on that host, `http` on a loopback address, or a private-use scheme that is
+//! the reversed domain of `client_uri` (`com.example.app:/callback`); no fragments.
+
+use mas_data_model::{Client, ClientAuthMethod};
+use mas_storage::repository::ClientParams;
+use mas_storage::{Clock, Encrypter, Repository, Rng};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use url::Url;
+
+use crate::error::{ErrorCode, OAuthError};
+use crate::tokens::random_string;
+
+/// The grant types a registered client may ask for.
+const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token"];
+
+/// The metadata we read; anything else is kept as sent.
+#[derive(Debug, Deserialize)]
+struct Request {
+    #[serde(default)]
+    redirect_uris: Vec<String>,
+    #[serde(default)]
+    response_types: Option<Vec<String>>,
+    #[serde(default)]
+    grant_types: Option<Vec<String>>,
+    #[serde(default)]
+    application_type: Option<String>,
+    #[serde(default)]
+    client_name: Option<String>,
+    #[serde(default)]
+    client_uri: Option<String>,
+    #[serde(default)]
+    logo_uri: Option<String>,
+    #[serde(default)]
+    tos_uri: Option<String>,
+    #[serde(default)]
+    policy_uri: Option<String>,
+    #[serde(default)]
+    contacts: Vec<String>,
+    #[serde(default)]
+    token_endpoint_auth_method: Option<String>,
+    #[serde(default)]
+    jwks: Option<Value>,
+    #[serde(default)]
+    jwks_uri: Option<String>,
+}
+
+fn metadata_error(description: impl Into<String>) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidClientMetadata, description)
+}
+
+fn redirect_error(description: impl Into<String>) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidRedirectUri, description)
+}
+
+fn is_loopback(url: &Url) -> bool {
+    matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
+}
+
+/// Whether `host` is `base` or a subdomain of it.
+fn same_site(host: &str, base: &str) -> bool {
+    host == base || host.ends_with(&format!(".{base}"))
+}
+
+fn check_redirect(raw: &str, client_host: &str) -> Result<Url, OAuthError> {
+    let url = Url::parse(raw).map_err(|_| redirect_error(format!("`{raw}` is not a URL")))?;
+    if url.fragment().is_some() {
+        return Err(redirect_error("a redirect URI must not have a fragment"));
+    }
+    match url.scheme() {
+        "https" => {
+            let host = url.host_str().unwrap_or_default();
+            if !same_site(host, client_host) {
+                return Err(redirect_error(format!(
+                    "`{raw}` is not on the host of client_uri ({client_host})"
+                )));
+            }
+        }
+        "http" if is_loopback(&url) => {}
+        "http" => {
+            return Err(redirect_error(format!(
+                "`{raw}`: plain http is only allowed on a loopback address"
+            )));
+        }
+        scheme => {
+            // A private-use scheme: the client's domain, reversed (RFC 8252 §7.1).
+            let reversed: Vec<&str> = scheme.split('.').rev().collect();
+            let domain = reversed.join(".");
+            if !scheme.contains('.') || !same_site(client_host, &domain) {
+                return Err(redirect_error(format!(
+                    "`{raw}`: a custom scheme must be the reversed domain of client_uri ({client_host})"
+                )));
+            }
+        }
+    }
+    Ok(url)
+}
+
+fn check_same_host(
+    name: &str,
+    raw: Option<&str>,
+    client_host: &str,
+) -> Result<Option<Url>, OAuthError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let url = Url::parse(raw).map_err(|_| metadata_error(format!("{name} is not a URL")))?;
+    if url.scheme() != "https" || !url.host_str().is_some_and(|h| same_site(h, client_host)) {
+        return Err(metadata_error(format!(
+            "{name} must be an https URL on the host of client_uri"
+        )));
+    }
+    Ok(Some(url))
+}
+
+/// Registers a client from its metadata; returns it with the response body (the secret,
+/// for confidential clients, is in the response only: it is stored encrypted).
+///
+/// # Errors
+/// `invalid_client_metadata` or `invalid_redirect_uri` for metadata that breaks the rules.
+pub async fn register(
+    repo: &mut dyn Repository,
+    rng: Rng<'_>,
+    clock: &dyn Clock,
+    encrypter: &Encrypter,
+    body: &Value,
+) -> Result<(Client, Value), OAuthError> {
+    let request: Request = serde_json::from_value(body.clone())
+        .map_err(|e| metadata_error(format!("malformed metadata: {e}")))?;
+    let client_uri = request
+        .client_uri
+        .as_deref()
+        .ok_or_else(|| metadata_error("client_uri is required"))?;
+    let client_uri =
+        Url::parse(client_uri).map_err(|_| metadata_error("client_uri is not a URL"))?;
+    if client_uri.scheme() != "https" {
+        return Err(metadata_error("client_uri must be an https URL"));
+    }
+    let client_host = client_uri.host_str().unwrap_or_default().to_owned();
+    let response_types = request
+        .response_types
+        .clone()
+        .unwrap_or_else(|| vec!["code".to_owned()]);
+    if response_types.iter().any(|r| r != "code") {
+        return Err(metadata_error("only the response type `code` is supported"));
+    }
+    let grant_types = request
+        .grant_types
+        .clone()
+        .unwrap_or_else(|| vec!["authorization_code".to_owned()]);
+    if let Some(other) = grant_types
+        .iter()
+        .find(|g| !GRANT_TYPES.contains(&g.as_str()))
+    {
+        return Err(metadata_error(format!(
+            "grant type `{other}` cannot be registered"
+        )));
+    }
+    if grant_types.iter().any(|g| g == "authorization_code") && request.redirect_uris.is_empty() {
+        return Err(redirect_error(
+            "redirect_uris are required for the authorization code flow",
+        ));
+    }
+    let redirect_uris = request
+        .redirect_uris
+        .iter()
+        .map(|raw| check_redirect(raw, &client_host))
+        .collect::<Result<Vec<_>, _>>()?;
+    let logo_uri = check_same_host("logo_uri", request.logo_uri.as_deref(), &client_host)?;
+    let tos_uri = check_same_host("tos_uri", request.tos_uri.as_deref(), &client_host)?;
+    let policy_uri = check_same_host("policy_uri", request.policy_uri.as_deref(), &client_host)?;
+    let method = match request.token_endpoint_auth_method.as_deref() {
+        None => ClientAuthMethod::None,
+        Some(name) => ClientAuthMethod::parse(name).ok_or_else(|| {
+            metadata_error(format!("unknown token_endpoint_auth_method `{name}`"))
+        })?,
+    };
+    if request.jwks_uri.is_some() {
+        return Err(metadata_error(
+            "jwks_uri is not supported yet; send the keys inline (jwks)",
+        ));
+    }
+    if method == ClientAuthMethod::PrivateKeyJwt && request.jwks.is_none() {
+        return Err(metadata_error("private_key_jwt needs jwks"));
+    }
+    if let Some(kind) = request.application_type.as_deref()
+        && kind != "web"
+        && kind != "native"
+    {
+        return Err(metadata_error("application_type must be `web` or `native`"));
+    }
+    let secret = matches!(
+        method,
+        ClientAuthMethod::ClientSecretBasic
+            | ClientAuthMethod::ClientSecretPost
+            | ClientAuthMethod::ClientSecretJwt
+    )
+    .then(|| random_string(rng, 40));
+    let params = ClientParams {
+        auth_method: method,
+        encrypted_secret: secret
+            .as_ref()
+            .map(|s| encrypter.encrypt(rng, s.as_bytes())),
+        jwks: request.jwks.clone(),
+        jwks_uri: None,
+        redirect_uris,
+        grant_types: grant_types.clone(),
+        name: request.client_name.clone(),
+        client_uri: Some(client_uri),
+        logo_uri,
+        policy_uri,
+        tos_uri,
+        application_type: request.application_type.clone(),
+        contacts: request.contacts.clone(),
+        metadata: Some(body.clone()),
+    };
+    let client = repo.client().add_dynamic(rng, clock, params).await?;
+    let mut response = body.clone();
+    if let Some(object) = response.as_object_mut() {
+        object.insert("client_id".to_owned(), json!(client.id.to_string()));
+        object.insert(
+            "client_id_issued_at".to_owned(),
+            json!(client.created_at.timestamp()),
+        );
+        object.insert(
+            "token_endpoint_auth_method".to_owned(),
+            json!(method.as_str()),
+        );
+        object.insert("grant_types".to_owned(), json!(grant_types));
+        object.insert("response_types".to_owned(), json!(response_types));
+        if let Some(secret) = secret {
+            object.insert("client_secret".to_owned(), json!(secret));
+            object.insert("client_secret_expires_at".to_owned(), json!(0));
+        }
+    }
+    Ok((client, response))
+}
