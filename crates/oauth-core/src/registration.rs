@@ -217,6 +217,19 @@ pub async fn register(
         metadata: Some(body.clone()),
     };
     let client = repo.client().add_dynamic(rng, clock, params).await?;
+    let response = response_body(body, &client, method, &grant_types, &response_types, secret);
+    Ok((client, response))
+}
+
+/// The registration response: the metadata as sent, completed with what was decided.
+fn response_body(
+    body: &Value,
+    client: &Client,
+    method: ClientAuthMethod,
+    grant_types: &[String],
+    response_types: &[String],
+    secret: Option<String>,
+) -> Value {
     let mut response = body.clone();
     if let Some(object) = response.as_object_mut() {
         object.insert("client_id".to_owned(), json!(client.id.to_string()));
@@ -235,5 +248,5 @@ pub async fn register(
             object.insert("client_secret_expires_at".to_owned(), json!(0));
         }
     }
-    Ok((client, response))
+    response
 }
