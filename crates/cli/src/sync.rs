@@ -10,7 +10,12 @@ use mas_storage::{Clock, Encrypter, Repository, RepositoryFactory, SystemClock};
 use mas_storage_sql::SqlRepositoryFactory;
 
 /// The grant types a static client may use.
-const STATIC_GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
+const STATIC_GRANT_TYPES: &[&str] = &[
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    mas_oauth_core::device::DEVICE_GRANT,
+];
 
 /// What happened (or would happen) to one client.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -23,6 +23,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/oauth2/introspect", post(introspect))
         .route("/oauth2/revoke", post(revoke))
         .route("/oauth2/registration", post(register))
+        .route("/oauth2/device", post(device_authorization))
         .route(
             "/oauth2/userinfo",
             axum::routing::get(userinfo).post(userinfo),
@@ -195,25 +196,7 @@ async fn token(State(state): State<AppState>, request: FormRequest) -> Result<Re
     let credentials = ClientCredentials::from_request(request.authorization.as_deref(), params)?;
     let grant_type = params.require("grant_type")?;
     // Everything the grant needs is read before the database is touched.
-    let grant = match grant_type {
-        "client_credentials" => Grant::ClientCredentials(params.get("scope")?),
-        "authorization_code" => Grant::Code {
-            code: params.require("code")?,
-            redirect_uri: params.get("redirect_uri")?,
-            verifier: params.get("code_verifier")?,
-        },
-        "refresh_token" => Grant::Refresh {
-            token: params.require("refresh_token")?,
-            scope: params.get("scope")?,
-        },
-        other => {
-            return Err(OAuthError::new(
-                ErrorCode::UnsupportedGrantType,
-                format!("grant type `{other}` is not supported"),
-            )
-            .into());
-        }
-    };
+    let grant = Grant::from_params(params, grant_type)?;
     let oauth = &state.oauth;
     let audiences = [
         oauth.endpoints.token.as_str(),
@@ -269,6 +252,17 @@ async fn token(State(state): State<AppState>, request: FormRequest) -> Result<Re
             )
             .await?
         }
+        Grant::Device(device_code) => {
+            mas_oauth_core::device::exchange(
+                repo.as_mut(),
+                &mut rng,
+                clock,
+                issuer,
+                &client,
+                device_code,
+            )
+            .await?
+        }
     };
     match outcome {
         grants::GrantOutcome::Issued(response) => {
@@ -284,6 +278,31 @@ async fn token(State(state): State<AppState>, request: FormRequest) -> Result<Re
     }
 }
 
+impl<'a> Grant<'a> {
+    /// Reads the grant's parameters from the form.
+    fn from_params(params: &'a Params, grant_type: &str) -> Result<Self, OAuthError> {
+        Ok(match grant_type {
+            "client_credentials" => Grant::ClientCredentials(params.get("scope")?),
+            "authorization_code" => Grant::Code {
+                code: params.require("code")?,
+                redirect_uri: params.get("redirect_uri")?,
+                verifier: params.get("code_verifier")?,
+            },
+            mas_oauth_core::device::DEVICE_GRANT => Grant::Device(params.require("device_code")?),
+            "refresh_token" => Grant::Refresh {
+                token: params.require("refresh_token")?,
+                scope: params.get("scope")?,
+            },
+            other => {
+                return Err(OAuthError::new(
+                    ErrorCode::UnsupportedGrantType,
+                    format!("grant type `{other}` is not supported"),
+                ));
+            }
+        })
+    }
+}
+
 /// A token request's grant, read from the form.
 enum Grant<'a> {
     ClientCredentials(Option<&'a str>),
@@ -296,6 +315,7 @@ enum Grant<'a> {
         token: &'a str,
         scope: Option<&'a str>,
     },
+    Device(&'a str),
 }
 
 #[tracing::instrument(name = "handlers.introspect", skip_all)]
@@ -444,4 +464,40 @@ fn contains_control(value: &serde_json::Value) -> bool {
             .any(|(k, v)| k.chars().any(char::is_control) || contains_control(v)),
         _ => false,
     }
+}
+
+#[tracing::instrument(name = "handlers.device_authorization", skip_all)]
+async fn device_authorization(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    request: FormRequest,
+) -> Result<Response, ApiError> {
+    let credentials =
+        ClientCredentials::from_request(request.authorization.as_deref(), &request.params)?;
+    let scope = request.params.get("scope")?;
+    let oauth = &state.oauth;
+    let audiences = [
+        oauth.endpoints.device_authorization.as_str(),
+        oauth.endpoints.issuer.as_str(),
+    ];
+    let client = authenticate(&state, &credentials, &audiences).await?;
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(512).collect());
+    let mut rng = rng();
+    let mut repo = state.repos.begin().await?;
+    let answer = mas_oauth_core::device::start(
+        repo.as_mut(),
+        &mut rng,
+        state.clock.as_ref(),
+        &client,
+        scope,
+        &oauth.endpoints.device_link,
+        None,
+        user_agent,
+    )
+    .await?;
+    repo.save().await?;
+    Ok(json_ok(&answer))
 }

@@ -29,6 +29,10 @@ pub enum ErrorCode {
     LoginRequired,
     /// `prompt=none`, but the user must consent.
     ConsentRequired,
+    /// Device flow: the user has not answered yet.
+    AuthorizationPending,
+    /// Device flow: the device code expired.
+    ExpiredToken,
     /// The token type cannot be revoked here.
     UnsupportedTokenType,
     /// Registration: a redirect URI is not acceptable.
@@ -57,6 +61,8 @@ impl ErrorCode {
             Self::RequestNotSupported => "request_not_supported",
             Self::LoginRequired => "login_required",
             Self::ConsentRequired => "consent_required",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::ExpiredToken => "expired_token",
             Self::UnsupportedTokenType => "unsupported_token_type",
             Self::InvalidRedirectUri => "invalid_redirect_uri",
             Self::InvalidClientMetadata => "invalid_client_metadata",

@@ -35,7 +35,7 @@ pub enum GrantOutcome {
     },
 }
 
-fn refused(description: &str) -> GrantOutcome {
+pub(crate) fn refused(description: &str) -> GrantOutcome {
     GrantOutcome::Refused {
         error: OAuthError::new(ErrorCode::InvalidGrant, description),
         commit: false,
@@ -70,7 +70,7 @@ async fn end_session(
 }
 
 /// The user of a session, if still allowed to use tokens.
-async fn active_user(
+pub(crate) async fn active_user(
     repo: &mut dyn Repository,
     session: &Session,
 ) -> Result<Option<User>, OAuthError> {
@@ -88,7 +88,7 @@ fn half_hash(value: &str) -> String {
 
 /// Issues an access token, a refresh token and (for `openid`) an ID token in `session`.
 #[allow(clippy::too_many_arguments)]
-async fn issue(
+pub(crate) async fn issue(
     repo: &mut dyn Repository,
     rng: Rng<'_>,
     clock: &dyn Clock,

@@ -4,6 +4,7 @@
 
 pub mod authorize;
 pub mod client_auth;
+pub mod device;
 pub mod error;
 pub mod grants;
 pub mod jose;

@@ -27,6 +27,8 @@ pub struct Endpoints {
     pub device_authorization: Url,
     /// `/account/`.
     pub account_management: Url,
+    /// `/link`: where a person enters a device's code.
+    pub device_link: Url,
 }
 
 impl Endpoints {
@@ -49,6 +51,7 @@ impl Endpoints {
             introspection: at("oauth2/introspect"),
             device_authorization: at("oauth2/device"),
             account_management: at("account/"),
+            device_link: at("link"),
         }
     }
 }
@@ -89,6 +92,7 @@ pub struct ProviderMetadata {
     token_endpoint: String,
     jwks_uri: String,
     registration_endpoint: String,
+    device_authorization_endpoint: String,
     scopes_supported: Vec<&'static str>,
     response_types_supported: Vec<&'static str>,
     response_modes_supported: Vec<&'static str>,
@@ -134,15 +138,16 @@ impl ProviderMetadata {
             token_endpoint: endpoints.token.to_string(),
             jwks_uri: endpoints.jwks.to_string(),
             registration_endpoint: endpoints.registration.to_string(),
+            device_authorization_endpoint: endpoints.device_authorization.to_string(),
             scopes_supported: vec!["openid", "email"],
             // Only the code flow: every implicit and hybrid type is refused (RFC 9700).
             response_types_supported: vec!["code"],
             response_modes_supported: vec!["form_post", "query", "fragment"],
-            // What the token endpoint answers today; the device code grant joins when it lands.
             grant_types_supported: vec![
                 "authorization_code",
                 "refresh_token",
                 "client_credentials",
+                crate::device::DEVICE_GRANT,
             ],
             token_endpoint_auth_methods_supported: CLIENT_AUTH_METHODS,
             token_endpoint_auth_signing_alg_values_supported: CLIENT_ASSERTION_ALGS,

@@ -16,7 +16,11 @@ use crate::error::{ErrorCode, OAuthError};
 use crate::tokens::random_string;
 
 /// The grant types a registered client may ask for.
-const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token"];
+const GRANT_TYPES: &[&str] = &[
+    "authorization_code",
+    "refresh_token",
+    crate::device::DEVICE_GRANT,
+];
 
 /// The metadata we read; anything else is kept as sent.
 #[derive(Debug, Deserialize)]

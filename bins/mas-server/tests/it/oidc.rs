@@ -194,6 +194,88 @@ async fn browse(base: &str, authorize_url: &str) -> url::Url {
     url::Url::parse(&done).unwrap()
 }
 
+/// A person approving a device: opens the verification link, logs in, confirms the code
+/// and allows the device.
+async fn approve_device(base: &str, verification: &str) {
+    let browser = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let absolute = |path: String| match path.strip_prefix('/') {
+        Some(local) => format!("{base}{local}"),
+        None => path,
+    };
+    let login = absolute(location(&browser.get(verification).send().await.unwrap()));
+    assert!(login.contains("/login?next="), "{login}");
+    let page = browser
+        .get(&login)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let form = [
+        ("csrf", field(&page, "csrf")),
+        ("next", field(&page, "next")),
+        ("username", "alice".to_owned()),
+        ("password", PASSWORD.to_owned()),
+    ];
+    let link = absolute(location(
+        &browser
+            .post(format!("{base}login"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap(),
+    ));
+    assert!(link.contains("/link?code="), "{link}");
+    let page = browser
+        .get(&link)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let form = [
+        ("csrf", field(&page, "csrf")),
+        ("code", field(&page, "code")),
+    ];
+    let device = absolute(location(
+        &browser
+            .post(format!("{base}link"))
+            .form(&form)
+            .send()
+            .await
+            .unwrap(),
+    ));
+    assert!(device.contains("/device/"), "{device}");
+    let page = browser
+        .get(&device)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let allow = [
+        ("csrf", field(&page, "csrf")),
+        ("action", "allow".to_owned()),
+    ];
+    let done = browser
+        .post(&device)
+        .form(&allow)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(done.contains("Device connected"), "{done}");
+}
+
 async fn the_whole_flow(uri: &str) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
@@ -403,6 +485,37 @@ async fn the_whole_flow(uri: &str) {
         !after.active(),
         "revoking the refresh token ends the session"
     );
+
+    // The device flow (RFC 8628): the device asks, the person approves elsewhere.
+    let device_client = client.clone().set_device_authorization_url(
+        openidconnect::DeviceAuthorizationUrl::new(format!("{base}oauth2/device")).unwrap(),
+    );
+    let details: openidconnect::core::CoreDeviceAuthorizationResponse = device_client
+        .exchange_device_code()
+        .add_scope(Scope::new("openid".to_owned()))
+        .request_async(&http)
+        .await
+        .expect("the device authorization endpoint answers");
+    assert_eq!(details.user_code().secret().len(), 9);
+    let complete = details
+        .verification_uri_complete()
+        .expect("a complete URI")
+        .secret()
+        .clone();
+    approve_device(&base, &complete).await;
+    let device_tokens = device_client
+        .exchange_device_access_token(&details)
+        .unwrap()
+        .request_async(&http, tokio::time::sleep, Some(Duration::from_mins(1)))
+        .await
+        .expect("the device gets its tokens once approved");
+    let introspection = client
+        .introspect(device_tokens.access_token())
+        .request_async(&http)
+        .await
+        .unwrap();
+    assert!(introspection.active());
+    assert_eq!(introspection.username(), Some("alice"));
 
     let (status, _) = server.terminate();
     assert!(status.success());

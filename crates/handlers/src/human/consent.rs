@@ -117,7 +117,7 @@ pub(super) async fn get(
             client_uri => client.client_uri.map(|u| u.to_string()),
             username => user.username,
             scopes,
-            grant_id => grant.id.to_string(),
+            action => format!("/consent/{}", grant.id),
             csrf,
         },
     );

@@ -4,6 +4,7 @@
 
 mod authorize;
 mod consent;
+mod device;
 mod login;
 
 use std::sync::LazyLock;
@@ -33,6 +34,8 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("login.html", include_str!("../../templates/login.html")),
         ("consent.html", include_str!("../../templates/consent.html")),
         ("error.html", include_str!("../../templates/error.html")),
+        ("link.html", include_str!("../../templates/link.html")),
+        ("message.html", include_str!("../../templates/message.html")),
         (
             "form_post.html",
             include_str!("../../templates/form_post.html"),
@@ -51,6 +54,11 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/login", get(login::get).post(login::post))
         .route("/logout", post(login::logout))
         .route("/consent/{grant_id}", get(consent::get).post(consent::post))
+        .route("/link", get(device::link_get).post(device::link_post))
+        .route(
+            "/device/{grant_id}",
+            get(device::device_get).post(device::device_post),
+        )
 }
 
 /// The pages' content security policy: no scripts, no framing.

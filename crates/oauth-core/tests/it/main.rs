@@ -176,7 +176,10 @@ fn discovery_advertises_the_code_flow_only_and_mas_extensions() {
         doc["registration_endpoint"],
         "https://auth.example.com/oauth2/registration"
     );
-    assert!(doc.get("device_authorization_endpoint").is_none());
+    assert_eq!(
+        doc["device_authorization_endpoint"],
+        "https://auth.example.com/oauth2/device"
+    );
     assert!(
         !doc["prompt_values_supported"]
             .as_array()

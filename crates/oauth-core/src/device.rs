@@ -1,0 +1,209 @@
+//! The device authorization grant (RFC 8628): a device without a browser shows a short
+//! code; the person enters it on another device, logs in and approves.
+
+use chrono::TimeDelta;
+use mas_data_model::{Client, DeviceCodeGrant, DeviceCodeGrantState};
+use mas_storage::repository::NewDeviceCodeGrant;
+use mas_storage::{Clock, Repository, Rng};
+use serde::Serialize;
+use url::Url;
+
+use crate::error::{ErrorCode, OAuthError};
+use crate::grants::{GrantOutcome, Issuer, active_user, issue, refused};
+use crate::tokens::{parse_scope, random_string};
+
+/// The grant type name at the token endpoint.
+pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// How long the codes live.
+pub const LIFETIME: TimeDelta = TimeDelta::minutes(10);
+
+/// How often the device may poll, in seconds.
+pub const INTERVAL: i64 = 5;
+
+/// Letters that cannot be confused with each other or spell words (no vowels).
+const USER_CODE_ALPHABET: &[u8; 20] = b"BCDFGHJKLMNPQRSTVWXZ";
+
+/// The answer to the device: the codes and where the person goes.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeviceAuthorization {
+    /// The device's secret, to poll with.
+    pub device_code: String,
+    /// The code the person types.
+    pub user_code: String,
+    /// Where the person types it.
+    pub verification_uri: String,
+    /// The same, with the code filled in.
+    pub verification_uri_complete: String,
+    /// Seconds the codes live.
+    pub expires_in: i64,
+    /// Seconds between polls.
+    pub interval: i64,
+}
+
+/// A fresh user code, `XXXX-XXXX`.
+fn user_code(rng: Rng<'_>) -> String {
+    let letters: String = (0..8)
+        .map(|_| {
+            let n = usize::try_from(rng.next_u32() % 20).unwrap_or_default();
+            char::from(USER_CODE_ALPHABET[n])
+        })
+        .collect();
+    format!("{}-{}", &letters[..4], &letters[4..])
+}
+
+/// Normalises what a person typed: case, spaces and dashes do not matter.
+#[must_use]
+pub fn normalise_user_code(typed: &str) -> String {
+    let letters: String = typed
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    if letters.len() == 8 {
+        format!("{}-{}", &letters[..4], &letters[4..])
+    } else {
+        letters
+    }
+}
+
+/// Starts a device authorization for `client`.
+///
+/// # Errors
+/// `unauthorized_client` when the client may not use the device grant; `invalid_scope`.
+#[allow(clippy::too_many_arguments)]
+pub async fn start(
+    repo: &mut dyn Repository,
+    rng: Rng<'_>,
+    clock: &dyn Clock,
+    client: &Client,
+    scope: Option<&str>,
+    link: &Url,
+    ip_address: Option<String>,
+    user_agent: Option<String>,
+) -> Result<DeviceAuthorization, OAuthError> {
+    if !client.grant_types.iter().any(|g| g == DEVICE_GRANT) {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "this client may not use the device authorization grant",
+        ));
+    }
+    let scope = parse_scope(scope)?;
+    if scope.is_empty() {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            "a scope is required",
+        ));
+    }
+    let device_code = random_string(rng, 40);
+    let user_code = user_code(rng);
+    repo.device_code_grant()
+        .add(
+            rng,
+            clock,
+            NewDeviceCodeGrant {
+                client_id: client.id,
+                scope: scope.join(" "),
+                device_code: device_code.clone(),
+                user_code: user_code.clone(),
+                expires_in: LIFETIME,
+                ip_address,
+                user_agent,
+            },
+        )
+        .await?;
+    let mut complete = link.clone();
+    complete.query_pairs_mut().append_pair("code", &user_code);
+    Ok(DeviceAuthorization {
+        device_code,
+        user_code,
+        verification_uri: link.to_string(),
+        verification_uri_complete: complete.to_string(),
+        expires_in: LIFETIME.num_seconds(),
+        interval: INTERVAL,
+    })
+}
+
+/// Whether a grant can still be answered by a person.
+#[must_use]
+pub fn awaits_answer(grant: &DeviceCodeGrant, now: chrono::DateTime<chrono::Utc>) -> bool {
+    grant.state == DeviceCodeGrantState::Pending && now < grant.expires_at
+}
+
+/// The device polls with its device code.
+///
+/// # Errors
+/// As the other grants; protocol answers (`authorization_pending`, `access_denied`,
+/// `expired_token`) are [`GrantOutcome::Refused`].
+pub async fn exchange(
+    repo: &mut dyn Repository,
+    rng: Rng<'_>,
+    clock: &dyn Clock,
+    issuer: Issuer<'_>,
+    client: &Client,
+    device_code: &str,
+) -> Result<GrantOutcome, OAuthError> {
+    let Some(grant) = repo
+        .device_code_grant()
+        .find_by_device_code(device_code)
+        .await?
+    else {
+        return Ok(refused("the device code is unknown"));
+    };
+    if grant.client_id != client.id {
+        return Ok(refused("the device code was issued to another client"));
+    }
+    let answer = |code, description: &str| GrantOutcome::Refused {
+        error: OAuthError::new(code, description),
+        commit: false,
+    };
+    match grant.state {
+        DeviceCodeGrantState::Exchanged => return Ok(refused("the device code was already used")),
+        DeviceCodeGrantState::Rejected => {
+            return Ok(answer(ErrorCode::AccessDenied, "the user refused"));
+        }
+        _ if grant.expires_at < clock.now() => {
+            return Ok(answer(ErrorCode::ExpiredToken, "the device code expired"));
+        }
+        DeviceCodeGrantState::Pending => {
+            return Ok(answer(
+                ErrorCode::AuthorizationPending,
+                "the user has not answered yet",
+            ));
+        }
+        DeviceCodeGrantState::Fulfilled => {}
+    }
+    let browser = match grant.browser_session_id {
+        Some(id) => repo.browser_session().lookup(id).await?,
+        None => None,
+    };
+    let Some(browser) = browser else {
+        return Ok(refused("the approving session is gone"));
+    };
+    let session = repo
+        .session()
+        .add(
+            rng,
+            clock,
+            client.id,
+            Some(browser.user_id),
+            Some(browser.id),
+            &grant.scope,
+            grant.user_agent.clone(),
+        )
+        .await?;
+    let Some(user) = active_user(repo, &session).await? else {
+        return Ok(refused("the user can no longer log in"));
+    };
+    if repo
+        .device_code_grant()
+        .exchange(clock, grant, &session)
+        .await?
+        .is_none()
+    {
+        return Ok(refused("the device code was already used"));
+    }
+    Ok(GrantOutcome::Issued(
+        issue(repo, rng, clock, issuer, client, &session, &user, None).await?,
+    ))
+}
