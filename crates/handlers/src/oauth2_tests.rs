@@ -432,7 +432,7 @@ async fn hostile_and_malformed_requests_get_json_errors() {
         "urn:synapse:admin:*",
         "urn:mas:admin",
         "made:up",
-        "urn:matrix:client:device:bad%20id",
+        "urn:matrix:client:device:bad!id",
     ] {
         let (status, _, body) = h
             .post(
@@ -746,4 +746,46 @@ async fn dynamic_registration_follows_the_matrix_rules() {
         (status, body["error"].as_str()),
         (StatusCode::BAD_REQUEST, Some("invalid_client_metadata"))
     );
+}
+
+#[tokio::test]
+async fn a_resource_server_seeing_a_token_makes_its_refresh_token_spent() {
+    let h = Harness::new().await;
+    let client = h.client(ClientAuthMethod::ClientSecretBasic, None).await;
+    let auth = Some(basic(client, SECRET));
+    consented_code(&h, client, "seen-code", 1).await;
+    let (status, _, first) = h
+        .post("/oauth2/token", auth.clone(), "grant_type=authorization_code&code=seen-code&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let r1 = first["refresh_token"].as_str().unwrap().to_owned();
+    let (_, _, second) = h
+        .post(
+            "/oauth2/token",
+            auth.clone(),
+            &format!("grant_type=refresh_token&refresh_token={r1}"),
+        )
+        .await;
+    let a2 = second["access_token"].as_str().unwrap().to_owned();
+    // Only introspection touches the new access token: that alone marks it in use...
+    let (_, _, seen) = h
+        .post("/oauth2/introspect", auth.clone(), &format!("token={a2}"))
+        .await;
+    assert_eq!(seen["active"], true);
+    // ...so presenting the old refresh token again is a theft, not a retry.
+    let (status, _, reused) = h
+        .post(
+            "/oauth2/token",
+            auth.clone(),
+            &format!("grant_type=refresh_token&refresh_token={r1}"),
+        )
+        .await;
+    assert_eq!(
+        (status, reused["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let (_, _, after) = h
+        .post("/oauth2/introspect", auth.clone(), &format!("token={a2}"))
+        .await;
+    assert_eq!(after["active"], false, "the session ended");
 }
