@@ -6,6 +6,7 @@ mod health;
 mod human;
 #[cfg(test)]
 mod human_tests;
+mod limits;
 mod oauth2;
 #[cfg(test)]
 mod oauth2_tests;
@@ -115,6 +116,7 @@ pub fn router(resources: &[Resource], prefix: Option<&str>, state: AppState) -> 
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             std::time::Duration::from_secs(10),
         ))
+        .layer(axum::middleware::from_fn(limits::enforce))
         .layer(TraceLayer::new_for_http())
 }
 

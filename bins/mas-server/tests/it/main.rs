@@ -17,9 +17,10 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 /// A listener on a free port, so tests never collide with each other or port 8080.
-const TEST_LISTENERS: &str = r#"[{name="web",resources=[{name="health"},{name="discovery"}],binds=[{address="127.0.0.1:0"}]}]"#;
+const TEST_LISTENERS: &str = r#"[{name="web",resources=[{name="health"},{name="discovery"},{name="oauth"}],binds=[{address="127.0.0.1:0"}]}]"#;
 
 mod embedded;
+mod hostile;
 mod oidc;
 mod postgres;
 
