@@ -1,0 +1,165 @@
+// The login and consent pages as a person sees them, in headless Chromium: sign in
+// (a wrong password first), allow the client, and land on its redirect URI with a code
+// the client can exchange. Run by .ci/run after the Rust suite.
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import net from 'node:net';
+import { chromium } from 'playwright-core';
+
+const MAS_CLI = process.env.MAS_CLI;
+const MAS_SERVER = process.env.MAS_SERVER;
+const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+const CLIENT_ID = '01J2ZQ9Y3XW6RMK1VF8H0N5D7B';
+const REDIRECT = 'http://127.0.0.1:9/callback';
+const PASSWORD = 'correct horse battery staple';
+const ARTIFACTS = join(import.meta.dirname, 'artifacts');
+
+let server;
+let browser;
+let base;
+
+function freePort() {
+  return new Promise((resolve) => {
+    const probe = net.createServer();
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitForHealth(url) {
+  for (let i = 0; i < 200; i++) {
+    try {
+      const response = await fetch(url);
+      if (response.status === 200) return;
+    } catch {}
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`no answer from ${url}`);
+}
+
+before(async () => {
+  assert.ok(MAS_CLI && MAS_SERVER, 'set MAS_CLI and MAS_SERVER to the built binaries');
+  const dir = mkdtempSync(join(tmpdir(), 'mas-browser-'));
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}/`;
+  const env = {
+    ...process.env,
+    MAS_HTTP__PUBLIC_BASE: base,
+    MAS_HTTP__LISTENERS: `[{name="web",resources=[{name="discovery"},{name="oauth"},{name="human"},{name="health"}],binds=[{address="127.0.0.1:${port}"}]}]`,
+    MAS_DATABASE__URI: `sqlite://${join(dir, 'mas.db')}`,
+  };
+  delete env.MAS_CONFIG;
+  writeFileSync(join(dir, 'config.yaml'), execFileSync(MAS_CLI, ['config', 'generate']));
+  writeFileSync(
+    join(dir, 'clients.yaml'),
+    `clients:\n  - client_id: ${CLIENT_ID}\n    client_auth_method: none\n    client_name: Browser Test\n    redirect_uris: [${REDIRECT}]\n`,
+  );
+  const config = ['-c', 'config.yaml', '-c', 'clients.yaml'];
+  execFileSync(MAS_CLI, [...config, 'database', 'migrate'], { cwd: dir, env });
+  execFileSync(MAS_CLI, [...config, 'manage', 'register-user', 'alice', '-p', PASSWORD, '-y'], { cwd: dir, env });
+  server = spawn(MAS_SERVER, config, { cwd: dir, env, stdio: ['ignore', 'ignore', 'inherit'] });
+  await waitForHealth(`${base}health`);
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  mkdirSync(ARTIFACTS, { recursive: true });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill('SIGTERM');
+});
+
+test('a person signs in, allows the client, and the client gets a code it can exchange', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  let landed;
+  // The client's redirect URI: record where the browser is sent, answer nothing more.
+  await page.route(`${REDIRECT}**`, async (route) => {
+    landed = new URL(route.request().url());
+    await route.fulfill({ status: 200, body: 'back at the client' });
+  });
+
+  const verifier = randomBytes(32).toString('base64url');
+  const challenge = createHash('sha256').update(verifier).digest('base64url');
+  const authorize = new URL('authorize', base);
+  authorize.search = new URLSearchParams({
+    client_id: CLIENT_ID,
+    redirect_uri: REDIRECT,
+    response_type: 'code',
+    scope: 'openid urn:matrix:client:api:*',
+    state: 'browser-state',
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+  }).toString();
+
+  await page.goto(authorize.toString());
+  assert.match(new URL(page.url()).pathname, /^\/login$/);
+  assert.equal(await page.title(), `Sign in · 127.0.0.1`);
+
+  await page.fill('#username', 'alice');
+  await page.fill('#password', 'not the password');
+  await page.click('#submit');
+  assert.match(await page.textContent('[role=alert]'), /Wrong username or password/);
+
+  await page.fill('#password', PASSWORD);
+  await page.click('#submit');
+  assert.match(new URL(page.url()).pathname, /^\/consent\//);
+  assert.match(await page.textContent('h1'), /Allow Browser Test to access your account\?/);
+  assert.match(await page.textContent('main'), /urn:matrix:client:api:\*/);
+  await page.screenshot({ path: join(ARTIFACTS, 'consent.png') });
+
+  const cookies = await context.cookies(base);
+  const session = cookies.find((c) => c.name === 'mas-session');
+  assert.ok(session, 'a session cookie is set');
+  assert.equal(session.httpOnly, true);
+  assert.equal(session.sameSite, 'Lax');
+  assert.ok(!session.value.includes('01'), 'the cookie is encrypted, not a bare ID');
+
+  await page.click('#allow');
+  await page.waitForURL(`${REDIRECT}**`);
+  assert.ok(landed, 'the browser went back to the client');
+  assert.equal(landed.searchParams.get('state'), 'browser-state');
+  assert.equal(landed.searchParams.get('iss'), base);
+  const code = landed.searchParams.get('code');
+  assert.ok(code);
+
+  const response = await fetch(new URL('oauth2/token', base), {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'authorization_code',
+      code,
+      redirect_uri: REDIRECT,
+      client_id: CLIENT_ID,
+      code_verifier: verifier,
+    }),
+  });
+  const tokens = await response.json();
+  assert.equal(response.status, 200, JSON.stringify(tokens));
+  assert.match(tokens.access_token, /^mat_/);
+  assert.ok(tokens.id_token);
+  await context.close();
+});
+
+test('a form without its CSRF token is refused', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(new URL('login', base).toString());
+  await page.evaluate(() => { document.querySelector('input[name=csrf]').value = 'forged'; });
+  await page.fill('#username', 'alice');
+  await page.fill('#password', PASSWORD);
+  await page.click('#submit');
+  assert.match(await page.textContent('[role=alert]'), /The form expired/);
+  const cookies = await context.cookies(base);
+  assert.ok(!cookies.some((c) => c.name === 'mas-session'), 'no session without the token');
+  await context.close();
+});
