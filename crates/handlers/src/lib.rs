@@ -36,8 +36,12 @@ impl OAuthState {
     /// Builds the state; `registration_open` says whether `prompt=create` is offered.
     #[must_use]
     pub fn new(endpoints: Endpoints, keys: KeyStore, registration_open: bool) -> Self {
-        let metadata = serde_json::to_value(ProviderMetadata::new(&endpoints, registration_open))
-            .unwrap_or_default();
+        let metadata = serde_json::to_value(ProviderMetadata::new(
+            &endpoints,
+            &keys.algorithms(),
+            registration_open,
+        ))
+        .unwrap_or_default();
         Self {
             endpoints,
             keys,

@@ -443,6 +443,7 @@ async fn register(State(state): State<AppState>, request: Request) -> Result<Res
         &mut rng,
         state.clock.as_ref(),
         &state.encrypter,
+        &state.oauth.keys.algorithms(),
         &metadata,
     )
     .await?;

@@ -459,6 +459,17 @@ async fn hostile_and_malformed_requests_get_json_errors() {
 
 /// A fulfilled grant (as after consent) for `client`, consented `minutes_ago`.
 async fn consented_code(h: &Harness, client: Ulid, code: &str, minutes_ago: i64) {
+    consented_code_with_scope(h, client, code, minutes_ago, "urn:matrix:client:api:*").await;
+}
+
+/// As [`consented_code`], for a given scope.
+async fn consented_code_with_scope(
+    h: &Harness,
+    client: Ulid,
+    code: &str,
+    minutes_ago: i64,
+    scope: &str,
+) {
     let clock =
         mas_storage::MockClock::new(chrono::Utc::now() - chrono::Duration::minutes(minutes_ago));
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
@@ -476,7 +487,7 @@ async fn consented_code(h: &Harness, client: Ulid, code: &str, minutes_ago: i64)
             mas_storage::repository::NewAuthorizationGrant {
                 client_id: client,
                 redirect_uri: url::Url::parse("https://app.example.com/cb").unwrap(),
-                scope: "urn:matrix:client:api:*".to_owned(),
+                scope: scope.to_owned(),
                 state: None,
                 nonce: None,
                 response_mode: mas_data_model::ResponseMode::Query,
@@ -788,4 +799,45 @@ async fn a_resource_server_seeing_a_token_makes_its_refresh_token_spent() {
         .post("/oauth2/introspect", auth.clone(), &format!("token={a2}"))
         .await;
     assert_eq!(after["active"], false, "the session ended");
+}
+
+#[tokio::test]
+async fn a_client_may_ask_for_es256_id_tokens() {
+    let h = Harness::new().await;
+    let metadata = json!({
+        "client_uri": "https://app.example.com/",
+        "redirect_uris": ["https://app.example.com/cb"],
+        "token_endpoint_auth_method": "client_secret_basic",
+        "id_token_signed_response_alg": "ES256"
+    });
+    let (status, registered) = register(&h, &metadata).await;
+    assert_eq!(status, StatusCode::CREATED, "{registered}");
+    let client: Ulid = registered["client_id"].as_str().unwrap().parse().unwrap();
+    let secret = registered["client_secret"].as_str().unwrap().to_owned();
+    consented_code_with_scope(&h, client, "es-code", 1, "openid").await;
+    let (status, _, tokens) = h
+        .post(
+            "/oauth2/token",
+            Some(basic(client, &secret)),
+            "grant_type=authorization_code&code=es-code&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let id_token =
+        mas_oauth_core::jose::UnverifiedJws::parse(tokens["id_token"].as_str().unwrap()).unwrap();
+    assert_eq!(id_token.alg(), "ES256");
+    id_token
+        .verify_with_jwks(&h.state.oauth.keys.jwks())
+        .unwrap();
+
+    let unsupported = json!({
+        "client_uri": "https://app.example.com/",
+        "redirect_uris": ["https://app.example.com/cb"],
+        "id_token_signed_response_alg": "PS256"
+    });
+    let (status, body) = register(&h, &unsupported).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_client_metadata"))
+    );
 }

@@ -80,10 +80,30 @@ pub(crate) async fn active_user(
     Ok(repo.user().lookup(user_id).await?.filter(User::is_valid))
 }
 
+/// The algorithm a client asked for at registration (`id_token_signed_response_alg`)
+/// when a key signs with it; RS256 otherwise.
+fn id_token_alg(keys: &KeyStore, client: &Client) -> SigningAlgorithm {
+    client
+        .metadata
+        .as_ref()
+        .and_then(|m| m.get("id_token_signed_response_alg"))
+        .and_then(Value::as_str)
+        .and_then(SigningAlgorithm::parse)
+        .filter(|alg| keys.algorithms().contains(alg))
+        .unwrap_or(SigningAlgorithm::Rs256)
+}
+
 /// The left half of the SHA-256 of `value`, base64url (`at_hash`, `c_hash`).
-fn half_hash(value: &str) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, value.as_bytes());
-    URL_SAFE_NO_PAD.encode(&digest.as_ref()[..16])
+fn half_hash(value: &str, alg: SigningAlgorithm) -> String {
+    // The hash of the signing algorithm: SHA-384 for ES384, SHA-256 otherwise.
+    let function = if alg == SigningAlgorithm::Es384 {
+        &ring::digest::SHA384
+    } else {
+        &ring::digest::SHA256
+    };
+    let digest = ring::digest::digest(function, value.as_bytes());
+    let half = digest.as_ref().len() / 2;
+    URL_SAFE_NO_PAD.encode(&digest.as_ref()[..half])
 }
 
 /// Issues an access token, a refresh token and (for `openid`) an ID token in `session`.
@@ -133,7 +153,7 @@ pub(crate) async fn issue(
             "aud": client.id.to_string(),
             "iat": now.timestamp(),
             "exp": (now + ID_TOKEN_LIFETIME).timestamp(),
-            "at_hash": half_hash(&access_token),
+            "at_hash": half_hash(&access_token, id_token_alg(issuer.keys, client)),
         });
         if let Some(nonce) = nonce {
             claims["nonce"] = Value::String(nonce.to_owned());
@@ -144,7 +164,7 @@ pub(crate) async fn issue(
         Some(
             issuer
                 .keys
-                .sign(SigningAlgorithm::Rs256, &claims)
+                .sign(id_token_alg(issuer.keys, client), &claims)
                 .map_err(|error| {
                     tracing::error!(%error, "cannot sign an ID token");
                     OAuthError::new(ErrorCode::ServerError, "internal error")

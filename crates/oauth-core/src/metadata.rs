@@ -2,6 +2,8 @@
 //! Matrix (`account_management_uri`, `account_management_actions_supported`).
 
 use serde::Serialize;
+
+use crate::keys::SigningAlgorithm;
 use url::Url;
 
 /// Where each endpoint lives, derived from the public base URL with MAS's paths.
@@ -122,12 +124,16 @@ pub struct ProviderMetadata {
 }
 
 impl ProviderMetadata {
-    /// The document for these endpoints. `registration_open`
+    /// The document for these endpoints and ID token algorithms. `registration_open`
     /// says whether password registration (`prompt=create`) is offered.
     #[must_use]
-    pub fn new(endpoints: &Endpoints, registration_open: bool) -> Self {
-        // ID tokens are signed with RS256 (OpenID Connect's mandatory algorithm) today.
-        let signing: Vec<&'static str> = vec!["RS256"];
+    pub fn new(
+        endpoints: &Endpoints,
+        signing: &[SigningAlgorithm],
+        registration_open: bool,
+    ) -> Self {
+        // RS256 always; the others when a key signs with them and a client asks for it.
+        let signing: Vec<&'static str> = signing.iter().map(|a| a.as_str()).collect();
         let mut prompts = vec!["none", "login", "consent"];
         if registration_open {
             prompts.push("create");

@@ -51,6 +51,8 @@ struct Request {
     jwks: Option<Value>,
     #[serde(default)]
     jwks_uri: Option<String>,
+    #[serde(default)]
+    id_token_signed_response_alg: Option<String>,
 }
 
 fn metadata_error(description: impl Into<String>) -> OAuthError {
@@ -129,6 +131,7 @@ pub async fn register(
     rng: Rng<'_>,
     clock: &dyn Clock,
     encrypter: &Encrypter,
+    signing: &[crate::keys::SigningAlgorithm],
     body: &Value,
 ) -> Result<(Client, Value), OAuthError> {
     let request: Request = serde_json::from_value(body.clone())
@@ -181,6 +184,13 @@ pub async fn register(
             metadata_error(format!("unknown token_endpoint_auth_method `{name}`"))
         })?,
     };
+    if let Some(alg) = request.id_token_signed_response_alg.as_deref()
+        && !crate::keys::SigningAlgorithm::parse(alg).is_some_and(|a| signing.contains(&a))
+    {
+        return Err(metadata_error(format!(
+            "ID tokens cannot be signed with `{alg}` here"
+        )));
+    }
     if request.jwks_uri.is_some() {
         return Err(metadata_error(
             "jwks_uri is not supported yet; send the keys inline (jwks)",

@@ -144,7 +144,12 @@ fn hmac_assertions_verify_in_constant_time_and_none_is_refused() {
 fn discovery_advertises_the_code_flow_only_and_mas_extensions() {
     let base = url::Url::parse("https://auth.example.com/").unwrap();
     let endpoints = Endpoints::new(base.clone(), &base);
-    let doc = serde_json::to_value(ProviderMetadata::new(&endpoints, false)).unwrap();
+    let doc = serde_json::to_value(ProviderMetadata::new(
+        &endpoints,
+        &[SigningAlgorithm::Rs256, SigningAlgorithm::Es256],
+        false,
+    ))
+    .unwrap();
     assert_eq!(doc["issuer"], "https://auth.example.com/");
     assert_eq!(
         doc["token_endpoint"],
@@ -170,7 +175,7 @@ fn discovery_advertises_the_code_flow_only_and_mas_extensions() {
     );
     assert_eq!(
         doc["id_token_signing_alg_values_supported"],
-        json!(["RS256"])
+        json!(["RS256", "ES256"])
     );
     assert_eq!(
         doc["registration_endpoint"],
