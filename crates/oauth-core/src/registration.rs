@@ -121,6 +121,41 @@ fn check_same_host(
     Ok(Some(url))
 }
 
+/// The client's authentication method and key material, and its ID token algorithm.
+fn check_authentication(
+    request: &Request,
+    signing: &[crate::keys::SigningAlgorithm],
+) -> Result<ClientAuthMethod, OAuthError> {
+    let method = match request.token_endpoint_auth_method.as_deref() {
+        None => ClientAuthMethod::None,
+        Some(name) => ClientAuthMethod::parse(name).ok_or_else(|| {
+            metadata_error(format!("unknown token_endpoint_auth_method `{name}`"))
+        })?,
+    };
+    if let Some(alg) = request.id_token_signed_response_alg.as_deref()
+        && !crate::keys::SigningAlgorithm::parse(alg).is_some_and(|a| signing.contains(&a))
+    {
+        return Err(metadata_error(format!(
+            "ID tokens cannot be signed with `{alg}` here"
+        )));
+    }
+    if request.jwks_uri.is_some() {
+        return Err(metadata_error(
+            "jwks_uri is not supported yet; send the keys inline (jwks)",
+        ));
+    }
+    if method == ClientAuthMethod::PrivateKeyJwt && request.jwks.is_none() {
+        return Err(metadata_error("private_key_jwt needs jwks"));
+    }
+    if let Some(kind) = request.application_type.as_deref()
+        && kind != "web"
+        && kind != "native"
+    {
+        return Err(metadata_error("application_type must be `web` or `native`"));
+    }
+    Ok(method)
+}
+
 /// Registers a client from its metadata; returns it with the response body (the secret,
 /// for confidential clients, is in the response only: it is stored encrypted).
 ///
@@ -178,33 +213,7 @@ pub async fn register(
     let logo_uri = check_same_host("logo_uri", request.logo_uri.as_deref(), &client_host)?;
     let tos_uri = check_same_host("tos_uri", request.tos_uri.as_deref(), &client_host)?;
     let policy_uri = check_same_host("policy_uri", request.policy_uri.as_deref(), &client_host)?;
-    let method = match request.token_endpoint_auth_method.as_deref() {
-        None => ClientAuthMethod::None,
-        Some(name) => ClientAuthMethod::parse(name).ok_or_else(|| {
-            metadata_error(format!("unknown token_endpoint_auth_method `{name}`"))
-        })?,
-    };
-    if let Some(alg) = request.id_token_signed_response_alg.as_deref()
-        && !crate::keys::SigningAlgorithm::parse(alg).is_some_and(|a| signing.contains(&a))
-    {
-        return Err(metadata_error(format!(
-            "ID tokens cannot be signed with `{alg}` here"
-        )));
-    }
-    if request.jwks_uri.is_some() {
-        return Err(metadata_error(
-            "jwks_uri is not supported yet; send the keys inline (jwks)",
-        ));
-    }
-    if method == ClientAuthMethod::PrivateKeyJwt && request.jwks.is_none() {
-        return Err(metadata_error("private_key_jwt needs jwks"));
-    }
-    if let Some(kind) = request.application_type.as_deref()
-        && kind != "web"
-        && kind != "native"
-    {
-        return Err(metadata_error("application_type must be `web` or `native`"));
-    }
+    let method = check_authentication(&request, signing)?;
     let secret = matches!(
         method,
         ClientAuthMethod::ClientSecretBasic
