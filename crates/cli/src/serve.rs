@@ -159,6 +159,7 @@ fn app_state(
                 .unwrap_or("Matrix")
                 .to_owned()
         }),
+        matrix_secret: config.matrix.secret().ok(),
     })
 }
 

@@ -73,6 +73,8 @@ pub struct AppState {
     pub passwords: Arc<PasswordChecker>,
     /// The name pages call the service by.
     pub service_name: String,
+    /// The secret the homeserver introspects with (`matrix.secret`).
+    pub matrix_secret: Option<String>,
 }
 
 impl axum::extract::FromRef<AppState> for axum_extra::extract::cookie::Key {
@@ -199,6 +201,7 @@ pub(crate) mod test_state {
                 ),
             )),
             service_name: "auth.example.com".to_owned(),
+            matrix_secret: Some("homeserver-secret".to_owned()),
         };
         (state, dir)
     }

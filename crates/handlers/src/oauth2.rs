@@ -318,22 +318,53 @@ enum Grant<'a> {
     Device(&'a str),
 }
 
+/// The homeserver's shared secret, when the request authenticates with one.
+fn bearer(authorization: Option<&str>) -> Option<&str> {
+    authorization
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
 #[tracing::instrument(name = "handlers.introspect", skip_all)]
 async fn introspect(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     request: FormRequest,
 ) -> Result<Response, ApiError> {
-    let credentials =
-        ClientCredentials::from_request(request.authorization.as_deref(), &request.params)?;
     let token = request.params.require("token")?;
     request.params.get("token_type_hint")?;
+    // Synapse says so when it reads `device_id` (rather than only the device scope).
+    let wants_device_id = headers
+        .get("x-mas-supports-device-id")
+        .is_some_and(|v| v == "1");
+    let clock = state.clock.as_ref();
+    // The homeserver's hot path: the shared secret, one indexed lookup, no transaction.
+    if let Some(secret) = bearer(request.authorization.as_deref()) {
+        let expected = state.matrix_secret.as_deref().unwrap_or_default();
+        if expected.is_empty()
+            || !mas_oauth_core::client_auth::constant_time_eq(
+                secret.as_bytes(),
+                expected.as_bytes(),
+            )
+        {
+            return Err(OAuthError::invalid_client().into());
+        }
+        let mut repo = state.repos.reader().await?;
+        let mut answer =
+            tokens::introspect(repo.as_mut(), clock, token, tokens::Asker::Homeserver).await?;
+        if !wants_device_id {
+            answer.device_id = None;
+        }
+        return Ok(json_ok(&answer));
+    }
+    let credentials =
+        ClientCredentials::from_request(request.authorization.as_deref(), &request.params)?;
     let oauth = &state.oauth;
     let audiences = [
         oauth.endpoints.introspection.as_str(),
         oauth.endpoints.issuer.as_str(),
     ];
     let client = authenticate(&state, &credentials, &audiences).await?;
-    let mut repo = state.repos.begin().await?;
     if client.auth_method == mas_data_model::ClientAuthMethod::None {
         return Err(OAuthError::new(
             ErrorCode::InvalidClient,
@@ -341,8 +372,19 @@ async fn introspect(
         )
         .into());
     }
-    let answer = tokens::introspect(repo.as_mut(), state.clock.as_ref(), token).await?;
+    // Static clients are declared by the administrator: the homeserver of the MSC3861
+    // generation authenticates as one, and must see compatibility tokens too.
+    let asker = if client.kind == mas_data_model::ClientKind::Static {
+        tokens::Asker::Homeserver
+    } else {
+        tokens::Asker::Client
+    };
+    let mut repo = state.repos.begin().await?;
+    let mut answer = tokens::introspect(repo.as_mut(), clock, token, asker).await?;
     repo.save().await?;
+    if !wants_device_id {
+        answer.device_id = None;
+    }
     Ok(json_ok(&answer))
 }
 

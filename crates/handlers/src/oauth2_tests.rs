@@ -841,3 +841,104 @@ async fn a_client_may_ask_for_es256_id_tokens() {
         (StatusCode::BAD_REQUEST, Some("invalid_client_metadata"))
     );
 }
+
+#[tokio::test]
+async fn homeserver_introspects_compatibility_tokens_with_its_secret() {
+    let h = Harness::new().await;
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let token = mas_oauth_core::tokens::generate(
+        &mut rng,
+        mas_data_model::TokenType::CompatAccessToken,
+    );
+    let mut repo = h.state.repos.begin().await.unwrap();
+    let user = repo
+        .user()
+        .add(&mut rng, &SystemClock, "alice")
+        .await
+        .unwrap();
+    let session = repo
+        .compat_session()
+        .add(
+            &mut rng,
+            &SystemClock,
+            &user,
+            Some("ABCDEFGH".to_owned()),
+            None,
+            true,
+            None,
+        )
+        .await
+        .unwrap();
+    repo.compat_access_token()
+        .add(&mut rng, &SystemClock, &session, &token, None)
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+
+    let ask = |auth: &str, device_header: bool| {
+        let app = router(&[Resource::OAuth], None, h.state.clone());
+        let mut request = Request::builder()
+            .method(Method::POST)
+            .uri("/oauth2/introspect")
+            .header("authorization", auth)
+            .header("content-type", "application/x-www-form-urlencoded");
+        if device_header {
+            request = request.header("x-mas-supports-device-id", "1");
+        }
+        let request = request.body(Body::from(format!("token={token}"))).unwrap();
+        async move {
+            let response = app.oneshot(request).await.unwrap();
+            let status = response.status();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (
+                status,
+                serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
+            )
+        }
+    };
+
+    let (status, answer) = ask("Bearer homeserver-secret", true).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["active"], true);
+    assert_eq!(answer["username"], "alice");
+    assert_eq!(answer["sub"], user.id.to_string());
+    assert_eq!(answer["device_id"], "ABCDEFGH");
+    let scope: Vec<&str> = answer["scope"].as_str().unwrap().split(' ').collect();
+    for expected in [
+        "urn:matrix:client:api:*",
+        "urn:matrix:org.matrix.msc2967.client:api:*",
+        "urn:matrix:client:device:ABCDEFGH",
+        "urn:matrix:org.matrix.msc2967.client:device:ABCDEFGH",
+        "urn:synapse:admin:*",
+    ] {
+        assert!(scope.contains(&expected), "{expected} missing from {scope:?}");
+    }
+    assert!(answer.get("client_id").is_none(), "{answer}");
+
+    // A homeserver that does not say it reads `device_id` gets the scope only.
+    let (_, answer) = ask("Bearer homeserver-secret", false).await;
+    assert_eq!(answer["active"], true);
+    assert!(answer.get("device_id").is_none(), "{answer}");
+
+    // The wrong secret is refused in OAuth's own words, and says nothing about the token.
+    let (status, answer) = ask("Bearer not-the-secret", true).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(answer["error"], "invalid_client");
+    assert!(answer.get("active").is_none());
+
+    // An ordinary client never learns about compatibility tokens.
+    let client = h.client(ClientAuthMethod::ClientSecretBasic, None).await;
+    let (status, answer) = ask(&basic(client, SECRET), true).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer, json!({"active": false}));
+
+    // Locking the user ends what the homeserver accepts.
+    let mut repo = h.state.repos.begin().await.unwrap();
+    repo.user().lock(&SystemClock, user).await.unwrap();
+    repo.save().await.unwrap();
+    let (status, answer) = ask("Bearer homeserver-secret", true).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(answer, json!({"active": false}));
+}

@@ -232,8 +232,10 @@ impl ClientCredentials {
     }
 }
 
-/// Hashes both sides first, so neither the content nor the length leaks through timing.
-fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
+/// Compares secrets in constant time. Both sides are hashed first, so neither the content
+/// nor the length leaks through timing.
+#[must_use]
+pub fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
     let given = ring::digest::digest(&ring::digest::SHA256, given);
     let expected = ring::digest::digest(&ring::digest::SHA256, expected);
     given.as_ref().ct_eq(expected.as_ref()).into()

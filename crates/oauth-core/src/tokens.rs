@@ -217,6 +217,163 @@ pub struct Introspection {
     /// The token's ID.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
+    /// The Matrix device the token belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+}
+
+/// Who asks an introspection question, which decides what it may learn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asker {
+    /// A client: only OAuth 2.0 tokens answer.
+    Client,
+    /// The homeserver (or a static client the administrator trusts): compatibility and
+    /// personal tokens answer too, with the Matrix fields.
+    Homeserver,
+}
+
+/// The Matrix API and device scopes exist in a stable and an MSC2967 spelling; each
+/// implies its twin, so a homeserver that knows either one recognises the token.
+#[must_use]
+pub fn with_matrix_twins(scope: &str) -> String {
+    const PAIRS: [(&str, &str); 2] = [
+        (
+            "urn:matrix:client:api:*",
+            "urn:matrix:org.matrix.msc2967.client:api:*",
+        ),
+        (
+            "urn:matrix:client:device:",
+            "urn:matrix:org.matrix.msc2967.client:device:",
+        ),
+    ];
+    let mut out: Vec<String> = Vec::new();
+    let mut push = |token: String| {
+        if !out.contains(&token) {
+            out.push(token);
+        }
+    };
+    for token in scope.split(' ').filter(|t| !t.is_empty()) {
+        push(token.to_owned());
+        for (stable, unstable) in PAIRS {
+            if let Some(rest) = token.strip_prefix(stable) {
+                push(format!("{unstable}{rest}"));
+            } else if let Some(rest) = token.strip_prefix(unstable) {
+                push(format!("{stable}{rest}"));
+            }
+        }
+    }
+    out.join(" ")
+}
+
+/// The device named by a device scope, if exactly one is.
+#[must_use]
+pub fn device_of(scope: &str) -> Option<String> {
+    let mut devices: Vec<&str> = scope
+        .split(' ')
+        .filter_map(|t| {
+            t.strip_prefix("urn:matrix:client:device:")
+                .or_else(|| t.strip_prefix("urn:matrix:org.matrix.msc2967.client:device:"))
+        })
+        .collect();
+    devices.dedup();
+    match devices.as_slice() {
+        [one] => Some((*one).to_owned()),
+        _ => None,
+    }
+}
+
+/// The answer for a compatibility token (`mct_`, or `syt_` imported from Synapse).
+async fn introspect_compat(
+    repo: &mut dyn Repository,
+    clock: &dyn Clock,
+    token: &str,
+) -> Result<Introspection, OAuthError> {
+    let inactive = Introspection::default();
+    let now = clock.now();
+    let Some(access) = repo.compat_access_token().find_by_token(token).await? else {
+        return Ok(inactive);
+    };
+    if !access.is_valid(now) {
+        return Ok(inactive);
+    }
+    let Some(session) = repo.compat_session().lookup(access.session_id).await? else {
+        return Ok(inactive);
+    };
+    if !session.is_active() {
+        return Ok(inactive);
+    }
+    let Some(user) = repo
+        .user()
+        .lookup(session.user_id)
+        .await?
+        .filter(mas_data_model::User::is_valid)
+    else {
+        return Ok(inactive);
+    };
+    let mut scope = String::from("urn:matrix:client:api:*");
+    if let Some(device) = &session.device_id {
+        scope.push_str(" urn:matrix:client:device:");
+        scope.push_str(device);
+    }
+    if session.is_synapse_admin {
+        scope.push_str(" urn:synapse:admin:*");
+    }
+    Ok(Introspection {
+        active: true,
+        scope: Some(with_matrix_twins(&scope)),
+        client_id: None,
+        username: Some(user.username.clone()),
+        token_type: Some("access_token"),
+        exp: access.expires_at.map(|at| at.timestamp()),
+        expires_in: access.expires_at.map(|at| (at - now).num_seconds().max(0)),
+        iat: Some(access.created_at.timestamp()),
+        sub: Some(user.id.to_string()),
+        jti: Some(access.id.to_string()),
+        device_id: session.device_id,
+    })
+}
+
+/// The answer for a personal access token (`mpt_`).
+async fn introspect_personal(
+    repo: &mut dyn Repository,
+    clock: &dyn Clock,
+    token: &str,
+) -> Result<Introspection, OAuthError> {
+    let inactive = Introspection::default();
+    let now = clock.now();
+    let Some(access) = repo.personal_access_token().find_by_token(token).await? else {
+        return Ok(inactive);
+    };
+    if access.revoked_at.is_some() || access.expires_at.is_some_and(|at| at <= now) {
+        return Ok(inactive);
+    }
+    let Some(session) = repo.personal_session().lookup(access.session_id).await? else {
+        return Ok(inactive);
+    };
+    if session.revoked_at.is_some() {
+        return Ok(inactive);
+    }
+    let Some(user) = repo
+        .user()
+        .lookup(session.actor_user_id)
+        .await?
+        .filter(mas_data_model::User::is_valid)
+    else {
+        return Ok(inactive);
+    };
+    Ok(Introspection {
+        active: true,
+        scope: Some(with_matrix_twins(&session.scope)),
+        client_id: None,
+        username: Some(user.username.clone()),
+        token_type: Some("access_token"),
+        exp: access.expires_at.map(|at| at.timestamp()),
+        expires_in: access.expires_at.map(|at| (at - now).num_seconds().max(0)),
+        iat: Some(access.created_at.timestamp()),
+        sub: Some(user.id.to_string()),
+        jti: Some(access.id.to_string()),
+        device_id: device_of(&session.scope),
+    })
 }
 
 /// Answers for `token`. A string that is not one of our tokens is inactive without any
@@ -229,11 +386,21 @@ pub async fn introspect(
     repo: &mut dyn Repository,
     clock: &dyn Clock,
     token: &str,
+    asker: Asker,
 ) -> Result<Introspection, OAuthError> {
     let inactive = Introspection::default();
     let Ok(kind) = TokenType::check(token) else {
         return Ok(inactive);
     };
+    match (kind, asker) {
+        (TokenType::CompatAccessToken, Asker::Homeserver) => {
+            return introspect_compat(repo, clock, token).await;
+        }
+        (TokenType::PersonalAccessToken, Asker::Homeserver) => {
+            return introspect_personal(repo, clock, token).await;
+        }
+        _ => {}
+    }
     let now = clock.now();
     let (session_id, token_type, id, created_at, expires_at) = match kind {
         TokenType::AccessToken => {
@@ -269,7 +436,7 @@ pub async fn introspect(
                 None,
             )
         }
-        // Compatibility and personal tokens answer to the homeserver's introspection.
+        // Compatibility and personal tokens answer to the homeserver only.
         _ => return Ok(inactive),
     };
     let Some(session) = repo.session().lookup(session_id).await? else {
@@ -285,9 +452,14 @@ pub async fn introspect(
         },
         None => None,
     };
+    let (scope, device_id) = match asker {
+        Asker::Homeserver => (with_matrix_twins(&session.scope), device_of(&session.scope)),
+        Asker::Client => (session.scope.clone(), None),
+    };
     Ok(Introspection {
         active: true,
-        scope: Some(session.scope),
+        scope: Some(scope),
+        device_id,
         client_id: Some(session.client_id.to_string()),
         username: user.as_ref().map(|u| u.username.clone()),
         token_type: Some(token_type),
