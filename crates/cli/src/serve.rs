@@ -160,6 +160,7 @@ fn app_state(
                 .to_owned()
         }),
         matrix_secret: config.matrix.secret().ok(),
+        remote_keys: Arc::new(mas_handlers::RemoteKeys::new()?),
     })
 }
 

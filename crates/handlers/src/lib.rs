@@ -11,6 +11,7 @@ mod oauth2;
 #[cfg(test)]
 mod oauth2_tests;
 mod passwords;
+mod remote_keys;
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ use mas_oauth_core::{Endpoints, KeyStore, ProviderMetadata};
 use mas_storage::{Clock, Encrypter, Health, RepositoryFactory};
 
 pub use self::passwords::PasswordChecker;
+pub use self::remote_keys::RemoteKeys;
 use tower_http::trace::TraceLayer;
 
 /// The OAuth 2.0 provider's fixed parts: endpoints, keys, discovery document.
@@ -75,6 +77,8 @@ pub struct AppState {
     pub service_name: String,
     /// The secret the homeserver introspects with (`matrix.secret`).
     pub matrix_secret: Option<String>,
+    /// Key sets of clients that publish them at a `jwks_uri`.
+    pub remote_keys: Arc<RemoteKeys>,
 }
 
 impl axum::extract::FromRef<AppState> for axum_extra::extract::cookie::Key {
@@ -202,6 +206,7 @@ pub(crate) mod test_state {
             )),
             service_name: "auth.example.com".to_owned(),
             matrix_secret: Some("homeserver-secret".to_owned()),
+            remote_keys: Arc::new(crate::RemoteKeys::new().unwrap()),
         };
         (state, dir)
     }

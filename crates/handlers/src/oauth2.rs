@@ -172,6 +172,7 @@ async fn authenticate(
     credentials: &ClientCredentials,
     audiences: &[&str],
 ) -> Result<mas_data_model::Client, ApiError> {
+    let remote_keys = remote_keys(state, credentials).await?;
     let mut repo = state.repos.begin().await?;
     let client = credentials
         .authenticate(
@@ -180,10 +181,33 @@ async fn authenticate(
             state.clock.as_ref(),
             &state.encrypter,
             audiences,
+            remote_keys.as_ref(),
         )
         .await?;
     repo.save().await?;
     Ok(client)
+}
+
+/// The key set a `private_key_jwt` client publishes at its `jwks_uri`, fetched with no
+/// transaction open.
+async fn remote_keys(
+    state: &AppState,
+    credentials: &ClientCredentials,
+) -> Result<Option<serde_json::Value>, ApiError> {
+    if credentials.method != mas_data_model::ClientAuthMethod::PrivateKeyJwt {
+        return Ok(None);
+    }
+    let Ok(id) = credentials.client_id.parse::<ulid::Ulid>() else {
+        return Ok(None);
+    };
+    let client = state.repos.reader().await?.client().lookup(id).await?;
+    let Some(uri) = client
+        .as_ref()
+        .and_then(mas_oauth_core::client_auth::remote_jwks_uri)
+    else {
+        return Ok(None);
+    };
+    Ok(state.remote_keys.get(uri).await)
 }
 
 fn rng() -> rand::rngs::StdRng {

@@ -32,6 +32,15 @@ impl Harness {
     }
 
     async fn client(&self, method: ClientAuthMethod, jwks: Option<Value>) -> Ulid {
+        self.client_with(method, jwks, None).await
+    }
+
+    async fn client_with(
+        &self,
+        method: ClientAuthMethod,
+        jwks: Option<Value>,
+        jwks_uri: Option<url::Url>,
+    ) -> Ulid {
         let mut rng = rand::make_rng::<rand::rngs::StdRng>();
         let mut repo = self.state.repos.begin().await.unwrap();
         let sealed = method_uses_secret(method)
@@ -40,7 +49,7 @@ impl Harness {
             auth_method: method,
             encrypted_secret: sealed,
             jwks,
-            jwks_uri: None,
+            jwks_uri,
             redirect_uris: Vec::new(),
             grant_types: vec!["client_credentials".to_owned()],
             name: None,
@@ -846,10 +855,8 @@ async fn a_client_may_ask_for_es256_id_tokens() {
 async fn homeserver_introspects_compatibility_tokens_with_its_secret() {
     let h = Harness::new().await;
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
-    let token = mas_oauth_core::tokens::generate(
-        &mut rng,
-        mas_data_model::TokenType::CompatAccessToken,
-    );
+    let token =
+        mas_oauth_core::tokens::generate(&mut rng, mas_data_model::TokenType::CompatAccessToken);
     let mut repo = h.state.repos.begin().await.unwrap();
     let user = repo
         .user()
@@ -913,7 +920,10 @@ async fn homeserver_introspects_compatibility_tokens_with_its_secret() {
         "urn:matrix:org.matrix.msc2967.client:device:ABCDEFGH",
         "urn:synapse:admin:*",
     ] {
-        assert!(scope.contains(&expected), "{expected} missing from {scope:?}");
+        assert!(
+            scope.contains(&expected),
+            "{expected} missing from {scope:?}"
+        );
     }
     assert!(answer.get("client_id").is_none(), "{answer}");
 
@@ -941,4 +951,98 @@ async fn homeserver_introspects_compatibility_tokens_with_its_secret() {
     let (status, answer) = ask("Bearer homeserver-secret", true).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(answer, json!({"active": false}));
+}
+
+#[tokio::test]
+async fn private_key_jwt_keys_are_fetched_from_jwks_uri() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let h = Harness::new().await;
+    let client_keys = crate::test_state::oauth();
+    let published = client_keys.keys.jwks();
+    // The right keys, padded past the size bound: only the bound refuses them.
+    let mut padded = published.clone();
+    padded["padding"] = Value::String("x".repeat(1 << 20));
+    let hits = Arc::new(AtomicUsize::new(0));
+    let key_server = axum::Router::new()
+        .route(
+            "/jwks.json",
+            axum::routing::get({
+                let hits = hits.clone();
+                move || async move {
+                    hits.fetch_add(1, Ordering::SeqCst);
+                    axum::Json(published)
+                }
+            }),
+        )
+        .route(
+            "/huge.json",
+            axum::routing::get(move || async move { axum::Json(padded) }),
+        )
+        .route(
+            "/elsewhere.json",
+            axum::routing::get(|| async { axum::response::Redirect::temporary("/jwks.json") }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, key_server).await });
+
+    let token_url = "https://auth.example.com/oauth2/token";
+    let now = chrono::Utc::now().timestamp();
+    let try_token = |client: Ulid, jti: &str| {
+        let claims = json!({"iss": client.to_string(), "sub": client.to_string(), "aud": token_url, "exp": now + 60, "jti": jti});
+        let signed = client_keys
+            .keys
+            .sign(mas_oauth_core::SigningAlgorithm::Es256, &claims)
+            .unwrap();
+        format!(
+            "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={signed}"
+        )
+    };
+
+    let client = h
+        .client_with(
+            ClientAuthMethod::PrivateKeyJwt,
+            None,
+            Some(format!("{base}/jwks.json").parse().unwrap()),
+        )
+        .await;
+    for jti in ["remote-1", "remote-2"] {
+        let (status, _, body) = h.post("/oauth2/token", None, &try_token(client, jti)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body["access_token"].as_str().unwrap().starts_with("mat_"));
+    }
+    // The second request was answered from the cache.
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+
+    // Keys that cannot be had (missing, oversized, behind a redirect, unreachable) leave
+    // the client unauthenticated, in OAuth's words.
+    for path in ["missing.json", "huge.json", "elsewhere.json"] {
+        let client = h
+            .client_with(
+                ClientAuthMethod::PrivateKeyJwt,
+                None,
+                Some(format!("{base}/{path}").parse().unwrap()),
+            )
+            .await;
+        let (status, _, body) = h
+            .post("/oauth2/token", None, &try_token(client, path))
+            .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+            "{path}: {body}"
+        );
+    }
+    let unreachable = h
+        .client_with(
+            ClientAuthMethod::PrivateKeyJwt,
+            None,
+            Some("http://127.0.0.1:9/jwks.json".parse().unwrap()),
+        )
+        .await;
+    let (status, _, _) = h
+        .post("/oauth2/token", None, &try_token(unreachable, "nowhere"))
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
 }

@@ -154,7 +154,9 @@ impl ClientCredentials {
     /// Checks the credentials against the stored client.
     ///
     /// `audiences` are the URLs an assertion may name as `aud` (the endpoint and the
-    /// issuer). Every failure is the same `invalid_client`, so nothing is learnt from it.
+    /// issuer). `remote_keys` is the key set fetched from the client's `jwks_uri` (see
+    /// [`remote_jwks_uri`]); the caller fetches it, so no HTTP happens in here. Every
+    /// failure is the same `invalid_client`, so nothing is learnt from it.
     ///
     /// # Errors
     /// `invalid_client`; `temporarily_unavailable` when the database is away.
@@ -165,6 +167,7 @@ impl ClientCredentials {
         clock: &dyn Clock,
         encrypter: &Encrypter,
         audiences: &[&str],
+        remote_keys: Option<&Value>,
     ) -> Result<Client, OAuthError> {
         let id: Ulid = self
             .client_id
@@ -205,8 +208,11 @@ impl ClientCredentials {
                     jws.verify_hmac(&stored_secret()?)
                         .map_err(|_| OAuthError::invalid_client())?;
                 } else {
-                    let key_set = client.jwks.as_ref().ok_or_else(|| {
-                        OAuthError::new(ErrorCode::InvalidClient, "keys published at jwks_uri are not supported yet; register the keys inline (jwks)")
+                    let key_set = client.jwks.as_ref().or(remote_keys).ok_or_else(|| {
+                        OAuthError::new(
+                            ErrorCode::InvalidClient,
+                            "the keys published at the client's jwks_uri could not be fetched",
+                        )
                     })?;
                     jws.verify_with_jwks(key_set)
                         .map_err(|_| OAuthError::invalid_client())?;
@@ -229,6 +235,17 @@ impl ClientCredentials {
             }
         }
         Ok(client)
+    }
+}
+
+/// Where a `private_key_jwt` client publishes its keys, when it has no inline key set:
+/// the caller fetches them before [`ClientCredentials::authenticate`].
+#[must_use]
+pub fn remote_jwks_uri(client: &Client) -> Option<&url::Url> {
+    if client.auth_method == ClientAuthMethod::PrivateKeyJwt && client.jwks.is_none() {
+        client.jwks_uri.as_ref()
+    } else {
+        None
     }
 }
 

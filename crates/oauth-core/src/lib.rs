@@ -64,7 +64,7 @@
 //! let credentials = ClientCredentials::from_request(None, &form)?;
 //! let mut repo = storage.begin().await?;
 //! let client = credentials
-//!     .authenticate(repo.as_mut(), &mut rng, &clock, &encrypter, &["https://auth.example.com/oauth2/token"])
+//!     .authenticate(repo.as_mut(), &mut rng, &clock, &encrypter, &["https://auth.example.com/oauth2/token"], None)
 //!     .await?;
 //! let ttl = chrono::Duration::minutes(5);
 //! let answer = tokens::client_credentials(repo.as_mut(), &mut rng, &clock, &client, form.get("scope")?, ttl).await?;
