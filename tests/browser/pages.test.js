@@ -54,6 +54,7 @@ before(async () => {
     MAS_HTTP__PUBLIC_BASE: base,
     MAS_HTTP__LISTENERS: `[{name="web",resources=[{name="discovery"},{name="oauth"},{name="human"},{name="health"}],binds=[{address="127.0.0.1:${port}"}]}]`,
     MAS_DATABASE__URI: `sqlite://${join(dir, 'mas.db')}`,
+    MAS_ACCOUNT__PASSWORD_REGISTRATION_ENABLED: 'true',
   };
   delete env.MAS_CONFIG;
   writeFileSync(join(dir, 'config.yaml'), execFileSync(MAS_CLI, ['config', 'generate']));
@@ -162,4 +163,67 @@ test('a form without its CSRF token is refused', async () => {
   const cookies = await context.cookies(base);
   assert.ok(!cookies.some((c) => c.name === 'mas-session'), 'no session without the token');
   await context.close();
+});
+
+test('a client asking for a new account (prompt=create) gets one made, then consent', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  let landed;
+  await page.route(`${REDIRECT}**`, async (route) => {
+    landed = new URL(route.request().url());
+    await route.fulfill({ status: 200, body: 'back at the client' });
+  });
+  const discovery = await (await fetch(new URL('.well-known/openid-configuration', base))).json();
+  assert.ok(discovery.prompt_values_supported.includes('create'));
+
+  const challenge = createHash('sha256').update(randomBytes(32).toString('base64url')).digest('base64url');
+  const authorize = new URL('authorize', base);
+  authorize.search = new URLSearchParams({
+    client_id: CLIENT_ID,
+    redirect_uri: REDIRECT,
+    response_type: 'code',
+    scope: 'openid urn:matrix:client:api:*',
+    prompt: 'create',
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+  }).toString();
+  await page.goto(authorize.toString());
+  assert.match(new URL(page.url()).pathname, /^\/register$/);
+  assert.equal(await page.title(), 'Create an account · 127.0.0.1');
+
+  const attempt = async (username, password, confirm) => {
+    await page.fill('#username', username);
+    await page.fill('#password', password);
+    await page.fill('#password_confirm', confirm);
+    await page.click('#submit');
+  };
+  await attempt('alice', PASSWORD, PASSWORD);
+  assert.match(await page.textContent('[role=alert]'), /This username is taken/);
+  await attempt('Bob', PASSWORD, PASSWORD);
+  assert.match(await page.textContent('[role=alert]'), /lowercase letters/);
+  await attempt('bob', 'password', 'password');
+  assert.match(await page.textContent('[role=alert]'), /too easy to guess/);
+  await attempt('bob', PASSWORD, `${PASSWORD}!`);
+  assert.match(await page.textContent('[role=alert]'), /do not match/);
+  assert.equal(await page.inputValue('#username'), 'bob', 'the username is kept');
+
+  await attempt('bob', PASSWORD, PASSWORD);
+  assert.match(new URL(page.url()).pathname, /^\/consent\//);
+  await page.screenshot({ path: join(ARTIFACTS, 'registered-consent.png') });
+  await page.click('#allow');
+  await page.waitForURL(`${REDIRECT}**`);
+  assert.ok(landed?.searchParams.get('code'), 'the client got a code');
+  await context.close();
+
+  // The new account signs in like any other.
+  const again = await browser.newContext();
+  const login = await again.newPage();
+  await login.goto(new URL('login', base).toString());
+  assert.ok(await login.$('#register'), 'the login page links to registration');
+  await login.fill('#username', 'bob');
+  await login.fill('#password', PASSWORD);
+  await login.click('#submit');
+  assert.equal(await login.$('[role=alert]'), null);
+  assert.ok((await again.cookies(base)).some((c) => c.name === 'mas-session'));
+  await again.close();
 });

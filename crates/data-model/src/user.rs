@@ -141,3 +141,14 @@ impl RegistrationToken {
             && self.usage_limit.is_none_or(|limit| self.times_used < limit)
     }
 }
+
+/// Whether `localpart` may be a username: the Matrix user ID grammar's lowercase letters,
+/// digits and `._=-/+`, at most 255 bytes.
+#[must_use]
+pub fn is_valid_localpart(localpart: &str) -> bool {
+    !localpart.is_empty()
+        && localpart.len() <= 255
+        && localpart
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._=-/+".contains(&b))
+}

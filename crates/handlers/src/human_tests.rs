@@ -285,3 +285,27 @@ fn redirect_uris_match_exactly_except_loopback_ports() {
         );
     }
 }
+
+#[tokio::test]
+async fn registration_is_closed_unless_configured() {
+    let (state, _dir) = state(Arc::new(Up)).await;
+    assert!(!state.oauth.registration_open);
+    let (status, _, page) = get(&state, "/register?next=/consent/x").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("Registration is closed"), "{page}");
+    let (status, _, page) = get(&state, "/login").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        !page.contains("/register"),
+        "no link to a closed page: {page}"
+    );
+
+    // Opened: the page is a form, and the login page links to it, keeping `next`.
+    let mut open = state.clone();
+    open.oauth = crate::test_state::oauth_with(true);
+    let (status, _, page) = get(&open, "/register?next=/consent/x").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(r#"name="password_confirm""#), "{page}");
+    let (_, _, page) = get(&open, "/login?next=/consent/x").await;
+    assert!(page.contains("/register?next=%2Fconsent%2Fx"), "{page}");
+}

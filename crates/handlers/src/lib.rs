@@ -32,6 +32,8 @@ pub struct OAuthState {
     pub keys: KeyStore,
     /// The discovery document, built once.
     pub metadata: serde_json::Value,
+    /// Whether people may create accounts with a password (`prompt=create`, `/register`).
+    pub registration_open: bool,
 }
 
 impl OAuthState {
@@ -48,6 +50,7 @@ impl OAuthState {
             endpoints,
             keys,
             metadata,
+            registration_open,
         }
     }
 }
@@ -150,6 +153,11 @@ pub(crate) mod test_state {
 
     /// An OAuth state on `https://auth.example.com/` with freshly generated keys.
     pub(crate) fn oauth() -> Arc<OAuthState> {
+        oauth_with(false)
+    }
+
+    /// The same, with password registration open or closed.
+    pub(crate) fn oauth_with(registration_open: bool) -> Arc<OAuthState> {
         let config = mas_config::generate().unwrap();
         let pems: Vec<String> = config
             .secrets
@@ -161,7 +169,7 @@ pub(crate) mod test_state {
             mas_oauth_core::KeyStore::from_pems(pems.iter().map(|p| (None, p.as_str()))).unwrap();
         let base = url::Url::parse("https://auth.example.com/").unwrap();
         let endpoints = mas_oauth_core::Endpoints::new(base.clone(), &base);
-        Arc::new(OAuthState::new(endpoints, keys, false))
+        Arc::new(OAuthState::new(endpoints, keys, registration_open))
     }
 
     /// A migrated SQLite database in a temporary directory (kept while the guard lives).

@@ -63,6 +63,29 @@ impl PasswordChecker {
             .map_err(|e| PasswordError::Hashing(e.to_string()))?
     }
 
+    /// Whether `password` is strong enough for a new account (see
+    /// [`PasswordManager::is_strong_enough`]).
+    #[must_use]
+    pub fn is_strong_enough(&self, password: &str, user_inputs: &[&str]) -> bool {
+        self.manager.is_strong_enough(password, user_inputs)
+    }
+
+    /// Hashes a new password with the newest scheme, as [`Self::verify`] runs.
+    ///
+    /// # Errors
+    /// As [`PasswordManager::hash`].
+    pub async fn hash(&self, password: String) -> Result<(u16, String), PasswordError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| PasswordError::Disabled)?;
+        let manager = self.manager.clone();
+        tokio::task::spawn_blocking(move || manager.hash(salt(), &password))
+            .await
+            .map_err(|e| PasswordError::Hashing(e.to_string()))?
+    }
+
     /// Spends the time of a real check, for a user who does not exist; always fails.
     pub async fn verify_decoy(&self, password: String) -> PasswordError {
         if let Some((version, hash)) = self.decoy.clone() {

@@ -60,13 +60,7 @@ pub(crate) struct RegisterUser {
 }
 
 /// Whether `localpart` is a valid Matrix user localpart, as MAS accepts them.
-pub(crate) fn valid_localpart(localpart: &str) -> bool {
-    !localpart.is_empty()
-        && localpart.len() <= 255
-        && localpart
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._=-/+".contains(&b))
-}
+pub(crate) use mas_data_model::is_valid_localpart as valid_localpart;
 
 fn valid_email(email: &str) -> bool {
     let mut parts = email.split('@');

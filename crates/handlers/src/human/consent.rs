@@ -25,6 +25,8 @@ enum Step {
     Ask(Box<(BrowserSession, AuthorizationGrant)>),
     /// The grant cannot be used any more.
     Gone,
+    /// Nobody is signed in and the client asked for a new account (`prompt=create`).
+    Register,
 }
 
 async fn step(
@@ -47,6 +49,13 @@ async fn step(
         return Ok(Step::Gone);
     }
     let Some(session) = current_session(repo, jar).await? else {
+        let create = grant
+            .prompt
+            .as_deref()
+            .is_some_and(|p| p.split(' ').any(|p| p == "create"));
+        if create && state.oauth.registration_open {
+            return Ok(Step::Register);
+        }
         return Ok(Step::Login);
     };
     let last = repo.browser_session().last_authentication(&session).await?;
@@ -66,6 +75,12 @@ async fn step(
         return Ok(Step::Login);
     }
     Ok(Step::Ask(Box::new((session, grant))))
+}
+
+fn register_first(grant_id: &str) -> Response {
+    let next: String =
+        url::form_urlencoded::byte_serialize(format!("/consent/{grant_id}").as_bytes()).collect();
+    see_other(&format!("/register?next={next}"))
 }
 
 fn login_first(grant_id: &str) -> Response {
@@ -96,6 +111,7 @@ pub(super) async fn get(
     let (session, grant) = match step(&state, repo.as_mut(), &jar, &grant_id).await {
         Ok(Step::Ask(found)) => *found,
         Ok(Step::Login) => return login_first(&grant_id),
+        Ok(Step::Register) => return register_first(&grant_id),
         Ok(Step::Gone) => return gone(&state),
         Err(error) => return storage_error_page(&state, &error),
     };
@@ -159,6 +175,7 @@ pub(super) async fn post(
     let (session, grant) = match step(&state, repo.as_mut(), &jar, &grant_id).await {
         Ok(Step::Ask(found)) => *found,
         Ok(Step::Login) => return login_first(&grant_id),
+        Ok(Step::Register) => return register_first(&grant_id),
         Ok(Step::Gone) => return gone(&state),
         Err(error) => return storage_error_page(&state, &error),
     };

@@ -37,7 +37,7 @@ impl<S: Send + Sync> FromRequest<S> for PageForm {
 
 #[derive(Deserialize)]
 pub(super) struct LoginQuery {
-    next: Option<String>,
+    pub(super) next: Option<String>,
 }
 
 fn login_page(
@@ -52,7 +52,11 @@ fn login_page(
     let page = render(
         status,
         "login.html",
-        minijinja::context! { service_name => state.service_name, csrf, next, username, error },
+        minijinja::context! {
+            service_name => state.service_name, csrf, next, username, error,
+            registration_open => state.oauth.registration_open,
+            next_param => super::query_value(next),
+        },
     );
     (jar, page).into_response()
 }

@@ -6,6 +6,7 @@ mod authorize;
 mod consent;
 mod device;
 mod login;
+mod register;
 
 use std::sync::LazyLock;
 
@@ -32,6 +33,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     for (name, source) in [
         ("base.html", include_str!("../../templates/base.html")),
         ("login.html", include_str!("../../templates/login.html")),
+        (
+            "register.html",
+            include_str!("../../templates/register.html"),
+        ),
         ("consent.html", include_str!("../../templates/consent.html")),
         ("error.html", include_str!("../../templates/error.html")),
         ("link.html", include_str!("../../templates/link.html")),
@@ -53,6 +58,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/authorize", get(authorize::get))
         .route("/login", get(login::get).post(login::post))
         .route("/logout", post(login::logout))
+        .route("/register", get(register::get).post(register::post))
         .route("/consent/{grant_id}", get(consent::get).post(consent::post))
         .route("/link", get(device::link_get).post(device::link_post))
         .route(
@@ -185,6 +191,11 @@ pub(crate) fn safe_next(next: Option<&str>) -> String {
         }
         _ => "/".to_owned(),
     }
+}
+
+/// `value` encoded for a query string.
+pub(crate) fn query_value(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
 /// A 303 to a local path.
