@@ -265,6 +265,22 @@ pub fn with_matrix_twins(scope: &str) -> String {
     out.join(" ")
 }
 
+/// Whether an earlier consent to `granted` covers a request for `requested`. Device
+/// scopes do not count: each login asks for a device of its own.
+#[must_use]
+pub fn consent_covers(granted: &str, requested: &str) -> bool {
+    let is_device = |t: &&str| {
+        t.starts_with("urn:matrix:client:device:")
+            || t.starts_with("urn:matrix:org.matrix.msc2967.client:device:")
+    };
+    let granted: Vec<&str> = granted.split(' ').collect();
+    requested
+        .split(' ')
+        .filter(|t| !t.is_empty())
+        .filter(|t| !is_device(t))
+        .all(|t| granted.contains(&t))
+}
+
 /// The device named by a device scope, if exactly one is.
 #[must_use]
 pub fn device_of(scope: &str) -> Option<String> {
@@ -523,4 +539,35 @@ pub async fn revoke(
         .await?;
     repo.session().finish(clock, session).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{consent_covers, device_of, with_matrix_twins};
+
+    #[test]
+    fn consent_covers_the_same_scopes_whatever_the_device() {
+        let granted = "openid urn:matrix:client:api:* urn:matrix:client:device:AAAA";
+        assert!(consent_covers(
+            granted,
+            "urn:matrix:client:api:* openid urn:matrix:client:device:BBBB"
+        ));
+        assert!(consent_covers(granted, "openid"));
+        assert!(!consent_covers(granted, "openid email"));
+        assert!(!consent_covers(granted, "openid urn:synapse:admin:*"));
+    }
+
+    #[test]
+    fn matrix_scopes_come_with_their_twins() {
+        let scope = with_matrix_twins("openid urn:matrix:org.matrix.msc2967.client:device:XY");
+        assert_eq!(
+            scope,
+            "openid urn:matrix:org.matrix.msc2967.client:device:XY urn:matrix:client:device:XY"
+        );
+        assert_eq!(device_of(&scope).as_deref(), Some("XY"));
+        assert_eq!(
+            device_of("urn:matrix:client:device:A urn:matrix:client:device:B"),
+            None
+        );
+    }
 }

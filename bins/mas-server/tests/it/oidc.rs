@@ -7,7 +7,7 @@ use std::time::Duration;
 use mas_storage::{RepositoryFactory, SystemClock};
 use mas_storage_sql::{PoolOptions, SqlRepositoryFactory};
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims,
+    CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims,
 };
 use openidconnect::{
     AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IntrospectionUrl,
@@ -123,8 +123,9 @@ fn location(response: &reqwest::Response) -> String {
 }
 
 /// A person with a browser: follows the authorization URL, logs in, consents, and
-/// returns where the service finally sends them (the client's redirect URI).
-async fn browse(base: &str, authorize_url: &str) -> url::Url {
+/// returns where the service finally sends them (the client's redirect URI), and the
+/// browser, signed in.
+async fn browse(base: &str, authorize_url: &str) -> (url::Url, reqwest::Client) {
     let browser = reqwest::Client::builder()
         .cookie_store(true)
         .redirect(reqwest::redirect::Policy::none())
@@ -191,7 +192,7 @@ async fn browse(base: &str, authorize_url: &str) -> url::Url {
         ("action", "allow".to_owned()),
     ];
     let done = location(&browser.post(&consent).form(&allow).send().await.unwrap());
-    url::Url::parse(&done).unwrap()
+    (url::Url::parse(&done).unwrap(), browser)
 }
 
 /// A person approving a device: opens the verification link, logs in, confirms the code
@@ -311,7 +312,7 @@ async fn the_whole_flow(uri: &str) {
         .set_pkce_challenge(challenge)
         .url();
 
-    let callback = browse(&base, authorize_url.as_str()).await;
+    let (callback, browser) = browse(&base, authorize_url.as_str()).await;
     assert_eq!(callback.as_str().split('?').next(), Some(REDIRECT));
     let query: std::collections::HashMap<_, _> = callback.query_pairs().into_owned().collect();
     assert_eq!(query.get("state"), Some(csrf.secret()));
@@ -345,6 +346,69 @@ async fn the_whole_flow(uri: &str) {
     assert!(claims.auth_time().is_some());
     let subject = claims.subject().to_string();
 
+    // Consent is remembered while that session is open: the same browser asking again,
+    // even silently (prompt=none), goes straight back to the client with a code.
+    let (challenge, silent_verifier) = PkceCodeChallenge::new_random_sha256();
+    let (silent_url, silent_state, _) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("email".to_owned()))
+        .add_prompt(CoreAuthPrompt::None)
+        .set_pkce_challenge(challenge)
+        .url();
+    let answer = location(&browser.get(silent_url.as_str()).send().await.unwrap());
+    let answer = url::Url::parse(&answer).unwrap();
+    assert_eq!(
+        answer.as_str().split('?').next(),
+        Some(REDIRECT),
+        "{answer}"
+    );
+    let query: std::collections::HashMap<_, _> = answer.query_pairs().into_owned().collect();
+    assert_eq!(query.get("state"), Some(silent_state.secret()));
+    let silent_tokens = client
+        .exchange_code(AuthorizationCode::new(query["code"].clone()))
+        .unwrap()
+        .set_pkce_verifier(silent_verifier)
+        .request_async(&http)
+        .await
+        .expect("the silently issued code exchanges for tokens");
+    // prompt=consent asks again; a browser without a session cannot be silent.
+    let (ask_url, _, _) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_prompt(CoreAuthPrompt::Consent)
+        .set_pkce_challenge(PkceCodeChallenge::new_random_sha256().0)
+        .url();
+    let consent = location(&browser.get(ask_url.as_str()).send().await.unwrap());
+    assert!(consent.starts_with("/consent/"), "{consent}");
+    let page = browser
+        .get(format!("{base}{}", &consent[1..]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("Allow"));
+    let stranger = location(&http.get(silent_url.as_str()).send().await.unwrap());
+    assert!(stranger.contains("error=login_required"), "{stranger}");
+    // Ending the silent session: with the first one ended below, consent is asked again.
+    let revoked = http
+        .post(format!("{base}oauth2/revoke"))
+        .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))
+        .form(&[(
+            "token",
+            silent_tokens.refresh_token().unwrap().secret().as_str(),
+        )])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+
     // The code is single-use: a replay fails and ends the session it opened.
     let replay = client
         .exchange_code(AuthorizationCode::new(code))
@@ -365,7 +429,7 @@ async fn the_whole_flow(uri: &str) {
         .add_scope(Scope::new("email".to_owned()))
         .set_pkce_challenge(challenge)
         .url();
-    let callback = browse(&base, authorize_url.as_str()).await;
+    let (callback, _) = browse(&base, authorize_url.as_str()).await;
     let code = callback
         .query_pairs()
         .find(|(k, _)| k == "code")
@@ -449,7 +513,7 @@ async fn the_whole_flow(uri: &str) {
         )
         .set_pkce_challenge(challenge)
         .url();
-    let callback = browse(&base, authorize_url.as_str()).await;
+    let (callback, _) = browse(&base, authorize_url.as_str()).await;
     let code = callback
         .query_pairs()
         .find(|(k, _)| k == "code")

@@ -10,7 +10,8 @@ use mas_oauth_core::params::Params;
 use mas_oauth_core::{ErrorCode, OAuthError};
 use mas_storage::repository::NewAuthorizationGrant;
 
-use super::{current_session, deliver, error_page, see_other, storage_error_page};
+use super::consent::{Step, decide, remembered, step};
+use super::{deliver, error_page, see_other, storage_error_page};
 use crate::AppState;
 
 #[tracing::instrument(name = "handlers.authorize", skip_all)]
@@ -47,26 +48,17 @@ pub(super) async fn get(
         }
         Err(AuthorizeError::Redirect(redirect)) => return deliver(&redirect),
     };
-    let session = match current_session(repo.as_mut(), &jar).await {
-        Ok(session) => session,
-        Err(error) => return storage_error_page(&state, &error),
-    };
-    if request.prompt.iter().any(|p| p == "none") {
-        // Consent is asked every time here, so a silent answer is never possible.
-        let code = if session.is_none() {
-            ErrorCode::LoginRequired
-        } else {
-            ErrorCode::ConsentRequired
-        };
+    let silent = request.prompt.iter().any(|p| p == "none");
+    let refuse = |code| {
         let error = OAuthError::new(code, "the user must interact with the service");
-        return deliver(&Redirect::error(
-            request.redirect_uri,
+        deliver(&Redirect::error(
+            request.redirect_uri.clone(),
             request.response_mode,
             request.state.as_deref(),
             &issuer,
             &error,
-        ));
-    }
+        ))
+    };
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
     let new = NewAuthorizationGrant {
         client_id: request.client.id,
@@ -89,6 +81,23 @@ pub(super) async fn get(
         Ok(grant) => grant,
         Err(error) => return storage_error_page(&state, &error),
     };
+    if silent {
+        // Answered at once, or not at all; an unanswered grant is rolled back.
+        let found = match step(&state, repo.as_mut(), &jar, &grant.id.to_string()).await {
+            Ok(Step::Ask(found)) => *found,
+            Ok(_) => return refuse(ErrorCode::LoginRequired),
+            Err(error) => return storage_error_page(&state, &error),
+        };
+        let (session, grant) = found;
+        return match remembered(repo.as_mut(), &session, &grant).await {
+            Ok(true) => match decide(&state, repo, &session, grant, true).await {
+                Ok(redirect) => deliver(&redirect),
+                Err(error) => storage_error_page(&state, &error),
+            },
+            Ok(false) => refuse(ErrorCode::ConsentRequired),
+            Err(error) => storage_error_page(&state, &error),
+        };
+    }
     if let Err(error) = repo.save().await {
         return storage_error_page(&state, &error);
     }

@@ -8,7 +8,8 @@ use chrono::TimeDelta;
 use mas_data_model::{AuthorizationGrant, BrowserSession};
 use mas_oauth_core::authorize::Redirect;
 use mas_oauth_core::{ErrorCode, OAuthError};
-use mas_storage::{Repository, StorageError};
+use mas_storage::repository::SessionFilter;
+use mas_storage::{BoxRepository, Pagination, Repository, StorageError};
 
 use super::login::PageForm;
 use super::{
@@ -18,7 +19,7 @@ use super::{
 use crate::AppState;
 
 /// Where a grant stands for this browser.
-enum Step {
+pub(super) enum Step {
     /// Log in (again) first.
     Login,
     /// Ask, with this session and grant.
@@ -29,7 +30,7 @@ enum Step {
     Register,
 }
 
-async fn step(
+pub(super) async fn step(
     state: &AppState,
     repo: &mut dyn Repository,
     jar: &PrivateCookieJar,
@@ -115,6 +116,16 @@ pub(super) async fn get(
         Ok(Step::Gone) => return gone(&state),
         Err(error) => return storage_error_page(&state, &error),
     };
+    match remembered(repo.as_mut(), &session, &grant).await {
+        Ok(true) => {
+            return match decide(&state, repo, &session, grant, true).await {
+                Ok(redirect) => deliver(&redirect),
+                Err(error) => storage_error_page(&state, &error),
+            };
+        }
+        Ok(false) => {}
+        Err(error) => return storage_error_page(&state, &error),
+    }
     let client = repo.client().lookup(grant.client_id).await;
     let user = repo.user().lookup(session.user_id).await;
     let (client, user) = match (client, user) {
@@ -179,80 +190,116 @@ pub(super) async fn post(
         Ok(Step::Gone) => return gone(&state),
         Err(error) => return storage_error_page(&state, &error),
     };
-    let issuer = state.oauth.endpoints.issuer.clone();
-    let clock = state.clock.as_ref();
-    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
-    let result: Result<Redirect, StorageError> = async {
-        let (redirect_uri, mode, client_state) = (
-            grant.redirect_uri.clone(),
-            grant.response_mode,
-            grant.state.clone(),
-        );
-        if !allow {
-            repo.authorization_grant().cancel(clock, grant).await?;
-            repo.save().await?;
-            let error = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
-            return Ok(Redirect::error(
-                redirect_uri,
-                mode,
-                client_state.as_deref(),
-                &issuer,
-                &error,
-            ));
-        }
-        let user = repo.user().lookup(session.user_id).await?;
-        let may_admin = user.is_some_and(|u| u.can_request_admin);
-        if !may_admin
-            && grant
-                .scope
-                .split(' ')
-                .any(mas_oauth_core::tokens::is_admin_scope)
-        {
-            repo.authorization_grant().cancel(clock, grant).await?;
-            repo.save().await?;
-            let error = OAuthError::new(
-                ErrorCode::AccessDenied,
-                "this account may not grant administrative access",
-            );
-            return Ok(Redirect::error(
-                redirect_uri,
-                mode,
-                client_state.as_deref(),
-                &issuer,
-                &error,
-            ));
-        }
-        let oauth_session = repo
-            .session()
-            .add(
-                &mut rng,
-                clock,
-                grant.client_id,
-                Some(session.user_id),
-                Some(session.id),
-                &grant.scope,
-                None,
-            )
-            .await?;
-        let code = mas_oauth_core::tokens::random_string(&mut rng, 32);
-        repo.authorization_grant()
-            .fulfill(clock, grant, &oauth_session, &code)
-            .await?;
-        repo.save().await?;
-        let mut params = vec![("code".to_owned(), code)];
-        if let Some(client_state) = client_state {
-            params.push(("state".to_owned(), client_state));
-        }
-        params.push(("iss".to_owned(), issuer.to_string()));
-        Ok(Redirect {
-            redirect_uri,
-            response_mode: mode,
-            params,
-        })
-    }
-    .await;
-    match result {
+    match decide(&state, repo, &session, grant, allow).await {
         Ok(redirect) => deliver(&redirect),
         Err(error) => storage_error_page(&state, &error),
     }
+}
+
+/// Answers the client: fulfils the grant with a new session (`allow`), or cancels it.
+/// Commits `repo`.
+pub(super) async fn decide(
+    state: &AppState,
+    mut repo: BoxRepository,
+    session: &BrowserSession,
+    grant: AuthorizationGrant,
+    allow: bool,
+) -> Result<Redirect, StorageError> {
+    let issuer = state.oauth.endpoints.issuer.clone();
+    let clock = state.clock.as_ref();
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+
+    let (redirect_uri, mode, client_state) = (
+        grant.redirect_uri.clone(),
+        grant.response_mode,
+        grant.state.clone(),
+    );
+    if !allow {
+        repo.authorization_grant().cancel(clock, grant).await?;
+        repo.save().await?;
+        let error = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
+        return Ok(Redirect::error(
+            redirect_uri,
+            mode,
+            client_state.as_deref(),
+            &issuer,
+            &error,
+        ));
+    }
+    let user = repo.user().lookup(session.user_id).await?;
+    let may_admin = user.is_some_and(|u| u.can_request_admin);
+    if !may_admin
+        && grant
+            .scope
+            .split(' ')
+            .any(mas_oauth_core::tokens::is_admin_scope)
+    {
+        repo.authorization_grant().cancel(clock, grant).await?;
+        repo.save().await?;
+        let error = OAuthError::new(
+            ErrorCode::AccessDenied,
+            "this account may not grant administrative access",
+        );
+        return Ok(Redirect::error(
+            redirect_uri,
+            mode,
+            client_state.as_deref(),
+            &issuer,
+            &error,
+        ));
+    }
+    let oauth_session = repo
+        .session()
+        .add(
+            &mut rng,
+            clock,
+            grant.client_id,
+            Some(session.user_id),
+            Some(session.id),
+            &grant.scope,
+            None,
+        )
+        .await?;
+    let code = mas_oauth_core::tokens::random_string(&mut rng, 32);
+    repo.authorization_grant()
+        .fulfill(clock, grant, &oauth_session, &code)
+        .await?;
+    repo.save().await?;
+    let mut params = vec![("code".to_owned(), code)];
+    if let Some(client_state) = client_state {
+        params.push(("state".to_owned(), client_state));
+    }
+    params.push(("iss".to_owned(), issuer.to_string()));
+    Ok(Redirect {
+        redirect_uri,
+        response_mode: mode,
+        params,
+    })
+}
+
+/// Whether the person already allowed this client these scopes: an open session of the
+/// same user with the client covers them (device scopes aside, as every login has its
+/// own device). Ending every such session makes the service ask again.
+pub(super) async fn remembered(
+    repo: &mut dyn Repository,
+    session: &BrowserSession,
+    grant: &AuthorizationGrant,
+) -> Result<bool, StorageError> {
+    if grant
+        .prompt
+        .as_deref()
+        .is_some_and(|p| p.split(' ').any(|p| p == "consent"))
+    {
+        return Ok(false);
+    }
+    let filter = SessionFilter {
+        user_id: Some(session.user_id),
+        client_id: Some(grant.client_id),
+        active: Some(true),
+    };
+    let open = repo.session().list(filter, Pagination::last(50)).await?;
+    Ok(open
+        .edges
+        .iter()
+        .any(|s| mas_oauth_core::tokens::consent_covers(&s.scope, &grant.scope)))
 }
