@@ -1046,3 +1046,113 @@ async fn private_key_jwt_keys_are_fetched_from_jwks_uri() {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn tokens_of_locked_users_stop_working() {
+    let h = Harness::new().await;
+    let client = h.client(ClientAuthMethod::ClientSecretBasic, None).await;
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let token = mas_oauth_core::tokens::generate(&mut rng, mas_data_model::TokenType::AccessToken);
+    let mut repo = h.state.repos.begin().await.unwrap();
+    let user = repo
+        .user()
+        .add(&mut rng, &SystemClock, "carol")
+        .await
+        .unwrap();
+    let session = repo
+        .session()
+        .add(
+            &mut rng,
+            &SystemClock,
+            client,
+            Some(user.id),
+            None,
+            "openid urn:matrix:client:api:* urn:matrix:client:device:CAROLDEV",
+            None,
+        )
+        .await
+        .unwrap();
+    repo.access_token()
+        .add(&mut rng, &SystemClock, &session, &token, None)
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+
+    let bearer = format!("Bearer {token}");
+    let (status, _, claims) = h
+        .send(
+            Method::GET,
+            "/oauth2/userinfo",
+            Some(bearer.clone()),
+            None,
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{claims}");
+    assert_eq!(claims["sub"], user.id.to_string());
+    let (_, _, answer) = h
+        .post(
+            "/oauth2/introspect",
+            Some(basic(client, SECRET)),
+            &format!("token={token}"),
+        )
+        .await;
+    assert_eq!(answer["active"], true);
+    assert_eq!(answer["username"], "carol");
+    // A client sees the scope as granted, without the homeserver's twins or device_id.
+    assert_eq!(
+        answer["scope"],
+        "openid urn:matrix:client:api:* urn:matrix:client:device:CAROLDEV"
+    );
+    assert!(answer.get("device_id").is_none());
+    // The homeserver sees both spellings and the device.
+    let app = router(&[Resource::OAuth], None, h.state.clone());
+    let request = Request::post("/oauth2/introspect")
+        .header("authorization", "Bearer homeserver-secret")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-mas-supports-device-id", "1")
+        .body(Body::from(format!("token={token}")))
+        .unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let seen: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(seen["device_id"], "CAROLDEV");
+    assert!(
+        seen["scope"]
+            .as_str()
+            .unwrap()
+            .contains("urn:matrix:org.matrix.msc2967.client:device:CAROLDEV"),
+        "{seen}"
+    );
+
+    let mut repo = h.state.repos.begin().await.unwrap();
+    repo.user().lock(&SystemClock, user).await.unwrap();
+    repo.save().await.unwrap();
+    let (_, _, answer) = h
+        .post(
+            "/oauth2/introspect",
+            Some(basic(client, SECRET)),
+            &format!("token={token}"),
+        )
+        .await;
+    assert_eq!(answer, json!({"active": false}));
+    let (status, headers, body) = h
+        .send(
+            Method::GET,
+            "/oauth2/userinfo",
+            Some(bearer),
+            None,
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(body["error"], "invalid_token");
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
+}

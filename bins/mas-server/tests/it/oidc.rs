@@ -396,6 +396,54 @@ async fn the_whole_flow(uri: &str) {
     assert!(page.text().await.unwrap().contains("Allow"));
     let stranger = location(&http.get(silent_url.as_str()).send().await.unwrap());
     assert!(stranger.contains("error=login_required"), "{stranger}");
+    // Silently asking for more than was allowed is `consent_required`.
+    let (more_url, _, _) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("urn:matrix:client:api:*".to_owned()))
+        .add_prompt(CoreAuthPrompt::None)
+        .set_pkce_challenge(PkceCodeChallenge::new_random_sha256().0)
+        .url();
+    let more = location(&browser.get(more_url.as_str()).send().await.unwrap());
+    assert!(more.contains("error=consent_required"), "{more}");
+    // prompt=login and max_age=0 want a login newer than the request: the consent page
+    // sends the signed-in browser to log in again.
+    for fresh in [
+        client
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .add_prompt(CoreAuthPrompt::Login)
+            .set_pkce_challenge(PkceCodeChallenge::new_random_sha256().0)
+            .url()
+            .0,
+        client
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .set_max_age(Duration::ZERO)
+            .set_pkce_challenge(PkceCodeChallenge::new_random_sha256().0)
+            .url()
+            .0,
+    ] {
+        let consent = location(&browser.get(fresh.as_str()).send().await.unwrap());
+        assert!(consent.starts_with("/consent/"), "{consent}");
+        let login = location(
+            &browser
+                .get(format!("{base}{}", &consent[1..]))
+                .send()
+                .await
+                .unwrap(),
+        );
+        assert!(login.starts_with("/login?next="), "{fresh}: {login}");
+    }
     // Ending the silent session: with the first one ended below, consent is asked again.
     let revoked = http
         .post(format!("{base}oauth2/revoke"))
