@@ -150,6 +150,27 @@ async fn client_mistakes_are_sent_back_to_the_client() {
             ),
             "request_not_supported",
         ),
+        (
+            &format!(
+                "&response_type=code&scope=openid&request_uri=https://app.example.com/r&code_challenge={CHALLENGE}&code_challenge_method=S256"
+            ),
+            "request_not_supported",
+        ),
+        (
+            "&response_type=code&scope=openid&code_challenge_method=S256",
+            "invalid_request",
+        ),
+        (
+            "&response_type=code&scope=openid&code_challenge=short&code_challenge_method=S256",
+            "invalid_request",
+        ),
+        (
+            &format!(
+                "&response_type=code&scope=openid&code_challenge={}&code_challenge_method=S256",
+                "a".repeat(129)
+            ),
+            "invalid_request",
+        ),
     ];
     for (extra, error) in cases {
         let (status, headers, _) = get(&state, &format!("{base}{extra}")).await;

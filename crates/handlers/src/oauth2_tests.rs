@@ -468,7 +468,15 @@ async fn hostile_and_malformed_requests_get_json_errors() {
 
 /// A fulfilled grant (as after consent) for `client`, consented `minutes_ago`.
 async fn consented_code(h: &Harness, client: Ulid, code: &str, minutes_ago: i64) {
-    consented_code_with_scope(h, client, code, minutes_ago, "urn:matrix:client:api:*").await;
+    consented_code_with(
+        h,
+        client,
+        code,
+        minutes_ago,
+        "urn:matrix:client:api:*",
+        None,
+    )
+    .await;
 }
 
 /// As [`consented_code`], for a given scope.
@@ -478,6 +486,18 @@ async fn consented_code_with_scope(
     code: &str,
     minutes_ago: i64,
     scope: &str,
+) {
+    consented_code_with(h, client, code, minutes_ago, scope, None).await;
+}
+
+/// As [`consented_code`], for a given scope and PKCE challenge.
+async fn consented_code_with(
+    h: &Harness,
+    client: Ulid,
+    code: &str,
+    minutes_ago: i64,
+    scope: &str,
+    pkce: Option<mas_data_model::Pkce>,
 ) {
     let clock =
         mas_storage::MockClock::new(chrono::Utc::now() - chrono::Duration::minutes(minutes_ago));
@@ -501,7 +521,7 @@ async fn consented_code_with_scope(
                 nonce: None,
                 response_mode: mas_data_model::ResponseMode::Query,
                 response_type_id_token: false,
-                pkce: None,
+                pkce,
                 max_age: None,
                 login_hint: None,
                 prompt: None,
@@ -1155,4 +1175,66 @@ async fn tokens_of_locked_users_stop_working() {
             .unwrap()
             .starts_with("Bearer")
     );
+}
+
+#[tokio::test]
+async fn pkce_cannot_be_downgraded_or_guessed() {
+    let h = Harness::new().await;
+    let client = h.client(ClientAuthMethod::ClientSecretBasic, None).await;
+    let auth = Some(basic(client, SECRET));
+    let exchange = |code: &str, verifier: &str| {
+        format!(
+            "grant_type=authorization_code&code={code}&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb{verifier}"
+        )
+    };
+    let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    let refused = |body: &Value| {
+        matches!(
+            body["error"].as_str(),
+            Some("invalid_grant" | "invalid_request")
+        )
+    };
+
+    // A verifier for a code issued without a challenge: a downgrade attempt.
+    consented_code(&h, client, "no-challenge", 1).await;
+    let (status, _, body) = h
+        .post(
+            "/oauth2/token",
+            auth.clone(),
+            &exchange("no-challenge", &format!("&code_verifier={verifier}")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(refused(&body), "{body}");
+
+    let pkce = || {
+        Some(mas_data_model::Pkce {
+            method: "S256".to_owned(),
+            challenge: challenge.to_owned(),
+        })
+    };
+    // Missing, wrong and malformed verifiers for a code that has a challenge.
+    for (code, extra) in [
+        ("missing", String::new()),
+        ("wrong", format!("&code_verifier={}", "x".repeat(43))),
+        ("malformed", "&code_verifier=short".to_owned()),
+    ] {
+        consented_code_with(&h, client, code, 1, "openid", pkce()).await;
+        let (status, _, body) = h
+            .post("/oauth2/token", auth.clone(), &exchange(code, &extra))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{code}: {body}");
+        assert!(refused(&body), "{code}: {body}");
+    }
+    // The right verifier (RFC 7636's own example pair) is accepted.
+    consented_code_with(&h, client, "right", 1, "openid", pkce()).await;
+    let (status, _, body) = h
+        .post(
+            "/oauth2/token",
+            auth,
+            &exchange("right", &format!("&code_verifier={verifier}")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
