@@ -1238,3 +1238,116 @@ async fn pkce_cannot_be_downgraded_or_guessed() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+#[tokio::test]
+async fn codes_are_bound_to_their_client_and_user_and_refresh_cannot_widen() {
+    let h = Harness::new().await;
+    let client = h.client(ClientAuthMethod::ClientSecretBasic, None).await;
+    let other = h.client(ClientAuthMethod::ClientSecretBasic, None).await;
+    let exchange = |code: &str, redirect: &str| {
+        format!("grant_type=authorization_code&code={code}&redirect_uri={redirect}")
+    };
+    let registered = "https%3A%2F%2Fapp.example.com%2Fcb";
+    let invalid_grant = |status: StatusCode, body: &Value| {
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+            "{body}"
+        );
+    };
+
+    consented_code(&h, client, "bound-code", 1).await;
+    let (status, _, body) = h
+        .post(
+            "/oauth2/token",
+            Some(basic(other, SECRET)),
+            &exchange("bound-code", registered),
+        )
+        .await;
+    invalid_grant(status, &body);
+    consented_code(&h, client, "redirect-code", 1).await;
+    let (status, _, body) = h
+        .post(
+            "/oauth2/token",
+            Some(basic(client, SECRET)),
+            &exchange("redirect-code", "https%3A%2F%2Fapp.example.com%2Fcb%2F"),
+        )
+        .await;
+    invalid_grant(status, &body);
+
+    // Refreshing may narrow the scope, never widen it.
+    consented_code_with_scope(
+        &h,
+        client,
+        "scoped-code",
+        1,
+        "openid urn:matrix:client:api:*",
+    )
+    .await;
+    let (status, _, tokens) = h
+        .post(
+            "/oauth2/token",
+            Some(basic(client, SECRET)),
+            &exchange("scoped-code", registered),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let (status, _, body) = h
+        .post(
+            "/oauth2/token",
+            Some(basic(client, SECRET)),
+            &format!("grant_type=refresh_token&refresh_token={refresh}&scope=openid%20email"),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_scope")),
+        "{body}"
+    );
+    let (status, _, body) = h
+        .post(
+            "/oauth2/token",
+            Some(basic(client, SECRET)),
+            &format!("grant_type=refresh_token&refresh_token={refresh}&scope=openid"),
+        )
+        .await;
+    // A narrower scope is accepted; the answer tells the scope the tokens really carry,
+    // which is the session's (scopes live on the session, not on each token).
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scope"], "openid urn:matrix:client:api:*");
+
+    // A locked user's pending code exchanges for nothing.
+    consented_code(&h, client, "locked-code", 1).await;
+    let mut repo = h.state.repos.begin().await.unwrap();
+    let alice = repo
+        .user()
+        .find_by_username("alice")
+        .await
+        .unwrap()
+        .unwrap();
+    repo.user().lock(&SystemClock, alice).await.unwrap();
+    repo.save().await.unwrap();
+    let (status, _, body) = h
+        .post(
+            "/oauth2/token",
+            Some(basic(client, SECRET)),
+            &exchange("locked-code", registered),
+        )
+        .await;
+    invalid_grant(status, &body);
+
+    // One authentication method per request.
+    let (status, _, body) = h
+        .post(
+            "/oauth2/token",
+            Some(basic(client, SECRET)),
+            &format!("grant_type=client_credentials&client_secret={SECRET}"),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request")),
+        "{body}"
+    );
+}

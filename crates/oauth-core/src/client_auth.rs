@@ -301,3 +301,26 @@ fn check_assertion_claims(
     }
     Ok(exp + leeway)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::ClientCredentials;
+    use crate::params::Params;
+
+    #[test]
+    fn debug_output_hides_secrets_and_assertions() {
+        let form = Params::parse(b"client_id=app&client_secret=hunter2-very-secret").unwrap();
+        let credentials = ClientCredentials::from_request(None, &form).unwrap();
+        let shown = format!("{credentials:?}");
+        assert!(shown.contains("app"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+
+        let form = Params::parse(
+            b"client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhcHAifQ.c2lnbmF0dXJlLXNlY3JldA",
+        )
+        .unwrap();
+        let credentials = ClientCredentials::from_request(None, &form).unwrap();
+        let shown = format!("{credentials:?}");
+        assert!(!shown.contains("c2lnbmF0dXJlLXNlY3JldA"), "{shown}");
+    }
+}
