@@ -78,16 +78,10 @@ pub(super) async fn step(
     Ok(Step::Ask(Box::new((session, grant))))
 }
 
-fn register_first(grant_id: &str) -> Response {
-    let next: String =
-        url::form_urlencoded::byte_serialize(format!("/consent/{grant_id}").as_bytes()).collect();
-    see_other(&format!("/register?next={next}"))
-}
-
-fn login_first(grant_id: &str) -> Response {
-    let next: String =
-        url::form_urlencoded::byte_serialize(format!("/consent/{grant_id}").as_bytes()).collect();
-    see_other(&format!("/login?next={next}"))
+/// Sends the person to `page` (login or registration), to come back to this grant.
+fn first(page: &str, grant_id: &str) -> Response {
+    let next = super::query_value(&format!("/consent/{grant_id}"));
+    see_other(&format!("/{page}?next={next}"))
 }
 
 fn gone(state: &AppState) -> Response {
@@ -111,8 +105,8 @@ pub(super) async fn get(
     };
     let (session, grant) = match step(&state, repo.as_mut(), &jar, &grant_id).await {
         Ok(Step::Ask(found)) => *found,
-        Ok(Step::Login) => return login_first(&grant_id),
-        Ok(Step::Register) => return register_first(&grant_id),
+        Ok(Step::Login) => return first("login", &grant_id),
+        Ok(Step::Register) => return first("register", &grant_id),
         Ok(Step::Gone) => return gone(&state),
         Err(error) => return storage_error_page(&state, &error),
     };
@@ -185,8 +179,8 @@ pub(super) async fn post(
     };
     let (session, grant) = match step(&state, repo.as_mut(), &jar, &grant_id).await {
         Ok(Step::Ask(found)) => *found,
-        Ok(Step::Login) => return login_first(&grant_id),
-        Ok(Step::Register) => return register_first(&grant_id),
+        Ok(Step::Login) => return first("login", &grant_id),
+        Ok(Step::Register) => return first("register", &grant_id),
         Ok(Step::Gone) => return gone(&state),
         Err(error) => return storage_error_page(&state, &error),
     };
