@@ -19,6 +19,21 @@ use crate::{AppState, Resource, router};
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 async fn client(state: &AppState, method: ClientAuthMethod, redirect: &str) -> Ulid {
+    client_with_grants(
+        state,
+        method,
+        redirect,
+        &["authorization_code", "refresh_token"],
+    )
+    .await
+}
+
+async fn client_with_grants(
+    state: &AppState,
+    method: ClientAuthMethod,
+    redirect: &str,
+    grants: &[&str],
+) -> Ulid {
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
     let mut repo = state.repos.begin().await.unwrap();
     let params = ClientParams {
@@ -27,7 +42,7 @@ async fn client(state: &AppState, method: ClientAuthMethod, redirect: &str) -> U
         jwks: None,
         jwks_uri: None,
         redirect_uris: vec![Url::parse(redirect).unwrap()],
-        grant_types: vec!["authorization_code".to_owned(), "refresh_token".to_owned()],
+        grant_types: grants.iter().map(|g| (*g).to_owned()).collect(),
         name: Some("Some App".to_owned()),
         client_uri: None,
         logo_uri: None,
@@ -329,4 +344,30 @@ async fn registration_is_closed_unless_configured() {
     assert!(page.contains(r#"name="password_confirm""#), "{page}");
     let (_, _, page) = get(&open, "/login?next=/consent/x").await;
     assert!(page.contains("/register?next=%2Fconsent%2Fx"), "{page}");
+}
+
+#[tokio::test]
+async fn a_client_without_the_code_grant_is_unauthorized() {
+    let (state, _dir) = state(Arc::new(Up)).await;
+    let id = client_with_grants(
+        &state,
+        ClientAuthMethod::ClientSecretBasic,
+        "https://app.example.com/cb",
+        &["client_credentials"],
+    )
+    .await;
+    let (status, headers, _) = get(
+        &state,
+        &format!(
+            "/authorize?client_id={id}&redirect_uri=https://app.example.com/cb&response_type=code&scope=openid&state=s&code_challenge={CHALLENGE}&code_challenge_method=S256"
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let query = query_of(headers["location"].to_str().unwrap());
+    assert_eq!(
+        query.get("error").map(String::as_str),
+        Some("unauthorized_client")
+    );
+    assert_eq!(query.get("state").map(String::as_str), Some("s"));
 }

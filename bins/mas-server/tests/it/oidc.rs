@@ -409,6 +409,36 @@ async fn the_whole_flow(uri: &str) {
         .url();
     let more = location(&browser.get(more_url.as_str()).send().await.unwrap());
     assert!(more.contains("error=consent_required"), "{more}");
+    // Allowing an admin scope needs `can_request_admin`, which alice lacks.
+    let (admin_url, _, _) = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("urn:synapse:admin:*".to_owned()))
+        .set_pkce_challenge(PkceCodeChallenge::new_random_sha256().0)
+        .url();
+    let consent = location(&browser.get(admin_url.as_str()).send().await.unwrap());
+    let consent = format!("{base}{}", &consent[1..]);
+    let page = browser
+        .get(&consent)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("urn:synapse:admin:*"), "{page}");
+    let allow = [
+        ("csrf", field(&page, "csrf")),
+        ("action", "allow".to_owned()),
+    ];
+    let denied = location(&browser.post(&consent).form(&allow).send().await.unwrap());
+    assert!(
+        denied.starts_with(REDIRECT) && denied.contains("error=access_denied"),
+        "{denied}"
+    );
     // prompt=login and max_age=0 want a login newer than the request: the consent page
     // sends the signed-in browser to log in again.
     for fresh in [
