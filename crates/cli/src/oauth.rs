@@ -23,11 +23,6 @@ pub(crate) fn load_keys(config: &RootConfig) -> anyhow::Result<KeyStore> {
         }
     }
     for (index, key) in config.secrets.keys.iter().enumerate() {
-        if key.password.is_some() || key.password_file.is_some() {
-            bail!(
-                "secrets.keys[{index}]: password-protected keys are not supported yet; decrypt the key first"
-            );
-        }
         let pem = match (&key.key, &key.key_file) {
             (Some(inline), _) => inline.expose().to_owned(),
             (None, Some(file)) => std::fs::read_to_string(file).with_context(|| {
@@ -37,6 +32,28 @@ pub(crate) fn load_keys(config: &RootConfig) -> anyhow::Result<KeyStore> {
                 )
             })?,
             (None, None) => bail!("secrets.keys[{index}]: one of `key` or `key_file` is required"),
+        };
+        let password = match (&key.password, &key.password_file) {
+            (Some(inline), _) => Some(inline.expose().as_bytes().to_vec()),
+            (None, Some(file)) => Some(std::fs::read(file).with_context(|| {
+                format!(
+                    "secrets.keys[{index}].password_file: cannot read {}",
+                    file.display()
+                )
+            })?),
+            (None, None) => None,
+        };
+        let pem = match password {
+            // The file is the password; a final newline (as `echo` leaves) is not part of it.
+            Some(password) => {
+                let password = password.strip_suffix(b"\n").unwrap_or(&password);
+                mas_oauth_core::decrypt_pkcs8_pem(index, &pem, password)
+                    .map_err(|e| anyhow::anyhow!("secrets.keys: {e}"))?
+            }
+            None if pem.contains("ENCRYPTED PRIVATE KEY") => bail!(
+                "secrets.keys[{index}]: the key is password-protected; set `password` or `password_file`"
+            ),
+            None => pem,
         };
         pems.push((key.kid.clone(), pem));
     }

@@ -67,6 +67,36 @@ pub enum KeyError {
     /// The signing operation failed.
     #[error("signing failed")]
     Signing,
+    /// A password-protected key did not decrypt (wrong password, or an unknown cipher).
+    #[error("key {index}: cannot decrypt it with the configured password")]
+    Decrypt {
+        /// Position of the key in `secrets.keys`.
+        index: usize,
+    },
+}
+
+/// Decrypts a password-protected PKCS#8 key (`ENCRYPTED PRIVATE KEY`, PBES2) into the
+/// plain `PRIVATE KEY` PEM that [`KeyStore::from_pems`] reads. `index` names the key in
+/// errors.
+///
+/// # Errors
+/// [`KeyError::NotPem`] when it is not such a PEM; [`KeyError::Decrypt`] when the
+/// password is wrong or the cipher unsupported.
+pub fn decrypt_pkcs8_pem(index: usize, pem: &str, password: &[u8]) -> Result<String, KeyError> {
+    let (label, der) = pkcs8::der::pem::decode_vec(pem.trim().as_bytes())
+        .map_err(|_| KeyError::NotPem { index })?;
+    if label != "ENCRYPTED PRIVATE KEY" {
+        return Err(KeyError::NotPem { index });
+    }
+    let info = pkcs8::EncryptedPrivateKeyInfoRef::try_from(der.as_slice())
+        .map_err(|_| KeyError::NotPem { index })?;
+    let plain = info
+        .decrypt(password)
+        .map_err(|_| KeyError::Decrypt { index })?;
+    let pem = plain
+        .to_pem("PRIVATE KEY", pkcs8::der::pem::LineEnding::LF)
+        .map_err(|_| KeyError::Decrypt { index })?;
+    Ok(pem.to_string())
 }
 
 enum Pair {

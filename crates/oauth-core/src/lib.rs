@@ -94,5 +94,5 @@ pub mod registration;
 pub mod tokens;
 
 pub use self::error::{ErrorCode, OAuthError};
-pub use self::keys::{KeyError, KeyStore, SigningAlgorithm};
+pub use self::keys::{KeyError, KeyStore, SigningAlgorithm, decrypt_pkcs8_pem};
 pub use self::metadata::{Endpoints, ProviderMetadata};

@@ -268,3 +268,24 @@ fn mas_style_sec1_keys_load_and_unsupported_curves_are_skipped() {
         .verify_with_jwks(&store.jwks())
         .unwrap();
 }
+
+#[test]
+fn password_protected_keys_decrypt_with_their_password_only() {
+    let plain = include_str!("../fixtures/p256-plain.pem");
+    // The same P-256 key, encrypted by OpenSSL with PBKDF2 and with scrypt.
+    for encrypted in [
+        include_str!("../fixtures/p256-pbkdf2-aes256.pem"),
+        include_str!("../fixtures/p256-scrypt-aes256.pem"),
+    ] {
+        let pem = mas_oauth_core::decrypt_pkcs8_pem(3, encrypted, b"correct-horse").unwrap();
+        assert_eq!(pem.trim(), plain.trim(), "the very key OpenSSL encrypted");
+        let wrong = mas_oauth_core::decrypt_pkcs8_pem(3, encrypted, b"wrong horse").unwrap_err();
+        assert!(matches!(wrong, KeyError::Decrypt { index: 3 }), "{wrong}");
+        assert!(!wrong.to_string().contains("horse"));
+    }
+    // A key that is not encrypted is not this function's business.
+    assert!(matches!(
+        mas_oauth_core::decrypt_pkcs8_pem(0, plain, b"correct-horse"),
+        Err(KeyError::NotPem { index: 0 })
+    ));
+}
