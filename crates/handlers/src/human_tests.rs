@@ -332,7 +332,7 @@ async fn registration_is_closed_unless_configured() {
     let (status, _, page) = get(&state, "/login").await;
     assert_eq!(status, StatusCode::OK);
     assert!(
-        !page.contains("/register"),
+        !page.contains(r#"id="register""#),
         "no link to a closed page: {page}"
     );
 
@@ -343,7 +343,10 @@ async fn registration_is_closed_unless_configured() {
     assert_eq!(status, StatusCode::OK);
     assert!(page.contains(r#"name="password_confirm""#), "{page}");
     let (_, _, page) = get(&open, "/login?next=/consent/x").await;
-    assert!(page.contains("/register?next=%2Fconsent%2Fx"), "{page}");
+    assert!(
+        page.contains("&#x2f;register?next=%2Fconsent%2Fx"),
+        "{page}"
+    );
 }
 
 #[tokio::test]
@@ -370,4 +373,54 @@ async fn a_client_without_the_code_grant_is_unauthorized() {
         Some("unauthorized_client")
     );
     assert_eq!(query.get("state").map(String::as_str), Some("s"));
+}
+
+#[tokio::test]
+async fn pages_live_under_the_public_base_path() {
+    let (mut state, _dir) = state(Arc::new(Up)).await;
+    state.oauth = crate::test_state::oauth_at("https://example.com/auth/", true);
+    let id = client(&state, ClientAuthMethod::None, "https://app.example.com/cb").await;
+    let send = |uri: String| {
+        let app = router(&[Resource::Human], Some("/auth"), state.clone());
+        async move {
+            let response = app
+                .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            let status = response.status();
+            let location = response
+                .headers()
+                .get("location")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            // The templates escape `/` in attributes, as browsers read them back.
+            let page = String::from_utf8_lossy(&bytes).replace("&#x2f;", "/");
+            (status, location, page)
+        }
+    };
+    let (status, consent, _) = send(format!(
+        "/auth/authorize?client_id={id}&redirect_uri=https://app.example.com/cb&response_type=code&scope=openid&code_challenge={CHALLENGE}&code_challenge_method=S256"
+    ))
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let consent = consent.unwrap();
+    assert!(consent.starts_with("/auth/consent/"), "{consent}");
+    let (_, login, _) = send(consent.clone()).await;
+    let login = login.unwrap();
+    // `next` stays a path from the service's root; the browser goes under the base.
+    assert!(
+        login.starts_with("/auth/login?next=%2Fconsent%2F"),
+        "{login}"
+    );
+    let (status, _, page) = send(login).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(r#"action="/auth/login""#), "{page}");
+    assert!(
+        page.contains(r#"href="/auth/register?next=%2Fconsent%2F"#),
+        "{page}"
+    );
+    let (_, _, page) = send("/auth/register".to_owned()).await;
+    assert!(page.contains(r#"action="/auth/register""#), "{page}");
 }

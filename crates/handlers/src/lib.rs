@@ -84,6 +84,19 @@ pub struct AppState {
     pub remote_keys: Arc<RemoteKeys>,
 }
 
+impl AppState {
+    /// The path people's browsers use for `local` (a path from the service's root, such as
+    /// `/login`): under `http.public_base`'s path, so pages work behind a prefix.
+    pub(crate) fn page_path(&self, local: &str) -> String {
+        let base = self.oauth.endpoints.base.path();
+        format!(
+            "{}/{}",
+            base.trim_end_matches('/'),
+            local.trim_start_matches('/')
+        )
+    }
+}
+
 impl axum::extract::FromRef<AppState> for axum_extra::extract::cookie::Key {
     fn from_ref(state: &AppState) -> Self {
         state.cookie_key.clone()
@@ -158,6 +171,11 @@ pub(crate) mod test_state {
 
     /// The same, with password registration open or closed.
     pub(crate) fn oauth_with(registration_open: bool) -> Arc<OAuthState> {
+        oauth_at("https://auth.example.com/", registration_open)
+    }
+
+    /// An OAuth state served at `public_base`.
+    pub(crate) fn oauth_at(public_base: &str, registration_open: bool) -> Arc<OAuthState> {
         let config = mas_config::generate().unwrap();
         let pems: Vec<String> = config
             .secrets
@@ -167,7 +185,7 @@ pub(crate) mod test_state {
             .collect();
         let keys =
             mas_oauth_core::KeyStore::from_pems(pems.iter().map(|p| (None, p.as_str()))).unwrap();
-        let base = url::Url::parse("https://auth.example.com/").unwrap();
+        let base = url::Url::parse(public_base).unwrap();
         let endpoints = mas_oauth_core::Endpoints::new(base.clone(), &base);
         Arc::new(OAuthState::new(endpoints, keys, registration_open))
     }

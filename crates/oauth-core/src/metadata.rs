@@ -31,6 +31,8 @@ pub struct Endpoints {
     pub account_management: Url,
     /// `/link`: where a person enters a device's code.
     pub device_link: Url,
+    /// The public base every page and endpoint hangs from (ends with a slash).
+    pub base: Url,
 }
 
 impl Endpoints {
@@ -54,6 +56,7 @@ impl Endpoints {
             device_authorization: at("oauth2/device"),
             account_management: at("account/"),
             device_link: at("link"),
+            base: public_base.clone(),
         }
     }
 }

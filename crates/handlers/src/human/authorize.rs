@@ -102,5 +102,5 @@ pub(super) async fn get(
         return storage_error_page(&state, &error);
     }
     // The consent page sends the person to log in first when needed.
-    see_other(&format!("/consent/{}", grant.id))
+    see_other(&state, &format!("/consent/{}", grant.id))
 }

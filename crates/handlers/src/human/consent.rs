@@ -79,9 +79,9 @@ pub(super) async fn step(
 }
 
 /// Sends the person to `page` (login or registration), to come back to this grant.
-fn first(page: &str, grant_id: &str) -> Response {
+fn first(state: &AppState, page: &str, grant_id: &str) -> Response {
     let next = super::query_value(&format!("/consent/{grant_id}"));
-    see_other(&format!("/{page}?next={next}"))
+    see_other(state, &format!("/{page}?next={next}"))
 }
 
 fn gone(state: &AppState) -> Response {
@@ -105,8 +105,8 @@ pub(super) async fn get(
     };
     let (session, grant) = match step(&state, repo.as_mut(), &jar, &grant_id).await {
         Ok(Step::Ask(found)) => *found,
-        Ok(Step::Login) => return first("login", &grant_id),
-        Ok(Step::Register) => return first("register", &grant_id),
+        Ok(Step::Login) => return first(&state, "login", &grant_id),
+        Ok(Step::Register) => return first(&state, "register", &grant_id),
         Ok(Step::Gone) => return gone(&state),
         Err(error) => return storage_error_page(&state, &error),
     };
@@ -138,7 +138,7 @@ pub(super) async fn get(
             client_uri => client.client_uri.map(|u| u.to_string()),
             username => user.username,
             scopes,
-            action => format!("/consent/{}", grant.id),
+            action => state.page_path(&format!("/consent/{}", grant.id)),
             csrf,
         },
     );
@@ -179,8 +179,8 @@ pub(super) async fn post(
     };
     let (session, grant) = match step(&state, repo.as_mut(), &jar, &grant_id).await {
         Ok(Step::Ask(found)) => *found,
-        Ok(Step::Login) => return first("login", &grant_id),
-        Ok(Step::Register) => return first("register", &grant_id),
+        Ok(Step::Login) => return first(&state, "login", &grant_id),
+        Ok(Step::Register) => return first(&state, "register", &grant_id),
         Ok(Step::Gone) => return gone(&state),
         Err(error) => return storage_error_page(&state, &error),
     };

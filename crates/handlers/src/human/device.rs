@@ -30,14 +30,17 @@ fn link_page(
     let page = render(
         status,
         "link.html",
-        minijinja::context! { service_name => state.service_name, csrf, code, error },
+        minijinja::context! {
+            service_name => state.service_name, csrf, code, error,
+            base => state.page_path("/"),
+        },
     );
     (jar, page).into_response()
 }
 
-fn login_first(path: &str) -> Response {
+fn login_first(state: &AppState, path: &str) -> Response {
     let next: String = url::form_urlencoded::byte_serialize(path.as_bytes()).collect();
-    see_other(&format!("/login?next={next}"))
+    see_other(state, &format!("/login?next={next}"))
 }
 
 async fn session(
@@ -67,8 +70,8 @@ pub(super) async fn link_get(
         .unwrap_or_default();
     match session(&state, &jar).await {
         Ok(Some(_)) => link_page(&state, jar, StatusCode::OK, &code, None),
-        Ok(None) if code.is_empty() => login_first("/link"),
-        Ok(None) => login_first(&format!("/link?code={code}")),
+        Ok(None) if code.is_empty() => login_first(&state, "/link"),
+        Ok(None) => login_first(&state, &format!("/link?code={code}")),
         Err(page) => page,
     }
 }
@@ -91,7 +94,7 @@ pub(super) async fn link_post(
     }
     match session(&state, &jar).await {
         Ok(Some(_)) => {}
-        Ok(None) => return login_first("/link"),
+        Ok(None) => return login_first(&state, "/link"),
         Err(page) => return page,
     }
     let mut repo = match state.repos.reader().await {
@@ -101,7 +104,7 @@ pub(super) async fn link_post(
     let found = repo.device_code_grant().find_by_user_code(&code).await;
     match found {
         Ok(Some(grant)) if awaits_answer(&grant, state.clock.now()) => {
-            see_other(&format!("/device/{}", grant.id))
+            see_other(&state, &format!("/device/{}", grant.id))
         }
         Ok(_) => link_page(
             &state,
@@ -124,7 +127,7 @@ pub(super) async fn device_get(
         Ok(session) => session,
         Err(page) => return page,
     }) else {
-        return login_first(&format!("/device/{grant_id}"));
+        return login_first(&state, &format!("/device/{grant_id}"));
     };
     let mut repo = match state.repos.reader().await {
         Ok(repo) => repo,
@@ -156,7 +159,7 @@ pub(super) async fn device_get(
             client_uri => client.client_uri.map(|u| u.to_string()),
             username => user.username,
             scopes,
-            action => format!("/device/{}", grant.id),
+            action => state.page_path(&format!("/device/{}", grant.id)),
             csrf,
         },
     );
@@ -203,7 +206,7 @@ pub(super) async fn device_post(
         Ok(session) => session,
         Err(page) => return page,
     }) else {
-        return login_first(&format!("/device/{grant_id}"));
+        return login_first(&state, &format!("/device/{grant_id}"));
     };
     let Ok(id) = grant_id.parse::<ulid::Ulid>() else {
         return gone(&state);

@@ -56,6 +56,7 @@ fn login_page(
             service_name => state.service_name, csrf, next, username, error,
             registration_open => state.oauth.registration_open,
             next_param => super::query_value(next),
+            base => state.page_path("/"),
         },
     );
     (jar, page).into_response()
@@ -176,7 +177,11 @@ pub(super) async fn post(
     }
     .await;
     match result {
-        Ok(session) => (remember_session(&state, jar, &session), see_other(&next)).into_response(),
+        Ok(session) => (
+            remember_session(&state, jar, &session),
+            see_other(&state, &next),
+        )
+            .into_response(),
         Err(error) => storage_error_page(&state, &error),
     }
 }
@@ -204,5 +209,5 @@ pub(super) async fn logout(
             .await;
         let _ = repo.save().await;
     }
-    (forget_session(jar), see_other("/login")).into_response()
+    (forget_session(jar), see_other(&state, "/login")).into_response()
 }

@@ -198,8 +198,13 @@ pub(crate) fn query_value(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
-/// A 303 to a local path.
-pub(crate) fn see_other(location: &str) -> Response {
+/// A 303 to a page of ours (`local` from the service's root; see [`AppState::page_path`]).
+pub(crate) fn see_other(state: &AppState, local: &str) -> Response {
+    redirect_to(&state.page_path(local))
+}
+
+/// A 303 to `location` as given.
+fn redirect_to(location: &str) -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();
     if let Ok(value) = HeaderValue::from_str(location) {
         response.headers_mut().insert(header::LOCATION, value);
@@ -210,7 +215,7 @@ pub(crate) fn see_other(location: &str) -> Response {
 /// Delivers an authorization answer to a client: a redirect, or an auto-posted form.
 pub(crate) fn deliver(redirect: &mas_oauth_core::authorize::Redirect) -> Response {
     if let Some(url) = redirect.location() {
-        return see_other(url.as_str());
+        return redirect_to(url.as_str());
     }
     let params: Vec<[&str; 2]> = redirect
         .params

@@ -30,6 +30,7 @@ fn register_page(
         minijinja::context! {
             service_name => state.service_name, csrf, next, username, error,
             next_param => query_value(next),
+            base => state.page_path("/"),
         },
     );
     (jar, page).into_response()
@@ -134,7 +135,11 @@ pub(super) async fn post(
     match result {
         Ok(Some((user, session))) => {
             tracing::info!(user = %user.id, "account created");
-            (remember_session(&state, jar, &session), see_other(&next)).into_response()
+            (
+                remember_session(&state, jar, &session),
+                see_other(&state, &next),
+            )
+                .into_response()
         }
         // Taken, or taken by a concurrent registration between the check and the insert.
         Ok(None) | Err(StorageError::Conflict(_)) => refuse(jar, StatusCode::CONFLICT, taken),
