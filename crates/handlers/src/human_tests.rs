@@ -424,3 +424,51 @@ async fn pages_live_under_the_public_base_path() {
     let (_, _, page) = send("/auth/register".to_owned()).await;
     assert!(page.contains(r#"action="/auth/register""#), "{page}");
 }
+
+#[tokio::test]
+async fn a_request_left_pending_for_over_an_hour_expires() {
+    let (state, _dir) = state(Arc::new(Up)).await;
+    let id = client(&state, ClientAuthMethod::None, "https://app.example.com/cb").await;
+    let mut grants = Vec::new();
+    for minutes_ago in [61, 59] {
+        let clock = mas_storage::MockClock::new(
+            chrono::Utc::now() - chrono::Duration::minutes(minutes_ago),
+        );
+        let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+        let mut repo = state.repos.begin().await.unwrap();
+        let grant = repo
+            .authorization_grant()
+            .add(
+                &mut rng,
+                &clock,
+                mas_storage::repository::NewAuthorizationGrant {
+                    client_id: id,
+                    redirect_uri: Url::parse("https://app.example.com/cb").unwrap(),
+                    scope: "openid".to_owned(),
+                    state: None,
+                    nonce: None,
+                    response_mode: mas_data_model::ResponseMode::Query,
+                    response_type_id_token: false,
+                    pkce: None,
+                    max_age: None,
+                    login_hint: None,
+                    prompt: None,
+                },
+            )
+            .await
+            .unwrap();
+        repo.save().await.unwrap();
+        grants.push(grant.id);
+    }
+    let (status, _, page) = get(&state, &format!("/consent/{}", grants[0])).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(page.contains("This request has expired"), "{page}");
+    let (status, headers, _) = get(&state, &format!("/consent/{}", grants[1])).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "still pending: log in first");
+    assert!(
+        headers["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/login?next=")
+    );
+}
