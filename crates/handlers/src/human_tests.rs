@@ -472,3 +472,87 @@ async fn a_request_left_pending_for_over_an_hour_expires() {
             .starts_with("/login?next=")
     );
 }
+
+#[tokio::test]
+async fn session_cookies_are_encrypted_and_tampering_signs_out() {
+    use axum::response::IntoResponse;
+    use axum_extra::extract::cookie::{Cookie, PrivateCookieJar};
+
+    let (state, _dir) = state(Arc::new(Up)).await;
+    let id = client(&state, ClientAuthMethod::None, "https://app.example.com/cb").await;
+    let clock = SystemClock;
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let mut repo = state.repos.begin().await.unwrap();
+    let user = repo.user().add(&mut rng, &clock, "dave").await.unwrap();
+    let password = repo
+        .user_password()
+        .add(
+            &mut rng,
+            &clock,
+            &user,
+            1,
+            "$argon2id$unused".to_owned(),
+            None,
+        )
+        .await
+        .unwrap();
+    let session = repo
+        .browser_session()
+        .add(&mut rng, &clock, &user, None)
+        .await
+        .unwrap();
+    repo.browser_session()
+        .authenticate_with_password(&mut rng, &clock, &session, &password)
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+    let (_, headers, _) = get(
+        &state,
+        &format!(
+            "/authorize?client_id={id}&redirect_uri=https://app.example.com/cb&response_type=code&scope=openid&code_challenge={CHALLENGE}&code_challenge_method=S256"
+        ),
+    )
+    .await;
+    let consent = headers["location"].to_str().unwrap().to_owned();
+
+    // The cookie this service would set for the session.
+    let jar = PrivateCookieJar::new(state.cookie_key.clone())
+        .add(Cookie::new("mas-session", session.id.to_string()));
+    let set_cookie = jar.into_response().headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let sealed = set_cookie.split(';').next().unwrap().to_owned();
+    assert!(!sealed.contains(&session.id.to_string()), "{sealed}");
+    let mut tampered = sealed.clone().into_bytes();
+    let last = tampered.len() - 2;
+    tampered[last] = if tampered[last] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+
+    let with_cookie = |cookie: String| {
+        let app = router(&[Resource::Human], None, state.clone());
+        let request = Request::get(consent.as_str())
+            .header("cookie", cookie)
+            .body(Body::empty())
+            .unwrap();
+        async move {
+            let response = app.oneshot(request).await.unwrap();
+            let location = response
+                .headers()
+                .get("location")
+                .map(|v| v.to_str().unwrap().to_owned());
+            (response.status(), location)
+        }
+    };
+    let (status, location) = with_cookie(sealed).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the real cookie is signed in: {location:?}"
+    );
+    for forged in [format!("mas-session={}", session.id), tampered] {
+        let (status, location) = with_cookie(forged.clone()).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{forged}");
+        assert!(location.unwrap().starts_with("/login?next="), "{forged}");
+    }
+}
