@@ -105,7 +105,12 @@ pub(super) async fn post(
         Ok(hashed) => hashed,
         Err(error) => {
             tracing::error!(%error, "cannot hash a new password");
-            return closed(&state);
+            return error_page(
+                &state,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "Please try again.",
+            );
         }
     };
     let taken = "This username is taken.";
