@@ -123,7 +123,9 @@ test('a person signs in, allows the client, and the client gets a code it can ex
   assert.ok(session, 'a session cookie is set');
   assert.equal(session.httpOnly, true);
   assert.equal(session.sameSite, 'Lax');
-  assert.ok(!session.value.includes('01'), 'the cookie is encrypted, not a bare ID');
+  // A bare session ID would be a 26-character ULID; the sealed value is longer base64.
+  assert.ok(!/^[0-9A-Z]{26}$/.test(session.value), 'the cookie is encrypted, not a bare ID');
+  assert.ok(session.value.length > 40, `a sealed value: ${session.value}`);
 
   await page.click('#allow');
   await page.waitForURL(`${REDIRECT}**`);
