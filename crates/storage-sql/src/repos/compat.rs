@@ -16,7 +16,7 @@ use ulid::Ulid;
 use url::Url;
 
 use super::Repo;
-use crate::conv::{gone, hash_token, new_id, now, paginate, ulid, ulid_opt, url};
+use crate::conv::{gone, hash_token, new_id, now, ulid, ulid_opt, url};
 use crate::entities::{
     compat_access_tokens as access_tokens, compat_refresh_tokens as refresh_tokens,
     compat_sessions as sessions, compat_sso_logins as sso_logins,
@@ -166,18 +166,13 @@ impl CompatSessionRepository for Repo<'_> {
         filter: CompatSessionFilter,
         pagination: Pagination,
     ) -> Result<Page<CompatSession>, StorageError> {
-        let rows = paginate(
+        self.page(
             sessions::Entity::find().filter(session_condition(filter)),
             sessions::Column::Id,
             &pagination,
+            session,
         )
-        .all(&self.conn)
         .await
-        .map_err(|e| self.db_err(e))?
-        .into_iter()
-        .map(session)
-        .collect::<Result<Vec<_>, _>>()?;
-        Ok(pagination.process(rows))
     }
 
     #[tracing::instrument(name = "db.compat_session.count", skip_all)]

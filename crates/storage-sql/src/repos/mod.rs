@@ -9,8 +9,8 @@ pub(crate) mod user;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use mas_storage::StorageError;
-use sea_orm::{DatabaseExecutor, DbErr};
+use mas_storage::{Page, Pagination, StorageError};
+use sea_orm::{ColumnTrait, DatabaseExecutor, DbErr, EntityTrait, Select};
 
 /// What every repository holds: the connection or transaction of its unit of work.
 pub(crate) struct Repo<'c> {
@@ -25,5 +25,27 @@ impl Repo<'_> {
     pub(crate) fn db_err(&self, error: DbErr) -> StorageError {
         self.failed.store(true, Ordering::Relaxed);
         crate::conv::db_err(error)
+    }
+
+    /// One page of `query`, keyed and ordered by `id`, each row converted by `convert`.
+    pub(crate) async fn page<E, T>(
+        &self,
+        query: Select<E>,
+        id: E::Column,
+        pagination: &Pagination,
+        convert: fn(E::Model) -> Result<T, StorageError>,
+    ) -> Result<Page<T>, StorageError>
+    where
+        E: EntityTrait,
+        E::Column: ColumnTrait,
+    {
+        let rows = crate::conv::paginate(query, id, pagination)
+            .all(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?
+            .into_iter()
+            .map(convert)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(pagination.process(rows))
     }
 }

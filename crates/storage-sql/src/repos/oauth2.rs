@@ -18,7 +18,7 @@ use ulid::Ulid;
 
 use super::Repo;
 use crate::conv::{
-    gone, hash_token, json, new_id, now, paginate, to_json, ulid, ulid_opt, unsigned, url, url_opt,
+    gone, hash_token, json, new_id, now, to_json, ulid, ulid_opt, unsigned, url, url_opt,
 };
 use crate::entities::{
     oauth2_access_tokens as access_tokens, oauth2_authorization_grants as grants,
@@ -263,14 +263,13 @@ impl ClientRepository for Repo<'_> {
 
     #[tracing::instrument(name = "db.client.list", skip_all)]
     async fn list(&mut self, pagination: Pagination) -> Result<Page<Client>, StorageError> {
-        let rows = paginate(clients::Entity::find(), clients::Column::Id, &pagination)
-            .all(&self.conn)
-            .await
-            .map_err(|e| self.db_err(e))?
-            .into_iter()
-            .map(client)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(pagination.process(rows))
+        self.page(
+            clients::Entity::find(),
+            clients::Column::Id,
+            &pagination,
+            client,
+        )
+        .await
     }
 }
 
@@ -587,18 +586,13 @@ impl SessionRepository for Repo<'_> {
         filter: SessionFilter,
         pagination: Pagination,
     ) -> Result<Page<Session>, StorageError> {
-        let rows = paginate(
+        self.page(
             sessions::Entity::find().filter(session_condition(filter)),
             sessions::Column::Id,
             &pagination,
+            session,
         )
-        .all(&self.conn)
         .await
-        .map_err(|e| self.db_err(e))?
-        .into_iter()
-        .map(session)
-        .collect::<Result<Vec<_>, _>>()?;
-        Ok(pagination.process(rows))
     }
 
     #[tracing::instrument(name = "db.session.count", skip_all)]

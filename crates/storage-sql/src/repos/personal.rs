@@ -10,7 +10,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
 use ulid::Ulid;
 
 use super::Repo;
-use crate::conv::{hash_token, new_id, now, paginate, ulid};
+use crate::conv::{hash_token, new_id, now, ulid};
 use crate::entities::{personal_access_tokens as tokens, personal_sessions as sessions};
 
 fn session(m: sessions::Model) -> Result<PersonalSession, StorageError> {
@@ -106,14 +106,8 @@ impl PersonalSessionRepository for Repo<'_> {
     ) -> Result<Page<PersonalSession>, StorageError> {
         let query =
             sessions::Entity::find().filter(sessions::Column::ActorUserId.eq(actor.id.to_string()));
-        let rows = paginate(query, sessions::Column::Id, &pagination)
-            .all(&self.conn)
+        self.page(query, sessions::Column::Id, &pagination, session)
             .await
-            .map_err(|e| self.db_err(e))?
-            .into_iter()
-            .map(session)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(pagination.process(rows))
     }
 }
 

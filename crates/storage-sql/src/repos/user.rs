@@ -16,7 +16,7 @@ use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
 use ulid::Ulid;
 
 use super::Repo;
-use crate::conv::{gone, new_id, now, paginate, ulid, ulid_opt, unsigned};
+use crate::conv::{gone, new_id, now, ulid, ulid_opt, unsigned};
 use crate::entities::{
     browser_session_authentications as auths, browser_sessions, registration_tokens, user_emails,
     user_passwords, users,
@@ -194,16 +194,13 @@ impl UserRepository for Repo<'_> {
         filter: UserFilter,
         pagination: Pagination,
     ) -> Result<Page<User>, StorageError> {
-        let rows = paginate(
+        self.page(
             users::Entity::find().filter(user_condition(filter)),
             users::Column::Id,
             &pagination,
+            user,
         )
-        .all(&self.conn)
         .await
-        .map_err(|e| self.db_err(e))?;
-        let rows = rows.into_iter().map(user).collect::<Result<Vec<_>, _>>()?;
-        Ok(pagination.process(rows))
     }
 
     #[tracing::instrument(name = "db.user.count", skip_all)]
@@ -521,14 +518,13 @@ impl BrowserSessionRepository for Repo<'_> {
         if active_only {
             query = query.filter(browser_sessions::Column::FinishedAt.is_null());
         }
-        let rows = paginate(query, browser_sessions::Column::Id, &pagination)
-            .all(&self.conn)
-            .await
-            .map_err(|e| self.db_err(e))?
-            .into_iter()
-            .map(browser_session)
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(pagination.process(rows))
+        self.page(
+            query,
+            browser_sessions::Column::Id,
+            &pagination,
+            browser_session,
+        )
+        .await
     }
 
     #[tracing::instrument(name = "db.browser_session.authenticate_with_password", skip_all)]
@@ -733,17 +729,12 @@ impl RegistrationTokenRepository for Repo<'_> {
         &mut self,
         pagination: Pagination,
     ) -> Result<Page<RegistrationToken>, StorageError> {
-        let rows = paginate(
+        self.page(
             registration_tokens::Entity::find(),
             registration_tokens::Column::Id,
             &pagination,
+            registration_token,
         )
-        .all(&self.conn)
         .await
-        .map_err(|e| self.db_err(e))?
-        .into_iter()
-        .map(registration_token)
-        .collect::<Result<Vec<_>, _>>()?;
-        Ok(pagination.process(rows))
     }
 }
