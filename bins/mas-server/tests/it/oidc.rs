@@ -300,17 +300,29 @@ async fn the_whole_flow(uri: &str) {
     )
     .set_redirect_uri(RedirectUrl::new(REDIRECT.to_owned()).unwrap())
     .set_introspection_url(IntrospectionUrl::new(format!("{base}oauth2/introspect")).unwrap());
+    // An authorization URL with PKCE, asking for `scope` (beside `openid`).
+    let authorize =
+        |scope: Option<&str>, prompt: Option<CoreAuthPrompt>, max_age: Option<Duration>| {
+            let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+            let mut request = client.authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            );
+            if let Some(scope) = scope {
+                request = request.add_scope(Scope::new(scope.to_owned()));
+            }
+            if let Some(prompt) = prompt {
+                request = request.add_prompt(prompt);
+            }
+            if let Some(max_age) = max_age {
+                request = request.set_max_age(max_age);
+            }
+            let (url, csrf, nonce) = request.set_pkce_challenge(challenge).url();
+            (url, csrf, nonce, verifier)
+        };
 
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (authorize_url, csrf, nonce) = client
-        .authorize_url(
-            CoreAuthenticationFlow::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .add_scope(Scope::new("email".to_owned()))
-        .set_pkce_challenge(challenge)
-        .url();
+    let (authorize_url, csrf, nonce, verifier) = authorize(Some("email"), None, None);
 
     let (callback, browser) = browse(&base, authorize_url.as_str()).await;
     assert_eq!(callback.as_str().split('?').next(), Some(REDIRECT));
@@ -348,17 +360,8 @@ async fn the_whole_flow(uri: &str) {
 
     // Consent is remembered while that session is open: the same browser asking again,
     // even silently (prompt=none), goes straight back to the client with a code.
-    let (challenge, silent_verifier) = PkceCodeChallenge::new_random_sha256();
-    let (silent_url, silent_state, _) = client
-        .authorize_url(
-            CoreAuthenticationFlow::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .add_scope(Scope::new("email".to_owned()))
-        .add_prompt(CoreAuthPrompt::None)
-        .set_pkce_challenge(challenge)
-        .url();
+    let (silent_url, silent_state, _, silent_verifier) =
+        authorize(Some("email"), Some(CoreAuthPrompt::None), None);
     let answer = location(&browser.get(silent_url.as_str()).send().await.unwrap());
     let answer = url::Url::parse(&answer).unwrap();
     assert_eq!(
@@ -376,15 +379,7 @@ async fn the_whole_flow(uri: &str) {
         .await
         .expect("the silently issued code exchanges for tokens");
     // prompt=consent asks again; a browser without a session cannot be silent.
-    let (ask_url, _, _) = client
-        .authorize_url(
-            CoreAuthenticationFlow::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .add_prompt(CoreAuthPrompt::Consent)
-        .set_pkce_challenge(PkceCodeChallenge::new_random_sha256().0)
-        .url();
+    let (ask_url, ..) = authorize(None, Some(CoreAuthPrompt::Consent), None);
     let consent = location(&browser.get(ask_url.as_str()).send().await.unwrap());
     assert!(consent.starts_with("/consent/"), "{consent}");
     let page = browser
@@ -397,28 +392,15 @@ async fn the_whole_flow(uri: &str) {
     let stranger = location(&http.get(silent_url.as_str()).send().await.unwrap());
     assert!(stranger.contains("error=login_required"), "{stranger}");
     // Silently asking for more than was allowed is `consent_required`.
-    let (more_url, _, _) = client
-        .authorize_url(
-            CoreAuthenticationFlow::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .add_scope(Scope::new("urn:matrix:client:api:*".to_owned()))
-        .add_prompt(CoreAuthPrompt::None)
-        .set_pkce_challenge(PkceCodeChallenge::new_random_sha256().0)
-        .url();
+    let (more_url, ..) = authorize(
+        Some("urn:matrix:client:api:*"),
+        Some(CoreAuthPrompt::None),
+        None,
+    );
     let more = location(&browser.get(more_url.as_str()).send().await.unwrap());
     assert!(more.contains("error=consent_required"), "{more}");
     // Allowing an admin scope needs `can_request_admin`, which alice lacks.
-    let (admin_url, _, _) = client
-        .authorize_url(
-            CoreAuthenticationFlow::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .add_scope(Scope::new("urn:synapse:admin:*".to_owned()))
-        .set_pkce_challenge(PkceCodeChallenge::new_random_sha256().0)
-        .url();
+    let (admin_url, ..) = authorize(Some("urn:synapse:admin:*"), None, None);
     let consent = location(&browser.get(admin_url.as_str()).send().await.unwrap());
     let consent = format!("{base}{}", &consent[1..]);
     let page = browser
@@ -441,27 +423,9 @@ async fn the_whole_flow(uri: &str) {
     );
     // prompt=login and max_age=0 want a login newer than the request: the consent page
     // sends the signed-in browser to log in again.
-    for fresh in [
-        client
-            .authorize_url(
-                CoreAuthenticationFlow::AuthorizationCode,
-                CsrfToken::new_random,
-                Nonce::new_random,
-            )
-            .add_prompt(CoreAuthPrompt::Login)
-            .set_pkce_challenge(PkceCodeChallenge::new_random_sha256().0)
-            .url()
-            .0,
-        client
-            .authorize_url(
-                CoreAuthenticationFlow::AuthorizationCode,
-                CsrfToken::new_random,
-                Nonce::new_random,
-            )
-            .set_max_age(Duration::ZERO)
-            .set_pkce_challenge(PkceCodeChallenge::new_random_sha256().0)
-            .url()
-            .0,
+    for (fresh, ..) in [
+        authorize(None, Some(CoreAuthPrompt::Login), None),
+        authorize(None, None, Some(Duration::ZERO)),
     ] {
         let consent = location(&browser.get(fresh.as_str()).send().await.unwrap());
         assert!(consent.starts_with("/consent/"), "{consent}");
@@ -497,16 +461,7 @@ async fn the_whole_flow(uri: &str) {
     assert!(replay.is_err());
 
     // The session ended with the replay: start again for the rest of the story.
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (authorize_url, _, nonce) = client
-        .authorize_url(
-            CoreAuthenticationFlow::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .add_scope(Scope::new("email".to_owned()))
-        .set_pkce_challenge(challenge)
-        .url();
+    let (authorize_url, _, nonce, verifier) = authorize(Some("email"), None, None);
     let (callback, _) = browse(&base, authorize_url.as_str()).await;
     let code = callback
         .query_pairs()
@@ -582,15 +537,7 @@ async fn the_whole_flow(uri: &str) {
     assert!(!after.active(), "and the whole session ended with it");
 
     // Revocation, in a fresh session.
-    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let (authorize_url, _, _) = client
-        .authorize_url(
-            CoreAuthenticationFlow::AuthorizationCode,
-            CsrfToken::new_random,
-            Nonce::new_random,
-        )
-        .set_pkce_challenge(challenge)
-        .url();
+    let (authorize_url, _, _, verifier) = authorize(None, None, None);
     let (callback, _) = browse(&base, authorize_url.as_str()).await;
     let code = callback
         .query_pairs()
