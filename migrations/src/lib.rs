@@ -3,6 +3,7 @@
 
 mod m20261127_000001_initial;
 mod m20261127_000002_client_assertions;
+mod m20261127_000003_device_polls;
 mod schema;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261127_000001_initial::Migration),
             Box::new(m20261127_000002_client_assertions::Migration),
+            Box::new(m20261127_000003_device_polls::Migration),
         ]
     }
 }

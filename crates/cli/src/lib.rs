@@ -4,6 +4,7 @@
 mod commands;
 mod database;
 mod embedded;
+mod homeserver;
 mod oauth;
 mod serve;
 mod sync;

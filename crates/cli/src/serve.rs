@@ -24,6 +24,9 @@ pub(crate) struct ServerArgs {
     /// Do not store the configured clients in the database at start.
     #[arg(long)]
     no_sync: bool,
+    /// Do not run the background job worker in this process.
+    #[arg(long)]
+    no_worker: bool,
 }
 
 /// Runs the service until a shutdown signal.
@@ -61,6 +64,22 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
         mas_tasks::CleanupConfig::default(),
         stop_rx.clone(),
     ));
+    // The homeserver jobs run here by default, so one process is a whole deployment.
+    let worker = if args.no_worker {
+        None
+    } else {
+        let repos: Arc<dyn mas_storage::RepositoryFactory> = Arc::new(db.clone());
+        let mut worker = mas_tasks::Worker::new(
+            repos.clone(),
+            Arc::new(mas_storage::SystemClock),
+            mas_tasks::WorkerConfig::default(),
+        );
+        for handler in mas_tasks::HomeserverJobs::all(&repos, &state.homeserver) {
+            worker = worker.with_handler(handler);
+        }
+        let wake = Box::new(db.job_waker(Duration::from_secs(1)).await);
+        Some(tokio::spawn(worker.run(wake, stop_rx.clone())))
+    };
     let mut servers = JoinSet::new();
     let mut addresses = Vec::new();
     for listener in &config.http.listeners {
@@ -121,6 +140,11 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
     if drained.is_err() {
         tracing::warn!("some requests did not finish within {SHUTDOWN_GRACE:?}; closing anyway");
     }
+    if let Some(worker) = worker
+        && let Err(error) = worker.await
+    {
+        tracing::warn!(%error, "job worker failed");
+    }
     if let Err(error) = background.await {
         tracing::warn!(%error, "background cleanup task failed");
     }
@@ -161,6 +185,7 @@ fn app_state(
         }),
         matrix_secret: config.matrix.secret().ok(),
         remote_keys: Arc::new(mas_handlers::RemoteKeys::new()?),
+        homeserver: crate::homeserver::connect(config)?,
     })
 }
 
@@ -173,6 +198,7 @@ fn served_resources(listener: &ListenerConfig) -> Vec<Resource> {
             ConfigResource::Discovery => served.push(Resource::Discovery),
             ConfigResource::OAuth => served.push(Resource::OAuth),
             ConfigResource::Human => served.push(Resource::Human),
+            ConfigResource::Compat => served.push(Resource::Compat),
             other => tracing::debug!(
                 listener = listener.name.as_deref().unwrap_or(""),
                 resource = ?other,

@@ -41,7 +41,11 @@ async fn client_with_grants(
         encrypted_secret: None,
         jwks: None,
         jwks_uri: None,
-        redirect_uris: vec![Url::parse(redirect).unwrap()],
+        // Several URIs may be given, separated by spaces.
+        redirect_uris: redirect
+            .split(' ')
+            .map(|uri| Url::parse(uri).unwrap())
+            .collect(),
         grant_types: grants.iter().map(|g| (*g).to_owned()).collect(),
         name: Some("Some App".to_owned()),
         client_uri: None,
@@ -91,7 +95,38 @@ fn query_of(location: &str) -> std::collections::HashMap<String, String> {
 async fn untrusted_clients_and_redirects_get_a_page_not_a_redirect() {
     let (state, _dir) = state(Arc::new(Up)).await;
     let id = client(&state, ClientAuthMethod::None, "https://app.example.com/cb").await;
+    let two = client(
+        &state,
+        ClientAuthMethod::None,
+        "https://app.example.com/cb https://app.example.com/other",
+    )
+    .await;
     let pkce = format!("code_challenge={CHALLENGE}&code_challenge_method=S256");
+    // With only one registered URI, leaving it out is fine: the request goes on to the
+    // login page, and errors would go to that URI.
+    let (status, headers, _) = get(
+        &state,
+        &format!("/authorize?client_id={id}&response_type=code&scope=openid&{pkce}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(
+        headers["location"].to_str().unwrap().starts_with("/consent/"),
+        "{headers:?}"
+    );
+    let (status, headers, _) = get(
+        &state,
+        &format!("/authorize?client_id={id}&response_type=token&scope=openid&{pkce}&state=s"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(
+        headers["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("https://app.example.com/cb?error=unsupported_response_type"),
+        "{headers:?}"
+    );
     for uri in [
         "/authorize?response_type=code&scope=openid".to_owned(),
         format!(
@@ -104,6 +139,15 @@ async fn untrusted_clients_and_redirects_get_a_page_not_a_redirect() {
         format!(
             "/authorize?client_id={id}&redirect_uri=https://app.example.com/cb/extra&response_type=code&scope=openid&{pkce}"
         ),
+        // Unparsable, and a query that cannot be read (a repeated `client_id`).
+        format!(
+            "/authorize?client_id={id}&redirect_uri=not%20a%20url&response_type=code&scope=openid&{pkce}"
+        ),
+        format!(
+            "/authorize?client_id={id}&client_id={id}&redirect_uri=https://app.example.com/cb&response_type=code&scope=openid&{pkce}"
+        ),
+        // No `redirect_uri`, but the client has two: which one is meant cannot be known.
+        format!("/authorize?client_id={two}&response_type=code&scope=openid&{pkce}"),
     ] {
         let (status, headers, body) = get(&state, &uri).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{uri}");
@@ -251,6 +295,14 @@ async fn a_valid_request_goes_to_consent_then_login() {
         !cookie.contains("Secure"),
         "plain HTTP in this test: {cookie}"
     );
+    assert!(cookie.contains("Path=/"), "{cookie}");
+    assert_eq!(headers["cache-control"], "no-store");
+    // Served over https, the same cookie is `Secure`.
+    let mut https = state.clone();
+    https.secure_cookies = true;
+    let (_, headers, _) = get(&https, login).await;
+    let cookie = headers["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("; Secure"), "{cookie}");
 
     // A stale or missing CSRF token is refused, with the form shown again.
     let app = router(&[Resource::Human], None, state.clone());
@@ -293,11 +345,13 @@ fn redirect_uris_match_exactly_except_loopback_ports() {
         Url::parse("https://app.example.com/cb").unwrap(),
         Url::parse("http://127.0.0.1/native").unwrap(),
         Url::parse("http://[::1]/native").unwrap(),
+        Url::parse("http://localhost/loop").unwrap(),
     ];
     let ok = [
         "https://app.example.com/cb",
         "http://127.0.0.1:4000/native",
         "http://[::1]:9/native",
+        "http://localhost:8123/loop",
     ];
     let refused = [
         "https://app.example.com/cb/",
@@ -307,6 +361,9 @@ fn redirect_uris_match_exactly_except_loopback_ports() {
         "https://APP.example.com.evil.com/cb",
         "http://127.0.0.1:4000/other",
         "https://127.0.0.1:4000/native",
+        "https://localhost:8123/loop",
+        "http://localhost:8123/other",
+        "http://localhost.evil.example/loop",
     ];
     for uri in ok {
         assert!(
@@ -555,4 +612,50 @@ async fn session_cookies_are_encrypted_and_tampering_signs_out() {
         assert_eq!(status, StatusCode::SEE_OTHER, "{forged}");
         assert!(location.unwrap().starts_with("/login?next="), "{forged}");
     }
+}
+
+#[tokio::test]
+async fn the_form_post_page_runs_exactly_its_own_script() {
+    let (state, _dir) = state(Arc::new(Up)).await;
+    let id = client(&state, ClientAuthMethod::None, "https://app.example.com/cb").await;
+    // An error after the redirect URI is trusted is delivered by the chosen mode.
+    let (status, headers, page) = get(
+        &state,
+        &format!(
+            "/authorize?client_id={id}&redirect_uri=https://app.example.com/cb&response_type=code&response_mode=form_post&scope=openid&state=a%22b"
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(headers.get("location").is_none());
+    assert!(
+        page.contains(r#"<form method="post" action="https:&#x2f;&#x2f;app.example.com&#x2f;cb">"#),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"<input type="hidden" name="error" value="invalid_request">"#),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"name="state" value="a&quot;b""#),
+        "the state is escaped: {page}"
+    );
+    assert!(page.contains(r#"name="iss" value="https:&#x2f;&#x2f;auth.example.com&#x2f;""#), "{page}");
+    // The one script on the page is the one the policy's hash allows.
+    let script = page
+        .split("<script>")
+        .nth(1)
+        .and_then(|rest| rest.split("</script>").next())
+        .unwrap();
+    assert_eq!(page.matches("<script").count(), 1);
+    let digest = ring::digest::digest(&ring::digest::SHA256, script.as_bytes());
+    let hash = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, digest.as_ref());
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert_eq!(
+        csp,
+        format!(
+            "default-src 'none'; script-src 'sha256-{hash}'; form-action *; frame-ancestors 'none'"
+        )
+    );
+    assert_eq!(headers["cache-control"], "no-store");
 }

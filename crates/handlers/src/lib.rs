@@ -1,5 +1,8 @@
 //! HTTP handlers, grouped by the resources a listener can serve.
 
+mod compat;
+#[cfg(test)]
+mod compat_tests;
 mod discovery;
 mod errors;
 mod health;
@@ -82,6 +85,8 @@ pub struct AppState {
     pub matrix_secret: Option<String>,
     /// Key sets of clients that publish them at a `jwks_uri`.
     pub remote_keys: Arc<RemoteKeys>,
+    /// The homeserver, for devices the compatibility layer and OAuth logins create.
+    pub homeserver: Arc<dyn mas_matrix::HomeserverConnection>,
 }
 
 impl AppState {
@@ -114,6 +119,8 @@ pub enum Resource {
     OAuth,
     /// Pages for people: authorization, login, consent.
     Human,
+    /// The Matrix client-server compatibility layer (`/_matrix/client/*/login`...).
+    Compat,
 }
 
 /// The router of one listener: the given resources, under an optional path prefix.
@@ -125,6 +132,7 @@ pub fn router(resources: &[Resource], prefix: Option<&str>, state: AppState) -> 
             Resource::Discovery => router.merge(discovery::router()),
             Resource::OAuth => router.merge(oauth2::router()),
             Resource::Human => router.merge(human::router()),
+            Resource::Compat => router.merge(compat::router()),
         };
     }
     let router = router
@@ -233,6 +241,7 @@ pub(crate) mod test_state {
             service_name: "auth.example.com".to_owned(),
             matrix_secret: Some("homeserver-secret".to_owned()),
             remote_keys: Arc::new(crate::RemoteKeys::new().unwrap()),
+            homeserver: Arc::new(mas_matrix::MockHomeserver::new("example.com")),
         };
         (state, dir)
     }

@@ -289,6 +289,29 @@ async fn every_client_authentication_method() {
             .starts_with("Basic")
     );
 
+    // The assertion's lifetime: `exp` required, `nbf` honoured, 30 s of leeway either
+    // way, and no assertion may live more than an hour.
+    let lifetimes = [
+        (json!({"exp": now - 120}), StatusCode::UNAUTHORIZED, "expired"),
+        (json!({"exp": now - 10}), StatusCode::OK, "expired within the leeway"),
+        (json!({"exp": now + 60, "nbf": now + 120}), StatusCode::UNAUTHORIZED, "not yet valid"),
+        (json!({"exp": now + 60, "nbf": now + 10}), StatusCode::OK, "nbf within the leeway"),
+        (json!({"exp": now + 7200}), StatusCode::UNAUTHORIZED, "lives two hours"),
+        (json!({}), StatusCode::UNAUTHORIZED, "no exp"),
+    ];
+    for (n, (times, expected, why)) in lifetimes.into_iter().enumerate() {
+        let mut claims = json!({"iss": pk_client.to_string(), "sub": pk_client.to_string(), "aud": token_url, "jti": format!("life-{n}")});
+        claims.as_object_mut().unwrap().extend(times.as_object().unwrap().clone());
+        let signed = client_keys
+            .keys
+            .sign(mas_oauth_core::SigningAlgorithm::Es256, &claims)
+            .unwrap();
+        let (status, _, body) = h
+            .post("/oauth2/token", None, &form.replace(&assertion, &signed))
+            .await;
+        assert_eq!(status, expected, "{why}: {body}");
+    }
+
     // Wrong secret, wrong method, unknown client: the same answer each time.
     let basic_client = h.client(ClientAuthMethod::ClientSecretBasic, None).await;
     for (auth, body) in [
@@ -750,6 +773,26 @@ async fn dynamic_registration_follows_the_matrix_rules() {
             json!({"client_uri": "https://app.example.com/", "redirect_uris": ["https://app.example.com/cb"], "client_name": "bad\u{0000}name"}),
             "invalid_client_metadata",
         ),
+        (
+            json!({"client_uri": "https://app.example.com/", "redirect_uris": ["https://app.example.com/cb"], "logo_uri": "https://elsewhere.example.net/logo.png"}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"client_uri": "https://app.example.com/", "redirect_uris": ["https://app.example.com/cb"], "policy_uri": "https://elsewhere.example.net/policy"}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"client_uri": "https://app.example.com/", "redirect_uris": ["https://app.example.com/cb"], "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": "https://app.example.com/jwks.json"}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"client_uri": "https://app.example.com/", "redirect_uris": ["https://app.example.com/cb"], "token_endpoint_auth_method": "private_key_jwt"}),
+            "invalid_client_metadata",
+        ),
+        (
+            json!({"client_uri": "https://app.example.com/", "redirect_uris": ["https://app.example.com/cb"], "application_type": "desktop"}),
+            "invalid_client_metadata",
+        ),
         (json!(["not", "an", "object"]), "invalid_client_metadata"),
     ];
     for (metadata, error) in refused {
@@ -785,6 +828,15 @@ async fn dynamic_registration_follows_the_matrix_rules() {
     assert_eq!(
         (status, body["error"].as_str()),
         (StatusCode::BAD_REQUEST, Some("invalid_client_metadata"))
+    );
+    // Past 1 MiB the body is not read at all.
+    let mut huge = json!({"client_uri": "https://app.example.com/", "redirect_uris": ["https://app.example.com/cb"]});
+    huge["client_name"] = Value::String("x".repeat(1 << 20));
+    let (status, body) = register(&h, &huge).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("invalid_request")),
+        "{body}"
     );
 }
 
@@ -1350,4 +1402,66 @@ async fn codes_are_bound_to_their_client_and_user_and_refresh_cannot_widen() {
         (StatusCode::BAD_REQUEST, Some("invalid_request")),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn a_device_polling_too_fast_is_told_to_slow_down() {
+    let h = Harness::new().await;
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let mut repo = h.state.repos.begin().await.unwrap();
+    let client = repo
+        .client()
+        .add_dynamic(
+            &mut rng,
+            &SystemClock,
+            ClientParams {
+                auth_method: ClientAuthMethod::None,
+                encrypted_secret: None,
+                jwks: None,
+                jwks_uri: None,
+                redirect_uris: Vec::new(),
+                grant_types: vec![mas_oauth_core::device::DEVICE_GRANT.to_owned()],
+                name: Some("TV".to_owned()),
+                client_uri: None,
+                logo_uri: None,
+                policy_uri: None,
+                tos_uri: None,
+                application_type: None,
+                contacts: Vec::new(),
+                metadata: None,
+            },
+        )
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+    let start = async || {
+        let (status, _, body) = h
+            .post("/oauth2/device", None, &format!("client_id={}&scope=openid", client.id))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["interval"], 5);
+        body["device_code"].as_str().unwrap().to_owned()
+    };
+    let poll = async |device_code: &str| {
+        let (status, _, body) = h
+            .post(
+                "/oauth2/token",
+                None,
+                &format!(
+                    "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code\
+                     &client_id={}&device_code={device_code}",
+                    client.id
+                ),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        body["error"].as_str().unwrap().to_owned()
+    };
+    let first = start().await;
+    assert_eq!(poll(&first).await, "authorization_pending");
+    assert_eq!(poll(&first).await, "slow_down");
+    assert_eq!(poll(&first).await, "slow_down", "still too soon");
+    // The pace is kept per device code.
+    let second = start().await;
+    assert_eq!(poll(&second).await, "authorization_pending");
 }

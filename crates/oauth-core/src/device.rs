@@ -153,12 +153,28 @@ pub async fn exchange(
     if grant.client_id != client.id {
         return Ok(refused("the device code was issued to another client"));
     }
+    // One second of slack, so a device that polls exactly at the interval is never
+    // told to slow down by network jitter.
+    let min_gap = TimeDelta::seconds(INTERVAL - 1);
+    if !repo
+        .device_code_grant()
+        .record_poll(clock, &grant, min_gap)
+        .await?
+    {
+        return Ok(GrantOutcome::Refused {
+            error: OAuthError::new(ErrorCode::SlowDown, "poll less often"),
+            commit: false,
+        });
+    }
+    // The recorded poll must be kept, whatever the answer.
     let answer = |code, description: &str| GrantOutcome::Refused {
         error: OAuthError::new(code, description),
-        commit: false,
+        commit: true,
     };
     match grant.state {
-        DeviceCodeGrantState::Exchanged => return Ok(refused("the device code was already used")),
+        DeviceCodeGrantState::Exchanged => {
+            return Ok(answer(ErrorCode::InvalidGrant, "the device code was already used"));
+        }
         DeviceCodeGrantState::Rejected => {
             return Ok(answer(ErrorCode::AccessDenied, "the user refused"));
         }

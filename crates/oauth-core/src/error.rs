@@ -31,6 +31,8 @@ pub enum ErrorCode {
     ConsentRequired,
     /// Device flow: the user has not answered yet.
     AuthorizationPending,
+    /// Device flow: the device polls faster than its interval.
+    SlowDown,
     /// Device flow: the device code expired.
     ExpiredToken,
     /// The token type cannot be revoked here.
@@ -62,6 +64,7 @@ impl ErrorCode {
             Self::LoginRequired => "login_required",
             Self::ConsentRequired => "consent_required",
             Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
             Self::ExpiredToken => "expired_token",
             Self::UnsupportedTokenType => "unsupported_token_type",
             Self::InvalidRedirectUri => "invalid_redirect_uri",

@@ -158,6 +158,7 @@ entity!(oauth2_device_code_grants, "oauth2_device_code_grants", {
     session_id: Option<String>,
     ip_address: Option<String>,
     user_agent: Option<String>,
+    last_polled_at: Option<DateTimeUtc>,
 });
 
 entity!(compat_sessions, "compat_sessions", {

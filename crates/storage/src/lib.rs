@@ -8,6 +8,7 @@
 
 mod clock;
 mod encrypter;
+pub mod jobs;
 mod pagination;
 pub mod repository;
 

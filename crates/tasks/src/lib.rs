@@ -3,9 +3,11 @@
 //! database: they log it, wait, and go on; they stop only when told to.
 
 mod cleanup;
+pub mod homeserver;
 mod worker;
 
 pub use self::cleanup::{CleanupConfig, run_cleanup};
+pub use self::homeserver::HomeserverJobs;
 pub use self::worker::{JobError, JobHandler, Worker, WorkerConfig};
 
 /// Resolves when the shutdown signal is raised (or its sender is gone).

@@ -1000,6 +1000,7 @@ impl DeviceCodeGrantRepository for Repo<'_> {
             session_id: Set(None),
             ip_address: Set(new.ip_address.clone()),
             user_agent: Set(new.user_agent.clone()),
+            last_polled_at: Set(None),
         })
         .exec_without_returning(&self.conn)
         .await
@@ -1089,6 +1090,24 @@ impl DeviceCodeGrantRepository for Repo<'_> {
             ),
         ];
         self.advance_device_grant(&grant, set, pending()).await
+    }
+
+    #[tracing::instrument(name = "db.device_code_grant.record_poll", skip_all)]
+    async fn record_poll(
+        &mut self,
+        clock: &dyn Clock,
+        grant: &DeviceCodeGrant,
+        interval: Duration,
+    ) -> Result<bool, StorageError> {
+        let now = now(clock);
+        let set = vec![(device_grants::Column::LastPolledAt, Some(now).into())];
+        let only_if = Condition::any()
+            .add(device_grants::Column::LastPolledAt.is_null())
+            .add(device_grants::Column::LastPolledAt.lte(now - interval));
+        Ok(self
+            .advance_device_grant(grant, set, only_if)
+            .await?
+            .is_some())
     }
 
     #[tracing::instrument(name = "db.device_code_grant.exchange", skip_all)]

@@ -1033,6 +1033,20 @@ pub async fn device_code_grants(db: &TestDb) {
         .unwrap();
     assert_eq!(grant.state, DeviceCodeGrantState::Pending);
     assert_eq!(grant.expires_at, grant.created_at + Duration::minutes(10));
+    // Polls closer together than the interval are refused and not recorded.
+    let gap = Duration::seconds(4);
+    let mut polls = Vec::new();
+    for advance in [0, 3, 1, 0] {
+        clock.advance(Duration::seconds(advance));
+        polls.push(
+            repo.device_code_grant()
+                .record_poll(&clock, &grant, gap)
+                .await
+                .unwrap(),
+        );
+    }
+    // First poll; 3 s later too soon; 4 s after the first allowed; at once again too soon.
+    assert_eq!(polls, [true, false, true, false]);
     assert_eq!(
         repo.device_code_grant()
             .find_by_user_code("ABCD-EFGH")

@@ -79,11 +79,13 @@ async fn replicas_migrating_together_take_turns() {
     let b = mas_storage_sql::SqlRepositoryFactory::connect(&options)
         .await
         .unwrap();
+    let all = a.pending_migrations().await.unwrap().len();
+    assert!(all >= 3, "{all}");
     let (ra, rb) = tokio::join!(a.migrate(), b.migrate());
     let (ra, rb) = (ra.unwrap(), rb.unwrap());
     assert_eq!(
         ra.len() + rb.len(),
-        2,
+        all,
         "each migration ran once: {ra:?} {rb:?}"
     );
     assert!(

@@ -349,6 +349,14 @@ pub trait DeviceCodeGrantRepository: Send {
         grant: DeviceCodeGrant,
         browser_session_id: Ulid,
     ) -> Result<Option<DeviceCodeGrant>, StorageError>;
+    /// Records a poll of the token endpoint; `false` (and nothing recorded) when the
+    /// previous poll was less than `interval` ago, so of two concurrent polls one loses.
+    async fn record_poll(
+        &mut self,
+        clock: &dyn Clock,
+        grant: &DeviceCodeGrant,
+        interval: Duration,
+    ) -> Result<bool, StorageError>;
     /// The device got its tokens in `session`; `None` unless it was fulfilled and not yet
     /// exchanged: exactly one of several concurrent exchanges wins.
     async fn exchange(

@@ -1,0 +1,626 @@
+//! The Matrix client-server compatibility layer: `/_matrix/client/{v3,r0}/login`,
+//! `/logout`, `/logout/all` and `/refresh`, for clients that predate OAuth 2.0.
+//!
+//! A login walks this pipeline: parse and bound the body, find the user and check the
+//! password (no transaction held), provision the device on the homeserver (bounded in
+//! time; on failure nothing is stored), then store the session and its tokens in one
+//! unit of work. Errors are Matrix errors: `{"errcode", "error"}`.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use mas_data_model::{CompatSession, TokenType, User};
+use mas_matrix::{HomeserverError, ProvisionRequest};
+use mas_oauth_core::passwords::Verified;
+use mas_storage::jobs::HomeserverJob;
+use mas_storage::repository::{CompatSessionFilter, SessionFilter};
+use mas_storage::{Repository, StorageError};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::AppState;
+
+/// The largest request body accepted.
+const MAX_BODY: usize = 64 * 1024;
+/// Past the connector's own timeout, a last guard on the whole homeserver exchange.
+const HOMESERVER_DEADLINE: Duration = Duration::from_secs(8);
+
+/// The routes, under both the current (`v3`) and the legacy (`r0`) prefix.
+pub(crate) fn router() -> Router<AppState> {
+    let mut router = Router::new();
+    for version in ["v3", "r0"] {
+        let base = format!("/_matrix/client/{version}");
+        router = router
+            .route(&format!("{base}/login"), get(login_flows).post(login))
+            .route(&format!("{base}/logout"), post(logout))
+            .route(&format!("{base}/logout/all"), post(logout_all))
+            .route(&format!("{base}/refresh"), post(refresh));
+    }
+    router
+}
+
+/// A Matrix error response.
+#[derive(Debug)]
+pub(crate) struct MatrixError {
+    status: StatusCode,
+    errcode: &'static str,
+    error: String,
+}
+
+impl MatrixError {
+    fn new(status: StatusCode, errcode: &'static str, error: impl Into<String>) -> Self {
+        Self {
+            status,
+            errcode,
+            error: error.into(),
+        }
+    }
+
+    fn forbidden() -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "M_FORBIDDEN",
+            "Invalid username or password",
+        )
+    }
+
+    fn unknown_token() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "M_UNKNOWN_TOKEN",
+            "Invalid access token passed.",
+        )
+    }
+
+    fn bad_json(error: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "M_BAD_JSON", error)
+    }
+
+    fn homeserver(error: &HomeserverError) -> Self {
+        tracing::warn!(%error, "homeserver call failed during a compatibility request");
+        if error.is_transient() {
+            Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "M_UNKNOWN",
+                "The homeserver is unreachable; nothing was changed. Try again later.",
+            )
+        } else {
+            Self::new(
+                StatusCode::BAD_GATEWAY,
+                "M_UNKNOWN",
+                "The homeserver refused to set up the device; nothing was changed.",
+            )
+        }
+    }
+}
+
+impl From<StorageError> for MatrixError {
+    fn from(error: StorageError) -> Self {
+        if matches!(error, StorageError::Unavailable) {
+            return Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "M_UNKNOWN",
+                "The service cannot reach its database; try again later.",
+            );
+        }
+        tracing::error!(%error, "storage error in the compatibility layer");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "M_UNKNOWN",
+            "Internal error",
+        )
+    }
+}
+
+impl IntoResponse for MatrixError {
+    fn into_response(self) -> Response {
+        let mut body = json!({ "errcode": self.errcode, "error": self.error });
+        if self.errcode == "M_UNKNOWN_TOKEN" {
+            body["soft_logout"] = json!(false);
+        }
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// Reads a bounded JSON object body. Content types are not checked: many Matrix clients
+/// send none, and Synapse never required one.
+async fn json_body<T: serde::de::DeserializeOwned>(request: Request) -> Result<T, MatrixError> {
+    let Ok(bytes) = axum::body::to_bytes(request.into_body(), MAX_BODY).await else {
+        return Err(MatrixError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "M_TOO_LARGE",
+            "The request body is too large or too slow",
+        ));
+    };
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|_| MatrixError::new(StatusCode::BAD_REQUEST, "M_NOT_JSON", "Content not JSON."))?;
+    if !value.is_object() {
+        return Err(MatrixError::bad_json("The body must be a JSON object"));
+    }
+    if has_control(&value) {
+        return Err(MatrixError::bad_json("Control characters are not allowed"));
+    }
+    serde_json::from_value(value).map_err(|e| MatrixError::bad_json(e.to_string()))
+}
+
+/// Whether any string of the document (keys included) holds a control character.
+fn has_control(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.chars().any(char::is_control),
+        Value::Array(items) => items.iter().any(has_control),
+        Value::Object(map) => map
+            .iter()
+            .any(|(k, v)| k.chars().any(char::is_control) || has_control(v)),
+        _ => false,
+    }
+}
+
+#[tracing::instrument(name = "handlers.compat.login_flows", skip_all)]
+async fn login_flows(State(state): State<AppState>) -> Response {
+    let mut flows = Vec::new();
+    if state.passwords.is_enabled() {
+        flows.push(json!({ "type": "m.login.password" }));
+    }
+    Json(json!({ "flows": flows })).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct Identifier {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    user: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginRequest {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    identifier: Option<Identifier>,
+    /// The pre-r0.4 way of naming the user.
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    device_id: Option<String>,
+    #[serde(default)]
+    initial_device_display_name: Option<String>,
+    #[serde(default)]
+    refresh_token: bool,
+}
+
+/// The localpart a login names: a bare localpart, or a Matrix ID on this homeserver.
+fn localpart_of(state: &AppState, request: &LoginRequest) -> Result<String, MatrixError> {
+    let user = match &request.identifier {
+        Some(identifier) if identifier.kind == "m.id.user" => identifier.user.clone(),
+        Some(identifier) => {
+            return Err(MatrixError::new(
+                StatusCode::BAD_REQUEST,
+                "M_UNKNOWN",
+                format!("Unsupported identifier type {}", identifier.kind),
+            ));
+        }
+        None => request.user.clone(),
+    };
+    let Some(user) = user else {
+        return Err(MatrixError::new(
+            StatusCode::BAD_REQUEST,
+            "M_MISSING_PARAM",
+            "No user given",
+        ));
+    };
+    let Some(mxid) = user.strip_prefix('@') else {
+        return Ok(user.to_lowercase());
+    };
+    match mxid.split_once(':') {
+        Some((localpart, server)) if server == state.homeserver.homeserver() => {
+            Ok(localpart.to_lowercase())
+        }
+        // Someone of another homeserver: no account here.
+        _ => Err(MatrixError::forbidden()),
+    }
+}
+
+/// A device ID as Synapse makes them: ten capital letters.
+fn new_device_id() -> String {
+    use rand::RngExt;
+    let mut rng = rand::rng();
+    (0..10)
+        .map(|_| char::from(rng.random_range(b'A'..=b'Z')))
+        .collect()
+}
+
+/// Device IDs the homeserver will take and the device scopes can name.
+fn valid_device_id(device_id: &str) -> bool {
+    mas_oauth_core::tokens::valid_device_id(device_id)
+}
+
+#[tracing::instrument(name = "handlers.compat.login", skip_all)]
+async fn login(State(state): State<AppState>, request: Request) -> Result<Response, MatrixError> {
+    let body: LoginRequest = json_body(request).await?;
+    match body.kind.as_str() {
+        "m.login.password" => {}
+        other => {
+            return Err(MatrixError::new(
+                StatusCode::BAD_REQUEST,
+                "M_UNKNOWN",
+                format!("Unknown login type {other}"),
+            ));
+        }
+    }
+    if !state.passwords.is_enabled() {
+        return Err(MatrixError::new(
+            StatusCode::BAD_REQUEST,
+            "M_UNKNOWN",
+            "Password login is disabled",
+        ));
+    }
+    let localpart = localpart_of(&state, &body)?;
+    let Some(password) = body.password.clone() else {
+        return Err(MatrixError::new(
+            StatusCode::BAD_REQUEST,
+            "M_MISSING_PARAM",
+            "No password given",
+        ));
+    };
+    let device_id = match body.device_id.clone() {
+        Some(id) if valid_device_id(&id) => id,
+        Some(_) => {
+            return Err(MatrixError::new(
+                StatusCode::BAD_REQUEST,
+                "M_INVALID_PARAM",
+                "The device ID must be 1-255 letters, digits, '-', '.', '_' or '~'",
+            ));
+        }
+        None => new_device_id(),
+    };
+
+    // Who is it? Read only: no transaction is held while the password is hashed.
+    let (user, stored) = {
+        let mut repo = state.repos.reader().await?;
+        let user = repo.user().find_by_username(&localpart).await?;
+        let stored = match &user {
+            Some(user) => repo.user_password().active(user).await?,
+            None => None,
+        };
+        (user, stored)
+    };
+    let (Some(user), Some(stored)) = (user, stored) else {
+        state.passwords.verify_decoy(password).await;
+        return Err(MatrixError::forbidden());
+    };
+    let Ok(verified) = state
+        .passwords
+        .verify(stored.version, stored.hashed_password.clone(), password)
+        .await
+    else {
+        return Err(MatrixError::forbidden());
+    };
+    if user.deactivated_at.is_some() {
+        return Err(MatrixError::new(
+            StatusCode::FORBIDDEN,
+            "M_USER_DEACTIVATED",
+            "This account has been deactivated",
+        ));
+    }
+    if user.locked_at.is_some() {
+        return Err(MatrixError::new(
+            StatusCode::UNAUTHORIZED,
+            "M_USER_LOCKED",
+            "This account has been locked",
+        ));
+    }
+
+    // The device must exist on the homeserver before its token is handed out.
+    provision_device(
+        &state,
+        &user,
+        &device_id,
+        body.initial_device_display_name.as_deref(),
+    )
+    .await?;
+
+    let clock = state.clock.as_ref();
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let mut repo = state.repos.begin().await?;
+    if let Verified::Upgrade { version, hash } = verified {
+        repo.user_password()
+            .add(&mut rng, clock, &user, version, hash, Some(&stored))
+            .await?;
+    }
+    // Logging in again on a device replaces the device's earlier session.
+    let earlier = repo
+        .compat_session()
+        .find_active_by_device(&user, &device_id)
+        .await?;
+    if let Some(earlier) = earlier {
+        repo.compat_session().finish(clock, earlier).await?;
+    }
+    let session = repo
+        .compat_session()
+        .add(
+            &mut rng,
+            clock,
+            &user,
+            Some(device_id.clone()),
+            None,
+            user.can_request_admin,
+            body.initial_device_display_name.clone(),
+        )
+        .await?;
+    let tokens = issue_tokens(&state, repo.as_mut(), &session, body.refresh_token).await?;
+    repo.save().await?;
+
+    let mut answer = json!({
+        "user_id": state.homeserver.mxid(&user.username),
+        "access_token": tokens.access_token,
+        "device_id": device_id,
+        "home_server": state.homeserver.homeserver(),
+    });
+    tokens.add_to(&mut answer);
+    Ok(Json(answer).into_response())
+}
+
+/// Upserts the device, provisioning the user first if the homeserver does not know it
+/// yet (its provisioning job may still be queued). Bounded in time.
+async fn provision_device(
+    state: &AppState,
+    user: &User,
+    device_id: &str,
+    display_name: Option<&str>,
+) -> Result<(), MatrixError> {
+    let hs = state.homeserver.as_ref();
+    let work = async {
+        match hs.upsert_device(&user.username, device_id, display_name).await {
+            Err(HomeserverError::UserNotFound) => {
+                hs.provision_user(&ProvisionRequest::new(&user.username, user.id.to_string()))
+                    .await?;
+                hs.upsert_device(&user.username, device_id, display_name)
+                    .await
+            }
+            other => other,
+        }
+    };
+    match tokio::time::timeout(HOMESERVER_DEADLINE, work).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(MatrixError::homeserver(&error)),
+        Err(_) => Err(MatrixError::homeserver(&HomeserverError::Unreachable(
+            "no answer in time".to_owned(),
+        ))),
+    }
+}
+
+/// What a login or refresh hands out.
+struct IssuedTokens {
+    access_token: String,
+    refresh_token: Option<String>,
+    expires_in: Option<chrono::Duration>,
+}
+
+impl IssuedTokens {
+    fn add_to(&self, answer: &mut Value) {
+        if let Some(refresh) = &self.refresh_token {
+            answer["refresh_token"] = json!(refresh);
+        }
+        if let Some(ttl) = self.expires_in {
+            answer["expires_in_ms"] = json!(ttl.num_milliseconds());
+        }
+    }
+}
+
+/// A new access token, and with `refreshable` a refresh token and an expiry. Without one,
+/// the access token lives until logout, as Synapse's did.
+async fn issue_tokens(
+    state: &AppState,
+    repo: &mut dyn Repository,
+    session: &CompatSession,
+    refreshable: bool,
+) -> Result<IssuedTokens, StorageError> {
+    let clock = state.clock.as_ref();
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let access_token = mas_oauth_core::tokens::generate(&mut rng, TokenType::CompatAccessToken);
+    let ttl = refreshable.then_some(state.access_token_ttl);
+    let access = repo
+        .compat_access_token()
+        .add(&mut rng, clock, session, &access_token, ttl)
+        .await?;
+    let refresh_token = if refreshable {
+        let token = mas_oauth_core::tokens::generate(&mut rng, TokenType::CompatRefreshToken);
+        repo.compat_refresh_token()
+            .add(&mut rng, clock, session, &access, &token)
+            .await?;
+        Some(token)
+    } else {
+        None
+    };
+    Ok(IssuedTokens {
+        access_token,
+        refresh_token,
+        expires_in: ttl,
+    })
+}
+
+/// The access token of the request: the `Authorization: Bearer` header, or the
+/// deprecated `access_token` query parameter.
+fn access_token(headers: &HeaderMap, query: Option<&str>) -> Result<String, MatrixError> {
+    let from_header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_owned());
+    let from_query = query.and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "access_token")
+            .map(|(_, v)| v.into_owned())
+    });
+    from_header.or(from_query).ok_or_else(|| {
+        MatrixError::new(
+            StatusCode::UNAUTHORIZED,
+            "M_MISSING_TOKEN",
+            "Missing access token",
+        )
+    })
+}
+
+/// The open session and its user behind a compatibility access token.
+async fn authenticated(
+    state: &AppState,
+    repo: &mut dyn Repository,
+    token: &str,
+) -> Result<(CompatSession, User), MatrixError> {
+    // A malformed token, or one of another kind, never reaches the database.
+    if TokenType::check(token) != Ok(TokenType::CompatAccessToken) {
+        return Err(MatrixError::unknown_token());
+    }
+    let now = state.clock.now();
+    let Some(access) = repo.compat_access_token().find_by_token(token).await? else {
+        return Err(MatrixError::unknown_token());
+    };
+    if !access.is_valid(now) {
+        return Err(MatrixError::unknown_token());
+    }
+    let session = repo
+        .compat_session()
+        .lookup(access.session_id)
+        .await?
+        .filter(CompatSession::is_active)
+        .ok_or_else(MatrixError::unknown_token)?;
+    let user = repo
+        .user()
+        .lookup(session.user_id)
+        .await?
+        .filter(User::is_valid)
+        .ok_or_else(MatrixError::unknown_token)?;
+    Ok((session, user))
+}
+
+#[tracing::instrument(name = "handlers.compat.logout", skip_all)]
+async fn logout(State(state): State<AppState>, request: Request) -> Result<Response, MatrixError> {
+    let token = access_token(request.headers(), request.uri().query())?;
+    let clock = state.clock.as_ref();
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let mut repo = state.repos.begin().await?;
+    let (session, user) = authenticated(&state, repo.as_mut(), &token).await?;
+    let device_id = session.device_id.clone();
+    repo.compat_session().finish(clock, session).await?;
+    // Queued with the logout itself, so the device goes even if the call below fails.
+    let job = device_id.as_ref().map(|device_id| HomeserverJob::DeleteDevice {
+        user_id: user.id,
+        device_id: device_id.clone(),
+    });
+    if let Some(job) = &job {
+        repo.job().schedule(&mut rng, clock, job.to_job()).await?;
+    }
+    repo.save().await?;
+    // Try at once too: deleting the device is what makes the homeserver forget the token
+    // it cached. A failure here is retried by the queued job.
+    if let Some(device_id) = device_id {
+        let deletion = state.homeserver.delete_device(&user.username, &device_id);
+        match tokio::time::timeout(HOMESERVER_DEADLINE, deletion).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "device deletion left to the job queue"),
+            Err(_) => tracing::warn!("device deletion timed out; left to the job queue"),
+        }
+    }
+    Ok(Json(json!({})).into_response())
+}
+
+#[tracing::instrument(name = "handlers.compat.logout_all", skip_all)]
+async fn logout_all(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, MatrixError> {
+    let token = access_token(request.headers(), request.uri().query())?;
+    let clock = state.clock.as_ref();
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let mut repo = state.repos.begin().await?;
+    let (_, user) = authenticated(&state, repo.as_mut(), &token).await?;
+    // Every session of the user, as Synapse's own `logout/all` ended every access token.
+    repo.compat_session()
+        .finish_all(
+            clock,
+            CompatSessionFilter {
+                user_id: Some(user.id),
+                active: Some(true),
+            },
+        )
+        .await?;
+    repo.session()
+        .finish_all(
+            clock,
+            SessionFilter {
+                user_id: Some(user.id),
+                client_id: None,
+                active: Some(true),
+            },
+        )
+        .await?;
+    let job = HomeserverJob::SyncDevices { user_id: user.id };
+    repo.job().schedule(&mut rng, clock, job.to_job()).await?;
+    repo.save().await?;
+    let none = std::collections::BTreeSet::new();
+    let sync = state.homeserver.sync_devices(&user.username, &none);
+    match tokio::time::timeout(HOMESERVER_DEADLINE, sync).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "device removal left to the job queue"),
+        Err(_) => tracing::warn!("device removal timed out; left to the job queue"),
+    }
+    Ok(Json(json!({})).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+#[tracing::instrument(name = "handlers.compat.refresh", skip_all)]
+async fn refresh(State(state): State<AppState>, request: Request) -> Result<Response, MatrixError> {
+    let body: RefreshRequest = json_body(request).await?;
+    if TokenType::check(&body.refresh_token) != Ok(TokenType::CompatRefreshToken) {
+        return Err(MatrixError::unknown_token());
+    }
+    let clock = state.clock.as_ref();
+    let mut repo = state.repos.begin().await?;
+    let Some(old) = repo
+        .compat_refresh_token()
+        .find_by_token(&body.refresh_token)
+        .await?
+    else {
+        return Err(MatrixError::unknown_token());
+    };
+    let session = repo
+        .compat_session()
+        .lookup(old.session_id)
+        .await?
+        .filter(CompatSession::is_active)
+        .ok_or_else(MatrixError::unknown_token)?;
+    let user_ok = repo
+        .user()
+        .lookup(session.user_id)
+        .await?
+        .is_some_and(|u| u.is_valid());
+    if !user_ok {
+        return Err(MatrixError::unknown_token());
+    }
+    let old_access = old.access_token_id;
+    // Conditional: of two concurrent refreshes with one token, one wins.
+    if repo.compat_refresh_token().consume(clock, old).await?.is_none() {
+        return Err(MatrixError::unknown_token());
+    }
+    let access = repo.compat_access_token().lookup(old_access).await?;
+    if let Some(access) = access {
+        repo.compat_access_token().expire(clock, access).await?;
+    }
+    let tokens = issue_tokens(&state, repo.as_mut(), &session, true).await?;
+    repo.save().await?;
+    let mut answer = json!({ "access_token": tokens.access_token });
+    tokens.add_to(&mut answer);
+    Ok(Json(answer).into_response())
+}

@@ -1,0 +1,395 @@
+//! The compatibility layer through the real router, on SQLite, with the in-memory
+//! homeserver (which can be switched off to play an outage).
+#![allow(clippy::too_many_lines)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use mas_matrix::MockHomeserver;
+use mas_storage::SystemClock;
+use mas_storage::repository::CompatSessionFilter;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use crate::test_state::{Up, state};
+use crate::{AppState, Resource, router};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+struct Harness {
+    state: AppState,
+    homeserver: Arc<MockHomeserver>,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn new() -> Self {
+        let (mut state, dir) = state(Arc::new(Up)).await;
+        let homeserver = Arc::new(MockHomeserver::new("example.com"));
+        state.homeserver = homeserver.clone();
+        Self {
+            state,
+            homeserver,
+            _dir: dir,
+        }
+    }
+
+    /// A user with [`PASSWORD`].
+    async fn user(&self, username: &str) -> mas_data_model::User {
+        let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+        let (version, hash) = self
+            .state
+            .passwords
+            .hash(PASSWORD.to_owned())
+            .await
+            .unwrap();
+        let mut repo = self.state.repos.begin().await.unwrap();
+        let user = repo
+            .user()
+            .add(&mut rng, &SystemClock, username)
+            .await
+            .unwrap();
+        repo.user_password()
+            .add(&mut rng, &SystemClock, &user, version, hash, None)
+            .await
+            .unwrap();
+        repo.save().await.unwrap();
+        user
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: impl Into<Body>,
+    ) -> (StatusCode, Value) {
+        let app = router(&[Resource::Compat, Resource::OAuth], None, self.state.clone());
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let response = app
+            .oneshot(request.body(body.into()).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn login(&self, body: &Value) -> (StatusCode, Value) {
+        self.call("POST", "/_matrix/client/v3/login", None, body.to_string())
+            .await
+    }
+
+    /// What the homeserver learns when it introspects `token`.
+    async fn introspect(&self, token: &str) -> Value {
+        let app = router(&[Resource::OAuth], None, self.state.clone());
+        let request = Request::post("/oauth2/introspect")
+            .header("authorization", "Bearer homeserver-secret")
+            .header("x-mas-supports-device-id", "1")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(format!("token={token}")))
+            .unwrap();
+        let response = app.oneshot(request).await.unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    async fn open_sessions(&self, user: &mas_data_model::User) -> u64 {
+        let mut repo = self.state.repos.reader().await.unwrap();
+        repo.compat_session()
+            .count(CompatSessionFilter {
+                user_id: Some(user.id),
+                active: Some(true),
+            })
+            .await
+            .unwrap()
+    }
+}
+
+fn password_login(user: &str) -> Value {
+    json!({
+        "type": "m.login.password",
+        "identifier": {"type": "m.id.user", "user": user},
+        "password": PASSWORD,
+    })
+}
+
+#[tokio::test]
+async fn a_password_login_provisions_the_device_then_hands_out_its_token() {
+    let h = Harness::new().await;
+    let (status, flows) = h
+        .call("GET", "/_matrix/client/v3/login", None, Body::empty())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(flows, json!({"flows": [{"type": "m.login.password"}]}));
+
+    let alice = h.user("alice").await;
+    let mut body = password_login("alice");
+    body["initial_device_display_name"] = json!("Alice's phone");
+    let (status, answer) = h.login(&body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["user_id"], "@alice:example.com");
+    assert_eq!(answer["home_server"], "example.com");
+    assert!(answer.get("refresh_token").is_none());
+    assert!(answer.get("expires_in_ms").is_none());
+    let token = answer["access_token"].as_str().unwrap();
+    assert!(token.starts_with("mct_"), "{token}");
+    let device = answer["device_id"].as_str().unwrap();
+    assert_eq!(device.len(), 10);
+    assert!(device.chars().all(|c| c.is_ascii_uppercase()), "{device}");
+
+    // The homeserver did not know alice: she was provisioned, then her device.
+    let on_homeserver = h.homeserver.user("alice").unwrap();
+    assert_eq!(on_homeserver.sub, alice.id.to_string());
+    assert_eq!(
+        on_homeserver.devices.get(device),
+        Some(&Some("Alice's phone".to_owned()))
+    );
+    let seen = h.introspect(token).await;
+    assert_eq!(seen["active"], true, "{seen}");
+    assert_eq!(seen["username"], "alice");
+    assert_eq!(seen["device_id"], device);
+
+    // The full Matrix ID, the legacy `user` field and the r0 prefix work too.
+    for body in [
+        password_login("@alice:example.com"),
+        json!({"type": "m.login.password", "user": "alice", "password": PASSWORD}),
+    ] {
+        let (status, answer) = h
+            .call("POST", "/_matrix/client/r0/login", None, body.to_string())
+            .await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+    }
+    assert_eq!(h.open_sessions(&alice).await, 3);
+}
+
+#[tokio::test]
+async fn login_mistakes_get_matrix_errors() {
+    let h = Harness::new().await;
+    h.user("alice").await;
+    let mut wrong = password_login("alice");
+    wrong["password"] = json!("not it");
+    let mut bad_device = password_login("alice");
+    bad_device["device_id"] = json!("has space");
+    let cases = [
+        (wrong.to_string(), StatusCode::FORBIDDEN, "M_FORBIDDEN"),
+        (password_login("nobody").to_string(), StatusCode::FORBIDDEN, "M_FORBIDDEN"),
+        (password_login("@alice:elsewhere.org").to_string(), StatusCode::FORBIDDEN, "M_FORBIDDEN"),
+        (json!({"type": "m.login.password", "identifier": {"type": "m.id.user", "user": "alice"}}).to_string(), StatusCode::BAD_REQUEST, "M_MISSING_PARAM"),
+        (json!({"type": "m.login.password", "password": PASSWORD}).to_string(), StatusCode::BAD_REQUEST, "M_MISSING_PARAM"),
+        (json!({"type": "m.login.password", "identifier": {"type": "m.id.phone", "number": "1"}, "password": PASSWORD}).to_string(), StatusCode::BAD_REQUEST, "M_UNKNOWN"),
+        (json!({"type": "m.login.magic"}).to_string(), StatusCode::BAD_REQUEST, "M_UNKNOWN"),
+        (bad_device.to_string(), StatusCode::BAD_REQUEST, "M_INVALID_PARAM"),
+        ("{not json".to_owned(), StatusCode::BAD_REQUEST, "M_NOT_JSON"),
+        ("[1, 2]".to_owned(), StatusCode::BAD_REQUEST, "M_BAD_JSON"),
+        (json!({"type": 7}).to_string(), StatusCode::BAD_REQUEST, "M_BAD_JSON"),
+        (password_login("ali\u{0000}ce").to_string(), StatusCode::BAD_REQUEST, "M_BAD_JSON"),
+        (
+            json!({"type": "m.login.password", "password": "x".repeat(100_000)}).to_string(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "M_TOO_LARGE",
+        ),
+    ];
+    for (body, status, errcode) in cases {
+        let (got, answer) = h
+            .call("POST", "/_matrix/client/v3/login", None, body.clone())
+            .await;
+        assert_eq!(
+            (got, answer["errcode"].as_str()),
+            (status, Some(errcode)),
+            "{body:.80}: {answer}"
+        );
+        assert!(answer["error"].is_string(), "{answer}");
+    }
+}
+
+#[tokio::test]
+async fn locked_and_deactivated_users_are_told_so_after_the_password() {
+    let h = Harness::new().await;
+    let carol = h.user("carol").await;
+    let dave = h.user("dave").await;
+    let mut repo = h.state.repos.begin().await.unwrap();
+    repo.user().lock(&SystemClock, carol).await.unwrap();
+    repo.user().deactivate(&SystemClock, dave).await.unwrap();
+    repo.save().await.unwrap();
+    let (status, answer) = h.login(&password_login("carol")).await;
+    assert_eq!(
+        (status, answer["errcode"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("M_USER_LOCKED"))
+    );
+    let (status, answer) = h.login(&password_login("dave")).await;
+    assert_eq!(
+        (status, answer["errcode"].as_str()),
+        (StatusCode::FORBIDDEN, Some("M_USER_DEACTIVATED"))
+    );
+    // A wrong password says nothing about the account's state.
+    let mut wrong = password_login("carol");
+    wrong["password"] = json!("nope");
+    let (status, _) = h.login(&wrong).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_homeserver_outage_fails_the_login_and_keeps_what_worked() {
+    let h = Harness::new().await;
+    let alice = h.user("alice").await;
+    let mut on_device = password_login("alice");
+    on_device["device_id"] = json!("PHONE");
+    let (status, first) = h.login(&on_device).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let working = first["access_token"].as_str().unwrap();
+
+    h.homeserver.set_down(true);
+    let (status, answer) = h.login(&on_device).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert_eq!(answer["errcode"], "M_UNKNOWN");
+    assert!(
+        answer["error"].as_str().unwrap().contains("homeserver is unreachable"),
+        "{answer}"
+    );
+    let (status, _) = h.login(&password_login("alice")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    // Nothing was stored, and the session already on that device still works.
+    assert_eq!(h.open_sessions(&alice).await, 1);
+    assert_eq!(h.introspect(working).await["active"], true);
+
+    // Back up: logging in on the same device replaces the session there.
+    h.homeserver.set_down(false);
+    let (status, second) = h.login(&on_device).await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert_eq!(h.open_sessions(&alice).await, 1);
+    assert_eq!(h.introspect(working).await["active"], false);
+    let replacement = second["access_token"].as_str().unwrap();
+    assert_eq!(h.introspect(replacement).await["device_id"], "PHONE");
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_a_spent_refresh_token_is_refused() {
+    let h = Harness::new().await;
+    h.user("alice").await;
+    let mut body = password_login("alice");
+    body["refresh_token"] = json!(true);
+    let (status, first) = h.login(&body).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["expires_in_ms"], 300_000);
+    let refresh = first["refresh_token"].as_str().unwrap();
+    assert!(refresh.starts_with("mcr_"), "{refresh}");
+
+    let (status, second) = h
+        .call(
+            "POST",
+            "/_matrix/client/v3/refresh",
+            None,
+            json!({"refresh_token": refresh}).to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    assert_ne!(second["access_token"], first["access_token"]);
+    assert_ne!(second["refresh_token"], first["refresh_token"]);
+    assert_eq!(second["expires_in_ms"], 300_000);
+    let old_access = first["access_token"].as_str().unwrap();
+    let new_access = second["access_token"].as_str().unwrap();
+    assert_eq!(h.introspect(old_access).await["active"], false);
+    assert_eq!(h.introspect(new_access).await["active"], true);
+
+    for spent in [refresh, "mcr_notevenachecksum", old_access] {
+        let (status, answer) = h
+            .call(
+                "POST",
+                "/_matrix/client/r0/refresh",
+                None,
+                json!({"refresh_token": spent}).to_string(),
+            )
+            .await;
+        assert_eq!(
+            (status, answer["errcode"].as_str(), answer["soft_logout"].as_bool()),
+            (StatusCode::UNAUTHORIZED, Some("M_UNKNOWN_TOKEN"), Some(false)),
+            "{spent}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn logout_ends_the_session_and_deletes_the_device() {
+    let h = Harness::new().await;
+    let alice = h.user("alice").await;
+    let (_, first) = h.login(&password_login("alice")).await;
+    let (_, second) = h.login(&password_login("alice")).await;
+    let token = first["access_token"].as_str().unwrap();
+    let device = first["device_id"].as_str().unwrap();
+    assert_eq!(h.homeserver.user("alice").unwrap().devices.len(), 2);
+
+    let (status, answer) = h
+        .call("POST", "/_matrix/client/v3/logout", Some(token), "{}")
+        .await;
+    assert_eq!((status, answer), (StatusCode::OK, json!({})));
+    assert_eq!(h.introspect(token).await["active"], false);
+    assert!(!h.homeserver.user("alice").unwrap().devices.contains_key(device));
+    assert_eq!(h.open_sessions(&alice).await, 1);
+    // A logged-out token is unknown from then on.
+    let (status, answer) = h
+        .call("POST", "/_matrix/client/v3/logout", Some(token), "{}")
+        .await;
+    assert_eq!(
+        (status, answer["errcode"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("M_UNKNOWN_TOKEN"))
+    );
+    let (status, answer) = h
+        .call("POST", "/_matrix/client/v3/logout", None, "{}")
+        .await;
+    assert_eq!(
+        (status, answer["errcode"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("M_MISSING_TOKEN"))
+    );
+
+    // logout/all ends every session of the user, and the homeserver keeps no device.
+    let (_, third) = h.login(&password_login("alice")).await;
+    let (status, _) = h
+        .call(
+            "POST",
+            "/_matrix/client/v3/logout/all",
+            third["access_token"].as_str(),
+            "{}",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(h.open_sessions(&alice).await, 0);
+    for answer in [&second, &third] {
+        let token = answer["access_token"].as_str().unwrap();
+        assert_eq!(h.introspect(token).await["active"], false);
+    }
+    assert!(h.homeserver.user("alice").unwrap().devices.is_empty());
+}
+
+#[tokio::test]
+async fn a_logout_while_the_homeserver_is_down_leaves_a_job() {
+    let h = Harness::new().await;
+    h.user("alice").await;
+    let (_, login) = h.login(&password_login("alice")).await;
+    let token = login["access_token"].as_str().unwrap();
+    h.homeserver.set_down(true);
+    let (status, _) = h
+        .call("POST", "/_matrix/client/v3/logout", Some(token), "{}")
+        .await;
+    assert_eq!(status, StatusCode::OK, "the logout itself does not need it");
+    assert_eq!(h.introspect(token).await["active"], false);
+    let mut repo = h.state.repos.begin().await.unwrap();
+    let jobs = repo
+        .job()
+        .claim(&SystemClock, &["delete-device"], 10, chrono::Duration::seconds(30))
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].payload["device_id"], login["device_id"]);
+}

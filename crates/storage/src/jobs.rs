@@ -1,0 +1,202 @@
+//! The homeserver jobs: their queue names and payloads, shared by whoever schedules them
+//! (handlers, the CLI) and the worker that runs them (`mas-tasks`).
+
+use serde::{Deserialize, Serialize};
+use ulid::Ulid;
+
+use crate::repository::NewJob;
+
+/// One piece of homeserver work.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum HomeserverJob {
+    /// Creates or updates the user (display name, emails, lock state).
+    ProvisionUser {
+        /// The user.
+        user_id: Ulid,
+        /// A display name to set, when one was chosen.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        display_name: Option<String>,
+    },
+    /// Creates a device, or renames it.
+    ProvisionDevice {
+        /// The user.
+        user_id: Ulid,
+        /// The device.
+        device_id: String,
+        /// Its display name.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        display_name: Option<String>,
+    },
+    /// Deletes a device.
+    DeleteDevice {
+        /// The user.
+        user_id: Ulid,
+        /// The device.
+        device_id: String,
+    },
+    /// Makes the homeserver's devices of the user exactly those of its open sessions.
+    SyncDevices {
+        /// The user.
+        user_id: Ulid,
+    },
+    /// Deactivates the user on the homeserver.
+    DeactivateUser {
+        /// The user.
+        user_id: Ulid,
+        /// Whether its data is erased too.
+        erase: bool,
+    },
+    /// Reactivates the user on the homeserver.
+    ReactivateUser {
+        /// The user.
+        user_id: Ulid,
+    },
+}
+
+impl HomeserverJob {
+    /// Every queue a homeserver job may be on.
+    pub const QUEUES: [&'static str; 6] = [
+        "provision-user",
+        "provision-device",
+        "delete-device",
+        "sync-devices",
+        "deactivate-user",
+        "reactivate-user",
+    ];
+
+    /// The queue this job goes on.
+    #[must_use]
+    pub fn queue(&self) -> &'static str {
+        let index = match self {
+            Self::ProvisionUser { .. } => 0,
+            Self::ProvisionDevice { .. } => 1,
+            Self::DeleteDevice { .. } => 2,
+            Self::SyncDevices { .. } => 3,
+            Self::DeactivateUser { .. } => 4,
+            Self::ReactivateUser { .. } => 5,
+        };
+        Self::QUEUES[index]
+    }
+
+    /// The user it is about.
+    #[must_use]
+    pub fn user_id(&self) -> Ulid {
+        match self {
+            Self::ProvisionUser { user_id, .. }
+            | Self::ProvisionDevice { user_id, .. }
+            | Self::DeleteDevice { user_id, .. }
+            | Self::SyncDevices { user_id }
+            | Self::DeactivateUser { user_id, .. }
+            | Self::ReactivateUser { user_id } => *user_id,
+        }
+    }
+
+    /// The job to schedule, due now.
+    #[must_use]
+    pub fn to_job(&self) -> NewJob {
+        NewJob {
+            queue: self.queue().to_owned(),
+            payload: serde_json::to_value(self).unwrap_or_default(),
+            run_at: None,
+        }
+    }
+
+    /// Reads a job back from its queue and payload.
+    ///
+    /// # Errors
+    /// When the queue is not a homeserver queue or the payload does not fit it.
+    pub fn from_job(queue: &str, payload: &serde_json::Value) -> Result<Self, String> {
+        let fields: Fields = serde_json::from_value(payload.clone())
+            .map_err(|e| format!("unreadable payload: {e}"))?;
+        let user_id = fields.user_id;
+        let device_id = || {
+            fields
+                .device_id
+                .clone()
+                .ok_or_else(|| format!("no device_id in a {queue} job"))
+        };
+        Ok(match queue {
+            "provision-user" => Self::ProvisionUser {
+                user_id,
+                display_name: fields.display_name.clone(),
+            },
+            "provision-device" => Self::ProvisionDevice {
+                user_id,
+                device_id: device_id()?,
+                display_name: fields.display_name.clone(),
+            },
+            "delete-device" => Self::DeleteDevice {
+                user_id,
+                device_id: device_id()?,
+            },
+            "sync-devices" => Self::SyncDevices { user_id },
+            "deactivate-user" => Self::DeactivateUser {
+                user_id,
+                erase: fields.erase.unwrap_or(false),
+            },
+            "reactivate-user" => Self::ReactivateUser { user_id },
+            other => return Err(format!("{other} is not a homeserver queue")),
+        })
+    }
+}
+
+/// Every field any payload has; the queue says which ones matter.
+#[derive(Deserialize)]
+struct Fields {
+    user_id: Ulid,
+    #[serde(default)]
+    display_name: Option<String>,
+    #[serde(default)]
+    device_id: Option<String>,
+    #[serde(default)]
+    erase: Option<bool>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jobs_round_trip_through_their_queue() {
+        let user_id = Ulid::new();
+        let jobs = [
+            HomeserverJob::ProvisionUser {
+                user_id,
+                display_name: Some("Alice".to_owned()),
+            },
+            HomeserverJob::ProvisionDevice {
+                user_id,
+                device_id: "DEV".to_owned(),
+                display_name: None,
+            },
+            HomeserverJob::DeleteDevice {
+                user_id,
+                device_id: "DEV".to_owned(),
+            },
+            HomeserverJob::SyncDevices { user_id },
+            HomeserverJob::DeactivateUser {
+                user_id,
+                erase: true,
+            },
+            HomeserverJob::ReactivateUser { user_id },
+        ];
+        for job in jobs {
+            let new = job.to_job();
+            assert_eq!(
+                HomeserverJob::from_job(&new.queue, &new.payload).unwrap(),
+                job
+            );
+        }
+        // What `register-user` queued before this type existed still reads.
+        let old = serde_json::json!({"user_id": user_id.to_string(), "username": "alice", "display_name": null, "emails": []});
+        assert_eq!(
+            HomeserverJob::from_job("provision-user", &old).unwrap(),
+            HomeserverJob::ProvisionUser {
+                user_id,
+                display_name: None
+            }
+        );
+        assert!(HomeserverJob::from_job("delete-device", &old).is_err());
+    }
+}

@@ -1,0 +1,411 @@
+"""Processes for the real-Synapse tests: Synapse (two generations), mas-server and
+nginx, each on a free port in a temporary directory, plus small HTTP helpers.
+
+Everything here is plain functions and one `Service` class; conftest.py wires them
+into pytest fixtures and the tests import the helpers they need.
+
+Gotchas found by running both Synapse versions (see also /work/shared/SYNAPSE.md):
+- `serve_client_wellknown` is not a Synapse option at all (unknown keys are ignored):
+  Synapse serves `/.well-known/matrix/client` only when `public_baseurl` is set, so
+  we set `public_baseurl` to the nginx address and get the well-known from that.
+- A normal start generates a missing signing key by itself (the same code path as
+  `--generate-keys`), so the separate `--generate-keys` run is skipped: it costs a
+  whole Synapse import (~4 s here) for nothing.
+- Both generations start while MAS is down: modern fetches MAS's discovery document
+  lazily (auth_metadata is a 500 until MAS answers), legacy retries it in the
+  background. So the start order does not matter.
+- Password login and registration default to off in both once delegation is on;
+  turning either on makes Synapse refuse to start.
+- `macaroon_secret_key`, `form_secret` and `registration_shared_secret` are not
+  needed.
+- Startup to `/health` takes ~4-7 s on this 2-core machine, almost all of it Python
+  importing Synapse (a fresh SQLite schema adds ~1 s).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import requests
+import yaml
+
+SYNAPSE_CLIENT_ID = "0000000000000000000SYNAPSE"
+SERVER_NAME = "localhost"
+
+MAS_CLI = os.environ.get("MAS_CLI", "")
+MAS_SERVER = os.environ.get("MAS_SERVER", "")
+NGINX = os.environ.get("NGINX") or shutil.which("nginx") or "/usr/sbin/nginx"
+SYNAPSE_PYTHON = {
+    "modern": os.environ.get("SYNAPSE_MODERN_PYTHON", "/var/tmp/mas-synapse/modern/bin/python"),
+    "legacy": os.environ.get("SYNAPSE_LEGACY_PYTHON", "/var/tmp/mas-synapse/legacy/bin/python"),
+}
+# Generous enough for a slow CI machine, short enough to fail a broken run fast.
+START_TIMEOUT = float(os.environ.get("MAS_SYNAPSE_START_TIMEOUT", "30"))
+
+# Keep requests off any configured proxy for loopback addresses.
+os.environ.setdefault("no_proxy", "127.0.0.1,localhost")
+os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Fatal(AssertionError):
+    """Raised inside a `poll` check for an answer that waiting cannot change."""
+
+
+def poll(what: str, check: Callable[[], object], timeout: float = 15.0, interval: float = 0.1):
+    """Call `check` until it returns something truthy (returned) or `timeout` passes.
+
+    Exceptions from `check` count as "not yet" (the last one is reported on timeout),
+    except `Fatal`, which ends the wait at once.
+    """
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+            last = result
+        except Fatal:
+            raise
+        except Exception as e:  # noqa: BLE001 - any other failure means "try again"
+            last = e
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+        time.sleep(interval)
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as e:
+        return f"<no log: {e}>"
+
+
+@dataclass
+class Service:
+    """A child process whose stdout and stderr go to `log`."""
+
+    name: str
+    argv: list[str]
+    log: Path
+    cwd: Path
+    env: dict[str, str] | None = None
+    proc: subprocess.Popen | None = field(default=None, init=False)
+
+    def start(self) -> "Service":
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                self.argv,
+                cwd=self.cwd,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                # Same process group as pytest, so run.sh's `timeout` (or a Ctrl-C)
+                # also reaches the services.
+            )
+        return self
+
+    def wait_healthy(self, url: str, timeout: float = START_TIMEOUT) -> None:
+        def healthy() -> bool:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"exited with status {self.proc.returncode}")
+            return requests.get(url, timeout=2).status_code == 200
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if healthy():
+                    return
+            except RuntimeError as e:
+                raise RuntimeError(f"{self.name} {e}; log tail ({self.log}):\n{tail(self.log)}") from None
+            except requests.RequestException:
+                pass
+            if time.monotonic() >= deadline:
+                raise RuntimeError(
+                    f"{self.name}: no 200 from {url} within {timeout}s; log tail ({self.log}):\n{tail(self.log)}"
+                )
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def write_yaml(path: Path, doc: dict) -> Path:
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+# --- Synapse ---------------------------------------------------------------------
+
+_FAST = {"per_second": 1000, "burst_count": 1000}
+
+
+def synapse_config(
+    kind: str, dir: Path, port: int, mas_port: int, public_port: int, secret: str, client_secret: str
+) -> dict:
+    mas = f"http://127.0.0.1:{mas_port}/"
+    doc: dict = {
+        "server_name": SERVER_NAME,
+        # What clients are told to use (the nginx in front); also turns on
+        # /.well-known/matrix/client.
+        "public_baseurl": f"http://127.0.0.1:{public_port}/",
+        "pid_file": str(dir / "homeserver.pid"),
+        "listeners": [
+            {
+                "port": port,
+                "bind_addresses": ["127.0.0.1"],
+                "type": "http",
+                "tls": False,
+                "x_forwarded": True,
+                "resources": [{"names": ["client"], "compress": False}],
+            }
+        ],
+        "database": {"name": "sqlite3", "args": {"database": str(dir / "homeserver.db")}},
+        "media_store_path": str(dir / "media"),
+        "signing_key_path": str(dir / "signing.key"),
+        "report_stats": False,
+        "trusted_key_servers": [],
+        "enable_registration": False,
+        "suppress_key_server_warning": True,
+        # Raised so that a test run never meets a 429.
+        "rc_message": _FAST,
+        "rc_registration": _FAST,
+        "rc_login": {"address": _FAST, "account": _FAST, "failed_attempts": _FAST},
+        "rc_joins": {"local": _FAST, "remote": _FAST},
+        "rc_joins_per_room": _FAST,
+        "rc_invites": {"per_room": _FAST, "per_user": _FAST, "per_issuer": _FAST},
+        "rc_room_creation": _FAST,
+        "rc_presence": {"per_user": _FAST},
+        "rc_delayed_event_mgmt": _FAST,
+        "rc_admin_redaction": _FAST,
+    }
+    if kind == "modern":
+        doc["matrix_authentication_service"] = {"enabled": True, "endpoint": mas, "secret": secret}
+    elif kind == "legacy":
+        doc["experimental_features"] = {
+            "msc3861": {
+                "enabled": True,
+                "issuer": mas,
+                "client_id": SYNAPSE_CLIENT_ID,
+                "client_auth_method": "client_secret_basic",
+                "client_secret": client_secret,
+                "admin_token": secret,
+                "account_management_url": f"{mas}account",
+            }
+        }
+    else:
+        raise ValueError(kind)
+    return doc
+
+
+def launch_synapse(
+    kind: str, dir: Path, port: int, mas_port: int, public_port: int, secret: str, client_secret: str
+) -> Service:
+    """Start Synapse without waiting for it (call `wait_healthy` on the result)."""
+    dir.mkdir(parents=True, exist_ok=True)
+    config = write_yaml(
+        dir / "homeserver.yaml",
+        synapse_config(kind, dir, port, mas_port, public_port, secret, client_secret),
+    )
+    argv = [SYNAPSE_PYTHON[kind], "-m", "synapse.app.homeserver", "-c", str(config)]
+    return Service(f"synapse ({kind})", argv, dir / "synapse.log", dir).start()
+
+
+# --- MAS ---------------------------------------------------------------------------
+
+
+@dataclass
+class Mas:
+    dir: Path
+    config_files: list[Path]
+    port: int
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}/"
+
+    def config_args(self) -> list[str]:
+        return [arg for f in self.config_files for arg in ("-c", str(f))]
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [MAS_CLI, *self.config_args(), *args],
+            cwd=self.dir,
+            env=mas_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(
+                f"mas-cli {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
+        return result
+
+    def register_user(self, username: str, password: str) -> None:
+        self.cli("manage", "register-user", username, "-p", password, "-y")
+
+
+def mas_env() -> dict[str, str]:
+    # MAS_CONFIG and MAS_<SECTION>__<KEY> from the caller's environment would change
+    # what the files say; the files alone decide here.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAS_") or k in ("MAS_CLI", "MAS_SERVER")}
+    env.setdefault("RUST_LOG", "info")
+    return env
+
+
+def prepare_mas(
+    kind: str, dir: Path, port: int, synapse_port: int, secret: str, client_secret: str
+) -> Mas:
+    dir.mkdir(parents=True, exist_ok=True)
+    generated = dir / "config.yaml"
+    subprocess.run([MAS_CLI, "config", "generate", "-o", str(generated)], cwd=dir, env=mas_env(), check=True)
+    override: dict = {
+        "http": {
+            "public_base": f"http://127.0.0.1:{port}/",
+            "listeners": [
+                {
+                    "name": "web",
+                    "resources": [
+                        {"name": n}
+                        for n in ("discovery", "human", "oauth", "compat", "assets", "adminapi", "health")
+                    ],
+                    "binds": [{"address": f"127.0.0.1:{port}"}],
+                }
+            ],
+        },
+        "database": {"uri": f"sqlite://{dir / 'mas.db'}"},
+        "matrix": {
+            "kind": f"synapse_{kind}",
+            "homeserver": SERVER_NAME,
+            "secret": secret,
+            "endpoint": f"http://127.0.0.1:{synapse_port}/",
+        },
+        "passwords": {"enabled": True},
+        "account": {"password_registration_enabled": False},
+    }
+    if kind == "legacy":
+        override["clients"] = [
+            {
+                "client_id": SYNAPSE_CLIENT_ID,
+                "client_auth_method": "client_secret_basic",
+                "client_secret": client_secret,
+            }
+        ]
+    # `http.listeners` in a later file would be concatenated with the generated
+    # file's, not replace them: drop the generated listeners instead.
+    doc = yaml.safe_load(generated.read_text())
+    doc.get("http", {}).pop("listeners", None)
+    write_yaml(generated, doc)
+    override_path = write_yaml(dir / "override.yaml", override)
+    return Mas(dir, [generated, override_path], port)
+
+
+def start_mas(mas: Mas) -> Service:
+    service = Service(
+        "mas-server", [MAS_SERVER, *mas.config_args()], mas.dir / "mas.log", mas.dir, env=mas_env()
+    ).start()
+    try:
+        service.wait_healthy(f"{mas.base}health")
+    except BaseException:
+        service.stop()
+        raise
+    return service
+
+
+# --- nginx -------------------------------------------------------------------------
+
+NGINX_CONF = """\
+daemon off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log stderr notice;
+events {{ worker_connections 256; }}
+http {{
+    access_log /dev/stderr;
+    client_body_temp_path {dir}/tmp/body;
+    proxy_temp_path {dir}/tmp/proxy;
+    fastcgi_temp_path {dir}/tmp/fastcgi;
+    uwsgi_temp_path {dir}/tmp/uwsgi;
+    scgi_temp_path {dir}/tmp/scgi;
+    proxy_http_version 1.1;
+    proxy_set_header Host $http_host;
+    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+    proxy_set_header X-Forwarded-Proto $scheme;
+    server {{
+        listen 127.0.0.1:{port};
+        # The compatibility layer: password login, logout and refresh move to MAS.
+        location ~ ^/_matrix/client/(r0|v3)/(login|logout|refresh)(/.*)?$ {{
+            proxy_pass http://127.0.0.1:{mas_port};
+        }}
+        location / {{
+            proxy_pass http://127.0.0.1:{synapse_port};
+        }}
+        location = /nginx-health {{
+            return 200 "ok";
+        }}
+    }}
+}}
+"""
+
+
+def start_nginx(dir: Path, port: int, mas_port: int, synapse_port: int) -> Service:
+    (dir / "tmp").mkdir(parents=True, exist_ok=True)
+    conf = dir / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(dir=dir, port=port, mas_port=mas_port, synapse_port=synapse_port))
+    service = Service("nginx", [NGINX, "-e", "stderr", "-c", str(conf), "-p", str(dir)], dir / "nginx.log", dir).start()
+    try:
+        service.wait_healthy(f"http://127.0.0.1:{port}/nginx-health", timeout=10)
+    except BaseException:
+        service.stop()
+        raise
+    return service
+
+
+# --- HTTP helpers for the tests ---------------------------------------------------
+
+
+def basic_auth(client_id: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{client_id}:{secret}".encode()).decode()
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def not_served(response: requests.Response) -> bool:
+    """A 404/405: the endpoint does not exist, so retrying is pointless."""
+    return response.status_code in (404, 405)
+
+
+def describe(response: requests.Response) -> str:
+    body = response.text
+    try:
+        body = json.dumps(response.json())
+    except ValueError:
+        pass
+    return f"{response.request.method} {response.url} -> {response.status_code}: {body[:500]}"

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Real-Synapse end-to-end tests: two Synapse generations (modern: the
+# matrix_authentication_service block; legacy: experimental_features.msc3861),
+# each behind nginx next to mas-server, exercised with matrix-nio and raw HTTP.
+#
+#   MAS_CLI=/path/to/mas-cli MAS_SERVER=/path/to/mas-server bash tests/synapse/run.sh [pytest args]
+#
+# Virtualenvs are kept in ${MAS_SYNAPSE_CACHE:-/var/tmp/mas-synapse} and reused when
+# they already hold the pinned versions.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+
+: "${MAS_CLI:?set MAS_CLI to the mas-cli binary}"
+: "${MAS_SERVER:?set MAS_SERVER to the mas-server binary}"
+MAS_CLI="$(realpath "$MAS_CLI")"
+MAS_SERVER="$(realpath "$MAS_SERVER")"
+export MAS_CLI MAS_SERVER
+export no_proxy="127.0.0.1,localhost${no_proxy:+,$no_proxy}" NO_PROXY="127.0.0.1,localhost${NO_PROXY:+,$NO_PROXY}"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+cache="${MAS_SYNAPSE_CACHE:-/var/tmp/mas-synapse}"
+python="${PYTHON:-python3}"
+mkdir -p "$cache"
+
+# venv NAME MARKER REQUIREMENT...: (re)create $cache/NAME unless its marker file
+# holds exactly the requirement list (written only after a successful install).
+venv() {
+  local name="$1"; shift
+  local dir="$cache/$name" want="$*"
+  if [ -x "$dir/bin/python" ] && [ "$(cat "$dir/.installed" 2>/dev/null)" = "$want" ]; then
+    echo "venv $name: cached ($want)"
+    return
+  fi
+  local t0=$SECONDS
+  rm -rf "$dir"
+  if ! "$python" -m venv "$dir" 2>/dev/null; then
+    # Debian's python3 ships venv/ensurepip separately.
+    rm -rf "$dir"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    "$python" -m venv "$dir"
+  fi
+  "$dir/bin/pip" install -q "$@"
+  printf '%s' "$want" >"$dir/.installed"
+  echo "venv $name: installed in $((SECONDS - t0))s ($want)"
+}
+
+venv modern 'matrix-synapse==1.163.2' 'matrix-nio' 'pytest' 'requests'
+venv legacy 'matrix-synapse[oidc]==1.156.0'
+
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  echo "installing nginx"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq nginx >/dev/null
+fi
+# Debian's package may start a system nginx on :80; we only need the binary.
+export NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
+
+export SYNAPSE_MODERN_PYTHON="$cache/modern/bin/python"
+export SYNAPSE_LEGACY_PYTHON="$cache/legacy/bin/python"
+
+cd "$here"
+export PYTHONDONTWRITEBYTECODE=1
+# A hung service must not hold CI for its whole budget; `timeout` signals the whole
+# process group, services included.
+set +e
+timeout --kill-after=20 "${MAS_SYNAPSE_TIMEOUT:-600}" \
+  "$cache/modern/bin/python" -m pytest -q -rfE -p no:cacheprovider "$@" test_*.py
+rc=$?
+set -e
+if [ "$rc" = 124 ]; then echo "synapse tests: timed out after ${MAS_SYNAPSE_TIMEOUT:-600}s" >&2; fi
+exit "$rc"
