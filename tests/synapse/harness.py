@@ -278,6 +278,9 @@ def mas_env() -> dict[str, str]:
     return env
 
 
+_MAS_FAST = {"burst": 1000, "per_second": 1000}
+
+
 def prepare_mas(
     kind: str, dir: Path, port: int, synapse_port: int, secret: str, client_secret: str
 ) -> Mas:
@@ -307,6 +310,12 @@ def prepare_mas(
         },
         "passwords": {"enabled": True},
         "account": {"password_registration_enabled": False},
+        # The defaults allow 3 logins per minute per IP; every test logs in from
+        # 127.0.0.1.
+        "rate_limiting": {
+            "login": {"per_ip": _MAS_FAST, "per_account": _MAS_FAST},
+            "registration": _MAS_FAST,
+        },
     }
     if kind == "legacy":
         override["clients"] = [

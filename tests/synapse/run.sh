@@ -5,6 +5,10 @@
 #
 #   MAS_CLI=/path/to/mas-cli MAS_SERVER=/path/to/mas-server bash tests/synapse/run.sh [pytest args]
 #
+# Extra arguments go to pytest: `-k legacy` for one generation, `--maxfail=100` to go
+# on past the first failure (the default is -x), `-s` to see the start-up timings.
+# Services' files (configs, logs, databases) are kept in /tmp/pytest-of-$USER/.
+#
 # Virtualenvs are kept in ${MAS_SYNAPSE_CACHE:-/var/tmp/mas-synapse} and reused when
 # they already hold the pinned versions.
 set -euo pipefail
@@ -22,7 +26,7 @@ cache="${MAS_SYNAPSE_CACHE:-/var/tmp/mas-synapse}"
 python="${PYTHON:-python3}"
 mkdir -p "$cache"
 
-# venv NAME MARKER REQUIREMENT...: (re)create $cache/NAME unless its marker file
+# venv NAME REQUIREMENT...: (re)create $cache/NAME unless its marker file
 # holds exactly the requirement list (written only after a successful install).
 venv() {
   local name="$1"; shift
@@ -36,7 +40,9 @@ venv() {
   if ! "$python" -m venv "$dir" 2>/dev/null; then
     # Debian's python3 ships venv/ensurepip separately.
     rm -rf "$dir"
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq python3-venv >/dev/null
     "$python" -m venv "$dir"
   fi
   "$dir/bin/pip" install -q "$@"
@@ -53,7 +59,7 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   apt-get update -qq
   apt-get install -y -qq nginx >/dev/null
 fi
-# Debian's package may start a system nginx on :80; we only need the binary.
+# Only the binary is used (with its own config and prefix), never a system service.
 export NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
 
 export SYNAPSE_MODERN_PYTHON="$cache/modern/bin/python"
@@ -65,7 +71,7 @@ export PYTHONDONTWRITEBYTECODE=1
 # process group, services included.
 set +e
 timeout --kill-after=20 "${MAS_SYNAPSE_TIMEOUT:-600}" \
-  "$cache/modern/bin/python" -m pytest -q -rfE -p no:cacheprovider "$@" test_*.py
+  "$cache/modern/bin/python" -m pytest -x -q -rfE -p no:cacheprovider "$@" test_*.py
 rc=$?
 set -e
 if [ "$rc" = 124 ]; then echo "synapse tests: timed out after ${MAS_SYNAPSE_TIMEOUT:-600}s" >&2; fi

@@ -134,7 +134,8 @@ async def nio_login(stack, user, client: AsyncClient, device_name: str = "nio te
         if response.transport_response is not None and response.transport_response.status in (404, 405):
             break  # no login endpoint: waiting will not help
         await asyncio.sleep(0.5)
-    assert isinstance(response, LoginResponse), f"login of {user.mxid} through {stack.proxy_url}: {response}"
+    status = response.transport_response.status if response.transport_response is not None else None
+    assert isinstance(response, LoginResponse), f"login of {user.mxid} through {stack.proxy_url}: HTTP {status}, {response}"
     return response
 
 
@@ -153,24 +154,27 @@ async def poll_async(call, expected_type, timeout: float = PROVISION_TIMEOUT):
 # --- the harness itself (these pass without the compatibility layer) ---------------
 
 
+def get_json_eventually(url: str) -> dict:
+    """GET `url` until it answers 200. Synapse fetches MAS's discovery document lazily
+    and does not cache a failure, so the first answers may still be errors."""
+
+    def fetch():
+        response = requests.get(url, timeout=15)
+        assert response.status_code == 200, describe(response)
+        return response.json()
+
+    return poll(f"GET {url}", fetch, timeout=15)
+
+
 def test_synapse_uses_mas_as_issuer(stack):
     """Synapse serves MAS's metadata to clients (what next-generation clients read)."""
-    # Synapse fetches MAS's discovery document lazily; the first answers after MAS
-    # came up may still be the error from before.
-    paths = [
+    for path in (
         "/_matrix/client/v1/auth_metadata",
         "/_matrix/client/unstable/org.matrix.msc2965/auth_metadata",
-    ]
-    for path in paths:
-
-        def fetch():
-            response = requests.get(stack.proxy_url + path, timeout=15)
-            assert response.status_code == 200, describe(response)
-            return response.json()
-
-        metadata = poll(f"{path} from Synapse", fetch, timeout=15)
+    ):
+        metadata = get_json_eventually(stack.proxy_url + path)
         assert metadata["issuer"] == stack.mas.base, path
-        assert metadata["introspection_endpoint"].startswith(stack.mas.base)
+        assert metadata["introspection_endpoint"].startswith(stack.mas.base), path
 
     issuer = requests.get(
         f"{stack.proxy_url}/_matrix/client/unstable/org.matrix.msc2965/auth_issuer", timeout=15
@@ -181,6 +185,12 @@ def test_synapse_uses_mas_as_issuer(stack):
         assert issuer.json() == {"issuer": stack.mas.base}
     else:
         assert issuer.status_code == 404, describe(issuer)
+
+
+def test_well_known_points_clients_at_the_proxy_and_mas(stack):
+    body = get_json_eventually(f"{stack.proxy_url}/.well-known/matrix/client")
+    assert body["m.homeserver"]["base_url"] == f"{stack.proxy_url}/", body
+    assert body["org.matrix.msc2965.authentication"]["issuer"] == stack.mas.base, body
 
 
 def test_mas_accepts_synapse_credentials(stack):

@@ -42,6 +42,8 @@ enum Command {
     Manage(commands::manage::ManageCommand),
     /// Run the service (as `mas-server` does).
     Server(serve::ServerArgs),
+    /// Run only the background job worker (for a `mas-server --no-worker` deployment).
+    Worker,
 }
 
 /// `mas-server`: runs the service.
@@ -75,6 +77,7 @@ pub fn mas_cli_main() -> ExitCode {
         Command::Database(command) => command.run(&files),
         Command::Manage(command) => command.run(&files),
         Command::Server(args) => serve::run(&files, &args),
+        Command::Worker => serve::run_worker(&files),
     };
     report(result)
 }

@@ -39,6 +39,30 @@ pub(crate) fn run(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
     runtime.block_on(serve(files, args))
 }
 
+/// `mas-cli worker`: runs the homeserver jobs until a shutdown signal.
+pub(crate) fn run_worker(files: &[PathBuf]) -> anyhow::Result<()> {
+    crate::init_logging();
+    let config = mas_config::load(files)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let db = crate::database::open(&config, false).await?;
+        crate::database::require_current_schema(&db).await?;
+        let homeserver = crate::homeserver::connect(&config)?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let running = tokio::spawn(worker(&db, &homeserver, stop_rx).await);
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+        if let Err(error) = running.await {
+            tracing::warn!(%error, "job worker failed");
+        }
+        db.close().await.context("cannot close the database pool")?;
+        Ok(())
+    })
+}
+
 async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
     let (config, embedded) = if files.is_empty() {
         let (path, created) = crate::embedded::ensure_config()?;
@@ -68,17 +92,9 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
     let worker = if args.no_worker {
         None
     } else {
-        let repos: Arc<dyn mas_storage::RepositoryFactory> = Arc::new(db.clone());
-        let mut worker = mas_tasks::Worker::new(
-            repos.clone(),
-            Arc::new(mas_storage::SystemClock),
-            mas_tasks::WorkerConfig::default(),
-        );
-        for handler in mas_tasks::HomeserverJobs::all(&repos, &state.homeserver) {
-            worker = worker.with_handler(handler);
-        }
-        let wake = Box::new(db.job_waker(Duration::from_secs(1)).await);
-        Some(tokio::spawn(worker.run(wake, stop_rx.clone())))
+        Some(tokio::spawn(
+            worker(&db, &state.homeserver, stop_rx.clone()).await,
+        ))
     };
     let mut servers = JoinSet::new();
     let mut addresses = Vec::new();
@@ -110,18 +126,7 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
     }
 
     if let Some((path, created)) = &embedded {
-        let base = config.http.public_base.as_str();
-        tracing::info!(
-            "embedded default: config {} ({}), database {}; point Synapse's \
-             matrix_authentication_service.endpoint at {base} with secret = matrix.secret from that file",
-            path.display(),
-            if *created {
-                "generated now"
-            } else {
-                "existing"
-            },
-            config.database.display_uri(),
-        );
+        log_embedded(&config, path, *created);
     }
 
     shutdown_signal().await;
@@ -152,6 +157,37 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
     db.close().await.context("cannot close the database pool")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The one start-up line of the embedded default: where its files are and what to tell Synapse.
+fn log_embedded(config: &mas_config::RootConfig, path: &std::path::Path, created: bool) {
+    let base = config.http.public_base.as_str();
+    tracing::info!(
+        "embedded default: config {} ({}), database {}; point Synapse's \
+         matrix_authentication_service.endpoint at {base} with secret = matrix.secret from that file",
+        path.display(),
+        if created { "generated now" } else { "existing" },
+        config.database.display_uri(),
+    );
+}
+
+/// The job worker with every homeserver queue, ready to run until `stop`.
+pub(crate) async fn worker(
+    db: &mas_storage_sql::SqlRepositoryFactory,
+    homeserver: &Arc<dyn mas_matrix::HomeserverConnection>,
+    stop: watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + use<> {
+    let repos: Arc<dyn mas_storage::RepositoryFactory> = Arc::new(db.clone());
+    let mut worker = mas_tasks::Worker::new(
+        repos.clone(),
+        Arc::new(mas_storage::SystemClock),
+        mas_tasks::WorkerConfig::default(),
+    );
+    for handler in mas_tasks::HomeserverJobs::all(&repos, homeserver) {
+        worker = worker.with_handler(handler);
+    }
+    let wake = Box::new(db.job_waker(Duration::from_secs(1)).await);
+    worker.run(wake, stop)
 }
 
 /// The handlers' state: plain values and the concrete parts picked here.

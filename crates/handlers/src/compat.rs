@@ -6,16 +6,14 @@
 //! time; on failure nothing is stored), then store the session and its tokens in one
 //! unit of work. Errors are Matrix errors: `{"errcode", "error"}`.
 
-use std::time::Duration;
-
 use axum::Json;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use mas_data_model::{CompatSession, TokenType, User};
-use mas_matrix::{HomeserverError, ProvisionRequest};
+use mas_data_model::{CompatSession, Password, TokenType, User};
+use mas_matrix::HomeserverError;
 use mas_oauth_core::passwords::Verified;
 use mas_storage::jobs::HomeserverJob;
 use mas_storage::repository::{CompatSessionFilter, SessionFilter};
@@ -27,8 +25,6 @@ use crate::AppState;
 
 /// The largest request body accepted.
 const MAX_BODY: usize = 64 * 1024;
-/// Past the connector's own timeout, a last guard on the whole homeserver exchange.
-const HOMESERVER_DEADLINE: Duration = Duration::from_secs(8);
 
 /// The routes, under both the current (`v3`) and the legacy (`r0`) prefix.
 pub(crate) fn router() -> Router<AppState> {
@@ -137,8 +133,9 @@ async fn json_body<T: serde::de::DeserializeOwned>(request: Request) -> Result<T
             "The request body is too large or too slow",
         ));
     };
-    let value: Value = serde_json::from_slice(&bytes)
-        .map_err(|_| MatrixError::new(StatusCode::BAD_REQUEST, "M_NOT_JSON", "Content not JSON."))?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|_| {
+        MatrixError::new(StatusCode::BAD_REQUEST, "M_NOT_JSON", "Content not JSON.")
+    })?;
     if !value.is_object() {
         return Err(MatrixError::bad_json("The body must be a JSON object"));
     }
@@ -242,6 +239,51 @@ fn valid_device_id(device_id: &str) -> bool {
     mas_oauth_core::tokens::valid_device_id(device_id)
 }
 
+/// Finds the user and checks the password, reading only: no transaction is held while
+/// the password is hashed. The account's state is told only after a correct password.
+async fn check_password(
+    state: &AppState,
+    localpart: &str,
+    password: String,
+) -> Result<(User, Password, Verified), MatrixError> {
+    let (user, stored) = {
+        let mut repo = state.repos.reader().await?;
+        let user = repo.user().find_by_username(localpart).await?;
+        let stored = match &user {
+            Some(user) => repo.user_password().active(user).await?,
+            None => None,
+        };
+        (user, stored)
+    };
+    let (Some(user), Some(stored)) = (user, stored) else {
+        state.passwords.verify_decoy(password).await;
+        return Err(MatrixError::forbidden());
+    };
+    let Ok(verified) = state
+        .passwords
+        .verify(stored.version, stored.hashed_password.clone(), password)
+        .await
+    else {
+        return Err(MatrixError::forbidden());
+    };
+    if user.deactivated_at.is_some() {
+        return Err(MatrixError::new(
+            StatusCode::FORBIDDEN,
+            "M_USER_DEACTIVATED",
+            "This account has been deactivated",
+        ));
+    }
+    if user.locked_at.is_some() {
+        return Err(MatrixError::new(
+            StatusCode::UNAUTHORIZED,
+            "M_USER_LOCKED",
+            "This account has been locked",
+        ));
+    }
+
+    Ok((user, stored, verified))
+}
+
 #[tracing::instrument(name = "handlers.compat.login", skip_all)]
 async fn login(State(state): State<AppState>, request: Request) -> Result<Response, MatrixError> {
     let body: LoginRequest = json_body(request).await?;
@@ -282,50 +324,17 @@ async fn login(State(state): State<AppState>, request: Request) -> Result<Respon
         None => new_device_id(),
     };
 
-    // Who is it? Read only: no transaction is held while the password is hashed.
-    let (user, stored) = {
-        let mut repo = state.repos.reader().await?;
-        let user = repo.user().find_by_username(&localpart).await?;
-        let stored = match &user {
-            Some(user) => repo.user_password().active(user).await?,
-            None => None,
-        };
-        (user, stored)
-    };
-    let (Some(user), Some(stored)) = (user, stored) else {
-        state.passwords.verify_decoy(password).await;
-        return Err(MatrixError::forbidden());
-    };
-    let Ok(verified) = state
-        .passwords
-        .verify(stored.version, stored.hashed_password.clone(), password)
-        .await
-    else {
-        return Err(MatrixError::forbidden());
-    };
-    if user.deactivated_at.is_some() {
-        return Err(MatrixError::new(
-            StatusCode::FORBIDDEN,
-            "M_USER_DEACTIVATED",
-            "This account has been deactivated",
-        ));
-    }
-    if user.locked_at.is_some() {
-        return Err(MatrixError::new(
-            StatusCode::UNAUTHORIZED,
-            "M_USER_LOCKED",
-            "This account has been locked",
-        ));
-    }
+    let (user, stored, verified) = check_password(&state, &localpart, password).await?;
 
     // The device must exist on the homeserver before its token is handed out.
-    provision_device(
+    crate::devices::ensure_device(
         &state,
         &user,
         &device_id,
         body.initial_device_display_name.as_deref(),
     )
-    .await?;
+    .await
+    .map_err(|e| MatrixError::homeserver(&e))?;
 
     let clock = state.clock.as_ref();
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
@@ -366,35 +375,6 @@ async fn login(State(state): State<AppState>, request: Request) -> Result<Respon
     });
     tokens.add_to(&mut answer);
     Ok(Json(answer).into_response())
-}
-
-/// Upserts the device, provisioning the user first if the homeserver does not know it
-/// yet (its provisioning job may still be queued). Bounded in time.
-async fn provision_device(
-    state: &AppState,
-    user: &User,
-    device_id: &str,
-    display_name: Option<&str>,
-) -> Result<(), MatrixError> {
-    let hs = state.homeserver.as_ref();
-    let work = async {
-        match hs.upsert_device(&user.username, device_id, display_name).await {
-            Err(HomeserverError::UserNotFound) => {
-                hs.provision_user(&ProvisionRequest::new(&user.username, user.id.to_string()))
-                    .await?;
-                hs.upsert_device(&user.username, device_id, display_name)
-                    .await
-            }
-            other => other,
-        }
-    };
-    match tokio::time::timeout(HOMESERVER_DEADLINE, work).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(error)) => Err(MatrixError::homeserver(&error)),
-        Err(_) => Err(MatrixError::homeserver(&HomeserverError::Unreachable(
-            "no answer in time".to_owned(),
-        ))),
-    }
 }
 
 /// What a login or refresh hands out.
@@ -511,23 +491,18 @@ async fn logout(State(state): State<AppState>, request: Request) -> Result<Respo
     let device_id = session.device_id.clone();
     repo.compat_session().finish(clock, session).await?;
     // Queued with the logout itself, so the device goes even if the call below fails.
-    let job = device_id.as_ref().map(|device_id| HomeserverJob::DeleteDevice {
-        user_id: user.id,
-        device_id: device_id.clone(),
-    });
+    let job = device_id
+        .as_ref()
+        .map(|device_id| HomeserverJob::DeleteDevice {
+            user_id: user.id,
+            device_id: device_id.clone(),
+        });
     if let Some(job) = &job {
         repo.job().schedule(&mut rng, clock, job.to_job()).await?;
     }
     repo.save().await?;
-    // Try at once too: deleting the device is what makes the homeserver forget the token
-    // it cached. A failure here is retried by the queued job.
     if let Some(device_id) = device_id {
-        let deletion = state.homeserver.delete_device(&user.username, &device_id);
-        match tokio::time::timeout(HOMESERVER_DEADLINE, deletion).await {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => tracing::warn!(%error, "device deletion left to the job queue"),
-            Err(_) => tracing::warn!("device deletion timed out; left to the job queue"),
-        }
+        crate::devices::delete_device_now(&state, &user, &device_id).await;
     }
     Ok(Json(json!({})).into_response())
 }
@@ -567,7 +542,7 @@ async fn logout_all(
     repo.save().await?;
     let none = std::collections::BTreeSet::new();
     let sync = state.homeserver.sync_devices(&user.username, &none);
-    match tokio::time::timeout(HOMESERVER_DEADLINE, sync).await {
+    match tokio::time::timeout(crate::devices::DEADLINE, sync).await {
         Ok(Ok(())) => {}
         Ok(Err(error)) => tracing::warn!(%error, "device removal left to the job queue"),
         Err(_) => tracing::warn!("device removal timed out; left to the job queue"),
@@ -611,7 +586,12 @@ async fn refresh(State(state): State<AppState>, request: Request) -> Result<Resp
     }
     let old_access = old.access_token_id;
     // Conditional: of two concurrent refreshes with one token, one wins.
-    if repo.compat_refresh_token().consume(clock, old).await?.is_none() {
+    if repo
+        .compat_refresh_token()
+        .consume(clock, old)
+        .await?
+        .is_none()
+    {
         return Err(MatrixError::unknown_token());
     }
     let access = repo.compat_access_token().lookup(old_access).await?;

@@ -65,7 +65,11 @@ impl Harness {
         token: Option<&str>,
         body: impl Into<Body>,
     ) -> (StatusCode, Value) {
-        let app = router(&[Resource::Compat, Resource::OAuth], None, self.state.clone());
+        let app = router(
+            &[Resource::Compat, Resource::OAuth],
+            None,
+            self.state.clone(),
+        );
         let mut request = Request::builder().method(method).uri(path);
         if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
@@ -255,7 +259,10 @@ async fn a_homeserver_outage_fails_the_login_and_keeps_what_worked() {
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
     assert_eq!(answer["errcode"], "M_UNKNOWN");
     assert!(
-        answer["error"].as_str().unwrap().contains("homeserver is unreachable"),
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("homeserver is unreachable"),
         "{answer}"
     );
     let (status, _) = h.login(&password_login("alice")).await;
@@ -313,8 +320,16 @@ async fn refresh_rotates_and_a_spent_refresh_token_is_refused() {
             )
             .await;
         assert_eq!(
-            (status, answer["errcode"].as_str(), answer["soft_logout"].as_bool()),
-            (StatusCode::UNAUTHORIZED, Some("M_UNKNOWN_TOKEN"), Some(false)),
+            (
+                status,
+                answer["errcode"].as_str(),
+                answer["soft_logout"].as_bool()
+            ),
+            (
+                StatusCode::UNAUTHORIZED,
+                Some("M_UNKNOWN_TOKEN"),
+                Some(false)
+            ),
             "{spent}"
         );
     }
@@ -335,7 +350,13 @@ async fn logout_ends_the_session_and_deletes_the_device() {
         .await;
     assert_eq!((status, answer), (StatusCode::OK, json!({})));
     assert_eq!(h.introspect(token).await["active"], false);
-    assert!(!h.homeserver.user("alice").unwrap().devices.contains_key(device));
+    assert!(
+        !h.homeserver
+            .user("alice")
+            .unwrap()
+            .devices
+            .contains_key(device)
+    );
     assert_eq!(h.open_sessions(&alice).await, 1);
     // A logged-out token is unknown from then on.
     let (status, answer) = h
@@ -387,7 +408,12 @@ async fn a_logout_while_the_homeserver_is_down_leaves_a_job() {
     let mut repo = h.state.repos.begin().await.unwrap();
     let jobs = repo
         .job()
-        .claim(&SystemClock, &["delete-device"], 10, chrono::Duration::seconds(30))
+        .claim(
+            &SystemClock,
+            &["delete-device"],
+            10,
+            chrono::Duration::seconds(30),
+        )
         .await
         .unwrap();
     assert_eq!(jobs.len(), 1);

@@ -111,7 +111,10 @@ async fn untrusted_clients_and_redirects_get_a_page_not_a_redirect() {
     .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert!(
-        headers["location"].to_str().unwrap().starts_with("/consent/"),
+        headers["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/consent/"),
         "{headers:?}"
     );
     let (status, headers, _) = get(
@@ -640,7 +643,10 @@ async fn the_form_post_page_runs_exactly_its_own_script() {
         page.contains(r#"name="state" value="a&quot;b""#),
         "the state is escaped: {page}"
     );
-    assert!(page.contains(r#"name="iss" value="https:&#x2f;&#x2f;auth.example.com&#x2f;""#), "{page}");
+    assert!(
+        page.contains(r#"name="iss" value="https:&#x2f;&#x2f;auth.example.com&#x2f;""#),
+        "{page}"
+    );
     // The one script on the page is the one the policy's hash allows.
     let script = page
         .split("<script>")

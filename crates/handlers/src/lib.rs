@@ -3,6 +3,7 @@
 mod compat;
 #[cfg(test)]
 mod compat_tests;
+mod devices;
 mod discovery;
 mod errors;
 mod health;

@@ -229,6 +229,7 @@ async fn token(State(state): State<AppState>, request: FormRequest) -> Result<Re
     let clock = state.clock.as_ref();
     let mut rng = rng();
     let client = authenticate(&state, &credentials, &audiences).await?;
+    prepare_device(&state, &client, &grant).await?;
     let mut repo = state.repos.begin().await?;
     let issuer = grants::Issuer {
         url: &oauth.endpoints.issuer,
@@ -300,6 +301,67 @@ async fn token(State(state): State<AppState>, request: FormRequest) -> Result<Re
             Err(error.into())
         }
     }
+}
+
+/// A code or device code that will give a user tokens for a Matrix device: the device is
+/// made on the homeserver first, outside any transaction, because the homeserver refuses
+/// tokens of devices it does not know. Anything else, including a grant that will be
+/// refused, passes through untouched: the grant itself decides.
+async fn prepare_device(
+    state: &AppState,
+    client: &mas_data_model::Client,
+    grant: &Grant<'_>,
+) -> Result<(), ApiError> {
+    let mut repo = state.repos.reader().await?;
+    let (scope, user_id) = match grant {
+        Grant::Code { code, .. } => {
+            let Some(found) = repo.authorization_grant().find_by_code(code).await? else {
+                return Ok(());
+            };
+            let session = match found.session_id {
+                Some(id) if found.client_id == client.id => repo.session().lookup(id).await?,
+                _ => None,
+            };
+            (found.scope, session.and_then(|s| s.user_id))
+        }
+        Grant::Device(device_code) => {
+            let Some(found) = repo
+                .device_code_grant()
+                .find_by_device_code(device_code)
+                .await?
+            else {
+                return Ok(());
+            };
+            let browser = match found.browser_session_id {
+                Some(id) if found.client_id == client.id => {
+                    repo.browser_session().lookup(id).await?
+                }
+                _ => None,
+            };
+            (found.scope, browser.map(|b| b.user_id))
+        }
+        Grant::ClientCredentials(_) | Grant::Refresh { .. } => return Ok(()),
+    };
+    let Some(device_id) = tokens::device_of(&scope) else {
+        return Ok(());
+    };
+    let Some(user) = (match user_id {
+        Some(id) => repo.user().lookup(id).await?,
+        None => None,
+    }) else {
+        return Ok(());
+    };
+    drop(repo);
+    crate::devices::ensure_device(state, &user, &device_id, None)
+        .await
+        .map_err(|error| {
+            tracing::warn!(%error, "cannot create the device on the homeserver");
+            OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "the homeserver is unreachable; try again later",
+            )
+            .into()
+        })
 }
 
 impl<'a> Grant<'a> {
@@ -424,9 +486,33 @@ async fn revoke(State(state): State<AppState>, request: FormRequest) -> Result<R
         oauth.endpoints.issuer.as_str(),
     ];
     let client = authenticate(&state, &credentials, &audiences).await?;
+    let clock = state.clock.as_ref();
     let mut repo = state.repos.begin().await?;
-    tokens::revoke(repo.as_mut(), state.clock.as_ref(), &client, token).await?;
+    let ended = tokens::revoke(repo.as_mut(), clock, &client, token).await?;
+    // A Matrix client logging out: its device goes from the homeserver too, queued in
+    // the same unit of work so it happens even if the call below fails.
+    let device = match ended {
+        Some(session) => match (session.user_id, tokens::device_of(&session.scope)) {
+            (Some(user_id), Some(device_id)) => repo
+                .user()
+                .lookup(user_id)
+                .await?
+                .map(|user| (user, device_id)),
+            _ => None,
+        },
+        None => None,
+    };
+    if let Some((user, device_id)) = &device {
+        let job = mas_storage::jobs::HomeserverJob::DeleteDevice {
+            user_id: user.id,
+            device_id: device_id.clone(),
+        };
+        repo.job().schedule(&mut rng(), clock, job.to_job()).await?;
+    }
     repo.save().await?;
+    if let Some((user, device_id)) = device {
+        crate::devices::delete_device_now(&state, &user, &device_id).await;
+    }
     Ok(StatusCode::OK.into_response())
 }
 

@@ -292,16 +292,39 @@ async fn every_client_authentication_method() {
     // The assertion's lifetime: `exp` required, `nbf` honoured, 30 s of leeway either
     // way, and no assertion may live more than an hour.
     let lifetimes = [
-        (json!({"exp": now - 120}), StatusCode::UNAUTHORIZED, "expired"),
-        (json!({"exp": now - 10}), StatusCode::OK, "expired within the leeway"),
-        (json!({"exp": now + 60, "nbf": now + 120}), StatusCode::UNAUTHORIZED, "not yet valid"),
-        (json!({"exp": now + 60, "nbf": now + 10}), StatusCode::OK, "nbf within the leeway"),
-        (json!({"exp": now + 7200}), StatusCode::UNAUTHORIZED, "lives two hours"),
+        (
+            json!({"exp": now - 120}),
+            StatusCode::UNAUTHORIZED,
+            "expired",
+        ),
+        (
+            json!({"exp": now - 10}),
+            StatusCode::OK,
+            "expired within the leeway",
+        ),
+        (
+            json!({"exp": now + 60, "nbf": now + 120}),
+            StatusCode::UNAUTHORIZED,
+            "not yet valid",
+        ),
+        (
+            json!({"exp": now + 60, "nbf": now + 10}),
+            StatusCode::OK,
+            "nbf within the leeway",
+        ),
+        (
+            json!({"exp": now + 7200}),
+            StatusCode::UNAUTHORIZED,
+            "lives two hours",
+        ),
         (json!({}), StatusCode::UNAUTHORIZED, "no exp"),
     ];
     for (n, (times, expected, why)) in lifetimes.into_iter().enumerate() {
         let mut claims = json!({"iss": pk_client.to_string(), "sub": pk_client.to_string(), "aud": token_url, "jti": format!("life-{n}")});
-        claims.as_object_mut().unwrap().extend(times.as_object().unwrap().clone());
+        claims
+            .as_object_mut()
+            .unwrap()
+            .extend(times.as_object().unwrap().clone());
         let signed = client_keys
             .keys
             .sign(mas_oauth_core::SigningAlgorithm::Es256, &claims)
@@ -1436,7 +1459,11 @@ async fn a_device_polling_too_fast_is_told_to_slow_down() {
     repo.save().await.unwrap();
     let start = async || {
         let (status, _, body) = h
-            .post("/oauth2/device", None, &format!("client_id={}&scope=openid", client.id))
+            .post(
+                "/oauth2/device",
+                None,
+                &format!("client_id={}&scope=openid", client.id),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["interval"], 5);
@@ -1464,4 +1491,55 @@ async fn a_device_polling_too_fast_is_told_to_slow_down() {
     // The pace is kept per device code.
     let second = start().await;
     assert_eq!(poll(&second).await, "authorization_pending");
+}
+
+#[tokio::test]
+async fn a_device_scope_makes_the_device_on_the_homeserver_before_the_tokens() {
+    let mut h = Harness::new().await;
+    let homeserver = Arc::new(mas_matrix::MockHomeserver::new("example.com"));
+    h.state.homeserver = homeserver.clone();
+    let client = h.client(ClientAuthMethod::ClientSecretBasic, None).await;
+    let auth = Some(basic(client, SECRET));
+    let scope = "urn:matrix:client:api:* urn:matrix:client:device:NEXTGEN";
+    consented_code_with_scope(&h, client, "dev-code", 1, scope).await;
+    let exchange = "grant_type=authorization_code&code=dev-code&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb";
+
+    // The homeserver is down: the client is told to come back, and the code is not spent.
+    homeserver.set_down(true);
+    let (status, _, body) = h.post("/oauth2/token", auth.clone(), exchange).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some("temporarily_unavailable")
+        ),
+        "{body}"
+    );
+    assert!(homeserver.user("alice").is_none());
+
+    homeserver.set_down(false);
+    let (status, _, tokens) = h.post("/oauth2/token", auth.clone(), exchange).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let devices = homeserver.user("alice").unwrap().devices;
+    assert!(devices.contains_key("NEXTGEN"), "{devices:?}");
+
+    // Logging out through revocation takes the device away again.
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let (status, _, _) = h
+        .post("/oauth2/revoke", auth.clone(), &format!("token={refresh}"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(homeserver.user("alice").unwrap().devices.is_empty());
+
+    // A scope without a device asks nothing of the homeserver, even when it is down.
+    homeserver.set_down(true);
+    consented_code(&h, client, "plain-code", 1).await;
+    let (status, _, body) = h
+        .post(
+            "/oauth2/token",
+            auth,
+            &exchange.replace("dev-code", "plain-code"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }

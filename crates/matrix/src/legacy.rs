@@ -157,15 +157,14 @@ impl HomeserverConnection for SynapseLegacy {
     ) -> Result<(), HomeserverError> {
         let url = self.user_url(localpart, &["devices", device_id]);
         let body = json!({ "display_name": display_name });
-        self.http.call(Method::PUT, url, Some(&body)).await.map(drop)
+        self.http
+            .call(Method::PUT, url, Some(&body))
+            .await
+            .map(drop)
     }
 
     #[tracing::instrument(name = "homeserver.delete_device", skip_all)]
-    async fn delete_device(
-        &self,
-        localpart: &str,
-        device_id: &str,
-    ) -> Result<(), HomeserverError> {
+    async fn delete_device(&self, localpart: &str, device_id: &str) -> Result<(), HomeserverError> {
         let url = self.user_url(localpart, &["devices", device_id]);
         self.http.call(Method::DELETE, url, None).await.map(drop)
     }

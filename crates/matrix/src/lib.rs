@@ -175,8 +175,7 @@ pub trait HomeserverConnection: Send + Sync {
     ///
     /// # Errors
     /// When the homeserver cannot be reached or refuses.
-    async fn delete_device(&self, localpart: &str, device_id: &str)
-    -> Result<(), HomeserverError>;
+    async fn delete_device(&self, localpart: &str, device_id: &str) -> Result<(), HomeserverError>;
 
     /// Makes the user's devices exactly `devices`: missing ones are created, others deleted.
     ///

@@ -7,9 +7,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
-use crate::{
-    FieldAction, HomeserverConnection, HomeserverError, MatrixUser, ProvisionRequest,
-};
+use crate::{FieldAction, HomeserverConnection, HomeserverError, MatrixUser, ProvisionRequest};
 
 /// One user as the mock homeserver holds it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -166,11 +164,7 @@ impl HomeserverConnection for MockHomeserver {
         })
     }
 
-    async fn delete_device(
-        &self,
-        localpart: &str,
-        device_id: &str,
-    ) -> Result<(), HomeserverError> {
+    async fn delete_device(&self, localpart: &str, device_id: &str) -> Result<(), HomeserverError> {
         self.with_user(localpart, |user| {
             user.devices.remove(device_id);
         })

@@ -122,18 +122,15 @@ impl HomeserverConnection for SynapseModern {
         device_id: &str,
         display_name: &str,
     ) -> Result<(), HomeserverError> {
-        let body = json!({ "localpart": localpart, "device_id": device_id, "display_name": display_name });
+        let body =
+            json!({ "localpart": localpart, "device_id": device_id, "display_name": display_name });
         self.post("update_device_display_name", &body)
             .await
             .map(drop)
     }
 
     #[tracing::instrument(name = "homeserver.delete_device", skip_all)]
-    async fn delete_device(
-        &self,
-        localpart: &str,
-        device_id: &str,
-    ) -> Result<(), HomeserverError> {
+    async fn delete_device(&self, localpart: &str, device_id: &str) -> Result<(), HomeserverError> {
         let body = json!({ "localpart": localpart, "device_id": device_id });
         self.post("delete_device", &body).await.map(drop)
     }
@@ -176,8 +173,11 @@ impl HomeserverConnection for SynapseModern {
 
     #[tracing::instrument(name = "homeserver.allow_cross_signing_reset", skip_all)]
     async fn allow_cross_signing_reset(&self, localpart: &str) -> Result<(), HomeserverError> {
-        self.post("allow_cross_signing_reset", &json!({ "localpart": localpart }))
-            .await
-            .map(drop)
+        self.post(
+            "allow_cross_signing_reset",
+            &json!({ "localpart": localpart }),
+        )
+        .await
+        .map(drop)
     }
 }

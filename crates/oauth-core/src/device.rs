@@ -173,7 +173,10 @@ pub async fn exchange(
     };
     match grant.state {
         DeviceCodeGrantState::Exchanged => {
-            return Ok(answer(ErrorCode::InvalidGrant, "the device code was already used"));
+            return Ok(answer(
+                ErrorCode::InvalidGrant,
+                "the device code was already used",
+            ));
         }
         DeviceCodeGrantState::Rejected => {
             return Ok(answer(ErrorCode::AccessDenied, "the user refused"));

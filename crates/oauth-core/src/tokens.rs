@@ -1,7 +1,7 @@
 //! Issuing tokens and answering for them: the token response, introspection (RFC 7662)
 //! and revocation (RFC 7009).
 
-use mas_data_model::{Client, TokenType};
+use mas_data_model::{Client, Session, TokenType};
 use mas_storage::{Clock, Repository, Rng};
 use serde::Serialize;
 
@@ -487,8 +487,8 @@ pub async fn introspect(
     })
 }
 
-/// Revokes `token` (RFC 7009): its whole session ends, access and refresh tokens alike.
-/// Unknown or malformed tokens are not an error.
+/// Revokes `token` (RFC 7009): its whole session ends, access and refresh tokens alike,
+/// and the ended session is returned. Unknown or malformed tokens are not an error.
 ///
 /// # Errors
 /// `unauthorized_client` when the token belongs to another client.
@@ -497,9 +497,9 @@ pub async fn revoke(
     clock: &dyn Clock,
     client: &Client,
     token: &str,
-) -> Result<(), OAuthError> {
+) -> Result<Option<Session>, OAuthError> {
     let Ok(kind) = TokenType::check(token) else {
-        return Ok(());
+        return Ok(None);
     };
     let session_id = match kind {
         TokenType::AccessToken => repo
@@ -520,10 +520,10 @@ pub async fn revoke(
         }
     };
     let Some(session_id) = session_id else {
-        return Ok(());
+        return Ok(None);
     };
     let Some(session) = repo.session().lookup(session_id).await? else {
-        return Ok(());
+        return Ok(None);
     };
     if session.client_id != client.id {
         return Err(OAuthError::new(
@@ -537,8 +537,7 @@ pub async fn revoke(
     repo.refresh_token()
         .revoke_all_in_session(clock, session.id)
         .await?;
-    repo.session().finish(clock, session).await?;
-    Ok(())
+    Ok(Some(repo.session().finish(clock, session).await?))
 }
 
 #[cfg(test)]

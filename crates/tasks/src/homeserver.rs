@@ -53,16 +53,16 @@ impl HomeserverJobs {
         repo.user()
             .lookup(job.user_id())
             .await
-            .map_err(storage)?
+            .map_err(|e| storage(&e))?
             .ok_or_else(|| JobError::Fatal(format!("user {} is gone", job.user_id())))
     }
 }
 
-fn storage(error: StorageError) -> JobError {
+fn storage(error: &StorageError) -> JobError {
     JobError::Retry(format!("storage: {error}"))
 }
 
-fn homeserver(error: HomeserverError) -> JobError {
+fn homeserver(error: &HomeserverError) -> JobError {
     if error.is_transient() {
         JobError::Retry(error.to_string())
     } else {
@@ -154,7 +154,7 @@ impl JobHandler for HomeserverJobs {
     async fn run(&self, job: &Job) -> Result<(), JobError> {
         let work = HomeserverJob::from_job(&job.queue, &job.payload).map_err(JobError::Fatal)?;
         // Read everything first, then let go of the connection before calling out.
-        let mut repo = self.repos.reader().await.map_err(storage)?;
+        let mut repo = self.repos.reader().await.map_err(|e| storage(&e))?;
         let user = self.user(repo.as_mut(), &work).await?;
         let hs = self.homeserver.as_ref();
         let localpart = user.username.as_str();
@@ -162,9 +162,12 @@ impl JobHandler for HomeserverJobs {
             HomeserverJob::ProvisionUser { display_name, .. } => {
                 let request = provision_request(repo.as_mut(), &user, display_name)
                     .await
-                    .map_err(storage)?;
+                    .map_err(|e| storage(&e))?;
                 drop(repo);
-                let created = hs.provision_user(&request).await.map_err(homeserver)?;
+                let created = hs
+                    .provision_user(&request)
+                    .await
+                    .map_err(|e| homeserver(&e))?;
                 tracing::info!(created, "user provisioned on the homeserver");
             }
             HomeserverJob::ProvisionDevice {
@@ -175,30 +178,36 @@ impl JobHandler for HomeserverJobs {
                 drop(repo);
                 hs.upsert_device(localpart, &device_id, display_name.as_deref())
                     .await
-                    .map_err(homeserver)?;
+                    .map_err(|e| homeserver(&e))?;
             }
             HomeserverJob::DeleteDevice { device_id, .. } => {
                 drop(repo);
                 match hs.delete_device(localpart, &device_id).await {
                     // Already gone with its user: nothing left to do.
                     Ok(()) | Err(HomeserverError::UserNotFound) => {}
-                    Err(other) => return Err(homeserver(other)),
+                    Err(other) => return Err(homeserver(&other)),
                 }
             }
             HomeserverJob::SyncDevices { .. } => {
-                let devices = open_devices(repo.as_mut(), &user).await.map_err(storage)?;
+                let devices = open_devices(repo.as_mut(), &user)
+                    .await
+                    .map_err(|e| storage(&e))?;
                 drop(repo);
                 hs.sync_devices(localpart, &devices)
                     .await
-                    .map_err(homeserver)?;
+                    .map_err(|e| homeserver(&e))?;
             }
             HomeserverJob::DeactivateUser { erase, .. } => {
                 drop(repo);
-                hs.delete_user(localpart, erase).await.map_err(homeserver)?;
+                hs.delete_user(localpart, erase)
+                    .await
+                    .map_err(|e| homeserver(&e))?;
             }
             HomeserverJob::ReactivateUser { .. } => {
                 drop(repo);
-                hs.reactivate_user(localpart).await.map_err(homeserver)?;
+                hs.reactivate_user(localpart)
+                    .await
+                    .map_err(|e| homeserver(&e))?;
             }
         }
         Ok(())

@@ -7,11 +7,10 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use mas_config::RootConfig;
 use mas_oauth_core::passwords::PasswordManager;
-use mas_storage::repository::NewJob;
-use mas_storage::{RepositoryFactory, SystemClock};
 
-/// The queue of homeserver provisioning jobs.
-pub(crate) const PROVISION_QUEUE: &str = "provision-user";
+use super::users;
+use mas_storage::jobs::HomeserverJob;
+use mas_storage::{RepositoryFactory, SystemClock};
 
 /// The `manage` subcommands.
 #[derive(Debug, Subcommand)]
@@ -28,6 +27,63 @@ pub(crate) enum ManageCommand {
         #[arg(long)]
         ignore_complexity: bool,
     },
+    /// Add an email address to a user.
+    AddEmail {
+        /// The user's username.
+        username: String,
+        /// The address.
+        email: String,
+    },
+    /// Let a user request homeserver admin rights.
+    PromoteAdmin {
+        /// The user's username.
+        username: String,
+    },
+    /// Take away a user's right to request homeserver admin rights.
+    DemoteAdmin {
+        /// The user's username.
+        username: String,
+    },
+    /// List the users who may request admin rights.
+    #[command(alias = "list-admins")]
+    ListAdminUsers,
+    /// End every session of a user and remove its devices from the homeserver.
+    KillSessions {
+        /// The user's username.
+        username: String,
+        /// Only say what would be ended.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Lock a user: no login, and its tokens stop working.
+    LockUser {
+        /// The user's username.
+        username: String,
+        /// Deactivate it too, here and on the homeserver.
+        #[arg(long)]
+        deactivate: bool,
+    },
+    /// Unlock a user.
+    UnlockUser {
+        /// The user's username.
+        username: String,
+        /// Reactivate a deactivated user too.
+        #[arg(long)]
+        reactivate: bool,
+    },
+    /// Issue a compatibility access token (as `/login` would) for a user.
+    IssueCompatibilityToken {
+        /// The user's username.
+        username: String,
+        /// The device ID; a random one when left out.
+        #[arg(long)]
+        device_id: Option<String>,
+        /// Give the token homeserver admin rights.
+        #[arg(long)]
+        yes_i_want_to_grant_synapse_admin_privileges: bool,
+    },
+    /// Queue a homeserver provisioning job for every user.
+    ProvisionAllUsers,
 }
 
 /// Flags of `register-user`, as MAS spells them.
@@ -62,7 +118,7 @@ pub(crate) struct RegisterUser {
 /// Whether `localpart` is a valid Matrix user localpart, as MAS accepts them.
 pub(crate) use mas_data_model::is_valid_localpart as valid_localpart;
 
-fn valid_email(email: &str) -> bool {
+pub(crate) fn valid_email(email: &str) -> bool {
     let mut parts = email.split('@');
     matches!(
         (parts.next(), parts.next(), parts.next()),
@@ -89,6 +145,32 @@ impl ManageCommand {
                 password,
                 ignore_complexity,
             } => set_password(&config, &passwords, &username, &password, ignore_complexity),
+            Self::AddEmail { username, email } => users::add_email(&config, &username, &email),
+            Self::PromoteAdmin { username } => users::set_admin(&config, &username, true),
+            Self::DemoteAdmin { username } => users::set_admin(&config, &username, false),
+            Self::ListAdminUsers => users::list_admins(&config),
+            Self::KillSessions { username, dry_run } => {
+                users::kill_sessions(&config, &username, dry_run)
+            }
+            Self::LockUser {
+                username,
+                deactivate,
+            } => users::lock_user(&config, &username, deactivate),
+            Self::UnlockUser {
+                username,
+                reactivate,
+            } => users::unlock_user(&config, &username, reactivate),
+            Self::IssueCompatibilityToken {
+                username,
+                device_id,
+                yes_i_want_to_grant_synapse_admin_privileges,
+            } => users::issue_compatibility_token(
+                &config,
+                &username,
+                device_id,
+                yes_i_want_to_grant_synapse_admin_privileges,
+            ),
+            Self::ProvisionAllUsers => users::provision_all_users(&config),
         }
     }
 }
@@ -171,23 +253,11 @@ fn register_user(
             user = repo.user().set_can_request_admin(user, true).await?;
         }
         // The homeserver learns of the user from this job (display name, emails).
-        let payload = serde_json::json!({
-            "user_id": user.id.to_string(),
-            "username": user.username,
-            "display_name": args.display_name,
-            "emails": args.email,
-        });
-        repo.job()
-            .schedule(
-                &mut rng,
-                &clock,
-                NewJob {
-                    queue: PROVISION_QUEUE.to_owned(),
-                    payload,
-                    run_at: None,
-                },
-            )
-            .await?;
+        let job = HomeserverJob::ProvisionUser {
+            user_id: user.id,
+            display_name: args.display_name.clone(),
+        };
+        repo.job().schedule(&mut rng, &clock, job.to_job()).await?;
         repo.save().await?;
         println!("User `{}` created (id {})", user.username, user.id);
         factory.close().await?;

@@ -3,3 +3,4 @@
 pub(crate) mod config;
 pub(crate) mod database;
 pub(crate) mod manage;
+pub(crate) mod users;

@@ -1,0 +1,51 @@
+//! Devices on the homeserver, made before the tokens that use them are handed out.
+
+use std::time::Duration;
+
+use mas_data_model::User;
+use mas_matrix::{HomeserverError, ProvisionRequest};
+
+use crate::AppState;
+
+/// Past the connector's own per-call timeout, a last bound on a whole exchange with the
+/// homeserver (which may take two or three calls).
+pub(crate) const DEADLINE: Duration = Duration::from_secs(8);
+
+/// Upserts the device, provisioning the user first if the homeserver does not know it
+/// yet (its provisioning job may still be queued). Bounded by [`DEADLINE`].
+pub(crate) async fn ensure_device(
+    state: &AppState,
+    user: &User,
+    device_id: &str,
+    display_name: Option<&str>,
+) -> Result<(), HomeserverError> {
+    let hs = state.homeserver.as_ref();
+    let work = async {
+        match hs
+            .upsert_device(&user.username, device_id, display_name)
+            .await
+        {
+            Err(HomeserverError::UserNotFound) => {
+                hs.provision_user(&ProvisionRequest::new(&user.username, user.id.to_string()))
+                    .await?;
+                hs.upsert_device(&user.username, device_id, display_name)
+                    .await
+            }
+            other => other,
+        }
+    };
+    tokio::time::timeout(DEADLINE, work)
+        .await
+        .unwrap_or_else(|_| Err(HomeserverError::Unreachable("no answer in time".to_owned())))
+}
+
+/// Deletes the device at once, so the homeserver forgets the tokens it cached for it. A
+/// failure is only logged: the caller has queued a job that retries.
+pub(crate) async fn delete_device_now(state: &AppState, user: &User, device_id: &str) {
+    let deletion = state.homeserver.delete_device(&user.username, device_id);
+    match tokio::time::timeout(DEADLINE, deletion).await {
+        Ok(Ok(()) | Err(HomeserverError::UserNotFound)) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "device deletion left to the job queue"),
+        Err(_) => tracing::warn!("device deletion timed out; left to the job queue"),
+    }
+}
