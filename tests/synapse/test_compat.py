@@ -120,6 +120,19 @@ def assert_token_dead(stack, token: str) -> None:
         assert body["active"] is False, body
 
 
+def assert_device_gone_from_synapse(stack, user, device_id: str) -> None:
+    """Legacy only: MAS deletes the device through Synapse's admin API (its token
+    may still be cached by Synapse, but the device must go)."""
+    url = f"{stack.synapse_url}/_synapse/admin/v2/users/{user.mxid}/devices/{device_id}"
+
+    def gone():
+        response = requests.get(url, headers=bearer(stack.secret), timeout=15)
+        assert response.status_code == 404, describe(response)
+        return True
+
+    poll(f"device {device_id} to be deleted on Synapse", gone, timeout=REVOKE_TIMEOUT, interval=0.2)
+
+
 def nio_client(stack, user) -> AsyncClient:
     return AsyncClient(stack.proxy_url, user.mxid, config=NIO_CONFIG)
 
@@ -324,12 +337,14 @@ def test_logout_ends_the_session(stack):
                 assert introspect(stack, login.access_token)["active"] is True
             logout = await client.logout()
             assert isinstance(logout, LogoutResponse), str(logout)
-            return login.access_token
+            return login
         finally:
             await client.close()
 
-    token = run(scenario())
-    assert_token_dead(stack, token)
+    login = run(scenario())
+    assert_token_dead(stack, login.access_token)
+    if stack.kind == "legacy":
+        assert_device_gone_from_synapse(stack, user, login.device_id)
 
 
 def test_logout_all_ends_every_session(stack):
@@ -349,3 +364,5 @@ def test_logout_all_ends_every_session(stack):
     assert response.status_code == 200, describe(response)
     for body in (first, second):
         assert_token_dead(stack, body["access_token"])
+        if stack.kind == "legacy":
+            assert_device_gone_from_synapse(stack, user, body["device_id"])
