@@ -1,8 +1,16 @@
 """Fixtures: one stack (Synapse + mas-server + nginx) per Synapse generation.
 
 `stack` is session-scoped and parametrised over "modern" and "legacy"; pytest runs
-all tests of one generation before starting the other, and tears the first stack
-down before the second comes up. Each test gets fresh users from `stack.new_user()`.
+all tests of one generation before those of the other. A stack is started when its
+generation's first test needs it and stays up to the end of the session (`stacks`).
+Each test gets fresh users from `stack.new_user()`.
+
+Synapse caches every introspection answer for 2 minutes, so a token that ends
+without Synapse being told (a lock; on legacy, also a logout or a revocation) keeps
+working there for up to that long. Tests that end such a token do not wait: they
+note it with `stack.expect_refused(...)`, and the last test of the session
+(test_synapse_catches_up.py) waits for those of both generations at once, so the
+2-minute wait is paid once per run.
 """
 
 from __future__ import annotations
@@ -35,6 +43,20 @@ class User:
 
 
 @dataclass
+class Ended:
+    """A token that Synapse must refuse once its cached introspection runs out."""
+
+    what: str
+    token: str
+    ended_at: float  # time.monotonic() of the lock, logout or revocation
+    cached_at: float  # time.monotonic() just before Synapse last accepted it
+
+
+# Measured propagation times, printed in the terminal summary.
+TIMINGS: list[str] = []
+
+
+@dataclass
 class Stack:
     kind: str
     dir: Path
@@ -44,6 +66,7 @@ class Stack:
     synapse_port: int
     proxy_port: int
     services: list[Service] = field(default_factory=list)
+    ended: list[Ended] = field(default_factory=list)
     _names: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     @property
@@ -57,6 +80,19 @@ class Stack:
     @property
     def proxy_url(self) -> str:
         return f"http://127.0.0.1:{self.proxy_port}"
+
+    @property
+    def issuer(self) -> str:
+        """MAS's public base and issuer: the proxy."""
+        return self.mas.public_base
+
+    def expect_refused(self, what: str, token: str, ended_at: float, cached_at: float) -> None:
+        """Leave the check that Synapse ends up refusing `token` to the last test."""
+        self.ended.append(Ended(what, token, ended_at, cached_at))
+
+    def report(self, line: str) -> None:
+        """A line for the terminal summary."""
+        TIMINGS.append(f"[{self.kind}] {line}")
 
     def new_user(self, prefix: str = "user") -> User:
         """Register a fresh user in MAS (only; provisioning on Synapse is MAS's job)."""
@@ -79,10 +115,8 @@ def _require_binaries() -> None:
             pytest.exit(f"{var} must name the built binary (got {path!r})", returncode=2)
 
 
-@pytest.fixture(scope="session", params=KINDS)
-def stack(request, tmp_path_factory):
+def start_stack(kind: str, tmp_path_factory) -> Stack:
     _require_binaries()
-    kind = request.param
     dir = tmp_path_factory.mktemp(kind)
     synapse_port, mas_port, proxy_port = (harness.free_port() for _ in range(3))
     secret, client_secret = _secret(), _secret()
@@ -94,7 +128,9 @@ def stack(request, tmp_path_factory):
             kind, dir / "synapse", synapse_port, mas_port, proxy_port, secret, client_secret
         )
         services.append(synapse)
-        mas = harness.prepare_mas(kind, dir / "mas", mas_port, synapse_port, secret, client_secret)
+        mas = harness.prepare_mas(
+            kind, dir / "mas", mas_port, f"http://127.0.0.1:{proxy_port}/", synapse_port, secret, client_secret
+        )
         synapse.wait_healthy(f"http://127.0.0.1:{synapse_port}/health")
         t_synapse = time.monotonic() - t0
         services.append(harness.start_mas(mas))
@@ -107,10 +143,27 @@ def stack(request, tmp_path_factory):
         f"\n[{kind}] synapse healthy after {t_synapse:.1f}s, all up after {time.monotonic() - t0:.1f}s;"
         f" proxy {proxy_port}, mas {mas_port}, synapse {synapse_port}; files in {dir}"
     )
-    stack = Stack(kind, dir, mas, secret, client_secret, synapse_port, proxy_port, services)
-    yield stack
-    for s in reversed(services):
-        s.stop()
+    return Stack(kind, dir, mas, secret, client_secret, synapse_port, proxy_port, services)
+
+
+@pytest.fixture(scope="session")
+def stacks():
+    """The stacks started so far, by kind; all are stopped at the end of the session."""
+    started: dict[str, Stack] = {}
+    yield started
+    for stack in started.values():
+        for s in reversed(stack.services):
+            s.stop()
+        if stack.ended:
+            stack.report(f"not checked (the last test did not run): {[e.what for e in stack.ended]}")
+
+
+@pytest.fixture(scope="session", params=KINDS)
+def stack(request, stacks, tmp_path_factory):
+    kind = request.param
+    if kind not in stacks:
+        stacks[kind] = start_stack(kind, tmp_path_factory)
+    return stacks[kind]
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -122,3 +175,10 @@ def pytest_runtest_makereport(item, call):
     if report.failed and isinstance(stack, Stack):
         for name, text in stack.log_tails().items():
             report.sections.append((f"log tail: {name}", text))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if TIMINGS:
+        terminalreporter.section("how long Synapse kept accepting ended tokens")
+        for line in TIMINGS:
+            terminalreporter.write_line(line)

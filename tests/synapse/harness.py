@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -172,12 +173,15 @@ _FAST = {"per_second": 1000, "burst_count": 1000}
 def synapse_config(
     kind: str, dir: Path, port: int, mas_port: int, public_port: int, secret: str, client_secret: str
 ) -> dict:
+    # Modern Synapse calls MAS directly; legacy Synapse finds MAS from its issuer, which
+    # is MAS's public address (the proxy), as the reverse-proxy documentation says.
     mas = f"http://127.0.0.1:{mas_port}/"
+    public = f"http://127.0.0.1:{public_port}/"
     doc: dict = {
         "server_name": SERVER_NAME,
         # What clients are told to use (the nginx in front); also turns on
         # /.well-known/matrix/client.
-        "public_baseurl": f"http://127.0.0.1:{public_port}/",
+        "public_baseurl": public,
         "pid_file": str(dir / "homeserver.pid"),
         "listeners": [
             {
@@ -214,12 +218,12 @@ def synapse_config(
         doc["experimental_features"] = {
             "msc3861": {
                 "enabled": True,
-                "issuer": mas,
+                "issuer": public,
                 "client_id": SYNAPSE_CLIENT_ID,
                 "client_auth_method": "client_secret_basic",
                 "client_secret": client_secret,
                 "admin_token": secret,
-                "account_management_url": f"{mas}account",
+                "account_management_url": f"{public}account",
             }
         }
     else:
@@ -248,9 +252,12 @@ class Mas:
     dir: Path
     config_files: list[Path]
     port: int
+    # http.public_base (also the issuer): the proxy, which serves MAS's own paths.
+    public_base: str
 
     @property
     def base(self) -> str:
+        """MAS reached directly (as modern Synapse does), not through the proxy."""
         return f"http://127.0.0.1:{self.port}/"
 
     def config_args(self) -> list[str]:
@@ -287,14 +294,14 @@ _MAS_FAST = {"burst": 1000, "per_second": 1000}
 
 
 def prepare_mas(
-    kind: str, dir: Path, port: int, synapse_port: int, secret: str, client_secret: str
+    kind: str, dir: Path, port: int, public_base: str, synapse_port: int, secret: str, client_secret: str
 ) -> Mas:
     dir.mkdir(parents=True, exist_ok=True)
     generated = dir / "config.yaml"
     subprocess.run([MAS_CLI, "config", "generate", "-o", str(generated)], cwd=dir, env=mas_env(), check=True)
     override: dict = {
         "http": {
-            "public_base": f"http://127.0.0.1:{port}/",
+            "public_base": public_base,
             "listeners": [
                 {
                     "name": "web",
@@ -336,7 +343,7 @@ def prepare_mas(
     doc.get("http", {}).pop("listeners", None)
     write_yaml(generated, doc)
     override_path = write_yaml(dir / "override.yaml", override)
-    return Mas(dir, [generated, override_path], port)
+    return Mas(dir, [generated, override_path], port, public_base)
 
 
 def start_mas(mas: Mas) -> Service:
@@ -353,7 +360,15 @@ def start_mas(mas: Mas) -> Service:
 
 # --- nginx -------------------------------------------------------------------------
 
-NGINX_CONF = """\
+# The proxy configuration is the example in the admin documentation, run as written
+# there: only the example addresses are replaced by our ports.
+REVERSE_PROXY_DOC = Path(__file__).resolve().parents[2] / "docs" / "setup" / "reverse-proxy.md"
+DOC_START, DOC_END = "<!-- nginx-example:start -->", "<!-- nginx-example:end -->"
+# The documented example addresses: the service, Synapse, the proxy's listen line.
+DOC_MAS, DOC_SYNAPSE, DOC_LISTEN = "127.0.0.1:8080", "127.0.0.1:8008", "listen 8000;"
+
+# What nginx needs around a `server {}` block to run unprivileged in one directory.
+NGINX_SCAFFOLD = """\
 daemon off;
 worker_processes 1;
 pid {dir}/nginx.pid;
@@ -366,34 +381,48 @@ http {{
     fastcgi_temp_path {dir}/tmp/fastcgi;
     uwsgi_temp_path {dir}/tmp/uwsgi;
     scgi_temp_path {dir}/tmp/scgi;
-    proxy_http_version 1.1;
-    proxy_set_header Host $http_host;
-    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-    proxy_set_header X-Forwarded-Proto $scheme;
-    server {{
-        listen 127.0.0.1:{port};
-        # The compatibility layer: password login, logout and refresh move to MAS.
-        location ~ ^/_matrix/client/(r0|v3)/(login|logout|refresh)(/.*)?$ {{
-            proxy_pass http://127.0.0.1:{mas_port};
-        }}
-        location / {{
-            proxy_pass http://127.0.0.1:{synapse_port};
-        }}
-        location = /nginx-health {{
-            return 200 "ok";
-        }}
-    }}
+{server}
 }}
 """
+
+
+def documented_nginx_server(doc: Path = REVERSE_PROXY_DOC) -> str:
+    """The fenced nginx block between the markers in the reverse-proxy page."""
+    try:
+        text = doc.read_text()
+    except OSError as e:
+        raise AssertionError(f"cannot read the reverse-proxy documentation {doc}: {e}") from None
+    if text.count(DOC_START) != 1 or text.count(DOC_END) != 1:
+        raise AssertionError(f"{doc}: expected exactly one {DOC_START} ... {DOC_END} section")
+    section = text.split(DOC_START, 1)[1].split(DOC_END, 1)[0]
+    match = re.fullmatch(r"\s*```nginx\n(.*?)```\s*", section, re.DOTALL)
+    if not match:
+        raise AssertionError(f"{doc}: the section between the markers must be one ```nginx block")
+    return match.group(1)
+
+
+def nginx_config(dir: Path, port: int, mas_port: int, synapse_port: int) -> str:
+    server = documented_nginx_server()
+    for example, real in (
+        (DOC_MAS, f"127.0.0.1:{mas_port}"),
+        (DOC_SYNAPSE, f"127.0.0.1:{synapse_port}"),
+        (DOC_LISTEN, f"listen 127.0.0.1:{port};"),
+    ):
+        if example not in server:
+            raise AssertionError(f"{REVERSE_PROXY_DOC}: the nginx example no longer contains `{example}`")
+        server = server.replace(example, real)
+    indented = "\n".join(f"    {line}" if line else "" for line in server.splitlines())
+    return NGINX_SCAFFOLD.format(dir=dir, server=indented)
 
 
 def start_nginx(dir: Path, port: int, mas_port: int, synapse_port: int) -> Service:
     (dir / "tmp").mkdir(parents=True, exist_ok=True)
     conf = dir / "nginx.conf"
-    conf.write_text(NGINX_CONF.format(dir=dir, port=port, mas_port=mas_port, synapse_port=synapse_port))
+    conf.write_text(nginx_config(dir, port, mas_port, synapse_port))
     service = Service("nginx", [NGINX, "-e", "stderr", "-c", str(conf), "-p", str(dir)], dir / "nginx.log", dir).start()
     try:
-        service.wait_healthy(f"http://127.0.0.1:{port}/nginx-health", timeout=10)
+        # Served by mas-server (already up) through the documented routes.
+        service.wait_healthy(f"http://127.0.0.1:{port}/.well-known/openid-configuration", timeout=10)
     except BaseException:
         service.stop()
         raise
@@ -423,3 +452,64 @@ def describe(response: requests.Response) -> str:
     except ValueError:
         pass
     return f"{response.request.method} {response.url} -> {response.status_code}: {body[:500]}"
+
+
+# --- Matrix-side checks shared by the test files -----------------------------------
+
+# Provisioning on Synapse is asynchronous (a job in mas-server), so a brand-new user
+# may need a moment before the first login works end to end.
+PROVISION_TIMEOUT = 15.0
+# How long modern Synapse may take to refuse a token after a logout or revocation
+# (MAS deletes the device on Synapse, which drops its introspection cache at once).
+REVOKE_TIMEOUT = 10.0
+
+
+def whoami(stack, token: str) -> requests.Response:
+    return requests.get(
+        f"{stack.proxy_url}/_matrix/client/v3/account/whoami", headers=bearer(token), timeout=15
+    )
+
+
+def assert_whoami(stack, token: str, user, device_id: str) -> None:
+    """Synapse (not MAS) accepts the token: it introspected it at MAS and found the
+    user and device that MAS provisioned. The device may trail the login a little."""
+
+    def check():
+        response = whoami(stack, token)
+        if not_served(response):
+            raise Fatal(describe(response))
+        assert response.status_code == 200, describe(response)
+        return response.json()
+
+    body = poll(f"whoami for {user.mxid}", check, timeout=PROVISION_TIMEOUT, interval=0.2)
+    assert body["user_id"] == user.mxid, body
+    assert body["device_id"] == device_id, body
+
+
+def assert_refused_promptly(stack, token: str, what: str) -> None:
+    """Modern Synapse stops accepting a token whose device MAS deleted."""
+
+    def refused():
+        response = whoami(stack, token)
+        assert response.status_code == 401, describe(response)
+        assert response.json()["errcode"] == "M_UNKNOWN_TOKEN", describe(response)
+        return True
+
+    poll(f"Synapse to refuse {what}", refused, timeout=REVOKE_TIMEOUT, interval=0.2)
+
+
+def introspect_as_synapse(stack, token: str) -> dict:
+    """Ask MAS about a token with the credentials this Synapse generation uses:
+    matrix.secret as a bearer token (modern), the static client (legacy)."""
+    if stack.kind == "legacy":
+        auth = basic_auth(SYNAPSE_CLIENT_ID, stack.client_secret)
+    else:
+        auth = f"Bearer {stack.secret}"
+    response = requests.post(
+        f"{stack.mas_url}/oauth2/introspect",
+        data={"token": token, "token_type_hint": "access_token"},
+        headers={"Authorization": auth, "Accept": "application/json"},
+        timeout=15,
+    )
+    assert response.status_code == 200, describe(response)
+    return response.json()

@@ -6,6 +6,7 @@ tokens that Synapse accepts because MAS provisioned the user and device there.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 import requests
@@ -17,20 +18,28 @@ from nio import (
     LogoutResponse,
     ProfileGetDisplayNameResponse,
     ProfileSetDisplayNameResponse,
+    JoinResponse,
     RoomCreateResponse,
+    RoomMessagesResponse,
+    RoomMessageText,
+    RoomSendResponse,
     SyncResponse,
     WhoamiResponse,
 )
 
-import harness
-from harness import Fatal, bearer, describe, not_served, poll
+from harness import (
+    PROVISION_TIMEOUT,
+    REVOKE_TIMEOUT,
+    Fatal,
+    assert_refused_promptly,
+    assert_whoami,
+    bearer,
+    describe,
+    introspect_as_synapse,
+    not_served,
+    poll,
+)
 
-# Provisioning on Synapse is asynchronous (a job in mas-server), so a brand-new user
-# may need a moment before the first login works end to end.
-PROVISION_TIMEOUT = 15.0
-# How long Synapse may take to stop accepting a token after a logout (modern: MAS
-# deletes the device on Synapse, which drops its introspection cache at once).
-REVOKE_TIMEOUT = 10.0
 NIO_CONFIG = AsyncClientConfig(
     max_limit_exceeded=0, max_timeouts=0, request_timeout=15, encryption_enabled=False
 )
@@ -66,58 +75,17 @@ def login_ok(stack, user, **kwargs) -> dict:
     return poll(f"a password login of {user.mxid}", attempt, timeout=PROVISION_TIMEOUT, interval=0.5)
 
 
-def whoami(stack, token: str) -> requests.Response:
-    return requests.get(
-        f"{stack.proxy_url}/_matrix/client/v3/account/whoami", headers=bearer(token), timeout=15
-    )
-
-
-def assert_whoami(stack, token: str, user, device_id: str) -> None:
-    """Synapse (not MAS) accepts the token: it introspected it at MAS and found the
-    user and device that MAS provisioned. The device may trail the login a little."""
-
-    def check():
-        response = whoami(stack, token)
-        if not_served(response):
-            raise Fatal(describe(response))
-        assert response.status_code == 200, describe(response)
-        return response.json()
-
-    body = poll(f"whoami for {user.mxid}", check, timeout=PROVISION_TIMEOUT, interval=0.2)
-    assert body["user_id"] == user.mxid
-    assert body["device_id"] == device_id
-
-
-def introspect(stack, token: str) -> dict:
-    """Ask MAS about a token as legacy Synapse does (the static client, Basic auth)."""
-    response = requests.post(
-        f"{stack.mas_url}/oauth2/introspect",
-        data={"token": token, "token_type_hint": "access_token"},
-        headers={
-            "Authorization": harness.basic_auth(harness.SYNAPSE_CLIENT_ID, stack.client_secret),
-            "Accept": "application/json",
-        },
-        timeout=15,
-    )
-    assert response.status_code == 200, describe(response)
-    return response.json()
-
-
-def assert_token_dead(stack, token: str) -> None:
-    """After a logout: modern Synapse rejects the token promptly; legacy Synapse may
-    serve it from its 2-minute cache, so there we ask MAS, which must say inactive."""
+def assert_token_dead(stack, token: str, what: str | None = None, seen_at: float | None = None) -> None:
+    """After a logout: MAS calls the token inactive at once, and modern Synapse refuses
+    it promptly. Legacy Synapse may serve it from its 2-minute cache; given `what` and
+    `seen_at` (just before Synapse first saw the token), the last test of the run
+    (test_synapse_catches_up.py) waits for the refusal there."""
+    ended_at = time.monotonic()
+    assert introspect_as_synapse(stack, token)["active"] is False
     if stack.kind == "modern":
-
-        def rejected():
-            response = whoami(stack, token)
-            assert response.status_code == 401, describe(response)
-            assert response.json()["errcode"] == "M_UNKNOWN_TOKEN", describe(response)
-            return True
-
-        poll("Synapse to reject a logged-out token", rejected, timeout=REVOKE_TIMEOUT, interval=0.2)
-    else:
-        body = introspect(stack, token)
-        assert body["active"] is False, body
+        assert_refused_promptly(stack, token, "a logged-out token")
+    elif what is not None:
+        stack.expect_refused(what, token, ended_at, seen_at)
 
 
 def assert_device_gone_from_synapse(stack, user, device_id: str) -> None:
@@ -186,8 +154,8 @@ def test_synapse_uses_mas_as_issuer(stack):
         "/_matrix/client/unstable/org.matrix.msc2965/auth_metadata",
     ):
         metadata = get_json_eventually(stack.proxy_url + path)
-        assert metadata["issuer"] == stack.mas.base, path
-        assert metadata["introspection_endpoint"].startswith(stack.mas.base), path
+        assert metadata["issuer"] == stack.issuer, path
+        assert metadata["introspection_endpoint"].startswith(stack.issuer), path
 
     issuer = requests.get(
         f"{stack.proxy_url}/_matrix/client/unstable/org.matrix.msc2965/auth_issuer", timeout=15
@@ -195,7 +163,7 @@ def test_synapse_uses_mas_as_issuer(stack):
     if stack.kind == "legacy":
         # Only the msc3861 generation still has the older auth_issuer endpoint.
         assert issuer.status_code == 200, describe(issuer)
-        assert issuer.json() == {"issuer": stack.mas.base}
+        assert issuer.json() == {"issuer": stack.issuer}
     else:
         assert issuer.status_code == 404, describe(issuer)
 
@@ -203,23 +171,55 @@ def test_synapse_uses_mas_as_issuer(stack):
 def test_well_known_points_clients_at_the_proxy_and_mas(stack):
     body = get_json_eventually(f"{stack.proxy_url}/.well-known/matrix/client")
     assert body["m.homeserver"]["base_url"] == f"{stack.proxy_url}/", body
-    assert body["org.matrix.msc2965.authentication"]["issuer"] == stack.mas.base, body
+    assert body["org.matrix.msc2965.authentication"]["issuer"] == stack.issuer, body
 
 
 def test_mas_accepts_synapse_credentials(stack):
     """Introspection with the credentials this Synapse generation uses is accepted
     (an unknown token is simply inactive)."""
-    if stack.kind == "legacy":
-        assert introspect(stack, "mct_not_a_real_token_000000")["active"] is False
-    else:
-        response = requests.post(
-            f"{stack.mas_url}/oauth2/introspect",
-            data={"token": "mct_not_a_real_token_000000", "token_type_hint": "access_token"},
-            headers={**bearer(stack.secret), "Accept": "application/json"},
-            timeout=15,
-        )
-        assert response.status_code == 200, describe(response)
-        assert response.json()["active"] is False, describe(response)
+    assert introspect_as_synapse(stack, "mct_not_a_real_token_000000") == {"active": False}
+
+
+def test_proxy_serves_the_documented_routes(stack):
+    """The nginx config is the example in docs/setup/reverse-proxy.md: MAS's own
+    endpoints and pages are reached through it, the client API goes to Synapse."""
+    discovery = requests.get(f"{stack.proxy_url}/.well-known/openid-configuration", timeout=15)
+    assert discovery.status_code == 200, describe(discovery)
+    assert discovery.json()["issuer"] == stack.issuer
+    login_page = requests.get(f"{stack.proxy_url}/login", timeout=15)
+    assert login_page.status_code == 200, describe(login_page)
+    assert 'name="password"' in login_page.text
+    versions = requests.get(f"{stack.proxy_url}/_matrix/client/versions", timeout=15)
+    assert versions.status_code == 200, describe(versions)
+    assert "v1.1" in versions.json()["versions"]
+
+
+# --- tokens that end without Synapse being told --------------------------------------
+# Early in the file on purpose: Synapse's 2-minute introspection cache decides when
+# these tokens stop working there, and the wait for that (in the last test) runs
+# while the other tests do.
+
+
+def test_locking_a_user_ends_its_tokens(stack):
+    """`mas-cli manage lock-user`: MAS refuses the user's token at once. Nothing tells
+    Synapse, so it keeps accepting the token until its cached introspection answer
+    expires (checked by test_synapse_catches_up.py). Measured here: both generations
+    refused the token 120 s after Synapse first saw it (see the run's summary)."""
+    user = stack.new_user("gina")
+    body = login_ok(stack, user)
+    seen_at = time.monotonic()
+    assert_whoami(stack, body["access_token"], user, body["device_id"])
+    assert introspect_as_synapse(stack, body["access_token"])["active"] is True
+
+    stack.mas.cli("manage", "lock-user", user.localpart)
+    locked_at = time.monotonic()
+    assert introspect_as_synapse(stack, body["access_token"]) == {"active": False}
+    stack.expect_refused("compat token of a locked user", body["access_token"], locked_at, seen_at)
+
+    # A new login is refused, with the Matrix error for a locked account.
+    response = password_login(stack, user)
+    assert response.status_code == 401, describe(response)
+    assert response.json()["errcode"] == "M_USER_LOCKED", describe(response)
 
 
 # --- the compatibility layer ------------------------------------------------------
@@ -263,6 +263,47 @@ def test_new_user_logs_in_with_nio_and_uses_synapse(stack):
             assert room.room_id.startswith("!")
         finally:
             await client.close()
+
+    run(scenario())
+
+
+def test_users_exchange_a_message_in_a_room(stack):
+    """Two users logged in with nio: one creates a room, invites the other and sends
+    a text message; the other joins and reads it with /messages, and the sender sees
+    it in its own sync."""
+    alice, bob = stack.new_user("alice"), stack.new_user("bob")
+    text = f"hello from {alice.localpart} on {stack.kind}"
+
+    async def scenario():
+        a, b = nio_client(stack, alice), nio_client(stack, bob)
+        try:
+            await nio_login(stack, alice, a)
+            await nio_login(stack, bob, b)
+            # The invitee must exist on Synapse (provisioned by MAS) before the invite.
+            await poll_async(b.whoami, WhoamiResponse)
+
+            room = await a.room_create(name="message test", invite=[bob.mxid])
+            assert isinstance(room, RoomCreateResponse), str(room)
+            sent = await a.room_send(room.room_id, "m.room.message", {"msgtype": "m.text", "body": text})
+            assert isinstance(sent, RoomSendResponse), str(sent)
+
+            joined = await b.join(room.room_id)
+            assert isinstance(joined, JoinResponse), str(joined)
+            history = await b.room_messages(room.room_id, limit=50)
+            assert isinstance(history, RoomMessagesResponse), str(history)
+            seen = [e for e in history.chunk if isinstance(e, RoomMessageText) and e.event_id == sent.event_id]
+            assert len(seen) == 1, [str(e) for e in history.chunk]
+            assert seen[0].body == text
+            assert seen[0].sender == alice.mxid
+
+            sync = await a.sync(timeout=0, sync_filter={"room": {"timeline": {"limit": 50}}})
+            assert isinstance(sync, SyncResponse), str(sync)
+            timeline = sync.rooms.join[room.room_id].timeline.events
+            bodies = [e.body for e in timeline if isinstance(e, RoomMessageText)]
+            assert bodies == [text], bodies
+        finally:
+            await a.close()
+            await b.close()
 
     run(scenario())
 
@@ -326,23 +367,26 @@ def test_login_without_refresh_token_gets_none(stack):
 
 
 def test_logout_ends_the_session(stack):
+    """Legacy Synapse does not check the device, so it serves the logged-out token from
+    its cache until that runs out (checked by test_synapse_catches_up.py; measured:
+    refused 120 s after Synapse first saw it)."""
     user = stack.new_user("erin")
 
     async def scenario():
         client = nio_client(stack, user)
         try:
             login = await nio_login(stack, user, client)
+            seen_at = time.monotonic()
             await poll_async(client.whoami, WhoamiResponse)
-            if stack.kind == "legacy":
-                assert introspect(stack, login.access_token)["active"] is True
+            assert introspect_as_synapse(stack, login.access_token)["active"] is True
             logout = await client.logout()
             assert isinstance(logout, LogoutResponse), str(logout)
-            return login
+            return login, seen_at
         finally:
             await client.close()
 
-    login = run(scenario())
-    assert_token_dead(stack, login.access_token)
+    login, seen_at = run(scenario())
+    assert_token_dead(stack, login.access_token, "compat token after /logout", seen_at)
     if stack.kind == "legacy":
         assert_device_gone_from_synapse(stack, user, login.device_id)
 

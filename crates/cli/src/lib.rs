@@ -44,6 +44,8 @@ enum Command {
     Server(serve::ServerArgs),
     /// Run only the background job worker (for a `mas-server --no-worker` deployment).
     Worker,
+    /// Check the configuration against the running homeserver and say what to fix.
+    Doctor,
 }
 
 /// `mas-server`: runs the service.
@@ -78,6 +80,9 @@ pub fn mas_cli_main() -> ExitCode {
         Command::Manage(command) => command.run(&files),
         Command::Server(args) => serve::run(&files, &args),
         Command::Worker => serve::run_worker(&files),
+        Command::Doctor => mas_config::load(&files)
+            .map_err(anyhow::Error::from)
+            .and_then(|config| commands::doctor::run(&config)),
     };
     report(result)
 }

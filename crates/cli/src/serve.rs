@@ -112,7 +112,8 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
                 let router = router.clone();
                 let mut stop = stop_rx.clone();
                 servers.spawn(async move {
-                    axum::serve(tcp, router)
+                    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+                    axum::serve(tcp, service)
                         .with_graceful_shutdown(async move {
                             let _ = stop.wait_for(|stop| *stop).await;
                         })
@@ -190,6 +191,29 @@ pub(crate) async fn worker(
     worker.run(wake, stop)
 }
 
+/// The login throttles of `rate_limiting.login`, with `http.trusted_proxies`.
+fn rate_limits(config: &mas_config::RootConfig) -> anyhow::Result<mas_handlers::RateLimits> {
+    let limit = |l: mas_config::sections::RateLimiterConfig| mas_handlers::Limit {
+        burst: l.burst,
+        per_second: l.per_second,
+    };
+    let proxies = config
+        .http
+        .trusted_proxies
+        .iter()
+        .map(|p| {
+            p.parse::<ipnet::IpNet>()
+                .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .with_context(|| format!("http.trusted_proxies: `{p}` is not an IP network"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(mas_handlers::RateLimits::new(
+        limit(config.rate_limiting.login.per_ip),
+        limit(config.rate_limiting.login.per_account),
+        proxies,
+    ))
+}
+
 /// The handlers' state: plain values and the concrete parts picked here.
 fn app_state(
     config: &mas_config::RootConfig,
@@ -203,6 +227,9 @@ fn app_state(
         encrypter: mas_storage::Encrypter::new(&config.secrets.encryption_key()?),
         access_token_ttl: chrono::Duration::seconds(
             i64::try_from(config.experimental.access_token_ttl).unwrap_or(300),
+        ),
+        compat_token_ttl: chrono::Duration::seconds(
+            i64::try_from(config.experimental.compat_token_ttl).unwrap_or(300),
         ),
         cookie_key: axum_extra::extract::cookie::Key::derive_from(
             &config.secrets.encryption_key()?,
@@ -222,6 +249,7 @@ fn app_state(
         matrix_secret: config.matrix.secret().ok(),
         remote_keys: Arc::new(mas_handlers::RemoteKeys::new()?),
         homeserver: crate::homeserver::connect(config)?,
+        rate_limits: Arc::new(rate_limits(config)?),
     })
 }
 

@@ -22,6 +22,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::rate_limit::ClientIp;
 
 /// The largest request body accepted.
 const MAX_BODY: usize = 64 * 1024;
@@ -33,6 +34,11 @@ pub(crate) fn router() -> Router<AppState> {
         let base = format!("/_matrix/client/{version}");
         router = router
             .route(&format!("{base}/login"), get(login_flows).post(login))
+            .route(&format!("{base}/login/sso/redirect"), get(sso_redirect))
+            .route(
+                &format!("{base}/login/sso/redirect/{{idp}}"),
+                get(sso_redirect),
+            )
             .route(&format!("{base}/logout"), post(logout))
             .route(&format!("{base}/logout/all"), post(logout_all))
             .route(&format!("{base}/refresh"), post(refresh));
@@ -46,6 +52,7 @@ pub(crate) struct MatrixError {
     status: StatusCode,
     errcode: &'static str,
     error: String,
+    retry_after: Option<std::time::Duration>,
 }
 
 impl MatrixError {
@@ -54,6 +61,7 @@ impl MatrixError {
             status,
             errcode,
             error: error.into(),
+            retry_after: None,
         }
     }
 
@@ -71,6 +79,15 @@ impl MatrixError {
             "M_UNKNOWN_TOKEN",
             "Invalid access token passed.",
         )
+    }
+
+    fn limited(wait: std::time::Duration) -> Self {
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            errcode: "M_LIMIT_EXCEEDED",
+            error: "Too many login attempts; wait before trying again".to_owned(),
+            retry_after: Some(wait),
+        }
     }
 
     fn bad_json(error: impl Into<String>) -> Self {
@@ -119,6 +136,10 @@ impl IntoResponse for MatrixError {
         if self.errcode == "M_UNKNOWN_TOKEN" {
             body["soft_logout"] = json!(false);
         }
+        if let Some(wait) = self.retry_after {
+            let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+            body["retry_after_ms"] = json!(ms.max(1));
+        }
         (self.status, Json(body)).into_response()
     }
 }
@@ -163,6 +184,14 @@ async fn login_flows(State(state): State<AppState>) -> Response {
     if state.passwords.is_enabled() {
         flows.push(json!({ "type": "m.login.password" }));
     }
+    // SSO through this service's own pages, then the token it hands back.
+    flows.push(json!({
+        "type": "m.login.sso",
+        "identity_providers": [],
+        "org.matrix.msc3824.delegated_oidc_compatibility": true,
+        "oauth_aware_preferred": true,
+    }));
+    flows.push(json!({ "type": "m.login.token" }));
     Json(json!({ "flows": flows })).into_response()
 }
 
@@ -185,6 +214,9 @@ struct LoginRequest {
     user: Option<String>,
     #[serde(default)]
     password: Option<String>,
+    /// The login token of `m.login.token`.
+    #[serde(default)]
+    token: Option<String>,
     #[serde(default)]
     device_id: Option<String>,
     #[serde(default)]
@@ -226,7 +258,7 @@ fn localpart_of(state: &AppState, request: &LoginRequest) -> Result<String, Matr
 }
 
 /// A device ID as Synapse makes them: ten capital letters.
-fn new_device_id() -> String {
+pub(crate) fn new_device_id() -> String {
     use rand::RngExt;
     let mut rng = rand::rng();
     (0..10)
@@ -285,18 +317,162 @@ async fn check_password(
 }
 
 #[tracing::instrument(name = "handlers.compat.login", skip_all)]
-async fn login(State(state): State<AppState>, request: Request) -> Result<Response, MatrixError> {
+async fn login(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    request: Request,
+) -> Result<Response, MatrixError> {
     let body: LoginRequest = json_body(request).await?;
     match body.kind.as_str() {
-        "m.login.password" => {}
-        other => {
-            return Err(MatrixError::new(
-                StatusCode::BAD_REQUEST,
-                "M_UNKNOWN",
-                format!("Unknown login type {other}"),
-            ));
+        "m.login.password" => {
+            state
+                .rate_limits
+                .login_from(ip)
+                .map_err(MatrixError::limited)?;
+            password_login(state, body).await
         }
+        "m.login.token" => token_login(state, body).await,
+        other => Err(MatrixError::new(
+            StatusCode::BAD_REQUEST,
+            "M_UNKNOWN",
+            format!("Unknown login type {other}"),
+        )),
     }
+}
+
+/// What a successful login answers.
+fn login_answer(state: &AppState, user: &User, device_id: &str, tokens: &IssuedTokens) -> Response {
+    let mut answer = json!({
+        "user_id": state.homeserver.mxid(&user.username),
+        "access_token": tokens.access_token,
+        "device_id": device_id,
+        "home_server": state.homeserver.homeserver(),
+    });
+    tokens.add_to(&mut answer);
+    Json(answer).into_response()
+}
+
+/// How long a login token handed back by the SSO page stays good.
+const LOGIN_TOKEN_TTL: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
+
+/// `m.login.token`: the token the SSO completion page handed the client.
+async fn token_login(state: AppState, body: LoginRequest) -> Result<Response, MatrixError> {
+    let refused = || MatrixError::new(StatusCode::FORBIDDEN, "M_FORBIDDEN", "Invalid login token");
+    let Some(token) = body.token.as_deref() else {
+        return Err(MatrixError::new(
+            StatusCode::BAD_REQUEST,
+            "M_MISSING_PARAM",
+            "No token given",
+        ));
+    };
+    let now = state.clock.now();
+    // Read what the token stands for, then make the device, then commit: no transaction
+    // is held while the homeserver is called.
+    let (login, session, user) = {
+        let mut repo = state.repos.reader().await?;
+        let Some(login) = repo.compat_sso_login().find_by_token(token).await? else {
+            return Err(refused());
+        };
+        let fresh = login
+            .fulfilled_at
+            .is_some_and(|at| now < at + LOGIN_TOKEN_TTL);
+        let Some(session_id) = login
+            .session_id
+            .filter(|_| fresh && login.exchanged_at.is_none())
+        else {
+            return Err(refused());
+        };
+        let session = repo
+            .compat_session()
+            .lookup(session_id)
+            .await?
+            .filter(CompatSession::is_active)
+            .ok_or_else(refused)?;
+        let user = repo
+            .user()
+            .lookup(session.user_id)
+            .await?
+            .filter(User::is_valid)
+            .ok_or_else(refused)?;
+        (login, session, user)
+    };
+    let device_id = session.device_id.clone().ok_or_else(refused)?;
+    crate::devices::ensure_device(&state, &user, &device_id, None)
+        .await
+        .map_err(|e| MatrixError::homeserver(&e))?;
+    let mut repo = state.repos.begin().await?;
+    // Conditional: a token is exchanged once, whatever races it.
+    if repo
+        .compat_sso_login()
+        .exchange(state.clock.as_ref(), login)
+        .await?
+        .is_none()
+    {
+        return Err(refused());
+    }
+    let tokens = issue_tokens(&state, repo.as_mut(), &session, body.refresh_token).await?;
+    repo.save().await?;
+    Ok(login_answer(&state, &user, &device_id, &tokens))
+}
+
+#[derive(Debug, Deserialize)]
+struct SsoRedirectQuery {
+    #[serde(rename = "redirectUrl")]
+    redirect_url: Option<String>,
+}
+
+/// `GET /login/sso/redirect[/{idp}]`: starts an SSO login and sends the browser to this
+/// service's completion page (on its public address, not the homeserver's).
+#[tracing::instrument(name = "handlers.compat.sso_redirect", skip_all)]
+async fn sso_redirect(
+    State(state): State<AppState>,
+    query: Result<axum::extract::Query<SsoRedirectQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, MatrixError> {
+    let missing = || {
+        MatrixError::new(
+            StatusCode::BAD_REQUEST,
+            "M_MISSING_PARAM",
+            "redirectUrl must be an absolute URL",
+        )
+    };
+    let target = query
+        .ok()
+        .and_then(|q| q.0.redirect_url)
+        .ok_or_else(missing)?;
+    let redirect_uri = url::Url::parse(&target).map_err(|_| missing())?;
+    if target.chars().any(char::is_control) {
+        return Err(missing());
+    }
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    // A placeholder nobody learns: the real token is set when the person completes it.
+    let placeholder = mas_oauth_core::tokens::random_string(&mut rng, 32);
+    let mut repo = state.repos.begin().await?;
+    let login = repo
+        .compat_sso_login()
+        .add(&mut rng, state.clock.as_ref(), &placeholder, redirect_uri)
+        .await?;
+    repo.save().await?;
+    let page = state
+        .oauth
+        .endpoints
+        .base
+        .join(&format!("complete-compat-sso/{}", login.id))
+        .map_err(|_| {
+            MatrixError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "M_UNKNOWN",
+                "Internal error",
+            )
+        })?;
+    Ok((
+        StatusCode::SEE_OTHER,
+        [(header::LOCATION, page.to_string())],
+    )
+        .into_response())
+}
+
+/// `m.login.password`.
+async fn password_login(state: AppState, body: LoginRequest) -> Result<Response, MatrixError> {
     if !state.passwords.is_enabled() {
         return Err(MatrixError::new(
             StatusCode::BAD_REQUEST,
@@ -305,6 +481,10 @@ async fn login(State(state): State<AppState>, request: Request) -> Result<Respon
         ));
     }
     let localpart = localpart_of(&state, &body)?;
+    state
+        .rate_limits
+        .login_as(&localpart)
+        .map_err(MatrixError::limited)?;
     let Some(password) = body.password.clone() else {
         return Err(MatrixError::new(
             StatusCode::BAD_REQUEST,
@@ -367,14 +547,7 @@ async fn login(State(state): State<AppState>, request: Request) -> Result<Respon
     let tokens = issue_tokens(&state, repo.as_mut(), &session, body.refresh_token).await?;
     repo.save().await?;
 
-    let mut answer = json!({
-        "user_id": state.homeserver.mxid(&user.username),
-        "access_token": tokens.access_token,
-        "device_id": device_id,
-        "home_server": state.homeserver.homeserver(),
-    });
-    tokens.add_to(&mut answer);
-    Ok(Json(answer).into_response())
+    Ok(login_answer(&state, &user, &device_id, &tokens))
 }
 
 /// What a login or refresh hands out.
@@ -406,7 +579,7 @@ async fn issue_tokens(
     let clock = state.clock.as_ref();
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
     let access_token = mas_oauth_core::tokens::generate(&mut rng, TokenType::CompatAccessToken);
-    let ttl = refreshable.then_some(state.access_token_ttl);
+    let ttl = refreshable.then_some(state.compat_token_ttl);
     let access = repo
         .compat_access_token()
         .add(&mut rng, clock, session, &access_token, ttl)

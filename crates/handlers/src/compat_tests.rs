@@ -136,7 +136,7 @@ async fn a_password_login_provisions_the_device_then_hands_out_its_token() {
         .call("GET", "/_matrix/client/v3/login", None, Body::empty())
         .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(flows, json!({"flows": [{"type": "m.login.password"}]}));
+    assert_eq!(flows["flows"][0], json!({"type": "m.login.password"}));
 
     let alice = h.user("alice").await;
     let mut body = password_login("alice");
@@ -418,4 +418,211 @@ async fn a_logout_while_the_homeserver_is_down_leaves_a_job() {
         .unwrap();
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0].payload["device_id"], login["device_id"]);
+}
+
+#[tokio::test]
+async fn sso_login_hands_back_a_one_time_login_token() {
+    use axum_extra::extract::cookie::{Cookie, PrivateCookieJar};
+    let h = Harness::new().await;
+    let alice = h.user("alice").await;
+    let (_, flows) = h
+        .call("GET", "/_matrix/client/v3/login", None, Body::empty())
+        .await;
+    let kinds: Vec<&str> = flows["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["m.login.password", "m.login.sso", "m.login.token"]);
+
+    // The client sends the browser to the redirect endpoint: it lands on this service.
+    let app = router(&[Resource::Compat, Resource::Human], None, h.state.clone());
+    let response = app
+        .clone()
+        .oneshot(
+            Request::get(
+                "/_matrix/client/v3/login/sso/redirect?redirectUrl=https%3A%2F%2Fclient.example.org%2Fback%3Fx%3D1",
+            )
+            .body(Body::empty())
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let page = response.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        page.starts_with("https://auth.example.com/complete-compat-sso/"),
+        "{page}"
+    );
+    let path = page.trim_start_matches("https://auth.example.com");
+
+    // Not signed in: the page sends the person to log in first.
+    let response = app
+        .clone()
+        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(
+        response.headers()["location"]
+            .to_str()
+            .unwrap()
+            .starts_with("/login?next=")
+    );
+
+    // Signed in (a browser session in the encrypted cookie), with a CSRF token.
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let mut repo = h.state.repos.begin().await.unwrap();
+    let browser = repo
+        .browser_session()
+        .add(&mut rng, &SystemClock, &alice, None)
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+    let jar = PrivateCookieJar::new(h.state.cookie_key.clone())
+        .add(Cookie::new("mas-session", browser.id.to_string()))
+        .add(Cookie::new("mas-csrf", "csrf-value"));
+    let encrypted = {
+        use axum::response::IntoResponse;
+        jar.into_response()
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let response = app
+        .clone()
+        .oneshot(
+            Request::get(path)
+                .header("cookie", &encrypted)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let html = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let html = String::from_utf8_lossy(&html);
+    assert!(html.contains("client.example.org"), "{html}");
+    assert!(html.contains("alice"), "{html}");
+
+    let post = |csrf: &'static str| {
+        Request::post(path)
+            .header("cookie", &encrypted)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(format!("csrf={csrf}&action=continue")))
+            .unwrap()
+    };
+    let response = app.clone().oneshot(post("forged")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST, "a forged form");
+    let response = app.clone().oneshot(post("csrf-value")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let back = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
+    assert_eq!(back.host_str(), Some("client.example.org"));
+    let pairs: std::collections::HashMap<_, _> = back.query_pairs().into_owned().collect();
+    assert_eq!(pairs["x"], "1", "the client's own query is kept");
+    let login_token = pairs["loginToken"].clone();
+    // Completing twice is refused: the page has expired.
+    let response = app.clone().oneshot(post("csrf-value")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+
+    // The client exchanges the token once, and gets a device on the homeserver.
+    let body = json!({"type": "m.login.token", "token": login_token});
+    let (status, answer) = h.login(&body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["user_id"], "@alice:example.com");
+    let device = answer["device_id"].as_str().unwrap();
+    assert!(
+        h.homeserver
+            .user("alice")
+            .unwrap()
+            .devices
+            .contains_key(device)
+    );
+    assert_eq!(
+        h.introspect(answer["access_token"].as_str().unwrap()).await["device_id"],
+        device
+    );
+    let (status, answer) = h.login(&body).await;
+    assert_eq!(
+        (status, answer["errcode"].as_str()),
+        (StatusCode::FORBIDDEN, Some("M_FORBIDDEN")),
+        "a login token is good once"
+    );
+    let (status, answer) = h
+        .login(&json!({"type": "m.login.token", "token": "made-up"}))
+        .await;
+    assert_eq!(
+        (status, answer["errcode"].as_str()),
+        (StatusCode::FORBIDDEN, Some("M_FORBIDDEN"))
+    );
+
+    // A redirect endpoint call without a usable redirectUrl is a Matrix error.
+    let (status, answer) = h
+        .call(
+            "GET",
+            "/_matrix/client/v3/login/sso/redirect",
+            None,
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["errcode"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("M_MISSING_PARAM"))
+    );
+}
+
+#[tokio::test]
+async fn too_many_attempts_get_m_limit_exceeded_and_unknown_paths_m_unrecognized() {
+    let mut h = Harness::new().await;
+    h.state.rate_limits = Arc::new(crate::RateLimits::new(
+        crate::Limit {
+            burst: 100,
+            per_second: 1.0,
+        },
+        crate::Limit {
+            burst: 2,
+            per_second: 1.0 / 60.0,
+        },
+        Vec::new(),
+    ));
+    h.user("alice").await;
+    let mut wrong = password_login("alice");
+    wrong["password"] = json!("guess");
+    for _ in 0..2 {
+        let (status, _) = h.login(&wrong).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+    // The account's bucket is dry: even the right password waits.
+    let (status, answer) = h.login(&password_login("alice")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{answer}");
+    assert_eq!(answer["errcode"], "M_LIMIT_EXCEEDED");
+    let wait = answer["retry_after_ms"].as_u64().unwrap();
+    assert!((1..=60_000).contains(&wait), "{wait}");
+
+    for (method, path, status) in [
+        ("GET", "/_matrix/client/v3/sync", StatusCode::NOT_FOUND),
+        (
+            "PUT",
+            "/_matrix/client/v3/login",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+        (
+            "GET",
+            "/_matrix/client/r0/logout",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+    ] {
+        let (got, answer) = h.call(method, path, None, Body::empty()).await;
+        assert_eq!(
+            (got, answer["errcode"].as_str()),
+            (status, Some("M_UNRECOGNIZED")),
+            "{method} {path}"
+        );
+    }
 }

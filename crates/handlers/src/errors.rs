@@ -14,8 +14,24 @@ pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) ->
         .into_response()
 }
 
+/// Matrix clients get Matrix errors: `M_UNRECOGNIZED`, as a homeserver answers.
+fn is_matrix(uri: &axum::http::Uri) -> bool {
+    uri.path().contains("/_matrix/")
+}
+
+fn unrecognized(status: StatusCode) -> Response {
+    (
+        status,
+        Json(json!({ "errcode": "M_UNRECOGNIZED", "error": "Unrecognized request" })),
+    )
+        .into_response()
+}
+
 /// Unknown paths.
-pub(crate) async fn not_found() -> Response {
+pub(crate) async fn not_found(uri: axum::http::Uri) -> Response {
+    if is_matrix(&uri) {
+        return unrecognized(StatusCode::NOT_FOUND);
+    }
     oauth_error(
         StatusCode::NOT_FOUND,
         "not_found",
@@ -24,7 +40,10 @@ pub(crate) async fn not_found() -> Response {
 }
 
 /// A known path with the wrong method.
-pub(crate) async fn method_not_allowed() -> Response {
+pub(crate) async fn method_not_allowed(uri: axum::http::Uri) -> Response {
+    if is_matrix(&uri) {
+        return unrecognized(StatusCode::METHOD_NOT_ALLOWED);
+    }
     oauth_error(
         StatusCode::METHOD_NOT_ALLOWED,
         "invalid_request",

@@ -15,6 +15,7 @@ mod oauth2;
 #[cfg(test)]
 mod oauth2_tests;
 mod passwords;
+mod rate_limit;
 mod remote_keys;
 
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use mas_oauth_core::{Endpoints, KeyStore, ProviderMetadata};
 use mas_storage::{Clock, Encrypter, Health, RepositoryFactory};
 
 pub use self::passwords::PasswordChecker;
+pub use self::rate_limit::{Limit, RateLimits};
 pub use self::remote_keys::RemoteKeys;
 use tower_http::trace::TraceLayer;
 
@@ -74,6 +76,8 @@ pub struct AppState {
     pub encrypter: Encrypter,
     /// Lifetime of OAuth 2.0 access tokens.
     pub access_token_ttl: chrono::Duration,
+    /// Lifetime of refreshable compatibility access tokens (`experimental.compat_token_ttl`).
+    pub compat_token_ttl: chrono::Duration,
     /// Encrypts the cookies.
     pub cookie_key: axum_extra::extract::cookie::Key,
     /// Whether cookies are marked `Secure` (the service is served over HTTPS).
@@ -88,6 +92,8 @@ pub struct AppState {
     pub remote_keys: Arc<RemoteKeys>,
     /// The homeserver, for devices the compatibility layer and OAuth logins create.
     pub homeserver: Arc<dyn mas_matrix::HomeserverConnection>,
+    /// Login throttles.
+    pub rate_limits: Arc<RateLimits>,
 }
 
 impl AppState {
@@ -226,6 +232,7 @@ pub(crate) mod test_state {
             clock: Arc::new(SystemClock),
             encrypter: mas_storage::Encrypter::new(&[9; 32]),
             access_token_ttl: chrono::Duration::minutes(5),
+            compat_token_ttl: chrono::Duration::minutes(5),
             cookie_key: axum_extra::extract::cookie::Key::derive_from(&[7; 32]),
             secure_cookies: false,
             passwords: Arc::new(crate::PasswordChecker::new(
@@ -243,6 +250,17 @@ pub(crate) mod test_state {
             matrix_secret: Some("homeserver-secret".to_owned()),
             remote_keys: Arc::new(crate::RemoteKeys::new().unwrap()),
             homeserver: Arc::new(mas_matrix::MockHomeserver::new("example.com")),
+            rate_limits: Arc::new(crate::RateLimits::new(
+                crate::Limit {
+                    burst: 1000,
+                    per_second: 100.0,
+                },
+                crate::Limit {
+                    burst: 1000,
+                    per_second: 100.0,
+                },
+                Vec::new(),
+            )),
         };
         (state, dir)
     }

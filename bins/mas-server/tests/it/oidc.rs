@@ -46,6 +46,10 @@ database:
   uri: {uri}
 matrix:
   secret: test-secret
+# One test signs in several times a minute from one address.
+rate_limiting:
+  login:
+    per_ip: {{burst: 100, per_second: 10}}
 secrets:
   encryption: 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f
   keys:

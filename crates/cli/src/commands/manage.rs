@@ -76,7 +76,10 @@ pub(crate) enum ManageCommand {
         /// The user's username.
         username: String,
         /// The device ID; a random one when left out.
-        #[arg(long)]
+        #[arg(value_name = "DEVICE_ID")]
+        device: Option<String>,
+        /// The device ID, as a flag.
+        #[arg(long, conflicts_with = "device")]
         device_id: Option<String>,
         /// Give the token homeserver admin rights.
         #[arg(long)]
@@ -162,12 +165,13 @@ impl ManageCommand {
             } => users::unlock_user(&config, &username, reactivate),
             Self::IssueCompatibilityToken {
                 username,
+                device,
                 device_id,
                 yes_i_want_to_grant_synapse_admin_privileges,
             } => users::issue_compatibility_token(
                 &config,
                 &username,
-                device_id,
+                device.or(device_id),
                 yes_i_want_to_grant_synapse_admin_privileges,
             ),
             Self::ProvisionAllUsers => users::provision_all_users(&config),

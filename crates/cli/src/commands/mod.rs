@@ -2,5 +2,6 @@
 
 pub(crate) mod config;
 pub(crate) mod database;
+pub(crate) mod doctor;
 pub(crate) mod manage;
 pub(crate) mod users;

@@ -38,12 +38,12 @@ fn link_page(
     (jar, page).into_response()
 }
 
-fn login_first(state: &AppState, path: &str) -> Response {
+pub(super) fn login_first(state: &AppState, path: &str) -> Response {
     let next: String = url::form_urlencoded::byte_serialize(path.as_bytes()).collect();
     see_other(state, &format!("/login?next={next}"))
 }
 
-async fn session(
+pub(super) async fn session(
     state: &AppState,
     jar: &PrivateCookieJar,
 ) -> Result<Option<BrowserSession>, Response> {

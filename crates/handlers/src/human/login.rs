@@ -76,6 +76,7 @@ pub(super) async fn get(
 #[allow(clippy::too_many_lines)] // One linear story: check, verify, open the session.
 pub(super) async fn post(
     State(state): State<AppState>,
+    crate::rate_limit::ClientIp(ip): crate::rate_limit::ClientIp,
     jar: PrivateCookieJar,
     PageForm(form): PageForm,
 ) -> Response {
@@ -101,6 +102,24 @@ pub(super) async fn post(
             StatusCode::FORBIDDEN,
             "Password login is disabled",
             "This service does not accept passwords.",
+        );
+    }
+    let throttled = state
+        .rate_limits
+        .login_from(ip)
+        .and_then(|()| state.rate_limits.login_as(&username));
+    if let Err(wait) = throttled {
+        let message = format!(
+            "Too many attempts. Try again in {} seconds.",
+            wait.as_secs().max(1)
+        );
+        return login_page(
+            &state,
+            jar,
+            StatusCode::TOO_MANY_REQUESTS,
+            &next,
+            &username,
+            Some(&message),
         );
     }
     let mut repo = match state.repos.begin().await {

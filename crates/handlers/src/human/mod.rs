@@ -3,6 +3,7 @@
 //! `HttpOnly`, `SameSite=Lax` cookie, `Secure` when the service is served over HTTPS.
 
 mod authorize;
+mod compat_sso;
 mod consent;
 mod device;
 mod login;
@@ -38,6 +39,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             include_str!("../../templates/register.html"),
         ),
         ("consent.html", include_str!("../../templates/consent.html")),
+        (
+            "compat_sso.html",
+            include_str!("../../templates/compat_sso.html"),
+        ),
         ("error.html", include_str!("../../templates/error.html")),
         ("link.html", include_str!("../../templates/link.html")),
         ("message.html", include_str!("../../templates/message.html")),
@@ -61,6 +66,10 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/register", get(register::get).post(register::post))
         .route("/consent/{grant_id}", get(consent::get).post(consent::post))
         .route("/link", get(device::link_get).post(device::link_post))
+        .route(
+            "/complete-compat-sso/{id}",
+            get(compat_sso::get).post(compat_sso::post),
+        )
         .route(
             "/device/{grant_id}",
             get(device::device_get).post(device::device_post),
@@ -204,7 +213,7 @@ pub(crate) fn see_other(state: &AppState, local: &str) -> Response {
 }
 
 /// A 303 to `location` as given.
-fn redirect_to(location: &str) -> Response {
+pub(crate) fn redirect_to(location: &str) -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();
     if let Ok(value) = HeaderValue::from_str(location) {
         response.headers_mut().insert(header::LOCATION, value);

@@ -455,7 +455,8 @@ impl CompatSsoLoginRepository for Repo<'_> {
         clock: &dyn Clock,
         mut login: CompatSsoLogin,
         session: &CompatSession,
-    ) -> Result<CompatSsoLogin, StorageError> {
+        login_token: &str,
+    ) -> Result<Option<CompatSsoLogin>, StorageError> {
         let at = now(clock);
         let result = sso_logins::Entity::update_many()
             .col_expr(sso_logins::Column::FulfilledAt, Expr::value(at))
@@ -463,16 +464,21 @@ impl CompatSsoLoginRepository for Repo<'_> {
                 sso_logins::Column::SessionId,
                 Expr::value(session.id.to_string()),
             )
+            .col_expr(
+                sso_logins::Column::LoginTokenHash,
+                Expr::value(hash_token(login_token)),
+            )
             .filter(sso_logins::Column::Id.eq(login.id.to_string()))
+            .filter(sso_logins::Column::FulfilledAt.is_null())
             .exec(&self.conn)
             .await
             .map_err(|e| self.db_err(e))?;
         if result.rows_affected == 0 {
-            return Err(gone("compat_sso_logins"));
+            return Ok(None);
         }
         login.fulfilled_at = Some(at);
         login.session_id = Some(session.id);
-        Ok(login)
+        Ok(Some(login))
     }
 
     #[tracing::instrument(name = "db.compat_sso_login.exchange", skip_all)]

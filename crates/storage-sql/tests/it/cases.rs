@@ -1331,9 +1331,34 @@ pub async fn compat_sessions_and_tokens(db: &TestDb) {
         .unwrap();
     let fulfilled = repo
         .compat_sso_login()
-        .fulfill(&clock, login, &sso_session)
+        .fulfill(&clock, login.clone(), &sso_session, "handed-out")
         .await
-        .unwrap();
+        .unwrap()
+        .expect("not fulfilled before");
+    assert_eq!(
+        repo.compat_sso_login()
+            .fulfill(&clock, login, &sso_session, "second")
+            .await
+            .unwrap(),
+        None,
+        "a login is completed once"
+    );
+    // The token the client gets is the one set at completion; the first one is dead.
+    assert!(
+        repo.compat_sso_login()
+            .find_by_token("login-token")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        repo.compat_sso_login()
+            .find_by_token("handed-out")
+            .await
+            .unwrap()
+            .map(|l| l.id),
+        Some(fulfilled.id)
+    );
     assert!(
         repo.compat_sso_login()
             .exchange(&clock, fulfilled.clone())

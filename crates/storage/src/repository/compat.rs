@@ -144,13 +144,16 @@ pub trait CompatSsoLoginRepository: Send {
         &mut self,
         login_token: &str,
     ) -> Result<Option<CompatSsoLogin>, StorageError>;
-    /// The user completed it; attaches the session.
+    /// The user completed it: attaches the session and replaces the login token with
+    /// `login_token`, the one handed to the client. `None` unless it was not yet
+    /// fulfilled (of two concurrent completions, one wins).
     async fn fulfill(
         &mut self,
         clock: &dyn Clock,
         login: CompatSsoLogin,
         session: &CompatSession,
-    ) -> Result<CompatSsoLogin, StorageError>;
+        login_token: &str,
+    ) -> Result<Option<CompatSsoLogin>, StorageError>;
     /// Marks the login token exchanged; `None` unless it was fulfilled and not yet exchanged.
     async fn exchange(
         &mut self,

@@ -1,0 +1,176 @@
+"""What a next-generation Matrix client does, on both Synapse generations: register
+itself at MAS, sign the user in through MAS's pages with the authorization code flow
+(PKCE, a device scope), use the access token at Synapse, and log out by revoking it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import string
+import time
+from html.parser import HTMLParser
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+
+import requests
+
+from harness import (
+    assert_refused_promptly,
+    assert_whoami,
+    describe,
+    introspect_as_synapse,
+)
+
+REDIRECT_URI = "http://127.0.0.1/callback"
+
+
+class Forms(HTMLParser):
+    """The forms of a page: action, method, inputs (name -> value) and named buttons."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.forms: list[dict] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.forms.append({"action": attrs.get("action", ""), "method": attrs.get("method", "get").lower(),
+                               "inputs": {}, "buttons": []})
+        elif self.forms and tag == "input" and attrs.get("name"):
+            self.forms[-1]["inputs"][attrs["name"]] = attrs.get("value", "")
+        elif self.forms and tag == "button" and attrs.get("name"):
+            self.forms[-1]["buttons"].append((attrs["name"], attrs.get("value", "")))
+
+
+def only_form(response: requests.Response) -> dict:
+    forms = Forms(response.text).forms
+    assert len(forms) == 1, f"expected one form: {describe(response)}"
+    assert forms[0]["method"] == "post", forms[0]
+    return forms[0]
+
+
+def register_client(metadata: dict) -> str:
+    """Dynamic registration (MSC2966) of a native public client."""
+    response = requests.post(
+        metadata["registration_endpoint"],
+        json={
+            "client_name": "e2e test client",
+            "client_uri": "https://client.example.org/",
+            "application_type": "native",
+            "redirect_uris": [REDIRECT_URI],
+            "token_endpoint_auth_method": "none",
+            "grant_types": ["authorization_code", "refresh_token"],
+            "response_types": ["code"],
+        },
+        timeout=15,
+    )
+    assert response.status_code == 201, describe(response)
+    return response.json()["client_id"]
+
+
+def authorize(metadata: dict, client_id: str, user, scope: str) -> tuple[str, str]:
+    """Run the browser part of the code flow with a cookie-keeping session, filling
+    in MAS's login and consent pages. Returns (code, code_verifier)."""
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    state = secrets.token_urlsafe(12)
+    query = urlencode({
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": REDIRECT_URI,
+        "scope": scope,
+        "state": state,
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    })
+    browser = requests.Session()
+    response = browser.get(f"{metadata['authorization_endpoint']}?{query}", allow_redirects=False, timeout=15)
+    pages = []
+    for _ in range(10):
+        if response.is_redirect:
+            location = urljoin(response.url, response.headers["Location"])
+            if location.startswith(REDIRECT_URI):
+                break
+            response = browser.get(location, allow_redirects=False, timeout=15)
+            continue
+        assert response.status_code == 200, describe(response)
+        form = only_form(response)
+        data = dict(form["inputs"])
+        assert data.get("csrf"), form
+        if "password" in data:
+            pages.append("login")
+            data.update(username=user.localpart, password=user.password)
+        elif ("action", "allow") in form["buttons"]:
+            pages.append("consent")
+            data["action"] = "allow"
+        else:
+            raise AssertionError(f"an unexpected page: {describe(response)}")
+        response = browser.post(urljoin(response.url, form["action"]), data=data, allow_redirects=False, timeout=15)
+    else:
+        raise AssertionError(f"no redirect to the client after {pages}: {describe(response)}")
+    assert pages == ["login", "consent"], pages
+
+    params = parse_qs(urlsplit(location).query)
+    assert params.get("state") == [state], location
+    assert "code" in params, location
+    return params["code"][0], verifier
+
+
+def test_oauth_client_uses_its_token_at_synapse_and_revokes_it(stack):
+    """Registration, code flow with a device scope, the token at Synapse's whoami, then
+    revocation: MAS refuses the token at once; modern Synapse promptly (MAS deletes the
+    device there); legacy Synapse once its cached answer runs out (checked by
+    test_synapse_catches_up.py; measured: 120 s after Synapse first saw the token)."""
+    user = stack.new_user("olivia")
+    metadata = requests.get(f"{stack.issuer}.well-known/openid-configuration", timeout=15).json()
+    assert metadata["issuer"] == stack.issuer, metadata
+    client_id = register_client(metadata)
+
+    device_id = "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(10))
+    device_scope = f"urn:matrix:client:device:{device_id}"
+    code, verifier = authorize(metadata, client_id, user, f"openid urn:matrix:client:api:* {device_scope}")
+
+    response = requests.post(
+        metadata["token_endpoint"],
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT_URI,
+            "client_id": client_id,
+            "code_verifier": verifier,
+        },
+        timeout=15,
+    )
+    assert response.status_code == 200, describe(response)
+    tokens = response.json()
+    assert tokens["token_type"].lower() == "bearer", tokens
+    assert tokens["access_token"].startswith("mat_"), tokens
+    assert tokens["refresh_token"].startswith("mar_"), tokens
+    assert device_scope in tokens["scope"].split(), tokens
+    access = tokens["access_token"]
+
+    seen_at = time.monotonic()
+    assert_whoami(stack, access, user, device_id)
+
+    response = requests.post(
+        metadata["revocation_endpoint"],
+        data={"token": tokens["refresh_token"], "token_type_hint": "refresh_token", "client_id": client_id},
+        timeout=15,
+    )
+    assert response.status_code == 200, describe(response)
+    revoked_at = time.monotonic()
+    assert introspect_as_synapse(stack, access) == {"active": False}
+    response = requests.post(
+        metadata["token_endpoint"],
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": client_id},
+        timeout=15,
+    )
+    assert response.status_code == 400, describe(response)
+    assert response.json()["error"] == "invalid_grant", describe(response)
+
+    if stack.kind == "modern":
+        assert_refused_promptly(stack, access, "a revoked OAuth access token")
+    else:
+        stack.expect_refused("OAuth token after revocation", access, revoked_at, seen_at)
