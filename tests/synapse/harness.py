@@ -25,6 +25,14 @@ Gotchas found by running both Synapse versions (the contract is in shared/SYNAPS
   MAS uses the admin API there all the same.
 - On MAS's side, lists from several config files concatenate, so the generated
   file's `http.listeners` are removed before our override adds its own.
+- nginx runs the `server {}` block of docs/setup/reverse-proxy.md as written there
+  (only the example addresses are replaced). As that page describes, MAS's
+  `public_base` (and issuer) is the proxy, which serves MAS's own paths too; modern
+  Synapse calls MAS directly, legacy Synapse through its issuer, i.e. the proxy.
+- Synapse caches introspection answers for 2 minutes, not refreshed by later hits:
+  a token ended without Synapse being told (a lock; on legacy also a logout or a
+  revocation) was refused 120-121 s after Synapse first saw it, on both
+  generations. See conftest.py for how the tests wait for that only once.
 """
 
 from __future__ import annotations

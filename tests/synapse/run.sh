@@ -8,6 +8,9 @@
 # Extra arguments go to pytest: `-k legacy` for one generation, `--maxfail=100` to go
 # on past the first failure (the default is -x), `-s` to see the start-up timings.
 # Services' files (configs, logs, databases) are kept in /tmp/pytest-of-$USER/.
+# The nginx configuration is the example in docs/setup/reverse-proxy.md.
+# A run takes about 2.5 minutes, most of it one wait for Synapse's 2-minute token
+# cache (see conftest.py); the summary shows how long Synapse kept ended tokens.
 #
 # Virtualenvs are kept in ${MAS_SYNAPSE_CACHE:-/var/tmp/mas-synapse} and reused when
 # they already hold the pinned versions.
@@ -68,7 +71,8 @@ export SYNAPSE_LEGACY_PYTHON="$cache/legacy/bin/python"
 cd "$here"
 export PYTHONDONTWRITEBYTECODE=1
 # A hung service must not hold CI for its whole budget; `timeout` signals the whole
-# process group, services included.
+# process group, services included. test_synapse_catches_up.py must stay the last
+# file in this (sorted) list: its test waits for what the others left behind.
 set +e
 timeout --kill-after=20 "${MAS_SYNAPSE_TIMEOUT:-600}" \
   "$cache/modern/bin/python" -m pytest -x -q -rfE -p no:cacheprovider "$@" test_*.py

@@ -203,8 +203,9 @@ def test_proxy_serves_the_documented_routes(stack):
 def test_locking_a_user_ends_its_tokens(stack):
     """`mas-cli manage lock-user`: MAS refuses the user's token at once. Nothing tells
     Synapse, so it keeps accepting the token until its cached introspection answer
-    expires (checked by test_synapse_catches_up.py). Measured here: both generations
-    refused the token 120 s after Synapse first saw it (see the run's summary)."""
+    expires (checked by test_synapse_catches_up.py). Measured: modern and legacy both
+    refused it 120-121 s after Synapse first saw it, i.e. about 120 s after the lock
+    (the run's summary prints the times)."""
     user = stack.new_user("gina")
     body = login_ok(stack, user)
     seen_at = time.monotonic()
@@ -369,7 +370,8 @@ def test_login_without_refresh_token_gets_none(stack):
 def test_logout_ends_the_session(stack):
     """Legacy Synapse does not check the device, so it serves the logged-out token from
     its cache until that runs out (checked by test_synapse_catches_up.py; measured:
-    refused 120 s after Synapse first saw it)."""
+    refused 120-121 s after Synapse first saw it). Modern Synapse refuses it at once:
+    MAS deletes the device there, which clears Synapse's cache."""
     user = stack.new_user("erin")
 
     async def scenario():

@@ -122,7 +122,7 @@ def test_oauth_client_uses_its_token_at_synapse_and_revokes_it(stack):
     """Registration, code flow with a device scope, the token at Synapse's whoami, then
     revocation: MAS refuses the token at once; modern Synapse promptly (MAS deletes the
     device there); legacy Synapse once its cached answer runs out (checked by
-    test_synapse_catches_up.py; measured: 120 s after Synapse first saw the token)."""
+    test_synapse_catches_up.py; measured: 120-121 s after Synapse first saw it)."""
     user = stack.new_user("olivia")
     metadata = requests.get(f"{stack.issuer}.well-known/openid-configuration", timeout=15).json()
     assert metadata["issuer"] == stack.issuer, metadata

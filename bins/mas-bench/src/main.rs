@@ -1,0 +1,528 @@
+//! `mas-bench`: starts a release `mas-server` on SQLite or PostgreSQL, loads it with `wrk`
+//! from a second process on loopback, and prints requests/s, p50 and p99 beside the
+//! ceilings measured in the same run: a trivial hyper handler for introspection, and
+//! the argon2id ceiling (cores / one hash) for login. Figures, not pass/fail: the
+//! numbers go in docs/benchmarks.md.
+//!
+//! ```text
+//! cargo build --release --bin mas-server --bin mas-bench
+//! target/release/mas-bench [all|introspection|compat-login|startup] [--postgres] [--seconds N]
+//! ```
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use mas_data_model::TokenType;
+use mas_oauth_core::passwords::{Algorithm, PasswordManager, Scheme};
+use mas_storage::{RepositoryFactory, SystemClock};
+use mas_storage_sql::{PoolOptions, SqlRepositoryFactory};
+
+/// The shared secret the bench's homeserver would use.
+const SECRET: &str = "bench-homeserver-secret-0123456789";
+const PASSWORD: &str = "bench password that is long enough";
+/// Users logging in during the login bench (spread so no one account is hot).
+const USERS: usize = 32;
+/// Distinct compatibility tokens introspected.
+const TOKENS: usize = 2000;
+
+struct Options {
+    what: String,
+    postgres: bool,
+    seconds: u32,
+    server: PathBuf,
+}
+
+fn options() -> anyhow::Result<Options> {
+    let mut what = "all".to_owned();
+    let mut postgres = false;
+    let mut seconds = 10;
+    let mut server = std::env::current_exe()?.with_file_name("mas-server");
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--postgres" => postgres = true,
+            "--seconds" => {
+                seconds = args
+                    .next()
+                    .context("--seconds needs a number")?
+                    .parse()
+                    .context("--seconds needs a number")?;
+            }
+            "--server" => server = args.next().context("--server needs a path")?.into(),
+            "all" | "introspection" | "compat-login" | "startup" => what = arg,
+            other => bail!(
+                "unknown argument `{other}`; usage: mas-bench [all|introspection|compat-login|startup] [--postgres] [--seconds N] [--server PATH]"
+            ),
+        }
+    }
+    if !server.exists() {
+        bail!(
+            "no mas-server at {}: run `cargo build --release --bin mas-server` first, or pass --server",
+            server.display()
+        );
+    }
+    Ok(Options {
+        what,
+        postgres,
+        seconds,
+        server,
+    })
+}
+
+fn main() -> anyhow::Result<()> {
+    let options = options()?;
+    if Command::new("wrk").arg("--version").output().is_err() {
+        bail!("wrk is needed as the load generator: apt-get install wrk");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(&options))
+}
+
+/// A started `mas-server` and what it needs.
+struct Service {
+    child: Child,
+    dir: tempfile::TempDir,
+    base: String,
+    database: String,
+    _postgres: Option<mas_testing::TestPostgres>,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn server_command(server: &Path, dir: &Path, port: u16, database: &str) -> Command {
+    let mut command = Command::new(server);
+    command
+        .current_dir(dir)
+        .args(["-c", "config.yaml"])
+        .env_remove("MAS_CONFIG")
+        .env("RUST_LOG", "warn")
+        .env("MAS_HTTP__PUBLIC_BASE", format!("http://127.0.0.1:{port}/"))
+        .env(
+            "MAS_HTTP__LISTENERS",
+            format!(
+                "[{{name=\"web\",resources=[{{name=\"health\"}},{{name=\"discovery\"}},{{name=\"oauth\"}},{{name=\"compat\"}}],binds=[{{address=\"127.0.0.1:{port}\"}}]}}]"
+            ),
+        )
+        .env("MAS_DATABASE__URI", database)
+        .env("MAS_DATABASE__MAX_CONNECTIONS", "16")
+        // The login bench measures this service, not a homeserver: devices are skipped.
+        .env("MAS_MATRIX__KIND", "synapse_read_only")
+        .env("MAS_MATRIX__SECRET", SECRET)
+        .env("MAS_RATE_LIMITING__LOGIN__PER_IP__BURST", "100000000")
+        .env("MAS_RATE_LIMITING__LOGIN__PER_IP__PER_SECOND", "100000")
+        .env("MAS_RATE_LIMITING__LOGIN__PER_ACCOUNT__BURST", "100000000")
+        .env("MAS_RATE_LIMITING__LOGIN__PER_ACCOUNT__PER_SECOND", "100000")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    command
+}
+
+/// Waits for `/health`; the time it took.
+async fn healthy(base: &str, child: &mut Child, within: Duration) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    let http = reqwest::Client::new();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            bail!("mas-server exited with {status}");
+        }
+        if let Ok(response) = http.get(format!("{base}health")).send().await
+            && response.status() == 200
+        {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > within {
+            bail!("mas-server did not answer /health within {within:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+async fn start_service(options: &Options) -> anyhow::Result<Service> {
+    let dir = tempfile::tempdir()?;
+    let config = mas_config::generate()?;
+    std::fs::write(dir.path().join("config.yaml"), config.to_yaml(true)?)?;
+    let (database, postgres) = if options.postgres {
+        let pg = mas_testing::TestPostgres::create()
+            .await
+            .context("no PostgreSQL reachable (MAS_TEST_DATABASE_URL)")?;
+        (pg.url().to_owned(), Some(pg))
+    } else {
+        (
+            format!("sqlite://{}", dir.path().join("mas.db").display()),
+            None,
+        )
+    };
+    let port = free_port()?;
+    let base = format!("http://127.0.0.1:{port}/");
+    let mut child = server_command(&options.server, dir.path(), port, &database).spawn()?;
+    healthy(&base, &mut child, Duration::from_mins(1)).await?;
+    Ok(Service {
+        child,
+        dir,
+        base,
+        database,
+        _postgres: postgres,
+    })
+}
+
+/// The users and tokens the benches use, written straight to the database.
+async fn seed(database: &str) -> anyhow::Result<Vec<String>> {
+    let factory = SqlRepositoryFactory::connect(&PoolOptions {
+        uri: database.to_owned(),
+        max_connections: 2,
+        min_connections: 0,
+        connect_timeout: Duration::from_secs(5),
+        idle_timeout: None,
+        max_lifetime: None,
+    })
+    .await?;
+    let manager = default_passwords();
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let (version, hash) = manager.hash([7; 16], PASSWORD)?;
+    let mut repo = factory.begin().await?;
+    let mut tokens = Vec::with_capacity(TOKENS);
+    for i in 0..USERS {
+        let user = repo
+            .user()
+            .add(&mut rng, &SystemClock, &format!("user{i}"))
+            .await?;
+        repo.user_password()
+            .add(&mut rng, &SystemClock, &user, version, hash.clone(), None)
+            .await?;
+        for j in 0..TOKENS / USERS {
+            let session = repo
+                .compat_session()
+                .add(
+                    &mut rng,
+                    &SystemClock,
+                    &user,
+                    Some(format!("DEV{i}X{j}")),
+                    None,
+                    false,
+                    None,
+                )
+                .await?;
+            let token = mas_oauth_core::tokens::generate(&mut rng, TokenType::CompatAccessToken);
+            repo.compat_access_token()
+                .add(&mut rng, &SystemClock, &session, &token, None)
+                .await?;
+            tokens.push(token);
+        }
+    }
+    repo.save().await?;
+    factory.close().await?;
+    Ok(tokens)
+}
+
+/// The scheme `mas-cli config generate` writes: argon2id at MAS's parameters.
+fn default_passwords() -> PasswordManager {
+    PasswordManager::new(
+        vec![Scheme {
+            version: 1,
+            algorithm: Algorithm::Argon2id,
+            secret: None,
+            unicode_normalization: false,
+        }],
+        0,
+    )
+}
+
+/// What `wrk` measured.
+#[derive(Debug, Default)]
+struct Load {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+fn parse_latency(text: &str) -> Option<f64> {
+    let (number, scale) = if let Some(n) = text.strip_suffix("us") {
+        (n, 0.001)
+    } else if let Some(n) = text.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1000.0)
+    } else {
+        return None;
+    };
+    number.parse::<f64>().ok().map(|n| n * scale)
+}
+
+fn parse_wrk(output: &str) -> Load {
+    let mut load = Load::default();
+    for line in output.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["Requests/sec:", n] => load.rps = n.parse().unwrap_or(0.0),
+            ["50%", v] => load.p50_ms = parse_latency(v).unwrap_or(f64::NAN),
+            ["99%", v] => load.p99_ms = parse_latency(v).unwrap_or(f64::NAN),
+            ["Non-2xx", "or", "3xx", "responses:", n] => load.errors = n.parse().unwrap_or(0),
+            _ if line.contains("Socket errors") => {
+                load.errors += line
+                    .split(|c: char| !c.is_ascii_digit())
+                    .filter_map(|n| n.parse::<u64>().ok())
+                    .sum::<u64>();
+            }
+            _ => {}
+        }
+    }
+    load
+}
+
+/// Runs `wrk` with a Lua script against `url`.
+fn wrk(url: &str, connections: u32, seconds: u32, script: &Path) -> anyhow::Result<Load> {
+    let output = Command::new("wrk")
+        .args([
+            "-t2",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--timeout",
+            "10s",
+            "--latency",
+            "-s",
+        ])
+        .arg(script)
+        .arg(url)
+        .output()
+        .context("cannot run wrk")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!("wrk failed: {text}{}", String::from_utf8_lossy(&output.stderr));
+    }
+    Ok(parse_wrk(&text))
+}
+
+fn write_script(dir: &Path, name: &str, body: &str) -> anyhow::Result<PathBuf> {
+    let path = dir.join(name);
+    std::fs::File::create(&path)?.write_all(body.as_bytes())?;
+    Ok(path)
+}
+
+/// The hyper ceiling: the cheapest possible answer, served by this process.
+async fn trivial_server() -> anyhow::Result<SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_request| async {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(hyper::body::Bytes::from_static(
+                            b"{\"active\":false}",
+                        )),
+                    ))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(address)
+}
+
+fn print_load(name: &str, load: &Load) {
+    println!(
+        "{name:<32} {:>9.0} req/s   p50 {:>8.2} ms   p99 {:>8.2} ms   errors {}",
+        load.rps, load.p50_ms, load.p99_ms, load.errors
+    );
+}
+
+/// Resident memory of a process: (current, peak) in MiB.
+fn rss(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(f64::NAN, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+async fn introspection(options: &Options, service: &Service, tokens: &[String]) -> anyhow::Result<()> {
+    // Check the path answers what the homeserver needs before loading it.
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(format!("{}oauth2/introspect", service.base))
+        .bearer_auth(SECRET)
+        .form(&[("token", tokens[0].as_str())])
+        .send()
+        .await?
+        .json()
+        .await?;
+    if answer["active"] != true {
+        bail!("a seeded token does not introspect as active: {answer}");
+    }
+    let list: Vec<String> = tokens.iter().map(|t| format!("\"{t}\"")).collect();
+    let script = write_script(
+        service.dir.path(),
+        "introspect.lua",
+        &format!(
+            "local tokens = {{{}}}
+local i = 0
+wrk.method = \"POST\"
+wrk.headers[\"Authorization\"] = \"Bearer {SECRET}\"
+wrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"
+request = function()
+  i = i % #tokens + 1
+  return wrk.format(nil, \"/oauth2/introspect\", nil, \"token=\" .. tokens[i])
+end
+",
+            list.join(",")
+        ),
+    )?;
+    let ceiling_address = trivial_server().await?;
+    let ceiling = wrk(
+        &format!("http://{ceiling_address}/oauth2/introspect"),
+        64,
+        options.seconds,
+        &script,
+    )?;
+    let load = wrk(&service.base, 64, options.seconds, &script)?;
+    println!("\n## Homeserver introspection of compat tokens, c=64, {} s", options.seconds);
+    print_load("trivial hyper handler (ceiling)", &ceiling);
+    print_load("POST /oauth2/introspect", &load);
+    println!(
+        "ratio to the ceiling: {:.2}   (target >= 0.5, p99 <= 5 ms on PostgreSQL)",
+        load.rps / ceiling.rps
+    );
+    Ok(())
+}
+
+fn compat_login(options: &Options, service: &Service) -> anyhow::Result<()> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    // The argon2id ceiling: how many hashes per second all cores could do.
+    let manager = default_passwords();
+    let (version, hash) = manager.hash([1; 16], PASSWORD)?;
+    let rounds = 8;
+    let start = Instant::now();
+    for _ in 0..rounds {
+        manager.verify(version, &hash, PASSWORD, [2; 16])?;
+    }
+    let per_hash = start.elapsed() / rounds;
+    #[allow(clippy::cast_precision_loss)] // a handful of cores
+    let ceiling = cores as f64 / per_hash.as_secs_f64();
+
+    let users: Vec<String> = (0..USERS).map(|i| format!("\"user{i}\"")).collect();
+    let script = write_script(
+        service.dir.path(),
+        "login.lua",
+        &format!(
+            "local users = {{{}}}
+local i = 0
+wrk.method = \"POST\"
+wrk.headers[\"Content-Type\"] = \"application/json\"
+request = function()
+  i = i % #users + 1
+  local body = '{{\"type\":\"m.login.password\",\"identifier\":{{\"type\":\"m.id.user\",\"user\":' .. users[i] .. '}},\"password\":\"{PASSWORD}\"}}'
+  return wrk.format(nil, \"/_matrix/client/v3/login\", nil, body)
+end
+",
+            users.join(",")
+        ),
+    )?;
+    let pid = service.child.id();
+    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let sampling = sampling.clone();
+        std::thread::spawn(move || {
+            let mut peak: f64 = 0.0;
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(rss(pid).0);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            peak
+        })
+    };
+    let load = wrk(&service.base, 16, options.seconds, &script)?;
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let peak = sampler.join().unwrap_or(f64::NAN);
+    let (after, _) = rss(pid);
+    println!("\n## Compat password login, c=16, {} s", options.seconds);
+    println!(
+        "argon2id: {:.1} ms per hash on one core; ceiling {ceiling:.1} logins/s on {cores} cores",
+        per_hash.as_secs_f64() * 1000.0
+    );
+    print_load("POST /_matrix/client/v3/login", &load);
+    println!(
+        "ratio to the argon2id ceiling: {:.2}   (target >= 0.95, p99 <= 250 ms)",
+        load.rps / ceiling
+    );
+    println!("RSS under load: peak {peak:.1} MiB, after {after:.1} MiB   (target <= 150 MiB)");
+    Ok(())
+}
+
+async fn startup(options: &Options, service: &mut Service) -> anyhow::Result<()> {
+    // Restart on the migrated database: what an operator's restart costs.
+    let _ = service.child.kill();
+    let _ = service.child.wait();
+    let port = free_port()?;
+    let base = format!("http://127.0.0.1:{port}/");
+    let mut timings = Vec::new();
+    for _ in 0..5 {
+        let mut child =
+            server_command(&options.server, service.dir.path(), port, &service.database)
+                .spawn()?;
+        timings.push(healthy(&base, &mut child, Duration::from_secs(30)).await?);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (idle, _) = rss(child.id());
+        println!(
+            "start to /health {:>7.1} ms   idle RSS {idle:.1} MiB",
+            timings.last().map_or(0.0, |t| t.as_secs_f64() * 1000.0)
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    timings.sort();
+    println!(
+        "median start to /health: {:.1} ms   (target <= 50 ms on SQLite; idle RSS <= 20 MiB)",
+        timings[timings.len() / 2].as_secs_f64() * 1000.0
+    );
+    Ok(())
+}
+
+async fn run(options: &Options) -> anyhow::Result<()> {
+    let mut service = start_service(options).await?;
+    println!(
+        "mas-bench: {} on {}, {} cores, wrk from a second process on loopback",
+        options.server.display(),
+        if options.postgres { "PostgreSQL" } else { "SQLite" },
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+    );
+    let tokens = seed(&service.database).await?;
+    if matches!(options.what.as_str(), "all" | "introspection") {
+        introspection(options, &service, &tokens).await?;
+    }
+    if matches!(options.what.as_str(), "all" | "compat-login") {
+        compat_login(options, &service)?;
+    }
+    if matches!(options.what.as_str(), "all" | "startup") {
+        println!("\n## Start-up");
+        startup(options, &mut service).await?;
+    }
+    Ok(())
+}
