@@ -1,11 +1,15 @@
 // The login and consent pages as a person sees them, in headless Chromium: sign in
 // (a wrong password first), allow the client, and land on its redirect URI with a code
-// the client can exchange. Run by .ci/run after the Rust suite.
+// the client can exchange. Run by .ci/run after the real-Synapse tests, whose run.sh
+// makes the virtualenv of the modern Synapse (1.163.2) that mas-server talks to here:
+// registration asks it whether a name is free, and the worker provisions new users
+// there. tests/synapse/serve_synapse.py runs that Synapse.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
@@ -18,8 +22,14 @@ const CLIENT_ID = '01J2ZQ9Y3XW6RMK1VF8H0N5D7B';
 const REDIRECT = 'http://127.0.0.1:9/callback';
 const PASSWORD = 'correct horse battery staple';
 const ARTIFACTS = join(import.meta.dirname, 'artifacts');
+const SYNAPSE_PYTHON = process.env.SYNAPSE_MODERN_PYTHON ?? '/var/tmp/mas-synapse/modern/bin/python';
+const SERVE_SYNAPSE = join(import.meta.dirname, '..', 'synapse', 'serve_synapse.py');
+// matrix.secret on MAS's side, matrix_authentication_service.secret on Synapse's.
+const SECRET = randomBytes(24).toString('hex');
 
 let server;
+let synapse; // the serve_synapse.py process
+let synapseBase; // e.g. http://127.0.0.1:PORT, no trailing slash
 let browser;
 let base;
 
@@ -30,6 +40,45 @@ function freePort() {
       const { port } = probe.address();
       probe.close(() => resolve(port));
     });
+  });
+}
+
+// Starts tests/synapse/serve_synapse.py and resolves with the base URL it prints once
+// Synapse answers /health. Its stdin stays open: it stops Synapse when that closes,
+// should this process die without stopping it.
+function startSynapse(masEndpoint, dir) {
+  synapse = spawn(
+    SYNAPSE_PYTHON,
+    [SERVE_SYNAPSE, '--mas-endpoint', masEndpoint, '--secret', SECRET, '--dir', dir, '--stop-on-eof'],
+    { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' } },
+  );
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('serve_synapse.py printed no URL within 90 s')), 90_000);
+    synapse.once('error', (e) => { clearTimeout(timer); reject(new Error(`cannot run ${SYNAPSE_PYTHON}: ${e.message}`)); });
+    synapse.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`serve_synapse.py exited (${code ?? signal}) before Synapse was up; see its output above`));
+    });
+    createInterface({ input: synapse.stdout }).once('line', (line) => {
+      clearTimeout(timer);
+      resolve(line.trim());
+    });
+  });
+}
+
+async function stopSynapse() {
+  if (!synapse || synapse.exitCode !== null || synapse.signalCode !== null) return;
+  const exited = new Promise((resolve) => synapse.once('exit', resolve));
+  synapse.kill('SIGTERM');
+  const timeout = new Promise((resolve) => setTimeout(() => resolve('timeout'), 20_000).unref());
+  if ((await Promise.race([exited, timeout])) === 'timeout') synapse.kill('SIGKILL');
+}
+
+// Synapse's side of the MAS API, called with the shared secret as MAS does.
+function synapseApi(path, init = {}) {
+  return fetch(`${synapseBase}/_synapse/mas/${path}`, {
+    ...init,
+    headers: { authorization: `Bearer ${SECRET}`, ...(init.headers ?? {}) },
   });
 }
 
@@ -49,6 +98,10 @@ before(async () => {
   const dir = mkdtempSync(join(tmpdir(), 'mas-browser-'));
   const port = await freePort();
   base = `http://127.0.0.1:${port}/`;
+  // Synapse boots (a few seconds) while MAS's configuration and database are made; it
+  // reaches MAS lazily, so MAS may come up after it.
+  const synapseUp = startSynapse(base, join(dir, 'synapse'));
+  synapseUp.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
   const env = {
     ...process.env,
     MAS_HTTP__PUBLIC_BASE: base,
@@ -66,6 +119,13 @@ before(async () => {
   );
   const config = ['-c', 'config.yaml', '-c', 'clients.yaml'];
   execFileSync(MAS_CLI, [...config, 'database', 'migrate'], { cwd: dir, env });
+  synapseBase = await synapseUp;
+  Object.assign(env, {
+    MAS_MATRIX__KIND: 'synapse',
+    MAS_MATRIX__HOMESERVER: 'localhost',
+    MAS_MATRIX__ENDPOINT: `${synapseBase}/`,
+    MAS_MATRIX__SECRET: SECRET,
+  });
   execFileSync(MAS_CLI, [...config, 'manage', 'register-user', 'alice', '-p', PASSWORD, '-y'], { cwd: dir, env });
   server = spawn(MAS_SERVER, config, { cwd: dir, env, stdio: ['ignore', 'ignore', 'inherit'] });
   await waitForHealth(`${base}health`);
@@ -79,6 +139,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   server?.kill('SIGTERM');
+  await stopSynapse();
 });
 
 test('a person signs in, allows the client, and the client gets a code it can exchange', async () => {
@@ -210,6 +271,17 @@ test('a client asking for a new account (prompt=create) gets one made, then cons
   await attempt('bob', PASSWORD, `${PASSWORD}!`);
   assert.match(await page.textContent('[role=alert]'), /do not match/);
   assert.equal(await page.inputValue('#username'), 'bob', 'the username is kept');
+  // A name that only the homeserver has (MAS has never heard of carol): Synapse says
+  // it is not available, and the form refuses it.
+  const provisioned = await synapseApi('provision_user', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ localpart: 'carol' }),
+  });
+  assert.equal(provisioned.status, 201, await provisioned.text());
+  await attempt('carol', PASSWORD, PASSWORD);
+  assert.match(await page.textContent('[role=alert]'), /This username is not available\./);
+  assert.match(new URL(page.url()).pathname, /^\/register$/);
 
   await attempt('bob', PASSWORD, PASSWORD);
   assert.match(new URL(page.url()).pathname, /^\/consent\//);
@@ -230,4 +302,14 @@ test('a client asking for a new account (prompt=create) gets one made, then cons
   assert.equal(await login.$('[role=alert]'), null);
   assert.ok((await again.cookies(base)).some((c) => c.name === 'mas-session'));
   await again.close();
+
+  // The worker inside mas-server provisions the new account on Synapse.
+  let last;
+  for (const deadline = Date.now() + 10_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 200))) {
+    const response = await synapseApi('query_user?localpart=bob');
+    last = `${response.status} ${await response.text()}`;
+    if (response.status === 200) break;
+  }
+  assert.match(last, /^200 /, `Synapse knows bob within 10 s; last answer: ${last}`);
+  assert.equal(JSON.parse(last.slice(4)).user_id, '@bob:localhost');
 });

@@ -47,8 +47,10 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Callable
+from urllib.parse import urljoin
 
 import requests
 import yaml
@@ -521,3 +523,63 @@ def introspect_as_synapse(stack, token: str) -> dict:
     )
     assert response.status_code == 200, describe(response)
     return response.json()
+
+
+# --- a browser for MAS's pages -------------------------------------------------------
+
+
+class Forms(HTMLParser):
+    """The forms of a page: action, method, inputs (name -> value) and named buttons."""
+
+    def __init__(self, html: str):
+        super().__init__()
+        self.forms: list[dict] = []
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.forms.append(
+                {"action": attrs.get("action", ""), "method": attrs.get("method", "get").lower(),
+                 "inputs": {}, "buttons": []}
+            )
+        elif self.forms and tag == "input" and attrs.get("name"):
+            self.forms[-1]["inputs"][attrs["name"]] = attrs.get("value", "")
+        elif self.forms and tag == "button" and attrs.get("name"):
+            self.forms[-1]["buttons"].append((attrs["name"], attrs.get("value", "")))
+
+
+# The button a person presses on each of MAS's confirmation pages.
+CONFIRM_BUTTONS = {("action", "allow"): "consent", ("action", "continue"): "compat-sso"}
+
+
+def browse(url: str, user, target: str) -> tuple[str, list[str]]:
+    """Open `url` with a cookie-keeping session, follow redirects, sign in as `user` on
+    the login page and confirm on the consent or SSO page, until a redirect to
+    `target` (not followed). Returns that redirect's URL and the pages filled in."""
+    browser = requests.Session()
+    response = browser.get(url, allow_redirects=False, timeout=15)
+    pages: list[str] = []
+    for _ in range(10):
+        if response.is_redirect:
+            location = urljoin(response.url, response.headers["Location"])
+            if location.startswith(target):
+                return location, pages
+            response = browser.get(location, allow_redirects=False, timeout=15)
+            continue
+        assert response.status_code == 200, describe(response)
+        forms = Forms(response.text).forms
+        assert len(forms) == 1 and forms[0]["method"] == "post", f"expected one form: {describe(response)}"
+        form = forms[0]
+        data = dict(form["inputs"])
+        assert data.get("csrf"), form
+        if "password" in data:
+            pages.append("login")
+            data.update(username=user.localpart, password=user.password)
+        else:
+            buttons = [b for b in form["buttons"] if b in CONFIRM_BUTTONS]
+            assert buttons, f"an unexpected page: {describe(response)}"
+            pages.append(CONFIRM_BUTTONS[buttons[0]])
+            data.update([buttons[0]])
+        response = browser.post(urljoin(response.url, form["action"]), data=data, allow_redirects=False, timeout=15)
+    raise AssertionError(f"no redirect to {target} after {pages}: {describe(response)}")

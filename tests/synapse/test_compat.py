@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
@@ -14,6 +15,7 @@ from nio import (
     AsyncClient,
     AsyncClientConfig,
     LoginError,
+    LoginInfoResponse,
     LoginResponse,
     LogoutResponse,
     ProfileGetDisplayNameResponse,
@@ -34,6 +36,7 @@ from harness import (
     assert_refused_promptly,
     assert_whoami,
     bearer,
+    browse,
     describe,
     introspect_as_synapse,
     not_served,
@@ -305,6 +308,35 @@ def test_users_exchange_a_message_in_a_room(stack):
         finally:
             await a.close()
             await b.close()
+
+    run(scenario())
+
+
+def test_sso_login_in_the_browser(stack):
+    """A client's browser login: /login/sso/redirect (sent to MAS by the proxy) leads
+    to MAS's login page and its /complete-compat-sso confirmation page, then back to
+    the client with a loginToken, which nio exchanges (m.login.token) for a token
+    that Synapse accepts."""
+    user = stack.new_user("sam")
+    callback = "http://127.0.0.1/sso-callback"
+    start = f"{stack.proxy_url}/_matrix/client/v3/login/sso/redirect?" + urlencode({"redirectUrl": callback})
+    location, pages = browse(start, user, callback)
+    assert pages == ["login", "compat-sso"], pages
+    token = parse_qs(urlsplit(location).query)["loginToken"]
+
+    async def scenario():
+        client = nio_client(stack, user)
+        try:
+            info = await client.login_info()
+            assert isinstance(info, LoginInfoResponse), str(info)
+            assert {"m.login.sso", "m.login.token"} <= set(info.flows), info.flows
+            login = await client.login(token=token[0], device_name="sso test")
+            assert isinstance(login, LoginResponse), str(login)
+            assert login.user_id == user.mxid
+            whoami = await poll_async(client.whoami, WhoamiResponse)
+            assert (whoami.user_id, whoami.device_id) == (user.mxid, login.device_id)
+        finally:
+            await client.close()
 
     run(scenario())
 

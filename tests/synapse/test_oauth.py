@@ -10,45 +10,19 @@ import hashlib
 import secrets
 import string
 import time
-from html.parser import HTMLParser
-from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import requests
 
 from harness import (
     assert_refused_promptly,
     assert_whoami,
+    browse,
     describe,
     introspect_as_synapse,
 )
 
 REDIRECT_URI = "http://127.0.0.1/callback"
-
-
-class Forms(HTMLParser):
-    """The forms of a page: action, method, inputs (name -> value) and named buttons."""
-
-    def __init__(self, html: str):
-        super().__init__()
-        self.forms: list[dict] = []
-        self.feed(html)
-
-    def handle_starttag(self, tag, attrs):
-        attrs = {k: v or "" for k, v in attrs}
-        if tag == "form":
-            self.forms.append({"action": attrs.get("action", ""), "method": attrs.get("method", "get").lower(),
-                               "inputs": {}, "buttons": []})
-        elif self.forms and tag == "input" and attrs.get("name"):
-            self.forms[-1]["inputs"][attrs["name"]] = attrs.get("value", "")
-        elif self.forms and tag == "button" and attrs.get("name"):
-            self.forms[-1]["buttons"].append((attrs["name"], attrs.get("value", "")))
-
-
-def only_form(response: requests.Response) -> dict:
-    forms = Forms(response.text).forms
-    assert len(forms) == 1, f"expected one form: {describe(response)}"
-    assert forms[0]["method"] == "post", forms[0]
-    return forms[0]
 
 
 def register_client(metadata: dict) -> str:
@@ -71,8 +45,8 @@ def register_client(metadata: dict) -> str:
 
 
 def authorize(metadata: dict, client_id: str, user, scope: str) -> tuple[str, str]:
-    """Run the browser part of the code flow with a cookie-keeping session, filling
-    in MAS's login and consent pages. Returns (code, code_verifier)."""
+    """The browser part of the code flow: MAS's login and consent pages.
+    Returns (code, code_verifier)."""
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     state = secrets.token_urlsafe(12)
@@ -85,31 +59,7 @@ def authorize(metadata: dict, client_id: str, user, scope: str) -> tuple[str, st
         "code_challenge": challenge,
         "code_challenge_method": "S256",
     })
-    browser = requests.Session()
-    response = browser.get(f"{metadata['authorization_endpoint']}?{query}", allow_redirects=False, timeout=15)
-    pages = []
-    for _ in range(10):
-        if response.is_redirect:
-            location = urljoin(response.url, response.headers["Location"])
-            if location.startswith(REDIRECT_URI):
-                break
-            response = browser.get(location, allow_redirects=False, timeout=15)
-            continue
-        assert response.status_code == 200, describe(response)
-        form = only_form(response)
-        data = dict(form["inputs"])
-        assert data.get("csrf"), form
-        if "password" in data:
-            pages.append("login")
-            data.update(username=user.localpart, password=user.password)
-        elif ("action", "allow") in form["buttons"]:
-            pages.append("consent")
-            data["action"] = "allow"
-        else:
-            raise AssertionError(f"an unexpected page: {describe(response)}")
-        response = browser.post(urljoin(response.url, form["action"]), data=data, allow_redirects=False, timeout=15)
-    else:
-        raise AssertionError(f"no redirect to the client after {pages}: {describe(response)}")
+    location, pages = browse(f"{metadata['authorization_endpoint']}?{query}", user, REDIRECT_URI)
     assert pages == ["login", "consent"], pages
 
     params = parse_qs(urlsplit(location).query)

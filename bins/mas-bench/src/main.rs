@@ -306,7 +306,10 @@ fn wrk(url: &str, connections: u32, seconds: u32, script: &Path) -> anyhow::Resu
         .context("cannot run wrk")?;
     let text = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
-        bail!("wrk failed: {text}{}", String::from_utf8_lossy(&output.stderr));
+        bail!(
+            "wrk failed: {text}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     Ok(parse_wrk(&text))
 }
@@ -344,6 +347,12 @@ async fn trivial_server() -> anyhow::Result<SocketAddr> {
 }
 
 fn print_load(name: &str, load: &Load) {
+    if load.errors > 0 {
+        println!(
+            "WARNING: {} failed requests in the run below: its figures are not valid",
+            load.errors
+        );
+    }
     println!(
         "{name:<32} {:>9.0} req/s   p50 {:>8.2} ms   p99 {:>8.2} ms   errors {}",
         load.rps, load.p50_ms, load.p99_ms, load.errors
@@ -364,7 +373,11 @@ fn rss(pid: u32) -> (f64, f64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
-async fn introspection(options: &Options, service: &Service, tokens: &[String]) -> anyhow::Result<()> {
+async fn introspection(
+    options: &Options,
+    service: &Service,
+    tokens: &[String],
+) -> anyhow::Result<()> {
     // Check the path answers what the homeserver needs before loading it.
     let answer: serde_json::Value = reqwest::Client::new()
         .post(format!("{}oauth2/introspect", service.base))
@@ -403,7 +416,10 @@ end
         &script,
     )?;
     let load = wrk(&service.base, 64, options.seconds, &script)?;
-    println!("\n## Homeserver introspection of compat tokens, c=64, {} s", options.seconds);
+    println!(
+        "\n## Homeserver introspection of compat tokens, c=64, {} s",
+        options.seconds
+    );
     print_load("trivial hyper handler (ceiling)", &ceiling);
     print_load("POST /oauth2/introspect", &load);
     println!(
@@ -438,7 +454,7 @@ wrk.method = \"POST\"
 wrk.headers[\"Content-Type\"] = \"application/json\"
 request = function()
   i = i % #users + 1
-  local body = '{{\"type\":\"m.login.password\",\"identifier\":{{\"type\":\"m.id.user\",\"user\":' .. users[i] .. '}},\"password\":\"{PASSWORD}\"}}'
+  local body = '{{\"type\":\"m.login.password\",\"identifier\":{{\"type\":\"m.id.user\",\"user\":\"' .. users[i] .. '\"}},\"password\":\"{PASSWORD}\"}}'
   return wrk.format(nil, \"/_matrix/client/v3/login\", nil, body)
 end
 ",
@@ -485,8 +501,7 @@ async fn startup(options: &Options, service: &mut Service) -> anyhow::Result<()>
     let mut timings = Vec::new();
     for _ in 0..5 {
         let mut child =
-            server_command(&options.server, service.dir.path(), port, &service.database)
-                .spawn()?;
+            server_command(&options.server, service.dir.path(), port, &service.database).spawn()?;
         timings.push(healthy(&base, &mut child, Duration::from_secs(30)).await?);
         tokio::time::sleep(Duration::from_secs(1)).await;
         let (idle, _) = rss(child.id());
@@ -510,7 +525,11 @@ async fn run(options: &Options) -> anyhow::Result<()> {
     println!(
         "mas-bench: {} on {}, {} cores, wrk from a second process on loopback",
         options.server.display(),
-        if options.postgres { "PostgreSQL" } else { "SQLite" },
+        if options.postgres {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        },
         std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
     );
     let tokens = seed(&service.database).await?;

@@ -626,3 +626,33 @@ async fn too_many_attempts_get_m_limit_exceeded_and_unknown_paths_m_unrecognized
         );
     }
 }
+
+#[tokio::test]
+async fn a_hanging_homeserver_fails_the_login_within_seconds() {
+    // A homeserver that accepts connections and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let mut h = Harness::new().await;
+    h.state.homeserver = Arc::new(
+        mas_matrix::SynapseModern::new(
+            "example.com",
+            url::Url::parse(&format!("http://{address}/")).unwrap(),
+            "secret",
+        )
+        .unwrap(),
+    );
+    let alice = h.user("alice").await;
+    let started = std::time::Instant::now();
+    let (status, answer) = h.login(&password_login("alice")).await;
+    let took = started.elapsed();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert_eq!(answer["errcode"], "M_UNKNOWN");
+    assert!(took < std::time::Duration::from_secs(9), "{took:?}");
+    assert_eq!(h.open_sessions(&alice).await, 0, "nothing is left behind");
+}

@@ -665,3 +665,68 @@ async fn the_form_post_page_runs_exactly_its_own_script() {
     );
     assert_eq!(headers["cache-control"], "no-store");
 }
+
+#[tokio::test]
+async fn registration_asks_the_homeserver_whether_the_name_is_free() {
+    use axum::response::IntoResponse;
+    use axum_extra::extract::cookie::{Cookie, PrivateCookieJar};
+
+    let (mut state, _dir) = state(Arc::new(Up)).await;
+    state.oauth = crate::test_state::oauth_with(true);
+    let homeserver = Arc::new(mas_matrix::MockHomeserver::new("example.com"));
+    homeserver.reserve("appservice_bot");
+    state.homeserver = homeserver.clone();
+    let jar =
+        PrivateCookieJar::new(state.cookie_key.clone()).add(Cookie::new("mas-csrf", "csrf-value"));
+    let cookie = jar.into_response().headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let register = |username: &str| {
+        let app = router(&[Resource::Human], None, state.clone());
+        let body = format!(
+            "csrf=csrf-value&next=%2F&username={username}&password=correct+horse+battery+staple+again&password_confirm=correct+horse+battery+staple+again"
+        );
+        let request = Request::post("/register")
+            .header("cookie", &cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap();
+        async move {
+            let response = app.oneshot(request).await.unwrap();
+            let status = response.status();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (status, String::from_utf8_lossy(&bytes).into_owned())
+        }
+    };
+    let (status, page) = register("appservice_bot").await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(page.contains("This username is not available."), "{page}");
+
+    homeserver.set_down(true);
+    let (status, page) = register("newcomer").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(page.contains("homeserver cannot be reached"), "{page}");
+
+    homeserver.set_down(false);
+    let (status, _) = register("newcomer").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    // The homeserver learns of the new user through the job queue.
+    let mut repo = state.repos.begin().await.unwrap();
+    let jobs = repo
+        .job()
+        .claim(
+            &SystemClock,
+            &["provision-user"],
+            10,
+            chrono::Duration::seconds(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(jobs.len(), 1);
+}

@@ -58,6 +58,33 @@ pub(super) async fn get(
     register_page(&state, jar, StatusCode::OK, &next, "", None)
 }
 
+/// The homeserver has the last word on names: it may hold users this service does not
+/// know, or reserve names for application services. `Some` says why the name cannot be
+/// had now.
+async fn homeserver_refuses(
+    state: &AppState,
+    username: &str,
+) -> Option<(StatusCode, &'static str)> {
+    let unreachable = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "The homeserver cannot be reached right now. Please try again later.",
+    );
+    let asked = tokio::time::timeout(
+        crate::devices::DEADLINE,
+        state.homeserver.is_localpart_available(username),
+    )
+    .await;
+    match asked {
+        Ok(Ok(true)) => None,
+        Ok(Ok(false)) => Some((StatusCode::CONFLICT, "This username is not available.")),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "cannot ask the homeserver about a new username");
+            Some(unreachable)
+        }
+        Err(_) => Some(unreachable),
+    }
+}
+
 #[tracing::instrument(name = "handlers.register.post", skip_all)]
 pub(super) async fn post(
     State(state): State<AppState>,
@@ -100,6 +127,9 @@ pub(super) async fn post(
             "This password is too easy to guess. Try a longer one, or a few unrelated words.",
         );
     }
+    if let Some((status, message)) = homeserver_refuses(&state, &username).await {
+        return refuse(jar, status, message);
+    }
     // Hashing takes a while: done before a connection is taken.
     let (version, hash) = match state.passwords.hash(password).await {
         Ok(hashed) => hashed,
@@ -133,6 +163,11 @@ pub(super) async fn post(
         repo.browser_session()
             .authenticate_with_password(&mut rng, clock, &session, &password)
             .await?;
+        let job = mas_storage::jobs::HomeserverJob::ProvisionUser {
+            user_id: user.id,
+            display_name: None,
+        };
+        repo.job().schedule(&mut rng, clock, job.to_job()).await?;
         repo.save().await?;
         Ok(Some((user, session)))
     }

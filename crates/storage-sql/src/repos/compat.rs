@@ -10,8 +10,11 @@ use mas_storage::repository::{
     CompatSessionRepository, CompatSsoLoginRepository,
 };
 use mas_storage::{Clock, Page, Pagination, Rng, StorageError};
-use sea_orm::sea_query::{Condition, Expr};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
+use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, JoinType, Query, SelectStatement};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, Iterable, PaginatorTrait,
+    QueryFilter, Set,
+};
 use ulid::Ulid;
 use url::Url;
 
@@ -19,8 +22,20 @@ use super::Repo;
 use crate::conv::{gone, hash_token, new_id, now, ulid, ulid_opt, url};
 use crate::entities::{
     compat_access_tokens as access_tokens, compat_refresh_tokens as refresh_tokens,
-    compat_sessions as sessions, compat_sso_logins as sso_logins,
+    compat_sessions as sessions, compat_sso_logins as sso_logins, users,
 };
+
+/// Selects every column of `E` from the table aliased `table`, named `prefix` + column, so
+/// a joined row can be read back with `Model::from_query_result(row, prefix)`.
+fn prefixed<E: EntityTrait>(query: &mut SelectStatement, table: &Alias, prefix: &str) {
+    for column in E::Column::iter() {
+        let name = sea_orm::IdenStatic::as_str(&column);
+        query.expr_as(
+            Expr::col((table.clone(), column)),
+            Alias::new(format!("{prefix}{name}")),
+        );
+    }
+}
 
 fn session(m: sessions::Model) -> Result<CompatSession, StorageError> {
     const T: &str = "compat_sessions";
@@ -266,6 +281,54 @@ impl CompatAccessTokenRepository for Repo<'_> {
             .map_err(|e| self.db_err(e))?
             .map(access_token)
             .transpose()
+    }
+
+    #[tracing::instrument(name = "db.compat_access_token.find_with_session", skip_all)]
+    async fn find_with_session(
+        &mut self,
+        token: &str,
+    ) -> Result<Option<(CompatAccessToken, CompatSession, User)>, StorageError> {
+        let (t, s, u) = (Alias::new("t"), Alias::new("s"), Alias::new("u"));
+        let mut query = Query::select();
+        query
+            .from_as(access_tokens::Entity, t.clone())
+            .join_as(
+                JoinType::InnerJoin,
+                sessions::Entity,
+                s.clone(),
+                Expr::col((s.clone(), sessions::Column::Id))
+                    .equals((t.clone(), access_tokens::Column::SessionId)),
+            )
+            .join_as(
+                JoinType::InnerJoin,
+                users::Entity,
+                u.clone(),
+                Expr::col((u.clone(), users::Column::Id))
+                    .equals((s.clone(), sessions::Column::UserId)),
+            )
+            .and_where(
+                Expr::col((t.clone(), access_tokens::Column::TokenHash)).eq(hash_token(token)),
+            );
+        prefixed::<access_tokens::Entity>(&mut query, &t, "t_");
+        prefixed::<sessions::Entity>(&mut query, &s, "s_");
+        prefixed::<users::Entity>(&mut query, &u, "u_");
+        let Some(row) = self
+            .conn
+            .query_one(&query)
+            .await
+            .map_err(|e| self.db_err(e))?
+        else {
+            return Ok(None);
+        };
+        let read = |e: sea_orm::DbErr| self.db_err(e);
+        let token = access_tokens::Model::from_query_result(&row, "t_").map_err(read)?;
+        let session_row = sessions::Model::from_query_result(&row, "s_").map_err(read)?;
+        let user_row = users::Model::from_query_result(&row, "u_").map_err(read)?;
+        Ok(Some((
+            access_token(token)?,
+            session(session_row)?,
+            crate::repos::user::user(user_row)?,
+        )))
     }
 
     #[tracing::instrument(name = "db.compat_access_token.expire", skip_all)]

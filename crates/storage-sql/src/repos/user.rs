@@ -22,7 +22,7 @@ use crate::entities::{
     user_passwords, users,
 };
 
-fn user(m: users::Model) -> Result<User, StorageError> {
+pub(crate) fn user(m: users::Model) -> Result<User, StorageError> {
     Ok(User {
         id: ulid("users", &m.id)?,
         username: m.username,

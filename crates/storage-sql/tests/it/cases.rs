@@ -1201,6 +1201,21 @@ pub async fn compat_sessions_and_tokens(db: &TestDb) {
         repo.compat_access_token().lookup(access.id).await.unwrap(),
         Some(access.clone())
     );
+    // The introspection lookup: token, session and user from one joined row.
+    assert_eq!(
+        repo.compat_access_token()
+            .find_with_session("mct_a")
+            .await
+            .unwrap(),
+        Some((access.clone(), session.clone(), alice.clone()))
+    );
+    assert_eq!(
+        repo.compat_access_token()
+            .find_with_session("mct_unknown")
+            .await
+            .unwrap(),
+        None
+    );
     let refresh = repo
         .compat_refresh_token()
         .add(&mut rng, &clock, &session, &access, "mcr_r")

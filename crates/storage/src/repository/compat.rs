@@ -91,6 +91,12 @@ pub trait CompatAccessTokenRepository: Send {
         &mut self,
         token: &str,
     ) -> Result<Option<CompatAccessToken>, StorageError>;
+    /// The token with its session and the session's user, in one lookup: the homeserver's
+    /// introspection path. Whether they are still valid is the caller's to judge.
+    async fn find_with_session(
+        &mut self,
+        token: &str,
+    ) -> Result<Option<(CompatAccessToken, CompatSession, User)>, StorageError>;
     /// Makes the token expire now.
     async fn expire(
         &mut self,
