@@ -133,9 +133,10 @@ fn check_issuer(issuer: &url::Url) -> Outcome {
 async fn check_secret(http: &reqwest::Client, config: &RootConfig, secret: &str) -> Outcome {
     let endpoint = &config.matrix.endpoint;
     if config.matrix.kind == HomeserverKind::SynapseLegacy {
-        let path = "_synapse/admin/v1/server_version";
+        // An endpoint that needs an admin token (server_version answers anyone).
+        let path = "_synapse/admin/v1/username_available?username=mas-doctor-check";
         return match get(http, endpoint, path, Some(secret)).await {
-            Ok((200, _)) => Outcome::Ok("the admin API accepts matrix.secret".to_owned()),
+            Ok((200 | 400, _)) => Outcome::Ok("the admin API accepts matrix.secret".to_owned()),
             Ok((401 | 403, _)) => Outcome::Fail(
                 "the admin API refuses matrix.secret: it must equal experimental_features.msc3861.admin_token".to_owned(),
             ),

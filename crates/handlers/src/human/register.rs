@@ -58,13 +58,18 @@ pub(super) async fn get(
     register_page(&state, jar, StatusCode::OK, &next, "", None)
 }
 
-/// The homeserver has the last word on names: it may hold users this service does not
-/// know, or reserve names for application services. `Some` says why the name cannot be
-/// had now.
-async fn homeserver_refuses(
+/// Why the name cannot be had now, if it cannot: taken here, or (the homeserver has the
+/// last word: it may hold users this service does not know, or reserve names for
+/// application services) not available there.
+async fn name_unavailable(
     state: &AppState,
     username: &str,
-) -> Option<(StatusCode, &'static str)> {
+) -> Result<Option<(StatusCode, &'static str)>, StorageError> {
+    let mut repo = state.repos.reader().await?;
+    if repo.user().find_by_username(username).await?.is_some() {
+        return Ok(Some((StatusCode::CONFLICT, "This username is taken.")));
+    }
+    drop(repo);
     let unreachable = (
         StatusCode::SERVICE_UNAVAILABLE,
         "The homeserver cannot be reached right now. Please try again later.",
@@ -74,7 +79,7 @@ async fn homeserver_refuses(
         state.homeserver.is_localpart_available(username),
     )
     .await;
-    match asked {
+    Ok(match asked {
         Ok(Ok(true)) => None,
         Ok(Ok(false)) => Some((StatusCode::CONFLICT, "This username is not available.")),
         Ok(Err(error)) => {
@@ -82,7 +87,7 @@ async fn homeserver_refuses(
             Some(unreachable)
         }
         Err(_) => Some(unreachable),
-    }
+    })
 }
 
 #[tracing::instrument(name = "handlers.register.post", skip_all)]
@@ -127,8 +132,10 @@ pub(super) async fn post(
             "This password is too easy to guess. Try a longer one, or a few unrelated words.",
         );
     }
-    if let Some((status, message)) = homeserver_refuses(&state, &username).await {
-        return refuse(jar, status, message);
+    match name_unavailable(&state, &username).await {
+        Ok(None) => {}
+        Ok(Some((status, message))) => return refuse(jar, status, message),
+        Err(error) => return storage_error_page(&state, &error),
     }
     // Hashing takes a while: done before a connection is taken.
     let (version, hash) = match state.passwords.hash(password).await {
