@@ -165,6 +165,9 @@ mod tests {
         }
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
         let most = most.load(Ordering::SeqCst);
-        assert!(most >= 1 && most <= cores, "{most} hashes at once on {cores} cores");
+        assert!(
+            most >= 1 && most <= cores,
+            "{most} hashes at once on {cores} cores"
+        );
     }
 }

@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use argon2::{Argon2, PasswordHasher as _, PasswordVerifier as _};
+use argon2::{Argon2, PasswordHasher as _};
 use unicode_normalization::UnicodeNormalization;
 
 /// A hashing algorithm.
@@ -202,14 +202,70 @@ fn hash_with(scheme: &Scheme, salt: [u8; 16], password: &str) -> Result<String, 
     }
 }
 
+thread_local! {
+    /// The working memory of argon2id on this thread (19 MiB at MAS's parameters), kept
+    /// between checks: the few threads that hash reuse it instead of allocating it anew,
+    /// which the allocator would otherwise let pile up.
+    static ARGON2_MEMORY: std::cell::RefCell<Vec<argon2::Block>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Memory kept between checks at most; a stored hash with a larger cost gets a one-off
+/// allocation.
+const KEEP_BLOCKS: usize = 4 * 19_456;
+
+/// Verifies an argon2id PHC string, with this thread's kept working memory.
+fn verify_argon2id(scheme: &Scheme, hash: &str, input: &[u8]) -> Result<(), PasswordError> {
+    use subtle::ConstantTimeEq;
+
+    let parsed = argon2::PasswordHash::new(hash).map_err(|_| PasswordError::MalformedHash)?;
+    if parsed.algorithm != argon2::ARGON2ID_IDENT {
+        return Err(PasswordError::MalformedHash);
+    }
+    let params = argon2::Params::try_from(&parsed).map_err(|_| PasswordError::MalformedHash)?;
+    let version = match parsed.version {
+        Some(v) => argon2::Version::try_from(v).map_err(|_| PasswordError::MalformedHash)?,
+        None => argon2::Version::default(),
+    };
+    let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+        return Err(PasswordError::MalformedHash);
+    };
+    let blocks = params.block_count();
+    let hasher = match &scheme.secret {
+        Some(secret) => {
+            Argon2::new_with_secret(secret, argon2::Algorithm::Argon2id, version, params)
+                .map_err(|e| PasswordError::Hashing(e.to_string()))?
+        }
+        None => Argon2::new(argon2::Algorithm::Argon2id, version, params),
+    };
+    let mut out = vec![0u8; expected.len()];
+    let computed = if blocks <= KEEP_BLOCKS {
+        ARGON2_MEMORY.with_borrow_mut(|memory| {
+            if memory.len() < blocks {
+                memory.resize(blocks, argon2::Block::default());
+            }
+            hasher.hash_password_into_with_memory(
+                input,
+                salt.as_ref(),
+                &mut out,
+                &mut memory[..blocks],
+            )
+        })
+    } else {
+        hasher.hash_password_into(input, salt.as_ref(), &mut out)
+    };
+    computed.map_err(|e| PasswordError::Hashing(e.to_string()))?;
+    if bool::from(out.as_slice().ct_eq(expected.as_ref())) {
+        Ok(())
+    } else {
+        Err(PasswordError::Mismatch)
+    }
+}
+
 fn verify_with(scheme: &Scheme, hash: &str, password: &str) -> Result<(), PasswordError> {
     let input = prepare(scheme, password);
     match scheme.algorithm {
-        Algorithm::Argon2id => match argon2(scheme)?.verify_password(&input, hash) {
-            Ok(()) => Ok(()),
-            Err(argon2::password_hash::Error::PasswordInvalid) => Err(PasswordError::Mismatch),
-            Err(_) => Err(PasswordError::MalformedHash),
-        },
+        Algorithm::Argon2id => verify_argon2id(scheme, hash, &input),
         Algorithm::Bcrypt { .. } => match bcrypt::verify(&input, hash) {
             Ok(true) => Ok(()),
             Ok(false) => Err(PasswordError::Mismatch),
