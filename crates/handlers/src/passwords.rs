@@ -3,7 +3,7 @@
 //! do every hash, the memory argon2id needs (19 MiB a hash) is reused by the allocator
 //! instead of piling up in the arenas of ever-new blocking threads.
 
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 
 use mas_oauth_core::passwords::{PasswordError, PasswordManager, Verified};
 use tokio::sync::oneshot;
@@ -16,13 +16,20 @@ pub struct PasswordChecker {
     manager: Arc<PasswordManager>,
     work: Mutex<mpsc::Sender<Work>>,
     /// A hash to check unknown users against, so their answer takes as long as a real one.
-    decoy: Option<(u16, String)>,
+    /// Made on a hashing thread after start, so it does not delay the first `/health`.
+    decoy: Arc<OnceLock<Option<(u16, String)>>>,
 }
 
 impl std::fmt::Debug for PasswordChecker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PasswordChecker").finish_non_exhaustive()
     }
+}
+
+fn decoy_hash(manager: &PasswordManager) -> Option<(u16, String)> {
+    manager
+        .hash(salt(), "decoy password for unknown users")
+        .ok()
 }
 
 fn salt() -> [u8; 16] {
@@ -36,9 +43,6 @@ impl PasswordChecker {
     #[must_use]
     pub fn new(manager: PasswordManager) -> Self {
         let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-        let decoy = manager
-            .hash(salt(), "decoy password for unknown users")
-            .ok();
         let manager = Arc::new(manager);
         let (sender, receiver) = mpsc::channel::<Work>();
         let receiver = Arc::new(Mutex::new(receiver));
@@ -62,6 +66,11 @@ impl PasswordChecker {
                 tracing::error!(%error, "cannot start a password hashing thread");
             }
         }
+        let decoy = Arc::new(OnceLock::new());
+        let made = decoy.clone();
+        let _ = sender.send(Box::new(move |manager: &PasswordManager| {
+            let _ = made.set(decoy_hash(manager));
+        }));
         Self {
             manager,
             work: Mutex::new(sender),
@@ -126,11 +135,17 @@ impl PasswordChecker {
 
     /// Spends the time of a real check, for a user who does not exist; always fails.
     pub async fn verify_decoy(&self, password: String) -> PasswordError {
-        if let Some((version, hash)) = self.decoy.clone() {
+        let decoy = match self.decoy.get() {
+            Some(decoy) => decoy.clone(),
+            // Asked before the start-up hash was ready: make one now, the same way.
+            None => self.run(|manager| Ok(decoy_hash(manager))).await.ok().flatten(),
+        };
+        if let Some((version, hash)) = decoy {
             let _ = self.verify(version, hash, password).await;
         }
         PasswordError::Mismatch
     }
+
 }
 
 #[cfg(test)]
