@@ -335,6 +335,29 @@ async fn every_client_authentication_method() {
         assert_eq!(status, expected, "{why}: {body}");
     }
 
+    // A request that fails after authenticating still spends the assertion's `jti`.
+    let spent = client_keys
+        .keys
+        .sign(
+            mas_oauth_core::SigningAlgorithm::Es256,
+            &json!({"iss": pk_client.to_string(), "sub": pk_client.to_string(), "aud": token_url, "exp": now + 60, "jti": "spent-by-failure"}),
+        )
+        .unwrap();
+    let failing = form.replace(&assertion, &spent).replace(
+        "grant_type=client_credentials",
+        "grant_type=authorization_code&code=nope",
+    );
+    let (status, _, body) = h.post("/oauth2/token", None, &failing).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _, body) = h
+        .post("/oauth2/token", None, &form.replace(&assertion, &spent))
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+        "the jti was spent by the failed request"
+    );
+
     // Wrong secret, wrong method, unknown client: the same answer each time.
     let basic_client = h.client(ClientAuthMethod::ClientSecretBasic, None).await;
     for (auth, body) in [
@@ -1408,6 +1431,27 @@ async fn codes_are_bound_to_their_client_and_user_and_refresh_cannot_widen() {
             "/oauth2/token",
             Some(basic(client, SECRET)),
             &exchange("locked-code", registered),
+        )
+        .await;
+    invalid_grant(status, &body);
+
+    // So does a deactivated user's.
+    consented_code(&h, client, "deactivated-code", 1).await;
+    let mut repo = h.state.repos.begin().await.unwrap();
+    let alice = repo
+        .user()
+        .find_by_username("alice")
+        .await
+        .unwrap()
+        .unwrap();
+    let alice = repo.user().unlock(alice).await.unwrap();
+    repo.user().deactivate(&SystemClock, alice).await.unwrap();
+    repo.save().await.unwrap();
+    let (status, _, body) = h
+        .post(
+            "/oauth2/token",
+            Some(basic(client, SECRET)),
+            &exchange("deactivated-code", registered),
         )
         .await;
     invalid_grant(status, &body);

@@ -138,14 +138,17 @@ impl PasswordChecker {
         let decoy = match self.decoy.get() {
             Some(decoy) => decoy.clone(),
             // Asked before the start-up hash was ready: make one now, the same way.
-            None => self.run(|manager| Ok(decoy_hash(manager))).await.ok().flatten(),
+            None => self
+                .run(|manager| Ok(decoy_hash(manager)))
+                .await
+                .ok()
+                .flatten(),
         };
         if let Some((version, hash)) = decoy {
             let _ = self.verify(version, hash, password).await;
         }
         PasswordError::Mismatch
     }
-
 }
 
 #[cfg(test)]

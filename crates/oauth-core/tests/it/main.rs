@@ -289,3 +289,31 @@ fn password_protected_keys_decrypt_with_their_password_only() {
         Err(KeyError::NotPem { index: 0 })
     ));
 }
+
+#[test]
+fn debug_output_hides_key_material_and_peppers() {
+    let pems = generated_pems();
+    let store = KeyStore::from_pems(pems.iter().map(|p| (Some("k1"), p.as_str()))).unwrap();
+    let shown = format!("{store:?}");
+    // Neither the PEM nor any line of its base64 body appears.
+    for pem in &pems {
+        for line in pem.lines().filter(|l| !l.starts_with("-----")) {
+            assert!(!shown.contains(line), "{shown}");
+        }
+    }
+    assert!(!shown.contains("PRIVATE"), "{shown}");
+
+    let scheme = mas_oauth_core::passwords::Scheme {
+        version: 1,
+        algorithm: mas_oauth_core::passwords::Algorithm::Argon2id,
+        secret: Some(b"the-pepper-value".to_vec()),
+        unicode_normalization: false,
+    };
+    let shown = format!("{scheme:?}");
+    assert!(!shown.contains("the-pepper-value"), "{shown}");
+    assert!(
+        !shown.contains("116, 104, 101"),
+        "not as bytes either: {shown}"
+    );
+    assert!(shown.contains("[REDACTED]"), "{shown}");
+}
