@@ -216,3 +216,20 @@ pub struct DeviceCodeGrant {
     /// The device's user agent.
     pub user_agent: Option<String>,
 }
+
+/// The device named by a device scope, if exactly one is.
+#[must_use]
+pub fn device_of(scope: &str) -> Option<String> {
+    let mut devices: Vec<&str> = scope
+        .split(' ')
+        .filter_map(|t| {
+            t.strip_prefix("urn:matrix:client:device:")
+                .or_else(|| t.strip_prefix("urn:matrix:org.matrix.msc2967.client:device:"))
+        })
+        .collect();
+    devices.dedup();
+    match devices.as_slice() {
+        [one] => Some((*one).to_owned()),
+        _ => None,
+    }
+}

@@ -22,6 +22,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::errors::preflight;
 use crate::rate_limit::ClientIp;
 
 /// The largest request body accepted.
@@ -33,17 +34,24 @@ pub(crate) fn router() -> Router<AppState> {
     for version in ["v3", "r0"] {
         let base = format!("/_matrix/client/{version}");
         router = router
-            .route(&format!("{base}/login"), get(login_flows).post(login))
+            .route(
+                &format!("{base}/login"),
+                get(login_flows).post(login).options(preflight),
+            )
             .route(&format!("{base}/login/sso/redirect"), get(sso_redirect))
             .route(
                 &format!("{base}/login/sso/redirect/{{idp}}"),
                 get(sso_redirect),
             )
-            .route(&format!("{base}/logout"), post(logout))
-            .route(&format!("{base}/logout/all"), post(logout_all))
-            .route(&format!("{base}/refresh"), post(refresh));
+            .route(&format!("{base}/logout"), post(logout).options(preflight))
+            .route(
+                &format!("{base}/logout/all"),
+                post(logout_all).options(preflight),
+            )
+            .route(&format!("{base}/refresh"), post(refresh).options(preflight));
     }
-    router
+    // Web clients (Element Web on its own origin) call these from the browser.
+    router.layer(crate::errors::cors())
 }
 
 /// A Matrix error response.
@@ -397,7 +405,8 @@ async fn token_login(state: AppState, body: LoginRequest) -> Result<Response, Ma
         (login, session, user)
     };
     let device_id = session.device_id.clone().ok_or_else(refused)?;
-    crate::devices::ensure_device(&state, &user, &device_id, None)
+    let display_name = body.initial_device_display_name.as_deref();
+    crate::devices::ensure_device(&state, &user, &device_id, display_name)
         .await
         .map_err(|e| MatrixError::homeserver(&e))?;
     let mut repo = state.repos.begin().await?;
@@ -540,7 +549,8 @@ async fn password_login(state: AppState, body: LoginRequest) -> Result<Response,
             &user,
             Some(device_id.clone()),
             None,
-            user.can_request_admin,
+            // May *ask* for admin rights, in OAuth; a password login never grants them.
+            false,
             body.initial_device_display_name.clone(),
         )
         .await?;
@@ -713,8 +723,12 @@ async fn logout_all(
     let job = HomeserverJob::SyncDevices { user_id: user.id };
     repo.job().schedule(&mut rng, clock, job.to_job()).await?;
     repo.save().await?;
-    let none = std::collections::BTreeSet::new();
-    let sync = state.homeserver.sync_devices(&user.username, &none);
+    // What is open now, read after the commit: a login that slipped in keeps its device.
+    let open = {
+        let mut repo = state.repos.reader().await?;
+        mas_storage::jobs::open_devices(repo.as_mut(), &user).await?
+    };
+    let sync = state.homeserver.sync_devices(&user.username, &open);
     match tokio::time::timeout(crate::devices::DEADLINE, sync).await {
         Ok(Ok(())) => {}
         Ok(Err(error)) => tracing::warn!(%error, "device removal left to the job queue"),

@@ -656,3 +656,57 @@ async fn a_hanging_homeserver_fails_the_login_within_seconds() {
     assert!(took < std::time::Duration::from_secs(9), "{took:?}");
     assert_eq!(h.open_sessions(&alice).await, 0, "nothing is left behind");
 }
+
+#[tokio::test]
+async fn password_logins_never_carry_admin_rights_and_web_clients_get_cors() {
+    let h = Harness::new().await;
+    let admin = h.user("admin").await;
+    let mut repo = h.state.repos.begin().await.unwrap();
+    repo.user()
+        .set_can_request_admin(admin, true)
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+    let (status, answer) = h.login(&password_login("admin")).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let seen = h.introspect(answer["access_token"].as_str().unwrap()).await;
+    let scope = seen["scope"].as_str().unwrap();
+    assert!(!scope.contains("urn:synapse:admin:*"), "{scope}");
+
+    // A browser client on another origin asks first; the answer lets it in, on the
+    // compatibility paths and on the OAuth token endpoint alike.
+    for path in [
+        "/_matrix/client/v3/login",
+        "/_matrix/client/r0/logout",
+        "/_matrix/client/v3/refresh",
+        "/oauth2/token",
+    ] {
+        let app = router(&[Resource::Compat, Resource::OAuth], None, h.state.clone());
+        let response = app
+            .oneshot(
+                Request::builder()
+                    .method("OPTIONS")
+                    .uri(path)
+                    .header("origin", "https://app.element.io")
+                    .header("access-control-request-method", "POST")
+                    .header(
+                        "access-control-request-headers",
+                        "content-type,authorization",
+                    )
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "{path}: {}",
+            response.status()
+        );
+        assert_eq!(
+            response.headers()["access-control-allow-origin"],
+            "*",
+            "{path}"
+        );
+    }
+}

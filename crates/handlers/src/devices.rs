@@ -42,6 +42,19 @@ pub(crate) async fn ensure_device(
 /// Deletes the device at once, so the homeserver forgets the tokens it cached for it. A
 /// failure is only logged: the caller has queued a job that retries.
 pub(crate) async fn delete_device_now(state: &AppState, user: &User, device_id: &str) {
+    // A session still open on the device (a new login with the same ID) keeps it.
+    let open = match state.repos.reader().await {
+        Ok(mut repo) => mas_storage::jobs::open_devices(repo.as_mut(), user).await,
+        Err(error) => Err(error),
+    };
+    match open {
+        Ok(open) if open.contains(device_id) => return,
+        Ok(_) => {}
+        Err(error) => {
+            tracing::warn!(%error, "device deletion left to the job queue");
+            return;
+        }
+    }
     let deletion = state.homeserver.delete_device(&user.username, device_id);
     match tokio::time::timeout(DEADLINE, deletion).await {
         Ok(Ok(()) | Err(HomeserverError::UserNotFound)) => {}

@@ -9,23 +9,24 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde::Deserialize;
 use serde_json::json;
-use tower_http::cors::{Any, CorsLayer};
 
 use crate::AppState;
 use crate::errors::oauth_error;
 
 pub(crate) fn router() -> Router<AppState> {
+    use crate::errors::preflight;
     Router::new()
-        .route("/.well-known/openid-configuration", get(metadata))
-        .route("/.well-known/oauth-authorization-server", get(metadata))
-        .route("/.well-known/webfinger", get(webfinger))
-        .route("/oauth2/keys.json", get(jwks))
-        .layer(
-            CorsLayer::new()
-                .allow_origin(Any)
-                .allow_methods(Any)
-                .allow_headers(Any),
+        .route(
+            "/.well-known/openid-configuration",
+            get(metadata).options(preflight),
         )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(metadata).options(preflight),
+        )
+        .route("/.well-known/webfinger", get(webfinger).options(preflight))
+        .route("/oauth2/keys.json", get(jwks).options(preflight))
+        .layer(crate::errors::cors())
 }
 
 #[tracing::instrument(name = "handlers.discovery", skip_all)]

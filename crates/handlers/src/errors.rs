@@ -50,3 +50,20 @@ pub(crate) async fn method_not_allowed(uri: axum::http::Uri) -> Response {
         "this endpoint does not accept that HTTP method",
     )
 }
+
+/// The CORS policy of API paths (discovery, OAuth, the compatibility layer): any origin,
+/// method and header, as MAS has; browser clients live on other origins.
+pub(crate) fn cors() -> tower_http::cors::CorsLayer {
+    use tower_http::cors::{Any, CorsLayer};
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods(Any)
+        .allow_headers(Any)
+}
+
+/// `OPTIONS` on an API path. A route must accept the method for [`cors`] to see a
+/// browser's preflight at all; the layer answers it before this runs, and a plain
+/// `OPTIONS` gets an empty success.
+pub(crate) async fn preflight() -> StatusCode {
+    StatusCode::NO_CONTENT
+}

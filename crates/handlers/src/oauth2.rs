@@ -10,7 +10,6 @@ use axum::routing::post;
 use mas_oauth_core::client_auth::ClientCredentials;
 use mas_oauth_core::params::Params;
 use mas_oauth_core::{ErrorCode, OAuthError, grants, tokens};
-use tower_http::cors::{Any, CorsLayer};
 
 use crate::AppState;
 
@@ -18,22 +17,23 @@ use crate::AppState;
 pub(crate) const MAX_BODY: usize = 1024 * 1024;
 
 pub(crate) fn router() -> Router<AppState> {
+    use crate::errors::preflight;
     Router::new()
-        .route("/oauth2/token", post(token))
-        .route("/oauth2/introspect", post(introspect))
-        .route("/oauth2/revoke", post(revoke))
-        .route("/oauth2/registration", post(register))
-        .route("/oauth2/device", post(device_authorization))
+        .route("/oauth2/token", post(token).options(preflight))
+        .route("/oauth2/introspect", post(introspect).options(preflight))
+        .route("/oauth2/revoke", post(revoke).options(preflight))
+        .route("/oauth2/registration", post(register).options(preflight))
+        .route(
+            "/oauth2/device",
+            post(device_authorization).options(preflight),
+        )
         .route(
             "/oauth2/userinfo",
-            axum::routing::get(userinfo).post(userinfo),
+            axum::routing::get(userinfo)
+                .post(userinfo)
+                .options(preflight),
         )
-        .layer(
-            CorsLayer::new()
-                .allow_origin(Any)
-                .allow_methods(Any)
-                .allow_headers(Any),
-        )
+        .layer(crate::errors::cors())
 }
 
 /// An OAuth error as an HTTP response: the JSON body, never cached, with a Basic
@@ -313,16 +313,29 @@ async fn prepare_device(
     grant: &Grant<'_>,
 ) -> Result<(), ApiError> {
     let mut repo = state.repos.reader().await?;
+    let now = state.clock.now();
+    // Only a grant that can still give tokens: a spent, cancelled or expired one, or an
+    // ended session, asks nothing of the homeserver (a replayed code must not bring
+    // back a device its logout deleted).
     let (scope, user_id) = match grant {
         Grant::Code { code, .. } => {
             let Some(found) = repo.authorization_grant().find_by_code(code).await? else {
                 return Ok(());
             };
+            let live = found.client_id == client.id
+                && found.exchanged_at.is_none()
+                && found.cancelled_at.is_none()
+                && found
+                    .fulfilled_at
+                    .is_some_and(|at| now <= at + grants::CODE_LIFETIME);
             let session = match found.session_id {
-                Some(id) if found.client_id == client.id => repo.session().lookup(id).await?,
+                Some(id) if live => repo.session().lookup(id).await?,
                 _ => None,
             };
-            (found.scope, session.and_then(|s| s.user_id))
+            let user_id = session
+                .filter(mas_data_model::Session::is_active)
+                .and_then(|s| s.user_id);
+            (found.scope, user_id)
         }
         Grant::Device(device_code) => {
             let Some(found) = repo
@@ -332,10 +345,11 @@ async fn prepare_device(
             else {
                 return Ok(());
             };
+            let live = found.client_id == client.id
+                && found.state == mas_data_model::DeviceCodeGrantState::Fulfilled
+                && now < found.expires_at;
             let browser = match found.browser_session_id {
-                Some(id) if found.client_id == client.id => {
-                    repo.browser_session().lookup(id).await?
-                }
+                Some(id) if live => repo.browser_session().lookup(id).await?,
                 _ => None,
             };
             (found.scope, browser.map(|b| b.user_id))
@@ -348,7 +362,8 @@ async fn prepare_device(
     let Some(user) = (match user_id {
         Some(id) => repo.user().lookup(id).await?,
         None => None,
-    }) else {
+    })
+    .filter(mas_data_model::User::is_valid) else {
         return Ok(());
     };
     drop(repo);

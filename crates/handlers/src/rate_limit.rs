@@ -77,20 +77,25 @@ impl RateLimits {
         if !self.is_trusted(peer) {
             return Some(peer);
         }
-        let forwarded = headers
+        let hops = headers
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|hop| hop.trim().parse::<IpAddr>().ok())
+            .map(|hop| hop.trim().parse::<IpAddr>().ok())
             .collect::<Vec<_>>();
-        Some(
-            forwarded
-                .into_iter()
-                .rev()
-                .find(|ip| !self.is_trusted(*ip))
-                .unwrap_or(peer),
-        )
+        // From the nearest hop outwards: the first one that is not a trusted proxy is the
+        // client. A hop that cannot be read ends the walk at the last trusted address:
+        // anything further out may be the client's own invention.
+        let mut client = peer;
+        for hop in hops.into_iter().rev() {
+            match hop {
+                Some(ip) if self.is_trusted(ip) => client = ip,
+                Some(ip) => return Some(ip),
+                None => return Some(client),
+            }
+        }
+        Some(client)
     }
 
     fn is_trusted(&self, ip: IpAddr) -> bool {
@@ -182,6 +187,11 @@ mod tests {
             "not a trusted proxy"
         );
         assert_eq!(seen("127.0.0.1:5000", "garbage"), "127.0.0.1");
+        // A proxy that writes `ip:port` cannot be read past: the attacker's hop is ignored.
+        assert_eq!(
+            seen("127.0.0.1:5000", "6.6.6.6, 198.51.100.1:4444"),
+            "127.0.0.1"
+        );
     }
 }
 

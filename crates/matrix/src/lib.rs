@@ -118,6 +118,21 @@ impl HomeserverError {
             Self::UserNotFound | Self::Invalid(_) => false,
         }
     }
+
+    /// Whether a background job should try again: besides outages, a refused secret or
+    /// a missing API (401, 403, 404) is a configuration an administrator will fix, and
+    /// the queued work must survive until then.
+    #[must_use]
+    pub fn worth_retrying(&self) -> bool {
+        self.is_transient()
+            || matches!(
+                self,
+                Self::Refused {
+                    status: 401 | 403 | 404,
+                    ..
+                }
+            )
+    }
 }
 
 /// The homeserver, as the service sees it. All calls name users by localpart.

@@ -281,22 +281,7 @@ pub fn consent_covers(granted: &str, requested: &str) -> bool {
         .all(|t| granted.contains(&t))
 }
 
-/// The device named by a device scope, if exactly one is.
-#[must_use]
-pub fn device_of(scope: &str) -> Option<String> {
-    let mut devices: Vec<&str> = scope
-        .split(' ')
-        .filter_map(|t| {
-            t.strip_prefix("urn:matrix:client:device:")
-                .or_else(|| t.strip_prefix("urn:matrix:org.matrix.msc2967.client:device:"))
-        })
-        .collect();
-    devices.dedup();
-    match devices.as_slice() {
-        [one] => Some((*one).to_owned()),
-        _ => None,
-    }
-}
+pub use mas_data_model::device_of;
 
 /// The answer for a compatibility token (`mct_`, or `syt_` imported from Synapse).
 async fn introspect_compat(

@@ -1,10 +1,14 @@
 //! The homeserver jobs: their queue names and payloads, shared by whoever schedules them
 //! (handlers, the CLI) and the worker that runs them (`mas-tasks`).
 
+use std::collections::BTreeSet;
+
+use mas_data_model::User;
 use serde::{Deserialize, Serialize};
 use ulid::Ulid;
 
-use crate::repository::NewJob;
+use crate::repository::{CompatSessionFilter, NewJob, SessionFilter};
+use crate::{Pagination, Repository, StorageError};
 
 /// One piece of homeserver work.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -151,6 +155,62 @@ struct Fields {
     device_id: Option<String>,
     #[serde(default)]
     erase: Option<bool>,
+}
+
+/// The device IDs of the user's open sessions: compatibility sessions and OAuth sessions
+/// with a device scope.
+///
+/// # Errors
+/// When the database cannot be read.
+pub async fn open_devices(
+    repo: &mut dyn Repository,
+    user: &User,
+) -> Result<BTreeSet<String>, StorageError> {
+    const PAGE: usize = 100;
+    let mut devices = BTreeSet::new();
+    let mut page = Pagination::first(PAGE);
+    loop {
+        let sessions = repo
+            .compat_session()
+            .list(
+                CompatSessionFilter {
+                    user_id: Some(user.id),
+                    active: Some(true),
+                },
+                page,
+            )
+            .await?;
+        devices.extend(sessions.edges.iter().filter_map(|s| s.device_id.clone()));
+        match sessions.edges.last() {
+            Some(last) if sessions.has_next_page => page = Pagination::first(PAGE).after(last.id),
+            _ => break,
+        }
+    }
+    let mut page = Pagination::first(PAGE);
+    loop {
+        let sessions = repo
+            .session()
+            .list(
+                SessionFilter {
+                    user_id: Some(user.id),
+                    client_id: None,
+                    active: Some(true),
+                },
+                page,
+            )
+            .await?;
+        devices.extend(
+            sessions
+                .edges
+                .iter()
+                .filter_map(|s| mas_data_model::device_of(&s.scope)),
+        );
+        match sessions.edges.last() {
+            Some(last) if sessions.has_next_page => page = Pagination::first(PAGE).after(last.id),
+            _ => break,
+        }
+    }
+    Ok(devices)
 }
 
 #[cfg(test)]

@@ -3,15 +3,13 @@
 //! Each job reads what it needs fresh from the database when it runs, so a job that is
 //! retried after an outage applies the state of that moment, not of when it was queued.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use mas_data_model::{Job, User};
 use mas_matrix::{FieldAction, HomeserverConnection, HomeserverError, ProvisionRequest};
 use mas_storage::jobs::HomeserverJob;
-use mas_storage::repository::{CompatSessionFilter, SessionFilter};
-use mas_storage::{Pagination, Repository, RepositoryFactory, StorageError};
+use mas_storage::{Repository, RepositoryFactory, StorageError};
 
 use crate::{JobError, JobHandler};
 
@@ -63,7 +61,7 @@ fn storage(error: &StorageError) -> JobError {
 }
 
 fn homeserver(error: &HomeserverError) -> JobError {
-    if error.is_transient() {
+    if error.worth_retrying() {
         JobError::Retry(error.to_string())
     } else {
         JobError::Fatal(error.to_string())
@@ -89,62 +87,6 @@ pub async fn provision_request(
     Ok(request)
 }
 
-/// The device IDs of the user's open sessions: compatibility sessions and OAuth sessions
-/// with a device scope.
-///
-/// # Errors
-/// When the database cannot be read.
-pub async fn open_devices(
-    repo: &mut dyn Repository,
-    user: &User,
-) -> Result<BTreeSet<String>, StorageError> {
-    const PAGE: usize = 100;
-    let mut devices = BTreeSet::new();
-    let mut page = Pagination::first(PAGE);
-    loop {
-        let sessions = repo
-            .compat_session()
-            .list(
-                CompatSessionFilter {
-                    user_id: Some(user.id),
-                    active: Some(true),
-                },
-                page,
-            )
-            .await?;
-        devices.extend(sessions.edges.iter().filter_map(|s| s.device_id.clone()));
-        match sessions.edges.last() {
-            Some(last) if sessions.has_next_page => page = Pagination::first(PAGE).after(last.id),
-            _ => break,
-        }
-    }
-    let mut page = Pagination::first(PAGE);
-    loop {
-        let sessions = repo
-            .session()
-            .list(
-                SessionFilter {
-                    user_id: Some(user.id),
-                    client_id: None,
-                    active: Some(true),
-                },
-                page,
-            )
-            .await?;
-        devices.extend(
-            sessions
-                .edges
-                .iter()
-                .filter_map(|s| mas_oauth_core::tokens::device_of(&s.scope)),
-        );
-        match sessions.edges.last() {
-            Some(last) if sessions.has_next_page => page = Pagination::first(PAGE).after(last.id),
-            _ => break,
-        }
-    }
-    Ok(devices)
-}
-
 #[async_trait]
 impl JobHandler for HomeserverJobs {
     fn queue(&self) -> &'static str {
@@ -153,9 +95,14 @@ impl JobHandler for HomeserverJobs {
 
     async fn run(&self, job: &Job) -> Result<(), JobError> {
         let work = HomeserverJob::from_job(&job.queue, &job.payload).map_err(JobError::Fatal)?;
-        // Read everything first, then let go of the connection before calling out.
+        // Read everything first, then let go of the connection before calling out. What
+        // the job does follows the state of now, not of when it was queued: jobs on
+        // different queues may run in any order.
         let mut repo = self.repos.reader().await.map_err(|e| storage(&e))?;
         let user = self.user(repo.as_mut(), &work).await?;
+        let open = mas_storage::jobs::open_devices(repo.as_mut(), &user)
+            .await
+            .map_err(|e| storage(&e))?;
         let hs = self.homeserver.as_ref();
         let localpart = user.username.as_str();
         match work {
@@ -175,13 +122,35 @@ impl JobHandler for HomeserverJobs {
                 display_name,
                 ..
             } => {
-                drop(repo);
-                hs.upsert_device(localpart, &device_id, display_name.as_deref())
+                let request = provision_request(repo.as_mut(), &user, None)
                     .await
-                    .map_err(|e| homeserver(&e))?;
+                    .map_err(|e| storage(&e))?;
+                drop(repo);
+                if !open.contains(&device_id) {
+                    tracing::info!("the device's session ended before it was made; skipped");
+                    return Ok(());
+                }
+                let name = display_name.as_deref();
+                match hs.upsert_device(localpart, &device_id, name).await {
+                    // The user's own provisioning job has not run yet: do its part first.
+                    Err(HomeserverError::UserNotFound) => {
+                        hs.provision_user(&request)
+                            .await
+                            .map_err(|e| homeserver(&e))?;
+                        hs.upsert_device(localpart, &device_id, name)
+                            .await
+                            .map_err(|e| homeserver(&e))?;
+                    }
+                    other => other.map_err(|e| homeserver(&e))?,
+                }
             }
             HomeserverJob::DeleteDevice { device_id, .. } => {
                 drop(repo);
+                // Logged in again on the same device since: it stays.
+                if open.contains(&device_id) {
+                    tracing::info!("the device is in use again; not deleted");
+                    return Ok(());
+                }
                 match hs.delete_device(localpart, &device_id).await {
                     // Already gone with its user: nothing left to do.
                     Ok(()) | Err(HomeserverError::UserNotFound) => {}
@@ -189,22 +158,27 @@ impl JobHandler for HomeserverJobs {
                 }
             }
             HomeserverJob::SyncDevices { .. } => {
-                let devices = open_devices(repo.as_mut(), &user)
-                    .await
-                    .map_err(|e| storage(&e))?;
                 drop(repo);
-                hs.sync_devices(localpart, &devices)
+                hs.sync_devices(localpart, &open)
                     .await
                     .map_err(|e| homeserver(&e))?;
             }
             HomeserverJob::DeactivateUser { erase, .. } => {
                 drop(repo);
+                if user.deactivated_at.is_none() {
+                    tracing::info!("the user was reactivated since; not deactivated");
+                    return Ok(());
+                }
                 hs.delete_user(localpart, erase)
                     .await
                     .map_err(|e| homeserver(&e))?;
             }
             HomeserverJob::ReactivateUser { .. } => {
                 drop(repo);
+                if user.deactivated_at.is_some() {
+                    tracing::info!("the user was deactivated since; not reactivated");
+                    return Ok(());
+                }
                 hs.reactivate_user(localpart)
                     .await
                     .map_err(|e| homeserver(&e))?;

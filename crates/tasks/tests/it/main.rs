@@ -364,3 +364,140 @@ async fn cleanup_removes_spent_tokens_in_the_background() {
     stop.send(true).unwrap();
     task.await.unwrap();
 }
+
+/// Runs one homeserver job of `job` through the handler of its queue.
+async fn run_homeserver_job(
+    factory: &SqlRepositoryFactory,
+    homeserver: &Arc<mas_matrix::MockHomeserver>,
+    job: &mas_storage::jobs::HomeserverJob,
+) -> Result<(), JobError> {
+    let repos: Arc<dyn RepositoryFactory> = Arc::new(factory.clone());
+    let hs: Arc<dyn mas_matrix::HomeserverConnection> = homeserver.clone();
+    let handlers = mas_tasks::HomeserverJobs::all(&repos, &hs);
+    let new = job.to_job();
+    let handler = handlers.iter().find(|h| h.queue() == new.queue).unwrap();
+    let stored = Job {
+        id: ulid::Ulid::new(),
+        queue: new.queue.clone(),
+        payload: new.payload.clone(),
+        state: JobState::Running,
+        attempts: 1,
+        scheduled_at: chrono::Utc::now(),
+        created_at: chrono::Utc::now(),
+        last_error: None,
+    };
+    handler.run(&stored).await
+}
+
+#[tokio::test]
+async fn homeserver_jobs_follow_the_state_of_when_they_run() {
+    use mas_matrix::HomeserverConnection as _;
+    use mas_storage::jobs::HomeserverJob;
+
+    let (factory, _dir) = sqlite().await;
+    let homeserver = Arc::new(mas_matrix::MockHomeserver::new("example.com"));
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let mut repo = factory.begin().await.unwrap();
+    let alice = repo
+        .user()
+        .add(&mut rng, &SystemClock, "alice")
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+
+    // A device job for a user the homeserver has never seen provisions the user first,
+    // but only while a session still uses the device.
+    let device = HomeserverJob::ProvisionDevice {
+        user_id: alice.id,
+        device_id: "PHONE".to_owned(),
+        display_name: None,
+    };
+    run_homeserver_job(&factory, &homeserver, &device)
+        .await
+        .unwrap();
+    assert!(homeserver.user("alice").is_none(), "no session: skipped");
+    let mut repo = factory.begin().await.unwrap();
+    let session = repo
+        .compat_session()
+        .add(
+            &mut rng,
+            &SystemClock,
+            &alice,
+            Some("PHONE".to_owned()),
+            None,
+            false,
+            None,
+        )
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+    run_homeserver_job(&factory, &homeserver, &device)
+        .await
+        .unwrap();
+    assert!(
+        homeserver
+            .user("alice")
+            .unwrap()
+            .devices
+            .contains_key("PHONE")
+    );
+
+    // A deletion queued by an earlier logout leaves the device alone while a new
+    // session uses it, and deletes it once none does.
+    let delete = HomeserverJob::DeleteDevice {
+        user_id: alice.id,
+        device_id: "PHONE".to_owned(),
+    };
+    run_homeserver_job(&factory, &homeserver, &delete)
+        .await
+        .unwrap();
+    assert!(
+        homeserver
+            .user("alice")
+            .unwrap()
+            .devices
+            .contains_key("PHONE")
+    );
+    let mut repo = factory.begin().await.unwrap();
+    repo.compat_session()
+        .finish(&SystemClock, session)
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+    run_homeserver_job(&factory, &homeserver, &delete)
+        .await
+        .unwrap();
+    assert!(homeserver.user("alice").unwrap().devices.is_empty());
+
+    // Deactivation and reactivation follow the user's state, whatever order they run in.
+    let deactivate = HomeserverJob::DeactivateUser {
+        user_id: alice.id,
+        erase: false,
+    };
+    let reactivate = HomeserverJob::ReactivateUser { user_id: alice.id };
+    run_homeserver_job(&factory, &homeserver, &deactivate)
+        .await
+        .unwrap();
+    assert!(
+        !homeserver.query_user("alice").await.unwrap().deactivated,
+        "still active here"
+    );
+    let mut repo = factory.begin().await.unwrap();
+    let alice = repo.user().deactivate(&SystemClock, alice).await.unwrap();
+    repo.save().await.unwrap();
+    run_homeserver_job(&factory, &homeserver, &reactivate)
+        .await
+        .unwrap();
+    run_homeserver_job(&factory, &homeserver, &deactivate)
+        .await
+        .unwrap();
+    assert!(homeserver.query_user("alice").await.unwrap().deactivated);
+
+    // An outage is worth another try; the queue keeps the job.
+    homeserver.set_down(true);
+    let sync = HomeserverJob::SyncDevices { user_id: alice.id };
+    assert!(matches!(
+        run_homeserver_job(&factory, &homeserver, &sync).await,
+        Err(JobError::Retry(_))
+    ));
+}
