@@ -36,6 +36,18 @@ async fn pass(
     let access = repo.access_token().cleanup(before).await?;
     let refresh = repo.refresh_token().cleanup(before).await?;
     repo.client().cleanup_assertions(clock.now()).await?;
+    // SSO logins: a login token lives a minute; a session whose token was never taken
+    // up after five is abandoned, and the logins themselves go after the retention.
+    let (abandoned, _) = repo
+        .compat_sso_login()
+        .cleanup(clock, clock.now() - TimeDelta::minutes(5), before)
+        .await?;
+    if abandoned > 0 {
+        tracing::info!(
+            abandoned,
+            "ended compatibility sessions of abandoned SSO logins"
+        );
+    }
     repo.save().await?;
     Ok((access, refresh))
 }

@@ -544,6 +544,37 @@ impl CompatSsoLoginRepository for Repo<'_> {
         Ok(Some(login))
     }
 
+    #[tracing::instrument(name = "db.compat_sso_login.cleanup", skip_all)]
+    async fn cleanup(
+        &mut self,
+        clock: &dyn Clock,
+        abandoned_before: DateTime<Utc>,
+        delete_before: DateTime<Utc>,
+    ) -> Result<(u64, u64), StorageError> {
+        let abandoned = Query::select()
+            .column(sso_logins::Column::SessionId)
+            .from(sso_logins::Entity)
+            .and_where(sso_logins::Column::FulfilledAt.lt(abandoned_before))
+            .and_where(sso_logins::Column::ExchangedAt.is_null())
+            .and_where(sso_logins::Column::SessionId.is_not_null())
+            .to_owned();
+        let ended = sessions::Entity::update_many()
+            .col_expr(sessions::Column::FinishedAt, Expr::value(now(clock)))
+            .filter(sessions::Column::FinishedAt.is_null())
+            .filter(sessions::Column::Id.in_subquery(abandoned))
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?
+            .rows_affected;
+        let deleted = sso_logins::Entity::delete_many()
+            .filter(sso_logins::Column::CreatedAt.lt(delete_before))
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?
+            .rows_affected;
+        Ok((ended, deleted))
+    }
+
     #[tracing::instrument(name = "db.compat_sso_login.exchange", skip_all)]
     async fn exchange(
         &mut self,

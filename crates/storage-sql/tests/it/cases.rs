@@ -1397,6 +1397,77 @@ pub async fn compat_sessions_and_tokens(db: &TestDb) {
             .exchanged_at
             .is_some()
     );
+
+    // Cleanup: a completed login whose token nobody took ends its session; an
+    // exchanged one keeps its session; old logins are deleted.
+    let abandoned_session = repo
+        .compat_session()
+        .add(
+            &mut rng,
+            &clock,
+            &alice,
+            Some("SSO2".to_owned()),
+            None,
+            false,
+            None,
+        )
+        .await
+        .unwrap();
+    let started = repo
+        .compat_sso_login()
+        .add(
+            &mut rng,
+            &clock,
+            "placeholder-2",
+            Url::parse("https://client.example.com/sso").unwrap(),
+        )
+        .await
+        .unwrap();
+    repo.compat_sso_login()
+        .fulfill(&clock, started, &abandoned_session, "never-taken")
+        .await
+        .unwrap()
+        .unwrap();
+    clock.advance(Duration::minutes(10));
+    let (ended, deleted) = repo
+        .compat_sso_login()
+        .cleanup(
+            &clock,
+            mas_storage::Clock::now(&clock) - Duration::minutes(5),
+            mas_storage::Clock::now(&clock) - Duration::hours(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!((ended, deleted), (1, 0));
+    assert!(
+        !repo
+            .compat_session()
+            .lookup(abandoned_session.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active()
+    );
+    assert!(
+        repo.compat_session()
+            .lookup(sso_session.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active(),
+        "the exchanged login's session stays"
+    );
+    clock.advance(Duration::hours(2));
+    let (_, deleted) = repo
+        .compat_sso_login()
+        .cleanup(
+            &clock,
+            mas_storage::Clock::now(&clock) - Duration::minutes(5),
+            mas_storage::Clock::now(&clock) - Duration::hours(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(deleted, 2);
     repo.save().await.unwrap();
 }
 

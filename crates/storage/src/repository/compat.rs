@@ -160,6 +160,15 @@ pub trait CompatSsoLoginRepository: Send {
         session: &CompatSession,
         login_token: &str,
     ) -> Result<Option<CompatSsoLogin>, StorageError>;
+    /// Housekeeping: ends the sessions of logins completed before `abandoned_before` whose
+    /// token was never exchanged (the client went away), and deletes every login started
+    /// before `delete_before`. Returns (sessions ended, logins deleted).
+    async fn cleanup(
+        &mut self,
+        clock: &dyn Clock,
+        abandoned_before: DateTime<Utc>,
+        delete_before: DateTime<Utc>,
+    ) -> Result<(u64, u64), StorageError>;
     /// Marks the login token exchanged; `None` unless it was fulfilled and not yet exchanged.
     async fn exchange(
         &mut self,
