@@ -525,18 +525,51 @@ async fn password_login(state: AppState, body: LoginRequest) -> Result<Response,
     .await
     .map_err(|e| MatrixError::homeserver(&e))?;
 
+    let display_name = body.initial_device_display_name.clone();
+    let store = async || {
+        store_login(
+            &state,
+            &user,
+            &stored,
+            verified.clone(),
+            &device_id,
+            display_name.clone(),
+            body.refresh_token,
+        )
+        .await
+    };
+    // A concurrent login on the same device that committed first makes ours conflict
+    // (one open session per device); once more, and ours replaces it.
+    let tokens = match store().await {
+        Err(StorageError::Conflict(_)) => store().await?,
+        other => other?,
+    };
+    Ok(login_answer(&state, &user, &device_id, &tokens))
+}
+
+/// Stores a password login: the password's upgrade, the session (ending the device's
+/// earlier one) and its tokens, in one unit of work.
+async fn store_login(
+    state: &AppState,
+    user: &User,
+    stored: &Password,
+    verified: Verified,
+    device_id: &str,
+    display_name: Option<String>,
+    refreshable: bool,
+) -> Result<IssuedTokens, StorageError> {
     let clock = state.clock.as_ref();
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
     let mut repo = state.repos.begin().await?;
     if let Verified::Upgrade { version, hash } = verified {
         repo.user_password()
-            .add(&mut rng, clock, &user, version, hash, Some(&stored))
+            .add(&mut rng, clock, user, version, hash, Some(stored))
             .await?;
     }
     // Logging in again on a device replaces the device's earlier session.
     let earlier = repo
         .compat_session()
-        .find_active_by_device(&user, &device_id)
+        .find_active_by_device(user, device_id)
         .await?;
     if let Some(earlier) = earlier {
         repo.compat_session().finish(clock, earlier).await?;
@@ -546,18 +579,17 @@ async fn password_login(state: AppState, body: LoginRequest) -> Result<Response,
         .add(
             &mut rng,
             clock,
-            &user,
-            Some(device_id.clone()),
+            user,
+            Some(device_id.to_owned()),
             None,
             // May *ask* for admin rights, in OAuth; a password login never grants them.
             false,
-            body.initial_device_display_name.clone(),
+            display_name,
         )
         .await?;
-    let tokens = issue_tokens(&state, repo.as_mut(), &session, body.refresh_token).await?;
+    let tokens = issue_tokens(state, repo.as_mut(), &session, refreshable).await?;
     repo.save().await?;
-
-    Ok(login_answer(&state, &user, &device_id, &tokens))
+    Ok(tokens)
 }
 
 /// What a login or refresh hands out.

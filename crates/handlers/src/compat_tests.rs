@@ -710,3 +710,22 @@ async fn password_logins_never_carry_admin_rights_and_web_clients_get_cors() {
         );
     }
 }
+
+#[tokio::test]
+async fn concurrent_logins_on_one_device_leave_one_open_session() {
+    let h = Harness::new().await;
+    let alice = h.user("alice").await;
+    let mut body = password_login("alice");
+    body["device_id"] = json!("SHARED");
+    let (first, second) = tokio::join!(h.login(&body), h.login(&body));
+    assert_eq!(first.0, StatusCode::OK, "{}", first.1);
+    assert_eq!(second.0, StatusCode::OK, "{}", second.1);
+    assert_eq!(h.open_sessions(&alice).await, 1);
+    let mut live = 0;
+    for answer in [&first.1, &second.1] {
+        if h.introspect(answer["access_token"].as_str().unwrap()).await["active"] == true {
+            live += 1;
+        }
+    }
+    assert_eq!(live, 1, "the later login replaced the earlier one");
+}

@@ -1178,6 +1178,28 @@ pub async fn compat_sessions_and_tokens(db: &TestDb) {
             .unwrap(),
         None
     );
+    repo.save().await.unwrap();
+    // One open session per user and device: a second one conflicts (and spoils its
+    // unit of work, which is rolled back).
+    let mut other = db.factory.begin().await.unwrap();
+    let second = other
+        .compat_session()
+        .add(
+            &mut rng,
+            &clock,
+            &alice,
+            Some("DEVICE1".to_owned()),
+            None,
+            false,
+            None,
+        )
+        .await;
+    assert!(
+        matches!(second, Err(StorageError::Conflict(_))),
+        "{second:?}"
+    );
+    drop(other);
+    let mut repo = db.factory.begin().await.unwrap();
 
     let access = repo
         .compat_access_token()

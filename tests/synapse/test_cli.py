@@ -1,0 +1,228 @@
+"""`mas-cli manage` verbs from docs/cli.md ("Homeserver and session verbs") against the
+running stack, on both Synapse generations: what the operator reads on the terminal,
+and what a Matrix client then meets at Synapse through the proxy.
+"""
+
+from __future__ import annotations
+
+import requests
+
+from harness import (
+    PROVISION_TIMEOUT,
+    REVOKE_TIMEOUT,
+    Fatal,
+    assert_refused_promptly,
+    assert_whoami,
+    bearer,
+    describe,
+    introspect_as_synapse,
+    not_served,
+    poll,
+)
+
+
+def transcript(result) -> str:
+    return f"exit {result.returncode}\n--- stdout\n{result.stdout}--- stderr\n{result.stderr}"
+
+
+def issue_token(stack, user, *args: str) -> tuple[str, str]:
+    """Runs `issue-compatibility-token`; returns the token (the whole of stdout) and
+    stderr. A script does `TOKEN=$(mas-cli ...)`, so stdout must be the token alone."""
+    result = stack.mas.cli("manage", "issue-compatibility-token", user.localpart, *args)
+    lines = result.stdout.splitlines()
+    assert len(lines) == 1 and result.stdout == lines[0] + "\n", transcript(result)
+    token = lines[0]
+    assert token.startswith("mct_") and token.strip() == token, transcript(result)
+    assert token not in result.stderr, transcript(result)
+    return token, result.stderr
+
+
+def password_login(stack, user) -> dict:
+    """A password login through the proxy, retried while provisioning may still run."""
+
+    def attempt():
+        response = requests.post(
+            f"{stack.proxy_url}/_matrix/client/v3/login",
+            json={
+                "type": "m.login.password",
+                "identifier": {"type": "m.id.user", "user": user.localpart},
+                "password": user.password,
+            },
+            timeout=15,
+        )
+        if not_served(response):
+            raise Fatal(describe(response))
+        assert response.status_code == 200, describe(response)
+        return response.json()
+
+    return poll(f"a password login of {user.mxid}", attempt, timeout=PROVISION_TIMEOUT, interval=0.5)
+
+
+def synapse_admin_get_user(stack, token: str, user) -> requests.Response:
+    """An admin-only Synapse endpoint (server_version needs no auth at all, so it
+    would prove nothing). Asked at Synapse itself: the documented proxy does not
+    route `/_synapse/admin/` (docs/setup/reverse-proxy.md), as an operator's
+    admin tooling would not go through it either."""
+    return requests.get(
+        f"{stack.synapse_url}/_synapse/admin/v2/users/{user.mxid}", headers=bearer(token), timeout=15
+    )
+
+
+# One Synapse admin token per generation, issued by the command under test.
+_ADMIN_TOKENS: dict[str, str] = {}
+
+
+def synapse_admin_token(stack) -> str:
+    """A token Synapse's admin API accepts. Legacy Synapse takes its admin_token
+    (stack.secret), but modern Synapse takes the shared secret only on
+    /_synapse/mas/, so this is an admin compatibility token from the CLI."""
+    if stack.kind not in _ADMIN_TOKENS:
+        operator = stack.new_user("operator")
+        _ADMIN_TOKENS[stack.kind], _ = issue_token(
+            stack, operator, "OPERATOR", "--yes-i-want-to-grant-synapse-admin-privileges"
+        )
+    return _ADMIN_TOKENS[stack.kind]
+
+
+def synapse_devices(stack, user) -> set[str]:
+    """The user's devices as Synapse's admin API lists them."""
+    response = requests.get(
+        f"{stack.synapse_url}/_synapse/admin/v2/users/{user.mxid}/devices",
+        headers=bearer(synapse_admin_token(stack)),
+        timeout=15,
+    )
+    assert response.status_code == 200, describe(response)
+    return {device["device_id"] for device in response.json()["devices"]}
+
+
+# --- issue-compatibility-token -------------------------------------------------------
+
+
+def test_issued_token_works_at_synapse(stack):
+    """The token printed alone on stdout is accepted by Synapse for the named device;
+    without the admin flag it is not a Synapse admin token."""
+    user = stack.new_user("bot")
+    token, stderr = issue_token(stack, user, "BOTDEVICE")
+    # The device is made at once when Synapse answers; if the brand-new user was not
+    # provisioned there yet, the worker makes it a moment later. Either way the
+    # operator is told, on stderr.
+    assert (
+        "Device BOTDEVICE is ready on the homeserver" in stderr
+        or "mas-server's worker will create device BOTDEVICE" in stderr
+    ), stderr
+    assert "admin rights" not in stderr, stderr
+
+    assert_whoami(stack, token, user, "BOTDEVICE")
+    assert introspect_as_synapse(stack, token)["active"] is True
+
+    response = synapse_admin_get_user(stack, token, user)
+    assert response.status_code == 403, describe(response)
+    assert response.json()["errcode"] == "M_FORBIDDEN", describe(response)
+
+
+def test_issued_token_with_admin_flag_is_a_synapse_admin(stack):
+    """`--yes-i-want-to-grant-synapse-admin-privileges` (on a new device, named with
+    `--device-id`): Synapse lets the token use its admin API, on both generations
+    (each reads `urn:synapse:admin:*` from MAS's introspection answer). The user
+    itself was never promoted: the flag alone grants it, as in the reference."""
+    user = stack.new_user("adminbot")
+    token, stderr = issue_token(
+        stack, user, "--device-id", "ADMINBOT", "--yes-i-want-to-grant-synapse-admin-privileges"
+    )
+    assert "This token carries homeserver admin rights" in stderr, stderr
+    assert_whoami(stack, token, user, "ADMINBOT")
+    assert "urn:synapse:admin:*" in introspect_as_synapse(stack, token)["scope"].split()
+
+    response = synapse_admin_get_user(stack, token, user)
+    assert response.status_code == 200, describe(response)
+    body = response.json()
+    assert body["name"] == user.mxid, body
+
+
+# --- kill-sessions ------------------------------------------------------------------
+
+
+def test_kill_sessions_dry_run_then_for_real(stack):
+    user = stack.new_user("kim")
+    logins = [password_login(stack, user) for _ in range(2)]
+    assert logins[0]["device_id"] != logins[1]["device_id"]
+    for body in logins:
+        assert_whoami(stack, body["access_token"], user, body["device_id"])
+    devices = {body["device_id"] for body in logins}
+    # Both devices exist on Synapse (MAS made them), so their removal below means
+    # something.
+    poll("both devices on Synapse", lambda: devices <= synapse_devices(stack, user), timeout=PROVISION_TIMEOUT)
+
+    # --dry-run counts and changes nothing. Password logins make no browser session.
+    dry = stack.mas.cli("manage", "kill-sessions", user.localpart, "--dry-run")
+    assert dry.stdout.splitlines() == [
+        "would end 2 compatibility session(s), 0 OAuth 2.0 session(s) and 0 browser session(s)"
+        f" of `{user.localpart}`"
+    ], transcript(dry)
+    for body in logins:
+        assert introspect_as_synapse(stack, body["access_token"])["active"] is True
+        assert_whoami(stack, body["access_token"], user, body["device_id"])
+    # Counting again gives the same answer: the dry run ended nothing.
+    again = stack.mas.cli("manage", "kill-sessions", user.localpart, "--dry-run")
+    assert again.stdout == dry.stdout, transcript(again)
+
+    real = stack.mas.cli("manage", "kill-sessions", user.localpart)
+    assert real.stdout.splitlines() == [
+        "ended 2 compatibility session(s), 0 OAuth 2.0 session(s) and 0 browser session(s)"
+        f" of `{user.localpart}`"
+    ], transcript(real)
+    # The service calls the tokens inactive as soon as the command returns.
+    for body in logins:
+        assert introspect_as_synapse(stack, body["access_token"]) == {"active": False}
+    after = stack.mas.cli("manage", "kill-sessions", user.localpart, "--dry-run")
+    assert after.stdout.startswith("would end 0 compatibility session(s), "), transcript(after)
+
+    if stack.kind == "modern":
+        # The worker's sync-devices job deletes the devices on Synapse, which drops
+        # its cached introspection answers with them: refused within seconds.
+        for body in logins:
+            assert_refused_promptly(stack, body["access_token"], "a token after kill-sessions")
+    else:
+        # Legacy Synapse does not tie its token cache to devices, so it may accept the
+        # tokens for up to 2 minutes (not waited for here); the devices must go.
+        def gone():
+            left = synapse_devices(stack, user) & devices
+            assert not left, f"still on Synapse: {sorted(left)}"
+            return True
+
+        poll("the killed devices to be deleted on Synapse", gone, timeout=REVOKE_TIMEOUT + 5, interval=0.3)
+
+
+# --- promote-admin / list-admin-users / demote-admin ---------------------------------
+
+
+def test_promote_list_and_demote_admin(stack):
+    user = stack.new_user("root")
+    other = stack.new_user("plain")
+
+    def admins(verb: str) -> list[str]:
+        result = stack.mas.cli("manage", verb)
+        names = result.stdout.splitlines()
+        # The count goes to stderr, so stdout is usable as a list of names.
+        assert f"{len(names)} user(s) may request admin rights" in result.stderr, transcript(result)
+        return names
+
+    assert user.localpart not in admins("list-admin-users")
+
+    promoted = stack.mas.cli("manage", "promote-admin", user.localpart)
+    assert f"`{user.localpart}`" in promoted.stdout, transcript(promoted)
+    for verb in ("list-admin-users", "list-admins"):
+        names = admins(verb)
+        assert user.localpart in names, (verb, names)
+        assert other.localpart not in names, (verb, names)
+
+    demoted = stack.mas.cli("manage", "demote-admin", user.localpart)
+    assert f"`{user.localpart}`" in demoted.stdout, transcript(demoted)
+    for verb in ("list-admin-users", "list-admins"):
+        assert user.localpart not in admins(verb), verb
+
+    # An unknown user: exit status 1 and the documented message, nothing on stdout.
+    missing = stack.mas.cli("manage", "promote-admin", "nosuchuser", check=False)
+    assert missing.returncode == 1, transcript(missing)
+    assert "no user `nosuchuser`" in missing.stderr, transcript(missing)
+    assert missing.stdout == "", transcript(missing)
