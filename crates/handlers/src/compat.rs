@@ -16,7 +16,6 @@ use mas_data_model::{CompatSession, Password, TokenType, User};
 use mas_matrix::HomeserverError;
 use mas_oauth_core::passwords::Verified;
 use mas_storage::jobs::HomeserverJob;
-use mas_storage::repository::{CompatSessionFilter, SessionFilter};
 use mas_storage::{Repository, StorageError};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -733,25 +732,7 @@ async fn logout_all(
     let mut repo = state.repos.begin().await?;
     let (_, user) = authenticated(&state, repo.as_mut(), &token).await?;
     // Every session of the user, as Synapse's own `logout/all` ended every access token.
-    repo.compat_session()
-        .finish_all(
-            clock,
-            CompatSessionFilter {
-                user_id: Some(user.id),
-                active: Some(true),
-            },
-        )
-        .await?;
-    repo.session()
-        .finish_all(
-            clock,
-            SessionFilter {
-                user_id: Some(user.id),
-                client_id: None,
-                active: Some(true),
-            },
-        )
-        .await?;
+    mas_storage::jobs::end_device_sessions(repo.as_mut(), clock, &user).await?;
     let job = HomeserverJob::SyncDevices { user_id: user.id };
     repo.job().schedule(&mut rng, clock, job.to_job()).await?;
     repo.save().await?;

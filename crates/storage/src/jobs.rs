@@ -213,6 +213,41 @@ pub async fn open_devices(
     Ok(devices)
 }
 
+/// Ends every open OAuth 2.0 and compatibility session of the user (what `logout/all`,
+/// `kill-sessions` and a deactivation do); returns how many of each. Its devices are
+/// the caller's to queue for removal.
+///
+/// # Errors
+/// When the database cannot be written.
+pub async fn end_device_sessions(
+    repo: &mut dyn Repository,
+    clock: &dyn crate::Clock,
+    user: &User,
+) -> Result<(u64, u64), StorageError> {
+    let compat = repo
+        .compat_session()
+        .finish_all(
+            clock,
+            CompatSessionFilter {
+                user_id: Some(user.id),
+                active: Some(true),
+            },
+        )
+        .await?;
+    let oauth = repo
+        .session()
+        .finish_all(
+            clock,
+            SessionFilter {
+                user_id: Some(user.id),
+                client_id: None,
+                active: Some(true),
+            },
+        )
+        .await?;
+    Ok((compat, oauth))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -118,11 +118,8 @@ pub(crate) fn kill_sessions(
                 // Nothing is saved in a dry run: the unit of work rolls back unchanged.
                 return Ok((compat, oauth, browser as u64));
             }
-            let compat = repo
-                .compat_session()
-                .finish_all(clock, compat_filter)
-                .await?;
-            let oauth = repo.session().finish_all(clock, oauth_filter).await?;
+            let (compat, oauth) =
+                mas_storage::jobs::end_device_sessions(repo.as_mut(), clock, &user).await?;
             let browser = repo.browser_session().finish_all(clock, &user).await?;
             schedule(repo, &HomeserverJob::SyncDevices { user_id: user.id }).await?;
             Ok((compat, oauth, browser))
@@ -153,25 +150,7 @@ pub(crate) fn lock_user(
             if deactivate && user.deactivated_at.is_none() {
                 let user = repo.user().deactivate(clock, user).await?;
                 // A deactivated account keeps no session anywhere.
-                repo.compat_session()
-                    .finish_all(
-                        clock,
-                        CompatSessionFilter {
-                            user_id: Some(user.id),
-                            active: Some(true),
-                        },
-                    )
-                    .await?;
-                repo.session()
-                    .finish_all(
-                        clock,
-                        SessionFilter {
-                            user_id: Some(user.id),
-                            client_id: None,
-                            active: Some(true),
-                        },
-                    )
-                    .await?;
+                mas_storage::jobs::end_device_sessions(repo.as_mut(), clock, &user).await?;
                 repo.browser_session().finish_all(clock, &user).await?;
                 let job = HomeserverJob::DeactivateUser {
                     user_id: user.id,

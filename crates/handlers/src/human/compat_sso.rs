@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::PrivateCookieJar;
-use mas_data_model::CompatSsoLogin;
+use mas_data_model::{BrowserSession, CompatSsoLogin};
 use mas_storage::StorageError;
 
 use super::device::{login_first, session};
@@ -41,22 +41,32 @@ async fn pending(state: &AppState, id: &str) -> Result<Option<CompatSsoLogin>, S
         .filter(|l| l.fulfilled_at.is_none() && now < l.created_at + PENDING_FOR))
 }
 
+/// The person's browser session and the login still waiting for them; otherwise the
+/// page to show (log in first, expired, or a storage error).
+async fn signed_in_and_pending(
+    state: &AppState,
+    jar: &PrivateCookieJar,
+    id: &str,
+) -> Result<(BrowserSession, CompatSsoLogin), Response> {
+    let Some(browser) = session(state, jar).await? else {
+        return Err(login_first(state, &format!("/complete-compat-sso/{id}")));
+    };
+    match pending(state, id).await {
+        Ok(Some(login)) => Ok((browser, login)),
+        Ok(None) => Err(expired(state)),
+        Err(error) => Err(storage_error_page(state, &error)),
+    }
+}
+
 #[tracing::instrument(name = "handlers.compat_sso.get", skip_all)]
 pub(super) async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
     jar: PrivateCookieJar,
 ) -> Response {
-    let Some(browser) = (match session(&state, &jar).await {
-        Ok(session) => session,
+    let (browser, login) = match signed_in_and_pending(&state, &jar, &id).await {
+        Ok(found) => found,
         Err(page) => return page,
-    }) else {
-        return login_first(&state, &format!("/complete-compat-sso/{id}"));
-    };
-    let login = match pending(&state, &id).await {
-        Ok(Some(login)) => login,
-        Ok(None) => return expired(&state),
-        Err(error) => return storage_error_page(&state, &error),
     };
     let user = match state.repos.reader().await {
         Ok(mut repo) => repo.user().lookup(browser.user_id).await,
@@ -97,16 +107,9 @@ pub(super) async fn post(
             "The form expired. Please go back and try again.",
         );
     }
-    let Some(browser) = (match session(&state, &jar).await {
-        Ok(session) => session,
+    let (browser, login) = match signed_in_and_pending(&state, &jar, &id).await {
+        Ok(found) => found,
         Err(page) => return page,
-    }) else {
-        return login_first(&state, &format!("/complete-compat-sso/{id}"));
-    };
-    let login = match pending(&state, &id).await {
-        Ok(Some(login)) => login,
-        Ok(None) => return expired(&state),
-        Err(error) => return storage_error_page(&state, &error),
     };
     let clock = state.clock.as_ref();
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
