@@ -730,3 +730,78 @@ async fn registration_asks_the_homeserver_whether_the_name_is_free() {
         .unwrap();
     assert_eq!(jobs.len(), 1);
 }
+
+#[tokio::test]
+async fn every_login_starts_a_new_browser_session() {
+    use axum::response::IntoResponse;
+    use axum_extra::extract::cookie::{Cookie, PrivateCookieJar};
+
+    let (state, _dir) = state(Arc::new(Up)).await;
+    let (version, hash) = state
+        .passwords
+        .hash("correct horse battery staple".to_owned())
+        .await
+        .unwrap();
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let mut repo = state.repos.begin().await.unwrap();
+    let user = repo
+        .user()
+        .add(&mut rng, &SystemClock, "erin")
+        .await
+        .unwrap();
+    repo.user_password()
+        .add(&mut rng, &SystemClock, &user, version, hash, None)
+        .await
+        .unwrap();
+    // A session the browser already has (someone else's machine, say).
+    let earlier = repo
+        .browser_session()
+        .add(&mut rng, &SystemClock, &user, None)
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+    let sealed = |jar: PrivateCookieJar| {
+        jar.into_response()
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let cookies = sealed(
+        PrivateCookieJar::new(state.cookie_key.clone())
+            .add(Cookie::new("mas-session", earlier.id.to_string()))
+            .add(Cookie::new("mas-csrf", "csrf-value")),
+    );
+    let app = router(&[Resource::Human], None, state.clone());
+    let response = app
+        .oneshot(
+            Request::post("/login")
+                .header("cookie", &cookies)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from(
+                    "csrf=csrf-value&next=%2F&username=erin&password=correct+horse+battery+staple",
+                ))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    let set = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("mas-session="))
+        .expect("a new session cookie");
+    assert!(!cookies.contains(set.split(';').next().unwrap()), "{set}");
+    let mut repo = state.repos.reader().await.unwrap();
+    let sessions = repo
+        .browser_session()
+        .list(&user, true, mas_storage::Pagination::first(10))
+        .await
+        .unwrap();
+    assert_eq!(sessions.edges.len(), 2, "the earlier one was not reused");
+    assert!(sessions.edges.iter().any(|s| s.id == earlier.id));
+}
