@@ -8,7 +8,6 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use mas_data_model::ClientAuthMethod;
 use mas_storage::SystemClock;
-use mas_storage::repository::ClientParams;
 use tower::ServiceExt;
 use ulid::Ulid;
 use url::Url;
@@ -36,26 +35,13 @@ async fn client_with_grants(
 ) -> Ulid {
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
     let mut repo = state.repos.begin().await.unwrap();
-    let params = ClientParams {
-        auth_method: method,
-        encrypted_secret: None,
-        jwks: None,
-        jwks_uri: None,
-        // Several URIs may be given, separated by spaces.
-        redirect_uris: redirect
-            .split(' ')
-            .map(|uri| Url::parse(uri).unwrap())
-            .collect(),
-        grant_types: grants.iter().map(|g| (*g).to_owned()).collect(),
-        name: Some("Some App".to_owned()),
-        client_uri: None,
-        logo_uri: None,
-        policy_uri: None,
-        tos_uri: None,
-        application_type: None,
-        contacts: Vec::new(),
-        metadata: None,
-    };
+    // Several URIs may be given, separated by spaces.
+    let redirect_uris = redirect
+        .split(' ')
+        .map(|uri| Url::parse(uri).unwrap())
+        .collect();
+    let mut params = crate::test_state::client_params(method, redirect_uris, grants);
+    params.name = Some("Some App".to_owned());
     let client = repo
         .client()
         .add_dynamic(&mut rng, &SystemClock, params)

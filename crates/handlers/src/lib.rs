@@ -205,6 +205,31 @@ pub(crate) mod test_state {
         Arc::new(OAuthState::new(endpoints, keys, registration_open))
     }
 
+    /// Registration metadata of a test client: the method, redirect URIs and grants
+    /// given, nothing else.
+    pub(crate) fn client_params(
+        auth_method: mas_data_model::ClientAuthMethod,
+        redirect_uris: Vec<url::Url>,
+        grant_types: &[&str],
+    ) -> mas_storage::repository::ClientParams {
+        mas_storage::repository::ClientParams {
+            auth_method,
+            encrypted_secret: None,
+            jwks: None,
+            jwks_uri: None,
+            redirect_uris,
+            grant_types: grant_types.iter().map(|g| (*g).to_owned()).collect(),
+            name: None,
+            client_uri: None,
+            logo_uri: None,
+            policy_uri: None,
+            tos_uri: None,
+            application_type: None,
+            contacts: Vec::new(),
+            metadata: None,
+        }
+    }
+
     /// A migrated SQLite database in a temporary directory (kept while the guard lives).
     pub(crate) async fn database() -> (SqlRepositoryFactory, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();

@@ -10,7 +10,6 @@ use axum::http::{Method, Request, StatusCode};
 use base64::Engine;
 use mas_data_model::ClientAuthMethod;
 use mas_storage::SystemClock;
-use mas_storage::repository::ClientParams;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use ulid::Ulid;
@@ -45,22 +44,11 @@ impl Harness {
         let mut repo = self.state.repos.begin().await.unwrap();
         let sealed = method_uses_secret(method)
             .then(|| self.state.encrypter.encrypt(&mut rng, SECRET.as_bytes()));
-        let params = ClientParams {
-            auth_method: method,
-            encrypted_secret: sealed,
-            jwks,
-            jwks_uri,
-            redirect_uris: Vec::new(),
-            grant_types: vec!["client_credentials".to_owned()],
-            name: None,
-            client_uri: None,
-            logo_uri: None,
-            policy_uri: None,
-            tos_uri: None,
-            application_type: None,
-            contacts: Vec::new(),
-            metadata: None,
-        };
+        let mut params =
+            crate::test_state::client_params(method, Vec::new(), &["client_credentials"]);
+        params.encrypted_secret = sealed;
+        params.jwks = jwks;
+        params.jwks_uri = jwks_uri;
         let client = repo
             .client()
             .add_dynamic(&mut rng, &SystemClock, params)
@@ -1481,22 +1469,11 @@ async fn a_device_polling_too_fast_is_told_to_slow_down() {
         .add_dynamic(
             &mut rng,
             &SystemClock,
-            ClientParams {
-                auth_method: ClientAuthMethod::None,
-                encrypted_secret: None,
-                jwks: None,
-                jwks_uri: None,
-                redirect_uris: Vec::new(),
-                grant_types: vec![mas_oauth_core::device::DEVICE_GRANT.to_owned()],
-                name: Some("TV".to_owned()),
-                client_uri: None,
-                logo_uri: None,
-                policy_uri: None,
-                tos_uri: None,
-                application_type: None,
-                contacts: Vec::new(),
-                metadata: None,
-            },
+            crate::test_state::client_params(
+                ClientAuthMethod::None,
+                Vec::new(),
+                &[mas_oauth_core::device::DEVICE_GRANT],
+            ),
         )
         .await
         .unwrap();
