@@ -26,10 +26,19 @@ pub(crate) async fn ensure_device(
             .await
         {
             Err(HomeserverError::UserNotFound) => {
-                hs.provision_user(&ProvisionRequest::new(&user.username, user.id.to_string()))
-                    .await?;
-                hs.upsert_device(&user.username, device_id, display_name)
+                // The user's provisioning job may be creating it at this very moment, and
+                // the loser of that race is refused ("User ID already taken"): whatever
+                // provisioning answered, the device is what counts.
+                let provisioned = hs
+                    .provision_user(&ProvisionRequest::new(&user.username, user.id.to_string()))
+                    .await;
+                match hs
+                    .upsert_device(&user.username, device_id, display_name)
                     .await
+                {
+                    Ok(()) => Ok(()),
+                    Err(error) => Err(provisioned.err().unwrap_or(error)),
+                }
             }
             other => other,
         }

@@ -134,12 +134,12 @@ impl JobHandler for HomeserverJobs {
                 match hs.upsert_device(localpart, &device_id, name).await {
                     // The user's own provisioning job has not run yet: do its part first.
                     Err(HomeserverError::UserNotFound) => {
-                        hs.provision_user(&request)
-                            .await
-                            .map_err(|e| homeserver(&e))?;
-                        hs.upsert_device(localpart, &device_id, name)
-                            .await
-                            .map_err(|e| homeserver(&e))?;
+                        // Racing the user's own provisioning job is fine: the device is
+                        // what counts.
+                        let provisioned = hs.provision_user(&request).await;
+                        if let Err(error) = hs.upsert_device(localpart, &device_id, name).await {
+                            return Err(homeserver(&provisioned.err().unwrap_or(error)));
+                        }
                     }
                     other => other.map_err(|e| homeserver(&e))?,
                 }
