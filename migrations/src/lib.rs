@@ -5,6 +5,7 @@ mod m20261127_000001_initial;
 mod m20261127_000002_client_assertions;
 mod m20261127_000003_device_polls;
 mod m20261127_000004_one_open_session_per_device;
+mod m20261127_000005_revocation_log;
 mod schema;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000002_client_assertions::Migration),
             Box::new(m20261127_000003_device_polls::Migration),
             Box::new(m20261127_000004_one_open_session_per_device::Migration),
+            Box::new(m20261127_000005_revocation_log::Migration),
         ]
     }
 }

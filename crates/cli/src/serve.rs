@@ -80,6 +80,9 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
         }
     }
     let state = app_state(&config, &db)?;
+    // Revocations made by other replicas and by `mas-cli` reach the introspection cache
+    // through this; until it hears them, nothing is cached.
+    let revocation_feed = tokio::spawn(db.follow_revocations());
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let background = tokio::spawn(mas_tasks::run_cleanup(
@@ -154,6 +157,7 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
     if let Err(error) = background.await {
         tracing::warn!(%error, "background cleanup task failed");
     }
+    revocation_feed.abort();
     drop(state);
     db.close().await.context("cannot close the database pool")?;
     tracing::info!("stopped");
@@ -250,6 +254,10 @@ fn app_state(
         remote_keys: Arc::new(mas_handlers::RemoteKeys::new()?),
         homeserver: crate::homeserver::connect(config)?,
         rate_limits: Arc::new(rate_limits(config)?),
+        introspection_cache: Arc::new(mas_oauth_core::IntrospectionCache::new(
+            mas_storage::RepositoryFactory::revocations(db).clone(),
+            mas_oauth_core::introspection_cache::DEFAULT_CAPACITY,
+        )),
     })
 }
 

@@ -94,6 +94,8 @@ pub struct AppState {
     pub homeserver: Arc<dyn mas_matrix::HomeserverConnection>,
     /// Login throttles.
     pub rate_limits: Arc<RateLimits>,
+    /// The homeserver's introspection answers, kept while they hold.
+    pub introspection_cache: Arc<mas_oauth_core::IntrospectionCache>,
 }
 
 impl AppState {
@@ -250,6 +252,12 @@ pub(crate) mod test_state {
     /// A state over a fresh database, with `health` as the health check.
     pub(crate) async fn state(health: Arc<dyn Health>) -> (AppState, tempfile::TempDir) {
         let (factory, dir) = database().await;
+        // One process on its own database: every revocation is heard.
+        mas_storage::RepositoryFactory::revocations(&factory).set_live(true);
+        let introspection_cache = Arc::new(mas_oauth_core::IntrospectionCache::new(
+            mas_storage::RepositoryFactory::revocations(&factory).clone(),
+            1024,
+        ));
         let state = AppState {
             health,
             oauth: oauth(),
@@ -286,6 +294,7 @@ pub(crate) mod test_state {
                 },
                 Vec::new(),
             )),
+            introspection_cache,
         };
         (state, dir)
     }

@@ -450,9 +450,13 @@ async fn introspect(
         {
             return Err(OAuthError::invalid_client().into());
         }
-        let mut repo = state.repos.reader().await?;
-        let mut answer =
-            tokens::introspect(repo.as_mut(), clock, token, tokens::Asker::Homeserver).await?;
+        let mut answer = mas_oauth_core::introspect_for_homeserver(
+            &state.introspection_cache,
+            state.repos.as_ref(),
+            clock,
+            token,
+        )
+        .await?;
         if !wants_device_id {
             answer.device_id = None;
         }
@@ -475,14 +479,20 @@ async fn introspect(
     }
     // Static clients are declared by the administrator: the homeserver of the MSC3861
     // generation authenticates as one, and must see compatibility tokens too.
-    let asker = if client.kind == mas_data_model::ClientKind::Static {
-        tokens::Asker::Homeserver
+    let mut answer = if client.kind == mas_data_model::ClientKind::Static {
+        mas_oauth_core::introspect_for_homeserver(
+            &state.introspection_cache,
+            state.repos.as_ref(),
+            clock,
+            token,
+        )
+        .await?
     } else {
-        tokens::Asker::Client
+        let mut repo = state.repos.begin().await?;
+        let answer = tokens::introspect(repo.as_mut(), clock, token, tokens::Asker::Client).await?;
+        repo.save().await?;
+        answer
     };
-    let mut repo = state.repos.begin().await?;
-    let mut answer = tokens::introspect(repo.as_mut(), clock, token, asker).await?;
-    repo.save().await?;
     if !wants_device_id {
         answer.device_id = None;
     }

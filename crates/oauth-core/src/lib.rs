@@ -85,6 +85,7 @@ pub mod client_auth;
 pub mod device;
 pub mod error;
 pub mod grants;
+pub mod introspection_cache;
 pub mod jose;
 pub mod keys;
 pub mod metadata;
@@ -94,5 +95,6 @@ pub mod registration;
 pub mod tokens;
 
 pub use self::error::{ErrorCode, OAuthError};
+pub use self::introspection_cache::{IntrospectionCache, introspect_for_homeserver};
 pub use self::keys::{KeyError, KeyStore, SigningAlgorithm, decrypt_pkcs8_pem};
 pub use self::metadata::{Endpoints, ProviderMetadata};

@@ -1,9 +1,11 @@
 //! Issuing tokens and answering for them: the token response, introspection (RFC 7662)
 //! and revocation (RFC 7009).
 
+use chrono::{DateTime, Utc};
 use mas_data_model::{Client, Session, TokenType};
 use mas_storage::{Clock, Repository, Rng};
 use serde::Serialize;
+use ulid::Ulid;
 
 use crate::error::{ErrorCode, OAuthError};
 
@@ -288,8 +290,8 @@ async fn introspect_compat(
     repo: &mut dyn Repository,
     clock: &dyn Clock,
     token: &str,
-) -> Result<Introspection, OAuthError> {
-    let inactive = Introspection::default();
+) -> Result<Answer, OAuthError> {
+    let inactive = Answer::default();
     let now = clock.now();
     // One indexed lookup for the token, its session and its user: this is the path every
     // Matrix request takes, through the homeserver.
@@ -308,19 +310,24 @@ async fn introspect_compat(
     if session.is_synapse_admin {
         scope.push_str(" urn:synapse:admin:*");
     }
-    Ok(Introspection {
-        active: true,
-        scope: Some(with_matrix_twins(&scope)),
-        client_id: None,
-        username: Some(user.username.clone()),
-        token_type: Some("access_token"),
-        exp: access.expires_at.map(|at| at.timestamp()),
-        expires_in: access.expires_at.map(|at| (at - now).num_seconds().max(0)),
-        iat: Some(access.created_at.timestamp()),
-        sub: Some(user.id.to_string()),
-        jti: Some(access.id.to_string()),
-        device_id: session.device_id,
-    })
+    let keys = vec![session.id, user.id];
+    Ok(Answer::active(
+        keys,
+        access.expires_at,
+        Introspection {
+            active: true,
+            scope: Some(with_matrix_twins(&scope)),
+            client_id: None,
+            username: Some(user.username.clone()),
+            token_type: Some("access_token"),
+            exp: access.expires_at.map(|at| at.timestamp()),
+            expires_in: access.expires_at.map(|at| (at - now).num_seconds().max(0)),
+            iat: Some(access.created_at.timestamp()),
+            sub: Some(user.id.to_string()),
+            jti: Some(access.id.to_string()),
+            device_id: session.device_id,
+        },
+    ))
 }
 
 /// The answer for a personal access token (`mpt_`).
@@ -328,8 +335,8 @@ async fn introspect_personal(
     repo: &mut dyn Repository,
     clock: &dyn Clock,
     token: &str,
-) -> Result<Introspection, OAuthError> {
-    let inactive = Introspection::default();
+) -> Result<Answer, OAuthError> {
+    let inactive = Answer::default();
     let now = clock.now();
     let Some(access) = repo.personal_access_token().find_by_token(token).await? else {
         return Ok(inactive);
@@ -351,19 +358,24 @@ async fn introspect_personal(
     else {
         return Ok(inactive);
     };
-    Ok(Introspection {
-        active: true,
-        scope: Some(with_matrix_twins(&session.scope)),
-        client_id: None,
-        username: Some(user.username.clone()),
-        token_type: Some("access_token"),
-        exp: access.expires_at.map(|at| at.timestamp()),
-        expires_in: access.expires_at.map(|at| (at - now).num_seconds().max(0)),
-        iat: Some(access.created_at.timestamp()),
-        sub: Some(user.id.to_string()),
-        jti: Some(access.id.to_string()),
-        device_id: device_of(&session.scope),
-    })
+    let keys = vec![session.id, user.id];
+    Ok(Answer::active(
+        keys,
+        access.expires_at,
+        Introspection {
+            active: true,
+            scope: Some(with_matrix_twins(&session.scope)),
+            client_id: None,
+            username: Some(user.username.clone()),
+            token_type: Some("access_token"),
+            exp: access.expires_at.map(|at| at.timestamp()),
+            expires_in: access.expires_at.map(|at| (at - now).num_seconds().max(0)),
+            iat: Some(access.created_at.timestamp()),
+            sub: Some(user.id.to_string()),
+            jti: Some(access.id.to_string()),
+            device_id: device_of(&session.scope),
+        },
+    ))
 }
 
 /// Answers for `token`. A string that is not one of our tokens is inactive without any
@@ -378,10 +390,48 @@ pub async fn introspect(
     token: &str,
     asker: Asker,
 ) -> Result<Introspection, OAuthError> {
-    let inactive = Introspection::default();
     let Ok(kind) = TokenType::check(token) else {
-        return Ok(inactive);
+        return Ok(Introspection::default());
     };
+    Ok(introspect_checked(repo, clock, token, kind, asker)
+        .await?
+        .introspection)
+}
+
+/// An introspection answer with what it depends on, for caching.
+#[derive(Debug, Default)]
+pub(crate) struct Answer {
+    /// The answer itself; `expires_in` is as of the read.
+    pub(crate) introspection: Introspection,
+    /// When the token expires, if it does.
+    pub(crate) expires_at: Option<DateTime<Utc>>,
+    /// The session, user and client ids whose revocation makes the answer stale.
+    pub(crate) keys: Vec<Ulid>,
+}
+
+impl Answer {
+    fn active(
+        keys: Vec<Ulid>,
+        expires_at: Option<DateTime<Utc>>,
+        introspection: Introspection,
+    ) -> Self {
+        Self {
+            introspection,
+            expires_at,
+            keys,
+        }
+    }
+}
+
+/// As [`introspect`], for a token whose format was checked already.
+pub(crate) async fn introspect_checked(
+    repo: &mut dyn Repository,
+    clock: &dyn Clock,
+    token: &str,
+    kind: TokenType,
+    asker: Asker,
+) -> Result<Answer, OAuthError> {
+    let inactive = Answer::default();
     match (kind, asker) {
         (TokenType::CompatAccessToken, Asker::Homeserver) => {
             return introspect_compat(repo, clock, token).await;
@@ -446,19 +496,25 @@ pub async fn introspect(
         Asker::Homeserver => (with_matrix_twins(&session.scope), device_of(&session.scope)),
         Asker::Client => (session.scope.clone(), None),
     };
-    Ok(Introspection {
-        active: true,
-        scope: Some(scope),
-        device_id,
-        client_id: Some(session.client_id.to_string()),
-        username: user.as_ref().map(|u| u.username.clone()),
-        token_type: Some(token_type),
-        exp: expires_at.map(|at| at.timestamp()),
-        expires_in: expires_at.map(|at| (at - now).num_seconds().max(0)),
-        iat: Some(created_at.timestamp()),
-        sub: user.map(|u| u.id.to_string()),
-        jti: Some(id.to_string()),
-    })
+    let mut keys = vec![session.id, session.client_id];
+    keys.extend(user.as_ref().map(|u| u.id));
+    Ok(Answer::active(
+        keys,
+        expires_at,
+        Introspection {
+            active: true,
+            scope: Some(scope),
+            device_id,
+            client_id: Some(session.client_id.to_string()),
+            username: user.as_ref().map(|u| u.username.clone()),
+            token_type: Some(token_type),
+            exp: expires_at.map(|at| at.timestamp()),
+            expires_in: expires_at.map(|at| (at - now).num_seconds().max(0)),
+            iat: Some(created_at.timestamp()),
+            sub: user.map(|u| u.id.to_string()),
+            jti: Some(id.to_string()),
+        },
+    ))
 }
 
 /// Revokes `token` (RFC 7009): its whole session ends, access and refresh tokens alike,

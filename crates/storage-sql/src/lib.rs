@@ -10,6 +10,7 @@
 mod conv;
 mod entities;
 mod repos;
+mod revocations;
 mod waker;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,15 +26,19 @@ use mas_storage::repository::{
     RegistrationTokenRepository, SessionRepository, UpstreamOAuthLinkRepository,
     UpstreamOAuthProviderRepository, UserEmailRepository, UserPasswordRepository, UserRepository,
 };
-use mas_storage::{BoxFuture, BoxRepository, Health, Repository, RepositoryFactory, StorageError};
+use mas_storage::{
+    BoxFuture, BoxRepository, Health, Repository, RepositoryFactory, Revocations, StorageError,
+};
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseExecutor,
     DatabaseTransaction, DbBackend, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
+pub use self::revocations::SQLITE_POLL as REVOCATION_POLL;
 pub use self::waker::JobWaker;
 use crate::repos::Repo;
+use crate::revocations::PendingRevocations;
 
 /// How long `/health` waits for the database before calling it unreachable.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
@@ -172,13 +177,27 @@ impl Health for SqlHealth {
 #[derive(Debug, Clone)]
 pub struct SqlRepositoryFactory {
     db: DatabaseConnection,
+    revocations: Revocations,
 }
 
 impl SqlRepositoryFactory {
-    /// A factory over `db`.
+    /// A factory over `db`. Its [`Revocations`] record is not live (caches built on it
+    /// keep nothing) until [`Self::follow_revocations`] runs or the caller says this
+    /// process is the only one writing.
     #[must_use]
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self {
+            db,
+            revocations: Revocations::new(false),
+        }
+    }
+
+    /// Hears the revocations every process announces on this database and keeps
+    /// [`RepositoryFactory::revocations`] up to date, live while they are heard: `LISTEN`
+    /// on PostgreSQL, the log table read every [`REVOCATION_POLL`] on SQLite. Runs
+    /// forever; spawn it.
+    pub fn follow_revocations(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        revocations::follow(self.db.clone(), self.revocations.clone())
     }
 
     /// Connects (see [`connect`]) and wraps the pool.
@@ -284,6 +303,8 @@ impl RepositoryFactory for SqlRepositoryFactory {
         Ok(Box::new(SqlRepository {
             conn: Conn::Transaction(txn),
             failed: AtomicBool::new(false),
+            pending: PendingRevocations::default(),
+            revocations: self.revocations.clone(),
         }))
     }
 
@@ -291,7 +312,13 @@ impl RepositoryFactory for SqlRepositoryFactory {
         Ok(Box::new(SqlRepository {
             conn: Conn::Pool(self.db.clone()),
             failed: AtomicBool::new(false),
+            pending: PendingRevocations::default(),
+            revocations: self.revocations.clone(),
         }))
+    }
+
+    fn revocations(&self) -> &Revocations {
+        &self.revocations
     }
 }
 
@@ -304,6 +331,9 @@ enum Conn {
 pub struct SqlRepository {
     conn: Conn,
     failed: AtomicBool,
+    /// What this unit of work revoked, announced and recorded when it commits.
+    pending: PendingRevocations,
+    revocations: Revocations,
 }
 
 impl SqlRepository {
@@ -315,6 +345,8 @@ impl SqlRepository {
         Repo {
             conn,
             failed: &self.failed,
+            pending: &self.pending,
+            revocations: &self.revocations,
         }
     }
 
@@ -331,12 +363,24 @@ impl SqlRepository {
 #[async_trait]
 impl Repository for SqlRepository {
     async fn save(self: Box<Self>) -> Result<(), StorageError> {
+        let pending = self.pending.take();
         match self.conn {
             // Dropping the transaction rolls it back.
             Conn::Transaction(_) if self.failed.load(Ordering::Relaxed) => {
                 Err(StorageError::Aborted)
             }
-            Conn::Transaction(txn) => txn.commit().await.map_err(conv::db_err),
+            Conn::Transaction(txn) => {
+                let Some(pending) = pending else {
+                    return txn.commit().await.map_err(conv::db_err);
+                };
+                pending.announce(&txn).await.map_err(conv::db_err)?;
+                let committed = txn.commit().await.map_err(conv::db_err);
+                // After the commit: a read that starts from now on sees the change. (On a
+                // failed commit nothing changed, and forgetting costs only a re-read.)
+                pending.apply(&self.revocations);
+                committed
+            }
+            // A reader's statements committed one by one; `Repo::revoked` recorded them.
             Conn::Pool(_) => Ok(()),
         }
     }

@@ -11,6 +11,7 @@ mod encrypter;
 pub mod jobs;
 mod pagination;
 pub mod repository;
+mod revocations;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -19,6 +20,7 @@ pub use self::clock::{Clock, MockClock, SystemClock};
 pub use self::encrypter::{DecryptError, Encrypter};
 pub use self::pagination::{Page, Pagination, PaginationDirection};
 pub use self::repository::{BoxRepository, Repository, RepositoryFactory};
+pub use self::revocations::{MAX_AGE as MAX_CACHE_AGE, Revocations, Ticket};
 
 /// A boxed future, so the traits stay usable as trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -155,6 +155,7 @@ impl CompatSessionRepository for Repo<'_> {
             .exec(&self.conn)
             .await
             .map_err(|e| self.db_err(e))?;
+        self.revoked(&[session.id]);
         session.finished_at.get_or_insert(at);
         Ok(session)
     }
@@ -165,6 +166,7 @@ impl CompatSessionRepository for Repo<'_> {
         clock: &dyn Clock,
         filter: CompatSessionFilter,
     ) -> Result<u64, StorageError> {
+        let user_id = filter.user_id;
         let result = sessions::Entity::update_many()
             .col_expr(sessions::Column::FinishedAt, Expr::value(now(clock)))
             .filter(session_condition(filter))
@@ -172,6 +174,12 @@ impl CompatSessionRepository for Repo<'_> {
             .exec(&self.conn)
             .await
             .map_err(|e| self.db_err(e))?;
+        if result.rows_affected > 0 {
+            match user_id {
+                Some(user_id) => self.revoked(&[user_id]),
+                None => self.revoked_all(),
+            }
+        }
         Ok(result.rows_affected)
     }
 
@@ -347,6 +355,7 @@ impl CompatAccessTokenRepository for Repo<'_> {
         if result.rows_affected == 0 {
             return Err(gone("compat_access_tokens"));
         }
+        self.revoked(&[token.session_id]);
         token.expires_at = Some(at);
         Ok(token)
     }

@@ -9,7 +9,10 @@ pub(crate) mod user;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use mas_storage::{Page, Pagination, StorageError};
+use mas_storage::{Page, Pagination, Revocations, StorageError};
+use ulid::Ulid;
+
+use crate::revocations::PendingRevocations;
 use sea_orm::{ColumnTrait, DatabaseExecutor, DbErr, EntityTrait, Select};
 
 /// What every repository holds: the connection or transaction of its unit of work.
@@ -18,6 +21,9 @@ pub(crate) struct Repo<'c> {
     /// Set when a statement failed. PostgreSQL aborts the transaction then (and a later
     /// COMMIT silently rolls back), so the unit of work refuses to report a save.
     pub(crate) failed: &'c AtomicBool,
+    /// What this unit of work revoked, for caches of introspection answers.
+    pub(crate) pending: &'c PendingRevocations,
+    pub(crate) revocations: &'c Revocations,
 }
 
 impl Repo<'_> {
@@ -25,6 +31,26 @@ impl Repo<'_> {
     pub(crate) fn db_err(&self, error: DbErr) -> StorageError {
         self.failed.store(true, Ordering::Relaxed);
         crate::conv::db_err(error)
+    }
+
+    /// Notes, after the statement that did it, that tokens depending on `keys` (session,
+    /// user or client ids) are no longer valid. A transaction announces it when it
+    /// commits; a reader's statement has committed already.
+    pub(crate) fn revoked(&self, keys: &[Ulid]) {
+        if matches!(self.conn, DatabaseExecutor::Connection(_)) {
+            self.revocations.record(keys);
+        } else {
+            self.pending.add(keys);
+        }
+    }
+
+    /// As [`Self::revoked`], for a change too broad to name by keys.
+    pub(crate) fn revoked_all(&self) {
+        if matches!(self.conn, DatabaseExecutor::Connection(_)) {
+            self.revocations.forget_all();
+        } else {
+            self.pending.add_all();
+        }
     }
 
     /// One page of `query`, keyed and ordered by `id`, each row converted by `convert`.

@@ -216,6 +216,7 @@ impl ClientRepository for Repo<'_> {
             .exec(&self.conn)
             .await
             .map_err(|e| self.db_err(e))?;
+        self.revoked(&[client.id]);
         Ok(())
     }
 
@@ -560,6 +561,7 @@ impl SessionRepository for Repo<'_> {
             .exec(&self.conn)
             .await
             .map_err(|e| self.db_err(e))?;
+        self.revoked(&[session.id]);
         session.finished_at.get_or_insert(at);
         Ok(session)
     }
@@ -570,6 +572,7 @@ impl SessionRepository for Repo<'_> {
         clock: &dyn Clock,
         filter: SessionFilter,
     ) -> Result<u64, StorageError> {
+        let key = filter.user_id.or(filter.client_id);
         let result = sessions::Entity::update_many()
             .col_expr(sessions::Column::FinishedAt, Expr::value(now(clock)))
             .filter(session_condition(filter))
@@ -577,6 +580,12 @@ impl SessionRepository for Repo<'_> {
             .exec(&self.conn)
             .await
             .map_err(|e| self.db_err(e))?;
+        if result.rows_affected > 0 {
+            match key {
+                Some(key) => self.revoked(&[key]),
+                None => self.revoked_all(),
+            }
+        }
         Ok(result.rows_affected)
     }
 
@@ -726,6 +735,7 @@ impl AccessTokenRepository for Repo<'_> {
             .exec(&self.conn)
             .await
             .map_err(|e| self.db_err(e))?;
+        self.revoked(&[token.session_id]);
         token.revoked_at.get_or_insert(at);
         Ok(token)
     }
@@ -743,6 +753,9 @@ impl AccessTokenRepository for Repo<'_> {
             .exec(&self.conn)
             .await
             .map_err(|e| self.db_err(e))?;
+        if result.rows_affected > 0 {
+            self.revoked(&[session_id]);
+        }
         Ok(result.rows_affected)
     }
 

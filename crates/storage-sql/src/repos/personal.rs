@@ -94,6 +94,7 @@ impl PersonalSessionRepository for Repo<'_> {
             .exec(&self.conn)
             .await
             .map_err(|e| self.db_err(e))?;
+        self.revoked(&[session.id]);
         session.revoked_at.get_or_insert(at);
         Ok(session)
     }
@@ -194,6 +195,7 @@ impl PersonalAccessTokenRepository for Repo<'_> {
             .exec(&self.conn)
             .await
             .map_err(|e| self.db_err(e))?;
+        self.revoked(&[value.session_id]);
         value.revoked_at.get_or_insert(at);
         Ok(value)
     }

@@ -132,6 +132,7 @@ impl UserRepository for Repo<'_> {
             let at = now(clock);
             self.set_user_column(user.id, users::Column::LockedAt, Some(at).into())
                 .await?;
+            self.revoked(&[user.id]);
             user.locked_at = Some(at);
         }
         Ok(user)
@@ -159,6 +160,7 @@ impl UserRepository for Repo<'_> {
             let at = now(clock);
             self.set_user_column(user.id, users::Column::DeactivatedAt, Some(at).into())
                 .await?;
+            self.revoked(&[user.id]);
             user.deactivated_at = Some(at);
         }
         Ok(user)

@@ -102,4 +102,8 @@ pub trait RepositoryFactory: Send + Sync {
     /// # Errors
     /// As [`RepositoryFactory::begin`].
     async fn reader(&self) -> Result<BoxRepository, StorageError>;
+
+    /// The record of revoked sessions, users and clients that units of work from this
+    /// factory (and, where the backend can say so, from other processes) write to.
+    fn revocations(&self) -> &crate::Revocations;
 }

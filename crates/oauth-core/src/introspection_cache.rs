@@ -1,0 +1,140 @@
+//! The homeserver's introspection, answered from memory when the answer still holds.
+//!
+//! Every Matrix request a homeserver serves may ask about its token, so this is the
+//! service's hottest path. An active answer is kept, keyed by the token's SHA-256, with
+//! the [`Ticket`] taken before it was read and the ids it depends on (session, user,
+//! client). It is served again only while [`Revocations::is_current`] says nothing it
+//! depends on was revoked since, the token has not expired, and for at most
+//! [`mas_storage::MAX_CACHE_AGE`]. Inactive answers are never kept: a token made a
+//! moment later must not be refused.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use mas_data_model::TokenType;
+use mas_storage::{Clock, RepositoryFactory, Revocations, Ticket};
+use ulid::Ulid;
+
+use crate::error::OAuthError;
+use crate::tokens::{Asker, Introspection, introspect_checked};
+
+/// Answers kept at most (a few hundred bytes each).
+pub const DEFAULT_CAPACITY: usize = 32 * 1024;
+
+/// A kept answer.
+#[derive(Debug)]
+struct Entry {
+    introspection: Introspection,
+    expires_at: Option<DateTime<Utc>>,
+    ticket: Ticket,
+    keys: Vec<Ulid>,
+}
+
+/// Active introspection answers for the homeserver, kept while they hold.
+pub struct IntrospectionCache {
+    entries: quick_cache::sync::Cache<[u8; 32], Arc<Entry>>,
+    revocations: Revocations,
+}
+
+impl std::fmt::Debug for IntrospectionCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The keys are token hashes: nothing to show.
+        f.debug_struct("IntrospectionCache")
+            .field("entries", &self.entries.len())
+            .field("live", &self.revocations.is_live())
+            .finish()
+    }
+}
+
+impl IntrospectionCache {
+    /// A cache of at most `capacity` answers, checked against `revocations` (the record
+    /// the storage keeps: [`RepositoryFactory::revocations`]).
+    #[must_use]
+    pub fn new(revocations: Revocations, capacity: usize) -> Self {
+        Self {
+            entries: quick_cache::sync::Cache::new(capacity.max(1)),
+            revocations,
+        }
+    }
+
+    /// How many answers are kept.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no answer is kept.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn get(&self, key: &[u8; 32], now: DateTime<Utc>) -> Option<Introspection> {
+        let entry = self.entries.get(key)?;
+        let expired = entry.expires_at.is_some_and(|at| at <= now);
+        if expired || !self.revocations.is_current(&entry.ticket, &entry.keys) {
+            self.entries.remove(key);
+            return None;
+        }
+        let mut answer = entry.introspection.clone();
+        answer.expires_in = entry.expires_at.map(|at| (at - now).num_seconds().max(0));
+        Some(answer)
+    }
+}
+
+/// Whether answers about tokens of this kind may be kept: the access tokens a homeserver
+/// asks about on every request.
+fn cacheable(kind: TokenType) -> bool {
+    matches!(
+        kind,
+        TokenType::AccessToken | TokenType::CompatAccessToken | TokenType::PersonalAccessToken
+    )
+}
+
+/// Introspection for the homeserver (see [`crate::tokens::introspect`] with
+/// [`Asker::Homeserver`]), answered from `cache` while the answer holds. A string that is
+/// not one of our tokens is inactive without any lookup.
+///
+/// # Errors
+/// `temporarily_unavailable` when the answer is not kept and the database is away.
+pub async fn introspect_for_homeserver(
+    cache: &IntrospectionCache,
+    repos: &dyn RepositoryFactory,
+    clock: &dyn Clock,
+    token: &str,
+) -> Result<Introspection, OAuthError> {
+    let Ok(kind) = TokenType::check(token) else {
+        return Ok(Introspection::default());
+    };
+    let key = cacheable(kind).then(|| {
+        let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+        let mut key = [0; 32];
+        key.copy_from_slice(digest.as_ref());
+        key
+    });
+    if let Some(key) = &key
+        && let Some(answer) = cache.get(key, clock.now())
+    {
+        return Ok(answer);
+    }
+    // Taken before the read: a revocation that commits while we read makes what we
+    // read stale.
+    let ticket = cache.revocations.ticket();
+    let mut repo = repos.reader().await?;
+    let answer = introspect_checked(repo.as_mut(), clock, token, kind, Asker::Homeserver).await?;
+    if let Some(key) = key
+        && answer.introspection.active
+        && cache.revocations.is_current(&ticket, &answer.keys)
+    {
+        cache.entries.insert(
+            key,
+            Arc::new(Entry {
+                introspection: answer.introspection.clone(),
+                expires_at: answer.expires_at,
+                ticket,
+                keys: answer.keys,
+            }),
+        );
+    }
+    Ok(answer.introspection)
+}
