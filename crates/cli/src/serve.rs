@@ -242,15 +242,20 @@ fn app_state(
         passwords: Arc::new(mas_handlers::PasswordChecker::new(
             crate::oauth::password_manager(config)?,
         )),
-        service_name: config.branding.service_name.clone().unwrap_or_else(|| {
-            config
-                .http
-                .public_base
-                .host_str()
-                .unwrap_or("Matrix")
-                .to_owned()
-        }),
-        matrix_secret: config.matrix.secret().ok(),
+        service_name: config
+            .branding
+            .service_name
+            .clone()
+            .unwrap_or_else(|| {
+                config
+                    .http
+                    .public_base
+                    .host_str()
+                    .unwrap_or("Matrix")
+                    .to_owned()
+            })
+            .into(),
+        matrix_secret: config.matrix.secret().ok().map(Into::into),
         remote_keys: Arc::new(mas_handlers::RemoteKeys::new()?),
         homeserver: crate::homeserver::connect(config)?,
         rate_limits: Arc::new(rate_limits(config)?),

@@ -85,9 +85,9 @@ pub struct AppState {
     /// Password checks with bounded concurrency.
     pub passwords: Arc<PasswordChecker>,
     /// The name pages call the service by.
-    pub service_name: String,
+    pub service_name: Arc<str>,
     /// The secret the homeserver introspects with (`matrix.secret`).
-    pub matrix_secret: Option<String>,
+    pub matrix_secret: Option<Arc<str>>,
     /// Key sets of clients that publish them at a `jwks_uri`.
     pub remote_keys: Arc<RemoteKeys>,
     /// The homeserver, for devices the compatibility layer and OAuth logins create.
@@ -279,8 +279,8 @@ pub(crate) mod test_state {
                     0,
                 ),
             )),
-            service_name: "auth.example.com".to_owned(),
-            matrix_secret: Some("homeserver-secret".to_owned()),
+            service_name: "auth.example.com".into(),
+            matrix_secret: Some("homeserver-secret".into()),
             remote_keys: Arc::new(crate::RemoteKeys::new().unwrap()),
             homeserver: Arc::new(mas_matrix::MockHomeserver::new("example.com")),
             rate_limits: Arc::new(crate::RateLimits::new(

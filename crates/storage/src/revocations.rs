@@ -45,6 +45,9 @@ struct Inner {
     epoch: AtomicU64,
     /// Tickets older than this are stale, whatever their keys.
     floor: AtomicU64,
+    /// The epoch of the latest record: a ticket at least as new needs no look at the
+    /// keys, which keeps the common case free of the lock.
+    latest: AtomicU64,
     /// Whether announcements from other processes are being heard. While they are not,
     /// nothing read may be kept.
     live: AtomicBool,
@@ -73,6 +76,7 @@ impl Revocations {
             inner: Arc::new(Inner {
                 epoch: AtomicU64::new(1),
                 floor: AtomicU64::new(0),
+                latest: AtomicU64::new(0),
                 live: AtomicBool::new(live),
                 revoked: Mutex::new(HashMap::new()),
             }),
@@ -98,6 +102,9 @@ impl Revocations {
         {
             return false;
         }
+        if self.inner.latest.load(Ordering::SeqCst) <= ticket.epoch {
+            return true;
+        }
         let revoked = self.revoked();
         keys.iter().all(|key| {
             revoked
@@ -120,6 +127,7 @@ impl Revocations {
         for key in keys {
             revoked.insert(*key, (epoch, now));
         }
+        self.inner.latest.store(epoch, Ordering::SeqCst);
         if revoked.len() > SWEEP_ABOVE {
             // A ticket older than `max_age` is stale anyway, so older records can go.
             let max_age = self.max_age;

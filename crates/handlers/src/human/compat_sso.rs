@@ -82,7 +82,7 @@ pub(super) async fn get(
         StatusCode::OK,
         "compat_sso.html",
         minijinja::context! {
-            service_name => state.service_name,
+            service_name => &*state.service_name,
             username => user.username,
             redirect_host => login.redirect_uri.host_str().unwrap_or("the client"),
             action => state.page_path(&format!("/complete-compat-sso/{}", login.id)),

@@ -133,7 +133,7 @@ pub(super) async fn get(
         StatusCode::OK,
         "consent.html",
         minijinja::context! {
-            service_name => state.service_name,
+            service_name => &*state.service_name,
             client_name => client.name.unwrap_or_else(|| client.id.to_string()),
             client_uri => client.client_uri.map(|u| u.to_string()),
             username => user.username,

@@ -31,7 +31,7 @@ fn link_page(
         status,
         "link.html",
         minijinja::context! {
-            service_name => state.service_name, csrf, code, error,
+            service_name => &*state.service_name, csrf, code, error,
             base => state.page_path("/"),
         },
     );
@@ -154,7 +154,7 @@ pub(super) async fn device_get(
         StatusCode::OK,
         "consent.html",
         minijinja::context! {
-            service_name => state.service_name,
+            service_name => &*state.service_name,
             client_name => client.name.unwrap_or_else(|| client.id.to_string()),
             client_uri => client.client_uri.map(|u| u.to_string()),
             username => user.username,
@@ -263,6 +263,6 @@ pub(super) async fn device_post(
     render(
         StatusCode::OK,
         "message.html",
-        minijinja::context! { service_name => state.service_name, title, detail },
+        minijinja::context! { service_name => &*state.service_name, title, detail },
     )
 }

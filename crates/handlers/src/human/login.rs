@@ -53,7 +53,7 @@ fn login_page(
         status,
         "login.html",
         minijinja::context! {
-            service_name => state.service_name, csrf, next, username, error,
+            service_name => &*state.service_name, csrf, next, username, error,
             registration_open => state.oauth.registration_open,
             next_param => super::query_value(next),
             base => state.page_path("/"),

@@ -128,7 +128,7 @@ pub(crate) fn error_page(
     render(
         status,
         "error.html",
-        minijinja::context! { service_name => state.service_name, title, detail },
+        minijinja::context! { service_name => &*state.service_name, title, detail },
     )
 }
 

@@ -28,7 +28,7 @@ fn register_page(
         status,
         "register.html",
         minijinja::context! {
-            service_name => state.service_name, csrf, next, username, error,
+            service_name => &*state.service_name, csrf, next, username, error,
             next_param => query_value(next),
             base => state.page_path("/"),
         },

@@ -5,6 +5,8 @@ use mas_oauth_core::jose::{JwsError, UnverifiedJws};
 use mas_oauth_core::{Endpoints, KeyError, KeyStore, ProviderMetadata, SigningAlgorithm};
 use serde_json::json;
 
+mod introspection_cache;
+
 fn generated_pems() -> Vec<String> {
     let config = mas_config::generate().unwrap();
     config

@@ -9,6 +9,7 @@
 mod cases;
 mod concurrency;
 mod harness;
+mod revocations;
 
 /// Declares each case once per backend: `sqlite::NAME` and `postgres::NAME`.
 macro_rules! conformance {
@@ -56,6 +57,7 @@ conformance!(
     concurrency::a_refresh_token_is_consumed_once,
     concurrency::jobs_are_claimed_once,
     concurrency::registration_token_limit_holds,
+    revocations::revocations_reach_every_process,
 );
 
 /// Replicas starting together on a fresh PostgreSQL database: both migrate, in turn, even
