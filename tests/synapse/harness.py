@@ -525,6 +525,23 @@ def introspect_as_synapse(stack, token: str) -> dict:
     return response.json()
 
 
+# A `mas-cli` command is another process: the running server hears its revocations
+# through the database (a log it reads every 50 ms on SQLite, NOTIFY on PostgreSQL) and
+# drops the introspection answers it kept. A second is a generous bound for that.
+CLI_REVOCATION_TIMEOUT = 1.0
+
+
+def assert_service_refuses(stack, token: str, what: str):
+    """MAS's own introspection calls `token` inactive within CLI_REVOCATION_TIMEOUT."""
+    started = time.monotonic()
+    while True:
+        answer = introspect_as_synapse(stack, token)
+        if answer == {"active": False}:
+            return time.monotonic() - started
+        assert time.monotonic() - started < CLI_REVOCATION_TIMEOUT, f"{what}: still {answer}"
+        time.sleep(0.01)
+
+
 # --- a browser for MAS's pages -------------------------------------------------------
 
 

@@ -223,7 +223,7 @@ fn app_state(
     config: &mas_config::RootConfig,
     db: &mas_storage_sql::SqlRepositoryFactory,
 ) -> anyhow::Result<AppState> {
-    Ok(AppState {
+    Ok(mas_handlers::AppParts {
         health: Arc::new(db.health()),
         oauth: Arc::new(crate::oauth::state(config)?),
         repos: Arc::new(db.clone()),
@@ -263,7 +263,8 @@ fn app_state(
             mas_storage::RepositoryFactory::revocations(db).clone(),
             mas_oauth_core::introspection_cache::DEFAULT_CAPACITY,
         )),
-    })
+    }
+    .into())
 }
 
 /// The resources of a listener this build serves; the rest are logged once.

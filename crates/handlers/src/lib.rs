@@ -61,9 +61,36 @@ impl OAuthState {
     }
 }
 
-/// What the handlers need from the rest of the service.
+/// What the handlers need from the rest of the service: [`AppParts`] behind one `Arc`,
+/// because axum clones the state for every request and extractor, and one shared
+/// counter costs far less than a dozen on the hot introspection path.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl From<AppParts> for AppState {
+    fn from(parts: AppParts) -> Self {
+        Self(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for AppState {
+    /// Changes before the state is shared (tests swap the homeserver) cost nothing;
+    /// later ones copy the parts.
+    fn deref_mut(&mut self) -> &mut AppParts {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+/// The parts of [`AppState`].
+#[derive(Clone)]
+pub struct AppParts {
     /// The database's health.
     pub health: Arc<dyn Health>,
     /// The OAuth 2.0 provider.
@@ -98,7 +125,7 @@ pub struct AppState {
     pub introspection_cache: Arc<mas_oauth_core::IntrospectionCache>,
 }
 
-impl AppState {
+impl AppParts {
     /// The path people's browsers use for `local` (a path from the service's root, such as
     /// `/login`): under `http.public_base`'s path, so pages work behind a prefix.
     pub(crate) fn page_path(&self, local: &str) -> String {
@@ -258,7 +285,7 @@ pub(crate) mod test_state {
             mas_storage::RepositoryFactory::revocations(&factory).clone(),
             1024,
         ));
-        let state = AppState {
+        let state = crate::AppParts {
             health,
             oauth: oauth(),
             repos: Arc::new(factory),
@@ -296,6 +323,6 @@ pub(crate) mod test_state {
             )),
             introspection_cache,
         };
-        (state, dir)
+        (state.into(), dir)
     }
 }

@@ -19,7 +19,7 @@ use ulid::Ulid;
 /// How long a cached answer may be kept at most, whatever happens. It bounds the harm of
 /// a change nobody announced (an administrator editing rows by hand), and it is how long
 /// the record of a revoked key must be kept.
-pub const MAX_AGE: Duration = Duration::from_secs(60);
+pub const MAX_AGE: Duration = Duration::from_mins(1);
 
 /// Records kept before old ones (older than [`MAX_AGE`]) are swept.
 const SWEEP_ABOVE: usize = 4096;

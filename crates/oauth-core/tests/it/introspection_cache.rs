@@ -30,7 +30,7 @@ enum Db {
     Postgres(#[allow(dead_code)] mas_testing::TestPostgres),
 }
 
-async fn sqlite() -> (PoolOptions, Db) {
+fn sqlite() -> (PoolOptions, Db) {
     let dir = tempfile::tempdir().unwrap();
     let uri = format!("sqlite://{}", dir.path().join("mas.db").display());
     (options(uri), Db::Sqlite(dir))
@@ -95,7 +95,7 @@ async fn ask(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kept_answers_never_outlive_their_token_or_a_revocation() {
-    let (options, _db) = sqlite().await;
+    let (options, _db) = sqlite();
     let repos = open(&options).await;
     // One process on its own database: it hears every revocation.
     repos.revocations().set_live(true);
@@ -243,7 +243,7 @@ async fn revocations_from_another_process_drop_kept_answers(options: PoolOptions
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_revocations_from_another_process_drop_kept_answers() {
-    let (options, _db) = sqlite().await;
+    let (options, _db) = sqlite();
     revocations_from_another_process_drop_kept_answers(options).await;
 }
 
