@@ -287,12 +287,14 @@ async fn check_password(
 ) -> Result<(User, Password, Verified), MatrixError> {
     let (user, stored) = {
         let mut repo = state.repos.reader().await?;
-        let user = repo.user().find_by_username(localpart).await?;
-        let stored = match &user {
-            Some(user) => repo.user_password().active(user).await?,
-            None => None,
-        };
-        (user, stored)
+        match repo
+            .user_password()
+            .find_user_with_active(localpart)
+            .await?
+        {
+            Some((user, stored)) => (Some(user), stored),
+            None => (None, None),
+        }
     };
     let (Some(user), Some(stored)) = (user, stored) else {
         state.passwords.verify_decoy(password).await;
@@ -525,7 +527,7 @@ async fn password_login(state: AppState, body: LoginRequest) -> Result<Response,
     .map_err(|e| MatrixError::homeserver(&e))?;
 
     let display_name = body.initial_device_display_name.clone();
-    let store = async || {
+    let store = async |replace_earlier| {
         store_login(
             &state,
             &user,
@@ -534,20 +536,24 @@ async fn password_login(state: AppState, body: LoginRequest) -> Result<Response,
             &device_id,
             display_name.clone(),
             body.refresh_token,
+            replace_earlier,
         )
         .await
     };
-    // A concurrent login on the same device that committed first makes ours conflict
-    // (one open session per device); once more, and ours replaces it.
-    let tokens = match store().await {
-        Err(StorageError::Conflict(_)) => store().await?,
+    // Only a device ID the client chose can have an earlier session to replace; a fresh
+    // random one is not looked for (one query less on the common path). Either way, an
+    // open session on the device makes ours conflict (one open session per device), and
+    // the second attempt replaces it.
+    let tokens = match store(body.device_id.is_some()).await {
+        Err(StorageError::Conflict(_)) => store(true).await?,
         other => other?,
     };
     Ok(login_answer(&state, &user, &device_id, &tokens))
 }
 
 /// Stores a password login: the password's upgrade, the session (ending the device's
-/// earlier one) and its tokens, in one unit of work.
+/// earlier one when `replace_earlier`) and its tokens, in one unit of work.
+#[allow(clippy::too_many_arguments)] // one call site, each argument a distinct part
 async fn store_login(
     state: &AppState,
     user: &User,
@@ -556,6 +562,7 @@ async fn store_login(
     device_id: &str,
     display_name: Option<String>,
     refreshable: bool,
+    replace_earlier: bool,
 ) -> Result<IssuedTokens, StorageError> {
     let clock = state.clock.as_ref();
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
@@ -566,10 +573,13 @@ async fn store_login(
             .await?;
     }
     // Logging in again on a device replaces the device's earlier session.
-    let earlier = repo
-        .compat_session()
-        .find_active_by_device(user, device_id)
-        .await?;
+    let earlier = if replace_earlier {
+        repo.compat_session()
+            .find_active_by_device(user, device_id)
+            .await?
+    } else {
+        None
+    };
     if let Some(earlier) = earlier {
         repo.compat_session().finish(clock, earlier).await?;
     }

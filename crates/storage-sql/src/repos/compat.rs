@@ -10,32 +10,19 @@ use mas_storage::repository::{
     CompatSessionRepository, CompatSsoLoginRepository,
 };
 use mas_storage::{Clock, Page, Pagination, Rng, StorageError};
-use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, JoinType, Query, SelectStatement};
+use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, JoinType, Query};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, Iterable, PaginatorTrait,
-    QueryFilter, Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, Set,
 };
 use ulid::Ulid;
 use url::Url;
 
-use super::Repo;
+use super::{Repo, prefixed};
 use crate::conv::{gone, hash_token, new_id, now, ulid, ulid_opt, url};
 use crate::entities::{
     compat_access_tokens as access_tokens, compat_refresh_tokens as refresh_tokens,
     compat_sessions as sessions, compat_sso_logins as sso_logins, users,
 };
-
-/// Selects every column of `E` from the table aliased `table`, named `prefix` + column, so
-/// a joined row can be read back with `Model::from_query_result(row, prefix)`.
-fn prefixed<E: EntityTrait>(query: &mut SelectStatement, table: &Alias, prefix: &str) {
-    for column in E::Column::iter() {
-        let name = sea_orm::IdenStatic::as_str(&column);
-        query.expr_as(
-            Expr::col((table.clone(), column)),
-            Alias::new(format!("{prefix}{name}")),
-        );
-    }
-}
 
 fn session(m: sessions::Model) -> Result<CompatSession, StorageError> {
     const T: &str = "compat_sessions";

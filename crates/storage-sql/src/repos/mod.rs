@@ -13,7 +13,8 @@ use mas_storage::{Page, Pagination, Revocations, StorageError};
 use ulid::Ulid;
 
 use crate::revocations::PendingRevocations;
-use sea_orm::{ColumnTrait, DatabaseExecutor, DbErr, EntityTrait, Select};
+use sea_orm::sea_query::{Alias, Expr, SelectStatement};
+use sea_orm::{ColumnTrait, DatabaseExecutor, DbErr, EntityTrait, Iterable, Select};
 
 /// What every repository holds: the connection or transaction of its unit of work.
 pub(crate) struct Repo<'c> {
@@ -73,5 +74,17 @@ impl Repo<'_> {
             .map(convert)
             .collect::<Result<Vec<_>, _>>()?;
         Ok(pagination.process(rows))
+    }
+}
+
+/// Selects every column of `E` from the table aliased `table`, named `prefix` + column, so
+/// a joined row can be read back with `Model::from_query_result(row, prefix)`.
+pub(crate) fn prefixed<E: EntityTrait>(query: &mut SelectStatement, table: &Alias, prefix: &str) {
+    for column in E::Column::iter() {
+        let name = sea_orm::IdenStatic::as_str(&column);
+        query.expr_as(
+            Expr::col((table.clone(), column)),
+            Alias::new(format!("{prefix}{name}")),
+        );
     }
 }

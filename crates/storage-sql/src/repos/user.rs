@@ -11,11 +11,14 @@ use mas_storage::repository::{
     UserPasswordRepository, UserRepository, UserState,
 };
 use mas_storage::{Clock, Page, Pagination, Rng, StorageError};
-use sea_orm::sea_query::{Condition, Expr, ExprTrait};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, JoinType, Order, Query};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
+    QueryOrder, Set,
+};
 use ulid::Ulid;
 
-use super::Repo;
+use super::{Repo, prefixed};
 use crate::conv::{gone, new_id, now, ulid, ulid_opt, unsigned};
 use crate::entities::{
     browser_session_authentications as auths, browser_sessions, registration_tokens, user_emails,
@@ -241,6 +244,52 @@ impl UserPasswordRepository for Repo<'_> {
             .map_err(|e| self.db_err(e))?
             .map(password)
             .transpose()
+    }
+
+    #[tracing::instrument(name = "db.user_password.find_user_with_active", skip_all)]
+    async fn find_user_with_active(
+        &mut self,
+        username: &str,
+    ) -> Result<Option<(User, Option<Password>)>, StorageError> {
+        let (u, p) = (Alias::new("u"), Alias::new("p"));
+        let mut query = Query::select();
+        query
+            .from_as(users::Entity, u.clone())
+            .join_as(
+                JoinType::LeftJoin,
+                user_passwords::Entity,
+                p.clone(),
+                Expr::col((p.clone(), user_passwords::Column::UserId))
+                    .equals((u.clone(), users::Column::Id)),
+            )
+            .and_where(Expr::col((u.clone(), users::Column::Username)).eq(username))
+            // The newest password is the current one.
+            .order_by((p.clone(), user_passwords::Column::Id), Order::Desc)
+            .limit(1);
+        prefixed::<users::Entity>(&mut query, &u, "u_");
+        prefixed::<user_passwords::Entity>(&mut query, &p, "p_");
+        let Some(row) = self
+            .conn
+            .query_one(&query)
+            .await
+            .map_err(|e| self.db_err(e))?
+        else {
+            return Ok(None);
+        };
+        let read = |e: sea_orm::DbErr| self.db_err(e);
+        let found = user(users::Model::from_query_result(&row, "u_").map_err(read)?)?;
+        let has_password = row
+            .try_get::<Option<String>>("", "p_id")
+            .map_err(read)?
+            .is_some();
+        let current = if has_password {
+            Some(password(
+                user_passwords::Model::from_query_result(&row, "p_").map_err(read)?,
+            )?)
+        } else {
+            None
+        };
+        Ok(Some((found, current)))
     }
 
     #[tracing::instrument(name = "db.user_password.add", skip_all)]

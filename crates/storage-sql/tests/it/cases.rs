@@ -211,6 +211,28 @@ pub async fn passwords_and_emails(db: &TestDb) {
     assert_eq!(active, upgraded);
     assert_eq!(active.upgraded_from_id, Some(first.id));
     assert_eq!(active.version, 2);
+    // The login path's one read: the user with the newest password, or none.
+    let (found, current) = repo
+        .user_password()
+        .find_user_with_active("alice")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((found, current), (alice.clone(), Some(upgraded.clone())));
+    let (found, current) = repo
+        .user_password()
+        .find_user_with_active("bob")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((found, current), (bob.clone(), None));
+    assert!(
+        repo.user_password()
+            .find_user_with_active("nobody")
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     let email = repo
         .user_email()

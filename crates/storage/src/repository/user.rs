@@ -74,6 +74,12 @@ pub trait UserRepository: Send {
 pub trait UserPasswordRepository: Send {
     /// The user's current password, if any.
     async fn active(&mut self, user: &User) -> Result<Option<Password>, StorageError>;
+    /// The user with this username and their current password, in one read (the login
+    /// path); `None` when there is no such user.
+    async fn find_user_with_active(
+        &mut self,
+        username: &str,
+    ) -> Result<Option<(User, Option<Password>)>, StorageError>;
     /// Sets a new password hash; `upgraded_from` when it re-hashes the current one.
     async fn add(
         &mut self,
