@@ -554,6 +554,8 @@ impl CompatSsoLoginRepository for Repo<'_> {
             .and_where(sso_logins::Column::ExchangedAt.is_null())
             .and_where(sso_logins::Column::SessionId.is_not_null())
             .to_owned();
+        // Not a revocation for the introspection cache: a session whose login token was
+        // never exchanged has no access token yet.
         let ended = sessions::Entity::update_many()
             .col_expr(sessions::Column::FinishedAt, Expr::value(now(clock)))
             .filter(sessions::Column::FinishedAt.is_null())
