@@ -26,6 +26,15 @@ const MAX_KEYS: usize = 200;
 /// How long to wait before listening again after the connection was lost.
 const RETRY: Duration = Duration::from_secs(1);
 
+/// Silence on the channel after which the listener checks it still hears.
+const PING_EVERY: Duration = Duration::from_secs(30);
+
+/// How long a ping may take to come back before the connection counts as lost.
+const PING_DEADLINE: Duration = Duration::from_secs(5);
+
+/// The payload of a ping; every process ignores it.
+const PING: &str = "ping";
+
 /// What one unit of work revoked, announced when it commits.
 #[derive(Debug, Default)]
 pub(crate) struct Pending {
@@ -38,14 +47,11 @@ pub(crate) struct Pending {
 pub(crate) struct PendingRevocations(Mutex<Pending>);
 
 impl PendingRevocations {
-    /// Notes that tokens depending on `keys` (session, user or client ids) lost validity.
-    pub(crate) fn add(&self, keys: &[Ulid]) {
-        self.lock().keys.extend_from_slice(keys);
-    }
-
-    /// Notes a revocation too broad to name by keys.
-    pub(crate) fn add_all(&self) {
-        self.lock().all = true;
+    /// Adds `revoked` to what the unit of work announces when it commits.
+    pub(crate) fn add(&self, revoked: Pending) {
+        let mut pending = self.lock();
+        pending.keys.extend(revoked.keys);
+        pending.all |= revoked.all;
     }
 
     /// Takes what was noted; `None` when nothing was.
@@ -60,6 +66,19 @@ impl PendingRevocations {
 }
 
 impl Pending {
+    /// Tokens depending on `keys` (session, user or client ids) lost validity.
+    pub(crate) fn of(keys: Vec<Ulid>) -> Self {
+        Self { keys, all: false }
+    }
+
+    /// A revocation too broad to name by keys.
+    pub(crate) fn everything() -> Self {
+        Self {
+            keys: Vec::new(),
+            all: true,
+        }
+    }
+
     /// Applies this to the local record.
     pub(crate) fn apply(&self, revocations: &Revocations) {
         if self.all || self.keys.len() > MAX_KEYS {
@@ -138,30 +157,11 @@ pub async fn follow(db: DatabaseConnection, revocations: Revocations) {
 
 async fn follow_postgres(db: &DatabaseConnection, revocations: &Revocations) {
     loop {
-        let listener = async {
-            let mut listener = PgListener::connect_with(db.get_postgres_connection_pool()).await?;
-            listener.listen(CHANNEL).await?;
-            Ok::<_, sea_orm::sqlx::Error>(listener)
-        };
-        match listener.await {
+        match crate::waker::listen(db, CHANNEL).await {
             Ok(mut listener) => {
                 // Whatever was announced before this point is unknown: forget it all.
                 revocations.set_live(true);
-                loop {
-                    match listener.try_recv().await {
-                        Ok(Some(notification)) => {
-                            apply_payload(notification.payload(), revocations);
-                        }
-                        Ok(None) => {
-                            tracing::warn!("revocation announcements lost; caching paused");
-                            break;
-                        }
-                        Err(error) => {
-                            tracing::warn!(%error, "revocation announcements lost; caching paused");
-                            break;
-                        }
-                    }
-                }
+                hear(db, &mut listener, revocations).await;
             }
             Err(error) => {
                 tracing::warn!(%error, "cannot LISTEN for revocations; caching paused");
@@ -169,6 +169,51 @@ async fn follow_postgres(db: &DatabaseConnection, revocations: &Revocations) {
         }
         revocations.set_live(false);
         tokio::time::sleep(RETRY).await;
+    }
+}
+
+/// Applies what `listener` hears until it stops hearing. A connection can die without an
+/// error (a firewall dropping an idle one): after [`PING_EVERY`] of silence this process
+/// announces a ping itself, and if nothing arrives within [`PING_DEADLINE`] the
+/// connection counts as lost.
+async fn hear(db: &DatabaseConnection, listener: &mut PgListener, revocations: &Revocations) {
+    let mut pinged = false;
+    loop {
+        let wait = if pinged { PING_DEADLINE } else { PING_EVERY };
+        match tokio::time::timeout(wait, listener.try_recv()).await {
+            Ok(Ok(Some(notification))) => {
+                pinged = false;
+                if notification.payload() != PING {
+                    apply_payload(notification.payload(), revocations);
+                }
+            }
+            Ok(Ok(None)) => {
+                tracing::warn!("revocation announcements lost; caching paused");
+                return;
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "revocation announcements lost; caching paused");
+                return;
+            }
+            Err(_) if pinged => {
+                tracing::warn!("no answer to a revocation ping; caching paused");
+                return;
+            }
+            Err(_) => {
+                let ping = db
+                    .execute_raw(Statement::from_sql_and_values(
+                        DbBackend::Postgres,
+                        "SELECT pg_notify($1, $2)",
+                        [CHANNEL.into(), PING.into()],
+                    ))
+                    .await;
+                if let Err(error) = ping {
+                    tracing::warn!(%error, "cannot ping the revocation channel; caching paused");
+                    return;
+                }
+                pinged = true;
+            }
+        }
     }
 }
 

@@ -2,10 +2,30 @@
 
 use std::time::Duration;
 
-use sea_orm::sqlx::postgres::PgListener;
+use sea_orm::sqlx::postgres::{PgListener, PgPoolOptions};
 use sea_orm::{DatabaseConnection, DbBackend};
 
 use crate::repos::job::CHANNEL;
+
+/// A listener on `channel` over a connection of its own, outside `db`'s pool: a
+/// listening connection is held for good, and taking it from the pool would leave one
+/// fewer for requests (or none, with a small `max_connections`).
+pub(crate) async fn listen(
+    db: &DatabaseConnection,
+    channel: &str,
+) -> Result<PgListener, sea_orm::sqlx::Error> {
+    let options = db.get_postgres_connection_pool().connect_options();
+    let own = PgPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .connect_with((*options).clone())
+        .await?;
+    let mut listener = PgListener::connect_with(&own).await?;
+    listener.listen(channel).await?;
+    Ok(listener)
+}
 
 /// Waits until a job may be waiting: a notification (PostgreSQL) or the poll interval.
 pub struct JobWaker {
@@ -30,14 +50,8 @@ impl JobWaker {
     /// jobs scheduled by any replica; if listening fails it falls back to polling.
     pub async fn new(db: &DatabaseConnection, poll: Duration) -> Self {
         let listener = if db.get_database_backend() == DbBackend::Postgres {
-            match PgListener::connect_with(db.get_postgres_connection_pool()).await {
-                Ok(mut listener) => match listener.listen(CHANNEL).await {
-                    Ok(()) => Some(listener),
-                    Err(error) => {
-                        tracing::warn!(%error, "cannot LISTEN for jobs; polling instead");
-                        None
-                    }
-                },
+            match listen(db, CHANNEL).await {
+                Ok(listener) => Some(listener),
                 Err(error) => {
                     tracing::warn!(%error, "cannot LISTEN for jobs; polling instead");
                     None

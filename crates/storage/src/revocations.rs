@@ -21,7 +21,8 @@ use ulid::Ulid;
 /// the record of a revoked key must be kept.
 pub const MAX_AGE: Duration = Duration::from_mins(1);
 
-/// Records kept before old ones (older than [`MAX_AGE`]) are swept.
+/// Records kept before old ones (older than [`MAX_AGE`]) are first swept; after a sweep
+/// the next one waits until the record has doubled.
 const SWEEP_ABOVE: usize = 4096;
 
 /// When a reader started reading: what a cached answer is checked against.
@@ -52,7 +53,14 @@ struct Inner {
     /// nothing read may be kept.
     live: AtomicBool,
     /// Each revoked key, with the epoch of its latest revocation and when it happened.
-    revoked: Mutex<HashMap<Ulid, (u64, Instant)>>,
+    revoked: Mutex<Record>,
+}
+
+#[derive(Debug)]
+struct Record {
+    keys: HashMap<Ulid, (u64, Instant)>,
+    /// The size at which old keys are swept next.
+    sweep_at: usize,
 }
 
 impl Default for Revocations {
@@ -78,7 +86,10 @@ impl Revocations {
                 floor: AtomicU64::new(0),
                 latest: AtomicU64::new(0),
                 live: AtomicBool::new(live),
-                revoked: Mutex::new(HashMap::new()),
+                revoked: Mutex::new(Record {
+                    keys: HashMap::new(),
+                    sweep_at: SWEEP_ABOVE,
+                }),
             }),
             max_age,
         }
@@ -87,9 +98,12 @@ impl Revocations {
     /// A ticket for a read about to start.
     #[must_use]
     pub fn ticket(&self) -> Ticket {
+        // The time first: a ticket must not look younger than the epoch it carries, or a
+        // record it depends on could be swept while it still counts.
+        let at = Instant::now();
         Ticket {
             epoch: self.inner.epoch.load(Ordering::SeqCst),
-            at: Instant::now(),
+            at,
         }
     }
 
@@ -108,6 +122,7 @@ impl Revocations {
         let revoked = self.revoked();
         keys.iter().all(|key| {
             revoked
+                .keys
                 .get(key)
                 .is_none_or(|(epoch, _)| *epoch <= ticket.epoch)
         })
@@ -119,19 +134,23 @@ impl Revocations {
         if keys.is_empty() {
             return;
         }
-        let now = Instant::now();
         // The epoch moves under the lock, so a reader checking at the same time sees the
-        // new epoch and the key together.
+        // new epoch and the key together; the time is read after the epoch moved, so the
+        // record is never older than a ticket that predates it.
         let mut revoked = self.revoked();
         let epoch = self.inner.epoch.fetch_add(1, Ordering::SeqCst) + 1;
+        let now = Instant::now();
         for key in keys {
-            revoked.insert(*key, (epoch, now));
+            revoked.keys.insert(*key, (epoch, now));
         }
         self.inner.latest.store(epoch, Ordering::SeqCst);
-        if revoked.len() > SWEEP_ABOVE {
+        if revoked.keys.len() > revoked.sweep_at {
             // A ticket older than `max_age` is stale anyway, so older records can go.
             let max_age = self.max_age;
-            revoked.retain(|_, (_, at)| now.duration_since(*at) < max_age);
+            revoked
+                .keys
+                .retain(|_, (_, at)| now.duration_since(*at) < max_age);
+            revoked.sweep_at = SWEEP_ABOVE.max(revoked.keys.len() * 2);
         }
     }
 
@@ -158,7 +177,7 @@ impl Revocations {
         self.inner.live.load(Ordering::SeqCst)
     }
 
-    fn revoked(&self) -> std::sync::MutexGuard<'_, HashMap<Ulid, (u64, Instant)>> {
+    fn revoked(&self) -> std::sync::MutexGuard<'_, Record> {
         // The map holds no invariant a panicking writer could break halfway.
         self.inner
             .revoked
@@ -219,9 +238,9 @@ mod tests {
         revocations.record(&keys);
         let revoked = revocations.revoked();
         assert!(
-            !revoked.contains_key(&first),
+            !revoked.keys.contains_key(&first),
             "a record older than max_age is swept"
         );
-        assert_eq!(revoked.len(), keys.len());
+        assert_eq!(revoked.keys.len(), keys.len());
     }
 }

@@ -142,7 +142,7 @@ impl CompatSessionRepository for Repo<'_> {
             .exec(&self.conn)
             .await
             .map_err(|e| self.db_err(e))?;
-        self.revoked(&[session.id]);
+        self.revoked(&[session.id]).await?;
         session.finished_at.get_or_insert(at);
         Ok(session)
     }
@@ -163,8 +163,8 @@ impl CompatSessionRepository for Repo<'_> {
             .map_err(|e| self.db_err(e))?;
         if result.rows_affected > 0 {
             match user_id {
-                Some(user_id) => self.revoked(&[user_id]),
-                None => self.revoked_all(),
+                Some(user_id) => self.revoked(&[user_id]).await?,
+                None => self.revoked_all().await?,
             }
         }
         Ok(result.rows_affected)
@@ -342,7 +342,7 @@ impl CompatAccessTokenRepository for Repo<'_> {
         if result.rows_affected == 0 {
             return Err(gone("compat_access_tokens"));
         }
-        self.revoked(&[token.session_id]);
+        self.revoked(&[token.session_id]).await?;
         token.expires_at = Some(at);
         Ok(token)
     }
@@ -554,8 +554,8 @@ impl CompatSsoLoginRepository for Repo<'_> {
             .and_where(sso_logins::Column::ExchangedAt.is_null())
             .and_where(sso_logins::Column::SessionId.is_not_null())
             .to_owned();
-        // Not a revocation for the introspection cache: a session whose login token was
-        // never exchanged has no access token yet.
+        // A session whose login token was never exchanged has no access token, unless an
+        // exchange raced this cleanup; the cache forgets everything to be safe (rare).
         let ended = sessions::Entity::update_many()
             .col_expr(sessions::Column::FinishedAt, Expr::value(now(clock)))
             .filter(sessions::Column::FinishedAt.is_null())
@@ -564,6 +564,9 @@ impl CompatSsoLoginRepository for Repo<'_> {
             .await
             .map_err(|e| self.db_err(e))?
             .rows_affected;
+        if ended > 0 {
+            self.revoked_all().await?;
+        }
         let deleted = sso_logins::Entity::delete_many()
             .filter(sso_logins::Column::CreatedAt.lt(delete_before))
             .exec(&self.conn)

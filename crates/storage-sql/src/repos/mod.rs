@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use mas_storage::{Page, Pagination, Revocations, StorageError};
 use ulid::Ulid;
 
-use crate::revocations::PendingRevocations;
+use crate::revocations::{Pending, PendingRevocations};
 use sea_orm::sea_query::{Alias, Expr, SelectStatement};
 use sea_orm::{ColumnTrait, DatabaseExecutor, DbErr, EntityTrait, Iterable, Select};
 
@@ -37,21 +37,27 @@ impl Repo<'_> {
     /// Notes, after the statement that did it, that tokens depending on `keys` (session,
     /// user or client ids) are no longer valid. A transaction announces it when it
     /// commits; a reader's statement has committed already.
-    pub(crate) fn revoked(&self, keys: &[Ulid]) {
-        if matches!(self.conn, DatabaseExecutor::Connection(_)) {
-            self.revocations.record(keys);
-        } else {
-            self.pending.add(keys);
-        }
+    pub(crate) async fn revoked(&self, keys: &[Ulid]) -> Result<(), StorageError> {
+        self.note(Pending::of(keys.to_vec())).await
     }
 
     /// As [`Self::revoked`], for a change too broad to name by keys.
-    pub(crate) fn revoked_all(&self) {
+    pub(crate) async fn revoked_all(&self) -> Result<(), StorageError> {
+        self.note(Pending::everything()).await
+    }
+
+    async fn note(&self, revoked: Pending) -> Result<(), StorageError> {
         if matches!(self.conn, DatabaseExecutor::Connection(_)) {
-            self.revocations.forget_all();
+            // Outside a transaction the change is committed already: announce it now.
+            revoked
+                .announce(&self.conn)
+                .await
+                .map_err(|e| self.db_err(e))?;
+            revoked.apply(self.revocations);
         } else {
-            self.pending.add_all();
+            self.pending.add(revoked);
         }
+        Ok(())
     }
 
     /// One page of `query`, keyed and ordered by `id`, each row converted by `convert`.

@@ -216,7 +216,7 @@ impl ClientRepository for Repo<'_> {
             .exec(&self.conn)
             .await
             .map_err(|e| self.db_err(e))?;
-        self.revoked(&[client.id]);
+        self.revoked(&[client.id]).await?;
         Ok(())
     }
 
@@ -561,7 +561,7 @@ impl SessionRepository for Repo<'_> {
             .exec(&self.conn)
             .await
             .map_err(|e| self.db_err(e))?;
-        self.revoked(&[session.id]);
+        self.revoked(&[session.id]).await?;
         session.finished_at.get_or_insert(at);
         Ok(session)
     }
@@ -582,8 +582,8 @@ impl SessionRepository for Repo<'_> {
             .map_err(|e| self.db_err(e))?;
         if result.rows_affected > 0 {
             match key {
-                Some(key) => self.revoked(&[key]),
-                None => self.revoked_all(),
+                Some(key) => self.revoked(&[key]).await?,
+                None => self.revoked_all().await?,
             }
         }
         Ok(result.rows_affected)
@@ -735,7 +735,7 @@ impl AccessTokenRepository for Repo<'_> {
             .exec(&self.conn)
             .await
             .map_err(|e| self.db_err(e))?;
-        self.revoked(&[token.session_id]);
+        self.revoked(&[token.session_id]).await?;
         token.revoked_at.get_or_insert(at);
         Ok(token)
     }
@@ -754,7 +754,7 @@ impl AccessTokenRepository for Repo<'_> {
             .await
             .map_err(|e| self.db_err(e))?;
         if result.rows_affected > 0 {
-            self.revoked(&[session_id]);
+            self.revoked(&[session_id]).await?;
         }
         Ok(result.rows_affected)
     }

@@ -94,7 +94,7 @@ impl PersonalSessionRepository for Repo<'_> {
             .exec(&self.conn)
             .await
             .map_err(|e| self.db_err(e))?;
-        self.revoked(&[session.id]);
+        self.revoked(&[session.id]).await?;
         session.revoked_at.get_or_insert(at);
         Ok(session)
     }
@@ -195,7 +195,7 @@ impl PersonalAccessTokenRepository for Repo<'_> {
             .exec(&self.conn)
             .await
             .map_err(|e| self.db_err(e))?;
-        self.revoked(&[value.session_id]);
+        self.revoked(&[value.session_id]).await?;
         value.revoked_at.get_or_insert(at);
         Ok(value)
     }

@@ -135,7 +135,7 @@ impl UserRepository for Repo<'_> {
             let at = now(clock);
             self.set_user_column(user.id, users::Column::LockedAt, Some(at).into())
                 .await?;
-            self.revoked(&[user.id]);
+            self.revoked(&[user.id]).await?;
             user.locked_at = Some(at);
         }
         Ok(user)
@@ -163,7 +163,7 @@ impl UserRepository for Repo<'_> {
             let at = now(clock);
             self.set_user_column(user.id, users::Column::DeactivatedAt, Some(at).into())
                 .await?;
-            self.revoked(&[user.id]);
+            self.revoked(&[user.id]).await?;
             user.deactivated_at = Some(at);
         }
         Ok(user)

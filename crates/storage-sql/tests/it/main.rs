@@ -96,3 +96,44 @@ async fn replicas_migrating_together_take_turns() {
     );
     assert!(a.pending_migrations().await.unwrap().is_empty());
 }
+
+/// The connections that `LISTEN` (for jobs and for revocations) are their own, so even a
+/// pool of one connection still serves units of work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listeners_leave_the_pool_to_requests() {
+    use mas_storage::RepositoryFactory;
+    let Some(pg) = mas_testing::TestPostgres::create().await else {
+        return;
+    };
+    let options = mas_storage_sql::PoolOptions {
+        uri: pg.url().to_owned(),
+        max_connections: 1,
+        min_connections: 0,
+        connect_timeout: std::time::Duration::from_secs(5),
+        idle_timeout: None,
+        max_lifetime: None,
+    };
+    let factory = mas_storage_sql::SqlRepositoryFactory::connect(&options)
+        .await
+        .unwrap();
+    factory.migrate().await.unwrap();
+    let _waker = factory.job_waker(std::time::Duration::from_mins(1)).await;
+    let follower = tokio::spawn(factory.follow_revocations());
+    for _ in 0..500 {
+        if factory.revocations().is_live() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(factory.revocations().is_live());
+    let clock = mas_storage::MockClock::default();
+    let mut repo = factory.begin().await.unwrap();
+    let user = repo
+        .user()
+        .add(&mut crate::cases::rng(), &clock, "alice")
+        .await
+        .unwrap();
+    repo.user().lock(&clock, user).await.unwrap();
+    repo.save().await.unwrap();
+    follower.abort();
+}
