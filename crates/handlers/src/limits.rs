@@ -14,7 +14,7 @@ pub(crate) const MAX_HEADERS: usize = 64 * 1024;
 
 /// Refuses oversized URIs and headers before any handler runs.
 pub(crate) async fn enforce(request: Request, next: Next) -> Response {
-    let uri_len = request.uri().to_string().len();
+    let uri_len = displayed_len(request.uri());
     if uri_len > MAX_URI {
         return crate::errors::oauth_error(
             StatusCode::URI_TOO_LONG,
@@ -35,4 +35,35 @@ pub(crate) async fn enforce(request: Request, next: Next) -> Response {
         );
     }
     next.run(request).await
+}
+
+/// The length of `value` as displayed, without building the string (this runs on every
+/// request, the homeserver's introspection included).
+fn displayed_len(value: &impl std::fmt::Display) -> usize {
+    struct Count(usize);
+    impl std::fmt::Write for Count {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            self.0 += s.len();
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing into a counter cannot fail.
+    let _ = std::fmt::Write::write_fmt(&mut count, format_args!("{value}"));
+    count.0
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_counted_length_is_the_displayed_length() {
+        for uri in [
+            "/",
+            "/oauth2/introspect?x=%20y",
+            "https://example.com:8443/a/b?c=d",
+        ] {
+            let uri: axum::http::Uri = uri.parse().unwrap();
+            assert_eq!(super::displayed_len(&uri), uri.to_string().len(), "{uri}");
+        }
+    }
 }
