@@ -436,8 +436,15 @@ struct SsoRedirectQuery {
 #[tracing::instrument(name = "handlers.compat.sso_redirect", skip_all)]
 async fn sso_redirect(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     query: Result<axum::extract::Query<SsoRedirectQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, MatrixError> {
+    // Starting an SSO login stores a row: it counts as a login attempt from this address,
+    // so an anonymous caller cannot fill the table.
+    state
+        .rate_limits
+        .login_from(ip)
+        .map_err(MatrixError::limited)?;
     let missing = || {
         MatrixError::new(
             StatusCode::BAD_REQUEST,

@@ -628,6 +628,49 @@ async fn too_many_attempts_get_m_limit_exceeded_and_unknown_paths_m_unrecognized
 }
 
 #[tokio::test]
+async fn starting_sso_logins_is_throttled_per_address() {
+    let mut h = Harness::new().await;
+    h.state.rate_limits = Arc::new(crate::RateLimits::new(
+        crate::Limit {
+            burst: 2,
+            per_second: 1.0 / 60.0,
+        },
+        crate::Limit {
+            burst: 100,
+            per_second: 1.0,
+        },
+        Vec::new(),
+    ));
+    let app = router(&[Resource::Compat], None, h.state.clone());
+    let start = |peer: &str| {
+        let mut request = Request::get(
+            "/_matrix/client/v3/login/sso/redirect?redirectUrl=https%3A%2F%2Fclient.example.org%2F",
+        )
+        .body(Body::empty())
+        .unwrap();
+        request.extensions_mut().insert(axum::extract::ConnectInfo(
+            peer.parse::<std::net::SocketAddr>().unwrap(),
+        ));
+        app.clone().oneshot(request)
+    };
+    for _ in 0..2 {
+        let response = start("198.51.100.7:4000").await.unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    }
+    let response = start("198.51.100.7:4001").await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    let answer: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(answer["errcode"], "M_LIMIT_EXCEEDED");
+    assert!(answer["retry_after_ms"].as_u64().unwrap() > 0);
+    // Another address is not held back.
+    let response = start("198.51.100.8:4000").await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
 async fn a_hanging_homeserver_fails_the_login_within_seconds() {
     // A homeserver that accepts connections and never answers.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
