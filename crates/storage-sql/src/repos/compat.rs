@@ -11,9 +11,7 @@ use mas_storage::repository::{
 };
 use mas_storage::{Clock, Page, Pagination, Rng, StorageError};
 use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, JoinType, Query};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, Set,
-};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
 use ulid::Ulid;
 use url::Url;
 
@@ -307,18 +305,16 @@ impl CompatAccessTokenRepository for Repo<'_> {
         prefixed::<access_tokens::Entity>(&mut query, &t, "t_");
         prefixed::<sessions::Entity>(&mut query, &s, "s_");
         prefixed::<users::Entity>(&mut query, &u, "u_");
-        let Some(row) = self
-            .conn
-            .query_one(&query)
-            .await
-            .map_err(|e| self.db_err(e))?
-        else {
+        let Some(row) = self.one_row(&query).await? else {
             return Ok(None);
         };
-        let read = |e: sea_orm::DbErr| self.db_err(e);
-        let token = access_tokens::Model::from_query_result(&row, "t_").map_err(read)?;
-        let session_row = sessions::Model::from_query_result(&row, "s_").map_err(read)?;
-        let user_row = users::Model::from_query_result(&row, "u_").map_err(read)?;
+        let (Some(token), Some(session_row), Some(user_row)) = (
+            self.part::<access_tokens::Model>(&row, "t_")?,
+            self.part::<sessions::Model>(&row, "s_")?,
+            self.part::<users::Model>(&row, "u_")?,
+        ) else {
+            return Ok(None);
+        };
         Ok(Some((
             access_token(token)?,
             session(session_row)?,

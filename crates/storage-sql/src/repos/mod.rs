@@ -14,7 +14,10 @@ use ulid::Ulid;
 
 use crate::revocations::{Pending, PendingRevocations};
 use sea_orm::sea_query::{Alias, Expr, SelectStatement};
-use sea_orm::{ColumnTrait, DatabaseExecutor, DbErr, EntityTrait, Iterable, Select};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseExecutor, DbErr, EntityTrait, FromQueryResult, Iterable,
+    QueryResult, Select,
+};
 
 /// What every repository holds: the connection or transaction of its unit of work.
 pub(crate) struct Repo<'c> {
@@ -58,6 +61,33 @@ impl Repo<'_> {
             self.pending.add(revoked);
         }
         Ok(())
+    }
+
+    /// The one row of a joined `query` whose tables were selected with [`prefixed`].
+    pub(crate) async fn one_row(
+        &self,
+        query: &SelectStatement,
+    ) -> Result<Option<QueryResult>, StorageError> {
+        self.conn.query_one(query).await.map_err(|e| self.db_err(e))
+    }
+
+    /// The part of a joined `row` selected with `prefix`; `None` when a left join found
+    /// nothing for it (its `id`, a primary key, is null). Any other failure to read is an
+    /// error.
+    pub(crate) fn part<M: FromQueryResult>(
+        &self,
+        row: &QueryResult,
+        prefix: &str,
+    ) -> Result<Option<M>, StorageError> {
+        let id: Option<String> = row
+            .try_get("", &format!("{prefix}id"))
+            .map_err(|e| self.db_err(e))?;
+        if id.is_none() {
+            return Ok(None);
+        }
+        M::from_query_result(row, prefix)
+            .map(Some)
+            .map_err(|e| self.db_err(e))
     }
 
     /// One page of `query`, keyed and ordered by `id`, each row converted by `convert`.

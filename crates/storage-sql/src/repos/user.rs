@@ -12,10 +12,7 @@ use mas_storage::repository::{
 };
 use mas_storage::{Clock, Page, Pagination, Rng, StorageError};
 use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, JoinType, Order, Query};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter,
-    QueryOrder, Set,
-};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set};
 use ulid::Ulid;
 
 use super::{Repo, prefixed};
@@ -268,28 +265,17 @@ impl UserPasswordRepository for Repo<'_> {
             .limit(1);
         prefixed::<users::Entity>(&mut query, &u, "u_");
         prefixed::<user_passwords::Entity>(&mut query, &p, "p_");
-        let Some(row) = self
-            .conn
-            .query_one(&query)
-            .await
-            .map_err(|e| self.db_err(e))?
-        else {
+        let Some(row) = self.one_row(&query).await? else {
             return Ok(None);
         };
-        let read = |e: sea_orm::DbErr| self.db_err(e);
-        let found = user(users::Model::from_query_result(&row, "u_").map_err(read)?)?;
-        let has_password = row
-            .try_get::<Option<String>>("", "p_id")
-            .map_err(read)?
-            .is_some();
-        let current = if has_password {
-            Some(password(
-                user_passwords::Model::from_query_result(&row, "p_").map_err(read)?,
-            )?)
-        } else {
-            None
+        let Some(found) = self.part::<users::Model>(&row, "u_")? else {
+            return Ok(None);
         };
-        Ok(Some((found, current)))
+        let current = self
+            .part::<user_passwords::Model>(&row, "p_")?
+            .map(password)
+            .transpose()?;
+        Ok(Some((user(found)?, current)))
     }
 
     #[tracing::instrument(name = "db.user_password.add", skip_all)]
