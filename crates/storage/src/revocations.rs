@@ -63,12 +63,6 @@ struct Record {
     sweep_at: usize,
 }
 
-impl Default for Revocations {
-    fn default() -> Self {
-        Self::new(true)
-    }
-}
-
 impl Revocations {
     /// An empty record. `live` says whether every change is already heard (one process
     /// on its own database); otherwise caching starts when [`Self::set_live`] is called.
@@ -192,7 +186,7 @@ mod tests {
 
     #[test]
     fn a_revocation_after_the_ticket_makes_it_stale_for_that_key_only() {
-        let revocations = Revocations::default();
+        let revocations = Revocations::new(true);
         let (session, other) = (Ulid::new(), Ulid::new());
         let ticket = revocations.ticket();
         assert!(revocations.is_current(&ticket, &[session, other]));
@@ -207,7 +201,7 @@ mod tests {
 
     #[test]
     fn forget_all_makes_every_earlier_ticket_stale() {
-        let revocations = Revocations::default();
+        let revocations = Revocations::new(true);
         let ticket = revocations.ticket();
         revocations.forget_all();
         assert!(!revocations.is_current(&ticket, &[]));
