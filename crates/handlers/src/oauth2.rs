@@ -439,7 +439,16 @@ async fn introspect(
         .get("x-mas-supports-device-id")
         .is_some_and(|v| v == "1");
     let clock = state.clock.as_ref();
-    // The homeserver's hot path: the shared secret, one indexed lookup, no transaction.
+    // The homeserver's answer: from the cache while it holds, else one indexed lookup.
+    let for_homeserver = || {
+        mas_oauth_core::introspect_for_homeserver(
+            &state.introspection_cache,
+            state.repos.as_ref(),
+            clock,
+            token,
+        )
+    };
+    // The homeserver's hot path: the shared secret, then the cache, no transaction.
     if let Some(secret) = bearer(request.authorization.as_deref()) {
         let expected = state.matrix_secret.as_deref().unwrap_or_default();
         if expected.is_empty()
@@ -450,13 +459,7 @@ async fn introspect(
         {
             return Err(OAuthError::invalid_client().into());
         }
-        let mut answer = mas_oauth_core::introspect_for_homeserver(
-            &state.introspection_cache,
-            state.repos.as_ref(),
-            clock,
-            token,
-        )
-        .await?;
+        let mut answer = for_homeserver().await?;
         if !wants_device_id {
             answer.device_id = None;
         }
@@ -480,13 +483,7 @@ async fn introspect(
     // Static clients are declared by the administrator: the homeserver of the MSC3861
     // generation authenticates as one, and must see compatibility tokens too.
     let mut answer = if client.kind == mas_data_model::ClientKind::Static {
-        mas_oauth_core::introspect_for_homeserver(
-            &state.introspection_cache,
-            state.repos.as_ref(),
-            clock,
-            token,
-        )
-        .await?
+        for_homeserver().await?
     } else {
         let mut repo = state.repos.begin().await?;
         let answer = tokens::introspect(repo.as_mut(), clock, token, tokens::Asker::Client).await?;

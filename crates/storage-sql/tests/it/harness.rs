@@ -42,6 +42,25 @@ fn options(uri: String) -> PoolOptions {
     }
 }
 
+/// Pool settings with a single connection, for tests that must not find a spare one.
+pub fn one_connection(uri: &str) -> PoolOptions {
+    PoolOptions {
+        max_connections: 1,
+        ..options(uri.to_owned())
+    }
+}
+
+/// Waits (up to 5 s) until `revocations` hears announcements; says whether it does.
+pub async fn until_live(revocations: &mas_storage::Revocations) -> bool {
+    for _ in 0..500 {
+        if revocations.is_live() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
 async fn open(options: PoolOptions, cleanup: Cleanup) -> TestDb {
     let db = mas_storage_sql::connect(&options).await.unwrap();
     mas_storage_sql::migrate(&db).await.unwrap();

@@ -67,14 +67,7 @@ async fn replicas_migrating_together_take_turns() {
     let Some(pg) = mas_testing::TestPostgres::create().await else {
         return;
     };
-    let options = mas_storage_sql::PoolOptions {
-        uri: pg.url().to_owned(),
-        max_connections: 1,
-        min_connections: 0,
-        connect_timeout: std::time::Duration::from_secs(5),
-        idle_timeout: None,
-        max_lifetime: None,
-    };
+    let options = crate::harness::one_connection(pg.url());
     let a = mas_storage_sql::SqlRepositoryFactory::connect(&options)
         .await
         .unwrap();
@@ -105,27 +98,14 @@ async fn listeners_leave_the_pool_to_requests() {
     let Some(pg) = mas_testing::TestPostgres::create().await else {
         return;
     };
-    let options = mas_storage_sql::PoolOptions {
-        uri: pg.url().to_owned(),
-        max_connections: 1,
-        min_connections: 0,
-        connect_timeout: std::time::Duration::from_secs(5),
-        idle_timeout: None,
-        max_lifetime: None,
-    };
+    let options = crate::harness::one_connection(pg.url());
     let factory = mas_storage_sql::SqlRepositoryFactory::connect(&options)
         .await
         .unwrap();
     factory.migrate().await.unwrap();
     let _waker = factory.job_waker(std::time::Duration::from_mins(1)).await;
     let follower = tokio::spawn(factory.follow_revocations());
-    for _ in 0..500 {
-        if factory.revocations().is_live() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert!(factory.revocations().is_live());
+    assert!(crate::harness::until_live(factory.revocations()).await);
     let clock = mas_storage::MockClock::default();
     let mut repo = factory.begin().await.unwrap();
     let user = repo

@@ -31,14 +31,8 @@ pub async fn revocations_reach_every_process(db: &TestDb) {
     let other = db.second_pool().await;
     let follower = tokio::spawn(here.follow_revocations());
     let record = here.revocations().clone();
-    for _ in 0..500 {
-        if record.is_live() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
     assert!(
-        record.is_live(),
+        crate::harness::until_live(&record).await,
         "the follower started hearing announcements"
     );
 
