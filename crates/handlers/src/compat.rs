@@ -16,6 +16,7 @@ use mas_data_model::{CompatSession, Password, TokenType, User};
 use mas_matrix::HomeserverError;
 use mas_oauth_core::passwords::Verified;
 use mas_storage::jobs::HomeserverJob;
+use mas_storage::repository::NewCompatLogin;
 use mas_storage::{Repository, StorageError};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -573,8 +574,18 @@ async fn store_login(
 ) -> Result<IssuedTokens, StorageError> {
     let clock = state.clock.as_ref();
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
-    let mut repo = state.repos.begin().await?;
-    if let Verified::Upgrade { version, hash } = verified {
+    let upgrade = match verified {
+        Verified::Upgrade { version, hash } => Some((version, hash)),
+        Verified::Current => None,
+    };
+    // The common login writes once, all or nothing on its own (`add_with_tokens`), so it
+    // needs no transaction: on PostgreSQL that saves the BEGIN and COMMIT round trips.
+    let mut repo = if upgrade.is_none() && !replace_earlier {
+        state.repos.reader().await?
+    } else {
+        state.repos.begin().await?
+    };
+    if let Some((version, hash)) = upgrade {
         repo.user_password()
             .add(&mut rng, clock, user, version, hash, Some(stored))
             .await?;
@@ -590,22 +601,30 @@ async fn store_login(
     if let Some(earlier) = earlier {
         repo.compat_session().finish(clock, earlier).await?;
     }
-    let session = repo
-        .compat_session()
-        .add(
+    let access_token = mas_oauth_core::tokens::generate(&mut rng, TokenType::CompatAccessToken);
+    let refresh_token = refreshable
+        .then(|| mas_oauth_core::tokens::generate(&mut rng, TokenType::CompatRefreshToken));
+    let ttl = refreshable.then_some(state.compat_token_ttl);
+    repo.compat_session()
+        .add_with_tokens(
             &mut rng,
             clock,
-            user,
-            Some(device_id.to_owned()),
-            None,
-            // May *ask* for admin rights, in OAuth; a password login never grants them.
-            false,
-            display_name,
+            NewCompatLogin {
+                user,
+                device_id,
+                human_name: display_name.as_deref(),
+                access_token: &access_token,
+                ttl,
+                refresh_token: refresh_token.as_deref(),
+            },
         )
         .await?;
-    let tokens = issue_tokens(state, repo.as_mut(), &session, refreshable).await?;
     repo.save().await?;
-    Ok(tokens)
+    Ok(IssuedTokens {
+        access_token,
+        refresh_token,
+        expires_in: ttl,
+    })
 }
 
 /// What a login or refresh hands out.

@@ -6,12 +6,18 @@ use mas_data_model::{
     CompatAccessToken, CompatRefreshToken, CompatSession, CompatSsoLogin, LastActivity, User,
 };
 use mas_storage::repository::{
-    CompatAccessTokenRepository, CompatRefreshTokenRepository, CompatSessionFilter,
-    CompatSessionRepository, CompatSsoLoginRepository,
+    CompatAccessTokenRepository, CompatLogin, CompatRefreshTokenRepository, CompatSessionFilter,
+    CompatSessionRepository, CompatSsoLoginRepository, NewCompatLogin,
 };
 use mas_storage::{Clock, Page, Pagination, Rng, StorageError};
-use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, JoinType, Query};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
+use sea_orm::sea_query::{
+    Alias, CommonTableExpression, Condition, Expr, ExprTrait, InsertStatement, JoinType, Query,
+    WithClause,
+};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseExecutor, DbBackend, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryTrait, Set, TransactionTrait,
+};
 use ulid::Ulid;
 use url::Url;
 
@@ -39,6 +45,37 @@ fn session(m: sessions::Model) -> Result<CompatSession, StorageError> {
         },
         human_name: m.human_name,
     })
+}
+
+/// Runs `inserts` (parents first) so that all rows are stored or none. On PostgreSQL as one
+/// statement, the earlier inserts in a `WITH`: a statement is atomic without a transaction,
+/// and its foreign keys are checked at its end, when every row exists. SQLite has no
+/// inserts in `WITH`; there they run in a transaction (a savepoint inside one).
+async fn store_together(
+    conn: &DatabaseExecutor<'_>,
+    mut inserts: Vec<InsertStatement>,
+) -> Result<(), DbErr> {
+    if conn.get_database_backend() == DbBackend::Postgres {
+        let Some(last) = inserts.pop() else {
+            return Ok(());
+        };
+        let mut with = WithClause::new();
+        for (n, insert) in inserts.into_iter().enumerate() {
+            with.cte(
+                CommonTableExpression::new()
+                    .query(insert)
+                    .table_name(Alias::new(format!("stored_{n}")))
+                    .to_owned(),
+            );
+        }
+        conn.execute(&with.query(last)).await?;
+        return Ok(());
+    }
+    let txn = conn.begin().await?;
+    for insert in &inserts {
+        txn.execute(insert).await?;
+    }
+    txn.commit().await
 }
 
 fn session_condition(filter: CompatSessionFilter) -> Condition {
@@ -123,6 +160,88 @@ impl CompatSessionRepository for Repo<'_> {
             user_agent: None,
             last_activity: LastActivity::default(),
             human_name,
+        })
+    }
+
+    #[tracing::instrument(name = "db.compat_session.add_with_tokens", skip_all)]
+    async fn add_with_tokens(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        login: NewCompatLogin<'_>,
+    ) -> Result<CompatLogin, StorageError> {
+        let created_at = now(clock);
+        let session = CompatSession {
+            id: new_id(rng, created_at),
+            user_id: login.user.id,
+            device_id: Some(login.device_id.to_owned()),
+            browser_session_id: None,
+            created_at,
+            finished_at: None,
+            // May *ask* for admin rights, in OAuth; a login never grants them.
+            is_synapse_admin: false,
+            user_agent: None,
+            last_activity: LastActivity::default(),
+            human_name: login.human_name.map(str::to_owned),
+        };
+        let access_token = CompatAccessToken {
+            id: new_id(rng, created_at),
+            session_id: session.id,
+            created_at,
+            expires_at: login.ttl.map(|ttl| created_at + ttl),
+        };
+        let refresh = login.refresh_token.map(|token| {
+            let stored = CompatRefreshToken {
+                id: new_id(rng, created_at),
+                session_id: session.id,
+                access_token_id: access_token.id,
+                created_at,
+                consumed_at: None,
+            };
+            let insert = refresh_tokens::Entity::insert(refresh_tokens::ActiveModel {
+                id: Set(stored.id.to_string()),
+                session_id: Set(session.id.to_string()),
+                access_token_id: Set(access_token.id.to_string()),
+                token_hash: Set(hash_token(token)),
+                created_at: Set(created_at),
+                consumed_at: Set(None),
+            })
+            .into_query();
+            (stored, insert)
+        });
+        let inserts = [
+            sessions::Entity::insert(sessions::ActiveModel {
+                id: Set(session.id.to_string()),
+                user_id: Set(session.user_id.to_string()),
+                device_id: Set(session.device_id.clone()),
+                browser_session_id: Set(None),
+                created_at: Set(created_at),
+                finished_at: Set(None),
+                is_synapse_admin: Set(false),
+                user_agent: Set(None),
+                last_active_at: Set(None),
+                last_active_ip: Set(None),
+                human_name: Set(session.human_name.clone()),
+            })
+            .into_query(),
+            access_tokens::Entity::insert(access_tokens::ActiveModel {
+                id: Set(access_token.id.to_string()),
+                session_id: Set(session.id.to_string()),
+                token_hash: Set(hash_token(login.access_token)),
+                created_at: Set(created_at),
+                expires_at: Set(access_token.expires_at),
+            })
+            .into_query(),
+        ]
+        .into_iter()
+        .chain(refresh.as_ref().map(|(_, insert)| insert.clone()));
+        store_together(&self.conn, inserts.collect())
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(CompatLogin {
+            session,
+            access_token,
+            refresh_token: refresh.map(|(stored, _)| stored),
         })
     }
 

@@ -6,10 +6,10 @@ use mas_data_model::{
     ResponseMode,
 };
 use mas_storage::repository::{
-    ClientParams, CompatSessionFilter, NewAuthorizationGrant, NewDeviceCodeGrant, NewJob,
-    ProviderParams, SessionFilter, UserFilter, UserState,
+    ClientParams, CompatSessionFilter, NewAuthorizationGrant, NewCompatLogin, NewDeviceCodeGrant,
+    NewJob, ProviderParams, SessionFilter, UserFilter, UserState,
 };
-use mas_storage::{MockClock, Pagination, RepositoryFactory, StorageError};
+use mas_storage::{Clock, MockClock, Pagination, RepositoryFactory, StorageError};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use sea_orm::{ConnectionTrait, Statement};
@@ -1873,4 +1873,130 @@ pub async fn tokens_are_stored_as_hashes(db: &TestDb) {
         "the column holds SHA-256 of the token"
     );
     assert!(!String::from_utf8_lossy(&stored).contains("PLAINTEXT"));
+}
+
+/// A login's session and tokens are stored together or not at all, from a reader (one
+/// statement on PostgreSQL) or inside a transaction.
+pub async fn compat_logins_are_stored_whole(db: &TestDb) {
+    let clock = MockClock::default();
+    let mut rng = rng();
+    let mut repo = db.factory.begin().await.unwrap();
+    let alice = repo.user().add(&mut rng, &clock, "alice").await.unwrap();
+    repo.save().await.unwrap();
+    let login = |device_id, access_token, refresh_token| NewCompatLogin {
+        user: &alice,
+        device_id,
+        human_name: Some("Phone"),
+        access_token,
+        ttl: Some(Duration::minutes(5)),
+        refresh_token,
+    };
+    let alices = CompatSessionFilter {
+        user_id: Some(alice.id),
+        active: None,
+    };
+
+    let mut reader = db.factory.reader().await.unwrap();
+    let stored = reader
+        .compat_session()
+        .add_with_tokens(&mut rng, &clock, login("D1", "mct_1", Some("mcr_1")))
+        .await
+        .unwrap();
+    reader.save().await.unwrap();
+    assert_eq!(stored.session.device_id.as_deref(), Some("D1"));
+    assert_eq!(stored.session.human_name.as_deref(), Some("Phone"));
+    assert!(!stored.session.is_synapse_admin);
+    assert_eq!(
+        stored.access_token.expires_at,
+        Some(clock.now() + Duration::minutes(5))
+    );
+    let mut repo = db.factory.reader().await.unwrap();
+    assert_eq!(
+        repo.compat_session()
+            .find_active_by_device(&alice, "D1")
+            .await
+            .unwrap(),
+        Some(stored.session.clone())
+    );
+    assert_eq!(
+        repo.compat_access_token()
+            .find_with_session("mct_1")
+            .await
+            .unwrap(),
+        Some((
+            stored.access_token.clone(),
+            stored.session.clone(),
+            alice.clone()
+        ))
+    );
+    assert_eq!(
+        repo.compat_refresh_token()
+            .find_by_token("mcr_1")
+            .await
+            .unwrap(),
+        stored.refresh_token.clone()
+    );
+    assert!(stored.refresh_token.is_some());
+
+    // A device with an open session conflicts, and nothing of the second login stays.
+    let again = repo
+        .compat_session()
+        .add_with_tokens(&mut rng, &clock, login("D1", "mct_2", Some("mcr_2")))
+        .await;
+    assert!(matches!(again, Err(StorageError::Conflict(_))), "{again:?}");
+    // A token that cannot be stored (its hash is taken) leaves no session behind either:
+    // the session's row was written first.
+    let clash = repo
+        .compat_session()
+        .add_with_tokens(&mut rng, &clock, login("D2", "mct_1", None))
+        .await;
+    assert!(clash.is_err(), "{clash:?}");
+    let mut repo = db.factory.reader().await.unwrap();
+    assert_eq!(repo.compat_session().count(alices).await.unwrap(), 1);
+    assert_eq!(
+        repo.compat_access_token()
+            .find_by_token("mct_2")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        repo.compat_refresh_token()
+            .find_by_token("mcr_2")
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Inside a transaction: kept when it commits, gone when it is dropped.
+    let mut txn = db.factory.begin().await.unwrap();
+    let kept = txn
+        .compat_session()
+        .add_with_tokens(&mut rng, &clock, login("D3", "mct_3", None))
+        .await
+        .unwrap();
+    assert_eq!(kept.refresh_token, None);
+    txn.save().await.unwrap();
+    let mut txn = db.factory.begin().await.unwrap();
+    txn.compat_session()
+        .add_with_tokens(&mut rng, &clock, login("D4", "mct_4", None))
+        .await
+        .unwrap();
+    drop(txn);
+    let mut repo = db.factory.reader().await.unwrap();
+    assert_eq!(repo.compat_session().count(alices).await.unwrap(), 2);
+    assert_eq!(
+        repo.compat_access_token()
+            .find_by_token("mct_3")
+            .await
+            .unwrap(),
+        Some(kept.access_token)
+    );
+    assert_eq!(
+        repo.compat_access_token()
+            .find_by_token("mct_4")
+            .await
+            .unwrap(),
+        None
+    );
 }

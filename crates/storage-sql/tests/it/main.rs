@@ -48,6 +48,7 @@ conformance!(
     cases::refresh_token_cleanup_keeps_replay_evidence,
     cases::device_code_grants,
     cases::compat_sessions_and_tokens,
+    cases::compat_logins_are_stored_whole,
     cases::personal_sessions,
     cases::upstream_providers_and_links,
     cases::jobs,

@@ -8,6 +8,34 @@ use url::Url;
 
 use crate::{Clock, Page, Pagination, Rng, StorageError};
 
+/// What a login stores: a session on a device and its first tokens.
+#[derive(Debug, Clone, Copy)]
+pub struct NewCompatLogin<'a> {
+    /// Whose session it is.
+    pub user: &'a User,
+    /// The Matrix device it logs in.
+    pub device_id: &'a str,
+    /// The device's display name, if the client gave one.
+    pub human_name: Option<&'a str>,
+    /// The access token handed out (stored as its hash).
+    pub access_token: &'a str,
+    /// How long the access token lives; `None` means until logout.
+    pub ttl: Option<Duration>,
+    /// A refresh token handed out with it (stored as its hash).
+    pub refresh_token: Option<&'a str>,
+}
+
+/// What [`CompatSessionRepository::add_with_tokens`] stored.
+#[derive(Debug, Clone)]
+pub struct CompatLogin {
+    /// The new session.
+    pub session: CompatSession,
+    /// Its access token.
+    pub access_token: CompatAccessToken,
+    /// Its refresh token, when one was asked for.
+    pub refresh_token: Option<CompatRefreshToken>,
+}
+
 /// Which compatibility sessions a listing or bulk operation covers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CompatSessionFilter {
@@ -43,6 +71,15 @@ pub trait CompatSessionRepository: Send {
         is_synapse_admin: bool,
         human_name: Option<String>,
     ) -> Result<CompatSession, StorageError>;
+    /// Starts a login's session with its first tokens, all stored or none: one statement
+    /// on PostgreSQL, so a unit of work from `reader()` stores a login in one round trip.
+    /// Fails with [`StorageError::Conflict`] when the device has an open session.
+    async fn add_with_tokens(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        login: NewCompatLogin<'_>,
+    ) -> Result<CompatLogin, StorageError>;
     /// Ends a session.
     async fn finish(
         &mut self,

@@ -10,8 +10,8 @@ mod user;
 use async_trait::async_trait;
 
 pub use self::compat::{
-    CompatAccessTokenRepository, CompatRefreshTokenRepository, CompatSessionFilter,
-    CompatSessionRepository, CompatSsoLoginRepository,
+    CompatAccessTokenRepository, CompatLogin, CompatRefreshTokenRepository, CompatSessionFilter,
+    CompatSessionRepository, CompatSsoLoginRepository, NewCompatLogin,
 };
 pub use self::job::{JobRepository, NewJob};
 pub use self::oauth2::{
