@@ -285,19 +285,23 @@ impl SqlRepositoryFactory {
     }
 }
 
+/// How a unit of work's transaction starts. SQLite: take the write lock at BEGIN. A
+/// deferred transaction that reads and then writes fails with `SQLITE_BUSY` when another
+/// writer went first; an immediate one waits its turn (busy timeout) and then sees fresh
+/// data.
+pub(crate) fn write_transaction() -> TransactionOptions {
+    TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    }
+}
+
 #[async_trait]
 impl RepositoryFactory for SqlRepositoryFactory {
     async fn begin(&self) -> Result<BoxRepository, StorageError> {
-        // SQLite: take the write lock at BEGIN. A deferred transaction that reads and
-        // then writes fails with SQLITE_BUSY when another writer went first; an
-        // immediate one waits its turn (busy timeout) and then sees fresh data.
-        let options = TransactionOptions {
-            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-            ..TransactionOptions::default()
-        };
         let txn = self
             .db
-            .begin_with_options(options)
+            .begin_with_options(write_transaction())
             .await
             .map_err(conv::db_err)?;
         Ok(Box::new(SqlRepository {

@@ -27,6 +27,7 @@ use crate::entities::{
     compat_access_tokens as access_tokens, compat_refresh_tokens as refresh_tokens,
     compat_sessions as sessions, compat_sso_logins as sso_logins, users,
 };
+use crate::write_transaction;
 
 fn session(m: sessions::Model) -> Result<CompatSession, StorageError> {
     const T: &str = "compat_sessions";
@@ -50,7 +51,7 @@ fn session(m: sessions::Model) -> Result<CompatSession, StorageError> {
 /// Runs `inserts` (parents first) so that all rows are stored or none. On PostgreSQL as one
 /// statement, the earlier inserts in a `WITH`: a statement is atomic without a transaction,
 /// and its foreign keys are checked at its end, when every row exists. SQLite has no
-/// inserts in `WITH`; there they run in a transaction (a savepoint inside one).
+/// inserts in `WITH`; there they run in a transaction.
 async fn store_together(
     conn: &DatabaseExecutor<'_>,
     mut inserts: Vec<InsertStatement>,
@@ -71,7 +72,11 @@ async fn store_together(
         conn.execute(&with.query(last)).await?;
         return Ok(());
     }
-    let txn = conn.begin().await?;
+    // Inside a unit of work's transaction this is a savepoint.
+    let txn = match conn {
+        DatabaseExecutor::Connection(db) => db.begin_with_options(write_transaction()).await?,
+        nested => nested.begin().await?,
+    };
     for insert in &inserts {
         txn.execute(insert).await?;
     }
