@@ -249,7 +249,7 @@ fn default_passwords() -> PasswordManager {
 #[derive(Debug, Default)]
 struct Load {
     rps: f64,
-    requests: u32,
+    requests: u64,
     p50_ms: f64,
     p99_ms: f64,
     errors: u64,
@@ -468,15 +468,18 @@ fn argon2_ceiling(cores: usize, span: Duration) -> anyhow::Result<(f64, Duration
     Ok((ceiling, busy / hashes.max(1)))
 }
 
-/// CPU time spent so far, in ms: the server's hashing threads, its other threads, and
-/// every PostgreSQL process on the machine (from the scheduler's per-task counters).
-#[derive(Debug, Default, Clone, Copy)]
+/// CPU time spent so far, in ms: the server's hashing threads, the rest of the server,
+/// and the PostgreSQL processes that serve it.
+#[derive(Debug, Default, Clone)]
 struct CpuTimes {
     hashing: f64,
     server: f64,
-    postgres: f64,
+    /// Per process, so that a backend started during the load counts from zero.
+    postgres: std::collections::HashMap<u32, f64>,
 }
 
+/// Time on the CPU of one task (a thread, or a single-threaded process), from the
+/// scheduler's counter in nanoseconds.
 fn on_cpu_ms(task: &Path) -> f64 {
     std::fs::read_to_string(task.join("schedstat"))
         .ok()
@@ -484,38 +487,82 @@ fn on_cpu_ms(task: &Path) -> f64 {
         .map_or(0.0, |ns| ns / 1e6)
 }
 
-fn task_name(task: &Path) -> String {
-    std::fs::read_to_string(task.join("comm"))
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
+/// Clock ticks per second, the unit of `/proc/<pid>/stat`.
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
 }
 
-fn cpu_times(server: u32) -> CpuTimes {
-    let mut times = CpuTimes::default();
+/// CPU time of a whole process in ms, the threads that exited included.
+fn process_cpu_ms(pid: u32, ticks_per_second: f64) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces:
+    // utime and stime are the 14th and 15th fields of the line.
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: f64 = after_name
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|n| n.parse::<f64>().ok())
+        .sum();
+    ticks * 1000.0 / ticks_per_second
+}
+
+fn cpu_times(server: u32, postgres: &[u32], ticks_per_second: f64) -> CpuTimes {
+    let mut hashing = 0.0;
     if let Ok(tasks) = std::fs::read_dir(format!("/proc/{server}/task")) {
         for task in tasks.flatten() {
             let path = task.path();
-            let ms = on_cpu_ms(&path);
-            if task_name(&path).starts_with("password-hash") {
-                times.hashing += ms;
-            } else {
-                times.server += ms;
+            let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+            // The hashing threads live as long as the server: their own counters are
+            // exact. The rest is the whole process minus them.
+            if name.starts_with("password-hash") {
+                hashing += on_cpu_ms(&path);
             }
         }
     }
-    if let Ok(processes) = std::fs::read_dir("/proc") {
-        for process in processes.flatten() {
-            let path = process.path();
-            if task_name(&path) == "postgres" {
-                times.postgres += on_cpu_ms(&path);
-            }
-        }
+    CpuTimes {
+        hashing,
+        server: process_cpu_ms(server, ticks_per_second) - hashing,
+        postgres: postgres
+            .iter()
+            .map(|&pid| (pid, on_cpu_ms(Path::new(&format!("/proc/{pid}")))))
+            .collect(),
     }
-    times
 }
 
-fn compat_login(options: &Options, service: &Service) -> anyhow::Result<()> {
+/// The PostgreSQL processes serving the bench's database, and those writing WAL and
+/// checkpoints for every database; empty when they cannot be seen from here (SQLite,
+/// or a server in another PID namespace).
+async fn postgres_processes(service: &Service) -> Vec<u32> {
+    use sea_orm::ConnectionTrait;
+    if !service.database.starts_with("postgres") {
+        return Vec::new();
+    }
+    let Ok(db) = sea_orm::Database::connect(service.database.as_str()).await else {
+        return Vec::new();
+    };
+    let rows = db
+        .query_all_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+             OR backend_type IN ('walwriter', 'checkpointer', 'background writer')",
+        ))
+        .await
+        .unwrap_or_default();
+    let _ = db.close().await;
+    rows.iter()
+        .filter_map(|row| row.try_get_by_index::<i32>(0).ok())
+        .filter_map(|pid| u32::try_from(pid).ok())
+        .filter(|pid| Path::new(&format!("/proc/{pid}/schedstat")).exists())
+        .collect()
+}
+
+async fn compat_login(options: &Options, service: &Service) -> anyhow::Result<()> {
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     // Measured before and after the load, which is compared with their mean: a shared
     // host's speed drifts by more than the effect being measured.
@@ -553,9 +600,12 @@ end
             peak
         })
     };
-    let cpu_start = cpu_times(pid);
+    let ticks = clock_ticks();
+    let cpu_start = cpu_times(pid, &postgres_processes(service).await, ticks);
     let load = wrk(&service.base, 16, options.seconds, &script)?;
-    let cpu_end = cpu_times(pid);
+    // Backends the pool opened during the load are counted from their start.
+    let postgres = postgres_processes(service).await;
+    let cpu_end = cpu_times(pid, &postgres, ticks);
     sampling.store(false, std::sync::atomic::Ordering::Relaxed);
     let peak = sampler.join().unwrap_or(f64::NAN);
     let (after, _) = rss(pid);
@@ -572,12 +622,26 @@ end
         "ratio to the argon2id ceiling: {:.2}   (target >= 0.95, p99 <= 250 ms)",
         load.rps / ceiling
     );
-    let logins = f64::from(load.requests.max(1));
+    // Failed requests did not log in (and make the run invalid, as printed above).
+    let ok = load.requests.saturating_sub(load.errors).max(1);
+    let logins = f64::from(u32::try_from(ok).unwrap_or(u32::MAX));
     let hashing = (cpu_end.hashing - cpu_start.hashing) / logins;
     let server = (cpu_end.server - cpu_start.server) / logins;
-    let postgres = (cpu_end.postgres - cpu_start.postgres) / logins;
+    let postgres = cpu_end
+        .postgres
+        .iter()
+        .map(|(pid, end)| end - cpu_start.postgres.get(pid).copied().unwrap_or(0.0))
+        .sum::<f64>()
+        / logins;
+    let postgres_figure = if !service.database.starts_with("postgres") {
+        "none (SQLite)".to_owned()
+    } else if cpu_end.postgres.is_empty() {
+        "not visible from here".to_owned()
+    } else {
+        format!("{postgres:.2} ms")
+    };
     println!(
-        "CPU per login: hashing {hashing:.2} ms, rest of the server {server:.2} ms, PostgreSQL {postgres:.2} ms"
+        "CPU per login: hashing {hashing:.2} ms, rest of the server {server:.2} ms, PostgreSQL {postgres_figure}"
     );
     // What the ratio tends to on a steady host: it cannot exceed hashing's share of the
     // CPU a login takes, and unlike the ratio this share does not move with the host's
@@ -635,7 +699,7 @@ async fn run(options: &Options) -> anyhow::Result<()> {
         introspection(options, &service, &tokens).await?;
     }
     if matches!(options.what.as_str(), "all" | "compat-login") {
-        compat_login(options, &service)?;
+        compat_login(options, &service).await?;
     }
     if matches!(options.what.as_str(), "all" | "startup") {
         println!("\n## Start-up");

@@ -60,6 +60,10 @@ async fn store_together(
         let Some(last) = inserts.pop() else {
             return Ok(());
         };
+        if inserts.is_empty() {
+            conn.execute(&last).await?;
+            return Ok(());
+        }
         let mut with = WithClause::new();
         for (n, insert) in inserts.into_iter().enumerate() {
             with.cte(

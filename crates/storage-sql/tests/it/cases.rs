@@ -1951,8 +1951,21 @@ pub async fn compat_logins_are_stored_whole(db: &TestDb) {
         .add_with_tokens(&mut rng, &clock, login("D2", "mct_1", None))
         .await;
     assert!(clash.is_err(), "{clash:?}");
+    // Nor does a refresh token that cannot be stored, written after the other two rows.
+    let late_clash = repo
+        .compat_session()
+        .add_with_tokens(&mut rng, &clock, login("D5", "mct_5", Some("mcr_1")))
+        .await;
+    assert!(late_clash.is_err(), "{late_clash:?}");
     let mut repo = db.factory.reader().await.unwrap();
     assert_eq!(repo.compat_session().count(alices).await.unwrap(), 1);
+    assert_eq!(
+        repo.compat_access_token()
+            .find_by_token("mct_5")
+            .await
+            .unwrap(),
+        None
+    );
     assert_eq!(
         repo.compat_access_token()
             .find_by_token("mct_2")
