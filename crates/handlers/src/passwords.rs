@@ -18,6 +18,11 @@ pub struct PasswordChecker {
     /// A hash to check unknown users against, so their answer takes as long as a real one.
     /// Made on a hashing thread after start, so it does not delay the first `/health`.
     decoy: Arc<OnceLock<Option<(u16, String)>>>,
+    /// How long a failed check takes at least: the slowest configured scheme's hash.
+    /// Without it, a user whose hash is still an imported bcrypt one (slow) would answer a
+    /// wrong password later than an unknown user, whose decoy is argon2id, and so show
+    /// that the account exists. Measured after start, beside the decoy.
+    failure_floor: Arc<OnceLock<std::time::Duration>>,
 }
 
 impl std::fmt::Debug for PasswordChecker {
@@ -67,14 +72,20 @@ impl PasswordChecker {
             }
         }
         let decoy = Arc::new(OnceLock::new());
-        let made = decoy.clone();
+        let failure_floor = Arc::new(OnceLock::new());
+        let (made, floor) = (decoy.clone(), failure_floor.clone());
         let _ = sender.send(Box::new(move |manager: &PasswordManager| {
+            // The decoy is a hash with the newest scheme: its time is that scheme's.
+            let start = std::time::Instant::now();
             let _ = made.set(decoy_hash(manager));
+            let newest = start.elapsed();
+            let _ = floor.set(newest.max(manager.older_schemes_hash_time()));
         }));
         Self {
             manager,
             work: Mutex::new(sender),
             decoy,
+            failure_floor,
         }
     }
 
@@ -103,7 +114,9 @@ impl PasswordChecker {
         self.manager.is_enabled()
     }
 
-    /// Verifies `password` against a stored hash (see [`PasswordManager::verify`]).
+    /// Verifies `password` against a stored hash (see [`PasswordManager::verify`]). A
+    /// failure answers no sooner than the slowest scheme would (see `failure_floor`),
+    /// counted from the call, and waits without holding a hashing thread.
     ///
     /// # Errors
     /// As [`PasswordManager::verify`].
@@ -113,8 +126,16 @@ impl PasswordChecker {
         hash: String,
         password: String,
     ) -> Result<Verified, PasswordError> {
-        self.run(move |manager| manager.verify(version, &hash, &password, salt()))
-            .await
+        let asked = tokio::time::Instant::now();
+        let verified = self
+            .run(move |manager| manager.verify(version, &hash, &password, salt()))
+            .await;
+        if verified.is_err()
+            && let Some(floor) = self.failure_floor.get()
+        {
+            tokio::time::sleep_until(asked + *floor).await;
+        }
+        verified
     }
 
     /// Whether `password` is strong enough for a new account (see
@@ -156,6 +177,66 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use super::*;
+
+    /// Accounts imported from Synapse keep their bcrypt hashes until their next login,
+    /// while unknown users are checked against an argon2id decoy: without a floor, a
+    /// wrong password would answer later for the first than for the second.
+    #[tokio::test]
+    async fn failures_take_as_long_as_the_slowest_scheme() {
+        use std::time::{Duration, Instant};
+
+        use mas_oauth_core::passwords::{Algorithm, Scheme};
+
+        let scheme = |version, algorithm| Scheme {
+            version,
+            algorithm,
+            secret: None,
+            unicode_normalization: false,
+        };
+        let bcrypt = scheme(1, Algorithm::Bcrypt { cost: 12 });
+        let checker = PasswordChecker::new(PasswordManager::new(
+            vec![scheme(2, Algorithm::Argon2id), bcrypt.clone()],
+            0,
+        ));
+        let waited = Instant::now();
+        let floor = loop {
+            if let Some(floor) = checker.failure_floor.get() {
+                break *floor;
+            }
+            assert!(waited.elapsed() < Duration::from_mins(1), "no floor");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let bcrypt_alone = {
+            let manager = PasswordManager::new(vec![bcrypt], 0);
+            let start = Instant::now();
+            manager.hash([1; 16], "a password").unwrap();
+            start.elapsed()
+        };
+        // The floor is bcrypt's time, not argon2id's (a few times shorter).
+        assert!(floor * 2 >= bcrypt_alone, "{floor:?} < {bcrypt_alone:?}");
+
+        let start = Instant::now();
+        assert_eq!(
+            checker.verify_decoy("a guess".to_owned()).await,
+            PasswordError::Mismatch
+        );
+        assert!(start.elapsed() >= floor, "{:?}", start.elapsed());
+        let (version, hash) = checker.hash("the password".to_owned()).await.unwrap();
+        let start = Instant::now();
+        assert_eq!(
+            checker
+                .verify(version, hash.clone(), "a guess".to_owned())
+                .await,
+            Err(PasswordError::Mismatch)
+        );
+        assert!(start.elapsed() >= floor, "{:?}", start.elapsed());
+        assert_eq!(
+            checker
+                .verify(version, hash, "the password".to_owned())
+                .await,
+            Ok(Verified::Current)
+        );
+    }
 
     #[tokio::test]
     async fn hashing_runs_on_its_own_threads_one_per_core_at_most() {

@@ -149,6 +149,24 @@ impl PasswordManager {
         }
     }
 
+    /// The longest one hash takes with any scheme older than the newest (checking a
+    /// password costs one hash). With the newest scheme's time, it is how long a failed
+    /// check must take so that its timing tells neither which scheme a stored hash uses
+    /// nor whether the account exists. Measured by hashing a sample once per scheme.
+    #[must_use]
+    pub fn older_schemes_hash_time(&self) -> std::time::Duration {
+        self.schemes
+            .iter()
+            .skip(1)
+            .map(|scheme| {
+                let start = std::time::Instant::now();
+                let _ = hash_with(scheme, [0; 16], "a sample password, for timing");
+                start.elapsed()
+            })
+            .max()
+            .unwrap_or_default()
+    }
+
     /// Whether `password` is strong enough: its zxcvbn score reaches the configured
     /// minimum. `user_inputs` (the username, say) count as guessable words.
     #[must_use]
