@@ -87,6 +87,104 @@ async fn store_together(
     txn.commit().await
 }
 
+/// A new, open session (not stored yet).
+fn new_session(
+    rng: Rng<'_>,
+    created_at: DateTime<Utc>,
+    user: &User,
+    device_id: Option<String>,
+    browser_session_id: Option<Ulid>,
+    is_synapse_admin: bool,
+    human_name: Option<String>,
+) -> CompatSession {
+    CompatSession {
+        id: new_id(rng, created_at),
+        user_id: user.id,
+        device_id,
+        browser_session_id,
+        created_at,
+        finished_at: None,
+        is_synapse_admin,
+        user_agent: None,
+        last_activity: LastActivity::default(),
+        human_name,
+    }
+}
+
+/// The row that stores a new session.
+fn session_row(session: &CompatSession) -> sessions::ActiveModel {
+    sessions::ActiveModel {
+        id: Set(session.id.to_string()),
+        user_id: Set(session.user_id.to_string()),
+        device_id: Set(session.device_id.clone()),
+        browser_session_id: Set(session.browser_session_id.map(|b| b.to_string())),
+        created_at: Set(session.created_at),
+        finished_at: Set(None),
+        is_synapse_admin: Set(session.is_synapse_admin),
+        user_agent: Set(None),
+        last_active_at: Set(None),
+        last_active_ip: Set(None),
+        human_name: Set(session.human_name.clone()),
+    }
+}
+
+/// A new access token of `session`; `ttl` `None` means it never expires.
+fn new_access_token(
+    rng: Rng<'_>,
+    session: &CompatSession,
+    created_at: DateTime<Utc>,
+    ttl: Option<Duration>,
+) -> CompatAccessToken {
+    CompatAccessToken {
+        id: new_id(rng, created_at),
+        session_id: session.id,
+        created_at,
+        expires_at: ttl.map(|ttl| created_at + ttl),
+    }
+}
+
+/// The row that stores a new access token, as the hash of `token`.
+fn access_token_row(access_token: &CompatAccessToken, token: &str) -> access_tokens::ActiveModel {
+    access_tokens::ActiveModel {
+        id: Set(access_token.id.to_string()),
+        session_id: Set(access_token.session_id.to_string()),
+        token_hash: Set(hash_token(token)),
+        created_at: Set(access_token.created_at),
+        expires_at: Set(access_token.expires_at),
+    }
+}
+
+/// A new, unused refresh token of `session`, paired with `access_token`.
+fn new_refresh_token(
+    rng: Rng<'_>,
+    session: &CompatSession,
+    access_token: &CompatAccessToken,
+    created_at: DateTime<Utc>,
+) -> CompatRefreshToken {
+    CompatRefreshToken {
+        id: new_id(rng, created_at),
+        session_id: session.id,
+        access_token_id: access_token.id,
+        created_at,
+        consumed_at: None,
+    }
+}
+
+/// The row that stores a new refresh token, as the hash of `token`.
+fn refresh_token_row(
+    refresh_token: &CompatRefreshToken,
+    token: &str,
+) -> refresh_tokens::ActiveModel {
+    refresh_tokens::ActiveModel {
+        id: Set(refresh_token.id.to_string()),
+        session_id: Set(refresh_token.session_id.to_string()),
+        access_token_id: Set(refresh_token.access_token_id.to_string()),
+        token_hash: Set(hash_token(token)),
+        created_at: Set(refresh_token.created_at),
+        consumed_at: Set(None),
+    }
+}
+
 fn session_condition(filter: CompatSessionFilter) -> Condition {
     let mut condition = Condition::all();
     if let Some(user) = filter.user_id {
@@ -140,36 +238,20 @@ impl CompatSessionRepository for Repo<'_> {
         is_synapse_admin: bool,
         human_name: Option<String>,
     ) -> Result<CompatSession, StorageError> {
-        let created_at = now(clock);
-        let id = new_id(rng, created_at);
-        sessions::Entity::insert(sessions::ActiveModel {
-            id: Set(id.to_string()),
-            user_id: Set(user.id.to_string()),
-            device_id: Set(device_id.clone()),
-            browser_session_id: Set(browser_session_id.map(|b| b.to_string())),
-            created_at: Set(created_at),
-            finished_at: Set(None),
-            is_synapse_admin: Set(is_synapse_admin),
-            user_agent: Set(None),
-            last_active_at: Set(None),
-            last_active_ip: Set(None),
-            human_name: Set(human_name.clone()),
-        })
-        .exec_without_returning(&self.conn)
-        .await
-        .map_err(|e| self.db_err(e))?;
-        Ok(CompatSession {
-            id,
-            user_id: user.id,
+        let session = new_session(
+            rng,
+            now(clock),
+            user,
             device_id,
             browser_session_id,
-            created_at,
-            finished_at: None,
             is_synapse_admin,
-            user_agent: None,
-            last_activity: LastActivity::default(),
             human_name,
-        })
+        );
+        sessions::Entity::insert(session_row(&session))
+            .exec_without_returning(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(session)
     }
 
     #[tracing::instrument(name = "db.compat_session.add_with_tokens", skip_all)]
@@ -180,77 +262,40 @@ impl CompatSessionRepository for Repo<'_> {
         login: NewCompatLogin<'_>,
     ) -> Result<CompatLogin, StorageError> {
         let created_at = now(clock);
-        let session = CompatSession {
-            id: new_id(rng, created_at),
-            user_id: login.user.id,
-            device_id: Some(login.device_id.to_owned()),
-            browser_session_id: None,
+        let session = new_session(
+            rng,
             created_at,
-            finished_at: None,
+            login.user,
+            Some(login.device_id.to_owned()),
+            None,
             // May *ask* for admin rights, in OAuth; a login never grants them.
-            is_synapse_admin: false,
-            user_agent: None,
-            last_activity: LastActivity::default(),
-            human_name: login.human_name.map(str::to_owned),
-        };
-        let access_token = CompatAccessToken {
-            id: new_id(rng, created_at),
-            session_id: session.id,
-            created_at,
-            expires_at: login.ttl.map(|ttl| created_at + ttl),
-        };
-        let refresh = login.refresh_token.map(|token| {
-            let stored = CompatRefreshToken {
-                id: new_id(rng, created_at),
-                session_id: session.id,
-                access_token_id: access_token.id,
-                created_at,
-                consumed_at: None,
-            };
-            let insert = refresh_tokens::Entity::insert(refresh_tokens::ActiveModel {
-                id: Set(stored.id.to_string()),
-                session_id: Set(session.id.to_string()),
-                access_token_id: Set(access_token.id.to_string()),
-                token_hash: Set(hash_token(token)),
-                created_at: Set(created_at),
-                consumed_at: Set(None),
-            })
-            .into_query();
-            (stored, insert)
+            false,
+            login.human_name.map(str::to_owned),
+        );
+        let access_token = new_access_token(rng, &session, created_at, login.ttl);
+        let refresh_token = login.refresh_token.map(|token| {
+            (
+                new_refresh_token(rng, &session, &access_token, created_at),
+                token,
+            )
         });
-        let inserts = [
-            sessions::Entity::insert(sessions::ActiveModel {
-                id: Set(session.id.to_string()),
-                user_id: Set(session.user_id.to_string()),
-                device_id: Set(session.device_id.clone()),
-                browser_session_id: Set(None),
-                created_at: Set(created_at),
-                finished_at: Set(None),
-                is_synapse_admin: Set(false),
-                user_agent: Set(None),
-                last_active_at: Set(None),
-                last_active_ip: Set(None),
-                human_name: Set(session.human_name.clone()),
-            })
-            .into_query(),
-            access_tokens::Entity::insert(access_tokens::ActiveModel {
-                id: Set(access_token.id.to_string()),
-                session_id: Set(session.id.to_string()),
-                token_hash: Set(hash_token(login.access_token)),
-                created_at: Set(created_at),
-                expires_at: Set(access_token.expires_at),
-            })
-            .into_query(),
-        ]
-        .into_iter()
-        .chain(refresh.as_ref().map(|(_, insert)| insert.clone()));
-        store_together(&self.conn, inserts.collect())
+        let mut inserts = vec![
+            sessions::Entity::insert(session_row(&session)).into_query(),
+            access_tokens::Entity::insert(access_token_row(&access_token, login.access_token))
+                .into_query(),
+        ];
+        if let Some((stored, token)) = &refresh_token {
+            inserts.push(
+                refresh_tokens::Entity::insert(refresh_token_row(stored, token)).into_query(),
+            );
+        }
+        store_together(&self.conn, inserts)
             .await
             .map_err(|e| self.db_err(e))?;
         Ok(CompatLogin {
             session,
             access_token,
-            refresh_token: refresh.map(|(stored, _)| stored),
+            refresh_token: refresh_token.map(|(stored, _)| stored),
         })
     }
 
@@ -359,25 +404,12 @@ impl CompatAccessTokenRepository for Repo<'_> {
         token: &str,
         ttl: Option<Duration>,
     ) -> Result<CompatAccessToken, StorageError> {
-        let created_at = now(clock);
-        let id = new_id(rng, created_at);
-        let expires_at = ttl.map(|ttl| created_at + ttl);
-        access_tokens::Entity::insert(access_tokens::ActiveModel {
-            id: Set(id.to_string()),
-            session_id: Set(session.id.to_string()),
-            token_hash: Set(hash_token(token)),
-            created_at: Set(created_at),
-            expires_at: Set(expires_at),
-        })
-        .exec_without_returning(&self.conn)
-        .await
-        .map_err(|e| self.db_err(e))?;
-        Ok(CompatAccessToken {
-            id,
-            session_id: session.id,
-            created_at,
-            expires_at,
-        })
+        let access_token = new_access_token(rng, session, now(clock), ttl);
+        access_tokens::Entity::insert(access_token_row(&access_token, token))
+            .exec_without_returning(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(access_token)
     }
 
     #[tracing::instrument(name = "db.compat_access_token.lookup", skip_all)]
@@ -494,26 +526,12 @@ impl CompatRefreshTokenRepository for Repo<'_> {
         access_token: &CompatAccessToken,
         token: &str,
     ) -> Result<CompatRefreshToken, StorageError> {
-        let created_at = now(clock);
-        let id = new_id(rng, created_at);
-        refresh_tokens::Entity::insert(refresh_tokens::ActiveModel {
-            id: Set(id.to_string()),
-            session_id: Set(session.id.to_string()),
-            access_token_id: Set(access_token.id.to_string()),
-            token_hash: Set(hash_token(token)),
-            created_at: Set(created_at),
-            consumed_at: Set(None),
-        })
-        .exec_without_returning(&self.conn)
-        .await
-        .map_err(|e| self.db_err(e))?;
-        Ok(CompatRefreshToken {
-            id,
-            session_id: session.id,
-            access_token_id: access_token.id,
-            created_at,
-            consumed_at: None,
-        })
+        let refresh_token = new_refresh_token(rng, session, access_token, now(clock));
+        refresh_tokens::Entity::insert(refresh_token_row(&refresh_token, token))
+            .exec_without_returning(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(refresh_token)
     }
 
     #[tracing::instrument(name = "db.compat_refresh_token.lookup", skip_all)]

@@ -1959,20 +1959,16 @@ pub async fn compat_logins_are_stored_whole(db: &TestDb) {
     assert!(late_clash.is_err(), "{late_clash:?}");
     let mut repo = db.factory.reader().await.unwrap();
     assert_eq!(repo.compat_session().count(alices).await.unwrap(), 1);
-    assert_eq!(
-        repo.compat_access_token()
-            .find_by_token("mct_5")
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        repo.compat_access_token()
-            .find_by_token("mct_2")
-            .await
-            .unwrap(),
-        None
-    );
+    for token in ["mct_2", "mct_5"] {
+        assert_eq!(
+            repo.compat_access_token()
+                .find_by_token(token)
+                .await
+                .unwrap(),
+            None,
+            "{token}"
+        );
+    }
     assert_eq!(
         repo.compat_refresh_token()
             .find_by_token("mcr_2")
