@@ -74,9 +74,11 @@ impl TokenType {
             random.len() == RANDOM_LEN && random.bytes().all(|b| b.is_ascii_alphanumeric()),
             "the random part of a token is 30 ASCII letters or digits"
         );
-        let base = format!("{}_{random}", self.prefix());
-        let crc = checksum(&base);
-        format!("{base}_{crc}")
+        let mut token = format!("{}_{random}_", self.prefix());
+        let crc = checksum(&token[..token.len() - 1]);
+        // The checksum is base62 digits: ASCII.
+        token.extend(crc.iter().map(|&b| char::from(b)));
+        token
     }
 
     /// The type of `token`, after checking its format and checksum. Tokens imported from
@@ -105,7 +107,7 @@ impl TokenType {
             return Err(TokenFormatError::InvalidFormat);
         }
         let kind = Self::from_prefix(prefix).ok_or(TokenFormatError::UnknownPrefix)?;
-        if checksum(&token[..3 + 1 + RANDOM_LEN]) != crc {
+        if checksum(&token[..3 + 1 + RANDOM_LEN]) != crc.as_bytes() {
             return Err(TokenFormatError::InvalidChecksum);
         }
         Ok(kind)
@@ -126,14 +128,20 @@ impl fmt::Display for TokenType {
 
 /// The six-character checksum, as MAS writes it: base62 digits least significant first,
 /// then padded on the left with `0`. Odd, but existing tokens depend on it.
-fn checksum(base: &str) -> String {
+/// Built on the stack: introspection checks one on every request.
+fn checksum(base: &str) -> [u8; CRC_LEN] {
     let mut n = crc32fast::hash(base.as_bytes());
-    let mut digits = String::with_capacity(CRC_LEN);
-    while n > 0 {
-        digits.push(char::from(BASE62[(n % 62) as usize]));
+    let mut digits = [0u8; CRC_LEN];
+    let mut len = 0;
+    // 62^6 exceeds u32::MAX: six digits always suffice.
+    while n > 0 && len < CRC_LEN {
+        digits[len] = BASE62[(n % 62) as usize];
         n /= 62;
+        len += 1;
     }
-    format!("{digits:0>6}")
+    let mut padded = [b'0'; CRC_LEN];
+    padded[CRC_LEN - len..].copy_from_slice(&digits[..len]);
+    padded
 }
 
 /// Synapse's old macaroon tokens: base64url whose first caveat is `location`.

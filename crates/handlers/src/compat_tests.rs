@@ -751,6 +751,12 @@ async fn password_logins_never_carry_admin_rights_and_web_clients_get_cors() {
             "*",
             "{path}"
         );
+        // Browsers never let a `*` here cover `Authorization`: it must be named.
+        assert_eq!(
+            response.headers()["access-control-allow-headers"],
+            "content-type,authorization",
+            "{path}"
+        );
     }
 }
 

@@ -33,7 +33,7 @@ pub(crate) fn router() -> Router<AppState> {
                 .post(userinfo)
                 .options(preflight),
         )
-        .layer(crate::errors::cors())
+        .layer(axum::middleware::from_fn(crate::errors::cors))
 }
 
 /// An OAuth error as an HTTP response: the JSON body, never cached, with a Basic
@@ -84,6 +84,8 @@ fn json_ok<T: serde::Serialize>(body: &T) -> Response {
 pub(crate) struct FormRequest {
     pub(crate) params: Params,
     pub(crate) authorization: Option<String>,
+    /// All the request's headers (moved, not copied as the `HeaderMap` extractor would).
+    pub(crate) headers: axum::http::HeaderMap,
 }
 
 fn status_error(status: StatusCode, description: &str) -> Response {
@@ -161,6 +163,7 @@ impl<S: Send + Sync> FromRequest<S> for FormRequest {
         Ok(Self {
             params,
             authorization,
+            headers: parts.headers,
         })
     }
 }
@@ -429,13 +432,13 @@ fn bearer(authorization: Option<&str>) -> Option<&str> {
 #[tracing::instrument(name = "handlers.introspect", skip_all)]
 async fn introspect(
     State(state): State<AppState>,
-    headers: axum::http::HeaderMap,
     request: FormRequest,
 ) -> Result<Response, ApiError> {
     let token = request.params.require("token")?;
     request.params.get("token_type_hint")?;
     // Synapse says so when it reads `device_id` (rather than only the device scope).
-    let wants_device_id = headers
+    let wants_device_id = request
+        .headers
         .get("x-mas-supports-device-id")
         .is_some_and(|v| v == "1");
     let clock = state.clock.as_ref();
