@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! cargo build --release --bin mas-server --bin mas-bench
-//! target/release/mas-bench [all|introspection|compat-login|startup] [--postgres] [--seconds N]
+//! target/release/mas-bench [all|introspection|compat-login|startup] [--postgres] [--seconds N] [--tokens N]
 //! ```
 
 use std::io::Write;
@@ -26,7 +26,7 @@ const SECRET: &str = "bench-homeserver-secret-0123456789";
 const PASSWORD: &str = "bench password that is long enough";
 /// Users logging in during the login bench (spread so no one account is hot).
 const USERS: usize = 32;
-/// Distinct compatibility tokens introspected.
+/// Distinct compatibility tokens introspected, unless `--tokens` says otherwise.
 const TOKENS: usize = 2000;
 
 struct Options {
@@ -34,12 +34,14 @@ struct Options {
     postgres: bool,
     seconds: u32,
     server: PathBuf,
+    tokens: usize,
 }
 
 fn options() -> anyhow::Result<Options> {
     let mut what = "all".to_owned();
     let mut postgres = false;
     let mut seconds = 10;
+    let mut tokens = TOKENS;
     let mut server = std::env::current_exe()?.with_file_name("mas-server");
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -52,10 +54,17 @@ fn options() -> anyhow::Result<Options> {
                     .parse()
                     .context("--seconds needs a number")?;
             }
+            "--tokens" => {
+                tokens = args
+                    .next()
+                    .context("--tokens needs a number")?
+                    .parse()
+                    .context("--tokens needs a number")?;
+            }
             "--server" => server = args.next().context("--server needs a path")?.into(),
             "all" | "introspection" | "compat-login" | "startup" => what = arg,
             other => bail!(
-                "unknown argument `{other}`; usage: mas-bench [all|introspection|compat-login|startup] [--postgres] [--seconds N] [--server PATH]"
+                "unknown argument `{other}`; usage: mas-bench [all|introspection|compat-login|startup] [--postgres] [--seconds N] [--tokens N] [--server PATH]"
             ),
         }
     }
@@ -70,6 +79,7 @@ fn options() -> anyhow::Result<Options> {
         postgres,
         seconds,
         server,
+        tokens: tokens.max(USERS),
     })
 }
 
@@ -184,7 +194,7 @@ async fn start_service(options: &Options) -> anyhow::Result<Service> {
 }
 
 /// The users and tokens the benches use, written straight to the database.
-async fn seed(database: &str) -> anyhow::Result<Vec<String>> {
+async fn seed(database: &str, count: usize) -> anyhow::Result<Vec<String>> {
     let factory = SqlRepositoryFactory::connect(&PoolOptions {
         uri: database.to_owned(),
         max_connections: 2,
@@ -198,7 +208,7 @@ async fn seed(database: &str) -> anyhow::Result<Vec<String>> {
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
     let (version, hash) = manager.hash([7; 16], PASSWORD)?;
     let mut repo = factory.begin().await?;
-    let mut tokens = Vec::with_capacity(TOKENS);
+    let mut tokens = Vec::with_capacity(count);
     for i in 0..USERS {
         let user = repo
             .user()
@@ -207,7 +217,7 @@ async fn seed(database: &str) -> anyhow::Result<Vec<String>> {
         repo.user_password()
             .add(&mut rng, &SystemClock, &user, version, hash.clone(), None)
             .await?;
-        for j in 0..TOKENS / USERS {
+        for j in 0..count / USERS {
             let session = repo
                 .compat_session()
                 .add(
@@ -410,6 +420,9 @@ end
             list.join(",")
         ),
     )?;
+    // Steady state is what the loads below measure, so every token is asked about once
+    // first: these are the answers read from the database (and then kept).
+    let first = first_pass(&service.base, tokens, 64).await?;
     let ceiling_address = trivial_server().await?;
     let ceiling_url = format!("http://{ceiling_address}/oauth2/introspect");
     // The ceiling before and after the load, compared with their mean, as for login:
@@ -421,6 +434,7 @@ end
         "\n## Homeserver introspection of compat tokens, c=64, {} s",
         options.seconds
     );
+    print_load("first ask of each token (reads)", &first);
     print_load("trivial hyper handler, before", &before);
     print_load("POST /oauth2/introspect", &load);
     print_load("trivial hyper handler, after", &after);
@@ -429,6 +443,73 @@ end
         load.rps / f64::midpoint(before.rps, after.rps)
     );
     Ok(())
+}
+
+/// Asks about each token once, `concurrency` at a time, from this process: what a
+/// homeserver's first question about a token costs, read from the database.
+async fn first_pass(base: &str, tokens: &[String], concurrency: usize) -> anyhow::Result<Load> {
+    let http = reqwest::Client::new();
+    let url = format!("{base}oauth2/introspect");
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let tokens: std::sync::Arc<[String]> = tokens.into();
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..concurrency {
+        let (http, url, next, tokens) = (http.clone(), url.clone(), next.clone(), tokens.clone());
+        tasks.spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0;
+            while let Some(token) =
+                tokens.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+            {
+                let asked = Instant::now();
+                let answer = http
+                    .post(&url)
+                    .bearer_auth(SECRET)
+                    .form(&[("token", token.as_str())])
+                    .send()
+                    .await;
+                let active = match answer {
+                    Ok(response) => response
+                        .json::<serde_json::Value>()
+                        .await
+                        .is_ok_and(|a| a["active"] == true),
+                    Err(_) => false,
+                };
+                latencies.push(asked.elapsed());
+                errors += u64::from(!active);
+            }
+            (latencies, errors)
+        });
+    }
+    let mut latencies = Vec::with_capacity(tokens.len());
+    let mut errors = 0;
+    while let Some(done) = tasks.join_next().await {
+        let (mut some, failed) = done?;
+        latencies.append(&mut some);
+        errors += failed;
+    }
+    let took = start.elapsed().as_secs_f64();
+    latencies.sort();
+    let at = |q: f64| {
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss
+        )]
+        let index = ((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1));
+        latencies
+            .get(index)
+            .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+    };
+    #[allow(clippy::cast_precision_loss)]
+    Ok(Load {
+        rps: latencies.len() as f64 / took,
+        requests: latencies.len() as u64,
+        p50_ms: at(0.5),
+        p99_ms: at(0.99),
+        errors,
+    })
 }
 
 /// The argon2id ceiling: hashes per second with every core hashing for `span` (as under
@@ -694,7 +775,7 @@ async fn run(options: &Options) -> anyhow::Result<()> {
         },
         std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
     );
-    let tokens = seed(&service.database).await?;
+    let tokens = seed(&service.database, options.tokens).await?;
     if matches!(options.what.as_str(), "all" | "introspection") {
         introspection(options, &service, &tokens).await?;
     }

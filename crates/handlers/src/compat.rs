@@ -51,7 +51,7 @@ pub(crate) fn router() -> Router<AppState> {
             .route(&format!("{base}/refresh"), post(refresh).options(preflight));
     }
     // Web clients (Element Web on its own origin) call these from the browser.
-    router.layer(axum::middleware::from_fn(crate::errors::cors))
+    router.layer(crate::errors::CorsLayer)
 }
 
 /// A Matrix error response.

@@ -26,7 +26,7 @@ pub(crate) fn router() -> Router<AppState> {
         )
         .route("/.well-known/webfinger", get(webfinger).options(preflight))
         .route("/oauth2/keys.json", get(jwks).options(preflight))
-        .layer(axum::middleware::from_fn(crate::errors::cors))
+        .layer(crate::errors::CorsLayer)
 }
 
 #[tracing::instrument(name = "handlers.discovery", skip_all)]

@@ -1,8 +1,10 @@
 //! Error responses shared by every resource: always a typed body, never an empty one.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::TryFutureExt;
+use futures_util::future::{Either, MapOk, Ready, ready};
 use serde_json::json;
 
 /// An OAuth-style JSON error: `{"error", "error_description"}` with a status.
@@ -56,35 +58,72 @@ pub(crate) async fn method_not_allowed(uri: axum::http::Uri) -> Response {
 /// clients such as Element Web live on other origins. A preflight (`OPTIONS`) is answered
 /// here without reaching the route.
 ///
-/// The policy is fixed, so its headers are constants: the generic `tower_http` layer
-/// built and joined them anew and cloned its configuration on every request, about a
-/// tenth of the server's work on the homeserver's introspection. The requested headers
-/// are mirrored rather than answered with `*`, because browsers never let `*` cover
+/// The policy is fixed, so its headers are constants, and it is a plain service: the
+/// generic `tower_http` layer built and joined its headers anew on every request, and
+/// `from_fn` clones and boxes on every request. The requested headers are mirrored
+/// rather than answered with `*`, because browsers never let `*` cover
 /// `Authorization`, which logout and refresh send.
-pub(crate) async fn cors(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    use axum::http::{HeaderValue, Method, header};
-    const ANY: HeaderValue = HeaderValue::from_static("*");
-    const VARY: HeaderValue = HeaderValue::from_static(
-        "origin, access-control-request-method, access-control-request-headers",
-    );
-    if request.method() == Method::OPTIONS {
-        let mut response = StatusCode::NO_CONTENT.into_response();
-        let headers = response.headers_mut();
-        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, ANY);
-        headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, ANY);
-        if let Some(asked) = request
-            .headers()
-            .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
-        {
-            headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
-        }
-        headers.append(header::VARY, VARY);
-        return response;
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CorsLayer;
+
+impl<S> tower::Layer<S> for CorsLayer {
+    type Service = Cors<S>;
+
+    fn layer(&self, inner: S) -> Cors<S> {
+        Cors { inner }
     }
-    let mut response = next.run(request).await;
+}
+
+/// The service [`CorsLayer`] makes.
+#[derive(Debug, Clone)]
+pub(crate) struct Cors<S> {
+    inner: S,
+}
+
+const ANY: HeaderValue = HeaderValue::from_static("*");
+const VARY: HeaderValue = HeaderValue::from_static(
+    "origin, access-control-request-method, access-control-request-headers",
+);
+
+impl<S> tower::Service<axum::extract::Request> for Cors<S>
+where
+    S: tower::Service<axum::extract::Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future =
+        Either<Ready<Result<Response, S::Error>>, MapOk<S::Future, fn(Response) -> Response>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: axum::extract::Request) -> Self::Future {
+        if request.method() == Method::OPTIONS {
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, ANY);
+            if let Some(asked) = request
+                .headers()
+                .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
+            {
+                headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, asked.clone());
+            }
+            return Either::Left(ready(Ok(with_cors(response))));
+        }
+        Either::Right(
+            self.inner
+                .call(request)
+                .map_ok(with_cors as fn(Response) -> Response),
+        )
+    }
+}
+
+/// The headers every answer on an API path carries.
+fn with_cors(mut response: Response) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, ANY);
     headers.append(header::VARY, VARY);

@@ -181,13 +181,17 @@ pub fn router(resources: &[Resource], prefix: Option<&str>, state: AppState) -> 
             .fallback(errors::not_found),
         _ => router,
     };
-    router
-        // A stalled upload is cut off instead of holding a task (and never a connection).
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-            std::time::Duration::from_secs(10),
-        ))
-        .layer(axum::middleware::from_fn(limits::enforce))
-        .layer(TraceLayer::new_for_http())
+    // One layer for the three: each `Router::layer` call boxes every route once more.
+    router.layer(
+        tower::ServiceBuilder::new()
+            .layer(TraceLayer::new_for_http())
+            .layer(limits::LimitsLayer)
+            // A stalled upload is cut off instead of holding a task (and never a
+            // connection).
+            .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+                std::time::Duration::from_secs(10),
+            )),
+    )
 }
 
 #[cfg(test)]

@@ -33,7 +33,7 @@ pub(crate) fn router() -> Router<AppState> {
                 .post(userinfo)
                 .options(preflight),
         )
-        .layer(axum::middleware::from_fn(crate::errors::cors))
+        .layer(crate::errors::CorsLayer)
 }
 
 /// An OAuth error as an HTTP response: the JSON body, never cached, with a Basic
