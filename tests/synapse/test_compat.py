@@ -42,6 +42,7 @@ from harness import (
     introspect_as_synapse,
     not_served,
     poll,
+    whoami,
 )
 
 NIO_CONFIG = AsyncClientConfig(
@@ -227,6 +228,11 @@ def test_locking_a_user_ends_its_tokens(stack):
     assert response.status_code == 401, describe(response)
     assert response.json()["errcode"] == "M_USER_LOCKED", describe(response)
 
+    # Unlocking lets the user log in again, but revives no token from before the lock.
+    stack.mas.cli("manage", "unlock-user", user.localpart)
+    assert introspect_as_synapse(stack, body["access_token"]) == {"active": False}
+    assert login_ok(stack, user)["access_token"] != body["access_token"]
+
 
 # --- the compatibility layer ------------------------------------------------------
 
@@ -378,6 +384,10 @@ def test_raw_login_refresh_and_whoami(stack, identifier):
     assert isinstance(body["expires_in_ms"], int) and body["expires_in_ms"] > 0, body
     device_id = body["device_id"]
     assert_whoami(stack, body["access_token"], user, device_id)
+    # The refresh token is no access token: Synapse must not take it for one.
+    response = whoami(stack, body["refresh_token"])
+    assert response.status_code == 401, describe(response)
+    assert response.json()["errcode"] == "M_UNKNOWN_TOKEN", describe(response)
 
     response = requests.post(
         f"{stack.proxy_url}/_matrix/client/v3/refresh",

@@ -17,9 +17,11 @@ import requests
 from harness import (
     assert_refused_promptly,
     assert_whoami,
+    bearer,
     browse,
     describe,
     introspect_as_synapse,
+    whoami,
 )
 
 REDIRECT_URI = "http://127.0.0.1/callback"
@@ -103,6 +105,11 @@ def test_oauth_client_uses_its_token_at_synapse_and_revokes_it(stack):
 
     seen_at = time.monotonic()
     assert_whoami(stack, access, user, device_id)
+    # The refresh token sent as a bearer token: Synapse asks MAS (hinting an access
+    # token) and must be told it is not one.
+    response = whoami(stack, tokens["refresh_token"])
+    assert response.status_code == 401, describe(response)
+    assert response.json()["errcode"] == "M_UNKNOWN_TOKEN", describe(response)
 
     response = requests.post(
         metadata["revocation_endpoint"],
@@ -124,3 +131,51 @@ def test_oauth_client_uses_its_token_at_synapse_and_revokes_it(stack):
         assert_refused_promptly(stack, access, "a revoked OAuth access token")
     else:
         stack.expect_refused("OAuth token after revocation", access, revoked_at, seen_at)
+
+
+def test_demoting_an_admin_ends_its_admin_tokens(stack):
+    """An admin's token with the Synapse admin scope works at Synapse's admin API; after
+    `mas-cli manage demote-admin`, MAS answers it inactive, it no longer refreshes, and
+    modern Synapse refuses it promptly."""
+    user = stack.new_user("demoted")
+    stack.mas.cli("manage", "promote-admin", user.localpart)
+    metadata = requests.get(f"{stack.issuer}.well-known/openid-configuration", timeout=15).json()
+    client_id = register_client(metadata)
+    device_id = "".join(secrets.choice(string.ascii_uppercase) for _ in range(10))
+    scope = f"urn:matrix:client:api:* urn:synapse:admin:* urn:matrix:client:device:{device_id}"
+    code, verifier = authorize(metadata, client_id, user, scope)
+    response = requests.post(
+        metadata["token_endpoint"],
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT_URI,
+            "client_id": client_id,
+            "code_verifier": verifier,
+        },
+        timeout=15,
+    )
+    assert response.status_code == 200, describe(response)
+    tokens = response.json()
+    access = tokens["access_token"]
+    assert_whoami(stack, access, user, device_id)
+    admin_api = f"{stack.synapse_url}/_synapse/admin/v2/users/{user.mxid}"
+    response = requests.get(admin_api, headers=bearer(access), timeout=15)
+    assert response.status_code == 200, describe(response)
+    seen_at = time.monotonic()
+
+    demoted = stack.mas.cli("manage", "demote-admin", user.localpart)
+    assert "ended 1 session(s)" in demoted.stdout, demoted.stdout
+    demoted_at = time.monotonic()
+    assert introspect_as_synapse(stack, access) == {"active": False}
+    response = requests.post(
+        metadata["token_endpoint"],
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"], "client_id": client_id},
+        timeout=15,
+    )
+    assert response.status_code == 400, describe(response)
+    assert response.json()["error"] == "invalid_grant", describe(response)
+    if stack.kind == "modern":
+        assert_refused_promptly(stack, access, "a demoted admin's token")
+    else:
+        stack.expect_refused("a demoted admin's token", access, demoted_at, seen_at)

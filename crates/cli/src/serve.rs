@@ -195,7 +195,7 @@ pub(crate) async fn worker(
     worker.run(wake, stop)
 }
 
-/// The login throttles of `rate_limiting.login`, with `http.trusted_proxies`.
+/// The throttles of `rate_limiting`, with `http.trusted_proxies`.
 fn rate_limits(config: &mas_config::RootConfig) -> anyhow::Result<mas_handlers::RateLimits> {
     let limit = |l: mas_config::sections::RateLimiterConfig| mas_handlers::Limit {
         burst: l.burst,
@@ -211,9 +211,15 @@ fn rate_limits(config: &mas_config::RootConfig) -> anyhow::Result<mas_handlers::
                 .with_context(|| format!("http.trusted_proxies: `{p}` is not an IP network"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let rates = &config.rate_limiting;
     Ok(mas_handlers::RateLimits::new(
-        limit(config.rate_limiting.login.per_ip),
-        limit(config.rate_limiting.login.per_account),
+        mas_handlers::Limits {
+            login_per_ip: limit(rates.login.per_ip),
+            login_per_account: limit(rates.login.per_account),
+            registration: limit(rates.registration),
+            username_availability: limit(rates.username_availability),
+            device_code_link: limit(rates.device_code_link),
+        },
         proxies,
     ))
 }

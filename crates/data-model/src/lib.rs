@@ -18,7 +18,7 @@ pub use self::compat::{CompatAccessToken, CompatRefreshToken, CompatSession, Com
 pub use self::job::{Job, JobState};
 pub use self::oauth2::{
     AccessToken, AuthorizationCode, AuthorizationGrant, DeviceCodeGrant, DeviceCodeGrantState,
-    Pkce, RefreshToken, ResponseMode, Session, device_of,
+    Pkce, RefreshToken, ResponseMode, Session, device_of, is_admin_scope, may_hold,
 };
 pub use self::personal::{PersonalAccessToken, PersonalSession};
 pub use self::tokens::{TokenFormatError, TokenType};

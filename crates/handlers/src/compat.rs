@@ -98,6 +98,17 @@ impl MatrixError {
         }
     }
 
+    fn throttled(throttled: crate::rate_limit::Throttled) -> Self {
+        match throttled {
+            crate::rate_limit::Throttled::Wait(wait) => Self::limited(wait),
+            crate::rate_limit::Throttled::UsernameTooLong => Self::new(
+                StatusCode::BAD_REQUEST,
+                "M_INVALID_USERNAME",
+                "The username is too long",
+            ),
+        }
+    }
+
     fn bad_json(error: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "M_BAD_JSON", error)
     }
@@ -502,7 +513,7 @@ async fn password_login(state: AppState, body: LoginRequest) -> Result<Response,
     state
         .rate_limits
         .login_as(&localpart)
-        .map_err(MatrixError::limited)?;
+        .map_err(MatrixError::throttled)?;
     let Some(password) = body.password.clone() else {
         return Err(MatrixError::new(
             StatusCode::BAD_REQUEST,

@@ -581,13 +581,16 @@ async fn sso_login_hands_back_a_one_time_login_token() {
 async fn too_many_attempts_get_m_limit_exceeded_and_unknown_paths_m_unrecognized() {
     let mut h = Harness::new().await;
     h.state.rate_limits = Arc::new(crate::RateLimits::new(
-        crate::Limit {
-            burst: 100,
-            per_second: 1.0,
-        },
-        crate::Limit {
-            burst: 2,
-            per_second: 1.0 / 60.0,
+        crate::Limits {
+            login_per_ip: crate::Limit {
+                burst: 100,
+                per_second: 1.0,
+            },
+            login_per_account: crate::Limit {
+                burst: 2,
+                per_second: 1.0 / 60.0,
+            },
+            ..crate::Limits::generous()
         },
         Vec::new(),
     ));
@@ -631,13 +634,16 @@ async fn too_many_attempts_get_m_limit_exceeded_and_unknown_paths_m_unrecognized
 async fn starting_sso_logins_is_throttled_per_address() {
     let mut h = Harness::new().await;
     h.state.rate_limits = Arc::new(crate::RateLimits::new(
-        crate::Limit {
-            burst: 2,
-            per_second: 1.0 / 60.0,
-        },
-        crate::Limit {
-            burst: 100,
-            per_second: 1.0,
+        crate::Limits {
+            login_per_ip: crate::Limit {
+                burst: 2,
+                per_second: 1.0 / 60.0,
+            },
+            login_per_account: crate::Limit {
+                burst: 100,
+                per_second: 1.0,
+            },
+            ..crate::Limits::generous()
         },
         Vec::new(),
     ));
@@ -777,4 +783,113 @@ async fn concurrent_logins_on_one_device_leave_one_open_session() {
         }
     }
     assert_eq!(live, 1, "the later login replaced the earlier one");
+}
+
+/// A compat password login as it arrives from `peer`, with `X-Forwarded-For` if given.
+async fn login_from(
+    app: &axum::Router,
+    peer: &str,
+    forwarded: Option<&str>,
+    body: &Value,
+) -> (StatusCode, Value) {
+    let mut request = Request::post("/_matrix/client/v3/login");
+    if let Some(forwarded) = forwarded {
+        request = request.header("x-forwarded-for", forwarded);
+    }
+    let mut request = request.body(Body::from(body.to_string())).unwrap();
+    request.extensions_mut().insert(axum::extract::ConnectInfo(
+        peer.parse::<std::net::SocketAddr>().unwrap(),
+    ));
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn people_behind_a_local_proxy_on_a_dual_stack_socket_have_their_own_buckets() {
+    let mut h = Harness::new().await;
+    h.state.rate_limits = Arc::new(crate::RateLimits::new(
+        crate::Limits {
+            login_per_ip: crate::Limit {
+                burst: 3,
+                per_second: 1.0 / 60.0,
+            },
+            login_per_account: crate::Limit {
+                burst: 100,
+                per_second: 1.0,
+            },
+            ..crate::Limits::generous()
+        },
+        vec!["127.0.0.0/8".parse().unwrap()],
+    ));
+    h.user("alice").await;
+    h.user("bob").await;
+    let app = router(&[Resource::Compat], None, h.state.clone());
+    let mut wrong = password_login("mallory");
+    wrong["password"] = json!("guess");
+    // The attack: an nginx on 127.0.0.1 reaches the default `[::]:8080` bind, so its
+    // address arrives IPv4-mapped. Three bad logins from one person behind it...
+    let proxy = "[::ffff:127.0.0.1]:40000";
+    for _ in 0..3 {
+        let (status, answer) = login_from(&app, proxy, Some("203.0.113.66"), &wrong).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{answer}");
+    }
+    let (status, answer) = login_from(&app, proxy, Some("203.0.113.66"), &wrong).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{answer}");
+    // ...lock out that person only, not everyone else behind the same proxy.
+    let (status, answer) =
+        login_from(&app, proxy, Some("198.51.100.20"), &password_login("alice")).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+
+    // IPv6 clients are one bucket per /64: another address in the same /64 waits...
+    for _ in 0..3 {
+        let (status, _) = login_from(&app, "[2001:db8:1:2::10]:5000", None, &wrong).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    }
+    let (status, answer) = login_from(
+        &app,
+        "[2001:db8:1:2::ffff]:5000",
+        None,
+        &password_login("bob"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{answer}");
+    // ...and the next /64 does not.
+    let (status, answer) = login_from(
+        &app,
+        "[2001:db8:1:3::10]:5000",
+        None,
+        &password_login("bob"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+}
+
+#[tokio::test]
+async fn overlong_usernames_are_refused_before_any_bucket() {
+    let h = Harness::new().await;
+    h.user("alice").await;
+    // The attack: login attempts naming megabyte-long accounts, each of which used to
+    // be kept as a bucket key. Now a clear error, and no bucket.
+    let long = "a".repeat(60 * 1024);
+    let mut body = password_login(&long);
+    body["password"] = json!("guess");
+    for _ in 0..3 {
+        let (status, answer) = h.login(&body).await;
+        assert_eq!(
+            (status, answer["errcode"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("M_INVALID_USERNAME")),
+            "{answer}"
+        );
+    }
+    assert_eq!(h.state.rate_limits.account_buckets(), 0);
+    let (status, _) = h.login(&password_login("alice")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(h.state.rate_limits.account_buckets(), 1);
 }

@@ -51,6 +51,26 @@ async fn client_with_grants(
     client.id
 }
 
+/// A client from the configuration (trusted with redirects) with one redirect URI.
+async fn static_client(state: &AppState, redirect: &str) -> Ulid {
+    let id = Ulid::new();
+    let mut repo = state.repos.begin().await.unwrap();
+    repo.client()
+        .upsert_static(
+            &SystemClock,
+            id,
+            crate::test_state::client_params(
+                ClientAuthMethod::None,
+                vec![Url::parse(redirect).unwrap()],
+                &["authorization_code", "refresh_token"],
+            ),
+        )
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+    id
+}
+
 async fn get(state: &AppState, uri: &str) -> (StatusCode, axum::http::HeaderMap, String) {
     let app = router(&[Resource::Human], None, state.clone());
     let response = app
@@ -69,6 +89,16 @@ async fn get(state: &AppState, uri: &str) -> (StatusCode, axum::http::HeaderMap,
     )
 }
 
+/// The link back to the client on an error page for a registered client.
+fn link_back(page: &str) -> String {
+    page.split("<a href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_default()
+        .replace("&#x2f;", "/")
+        .replace("&amp;", "&")
+}
+
 fn query_of(location: &str) -> std::collections::HashMap<String, String> {
     Url::parse(location)
         .unwrap()
@@ -80,7 +110,7 @@ fn query_of(location: &str) -> std::collections::HashMap<String, String> {
 #[tokio::test]
 async fn untrusted_clients_and_redirects_get_a_page_not_a_redirect() {
     let (state, _dir) = state(Arc::new(Up)).await;
-    let id = client(&state, ClientAuthMethod::None, "https://app.example.com/cb").await;
+    let id = static_client(&state, "https://app.example.com/cb").await;
     let two = client(
         &state,
         ClientAuthMethod::None,
@@ -157,7 +187,24 @@ async fn untrusted_clients_and_redirects_get_a_page_not_a_redirect() {
 #[tokio::test]
 async fn client_mistakes_are_sent_back_to_the_client() {
     let (state, _dir) = state(Arc::new(Up)).await;
-    let public = client(&state, ClientAuthMethod::None, "https://app.example.com/cb").await;
+    // A client from the configuration: trusted with redirects.
+    let public = Ulid::new();
+    let mut repo = state.repos.begin().await.unwrap();
+    repo.client()
+        .upsert_static(
+            &SystemClock,
+            public,
+            crate::test_state::client_params(
+                ClientAuthMethod::None,
+                vec![Url::parse("https://app.example.com/cb").unwrap()],
+                &["authorization_code", "refresh_token"],
+            ),
+        )
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+    // A registered one: its redirect URI is its registrant's choice.
+    let registered = client(&state, ClientAuthMethod::None, "https://app.example.com/cb").await;
     let base =
         format!("/authorize?client_id={public}&redirect_uri=https://app.example.com/cb&state=xyz");
     let cases = [
@@ -238,6 +285,21 @@ async fn client_mistakes_are_sent_back_to_the_client() {
         assert_eq!(
             query.get("iss").map(String::as_str),
             Some("https://auth.example.com/")
+        );
+
+        // The attack: a registered client makes the same mistake on purpose, to use the
+        // service as an open redirector. The person sees the error, and a link back.
+        let uri = format!("{base}{extra}").replace(&public.to_string(), &registered.to_string());
+        let (status, headers, page) = get(&state, &uri).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{extra}");
+        assert!(headers.get("location").is_none(), "{extra}");
+        assert!(page.contains("Return to app.example.com"), "{page}");
+        let href = link_back(&page);
+        assert!(href.starts_with("https://app.example.com/cb?"), "{href}");
+        assert_eq!(
+            query_of(&href).get("error").map(String::as_str),
+            Some(error),
+            "{extra}"
         );
     }
 }
@@ -405,15 +467,17 @@ async fn a_client_without_the_code_grant_is_unauthorized() {
         &["client_credentials"],
     )
     .await;
-    let (status, headers, _) = get(
+    let (status, headers, page) = get(
         &state,
         &format!(
             "/authorize?client_id={id}&redirect_uri=https://app.example.com/cb&response_type=code&scope=openid&state=s&code_challenge={CHALLENGE}&code_challenge_method=S256"
         ),
     )
     .await;
-    assert_eq!(status, StatusCode::SEE_OTHER);
-    let query = query_of(headers["location"].to_str().unwrap());
+    // A registered client: the error is shown, with the way back to the client.
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(headers.get("location").is_none());
+    let query = query_of(&link_back(&page));
     assert_eq!(
         query.get("error").map(String::as_str),
         Some("unauthorized_client")
@@ -606,7 +670,7 @@ async fn session_cookies_are_encrypted_and_tampering_signs_out() {
 #[tokio::test]
 async fn the_form_post_page_runs_exactly_its_own_script() {
     let (state, _dir) = state(Arc::new(Up)).await;
-    let id = client(&state, ClientAuthMethod::None, "https://app.example.com/cb").await;
+    let id = static_client(&state, "https://app.example.com/cb").await;
     // An error after the redirect URI is trusted is delivered by the chosen mode.
     let (status, headers, page) = get(
         &state,
@@ -790,4 +854,338 @@ async fn every_login_starts_a_new_browser_session() {
         .unwrap();
     assert_eq!(sessions.edges.len(), 2, "the earlier one was not reused");
     assert!(sessions.edges.iter().any(|s| s.id == earlier.id));
+}
+
+#[tokio::test]
+async fn a_consented_client_cannot_take_another_sessions_device() {
+    use axum::response::IntoResponse;
+    use axum_extra::extract::cookie::{Cookie, PrivateCookieJar};
+
+    let (state, _dir) = state(Arc::new(Up)).await;
+    let redirect = "https://app.example.com/cb";
+    // From the configuration, so its errors come back as redirects.
+    let app_client = Ulid::new();
+    let mut repo = state.repos.begin().await.unwrap();
+    repo.client()
+        .upsert_static(
+            &SystemClock,
+            app_client,
+            crate::test_state::client_params(
+                ClientAuthMethod::None,
+                vec![Url::parse(redirect).unwrap()],
+                &["authorization_code", "refresh_token"],
+            ),
+        )
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+    let other_client = client(&state, ClientAuthMethod::None, redirect).await;
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let mut repo = state.repos.begin().await.unwrap();
+    let user = repo
+        .user()
+        .add(&mut rng, &SystemClock, "frank")
+        .await
+        .unwrap();
+    let browser = repo
+        .browser_session()
+        .add(&mut rng, &SystemClock, &user, None)
+        .await
+        .unwrap();
+    let password = repo
+        .user_password()
+        .add(&mut rng, &SystemClock, &user, 1, "unused".to_owned(), None)
+        .await
+        .unwrap();
+    repo.browser_session()
+        .authenticate_with_password(&mut rng, &SystemClock, &browser, &password)
+        .await
+        .unwrap();
+    // Consent remembered: the client holds a session of its own, on its own device.
+    repo.session()
+        .add(
+            &mut rng,
+            &SystemClock,
+            app_client,
+            Some(user.id),
+            Some(browser.id),
+            "urn:matrix:client:api:* urn:matrix:client:device:OWNDEVICE",
+            None,
+        )
+        .await
+        .unwrap();
+    // Devices the person uses elsewhere: another client's, and a compatibility login's.
+    repo.session()
+        .add(
+            &mut rng,
+            &SystemClock,
+            other_client,
+            Some(user.id),
+            None,
+            "urn:matrix:client:api:* urn:matrix:client:device:ELEMENTX",
+            None,
+        )
+        .await
+        .unwrap();
+    repo.compat_session()
+        .add(
+            &mut rng,
+            &SystemClock,
+            &user,
+            Some("LEGACYDEV".to_owned()),
+            None,
+            false,
+            None,
+        )
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+    let cookies = PrivateCookieJar::new(state.cookie_key.clone())
+        .add(Cookie::new("mas-session", browser.id.to_string()))
+        .add(Cookie::new("mas-csrf", "csrf-value"))
+        .into_response()
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let send = |request: Request<Body>| {
+        let app = router(&[Resource::Human], None, state.clone());
+        async move {
+            let response = app.oneshot(request).await.unwrap();
+            (
+                response.status(),
+                response
+                    .headers()
+                    .get("location")
+                    .map(|l| l.to_str().unwrap().to_owned())
+                    .unwrap_or_default(),
+            )
+        }
+    };
+    let authorize = |device: &str, prompt: &str| {
+        Request::get(format!(
+            "/authorize?client_id={app_client}&redirect_uri={redirect}&response_type=code&scope=urn:matrix:client:api:*%20urn:matrix:client:device:{device}&code_challenge={CHALLENGE}&code_challenge_method=S256&state=s{prompt}"
+        ))
+        .header("cookie", &cookies)
+        .body(Body::empty())
+        .unwrap()
+    };
+
+    // The attack: silently, with consent remembered, ask for a device someone else uses.
+    for device in ["ELEMENTX", "LEGACYDEV", "BRANDNEW"] {
+        let (status, location) = send(authorize(device, "&prompt=none")).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{device}");
+        let query = query_of(&location);
+        assert_eq!(
+            query.get("error").map(String::as_str),
+            Some("consent_required"),
+            "{device}: {location}"
+        );
+        assert!(!query.contains_key("code"), "{device}: {location}");
+    }
+    // Signing in again on its own device needs no page.
+    let (_, location) = send(authorize("OWNDEVICE", "&prompt=none")).await;
+    assert!(query_of(&location).contains_key("code"), "{location}");
+
+    // Even when the person allows it on the page, another session's device is refused.
+    for device in ["ELEMENTX", "LEGACYDEV"] {
+        let (status, consent) = send(authorize(device, "")).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert!(consent.starts_with("/consent/"), "{consent}");
+        let (status, location) = send(
+            Request::post(consent.as_str())
+                .header("cookie", &cookies)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from("csrf=csrf-value&action=allow"))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let query = query_of(&location);
+        assert_eq!(
+            query.get("error").map(String::as_str),
+            Some("invalid_scope"),
+            "{device}: {location}"
+        );
+        assert!(!query.contains_key("code"), "{device}: {location}");
+    }
+    // A new device, allowed on the page, gets its code.
+    let (_, consent) = send(authorize("BRANDNEW", "")).await;
+    let (_, location) = send(
+        Request::post(consent.as_str())
+            .header("cookie", &cookies)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from("csrf=csrf-value&action=allow"))
+            .unwrap(),
+    )
+    .await;
+    assert!(query_of(&location).contains_key("code"), "{location}");
+}
+
+/// A request as it arrives from `peer`, with `cookies` if given.
+fn from_peer(request: axum::http::request::Builder, peer: &str, body: Body) -> Request<Body> {
+    let mut request = request.body(body).unwrap();
+    request.extensions_mut().insert(axum::extract::ConnectInfo(
+        peer.parse::<std::net::SocketAddr>().unwrap(),
+    ));
+    request
+}
+
+#[tokio::test]
+async fn anonymous_requests_that_store_rows_are_throttled_per_address() {
+    let (state, _dir) = state(Arc::new(Up)).await;
+    let public = client(&state, ClientAuthMethod::None, "https://app.example.com/cb").await;
+    let uri = format!(
+        "/authorize?client_id={public}&redirect_uri=https://app.example.com/cb&response_type=code&scope=openid&code_challenge={CHALLENGE}&code_challenge_method=S256"
+    );
+    let app = router(&[Resource::Human], None, state.clone());
+    // The attack: one address asking for authorizations in a loop, each stored.
+    let mut statuses = Vec::new();
+    for _ in 0..70 {
+        let response = app
+            .clone()
+            .oneshot(from_peer(
+                Request::get(&uri),
+                "203.0.113.5:1000",
+                Body::empty(),
+            ))
+            .await
+            .unwrap();
+        statuses.push(response.status());
+    }
+    let allowed = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::SEE_OTHER)
+        .count();
+    assert_eq!(allowed, 60, "{statuses:?}");
+    assert_eq!(statuses[69], StatusCode::TOO_MANY_REQUESTS);
+    // Another address is not held back.
+    let response = app
+        .clone()
+        .oneshot(from_peer(
+            Request::get(&uri),
+            "203.0.113.6:1000",
+            Body::empty(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn registration_and_user_code_guesses_are_throttled() {
+    use axum::response::IntoResponse;
+    use axum_extra::extract::cookie::{Cookie, PrivateCookieJar};
+
+    let (mut state, _dir) = state(Arc::new(Up)).await;
+    let one_a_minute = crate::Limit {
+        burst: 2,
+        per_second: 1.0 / 60.0,
+    };
+    state.rate_limits = Arc::new(crate::RateLimits::new(
+        crate::Limits {
+            registration: one_a_minute,
+            username_availability: crate::Limit {
+                burst: 3,
+                per_second: 1.0 / 60.0,
+            },
+            device_code_link: one_a_minute,
+            ..crate::Limits::generous()
+        },
+        Vec::new(),
+    ));
+    state.oauth = crate::test_state::oauth_with(true);
+    let cookies = PrivateCookieJar::new(state.cookie_key.clone())
+        .add(Cookie::new("mas-csrf", "csrf-value"))
+        .into_response()
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let register = |name: &str, peer: &str| {
+        let app = router(&[Resource::Human], None, state.clone());
+        let request = from_peer(
+            Request::post("/register")
+                .header("cookie", &cookies)
+                .header("content-type", "application/x-www-form-urlencoded"),
+            peer,
+            Body::from(format!(
+                "csrf=csrf-value&next=%2F&username={name}&password=correct+horse+battery+staple+{name}&password_confirm=correct+horse+battery+staple+{name}"
+            )),
+        );
+        async move {
+            let response = app.oneshot(request).await.unwrap();
+            let status = response.status();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (status, String::from_utf8_lossy(&bytes).into_owned())
+        }
+    };
+    // The attack: accounts made in a loop from one address...
+    let peer = "198.51.100.40:2000";
+    for name in ["bulk1", "bulk2"] {
+        let (status, page) = register(name, peer).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    }
+    let (status, page) = register("bulk3", peer).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(page.contains("Too many attempts"), "{page}");
+    // ...and names probed for whether they are taken: three checks were made above.
+    let (status, page) = register("bulk1", peer).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{page}");
+    assert!(!page.contains("taken"), "{page}");
+    // Someone else registers as usual.
+    let (status, _) = register("neighbour", "198.51.100.41:2000").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+
+    // User codes tried at /link by a signed-in person: throttled per address.
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let mut repo = state.repos.begin().await.unwrap();
+    let user = repo
+        .user()
+        .find_by_username("neighbour")
+        .await
+        .unwrap()
+        .unwrap();
+    let browser = repo
+        .browser_session()
+        .add(&mut rng, &SystemClock, &user, None)
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+    let signed_in = PrivateCookieJar::new(state.cookie_key.clone())
+        .add(Cookie::new("mas-session", browser.id.to_string()))
+        .add(Cookie::new("mas-csrf", "csrf-value"))
+        .into_response()
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut statuses = Vec::new();
+    for guess in ["BCDFGHJK", "BCDFGHJL", "BCDFGHJM"] {
+        let app = router(&[Resource::Human], None, state.clone());
+        let request = from_peer(
+            Request::post("/link")
+                .header("cookie", &signed_in)
+                .header("content-type", "application/x-www-form-urlencoded"),
+            "198.51.100.41:2000",
+            Body::from(format!("csrf=csrf-value&code={guess}")),
+        );
+        statuses.push(app.oneshot(request).await.unwrap().status());
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::NOT_FOUND,
+            StatusCode::NOT_FOUND,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
 }

@@ -25,7 +25,7 @@ use mas_oauth_core::{Endpoints, KeyStore, ProviderMetadata};
 use mas_storage::{Clock, Encrypter, Health, RepositoryFactory};
 
 pub use self::passwords::PasswordChecker;
-pub use self::rate_limit::{Limit, RateLimits};
+pub use self::rate_limit::{Limit, Limits, RateLimits};
 pub use self::remote_keys::RemoteKeys;
 use tower_http::trace::TraceLayer;
 
@@ -315,14 +315,7 @@ pub(crate) mod test_state {
             remote_keys: Arc::new(crate::RemoteKeys::new().unwrap()),
             homeserver: Arc::new(mas_matrix::MockHomeserver::new("example.com")),
             rate_limits: Arc::new(crate::RateLimits::new(
-                crate::Limit {
-                    burst: 1000,
-                    per_second: 100.0,
-                },
-                crate::Limit {
-                    burst: 1000,
-                    per_second: 100.0,
-                },
+                crate::Limits::generous(),
                 Vec::new(),
             )),
             introspection_cache,

@@ -12,6 +12,7 @@ use mas_oauth_core::params::Params;
 use mas_oauth_core::{ErrorCode, OAuthError, grants, tokens};
 
 use crate::AppState;
+use crate::rate_limit::{ClientIp, PerAddress};
 
 /// The largest request body an API endpoint reads.
 pub(crate) const MAX_BODY: usize = 1024 * 1024;
@@ -86,6 +87,21 @@ pub(crate) struct FormRequest {
     pub(crate) authorization: Option<String>,
     /// All the request's headers (moved, not copied as the `HeaderMap` extractor would).
     pub(crate) headers: axum::http::HeaderMap,
+}
+
+/// 429 for an address whose bucket ran dry, in OAuth's JSON, with `Retry-After`.
+pub(crate) fn too_many_requests(wait: std::time::Duration) -> Response {
+    let seconds = wait.as_secs().max(1);
+    let body = serde_json::json!({
+        "error": "temporarily_unavailable",
+        "error_description": format!("too many requests from this address; try again in {seconds} s"),
+    });
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(header::RETRY_AFTER, seconds.to_string())],
+        axum::Json(body),
+    )
+        .into_response()
 }
 
 fn status_error(status: StatusCode, description: &str) -> Response {
@@ -435,7 +451,7 @@ async fn introspect(
     request: FormRequest,
 ) -> Result<Response, ApiError> {
     let token = request.params.require("token")?;
-    request.params.get("token_type_hint")?;
+    let hint = request.params.get("token_type_hint")?;
     // Synapse says so when it reads `device_id` (rather than only the device scope).
     let wants_device_id = request
         .headers
@@ -449,6 +465,7 @@ async fn introspect(
             state.repos.as_ref(),
             clock,
             token,
+            hint,
         )
     };
     // The homeserver's hot path: the shared secret, then the cache, no transaction.
@@ -489,7 +506,8 @@ async fn introspect(
         for_homeserver().await?
     } else {
         let mut repo = state.repos.begin().await?;
-        let answer = tokens::introspect(repo.as_mut(), clock, token, tokens::Asker::Client).await?;
+        let asker = tokens::Asker::Client(client.id);
+        let answer = tokens::introspect(repo.as_mut(), clock, token, hint, asker).await?;
         repo.save().await?;
         answer
     };
@@ -573,7 +591,18 @@ async fn userinfo(State(state): State<AppState>, headers: axum::http::HeaderMap)
 }
 
 #[tracing::instrument(name = "handlers.registration", skip_all)]
-async fn register(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+async fn register(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    request: Request,
+) -> Result<Response, ApiError> {
+    // Each registration stores a client: an anonymous caller gets a small budget.
+    if let Err(wait) = state
+        .rate_limits
+        .throttle(PerAddress::ClientRegistration, ip)
+    {
+        return Ok(too_many_requests(wait));
+    }
     let (parts, body) = request.into_parts();
     let json = parts
         .headers
@@ -647,9 +676,14 @@ fn contains_control(value: &serde_json::Value) -> bool {
 #[tracing::instrument(name = "handlers.device_authorization", skip_all)]
 async fn device_authorization(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     headers: axum::http::HeaderMap,
     request: FormRequest,
 ) -> Result<Response, ApiError> {
+    // Each request stores an authorization nobody has approved yet.
+    if let Err(wait) = state.rate_limits.throttle(PerAddress::AnonymousRequest, ip) {
+        return Ok(too_many_requests(wait));
+    }
     let credentials =
         ClientCredentials::from_request(request.authorization.as_deref(), &request.params)?;
     let scope = request.params.get("scope")?;

@@ -1564,3 +1564,231 @@ async fn a_device_scope_makes_the_device_on_the_homeserver_before_the_tokens() {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+/// Introspection as the homeserver asks it: its secret, a hint, and the device header.
+async fn homeserver_introspects(h: &Harness, token: &str, hint: Option<&str>) -> Value {
+    let body = match hint {
+        Some(hint) => format!("token={token}&token_type_hint={hint}"),
+        None => format!("token={token}"),
+    };
+    let (status, _, answer) = h
+        .post(
+            "/oauth2/introspect",
+            Some("Bearer homeserver-secret".to_owned()),
+            &body,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    answer
+}
+
+#[tokio::test]
+async fn refresh_tokens_never_pass_for_access_tokens() {
+    let h = Harness::new().await;
+    let client = h.client(ClientAuthMethod::ClientSecretBasic, None).await;
+    let auth = Some(basic(client, SECRET));
+    consented_code(&h, client, "refresh-as-access", 1).await;
+    let (status, _, tokens) = h
+        .post("/oauth2/token", auth.clone(), "grant_type=authorization_code&code=refresh-as-access&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+
+    // The attack: the refresh token sent to the homeserver as a bearer token. Synapse
+    // hints `access_token`; with or without a hint, the answer is inactive.
+    for hint in [Some("access_token"), None, Some("refresh_token")] {
+        assert_eq!(
+            homeserver_introspects(&h, refresh, hint).await,
+            json!({"active": false}),
+            "hint {hint:?}"
+        );
+    }
+    // The access token of the same session still works for the homeserver.
+    let seen = homeserver_introspects(&h, access, Some("access_token")).await;
+    assert_eq!(seen["active"], true, "{seen}");
+    assert!(seen.get("exp").is_some(), "{seen}");
+
+    // The client itself may ask about its refresh token, unless its hint says otherwise.
+    let ask = |body: String| {
+        let auth = auth.clone();
+        let h = &h;
+        async move { h.post("/oauth2/introspect", auth, &body).await.2 }
+    };
+    let own = ask(format!("token={refresh}&token_type_hint=refresh_token")).await;
+    assert_eq!(own["active"], true, "{own}");
+    assert_eq!(own["token_type"], "refresh_token");
+    assert_eq!(
+        ask(format!("token={refresh}&token_type_hint=access_token")).await,
+        json!({"active": false})
+    );
+    assert_eq!(
+        ask(format!("token={access}&token_type_hint=refresh_token")).await,
+        json!({"active": false})
+    );
+
+    // A compatibility refresh token is never active for the homeserver either.
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let compat_access =
+        mas_oauth_core::tokens::generate(&mut rng, mas_data_model::TokenType::CompatAccessToken);
+    let compat_refresh =
+        mas_oauth_core::tokens::generate(&mut rng, mas_data_model::TokenType::CompatRefreshToken);
+    let mut repo = h.state.repos.begin().await.unwrap();
+    let user = repo
+        .user()
+        .find_by_username("alice")
+        .await
+        .unwrap()
+        .unwrap();
+    let session = repo
+        .compat_session()
+        .add(
+            &mut rng,
+            &SystemClock,
+            &user,
+            Some("COMPATDEV".to_owned()),
+            None,
+            false,
+            None,
+        )
+        .await
+        .unwrap();
+    let stored = repo
+        .compat_access_token()
+        .add(&mut rng, &SystemClock, &session, &compat_access, None)
+        .await
+        .unwrap();
+    repo.compat_refresh_token()
+        .add(&mut rng, &SystemClock, &session, &stored, &compat_refresh)
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+    for hint in [Some("access_token"), None] {
+        assert_eq!(
+            homeserver_introspects(&h, &compat_refresh, hint).await,
+            json!({"active": false}),
+            "hint {hint:?}"
+        );
+    }
+    let seen = homeserver_introspects(&h, &compat_access, Some("access_token")).await;
+    assert_eq!(seen["active"], true, "{seen}");
+}
+
+#[tokio::test]
+async fn clients_learn_nothing_about_other_clients_tokens() {
+    let h = Harness::new().await;
+    let owner = h.client(ClientAuthMethod::ClientSecretBasic, None).await;
+    let stranger = h.client(ClientAuthMethod::ClientSecretBasic, None).await;
+    consented_code(&h, owner, "owned-code", 1).await;
+    let (status, _, tokens) = h
+        .post("/oauth2/token", Some(basic(owner, SECRET)), "grant_type=authorization_code&code=owned-code&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+
+    // The attack: another (for example anonymously registered) client asks who uses
+    // the owner's tokens.
+    for token in [access, refresh] {
+        let (status, _, answer) = h
+            .post(
+                "/oauth2/introspect",
+                Some(basic(stranger, SECRET)),
+                &format!("token={token}"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(answer, json!({"active": false}));
+    }
+    // Nor did its question count as the token being used: the owner's lost-answer
+    // retry of the refresh still gets a fresh pair instead of ending the session.
+    let mut repo = h.state.repos.begin().await.unwrap();
+    let stored = repo
+        .access_token()
+        .find_by_token(access)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.first_used_at, None);
+    drop(repo);
+
+    // The owner and the homeserver still get their answers.
+    let (_, _, answer) = h
+        .post(
+            "/oauth2/introspect",
+            Some(basic(owner, SECRET)),
+            &format!("token={access}"),
+        )
+        .await;
+    assert_eq!(answer["active"], true, "{answer}");
+    assert_eq!(answer["username"], "alice");
+    let seen = homeserver_introspects(&h, access, None).await;
+    assert_eq!(seen["active"], true, "{seen}");
+}
+
+#[tokio::test]
+async fn an_admin_scope_lasts_only_as_long_as_the_right_to_it() {
+    let h = Harness::new().await;
+    let client = h.client(ClientAuthMethod::ClientSecretBasic, None).await;
+    let auth = Some(basic(client, SECRET));
+    consented_code_with_scope(
+        &h,
+        client,
+        "admin-code",
+        1,
+        "urn:matrix:client:api:* urn:synapse:admin:*",
+    )
+    .await;
+    let mut repo = h.state.repos.begin().await.unwrap();
+    let alice = repo
+        .user()
+        .find_by_username("alice")
+        .await
+        .unwrap()
+        .unwrap();
+    let alice = repo
+        .user()
+        .set_can_request_admin(alice, true)
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+    let (status, _, tokens) = h
+        .post("/oauth2/token", auth.clone(), "grant_type=authorization_code&code=admin-code&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let seen = homeserver_introspects(&h, access, Some("access_token")).await;
+    assert_eq!(seen["active"], true, "{seen}");
+    assert!(
+        seen["scope"]
+            .as_str()
+            .unwrap()
+            .contains("urn:synapse:admin:*")
+    );
+
+    // The attack: the admin is demoted (the flag alone, as another tool might), and
+    // keeps using and refreshing the admin token. The homeserver's kept answer goes too.
+    let mut repo = h.state.repos.begin().await.unwrap();
+    repo.user()
+        .set_can_request_admin(alice, false)
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+    assert_eq!(
+        homeserver_introspects(&h, access, Some("access_token")).await,
+        json!({"active": false})
+    );
+    let (status, _, refused) = h
+        .post(
+            "/oauth2/token",
+            auth.clone(),
+            &format!("grant_type=refresh_token&refresh_token={refresh}"),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "{refused}"
+    );
+}

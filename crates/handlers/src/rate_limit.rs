@@ -1,8 +1,11 @@
-//! Login throttles (`rate_limiting.login`): token buckets per client IP and per account,
-//! kept in memory per replica, as MAS does.
+//! Throttles: token buckets per client address (and per account for logins), kept in
+//! memory per replica, as MAS does. `rate_limiting` configures the login, registration,
+//! username-check and device-link buckets; requests that store a row for an anonymous
+//! caller (client registration, authorization and device requests) have fixed ones.
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
@@ -36,13 +39,169 @@ impl Limit {
     }
 }
 
-/// Buckets past this many keys are pruned of the full (idle) ones.
+/// Buckets past this many keys are pruned of the full (idle) ones, at most once a second.
 const PRUNE_ABOVE: usize = 10_000;
+/// No limiter keeps more buckets than this (about 100 bytes each). Past it, while
+/// pruning frees nothing, new keys share one bucket: memory stays bounded under a flood,
+/// at the price of throttling the newcomers together.
+const MAX_KEYS: usize = 100_000;
+/// The longest username a login may name: a Matrix user ID has at most 255 bytes, so
+/// its localpart has fewer. Longer ones are refused before any bucket sees them.
+pub(crate) const MAX_USERNAME_BYTES: usize = 255;
 
-/// The login throttles of one replica.
+/// A bucket's key: an address (IPv4 as mapped IPv6, IPv6 cut to its /64) or the start
+/// of an account name's SHA-256. Fixed-size, whatever the caller sends.
+type Key = [u8; 16];
+
+/// The key shared by newcomers once a limiter holds [`MAX_KEYS`] buckets. No address
+/// key is all ones (a /64 ends in zeros), and a hash prefix is that only by chance.
+const OVERFLOW: Key = [0xff; 16];
+
+/// Keyed token buckets that stay bounded in memory.
+struct Buckets {
+    limiter: DefaultKeyedRateLimiter<Key>,
+    /// Seconds since `epoch` of the last prune: pruning walks every bucket.
+    last_prune: AtomicU64,
+    epoch: std::time::Instant,
+}
+
+impl Buckets {
+    fn new(limit: Limit) -> Self {
+        Self {
+            limiter: RateLimiter::keyed(limit.quota()),
+            last_prune: AtomicU64::new(0),
+            epoch: std::time::Instant::now(),
+        }
+    }
+
+    /// Takes one token from `key`'s bucket; `Err` says how long to wait.
+    fn take(&self, key: Key) -> Result<(), Duration> {
+        let mut len = self.limiter.len();
+        if len > PRUNE_ABOVE {
+            let now = self.epoch.elapsed().as_secs() + 1;
+            let last = self.last_prune.load(Ordering::Relaxed);
+            if now > last
+                && self
+                    .last_prune
+                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_ok()
+            {
+                self.limiter.retain_recent();
+                self.limiter.shrink_to_fit();
+                len = self.limiter.len();
+            }
+        }
+        // Checking a key that has no bucket yet makes one: past the cap, newcomers all
+        // go to the shared bucket instead.
+        let key = if len >= MAX_KEYS { OVERFLOW } else { key };
+        self.limiter
+            .check_key(&key)
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+}
+
+/// The bucket of a client address: IPv4-mapped IPv6 addresses (a proxy on `127.0.0.1`
+/// seen through a `[::]` socket) are the IPv4 address they carry, and an IPv6 client is
+/// its /64, the smallest network a home or a server is usually given.
+fn address_key(ip: IpAddr) -> Key {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        IpAddr::V6(v6) => {
+            let mut octets = v6.octets();
+            octets[8..].fill(0);
+            octets
+        }
+    }
+}
+
+/// The bucket of an account name, case-insensitive as Matrix localparts are.
+fn account_key(username: &str) -> Key {
+    let digest = ring::digest::digest(&ring::digest::SHA256, username.to_lowercase().as_bytes());
+    let mut key = [0; 16];
+    key.copy_from_slice(&digest.as_ref()[..16]);
+    key
+}
+
+#[cfg(test)]
+impl Limits {
+    /// Limits no test reaches unless it means to.
+    pub(crate) fn generous() -> Self {
+        let generous = Limit {
+            burst: 1000,
+            per_second: 100.0,
+        };
+        Self {
+            login_per_ip: generous,
+            login_per_account: generous,
+            registration: generous,
+            username_availability: generous,
+            device_code_link: generous,
+        }
+    }
+}
+
+/// Why a login attempt is not let through to the password check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Throttled {
+    /// The bucket is dry: try again after this long.
+    Wait(Duration),
+    /// The username is longer than any account's can be.
+    UsernameTooLong,
+}
+
+/// The configurable limits (`rate_limiting`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// `login.per_ip`: password logins and SSO starts per address.
+    pub login_per_ip: Limit,
+    /// `login.per_account`: password logins per account name.
+    pub login_per_account: Limit,
+    /// `registration`: accounts made per address.
+    pub registration: Limit,
+    /// `username_availability`: usernames checked per address (each registration form).
+    pub username_availability: Limit,
+    /// `device_code_link`: user codes tried per address at `/link`.
+    pub device_code_link: Limit,
+}
+
+/// Clients registered per address: a native app registers once per install.
+const CLIENT_REGISTRATION: Limit = Limit {
+    burst: 20,
+    per_second: 20.0 / 3600.0,
+};
+/// Authorization and device requests per address: each stores a row before anyone has
+/// signed in. A person signing in makes a handful.
+const ANONYMOUS_REQUESTS: Limit = Limit {
+    burst: 60,
+    per_second: 1.0,
+};
+
+/// Which address bucket a request takes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PerAddress {
+    /// A password login, or the start of an SSO login.
+    Login,
+    /// Making an account.
+    Registration,
+    /// Asking whether a username is free.
+    UsernameCheck,
+    /// Trying a user code at `/link`.
+    DeviceLink,
+    /// Registering an OAuth client.
+    ClientRegistration,
+    /// An authorization or device authorization request.
+    AnonymousRequest,
+}
+
+/// The throttles of one replica.
 pub struct RateLimits {
-    per_ip: DefaultKeyedRateLimiter<IpAddr>,
-    per_account: DefaultKeyedRateLimiter<String>,
+    per_ip: Buckets,
+    per_account: Buckets,
+    registration: Buckets,
+    username_availability: Buckets,
+    device_code_link: Buckets,
+    client_registration: Buckets,
+    anonymous_requests: Buckets,
     trusted_proxies: Vec<ipnet::IpNet>,
 }
 
@@ -56,16 +215,23 @@ impl RateLimits {
     /// Throttles with these limits; `X-Forwarded-For` is believed only from
     /// `trusted_proxies`.
     #[must_use]
-    pub fn new(per_ip: Limit, per_account: Limit, trusted_proxies: Vec<ipnet::IpNet>) -> Self {
+    pub fn new(limits: Limits, trusted_proxies: Vec<ipnet::IpNet>) -> Self {
         Self {
-            per_ip: RateLimiter::keyed(per_ip.quota()),
-            per_account: RateLimiter::keyed(per_account.quota()),
+            per_ip: Buckets::new(limits.login_per_ip),
+            per_account: Buckets::new(limits.login_per_account),
+            registration: Buckets::new(limits.registration),
+            username_availability: Buckets::new(limits.username_availability),
+            device_code_link: Buckets::new(limits.device_code_link),
+            client_registration: Buckets::new(CLIENT_REGISTRATION),
+            anonymous_requests: Buckets::new(ANONYMOUS_REQUESTS),
             trusted_proxies,
         }
     }
 
     /// The client's address: the peer, or, when the peer is a trusted proxy, the last
-    /// address in `X-Forwarded-For` that is not one.
+    /// address in `X-Forwarded-For` that is not one. IPv4-mapped IPv6 addresses are
+    /// read as the IPv4 address they carry, so a proxy on `127.0.0.1` is recognised
+    /// behind a dual-stack `[::]` listener.
     pub(crate) fn client_ip(
         &self,
         extensions: &axum::http::Extensions,
@@ -73,7 +239,7 @@ impl RateLimits {
     ) -> Option<IpAddr> {
         let peer = extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip())?;
+            .map(|ConnectInfo(addr)| addr.ip().to_canonical())?;
         if !self.is_trusted(peer) {
             return Some(peer);
         }
@@ -82,7 +248,12 @@ impl RateLimits {
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .map(|hop| hop.trim().parse::<IpAddr>().ok())
+            .map(|hop| {
+                hop.trim()
+                    .parse::<IpAddr>()
+                    .ok()
+                    .map(|ip| ip.to_canonical())
+            })
             .collect::<Vec<_>>();
         // From the nearest hop outwards: the first one that is not a trusted proxy is the
         // client. A hop that cannot be read ends the walk at the last trusted address:
@@ -98,32 +269,46 @@ impl RateLimits {
         Some(client)
     }
 
+    /// How many per-account buckets are kept (for tests).
+    #[cfg(test)]
+    pub(crate) fn account_buckets(&self) -> usize {
+        self.per_account.limiter.len()
+    }
+
     fn is_trusted(&self, ip: IpAddr) -> bool {
         self.trusted_proxies.iter().any(|net| net.contains(&ip))
     }
 
     /// Takes one login attempt from `ip`'s bucket; `Err` says how long to wait.
     pub(crate) fn login_from(&self, ip: Option<IpAddr>) -> Result<(), Duration> {
+        self.throttle(PerAddress::Login, ip)
+    }
+
+    /// Takes one request from `ip`'s bucket of this kind; `Err` says how long to wait.
+    /// An unknown address (in-process tests) is not throttled.
+    pub(crate) fn throttle(&self, kind: PerAddress, ip: Option<IpAddr>) -> Result<(), Duration> {
         let Some(ip) = ip else { return Ok(()) };
-        take(&self.per_ip, &ip)
+        let buckets = match kind {
+            PerAddress::Login => &self.per_ip,
+            PerAddress::Registration => &self.registration,
+            PerAddress::UsernameCheck => &self.username_availability,
+            PerAddress::DeviceLink => &self.device_code_link,
+            PerAddress::ClientRegistration => &self.client_registration,
+            PerAddress::AnonymousRequest => &self.anonymous_requests,
+        };
+        buckets.take(address_key(ip))
     }
 
-    /// Takes one login attempt from the account's bucket; `Err` says how long to wait.
-    pub(crate) fn login_as(&self, username: &str) -> Result<(), Duration> {
-        take(&self.per_account, &username.to_owned())
+    /// Takes one login attempt from the account's bucket. A username longer than any
+    /// account's is refused first, so it never costs memory.
+    pub(crate) fn login_as(&self, username: &str) -> Result<(), Throttled> {
+        if username.len() > MAX_USERNAME_BYTES {
+            return Err(Throttled::UsernameTooLong);
+        }
+        self.per_account
+            .take(account_key(username))
+            .map_err(Throttled::Wait)
     }
-}
-
-fn take<K: std::hash::Hash + Eq + Clone>(
-    limiter: &DefaultKeyedRateLimiter<K>,
-    key: &K,
-) -> Result<(), Duration> {
-    if limiter.len() > PRUNE_ABOVE {
-        limiter.retain_recent();
-    }
-    limiter
-        .check_key(key)
-        .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
 }
 
 #[cfg(test)]
@@ -131,15 +316,49 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_flood_of_new_keys_stays_bounded() {
+        let buckets = Buckets::new(Limit {
+            burst: 1,
+            per_second: 1.0 / 3600.0,
+        });
+        for n in 0..(MAX_KEYS + 5_000) {
+            let _ = buckets.take(account_key(&format!("user{n}")));
+        }
+        // One bucket more than the cap at most: the newcomers' shared one.
+        assert!(
+            buckets.limiter.len() <= MAX_KEYS + 1,
+            "{}",
+            buckets.limiter.len()
+        );
+        // The newcomers past the cap share a bucket that is now dry.
+        assert!(buckets.take(account_key("yet-another")).is_err());
+        assert_eq!(
+            address_key("::ffff:192.0.2.1".parse().unwrap()),
+            address_key("192.0.2.1".parse().unwrap())
+        );
+        assert_eq!(
+            address_key("2001:db8::1".parse().unwrap()),
+            address_key("2001:db8::2".parse().unwrap())
+        );
+        assert_ne!(
+            address_key("2001:db8::1".parse().unwrap()),
+            address_key("2001:db8:0:1::1".parse().unwrap())
+        );
+    }
+
+    #[test]
     fn buckets_run_dry_and_proxies_are_believed_only_when_trusted() {
         let limits = RateLimits::new(
-            Limit {
-                burst: 2,
-                per_second: 1.0 / 60.0,
-            },
-            Limit {
-                burst: 1,
-                per_second: 1.0 / 3600.0,
+            Limits {
+                login_per_ip: Limit {
+                    burst: 2,
+                    per_second: 1.0 / 60.0,
+                },
+                login_per_account: Limit {
+                    burst: 1,
+                    per_second: 1.0 / 3600.0,
+                },
+                ..Limits::generous()
             },
             vec!["127.0.0.0/8".parse().unwrap()],
         );

@@ -77,7 +77,13 @@ pub(crate) async fn active_user(
     let Some(user_id) = session.user_id else {
         return Ok(None);
     };
-    Ok(repo.user().lookup(user_id).await?.filter(User::is_valid))
+    // An admin scope lasts only as long as the user's right to it: a demoted admin's
+    // session neither refreshes nor exchanges a code.
+    Ok(repo
+        .user()
+        .lookup(user_id)
+        .await?
+        .filter(|user| user.is_valid() && mas_data_model::may_hold(user, &session.scope)))
 }
 
 /// The algorithm a client asked for at registration (`id_token_signed_response_alg`)

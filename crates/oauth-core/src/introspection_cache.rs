@@ -16,7 +16,7 @@ use mas_storage::{Clock, RepositoryFactory, Revocations, Ticket};
 use ulid::Ulid;
 
 use crate::error::OAuthError;
-use crate::tokens::{Asker, Introspection, introspect_checked};
+use crate::tokens::{Asker, Introspection, hint_matches, introspect_checked};
 
 /// Answers kept at most (a few hundred bytes each).
 pub const DEFAULT_CAPACITY: usize = 32 * 1024;
@@ -93,7 +93,8 @@ fn cacheable(kind: TokenType) -> bool {
 
 /// Introspection for the homeserver (see [`crate::tokens::introspect`] with
 /// [`Asker::Homeserver`]), answered from `cache` while the answer holds. A string that is
-/// not one of our tokens is inactive without any lookup.
+/// not one of our tokens, or not of the kind `hint` names, is inactive without any
+/// lookup; refresh tokens are never active here.
 ///
 /// # Errors
 /// `temporarily_unavailable` when the answer is not kept and the database is away.
@@ -102,10 +103,14 @@ pub async fn introspect_for_homeserver(
     repos: &dyn RepositoryFactory,
     clock: &dyn Clock,
     token: &str,
+    hint: Option<&str>,
 ) -> Result<Introspection, OAuthError> {
     let Ok(kind) = TokenType::check(token) else {
         return Ok(Introspection::default());
     };
+    if !hint_matches(kind, hint) {
+        return Ok(Introspection::default());
+    }
     let key = cacheable(kind).then(|| {
         let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
         let mut key = [0; 32];

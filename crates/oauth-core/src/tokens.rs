@@ -93,11 +93,7 @@ pub fn valid_device_id(device: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
 }
 
-/// Whether a scope grants administrative rights (on the homeserver or here).
-#[must_use]
-pub fn is_admin_scope(token: &str) -> bool {
-    matches!(token, "urn:synapse:admin:*" | "urn:mas:admin")
-}
+pub use mas_data_model::is_admin_scope;
 
 /// Splits and checks a `scope` parameter.
 ///
@@ -227,11 +223,29 @@ pub struct Introspection {
 /// Who asks an introspection question, which decides what it may learn.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Asker {
-    /// A client: only OAuth 2.0 tokens answer.
-    Client,
+    /// A client (by its id): only OAuth 2.0 tokens issued to that same client answer.
+    Client(Ulid),
     /// The homeserver (or a static client the administrator trusts): compatibility and
-    /// personal tokens answer too, with the Matrix fields.
+    /// personal tokens answer too, with the Matrix fields. Refresh tokens never answer
+    /// active here: a resource server would take them for access tokens.
     Homeserver,
+}
+
+/// Whether an introspection's `token_type_hint` agrees with the kind of token sent.
+/// A token of another kind than its hint answers inactive: a resource server that
+/// asks about an access token must never be told a refresh token is active. Hints this
+/// provider does not know are ignored, as RFC 7662 allows.
+#[must_use]
+pub fn hint_matches(kind: TokenType, hint: Option<&str>) -> bool {
+    let is_refresh = matches!(
+        kind,
+        TokenType::RefreshToken | TokenType::CompatRefreshToken
+    );
+    match hint {
+        Some("access_token") => !is_refresh,
+        Some("refresh_token") => is_refresh,
+        _ => true,
+    }
 }
 
 /// The Matrix API and device scopes exist in a stable and an MSC2967 spelling; each
@@ -268,18 +282,14 @@ pub fn with_matrix_twins(scope: &str) -> String {
 }
 
 /// Whether an earlier consent to `granted` covers a request for `requested`. Device
-/// scopes do not count: each login asks for a device of its own.
+/// scopes count like the others: a device the person has not seen this client use is
+/// shown to them, so a client cannot silently sign in as a device of its choosing.
 #[must_use]
 pub fn consent_covers(granted: &str, requested: &str) -> bool {
-    let is_device = |t: &&str| {
-        t.starts_with("urn:matrix:client:device:")
-            || t.starts_with("urn:matrix:org.matrix.msc2967.client:device:")
-    };
     let granted: Vec<&str> = granted.split(' ').collect();
     requested
         .split(' ')
         .filter(|t| !t.is_empty())
-        .filter(|t| !is_device(t))
         .all(|t| granted.contains(&t))
 }
 
@@ -379,8 +389,9 @@ async fn introspect_personal(
 }
 
 /// Answers for `token`. A string that is not one of our tokens is inactive without any
-/// database lookup; a token whose session ended, or whose user is locked or deactivated,
-/// is inactive.
+/// database lookup; so is a token of another kind than `hint` names (see
+/// [`hint_matches`]), a token issued to another client than the asking one, and a
+/// token whose session ended, or whose user is locked or deactivated.
 ///
 /// # Errors
 /// `temporarily_unavailable` when the database is away.
@@ -388,11 +399,15 @@ pub async fn introspect(
     repo: &mut dyn Repository,
     clock: &dyn Clock,
     token: &str,
+    hint: Option<&str>,
     asker: Asker,
 ) -> Result<Introspection, OAuthError> {
     let Ok(kind) = TokenType::check(token) else {
         return Ok(Introspection::default());
     };
+    if !hint_matches(kind, hint) {
+        return Ok(Introspection::default());
+    }
     Ok(introspect_checked(repo, clock, token, kind, asker)
         .await?
         .introspection)
@@ -442,6 +457,7 @@ pub(crate) async fn introspect_checked(
         _ => {}
     }
     let now = clock.now();
+    let mut in_use = None;
     let (session_id, token_type, id, created_at, expires_at) = match kind {
         TokenType::AccessToken => {
             let Some(access) = repo.access_token().find_by_token(token).await? else {
@@ -450,17 +466,19 @@ pub(crate) async fn introspect_checked(
             if !access.is_valid(now) {
                 return Ok(inactive);
             }
-            // A resource server asking about a token means the token is in use; that is
-            // what tells a refresh retry from a refresh token theft.
-            let access = repo.access_token().mark_used(clock, access).await?;
-            (
+            let fields = (
                 access.session_id,
                 "access_token",
                 access.id,
                 access.created_at,
                 access.expires_at,
-            )
+            );
+            in_use = Some(access);
+            fields
         }
+        // A homeserver takes whatever it is told is active for an access token: a
+        // refresh token must never pass for one, whatever hint came with it.
+        TokenType::RefreshToken if asker == Asker::Homeserver => return Ok(inactive),
         TokenType::RefreshToken => {
             let Some(refresh) = repo.refresh_token().find_by_token(token).await? else {
                 return Ok(inactive);
@@ -485,16 +503,31 @@ pub(crate) async fn introspect_checked(
     if !session.is_active() {
         return Ok(inactive);
     }
+    // A client learns only about its own tokens: another's would tell it who uses them.
+    if let Asker::Client(asking) = asker
+        && asking != session.client_id
+    {
+        return Ok(inactive);
+    }
     let user = match session.user_id {
+        // An admin scope lasts only as long as the user's right to it.
         Some(user_id) => match repo.user().lookup(user_id).await? {
-            Some(user) if user.is_valid() => Some(user),
+            Some(user) if user.is_valid() && mas_data_model::may_hold(&user, &session.scope) => {
+                Some(user)
+            }
             _ => return Ok(inactive),
         },
         None => None,
     };
+    if let Some(access) = in_use {
+        // A resource server asking about a token means the token is in use; that is
+        // what tells a refresh retry from a refresh token theft. Only once it answers
+        // active to this asker: a stranger's question proves nothing.
+        repo.access_token().mark_used(clock, access).await?;
+    }
     let (scope, device_id) = match asker {
         Asker::Homeserver => (with_matrix_twins(&session.scope), device_of(&session.scope)),
-        Asker::Client => (session.scope.clone(), None),
+        Asker::Client(_) => (session.scope.clone(), None),
     };
     let mut keys = vec![session.id, session.client_id];
     keys.extend(user.as_ref().map(|u| u.id));
@@ -575,9 +608,13 @@ mod tests {
     use super::{consent_covers, device_of, with_matrix_twins};
 
     #[test]
-    fn consent_covers_the_same_scopes_whatever_the_device() {
+    fn consent_covers_the_same_scopes_and_the_same_device() {
         let granted = "openid urn:matrix:client:api:* urn:matrix:client:device:AAAA";
         assert!(consent_covers(
+            granted,
+            "urn:matrix:client:api:* openid urn:matrix:client:device:AAAA"
+        ));
+        assert!(!consent_covers(
             granted,
             "urn:matrix:client:api:* openid urn:matrix:client:device:BBBB"
         ));

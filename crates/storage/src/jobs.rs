@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use mas_data_model::User;
+use mas_data_model::{CompatSession, Session, User};
 use serde::{Deserialize, Serialize};
 use ulid::Ulid;
 
@@ -157,6 +157,49 @@ struct Fields {
     erase: Option<bool>,
 }
 
+/// The user's open sessions: compatibility sessions and OAuth 2.0 sessions.
+///
+/// # Errors
+/// When the database cannot be read.
+pub async fn open_sessions(
+    repo: &mut dyn Repository,
+    user_id: Ulid,
+) -> Result<(Vec<CompatSession>, Vec<Session>), StorageError> {
+    const PAGE: usize = 100;
+    let mut compat = Vec::new();
+    let mut page = Pagination::first(PAGE);
+    loop {
+        let filter = CompatSessionFilter {
+            user_id: Some(user_id),
+            active: Some(true),
+        };
+        let sessions = repo.compat_session().list(filter, page).await?;
+        let last = sessions.edges.last().map(|s| s.id);
+        compat.extend(sessions.edges);
+        match last {
+            Some(last) if sessions.has_next_page => page = Pagination::first(PAGE).after(last),
+            _ => break,
+        }
+    }
+    let mut oauth = Vec::new();
+    let mut page = Pagination::first(PAGE);
+    loop {
+        let filter = SessionFilter {
+            user_id: Some(user_id),
+            client_id: None,
+            active: Some(true),
+        };
+        let sessions = repo.session().list(filter, page).await?;
+        let last = sessions.edges.last().map(|s| s.id);
+        oauth.extend(sessions.edges);
+        match last {
+            Some(last) if sessions.has_next_page => page = Pagination::first(PAGE).after(last),
+            _ => break,
+        }
+    }
+    Ok((compat, oauth))
+}
+
 /// The device IDs of the user's open sessions: compatibility sessions and OAuth sessions
 /// with a device scope.
 ///
@@ -166,51 +209,39 @@ pub async fn open_devices(
     repo: &mut dyn Repository,
     user: &User,
 ) -> Result<BTreeSet<String>, StorageError> {
-    const PAGE: usize = 100;
-    let mut devices = BTreeSet::new();
-    let mut page = Pagination::first(PAGE);
-    loop {
-        let sessions = repo
-            .compat_session()
-            .list(
-                CompatSessionFilter {
-                    user_id: Some(user.id),
-                    active: Some(true),
-                },
-                page,
-            )
-            .await?;
-        devices.extend(sessions.edges.iter().filter_map(|s| s.device_id.clone()));
-        match sessions.edges.last() {
-            Some(last) if sessions.has_next_page => page = Pagination::first(PAGE).after(last.id),
-            _ => break,
-        }
-    }
-    let mut page = Pagination::first(PAGE);
-    loop {
-        let sessions = repo
-            .session()
-            .list(
-                SessionFilter {
-                    user_id: Some(user.id),
-                    client_id: None,
-                    active: Some(true),
-                },
-                page,
-            )
-            .await?;
-        devices.extend(
-            sessions
-                .edges
-                .iter()
-                .filter_map(|s| mas_data_model::device_of(&s.scope)),
-        );
-        match sessions.edges.last() {
-            Some(last) if sessions.has_next_page => page = Pagination::first(PAGE).after(last.id),
-            _ => break,
-        }
-    }
+    let (compat, oauth) = open_sessions(repo, user.id).await?;
+    let mut devices: BTreeSet<String> = compat.into_iter().filter_map(|s| s.device_id).collect();
+    devices.extend(
+        oauth
+            .iter()
+            .filter_map(|s| mas_data_model::device_of(&s.scope)),
+    );
     Ok(devices)
+}
+
+/// Whether the user's `device` is in use by an open session that `client_id` does not
+/// own: a compatibility session, or another client's OAuth 2.0 session. A client may
+/// sign in again on its own device; it may not take over someone else's.
+///
+/// # Errors
+/// When the database cannot be read.
+pub async fn device_held_elsewhere(
+    repo: &mut dyn Repository,
+    user_id: Ulid,
+    device: &str,
+    client_id: Ulid,
+) -> Result<bool, StorageError> {
+    let (compat, oauth) = open_sessions(repo, user_id).await?;
+    Ok(compat
+        .iter()
+        .any(|s| s.device_id.as_deref() == Some(device))
+        || oauth.iter().any(|s| {
+            s.client_id != client_id
+                && s.scope
+                    .split(' ')
+                    .filter_map(mas_data_model::device_of)
+                    .any(|d| d == device)
+        }))
 }
 
 /// Ends every open OAuth 2.0 and compatibility session of the user (what `logout/all`,
@@ -246,6 +277,27 @@ pub async fn end_device_sessions(
         )
         .await?;
     Ok((compat, oauth))
+}
+
+/// Ends the user's open OAuth 2.0 sessions that hold an admin scope (after the user
+/// lost the right to request one); returns how many.
+///
+/// # Errors
+/// Whatever the storage says.
+pub async fn end_admin_sessions(
+    repo: &mut dyn Repository,
+    clock: &dyn crate::Clock,
+    user: &User,
+) -> Result<u64, StorageError> {
+    let (_, oauth) = open_sessions(repo, user.id).await?;
+    let mut ended = 0;
+    for session in oauth {
+        if session.scope.split(' ').any(mas_data_model::is_admin_scope) {
+            repo.session().finish(clock, session).await?;
+            ended += 1;
+        }
+    }
+    Ok(ended)
 }
 
 #[cfg(test)]

@@ -43,15 +43,26 @@ async fn schedule(repo: &mut BoxRepository, job: &HomeserverJob) -> anyhow::Resu
 /// `promote-admin` / `demote-admin`.
 pub(crate) fn set_admin(config: &RootConfig, username: &str, admin: bool) -> anyhow::Result<()> {
     crate::block_on(async {
-        with_user(config, username, async |repo, user| {
-            repo.user().set_can_request_admin(user, admin).await?;
-            Ok(())
+        let ended = with_user(config, username, async |repo, user| {
+            let user = repo.user().set_can_request_admin(user, admin).await?;
+            if admin {
+                return Ok(0);
+            }
+            // Tokens granted while the user was an admin must not outlive the right.
+            let ended =
+                mas_storage::jobs::end_admin_sessions(repo.as_mut(), &SystemClock, &user).await?;
+            if ended > 0 {
+                schedule(repo, &HomeserverJob::SyncDevices { user_id: user.id }).await?;
+            }
+            Ok(ended)
         })
         .await?;
         if admin {
             println!("`{username}` may now request admin rights");
         } else {
-            println!("`{username}` may no longer request admin rights");
+            println!(
+                "`{username}` may no longer request admin rights; ended {ended} session(s) that held an admin scope"
+            );
         }
         Ok(())
     })
@@ -147,11 +158,16 @@ pub(crate) fn lock_user(
             } else {
                 user
             };
+            // Locking ends every session, so unlocking later revives no token that was
+            // handed out before the lock.
+            let (compat, oauth) =
+                mas_storage::jobs::end_device_sessions(repo.as_mut(), clock, &user).await?;
+            repo.browser_session().finish_all(clock, &user).await?;
+            if compat + oauth > 0 {
+                schedule(repo, &HomeserverJob::SyncDevices { user_id: user.id }).await?;
+            }
             if deactivate && user.deactivated_at.is_none() {
                 let user = repo.user().deactivate(clock, user).await?;
-                // A deactivated account keeps no session anywhere.
-                mas_storage::jobs::end_device_sessions(repo.as_mut(), clock, &user).await?;
-                repo.browser_session().finish_all(clock, &user).await?;
                 let job = HomeserverJob::DeactivateUser {
                     user_id: user.id,
                     erase: false,
@@ -170,7 +186,7 @@ pub(crate) fn lock_user(
         if deactivate {
             println!("`{username}` is locked and deactivated");
         } else {
-            println!("`{username}` is locked: it cannot log in and its tokens stop working");
+            println!("`{username}` is locked: it cannot log in and its sessions are ended");
         }
         Ok(())
     })

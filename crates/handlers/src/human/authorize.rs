@@ -11,12 +11,14 @@ use mas_oauth_core::{ErrorCode, OAuthError};
 use mas_storage::repository::NewAuthorizationGrant;
 
 use super::consent::{Step, decide, remembered, step};
-use super::{deliver, error_page, see_other, storage_error_page};
+use super::{deliver, deliver_error, error_page, see_other, storage_error_page, throttled};
 use crate::AppState;
+use crate::rate_limit::{ClientIp, PerAddress};
 
 #[tracing::instrument(name = "handlers.authorize", skip_all)]
 pub(super) async fn get(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     RawQuery(query): RawQuery,
     jar: PrivateCookieJar,
 ) -> Response {
@@ -46,19 +48,31 @@ pub(super) async fn get(
                 &detail,
             );
         }
-        Err(AuthorizeError::Redirect(redirect)) => return deliver(&redirect),
+        Err(AuthorizeError::Redirect(redirect)) => {
+            return refused(&state, repo.as_mut(), &params, &redirect).await;
+        }
     };
     let silent = request.prompt.iter().any(|p| p == "none");
     let refuse = |code| {
         let error = OAuthError::new(code, "the user must interact with the service");
-        deliver(&Redirect::error(
+        let redirect = Redirect::error(
             request.redirect_uri.clone(),
             request.response_mode,
             request.state.as_deref(),
             &issuer,
             &error,
-        ))
+        );
+        deliver_error(&state, &request.client, &redirect)
     };
+    // Each request stores a grant before anyone has signed in.
+    if let Some(message) = throttled(&state, PerAddress::AnonymousRequest, ip, "sign-in requests") {
+        return error_page(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many requests",
+            &message,
+        );
+    }
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
     let new = NewAuthorizationGrant {
         client_id: request.client.id,
@@ -103,4 +117,23 @@ pub(super) async fn get(
     }
     // The consent page sends the person to log in first when needed.
     see_other(&state, &format!("/consent/{}", grant.id))
+}
+
+/// An error found after the redirect URI was checked against the client named in the
+/// request: delivered as that client may be trusted with.
+async fn refused(
+    state: &AppState,
+    repo: &mut dyn mas_storage::Repository,
+    params: &Params,
+    redirect: &Redirect,
+) -> Response {
+    let client = match params.get("client_id").ok().flatten().map(str::parse) {
+        Some(Ok(id)) => repo.client().lookup(id).await,
+        _ => Ok(None),
+    };
+    match client {
+        Ok(Some(client)) => deliver_error(state, &client, redirect),
+        Ok(None) => deliver(redirect),
+        Err(error) => storage_error_page(state, &error),
+    }
 }

@@ -242,6 +242,31 @@ pub(super) async fn decide(
             &error,
         ));
     }
+    // A device another client's session (or a compatibility login) uses is not this
+    // client's to take: its token would speak for that device at the homeserver.
+    if let Some(device) = mas_oauth_core::tokens::device_of(&grant.scope)
+        && mas_storage::jobs::device_held_elsewhere(
+            repo.as_mut(),
+            session.user_id,
+            &device,
+            grant.client_id,
+        )
+        .await?
+    {
+        repo.authorization_grant().cancel(clock, grant).await?;
+        repo.save().await?;
+        let error = OAuthError::new(
+            ErrorCode::InvalidScope,
+            format!("the device `{device}` belongs to another session"),
+        );
+        return Ok(Redirect::error(
+            redirect_uri,
+            mode,
+            client_state.as_deref(),
+            &issuer,
+            &error,
+        ));
+    }
     let oauth_session = repo
         .session()
         .add(
@@ -272,8 +297,8 @@ pub(super) async fn decide(
 }
 
 /// Whether the person already allowed this client these scopes: an open session of the
-/// same user with the client covers them (device scopes aside, as every login has its
-/// own device). Ending every such session makes the service ask again.
+/// same user with the client covers them, device scopes included, so a new device is
+/// always shown to the person. Ending every such session makes the service ask again.
 pub(super) async fn remembered(
     repo: &mut dyn Repository,
     session: &BrowserSession,

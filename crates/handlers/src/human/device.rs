@@ -11,8 +11,10 @@ use serde::Deserialize;
 use super::login::PageForm;
 use super::{
     csrf_token, csrf_valid, current_session, error_page, render, see_other, storage_error_page,
+    throttled,
 };
 use crate::AppState;
+use crate::rate_limit::{ClientIp, PerAddress};
 
 #[derive(Deserialize)]
 pub(super) struct LinkQuery {
@@ -79,6 +81,7 @@ pub(super) async fn link_get(
 #[tracing::instrument(name = "handlers.link.post", skip_all)]
 pub(super) async fn link_post(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     jar: PrivateCookieJar,
     PageForm(form): PageForm,
 ) -> Response {
@@ -96,6 +99,16 @@ pub(super) async fn link_post(
         Ok(Some(_)) => {}
         Ok(None) => return login_first(&state, "/link"),
         Err(page) => return page,
+    }
+    // User codes are short: guesses are throttled (`rate_limiting.device_code_link`).
+    if let Some(message) = throttled(&state, PerAddress::DeviceLink, ip, "codes") {
+        return link_page(
+            &state,
+            jar,
+            StatusCode::TOO_MANY_REQUESTS,
+            &code,
+            Some(&message),
+        );
     }
     let mut repo = match state.repos.reader().await {
         Ok(repo) => repo,
@@ -230,6 +243,22 @@ pub(super) async fn device_post(
                     .scope
                     .split(' ')
                     .any(mas_oauth_core::tokens::is_admin_scope)
+            {
+                repo.device_code_grant()
+                    .reject(clock, grant, session.id)
+                    .await?;
+                repo.save().await?;
+                return Ok(Some(false));
+            }
+            // Another session's device is not this client's to take.
+            if let Some(device) = mas_oauth_core::tokens::device_of(&grant.scope)
+                && mas_storage::jobs::device_held_elsewhere(
+                    repo.as_mut(),
+                    session.user_id,
+                    &device,
+                    grant.client_id,
+                )
+                .await?
             {
                 repo.device_code_grant()
                     .reject(clock, grant, session.id)

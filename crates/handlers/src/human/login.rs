@@ -13,6 +13,7 @@ use super::{
     safe_next, see_other, storage_error_page,
 };
 use crate::AppState;
+use crate::rate_limit::Throttled;
 
 /// A form posted by a page: refused with an HTML page, never JSON.
 pub(crate) struct PageForm(pub(crate) Params);
@@ -107,20 +108,35 @@ pub(super) async fn post(
     let throttled = state
         .rate_limits
         .login_from(ip)
+        .map_err(Throttled::Wait)
         .and_then(|()| state.rate_limits.login_as(&username));
-    if let Err(wait) = throttled {
-        let message = format!(
-            "Too many attempts. Try again in {} seconds.",
-            wait.as_secs().max(1)
-        );
-        return login_page(
-            &state,
-            jar,
-            StatusCode::TOO_MANY_REQUESTS,
-            &next,
-            &username,
-            Some(&message),
-        );
+    match throttled {
+        Ok(()) => {}
+        Err(Throttled::Wait(wait)) => {
+            let message = format!(
+                "Too many attempts. Try again in {} seconds.",
+                wait.as_secs().max(1)
+            );
+            return login_page(
+                &state,
+                jar,
+                StatusCode::TOO_MANY_REQUESTS,
+                &next,
+                &username,
+                Some(&message),
+            );
+        }
+        // Not echoed back: it could be a megabyte.
+        Err(Throttled::UsernameTooLong) => {
+            return login_page(
+                &state,
+                jar,
+                StatusCode::BAD_REQUEST,
+                &next,
+                "",
+                Some("That username is too long."),
+            );
+        }
     }
     let mut repo = match state.repos.begin().await {
         Ok(repo) => repo,

@@ -239,6 +239,68 @@ pub(crate) fn deliver(redirect: &mas_oauth_core::authorize::Redirect) -> Respons
     )
 }
 
+/// Takes one request from `ip`'s bucket of `kind`; when it is dry, the message to show,
+/// "Too many {what} came from your address…".
+pub(crate) fn throttled(
+    state: &AppState,
+    kind: crate::rate_limit::PerAddress,
+    ip: Option<std::net::IpAddr>,
+    what: &str,
+) -> Option<String> {
+    let wait = state.rate_limits.throttle(kind, ip).err()?;
+    Some(format!(
+        "Too many {what} came from your address. Try again in {} seconds.",
+        wait.as_secs().max(1)
+    ))
+}
+
+/// An authorization error for `client`. A client from the configuration gets it as a
+/// redirect; a registered one's redirect URI is whatever its registrant chose, so the
+/// person sees the error and a link to go back instead: without a click, the service
+/// would be an open redirector (RFC 9700 §4.11.2).
+pub(crate) fn deliver_error(
+    state: &AppState,
+    client: &mas_data_model::Client,
+    redirect: &mas_oauth_core::authorize::Redirect,
+) -> Response {
+    if client.kind == mas_data_model::ClientKind::Static {
+        return deliver(redirect);
+    }
+    let param = |name: &str| {
+        redirect
+            .params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let detail = param("error_description")
+        .or_else(|| param("error"))
+        .unwrap_or("The application's request was refused.");
+    let back_host = redirect
+        .redirect_uri
+        .host_str()
+        .map_or_else(|| redirect.redirect_uri.scheme().to_owned(), str::to_owned);
+    let back_href = redirect.location().map(|url| url.to_string());
+    let back_params: Vec<[&str; 2]> = redirect
+        .params
+        .iter()
+        .map(|(k, v)| [k.as_str(), v.as_str()])
+        .collect();
+    render(
+        StatusCode::BAD_REQUEST,
+        "error.html",
+        minijinja::context! {
+            service_name => &*state.service_name,
+            title => "This request cannot be completed",
+            detail,
+            back_host,
+            back_href,
+            back_action => redirect.redirect_uri.as_str(),
+            back_params,
+        },
+    )
+}
+
 /// Storage failures on a page: a page, not JSON, and never the database's words.
 pub(crate) fn storage_error_page(state: &AppState, error: &mas_storage::StorageError) -> Response {
     match error {

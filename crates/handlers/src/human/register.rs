@@ -11,9 +11,10 @@ use mas_storage::StorageError;
 use super::login::{LoginQuery, PageForm};
 use super::{
     csrf_token, csrf_valid, error_page, query_value, remember_session, render, safe_next,
-    see_other, storage_error_page,
+    see_other, storage_error_page, throttled,
 };
 use crate::AppState;
+use crate::rate_limit::{ClientIp, PerAddress};
 
 fn register_page(
     state: &AppState,
@@ -58,6 +59,25 @@ pub(super) async fn get(
     register_page(&state, jar, StatusCode::OK, &next, "", None)
 }
 
+/// Why this address may not register this name now, if it may not. Each form tells
+/// whether a name is taken, so checks are throttled (`rate_limiting.username_availability`)
+/// and names cannot be listed; each account made costs a hash and a homeserver account
+/// (`rate_limiting.registration`).
+async fn may_register(
+    state: &AppState,
+    username: &str,
+    ip: Option<std::net::IpAddr>,
+) -> Result<Option<(StatusCode, String)>, StorageError> {
+    if let Some(message) = throttled(state, PerAddress::UsernameCheck, ip, "attempts") {
+        return Ok(Some((StatusCode::TOO_MANY_REQUESTS, message)));
+    }
+    if let Some((status, message)) = name_unavailable(state, username).await? {
+        return Ok(Some((status, message.to_owned())));
+    }
+    Ok(throttled(state, PerAddress::Registration, ip, "attempts")
+        .map(|message| (StatusCode::TOO_MANY_REQUESTS, message)))
+}
+
 /// Why the name cannot be had now, if it cannot: taken here, or (the homeserver has the
 /// last word: it may hold users this service does not know, or reserve names for
 /// application services) not available there.
@@ -93,6 +113,7 @@ async fn name_unavailable(
 #[tracing::instrument(name = "handlers.register.post", skip_all)]
 pub(super) async fn post(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     jar: PrivateCookieJar,
     PageForm(form): PageForm,
 ) -> Response {
@@ -132,9 +153,9 @@ pub(super) async fn post(
             "This password is too easy to guess. Try a longer one, or a few unrelated words.",
         );
     }
-    match name_unavailable(&state, &username).await {
+    match may_register(&state, &username, ip).await {
         Ok(None) => {}
-        Ok(Some((status, message))) => return refuse(jar, status, message),
+        Ok(Some((status, message))) => return refuse(jar, status, &message),
         Err(error) => return storage_error_page(&state, &error),
     }
     // Hashing takes a while: done before a connection is taken.

@@ -88,7 +88,7 @@ async fn ask(
     clock: &MockClock,
     token: &str,
 ) -> Introspection {
-    introspect_for_homeserver(cache, repos, clock, token)
+    introspect_for_homeserver(cache, repos, clock, token, Some("access_token"))
         .await
         .unwrap()
 }

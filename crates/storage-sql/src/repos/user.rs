@@ -186,6 +186,10 @@ impl UserRepository for Repo<'_> {
     ) -> Result<User, StorageError> {
         self.set_user_column(user.id, users::Column::CanRequestAdmin, can.into())
             .await?;
+        if user.can_request_admin && !can {
+            // Kept introspection answers may carry an admin scope the user just lost.
+            self.revoked(&[user.id]).await?;
+        }
         user.can_request_admin = can;
         Ok(user)
     }
