@@ -2,7 +2,7 @@
 //! configuration and SQLite database in `./mas-data/`, generated on first start.
 
 use std::fs::OpenOptions;
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -23,9 +23,8 @@ pub(crate) fn ensure_config() -> anyhow::Result<(PathBuf, bool)> {
     let yaml = mas_config::generate_embedded(&database)?.to_commented_yaml()?;
     // Written aside, then linked into place: a crash never leaves half a file, and a
     // concurrent first start never replaces the secrets another process already uses.
-    let staging = dir.join(format!(".config.yaml.{}", std::process::id()));
-    write_private(&staging, &yaml)
-        .with_context(|| format!("cannot write {}", staging.display()))?;
+    let staging = write_staging(&config, &yaml)
+        .with_context(|| format!("cannot write beside {}", config.display()))?;
     let linked = std::fs::hard_link(&staging, &config);
     let _ = std::fs::remove_file(&staging);
     match linked {
@@ -43,13 +42,56 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
-/// Writes a file that holds secrets: created readable by its owner only.
-pub(crate) fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+/// Writes a file that holds secrets, readable by its owner only, in place of whatever
+/// `path` was. The text goes to a new file beside it that is then renamed over `path`,
+/// so an existing file's looser mode is not kept, a symlink at `path` is replaced
+/// instead of followed (its target is left alone), and a crash never leaves half a file.
+pub(crate) fn replace_private(path: &Path, text: &str) -> io::Result<()> {
+    let staging = write_staging(path, text)?;
+    std::fs::rename(&staging, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&staging);
+    })
+}
+
+/// Writes `text` to a new file (mode 0600) beside `path`, under a name no other file
+/// has, and returns that name. `create_new` refuses anything already there, a symlink
+/// planted under the name included, and a random part makes the name hard to guess.
+fn write_staging(path: &Path, text: &str) -> io::Result<PathBuf> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a file name"))?;
+    let dir = path.parent().unwrap_or_else(|| Path::new(""));
+    let mut attempts = 0;
+    loop {
+        let staging = dir.join(format!(
+            ".{}.{}.{:016x}.tmp",
+            name.to_string_lossy(),
+            std::process::id(),
+            rand::random::<u64>()
+        ));
+        match write_new_private(&staging, text) {
+            Ok(()) => return Ok(staging),
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists && attempts < 8 => {
+                attempts += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// Creates `path`, which must not exist yet, readable by its owner only, with `text`.
+fn write_new_private(path: &Path, text: &str) -> io::Result<()> {
     let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(path)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()
+    let written = file
+        .write_all(text.as_bytes())
+        .and_then(|()| file.sync_all());
+    if written.is_err() {
+        // A half-written file of secrets is no use to anyone.
+        let _ = std::fs::remove_file(path);
+    }
+    written
 }

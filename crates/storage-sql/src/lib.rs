@@ -54,7 +54,7 @@ const MIGRATION_LOCK: i64 = 0x6d61_732d_6d69_6772;
 const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connection pool settings, as plain values taken from the `database` section.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PoolOptions {
     /// `postgresql://...` or `sqlite://PATH`. Holds the password: never log it.
     pub uri: String,
@@ -70,9 +70,39 @@ pub struct PoolOptions {
     pub max_lifetime: Option<Duration>,
 }
 
+impl std::fmt::Debug for PoolOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URI may hold the password.
+        f.debug_struct("PoolOptions")
+            .field("uri", &"[REDACTED]")
+            .field("max_connections", &self.max_connections)
+            .field("min_connections", &self.min_connections)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("max_lifetime", &self.max_lifetime)
+            .finish()
+    }
+}
+
 /// Why the database could not be opened or migrated.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
+    /// The URI is not a URL of a supported database. Its text is left out of the
+    /// message, as it may hold a password.
+    #[error(
+        "the database URI is not a valid `postgresql://` or `sqlite://` URL (in a password, \
+         `#`, `?`, `/`, `@` and `%` must be percent-encoded, e.g. `#` as `%23`)"
+    )]
+    InvalidUri,
+    /// The SQLite database file could not be created.
+    #[error("cannot create the SQLite database file {}", path.display())]
+    CreateFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// The database refused or could not be reached in time.
     #[error("cannot connect to the database")]
     Connect(#[source] sea_orm::DbErr),
@@ -82,13 +112,28 @@ pub enum ConnectError {
 }
 
 /// Opens a connection pool, retrying until `connect_timeout` so a database that starts
-/// alongside the service is waited for. SQLite files are created if missing and run in
-/// WAL mode with a busy timeout.
+/// alongside the service is waited for. SQLite files are created if missing (readable
+/// by their owner only) and run in WAL mode with a busy timeout.
 ///
 /// # Errors
+/// [`ConnectError::InvalidUri`] when the URI is not a URL of a supported database,
+/// [`ConnectError::CreateFile`] when a missing SQLite file cannot be created, and
 /// [`ConnectError::Connect`] when the database cannot be reached in time.
 #[tracing::instrument(name = "db.connect", skip_all)]
 pub async fn connect(options: &PoolOptions) -> Result<DatabaseConnection, ConnectError> {
+    // sea-orm quotes the whole URI, password included, in its error for a URI that does
+    // not parse or has no driver: that error must never be reached. A fragment never
+    // belongs in a PostgreSQL URI; it means an unencoded `#` cut the password short.
+    let supported = url::Url::parse(&options.uri).is_ok_and(|url| match url.scheme() {
+        "postgres" | "postgresql" => url.fragment().is_none(),
+        scheme => scheme == "sqlite",
+    });
+    if !supported {
+        return Err(ConnectError::InvalidUri);
+    }
+    if let Some(path) = sqlite_file_to_create(&options.uri) {
+        create_private_file(&path).map_err(|source| ConnectError::CreateFile { path, source })?;
+    }
     let mut connect = ConnectOptions::new(options.uri.clone());
     connect
         .max_connections(options.max_connections.max(1))
@@ -118,6 +163,46 @@ pub async fn connect(options: &PoolOptions) -> Result<DatabaseConnection, Connec
             }
             Err(error) => return Err(ConnectError::Connect(error)),
         }
+    }
+}
+
+/// The file an SQLite URI names, when it is one that SQLite would create: not in memory,
+/// not read-only, not empty, and not an SQLite `file:` URI (whose path SQLite decodes
+/// itself).
+fn sqlite_file_to_create(uri: &str) -> Option<std::path::PathBuf> {
+    use sea_orm::sqlx::sqlite::SqliteConnectOptions;
+
+    if !uri.starts_with("sqlite:") {
+        return None;
+    }
+    // The driver's own parser, so the path is decoded exactly as it will be opened.
+    let options: SqliteConnectOptions = uri.parse().ok()?;
+    let params = uri.split_once('?').map_or("", |(_, query)| query);
+    let special_mode = url::form_urlencoded::parse(params.as_bytes())
+        .any(|(key, value)| key == "mode" && (value == "memory" || value == "ro"));
+    let path = options.get_filename();
+    let name = path.to_string_lossy();
+    if special_mode || name.is_empty() || name.starts_with("file:") || name == ":memory:" {
+        return None;
+    }
+    Some(path.to_path_buf())
+}
+
+/// Creates `path` empty and readable by its owner only, unless something already
+/// exists there (left as it is: a symlink is not followed, an existing database keeps
+/// the mode its owner gave it). SQLite would otherwise create it world-readable under
+/// the usual umask, and gives its `-wal` and `-shm` files the database file's mode.
+fn create_private_file(path: &std::path::Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        // SQLite's own error says this better (e.g. a missing directory).
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(error),
     }
 }
 

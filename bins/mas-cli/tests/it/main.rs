@@ -56,6 +56,135 @@ fn generate_then_check_passes() {
     );
 }
 
+/// The mode bits of `path` (a symlink's own, not its target's).
+#[cfg(unix)]
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+#[cfg(unix)]
+#[test]
+fn generate_output_replaces_a_readable_file_or_a_symlink_with_a_private_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let readable = dir.path().join("existing.yaml");
+    std::fs::write(&readable, "old\n").unwrap();
+    std::fs::set_permissions(&readable, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let output = mas_cli(
+        dir.path(),
+        &["config", "generate", "--output", "existing.yaml"],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        mode(&readable),
+        0o600,
+        "the private keys are not left readable"
+    );
+    assert!(
+        std::fs::read_to_string(&readable)
+            .unwrap()
+            .contains("BEGIN")
+    );
+
+    let target = dir.path().join("elsewhere.txt");
+    std::fs::write(&target, "untouched\n").unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let link = dir.path().join("link.yaml");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let output = mas_cli(dir.path(), &["config", "generate", "--output", "link.yaml"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        std::fs::symlink_metadata(&link).unwrap().is_file(),
+        "the symlink itself is replaced"
+    );
+    assert_eq!(mode(&link), 0o600);
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "untouched\n");
+    assert_eq!(mode(&target), 0o644);
+
+    let output = mas_cli(
+        dir.path(),
+        &[
+            "-c",
+            "link.yaml",
+            "config",
+            "dump",
+            "--include-secrets",
+            "-o",
+            "existing.yaml",
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(mode(&readable), 0o600);
+    let mut names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["elsewhere.txt", "existing.yaml", "link.yaml"],
+        "no staging file is left behind"
+    );
+}
+
+#[test]
+fn a_uri_password_that_breaks_url_parsing_is_never_shown() {
+    let dir = tempfile::tempdir().unwrap();
+    let generated = mas_cli(dir.path(), &["config", "generate"]);
+    std::fs::write(dir.path().join("c.yaml"), &generated.stdout).unwrap();
+    // `#`, `?` and `/` left unencoded: the URI no longer parses as a URL.
+    let unparsable = "postgresql://mas:kXq9#Zr7?Wm4/Tp2@db.example/mas";
+    // `4711#Zr7Wm`: parses, with the password taken for port 4711 and a fragment.
+    let misparsed = "postgresql://mas:4711#Zr7Wm@127.0.0.1/mas";
+    for (uri, password, shown) in [
+        (
+            unparsable,
+            "kXq9#Zr7?Wm4/Tp2",
+            "postgresql://mas:REDACTED@db.example/mas",
+        ),
+        (
+            misparsed,
+            "4711#Zr7Wm",
+            "postgresql://mas:REDACTED@127.0.0.1/mas",
+        ),
+    ] {
+        std::fs::write(
+            dir.path().join("db.yaml"),
+            format!("database:\n  uri: '{uri}'\n  connect_timeout: 0\n"),
+        )
+        .unwrap();
+        let dump = mas_cli(
+            dir.path(),
+            &["-c", "c.yaml", "-c", "db.yaml", "config", "dump"],
+        );
+        assert!(dump.status.success(), "{}", stderr(&dump));
+        let text = String::from_utf8(dump.stdout).unwrap();
+        assert!(!text.contains(password), "{text}");
+        assert!(text.contains(&format!("uri: {shown}")), "{text}");
+
+        for command in [&["database", "migrate"][..], &["server"][..]] {
+            let mut args = vec!["-c", "c.yaml", "-c", "db.yaml"];
+            args.extend_from_slice(command);
+            let failed = mas_cli(dir.path(), &args);
+            assert_eq!(failed.status.code(), Some(1), "{command:?}");
+            let text = stderr(&failed);
+            assert!(text.contains(shown), "{command:?}: {text}");
+            assert!(text.contains("percent-encoded"), "{command:?}: {text}");
+            assert!(!text.contains(password), "{command:?}: {text}");
+            // Digits alone could match a timestamp in a log line.
+            let parts = password.split(['#', '?', '/']);
+            for part in parts.filter(|p| !p.bytes().all(|b| b.is_ascii_digit())) {
+                assert!(!text.contains(part), "{command:?} shows {part:?}: {text}");
+            }
+        }
+    }
+}
+
 #[test]
 fn a_broken_key_gives_the_path_precise_message() {
     let dir = tempfile::tempdir().unwrap();

@@ -179,6 +179,27 @@ async fn sync_on_postgres() {
     the_whole_sync_story(dir.path(), pg.url()).await;
 }
 
+#[cfg(unix)]
+#[test]
+fn the_sqlite_database_file_is_created_private() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "sqlite://mas.db", "");
+    run(dir.path(), &["database", "migrate"]);
+    let db = dir.path().join("mas.db");
+    assert_eq!(
+        crate::mode(&db),
+        0o600,
+        "the database holds hashes and keys"
+    );
+    // SQLite gives its side files the database file's mode.
+    for side in ["mas.db-wal", "mas.db-shm"] {
+        let path = dir.path().join(side);
+        if path.exists() {
+            assert_eq!(crate::mode(&path), 0o600, "{side}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_wrong_password_fails_at_once_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();

@@ -40,6 +40,18 @@ fn starts_with_no_configuration_and_reuses_its_secrets() {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600, "the config holds secrets");
+        let mode_of = |name: &str| {
+            std::fs::metadata(dir.path().join(name))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode_of("mas-data"), 0o700);
+        assert_eq!(mode_of("mas-data/mas.db"), 0o600, "the database holds keys");
+        // In WAL mode SQLite keeps these open while running, with the database's mode.
+        assert_eq!(mode_of("mas-data/mas.db-wal"), 0o600);
+        assert_eq!(mode_of("mas-data/mas.db-shm"), 0o600);
     }
 
     let (status, logs) = server.terminate();

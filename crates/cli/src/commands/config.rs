@@ -16,13 +16,15 @@ pub(crate) enum ConfigCommand {
         /// Show secrets instead of `[REDACTED]`.
         #[arg(long)]
         include_secrets: bool,
-        /// Write to this file instead of standard output.
+        /// Write to this file instead of standard output (replaced by a new file readable
+        /// by its owner only, as with `generate`).
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
     /// Print a complete configuration with freshly generated secrets.
     Generate {
-        /// Write to this file (created readable by its owner only) instead of standard output.
+        /// Write to this file instead of standard output. It is replaced by a new file
+        /// readable by its owner only (a symlink is replaced, not followed).
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
@@ -74,7 +76,7 @@ impl ConfigCommand {
 
 fn emit(text: &str, output: Option<&Path>) -> anyhow::Result<()> {
     if let Some(path) = output {
-        crate::embedded::write_private(path, text)
+        crate::embedded::replace_private(path, text)
             .with_context(|| format!("cannot write {}", path.display()))
     } else {
         let mut stdout = std::io::stdout().lock();

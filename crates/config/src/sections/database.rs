@@ -223,7 +223,8 @@ impl DatabaseConfig {
         Ok(url.to_string())
     }
 
-    /// The connection URI with any password hidden, for logs and messages.
+    /// The connection URI with any password hidden, for logs and messages, even when the
+    /// URI does not parse (see `mask_uri_password`).
     #[must_use]
     pub fn display_uri(&self) -> String {
         let Some(uri) = &self.uri else {
@@ -231,7 +232,7 @@ impl DatabaseConfig {
             let database = self.database.as_deref().unwrap_or("");
             return format!("postgresql://{host}/{database}");
         };
-        crate::redact::mask_uri_password(uri.expose()).unwrap_or_else(|| uri.expose().to_owned())
+        crate::redact::mask_uri_password(uri.expose())
     }
 
     pub(crate) fn validate(&self, issues: &mut Issues) {
