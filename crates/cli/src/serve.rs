@@ -9,8 +9,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use mas_config::sections::{BindConfig, ListenerConfig, Resource as ConfigResource};
 use mas_handlers::{AppState, Resource};
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
+
+mod connections;
 
 /// How long in-flight requests may take to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
@@ -99,6 +101,9 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
             worker(&db, &state.homeserver, stop_rx.clone()).await,
         ))
     };
+    let limits = connection_limits(&config)?;
+    // One pool of slots for every listener: the descriptors it guards are the process's.
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut servers = JoinSet::new();
     let mut addresses = Vec::new();
     for listener in &config.http.listeners {
@@ -112,16 +117,13 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
                 let address = tcp.local_addr()?;
                 addresses.push(address);
                 tracing::info!(listener = listener.name.as_deref().unwrap_or(""), %address, "listening");
-                let router = router.clone();
-                let mut stop = stop_rx.clone();
-                servers.spawn(async move {
-                    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-                    axum::serve(tcp, service)
-                        .with_graceful_shutdown(async move {
-                            let _ = stop.wait_for(|stop| *stop).await;
-                        })
-                        .await
-                });
+                servers.spawn(connections::serve(
+                    tcp,
+                    router.clone(),
+                    limits,
+                    Arc::clone(&slots),
+                    stop_rx.clone(),
+                ));
             }
         }
     }
@@ -138,10 +140,8 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
         while let Some(result) = servers.join_next().await {
-            match result {
-                Ok(Err(error)) => tracing::warn!(%error, "listener stopped with an error"),
-                Err(error) => tracing::warn!(%error, "listener task failed"),
-                Ok(Ok(())) => {}
+            if let Err(error) = result {
+                tracing::warn!(%error, "listener task failed");
             }
         }
     })
@@ -162,6 +162,28 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
     db.close().await.context("cannot close the database pool")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The timeouts and the connection cap of the HTTP listeners. Integration tests shorten
+/// them through an environment variable, which is not a configuration key.
+fn connection_limits(
+    config: &mas_config::RootConfig,
+) -> anyhow::Result<connections::ConnectionLimits> {
+    let mut limits = connections::ConnectionLimits::for_process(config.database.max_connections);
+    if let Ok(spec) = std::env::var(connections::TEST_OVERRIDE_VAR) {
+        limits = limits.with_overrides(&spec)?;
+        tracing::warn!(
+            "{} is set (for tests only): connection limits changed",
+            connections::TEST_OVERRIDE_VAR
+        );
+    }
+    tracing::info!(
+        header_read_timeout = ?limits.header_read_timeout,
+        idle_timeout = ?limits.idle_timeout,
+        max_connections = limits.max_connections,
+        "client connection limits"
+    );
+    Ok(limits)
 }
 
 /// The one start-up line of the embedded default: where its files are and what to tell Synapse.

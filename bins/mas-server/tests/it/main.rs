@@ -23,6 +23,7 @@ mod embedded;
 mod hostile;
 mod oidc;
 mod postgres;
+mod slow_clients;
 
 /// A running `mas-server` process, killed when dropped.
 pub struct Server {
@@ -40,19 +41,25 @@ pub fn start(dir: &Path) -> Server {
 
 /// Starts `mas-server` in `dir` with `args`, listening on a free port.
 pub fn start_with(dir: &Path, args: &[&str]) -> Server {
-    spawn(dir, args, Some(TEST_LISTENERS))
+    spawn(dir, args, Some(TEST_LISTENERS), &[])
+}
+
+/// Starts `mas-server` in `dir` on a free port, with extra environment variables.
+pub fn start_with_env(dir: &Path, env: &[(&str, &str)]) -> Server {
+    spawn(dir, &[], Some(TEST_LISTENERS), env)
 }
 
 /// Starts `mas-server` in `dir` with `args` and the listeners of its configuration.
 pub fn start_configured(dir: &Path, args: &[&str]) -> Server {
-    spawn(dir, args, None)
+    spawn(dir, args, None, &[])
 }
 
-fn spawn(dir: &Path, args: &[&str], listeners: Option<&str>) -> Server {
+fn spawn(dir: &Path, args: &[&str], listeners: Option<&str>, env: &[(&str, &str)]) -> Server {
     let mut command = Command::new(env!("CARGO_BIN_EXE_mas-server"));
     if let Some(listeners) = listeners {
         command.env("MAS_HTTP__LISTENERS", listeners);
     }
+    command.envs(env.iter().copied());
     let mut child = command
         .current_dir(dir)
         .args(args)
