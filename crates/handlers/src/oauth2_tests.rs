@@ -874,6 +874,105 @@ async fn dynamic_registration_follows_the_matrix_rules() {
     );
 }
 
+/// Signs `claims` with HS256 under `secret`, as a `client_secret_jwt` client does.
+fn hs256_sign(claims: &Value, secret: &str) -> String {
+    let input = format!(
+        "{}.{}",
+        b64(&json!({"alg": "HS256", "typ": "JWT"})),
+        b64(claims)
+    );
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    let tag = ring::hmac::sign(&key, input.as_bytes());
+    format!(
+        "{input}.{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())
+    )
+}
+
+#[tokio::test]
+async fn assertion_times_at_the_edges_of_time_are_refused_not_panicked_on() {
+    let h = Harness::new().await;
+    let (status, body) = register(
+        &h,
+        &json!({"client_uri": "https://app.example.com/", "redirect_uris": ["https://app.example.com/cb"], "token_endpoint_auth_method": "client_secret_jwt"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let client = body["client_id"].as_str().unwrap().to_owned();
+    let secret = body["client_secret"].as_str().unwrap().to_owned();
+    let token_url = "https://auth.example.com/oauth2/token";
+    let now = chrono::Utc::now().timestamp();
+    let (latest, earliest) = (
+        chrono::DateTime::<chrono::Utc>::MAX_UTC.timestamp(),
+        chrono::DateTime::<chrono::Utc>::MIN_UTC.timestamp(),
+    );
+    let mut serial = 0;
+    let mut try_token = |claim: &str, value: &Value| {
+        serial += 1;
+        let mut claims = json!({"iss": client, "sub": client, "aud": token_url, "exp": now + 60, "iat": now, "jti": format!("edge-{serial}")});
+        claims[claim] = value.clone();
+        let assertion = hs256_sign(&claims, &secret);
+        // The grant fails after authentication (no such refresh token), so a 401 can
+        // only come from the assertion.
+        format!(
+            "grant_type=refresh_token&refresh_token=mar_nothing&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={assertion}"
+        )
+    };
+
+    // A sane assertion authenticates, and so does one whose `nbf` or `iat` is the
+    // earliest representable time (once a subtraction that overflowed): the refusal is
+    // about the grant.
+    for (claim, value) in [
+        ("exp", json!(now + 60)),
+        ("nbf", json!(earliest)),
+        ("iat", json!(earliest)),
+    ] {
+        let (status, _, body) = h
+            .post("/oauth2/token", None, &try_token(claim, &value))
+            .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+            "{claim} = {value}: {body}"
+        );
+    }
+
+    let edges = [
+        ("exp", json!(i64::MAX)),
+        ("exp", json!(i64::MIN)),
+        ("exp", json!(u64::MAX)),
+        ("exp", json!(latest)),
+        ("exp", json!(earliest)),
+        ("exp", json!(1e300)),
+        ("exp", json!(-1e300)),
+        ("exp", json!(1.5e18)),
+        ("exp", json!("soon")),
+        ("exp", Value::Null),
+        ("nbf", json!(i64::MAX)),
+        ("nbf", json!(i64::MIN)),
+        ("nbf", json!(latest)),
+        ("nbf", json!(1e300)),
+        ("nbf", json!(-1e300)),
+        ("nbf", json!("later")),
+        ("iat", json!(i64::MAX)),
+        ("iat", json!(i64::MIN)),
+        ("iat", json!(latest)),
+        ("iat", json!(1e300)),
+        ("iat", json!(-1e300)),
+        ("iat", json!([])),
+    ];
+    for (claim, value) in edges {
+        let (status, _, body) = h
+            .post("/oauth2/token", None, &try_token(claim, &value))
+            .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+            "{claim} = {value}: {body}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_resource_server_seeing_a_token_makes_its_refresh_token_spent() {
     let h = Harness::new().await;
