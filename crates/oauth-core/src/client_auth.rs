@@ -238,6 +238,17 @@ impl ClientCredentials {
         }
         Ok(client)
     }
+
+    /// Whether the assertion names a key `jwks` does not have (false without an
+    /// assertion): the caller may fetch the client's `jwks_uri` again, as the client may
+    /// have rotated its keys.
+    #[must_use]
+    pub fn assertion_key_missing_from(&self, jwks: &Value) -> bool {
+        self.assertion
+            .as_deref()
+            .and_then(|assertion| UnverifiedJws::parse(assertion).ok())
+            .is_some_and(|jws| !jws.has_key_in(jwks))
+    }
 }
 
 /// Where a `private_key_jwt` client publishes its keys, when it has no inline key set:
