@@ -226,7 +226,10 @@ async fn remote_keys(
     else {
         return Ok(None);
     };
-    Ok(state.remote_keys.get(uri).await)
+    Ok(state
+        .remote_keys
+        .get(uri, |keys| credentials.assertion_key_missing_from(keys))
+        .await)
 }
 
 fn rng() -> rand::rngs::StdRng {

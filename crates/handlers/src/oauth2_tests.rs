@@ -874,6 +874,105 @@ async fn dynamic_registration_follows_the_matrix_rules() {
     );
 }
 
+/// Signs `claims` with HS256 under `secret`, as a `client_secret_jwt` client does.
+fn hs256_sign(claims: &Value, secret: &str) -> String {
+    let input = format!(
+        "{}.{}",
+        b64(&json!({"alg": "HS256", "typ": "JWT"})),
+        b64(claims)
+    );
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
+    let tag = ring::hmac::sign(&key, input.as_bytes());
+    format!(
+        "{input}.{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())
+    )
+}
+
+#[tokio::test]
+async fn assertion_times_at_the_edges_of_time_are_refused_not_panicked_on() {
+    let h = Harness::new().await;
+    let (status, body) = register(
+        &h,
+        &json!({"client_uri": "https://app.example.com/", "redirect_uris": ["https://app.example.com/cb"], "token_endpoint_auth_method": "client_secret_jwt"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let client = body["client_id"].as_str().unwrap().to_owned();
+    let secret = body["client_secret"].as_str().unwrap().to_owned();
+    let token_url = "https://auth.example.com/oauth2/token";
+    let now = chrono::Utc::now().timestamp();
+    let (latest, earliest) = (
+        chrono::DateTime::<chrono::Utc>::MAX_UTC.timestamp(),
+        chrono::DateTime::<chrono::Utc>::MIN_UTC.timestamp(),
+    );
+    let mut serial = 0;
+    let mut try_token = |claim: &str, value: &Value| {
+        serial += 1;
+        let mut claims = json!({"iss": client, "sub": client, "aud": token_url, "exp": now + 60, "iat": now, "jti": format!("edge-{serial}")});
+        claims[claim] = value.clone();
+        let assertion = hs256_sign(&claims, &secret);
+        // The grant fails after authentication (no such refresh token), so a 401 can
+        // only come from the assertion.
+        format!(
+            "grant_type=refresh_token&refresh_token=mar_nothing&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={assertion}"
+        )
+    };
+
+    // A sane assertion authenticates, and so does one whose `nbf` or `iat` is the
+    // earliest representable time (once a subtraction that overflowed): the refusal is
+    // about the grant.
+    for (claim, value) in [
+        ("exp", json!(now + 60)),
+        ("nbf", json!(earliest)),
+        ("iat", json!(earliest)),
+    ] {
+        let (status, _, body) = h
+            .post("/oauth2/token", None, &try_token(claim, &value))
+            .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+            "{claim} = {value}: {body}"
+        );
+    }
+
+    let edges = [
+        ("exp", json!(i64::MAX)),
+        ("exp", json!(i64::MIN)),
+        ("exp", json!(u64::MAX)),
+        ("exp", json!(latest)),
+        ("exp", json!(earliest)),
+        ("exp", json!(1e300)),
+        ("exp", json!(-1e300)),
+        ("exp", json!(1.5e18)),
+        ("exp", json!("soon")),
+        ("exp", Value::Null),
+        ("nbf", json!(i64::MAX)),
+        ("nbf", json!(i64::MIN)),
+        ("nbf", json!(latest)),
+        ("nbf", json!(1e300)),
+        ("nbf", json!(-1e300)),
+        ("nbf", json!("later")),
+        ("iat", json!(i64::MAX)),
+        ("iat", json!(i64::MIN)),
+        ("iat", json!(latest)),
+        ("iat", json!(1e300)),
+        ("iat", json!(-1e300)),
+        ("iat", json!([])),
+    ];
+    for (claim, value) in edges {
+        let (status, _, body) = h
+            .post("/oauth2/token", None, &try_token(claim, &value))
+            .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+            "{claim} = {value}: {body}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_resource_server_seeing_a_token_makes_its_refresh_token_spent() {
     let h = Harness::new().await;
@@ -1120,6 +1219,31 @@ async fn private_key_jwt_keys_are_fetched_from_jwks_uri() {
     }
     // The second request was answered from the cache.
     assert_eq!(hits.load(Ordering::SeqCst), 1);
+    // Assertions signed with keys the set lacks are refused without fetching it again:
+    // a set fetched under a minute ago is not refetched for a key-id miss.
+    let strangers = crate::test_state::oauth();
+    for n in 0..5 {
+        let claims = json!({"iss": client.to_string(), "sub": client.to_string(), "aud": token_url, "exp": now + 60, "jti": format!("stranger-{n}")});
+        let signed = strangers
+            .keys
+            .sign(mas_oauth_core::SigningAlgorithm::Es256, &claims)
+            .unwrap();
+        let (status, _, body) = h
+            .post(
+                "/oauth2/token",
+                None,
+                &format!(
+                    "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={signed}"
+                ),
+            )
+            .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+            "{body}"
+        );
+    }
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
 
     // Keys that cannot be had (missing, oversized, behind a redirect, unreachable) leave
     // the client unauthenticated, in OAuth's words.
@@ -1151,6 +1275,104 @@ async fn private_key_jwt_keys_are_fetched_from_jwks_uri() {
         .post("/oauth2/token", None, &try_token(unreachable, "nowhere"))
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_failing_jwks_uri_is_not_fetched_for_every_request() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let h = Harness::new().await;
+    let client_keys = crate::test_state::oauth();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = |answer: fn() -> axum::response::Response| {
+        let hits = hits.clone();
+        axum::routing::get(move || async move {
+            hits.fetch_add(1, Ordering::SeqCst);
+            // Slow enough that concurrent requests all arrive while it is in flight.
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            answer()
+        })
+    };
+    let key_server = axum::Router::new()
+        .route(
+            "/broken.json",
+            counted(|| {
+                axum::response::IntoResponse::into_response(StatusCode::INTERNAL_SERVER_ERROR)
+            }),
+        )
+        .route(
+            "/garbage.json",
+            counted(|| axum::response::IntoResponse::into_response("<html>not keys</html>")),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, key_server).await });
+
+    let token_url = "https://auth.example.com/oauth2/token";
+    let now = chrono::Utc::now().timestamp();
+    for path in ["broken.json", "garbage.json"] {
+        hits.store(0, Ordering::SeqCst);
+        // A client from the configuration, as only those may have a jwks_uri.
+        let client = Ulid::new();
+        let mut params = crate::test_state::client_params(
+            ClientAuthMethod::PrivateKeyJwt,
+            Vec::new(),
+            &["client_credentials"],
+        );
+        params.jwks_uri = Some(format!("{base}/{path}").parse().unwrap());
+        let mut repo = h.state.repos.begin().await.unwrap();
+        repo.client()
+            .upsert_static(&SystemClock, client, params)
+            .await
+            .unwrap();
+        repo.save().await.unwrap();
+
+        let form = |n: usize| {
+            let claims = json!({"iss": client.to_string(), "sub": client.to_string(), "aud": token_url, "exp": now + 60, "jti": format!("{path}-{n}")});
+            let signed = client_keys
+                .keys
+                .sign(mas_oauth_core::SigningAlgorithm::Es256, &claims)
+                .unwrap();
+            format!(
+                "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={signed}"
+            )
+        };
+        // Twenty at once, then twenty one after the other.
+        let mut concurrent = tokio::task::JoinSet::new();
+        for n in 0..20 {
+            let app = router(&[Resource::OAuth], None, h.state.clone());
+            let body = form(n);
+            concurrent.spawn(async move {
+                let request = Request::post("/oauth2/token")
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(Body::from(body))
+                    .unwrap();
+                let response = app.oneshot(request).await.unwrap();
+                let status = response.status();
+                let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                    .await
+                    .unwrap();
+                (status, serde_json::from_slice::<Value>(&bytes).unwrap())
+            });
+        }
+        let mut answers = concurrent.join_all().await;
+        for n in 20..40 {
+            let (status, _, body) = h.post("/oauth2/token", None, &form(n)).await;
+            answers.push((status, body));
+        }
+        for (status, body) in answers {
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (StatusCode::UNAUTHORIZED, Some("invalid_client")),
+                "{path}: {body}"
+            );
+        }
+        assert_eq!(
+            hits.load(Ordering::SeqCst),
+            1,
+            "{path}: one fetch, then the failure is remembered"
+        );
+    }
 }
 
 #[tokio::test]

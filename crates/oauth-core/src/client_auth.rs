@@ -21,6 +21,8 @@ pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-be
 
 /// How far clocks may disagree when checking assertion lifetimes.
 const LEEWAY_SECONDS: i64 = 30;
+/// How far ahead an assertion's `exp` may be.
+const MAX_ASSERTION_LIFETIME: TimeDelta = TimeDelta::hours(1);
 
 /// What a request presented to authenticate its client.
 #[derive(Clone, PartialEq, Eq)]
@@ -236,6 +238,17 @@ impl ClientCredentials {
         }
         Ok(client)
     }
+
+    /// Whether the assertion names a key `jwks` does not have (false without an
+    /// assertion): the caller may fetch the client's `jwks_uri` again, as the client may
+    /// have rotated its keys.
+    #[must_use]
+    pub fn assertion_key_missing_from(&self, jwks: &Value) -> bool {
+        self.assertion
+            .as_deref()
+            .and_then(|assertion| UnverifiedJws::parse(assertion).ok())
+            .is_some_and(|jws| !jws.has_key_in(jwks))
+    }
 }
 
 /// Where a `private_key_jwt` client publishes its keys, when it has no inline key set:
@@ -282,24 +295,43 @@ fn check_assertion_claims(
         return Err(OAuthError::invalid_client());
     }
     let leeway = TimeDelta::seconds(LEEWAY_SECONDS);
-    let exp = claims
-        .get("exp")
-        .and_then(Value::as_i64)
-        .and_then(|t| DateTime::from_timestamp(t, 0))
-        .ok_or_else(OAuthError::invalid_client)?;
+    // `now` is a real clock reading, so these bounds are far from chrono's limits; the
+    // claims are not, and are only ever compared, never added to.
+    let (Some(earliest), Some(latest), Some(longest)) = (
+        now.checked_sub_signed(leeway),
+        now.checked_add_signed(leeway),
+        now.checked_add_signed(MAX_ASSERTION_LIFETIME),
+    ) else {
+        return Err(OAuthError::invalid_client());
+    };
+    let exp = numeric_date(claims, "exp")?.ok_or_else(OAuthError::invalid_client)?;
     // Assertions are short-lived: an expired one, or one valid for hours, is refused.
-    if exp + leeway < now || exp > now + TimeDelta::hours(1) {
+    if exp < earliest || exp > longest {
         return Err(OAuthError::invalid_client());
     }
-    if let Some(nbf) = claims
-        .get("nbf")
-        .and_then(Value::as_i64)
-        .and_then(|t| DateTime::from_timestamp(t, 0))
-        && nbf - leeway > now
-    {
+    if numeric_date(claims, "nbf")?.is_some_and(|nbf| nbf > latest) {
         return Err(OAuthError::invalid_client());
     }
-    Ok(exp + leeway)
+    if numeric_date(claims, "iat")?.is_some_and(|iat| iat > latest) {
+        return Err(OAuthError::invalid_client());
+    }
+    // Cannot overflow: `exp` is at most an hour from now.
+    exp.checked_add_signed(leeway)
+        .ok_or_else(OAuthError::invalid_client)
+}
+
+/// A time claim (RFC 7519 `NumericDate`) as a date: `None` when absent, `invalid_client`
+/// when present but not whole seconds chrono can represent (floats, strings, `null` and
+/// out-of-range numbers included), so a malformed `nbf` or `iat` is never just ignored.
+fn numeric_date(claims: &Value, name: &str) -> Result<Option<DateTime<Utc>>, OAuthError> {
+    let Some(value) = claims.get(name) else {
+        return Ok(None);
+    };
+    value
+        .as_i64()
+        .and_then(|seconds| DateTime::from_timestamp(seconds, 0))
+        .map(Some)
+        .ok_or_else(OAuthError::invalid_client)
 }
 
 #[cfg(test)]

@@ -103,19 +103,8 @@ impl UnverifiedJws {
     /// # Errors
     /// [`JwsError::NoKey`] when no key of the set fits, [`JwsError::BadSignature`].
     pub fn verify_with_jwks(&self, jwks: &Value) -> Result<(), JwsError> {
-        let keys = jwks
-            .get("keys")
-            .and_then(Value::as_array)
-            .ok_or(JwsError::NoKey)?;
-        let kid = self.header.get("kid").and_then(Value::as_str);
         let mut tried = false;
-        for key in keys {
-            let Ok(jwk) = serde_json::from_value::<PublicJwk>(key.clone()) else {
-                continue;
-            };
-            if kid.is_some() && jwk.kid.as_deref() != kid {
-                continue;
-            }
+        for jwk in self.candidate_keys(jwks) {
             let Some(result) =
                 jwk.verify(self.alg(), self.signing_input.as_bytes(), &self.signature)
             else {
@@ -132,6 +121,26 @@ impl UnverifiedJws {
             Err(JwsError::NoKey)
         }
     }
+
+    /// Whether `jwks` has a key the header could name, without checking the signature.
+    /// A miss may mean the signer rotated its keys after the set was fetched.
+    #[must_use]
+    pub fn has_key_in(&self, jwks: &Value) -> bool {
+        self.candidate_keys(jwks).next().is_some()
+    }
+
+    /// The keys of `jwks` the header allows: the `kid` it names, if any, of a type that
+    /// can verify its `alg`.
+    fn candidate_keys<'a>(&'a self, jwks: &'a Value) -> impl Iterator<Item = PublicJwk> + 'a {
+        let kid = self.header.get("kid").and_then(Value::as_str);
+        jwks.get("keys")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|key| serde_json::from_value::<PublicJwk>(key.clone()).ok())
+            .filter(move |jwk| kid.is_none() || jwk.kid.as_deref() == kid)
+            .filter(|jwk| jwk.fits(self.alg()))
+    }
 }
 
 /// The public members of a JWK we can verify with.
@@ -147,6 +156,16 @@ struct PublicJwk {
 }
 
 impl PublicJwk {
+    /// Whether this key's type (and curve) can verify `alg`.
+    fn fits(&self, alg: &str) -> bool {
+        match (self.kty.as_str(), alg) {
+            ("RSA", "RS256" | "RS384" | "RS512") => true,
+            ("EC", "ES256") => self.crv.as_deref() == Some("P-256"),
+            ("EC", "ES384") => self.crv.as_deref() == Some("P-384"),
+            _ => false,
+        }
+    }
+
     /// `None` when this key cannot verify `alg` at all.
     fn verify(&self, alg: &str, message: &[u8], sig: &[u8]) -> Option<Result<(), ()>> {
         let decode = |v: &Option<String>| v.as_deref().and_then(|v| URL_SAFE_NO_PAD.decode(v).ok());
