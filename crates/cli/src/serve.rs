@@ -263,6 +263,12 @@ fn app_state(
         compat_token_ttl: chrono::Duration::seconds(
             i64::try_from(config.experimental.compat_token_ttl).unwrap_or(300),
         ),
+        compat_sso_allowlist: config
+            .experimental
+            .compat_sso_redirect_allowlist
+            .iter()
+            .filter_map(|entry| url::Url::parse(entry).ok())
+            .collect(),
         cookie_key: axum_extra::extract::cookie::Key::derive_from(
             &config.secrets.encryption_key()?,
         ),

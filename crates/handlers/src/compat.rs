@@ -472,6 +472,13 @@ async fn sso_redirect(
     if target.chars().any(char::is_control) {
         return Err(missing());
     }
+    if !sso_destination_allowed(&state.compat_sso_allowlist, &redirect_uri) {
+        return Err(MatrixError::new(
+            StatusCode::FORBIDDEN,
+            "M_FORBIDDEN",
+            "This service does not send logins to that redirectUrl",
+        ));
+    }
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
     // A placeholder nobody learns: the real token is set when the person completes it.
     let placeholder = mas_oauth_core::tokens::random_string(&mut rng, 32);
@@ -498,6 +505,19 @@ async fn sso_redirect(
         [(header::LOCATION, page.to_string())],
     )
         .into_response())
+}
+
+/// Whether an SSO login may be sent to `target`: anywhere when no allow-list is
+/// configured, else to an entry's scheme, host and port, under the entry's path (so
+/// `https://app.example` never covers `https://app.example.evil`).
+pub(crate) fn sso_destination_allowed(allowlist: &[url::Url], target: &url::Url) -> bool {
+    allowlist.is_empty()
+        || allowlist.iter().any(|entry| {
+            entry.scheme() == target.scheme()
+                && entry.host() == target.host()
+                && entry.port_or_known_default() == target.port_or_known_default()
+                && target.path().starts_with(entry.path())
+        })
 }
 
 /// `m.login.password`.

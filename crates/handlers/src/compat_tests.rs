@@ -508,7 +508,13 @@ async fn sso_login_hands_back_a_one_time_login_token() {
         .await
         .unwrap();
     let html = String::from_utf8_lossy(&html);
-    assert!(html.contains("client.example.org"), "{html}");
+    // The destination is named whole, scheme and path included.
+    assert!(
+        html.contains(
+            r#"<strong id="destination">https:&#x2f;&#x2f;client.example.org&#x2f;back</strong>"#
+        ),
+        "{html}"
+    );
     assert!(html.contains("alice"), "{html}");
 
     let post = |csrf: &'static str| {
@@ -892,4 +898,99 @@ async fn overlong_usernames_are_refused_before_any_bucket() {
     let (status, _) = h.login(&password_login("alice")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(h.state.rate_limits.account_buckets(), 1);
+}
+
+/// Log output captured in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn request_logs_name_the_path_never_the_query() {
+    let h = Harness::new().await;
+    h.user("alice").await;
+    let (status, answer) = h.login(&password_login("alice")).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let token = answer["access_token"].as_str().unwrap().to_owned();
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    // The attack: a live token in the query string, as legacy clients may send it, and
+    // secrets of the OAuth flows; the service logs at debug level.
+    let guard = tracing::subscriber::set_default(subscriber);
+    let (status, _) = h
+        .call(
+            "POST",
+            &format!("/_matrix/client/v3/logout?access_token={token}&state=s3cret-state&nonce=s3cret-nonce"),
+            None,
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    drop(guard);
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("/_matrix/client/v3/logout"), "{text}");
+    for secret in [
+        token.as_str(),
+        "s3cret-state",
+        "s3cret-nonce",
+        "access_token=",
+    ] {
+        assert!(!text.contains(secret), "{secret} in the logs: {text}");
+    }
+}
+
+#[tokio::test]
+async fn sso_logins_go_only_where_the_allow_list_says() {
+    let mut h = Harness::new().await;
+    h.state.compat_sso_allowlist = Arc::from([
+        url::Url::parse("https://app.example/").unwrap(),
+        url::Url::parse("io.element.app:/callback").unwrap(),
+    ]);
+    let app = router(&[Resource::Compat], None, h.state.clone());
+    let start = |target: &str| {
+        let uri = format!(
+            "/_matrix/client/v3/login/sso/redirect?redirectUrl={}",
+            url::form_urlencoded::byte_serialize(target.as_bytes()).collect::<String>()
+        );
+        app.clone()
+            .oneshot(Request::get(uri).body(Body::empty()).unwrap())
+    };
+    for allowed in [
+        "https://app.example/",
+        "https://app.example/cb?x=1",
+        "io.element.app:/callback",
+    ] {
+        let response = start(allowed).await.unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER, "{allowed}");
+    }
+    // The attack: a login token sent to an address of the attacker's choosing.
+    for refused in [
+        "https://app.example.evil/",
+        "https://evil.example/",
+        "http://app.example/",
+        "https://app.example:8443/",
+        "io.element.app:/other",
+    ] {
+        let response = start(refused).await.unwrap();
+        assert_eq!(response.status(), StatusCode::FORBIDDEN, "{refused}");
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let answer: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(answer["errcode"], "M_FORBIDDEN", "{refused}");
+    }
 }

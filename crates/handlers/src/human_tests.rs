@@ -1189,3 +1189,100 @@ async fn registration_and_user_code_guesses_are_throttled() {
         ]
     );
 }
+
+#[tokio::test]
+async fn self_registered_clients_are_marked_unverified_on_the_approval_pages() {
+    use axum::response::IntoResponse;
+    use axum_extra::extract::cookie::{Cookie, PrivateCookieJar};
+
+    let (state, _dir) = state(Arc::new(Up)).await;
+    // The attack: a stranger registers a device-flow client that calls itself Element.
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let mut repo = state.repos.begin().await.unwrap();
+    let mut params = crate::test_state::client_params(
+        ClientAuthMethod::None,
+        Vec::new(),
+        &[mas_oauth_core::device::DEVICE_GRANT],
+    );
+    params.name = Some("Element".to_owned());
+    params.client_uri = Some(Url::parse("https://app.element.io/").unwrap());
+    let impostor = repo
+        .client()
+        .add_dynamic(&mut rng, &SystemClock, params.clone())
+        .await
+        .unwrap();
+    let real = repo
+        .client()
+        .upsert_static(&SystemClock, Ulid::new(), params)
+        .await
+        .unwrap();
+    let user = repo
+        .user()
+        .add(&mut rng, &SystemClock, "gwen")
+        .await
+        .unwrap();
+    let browser = repo
+        .browser_session()
+        .add(&mut rng, &SystemClock, &user, None)
+        .await
+        .unwrap();
+    let mut grants = Vec::new();
+    for (client, code) in [(&impostor, "BCDFGHJK"), (&real, "BCDFGHJL")] {
+        let grant = repo
+            .device_code_grant()
+            .add(
+                &mut rng,
+                &SystemClock,
+                mas_storage::repository::NewDeviceCodeGrant {
+                    client_id: client.id,
+                    scope: "urn:matrix:client:api:*".to_owned(),
+                    device_code: format!("device-code-{code}"),
+                    user_code: code.to_owned(),
+                    expires_in: chrono::Duration::minutes(10),
+                    ip_address: None,
+                    user_agent: None,
+                },
+            )
+            .await
+            .unwrap();
+        grants.push(grant.id);
+    }
+    repo.save().await.unwrap();
+    let cookies = PrivateCookieJar::new(state.cookie_key.clone())
+        .add(Cookie::new("mas-session", browser.id.to_string()))
+        .into_response()
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let page = |grant: Ulid| {
+        let app = router(&[Resource::Human], None, state.clone());
+        let request = Request::get(format!("/device/{grant}"))
+            .header("cookie", &cookies)
+            .body(Body::empty())
+            .unwrap();
+        async move {
+            let response = app.oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
+    };
+    let impostor_page = page(grants[0]).await;
+    assert!(
+        impostor_page.contains("Unverified application"),
+        "{impostor_page}"
+    );
+    assert!(
+        impostor_page.contains("someone who sent you a code"),
+        "{impostor_page}"
+    );
+    // The administrator's own client is not marked.
+    let real_page = page(grants[1]).await;
+    assert!(real_page.contains("Allow Element"), "{real_page}");
+    assert!(!real_page.contains("Unverified"), "{real_page}");
+}

@@ -105,6 +105,9 @@ pub struct AppParts {
     pub access_token_ttl: chrono::Duration,
     /// Lifetime of refreshable compatibility access tokens (`experimental.compat_token_ttl`).
     pub compat_token_ttl: chrono::Duration,
+    /// Where legacy SSO logins may go (`experimental.compat_sso_redirect_allowlist`);
+    /// empty: anywhere, after the person confirms the named destination.
+    pub compat_sso_allowlist: Arc<[url::Url]>,
     /// Encrypts the cookies.
     pub cookie_key: axum_extra::extract::cookie::Key,
     /// Whether cookies are marked `Secure` (the service is served over HTTPS).
@@ -184,7 +187,7 @@ pub fn router(resources: &[Resource], prefix: Option<&str>, state: AppState) -> 
     // One layer for the three: each `Router::layer` call boxes every route once more.
     router.layer(
         tower::ServiceBuilder::new()
-            .layer(TraceLayer::new_for_http())
+            .layer(TraceLayer::new_for_http().make_span_with(PathOnly))
             .layer(limits::LimitsLayer)
             // A stalled upload is cut off instead of holding a task (and never a
             // connection).
@@ -192,6 +195,22 @@ pub fn router(resources: &[Resource], prefix: Option<&str>, state: AppState) -> 
                 std::time::Duration::from_secs(10),
             )),
     )
+}
+
+/// Request spans that name the method and path only: query strings carry tokens
+/// (`?access_token=`), user codes, `state` and `nonce`, which must not reach the logs.
+#[derive(Debug, Clone, Copy)]
+struct PathOnly;
+
+impl<B> tower_http::trace::MakeSpan<B> for PathOnly {
+    fn make_span(&mut self, request: &axum::http::Request<B>) -> tracing::Span {
+        tracing::debug_span!(
+            "request",
+            method = %request.method(),
+            path = request.uri().path(),
+            version = ?request.version(),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -297,6 +316,7 @@ pub(crate) mod test_state {
             encrypter: mas_storage::Encrypter::new(&[9; 32]),
             access_token_ttl: chrono::Duration::minutes(5),
             compat_token_ttl: chrono::Duration::minutes(5),
+            compat_sso_allowlist: Arc::from([]),
             cookie_key: axum_extra::extract::cookie::Key::derive_from(&[7; 32]),
             secure_cookies: false,
             passwords: Arc::new(crate::PasswordChecker::new(

@@ -26,6 +26,11 @@ pub struct ExperimentalConfig {
     /// Passkeys; accepted now, honoured by a later release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passkeys: Option<figment::value::Value>,
+    /// Where legacy SSO logins may send their login token (not a MAS key; like
+    /// Synapse's `sso.client_whitelist`): absolute URLs, matched by scheme, host, port
+    /// and path prefix. Empty: any destination, named on the confirmation page.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compat_sso_redirect_allowlist: Vec<String>,
 }
 
 fn default_ttl() -> u64 {
@@ -41,12 +46,24 @@ impl Default for ExperimentalConfig {
             plan_management_iframe_uri: None,
             session_limit: None,
             passkeys: None,
+            compat_sso_redirect_allowlist: Vec::new(),
         }
     }
 }
 
 impl ExperimentalConfig {
     pub(crate) fn validate(&self, issues: &mut Issues) {
+        for (i, entry) in self.compat_sso_redirect_allowlist.iter().enumerate() {
+            if url::Url::parse(entry).is_err() {
+                issues.push(
+                    &[
+                        "experimental".to_owned(),
+                        format!("compat_sso_redirect_allowlist[{i}]"),
+                    ],
+                    "expected an absolute URL",
+                );
+            }
+        }
         for (key, ttl) in [
             ("access_token_ttl", self.access_token_ttl),
             ("compat_token_ttl", self.compat_token_ttl),

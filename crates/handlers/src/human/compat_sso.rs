@@ -84,7 +84,7 @@ pub(super) async fn get(
         minijinja::context! {
             service_name => &*state.service_name,
             username => user.username,
-            redirect_host => login.redirect_uri.host_str().unwrap_or("the client"),
+            redirect_host => &login.redirect_uri[..url::Position::AfterPath],
             action => state.page_path(&format!("/complete-compat-sso/{}", login.id)),
             csrf,
         },

@@ -136,6 +136,7 @@ pub(super) async fn get(
             service_name => &*state.service_name,
             client_name => client.name.unwrap_or_else(|| client.id.to_string()),
             client_uri => client.client_uri.map(|u| u.to_string()),
+            unverified => client.kind != mas_data_model::ClientKind::Static,
             username => user.username,
             scopes,
             action => state.page_path(&format!("/consent/{}", grant.id)),

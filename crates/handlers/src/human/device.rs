@@ -170,6 +170,8 @@ pub(super) async fn device_get(
             service_name => &*state.service_name,
             client_name => client.name.unwrap_or_else(|| client.id.to_string()),
             client_uri => client.client_uri.map(|u| u.to_string()),
+            unverified => client.kind != mas_data_model::ClientKind::Static,
+            device_flow => true,
             username => user.username,
             scopes,
             action => state.page_path(&format!("/device/{}", grant.id)),
