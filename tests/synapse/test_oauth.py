@@ -71,6 +71,21 @@ def authorize(metadata: dict, client_id: str, user, scope: str) -> tuple[str, st
     return params["code"][0], verifier
 
 
+def exchange_code(metadata: dict, client_id: str, code: str, verifier: str) -> requests.Response:
+    """The token request of the code flow, for a public client."""
+    return requests.post(
+        metadata["token_endpoint"],
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT_URI,
+            "client_id": client_id,
+            "code_verifier": verifier,
+        },
+        timeout=15,
+    )
+
+
 def test_oauth_client_uses_its_token_at_synapse_and_revokes_it(stack):
     """Registration, code flow with a device scope, the token at Synapse's whoami, then
     revocation: MAS refuses the token at once; modern Synapse promptly (MAS deletes the
@@ -85,17 +100,7 @@ def test_oauth_client_uses_its_token_at_synapse_and_revokes_it(stack):
     device_scope = f"urn:matrix:client:device:{device_id}"
     code, verifier = authorize(metadata, client_id, user, f"openid urn:matrix:client:api:* {device_scope}")
 
-    response = requests.post(
-        metadata["token_endpoint"],
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": REDIRECT_URI,
-            "client_id": client_id,
-            "code_verifier": verifier,
-        },
-        timeout=15,
-    )
+    response = exchange_code(metadata, client_id, code, verifier)
     assert response.status_code == 200, describe(response)
     tokens = response.json()
     assert tokens["token_type"].lower() == "bearer", tokens
@@ -145,17 +150,7 @@ def test_demoting_an_admin_ends_its_admin_tokens(stack):
     device_id = "".join(secrets.choice(string.ascii_uppercase) for _ in range(10))
     scope = f"urn:matrix:client:api:* urn:synapse:admin:* urn:matrix:client:device:{device_id}"
     code, verifier = authorize(metadata, client_id, user, scope)
-    response = requests.post(
-        metadata["token_endpoint"],
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": REDIRECT_URI,
-            "client_id": client_id,
-            "code_verifier": verifier,
-        },
-        timeout=15,
-    )
+    response = exchange_code(metadata, client_id, code, verifier)
     assert response.status_code == 200, describe(response)
     tokens = response.json()
     access = tokens["access_token"]

@@ -89,6 +89,23 @@ async fn get(state: &AppState, uri: &str) -> (StatusCode, axum::http::HeaderMap,
     )
 }
 
+/// A `Cookie` header holding these cookies, sealed as the service's own jar seals them.
+fn sealed_cookies(state: &AppState, cookies: &[(&'static str, String)]) -> String {
+    use axum::response::IntoResponse;
+    use axum_extra::extract::cookie::{Cookie, PrivateCookieJar};
+    let mut jar = PrivateCookieJar::new(state.cookie_key.clone());
+    for (name, value) in cookies {
+        jar = jar.add(Cookie::new(*name, value.clone()));
+    }
+    jar.into_response()
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// The link back to the client on an error page for a registered client.
 fn link_back(page: &str) -> String {
     page.split("<a href=\"")
@@ -858,27 +875,10 @@ async fn every_login_starts_a_new_browser_session() {
 
 #[tokio::test]
 async fn a_consented_client_cannot_take_another_sessions_device() {
-    use axum::response::IntoResponse;
-    use axum_extra::extract::cookie::{Cookie, PrivateCookieJar};
-
     let (state, _dir) = state(Arc::new(Up)).await;
     let redirect = "https://app.example.com/cb";
     // From the configuration, so its errors come back as redirects.
-    let app_client = Ulid::new();
-    let mut repo = state.repos.begin().await.unwrap();
-    repo.client()
-        .upsert_static(
-            &SystemClock,
-            app_client,
-            crate::test_state::client_params(
-                ClientAuthMethod::None,
-                vec![Url::parse(redirect).unwrap()],
-                &["authorization_code", "refresh_token"],
-            ),
-        )
-        .await
-        .unwrap();
-    repo.save().await.unwrap();
+    let app_client = static_client(&state, redirect).await;
     let other_client = client(&state, ClientAuthMethod::None, redirect).await;
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
     let mut repo = state.repos.begin().await.unwrap();
@@ -940,16 +940,13 @@ async fn a_consented_client_cannot_take_another_sessions_device() {
         .await
         .unwrap();
     repo.save().await.unwrap();
-    let cookies = PrivateCookieJar::new(state.cookie_key.clone())
-        .add(Cookie::new("mas-session", browser.id.to_string()))
-        .add(Cookie::new("mas-csrf", "csrf-value"))
-        .into_response()
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
-        .collect::<Vec<_>>()
-        .join("; ");
+    let cookies = sealed_cookies(
+        &state,
+        &[
+            ("mas-session", browser.id.to_string()),
+            ("mas-csrf", "csrf-value".to_string()),
+        ],
+    );
     let send = |request: Request<Body>| {
         let app = router(&[Resource::Human], None, state.clone());
         async move {
@@ -1076,9 +1073,6 @@ async fn anonymous_requests_that_store_rows_are_throttled_per_address() {
 
 #[tokio::test]
 async fn registration_and_user_code_guesses_are_throttled() {
-    use axum::response::IntoResponse;
-    use axum_extra::extract::cookie::{Cookie, PrivateCookieJar};
-
     let (mut state, _dir) = state(Arc::new(Up)).await;
     let one_a_minute = crate::Limit {
         burst: 2,
@@ -1097,15 +1091,7 @@ async fn registration_and_user_code_guesses_are_throttled() {
         Vec::new(),
     ));
     state.oauth = crate::test_state::oauth_with(true);
-    let cookies = PrivateCookieJar::new(state.cookie_key.clone())
-        .add(Cookie::new("mas-csrf", "csrf-value"))
-        .into_response()
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
-        .collect::<Vec<_>>()
-        .join("; ");
+    let cookies = sealed_cookies(&state, &[("mas-csrf", "csrf-value".to_string())]);
     let register = |name: &str, peer: &str| {
         let app = router(&[Resource::Human], None, state.clone());
         let request = from_peer(
@@ -1158,16 +1144,13 @@ async fn registration_and_user_code_guesses_are_throttled() {
         .await
         .unwrap();
     repo.save().await.unwrap();
-    let signed_in = PrivateCookieJar::new(state.cookie_key.clone())
-        .add(Cookie::new("mas-session", browser.id.to_string()))
-        .add(Cookie::new("mas-csrf", "csrf-value"))
-        .into_response()
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
-        .collect::<Vec<_>>()
-        .join("; ");
+    let signed_in = sealed_cookies(
+        &state,
+        &[
+            ("mas-session", browser.id.to_string()),
+            ("mas-csrf", "csrf-value".to_string()),
+        ],
+    );
     let mut statuses = Vec::new();
     for guess in ["BCDFGHJK", "BCDFGHJL", "BCDFGHJM"] {
         let app = router(&[Resource::Human], None, state.clone());
@@ -1192,9 +1175,6 @@ async fn registration_and_user_code_guesses_are_throttled() {
 
 #[tokio::test]
 async fn self_registered_clients_are_marked_unverified_on_the_approval_pages() {
-    use axum::response::IntoResponse;
-    use axum_extra::extract::cookie::{Cookie, PrivateCookieJar};
-
     let (state, _dir) = state(Arc::new(Up)).await;
     // The attack: a stranger registers a device-flow client that calls itself Element.
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
@@ -1248,15 +1228,7 @@ async fn self_registered_clients_are_marked_unverified_on_the_approval_pages() {
         grants.push(grant.id);
     }
     repo.save().await.unwrap();
-    let cookies = PrivateCookieJar::new(state.cookie_key.clone())
-        .add(Cookie::new("mas-session", browser.id.to_string()))
-        .into_response()
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
-        .collect::<Vec<_>>()
-        .join("; ");
+    let cookies = sealed_cookies(&state, &[("mas-session", browser.id.to_string())]);
     let page = |grant: Ulid| {
         let app = router(&[Resource::Human], None, state.clone());
         let request = Request::get(format!("/device/{grant}"))

@@ -219,29 +219,33 @@ pub async fn open_devices(
     Ok(devices)
 }
 
-/// Whether the user's `device` is in use by an open session that `client_id` does not
-/// own: a compatibility session, or another client's OAuth 2.0 session. A client may
-/// sign in again on its own device; it may not take over someone else's.
+/// The device `scope` names, when an open session of the user that `client_id` does
+/// not own uses it: a compatibility session, or another client's OAuth 2.0 session. A
+/// client may sign in again on its own device; it may not take over someone else's.
 ///
 /// # Errors
 /// When the database cannot be read.
 pub async fn device_held_elsewhere(
     repo: &mut dyn Repository,
     user_id: Ulid,
-    device: &str,
+    scope: &str,
     client_id: Ulid,
-) -> Result<bool, StorageError> {
+) -> Result<Option<String>, StorageError> {
+    let Some(device) = mas_data_model::device_of(scope) else {
+        return Ok(None);
+    };
     let (compat, oauth) = open_sessions(repo, user_id).await?;
-    Ok(compat
+    let held = compat
         .iter()
-        .any(|s| s.device_id.as_deref() == Some(device))
+        .any(|s| s.device_id.as_deref() == Some(device.as_str()))
         || oauth.iter().any(|s| {
             s.client_id != client_id
                 && s.scope
                     .split(' ')
                     .filter_map(mas_data_model::device_of)
                     .any(|d| d == device)
-        }))
+        });
+    Ok(held.then_some(device))
 }
 
 /// Ends every open OAuth 2.0 and compatibility session of the user (what `logout/all`,

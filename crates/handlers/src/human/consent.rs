@@ -245,15 +245,13 @@ pub(super) async fn decide(
     }
     // A device another client's session (or a compatibility login) uses is not this
     // client's to take: its token would speak for that device at the homeserver.
-    if let Some(device) = mas_oauth_core::tokens::device_of(&grant.scope)
-        && mas_storage::jobs::device_held_elsewhere(
-            repo.as_mut(),
-            session.user_id,
-            &device,
-            grant.client_id,
-        )
-        .await?
-    {
+    let held = mas_storage::jobs::device_held_elsewhere(
+        repo.as_mut(),
+        session.user_id,
+        &grant.scope,
+        grant.client_id,
+    );
+    if let Some(device) = held.await? {
         repo.authorization_grant().cancel(clock, grant).await?;
         repo.save().await?;
         let error = OAuthError::new(

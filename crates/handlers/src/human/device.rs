@@ -253,15 +253,13 @@ pub(super) async fn device_post(
                 return Ok(Some(false));
             }
             // Another session's device is not this client's to take.
-            if let Some(device) = mas_oauth_core::tokens::device_of(&grant.scope)
-                && mas_storage::jobs::device_held_elsewhere(
-                    repo.as_mut(),
-                    session.user_id,
-                    &device,
-                    grant.client_id,
-                )
-                .await?
-            {
+            let held = mas_storage::jobs::device_held_elsewhere(
+                repo.as_mut(),
+                session.user_id,
+                &grant.scope,
+                grant.client_id,
+            );
+            if held.await?.is_some() {
                 repo.device_code_grant()
                     .reject(clock, grant, session.id)
                     .await?;
