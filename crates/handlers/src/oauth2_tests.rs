@@ -973,6 +973,155 @@ async fn assertion_times_at_the_edges_of_time_are_refused_not_panicked_on() {
     }
 }
 
+/// Registration is anonymous: no field, list or document may be large enough to make a
+/// registration store more than a few tens of KiB. Refusals name the field and store
+/// nothing; metadata at the limits is accepted.
+#[tokio::test]
+async fn registration_metadata_is_bounded() {
+    let h = Harness::new().await;
+    let base = || json!({"client_uri": "https://app.example.com/", "redirect_uris": ["https://app.example.com/cb"]});
+    let with = |key: &str, value: Value| {
+        let mut metadata = base();
+        metadata[key] = value;
+        metadata
+    };
+    let long_uri = |bytes: usize| {
+        let prefix = "https://app.example.com/";
+        Value::String(format!("{prefix}{}", "a".repeat(bytes - prefix.len())))
+    };
+    let many_uris = |n: usize| {
+        Value::Array(
+            (0..n)
+                .map(|i| json!(format!("https://app.example.com/cb{i}")))
+                .collect(),
+        )
+    };
+    let many_contacts = |n: usize| {
+        Value::Array(
+            (0..n)
+                .map(|i| json!(format!("ops{i}@example.com")))
+                .collect(),
+        )
+    };
+    // Just under the 1 MiB body limit, so the metadata rules (not the reader) refuse it.
+    let megabyte = || Value::String("x".repeat(1_000_000));
+    let refused = [
+        (
+            with("client_name", megabyte()),
+            "invalid_client_metadata",
+            "client_name",
+        ),
+        (
+            with("client_name", json!("é".repeat(256))),
+            "invalid_client_metadata",
+            "client_name",
+        ),
+        (
+            with("client_name#fr", json!("n".repeat(256))),
+            "invalid_client_metadata",
+            "client_name#fr",
+        ),
+        (
+            with("client_name#fr", json!(["not", "a", "string"])),
+            "invalid_client_metadata",
+            "client_name#fr",
+        ),
+        (
+            with("redirect_uris", many_uris(1000)),
+            "invalid_redirect_uri",
+            "redirect_uris",
+        ),
+        (
+            with("redirect_uris", many_uris(21)),
+            "invalid_redirect_uri",
+            "redirect_uris",
+        ),
+        (
+            with("redirect_uris", json!([long_uri(2049)])),
+            "invalid_redirect_uri",
+            "redirect_uris[0]",
+        ),
+        (
+            with("client_uri", long_uri(2049)),
+            "invalid_client_metadata",
+            "client_uri",
+        ),
+        (
+            with("logo_uri", long_uri(2049)),
+            "invalid_client_metadata",
+            "logo_uri",
+        ),
+        (
+            with("tos_uri#de", long_uri(2049)),
+            "invalid_client_metadata",
+            "tos_uri#de",
+        ),
+        (
+            with("contacts", many_contacts(11)),
+            "invalid_client_metadata",
+            "contacts",
+        ),
+        (
+            with("contacts", json!(["a".repeat(256)])),
+            "invalid_client_metadata",
+            "contacts[0]",
+        ),
+        (
+            with("software_statement", megabyte()),
+            "invalid_client_metadata",
+            "metadata",
+        ),
+        (
+            with(
+                "jwks",
+                json!({"keys": [{"kty": "oct", "k": "k".repeat(17_000)}]}),
+            ),
+            "invalid_client_metadata",
+            "metadata",
+        ),
+        (
+            with(
+                "grant_types",
+                Value::Array(vec![json!("authorization_code"); 1000]),
+            ),
+            "invalid_client_metadata",
+            "metadata",
+        ),
+    ];
+    for (metadata, error, field) in refused {
+        let (status, body) = register(&h, &metadata).await;
+        // Shortened: an accepted registration echoes the whole metadata.
+        let shown = metadata.to_string().chars().take(120).collect::<String>();
+        let answer = body.to_string().chars().take(200).collect::<String>();
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some(error)),
+            "{shown}: {answer}"
+        );
+        let description = body["error_description"].as_str().unwrap_or_default();
+        assert!(description.contains(field), "{shown}: {description}");
+    }
+    let mut repo = h.state.repos.reader().await.unwrap();
+    let stored = repo
+        .client()
+        .list(mas_storage::Pagination::first(10))
+        .await
+        .unwrap();
+    assert!(
+        stored.edges.is_empty(),
+        "a refused registration stores nothing"
+    );
+    drop(repo);
+
+    let mut at_limits = with("redirect_uris", many_uris(20));
+    at_limits["client_name"] = json!("é".repeat(255));
+    at_limits["client_name#fr"] = json!("n".repeat(255));
+    at_limits["logo_uri"] = long_uri(2048);
+    at_limits["contacts"] = many_contacts(10);
+    let (status, body) = register(&h, &at_limits).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
 #[tokio::test]
 async fn a_resource_server_seeing_a_token_makes_its_refresh_token_spent() {
     let h = Harness::new().await;

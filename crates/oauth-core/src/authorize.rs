@@ -2,6 +2,7 @@
 //! Redirect URIs match exactly (RFC 8252's loopback port exception only); only the code
 //! flow exists; PKCE is S256 only and required for public clients.
 
+use chrono::TimeDelta;
 use mas_data_model::{Client, ClientAuthMethod, Pkce, ResponseMode};
 use mas_storage::Repository;
 use url::Url;
@@ -9,6 +10,10 @@ use url::Url;
 use crate::error::{ErrorCode, OAuthError};
 use crate::params::Params;
 use crate::tokens::parse_scope;
+
+/// How long after the authorization request the person may still consent; the code
+/// then lives [`crate::grants::CODE_LIFETIME`].
+pub const APPROVAL_WINDOW: TimeDelta = TimeDelta::hours(1);
 
 /// A validated authorization request.
 #[derive(Debug, Clone)]

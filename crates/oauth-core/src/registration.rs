@@ -4,6 +4,9 @@
 //! `logo_uri`, `tos_uri` and `policy_uri` live on the host of `client_uri`; redirect URIs
 //! are HTTPS on that host, `http` on a loopback address, or a private-use scheme that is
 //! the reversed domain of `client_uri` (`com.example.app:/callback`); no fragments.
+//!
+//! Registration needs no authentication, so what one request can make the service store
+//! is bounded: the limits below, checked before anything else.
 
 use mas_data_model::{Client, ClientAuthMethod};
 use mas_storage::repository::ClientParams;
@@ -20,6 +23,31 @@ const GRANT_TYPES: &[&str] = &[
     "authorization_code",
     "refresh_token",
     crate::device::DEVICE_GRANT,
+];
+
+/// The longest `client_name` (and localized `client_name#…`), in characters: any real
+/// application's name fits, and the consent page shows it whole.
+pub const MAX_NAME_CHARS: usize = 255;
+/// The longest URI (`client_uri`, `logo_uri`, `tos_uri`, `policy_uri`, their localized
+/// forms, each redirect URI), in bytes: what browsers and proxies reliably carry.
+pub const MAX_URI_BYTES: usize = 2048;
+/// The most redirect URIs one client registers (a few per platform is the norm).
+pub const MAX_REDIRECT_URIS: usize = 20;
+/// The most `contacts`.
+pub const MAX_CONTACTS: usize = 10;
+/// The longest contact, in characters (an email address is at most 254).
+pub const MAX_CONTACT_CHARS: usize = 255;
+/// The largest metadata document, as stored (compact JSON), in bytes. It is kept whole
+/// beside the fields read from it, so a client costs at most about twice this.
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
+
+/// The human-readable fields RFC 7591 §2.2 lets a client localize as `field#tag`.
+const LOCALIZABLE: &[&str] = &[
+    "client_name",
+    "client_uri",
+    "logo_uri",
+    "tos_uri",
+    "policy_uri",
 ];
 
 /// The metadata we read; anything else is kept as sent.
@@ -61,6 +89,83 @@ fn metadata_error(description: impl Into<String>) -> OAuthError {
 
 fn redirect_error(description: impl Into<String>) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidRedirectUri, description)
+}
+
+/// Refuses a string over `max` characters (names) or bytes (URIs), naming the field.
+fn check_len(field: &str, value: &str, max: usize, uri: bool) -> Result<(), OAuthError> {
+    let (len, unit) = if uri {
+        (value.len(), "bytes")
+    } else {
+        (value.chars().count(), "characters")
+    };
+    if len <= max {
+        return Ok(());
+    }
+    let description = format!("{field} is longer than {max} {unit}");
+    if field.starts_with("redirect_uris") {
+        Err(redirect_error(description))
+    } else {
+        Err(metadata_error(description))
+    }
+}
+
+/// The size limits, checked first so an oversized field is named rather than parsed.
+fn check_sizes(request: &Request, body: &Value) -> Result<(), OAuthError> {
+    if let Some(name) = &request.client_name {
+        check_len("client_name", name, MAX_NAME_CHARS, false)?;
+    }
+    for (field, value) in [
+        ("client_uri", &request.client_uri),
+        ("logo_uri", &request.logo_uri),
+        ("tos_uri", &request.tos_uri),
+        ("policy_uri", &request.policy_uri),
+        ("jwks_uri", &request.jwks_uri),
+    ] {
+        if let Some(value) = value {
+            check_len(field, value, MAX_URI_BYTES, true)?;
+        }
+    }
+    if let Some(object) = body.as_object() {
+        for (key, value) in object {
+            let Some((field, _tag)) = key.split_once('#') else {
+                continue;
+            };
+            if !LOCALIZABLE.contains(&field) {
+                continue;
+            }
+            let Some(value) = value.as_str() else {
+                return Err(metadata_error(format!("{key} must be a string")));
+            };
+            if field == "client_name" {
+                check_len(key, value, MAX_NAME_CHARS, false)?;
+            } else {
+                check_len(key, value, MAX_URI_BYTES, true)?;
+            }
+        }
+    }
+    if request.redirect_uris.len() > MAX_REDIRECT_URIS {
+        return Err(redirect_error(format!(
+            "redirect_uris holds more than {MAX_REDIRECT_URIS} URIs"
+        )));
+    }
+    for (i, uri) in request.redirect_uris.iter().enumerate() {
+        check_len(&format!("redirect_uris[{i}]"), uri, MAX_URI_BYTES, true)?;
+    }
+    if request.contacts.len() > MAX_CONTACTS {
+        return Err(metadata_error(format!(
+            "contacts holds more than {MAX_CONTACTS} entries"
+        )));
+    }
+    for (i, contact) in request.contacts.iter().enumerate() {
+        check_len(&format!("contacts[{i}]"), contact, MAX_CONTACT_CHARS, false)?;
+    }
+    // Everything else (jwks, unknown members, long lists of grant types) is bounded here.
+    if body.to_string().len() > MAX_METADATA_BYTES {
+        return Err(metadata_error(format!(
+            "the metadata is larger than {MAX_METADATA_BYTES} bytes"
+        )));
+    }
+    Ok(())
 }
 
 fn is_loopback(url: &Url) -> bool {
@@ -160,7 +265,8 @@ fn check_authentication(
 /// for confidential clients, is in the response only: it is stored encrypted).
 ///
 /// # Errors
-/// `invalid_client_metadata` or `invalid_redirect_uri` for metadata that breaks the rules.
+/// `invalid_client_metadata` or `invalid_redirect_uri` for metadata that breaks the rules
+/// or the size limits ([`MAX_METADATA_BYTES`] and the others); nothing is stored then.
 pub async fn register(
     repo: &mut dyn Repository,
     rng: Rng<'_>,
@@ -171,6 +277,7 @@ pub async fn register(
 ) -> Result<(Client, Value), OAuthError> {
     let request: Request = serde_json::from_value(body.clone())
         .map_err(|e| metadata_error(format!("malformed metadata: {e}")))?;
+    check_sizes(&request, body)?;
     let client_uri = request
         .client_uri
         .as_deref()

@@ -1,18 +1,27 @@
-//! Periodic removal of spent tokens, so tables stay small and lookups stay fast.
+//! Periodic removal of spent tokens, dead grants and never-used registered clients, so
+//! tables stay small, lookups stay fast, and anonymous requests cannot fill the disk.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
+use mas_oauth_core::authorize::APPROVAL_WINDOW;
+use mas_oauth_core::grants::CODE_LIFETIME;
 use mas_storage::{Clock, RepositoryFactory, StorageError};
 use tokio::sync::watch;
+
+/// How long a dynamically registered client may go without a session or grant before it is
+/// deleted. A Matrix client registers just before it sends the person to `/authorize`, so a
+/// client in use has a grant within seconds; a day leaves room for one that registers
+/// ahead, while bounding what a flood of registrations keeps.
+pub const UNUSED_CLIENT_AGE: TimeDelta = TimeDelta::hours(24);
 
 /// How often and how conservatively to clean up.
 #[derive(Debug, Clone, Copy)]
 pub struct CleanupConfig {
     /// Time between two passes.
     pub interval: Duration,
-    /// How long a spent (expired, revoked, consumed) token is kept before deletion.
+    /// How long a spent (expired, revoked, consumed) token or grant is kept before deletion.
     pub retention: Duration,
 }
 
@@ -25,22 +34,62 @@ impl Default for CleanupConfig {
     }
 }
 
-/// One pass: deletes access and refresh tokens spent before `now - retention`.
-async fn pass(
+/// What one pass deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Removed {
+    /// OAuth 2.0 access tokens.
+    pub access_tokens: u64,
+    /// OAuth 2.0 refresh tokens.
+    pub refresh_tokens: u64,
+    /// Authorization grants.
+    pub authorization_grants: u64,
+    /// Device code grants.
+    pub device_code_grants: u64,
+    /// Dynamically registered clients never used.
+    pub unused_clients: u64,
+}
+
+impl Removed {
+    fn any(self) -> bool {
+        self.access_tokens
+            + self.refresh_tokens
+            + self.authorization_grants
+            + self.device_code_grants
+            + self.unused_clients
+            > 0
+    }
+}
+
+/// `at - delta`, or the earliest time when that is out of range (a huge retention keeps
+/// everything rather than panicking).
+fn earlier(at: DateTime<Utc>, delta: TimeDelta) -> DateTime<Utc> {
+    at.checked_sub_signed(delta)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// One pass, in one transaction: deletes what was spent before `now - retention`.
+///
+/// # Errors
+/// Any storage error; nothing is deleted then.
+pub async fn cleanup_once(
     factory: &dyn RepositoryFactory,
     clock: &dyn Clock,
     retention: Duration,
-) -> Result<(u64, u64), StorageError> {
-    let before = clock.now() - TimeDelta::from_std(retention).unwrap_or(TimeDelta::MAX);
+) -> Result<Removed, StorageError> {
+    let now = clock.now();
+    let before = earlier(
+        now,
+        TimeDelta::from_std(retention).unwrap_or(TimeDelta::MAX),
+    );
     let mut repo = factory.begin().await?;
-    let access = repo.access_token().cleanup(before).await?;
-    let refresh = repo.refresh_token().cleanup(before).await?;
-    repo.client().cleanup_assertions(clock.now()).await?;
+    let access_tokens = repo.access_token().cleanup(before).await?;
+    let refresh_tokens = repo.refresh_token().cleanup(before).await?;
+    repo.client().cleanup_assertions(now).await?;
     // SSO logins: a login token lives a minute; a session whose token was never taken
     // up after five is abandoned, and the logins themselves go after the retention.
     let (abandoned, _) = repo
         .compat_sso_login()
-        .cleanup(clock, clock.now() - TimeDelta::minutes(5), before)
+        .cleanup(clock, earlier(now, TimeDelta::minutes(5)), before)
         .await?;
     if abandoned > 0 {
         tracing::info!(
@@ -48,8 +97,27 @@ async fn pass(
             "ended compatibility sessions of abandoned SSO logins"
         );
     }
+    // A grant can be approved for APPROVAL_WINDOW, then its code exchanged for
+    // CODE_LIFETIME: past both it is dead. An exchanged grant is what recognises a replayed
+    // code, so it is kept for the retention beyond the code's last possible use.
+    let authorization_grants = repo
+        .authorization_grant()
+        .cleanup(earlier(before, APPROVAL_WINDOW + CODE_LIFETIME))
+        .await?;
+    let device_code_grants = repo.device_code_grant().cleanup(before).await?;
+    // After the grants, so a client whose only grant just went is seen as unused.
+    let unused_clients = repo
+        .client()
+        .cleanup_unused(earlier(now, UNUSED_CLIENT_AGE))
+        .await?;
     repo.save().await?;
-    Ok((access, refresh))
+    Ok(Removed {
+        access_tokens,
+        refresh_tokens,
+        authorization_grants,
+        device_code_grants,
+        unused_clients,
+    })
 }
 
 /// Cleans up every `interval` until `stop` turns true; failures are logged, never fatal.
@@ -60,12 +128,26 @@ pub async fn run_cleanup(
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
-        match pass(factory.as_ref(), clock.as_ref(), config.retention).await {
-            Ok((access, refresh)) if access + refresh > 0 => {
-                tracing::info!(access, refresh, "removed spent tokens");
+        match cleanup_once(factory.as_ref(), clock.as_ref(), config.retention).await {
+            Ok(removed) if removed.any() => {
+                let Removed {
+                    access_tokens,
+                    refresh_tokens,
+                    authorization_grants,
+                    device_code_grants,
+                    unused_clients,
+                } = removed;
+                tracing::info!(
+                    access_tokens,
+                    refresh_tokens,
+                    authorization_grants,
+                    device_code_grants,
+                    unused_clients,
+                    "removed spent rows"
+                );
             }
             Ok(_) => {}
-            Err(error) => tracing::warn!(%error, "token cleanup failed; will try again"),
+            Err(error) => tracing::warn!(%error, "cleanup failed; will try again"),
         }
         tokio::select! {
             () = tokio::time::sleep(config.interval) => {}

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::PrivateCookieJar;
 use chrono::TimeDelta;
 use mas_data_model::{AuthorizationGrant, BrowserSession};
-use mas_oauth_core::authorize::Redirect;
+use mas_oauth_core::authorize::{APPROVAL_WINDOW, Redirect};
 use mas_oauth_core::{ErrorCode, OAuthError};
 use mas_storage::repository::SessionFilter;
 use mas_storage::{BoxRepository, Pagination, Repository, StorageError};
@@ -46,7 +46,7 @@ pub(super) async fn step(
     let pending = grant.fulfilled_at.is_none()
         && grant.cancelled_at.is_none()
         && grant.exchanged_at.is_none();
-    if !pending || grant.created_at + TimeDelta::hours(1) < now {
+    if !pending || grant.created_at + APPROVAL_WINDOW < now {
         return Ok(Step::Gone);
     }
     let Some(session) = current_session(repo, jar).await? else {

@@ -12,7 +12,7 @@ use mas_storage::repository::{
     SessionFilter, SessionRepository,
 };
 use mas_storage::{Clock, Page, Pagination, Rng, StorageError};
-use sea_orm::sea_query::{Condition, Expr, Query};
+use sea_orm::sea_query::{Condition, Expr, ExprTrait, Query, SelectStatement};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
 use ulid::Ulid;
 
@@ -116,6 +116,15 @@ fn client_from_params(
         metadata: params.metadata,
         created_at,
     }
+}
+
+/// The rows of `entity` whose `client_id` is the client of the enclosing statement.
+fn naming_client<E: EntityTrait>(entity: E, client_id: E::Column) -> SelectStatement {
+    Query::select()
+        .expr(Expr::val(1))
+        .from(entity)
+        .and_where(Expr::col((entity, client_id)).equals((clients::Entity, clients::Column::Id)))
+        .to_owned()
 }
 
 #[async_trait]
@@ -256,6 +265,35 @@ impl ClientRepository for Repo<'_> {
     async fn cleanup_assertions(&mut self, before: DateTime<Utc>) -> Result<u64, StorageError> {
         let result = jtis::Entity::delete_many()
             .filter(jtis::Column::ExpiresAt.lt(before))
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(result.rows_affected)
+    }
+
+    #[tracing::instrument(name = "db.client.cleanup_unused", skip_all)]
+    async fn cleanup_unused(
+        &mut self,
+        registered_before: DateTime<Utc>,
+    ) -> Result<u64, StorageError> {
+        // Every table with a foreign key to clients (assertion jti records have none, and
+        // expire within minutes). A client none of them names has no session, so no token
+        // depends on it and no revocation needs announcing.
+        let result = clients::Entity::delete_many()
+            .filter(clients::Column::IsStatic.eq(false))
+            .filter(clients::Column::CreatedAt.lt(registered_before))
+            .filter(Expr::not_exists(naming_client(
+                sessions::Entity,
+                sessions::Column::ClientId,
+            )))
+            .filter(Expr::not_exists(naming_client(
+                grants::Entity,
+                grants::Column::ClientId,
+            )))
+            .filter(Expr::not_exists(naming_client(
+                device_grants::Entity,
+                device_grants::Column::ClientId,
+            )))
             .exec(&self.conn)
             .await
             .map_err(|e| self.db_err(e))?;
@@ -454,6 +492,17 @@ impl AuthorizationGrantRepository for Repo<'_> {
             .map_err(|e| self.db_err(e))?;
         grant.cancelled_at = Some(at);
         Ok(grant)
+    }
+
+    #[tracing::instrument(name = "db.authorization_grant.cleanup", skip_all)]
+    async fn cleanup(&mut self, created_before: DateTime<Utc>) -> Result<u64, StorageError> {
+        // Nothing refers to a grant, and deleting one leaves its session alone.
+        let result = grants::Entity::delete_many()
+            .filter(grants::Column::CreatedAt.lt(created_before))
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(result.rows_affected)
     }
 }
 
@@ -1142,5 +1191,15 @@ impl DeviceCodeGrantRepository for Repo<'_> {
             .add(device_grants::Column::RejectedAt.is_null())
             .add(device_grants::Column::ExchangedAt.is_null());
         self.advance_device_grant(&grant, set, only_if).await
+    }
+
+    #[tracing::instrument(name = "db.device_code_grant.cleanup", skip_all)]
+    async fn cleanup(&mut self, expired_before: DateTime<Utc>) -> Result<u64, StorageError> {
+        let result = device_grants::Entity::delete_many()
+            .filter(device_grants::Column::ExpiresAt.lt(expired_before))
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(result.rows_affected)
     }
 }

@@ -2009,3 +2009,230 @@ pub async fn compat_logins_are_stored_whole(db: &TestDb) {
         None
     );
 }
+
+/// A dynamically registered client, registered at `clock`'s time.
+async fn registered(
+    repo: &mut mas_storage::BoxRepository,
+    rng: &mut StdRng,
+    clock: &MockClock,
+) -> mas_data_model::Client {
+    repo.client()
+        .add_dynamic(rng, clock, client_params(ClientAuthMethod::None))
+        .await
+        .unwrap()
+}
+
+/// An authorization request of `client`, made at `clock`'s time.
+async fn requested(
+    repo: &mut mas_storage::BoxRepository,
+    rng: &mut StdRng,
+    clock: &MockClock,
+    client: ulid::Ulid,
+) -> mas_data_model::AuthorizationGrant {
+    let grant = NewAuthorizationGrant {
+        client_id: client,
+        redirect_uri: Url::parse("https://app.example.com/cb").unwrap(),
+        scope: "openid".to_owned(),
+        state: None,
+        nonce: None,
+        response_mode: ResponseMode::Query,
+        response_type_id_token: false,
+        pkce: None,
+        max_age: None,
+        login_hint: None,
+        prompt: None,
+    };
+    repo.authorization_grant()
+        .add(rng, clock, grant)
+        .await
+        .unwrap()
+}
+
+/// A device authorization of `client`, started at `clock`'s time, living ten minutes.
+async fn device_started(
+    repo: &mut mas_storage::BoxRepository,
+    rng: &mut StdRng,
+    clock: &MockClock,
+    client: ulid::Ulid,
+    user_code: &str,
+) -> mas_data_model::DeviceCodeGrant {
+    let grant = NewDeviceCodeGrant {
+        client_id: client,
+        scope: "openid".to_owned(),
+        device_code: format!("device-{user_code}"),
+        user_code: user_code.to_owned(),
+        expires_in: Duration::minutes(10),
+        ip_address: None,
+        user_agent: None,
+    };
+    repo.device_code_grant()
+        .add(rng, clock, grant)
+        .await
+        .unwrap()
+}
+
+/// The periodic cleanup (one real pass, default retention of an hour) deletes the grants
+/// nobody can use any more, expired device grants and registered clients never used, and
+/// nothing else: grants may wait an hour for consent, then their code lives ten minutes.
+pub async fn cleanup_of_grants_and_unused_clients(db: &TestDb) {
+    let now = clock_now(&MockClock::default()) + Duration::days(2);
+    let clock = MockClock::new(now);
+    let ago = |minutes: i64| MockClock::new(now - Duration::minutes(minutes));
+    let day_ago = ago(25 * 60);
+    let mut rng = rng();
+    let mut repo = db.factory.begin().await.unwrap();
+
+    let static_id: ulid::Ulid = "0000000000000000000SYNAPSE".parse().unwrap();
+    repo.client()
+        .upsert_static(&day_ago, static_id, client_params(ClientAuthMethod::None))
+        .await
+        .unwrap();
+    let used = registered(&mut repo, &mut rng, &day_ago).await;
+    let session = repo
+        .session()
+        .add(&mut rng, &day_ago, used.id, None, None, "openid", None)
+        .await
+        .unwrap();
+    let session = repo.session().finish(&day_ago, session).await.unwrap();
+    let unused = registered(&mut repo, &mut rng, &day_ago).await;
+    let abandoned = registered(&mut repo, &mut rng, &day_ago).await;
+    let waiting = registered(&mut repo, &mut rng, &day_ago).await;
+    let tv = registered(&mut repo, &mut rng, &day_ago).await;
+    let tv_live = registered(&mut repo, &mut rng, &day_ago).await;
+    let fresh = registered(&mut repo, &mut rng, &ago(23 * 60)).await;
+
+    // Grants. Kept: one waiting 30 minutes for consent; a code given 5 minutes ago; one
+    // exchanged, made 2 h 09 min ago (replay evidence for the retention past the code's
+    // last possible use). Deleted: the same made 2 h 11 min ago, one refused then, and one
+    // abandoned a day ago.
+    let pending = requested(&mut repo, &mut rng, &ago(30), waiting.id).await;
+    let at = ago(50);
+    let unexchanged = requested(&mut repo, &mut rng, &at, used.id).await;
+    at.advance(Duration::minutes(45));
+    let unexchanged = repo
+        .authorization_grant()
+        .fulfill(&at, unexchanged, &session, "code-fresh")
+        .await
+        .unwrap();
+    let mut exchanged = Vec::new();
+    for (minutes, code) in [(129, "code-129"), (131, "code-131")] {
+        let at = ago(minutes);
+        let grant = requested(&mut repo, &mut rng, &at, used.id).await;
+        let grant = repo
+            .authorization_grant()
+            .fulfill(&at, grant, &session, code)
+            .await
+            .unwrap();
+        at.advance(Duration::minutes(1));
+        exchanged.push(
+            repo.authorization_grant()
+                .exchange(&at, grant)
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    let refused = requested(&mut repo, &mut rng, &ago(131), used.id).await;
+    let refused = repo
+        .authorization_grant()
+        .cancel(&ago(130), refused)
+        .await
+        .unwrap();
+    let stale = requested(&mut repo, &mut rng, &day_ago, abandoned.id).await;
+
+    // Device grants live ten minutes. Kept: a live one; one expired 59 minutes ago.
+    // Deleted: one expired 61 minutes ago, one a day ago.
+    let live = device_started(&mut repo, &mut rng, &ago(5), tv_live.id, "LIVE-LIVE").await;
+    let recent = device_started(&mut repo, &mut rng, &ago(69), used.id, "RCNT-RCNT").await;
+    let expired = device_started(&mut repo, &mut rng, &ago(71), used.id, "EXPD-EXPD").await;
+    let old = device_started(&mut repo, &mut rng, &day_ago, tv.id, "OLDD-OLDD").await;
+    repo.save().await.unwrap();
+
+    let retention = std::time::Duration::from_hours(1);
+    let removed = mas_tasks::cleanup_once(&db.factory, &clock, retention)
+        .await
+        .unwrap();
+    assert_eq!(
+        removed,
+        mas_tasks::Removed {
+            authorization_grants: 3,
+            device_code_grants: 2,
+            unused_clients: 3,
+            ..mas_tasks::Removed::default()
+        }
+    );
+    assert_eq!(
+        mas_tasks::cleanup_once(&db.factory, &clock, retention)
+            .await
+            .unwrap(),
+        mas_tasks::Removed::default(),
+        "a second pass finds nothing more"
+    );
+
+    let mut repo = db.factory.begin().await.unwrap();
+    for (grant, kept) in [
+        (&pending, true),
+        (&unexchanged, true),
+        (&exchanged[0], true),
+        (&exchanged[1], false),
+        (&refused, false),
+        (&stale, false),
+    ] {
+        assert_eq!(
+            repo.authorization_grant()
+                .lookup(grant.id)
+                .await
+                .unwrap()
+                .is_some(),
+            kept,
+            "grant created at {}",
+            grant.created_at
+        );
+    }
+    assert!(
+        repo.authorization_grant()
+            .find_by_code("code-129")
+            .await
+            .unwrap()
+            .is_some_and(|g| g.exchanged_at.is_some()),
+        "a replay of that code is still recognised"
+    );
+    for (grant, kept) in [
+        (&live, true),
+        (&recent, true),
+        (&expired, false),
+        (&old, false),
+    ] {
+        assert_eq!(
+            repo.device_code_grant()
+                .lookup(grant.id)
+                .await
+                .unwrap()
+                .is_some(),
+            kept,
+            "device grant expiring at {}",
+            grant.expires_at
+        );
+    }
+    for (id, kept, what) in [
+        (static_id, true, "static"),
+        (used.id, true, "used"),
+        (waiting.id, true, "waiting for consent"),
+        (tv_live.id, true, "with a live device grant"),
+        (fresh.id, true, "registered 23 hours ago"),
+        (unused.id, false, "unused"),
+        (abandoned.id, false, "with only a dead grant"),
+        (tv.id, false, "with only a dead device grant"),
+    ] {
+        assert_eq!(
+            repo.client().lookup(id).await.unwrap().is_some(),
+            kept,
+            "client {what}"
+        );
+    }
+    assert!(
+        repo.session().lookup(session.id).await.unwrap().is_some(),
+        "deleting grants leaves sessions alone"
+    );
+    repo.save().await.unwrap();
+}

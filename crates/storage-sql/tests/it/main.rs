@@ -47,6 +47,7 @@ conformance!(
     cases::oauth2_sessions_and_tokens,
     cases::refresh_token_cleanup_keeps_replay_evidence,
     cases::device_code_grants,
+    cases::cleanup_of_grants_and_unused_clients,
     cases::compat_sessions_and_tokens,
     cases::compat_logins_are_stored_whole,
     cases::personal_sessions,

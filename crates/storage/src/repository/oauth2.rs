@@ -87,6 +87,13 @@ pub trait ClientRepository: Send {
     ) -> Result<bool, StorageError>;
     /// Forgets assertions that expired before `before`; returns how many.
     async fn cleanup_assertions(&mut self, before: DateTime<Utc>) -> Result<u64, StorageError>;
+    /// Deletes the dynamically registered clients registered before `registered_before`
+    /// that nothing refers to (no session, authorization grant or device code grant);
+    /// static clients are never deleted. Returns how many.
+    async fn cleanup_unused(
+        &mut self,
+        registered_before: DateTime<Utc>,
+    ) -> Result<u64, StorageError>;
 }
 
 /// What `/authorize` asks for.
@@ -159,6 +166,10 @@ pub trait AuthorizationGrantRepository: Send {
         clock: &dyn Clock,
         grant: AuthorizationGrant,
     ) -> Result<AuthorizationGrant, StorageError>;
+    /// Deletes the grants created before `created_before`, whatever their state (the caller
+    /// picks a time past which none can be approved nor its code exchanged); returns how
+    /// many.
+    async fn cleanup(&mut self, created_before: DateTime<Utc>) -> Result<u64, StorageError>;
 }
 
 /// Which OAuth 2.0 sessions a listing or bulk operation covers.
@@ -365,4 +376,7 @@ pub trait DeviceCodeGrantRepository: Send {
         grant: DeviceCodeGrant,
         session: &Session,
     ) -> Result<Option<DeviceCodeGrant>, StorageError>;
+    /// Deletes the grants that expired before `expired_before`, whatever their state;
+    /// returns how many.
+    async fn cleanup(&mut self, expired_before: DateTime<Utc>) -> Result<u64, StorageError>;
 }
