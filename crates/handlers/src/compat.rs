@@ -516,8 +516,15 @@ pub(crate) fn sso_destination_allowed(allowlist: &[url::Url], target: &url::Url)
             entry.scheme() == target.scheme()
                 && entry.host() == target.host()
                 && entry.port_or_known_default() == target.port_or_known_default()
-                && target.path().starts_with(entry.path())
+                && under(entry.path(), target.path())
         })
+}
+
+/// Whether `path` is `base` or lies below it: `/app` covers `/app` and `/app/x`, never
+/// `/app-evil`.
+fn under(base: &str, path: &str) -> bool {
+    path.strip_prefix(base)
+        .is_some_and(|rest| base.ends_with('/') || rest.is_empty() || rest.starts_with('/'))
 }
 
 /// `m.login.password`.

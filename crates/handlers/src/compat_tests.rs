@@ -959,6 +959,7 @@ async fn sso_logins_go_only_where_the_allow_list_says() {
     h.state.compat_sso_allowlist = Arc::from([
         url::Url::parse("https://app.example/").unwrap(),
         url::Url::parse("io.element.app:/callback").unwrap(),
+        url::Url::parse("https://web.example/app").unwrap(),
     ]);
     let app = router(&[Resource::Compat], None, h.state.clone());
     let start = |target: &str| {
@@ -973,6 +974,8 @@ async fn sso_logins_go_only_where_the_allow_list_says() {
         "https://app.example/",
         "https://app.example/cb?x=1",
         "io.element.app:/callback",
+        "https://web.example/app",
+        "https://web.example/app/sso",
     ] {
         let response = start(allowed).await.unwrap();
         assert_eq!(response.status(), StatusCode::SEE_OTHER, "{allowed}");
@@ -984,6 +987,7 @@ async fn sso_logins_go_only_where_the_allow_list_says() {
         "http://app.example/",
         "https://app.example:8443/",
         "io.element.app:/other",
+        "https://web.example/app-evil/",
     ] {
         let response = start(refused).await.unwrap();
         assert_eq!(response.status(), StatusCode::FORBIDDEN, "{refused}");

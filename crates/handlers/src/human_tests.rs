@@ -1019,6 +1019,56 @@ async fn a_consented_client_cannot_take_another_sessions_device() {
     )
     .await;
     assert!(query_of(&location).contains_key("code"), "{location}");
+
+    // The device flow: a device asking for a device ID another session holds is refused
+    // even when the person approves it.
+    let mut repo = state.repos.begin().await.unwrap();
+    let grant = repo
+        .device_code_grant()
+        .add(
+            &mut rng,
+            &SystemClock,
+            mas_storage::repository::NewDeviceCodeGrant {
+                client_id: app_client,
+                scope: "urn:matrix:client:api:* urn:matrix:client:device:ELEMENTX".to_owned(),
+                device_code: "device-code-takeover".to_owned(),
+                user_code: "BCDFGHJK".to_owned(),
+                expires_in: chrono::Duration::minutes(10),
+                ip_address: None,
+                user_agent: None,
+            },
+        )
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+    let app = router(&[Resource::Human], None, state.clone());
+    let response = app
+        .oneshot(
+            Request::post(format!("/device/{}", grant.id))
+                .header("cookie", &cookies)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from("csrf=csrf-value&action=allow"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let page = String::from_utf8_lossy(&bytes);
+    assert!(page.contains("Device not connected"), "{page}");
+    let mut repo = state.repos.reader().await.unwrap();
+    let grant = repo
+        .device_code_grant()
+        .lookup(grant.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(grant.state, mas_data_model::DeviceCodeGrantState::Rejected),
+        "{:?}",
+        grant.state
+    );
 }
 
 /// A request as it arrives from `peer`, with `cookies` if given.
@@ -1056,8 +1106,12 @@ async fn anonymous_requests_that_store_rows_are_throttled_per_address() {
         .iter()
         .filter(|s| **s == StatusCode::SEE_OTHER)
         .count();
-    assert_eq!(allowed, 60, "{statuses:?}");
-    assert_eq!(statuses[69], StatusCode::TOO_MANY_REQUESTS);
+    // 60 at once, and one more for each second the loop took on a slow machine.
+    assert!((60..=63).contains(&allowed), "{statuses:?}");
+    assert!(
+        statuses[60..].contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
     // Another address is not held back.
     let response = app
         .clone()
@@ -1252,6 +1306,63 @@ async fn self_registered_clients_are_marked_unverified_on_the_approval_pages() {
     assert!(
         impostor_page.contains("someone who sent you a code"),
         "{impostor_page}"
+    );
+    // The consent page of the code flow marks a registered client too.
+    let web = client(&state, ClientAuthMethod::None, "https://app.example.com/cb").await;
+    let mut repo = state.repos.begin().await.unwrap();
+    let password = repo
+        .user_password()
+        .add(&mut rng, &SystemClock, &user, 1, "unused".to_owned(), None)
+        .await
+        .unwrap();
+    repo.browser_session()
+        .authenticate_with_password(&mut rng, &SystemClock, &browser, &password)
+        .await
+        .unwrap();
+    let consent = repo
+        .authorization_grant()
+        .add(
+            &mut rng,
+            &SystemClock,
+            mas_storage::repository::NewAuthorizationGrant {
+                client_id: web,
+                redirect_uri: Url::parse("https://app.example.com/cb").unwrap(),
+                scope: "openid".to_owned(),
+                state: None,
+                nonce: None,
+                response_mode: mas_data_model::ResponseMode::Query,
+                response_type_id_token: false,
+                pkce: None,
+                max_age: None,
+                login_hint: None,
+                prompt: None,
+            },
+        )
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+    let app = router(&[Resource::Human], None, state.clone());
+    let response = app
+        .oneshot(
+            Request::get(format!("/consent/{}", consent.id))
+                .header("cookie", &cookies)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let consent_page = String::from_utf8_lossy(&bytes);
+    assert!(
+        consent_page.contains("Unverified application"),
+        "{consent_page}"
+    );
+    assert!(
+        !consent_page.contains("someone who sent you a code"),
+        "{consent_page}"
     );
     // The administrator's own client is not marked.
     let real_page = page(grants[1]).await;

@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use axum::extract::ConnectInfo;
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::nanos::Nanos;
+use governor::state::StateStore;
+use governor::state::keyed::{DashMapStateStore, ShrinkableKeyedStateStore};
+use governor::{Quota, RateLimiter};
 
 /// One bucket: `burst` at once, refilled at `per_second`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -57,9 +60,44 @@ type Key = [u8; 16];
 /// key is all ones (a /64 ends in zeros), and a hash prefix is that only by chance.
 const OVERFLOW: Key = [0xff; 16];
 
+/// governor's own bucket map, shared with the limiter that updates it, so [`Buckets`]
+/// can tell a key that already has a bucket from a newcomer.
+#[derive(Clone, Default)]
+struct SharedStore(std::sync::Arc<DashMapStateStore<Key>>);
+
+impl StateStore for SharedStore {
+    type Key = Key;
+
+    fn measure_and_replace<T, F, E>(&self, key: &Key, f: F) -> Result<T, E>
+    where
+        F: Fn(Option<Nanos>) -> Result<(T, Nanos), E>,
+    {
+        self.0.measure_and_replace(key, f)
+    }
+}
+
+impl ShrinkableKeyedStateStore<Key> for SharedStore {
+    fn retain_recent(&self, drop_below: Nanos) {
+        self.0.retain_recent(drop_below);
+    }
+
+    fn shrink_to_fit(&self) {
+        ShrinkableKeyedStateStore::shrink_to_fit(&*self.0);
+    }
+
+    fn len(&self) -> usize {
+        ShrinkableKeyedStateStore::len(&*self.0)
+    }
+
+    fn is_empty(&self) -> bool {
+        ShrinkableKeyedStateStore::is_empty(&*self.0)
+    }
+}
+
 /// Keyed token buckets that stay bounded in memory.
 struct Buckets {
-    limiter: DefaultKeyedRateLimiter<Key>,
+    limiter: RateLimiter<Key, SharedStore, DefaultClock>,
+    store: SharedStore,
     /// Seconds since `epoch` of the last prune: pruning walks every bucket.
     last_prune: AtomicU64,
     epoch: std::time::Instant,
@@ -67,8 +105,10 @@ struct Buckets {
 
 impl Buckets {
     fn new(limit: Limit) -> Self {
+        let store = SharedStore::default();
         Self {
-            limiter: RateLimiter::keyed(limit.quota()),
+            limiter: RateLimiter::new(limit.quota(), store.clone(), DefaultClock::default()),
+            store,
             last_prune: AtomicU64::new(0),
             epoch: std::time::Instant::now(),
         }
@@ -91,9 +131,13 @@ impl Buckets {
                 len = self.limiter.len();
             }
         }
-        // Checking a key that has no bucket yet makes one: past the cap, newcomers all
-        // go to the shared bucket instead.
-        let key = if len >= MAX_KEYS { OVERFLOW } else { key };
+        // Checking a key that has no bucket yet makes one: past the cap, newcomers go
+        // to the shared bucket instead, and keys that have one keep it.
+        let key = if len >= MAX_KEYS && !self.store.0.contains_key(&key) {
+            OVERFLOW
+        } else {
+            key
+        };
         self.limiter
             .check_key(&key)
             .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
@@ -111,6 +155,17 @@ fn address_key(ip: IpAddr) -> Key {
             octets[8..].fill(0);
             octets
         }
+    }
+}
+
+/// An IPv4-mapped IPv6 network as the IPv4 network it covers; others as they are.
+fn canonical_net(net: ipnet::IpNet) -> ipnet::IpNet {
+    match net {
+        ipnet::IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).map_or(net, ipnet::IpNet::V4),
+            None => net,
+        },
+        _ => net,
     }
 }
 
@@ -164,10 +219,12 @@ pub struct Limits {
     pub device_code_link: Limit,
 }
 
-/// Clients registered per address: a native app registers once per install.
+/// Clients registered per address: a native app registers once per install, a web
+/// client (Element Web) may register at each sign-in, and many people can share an
+/// address (an office's NAT).
 const CLIENT_REGISTRATION: Limit = Limit {
-    burst: 20,
-    per_second: 20.0 / 3600.0,
+    burst: 100,
+    per_second: 100.0 / 3600.0,
 };
 /// Authorization and device requests per address: each stores a row before anyone has
 /// signed in. A person signing in makes a handful.
@@ -224,7 +281,9 @@ impl RateLimits {
             device_code_link: Buckets::new(limits.device_code_link),
             client_registration: Buckets::new(CLIENT_REGISTRATION),
             anonymous_requests: Buckets::new(ANONYMOUS_REQUESTS),
-            trusted_proxies,
+            // Peers are compared as IPv4 when they carry one, so networks written in
+            // the mapped form (`::ffff:10.0.0.0/104`) are too.
+            trusted_proxies: trusted_proxies.into_iter().map(canonical_net).collect(),
         }
     }
 
@@ -330,11 +389,33 @@ mod tests {
             "{}",
             buckets.limiter.len()
         );
-        // The newcomers past the cap share a bucket that is now dry.
+        // The newcomers past the cap share a bucket that is now dry...
         assert!(buckets.take(account_key("yet-another")).is_err());
+        // ...while a key that had a bucket before the flood keeps its own.
+        let early = Buckets::new(Limit {
+            burst: 2,
+            per_second: 1.0 / 3600.0,
+        });
+        assert!(early.take(account_key("alice")).is_ok());
+        for n in 0..(MAX_KEYS + 10) {
+            let _ = early.take(account_key(&format!("flood{n}")));
+        }
+        assert!(
+            early.take(account_key("alice")).is_ok(),
+            "alice's second try"
+        );
+        assert!(early.take(account_key("bob")).is_err(), "a newcomer");
         assert_eq!(
             address_key("::ffff:192.0.2.1".parse().unwrap()),
             address_key("192.0.2.1".parse().unwrap())
+        );
+        assert_eq!(
+            canonical_net("::ffff:10.0.0.0/104".parse().unwrap()),
+            "10.0.0.0/8".parse::<ipnet::IpNet>().unwrap()
+        );
+        assert_eq!(
+            canonical_net("fd00::/8".parse().unwrap()),
+            "fd00::/8".parse::<ipnet::IpNet>().unwrap()
         );
         assert_eq!(
             address_key("2001:db8::1".parse().unwrap()),

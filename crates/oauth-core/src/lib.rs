@@ -73,7 +73,7 @@
 //!
 //! // A resource server asks about the token.
 //! let mut repo = storage.reader().await?;
-//! let seen = tokens::introspect(repo.as_mut(), &clock, &answer.access_token, tokens::Asker::Client).await?;
+//! let seen = tokens::introspect(repo.as_mut(), &clock, &answer.access_token, None, tokens::Asker::Client(client.id)).await?;
 //! assert!(seen.active);
 //! assert_eq!(seen.scope.as_deref(), Some("urn:mas:graphql:*"));
 //! # Ok(())

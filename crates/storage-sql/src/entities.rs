@@ -89,6 +89,7 @@ entity!(oauth2_clients, "oauth2_clients", {
     contacts: String,
     metadata: Option<String>,
     created_at: DateTimeUtc,
+    first_used_at: Option<DateTimeUtc>,
 });
 
 entity!(oauth2_sessions, "oauth2_sessions", {

@@ -11,7 +11,10 @@ use mas_oauth_core::{ErrorCode, OAuthError};
 use mas_storage::repository::NewAuthorizationGrant;
 
 use super::consent::{Step, decide, remembered, step};
-use super::{deliver, deliver_error, error_page, see_other, storage_error_page, throttled};
+use super::{
+    deliver, deliver_error, deliver_unattended, error_page, see_other, storage_error_page,
+    throttled,
+};
 use crate::AppState;
 use crate::rate_limit::{ClientIp, PerAddress};
 
@@ -105,7 +108,7 @@ pub(super) async fn get(
         let (session, grant) = found;
         return match remembered(repo.as_mut(), &session, &grant).await {
             Ok(true) => match decide(&state, repo, &session, grant, true).await {
-                Ok(redirect) => deliver(&redirect),
+                Ok(redirect) => deliver_unattended(&state, &request.client, &redirect),
                 Err(error) => storage_error_page(&state, &error),
             },
             Ok(false) => refuse(ErrorCode::ConsentRequired),

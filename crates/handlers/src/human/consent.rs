@@ -13,8 +13,8 @@ use mas_storage::{BoxRepository, Pagination, Repository, StorageError};
 
 use super::login::PageForm;
 use super::{
-    csrf_token, csrf_valid, current_session, deliver, error_page, render, see_other,
-    storage_error_page,
+    csrf_token, csrf_valid, current_session, deliver, deliver_unattended, error_page, render,
+    see_other, storage_error_page,
 };
 use crate::AppState;
 
@@ -110,16 +110,6 @@ pub(super) async fn get(
         Ok(Step::Gone) => return gone(&state),
         Err(error) => return storage_error_page(&state, &error),
     };
-    match remembered(repo.as_mut(), &session, &grant).await {
-        Ok(true) => {
-            return match decide(&state, repo, &session, grant, true).await {
-                Ok(redirect) => deliver(&redirect),
-                Err(error) => storage_error_page(&state, &error),
-            };
-        }
-        Ok(false) => {}
-        Err(error) => return storage_error_page(&state, &error),
-    }
     let client = repo.client().lookup(grant.client_id).await;
     let user = repo.user().lookup(session.user_id).await;
     let (client, user) = match (client, user) {
@@ -127,6 +117,16 @@ pub(super) async fn get(
         (Err(error), _) | (_, Err(error)) => return storage_error_page(&state, &error),
         _ => return gone(&state),
     };
+    match remembered(repo.as_mut(), &session, &grant).await {
+        Ok(true) => {
+            return match decide(&state, repo, &session, grant, true).await {
+                Ok(redirect) => deliver_unattended(&state, &client, &redirect),
+                Err(error) => storage_error_page(&state, &error),
+            };
+        }
+        Ok(false) => {}
+        Err(error) => return storage_error_page(&state, &error),
+    }
     let (jar, csrf) = csrf_token(&state, jar);
     let scopes: Vec<&str> = grant.scope.split(' ').collect();
     let page = render(

@@ -301,6 +301,20 @@ pub(crate) fn deliver_error(
     )
 }
 
+/// An answer sent without the person clicking anything (a silent request, a remembered
+/// consent): a code goes back as a redirect, an error as [`deliver_error`] says.
+pub(crate) fn deliver_unattended(
+    state: &AppState,
+    client: &mas_data_model::Client,
+    redirect: &mas_oauth_core::authorize::Redirect,
+) -> Response {
+    if redirect.params.iter().any(|(k, _)| k == "error") {
+        deliver_error(state, client, redirect)
+    } else {
+        deliver(redirect)
+    }
+}
+
 /// Storage failures on a page: a page, not JSON, and never the database's words.
 pub(crate) fn storage_error_page(state: &AppState, error: &mas_storage::StorageError) -> Response {
     match error {

@@ -88,6 +88,7 @@ fn client_model(
         contacts: Set(to_json(&params.contacts)),
         metadata: Set(params.metadata.as_ref().map(to_json)),
         created_at: Set(created_at),
+        first_used_at: sea_orm::ActiveValue::NotSet,
     }
 }
 
@@ -282,6 +283,7 @@ impl ClientRepository for Repo<'_> {
         let result = clients::Entity::delete_many()
             .filter(clients::Column::IsStatic.eq(false))
             .filter(clients::Column::CreatedAt.lt(registered_before))
+            .filter(clients::Column::FirstUsedAt.is_null())
             .filter(Expr::not_exists(naming_client(
                 sessions::Entity,
                 sessions::Column::ClientId,
@@ -344,6 +346,25 @@ fn grant(m: grants::Model) -> Result<AuthorizationGrant, StorageError> {
     })
 }
 
+impl Repo<'_> {
+    /// Records that a registered client started its first authorization, once: the
+    /// cleanup keeps clients that were ever used (apps keep their registration).
+    async fn mark_client_used(
+        &self,
+        client_id: Ulid,
+        at: DateTime<Utc>,
+    ) -> Result<(), StorageError> {
+        clients::Entity::update_many()
+            .col_expr(clients::Column::FirstUsedAt, Expr::value(at))
+            .filter(clients::Column::Id.eq(client_id.to_string()))
+            .filter(clients::Column::FirstUsedAt.is_null())
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl AuthorizationGrantRepository for Repo<'_> {
     #[tracing::instrument(name = "db.authorization_grant.add", skip_all)]
@@ -381,6 +402,7 @@ impl AuthorizationGrantRepository for Repo<'_> {
         .exec_without_returning(&self.conn)
         .await
         .map_err(|e| self.db_err(e))?;
+        self.mark_client_used(new.client_id, created_at).await?;
         Ok(AuthorizationGrant {
             id,
             client_id: new.client_id,
@@ -1067,6 +1089,7 @@ impl DeviceCodeGrantRepository for Repo<'_> {
         .exec_without_returning(&self.conn)
         .await
         .map_err(|e| self.db_err(e))?;
+        self.mark_client_used(new.client_id, created_at).await?;
         Ok(DeviceCodeGrant {
             id,
             client_id: new.client_id,
