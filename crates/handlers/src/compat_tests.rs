@@ -333,6 +333,21 @@ async fn refresh_rotates_and_a_spent_refresh_token_is_refused() {
             "{spent}"
         );
     }
+    // The replay above left one branch: the second answer's, which refreshes on.
+    assert_eq!(h.introspect(new_access).await["active"], true);
+    let (status, third) = h
+        .call(
+            "POST",
+            "/_matrix/client/v3/refresh",
+            None,
+            json!({"refresh_token": second["refresh_token"]}).to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{third}");
+    assert_eq!(
+        h.introspect(third["access_token"].as_str().unwrap()).await["active"],
+        true
+    );
 }
 
 #[tokio::test]

@@ -2163,3 +2163,85 @@ async fn an_admin_scope_lasts_only_as_long_as_the_right_to_it() {
         "{refused}"
     );
 }
+
+#[tokio::test]
+async fn a_tolerated_refresh_replay_leaves_one_branch_alive() {
+    let h = Harness::new().await;
+    let client = h.client(ClientAuthMethod::ClientSecretBasic, None).await;
+    let auth = Some(basic(client, SECRET));
+    consented_code(&h, client, "branch-code", 1).await;
+    let (status, _, first) = h
+        .post("/oauth2/token", auth.clone(), "grant_type=authorization_code&code=branch-code&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    let refresh = |token: String| {
+        let auth = auth.clone();
+        let h = &h;
+        async move {
+            let (status, _, body) = h
+                .post(
+                    "/oauth2/token",
+                    auth,
+                    &format!("grant_type=refresh_token&refresh_token={token}"),
+                )
+                .await;
+            (status, body)
+        }
+    };
+    let active = |token: String| {
+        let auth = auth.clone();
+        let h = &h;
+        async move {
+            h.post("/oauth2/introspect", auth, &format!("token={token}"))
+                .await
+                .2["active"]
+                == true
+        }
+    };
+    let rt1 = first["refresh_token"].as_str().unwrap().to_owned();
+    // rt1 -> t2; then rt1 again before t2 was used: tolerated as a retry, giving t3.
+    let (_, t2) = refresh(rt1.clone()).await;
+    let (status, t3) = refresh(rt1.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{t3}");
+    let t2_refresh = t2["refresh_token"].as_str().unwrap().to_owned();
+    let t3_access = t3["access_token"].as_str().unwrap().to_owned();
+    // The attack: the branch the replay replaced is refreshed as well. It is refused,
+    // and since two parties hold the session, the session ends (RFC 9700 §4.14).
+    let (status, refused) = refresh(t2_refresh).await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "{refused}"
+    );
+    assert!(!active(t3_access).await, "no branch outlives the other");
+    assert!(
+        !active(t2["access_token"].as_str().unwrap().to_owned()).await,
+        "the replaced branch's access token is dead"
+    );
+
+    // Without the attack, the surviving branch goes on: rt1 -> t5, rt1 again -> t6,
+    // and t6 refreshes as usual while t5's refresh token is refused.
+    consented_code(&h, client, "branch-code-2", 1).await;
+    let (_, second) = {
+        let (status, _, body) = h
+            .post("/oauth2/token", auth.clone(), "grant_type=authorization_code&code=branch-code-2&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb")
+            .await;
+        (status, body)
+    };
+    let rt4 = second["refresh_token"].as_str().unwrap().to_owned();
+    let (_, t5) = refresh(rt4.clone()).await;
+    let (_, t6) = refresh(rt4).await;
+    let (status, t7) = refresh(t6["refresh_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "the surviving branch refreshes: {t7}"
+    );
+    assert!(active(t7["access_token"].as_str().unwrap().to_owned()).await);
+    let (status, _) = refresh(t5["refresh_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "the replaced branch never does"
+    );
+}

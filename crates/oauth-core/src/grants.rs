@@ -325,8 +325,22 @@ pub async fn refresh_token(
     if session.client_id != client.id {
         return Ok(refused("the refresh token was issued to another client"));
     }
-    if !session.is_active() || old.revoked_at.is_some() {
+    if !session.is_active() {
         return Ok(refused("the refresh token is no longer valid"));
+    }
+    if old.revoked_at.is_some() {
+        // In an open session, only a retried refresh revokes a refresh token: the branch
+        // it replaced. Someone still holding that branch means two parties refresh
+        // one session (RFC 9700 §4.14): neither keeps it.
+        tracing::warn!(session = %session.id, "a superseded refresh token came back; ending the session");
+        end_session(repo, clock, session).await?;
+        return Ok(GrantOutcome::Refused {
+            error: OAuthError::new(
+                ErrorCode::InvalidGrant,
+                "the refresh token was replaced by a retried refresh",
+            ),
+            commit: true,
+        });
     }
     let asked = parse_scope(scope)?;
     if asked
@@ -370,8 +384,9 @@ pub async fn refresh_token(
         }
         // The client never received (or never used) the answer to its last refresh. The
         // tokens we gave it then are stored only as hashes, so they cannot be handed out
-        // again: a fresh pair takes their place, and the unused successor is consumed in
-        // favour of it (once: of two concurrent retries, one wins).
+        // again: a fresh pair takes their place, and the unused successor is superseded
+        // by it (once: of two concurrent retries, one wins), so that branch never lives
+        // again.
         let Some(next) = successor else {
             return Ok(refused("the refresh token was already used"));
         };
@@ -386,7 +401,7 @@ pub async fn refresh_token(
         };
         if repo
             .refresh_token()
-            .consume(clock, next, &fresh)
+            .supersede(clock, next, &fresh)
             .await?
             .is_none()
         {

@@ -944,6 +944,36 @@ impl RefreshTokenRepository for Repo<'_> {
         Ok(Some(token))
     }
 
+    #[tracing::instrument(name = "db.refresh_token.supersede", skip_all)]
+    async fn supersede(
+        &mut self,
+        clock: &dyn Clock,
+        mut token: RefreshToken,
+        next: &RefreshToken,
+    ) -> Result<Option<RefreshToken>, StorageError> {
+        let at = now(clock);
+        let result = refresh_tokens::Entity::update_many()
+            .col_expr(refresh_tokens::Column::ConsumedAt, Expr::value(at))
+            .col_expr(refresh_tokens::Column::RevokedAt, Expr::value(at))
+            .col_expr(
+                refresh_tokens::Column::NextTokenId,
+                Expr::value(next.id.to_string()),
+            )
+            .filter(refresh_tokens::Column::Id.eq(token.id.to_string()))
+            .filter(refresh_tokens::Column::ConsumedAt.is_null())
+            .filter(refresh_tokens::Column::RevokedAt.is_null())
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        if result.rows_affected == 0 {
+            return Ok(None);
+        }
+        token.consumed_at = Some(at);
+        token.revoked_at = Some(at);
+        token.next_token_id = Some(next.id);
+        Ok(Some(token))
+    }
+
     #[tracing::instrument(name = "db.refresh_token.revoke_all_in_session", skip_all)]
     async fn revoke_all_in_session(
         &mut self,

@@ -291,6 +291,16 @@ pub trait RefreshTokenRepository: Send {
         token: RefreshToken,
         next: &RefreshToken,
     ) -> Result<Option<RefreshToken>, StorageError>;
+    /// Marks `token` consumed in exchange for `next` *and* revoked: a retried refresh
+    /// replaced the branch it started, which must never be refreshed again. Returns
+    /// `None` when it was already consumed or revoked (of two concurrent retries, one
+    /// wins).
+    async fn supersede(
+        &mut self,
+        clock: &dyn Clock,
+        token: RefreshToken,
+        next: &RefreshToken,
+    ) -> Result<Option<RefreshToken>, StorageError>;
     /// Revokes every token of a session; returns how many.
     async fn revoke_all_in_session(
         &mut self,
