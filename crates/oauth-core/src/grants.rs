@@ -332,15 +332,7 @@ pub async fn refresh_token(
         // In an open session, only a retried refresh revokes a refresh token: the branch
         // it replaced. Someone still holding that branch means two parties refresh
         // one session (RFC 9700 §4.14): neither keeps it.
-        tracing::warn!(session = %session.id, "a superseded refresh token came back; ending the session");
-        end_session(repo, clock, session).await?;
-        return Ok(GrantOutcome::Refused {
-            error: OAuthError::new(
-                ErrorCode::InvalidGrant,
-                "the refresh token was replaced by a retried refresh",
-            ),
-            commit: true,
-        });
+        return reused(repo, clock, session, "was replaced by a retried refresh").await;
     }
     let asked = parse_scope(scope)?;
     if asked
@@ -372,15 +364,7 @@ pub async fn refresh_token(
             _ => false,
         };
         if !successor_unused {
-            tracing::warn!(session = %session.id, "refresh token reused; ending the session");
-            end_session(repo, clock, session).await?;
-            return Ok(GrantOutcome::Refused {
-                error: OAuthError::new(
-                    ErrorCode::InvalidGrant,
-                    "the refresh token was already used",
-                ),
-                commit: true,
-            });
+            return reused(repo, clock, session, "was already used").await;
         }
         // The client never received (or never used) the answer to its last refresh. The
         // tokens we gave it then are stored only as hashes, so they cannot be handed out
@@ -427,6 +411,22 @@ pub async fn refresh_token(
         return Ok(refused("the refresh token was already used"));
     }
     Ok(GrantOutcome::Issued(response))
+}
+
+/// A refresh token presented by a second party: the session ends (committed), and the
+/// token is `invalid_grant` ("the refresh token {why}").
+async fn reused(
+    repo: &mut dyn Repository,
+    clock: &dyn Clock,
+    session: Session,
+    why: &str,
+) -> Result<GrantOutcome, OAuthError> {
+    tracing::warn!(session = %session.id, "refresh token {why}; ending the session");
+    end_session(repo, clock, session).await?;
+    Ok(GrantOutcome::Refused {
+        error: OAuthError::new(ErrorCode::InvalidGrant, format!("the refresh token {why}")),
+        commit: true,
+    })
 }
 
 /// The userinfo answer for an access token: `sub`, `preferred_username`, and `email`
