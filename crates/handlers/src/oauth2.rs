@@ -455,8 +455,9 @@ async fn introspect(
 ) -> Result<Response, ApiError> {
     let token = request.params.require("token")?;
     let hint = request.params.get("token_type_hint")?;
-    // Synapse says so when it reads `device_id` (rather than only the device scope).
-    let wants_device_id = request
+    // Synapse says so when it reads `device_id`; a compatibility session's device then
+    // leaves the scope, as with MAS (`device_id` itself is always there for them).
+    let reads_device_id = request
         .headers
         .get("x-mas-supports-device-id")
         .is_some_and(|v| v == "1");
@@ -483,8 +484,8 @@ async fn introspect(
             return Err(OAuthError::invalid_client().into());
         }
         let mut answer = for_homeserver().await?;
-        if !wants_device_id {
-            answer.device_id = None;
+        if reads_device_id {
+            answer.for_device_id_reader();
         }
         return Ok(json_ok(&answer));
     }
@@ -514,8 +515,8 @@ async fn introspect(
         repo.save().await?;
         answer
     };
-    if !wants_device_id {
-        answer.device_id = None;
+    if reads_device_id {
+        answer.for_device_id_reader();
     }
     Ok(json_ok(&answer))
 }

@@ -1266,25 +1266,34 @@ async fn homeserver_introspects_compatibility_tokens_with_its_secret() {
     assert_eq!(answer["username"], "alice");
     assert_eq!(answer["sub"], user.id.to_string());
     assert_eq!(answer["device_id"], "ABCDEFGH");
+    assert_eq!(answer["client_id"], "legacy");
+    // It reads the device from `device_id`, so the scope leaves it out, as MAS's does.
+    let mut scope: Vec<&str> = answer["scope"].as_str().unwrap().split(' ').collect();
+    scope.sort_unstable();
+    assert_eq!(
+        scope,
+        [
+            "urn:matrix:client:api:*",
+            "urn:matrix:org.matrix.msc2967.client:api:*",
+            "urn:synapse:admin:*",
+        ]
+    );
+
+    // A homeserver that does not say it reads `device_id` finds the device in the
+    // scope too; `device_id` is there all the same, as with MAS.
+    let (_, answer) = ask("Bearer homeserver-secret", false).await;
+    assert_eq!(answer["active"], true);
+    assert_eq!(answer["device_id"], "ABCDEFGH");
     let scope: Vec<&str> = answer["scope"].as_str().unwrap().split(' ').collect();
     for expected in [
-        "urn:matrix:client:api:*",
-        "urn:matrix:org.matrix.msc2967.client:api:*",
         "urn:matrix:client:device:ABCDEFGH",
         "urn:matrix:org.matrix.msc2967.client:device:ABCDEFGH",
-        "urn:synapse:admin:*",
     ] {
         assert!(
             scope.contains(&expected),
             "{expected} missing from {scope:?}"
         );
     }
-    assert!(answer.get("client_id").is_none(), "{answer}");
-
-    // A homeserver that does not say it reads `device_id` gets the scope only.
-    let (_, answer) = ask("Bearer homeserver-secret", false).await;
-    assert_eq!(answer["active"], true);
-    assert!(answer.get("device_id").is_none(), "{answer}");
 
     // The wrong secret is refused in OAuth's own words, and says nothing about the token.
     let (status, answer) = ask("Bearer not-the-secret", true).await;
@@ -1582,7 +1591,7 @@ async fn tokens_of_locked_users_stop_working() {
         "openid urn:matrix:client:api:* urn:matrix:client:device:CAROLDEV"
     );
     assert!(answer.get("device_id").is_none());
-    // The homeserver sees both spellings and the device.
+    // The homeserver sees both spellings.
     let app = router(&[Resource::OAuth], None, h.state.clone());
     let request = Request::post("/oauth2/introspect")
         .header("authorization", "Bearer homeserver-secret")
@@ -1595,7 +1604,8 @@ async fn tokens_of_locked_users_stop_working() {
         .await
         .unwrap();
     let seen: Value = serde_json::from_slice(&bytes).unwrap();
-    assert_eq!(seen["device_id"], "CAROLDEV");
+    // As with MAS, an OAuth 2.0 session's device is in its scope only.
+    assert!(seen.get("device_id").is_none(), "{seen}");
     assert!(
         seen["scope"]
             .as_str()
@@ -2244,4 +2254,269 @@ async fn a_tolerated_refresh_replay_leaves_one_branch_alive() {
         StatusCode::BAD_REQUEST,
         "the replaced branch never does"
     );
+}
+
+/// An introspection answer for `auth`, with or without `X-MAS-Supports-Device-Id: 1`.
+async fn introspect_as(h: &Harness, auth: &str, token: &str, reads_device_id: bool) -> Value {
+    let app = router(&[Resource::OAuth], None, h.state.clone());
+    let mut request = Request::post("/oauth2/introspect")
+        .header("authorization", auth)
+        .header("content-type", "application/x-www-form-urlencoded");
+    if reads_device_id {
+        request = request.header("x-mas-supports-device-id", "1");
+    }
+    let request = request.body(Body::from(format!("token={token}"))).unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// The answer's keys, sorted.
+fn sorted_keys(answer: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = answer
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    keys
+}
+
+#[tokio::test]
+async fn introspection_answers_the_keys_mas_answers_for_each_kind() {
+    let h = Harness::new().await;
+    let client = h.client(ClientAuthMethod::ClientSecretBasic, None).await;
+    let owner = basic(client, SECRET);
+    let homeserver = "Bearer homeserver-secret";
+    consented_code(&h, client, "keys-code", 1).await;
+    let (status, _, tokens) = h
+        .post("/oauth2/token", Some(owner.clone()), "grant_type=authorization_code&code=keys-code&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let (status, _, machine) = h
+        .post(
+            "/oauth2/token",
+            Some(owner.clone()),
+            "grant_type=client_credentials&scope=urn:mas:graphql:*",
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{machine}");
+    let machine = machine["access_token"].as_str().unwrap();
+
+    // A compatibility session (as a Matrix login or `issue-compatibility-token` makes),
+    // with a token that expires and one that does not, and a personal token.
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let compat_expiring =
+        mas_oauth_core::tokens::generate(&mut rng, mas_data_model::TokenType::CompatAccessToken);
+    let compat_lasting =
+        mas_oauth_core::tokens::generate(&mut rng, mas_data_model::TokenType::CompatAccessToken);
+    let personal =
+        mas_oauth_core::tokens::generate(&mut rng, mas_data_model::TokenType::PersonalAccessToken);
+    let mut repo = h.state.repos.begin().await.unwrap();
+    let alice = repo
+        .user()
+        .find_by_username("alice")
+        .await
+        .unwrap()
+        .unwrap();
+    let session = repo
+        .compat_session()
+        .add(
+            &mut rng,
+            &SystemClock,
+            &alice,
+            Some("KEYSDEV".to_owned()),
+            None,
+            false,
+            None,
+        )
+        .await
+        .unwrap();
+    for (token, ttl) in [
+        (&compat_expiring, Some(chrono::Duration::minutes(5))),
+        (&compat_lasting, None),
+    ] {
+        repo.compat_access_token()
+            .add(&mut rng, &SystemClock, &session, token, ttl)
+            .await
+            .unwrap();
+    }
+    let personal_session = repo
+        .personal_session()
+        .add(
+            &mut rng,
+            &SystemClock,
+            &alice,
+            &alice,
+            "keys",
+            "urn:matrix:client:api:*",
+        )
+        .await
+        .unwrap();
+    repo.personal_access_token()
+        .add(
+            &mut rng,
+            &SystemClock,
+            &personal_session,
+            &personal,
+            Some(chrono::Duration::days(1)),
+        )
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+
+    let oauth_access = [
+        "active",
+        "client_id",
+        "exp",
+        "expires_in",
+        "iat",
+        "jti",
+        "nbf",
+        "scope",
+        "sub",
+        "token_type",
+        "username",
+    ];
+    let compat_expiring_keys = [
+        "active",
+        "client_id",
+        "device_id",
+        "exp",
+        "expires_in",
+        "iat",
+        "nbf",
+        "scope",
+        "sub",
+        "token_type",
+        "username",
+    ];
+    let cases: [(&str, &str, &str, bool, &[&str]); 9] = [
+        (
+            "OAuth access, homeserver",
+            homeserver,
+            access,
+            true,
+            &oauth_access,
+        ),
+        (
+            "OAuth access, homeserver without the header",
+            homeserver,
+            access,
+            false,
+            &oauth_access,
+        ),
+        (
+            "OAuth access, owning client",
+            &owner,
+            access,
+            false,
+            &oauth_access,
+        ),
+        (
+            "OAuth refresh, owning client",
+            &owner,
+            refresh,
+            false,
+            &[
+                "active",
+                "client_id",
+                "iat",
+                "jti",
+                "nbf",
+                "scope",
+                "sub",
+                "token_type",
+                "username",
+            ],
+        ),
+        (
+            "client_credentials access, owning client",
+            &owner,
+            machine,
+            false,
+            &[
+                "active",
+                "client_id",
+                "exp",
+                "expires_in",
+                "iat",
+                "jti",
+                "nbf",
+                "scope",
+                "token_type",
+            ],
+        ),
+        (
+            "compat access, homeserver",
+            homeserver,
+            &compat_expiring,
+            true,
+            &compat_expiring_keys,
+        ),
+        (
+            "compat access, homeserver without the header",
+            homeserver,
+            &compat_expiring,
+            false,
+            &compat_expiring_keys,
+        ),
+        (
+            "compat access without expiry, homeserver",
+            homeserver,
+            &compat_lasting,
+            true,
+            &[
+                "active",
+                "client_id",
+                "device_id",
+                "iat",
+                "nbf",
+                "scope",
+                "sub",
+                "token_type",
+                "username",
+            ],
+        ),
+        (
+            "personal access, homeserver",
+            homeserver,
+            &personal,
+            true,
+            &[
+                "active",
+                "exp",
+                "expires_in",
+                "iat",
+                "nbf",
+                "scope",
+                "sub",
+                "token_type",
+                "username",
+            ],
+        ),
+    ];
+    for (kind, auth, token, reads_device_id, expected) in cases {
+        let answer = introspect_as(&h, auth, token, reads_device_id).await;
+        assert_eq!(sorted_keys(&answer), expected, "{kind}: {answer}");
+        assert_eq!(answer["nbf"], answer["iat"], "{kind}: {answer}");
+        let token_type = if token.starts_with("mar_") {
+            "refresh_token"
+        } else {
+            "access_token"
+        };
+        assert_eq!(answer["token_type"], token_type, "{kind}: {answer}");
+        if token.starts_with("mct_") {
+            assert_eq!(answer["client_id"], "legacy", "{kind}: {answer}");
+            assert_eq!(answer["device_id"], "KEYSDEV", "{kind}: {answer}");
+        } else if token.starts_with("mat_") || token.starts_with("mar_") {
+            assert_eq!(answer["client_id"], client.to_string(), "{kind}: {answer}");
+        }
+    }
 }

@@ -183,7 +183,17 @@ pub async fn client_credentials(
     })
 }
 
+/// The `client_id` MAS answers for compatibility tokens, which no OAuth client issued;
+/// homeservers and tools written against MAS read it.
+pub const COMPAT_CLIENT_ID: &str = "legacy";
+
 /// An introspection answer (RFC 7662); inactive tokens are `{"active": false}` only.
+///
+/// Each kind of token answers the keys MAS answers for it (the fields are in MAS's
+/// order). OAuth 2.0 tokens: `client_id`, `jti`, and `username`/`sub` when the session
+/// has a user. Compatibility tokens: `client_id` [`COMPAT_CLIENT_ID`] and `device_id`,
+/// no `jti`. Personal tokens: neither `client_id` (their owner is a user) nor `jti`.
+/// Refresh tokens have no `exp` or `expires_in`; every kind has `iat` and `nbf`.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct Introspection {
     /// Whether the token is usable now.
@@ -191,7 +201,7 @@ pub struct Introspection {
     /// The granted scope.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
-    /// The client the token was issued to.
+    /// The client the token was issued to ([`COMPAT_CLIENT_ID`] for compatibility tokens).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
     /// The user's localpart.
@@ -209,15 +219,39 @@ pub struct Introspection {
     /// Issue time, in seconds since the epoch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iat: Option<i64>,
+    /// Not usable before, in seconds since the epoch: the issue time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     /// The user's ID.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
     /// The token's ID.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
-    /// The Matrix device the token belongs to.
+    /// The device of a compatibility session (MAS's extension; OAuth 2.0 sessions name
+    /// theirs in `scope` only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub device_id: Option<String>,
+}
+
+impl Introspection {
+    /// Shapes the answer for a caller that sent `X-MAS-Supports-Device-Id: 1`, as MAS
+    /// does: it reads a compatibility session's device from `device_id`, so the device
+    /// scopes leave `scope`. Answers without `device_id` (every other kind) are unchanged.
+    pub fn for_device_id_reader(&mut self) {
+        let (Some(device), Some(scope)) = (&self.device_id, &mut self.scope) else {
+            return;
+        };
+        let kept: Vec<&str> = scope
+            .split(' ')
+            .filter(|t| {
+                DEVICE_SCOPES
+                    .iter()
+                    .all(|p| t.strip_prefix(p) != Some(device))
+            })
+            .collect();
+        *scope = kept.join(" ");
+    }
 }
 
 /// Who asks an introspection question, which decides what it may learn.
@@ -327,14 +361,16 @@ async fn introspect_compat(
         Introspection {
             active: true,
             scope: Some(with_matrix_twins(&scope)),
-            client_id: None,
+            client_id: Some(COMPAT_CLIENT_ID.to_owned()),
             username: Some(user.username.clone()),
             token_type: Some("access_token"),
             exp: access.expires_at.map(|at| at.timestamp()),
             expires_in: access.expires_at.map(|at| (at - now).num_seconds().max(0)),
             iat: Some(access.created_at.timestamp()),
+            nbf: Some(access.created_at.timestamp()),
             sub: Some(user.id.to_string()),
-            jti: Some(access.id.to_string()),
+            // MAS names no compatibility token, so neither do we.
+            jti: None,
             device_id: session.device_id,
         },
     ))
@@ -375,15 +411,18 @@ async fn introspect_personal(
         Introspection {
             active: true,
             scope: Some(with_matrix_twins(&session.scope)),
+            // MAS names a client only for sessions a client owns; a user owns these.
             client_id: None,
             username: Some(user.username.clone()),
             token_type: Some("access_token"),
             exp: access.expires_at.map(|at| at.timestamp()),
             expires_in: access.expires_at.map(|at| (at - now).num_seconds().max(0)),
             iat: Some(access.created_at.timestamp()),
+            nbf: Some(access.created_at.timestamp()),
             sub: Some(user.id.to_string()),
-            jti: Some(access.id.to_string()),
-            device_id: device_of(&session.scope),
+            jti: None,
+            // The device, if any, is in the scope, as for OAuth 2.0 sessions.
+            device_id: None,
         },
     ))
 }
@@ -525,9 +564,9 @@ pub(crate) async fn introspect_checked(
         // active to this asker: a stranger's question proves nothing.
         repo.access_token().mark_used(clock, access).await?;
     }
-    let (scope, device_id) = match asker {
-        Asker::Homeserver => (with_matrix_twins(&session.scope), device_of(&session.scope)),
-        Asker::Client(_) => (session.scope.clone(), None),
+    let scope = match asker {
+        Asker::Homeserver => with_matrix_twins(&session.scope),
+        Asker::Client(_) => session.scope.clone(),
     };
     let mut keys = vec![session.id, session.client_id];
     keys.extend(user.as_ref().map(|u| u.id));
@@ -537,15 +576,18 @@ pub(crate) async fn introspect_checked(
         Introspection {
             active: true,
             scope: Some(scope),
-            device_id,
             client_id: Some(session.client_id.to_string()),
             username: user.as_ref().map(|u| u.username.clone()),
             token_type: Some(token_type),
             exp: expires_at.map(|at| at.timestamp()),
             expires_in: expires_at.map(|at| (at - now).num_seconds().max(0)),
             iat: Some(created_at.timestamp()),
+            nbf: Some(created_at.timestamp()),
             sub: user.map(|u| u.id.to_string()),
             jti: Some(id.to_string()),
+            // The device is in the scope; MAS gives `device_id` for compatibility
+            // sessions only.
+            device_id: None,
         },
     ))
 }
