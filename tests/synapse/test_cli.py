@@ -1,5 +1,5 @@
-"""`mas-cli manage` verbs from docs/cli.md ("Homeserver and session verbs") against the
-running stack, on both Synapse generations: what the operator reads on the terminal,
+"""`mas-cli manage` verbs from docs/cli.md ("Homeserver and session verbs", and the
+homeserver check of `register-user`) against the running stack, on both Synapse generations: what the operator reads on the terminal,
 and what a Matrix client then meets at Synapse through the proxy.
 """
 
@@ -228,3 +228,20 @@ def test_promote_list_and_demote_admin(stack):
     assert missing.returncode == 1, transcript(missing)
     assert "no user `nosuchuser`" in missing.stderr, transcript(missing)
     assert missing.stdout == "", transcript(missing)
+
+
+# --- register-user ---------------------------------------------------------------------
+
+
+def test_register_user_refuses_names_synapse_refuses(stack):
+    """register-user asks Synapse before creating anything: a name Synapse would not
+    take is refused with Synapse's own rule, and no user is made."""
+    for name, rule in (
+        ("_bridge1", "User ID may not begin with _"),
+        ("4242", "Numeric user IDs are reserved for guest users."),
+    ):
+        result = stack.mas.cli("manage", "register-user", name, "-y", check=False)
+        assert result.returncode == 1, transcript(result)
+        assert f"the homeserver refuses the username `{name}`: {rule}" in result.stderr, transcript(result)
+        missing = stack.mas.cli("manage", "promote-admin", name, check=False)
+        assert f"no user `{name}`" in missing.stderr, transcript(missing)

@@ -116,51 +116,66 @@ pub(crate) struct FormRejection {
 }
 
 /// Reads a form body: the right content type, at most [`MAX_BODY`] bytes, parameters
-/// without control characters.
+/// without control characters. A request with no content type and no body is an empty
+/// form, so the endpoint can name the parameter that is missing (RFC 6749 §5.2).
 pub(crate) async fn read_form(
     request: Request,
 ) -> Result<(Params, axum::http::request::Parts), FormRejection> {
     let (parts, body) = request.into_parts();
-    let form = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';').next().is_some_and(|t| {
-                t.trim()
-                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            })
-        });
-    if !form {
-        return Err(FormRejection {
-            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            description: "the body must be application/x-www-form-urlencoded".to_owned(),
-        });
-    }
-    let bytes = match axum::body::to_bytes(body, MAX_BODY).await {
-        Ok(bytes) => bytes,
-        Err(error) => {
-            let too_large = std::error::Error::source(&error).is_some_and(
-                <dyn std::error::Error + 'static>::is::<http_body_util::LengthLimitError>,
-            );
-            return Err(if too_large {
-                FormRejection {
-                    status: StatusCode::PAYLOAD_TOO_LARGE,
-                    description: "the request body is too large".to_owned(),
-                }
-            } else {
-                FormRejection {
-                    status: StatusCode::REQUEST_TIMEOUT,
-                    description: "the request body could not be read in time".to_owned(),
-                }
-            });
-        }
+    let Some(content_type) = parts.headers.get(header::CONTENT_TYPE) else {
+        // Reading with a limit of zero refuses the first byte, so a body of no declared
+        // type is never read further than that.
+        return match axum::body::to_bytes(body, 0).await {
+            Ok(_) => Ok((Params::default(), parts)),
+            Err(error) => Err(body_error(&error, unsupported_media_type)),
+        };
     };
+    let form = content_type.to_str().ok().is_some_and(|v| {
+        v.split(';').next().is_some_and(|t| {
+            t.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+    });
+    if !form {
+        return Err(unsupported_media_type());
+    }
+    let bytes = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .map_err(|error| body_error(&error, too_large))?;
     let params = Params::parse(&bytes).map_err(|e| FormRejection {
         status: StatusCode::BAD_REQUEST,
         description: e.description,
     })?;
     Ok((params, parts))
+}
+
+fn unsupported_media_type() -> FormRejection {
+    FormRejection {
+        status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        description: "the body must be application/x-www-form-urlencoded".to_owned(),
+    }
+}
+
+fn too_large() -> FormRejection {
+    FormRejection {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        description: "the request body is too large".to_owned(),
+    }
+}
+
+/// Why a body could not be read: `over_limit` when it was longer than allowed, else it
+/// was not sent in time.
+fn body_error(error: &axum::Error, over_limit: fn() -> FormRejection) -> FormRejection {
+    let is_over_limit = std::error::Error::source(error)
+        .is_some_and(<dyn std::error::Error + 'static>::is::<http_body_util::LengthLimitError>);
+    if is_over_limit {
+        over_limit()
+    } else {
+        FormRejection {
+            status: StatusCode::REQUEST_TIMEOUT,
+            description: "the request body could not be read in time".to_owned(),
+        }
+    }
 }
 
 impl<S: Send + Sync> FromRequest<S> for FormRequest {

@@ -414,16 +414,21 @@ async fn hostile_and_malformed_requests_get_json_errors() {
         (status, body["error"].as_str()),
         (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("invalid_request"))
     );
+    // A body of no declared type is not guessed at (an empty one is an empty form:
+    // `an_empty_body_without_content_type_is_an_empty_form`).
     let (status, _, body) = h
         .send(
             Method::POST,
             "/oauth2/token",
             auth.clone(),
             None,
-            Vec::new(),
+            b"grant_type=client_credentials".to_vec(),
         )
         .await;
-    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("invalid_request"))
+    );
 
     let huge = format!(
         "grant_type=client_credentials&scope={}",
@@ -524,6 +529,69 @@ async fn hostile_and_malformed_requests_get_json_errors() {
 }
 
 /// A fulfilled grant (as after consent) for `client`, consented `minutes_ago`.
+/// RFC 6749 §5.2: a request with no body lacks required parameters, which is 400
+/// `invalid_request` naming one, not 415; a body of no declared type or of another type
+/// stays 415.
+#[tokio::test]
+async fn an_empty_body_without_content_type_is_an_empty_form() {
+    let h = Harness::new().await;
+    let client = h.client(ClientAuthMethod::ClientSecretBasic, None).await;
+    let auth = Some(basic(client, SECRET));
+
+    for (path, missing) in [
+        ("/oauth2/token", Some("grant_type")),
+        ("/oauth2/introspect", Some("token")),
+        ("/oauth2/revoke", Some("token")),
+        // Every parameter here is optional: what matters is that the answer is the
+        // endpoint's own, as for an empty form.
+        ("/oauth2/device", None),
+    ] {
+        let (status, _, body) = h
+            .send(Method::POST, path, auth.clone(), None, Vec::new())
+            .await;
+        let (form_status, _, form_body) = h.post(path, auth.clone(), "").await;
+        assert_ne!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{path}: {body}");
+        assert_eq!(
+            (status, &body["error"]),
+            (form_status, &form_body["error"]),
+            "{path}"
+        );
+        if let Some(missing) = missing {
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (StatusCode::BAD_REQUEST, Some("invalid_request")),
+                "{path}"
+            );
+            let description = body["error_description"].as_str().unwrap();
+            assert!(description.contains(missing), "{path}: {description}");
+        }
+
+        for (content_type, payload) in [
+            (None, b"token=x".to_vec()),
+            (Some("application/json"), Vec::new()),
+            (Some("text/plain"), b"token=x".to_vec()),
+        ] {
+            let (status, _, body) = h
+                .send(Method::POST, path, auth.clone(), content_type, payload)
+                .await;
+            assert_eq!(
+                (status, body["error"].as_str()),
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("invalid_request")),
+                "{path} {content_type:?}"
+            );
+        }
+    }
+
+    // Without credentials either, the client is what is missing first.
+    let (status, _, body) = h
+        .send(Method::POST, "/oauth2/token", None, None, Vec::new())
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_client"))
+    );
+}
+
 async fn consented_code(h: &Harness, client: Ulid, code: &str, minutes_ago: i64) {
     consented_code_with(
         h,

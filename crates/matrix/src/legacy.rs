@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use crate::{
     FieldAction, HomeserverConnection, HomeserverError, Http, MatrixUser, ProvisionRequest,
+    Unavailable,
 };
 
 /// The external-ID provider under which Synapse links its users to this service.
@@ -117,16 +118,25 @@ impl HomeserverConnection for SynapseLegacy {
         Ok(self.put_user(&request.localpart, &body).await? == 201)
     }
 
-    #[tracing::instrument(name = "homeserver.is_localpart_available", skip_all)]
-    async fn is_localpart_available(&self, localpart: &str) -> Result<bool, HomeserverError> {
+    #[tracing::instrument(name = "homeserver.check_localpart", skip_all)]
+    async fn check_localpart(
+        &self,
+        localpart: &str,
+    ) -> Result<Option<Unavailable>, HomeserverError> {
         let mut url = self
             .http
             .url(&["_synapse", "admin", "v1", "username_available"]);
         url.query_pairs_mut().append_pair("username", localpart);
         match self.http.call(Method::GET, url, None).await {
-            Ok((_, body)) => Ok(body.get("available").and_then(Value::as_bool) == Some(true)),
-            Err(HomeserverError::Refused { status: 400, .. }) => Ok(false),
-            Err(other) => Err(other),
+            Ok((_, body)) if body.get("available").and_then(Value::as_bool) == Some(true) => {
+                Ok(None)
+            }
+            // Synapse refuses with a 400 rather than answer `false`; anything else is odd.
+            Ok(_) => Ok(Some(Unavailable {
+                errcode: None,
+                message: "the homeserver did not say the name is available".to_owned(),
+            })),
+            Err(error) => error.into_unavailable(),
         }
     }
 

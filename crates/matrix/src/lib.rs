@@ -83,6 +83,18 @@ impl ProvisionRequest {
     }
 }
 
+/// Why the homeserver will not let a new user take a localpart, in its own words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}{}", errcode.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
+pub struct Unavailable {
+    /// The Matrix `errcode`: Synapse says `M_USER_IN_USE`, `M_EXCLUSIVE` (an application
+    /// service's namespace) or `M_INVALID_USERNAME`.
+    pub errcode: Option<String>,
+    /// The homeserver's `error` text, which names the rule (Synapse: "User ID may not
+    /// begin with _").
+    pub message: String,
+}
+
 /// Why a call to the homeserver failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HomeserverError {
@@ -108,6 +120,19 @@ pub enum HomeserverError {
 }
 
 impl HomeserverError {
+    /// An availability check's 400 is the homeserver refusing the name (taken, reserved,
+    /// against its rules), which is an answer rather than a failure.
+    pub(crate) fn into_unavailable(self) -> Result<Option<Unavailable>, Self> {
+        match self {
+            Self::Refused {
+                status: 400,
+                errcode,
+                message,
+            } => Ok(Some(Unavailable { errcode, message })),
+            other => Err(other),
+        }
+    }
+
     /// Whether trying again later may succeed: outages and server-side errors, not a
     /// refusal of the request itself.
     #[must_use]
@@ -158,11 +183,23 @@ pub trait HomeserverConnection: Send + Sync {
     /// When the homeserver cannot be reached or refuses.
     async fn provision_user(&self, request: &ProvisionRequest) -> Result<bool, HomeserverError>;
 
+    /// Whether a new user may take this localpart: `None` when it may, else the
+    /// homeserver's reason (taken, reserved for an application service, against its rules).
+    ///
+    /// # Errors
+    /// When the homeserver cannot be reached or its answer cannot be read.
+    async fn check_localpart(
+        &self,
+        localpart: &str,
+    ) -> Result<Option<Unavailable>, HomeserverError>;
+
     /// Whether a new user may take this localpart.
     ///
     /// # Errors
     /// When the homeserver cannot be reached or its answer cannot be read.
-    async fn is_localpart_available(&self, localpart: &str) -> Result<bool, HomeserverError>;
+    async fn is_localpart_available(&self, localpart: &str) -> Result<bool, HomeserverError> {
+        Ok(self.check_localpart(localpart).await?.is_none())
+    }
 
     /// Creates the device, or renames it if it exists.
     ///

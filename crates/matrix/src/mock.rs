@@ -7,7 +7,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
-use crate::{FieldAction, HomeserverConnection, HomeserverError, MatrixUser, ProvisionRequest};
+use crate::{
+    FieldAction, HomeserverConnection, HomeserverError, MatrixUser, ProvisionRequest, Unavailable,
+};
 
 /// One user as the mock homeserver holds it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -132,9 +134,25 @@ impl HomeserverConnection for MockHomeserver {
         Ok(created)
     }
 
-    async fn is_localpart_available(&self, localpart: &str) -> Result<bool, HomeserverError> {
+    async fn check_localpart(
+        &self,
+        localpart: &str,
+    ) -> Result<Option<Unavailable>, HomeserverError> {
         self.check_up()?;
-        Ok(!lock(&self.users).contains_key(localpart) && !lock(&self.reserved).contains(localpart))
+        // Synapse's codes and words for the two cases the mock plays.
+        let refusal = |errcode: &str, message: &str| {
+            Some(Unavailable {
+                errcode: Some(errcode.to_owned()),
+                message: message.to_owned(),
+            })
+        };
+        Ok(if lock(&self.users).contains_key(localpart) {
+            refusal("M_USER_IN_USE", "User ID already taken.")
+        } else if lock(&self.reserved).contains(localpart) {
+            refusal("M_EXCLUSIVE", "This user ID is reserved.")
+        } else {
+            None
+        })
     }
 
     async fn upsert_device(
@@ -224,6 +242,12 @@ mod tests {
         assert!(hs.provision_user(&request).await.unwrap(), "created");
         assert!(!hs.provision_user(&request).await.unwrap(), "then updated");
         assert!(!hs.is_localpart_available("alice").await.unwrap());
+        let taken = hs.check_localpart("alice").await.unwrap().unwrap();
+        assert_eq!(taken.to_string(), "User ID already taken. (M_USER_IN_USE)");
+        hs.reserve("bridge");
+        let reserved = hs.check_localpart("bridge").await.unwrap().unwrap();
+        assert_eq!(reserved.errcode.as_deref(), Some("M_EXCLUSIVE"));
+        assert_eq!(hs.check_localpart("bob").await.unwrap(), None);
         hs.upsert_device("alice", "A", Some("phone")).await.unwrap();
         hs.upsert_device("alice", "B", None).await.unwrap();
         hs.sync_devices("alice", &BTreeSet::from(["B".to_owned(), "C".to_owned()]))

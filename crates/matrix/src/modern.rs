@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::{
     FieldAction, HomeserverConnection, HomeserverError, Http, MatrixUser, ProvisionRequest,
+    Unavailable,
 };
 
 /// Synapse with `matrix_authentication_service.enabled`.
@@ -90,14 +91,15 @@ impl HomeserverConnection for SynapseModern {
         Ok(self.post("provision_user", &body).await? == 201)
     }
 
-    #[tracing::instrument(name = "homeserver.is_localpart_available", skip_all)]
-    async fn is_localpart_available(&self, localpart: &str) -> Result<bool, HomeserverError> {
+    #[tracing::instrument(name = "homeserver.check_localpart", skip_all)]
+    async fn check_localpart(
+        &self,
+        localpart: &str,
+    ) -> Result<Option<Unavailable>, HomeserverError> {
         let url = self.get_url("is_localpart_available", localpart);
         match self.http.call(Method::GET, url, None).await {
-            Ok(_) => Ok(true),
-            // Taken, reserved for an appservice, or not a valid localpart at all.
-            Err(HomeserverError::Refused { status: 400, .. }) => Ok(false),
-            Err(other) => Err(other),
+            Ok(_) => Ok(None),
+            Err(error) => error.into_unavailable(),
         }
     }
 

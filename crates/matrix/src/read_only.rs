@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use async_trait::async_trait;
 
-use crate::{HomeserverConnection, HomeserverError, MatrixUser, ProvisionRequest};
+use crate::{HomeserverConnection, HomeserverError, MatrixUser, ProvisionRequest, Unavailable};
 
 /// Wraps a connection; queries pass through, every change is logged and skipped.
 #[derive(Debug, Clone)]
@@ -29,8 +29,11 @@ impl<C: HomeserverConnection> HomeserverConnection for ReadOnly<C> {
         Ok(false)
     }
 
-    async fn is_localpart_available(&self, localpart: &str) -> Result<bool, HomeserverError> {
-        self.0.is_localpart_available(localpart).await
+    async fn check_localpart(
+        &self,
+        localpart: &str,
+    ) -> Result<Option<Unavailable>, HomeserverError> {
+        self.0.check_localpart(localpart).await
     }
 
     async fn upsert_device(

@@ -1,4 +1,5 @@
-//! `mas-cli manage register-user` and `set-password`, checked in the database.
+//! `mas-cli manage register-user` and `set-password`, checked in the database, with a
+//! fake homeserver answering the username checks.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -6,6 +7,108 @@ use std::process::{Command, Stdio};
 use sea_orm::{ConnectionTrait, Database, Statement};
 
 use crate::{mas_cli, stderr};
+
+/// The shared secret the fake homeserver expects.
+const SECRET: &str = "fake-homeserver-secret";
+
+/// A stand-in for Synapse's username check, on both APIs (`/_synapse/mas/` and the admin
+/// API of the legacy generation), answering as Synapse does: a name starting with `_`
+/// breaks its rules, a name in `taken` is in use, any other is available. Serves on a
+/// thread of its own for the rest of the test process, so the blocking `mas-cli` runs
+/// cannot starve it.
+fn fake_homeserver(taken: &'static [&'static str]) -> String {
+    use axum::extract::Query;
+    use axum::http::{HeaderMap, StatusCode};
+    use serde_json::{Value, json};
+    use std::collections::HashMap;
+
+    fn answer(
+        headers: &HeaderMap,
+        name: Option<&String>,
+        taken: &[&str],
+        available: Value,
+    ) -> (StatusCode, axum::Json<Value>) {
+        let refuse = |status, errcode: &str, error: &str| {
+            (
+                status,
+                axum::Json(json!({ "errcode": errcode, "error": error })),
+            )
+        };
+        if headers.get("authorization").and_then(|v| v.to_str().ok())
+            != Some(&format!("Bearer {SECRET}"))
+        {
+            return refuse(
+                StatusCode::UNAUTHORIZED,
+                "M_UNKNOWN_TOKEN",
+                "Invalid access token",
+            );
+        }
+        match name {
+            None => refuse(
+                StatusCode::BAD_REQUEST,
+                "M_MISSING_PARAM",
+                "Missing localpart",
+            ),
+            Some(name) if name.starts_with('_') => refuse(
+                StatusCode::BAD_REQUEST,
+                "M_INVALID_USERNAME",
+                "User ID may not begin with _",
+            ),
+            Some(name) if taken.contains(&name.as_str()) => refuse(
+                StatusCode::BAD_REQUEST,
+                "M_USER_IN_USE",
+                "User ID already taken.",
+            ),
+            Some(_) => (StatusCode::OK, axum::Json(available)),
+        }
+    }
+
+    let app = axum::Router::new()
+        .route(
+            "/_synapse/mas/is_localpart_available",
+            axum::routing::get(
+                move |headers: HeaderMap, Query(q): Query<HashMap<String, String>>| async move {
+                    answer(&headers, q.get("localpart"), taken, json!({}))
+                },
+            ),
+        )
+        .route(
+            "/_synapse/admin/v1/username_available",
+            axum::routing::get(
+                move |headers: HeaderMap, Query(q): Query<HashMap<String, String>>| async move {
+                    answer(
+                        &headers,
+                        q.get("username"),
+                        taken,
+                        json!({ "available": true }),
+                    )
+                },
+            ),
+        );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                axum::serve(listener, app).await.unwrap();
+            });
+    });
+    format!("http://{address}/")
+}
+
+/// Points the configuration at a homeserver (`hs.yaml`, read after `c.yaml`).
+fn use_homeserver(dir: &Path, endpoint: &str, kind: &str) {
+    std::fs::write(
+        dir.join("hs.yaml"),
+        format!("matrix:\n  endpoint: {endpoint}\n  kind: {kind}\n  secret: {SECRET}\n"),
+    )
+    .unwrap();
+}
 
 fn setup() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -15,13 +118,14 @@ fn setup() -> (tempfile::TempDir, String) {
         .unwrap()
         .replace("uri: postgresql://", &format!("uri: {uri}"));
     std::fs::write(dir.path().join("c.yaml"), text).unwrap();
+    use_homeserver(dir.path(), &fake_homeserver(&["taken"]), "synapse");
     let migrated = mas_cli(dir.path(), &["-c", "c.yaml", "database", "migrate"]);
     assert!(migrated.status.success(), "{}", stderr(&migrated));
     (dir, uri)
 }
 
 fn manage(dir: &Path, args: &[&str]) -> std::process::Output {
-    let mut all = vec!["-c", "c.yaml", "manage"];
+    let mut all = vec!["-c", "c.yaml", "-c", "hs.yaml", "manage"];
     all.extend_from_slice(args);
     Command::new(env!("CARGO_BIN_EXE_mas-cli"))
         .current_dir(dir)
@@ -143,6 +247,88 @@ async fn register_user_refuses_bad_input_and_creates_nothing() {
         ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn register_user_asks_the_homeserver_and_creates_nothing_it_refuses() {
+    let (dir, uri) = setup();
+    let endpoint = fake_homeserver(&["taken"]);
+    // Both Synapse generations: the `/_synapse/mas/` API and the admin API.
+    for kind in ["synapse", "synapse_legacy"] {
+        use_homeserver(dir.path(), &endpoint, kind);
+        for (name, rule) in [
+            (
+                "_bridge_bot",
+                "the homeserver refuses the username `_bridge_bot`: User ID may not begin with _ (M_INVALID_USERNAME)",
+            ),
+            (
+                "taken",
+                "the homeserver refuses the username `taken`: User ID already taken. (M_USER_IN_USE)",
+            ),
+        ] {
+            let out = manage(
+                dir.path(),
+                &[
+                    "register-user",
+                    name,
+                    "-p",
+                    "correct horse battery staple",
+                    "-y",
+                ],
+            );
+            assert_eq!(out.status.code(), Some(1), "{kind} {name}");
+            assert!(
+                stderr(&out).contains(rule),
+                "{kind} {name}: {}",
+                stderr(&out)
+            );
+            assert!(
+                out.stdout.is_empty(),
+                "{kind} {name}: refused before the summary"
+            );
+        }
+    }
+    assert!(rows(&uri, "SELECT username FROM users").await.is_empty());
+    assert!(rows(&uri, "SELECT id FROM queue_jobs").await.is_empty());
+    let out = manage(dir.path(), &["register-user", "erin", "-y"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn register_user_refuses_when_the_homeserver_cannot_be_asked() {
+    let (dir, uri) = setup();
+    // A port nothing listens on any more.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}/", closed.local_addr().unwrap());
+    drop(closed);
+    use_homeserver(dir.path(), &endpoint, "synapse");
+    let out = manage(dir.path(), &["register-user", "dave", "-y"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(&out);
+    assert!(
+        text.contains(&format!(
+            "cannot ask the homeserver at {endpoint} (matrix.endpoint) whether `dave` is available: the homeserver is unreachable"
+        )),
+        "{text}"
+    );
+
+    // A homeserver that refuses the secret cannot answer either.
+    use_homeserver(dir.path(), &fake_homeserver(&[]), "synapse");
+    std::fs::write(
+        dir.path().join("hs.yaml"),
+        std::fs::read_to_string(dir.path().join("hs.yaml"))
+            .unwrap()
+            .replace(SECRET, "not-the-secret"),
+    )
+    .unwrap();
+    let out = manage(dir.path(), &["register-user", "dave", "-y"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("the homeserver refused (401, M_UNKNOWN_TOKEN)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(rows(&uri, "SELECT username FROM users").await.is_empty());
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use mas_config::RootConfig;
+use mas_matrix::HomeserverConnection;
 use mas_oauth_core::passwords::PasswordManager;
 
 use super::users;
@@ -212,30 +213,46 @@ fn register_user(
         }
         None => None,
     };
-    println!("Username: {username}");
-    println!(
-        "Password: {}",
-        if hashed.is_some() { "set" } else { "none" }
-    );
-    for email in &args.email {
-        println!("Email: {email}");
-    }
-    println!(
-        "Can request admin: {}",
-        if args.admin { "yes" } else { "no" }
-    );
-    if let Some(name) = &args.display_name {
-        println!("Display name: {name}");
-    }
-    if !args.yes && !confirm()? {
-        bail!("cancelled: nothing was created");
-    }
+    let homeserver = crate::homeserver::connect(config)?;
     crate::block_on(async {
         let factory = crate::database::open(config, false).await?;
         crate::database::require_current_schema(&factory).await?;
+        // As MAS does, the name is checked here first, then with the homeserver, which has
+        // the last word (its own users, application services' namespaces, its rules),
+        // before anything is shown or asked.
+        if factory
+            .reader()
+            .await?
+            .user()
+            .find_by_username(&username)
+            .await?
+            .is_some()
+        {
+            bail!("the username `{username}` is taken");
+        }
+        ask_homeserver(homeserver.as_ref(), &config.matrix.endpoint, &username).await?;
+        println!("Username: {username}");
+        println!(
+            "Password: {}",
+            if hashed.is_some() { "set" } else { "none" }
+        );
+        for email in &args.email {
+            println!("Email: {email}");
+        }
+        println!(
+            "Can request admin: {}",
+            if args.admin { "yes" } else { "no" }
+        );
+        if let Some(name) = &args.display_name {
+            println!("Display name: {name}");
+        }
+        if !args.yes && !confirm()? {
+            bail!("cancelled: nothing was created");
+        }
         let mut rng = rand::make_rng::<rand::rngs::StdRng>();
         let clock = SystemClock;
         let mut repo = factory.begin().await?;
+        // Checked again: someone may have taken it while the question was open.
         if repo.user().find_by_username(&username).await?.is_some() {
             bail!("the username `{username}` is taken");
         }
@@ -267,6 +284,23 @@ fn register_user(
         factory.close().await?;
         Ok(())
     })
+}
+
+/// Asks the homeserver whether a new user may take `username`, as web registration
+/// does; a refusal or no answer stops the command, since the homeserver would refuse
+/// to provision the user later.
+async fn ask_homeserver(
+    homeserver: &dyn HomeserverConnection,
+    endpoint: &url::Url,
+    username: &str,
+) -> anyhow::Result<()> {
+    match homeserver.check_localpart(username).await {
+        Ok(None) => Ok(()),
+        Ok(Some(reason)) => bail!("the homeserver refuses the username `{username}`: {reason}"),
+        Err(error) => bail!(
+            "cannot ask the homeserver at {endpoint} (matrix.endpoint) whether `{username}` is available: {error}"
+        ),
+    }
 }
 
 fn set_password(
