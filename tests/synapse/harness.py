@@ -4,7 +4,7 @@ nginx, each on a free port in a temporary directory, plus small HTTP helpers.
 Everything here is plain functions and one `Service` class; conftest.py wires them
 into pytest fixtures and the tests import the helpers they need.
 
-Gotchas found by running both Synapse versions (the contract is in shared/SYNAPSE.md):
+Gotchas found by running both Synapse versions (the contract is in docs/setup/homeserver.md):
 - `serve_client_wellknown` is not a Synapse option at all (unknown keys are ignored):
   Synapse serves `/.well-known/matrix/client` only when `public_baseurl` is set, so
   we set `public_baseurl` to the nginx address and get the well-known from that.
@@ -200,7 +200,9 @@ def synapse_config(
                 "type": "http",
                 "tls": False,
                 "x_forwarded": True,
-                "resources": [{"names": ["client"], "compress": False}],
+                # `keys` serves /_matrix/key/v2/server, where `mas-cli doctor` reads
+                # Synapse's server_name.
+                "resources": [{"names": ["client", "keys"], "compress": False}],
             }
         ],
         "database": {"name": "sqlite3", "args": {"database": str(dir / "homeserver.db")}},

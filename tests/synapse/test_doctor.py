@@ -32,7 +32,12 @@ def test_doctor_passes_on_the_running_stack(stack):
         assert line.startswith(("ok", "warn")), f"{line!r}\n{transcript}"
     found = checks(lines)
     # The homeserver checks ran (they are skipped when Synapse cannot be reached).
-    for what in ("homeserver reachable", "homeserver accepts the secret", "homeserver delegates to this service"):
+    for what in (
+        "homeserver reachable",
+        "matrix.homeserver",
+        "homeserver accepts the secret",
+        "homeserver delegates to this service",
+    ):
         assert found.get(what, "").startswith("ok"), f"{what}\n{transcript}"
 
 

@@ -10,6 +10,13 @@ use anyhow::Context;
 /// The directory of the embedded default, relative to the working directory.
 pub(crate) const DATA_DIR: &str = "mas-data";
 
+/// The embedded default's configuration file, if an earlier `mas-server` start made
+/// it; never created here, since only the server may pick fresh secrets.
+pub(crate) fn existing_config() -> Option<PathBuf> {
+    let config = Path::new(DATA_DIR).join("config.yaml");
+    config.is_file().then_some(config)
+}
+
 /// The embedded configuration file, creating it with fresh secrets on first use.
 /// Returns the path and whether it was just created.
 pub(crate) fn ensure_config() -> anyhow::Result<(PathBuf, bool)> {

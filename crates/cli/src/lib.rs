@@ -48,6 +48,17 @@ enum Command {
     Doctor,
 }
 
+impl Command {
+    /// Whether the command reads a configuration it was not told about. `server` has
+    /// its own fallback (it creates the embedded default), `config generate` reads none.
+    fn reads_config(&self) -> bool {
+        !matches!(
+            self,
+            Self::Server(_) | Self::Config(commands::config::ConfigCommand::Generate { .. })
+        )
+    }
+}
+
 /// `mas-server`: runs the service.
 #[derive(Debug, Parser)]
 #[command(
@@ -73,7 +84,16 @@ fn config_files(flags: &[PathBuf]) -> Vec<PathBuf> {
 #[must_use]
 pub fn mas_cli_main() -> ExitCode {
     let options = CliOptions::parse();
-    let files = config_files(&options.config);
+    let mut files = config_files(&options.config);
+    if files.is_empty()
+        && options.command.reads_config()
+        && let Some(path) = embedded::existing_config()
+    {
+        // The embedded default's file, as `mas-server` would use it: printed, so the
+        // administrator knows which secrets and database the command acts on.
+        eprintln!("using ./{}", path.display());
+        files.push(path);
+    }
     let result = match options.command {
         Command::Config(command) => command.run(&files),
         Command::Database(command) => command.run(&files),

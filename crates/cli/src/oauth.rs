@@ -69,8 +69,9 @@ pub(crate) fn load_keys(config: &RootConfig) -> anyhow::Result<KeyStore> {
 pub(crate) fn state(config: &RootConfig) -> anyhow::Result<OAuthState> {
     let keys = load_keys(config)?;
     let endpoints = Endpoints::new(config.http.issuer().clone(), &config.http.public_base);
-    let registration_open =
-        config.passwords.enabled && config.account.password_registration_enabled;
+    let registration_open = config
+        .account
+        .password_registration_open(config.passwords.enabled);
     Ok(OAuthState::new(endpoints, keys, registration_open))
 }
 

@@ -72,6 +72,13 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
     } else {
         (mas_config::load(files)?, None)
     };
+    // The project's rule: a key that is accepted but does nothing yet says so at start.
+    let registration_open = config
+        .account
+        .password_registration_open(config.passwords.enabled);
+    for warning in config.account.not_honoured(registration_open) {
+        tracing::warn!("{warning}");
+    }
 
     let db = crate::database::open(&config, !args.no_migrate).await?;
     crate::database::require_current_schema(&db).await?;
@@ -106,16 +113,21 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut servers = JoinSet::new();
     let mut addresses = Vec::new();
+    // Where Synapse reaches this service directly: its discovery document and the
+    // introspection endpoint, so a listener serving both.
+    let mut for_synapse = None;
     for listener in &config.http.listeners {
-        let router = mas_handlers::router(
-            &served_resources(listener),
-            listener.prefix.as_deref(),
-            state.clone(),
-        );
+        let resources = served_resources(listener);
+        let serves_synapse =
+            resources.contains(&Resource::Discovery) && resources.contains(&Resource::OAuth);
+        let router = mas_handlers::router(&resources, listener.prefix.as_deref(), state.clone());
         for bind in &listener.binds {
             for tcp in bind_tcp(listener, bind).await? {
                 let address = tcp.local_addr()?;
                 addresses.push(address);
+                if serves_synapse && for_synapse.is_none() {
+                    for_synapse = Some(direct_url(address, listener.prefix.as_deref()));
+                }
                 tracing::info!(listener = listener.name.as_deref().unwrap_or(""), %address, "listening");
                 servers.spawn(connections::serve(
                     tcp,
@@ -132,7 +144,7 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
     }
 
     if let Some((path, created)) = &embedded {
-        log_embedded(&config, path, *created);
+        log_embedded(&config, path, *created, for_synapse.as_deref());
     }
 
     shutdown_signal().await;
@@ -186,16 +198,42 @@ fn connection_limits(
     Ok(limits)
 }
 
-/// The one start-up line of the embedded default: where its files are and what to tell Synapse.
-fn log_embedded(config: &mas_config::RootConfig, path: &std::path::Path, created: bool) {
-    let base = config.http.public_base.as_str();
+/// The one start-up line of the embedded default: where its files are and what to tell
+/// Synapse. The endpoint is the listener itself, not `http.public_base`: Synapse calls
+/// the service directly, as docs/setup/homeserver.md and reverse-proxy.md say.
+fn log_embedded(
+    config: &mas_config::RootConfig,
+    path: &std::path::Path,
+    created: bool,
+    direct: Option<&str>,
+) {
+    let endpoint = direct.unwrap_or(config.http.public_base.as_str());
     tracing::info!(
         "embedded default: config {} ({}), database {}; point Synapse's \
-         matrix_authentication_service.endpoint at {base} with secret = matrix.secret from that file",
+         matrix_authentication_service.endpoint at {endpoint} with secret = matrix.secret from \
+         that file, and set matrix.homeserver there (now `{}`) to Synapse's server_name",
         path.display(),
         if created { "generated now" } else { "existing" },
         config.database.display_uri(),
+        config.matrix.homeserver,
     );
+}
+
+/// The URL of a bound listener as a process on this host reaches it: a bind-all
+/// address is reached on loopback.
+fn direct_url(address: SocketAddr, prefix: Option<&str>) -> String {
+    let ip = match address.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    let prefix = prefix.unwrap_or("").trim_matches('/');
+    let address = SocketAddr::new(ip, address.port());
+    if prefix.is_empty() {
+        format!("http://{address}/")
+    } else {
+        format!("http://{address}/{prefix}/")
+    }
 }
 
 /// The job worker with every homeserver queue, ready to run until `stop`.

@@ -7,6 +7,8 @@
     clippy::result_large_err
 )]
 
+mod doctor;
+mod embedded;
 mod manage;
 mod sync;
 

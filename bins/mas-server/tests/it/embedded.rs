@@ -86,6 +86,15 @@ fn the_startup_line_says_where_things_are() {
         line.contains("matrix_authentication_service.endpoint"),
         "{line}"
     );
+    // Synapse calls the listener directly, not the public (proxied) address.
+    assert!(
+        line.contains(&format!("endpoint at http://{}/ ", server.address())),
+        "{line}"
+    );
+    assert!(
+        line.contains("matrix.homeserver there (now `localhost:8008`) to Synapse's server_name"),
+        "{line}"
+    );
     let config = std::fs::read_to_string(dir.path().join("mas-data/config.yaml")).unwrap();
     let secret = config
         .lines()
@@ -121,5 +130,28 @@ fn a_broken_configuration_stops_start_with_the_key_path() {
     assert!(
         !dir.path().join("mas-data").exists(),
         "no embedded default when a config is given"
+    );
+}
+
+#[test]
+fn account_keys_that_are_not_honoured_are_named_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = crate::start_with_env(
+        dir.path(),
+        &[("MAS_ACCOUNT__LOGIN_WITH_EMAIL_ALLOWED", "true")],
+    );
+    let (_, logs) = server.terminate();
+    let warnings: Vec<_> = logs.iter().filter(|l| l.contains("WARN")).collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|l| l.contains("account.login_with_email_allowed is true")
+                && l.contains("not honoured")),
+        "{logs:?}"
+    );
+    assert_eq!(
+        warnings.iter().filter(|l| l.contains("account.")).count(),
+        1,
+        "only the key that was set: {warnings:?}"
     );
 }

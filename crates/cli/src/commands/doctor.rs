@@ -71,6 +71,10 @@ pub(crate) fn run(config: &RootConfig) -> anyhow::Result<()> {
                 )),
             },
         );
+        if reachable {
+            let outcome = check_server_name(&http, config, secret.as_deref()).await;
+            report.print("matrix.homeserver", outcome);
+        }
         if reachable && let Some(secret) = &secret {
             let outcome = check_secret(&http, config, secret).await;
             report.print("homeserver accepts the secret", outcome);
@@ -190,6 +194,66 @@ async fn check_discovery(
     ))
 }
 
+/// Whether `matrix.homeserver` is Synapse's own server name. A mismatch goes unnoticed
+/// elsewhere: this service would hand out user IDs on a name Synapse does not serve.
+async fn check_server_name(
+    http: &reqwest::Client,
+    config: &RootConfig,
+    secret: Option<&str>,
+) -> Outcome {
+    let endpoint = &config.matrix.endpoint;
+    let configured = config.matrix.homeserver.as_str();
+    // Synapse names itself in its signing-key document, unauthenticated, on any
+    // listener with the `keys` or `federation` resource (its default listener has one).
+    if let Ok((200, body)) = get(http, endpoint, "_matrix/key/v2/server", None).await
+        && let Some(name) = body.get("server_name").and_then(Value::as_str)
+    {
+        return if name == configured {
+            Outcome::Ok(format!("equals Synapse's server_name {name}"))
+        } else {
+            Outcome::Fail(format!(
+                "Synapse's server_name is `{name}`, matrix.homeserver is `{configured}`: set matrix.homeserver to `{name}` (else this service names users @alice:{configured}, Synapse @alice:{name})"
+            ))
+        };
+    }
+    // The older generation's admin API refuses to look up a user ID on a name that is
+    // not its own, which tells a mismatch apart without naming the right value.
+    if config.matrix.kind == HomeserverKind::SynapseLegacy
+        && let Some(secret) = secret
+    {
+        let mut url = endpoint.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().extend([
+                "_synapse",
+                "admin",
+                "v2",
+                "users",
+                &format!("@mas-doctor-check:{configured}"),
+            ]);
+        }
+        match get_url(http, url, Some(secret)).await {
+            // A 404 counts only as "no such user": an unknown path is M_UNRECOGNIZED.
+            Ok((200, _)) => {
+                return Outcome::Ok(format!("Synapse takes `{configured}` as its own name"));
+            }
+            Ok((404, body))
+                if body.get("errcode").and_then(Value::as_str) == Some("M_NOT_FOUND") =>
+            {
+                return Outcome::Ok(format!("Synapse takes `{configured}` as its own name"));
+            }
+            Ok((400, _)) => {
+                return Outcome::Fail(format!(
+                    "Synapse does not take `{configured}` as its own name: set matrix.homeserver to server_name from homeserver.yaml"
+                ));
+            }
+            _ => {}
+        }
+    }
+    Outcome::Warn(format!(
+        "cannot learn Synapse's server name ({endpoint}_matrix/key/v2/server is not served): check that matrix.homeserver (`{configured}`) equals server_name in homeserver.yaml, or add `keys` to the resources of that Synapse listener"
+    ))
+}
+
 /// GET `path` under `base`, with an optional bearer token; the status and JSON body.
 async fn get(
     http: &reqwest::Client,
@@ -198,6 +262,15 @@ async fn get(
     bearer: Option<&str>,
 ) -> Result<(u16, Value), String> {
     let url = base.join(path).map_err(|e| e.to_string())?;
+    get_url(http, url, bearer).await
+}
+
+/// GET `url`, with an optional bearer token; the status and JSON body.
+async fn get_url(
+    http: &reqwest::Client,
+    url: url::Url,
+    bearer: Option<&str>,
+) -> Result<(u16, Value), String> {
     let mut request = http.get(url);
     if let Some(token) = bearer {
         request = request.bearer_auth(token);

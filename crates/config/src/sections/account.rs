@@ -59,3 +59,170 @@ impl Default for AccountConfig {
         }
     }
 }
+
+impl AccountConfig {
+    /// Whether `/register` is open: password registration is on, and no registration
+    /// token is required. Tokens are not supported yet, so asking for one keeps
+    /// registration closed rather than open to anyone.
+    #[must_use]
+    pub fn password_registration_open(&self, passwords_enabled: bool) -> bool {
+        passwords_enabled
+            && self.password_registration_enabled
+            && !self.password_registration_token_required
+            && !self.registration_token_required
+    }
+
+    /// The keys this version accepts but does not act on, as warnings for the start-up
+    /// log: each one set to other than its default, and the email requirement while
+    /// registration is open (MAS enforces that default; this version does not).
+    #[must_use]
+    pub fn not_honoured(&self, registration_open: bool) -> Vec<String> {
+        const NO_PAGES: &str = "there are no account pages yet, so nobody does this themselves";
+        const NO_TOKEN: &str =
+            "registration tokens are not supported yet, so /register stays closed";
+        let d = Self::default();
+        let changed = |value: bool, default: bool| value != default;
+        let keys = [
+            (
+                "email_change_allowed",
+                self.email_change_allowed,
+                changed(self.email_change_allowed, d.email_change_allowed),
+                NO_PAGES,
+            ),
+            (
+                "displayname_change_allowed",
+                self.displayname_change_allowed,
+                changed(
+                    self.displayname_change_allowed,
+                    d.displayname_change_allowed,
+                ),
+                NO_PAGES,
+            ),
+            (
+                "password_registration_email_required",
+                self.password_registration_email_required,
+                changed(
+                    self.password_registration_email_required,
+                    d.password_registration_email_required,
+                ) || registration_open,
+                "registration at /register does not ask for an email address",
+            ),
+            (
+                "password_change_allowed",
+                self.password_change_allowed,
+                changed(self.password_change_allowed, d.password_change_allowed),
+                "there are no account pages yet; `mas-cli manage set-password` changes passwords",
+            ),
+            (
+                "password_recovery_enabled",
+                self.password_recovery_enabled,
+                changed(self.password_recovery_enabled, d.password_recovery_enabled),
+                "there is no account recovery yet",
+            ),
+            (
+                "account_deactivation_allowed",
+                self.account_deactivation_allowed,
+                changed(
+                    self.account_deactivation_allowed,
+                    d.account_deactivation_allowed,
+                ),
+                "there are no account pages yet; `mas-cli manage lock-user --deactivate` deactivates",
+            ),
+            (
+                "login_with_email_allowed",
+                self.login_with_email_allowed,
+                changed(self.login_with_email_allowed, d.login_with_email_allowed),
+                "login takes the username only",
+            ),
+            (
+                "password_registration_token_required",
+                self.password_registration_token_required,
+                changed(
+                    self.password_registration_token_required,
+                    d.password_registration_token_required,
+                ),
+                NO_TOKEN,
+            ),
+            (
+                "registration_token_required",
+                self.registration_token_required,
+                changed(
+                    self.registration_token_required,
+                    d.registration_token_required,
+                ),
+                NO_TOKEN,
+            ),
+        ];
+        keys.into_iter()
+            .filter(|&(_, _, warn, _)| warn)
+            .map(|(key, value, _, why)| {
+                format!("account.{key} is {value}, which is accepted but not honoured yet: {why}")
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AccountConfig;
+
+    /// The key each warning names.
+    fn keys(warnings: &[String]) -> Vec<&str> {
+        warnings
+            .iter()
+            .filter_map(|w| w.strip_prefix("account.")?.split(' ').next())
+            .collect()
+    }
+
+    #[test]
+    fn requiring_a_registration_token_keeps_registration_closed() {
+        let open = AccountConfig {
+            password_registration_enabled: true,
+            ..AccountConfig::default()
+        };
+        assert!(open.password_registration_open(true));
+        assert!(!open.password_registration_open(false));
+        for token in [
+            AccountConfig {
+                password_registration_token_required: true,
+                ..open.clone()
+            },
+            AccountConfig {
+                registration_token_required: true,
+                ..open.clone()
+            },
+        ] {
+            assert!(!token.password_registration_open(true));
+        }
+    }
+
+    #[test]
+    fn defaults_warn_only_about_the_email_requirement_of_open_registration() {
+        let account = AccountConfig::default();
+        assert!(account.not_honoured(false).is_empty());
+        assert_eq!(
+            keys(&account.not_honoured(true)),
+            ["password_registration_email_required"]
+        );
+    }
+
+    #[test]
+    fn a_key_set_away_from_its_default_is_named() {
+        let account = AccountConfig {
+            login_with_email_allowed: true,
+            registration_token_required: true,
+            password_change_allowed: false,
+            password_registration_enabled: true,
+            ..AccountConfig::default()
+        };
+        assert_eq!(
+            keys(&account.not_honoured(false)),
+            [
+                "password_change_allowed",
+                "login_with_email_allowed",
+                "registration_token_required"
+            ],
+            "password_registration_enabled is honoured"
+        );
+    }
+}
