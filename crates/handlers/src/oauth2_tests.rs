@@ -528,7 +528,6 @@ async fn hostile_and_malformed_requests_get_json_errors() {
     );
 }
 
-/// A fulfilled grant (as after consent) for `client`, consented `minutes_ago`.
 /// RFC 6749 §5.2: a request with no body lacks required parameters, which is 400
 /// `invalid_request` naming one, not 415; a body of no declared type or of another type
 /// stays 415.
@@ -592,6 +591,7 @@ async fn an_empty_body_without_content_type_is_an_empty_form() {
     );
 }
 
+/// A fulfilled grant (as after consent) for `client`, consented `minutes_ago`.
 async fn consented_code(h: &Harness, client: Ulid, code: &str, minutes_ago: i64) {
     consented_code_with(
         h,

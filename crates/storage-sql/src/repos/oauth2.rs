@@ -347,6 +347,43 @@ fn grant(m: grants::Model) -> Result<AuthorizationGrant, StorageError> {
 }
 
 impl Repo<'_> {
+    /// Marks a live refresh token consumed in exchange for `next` (and revoked too, when
+    /// `revoke`), conditionally: `None` when it was already consumed or revoked.
+    async fn replace_refresh_token(
+        &self,
+        clock: &dyn Clock,
+        mut token: RefreshToken,
+        next: &RefreshToken,
+        revoke: bool,
+    ) -> Result<Option<RefreshToken>, StorageError> {
+        let at = now(clock);
+        let mut update = refresh_tokens::Entity::update_many()
+            .col_expr(refresh_tokens::Column::ConsumedAt, Expr::value(at))
+            .col_expr(
+                refresh_tokens::Column::NextTokenId,
+                Expr::value(next.id.to_string()),
+            );
+        if revoke {
+            update = update.col_expr(refresh_tokens::Column::RevokedAt, Expr::value(at));
+        }
+        let result = update
+            .filter(refresh_tokens::Column::Id.eq(token.id.to_string()))
+            .filter(refresh_tokens::Column::ConsumedAt.is_null())
+            .filter(refresh_tokens::Column::RevokedAt.is_null())
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        if result.rows_affected == 0 {
+            return Ok(None);
+        }
+        token.consumed_at = Some(at);
+        if revoke {
+            token.revoked_at = Some(at);
+        }
+        token.next_token_id = Some(next.id);
+        Ok(Some(token))
+    }
+
     /// Records that a registered client started its first authorization, once: the
     /// cleanup keeps clients that were ever used (apps keep their registration).
     async fn mark_client_used(
@@ -920,58 +957,20 @@ impl RefreshTokenRepository for Repo<'_> {
     async fn consume(
         &mut self,
         clock: &dyn Clock,
-        mut token: RefreshToken,
+        token: RefreshToken,
         next: &RefreshToken,
     ) -> Result<Option<RefreshToken>, StorageError> {
-        let at = now(clock);
-        let result = refresh_tokens::Entity::update_many()
-            .col_expr(refresh_tokens::Column::ConsumedAt, Expr::value(at))
-            .col_expr(
-                refresh_tokens::Column::NextTokenId,
-                Expr::value(next.id.to_string()),
-            )
-            .filter(refresh_tokens::Column::Id.eq(token.id.to_string()))
-            .filter(refresh_tokens::Column::ConsumedAt.is_null())
-            .filter(refresh_tokens::Column::RevokedAt.is_null())
-            .exec(&self.conn)
-            .await
-            .map_err(|e| self.db_err(e))?;
-        if result.rows_affected == 0 {
-            return Ok(None);
-        }
-        token.consumed_at = Some(at);
-        token.next_token_id = Some(next.id);
-        Ok(Some(token))
+        self.replace_refresh_token(clock, token, next, false).await
     }
 
     #[tracing::instrument(name = "db.refresh_token.supersede", skip_all)]
     async fn supersede(
         &mut self,
         clock: &dyn Clock,
-        mut token: RefreshToken,
+        token: RefreshToken,
         next: &RefreshToken,
     ) -> Result<Option<RefreshToken>, StorageError> {
-        let at = now(clock);
-        let result = refresh_tokens::Entity::update_many()
-            .col_expr(refresh_tokens::Column::ConsumedAt, Expr::value(at))
-            .col_expr(refresh_tokens::Column::RevokedAt, Expr::value(at))
-            .col_expr(
-                refresh_tokens::Column::NextTokenId,
-                Expr::value(next.id.to_string()),
-            )
-            .filter(refresh_tokens::Column::Id.eq(token.id.to_string()))
-            .filter(refresh_tokens::Column::ConsumedAt.is_null())
-            .filter(refresh_tokens::Column::RevokedAt.is_null())
-            .exec(&self.conn)
-            .await
-            .map_err(|e| self.db_err(e))?;
-        if result.rows_affected == 0 {
-            return Ok(None);
-        }
-        token.consumed_at = Some(at);
-        token.revoked_at = Some(at);
-        token.next_token_id = Some(next.id);
-        Ok(Some(token))
+        self.replace_refresh_token(clock, token, next, true).await
     }
 
     #[tracing::instrument(name = "db.refresh_token.revoke_all_in_session", skip_all)]
