@@ -358,9 +358,16 @@ def prepare_mas(
     return Mas(dir, [generated, override_path], port, public_base)
 
 
+# The server logs at debug level in these tests, so that test_zz_log_audit.py can check
+# that not even debug lines carry a password, a token or a secret. The HTTP and TLS
+# libraries' own debug lines are connection chatter, left at info.
+MAS_SERVER_LOG = "debug,hyper=info,hyper_util=info,h2=info,rustls=info,reqwest=info"
+
+
 def start_mas(mas: Mas) -> Service:
+    env = {**mas_env(), "RUST_LOG": MAS_SERVER_LOG}
     service = Service(
-        "mas-server", [MAS_SERVER, *mas.config_args()], mas.dir / "mas.log", mas.dir, env=mas_env()
+        "mas-server", [MAS_SERVER, *mas.config_args()], mas.dir / "mas.log", mas.dir, env=env
     ).start()
     try:
         service.wait_healthy(f"{mas.base}health")
