@@ -6,6 +6,7 @@ use mas_oauth_core::{Endpoints, KeyError, KeyStore, ProviderMetadata, SigningAlg
 use serde_json::json;
 
 mod introspection_cache;
+mod properties;
 
 fn generated_pems() -> Vec<String> {
     let config = mas_config::generate().unwrap();
