@@ -134,6 +134,23 @@ pub(crate) fn is_unavailable(error: &DbErr) -> bool {
     }
 }
 
+/// Whether the error means the database itself is gone (a lost or refused connection,
+/// a shut-down server), as opposed to a busy SQLite file, which the next statement may
+/// well get past.
+pub(crate) fn is_connection_lost(error: &DbErr) -> bool {
+    use sea_orm::RuntimeErr;
+    let busy = match error {
+        DbErr::Conn(RuntimeErr::SqlxError(sqlx))
+        | DbErr::Exec(RuntimeErr::SqlxError(sqlx))
+        | DbErr::Query(RuntimeErr::SqlxError(sqlx)) => sqlx
+            .as_database_error()
+            .and_then(sea_orm::sqlx::error::DatabaseError::code)
+            .is_some_and(|code| matches!(code.as_ref(), "5" | "261" | "517")),
+        _ => false,
+    };
+    !busy && is_unavailable(error)
+}
+
 /// Maps a missing row after an update of a row we just read.
 pub(crate) fn gone(table: &'static str) -> StorageError {
     StorageError::InvalidData {

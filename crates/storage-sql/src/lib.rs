@@ -9,6 +9,7 @@
 
 mod conv;
 mod entities;
+mod gate;
 mod repos;
 mod revocations;
 mod waker;
@@ -230,23 +231,34 @@ pub async fn pending_migrations(db: &DatabaseConnection) -> Result<Vec<String>, 
 #[derive(Debug, Clone)]
 pub struct SqlHealth {
     db: DatabaseConnection,
+    gate: gate::Gate,
 }
 
 impl SqlHealth {
     /// Checks the health of `db`.
     #[must_use]
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self {
+            db,
+            gate: gate::Gate::default(),
+        }
     }
 }
 
 impl Health for SqlHealth {
     fn check(&self) -> BoxFuture<'_, Result<(), StorageError>> {
         Box::pin(async move {
+            // Known to be away: answer now; the probe finds out when it is back.
+            if self.gate.is_away() {
+                return Err(StorageError::Unavailable);
+            }
             match tokio::time::timeout(HEALTH_TIMEOUT, self.db.ping()).await {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(error)) => {
                     tracing::warn!(%error, "database health check failed");
+                    if conv::is_connection_lost(&error) {
+                        self.gate.mark_away(&self.db);
+                    }
                     Err(StorageError::Unavailable)
                 }
                 Err(_) => {
@@ -263,6 +275,7 @@ impl Health for SqlHealth {
 pub struct SqlRepositoryFactory {
     db: DatabaseConnection,
     revocations: Revocations,
+    gate: gate::Gate,
 }
 
 impl SqlRepositoryFactory {
@@ -274,6 +287,7 @@ impl SqlRepositoryFactory {
         Self {
             db,
             revocations: Revocations::new(false),
+            gate: gate::Gate::default(),
         }
     }
 
@@ -291,6 +305,18 @@ impl SqlRepositoryFactory {
     /// As [`connect`].
     pub async fn connect(options: &PoolOptions) -> Result<Self, ConnectError> {
         connect(options).await.map(Self::new)
+    }
+
+    /// A unit of work over `conn`.
+    fn unit(&self, conn: Conn) -> SqlRepository {
+        SqlRepository {
+            conn,
+            failed: AtomicBool::new(false),
+            pending: PendingRevocations::default(),
+            revocations: self.revocations.clone(),
+            gate: self.gate.clone(),
+            pool: self.db.clone(),
+        }
     }
 
     /// The pool itself, for tests and tools that need raw SQL.
@@ -343,7 +369,10 @@ impl SqlRepositoryFactory {
     /// The health check of this pool.
     #[must_use]
     pub fn health(&self) -> SqlHealth {
-        SqlHealth::new(self.db.clone())
+        SqlHealth {
+            db: self.db.clone(),
+            gate: self.gate.clone(),
+        }
     }
 
     /// A waker for job workers on this database.
@@ -384,26 +413,26 @@ pub(crate) fn write_transaction() -> TransactionOptions {
 #[async_trait]
 impl RepositoryFactory for SqlRepositoryFactory {
     async fn begin(&self) -> Result<BoxRepository, StorageError> {
-        let txn = self
-            .db
-            .begin_with_options(write_transaction())
-            .await
-            .map_err(conv::db_err)?;
-        Ok(Box::new(SqlRepository {
-            conn: Conn::Transaction(txn),
-            failed: AtomicBool::new(false),
-            pending: PendingRevocations::default(),
-            revocations: self.revocations.clone(),
-        }))
+        if self.gate.is_away() {
+            return Err(StorageError::Unavailable);
+        }
+        let txn = match self.db.begin_with_options(write_transaction()).await {
+            Ok(txn) => txn,
+            Err(error) => {
+                if conv::is_connection_lost(&error) {
+                    self.gate.mark_away(&self.db);
+                }
+                return Err(conv::db_err(error));
+            }
+        };
+        Ok(Box::new(self.unit(Conn::Transaction(txn))))
     }
 
     async fn reader(&self) -> Result<BoxRepository, StorageError> {
-        Ok(Box::new(SqlRepository {
-            conn: Conn::Pool(self.db.clone()),
-            failed: AtomicBool::new(false),
-            pending: PendingRevocations::default(),
-            revocations: self.revocations.clone(),
-        }))
+        if self.gate.is_away() {
+            return Err(StorageError::Unavailable);
+        }
+        Ok(Box::new(self.unit(Conn::Pool(self.db.clone()))))
     }
 
     fn revocations(&self) -> &Revocations {
@@ -423,6 +452,8 @@ pub struct SqlRepository {
     /// What this unit of work revoked, announced and recorded when it commits.
     pending: PendingRevocations,
     revocations: Revocations,
+    gate: gate::Gate,
+    pool: DatabaseConnection,
 }
 
 impl SqlRepository {
@@ -436,6 +467,8 @@ impl SqlRepository {
             failed: &self.failed,
             pending: &self.pending,
             revocations: &self.revocations,
+            gate: &self.gate,
+            pool: &self.pool,
         }
     }
 

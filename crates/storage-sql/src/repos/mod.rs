@@ -28,12 +28,20 @@ pub(crate) struct Repo<'c> {
     /// What this unit of work revoked, for caches of introspection answers.
     pub(crate) pending: &'c PendingRevocations,
     pub(crate) revocations: &'c Revocations,
+    /// Closed while the database is away, so others fail fast; `pool` is what the probe
+    /// that reopens it pings.
+    pub(crate) gate: &'c crate::gate::Gate,
+    pub(crate) pool: &'c sea_orm::DatabaseConnection,
 }
 
 impl Repo<'_> {
-    /// Maps a database error and marks the unit of work as failed.
+    /// Maps a database error and marks the unit of work as failed; a lost database
+    /// closes the gate.
     pub(crate) fn db_err(&self, error: DbErr) -> StorageError {
         self.failed.store(true, Ordering::Relaxed);
+        if crate::conv::is_connection_lost(&error) {
+            self.gate.mark_away(self.pool);
+        }
         crate::conv::db_err(error)
     }
 

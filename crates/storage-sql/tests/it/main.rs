@@ -119,3 +119,83 @@ async fn listeners_leave_the_pool_to_requests() {
     repo.save().await.unwrap();
     follower.abort();
 }
+
+/// While PostgreSQL is away, requests that need it are refused at once, not each after
+/// the pool's acquire timeout; once it answers again, units of work resume by themselves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_database_is_refused_at_once_until_it_answers_again() {
+    use std::time::{Duration, Instant};
+
+    use mas_storage::{Health, RepositoryFactory, StorageError};
+    let Some(pg) = mas_testing::TestPostgres::create().await else {
+        return;
+    };
+    let target = tokio::net::lookup_host(("127.0.0.1", 5432))
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = mas_testing::CuttableProxy::start(target).await;
+    let mut url = url::Url::parse(pg.url()).unwrap();
+    url.set_port(Some(proxy.address().port())).unwrap();
+    let mut options = crate::harness::one_connection(url.as_str());
+    options.max_connections = 4;
+    let factory = mas_storage_sql::SqlRepositoryFactory::connect(&options)
+        .await
+        .unwrap();
+    factory.migrate().await.unwrap();
+    let health = factory.health();
+    assert!(health.check().await.is_ok());
+    let id = ulid::Ulid::new();
+    let mut repo = factory.reader().await.unwrap();
+    assert!(repo.user().lookup(id).await.unwrap().is_none());
+    drop(repo);
+
+    // The outage: the first statement finds out (it may wait for the pool)...
+    proxy.cut();
+    let mut repo = factory.reader().await.unwrap();
+    assert!(matches!(
+        repo.user().lookup(id).await,
+        Err(StorageError::Unavailable)
+    ));
+    drop(repo);
+    // ...and everyone after it is told at once. Each of these would otherwise wait out
+    // the one-second acquire timeout.
+    let started = Instant::now();
+    for _ in 0..20 {
+        assert!(matches!(
+            factory.begin().await.map(drop),
+            Err(StorageError::Unavailable)
+        ));
+        assert!(matches!(
+            factory.reader().await.map(drop),
+            Err(StorageError::Unavailable)
+        ));
+        assert!(matches!(
+            health.check().await,
+            Err(StorageError::Unavailable)
+        ));
+    }
+    let refused_in = started.elapsed();
+    assert!(
+        refused_in < Duration::from_secs(5),
+        "60 refusals took {refused_in:?}"
+    );
+
+    // Back: the probe reopens the gate, and work resumes without a restart.
+    proxy.restore();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let repo = loop {
+        match factory.begin().await {
+            Ok(repo) => break repo,
+            Err(StorageError::Unavailable) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(error) => panic!("still refused: {error}"),
+        }
+    };
+    let mut repo = repo;
+    assert!(repo.user().lookup(id).await.unwrap().is_none());
+    repo.save().await.unwrap();
+    assert!(health.check().await.is_ok());
+}
