@@ -104,9 +104,7 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
     let worker = if args.no_worker {
         None
     } else {
-        Some(tokio::spawn(
-            worker(&db, &state.homeserver, stop_rx.clone()).await,
-        ))
+        Some(spawn_worker(&db, &state, stop_rx.clone()).await)
     };
     let limits = connection_limits(&config)?;
     // One pool of slots for every listener: the descriptors it guards are the process's.
@@ -236,6 +234,31 @@ fn direct_url(address: SocketAddr, prefix: Option<&str>) -> String {
     }
 }
 
+/// Starts the job worker of this process, and says so in `/health` until it ends.
+async fn spawn_worker(
+    db: &mas_storage_sql::SqlRepositoryFactory,
+    state: &AppState,
+    stop: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let run = worker(db, &state.homeserver, stop).await;
+    state.worker.started();
+    let stopped = WorkerStopped(state.worker.clone());
+    tokio::spawn(async move {
+        // Dropped when the worker ends, even by a panic: /health then says so.
+        let _stopped = stopped;
+        run.await;
+    })
+}
+
+/// Marks the worker stopped when dropped, with the task that runs it.
+struct WorkerStopped(mas_handlers::WorkerStatus);
+
+impl Drop for WorkerStopped {
+    fn drop(&mut self) {
+        self.0.stopped();
+    }
+}
+
 /// The job worker with every homeserver queue, ready to run until `stop`.
 pub(crate) async fn worker(
     db: &mas_storage_sql::SqlRepositoryFactory,
@@ -335,6 +358,7 @@ fn app_state(
             mas_storage::RepositoryFactory::revocations(db).clone(),
             mas_oauth_core::introspection_cache::DEFAULT_CAPACITY,
         )),
+        worker: mas_handlers::WorkerStatus::default(),
     }
     .into())
 }

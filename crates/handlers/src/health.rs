@@ -1,4 +1,7 @@
-//! `GET /health`: 200 once the database answers, 503 while it does not.
+//! `GET /health`: 200 once the database answers, 503 while it does not. The first line
+//! of the plain-text body says which; the lines after it are detail for operators: the
+//! revocation feed (while it is not live, introspection answers are not kept) and the
+//! job worker of this process.
 
 use axum::Router;
 use axum::extract::State;
@@ -12,11 +15,26 @@ pub(crate) fn router() -> Router<AppState> {
 }
 
 #[tracing::instrument(name = "handlers.health", skip_all)]
-async fn health(State(state): State<AppState>) -> (StatusCode, &'static str) {
-    match state.health.check().await {
-        Ok(()) => (StatusCode::OK, "ok\n"),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n"),
-    }
+async fn health(State(state): State<AppState>) -> (StatusCode, String) {
+    let (status, database) = match state.health.check().await {
+        Ok(()) => (StatusCode::OK, "reachable"),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "unreachable"),
+    };
+    let first = if status == StatusCode::OK {
+        "ok"
+    } else {
+        "database unreachable"
+    };
+    let feed = if state.repos.revocations().is_live() {
+        "live"
+    } else {
+        "not live (introspection answers are not kept)"
+    };
+    let worker = state.worker.describe();
+    (
+        status,
+        format!("{first}\ndatabase: {database}\nrevocation feed: {feed}\njob worker: {worker}\n"),
+    )
 }
 
 #[cfg(test)]
@@ -65,6 +83,38 @@ mod tests {
             StatusCode::SERVICE_UNAVAILABLE
         );
         assert_eq!(status(app, "/nope").await, StatusCode::NOT_FOUND);
+    }
+
+    async fn body(app: axum::Router) -> String {
+        let response = app
+            .oneshot(Request::get("/health").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        String::from_utf8(bytes.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn health_details_the_feed_and_the_worker_for_operators() {
+        let switch = Arc::new(Switch(AtomicBool::new(true)));
+        let (state, _dir) = state(switch.clone()).await;
+        assert!(state.worker.is_elsewhere());
+        let app = router(&[Resource::Health], None, state.clone());
+        assert_eq!(
+            body(app.clone()).await,
+            "ok\ndatabase: reachable\nrevocation feed: live\njob worker: not in this process\n"
+        );
+        state.worker.started();
+        assert!(body(app.clone()).await.contains("job worker: running\n"));
+        state.worker.stopped();
+        state.repos.revocations().set_live(false);
+        switch.0.store(false, Ordering::SeqCst);
+        assert_eq!(
+            body(app).await,
+            "database unreachable\ndatabase: unreachable\nrevocation feed: not live (introspection answers are not kept)\njob worker: stopped\n"
+        );
     }
 
     #[tokio::test]

@@ -126,6 +126,46 @@ pub struct AppParts {
     pub rate_limits: Arc<RateLimits>,
     /// The homeserver's introspection answers, kept while they hold.
     pub introspection_cache: Arc<mas_oauth_core::IntrospectionCache>,
+    /// Whether this process runs the homeserver job worker, for `/health`.
+    pub worker: WorkerStatus,
+}
+
+/// Whether the job worker runs in this process, for `/health`: shared between the task
+/// that runs it and the handlers.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerStatus(Arc<std::sync::atomic::AtomicU8>);
+
+impl WorkerStatus {
+    // 0, the default, is "not run in this process".
+    const RUNNING: u8 = 1;
+    const STOPPED: u8 = 2;
+
+    /// Records that the worker started in this process.
+    pub fn started(&self) {
+        self.0
+            .store(Self::RUNNING, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Records that the worker of this process ended (stopped or failed).
+    pub fn stopped(&self) {
+        self.0
+            .store(Self::STOPPED, std::sync::atomic::Ordering::Release);
+    }
+
+    /// How `/health` describes it.
+    pub(crate) fn describe(&self) -> &'static str {
+        match self.0.load(std::sync::atomic::Ordering::Acquire) {
+            Self::RUNNING => "running",
+            Self::STOPPED => "stopped",
+            _ => "not in this process",
+        }
+    }
+
+    /// Whether the worker is not run in this process, for tests.
+    #[cfg(test)]
+    pub(crate) fn is_elsewhere(&self) -> bool {
+        self.describe() == "not in this process"
+    }
 }
 
 impl AppParts {
@@ -339,6 +379,7 @@ pub(crate) mod test_state {
                 Vec::new(),
             )),
             introspection_cache,
+            worker: crate::WorkerStatus::default(),
         };
         (state.into(), dir)
     }

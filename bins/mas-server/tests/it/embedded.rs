@@ -9,7 +9,22 @@ use crate::start;
 fn starts_with_no_configuration_and_reuses_its_secrets() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path());
-    assert_eq!(server.get("/health"), (200, "ok\n".to_owned()));
+    // The embedded default is one whole deployment: it runs the job worker and hears
+    // its own revocations (within a poll of the revocation log after start).
+    let mut health = String::new();
+    for _ in 0..50 {
+        let (status, body) = server.get("/health");
+        assert_eq!(status, 200, "{body}");
+        health = body;
+        if health.contains("revocation feed: live") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        health,
+        "ok\ndatabase: reachable\nrevocation feed: live\njob worker: running\n"
+    );
     assert_eq!(server.get("/no-such-page").0, 404);
     let (status, discovery) = server.get("/.well-known/openid-configuration");
     assert_eq!(status, 200);
