@@ -242,14 +242,22 @@ impl Introspection {
         let (Some(device), Some(scope)) = (&self.device_id, &mut self.scope) else {
             return;
         };
-        let kept: Vec<&str> = scope
-            .split(' ')
-            .filter(|t| {
-                DEVICE_SCOPES
-                    .iter()
-                    .all(|p| t.strip_prefix(p) != Some(device))
-            })
-            .collect();
+        let names_device = |t: &str| {
+            DEVICE_SCOPES
+                .iter()
+                .any(|p| t.strip_prefix(p) == Some(device))
+        };
+        // Compatibility answers end with their device scopes: cut them off in place, on
+        // the homeserver's hot path.
+        let suffix = scope
+            .match_indices(' ')
+            .map(|(space, _)| space)
+            .find(|&space| scope[space + 1..].split(' ').all(names_device));
+        if let Some(space) = suffix {
+            scope.truncate(space);
+            return;
+        }
+        let kept: Vec<&str> = scope.split(' ').filter(|t| !names_device(t)).collect();
         *scope = kept.join(" ");
     }
 }
@@ -347,12 +355,14 @@ async fn introspect_compat(
         return Ok(inactive);
     }
     let mut scope = String::from("urn:matrix:client:api:*");
+    if session.is_synapse_admin {
+        scope.push_str(" urn:synapse:admin:*");
+    }
+    // The device scopes come last, so a caller that reads `device_id` gets the scope
+    // cut short rather than rebuilt (see `Introspection::for_device_id_reader`).
     if let Some(device) = &session.device_id {
         scope.push_str(" urn:matrix:client:device:");
         scope.push_str(device);
-    }
-    if session.is_synapse_admin {
-        scope.push_str(" urn:synapse:admin:*");
     }
     let keys = vec![session.id, user.id];
     Ok(Answer::active(
@@ -663,6 +673,30 @@ mod tests {
         assert!(consent_covers(granted, "openid"));
         assert!(!consent_covers(granted, "openid email"));
         assert!(!consent_covers(granted, "openid urn:synapse:admin:*"));
+    }
+
+    #[test]
+    fn a_device_id_reader_gets_the_scope_without_the_device() {
+        let answer = |scope: &str| super::Introspection {
+            scope: Some(with_matrix_twins(scope)),
+            device_id: Some("DEV".to_owned()),
+            ..super::Introspection::default()
+        };
+        // As compatibility answers are built (device last), and in another order.
+        for scope in [
+            "urn:matrix:client:api:* urn:synapse:admin:* urn:matrix:client:device:DEV",
+            "urn:matrix:client:device:DEV urn:matrix:client:api:* urn:synapse:admin:*",
+        ] {
+            let mut seen = answer(scope);
+            seen.for_device_id_reader();
+            assert_eq!(
+                seen.scope.as_deref(),
+                Some(
+                    "urn:matrix:client:api:* urn:matrix:org.matrix.msc2967.client:api:* urn:synapse:admin:*"
+                ),
+                "{scope}"
+            );
+        }
     }
 
     #[test]
