@@ -10,10 +10,10 @@ use mas_oauth_core::grants::CODE_LIFETIME;
 use mas_storage::{Clock, RepositoryFactory, StorageError};
 use tokio::sync::watch;
 
-/// How long a dynamically registered client may go without a session or grant before it is
-/// deleted. A Matrix client registers just before it sends the person to `/authorize`, so a
-/// client in use has a grant within seconds; a day leaves room for one that registers
-/// ahead, while bounding what a flood of registrations keeps.
+/// How long a dynamically registered client may go without starting an authorization
+/// before it is deleted. A Matrix client registers just before it sends the person to
+/// `/authorize`, so a client in use starts one within seconds; a day leaves room for one
+/// that registers ahead, while bounding what a flood of registrations keeps.
 pub const UNUSED_CLIENT_AGE: TimeDelta = TimeDelta::hours(24);
 
 /// How often and how conservatively to clean up.
@@ -105,7 +105,8 @@ pub async fn cleanup_once(
         .cleanup(earlier(before, APPROVAL_WINDOW + CODE_LIFETIME))
         .await?;
     let device_code_grants = repo.device_code_grant().cleanup(before).await?;
-    // After the grants, so a client whose only grant just went is seen as unused.
+    // A client that ever started an authorization is kept (apps reuse their
+    // registration), even once its grants are gone.
     let unused_clients = repo
         .client()
         .cleanup_unused(earlier(now, UNUSED_CLIENT_AGE))

@@ -2238,3 +2238,43 @@ pub async fn cleanup_of_grants_and_unused_clients(db: &TestDb) {
     );
     repo.save().await.unwrap();
 }
+
+/// An upgrade from before clients recorded their first use: a client that already has a
+/// grant counts as used, so cleaning up its old grants does not make it look unused.
+pub async fn clients_in_use_before_the_upgrade_stay_in_use(db: &TestDb) {
+    use mas_migrations::MigratorTrait;
+    use sea_orm::ConnectionTrait;
+    let now = clock_now(&MockClock::default()) + Duration::days(2);
+    let day_ago = MockClock::new(now - Duration::hours(25));
+    let mut rng = rng();
+    let mut repo = db.factory.begin().await.unwrap();
+    let used = registered(&mut repo, &mut rng, &day_ago).await;
+    requested(&mut repo, &mut rng, &day_ago, used.id).await;
+    let unused = registered(&mut repo, &mut rng, &day_ago).await;
+    repo.save().await.unwrap();
+    // As a database of the previous version holds it: no first use recorded anywhere.
+    db.db()
+        .execute_unprepared("UPDATE oauth2_clients SET first_used_at = NULL")
+        .await
+        .unwrap();
+    mas_migrations::Migrator::down(db.db(), Some(1))
+        .await
+        .unwrap();
+    mas_storage_sql::migrate(db.db()).await.unwrap();
+
+    let removed = mas_tasks::cleanup_once(
+        &db.factory,
+        &MockClock::new(now),
+        std::time::Duration::from_hours(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (removed.authorization_grants, removed.unused_clients),
+        (1, 1)
+    );
+    let mut repo = db.factory.begin().await.unwrap();
+    assert!(repo.client().lookup(used.id).await.unwrap().is_some());
+    assert!(repo.client().lookup(unused.id).await.unwrap().is_none());
+    repo.save().await.unwrap();
+}

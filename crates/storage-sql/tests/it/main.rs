@@ -48,6 +48,7 @@ conformance!(
     cases::refresh_token_cleanup_keeps_replay_evidence,
     cases::device_code_grants,
     cases::cleanup_of_grants_and_unused_clients,
+    cases::clients_in_use_before_the_upgrade_stay_in_use,
     cases::compat_sessions_and_tokens,
     cases::compat_logins_are_stored_whole,
     cases::personal_sessions,

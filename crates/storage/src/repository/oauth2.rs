@@ -88,8 +88,9 @@ pub trait ClientRepository: Send {
     /// Forgets assertions that expired before `before`; returns how many.
     async fn cleanup_assertions(&mut self, before: DateTime<Utc>) -> Result<u64, StorageError>;
     /// Deletes the dynamically registered clients registered before `registered_before`
-    /// that nothing refers to (no session, authorization grant or device code grant);
-    /// static clients are never deleted. Returns how many.
+    /// that never started an authorization and that nothing refers to (no session,
+    /// authorization grant or device code grant); static clients are never deleted.
+    /// Returns how many.
     async fn cleanup_unused(
         &mut self,
         registered_before: DateTime<Utc>,
