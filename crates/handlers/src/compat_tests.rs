@@ -121,6 +121,24 @@ impl Harness {
     }
 }
 
+/// Login throttles of `(burst, per_second)` per address and per account, believing
+/// `X-Forwarded-For` from `trusted`; every other limit out of the way.
+fn login_limits(
+    per_ip: (u32, f64),
+    per_account: (u32, f64),
+    trusted: Vec<ipnet::IpNet>,
+) -> Arc<crate::RateLimits> {
+    let limit = |(burst, per_second)| crate::Limit { burst, per_second };
+    Arc::new(crate::RateLimits::new(
+        crate::Limits {
+            login_per_ip: limit(per_ip),
+            login_per_account: limit(per_account),
+            ..crate::Limits::generous()
+        },
+        trusted,
+    ))
+}
+
 fn password_login(user: &str) -> Value {
     json!({
         "type": "m.login.password",
@@ -601,20 +619,7 @@ async fn sso_login_hands_back_a_one_time_login_token() {
 #[tokio::test]
 async fn too_many_attempts_get_m_limit_exceeded_and_unknown_paths_m_unrecognized() {
     let mut h = Harness::new().await;
-    h.state.rate_limits = Arc::new(crate::RateLimits::new(
-        crate::Limits {
-            login_per_ip: crate::Limit {
-                burst: 100,
-                per_second: 1.0,
-            },
-            login_per_account: crate::Limit {
-                burst: 2,
-                per_second: 1.0 / 60.0,
-            },
-            ..crate::Limits::generous()
-        },
-        Vec::new(),
-    ));
+    h.state.rate_limits = login_limits((100, 1.0), (2, 1.0 / 60.0), Vec::new());
     h.user("alice").await;
     let mut wrong = password_login("alice");
     wrong["password"] = json!("guess");
@@ -654,20 +659,7 @@ async fn too_many_attempts_get_m_limit_exceeded_and_unknown_paths_m_unrecognized
 #[tokio::test]
 async fn starting_sso_logins_is_throttled_per_address() {
     let mut h = Harness::new().await;
-    h.state.rate_limits = Arc::new(crate::RateLimits::new(
-        crate::Limits {
-            login_per_ip: crate::Limit {
-                burst: 2,
-                per_second: 1.0 / 60.0,
-            },
-            login_per_account: crate::Limit {
-                burst: 100,
-                per_second: 1.0,
-            },
-            ..crate::Limits::generous()
-        },
-        Vec::new(),
-    ));
+    h.state.rate_limits = login_limits((2, 1.0 / 60.0), (100, 1.0), Vec::new());
     let app = router(&[Resource::Compat], None, h.state.clone());
     let start = |peer: &str| {
         let mut request = Request::get(
@@ -835,20 +827,11 @@ async fn login_from(
 #[tokio::test]
 async fn people_behind_a_local_proxy_on_a_dual_stack_socket_have_their_own_buckets() {
     let mut h = Harness::new().await;
-    h.state.rate_limits = Arc::new(crate::RateLimits::new(
-        crate::Limits {
-            login_per_ip: crate::Limit {
-                burst: 3,
-                per_second: 1.0 / 60.0,
-            },
-            login_per_account: crate::Limit {
-                burst: 100,
-                per_second: 1.0,
-            },
-            ..crate::Limits::generous()
-        },
+    h.state.rate_limits = login_limits(
+        (3, 1.0 / 60.0),
+        (100, 1.0),
         vec!["127.0.0.0/8".parse().unwrap()],
-    ));
+    );
     h.user("alice").await;
     h.user("bob").await;
     let app = router(&[Resource::Compat], None, h.state.clone());

@@ -89,6 +89,32 @@ async fn get(state: &AppState, uri: &str) -> (StatusCode, axum::http::HeaderMap,
     )
 }
 
+/// A pending `openid` authorization request of `client`, to `https://app.example.com/cb`.
+async fn pending_grant(
+    repo: &mut mas_storage::BoxRepository,
+    rng: &mut rand::rngs::StdRng,
+    clock: &dyn mas_storage::Clock,
+    client: Ulid,
+) -> mas_data_model::AuthorizationGrant {
+    let new = mas_storage::repository::NewAuthorizationGrant {
+        client_id: client,
+        redirect_uri: Url::parse("https://app.example.com/cb").unwrap(),
+        scope: "openid".to_owned(),
+        state: None,
+        nonce: None,
+        response_mode: mas_data_model::ResponseMode::Query,
+        response_type_id_token: false,
+        pkce: None,
+        max_age: None,
+        login_hint: None,
+        prompt: None,
+    };
+    repo.authorization_grant()
+        .add(rng, clock, new)
+        .await
+        .unwrap()
+}
+
 /// A `Cookie` header holding these cookies, sealed as the service's own jar seals them.
 fn sealed_cookies(state: &AppState, cookies: &[(&'static str, String)]) -> String {
     use axum::response::IntoResponse;
@@ -563,27 +589,7 @@ async fn a_request_left_pending_for_over_an_hour_expires() {
         );
         let mut rng = rand::make_rng::<rand::rngs::StdRng>();
         let mut repo = state.repos.begin().await.unwrap();
-        let grant = repo
-            .authorization_grant()
-            .add(
-                &mut rng,
-                &clock,
-                mas_storage::repository::NewAuthorizationGrant {
-                    client_id: id,
-                    redirect_uri: Url::parse("https://app.example.com/cb").unwrap(),
-                    scope: "openid".to_owned(),
-                    state: None,
-                    nonce: None,
-                    response_mode: mas_data_model::ResponseMode::Query,
-                    response_type_id_token: false,
-                    pkce: None,
-                    max_age: None,
-                    login_hint: None,
-                    prompt: None,
-                },
-            )
-            .await
-            .unwrap();
+        let grant = pending_grant(&mut repo, &mut rng, &clock, id).await;
         repo.save().await.unwrap();
         grants.push(grant.id);
     }
@@ -1319,27 +1325,7 @@ async fn self_registered_clients_are_marked_unverified_on_the_approval_pages() {
         .authenticate_with_password(&mut rng, &SystemClock, &browser, &password)
         .await
         .unwrap();
-    let consent = repo
-        .authorization_grant()
-        .add(
-            &mut rng,
-            &SystemClock,
-            mas_storage::repository::NewAuthorizationGrant {
-                client_id: web,
-                redirect_uri: Url::parse("https://app.example.com/cb").unwrap(),
-                scope: "openid".to_owned(),
-                state: None,
-                nonce: None,
-                response_mode: mas_data_model::ResponseMode::Query,
-                response_type_id_token: false,
-                pkce: None,
-                max_age: None,
-                login_hint: None,
-                prompt: None,
-            },
-        )
-        .await
-        .unwrap();
+    let consent = pending_grant(&mut repo, &mut rng, &SystemClock, web).await;
     repo.save().await.unwrap();
     let app = router(&[Resource::Human], None, state.clone());
     let response = app
