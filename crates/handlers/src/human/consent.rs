@@ -191,6 +191,49 @@ pub(super) async fn post(
     }
 }
 
+/// Why the grant is not fulfilled, if it is not: the person denied it, it asks for admin
+/// rights the account lacks, or it names a device another session holds.
+async fn refusal(
+    repo: &mut dyn mas_storage::Repository,
+    session: &BrowserSession,
+    grant: &AuthorizationGrant,
+    allow: bool,
+) -> Result<Option<OAuthError>, StorageError> {
+    if !allow {
+        return Ok(Some(OAuthError::new(
+            ErrorCode::AccessDenied,
+            "the user denied the request",
+        )));
+    }
+    let user = repo.user().lookup(session.user_id).await?;
+    let may_admin = user.is_some_and(|u| u.can_request_admin);
+    if !may_admin
+        && grant
+            .scope
+            .split(' ')
+            .any(mas_oauth_core::tokens::is_admin_scope)
+    {
+        return Ok(Some(OAuthError::new(
+            ErrorCode::AccessDenied,
+            "this account may not grant administrative access",
+        )));
+    }
+    // A device another client's session (or a compatibility login) uses is not this
+    // client's to take: its token would speak for that device at the homeserver.
+    let held = mas_storage::jobs::device_held_elsewhere(
+        repo,
+        session.user_id,
+        &grant.scope,
+        grant.client_id,
+    );
+    Ok(held.await?.map(|device| {
+        OAuthError::new(
+            ErrorCode::InvalidScope,
+            format!("the device `{device}` belongs to another session"),
+        )
+    }))
+}
+
 /// Answers the client: fulfils the grant with a new session (`allow`), or cancels it.
 /// Commits `repo`.
 pub(super) async fn decide(
@@ -209,55 +252,9 @@ pub(super) async fn decide(
         grant.response_mode,
         grant.state.clone(),
     );
-    if !allow {
+    if let Some(error) = refusal(repo.as_mut(), session, &grant, allow).await? {
         repo.authorization_grant().cancel(clock, grant).await?;
         repo.save().await?;
-        let error = OAuthError::new(ErrorCode::AccessDenied, "the user denied the request");
-        return Ok(Redirect::error(
-            redirect_uri,
-            mode,
-            client_state.as_deref(),
-            &issuer,
-            &error,
-        ));
-    }
-    let user = repo.user().lookup(session.user_id).await?;
-    let may_admin = user.is_some_and(|u| u.can_request_admin);
-    if !may_admin
-        && grant
-            .scope
-            .split(' ')
-            .any(mas_oauth_core::tokens::is_admin_scope)
-    {
-        repo.authorization_grant().cancel(clock, grant).await?;
-        repo.save().await?;
-        let error = OAuthError::new(
-            ErrorCode::AccessDenied,
-            "this account may not grant administrative access",
-        );
-        return Ok(Redirect::error(
-            redirect_uri,
-            mode,
-            client_state.as_deref(),
-            &issuer,
-            &error,
-        ));
-    }
-    // A device another client's session (or a compatibility login) uses is not this
-    // client's to take: its token would speak for that device at the homeserver.
-    let held = mas_storage::jobs::device_held_elsewhere(
-        repo.as_mut(),
-        session.user_id,
-        &grant.scope,
-        grant.client_id,
-    );
-    if let Some(device) = held.await? {
-        repo.authorization_grant().cancel(clock, grant).await?;
-        repo.save().await?;
-        let error = OAuthError::new(
-            ErrorCode::InvalidScope,
-            format!("the device `{device}` belongs to another session"),
-        );
         return Ok(Redirect::error(
             redirect_uri,
             mode,

@@ -237,37 +237,27 @@ pub(super) async fn device_post(
         else {
             return Ok(None);
         };
-        if allow {
+        // Approved only if the account may grant what is asked, and the device is not
+        // another session's to take.
+        let approved = allow && {
             let user = repo.user().lookup(session.user_id).await?;
             let may_admin = user.is_some_and(|u| u.can_request_admin);
-            if !may_admin
-                && grant
+            let admin_ok = may_admin
+                || !grant
                     .scope
                     .split(' ')
-                    .any(mas_oauth_core::tokens::is_admin_scope)
-            {
-                repo.device_code_grant()
-                    .reject(clock, grant, session.id)
-                    .await?;
-                repo.save().await?;
-                return Ok(Some(false));
-            }
-            // Another session's device is not this client's to take.
-            let held = mas_storage::jobs::device_held_elsewhere(
-                repo.as_mut(),
-                session.user_id,
-                &grant.scope,
-                grant.client_id,
-            );
-            if held.await?.is_some() {
-                repo.device_code_grant()
-                    .reject(clock, grant, session.id)
-                    .await?;
-                repo.save().await?;
-                return Ok(Some(false));
-            }
-        }
-        let done = if allow {
+                    .any(mas_oauth_core::tokens::is_admin_scope);
+            admin_ok
+                && mas_storage::jobs::device_held_elsewhere(
+                    repo.as_mut(),
+                    session.user_id,
+                    &grant.scope,
+                    grant.client_id,
+                )
+                .await?
+                .is_none()
+        };
+        let done = if approved {
             repo.device_code_grant()
                 .fulfill(clock, grant, session.id)
                 .await?
@@ -277,7 +267,7 @@ pub(super) async fn device_post(
                 .await?
         };
         repo.save().await?;
-        Ok(done.map(|_| allow))
+        Ok(done.map(|_| approved))
     }
     .await;
     let (title, detail) = match result {
