@@ -16,7 +16,7 @@ use mas_data_model::{CompatSession, Password, TokenType, User};
 use mas_matrix::HomeserverError;
 use mas_oauth_core::passwords::Verified;
 use mas_storage::jobs::HomeserverJob;
-use mas_storage::repository::NewCompatLogin;
+use mas_storage::repository::{CompatRotation, NewCompatLogin};
 use mas_storage::{Repository, StorageError};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -836,44 +836,33 @@ async fn refresh(State(state): State<AppState>, request: Request) -> Result<Resp
         return Err(MatrixError::unknown_token());
     }
     let clock = state.clock.as_ref();
-    let mut repo = state.repos.begin().await?;
-    let Some(old) = repo
-        .compat_refresh_token()
-        .find_by_token(&body.refresh_token)
-        .await?
-    else {
-        return Err(MatrixError::unknown_token());
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let access_token = mas_oauth_core::tokens::generate(&mut rng, TokenType::CompatAccessToken);
+    let refresh_token = mas_oauth_core::tokens::generate(&mut rng, TokenType::CompatRefreshToken);
+    let ttl = state.compat_token_ttl;
+    // The refresh is one write, all or nothing on its own, so it needs no transaction:
+    // on PostgreSQL it is one round trip.
+    let mut repo = state.repos.reader().await?;
+    let rotation = CompatRotation {
+        presented: &body.refresh_token,
+        access_token: &access_token,
+        ttl: Some(ttl),
+        refresh_token: &refresh_token,
     };
-    let session = repo
-        .compat_session()
-        .lookup(old.session_id)
-        .await?
-        .filter(CompatSession::is_active)
-        .ok_or_else(MatrixError::unknown_token)?;
-    let user_ok = repo
-        .user()
-        .lookup(session.user_id)
-        .await?
-        .is_some_and(|u| u.is_valid());
-    if !user_ok {
-        return Err(MatrixError::unknown_token());
-    }
-    let old_access = old.access_token_id;
-    // Conditional: of two concurrent refreshes with one token, one wins.
+    // Unknown, spent, or of a session or user that has ended: all look the same.
     if repo
         .compat_refresh_token()
-        .consume(clock, old)
+        .rotate(&mut rng, clock, rotation)
         .await?
         .is_none()
     {
         return Err(MatrixError::unknown_token());
     }
-    let access = repo.compat_access_token().lookup(old_access).await?;
-    if let Some(access) = access {
-        repo.compat_access_token().expire(clock, access).await?;
-    }
-    let tokens = issue_tokens(&state, repo.as_mut(), &session, true).await?;
-    repo.save().await?;
+    let tokens = IssuedTokens {
+        access_token,
+        refresh_token: Some(refresh_token),
+        expires_in: Some(ttl),
+    };
     let mut answer = json!({ "access_token": tokens.access_token });
     tokens.add_to(&mut answer);
     Ok(Json(answer).into_response())

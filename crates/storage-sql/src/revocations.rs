@@ -12,7 +12,7 @@ use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, Statement};
 use ulid::Ulid;
 
 /// The PostgreSQL notification channel revocations are announced on.
-const CHANNEL: &str = "mas_revocations";
+pub(crate) const CHANNEL: &str = "mas_revocations";
 
 /// How often a server on SQLite reads the log for changes made by other processes.
 pub const SQLITE_POLL: Duration = Duration::from_millis(50);

@@ -6,8 +6,9 @@ use mas_data_model::{
     CompatAccessToken, CompatRefreshToken, CompatSession, CompatSsoLogin, LastActivity, User,
 };
 use mas_storage::repository::{
-    CompatAccessTokenRepository, CompatLogin, CompatRefreshTokenRepository, CompatSessionFilter,
-    CompatSessionRepository, CompatSsoLoginRepository, NewCompatLogin,
+    CompatAccessTokenRepository, CompatLogin, CompatRefreshTokenRepository, CompatRotated,
+    CompatRotation, CompatSessionFilter, CompatSessionRepository, CompatSsoLoginRepository,
+    NewCompatLogin,
 };
 use mas_storage::{Clock, Page, Pagination, Rng, StorageError};
 use sea_orm::sea_query::{
@@ -16,7 +17,7 @@ use sea_orm::sea_query::{
 };
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseExecutor, DbBackend, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryTrait, Set, TransactionTrait,
+    QueryFilter, QueryTrait, Set, Statement, TransactionTrait, Value,
 };
 use ulid::Ulid;
 use url::Url;
@@ -578,6 +579,194 @@ impl CompatRefreshTokenRepository for Repo<'_> {
         token.consumed_at = Some(at);
         Ok(Some(token))
     }
+
+    #[tracing::instrument(name = "db.compat_refresh_token.rotate", skip_all)]
+    async fn rotate(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        rotation: CompatRotation<'_>,
+    ) -> Result<Option<CompatRotated>, StorageError> {
+        let at = now(clock);
+        let access_id = new_id(rng, at);
+        let refresh_id = new_id(rng, at);
+        let expires_at = rotation.ttl.map(|ttl| at + ttl);
+        let values = RotationValues {
+            at,
+            presented: hash_token(rotation.presented),
+            access_id: access_id.to_string(),
+            access_hash: hash_token(rotation.access_token),
+            expires_at,
+            refresh_id: refresh_id.to_string(),
+            refresh_hash: hash_token(rotation.refresh_token),
+        };
+        let rotated = match self.conn.get_database_backend() {
+            DbBackend::Postgres => rotate_in_one_statement(&self.conn, values).await,
+            _ => rotate_step_by_step(&self.conn, values).await,
+        }
+        .map_err(|e| self.db_err(e))?;
+        let Some(session_id) = rotated else {
+            return Ok(None);
+        };
+        let session_id = ulid("compat_refresh_tokens", &session_id)?;
+        // The old access token's cached answers go. On PostgreSQL the statement announced
+        // it already; what is left is this process's own record.
+        if self.conn.get_database_backend() == DbBackend::Postgres {
+            self.revoked_announced(&[session_id]);
+        } else {
+            self.revoked(&[session_id]).await?;
+        }
+        let access_token = CompatAccessToken {
+            id: access_id,
+            session_id,
+            created_at: at,
+            expires_at,
+        };
+        let refresh_token = CompatRefreshToken {
+            id: refresh_id,
+            session_id,
+            access_token_id: access_id,
+            created_at: at,
+            consumed_at: None,
+        };
+        Ok(Some(CompatRotated {
+            access_token,
+            refresh_token,
+        }))
+    }
+}
+
+/// The values of one refresh, bound into its statements.
+struct RotationValues {
+    at: DateTime<Utc>,
+    presented: Vec<u8>,
+    access_id: String,
+    access_hash: Vec<u8>,
+    expires_at: Option<DateTime<Utc>>,
+    refresh_id: String,
+    refresh_hash: Vec<u8>,
+}
+
+/// Which refresh tokens may be exchanged: unused, in an open session of a user who is
+/// neither locked nor deactivated. `r` is the refresh token's row, `{hash}` the
+/// placeholder of the presented token's hash.
+fn exchangeable(hash: &str) -> String {
+    format!(
+        "r.token_hash = {hash} AND r.consumed_at IS NULL AND EXISTS ( \
+         SELECT 1 FROM compat_sessions s JOIN users u ON u.id = s.user_id \
+         WHERE s.id = r.session_id AND s.finished_at IS NULL \
+         AND u.locked_at IS NULL AND u.deactivated_at IS NULL)"
+    )
+}
+
+/// PostgreSQL: the whole refresh in one statement, its writes in `WITH`, so it is atomic
+/// without a transaction; the revocation is announced when it commits. The session of
+/// the consumed token, when one was exchanged.
+async fn rotate_in_one_statement(
+    conn: &DatabaseExecutor<'_>,
+    v: RotationValues,
+) -> Result<Option<String>, DbErr> {
+    let sql = format!(
+        "WITH consumed AS ( \
+           UPDATE compat_refresh_tokens r SET consumed_at = $1 WHERE {} \
+           RETURNING r.session_id, r.access_token_id), \
+         expired AS ( \
+           UPDATE compat_access_tokens a SET expires_at = $1 \
+           FROM consumed c WHERE a.id = c.access_token_id), \
+         access AS ( \
+           INSERT INTO compat_access_tokens (id, session_id, token_hash, created_at, expires_at) \
+           SELECT $3, c.session_id, $4, $1, $5 FROM consumed c), \
+         refresh AS ( \
+           INSERT INTO compat_refresh_tokens \
+             (id, session_id, access_token_id, token_hash, created_at, consumed_at) \
+           SELECT $6, c.session_id, $3, $7, $1, NULL FROM consumed c) \
+         SELECT c.session_id, pg_notify($8, c.session_id) FROM consumed c",
+        exchangeable("$2")
+    );
+    let values: [Value; 8] = [
+        v.at.into(),
+        v.presented.into(),
+        v.access_id.into(),
+        v.access_hash.into(),
+        v.expires_at.into(),
+        v.refresh_id.into(),
+        v.refresh_hash.into(),
+        crate::revocations::CHANNEL.into(),
+    ];
+    let row = conn
+        .query_one_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            sql,
+            values,
+        ))
+        .await?;
+    row.map(|row| row.try_get_by_index::<String>(0)).transpose()
+}
+
+/// SQLite, which has no writes in `WITH`: the same steps in a transaction (a savepoint
+/// inside a unit of work's own).
+async fn rotate_step_by_step(
+    conn: &DatabaseExecutor<'_>,
+    v: RotationValues,
+) -> Result<Option<String>, DbErr> {
+    let backend = conn.get_database_backend();
+    let txn = match conn {
+        DatabaseExecutor::Connection(db) => db.begin_with_options(write_transaction()).await?,
+        nested => nested.begin().await?,
+    };
+    let consume = format!(
+        "UPDATE compat_refresh_tokens AS r SET consumed_at = ? WHERE {} \
+         RETURNING session_id, access_token_id",
+        exchangeable("?")
+    );
+    let Some(row) = txn
+        .query_one_raw(Statement::from_sql_and_values(
+            backend,
+            consume,
+            [v.at.into(), v.presented.into()],
+        ))
+        .await?
+    else {
+        txn.rollback().await?;
+        return Ok(None);
+    };
+    let session_id: String = row.try_get_by_index(0)?;
+    let old_access_id: String = row.try_get_by_index(1)?;
+    txn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        "UPDATE compat_access_tokens SET expires_at = ? WHERE id = ?",
+        [v.at.into(), old_access_id.into()],
+    ))
+    .await?;
+    txn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        "INSERT INTO compat_access_tokens (id, session_id, token_hash, created_at, expires_at) \
+         VALUES (?, ?, ?, ?, ?)",
+        [
+            v.access_id.clone().into(),
+            session_id.clone().into(),
+            v.access_hash.into(),
+            v.at.into(),
+            v.expires_at.into(),
+        ],
+    ))
+    .await?;
+    txn.execute_raw(Statement::from_sql_and_values(
+        backend,
+        "INSERT INTO compat_refresh_tokens \
+           (id, session_id, access_token_id, token_hash, created_at, consumed_at) \
+         VALUES (?, ?, ?, ?, ?, NULL)",
+        [
+            v.refresh_id.into(),
+            session_id.clone().into(),
+            v.access_id.into(),
+            v.refresh_hash.into(),
+            v.at.into(),
+        ],
+    ))
+    .await?;
+    txn.commit().await?;
+    Ok(Some(session_id))
 }
 
 fn sso_login(m: sso_logins::Model) -> Result<CompatSsoLogin, StorageError> {

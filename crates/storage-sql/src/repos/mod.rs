@@ -52,6 +52,18 @@ impl Repo<'_> {
         self.note(Pending::of(keys.to_vec())).await
     }
 
+    /// As [`Self::revoked`], for a statement that announced the revocation itself: on a
+    /// reader only this process's record is left to update; a transaction still announces
+    /// it at commit (a second announcement is harmless), since it only counts from then.
+    pub(crate) fn revoked_announced(&self, keys: &[Ulid]) {
+        let revoked = Pending::of(keys.to_vec());
+        if matches!(self.conn, DatabaseExecutor::Connection(_)) {
+            revoked.apply(self.revocations);
+        } else {
+            self.pending.add(revoked);
+        }
+    }
+
     /// As [`Self::revoked`], for a change too broad to name by keys.
     pub(crate) async fn revoked_all(&self) -> Result<(), StorageError> {
         self.note(Pending::everything()).await

@@ -6,8 +6,8 @@ use mas_data_model::{
     ResponseMode,
 };
 use mas_storage::repository::{
-    ClientParams, CompatSessionFilter, NewAuthorizationGrant, NewCompatLogin, NewDeviceCodeGrant,
-    NewJob, ProviderParams, SessionFilter, UserFilter, UserState,
+    ClientParams, CompatRotation, CompatSessionFilter, NewAuthorizationGrant, NewCompatLogin,
+    NewDeviceCodeGrant, NewJob, ProviderParams, SessionFilter, UserFilter, UserState,
 };
 use mas_storage::{Clock, MockClock, Pagination, RepositoryFactory, StorageError};
 use rand::SeedableRng;
@@ -2277,4 +2277,208 @@ pub async fn clients_in_use_before_the_upgrade_stay_in_use(db: &TestDb) {
     assert!(repo.client().lookup(used.id).await.unwrap().is_some());
     assert!(repo.client().lookup(unused.id).await.unwrap().is_none());
     repo.save().await.unwrap();
+}
+
+/// A compatibility refresh is one write, all or nothing: the presented token is spent,
+/// its access token expires, the new pair belongs to the same session; nothing changes
+/// for a token that is unknown, spent, or of an ended session or user.
+pub async fn compat_refresh_rotates_whole(db: &TestDb) {
+    let clock = MockClock::default();
+    let mut rng = rng();
+    let mut repo = db.factory.begin().await.unwrap();
+    let alice = repo.user().add(&mut rng, &clock, "alice").await.unwrap();
+    let bob = repo.user().add(&mut rng, &clock, "bob").await.unwrap();
+    repo.save().await.unwrap();
+    let mut reader = db.factory.reader().await.unwrap();
+    let login = |user, device_id, access_token, refresh_token| NewCompatLogin {
+        user,
+        device_id,
+        human_name: None,
+        access_token,
+        ttl: Some(Duration::minutes(5)),
+        refresh_token: Some(refresh_token),
+    };
+    let first = reader
+        .compat_session()
+        .add_with_tokens(&mut rng, &clock, login(&alice, "A", "mct_a1", "mcr_a1"))
+        .await
+        .unwrap();
+    let rotation = |presented, access_token, refresh_token| CompatRotation {
+        presented,
+        access_token,
+        ttl: Some(Duration::minutes(10)),
+        refresh_token,
+    };
+    let ticket = db.factory.revocations().ticket();
+    clock.advance(Duration::seconds(30));
+    let rotated = reader
+        .compat_refresh_token()
+        .rotate(&mut rng, &clock, rotation("mcr_a1", "mct_a2", "mcr_a2"))
+        .await
+        .unwrap()
+        .expect("an unused token of an open session rotates");
+    // The old access token's cached answers are stale in this process at once.
+    assert!(
+        !db.factory
+            .revocations()
+            .is_current(&ticket, &[first.session.id])
+    );
+    assert_eq!(rotated.access_token.session_id, first.session.id);
+    assert_eq!(rotated.refresh_token.session_id, first.session.id);
+    assert_eq!(
+        rotated.refresh_token.access_token_id,
+        rotated.access_token.id
+    );
+    assert_eq!(
+        rotated.access_token.expires_at,
+        Some(clock.now() + Duration::minutes(10))
+    );
+    let mut repo = db.factory.reader().await.unwrap();
+    let (access, session, user) = repo
+        .compat_access_token()
+        .find_with_session("mct_a2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (access, session.id, user.id),
+        (rotated.access_token.clone(), first.session.id, alice.id)
+    );
+    assert_eq!(
+        repo.compat_refresh_token()
+            .find_by_token("mcr_a2")
+            .await
+            .unwrap(),
+        Some(rotated.refresh_token.clone())
+    );
+    let spent = repo
+        .compat_refresh_token()
+        .find_by_token("mcr_a1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(spent.consumed_at, Some(clock.now()));
+    let old_access = repo
+        .compat_access_token()
+        .lookup(first.access_token.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(old_access.expires_at, Some(clock.now()));
+    assert!(!old_access.is_valid(clock.now()));
+
+    // Spent, unknown: refused, and no token of theirs is stored.
+    for (presented, access_token) in [("mcr_a1", "mct_x1"), ("mcr_unknown", "mct_x2")] {
+        let refused = reader
+            .compat_refresh_token()
+            .rotate(&mut rng, &clock, rotation(presented, access_token, "mcr_x"))
+            .await
+            .unwrap();
+        assert!(refused.is_none(), "{presented}");
+        assert_eq!(
+            repo.compat_access_token()
+                .find_by_token(access_token)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+
+    // A locked user's, a deactivated user's and a finished session's tokens do not rotate,
+    // and stay unused.
+    let bobs = reader
+        .compat_session()
+        .add_with_tokens(&mut rng, &clock, login(&bob, "B", "mct_b1", "mcr_b1"))
+        .await
+        .unwrap();
+    let ended = reader
+        .compat_session()
+        .add_with_tokens(&mut rng, &clock, login(&alice, "E", "mct_e1", "mcr_e1"))
+        .await
+        .unwrap();
+    let mut txn = db.factory.begin().await.unwrap();
+    let bob = txn.user().lock(&clock, bob).await.unwrap();
+    txn.compat_session()
+        .finish(&clock, ended.session)
+        .await
+        .unwrap();
+    txn.save().await.unwrap();
+    for (presented, why) in [("mcr_b1", "locked"), ("mcr_e1", "finished session")] {
+        let refused = reader
+            .compat_refresh_token()
+            .rotate(&mut rng, &clock, rotation(presented, "mct_y", "mcr_y"))
+            .await
+            .unwrap();
+        assert!(refused.is_none(), "{why}");
+    }
+    let mut txn = db.factory.begin().await.unwrap();
+    let bob = txn.user().unlock(bob).await.unwrap();
+    txn.user().deactivate(&clock, bob).await.unwrap();
+    txn.save().await.unwrap();
+    let refused = reader
+        .compat_refresh_token()
+        .rotate(&mut rng, &clock, rotation("mcr_b1", "mct_y", "mcr_y"))
+        .await
+        .unwrap();
+    assert!(refused.is_none(), "deactivated");
+    for token in ["mcr_b1", "mcr_e1"] {
+        let stored = repo
+            .compat_refresh_token()
+            .find_by_token(token)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.consumed_at, None, "{token}");
+    }
+    assert!(
+        repo.compat_access_token()
+            .lookup(bobs.access_token.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_valid(clock.now())
+    );
+    assert_eq!(
+        repo.compat_access_token()
+            .find_by_token("mct_y")
+            .await
+            .unwrap(),
+        None
+    );
+
+    // Inside a transaction: kept when it commits, undone when it is dropped.
+    let mut txn = db.factory.begin().await.unwrap();
+    assert!(
+        txn.compat_refresh_token()
+            .rotate(&mut rng, &clock, rotation("mcr_a2", "mct_a3", "mcr_a3"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    drop(txn);
+    assert_eq!(
+        repo.compat_refresh_token()
+            .find_by_token("mcr_a2")
+            .await
+            .unwrap()
+            .unwrap()
+            .consumed_at,
+        None
+    );
+    let mut txn = db.factory.begin().await.unwrap();
+    assert!(
+        txn.compat_refresh_token()
+            .rotate(&mut rng, &clock, rotation("mcr_a2", "mct_a3", "mcr_a3"))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    txn.save().await.unwrap();
+    assert!(
+        repo.compat_access_token()
+            .find_by_token("mct_a3")
+            .await
+            .unwrap()
+            .is_some()
+    );
 }

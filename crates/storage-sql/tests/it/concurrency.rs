@@ -3,7 +3,7 @@
 use chrono::Duration;
 use mas_data_model::ClientAuthMethod;
 use mas_data_model::ResponseMode;
-use mas_storage::repository::{NewAuthorizationGrant, NewJob};
+use mas_storage::repository::{CompatRotation, NewAuthorizationGrant, NewCompatLogin, NewJob};
 use mas_storage::{MockClock, RepositoryFactory};
 use url::Url;
 
@@ -173,6 +173,76 @@ pub async fn a_refresh_token_is_consumed_once(db: &TestDb) {
     })
     .await;
     assert_eq!(wins, 1);
+}
+
+/// Two compatibility refreshes with one token at once, each on its own pool without a
+/// transaction (as the handler does): one gets the next pair, the other nothing.
+pub async fn a_compat_refresh_token_is_rotated_once(db: &TestDb) {
+    let clock = MockClock::default();
+    let mut rng = rng();
+    let mut repo = db.factory.begin().await.unwrap();
+    let alice = repo.user().add(&mut rng, &clock, "alice").await.unwrap();
+    repo.compat_session()
+        .add_with_tokens(
+            &mut rng,
+            &clock,
+            NewCompatLogin {
+                user: &alice,
+                device_id: "RACE",
+                human_name: None,
+                access_token: "mct_race",
+                ttl: Some(Duration::minutes(5)),
+                refresh_token: Some("mcr_race"),
+            },
+        )
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+
+    let stored = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = stored.clone();
+    let wins = race(db, move |pool| {
+        let record = record.clone();
+        async move {
+            let clock = MockClock::default();
+            let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+            let access_token = format!("mct_{}", ulid::Ulid::new());
+            let rotated = pool
+                .reader()
+                .await
+                .unwrap()
+                .compat_refresh_token()
+                .rotate(
+                    &mut rng,
+                    &clock,
+                    CompatRotation {
+                        presented: "mcr_race",
+                        access_token: &access_token,
+                        ttl: None,
+                        refresh_token: &format!("mcr_{}", ulid::Ulid::new()),
+                    },
+                )
+                .await
+                .unwrap();
+            record.lock().unwrap().push(access_token);
+            rotated.is_some()
+        }
+    })
+    .await;
+    assert_eq!(wins, 1);
+    // The loser stored nothing.
+    let mut repo = db.factory.reader().await.unwrap();
+    let mut found = 0;
+    for token in stored.lock().unwrap().clone() {
+        found += usize::from(
+            repo.compat_access_token()
+                .find_by_token(&token)
+                .await
+                .unwrap()
+                .is_some(),
+        );
+    }
+    assert_eq!(found, 1);
 }
 
 pub async fn jobs_are_claimed_once(db: &TestDb) {

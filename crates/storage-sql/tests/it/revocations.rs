@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use mas_storage::repository::CompatSessionFilter;
+use mas_storage::repository::{CompatRotation, CompatSessionFilter, NewCompatLogin};
 use mas_storage::{MockClock, RepositoryFactory, Revocations, Ticket};
 use ulid::Ulid;
 
@@ -81,6 +81,47 @@ pub async fn revocations_reach_every_process(db: &TestDb) {
         "the rolled-back lock of bob was not announced"
     );
 
+    // A compatibility refresh elsewhere (one statement on PostgreSQL, no transaction)
+    // expires the old access token: its session's answers go stale here too.
+    let mut repo = other.begin().await.unwrap();
+    let refreshing = repo
+        .compat_session()
+        .add_with_tokens(
+            &mut rng,
+            &clock,
+            NewCompatLogin {
+                user: &bob,
+                device_id: "REFRESH",
+                human_name: None,
+                access_token: "mct_before",
+                ttl: None,
+                refresh_token: Some("mcr_before"),
+            },
+        )
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+    let ticket = record.ticket();
+    let rotated = other
+        .reader()
+        .await
+        .unwrap()
+        .compat_refresh_token()
+        .rotate(
+            &mut rng,
+            &clock,
+            CompatRotation {
+                presented: "mcr_before",
+                access_token: "mct_after",
+                ttl: None,
+                refresh_token: "mcr_after",
+            },
+        )
+        .await
+        .unwrap();
+    assert!(rotated.is_some());
+    assert!(becomes_stale(&record, &ticket, &[refreshing.session.id]).await);
+
     // Ending every compat session of no one in particular is announced as "everything".
     let ticket = record.ticket();
     let mut repo = other.begin().await.unwrap();
@@ -96,7 +137,8 @@ pub async fn revocations_reach_every_process(db: &TestDb) {
         .finish_all(&clock, CompatSessionFilter::default())
         .await
         .unwrap();
-    assert_eq!(ended, 1);
+    // Carol's, and Bob's refreshed one.
+    assert_eq!(ended, 2);
     repo.save().await.unwrap();
     assert!(becomes_stale(&record, &ticket, &[bob.id]).await);
 

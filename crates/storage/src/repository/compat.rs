@@ -36,6 +36,28 @@ pub struct CompatLogin {
     pub refresh_token: Option<CompatRefreshToken>,
 }
 
+/// What a refresh presents and hands out in exchange.
+#[derive(Debug, Clone, Copy)]
+pub struct CompatRotation<'a> {
+    /// The refresh token the client presented.
+    pub presented: &'a str,
+    /// The new access token (stored as its hash).
+    pub access_token: &'a str,
+    /// How long the new access token lives; `None` means until logout.
+    pub ttl: Option<Duration>,
+    /// The new refresh token (stored as its hash).
+    pub refresh_token: &'a str,
+}
+
+/// What [`CompatRefreshTokenRepository::rotate`] stored.
+#[derive(Debug, Clone)]
+pub struct CompatRotated {
+    /// The new access token.
+    pub access_token: CompatAccessToken,
+    /// The new refresh token.
+    pub refresh_token: CompatRefreshToken,
+}
+
 /// Which compatibility sessions a listing or bulk operation covers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CompatSessionFilter {
@@ -167,6 +189,18 @@ pub trait CompatRefreshTokenRepository: Send {
         clock: &dyn Clock,
         token: CompatRefreshToken,
     ) -> Result<Option<CompatRefreshToken>, StorageError>;
+    /// A refresh, all or nothing: the presented token is consumed, the access token it
+    /// was issued with expires, and the new pair is stored in the same session. `None`,
+    /// with nothing changed, unless the presented token exists and is unused and its
+    /// session and user are still valid; of two concurrent refreshes with one token, one
+    /// wins. One statement on PostgreSQL, so a unit of work from `reader()` refreshes in
+    /// one round trip.
+    async fn rotate(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        rotation: CompatRotation<'_>,
+    ) -> Result<Option<CompatRotated>, StorageError>;
 }
 
 /// SSO logins of the compatibility layer.

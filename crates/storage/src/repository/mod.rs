@@ -10,8 +10,9 @@ mod user;
 use async_trait::async_trait;
 
 pub use self::compat::{
-    CompatAccessTokenRepository, CompatLogin, CompatRefreshTokenRepository, CompatSessionFilter,
-    CompatSessionRepository, CompatSsoLoginRepository, NewCompatLogin,
+    CompatAccessTokenRepository, CompatLogin, CompatRefreshTokenRepository, CompatRotated,
+    CompatRotation, CompatSessionFilter, CompatSessionRepository, CompatSsoLoginRepository,
+    NewCompatLogin,
 };
 pub use self::job::{JobRepository, NewJob};
 pub use self::oauth2::{
