@@ -233,7 +233,8 @@ pub async fn a_compat_refresh_token_is_rotated_once(db: &TestDb) {
     // The loser stored nothing.
     let mut repo = db.factory.reader().await.unwrap();
     let mut found = 0;
-    for token in stored.lock().unwrap().clone() {
+    let tokens = stored.lock().unwrap().clone();
+    for token in tokens {
         found += usize::from(
             repo.compat_access_token()
                 .find_by_token(&token)
