@@ -455,11 +455,11 @@ def documented_nginx_server(doc: Path = REVERSE_PROXY_DOC) -> str:
     return documented_block(doc, DOC_START, DOC_END, "nginx")
 
 
-def substitute(text: str, replacements: list[tuple[str, str]], what: str) -> str:
+def substitute(text: str, replacements: list[tuple[str, str]], what: str, doc: Path = REVERSE_PROXY_DOC) -> str:
     """Replace each documented example value by ours; every one must be there."""
     for example, real in replacements:
         if example not in text:
-            raise AssertionError(f"{REVERSE_PROXY_DOC}: {what} no longer contains `{example}`")
+            raise AssertionError(f"{doc}: {what} no longer contains `{example}`")
         text = text.replace(example, real)
     return text
 

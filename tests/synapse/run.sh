@@ -8,7 +8,8 @@
 # Extra arguments go to pytest: `-k legacy` for one generation, `--maxfail=100` to go
 # on past the first failure (the default is -x), `-s` to see the start-up timings.
 # Services' files (configs, logs, databases) are kept in /tmp/pytest-of-$USER/.
-# The nginx configuration is the example in docs/setup/reverse-proxy.md.
+# The nginx configuration is the example in docs/setup/reverse-proxy.md, and
+# test_setup_check.py runs the "Checking the setup" block of docs/setup/homeserver.md.
 # test_replicas.py runs two mas-server replicas on a PostgreSQL database it creates
 # and drops (on the server of MAS_TEST_DATABASE_URL, by default the local one, with
 # psql); without PostgreSQL it is skipped, except under CI=true.
