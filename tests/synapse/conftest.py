@@ -54,6 +54,11 @@ class Ended:
 
 # Measured propagation times, printed in the terminal summary.
 TIMINGS: list[str] = []
+# What test_replicas.py measured, printed in the terminal summary.
+REPLICAS: list[str] = []
+# Logs of mas-server processes outside the stacks (the replicas), for
+# test_zz_log_audit.py: (log, the generated configuration file, other secrets by name).
+AUDITED_LOGS: list[tuple[Path, Path, dict[str, str]]] = []
 
 
 @dataclass
@@ -104,11 +109,11 @@ class Stack:
         return {s.name: harness.tail(s.log, 30) for s in self.services}
 
 
-def _secret(n: int = 32) -> str:
+def random_secret(n: int = 32) -> str:
     return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(n))
 
 
-def _require_binaries() -> None:
+def require_binaries() -> None:
     for var in ("MAS_CLI", "MAS_SERVER"):
         path = os.environ.get(var)
         if not path or not os.access(path, os.X_OK):
@@ -116,10 +121,10 @@ def _require_binaries() -> None:
 
 
 def start_stack(kind: str, tmp_path_factory) -> Stack:
-    _require_binaries()
+    require_binaries()
     dir = tmp_path_factory.mktemp(kind)
     synapse_port, mas_port, proxy_port = (harness.free_port() for _ in range(3))
-    secret, client_secret = _secret(), _secret()
+    secret, client_secret = random_secret(), random_secret()
     t0 = time.monotonic()
     services: list[Service] = []
     try:
@@ -166,18 +171,39 @@ def stack(request, stacks, tmp_path_factory):
     return stacks[kind]
 
 
+# The files whose tests must run after all others, in this order.
+LAST = ("test_synapse_catches_up.py", "test_zz_log_audit.py")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    """Runs after pytest grouped the tests by stack, which puts tests without a stack
+    (test_replicas.py) after everything else: move the waiting test and the log audit
+    back to the end, so that the wait also covers the replicas' run and the audit reads
+    their logs."""
+    last = [item for name in LAST for item in items if item.path.name == name]
+    items[:] = [item for item in items if item.path.name not in LAST] + last
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """On a failure, attach the tails of the services' logs to the report."""
     outcome = yield
     report = outcome.get_result()
-    stack = item.funcargs.get("stack") if hasattr(item, "funcargs") else None
-    if report.failed and isinstance(stack, Stack):
-        for name, text in stack.log_tails().items():
-            report.sections.append((f"log tail: {name}", text))
+    if not report.failed:
+        return
+    # A stack, or the replicas of test_replicas.py.
+    for value in getattr(item, "funcargs", {}).values():
+        if callable(getattr(value, "log_tails", None)):
+            for name, text in value.log_tails().items():
+                report.sections.append((f"log tail: {name}", text))
 
 
 def pytest_terminal_summary(terminalreporter):
+    if REPLICAS:
+        terminalreporter.section("two replicas on one PostgreSQL")
+        for line in REPLICAS:
+            terminalreporter.write_line(line)
     if TIMINGS:
         terminalreporter.section("how long Synapse kept accepting ended tokens")
         for line in TIMINGS:

@@ -305,27 +305,44 @@ def mas_env() -> dict[str, str]:
 _MAS_FAST = {"burst": 1000, "per_second": 1000}
 
 
+def listener_file(path: Path, port: int) -> Path:
+    """The one listener of a mas-server process, in a file of its own: replicas share
+    every other configuration file and differ only in this one."""
+    return write_yaml(
+        path,
+        {
+            "http": {
+                "listeners": [
+                    {
+                        "name": "web",
+                        "resources": [
+                            {"name": n}
+                            for n in ("discovery", "human", "oauth", "compat", "assets", "adminapi", "health")
+                        ],
+                        "binds": [{"address": f"127.0.0.1:{port}"}],
+                    }
+                ]
+            }
+        },
+    )
+
+
 def prepare_mas(
-    kind: str, dir: Path, port: int, public_base: str, synapse_port: int, secret: str, client_secret: str
+    kind: str,
+    dir: Path,
+    port: int,
+    public_base: str,
+    synapse_port: int,
+    secret: str,
+    client_secret: str,
+    database_uri: str | None = None,
 ) -> Mas:
     dir.mkdir(parents=True, exist_ok=True)
     generated = dir / "config.yaml"
     subprocess.run([MAS_CLI, "config", "generate", "-o", str(generated)], cwd=dir, env=mas_env(), check=True)
     override: dict = {
-        "http": {
-            "public_base": public_base,
-            "listeners": [
-                {
-                    "name": "web",
-                    "resources": [
-                        {"name": n}
-                        for n in ("discovery", "human", "oauth", "compat", "assets", "adminapi", "health")
-                    ],
-                    "binds": [{"address": f"127.0.0.1:{port}"}],
-                }
-            ],
-        },
-        "database": {"uri": f"sqlite://{dir / 'mas.db'}"},
+        "http": {"public_base": public_base},
+        "database": {"uri": database_uri or f"sqlite://{dir / 'mas.db'}"},
         "matrix": {
             "kind": f"synapse_{kind}",
             "homeserver": SERVER_NAME,
@@ -355,7 +372,17 @@ def prepare_mas(
     doc.get("http", {}).pop("listeners", None)
     write_yaml(generated, doc)
     override_path = write_yaml(dir / "override.yaml", override)
-    return Mas(dir, [generated, override_path], port, public_base)
+    listener = listener_file(dir / "listener.yaml", port)
+    return Mas(dir, [generated, override_path, listener], port, public_base)
+
+
+def mas_replica(mas: Mas, name: str, port: int) -> Mas:
+    """Another mas-server on the same configuration files (secrets, keys, database) but
+    its own listener, port and working directory (where its log goes)."""
+    dir = mas.dir / name
+    dir.mkdir(parents=True, exist_ok=True)
+    listener = listener_file(mas.dir / f"listener-{name}.yaml", port)
+    return Mas(dir, [*mas.config_files[:-1], listener], port, mas.public_base)
 
 
 # The server logs at debug level in these tests, so that test_zz_log_audit.py can check
@@ -364,11 +391,14 @@ def prepare_mas(
 MAS_SERVER_LOG = "debug,hyper=info,hyper_util=info,h2=info,rustls=info,reqwest=info"
 
 
-def start_mas(mas: Mas) -> Service:
+def launch_mas(mas: Mas, name: str = "mas-server") -> Service:
+    """Start mas-server without waiting for it (call `wait_healthy` on the result)."""
     env = {**mas_env(), "RUST_LOG": MAS_SERVER_LOG}
-    service = Service(
-        "mas-server", [MAS_SERVER, *mas.config_args()], mas.dir / "mas.log", mas.dir, env=env
-    ).start()
+    return Service(name, [MAS_SERVER, *mas.config_args()], mas.dir / "mas.log", mas.dir, env=env).start()
+
+
+def start_mas(mas: Mas) -> Service:
+    service = launch_mas(mas)
     try:
         service.wait_healthy(f"{mas.base}health")
     except BaseException:
@@ -405,39 +435,91 @@ http {{
 """
 
 
-def documented_nginx_server(doc: Path = REVERSE_PROXY_DOC) -> str:
-    """The fenced nginx block between the markers in the reverse-proxy page."""
+def documented_block(doc: Path, start: str, end: str, language: str) -> str:
+    """The one fenced block of `language` between the markers `start` and `end` in `doc`."""
     try:
         text = doc.read_text()
     except OSError as e:
-        raise AssertionError(f"cannot read the reverse-proxy documentation {doc}: {e}") from None
-    if text.count(DOC_START) != 1 or text.count(DOC_END) != 1:
-        raise AssertionError(f"{doc}: expected exactly one {DOC_START} ... {DOC_END} section")
-    section = text.split(DOC_START, 1)[1].split(DOC_END, 1)[0]
-    match = re.fullmatch(r"\s*```nginx\n(.*?)```\s*", section, re.DOTALL)
+        raise AssertionError(f"cannot read the documentation {doc}: {e}") from None
+    if text.count(start) != 1 or text.count(end) != 1:
+        raise AssertionError(f"{doc}: expected exactly one {start} ... {end} section")
+    section = text.split(start, 1)[1].split(end, 1)[0]
+    match = re.fullmatch(rf"\s*```{language}\n(.*?)```\s*", section, re.DOTALL)
     if not match:
-        raise AssertionError(f"{doc}: the section between the markers must be one ```nginx block")
+        raise AssertionError(f"{doc}: the section between {start} and {end} must be one ```{language} block")
     return match.group(1)
 
 
-def nginx_config(dir: Path, port: int, mas_port: int, synapse_port: int) -> str:
-    server = documented_nginx_server()
-    for example, real in (
-        (DOC_MAS, f"127.0.0.1:{mas_port}"),
-        (DOC_SYNAPSE, f"127.0.0.1:{synapse_port}"),
-        (DOC_LISTEN, f"listen 127.0.0.1:{port};"),
-    ):
-        if example not in server:
-            raise AssertionError(f"{REVERSE_PROXY_DOC}: the nginx example no longer contains `{example}`")
-        server = server.replace(example, real)
-    indented = "\n".join(f"    {line}" if line else "" for line in server.splitlines())
+def documented_nginx_server(doc: Path = REVERSE_PROXY_DOC) -> str:
+    """The fenced nginx block between the markers in the reverse-proxy page."""
+    return documented_block(doc, DOC_START, DOC_END, "nginx")
+
+
+def substitute(text: str, replacements: list[tuple[str, str]], what: str, doc: Path = REVERSE_PROXY_DOC) -> str:
+    """Replace each documented example value by ours; every one must be there."""
+    for example, real in replacements:
+        if example not in text:
+            raise AssertionError(f"{doc}: {what} no longer contains `{example}`")
+        text = text.replace(example, real)
+    return text
+
+
+def _scaffold(dir: Path, blocks: str) -> str:
+    indented = "\n".join(f"    {line}" if line else "" for line in blocks.splitlines())
     return NGINX_SCAFFOLD.format(dir=dir, server=indented)
 
 
+def nginx_config(dir: Path, port: int, mas_port: int, synapse_port: int) -> str:
+    server = substitute(
+        documented_nginx_server(),
+        [
+            (DOC_MAS, f"127.0.0.1:{mas_port}"),
+            (DOC_SYNAPSE, f"127.0.0.1:{synapse_port}"),
+            (DOC_LISTEN, f"listen 127.0.0.1:{port};"),
+        ],
+        "the nginx example",
+    )
+    return _scaffold(dir, server)
+
+
+# The replicas example: an `upstream` block for the documented replicas, used by the
+# server block above with `http://mas` where that block says `http://127.0.0.1:8080`
+# (the page says so in words).
+REPLICAS_START, REPLICAS_END = "<!-- nginx-replicas-example:start -->", "<!-- nginx-replicas-example:end -->"
+DOC_REPLICAS = ("127.0.0.1:8080", "127.0.0.1:8081")
+DOC_UPSTREAM = "http://mas"
+
+
+def replicas_nginx_config(dir: Path, port: int, replica_ports: list[int], synapse_port: int) -> str:
+    upstream = documented_block(REVERSE_PROXY_DOC, REPLICAS_START, REPLICAS_END, "nginx")
+    if len(replica_ports) != len(DOC_REPLICAS):
+        raise ValueError(f"the documented example has {len(DOC_REPLICAS)} replicas")
+    upstream = substitute(
+        upstream,
+        [(f"server {doc};", f"server 127.0.0.1:{real};") for doc, real in zip(DOC_REPLICAS, replica_ports)],
+        "the replicas example",
+    )
+    server = substitute(
+        documented_nginx_server(),
+        [
+            (f"http://{DOC_MAS}", DOC_UPSTREAM),
+            (DOC_SYNAPSE, f"127.0.0.1:{synapse_port}"),
+            (DOC_LISTEN, f"listen 127.0.0.1:{port};"),
+        ],
+        "the nginx example",
+    )
+    return _scaffold(dir, f"{upstream}\n{server}")
+
+
 def start_nginx(dir: Path, port: int, mas_port: int, synapse_port: int) -> Service:
+    return run_nginx(dir, port, nginx_config(dir, port, mas_port, synapse_port))
+
+
+def run_nginx(dir: Path, port: int, config: str) -> Service:
+    """nginx on `config`, once it serves MAS's discovery document on `port`."""
     (dir / "tmp").mkdir(parents=True, exist_ok=True)
     conf = dir / "nginx.conf"
-    conf.write_text(nginx_config(dir, port, mas_port, synapse_port))
+    conf.write_text(config)
     service = Service("nginx", [NGINX, "-e", "stderr", "-c", str(conf), "-p", str(dir)], dir / "nginx.log", dir).start()
     try:
         # Served by mas-server (already up) through the documented routes.

@@ -8,7 +8,11 @@
 # Extra arguments go to pytest: `-k legacy` for one generation, `--maxfail=100` to go
 # on past the first failure (the default is -x), `-s` to see the start-up timings.
 # Services' files (configs, logs, databases) are kept in /tmp/pytest-of-$USER/.
-# The nginx configuration is the example in docs/setup/reverse-proxy.md.
+# The nginx configuration is the example in docs/setup/reverse-proxy.md, and
+# test_setup_check.py runs the "Checking the setup" block of docs/setup/homeserver.md.
+# test_replicas.py runs two mas-server replicas on a PostgreSQL database it creates
+# and drops (on the server of MAS_TEST_DATABASE_URL, by default the local one, with
+# psql); without PostgreSQL it is skipped, except under CI=true.
 # A run takes about 2.5 minutes, most of it one wait for Synapse's 2-minute token
 # cache (see conftest.py); the summary shows how long Synapse kept ended tokens.
 #
@@ -71,8 +75,9 @@ export SYNAPSE_LEGACY_PYTHON="$cache/legacy/bin/python"
 cd "$here"
 export PYTHONDONTWRITEBYTECODE=1
 # A hung service must not hold CI for its whole budget; `timeout` signals the whole
-# process group, services included. test_synapse_catches_up.py must stay the last
-# file in this (sorted) list: its test waits for what the others left behind.
+# process group, services included. conftest.py runs test_synapse_catches_up.py (its
+# test waits for what the others left behind) and then test_zz_log_audit.py after
+# every other test.
 set +e
 timeout --kill-after=20 "${MAS_SYNAPSE_TIMEOUT:-600}" \
   "$cache/modern/bin/python" -m pytest -x -q -rfE -p no:cacheprovider "$@" test_*.py

@@ -1,23 +1,26 @@
-"""Runs after every other test (this file sorts last): the service's log, written at
+"""Runs after every other test (this file sorts last): the service's logs, written at
 debug level through the whole run, must not hold a password, a token, a client secret,
-the homeserver's shared secret or any secret of the configuration. Only the service's
-own log is read; the proxy's access log is the operator's to configure."""
+the homeserver's shared secret or any secret of the configuration. The logs of both
+stacks' mas-server are read, and those of the replicas of test_replicas.py; the
+proxy's access log is the operator's to configure."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+import pytest
 import yaml
 
-from conftest import PASSWORD
+from conftest import AUDITED_LOGS, PASSWORD
 
 # Every token this service issues or imports: PREFIX_30 random_6 checksum.
 TOKEN = re.compile(r"\b(?:mat|mar|mct|mcr|mpt|syt|syr)_[A-Za-z0-9]{30}_[A-Za-z0-9]{6}\b")
 
 
-def configured_secrets(stack) -> list[str]:
+def configured_secrets(config: Path) -> list[str]:
     """The secrets in the service's generated configuration file."""
-    doc = yaml.safe_load(stack.mas.config_files[0].read_text())
+    doc = yaml.safe_load(config.read_text())
     secrets = doc.get("secrets", {})
     found = [secrets.get("encryption")]
     found += [key.get("key") for key in secrets.get("keys", []) if isinstance(key, dict)]
@@ -28,19 +31,33 @@ def configured_secrets(stack) -> list[str]:
     return lines
 
 
-def test_the_log_holds_no_secret(stack):
-    log = (stack.mas.dir / "mas.log").read_text(errors="replace")
-    # Not vacuous: the run was logged at debug level, requests included.
-    assert " DEBUG " in log, "the service did not log at debug level"
-    assert "/oauth2/introspect" in log, "requests were not logged"
-    leaks = {
-        "the test users' password": PASSWORD,
-        "matrix.secret": stack.secret,
-        "the homeserver client's secret": stack.client_secret,
-    }
-    for n, line in enumerate(configured_secrets(stack)):
+def assert_no_secret(log_path: Path, config: Path, secrets: dict[str, str]) -> str:
+    """Checks one log; returns its text."""
+    log = log_path.read_text(errors="replace")
+    # Not vacuous: the run was logged at debug level.
+    assert " DEBUG " in log, f"{log_path}: the service did not log at debug level"
+    leaks = {"the test users' password": PASSWORD, **secrets}
+    for n, line in enumerate(configured_secrets(config)):
         leaks[f"configuration secret line {n}"] = line
     found = [what for what, value in leaks.items() if value and value in log]
     tokens = sorted(set(TOKEN.findall(log)))
-    assert not found, f"in {stack.mas.dir / 'mas.log'}: {found}"
-    assert not tokens, f"tokens in {stack.mas.dir / 'mas.log'}: {tokens[:5]}"
+    assert not found, f"in {log_path}: {found}"
+    assert not tokens, f"tokens in {log_path}: {tokens[:5]}"
+    return log
+
+
+def test_the_log_holds_no_secret(stack):
+    log = assert_no_secret(
+        stack.mas.dir / "mas.log",
+        stack.mas.config_files[0],
+        {"matrix.secret": stack.secret, "the homeserver client's secret": stack.client_secret},
+    )
+    assert "/oauth2/introspect" in log, "requests were not logged"
+
+
+def test_the_replicas_logs_hold_no_secret():
+    if not AUDITED_LOGS:
+        pytest.skip("test_replicas.py did not run")
+    for log_path, config, secrets in AUDITED_LOGS:
+        log = assert_no_secret(log_path, config, secrets)
+        assert "/_matrix/client/v3/" in log, f"{log_path}: requests were not logged"

@@ -6,7 +6,7 @@ use anyhow::Context;
 use mas_config::sections::{ClientAuthMethod as ConfigAuthMethod, ClientConfig};
 use mas_data_model::{Client, ClientAuthMethod, ClientKind};
 use mas_storage::repository::ClientParams;
-use mas_storage::{Clock, Encrypter, Repository, RepositoryFactory, SystemClock};
+use mas_storage::{Clock, Encrypter, Repository, RepositoryFactory, StorageError, SystemClock};
 use mas_storage_sql::SqlRepositoryFactory;
 
 /// The grant types a static client may use.
@@ -228,7 +228,16 @@ pub(crate) async fn sync_clients(
     Ok(report)
 }
 
+/// How many times a sync is tried when it loses a race to create a client.
+const SYNC_ATTEMPTS: u32 = 3;
+
 /// Runs a sync in one unit of work, saved unless `dry_run`.
+///
+/// Replicas starting together on one PostgreSQL database sync the same clients at the
+/// same moment. Both find a new client missing and insert it; the second insert waits
+/// for the first transaction and is then refused by the primary key. That sync is run
+/// again in a fresh unit of work, which finds the client stored (SQLite's write lock
+/// already makes syncs take turns).
 pub(crate) async fn run(
     factory: &SqlRepositoryFactory,
     config: &mas_config::RootConfig,
@@ -236,11 +245,38 @@ pub(crate) async fn run(
     dry_run: bool,
 ) -> anyhow::Result<Report> {
     let encrypter = Encrypter::new(&config.secrets.encryption_key()?);
+    let mut attempt = 1;
+    loop {
+        match run_once(factory, config, &encrypter, prune, dry_run).await {
+            Err(error) if attempt < SYNC_ATTEMPTS && lost_a_race(&error) => {
+                tracing::info!(%error, "config sync: another process stored a client first; syncing again");
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// Whether a sync failed on a unique value that another writer took first.
+fn lost_a_race(error: &anyhow::Error) -> bool {
+    matches!(
+        error.downcast_ref::<StorageError>(),
+        Some(StorageError::Conflict(_))
+    )
+}
+
+async fn run_once(
+    factory: &SqlRepositoryFactory,
+    config: &mas_config::RootConfig,
+    encrypter: &Encrypter,
+    prune: bool,
+    dry_run: bool,
+) -> anyhow::Result<Report> {
     let mut repo = factory.begin().await?;
     let mut report = sync_clients(
         repo.as_mut(),
         &SystemClock,
-        &encrypter,
+        encrypter,
         &config.clients,
         prune,
     )

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use sea_orm::{ConnectionTrait, Database, Statement};
+use sea_orm::{ConnectionTrait, Database, Statement, TransactionTrait};
 
 use crate::{mas_cli, stderr};
 
@@ -213,4 +213,76 @@ async fn a_wrong_password_fails_at_once_with_the_reason() {
     let text = stderr(&output);
     assert!(text.contains("cannot connect to the database"), "{text}");
     assert!(!text.contains("wrong"), "the password is not shown: {text}");
+}
+
+/// Replicas starting together on one PostgreSQL database sync the same new client at
+/// once (issue #14). The second insert waits for the first transaction and is then
+/// refused by the primary key; that sync must run again and find the client, not fail
+/// (which stopped the replica's start-up). Here the other replica is a transaction
+/// held open between its insert and its commit.
+#[tokio::test]
+async fn a_sync_that_loses_the_race_for_a_new_client_syncs_again() {
+    let Some(pg) = mas_testing::TestPostgres::create().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), pg.url(), TWO_CLIENTS);
+    run(dir.path(), &["database", "migrate"]);
+
+    let db = Database::connect(pg.url()).await.unwrap();
+    let other = db.begin().await.unwrap();
+    other
+        .execute_unprepared(
+            "INSERT INTO oauth2_clients \
+             (id, is_static, auth_method, redirect_uris, grant_types, contacts, created_at) \
+             VALUES ('0000000000000000000SYNAPSE', TRUE, 'client_secret_basic', '[]', '[]', '[]', now())",
+        )
+        .await
+        .unwrap();
+    let sync = std::process::Command::new(env!("CARGO_BIN_EXE_mas-cli"))
+        .current_dir(dir.path())
+        .env_remove("MAS_CONFIG")
+        .args(["-c", "c.yaml", "config", "sync"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Until the sync's own insert waits for the other transaction.
+    let waiting = "SELECT count(*) FROM pg_stat_activity \
+                   WHERE datname = current_database() AND wait_event_type = 'Lock'";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let row = db
+            .query_one_raw(Statement::from_string(db.get_database_backend(), waiting))
+            .await
+            .unwrap()
+            .unwrap();
+        let count: i64 = row.try_get_by_index(0).unwrap();
+        if count > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sync never waited for the other insert"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    other.commit().await.unwrap();
+    let output = tokio::task::spawn_blocking(move || sync.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let out = String::from_utf8(output.stdout).unwrap();
+    // The second round found the other's row (which differs from the configuration).
+    assert!(
+        out.contains("client 0000000000000000000SYNAPSE: updated"),
+        "{out}"
+    );
+    assert!(
+        out.contains("client 01J2ZQ9Y3XW6RMK1VF8H0N5D7B: created"),
+        "{out}"
+    );
+    assert_eq!(client_rows(pg.url()).await.len(), 2);
+    db.close().await.unwrap();
 }
