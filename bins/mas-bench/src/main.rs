@@ -6,8 +6,13 @@
 //!
 //! ```text
 //! cargo build --release --bin mas-server --bin mas-bench
-//! target/release/mas-bench [all|introspection|compat-login|startup] [--postgres] [--seconds N] [--tokens N]
+//! target/release/mas-bench [all|introspection|compat-login|refresh|startup] [--postgres] [--seconds N] [--tokens N]
+//! target/release/mas-bench faults --postgres
 //! ```
+
+mod chains;
+mod faults;
+mod refresh;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -62,11 +67,16 @@ fn options() -> anyhow::Result<Options> {
                     .context("--tokens needs a number")?;
             }
             "--server" => server = args.next().context("--server needs a path")?.into(),
-            "all" | "introspection" | "compat-login" | "startup" => what = arg,
+            "all" | "introspection" | "compat-login" | "refresh" | "startup" | "faults" => {
+                what = arg;
+            }
             other => bail!(
-                "unknown argument `{other}`; usage: mas-bench [all|introspection|compat-login|startup] [--postgres] [--seconds N] [--tokens N] [--server PATH]"
+                "unknown argument `{other}`; usage: mas-bench [all|introspection|compat-login|refresh|startup|faults] [--postgres] [--seconds N] [--tokens N] [--server PATH]"
             ),
         }
+    }
+    if what == "faults" && !postgres {
+        bail!("faults plays a PostgreSQL outage: run it with --postgres");
     }
     if !server.exists() {
         bail!(
@@ -85,7 +95,11 @@ fn options() -> anyhow::Result<Options> {
 
 fn main() -> anyhow::Result<()> {
     let options = options()?;
-    if Command::new("wrk").arg("--version").output().is_err() {
+    let uses_wrk = matches!(
+        options.what.as_str(),
+        "all" | "introspection" | "compat-login"
+    );
+    if uses_wrk && Command::new("wrk").arg("--version").output().is_err() {
         bail!("wrk is needed as the load generator: apt-get install wrk");
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -99,8 +113,17 @@ struct Service {
     child: Child,
     dir: tempfile::TempDir,
     base: String,
+    port: u16,
+    /// The database, reached directly (the server may reach it through a proxy).
     database: String,
     _postgres: Option<mas_testing::TestPostgres>,
+}
+
+impl Service {
+    /// Where the server listens.
+    fn address(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
 }
 
 impl Drop for Service {
@@ -165,7 +188,8 @@ async fn healthy(base: &str, child: &mut Child, within: Duration) -> anyhow::Res
     }
 }
 
-async fn start_service(options: &Options) -> anyhow::Result<Service> {
+/// Starts the server on a fresh database, reaching PostgreSQL through `proxy` if given.
+async fn start_service(options: &Options, proxy: Option<SocketAddr>) -> anyhow::Result<Service> {
     let dir = tempfile::tempdir()?;
     let config = mas_config::generate()?;
     std::fs::write(dir.path().join("config.yaml"), config.to_yaml(true)?)?;
@@ -182,12 +206,17 @@ async fn start_service(options: &Options) -> anyhow::Result<Service> {
     };
     let port = free_port()?;
     let base = format!("http://127.0.0.1:{port}/");
-    let mut child = server_command(&options.server, dir.path(), port, &database).spawn()?;
+    let server_database = match proxy {
+        Some(proxy) => faults::through(&database, proxy)?,
+        None => database.clone(),
+    };
+    let mut child = server_command(&options.server, dir.path(), port, &server_database).spawn()?;
     healthy(&base, &mut child, Duration::from_mins(1)).await?;
     Ok(Service {
         child,
         dir,
         base,
+        port,
         database,
         _postgres: postgres,
     })
@@ -764,7 +793,15 @@ async fn startup(options: &Options, service: &mut Service) -> anyhow::Result<()>
 }
 
 async fn run(options: &Options) -> anyhow::Result<()> {
-    let mut service = start_service(options).await?;
+    let proxy = if options.what == "faults" {
+        let target = faults::postgres_address().await?;
+        Some(std::sync::Arc::new(
+            mas_testing::CuttableProxy::start(target).await,
+        ))
+    } else {
+        None
+    };
+    let mut service = start_service(options, proxy.as_ref().map(|p| p.address())).await?;
     println!(
         "mas-bench: {} on {}, {} cores, wrk from a second process on loopback",
         options.server.display(),
@@ -781,6 +818,12 @@ async fn run(options: &Options) -> anyhow::Result<()> {
     }
     if matches!(options.what.as_str(), "all" | "compat-login") {
         compat_login(options, &service).await?;
+    }
+    if matches!(options.what.as_str(), "all" | "refresh") {
+        refresh::refresh(options, &service).await?;
+    }
+    if let Some(proxy) = proxy {
+        faults::faults(&service, proxy).await?;
     }
     if matches!(options.what.as_str(), "all" | "startup") {
         println!("\n## Start-up");

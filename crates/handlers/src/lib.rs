@@ -227,7 +227,11 @@ pub fn router(resources: &[Resource], prefix: Option<&str>, state: AppState) -> 
     // One layer for the three: each `Router::layer` call boxes every route once more.
     router.layer(
         tower::ServiceBuilder::new()
-            .layer(TraceLayer::new_for_http().make_span_with(PathOnly))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(PathOnly)
+                    .on_failure(QuietUnavailable),
+            )
             .layer(limits::LimitsLayer)
             // A stalled upload is cut off instead of holding a task (and never a
             // connection).
@@ -235,6 +239,32 @@ pub fn router(resources: &[Resource], prefix: Option<&str>, state: AppState) -> 
                 std::time::Duration::from_secs(10),
             )),
     )
+}
+
+/// Logs failed requests as tower-http does (at error level), except a 503: that is the
+/// answer to every request while the database or the homeserver is away, thousands a
+/// second under load, and the cause is logged where it is noticed (the database's
+/// loss once, by the gate).
+#[derive(Clone, Copy)]
+struct QuietUnavailable;
+
+impl tower_http::trace::OnFailure<tower_http::classify::ServerErrorsFailureClass>
+    for QuietUnavailable
+{
+    fn on_failure(
+        &mut self,
+        failure: tower_http::classify::ServerErrorsFailureClass,
+        latency: std::time::Duration,
+        _span: &tracing::Span,
+    ) {
+        let latency_ms = latency.as_millis();
+        match failure {
+            tower_http::classify::ServerErrorsFailureClass::StatusCode(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            ) => tracing::debug!(latency_ms, "response failed: 503 Service Unavailable"),
+            other => tracing::error!(classification = %other, latency_ms, "response failed"),
+        }
+    }
 }
 
 /// Request spans that name the method and path only: query strings carry tokens
