@@ -103,7 +103,13 @@ impl TokenType {
         else {
             return Err(TokenFormatError::InvalidFormat);
         };
-        if prefix.len() != 3 || random.len() != RANDOM_LEN || crc.len() != CRC_LEN {
+        // A checksum is easy to compute for any random part: without this check, 30 bytes
+        // of anything passed for a token of ours and went on to a database lookup.
+        if prefix.len() != 3
+            || random.len() != RANDOM_LEN
+            || !random.bytes().all(|b| b.is_ascii_alphanumeric())
+            || crc.len() != CRC_LEN
+        {
             return Err(TokenFormatError::InvalidFormat);
         }
         let kind = Self::from_prefix(prefix).ok_or(TokenFormatError::UnknownPrefix)?;
@@ -219,6 +225,28 @@ mod tests {
         assert_eq!(
             TokenType::check(&foreign),
             Err(TokenFormatError::UnknownPrefix)
+        );
+    }
+
+    #[test]
+    fn a_right_checksum_over_a_random_part_of_other_characters_is_refused() {
+        // Found by the `token` fuzz target: the checksum was the only check of the random part.
+        for random in [
+            "==============================",
+            "abcdefghijklmnopqrstuvwxyz012-",
+        ] {
+            let base = format!("mar_{random}");
+            let crc = checksum(&base);
+            let token = format!("{base}_{}", String::from_utf8_lossy(&crc));
+            assert_eq!(
+                TokenType::check(&token),
+                Err(TokenFormatError::InvalidFormat),
+                "{token}"
+            );
+        }
+        assert_eq!(
+            TokenType::check("mar_==============================_C2JAb4"),
+            Err(TokenFormatError::InvalidFormat)
         );
     }
 

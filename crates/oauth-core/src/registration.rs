@@ -51,7 +51,7 @@ const LOCALIZABLE: &[&str] = &[
 ];
 
 /// The metadata we read; anything else is kept as sent.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 struct Request {
     #[serde(default)]
     redirect_uris: Vec<String>,
@@ -261,20 +261,37 @@ fn check_authentication(
     Ok(method)
 }
 
-/// Registers a client from its metadata; returns it with the response body (the secret,
-/// for confidential clients, is in the response only: it is stored encrypted).
+/// Registration metadata that follows every rule and size limit, before anything is
+/// stored: what [`register`] stores, and what a caller may inspect without a database.
+#[derive(Debug, Clone)]
+pub struct CheckedMetadata {
+    /// How the client authenticates at the token endpoint.
+    pub auth_method: ClientAuthMethod,
+    /// The redirect URIs, parsed.
+    pub redirect_uris: Vec<Url>,
+    /// The grant types; `authorization_code` when none were asked for.
+    pub grant_types: Vec<String>,
+    /// The response types; `code` when none were asked for.
+    pub response_types: Vec<String>,
+    /// The client's home page, an https URL.
+    pub client_uri: Url,
+    /// `logo_uri`, on the host of `client_uri`.
+    pub logo_uri: Option<Url>,
+    /// `tos_uri`, on the host of `client_uri`.
+    pub tos_uri: Option<Url>,
+    /// `policy_uri`, on the host of `client_uri`.
+    pub policy_uri: Option<Url>,
+    request: Request,
+}
+
+/// Checks registration metadata against the rules and the size limits, storing nothing.
 ///
 /// # Errors
-/// `invalid_client_metadata` or `invalid_redirect_uri` for metadata that breaks the rules
-/// or the size limits ([`MAX_METADATA_BYTES`] and the others); nothing is stored then.
-pub async fn register(
-    repo: &mut dyn Repository,
-    rng: Rng<'_>,
-    clock: &dyn Clock,
-    encrypter: &Encrypter,
-    signing: &[crate::keys::SigningAlgorithm],
+/// `invalid_client_metadata` or `invalid_redirect_uri`, as [`register`].
+pub fn check_metadata(
     body: &Value,
-) -> Result<(Client, Value), OAuthError> {
+    signing: &[crate::keys::SigningAlgorithm],
+) -> Result<CheckedMetadata, OAuthError> {
     let request: Request = serde_json::from_value(body.clone())
         .map_err(|e| metadata_error(format!("malformed metadata: {e}")))?;
     check_sizes(&request, body)?;
@@ -320,7 +337,36 @@ pub async fn register(
     let logo_uri = check_same_host("logo_uri", request.logo_uri.as_deref(), &client_host)?;
     let tos_uri = check_same_host("tos_uri", request.tos_uri.as_deref(), &client_host)?;
     let policy_uri = check_same_host("policy_uri", request.policy_uri.as_deref(), &client_host)?;
-    let method = check_authentication(&request, signing)?;
+    let auth_method = check_authentication(&request, signing)?;
+    Ok(CheckedMetadata {
+        auth_method,
+        redirect_uris,
+        grant_types,
+        response_types,
+        client_uri,
+        logo_uri,
+        tos_uri,
+        policy_uri,
+        request,
+    })
+}
+
+/// Registers a client from its metadata; returns it with the response body (the secret,
+/// for confidential clients, is in the response only: it is stored encrypted).
+///
+/// # Errors
+/// `invalid_client_metadata` or `invalid_redirect_uri` for metadata that breaks the rules
+/// or the size limits ([`MAX_METADATA_BYTES`] and the others); nothing is stored then.
+pub async fn register(
+    repo: &mut dyn Repository,
+    rng: Rng<'_>,
+    clock: &dyn Clock,
+    encrypter: &Encrypter,
+    signing: &[crate::keys::SigningAlgorithm],
+    body: &Value,
+) -> Result<(Client, Value), OAuthError> {
+    let checked = check_metadata(body, signing)?;
+    let method = checked.auth_method;
     let secret = matches!(
         method,
         ClientAuthMethod::ClientSecretBasic
@@ -328,26 +374,34 @@ pub async fn register(
             | ClientAuthMethod::ClientSecretJwt
     )
     .then(|| random_string(rng, 40));
+    let request = checked.request;
     let params = ClientParams {
         auth_method: method,
         encrypted_secret: secret
             .as_ref()
             .map(|s| encrypter.encrypt(rng, s.as_bytes())),
-        jwks: request.jwks.clone(),
+        jwks: request.jwks,
         jwks_uri: None,
-        redirect_uris,
-        grant_types: grant_types.clone(),
-        name: request.client_name.clone(),
-        client_uri: Some(client_uri),
-        logo_uri,
-        policy_uri,
-        tos_uri,
-        application_type: request.application_type.clone(),
-        contacts: request.contacts.clone(),
+        redirect_uris: checked.redirect_uris,
+        grant_types: checked.grant_types.clone(),
+        name: request.client_name,
+        client_uri: Some(checked.client_uri),
+        logo_uri: checked.logo_uri,
+        policy_uri: checked.policy_uri,
+        tos_uri: checked.tos_uri,
+        application_type: request.application_type,
+        contacts: request.contacts,
         metadata: Some(body.clone()),
     };
     let client = repo.client().add_dynamic(rng, clock, params).await?;
-    let response = response_body(body, &client, method, &grant_types, &response_types, secret);
+    let response = response_body(
+        body,
+        &client,
+        method,
+        &checked.grant_types,
+        &checked.response_types,
+        secret,
+    );
     Ok((client, response))
 }
 

@@ -66,17 +66,12 @@ pub struct DatabaseConfig {
     /// wait this long: they fail within about a second while the database is away.)
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout: u64,
-    /// Seconds an idle connection is kept.
-    #[serde(
-        default = "default_idle_timeout",
-        skip_serializing_if = "Option::is_none"
-    )]
+    /// Seconds an idle connection is kept; `None` (`null`) for no limit. Written out as
+    /// `null` rather than left out: left out, it would read back as the default.
+    #[serde(default = "default_idle_timeout")]
     pub idle_timeout: Option<u64>,
-    /// Seconds a connection lives at most.
-    #[serde(
-        default = "default_max_lifetime",
-        skip_serializing_if = "Option::is_none"
-    )]
+    /// Seconds a connection lives at most; `None` (`null`) for no limit, written as `null`.
+    #[serde(default = "default_max_lifetime")]
     pub max_lifetime: Option<u64>,
 }
 

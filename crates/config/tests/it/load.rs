@@ -216,3 +216,24 @@ fn database_password_file_is_read_and_never_displayed() {
         "postgresql://mas:REDACTED@db/mas"
     );
 }
+
+#[test]
+fn no_pool_timeouts_survive_a_dump_and_reload() {
+    // Found by `properties::any_value_under_a_known_key_loads_or_is_refused`: `null` was
+    // left out of the dump, and the reloaded file had the default timeouts again.
+    let config = RootConfig::from_yaml(&format!(
+        "{}database:\n  idle_timeout: null\n  max_lifetime: null\n",
+        crate::MINIMAL
+    ))
+    .unwrap();
+    assert_eq!(config.database.idle_timeout, None);
+    assert_eq!(config.database.max_lifetime, None);
+    for include_secrets in [true, false] {
+        let dumped = config.to_yaml(include_secrets).unwrap();
+        assert!(dumped.contains("idle_timeout: null"), "{dumped}");
+        assert!(dumped.contains("max_lifetime: null"), "{dumped}");
+    }
+    let reloaded = RootConfig::from_yaml(&config.to_yaml(true).unwrap()).unwrap();
+    assert_eq!(reloaded.database.idle_timeout, None);
+    assert_eq!(reloaded.database.max_lifetime, None);
+}

@@ -9,6 +9,7 @@
 
 mod generate;
 mod load;
+mod properties;
 mod validation;
 
 use std::path::PathBuf;
