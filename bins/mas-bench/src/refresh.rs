@@ -84,6 +84,17 @@ pub(crate) async fn refresh(
         "rate over the first fifth {early:.0}/s, the last fifth {late:.0}/s (last/first {:.2})",
         late / early
     );
+    let seconds: Vec<f64> = (0..took.as_secs())
+        .map(|n| rate(&samples, Duration::from_secs(n), Duration::from_secs(n + 1)))
+        .collect();
+    println!(
+        "each second: {}",
+        seconds
+            .iter()
+            .map(|r| format!("{r:.0}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     #[allow(clippy::cast_precision_loss)]
     let refreshes = (latencies.len().max(1)) as f64;
     let server = (cpu_end.hashing + cpu_end.server - cpu_start.hashing - cpu_start.server)
