@@ -43,7 +43,68 @@ pub fn figment<P: AsRef<Path>>(files: &[P]) -> Result<Figment, ConfigError> {
         })?;
         figment = figment.admerge(Yaml::file_exact(file));
     }
+    unreadable_overrides()?;
     Ok(figment.merge(env_overrides()))
+}
+
+/// Refuses the overrides figment 0.10 cannot read: in a quoted value, it finds the first
+/// backslash escape by counting characters but cuts the text by bytes, so non-ASCII text
+/// before it makes it panic or drop characters.
+fn unreadable_overrides() -> Result<(), ConfigError> {
+    let issues: Vec<ConfigIssue> = std::env::vars_os()
+        .filter_map(|(name, value)| {
+            let name = name.into_string().ok()?;
+            let value = value.into_string().ok()?;
+            let key = name.strip_prefix(ENV_PREFIX)?;
+            if !key.contains("__") || !misread_escape(&value) {
+                return None;
+            }
+            Some(ConfigIssue {
+                path: key.to_ascii_lowercase().replace("__", "."),
+                message: "a quoted value with a backslash escape after non-ASCII text cannot be \
+                          read from the environment; write it without escapes, or in a \
+                          configuration file"
+                    .to_owned(),
+                origin: Some(name),
+            })
+        })
+        .collect();
+    if issues.is_empty() {
+        Ok(())
+    } else {
+        Err(ConfigError::Invalid(issues))
+    }
+}
+
+/// Whether a quoted string in `value` has non-ASCII text before its first backslash: the
+/// shape figment misreads (see [`unreadable_overrides`]). Strings are found as figment's
+/// parser finds them: from a quote to the next quote that no backslash escapes.
+fn misread_escape(value: &str) -> bool {
+    let mut rest = value;
+    while let Some(open) = rest.find('"') {
+        let inner = &rest[open + 1..];
+        let mut end = inner.len();
+        let mut escaped = false;
+        for (at, c) in inner.char_indices() {
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                end = at;
+                break;
+            }
+        }
+        let string = &inner[..end];
+        if string
+            .find('\\')
+            .is_some_and(|slash| !string[..slash].is_ascii())
+        {
+            return true;
+        }
+        rest = inner.get(end + 1..).unwrap_or("");
+    }
+    false
 }
 
 /// `MAS_SECTION__KEY=value` overrides. Variables without a double underscore
@@ -115,4 +176,30 @@ pub fn config_paths(flags: &[PathBuf], env: Option<&str>) -> Vec<PathBuf> {
             .collect()
     })
     .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn quoted_escapes_after_non_ascii_text_are_spotted() {
+        use super::misread_escape;
+        for misread in [
+            r#""é\n""#,
+            r#"["x\n", "é\n"]"#,
+            r#"{a="ü\t"}"#,
+            "\"\u{10cac}\\\u{11347}\"",
+        ] {
+            assert!(misread_escape(misread), "{misread}");
+        }
+        for fine in [
+            "é\\n",
+            r#""\né""#,
+            r#""é""#,
+            r#"["é", "\n"]"#,
+            "plain",
+            r#""a\"é\n""#,
+        ] {
+            assert!(!misread_escape(fine), "{fine}");
+        }
+    }
 }
