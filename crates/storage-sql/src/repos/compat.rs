@@ -23,7 +23,7 @@ use ulid::Ulid;
 use url::Url;
 
 use super::{Repo, prefixed};
-use crate::conv::{gone, hash_token, new_id, now, ulid, ulid_opt, url};
+use crate::conv::{hash_token, new_id, now, ulid, ulid_opt, url};
 use crate::entities::{
     compat_access_tokens as access_tokens, compat_refresh_tokens as refresh_tokens,
     compat_sessions as sessions, compat_sso_logins as sso_logins, users,
@@ -77,15 +77,20 @@ async fn store_together(
         conn.execute(&with.query(last)).await?;
         return Ok(());
     }
-    // Inside a unit of work's transaction this is a savepoint.
-    let txn = match conn {
-        DatabaseExecutor::Connection(db) => db.begin_with_options(write_transaction()).await?,
-        nested => nested.begin().await?,
-    };
+    let txn = atomically(conn).await?;
     for insert in &inserts {
         txn.execute(insert).await?;
     }
     txn.commit().await
+}
+
+/// A transaction for writes that must land together: a write transaction on a bare
+/// connection, a savepoint inside a unit of work's own transaction.
+async fn atomically(conn: &DatabaseExecutor<'_>) -> Result<sea_orm::DatabaseTransaction, DbErr> {
+    match conn {
+        DatabaseExecutor::Connection(db) => db.begin_with_options(write_transaction()).await,
+        nested => nested.begin().await,
+    }
 }
 
 /// A new, open session (not stored yet).
@@ -482,27 +487,6 @@ impl CompatAccessTokenRepository for Repo<'_> {
             crate::repos::user::user(user_row)?,
         )))
     }
-
-    #[tracing::instrument(name = "db.compat_access_token.expire", skip_all)]
-    async fn expire(
-        &mut self,
-        clock: &dyn Clock,
-        mut token: CompatAccessToken,
-    ) -> Result<CompatAccessToken, StorageError> {
-        let at = now(clock);
-        let result = access_tokens::Entity::update_many()
-            .col_expr(access_tokens::Column::ExpiresAt, Expr::value(at))
-            .filter(access_tokens::Column::Id.eq(token.id.to_string()))
-            .exec(&self.conn)
-            .await
-            .map_err(|e| self.db_err(e))?;
-        if result.rows_affected == 0 {
-            return Err(gone("compat_access_tokens"));
-        }
-        self.revoked(&[token.session_id]).await?;
-        token.expires_at = Some(at);
-        Ok(token)
-    }
 }
 
 fn refresh_token(m: refresh_tokens::Model) -> Result<CompatRefreshToken, StorageError> {
@@ -557,27 +541,6 @@ impl CompatRefreshTokenRepository for Repo<'_> {
             .map_err(|e| self.db_err(e))?
             .map(refresh_token)
             .transpose()
-    }
-
-    #[tracing::instrument(name = "db.compat_refresh_token.consume", skip_all)]
-    async fn consume(
-        &mut self,
-        clock: &dyn Clock,
-        mut token: CompatRefreshToken,
-    ) -> Result<Option<CompatRefreshToken>, StorageError> {
-        let at = now(clock);
-        let result = refresh_tokens::Entity::update_many()
-            .col_expr(refresh_tokens::Column::ConsumedAt, Expr::value(at))
-            .filter(refresh_tokens::Column::Id.eq(token.id.to_string()))
-            .filter(refresh_tokens::Column::ConsumedAt.is_null())
-            .exec(&self.conn)
-            .await
-            .map_err(|e| self.db_err(e))?;
-        if result.rows_affected == 0 {
-            return Ok(None);
-        }
-        token.consumed_at = Some(at);
-        Ok(Some(token))
     }
 
     #[tracing::instrument(name = "db.compat_refresh_token.rotate", skip_all)]
@@ -710,10 +673,7 @@ async fn rotate_step_by_step(
     v: RotationValues,
 ) -> Result<Option<String>, DbErr> {
     let backend = conn.get_database_backend();
-    let txn = match conn {
-        DatabaseExecutor::Connection(db) => db.begin_with_options(write_transaction()).await?,
-        nested => nested.begin().await?,
-    };
+    let txn = atomically(conn).await?;
     let consume = format!(
         "UPDATE compat_refresh_tokens AS r SET consumed_at = ? WHERE {} \
          RETURNING session_id, access_token_id",

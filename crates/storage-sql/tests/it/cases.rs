@@ -1279,24 +1279,37 @@ pub async fn compat_sessions_and_tokens(db: &TestDb) {
             .unwrap(),
         Some(refresh.clone())
     );
+    // Exchanged once; its access token expires with it.
+    let rotation = CompatRotation {
+        presented: "mcr_r",
+        access_token: "mct_b",
+        ttl: None,
+        refresh_token: "mcr_s",
+    };
     assert!(
         repo.compat_refresh_token()
-            .consume(&clock, refresh.clone())
+            .rotate(&mut rng, &clock, rotation)
             .await
             .unwrap()
             .is_some()
     );
-    assert_eq!(
+    let rotation = CompatRotation {
+        access_token: "mct_c",
+        refresh_token: "mcr_t",
+        ..rotation
+    };
+    assert!(
         repo.compat_refresh_token()
-            .consume(&clock, refresh)
+            .rotate(&mut rng, &clock, rotation)
             .await
-            .unwrap(),
-        None
+            .unwrap()
+            .is_none()
     );
     let expired = repo
         .compat_access_token()
-        .expire(&clock, access)
+        .lookup(access.id)
         .await
+        .unwrap()
         .unwrap();
     assert!(!expired.is_valid(clock_now(&clock)));
 

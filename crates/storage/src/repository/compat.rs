@@ -156,12 +156,6 @@ pub trait CompatAccessTokenRepository: Send {
         &mut self,
         token: &str,
     ) -> Result<Option<(CompatAccessToken, CompatSession, User)>, StorageError>;
-    /// Makes the token expire now.
-    async fn expire(
-        &mut self,
-        clock: &dyn Clock,
-        token: CompatAccessToken,
-    ) -> Result<CompatAccessToken, StorageError>;
 }
 
 /// Compatibility refresh tokens (`mcr_`), found by hash.
@@ -182,12 +176,6 @@ pub trait CompatRefreshTokenRepository: Send {
     async fn find_by_token(
         &mut self,
         token: &str,
-    ) -> Result<Option<CompatRefreshToken>, StorageError>;
-    /// Marks it consumed; `None` when it already was (one concurrent refresh wins).
-    async fn consume(
-        &mut self,
-        clock: &dyn Clock,
-        token: CompatRefreshToken,
     ) -> Result<Option<CompatRefreshToken>, StorageError>;
     /// A refresh, all or nothing: the presented token is consumed, the access token it
     /// was issued with expires, and the new pair is stored in the same session. `None`,
