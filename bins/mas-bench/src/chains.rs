@@ -14,7 +14,6 @@ use hyper_util::rt::TokioIo;
 use mas_data_model::TokenType;
 use mas_storage::repository::NewCompatLogin;
 use mas_storage::{RepositoryFactory, SystemClock};
-use mas_storage_sql::{PoolOptions, SqlRepositoryFactory};
 
 /// One answer a chain got.
 #[derive(Debug, Clone, Copy)]
@@ -63,15 +62,7 @@ pub(crate) async fn seed(
     chains: usize,
     spares: usize,
 ) -> anyhow::Result<(Vec<String>, Arc<Tokens>)> {
-    let factory = SqlRepositoryFactory::connect(&PoolOptions {
-        uri: database.to_owned(),
-        max_connections: 2,
-        min_connections: 0,
-        connect_timeout: Duration::from_secs(5),
-        idle_timeout: None,
-        max_lifetime: None,
-    })
-    .await?;
+    let factory = crate::seeding_factory(database).await?;
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
     let mut repo = factory.begin().await?;
     let mut tokens = Vec::with_capacity(chains + spares);

@@ -222,9 +222,9 @@ async fn start_service(options: &Options, proxy: Option<SocketAddr>) -> anyhow::
     })
 }
 
-/// The users and tokens the benches use, written straight to the database.
-async fn seed(database: &str, count: usize) -> anyhow::Result<Vec<String>> {
-    let factory = SqlRepositoryFactory::connect(&PoolOptions {
+/// A small pool for writing the benches' rows straight to the database.
+async fn seeding_factory(database: &str) -> anyhow::Result<SqlRepositoryFactory> {
+    Ok(SqlRepositoryFactory::connect(&PoolOptions {
         uri: database.to_owned(),
         max_connections: 2,
         min_connections: 0,
@@ -232,7 +232,12 @@ async fn seed(database: &str, count: usize) -> anyhow::Result<Vec<String>> {
         idle_timeout: None,
         max_lifetime: None,
     })
-    .await?;
+    .await?)
+}
+
+/// The users and tokens the benches use, written straight to the database.
+async fn seed(database: &str, count: usize) -> anyhow::Result<Vec<String>> {
+    let factory = seeding_factory(database).await?;
     let manager = default_passwords();
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
     let (version, hash) = manager.hash([7; 16], PASSWORD)?;
