@@ -52,7 +52,7 @@ async fn client_with_grants(
 }
 
 /// A client from the configuration (trusted with redirects) with one redirect URI.
-async fn static_client(state: &AppState, redirect: &str) -> Ulid {
+pub(crate) async fn static_client(state: &AppState, redirect: &str) -> Ulid {
     let id = Ulid::new();
     let mut repo = state.repos.begin().await.unwrap();
     repo.client()

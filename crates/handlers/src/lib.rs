@@ -1,5 +1,7 @@
 //! HTTP handlers, grouped by the resources a listener can serve.
 
+#[cfg(test)]
+mod account_tests;
 mod compat;
 #[cfg(test)]
 mod compat_tests;
@@ -210,7 +212,7 @@ pub fn router(resources: &[Resource], prefix: Option<&str>, state: AppState) -> 
             Resource::Health => router.merge(health::router()),
             Resource::Discovery => router.merge(discovery::router()),
             Resource::OAuth => router.merge(oauth2::router()),
-            Resource::Human => router.merge(human::router()),
+            Resource::Human => router.merge(human::router(&state)),
             Resource::Compat => router.merge(compat::router()),
         };
     }

@@ -3,7 +3,6 @@
 
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::response::Response;
 use axum_extra::extract::cookie::PrivateCookieJar;
 use mas_oauth_core::authorize::{AuthorizeError, Redirect, validate};
 use mas_oauth_core::params::Params;
@@ -12,8 +11,7 @@ use mas_storage::repository::NewAuthorizationGrant;
 
 use super::consent::{Step, decide, remembered, step};
 use super::{
-    deliver, deliver_error, deliver_unattended, error_page, see_other, storage_error_page,
-    throttled,
+    PageResult, deliver, deliver_error, deliver_unattended, error_page, see_other, throttled,
 };
 use crate::AppState;
 use crate::rate_limit::{ClientIp, PerAddress};
@@ -24,32 +22,29 @@ pub(super) async fn get(
     ClientIp(ip): ClientIp,
     RawQuery(query): RawQuery,
     jar: PrivateCookieJar,
-) -> Response {
+) -> PageResult {
     let params = match Params::parse(query.unwrap_or_default().as_bytes()) {
         Ok(params) => params,
         Err(error) => {
-            return error_page(
+            return Ok(error_page(
                 &state,
                 StatusCode::BAD_REQUEST,
                 "Invalid request",
                 &error.description,
-            );
+            ));
         }
     };
     let issuer = state.oauth.endpoints.issuer.clone();
-    let mut repo = match state.repos.begin().await {
-        Ok(repo) => repo,
-        Err(error) => return storage_error_page(&state, &error),
-    };
+    let mut repo = state.repos.begin().await?;
     let request = match validate(repo.as_mut(), &issuer, &params).await {
         Ok(request) => request,
         Err(AuthorizeError::Page(detail)) => {
-            return error_page(
+            return Ok(error_page(
                 &state,
                 StatusCode::BAD_REQUEST,
                 "This request cannot be completed",
                 &detail,
-            );
+            ));
         }
         Err(AuthorizeError::Redirect(redirect)) => {
             return refused(&state, repo.as_mut(), &params, &redirect).await;
@@ -69,12 +64,12 @@ pub(super) async fn get(
     };
     // Each request stores a grant before anyone has signed in.
     if let Some(message) = throttled(&state, PerAddress::AnonymousRequest, ip, "sign-in requests") {
-        return error_page(
+        return Ok(error_page(
             &state,
             StatusCode::TOO_MANY_REQUESTS,
             "Too many requests",
             &message,
-        );
+        ));
     }
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
     let new = NewAuthorizationGrant {
@@ -90,36 +85,26 @@ pub(super) async fn get(
         login_hint: request.login_hint.clone(),
         prompt: (!request.prompt.is_empty()).then(|| request.prompt.join(" ")),
     };
-    let grant = match repo
+    let grant = repo
         .authorization_grant()
         .add(&mut rng, state.clock.as_ref(), new)
-        .await
-    {
-        Ok(grant) => grant,
-        Err(error) => return storage_error_page(&state, &error),
-    };
+        .await?;
     if silent {
         // Answered at once, or not at all; an unanswered grant is rolled back.
-        let found = match step(&state, repo.as_mut(), &jar, &grant.id.to_string()).await {
-            Ok(Step::Ask(found)) => *found,
-            Ok(_) => return refuse(ErrorCode::LoginRequired),
-            Err(error) => return storage_error_page(&state, &error),
+        let Step::Ask(found) = step(&state, repo.as_mut(), &jar, &grant.id.to_string()).await?
+        else {
+            return Ok(refuse(ErrorCode::LoginRequired));
         };
-        let (session, grant) = found;
-        return match remembered(repo.as_mut(), &session, &grant).await {
-            Ok(true) => match decide(&state, repo, &session, grant, true).await {
-                Ok(redirect) => deliver_unattended(&state, &request.client, &redirect),
-                Err(error) => storage_error_page(&state, &error),
-            },
-            Ok(false) => refuse(ErrorCode::ConsentRequired),
-            Err(error) => storage_error_page(&state, &error),
-        };
+        let (session, grant) = *found;
+        if !remembered(repo.as_mut(), &session, &grant).await? {
+            return Ok(refuse(ErrorCode::ConsentRequired));
+        }
+        let redirect = decide(&state, repo, &session, grant, true).await?;
+        return Ok(deliver_unattended(&state, &request.client, &redirect));
     }
-    if let Err(error) = repo.save().await {
-        return storage_error_page(&state, &error);
-    }
+    repo.save().await?;
     // The consent page sends the person to log in first when needed.
-    see_other(&state, &format!("/consent/{}", grant.id))
+    Ok(see_other(&state, &format!("/consent/{}", grant.id)))
 }
 
 /// An error found after the redirect URI was checked against the client named in the
@@ -129,14 +114,13 @@ async fn refused(
     repo: &mut dyn mas_storage::Repository,
     params: &Params,
     redirect: &Redirect,
-) -> Response {
+) -> PageResult {
     let client = match params.get("client_id").ok().flatten().map(str::parse) {
-        Some(Ok(id)) => repo.client().lookup(id).await,
-        _ => Ok(None),
+        Some(Ok(id)) => repo.client().lookup(id).await?,
+        _ => None,
     };
-    match client {
-        Ok(Some(client)) => deliver_error(state, &client, redirect),
-        Ok(None) => deliver(redirect),
-        Err(error) => storage_error_page(state, &error),
-    }
+    Ok(match client {
+        Some(client) => deliver_error(state, &client, redirect),
+        None => deliver(redirect),
+    })
 }

@@ -10,9 +10,10 @@ use axum_extra::extract::cookie::PrivateCookieJar;
 use mas_data_model::{BrowserSession, CompatSsoLogin};
 use mas_storage::StorageError;
 
-use super::device::{login_first, session};
 use super::login::PageForm;
-use super::{csrf_token, csrf_valid, error_page, redirect_to, render, storage_error_page};
+use super::{
+    PageError, PageResult, csrf_token, csrf_valid, error_page, redirect_to, render, signed_in,
+};
 use crate::AppState;
 
 /// How long a started SSO login may wait for the person.
@@ -47,14 +48,11 @@ async fn signed_in_and_pending(
     state: &AppState,
     jar: &PrivateCookieJar,
     id: &str,
-) -> Result<(BrowserSession, CompatSsoLogin), Response> {
-    let Some(browser) = session(state, jar).await? else {
-        return Err(login_first(state, &format!("/complete-compat-sso/{id}")));
-    };
-    match pending(state, id).await {
-        Ok(Some(login)) => Ok((browser, login)),
-        Ok(None) => Err(expired(state)),
-        Err(error) => Err(storage_error_page(state, &error)),
+) -> Result<(BrowserSession, CompatSsoLogin), PageError> {
+    let browser = signed_in(state, jar, &format!("/complete-compat-sso/{id}")).await?;
+    match pending(state, id).await? {
+        Some(login) => Ok((browser, login)),
+        None => Err(expired(state).into()),
     }
 }
 
@@ -63,19 +61,17 @@ pub(super) async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
     jar: PrivateCookieJar,
-) -> Response {
-    let (browser, login) = match signed_in_and_pending(&state, &jar, &id).await {
-        Ok(found) => found,
-        Err(page) => return page,
-    };
-    let user = match state.repos.reader().await {
-        Ok(mut repo) => repo.user().lookup(browser.user_id).await,
-        Err(error) => Err(error),
-    };
-    let user = match user {
-        Ok(Some(user)) => user,
-        Ok(None) => return expired(&state),
-        Err(error) => return storage_error_page(&state, &error),
+) -> PageResult {
+    let (browser, login) = signed_in_and_pending(&state, &jar, &id).await?;
+    let Some(user) = state
+        .repos
+        .reader()
+        .await?
+        .user()
+        .lookup(browser.user_id)
+        .await?
+    else {
+        return Ok(expired(&state));
     };
     let (jar, csrf) = csrf_token(&state, jar);
     let page = render(
@@ -89,7 +85,7 @@ pub(super) async fn get(
             csrf,
         },
     );
-    (jar, page).into_response()
+    Ok((jar, page).into_response())
 }
 
 #[tracing::instrument(name = "handlers.compat_sso.post", skip_all)]
@@ -98,19 +94,16 @@ pub(super) async fn post(
     Path(id): Path<String>,
     jar: PrivateCookieJar,
     PageForm(form): PageForm,
-) -> Response {
+) -> PageResult {
     if !csrf_valid(&jar, form.get("csrf").ok().flatten().unwrap_or_default()) {
-        return error_page(
+        return Ok(error_page(
             &state,
             StatusCode::BAD_REQUEST,
             "Invalid request",
             "The form expired. Please go back and try again.",
-        );
+        ));
     }
-    let (browser, login) = match signed_in_and_pending(&state, &jar, &id).await {
-        Ok(found) => found,
-        Err(page) => return page,
-    };
+    let (browser, login) = signed_in_and_pending(&state, &jar, &id).await?;
     let clock = state.clock.as_ref();
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
     let login_token = mas_oauth_core::tokens::random_string(&mut rng, 32);
@@ -151,9 +144,8 @@ pub(super) async fn post(
         Ok(Some(back))
     }
     .await;
-    match result {
-        Ok(Some(back)) => redirect_to(back.as_str()),
-        Ok(None) => expired(&state),
-        Err(error) => storage_error_page(&state, &error),
-    }
+    Ok(match result? {
+        Some(back) => redirect_to(back.as_str()),
+        None => expired(&state),
+    })
 }

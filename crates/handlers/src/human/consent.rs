@@ -13,15 +13,17 @@ use mas_storage::{BoxRepository, Pagination, Repository, StorageError};
 
 use super::login::PageForm;
 use super::{
-    csrf_token, csrf_valid, current_session, deliver, deliver_unattended, error_page, render,
-    see_other, storage_error_page,
+    PageError, PageResult, csrf_token, csrf_valid, current_session, deliver, deliver_unattended,
+    describe_scopes, error_page, render, see_other,
 };
 use crate::AppState;
 
 /// Where a grant stands for this browser.
 pub(super) enum Step {
-    /// Log in (again) first.
+    /// Log in first.
     Login,
+    /// Give the password again first: the grant wants a newer sign-in than this one.
+    Reauth,
     /// Ask, with this session and grant.
     Ask(Box<(BrowserSession, AuthorizationGrant)>),
     /// The grant cannot be used any more.
@@ -61,7 +63,7 @@ pub(super) async fn step(
     };
     let last = repo.browser_session().last_authentication(&session).await?;
     let Some(last) = last else {
-        return Ok(Step::Login);
+        return Ok(Step::Reauth);
     };
     // prompt=login wants a login after the request; max_age a recent enough one.
     let relogin = grant
@@ -73,7 +75,7 @@ pub(super) async fn step(
         .max_age
         .is_some_and(|age| last.created_at + TimeDelta::seconds(i64::from(age)) < now);
     if relogin || too_old {
-        return Ok(Step::Login);
+        return Ok(Step::Reauth);
     }
     Ok(Step::Ask(Box::new((session, grant))))
 }
@@ -81,7 +83,8 @@ pub(super) async fn step(
 /// Sends the person to `page` (login or registration), to come back to this grant.
 fn first(state: &AppState, page: &str, grant_id: &str) -> Response {
     let next = super::query_value(&format!("/consent/{grant_id}"));
-    see_other(state, &format!("/{page}?next={next}"))
+    let separator = if page.ends_with('&') { "" } else { "?" };
+    see_other(state, &format!("/{page}{separator}next={next}"))
 }
 
 fn gone(state: &AppState) -> Response {
@@ -93,42 +96,41 @@ fn gone(state: &AppState) -> Response {
     )
 }
 
+/// The grant this browser may answer now, or the page to go to first.
+async fn answerable(
+    state: &AppState,
+    repo: &mut dyn Repository,
+    jar: &PrivateCookieJar,
+    grant_id: &str,
+) -> Result<(BrowserSession, AuthorizationGrant), PageError> {
+    Ok(match step(state, repo, jar, grant_id).await? {
+        Step::Ask(found) => *found,
+        Step::Login => return Err(first(state, "login", grant_id).into()),
+        Step::Reauth => return Err(first(state, "login?reauth=true&", grant_id).into()),
+        Step::Register => return Err(first(state, "register", grant_id).into()),
+        Step::Gone => return Err(gone(state).into()),
+    })
+}
+
 #[tracing::instrument(name = "handlers.consent.get", skip_all)]
 pub(super) async fn get(
     State(state): State<AppState>,
     Path(grant_id): Path<String>,
     jar: PrivateCookieJar,
-) -> Response {
-    let mut repo = match state.repos.begin().await {
-        Ok(repo) => repo,
-        Err(error) => return storage_error_page(&state, &error),
+) -> PageResult {
+    let mut repo = state.repos.begin().await?;
+    let (session, grant) = answerable(&state, repo.as_mut(), &jar, &grant_id).await?;
+    let client = repo.client().lookup(grant.client_id).await?;
+    let user = repo.user().lookup(session.user_id).await?;
+    let (Some(client), Some(user)) = (client, user) else {
+        return Ok(gone(&state));
     };
-    let (session, grant) = match step(&state, repo.as_mut(), &jar, &grant_id).await {
-        Ok(Step::Ask(found)) => *found,
-        Ok(Step::Login) => return first(&state, "login", &grant_id),
-        Ok(Step::Register) => return first(&state, "register", &grant_id),
-        Ok(Step::Gone) => return gone(&state),
-        Err(error) => return storage_error_page(&state, &error),
-    };
-    let client = repo.client().lookup(grant.client_id).await;
-    let user = repo.user().lookup(session.user_id).await;
-    let (client, user) = match (client, user) {
-        (Ok(Some(client)), Ok(Some(user))) => (client, user),
-        (Err(error), _) | (_, Err(error)) => return storage_error_page(&state, &error),
-        _ => return gone(&state),
-    };
-    match remembered(repo.as_mut(), &session, &grant).await {
-        Ok(true) => {
-            return match decide(&state, repo, &session, grant, true).await {
-                Ok(redirect) => deliver_unattended(&state, &client, &redirect),
-                Err(error) => storage_error_page(&state, &error),
-            };
-        }
-        Ok(false) => {}
-        Err(error) => return storage_error_page(&state, &error),
+    if remembered(repo.as_mut(), &session, &grant).await? {
+        let redirect = decide(&state, repo, &session, grant, true).await?;
+        return Ok(deliver_unattended(&state, &client, &redirect));
     }
     let (jar, csrf) = csrf_token(&state, jar);
-    let scopes: Vec<&str> = grant.scope.split(' ').collect();
+    let scopes = describe_scopes(&grant.scope);
     let page = render(
         StatusCode::OK,
         "consent.html",
@@ -143,52 +145,40 @@ pub(super) async fn get(
             csrf,
         },
     );
-    (jar, page).into_response()
+    Ok((jar, page).into_response())
 }
 
 #[tracing::instrument(name = "handlers.consent.post", skip_all)]
-#[allow(clippy::too_many_lines)] // One linear story: check, decide, answer the client.
 pub(super) async fn post(
     State(state): State<AppState>,
     Path(grant_id): Path<String>,
     jar: PrivateCookieJar,
     PageForm(form): PageForm,
-) -> Response {
+) -> PageResult {
     if !csrf_valid(&jar, form.get("csrf").ok().flatten().unwrap_or_default()) {
-        return error_page(
+        return Ok(error_page(
             &state,
             StatusCode::BAD_REQUEST,
             "Invalid request",
             "The form expired. Please go back and try again.",
-        );
+        ));
     }
     let allow = match form.get("action").ok().flatten() {
         Some("allow") => true,
         Some("deny") => false,
         _ => {
-            return error_page(
+            return Ok(error_page(
                 &state,
                 StatusCode::BAD_REQUEST,
                 "Invalid request",
                 "Choose Allow or Deny.",
-            );
+            ));
         }
     };
-    let mut repo = match state.repos.begin().await {
-        Ok(repo) => repo,
-        Err(error) => return storage_error_page(&state, &error),
-    };
-    let (session, grant) = match step(&state, repo.as_mut(), &jar, &grant_id).await {
-        Ok(Step::Ask(found)) => *found,
-        Ok(Step::Login) => return first(&state, "login", &grant_id),
-        Ok(Step::Register) => return first(&state, "register", &grant_id),
-        Ok(Step::Gone) => return gone(&state),
-        Err(error) => return storage_error_page(&state, &error),
-    };
-    match decide(&state, repo, &session, grant, allow).await {
-        Ok(redirect) => deliver(&redirect),
-        Err(error) => storage_error_page(&state, &error),
-    }
+    let mut repo = state.repos.begin().await?;
+    let (session, grant) = answerable(&state, repo.as_mut(), &jar, &grant_id).await?;
+    let redirect = decide(&state, repo, &session, grant, allow).await?;
+    Ok(deliver(&redirect))
 }
 
 /// Why the grant is not fulfilled, if it is not: the person denied it, it asks for admin

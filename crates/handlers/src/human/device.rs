@@ -4,14 +4,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::PrivateCookieJar;
-use mas_data_model::BrowserSession;
 use mas_oauth_core::device::{awaits_answer, normalise_user_code};
 use serde::Deserialize;
 
 use super::login::PageForm;
 use super::{
-    csrf_token, csrf_valid, current_session, error_page, render, see_other, storage_error_page,
-    throttled,
+    PageResult, csrf_token, csrf_valid, error_page, render, see_other, signed_in, throttled,
 };
 use crate::AppState;
 use crate::rate_limit::{ClientIp, PerAddress};
@@ -40,42 +38,24 @@ fn link_page(
     (jar, page).into_response()
 }
 
-pub(super) fn login_first(state: &AppState, path: &str) -> Response {
-    let next: String = url::form_urlencoded::byte_serialize(path.as_bytes()).collect();
-    see_other(state, &format!("/login?next={next}"))
-}
-
-pub(super) async fn session(
-    state: &AppState,
-    jar: &PrivateCookieJar,
-) -> Result<Option<BrowserSession>, Response> {
-    let mut repo = state
-        .repos
-        .reader()
-        .await
-        .map_err(|e| storage_error_page(state, &e))?;
-    current_session(repo.as_mut(), jar)
-        .await
-        .map_err(|e| storage_error_page(state, &e))
-}
-
 #[tracing::instrument(name = "handlers.link.get", skip_all)]
 pub(super) async fn link_get(
     State(state): State<AppState>,
     query: Result<Query<LinkQuery>, axum::extract::rejection::QueryRejection>,
     jar: PrivateCookieJar,
-) -> Response {
+) -> PageResult {
     let code = query
         .ok()
         .and_then(|Query(q)| q.code)
         .map(|c| normalise_user_code(&c))
         .unwrap_or_default();
-    match session(&state, &jar).await {
-        Ok(Some(_)) => link_page(&state, jar, StatusCode::OK, &code, None),
-        Ok(None) if code.is_empty() => login_first(&state, "/link"),
-        Ok(None) => login_first(&state, &format!("/link?code={code}")),
-        Err(page) => page,
-    }
+    let back = if code.is_empty() {
+        "/link".to_owned()
+    } else {
+        format!("/link?code={code}")
+    };
+    signed_in(&state, &jar, &back).await?;
+    Ok(link_page(&state, jar, StatusCode::OK, &code, None))
 }
 
 #[tracing::instrument(name = "handlers.link.post", skip_all)]
@@ -84,49 +64,41 @@ pub(super) async fn link_post(
     ClientIp(ip): ClientIp,
     jar: PrivateCookieJar,
     PageForm(form): PageForm,
-) -> Response {
+) -> PageResult {
     let code = normalise_user_code(form.get("code").ok().flatten().unwrap_or_default());
     if !csrf_valid(&jar, form.get("csrf").ok().flatten().unwrap_or_default()) {
-        return link_page(
+        return Ok(link_page(
             &state,
             jar,
             StatusCode::BAD_REQUEST,
             &code,
             Some("The form expired. Please try again."),
-        );
+        ));
     }
-    match session(&state, &jar).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return login_first(&state, "/link"),
-        Err(page) => return page,
-    }
+    signed_in(&state, &jar, "/link").await?;
     // User codes are short: guesses are throttled (`rate_limiting.device_code_link`).
     if let Some(message) = throttled(&state, PerAddress::DeviceLink, ip, "codes") {
-        return link_page(
+        return Ok(link_page(
             &state,
             jar,
             StatusCode::TOO_MANY_REQUESTS,
             &code,
             Some(&message),
-        );
+        ));
     }
-    let mut repo = match state.repos.reader().await {
-        Ok(repo) => repo,
-        Err(error) => return storage_error_page(&state, &error),
-    };
-    let found = repo.device_code_grant().find_by_user_code(&code).await;
+    let mut repo = state.repos.reader().await?;
+    let found = repo.device_code_grant().find_by_user_code(&code).await?;
     match found {
-        Ok(Some(grant)) if awaits_answer(&grant, state.clock.now()) => {
-            see_other(&state, &format!("/device/{}", grant.id))
+        Some(grant) if awaits_answer(&grant, state.clock.now()) => {
+            Ok(see_other(&state, &format!("/device/{}", grant.id)))
         }
-        Ok(_) => link_page(
+        _ => Ok(link_page(
             &state,
             jar,
             StatusCode::NOT_FOUND,
             &code,
             Some("This code is unknown or has expired."),
-        ),
-        Err(error) => storage_error_page(&state, &error),
+        )),
     }
 }
 
@@ -135,34 +107,27 @@ pub(super) async fn device_get(
     State(state): State<AppState>,
     Path(grant_id): Path<String>,
     jar: PrivateCookieJar,
-) -> Response {
-    let Some(session) = (match session(&state, &jar).await {
-        Ok(session) => session,
-        Err(page) => return page,
-    }) else {
-        return login_first(&state, &format!("/device/{grant_id}"));
-    };
-    let mut repo = match state.repos.reader().await {
-        Ok(repo) => repo,
-        Err(error) => return storage_error_page(&state, &error),
-    };
+) -> PageResult {
+    let session = signed_in(&state, &jar, &format!("/device/{grant_id}")).await?;
+    let mut repo = state.repos.reader().await?;
     let Ok(id) = grant_id.parse::<ulid::Ulid>() else {
-        return gone(&state);
+        return Ok(gone(&state));
     };
-    let grant = match repo.device_code_grant().lookup(id).await {
-        Ok(Some(grant)) if awaits_answer(&grant, state.clock.now()) => grant,
-        Ok(_) => return gone(&state),
-        Err(error) => return storage_error_page(&state, &error),
+    let Some(grant) = repo
+        .device_code_grant()
+        .lookup(id)
+        .await?
+        .filter(|grant| awaits_answer(grant, state.clock.now()))
+    else {
+        return Ok(gone(&state));
     };
-    let client = repo.client().lookup(grant.client_id).await;
-    let user = repo.user().lookup(session.user_id).await;
-    let (client, user) = match (client, user) {
-        (Ok(Some(client)), Ok(Some(user))) => (client, user),
-        (Err(error), _) | (_, Err(error)) => return storage_error_page(&state, &error),
-        _ => return gone(&state),
+    let client = repo.client().lookup(grant.client_id).await?;
+    let user = repo.user().lookup(session.user_id).await?;
+    let (Some(client), Some(user)) = (client, user) else {
+        return Ok(gone(&state));
     };
     let (jar, csrf) = csrf_token(&state, jar);
-    let scopes: Vec<&str> = grant.scope.split(' ').collect();
+    let scopes = super::describe_scopes(&grant.scope);
     let page = render(
         StatusCode::OK,
         "consent.html",
@@ -178,7 +143,7 @@ pub(super) async fn device_get(
             csrf,
         },
     );
-    (jar, page).into_response()
+    Ok((jar, page).into_response())
 }
 
 fn gone(state: &AppState) -> Response {
@@ -196,35 +161,30 @@ pub(super) async fn device_post(
     Path(grant_id): Path<String>,
     jar: PrivateCookieJar,
     PageForm(form): PageForm,
-) -> Response {
+) -> PageResult {
     if !csrf_valid(&jar, form.get("csrf").ok().flatten().unwrap_or_default()) {
-        return error_page(
+        return Ok(error_page(
             &state,
             StatusCode::BAD_REQUEST,
             "Invalid request",
             "The form expired. Please go back and try again.",
-        );
+        ));
     }
     let allow = match form.get("action").ok().flatten() {
         Some("allow") => true,
         Some("deny") => false,
         _ => {
-            return error_page(
+            return Ok(error_page(
                 &state,
                 StatusCode::BAD_REQUEST,
                 "Invalid request",
                 "Choose Allow or Deny.",
-            );
+            ));
         }
     };
-    let Some(session) = (match session(&state, &jar).await {
-        Ok(session) => session,
-        Err(page) => return page,
-    }) else {
-        return login_first(&state, &format!("/device/{grant_id}"));
-    };
+    let session = signed_in(&state, &jar, &format!("/device/{grant_id}")).await?;
     let Ok(id) = grant_id.parse::<ulid::Ulid>() else {
-        return gone(&state);
+        return Ok(gone(&state));
     };
     let clock = state.clock.as_ref();
     let result: Result<Option<bool>, mas_storage::StorageError> = async {
@@ -270,18 +230,17 @@ pub(super) async fn device_post(
         Ok(done.map(|_| approved))
     }
     .await;
-    let (title, detail) = match result {
-        Ok(Some(true)) => ("Device connected", "You can go back to your device."),
-        Ok(Some(false)) => (
+    let (title, detail) = match result? {
+        Some(true) => ("Device connected", "You can go back to your device."),
+        Some(false) => (
             "Device not connected",
             "The device was refused access to your account.",
         ),
-        Ok(None) => return gone(&state),
-        Err(error) => return storage_error_page(&state, &error),
+        None => return Ok(gone(&state)),
     };
-    render(
+    Ok(render(
         StatusCode::OK,
         "message.html",
         minijinja::context! { service_name => &*state.service_name, title, detail },
-    )
+    ))
 }

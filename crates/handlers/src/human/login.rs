@@ -9,8 +9,8 @@ use mas_oauth_core::passwords::Verified;
 use serde::Deserialize;
 
 use super::{
-    csrf_token, csrf_valid, current_session, error_page, forget_session, remember_session, render,
-    safe_next, see_other, storage_error_page,
+    PageResult, csrf_token, csrf_valid, current_session, error_page, forget_session,
+    remember_session, render, safe_next, see_other,
 };
 use crate::AppState;
 use crate::rate_limit::Throttled;
@@ -63,14 +63,71 @@ fn login_page(
     (jar, page).into_response()
 }
 
+#[derive(Deserialize)]
+pub(super) struct LoginPageQuery {
+    next: Option<String>,
+    /// Set when a flow needs a fresh password even from someone signed in.
+    #[serde(default)]
+    reauth: bool,
+}
+
 #[tracing::instrument(name = "handlers.login.get", skip_all)]
 pub(super) async fn get(
     State(state): State<AppState>,
-    query: Result<Query<LoginQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<LoginPageQuery>, axum::extract::rejection::QueryRejection>,
     jar: PrivateCookieJar,
-) -> Response {
-    let next = safe_next(query.ok().and_then(|Query(q)| q.next).as_deref());
-    login_page(&state, jar, StatusCode::OK, &next, "", None)
+) -> PageResult {
+    let (next, reauth) = match query {
+        Ok(Query(q)) => (safe_next(q.next.as_deref()), q.reauth),
+        Err(_) => (safe_next(None), false),
+    };
+    let signed_in = {
+        let mut repo = state.repos.reader().await?;
+        match current_session(repo.as_mut(), &jar).await? {
+            Some(session) => repo.user().lookup(session.user_id).await?,
+            None => None,
+        }
+    };
+    match signed_in {
+        // Someone signed in continues as themselves, or signs out; a flow that needs
+        // the password again asks for it, with the name fixed.
+        Some(user) if reauth => Ok(login_page(
+            &state,
+            jar,
+            StatusCode::OK,
+            &next,
+            &user.username,
+            None,
+        )),
+        Some(user) => {
+            let (jar, csrf) = csrf_token(&state, jar);
+            let page = render(
+                StatusCode::OK,
+                "continue.html",
+                minijinja::context! {
+                    service_name => &*state.service_name, csrf,
+                    username => &user.username,
+                    mxid => state.homeserver.mxid(&user.username),
+                    next => state.page_path(&next),
+                    local_next => &next,
+                    base => state.page_path("/"),
+                },
+            );
+            Ok((jar, page).into_response())
+        }
+        None => Ok(login_page(&state, jar, StatusCode::OK, &next, "", None)),
+    }
+}
+
+/// `GET /`: a person's account when signed in, the sign-in page otherwise.
+#[tracing::instrument(name = "handlers.index", skip_all)]
+pub(super) async fn index(State(state): State<AppState>, jar: PrivateCookieJar) -> PageResult {
+    let mut repo = state.repos.reader().await?;
+    let target = match current_session(repo.as_mut(), &jar).await? {
+        Some(_) => "/account/",
+        None => "/login",
+    };
+    Ok(see_other(&state, target))
 }
 
 #[tracing::instrument(name = "handlers.login.post", skip_all)]
@@ -80,7 +137,7 @@ pub(super) async fn post(
     crate::rate_limit::ClientIp(ip): crate::rate_limit::ClientIp,
     jar: PrivateCookieJar,
     PageForm(form): PageForm,
-) -> Response {
+) -> PageResult {
     let field = |name: &str| form.get(name).ok().flatten().unwrap_or_default().to_owned();
     let (next, username, password) = (
         safe_next(Some(&field("next"))),
@@ -88,22 +145,22 @@ pub(super) async fn post(
         field("password"),
     );
     if !csrf_valid(&jar, &field("csrf")) {
-        return login_page(
+        return Ok(login_page(
             &state,
             jar,
             StatusCode::BAD_REQUEST,
             &next,
             &username,
             Some("The form expired. Please try again."),
-        );
+        ));
     }
     if !state.passwords.is_enabled() {
-        return error_page(
+        return Ok(error_page(
             &state,
             StatusCode::FORBIDDEN,
             "Password login is disabled",
             "This service does not accept passwords.",
-        );
+        ));
     }
     let throttled = state
         .rate_limits
@@ -117,108 +174,107 @@ pub(super) async fn post(
                 "Too many attempts. Try again in {} seconds.",
                 wait.as_secs().max(1)
             );
-            return login_page(
+            return Ok(login_page(
                 &state,
                 jar,
                 StatusCode::TOO_MANY_REQUESTS,
                 &next,
                 &username,
                 Some(&message),
-            );
+            ));
         }
         // Not echoed back: it could be a megabyte.
         Err(Throttled::UsernameTooLong) => {
-            return login_page(
+            return Ok(login_page(
                 &state,
                 jar,
                 StatusCode::BAD_REQUEST,
                 &next,
                 "",
                 Some("That username is too long."),
-            );
+            ));
         }
     }
-    let mut repo = match state.repos.begin().await {
-        Ok(repo) => repo,
-        Err(error) => return storage_error_page(&state, &error),
-    };
     let wrong = "Wrong username or password.";
-    let user = match repo.user().find_by_username(&username).await {
-        Ok(user) => user,
-        Err(error) => return storage_error_page(&state, &error),
+    // Read, hash with no connection held, then write: a sign-in must not hold a
+    // connection (on SQLite, the write lock) while argon2id runs.
+    let found = {
+        let mut repo = state.repos.reader().await?;
+        repo.user_password()
+            .find_user_with_active(&username)
+            .await?
     };
-    let stored = match &user {
-        Some(user) => match repo.user_password().active(user).await {
-            Ok(stored) => stored,
-            Err(error) => return storage_error_page(&state, &error),
-        },
-        None => None,
-    };
-    let (Some(user), Some(stored)) = (user, stored) else {
+    let Some((user, Some(stored))) = found else {
         state.passwords.verify_decoy(password).await;
-        return login_page(
+        return Ok(login_page(
             &state,
             jar,
             StatusCode::UNAUTHORIZED,
             &next,
             &username,
             Some(wrong),
-        );
+        ));
     };
     let Ok(verified) = state
         .passwords
         .verify(stored.version, stored.hashed_password.clone(), password)
         .await
     else {
-        return login_page(
+        return Ok(login_page(
             &state,
             jar,
             StatusCode::UNAUTHORIZED,
             &next,
             &username,
             Some(wrong),
-        );
+        ));
     };
     if !user.is_valid() {
-        return login_page(
+        return Ok(login_page(
             &state,
             jar,
             StatusCode::FORBIDDEN,
             &next,
             &username,
             Some("This account is locked or deactivated."),
-        );
+        ));
     }
+    let session = open_session(&state, &user, stored, verified).await?;
+    Ok((
+        remember_session(&state, jar, &session),
+        see_other(&state, &next),
+    )
+        .into_response())
+}
+
+/// Stores a browser session authenticated by `password`, re-hashed first when its scheme
+/// is outdated, in one unit of work.
+async fn open_session(
+    state: &AppState,
+    user: &mas_data_model::User,
+    stored: mas_data_model::Password,
+    verified: Verified,
+) -> Result<mas_data_model::BrowserSession, mas_storage::StorageError> {
     let clock = state.clock.as_ref();
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
-    let result: Result<_, mas_storage::StorageError> = async {
-        let password = match verified {
-            Verified::Current => stored,
-            Verified::Upgrade { version, hash } => {
-                repo.user_password()
-                    .add(&mut rng, clock, &user, version, hash, Some(&stored))
-                    .await?
-            }
-        };
-        let session = repo
-            .browser_session()
-            .add(&mut rng, clock, &user, None)
-            .await?;
-        repo.browser_session()
-            .authenticate_with_password(&mut rng, clock, &session, &password)
-            .await?;
-        repo.save().await?;
-        Ok(session)
-    }
-    .await;
-    match result {
-        Ok(session) => (
-            remember_session(&state, jar, &session),
-            see_other(&state, &next),
-        )
-            .into_response(),
-        Err(error) => storage_error_page(&state, &error),
-    }
+    let mut repo = state.repos.begin().await?;
+    let password = match verified {
+        Verified::Current => stored,
+        Verified::Upgrade { version, hash } => {
+            repo.user_password()
+                .add(&mut rng, clock, user, version, hash, Some(&stored))
+                .await?
+        }
+    };
+    let session = repo
+        .browser_session()
+        .add(&mut rng, clock, user, None)
+        .await?;
+    repo.browser_session()
+        .authenticate_with_password(&mut rng, clock, &session, &password)
+        .await?;
+    repo.save().await?;
+    Ok(session)
 }
 
 #[tracing::instrument(name = "handlers.logout", skip_all)]
@@ -226,23 +282,27 @@ pub(super) async fn logout(
     State(state): State<AppState>,
     jar: PrivateCookieJar,
     PageForm(form): PageForm,
-) -> Response {
+) -> PageResult {
     if !csrf_valid(&jar, form.get("csrf").ok().flatten().unwrap_or_default()) {
-        return error_page(
+        return Ok(error_page(
             &state,
             StatusCode::BAD_REQUEST,
             "Invalid request",
             "The form expired. Please try again.",
-        );
+        ));
     }
-    if let Ok(mut repo) = state.repos.begin().await
-        && let Ok(Some(session)) = current_session(repo.as_mut(), &jar).await
-    {
-        let _ = repo
-            .browser_session()
+    // Only a session that is really finished lets the cookie go: on a failure the person
+    // sees it and is still signed in, rather than believing they signed out.
+    let mut repo = state.repos.begin().await?;
+    if let Some(session) = current_session(repo.as_mut(), &jar).await? {
+        repo.browser_session()
             .finish(state.clock.as_ref(), session)
-            .await;
-        let _ = repo.save().await;
+            .await?;
+        repo.save().await?;
     }
-    (forget_session(jar), see_other(&state, "/login")).into_response()
+    let back = match form.get("next").ok().flatten() {
+        Some(next) => format!("/login?next={}", super::query_value(&safe_next(Some(next)))),
+        None => "/login".to_owned(),
+    };
+    Ok((forget_session(jar), see_other(&state, &back)).into_response())
 }

@@ -6,6 +6,7 @@ mod authorize;
 mod compat_sso;
 mod consent;
 mod device;
+mod error;
 mod login;
 mod register;
 
@@ -22,6 +23,7 @@ use minijinja::Environment;
 use serde::Serialize;
 use subtle::ConstantTimeEq;
 
+pub(crate) use self::error::{PageError, PageResult};
 use crate::AppState;
 
 /// The session cookie: the browser session's ID, encrypted.
@@ -39,6 +41,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             include_str!("../../templates/register.html"),
         ),
         ("consent.html", include_str!("../../templates/consent.html")),
+        (
+            "continue.html",
+            include_str!("../../templates/continue.html"),
+        ),
         (
             "compat_sso.html",
             include_str!("../../templates/compat_sso.html"),
@@ -58,9 +64,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env
 });
 
-pub(crate) fn router() -> Router<AppState> {
+pub(crate) fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/authorize", get(authorize::get))
+        .route("/", get(login::index))
         .route("/login", get(login::get).post(login::post))
         .route("/logout", post(login::logout))
         .route("/register", get(register::get).post(register::post))
@@ -74,6 +81,10 @@ pub(crate) fn router() -> Router<AppState> {
             "/device/{grant_id}",
             get(device::device_get).post(device::device_post),
         )
+        .layer(axum::middleware::map_response_with_state(
+            state.clone(),
+            error::render_error_pages,
+        ))
 }
 
 /// The pages' content security policy: no scripts, no framing.
@@ -176,6 +187,20 @@ pub(crate) async fn current_session(
         .lookup(id)
         .await?
         .filter(BrowserSession::is_active))
+}
+
+/// The browser's open session; without one, the person is sent to sign in and come back
+/// to `back` (a local path with its query).
+pub(crate) async fn signed_in(
+    state: &AppState,
+    jar: &PrivateCookieJar,
+    back: &str,
+) -> Result<BrowserSession, PageError> {
+    let mut repo = state.repos.reader().await?;
+    match current_session(repo.as_mut(), jar).await? {
+        Some(session) => Ok(session),
+        None => Err(see_other(state, &format!("/login?next={}", query_value(back))).into()),
+    }
 }
 
 /// Remembers the browser session in the cookie jar.
@@ -315,23 +340,46 @@ pub(crate) fn deliver_unattended(
     }
 }
 
-/// Storage failures on a page: a page, not JSON, and never the database's words.
-pub(crate) fn storage_error_page(state: &AppState, error: &mas_storage::StorageError) -> Response {
-    match error {
-        mas_storage::StorageError::Unavailable => error_page(
-            state,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Temporarily unavailable",
-            "The service cannot reach its database. Please try again in a moment.",
-        ),
-        other => {
-            tracing::error!(error = %other, "storage error on a page");
-            error_page(
-                state,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong",
-                "Please try again.",
-            )
-        }
-    }
+/// One scope token as a person reads it, with the token itself for who wants it.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub(crate) struct ScopeInWords {
+    /// What it lets the client do, in words.
+    words: String,
+    /// The token as the client asked for it.
+    raw: String,
+}
+
+/// The tokens of `scope` in words, in the order asked.
+pub(crate) fn describe_scopes(scope: &str) -> Vec<ScopeInWords> {
+    scope
+        .split(' ')
+        .filter(|t| !t.is_empty())
+        .map(|token| {
+            let device = token
+                .strip_prefix("urn:matrix:client:device:")
+                .or_else(|| token.strip_prefix("urn:matrix:org.matrix.msc2967.client:device:"));
+            let words = match token {
+                "openid" => "Know who you are".to_owned(),
+                "email" => "See your email address".to_owned(),
+                "urn:matrix:client:api:*" | "urn:matrix:org.matrix.msc2967.client:api:*" => {
+                    "Use your Matrix account: read and send messages as you".to_owned()
+                }
+                "urn:matrix:client:api:guest"
+                | "urn:matrix:org.matrix.msc2967.client:api:guest" => {
+                    "Use your Matrix account as a guest".to_owned()
+                }
+                "urn:synapse:admin:*" => "Administer the homeserver".to_owned(),
+                "urn:mas:admin" => "Administer this authentication service".to_owned(),
+                "urn:mas:graphql:*" => "Manage your account".to_owned(),
+                _ => match device {
+                    Some(device) => format!("Sign in this device: {device}"),
+                    None => format!("Something this service does not describe: {token}"),
+                },
+            };
+            ScopeInWords {
+                words,
+                raw: token.to_owned(),
+            }
+        })
+        .collect()
 }

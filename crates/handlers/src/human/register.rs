@@ -10,8 +10,8 @@ use mas_storage::StorageError;
 
 use super::login::{LoginQuery, PageForm};
 use super::{
-    csrf_token, csrf_valid, error_page, query_value, remember_session, render, safe_next,
-    see_other, storage_error_page, throttled,
+    PageResult, csrf_token, csrf_valid, error_page, query_value, remember_session, render,
+    safe_next, see_other, throttled,
 };
 use crate::AppState;
 use crate::rate_limit::{ClientIp, PerAddress};
@@ -116,7 +116,7 @@ pub(super) async fn post(
     ClientIp(ip): ClientIp,
     jar: PrivateCookieJar,
     PageForm(form): PageForm,
-) -> Response {
+) -> PageResult {
     let field = |name: &str| form.get(name).ok().flatten().unwrap_or_default().to_owned();
     let (next, username, password) = (
         safe_next(Some(&field("next"))),
@@ -127,48 +127,50 @@ pub(super) async fn post(
         register_page(&state, jar, status, &next, &username, Some(error))
     };
     if !csrf_valid(&jar, &field("csrf")) {
-        return refuse(
+        return Ok(refuse(
             jar,
             StatusCode::BAD_REQUEST,
             "The form expired. Please try again.",
-        );
+        ));
     }
     if !state.oauth.registration_open {
-        return closed(&state);
+        return Ok(closed(&state));
     }
     if !mas_data_model::is_valid_localpart(&username) {
-        return refuse(
+        return Ok(refuse(
             jar,
             StatusCode::BAD_REQUEST,
             "A username may only use lowercase letters, digits and . _ = - / + (at most 255).",
-        );
+        ));
     }
     if password != field("password_confirm") {
-        return refuse(jar, StatusCode::BAD_REQUEST, "The passwords do not match.");
+        return Ok(refuse(
+            jar,
+            StatusCode::BAD_REQUEST,
+            "The passwords do not match.",
+        ));
     }
     if !state.passwords.is_strong_enough(&password, &[&username]) {
-        return refuse(
+        return Ok(refuse(
             jar,
             StatusCode::BAD_REQUEST,
             "This password is too easy to guess. Try a longer one, or a few unrelated words.",
-        );
+        ));
     }
-    match may_register(&state, &username, ip).await {
-        Ok(None) => {}
-        Ok(Some((status, message))) => return refuse(jar, status, &message),
-        Err(error) => return storage_error_page(&state, &error),
+    if let Some((status, message)) = may_register(&state, &username, ip).await? {
+        return Ok(refuse(jar, status, &message));
     }
     // Hashing takes a while: done before a connection is taken.
     let (version, hash) = match state.passwords.hash(password).await {
         Ok(hashed) => hashed,
         Err(error) => {
             tracing::error!(%error, "cannot hash a new password");
-            return error_page(
+            return Ok(error_page(
                 &state,
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "Something went wrong",
                 "Please try again.",
-            );
+            ));
         }
     };
     let taken = "This username is taken.";
@@ -203,14 +205,14 @@ pub(super) async fn post(
     match result {
         Ok(Some((user, session))) => {
             tracing::info!(user = %user.id, "account created");
-            (
+            Ok((
                 remember_session(&state, jar, &session),
                 see_other(&state, &next),
             )
-                .into_response()
+                .into_response())
         }
         // Taken, or taken by a concurrent registration between the check and the insert.
-        Ok(None) | Err(StorageError::Conflict(_)) => refuse(jar, StatusCode::CONFLICT, taken),
-        Err(error) => storage_error_page(&state, &error),
+        Ok(None) | Err(StorageError::Conflict(_)) => Ok(refuse(jar, StatusCode::CONFLICT, taken)),
+        Err(error) => Err(error.into()),
     }
 }

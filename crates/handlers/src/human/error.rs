@@ -1,0 +1,95 @@
+//! One error type for pages: storage and homeserver failures become the error page, so
+//! page handlers use `?` as the API handlers do.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use mas_matrix::HomeserverError;
+use mas_storage::StorageError;
+
+use crate::AppState;
+
+/// Why a page could not be served as asked.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PageError {
+    /// The database failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The homeserver failed or refused.
+    #[error(transparent)]
+    Homeserver(#[from] HomeserverError),
+    /// A page that answers the request instead (a form shown again with its error, a
+    /// redirect to sign in first): lets helpers return early through `?`.
+    #[error("answered with another page")]
+    Answer(Response),
+}
+
+/// What a page handler returns.
+pub(crate) type PageResult = Result<Response, PageError>;
+
+/// The error page a failure asks for; [`render_error_pages`] renders it, as only it has
+/// the state the page needs.
+#[derive(Debug, Clone)]
+struct ErrorPage {
+    title: &'static str,
+    detail: &'static str,
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        let (status, title, detail) = match self {
+            Self::Answer(response) => return response,
+            Self::Storage(StorageError::Unavailable) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Temporarily unavailable",
+                "The service cannot reach its database. Please try again in a moment.",
+            ),
+            Self::Storage(error) => {
+                tracing::error!(%error, "storage error on a page");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "Please try again.",
+                )
+            }
+            Self::Homeserver(error) if error.is_transient() => {
+                tracing::warn!(%error, "the homeserver failed a page's request");
+                (
+                    StatusCode::BAD_GATEWAY,
+                    "The homeserver is not answering",
+                    "Your change could not be made on the homeserver. Please try again in a moment.",
+                )
+            }
+            Self::Homeserver(error) => {
+                tracing::error!(%error, "the homeserver refused a page's request");
+                (
+                    StatusCode::BAD_GATEWAY,
+                    "The homeserver refused the change",
+                    "Your change could not be made on the homeserver. Please try again later.",
+                )
+            }
+        };
+        let mut response = status.into_response();
+        response
+            .extensions_mut()
+            .insert(ErrorPage { title, detail });
+        response
+    }
+}
+
+impl From<Response> for PageError {
+    fn from(response: Response) -> Self {
+        Self::Answer(response)
+    }
+}
+
+/// Renders the error page a [`PageError`] asked for; other responses pass unchanged.
+pub(crate) async fn render_error_pages(
+    State(state): State<AppState>,
+    response: Response,
+) -> Response {
+    match response.extensions().get::<ErrorPage>().cloned() {
+        Some(page) => super::error_page(&state, response.status(), page.title, page.detail),
+        None => response,
+    }
+}
