@@ -359,6 +359,12 @@ fn app_state(
             mas_oauth_core::introspection_cache::DEFAULT_CAPACITY,
         )),
         worker: mas_handlers::WorkerStatus::default(),
+        account: mas_handlers::AccountSwitches {
+            displayname_change_allowed: config.account.displayname_change_allowed,
+            password_change_allowed: config.account.password_change_allowed,
+            account_deactivation_allowed: config.account.account_deactivation_allowed,
+            email_change_allowed: config.account.email_change_allowed,
+        },
     }
     .into())
 }

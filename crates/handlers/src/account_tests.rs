@@ -75,8 +75,8 @@ pub(crate) async fn signed_in(state: &AppState, username: &str) -> Person {
 pub(crate) fn cookies(state: &AppState, session: Option<&BrowserSession>) -> String {
     use axum::response::IntoResponse;
     use axum_extra::extract::cookie::{Cookie, PrivateCookieJar};
-    let mut jar = PrivateCookieJar::new(state.cookie_key.clone())
-        .add(Cookie::new("mas-csrf", "csrf-value"));
+    let mut jar =
+        PrivateCookieJar::new(state.cookie_key.clone()).add(Cookie::new("mas-csrf", "csrf-value"));
     if let Some(session) = session {
         jar = jar.add(Cookie::new("mas-session", session.id.to_string()));
     }
@@ -256,4 +256,414 @@ async fn pages_without_their_database_say_so_in_a_page() {
                 .contains("frame-ancestors 'none'")
         );
     }
+}
+
+/// A state whose homeserver is a mock the test can read, with `alice` known to it.
+async fn with_homeserver() -> (AppState, Arc<mas_matrix::MockHomeserver>, tempfile::TempDir) {
+    let (mut state, dir) = state(Arc::new(Up)).await;
+    let homeserver = Arc::new(mas_matrix::MockHomeserver::new("example.com"));
+    state.homeserver = homeserver.clone();
+    (state, homeserver, dir)
+}
+
+/// Provisions `person` on the mock homeserver, with these devices.
+async fn provision(homeserver: &mas_matrix::MockHomeserver, person: &Person, devices: &[&str]) {
+    use mas_matrix::HomeserverConnection;
+    homeserver
+        .provision_user(&mas_matrix::ProvisionRequest::new(
+            &person.user.username,
+            person.user.id.to_string(),
+        ))
+        .await
+        .unwrap();
+    for device in devices {
+        homeserver
+            .upsert_device(&person.user.username, device, None)
+            .await
+            .unwrap();
+    }
+}
+
+/// The payloads of the jobs queued on `queue`.
+async fn queued(state: &AppState, queue: &str) -> Vec<serde_json::Value> {
+    let mut repo = state.repos.begin().await.unwrap();
+    let jobs = repo
+        .job()
+        .claim(&SystemClock, &[queue], 100, chrono::Duration::seconds(30))
+        .await
+        .unwrap();
+    jobs.into_iter().map(|j| j.payload).collect()
+}
+
+#[tokio::test]
+async fn the_account_page_shows_the_profile_and_changes_the_display_name() {
+    let (state, homeserver, _dir) = with_homeserver().await;
+    let nobody = send(&state, &cookies(&state, None), "/account/", None).await;
+    assert_eq!(nobody.status, StatusCode::SEE_OTHER);
+    assert_eq!(nobody.location(), "/login?next=%2Faccount%2F");
+
+    let alice = signed_in(&state, "alice").await;
+    provision(&homeserver, &alice, &[]).await;
+    let page = send(&state, &alice.cookies, "/account/", None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    for shown in [
+        "alice",
+        "@alice:example.com",
+        "Change password",
+        "Deactivate",
+    ] {
+        assert!(page.body.contains(shown), "{shown}: {}", page.body);
+    }
+    for (header, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("referrer-policy", "no-referrer"),
+        ("x-frame-options", "DENY"),
+        ("cache-control", "no-store"),
+    ] {
+        assert_eq!(page.headers[header], value, "{header}");
+    }
+
+    // A form without its CSRF token changes nothing.
+    let forged = send(
+        &state,
+        &alice.cookies,
+        "/account/display-name",
+        Some("csrf=other&display_name=Mallory"),
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::BAD_REQUEST);
+    assert!(forged.body.contains("The form expired"), "{}", forged.body);
+    assert_eq!(homeserver.user("alice").unwrap().displayname, None);
+
+    // Too long, or with a line break: a page, nothing changed.
+    let long = "x".repeat(257);
+    for bad in [long.as_str(), "Alice%0AAdmin"] {
+        let refused = send(
+            &state,
+            &alice.cookies,
+            "/account/display-name",
+            Some(&format!("csrf=csrf-value&display_name={bad}")),
+        )
+        .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert!(
+            refused.body.contains("cannot be used") || refused.body.contains("control character"),
+            "{}",
+            refused.body
+        );
+        assert!(refused.headers.contains_key("content-security-policy"));
+    }
+    assert_eq!(homeserver.user("alice").unwrap().displayname, None);
+
+    let changed = send(
+        &state,
+        &alice.cookies,
+        "/account/display-name",
+        Some("csrf=csrf-value&display_name=Alice+Liddell"),
+    )
+    .await;
+    assert_eq!(changed.status, StatusCode::SEE_OTHER);
+    assert_eq!(changed.location(), "/account/?saved=display-name");
+    assert_eq!(
+        homeserver.user("alice").unwrap().displayname.as_deref(),
+        Some("Alice Liddell")
+    );
+    let page = send(&state, &alice.cookies, "/account/?saved=display-name", None).await;
+    assert!(page.body.contains("Alice Liddell"), "{}", page.body);
+    assert!(page.body.contains("Your display name is changed."));
+
+    // The homeserver down: a page that says so, not a 500.
+    homeserver.set_down(true);
+    let down = send(
+        &state,
+        &alice.cookies,
+        "/account/display-name",
+        Some("csrf=csrf-value&display_name=Other"),
+    )
+    .await;
+    assert_eq!(down.status, StatusCode::BAD_GATEWAY);
+    assert!(down.body.contains("homeserver"), "{}", down.body);
+}
+
+#[tokio::test]
+async fn switched_off_changes_are_not_offered_and_refused() {
+    let (mut state, homeserver, _dir) = with_homeserver().await;
+    state.account = crate::AccountSwitches {
+        displayname_change_allowed: false,
+        password_change_allowed: false,
+        account_deactivation_allowed: false,
+        email_change_allowed: false,
+    };
+    let alice = signed_in(&state, "alice").await;
+    provision(&homeserver, &alice, &[]).await;
+    let page = send(&state, &alice.cookies, "/account/", None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    for hidden in ["Change password", "Deactivate", "New display name"] {
+        assert!(!page.body.contains(hidden), "{hidden}: {}", page.body);
+    }
+    for (path, form) in [
+        ("/account/display-name", "csrf=csrf-value&display_name=X"),
+        (
+            "/account/password",
+            "csrf=csrf-value&current_password=a&new_password=b&new_password_confirm=b",
+        ),
+        ("/account/deactivate", "csrf=csrf-value&password=x"),
+    ] {
+        let refused = send(&state, &alice.cookies, path, Some(form)).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{path}");
+        assert!(
+            refused.body.contains("turned off"),
+            "{path}: {}",
+            refused.body
+        );
+    }
+    assert_eq!(homeserver.user("alice").unwrap().displayname, None);
+    let deep = send(
+        &state,
+        &alice.cookies,
+        "/account/?action=org.matrix.account_deactivate",
+        None,
+    )
+    .await;
+    assert_eq!(deep.status, StatusCode::OK, "the profile, not deactivation");
+}
+
+/// A compatibility session on `device` for `person`.
+async fn compat_session(
+    state: &AppState,
+    person: &Person,
+    device: &str,
+) -> mas_data_model::CompatSession {
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let mut repo = state.repos.begin().await.unwrap();
+    let session = repo
+        .compat_session()
+        .add(
+            &mut rng,
+            &SystemClock,
+            &person.user,
+            Some(device.to_owned()),
+            None,
+            false,
+            Some("Old phone".to_owned()),
+        )
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+    session
+}
+
+#[tokio::test]
+async fn sessions_are_listed_renamed_and_signed_out_down_to_the_homeserver() {
+    let (state, homeserver, _dir) = with_homeserver().await;
+    let alice = signed_in(&state, "alice").await;
+    let bob = signed_in(&state, "bob").await;
+    provision(&homeserver, &alice, &["PHONE", "LAPTOP"]).await;
+    provision(&homeserver, &bob, &["BOBS"]).await;
+    let phone = compat_session(&state, &alice, "PHONE").await;
+    let bobs = compat_session(&state, &bob, "BOBS").await;
+    let client = crate::human_tests::static_client(&state, "https://app.example.com/cb").await;
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let mut repo = state.repos.begin().await.unwrap();
+    let laptop = repo
+        .session()
+        .add(
+            &mut rng,
+            &SystemClock,
+            client,
+            Some(alice.user.id),
+            None,
+            "openid urn:matrix:client:api:* urn:matrix:client:device:LAPTOP",
+            None,
+        )
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+
+    let list = send(&state, &alice.cookies, "/account/sessions", None).await;
+    assert_eq!(list.status, StatusCode::OK);
+    for shown in [
+        "Old phone",
+        "Device PHONE",
+        "Device LAPTOP",
+        "(this browser)",
+        &laptop.id.to_string(),
+    ] {
+        assert!(list.body.contains(shown), "{shown}: {}", list.body);
+    }
+    assert!(!list.body.contains("BOBS"), "{}", list.body);
+
+    // The deep links Element opens land on the device's page.
+    for action in [
+        "org.matrix.session_view",
+        "org.matrix.device_view",
+        "org.matrix.session_end",
+        "org.matrix.device_delete",
+    ] {
+        let deep = send(
+            &state,
+            &alice.cookies,
+            &format!("/account/?action={action}&device_id=LAPTOP"),
+            None,
+        )
+        .await;
+        assert_eq!(deep.status, StatusCode::SEE_OTHER, "{action}");
+        assert_eq!(deep.location(), format!("/account/sessions/{}", laptop.id));
+    }
+    for action in ["org.matrix.sessions_list", "org.matrix.devices_list"] {
+        let deep = send(
+            &state,
+            &alice.cookies,
+            &format!("/account/?action={action}"),
+            None,
+        )
+        .await;
+        assert_eq!(deep.location(), "/account/sessions", "{action}");
+    }
+    let page = send(
+        &state,
+        &alice.cookies,
+        &format!("/account/sessions/{}", laptop.id),
+        None,
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.body.contains("Use your Matrix account"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("LAPTOP"), "{}", page.body);
+
+    // Someone else's device, an odd device ID, a made-up session: a 404 page.
+    let odd = send(
+        &state,
+        &alice.cookies,
+        "/account/?action=org.matrix.device_view&device_id=%3Cscript%3Ex",
+        None,
+    )
+    .await;
+    assert_eq!(odd.status, StatusCode::NOT_FOUND);
+    assert!(!odd.body.contains("<script>"), "{}", odd.body);
+    for id in [
+        bobs.id.to_string(),
+        "not-an-id".to_owned(),
+        ulid::Ulid::new().to_string(),
+    ] {
+        let view = send(
+            &state,
+            &alice.cookies,
+            &format!("/account/sessions/{id}"),
+            None,
+        )
+        .await;
+        assert_eq!(view.status, StatusCode::NOT_FOUND, "{id}");
+        let end = send(
+            &state,
+            &alice.cookies,
+            &format!("/account/sessions/{id}/end"),
+            Some("csrf=csrf-value"),
+        )
+        .await;
+        assert_eq!(end.status, StatusCode::NOT_FOUND, "{id}");
+    }
+    let mut repo = state.repos.reader().await.unwrap();
+    assert!(
+        repo.compat_session()
+            .lookup(bobs.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active()
+    );
+    drop(repo);
+    assert!(homeserver.user("bob").unwrap().devices.contains_key("BOBS"));
+
+    // Rename: stored, and the homeserver's device shows it.
+    for bad in ["", "x%0Ay", &"y".repeat(101)] {
+        let refused = send(
+            &state,
+            &alice.cookies,
+            &format!("/account/sessions/{}/rename", laptop.id),
+            Some(&format!("csrf=csrf-value&name={bad}")),
+        )
+        .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let renamed = send(
+        &state,
+        &alice.cookies,
+        &format!("/account/sessions/{}/rename", laptop.id),
+        Some("csrf=csrf-value&name=Work+laptop"),
+    )
+    .await;
+    assert_eq!(renamed.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        homeserver.user("alice").unwrap().devices["LAPTOP"].as_deref(),
+        Some("Work laptop")
+    );
+    let list = send(
+        &state,
+        &alice.cookies,
+        "/account/sessions?saved=renamed",
+        None,
+    )
+    .await;
+    assert!(list.body.contains("Work laptop"), "{}", list.body);
+
+    // Without its CSRF token a sign-out does nothing.
+    let forged = send(
+        &state,
+        &alice.cookies,
+        &format!("/account/sessions/{}/end", phone.id),
+        Some("csrf=wrong"),
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::BAD_REQUEST);
+    assert!(
+        homeserver
+            .user("alice")
+            .unwrap()
+            .devices
+            .contains_key("PHONE")
+    );
+
+    let ended = send(
+        &state,
+        &alice.cookies,
+        &format!("/account/sessions/{}/end", phone.id),
+        Some("csrf=csrf-value"),
+    )
+    .await;
+    assert_eq!(ended.status, StatusCode::SEE_OTHER);
+    assert_eq!(ended.location(), "/account/sessions?saved=ended");
+    let mut repo = state.repos.reader().await.unwrap();
+    assert!(
+        !repo
+            .compat_session()
+            .lookup(phone.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active()
+    );
+    drop(repo);
+    let devices = homeserver.user("alice").unwrap().devices;
+    assert!(!devices.contains_key("PHONE"), "{devices:?}");
+    assert!(devices.contains_key("LAPTOP"), "{devices:?}");
+    let deletions = queued(&state, "delete-device").await;
+    assert_eq!(deletions.len(), 1, "{deletions:?}");
+    assert_eq!(deletions[0]["device_id"], "PHONE");
+
+    // Signing out this browser from the list signs it out.
+    let own = send(
+        &state,
+        &alice.cookies,
+        &format!("/account/sessions/{}/end", alice.session.id),
+        Some("csrf=csrf-value"),
+    )
+    .await;
+    assert_eq!(own.location(), "/login");
+    let after = send(&state, &alice.cookies, "/account/", None).await;
+    assert_eq!(after.status, StatusCode::SEE_OTHER);
 }

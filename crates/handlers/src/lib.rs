@@ -130,6 +130,34 @@ pub struct AppParts {
     pub introspection_cache: Arc<mas_oauth_core::IntrospectionCache>,
     /// Whether this process runs the homeserver job worker, for `/health`.
     pub worker: WorkerStatus,
+    /// What people may change themselves on their account pages.
+    pub account: AccountSwitches,
+}
+
+/// What people may change themselves on their account pages (the `account` section's
+/// switches, MAS's defaults: everything allowed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::struct_excessive_bools)] // Four independent switches of the configuration.
+pub struct AccountSwitches {
+    /// Change the display name (`account.displayname_change_allowed`).
+    pub displayname_change_allowed: bool,
+    /// Change the password (`account.password_change_allowed`).
+    pub password_change_allowed: bool,
+    /// Deactivate the account (`account.account_deactivation_allowed`).
+    pub account_deactivation_allowed: bool,
+    /// Add and remove email addresses (`account.email_change_allowed`).
+    pub email_change_allowed: bool,
+}
+
+impl Default for AccountSwitches {
+    fn default() -> Self {
+        Self {
+            displayname_change_allowed: true,
+            password_change_allowed: true,
+            account_deactivation_allowed: true,
+            email_change_allowed: true,
+        }
+    }
 }
 
 /// Whether the job worker runs in this process, for `/health`: shared between the task
@@ -412,6 +440,7 @@ pub(crate) mod test_state {
             )),
             introspection_cache,
             worker: crate::WorkerStatus::default(),
+            account: crate::AccountSwitches::default(),
         };
         (state.into(), dir)
     }

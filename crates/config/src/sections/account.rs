@@ -77,7 +77,7 @@ impl AccountConfig {
     /// registration is open (MAS enforces that default; this version does not).
     #[must_use]
     pub fn not_honoured(&self, registration_open: bool) -> Vec<String> {
-        const NO_PAGES: &str = "there are no account pages yet, so nobody does this themselves";
+        const NO_EMAIL: &str = "the account page lists addresses, but adding or removing one needs email delivery, which this version lacks";
         const NO_TOKEN: &str =
             "registration tokens are not supported yet, so /register stays closed";
         let d = Self::default();
@@ -87,16 +87,7 @@ impl AccountConfig {
                 "email_change_allowed",
                 self.email_change_allowed,
                 changed(self.email_change_allowed, d.email_change_allowed),
-                NO_PAGES,
-            ),
-            (
-                "displayname_change_allowed",
-                self.displayname_change_allowed,
-                changed(
-                    self.displayname_change_allowed,
-                    d.displayname_change_allowed,
-                ),
-                NO_PAGES,
+                NO_EMAIL,
             ),
             (
                 "password_registration_email_required",
@@ -108,25 +99,10 @@ impl AccountConfig {
                 "registration at /register does not ask for an email address",
             ),
             (
-                "password_change_allowed",
-                self.password_change_allowed,
-                changed(self.password_change_allowed, d.password_change_allowed),
-                "there are no account pages yet; `mas-cli manage set-password` changes passwords",
-            ),
-            (
                 "password_recovery_enabled",
                 self.password_recovery_enabled,
                 changed(self.password_recovery_enabled, d.password_recovery_enabled),
                 "there is no account recovery yet",
-            ),
-            (
-                "account_deactivation_allowed",
-                self.account_deactivation_allowed,
-                changed(
-                    self.account_deactivation_allowed,
-                    d.account_deactivation_allowed,
-                ),
-                "there are no account pages yet; `mas-cli manage lock-user --deactivate` deactivates",
             ),
             (
                 "login_with_email_allowed",
@@ -212,17 +188,18 @@ mod tests {
             login_with_email_allowed: true,
             registration_token_required: true,
             password_change_allowed: false,
+            email_change_allowed: false,
             password_registration_enabled: true,
             ..AccountConfig::default()
         };
         assert_eq!(
             keys(&account.not_honoured(false)),
             [
-                "password_change_allowed",
+                "email_change_allowed",
                 "login_with_email_allowed",
                 "registration_token_required"
             ],
-            "password_registration_enabled is honoured"
+            "password_registration_enabled and password_change_allowed are honoured"
         );
     }
 }

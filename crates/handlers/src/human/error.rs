@@ -18,6 +18,9 @@ pub(crate) enum PageError {
     /// The homeserver failed or refused.
     #[error(transparent)]
     Homeserver(#[from] HomeserverError),
+    /// A request no page can take (a malformed form), with what is wrong with it.
+    #[error("invalid request: {1}")]
+    Invalid(StatusCode, String),
     /// A page that answers the request instead (a form shown again with its error, a
     /// redirect to sign in first): lets helpers return early through `?`.
     #[error("answered with another page")]
@@ -32,13 +35,21 @@ pub(crate) type PageResult = Result<Response, PageError>;
 #[derive(Debug, Clone)]
 struct ErrorPage {
     title: &'static str,
-    detail: &'static str,
+    detail: std::borrow::Cow<'static, str>,
 }
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         let (status, title, detail) = match self {
             Self::Answer(response) => return response,
+            Self::Invalid(status, detail) => {
+                let mut response = status.into_response();
+                response.extensions_mut().insert(ErrorPage {
+                    title: "Invalid request",
+                    detail: detail.into(),
+                });
+                return response;
+            }
             Self::Storage(StorageError::Unavailable) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Temporarily unavailable",
@@ -70,9 +81,10 @@ impl IntoResponse for PageError {
             }
         };
         let mut response = status.into_response();
-        response
-            .extensions_mut()
-            .insert(ErrorPage { title, detail });
+        response.extensions_mut().insert(ErrorPage {
+            title,
+            detail: detail.into(),
+        });
         response
     }
 }
@@ -89,7 +101,7 @@ pub(crate) async fn render_error_pages(
     response: Response,
 ) -> Response {
     match response.extensions().get::<ErrorPage>().cloned() {
-        Some(page) => super::error_page(&state, response.status(), page.title, page.detail),
+        Some(page) => super::error_page(&state, response.status(), page.title, &page.detail),
         None => response,
     }
 }

@@ -19,19 +19,15 @@ use crate::rate_limit::Throttled;
 pub(crate) struct PageForm(pub(crate) Params);
 
 impl<S: Send + Sync> FromRequest<S> for PageForm {
-    type Rejection = Response;
+    type Rejection = super::PageError;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
         match crate::oauth2::read_form(request).await {
             Ok((params, _)) => Ok(Self(params)),
-            Err(rejection) => Err((
+            Err(rejection) => Err(super::PageError::Invalid(
                 rejection.status,
-                axum::response::Html(format!(
-                    "<!DOCTYPE html><title>Invalid request</title><h1>Invalid request</h1><p>{}</p>",
-                    minijinja::HtmlEscape(&rejection.description)
-                )),
-            )
-                .into_response()),
+                rejection.description,
+            )),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! Server-rendered forms with CSRF tokens; the session lives in an encrypted,
 //! `HttpOnly`, `SameSite=Lax` cookie, `Secure` when the service is served over HTTPS.
 
+mod account;
 mod authorize;
 mod compat_sso;
 mod consent;
@@ -9,6 +10,7 @@ mod device;
 mod error;
 mod login;
 mod register;
+mod sessions;
 
 use std::sync::LazyLock;
 
@@ -35,6 +37,20 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
     for (name, source) in [
         ("base.html", include_str!("../../templates/base.html")),
+        ("account.html", include_str!("../../templates/account.html")),
+        (
+            "account_confirm.html",
+            include_str!("../../templates/account_confirm.html"),
+        ),
+        (
+            "account_nav.html",
+            include_str!("../../templates/account_nav.html"),
+        ),
+        (
+            "sessions.html",
+            include_str!("../../templates/sessions.html"),
+        ),
+        ("session.html", include_str!("../../templates/session.html")),
         ("login.html", include_str!("../../templates/login.html")),
         (
             "register.html",
@@ -69,6 +85,22 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         .route("/authorize", get(authorize::get))
         .route("/", get(login::index))
         .route("/login", get(login::get).post(login::post))
+        .route("/account/", get(account::index))
+        .route("/account", get(account::without_slash))
+        .route("/account/display-name", post(account::display_name))
+        .route("/account/password", post(account::password))
+        .route(
+            "/account/cross-signing-reset",
+            get(account::cross_signing_get).post(account::cross_signing_post),
+        )
+        .route(
+            "/account/deactivate",
+            get(account::deactivate_get).post(account::deactivate_post),
+        )
+        .route("/account/sessions", get(sessions::list))
+        .route("/account/sessions/{id}", get(sessions::view))
+        .route("/account/sessions/{id}/end", post(sessions::end))
+        .route("/account/sessions/{id}/rename", post(sessions::rename))
         .route("/logout", post(login::logout))
         .route("/register", get(register::get).post(register::post))
         .route("/consent/{grant_id}", get(consent::get).post(consent::post))
@@ -123,6 +155,15 @@ fn render_with_policy<S: Serialize>(
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // Pages carry grant and session IDs in their paths: never sent to other sites.
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     if let Ok(policy) = HeaderValue::from_str(policy) {
         headers.insert(header::CONTENT_SECURITY_POLICY, policy);
     }

@@ -372,6 +372,20 @@ impl CompatSessionRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.compat_session.record_activity", skip_all)]
+    async fn set_human_name(
+        &mut self,
+        id: Ulid,
+        human_name: Option<String>,
+    ) -> Result<(), StorageError> {
+        sessions::Entity::update_many()
+            .col_expr(sessions::Column::HumanName, Expr::value(human_name))
+            .filter(sessions::Column::Id.eq(id.to_string()))
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(())
+    }
+
     async fn record_activity(
         &mut self,
         id: Ulid,

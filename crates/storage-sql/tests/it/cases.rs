@@ -2495,3 +2495,72 @@ pub async fn compat_refresh_rotates_whole(db: &TestDb) {
             .is_some()
     );
 }
+
+/// A person renames a device from their account: the name is kept on the session, of
+/// either kind, and can be cleared.
+pub async fn devices_are_renamed_on_their_session(db: &TestDb) {
+    let clock = MockClock::default();
+    let mut rng = rng();
+    let mut repo = db.factory.begin().await.unwrap();
+    let alice = repo.user().add(&mut rng, &clock, "alice").await.unwrap();
+    let compat = repo
+        .compat_session()
+        .add(
+            &mut rng,
+            &clock,
+            &alice,
+            Some("D1".to_owned()),
+            None,
+            false,
+            Some("Phone".to_owned()),
+        )
+        .await
+        .unwrap();
+    let client = repo
+        .client()
+        .add_dynamic(&mut rng, &clock, client_params(ClientAuthMethod::None))
+        .await
+        .unwrap();
+    let oauth = repo
+        .session()
+        .add(
+            &mut rng,
+            &clock,
+            client.id,
+            Some(alice.id),
+            None,
+            "urn:matrix:client:device:D2",
+            None,
+        )
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+
+    let mut repo = db.factory.begin().await.unwrap();
+    repo.compat_session()
+        .set_human_name(compat.id, Some("Work phone".to_owned()))
+        .await
+        .unwrap();
+    repo.session()
+        .set_human_name(oauth.id, Some("Laptop".to_owned()))
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+    let mut repo = db.factory.reader().await.unwrap();
+    let compat = repo
+        .compat_session()
+        .lookup(compat.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let oauth_read = repo.session().lookup(oauth.id).await.unwrap().unwrap();
+    assert_eq!(compat.human_name.as_deref(), Some("Work phone"));
+    assert_eq!(oauth_read.human_name.as_deref(), Some("Laptop"));
+
+    let mut repo = db.factory.begin().await.unwrap();
+    repo.session().set_human_name(oauth.id, None).await.unwrap();
+    repo.save().await.unwrap();
+    let mut repo = db.factory.reader().await.unwrap();
+    let oauth = repo.session().lookup(oauth.id).await.unwrap().unwrap();
+    assert_eq!(oauth.human_name, None);
+}

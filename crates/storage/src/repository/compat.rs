@@ -122,6 +122,12 @@ pub trait CompatSessionRepository: Send {
     ) -> Result<Page<CompatSession>, StorageError>;
     /// How many sessions match `filter`.
     async fn count(&mut self, filter: CompatSessionFilter) -> Result<u64, StorageError>;
+    /// Names the session's device as its owner chose (`None` clears the name).
+    async fn set_human_name(
+        &mut self,
+        id: Ulid,
+        human_name: Option<String>,
+    ) -> Result<(), StorageError>;
     /// Records when and from where the session was last used.
     async fn record_activity(
         &mut self,
