@@ -289,7 +289,12 @@ async fn queued(state: &AppState, queue: &str) -> Vec<serde_json::Value> {
     let mut repo = state.repos.begin().await.unwrap();
     let jobs = repo
         .job()
-        .claim(&SystemClock, &[queue], 100, chrono::Duration::seconds(30))
+        .claim(
+            state.clock.as_ref(),
+            &[queue],
+            100,
+            chrono::Duration::seconds(30),
+        )
         .await
         .unwrap();
     jobs.into_iter().map(|j| j.payload).collect()
@@ -666,4 +671,227 @@ async fn sessions_are_listed_renamed_and_signed_out_down_to_the_homeserver() {
     assert_eq!(own.location(), "/login");
     let after = send(&state, &alice.cookies, "/account/", None).await;
     assert_eq!(after.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn a_password_change_needs_the_current_one_and_can_sign_out_everywhere_else() {
+    let (state, homeserver, _dir) = with_homeserver().await;
+    let alice = signed_in(&state, "alice").await;
+    provision(&homeserver, &alice, &["PHONE"]).await;
+    let phone = compat_session(&state, &alice, "PHONE").await;
+    // Another browser of alice's.
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let mut repo = state.repos.begin().await.unwrap();
+    let other = repo
+        .browser_session()
+        .add(&mut rng, &SystemClock, &alice.user, None)
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+    let new = "a completely different passphrase";
+    let change = |current: &str, new: &str, confirm: &str, everywhere: bool| {
+        let mut form = format!(
+            "csrf=csrf-value&current_password={}&new_password={}&new_password_confirm={}",
+            crate::human::query_value(current),
+            crate::human::query_value(new),
+            crate::human::query_value(confirm)
+        );
+        if everywhere {
+            form.push_str("&sign_out_others=on");
+        }
+        form
+    };
+    // (Strength is the password manager's, with its own tests; this state takes any.)
+    for (form, status, says) in [
+        (
+            change("wrong", new, new, true),
+            StatusCode::UNAUTHORIZED,
+            "current password is wrong",
+        ),
+        (
+            change(PASSWORD, new, "typo", true),
+            StatusCode::BAD_REQUEST,
+            "do not match",
+        ),
+    ] {
+        let refused = send(&state, &alice.cookies, "/account/password", Some(&form)).await;
+        assert_eq!(refused.status, status, "{says}");
+        assert!(refused.body.contains(says), "{says}: {}", refused.body);
+    }
+    let changed = send(
+        &state,
+        &alice.cookies,
+        "/account/password",
+        Some(&change(PASSWORD, new, new, true)),
+    )
+    .await;
+    assert_eq!(changed.status, StatusCode::SEE_OTHER);
+    assert_eq!(changed.location(), "/account/?saved=password-everywhere");
+
+    // The new password signs in; the old one no longer does.
+    let sign_in = |password: &str| {
+        format!(
+            "csrf=csrf-value&next=%2F&username=alice&password={}",
+            crate::human::query_value(password)
+        )
+    };
+    let fresh = cookies(&state, None);
+    let old = send(&state, &fresh, "/login", Some(&sign_in(PASSWORD))).await;
+    assert_eq!(old.status, StatusCode::UNAUTHORIZED);
+    let ok = send(&state, &fresh, "/login", Some(&sign_in(new))).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER);
+
+    // Every other session ended; this browser stays signed in.
+    let mut repo = state.repos.reader().await.unwrap();
+    assert!(
+        !repo
+            .compat_session()
+            .lookup(phone.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active()
+    );
+    assert!(
+        !repo
+            .browser_session()
+            .lookup(other.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active()
+    );
+    assert!(
+        repo.browser_session()
+            .lookup(alice.session.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active()
+    );
+    drop(repo);
+    assert_eq!(queued(&state, "sync-devices").await.len(), 1);
+    let page = send(
+        &state,
+        &alice.cookies,
+        "/account/?saved=password-everywhere",
+        None,
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("every other session is signed out"));
+}
+
+#[tokio::test]
+async fn sensitive_actions_ask_for_the_password_after_a_few_minutes() {
+    let (mut state, homeserver, _dir) = with_homeserver().await;
+    let clock = Arc::new(mas_storage::MockClock::new(chrono::Utc::now()));
+    state.clock = clock.clone();
+    let alice = signed_in(&state, "alice").await;
+    provision(&homeserver, &alice, &["PHONE"]).await;
+
+    // Just signed in: the reset is allowed at once.
+    let page = send(&state, &alice.cookies, "/account/cross-signing-reset", None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains(r#"name="password""#), "{}", page.body);
+    let deep = send(
+        &state,
+        &alice.cookies,
+        "/account/?action=org.matrix.cross_signing_reset",
+        None,
+    )
+    .await;
+    assert_eq!(deep.location(), "/account/cross-signing-reset");
+    let allowed = send(
+        &state,
+        &alice.cookies,
+        "/account/cross-signing-reset",
+        Some("csrf=csrf-value"),
+    )
+    .await;
+    assert_eq!(allowed.status, StatusCode::OK);
+    assert!(allowed.body.contains("10 minutes"), "{}", allowed.body);
+    assert!(
+        homeserver
+            .user("alice")
+            .unwrap()
+            .cross_signing_reset_allowed
+    );
+
+    // Ten minutes later, deactivation wants the password.
+    clock.advance(chrono::Duration::minutes(10));
+    let page = send(&state, &alice.cookies, "/account/deactivate", None).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains(r#"name="password""#), "{}", page.body);
+    for form in [
+        "csrf=csrf-value&erase=on",
+        "csrf=csrf-value&erase=on&password=wrong",
+    ] {
+        let refused = send(&state, &alice.cookies, "/account/deactivate", Some(form)).await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{form}");
+        assert!(refused.body.contains("Wrong password"), "{}", refused.body);
+    }
+    let forged = send(
+        &state,
+        &alice.cookies,
+        "/account/deactivate",
+        Some(&format!(
+            "csrf=nope&password={}",
+            crate::human::query_value(PASSWORD)
+        )),
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::BAD_REQUEST);
+    let mut repo = state.repos.reader().await.unwrap();
+    assert!(
+        repo.user()
+            .lookup(alice.user.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_valid()
+    );
+    drop(repo);
+
+    let phone = compat_session(&state, &alice, "PHONE").await;
+    let done = send(
+        &state,
+        &alice.cookies,
+        "/account/deactivate",
+        Some(&format!(
+            "csrf=csrf-value&erase=on&password={}",
+            crate::human::query_value(PASSWORD)
+        )),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(done.body.contains("Your account is deactivated"));
+    let mut repo = state.repos.reader().await.unwrap();
+    let user = repo.user().lookup(alice.user.id).await.unwrap().unwrap();
+    assert!(user.deactivated_at.is_some());
+    assert!(
+        !repo
+            .compat_session()
+            .lookup(phone.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active()
+    );
+    drop(repo);
+    let jobs = queued(&state, "deactivate-user").await;
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0]["erase"], true);
+    // Nobody signs in to it any more.
+    let again = send(
+        &state,
+        &cookies(&state, None),
+        "/login",
+        Some(&format!(
+            "csrf=csrf-value&next=%2F&username=alice&password={}",
+            crate::human::query_value(PASSWORD)
+        )),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::FORBIDDEN);
 }
