@@ -1,4 +1,4 @@
-// The login and consent pages as a person sees them, in headless Chromium: sign in
+// The pages as a person sees them, in headless Chromium: sign in
 // (a wrong password first), allow the client, and land on its redirect URI with a code
 // the client can exchange. Run by .ci/run after the real-Synapse tests, whose run.sh
 // makes the virtualenv of the modern Synapse (1.163.2) that mas-server talks to here:
@@ -115,7 +115,7 @@ before(async () => {
   const env = {
     ...process.env,
     MAS_HTTP__PUBLIC_BASE: base,
-    MAS_HTTP__LISTENERS: `[{name="web",resources=[{name="discovery"},{name="oauth"},{name="human"},{name="health"}],binds=[{address="127.0.0.1:${port}"}]}]`,
+    MAS_HTTP__LISTENERS: `[{name="web",resources=[{name="discovery"},{name="oauth"},{name="human"},{name="compat"},{name="health"}],binds=[{address="127.0.0.1:${port}"}]}]`,
     MAS_DATABASE__URI: `sqlite://${join(dir, 'mas.db')}`,
     MAS_ACCOUNT__PASSWORD_REGISTRATION_ENABLED: 'true',
     // Several sign-ins a minute from one address; MAS's default allows three.
@@ -136,7 +136,9 @@ before(async () => {
     MAS_MATRIX__ENDPOINT: `${synapseBase}/`,
     MAS_MATRIX__SECRET: SECRET,
   });
-  execFileSync(MAS_CLI, [...config, 'manage', 'register-user', 'alice', '-p', PASSWORD, '-y'], { cwd: dir, env });
+  for (const name of ['alice', 'dora', 'erin']) {
+    execFileSync(MAS_CLI, [...config, 'manage', 'register-user', name, '-p', PASSWORD, '-y'], { cwd: dir, env });
+  }
   server = spawn(MAS_SERVER, config, { cwd: dir, env, stdio: ['ignore', 'ignore', 'inherit'] });
   await waitForHealth(`${base}health`);
   browser = await chromium.launch({
@@ -322,4 +324,140 @@ test('a client asking for a new account (prompt=create) gets one made, then cons
   }
   assert.match(last, /^200 /, `Synapse knows bob within 10 s; last answer: ${last}`);
   assert.equal(JSON.parse(last.slice(4)).user_id, '@bob:localhost');
+});
+
+// A legacy client's login through the compatibility layer: a device Synapse knows.
+async function compatLogin(username) {
+  const response = await fetch(new URL('_matrix/client/v3/login', base), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      type: 'm.login.password',
+      identifier: { type: 'm.id.user', user: username },
+      password: PASSWORD,
+      initial_device_display_name: 'Old phone',
+    }),
+  });
+  const body = await response.json();
+  assert.equal(response.status, 200, JSON.stringify(body));
+  return body;
+}
+
+// A call to Synapse's client API with a token.
+function matrix(token, path, init = {}) {
+  return fetch(`${synapseBase}/_matrix/client/v3/${path}`, {
+    ...init,
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...(init.headers ?? {}) },
+  });
+}
+
+// Signs in on the login page the browser is on.
+async function signIn(page, username) {
+  assert.match(new URL(page.url()).pathname, /^\/login$/);
+  await page.fill('#username', username);
+  await page.fill('#password', PASSWORD);
+  await page.click('#submit');
+}
+
+// Uploads a master cross-signing key for the token's user; Synapse answers the status.
+async function uploadMasterKey(token, userId) {
+  const key = randomBytes(32).toString('base64').replace(/=+$/, '');
+  const response = await matrix(token, 'keys/device_signing/upload', {
+    method: 'POST',
+    body: JSON.stringify({
+      master_key: { user_id: userId, usage: ['master'], keys: { [`ed25519:${key}`]: key } },
+    }),
+  });
+  return response.status;
+}
+
+test('a person manages their account: display name, device rename and sign-out, identity reset', async () => {
+  const login = await compatLogin('dora');
+  const token = login.access_token;
+  const device = login.device_id;
+  assert.equal((await matrix(token, 'account/whoami')).status, 200);
+
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  // Element's deep link, before signing in: the person comes back to that device.
+  const deep = new URL('account/', base);
+  deep.search = new URLSearchParams({ action: 'org.matrix.device_view', device_id: device }).toString();
+  await page.goto(deep.toString());
+  await signIn(page, 'dora');
+  assert.match(new URL(page.url()).pathname, /^\/account\/sessions\/[0-9A-Z]{26}$/);
+  assert.equal(await page.textContent('#device-id'), device);
+  await snapshot(page, 'account-session.png');
+
+  // Rename the device: Synapse shows the new name.
+  await page.fill('#name', 'Work phone');
+  await page.click('#rename');
+  assert.match(await page.textContent('#notice'), /The device is renamed/);
+  await snapshot(page, 'account-sessions.png');
+  const named = await (await matrix(token, `devices/${device}`)).json();
+  assert.equal(named.display_name, 'Work phone');
+
+  // The display name, on the profile.
+  await page.goto(new URL('account/?action=org.matrix.profile', base).toString());
+  await page.fill('#display_name', 'Dora Explorer');
+  await page.click('#save-display-name');
+  assert.match(await page.textContent('#notice'), /Your display name is changed/);
+  assert.equal(await page.textContent('#display-name'), 'Dora Explorer');
+  await snapshot(page, 'account.png');
+  const profile = await (await matrix(token, 'profile/@dora:localhost/displayname')).json();
+  assert.equal(profile.displayname, 'Dora Explorer');
+
+  // Identity reset: a second master key needs interactive auth until it is allowed.
+  assert.equal(await uploadMasterKey(token, '@dora:localhost'), 200, 'the first key needs nothing');
+  assert.equal(await uploadMasterKey(token, '@dora:localhost'), 401, 'a replacement needs approval');
+  await page.goto(new URL('account/?action=org.matrix.cross_signing_reset', base).toString());
+  assert.equal(await page.$('#password'), null, 'signed in just now: no password asked');
+  await snapshot(page, 'account-cross-signing-reset.png');
+  await page.click('#confirm');
+  assert.match(await page.textContent('h1'), /Identity reset allowed/);
+  assert.equal(await uploadMasterKey(token, '@dora:localhost'), 200, 'allowed for a while');
+
+  // Sign the device out from the list: Synapse refuses its token at once.
+  await page.goto(new URL(`account/?action=org.matrix.devices_list`, base).toString());
+  const row = page.locator(`li[data-device="${device}"]`);
+  assert.match(await row.textContent(), /Work phone/);
+  await row.locator('button.end').click();
+  assert.match(await page.textContent('#notice'), /The session is signed out/);
+  assert.equal(await page.locator(`li[data-device="${device}"]`).count(), 0);
+  const whoami = await matrix(token, 'account/whoami');
+  assert.equal(whoami.status, 401, await whoami.text());
+  await context.close();
+});
+
+test('a person deactivates their account, erasing it, and can sign in nowhere', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(new URL('account/', base).toString());
+  await signIn(page, 'erin');
+  assert.match(new URL(page.url()).pathname, /^\/account\/$/);
+  await page.click('#deactivate-link');
+  await page.check('#erase');
+  await snapshot(page, 'account-deactivate.png');
+  await page.click('#confirm');
+  assert.match(await page.textContent('h1'), /Your account is deactivated/);
+
+  const refused = await fetch(new URL('_matrix/client/v3/login', base), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ type: 'm.login.password', identifier: { type: 'm.id.user', user: 'erin' }, password: PASSWORD }),
+  });
+  assert.equal(refused.status, 403);
+  assert.equal((await refused.json()).errcode, 'M_USER_DEACTIVATED');
+  await page.goto(new URL('login', base).toString());
+  await signIn(page, 'erin');
+  assert.match(await page.textContent('[role=alert]'), /locked or deactivated/);
+
+  // The worker deactivates (and erases) the account on Synapse.
+  let last;
+  for (const deadline = Date.now() + 10_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 200))) {
+    const response = await synapseApi('query_user?localpart=erin');
+    last = await response.json();
+    if (last.is_deactivated) break;
+  }
+  assert.equal(last?.is_deactivated, true, `Synapse deactivates erin within 10 s; last answer: ${JSON.stringify(last)}`);
+  await context.close();
 });

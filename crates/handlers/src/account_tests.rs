@@ -1,6 +1,9 @@
 //! The pages around a person's account, driven through the real router: the way in
 //! (`/`, `/login` for someone signed in) and the account pages themselves.
 
+// A test tells one person's story from start to end.
+#![allow(clippy::too_many_lines)]
+
 use std::sync::Arc;
 
 use axum::body::Body;

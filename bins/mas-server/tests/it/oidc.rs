@@ -426,7 +426,7 @@ async fn the_whole_flow(uri: &str) {
         "{denied}"
     );
     // prompt=login and max_age=0 want a login newer than the request: the consent page
-    // sends the signed-in browser to log in again.
+    // sends the signed-in browser to give its password again.
     for (fresh, ..) in [
         authorize(None, Some(CoreAuthPrompt::Login), None),
         authorize(None, None, Some(Duration::ZERO)),
@@ -440,7 +440,10 @@ async fn the_whole_flow(uri: &str) {
                 .await
                 .unwrap(),
         );
-        assert!(login.starts_with("/login?next="), "{fresh}: {login}");
+        assert!(
+            login.starts_with("/login?reauth=true&next="),
+            "{fresh}: {login}"
+        );
     }
     // Ending the silent session: with the first one ended below, consent is asked again.
     let revoked = http

@@ -480,31 +480,31 @@ pub(super) async fn password(
     if !state.account.password_change_allowed || !state.passwords.is_enabled() {
         return Err(not_allowed(&state, "Changing the password"));
     }
-    let refuse = |status, detail: &str| {
-        Ok(error_page(
-            &state,
-            status,
-            "Your password is not changed",
-            detail,
-        ))
-    };
+    let refuse =
+        |status, detail: &str| error_page(&state, status, "Your password is not changed", detail);
     let new = field(&form, "new_password");
     if new != field(&form, "new_password_confirm") {
-        return refuse(StatusCode::BAD_REQUEST, "The new passwords do not match.");
+        return Ok(refuse(
+            StatusCode::BAD_REQUEST,
+            "The new passwords do not match.",
+        ));
     }
     if !state.passwords.is_strong_enough(new, &[&user.username]) {
-        return refuse(
+        return Ok(refuse(
             StatusCode::BAD_REQUEST,
             "The new password is too easy to guess. Try a longer one, or a few unrelated words.",
-        );
+        ));
     }
     match check_password(&state, &user, field(&form, "current_password")).await? {
         Ok(_) => {}
         Err(PasswordRefused::Wrong) => {
-            return refuse(StatusCode::UNAUTHORIZED, "The current password is wrong.");
+            return Ok(refuse(
+                StatusCode::UNAUTHORIZED,
+                "The current password is wrong.",
+            ));
         }
         Err(PasswordRefused::Throttled(message)) => {
-            return refuse(StatusCode::TOO_MANY_REQUESTS, &message);
+            return Ok(refuse(StatusCode::TOO_MANY_REQUESTS, &message));
         }
     }
     // Hashed with no connection held, with the newest scheme.
