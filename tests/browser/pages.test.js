@@ -19,6 +19,10 @@ const MAS_CLI = process.env.MAS_CLI;
 const MAS_SERVER = process.env.MAS_SERVER;
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const CLIENT_ID = '01J2ZQ9Y3XW6RMK1VF8H0N5D7B';
+// A second static client, for the device flow: no redirect URI, a name of its own that the
+// approval page must show. Static clients may use every grant type, the device code too.
+const DEVICE_CLIENT_ID = '01J2ZQ9Y3XW6RMK1VF8H0N5D7C';
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 const REDIRECT = 'http://127.0.0.1:9/callback';
 const PASSWORD = 'correct horse battery staple';
 const ARTIFACTS = join(import.meta.dirname, 'artifacts');
@@ -125,7 +129,8 @@ before(async () => {
   writeFileSync(join(dir, 'config.yaml'), execFileSync(MAS_CLI, ['config', 'generate']));
   writeFileSync(
     join(dir, 'clients.yaml'),
-    `clients:\n  - client_id: ${CLIENT_ID}\n    client_auth_method: none\n    client_name: Browser Test\n    redirect_uris: [${REDIRECT}]\n`,
+    `clients:\n  - client_id: ${CLIENT_ID}\n    client_auth_method: none\n    client_name: Browser Test\n    redirect_uris: [${REDIRECT}]\n`
+      + `  - client_id: ${DEVICE_CLIENT_ID}\n    client_auth_method: none\n    client_name: Living Room TV\n`,
   );
   const config = ['-c', 'config.yaml', '-c', 'clients.yaml'];
   execFileSync(MAS_CLI, [...config, 'database', 'migrate'], { cwd: dir, env });
@@ -136,7 +141,7 @@ before(async () => {
     MAS_MATRIX__ENDPOINT: `${synapseBase}/`,
     MAS_MATRIX__SECRET: SECRET,
   });
-  for (const name of ['alice', 'dora', 'erin']) {
+  for (const name of ['alice', 'dora', 'erin', 'frank', 'grace']) {
     execFileSync(MAS_CLI, [...config, 'manage', 'register-user', name, '-p', PASSWORD, '-y'], { cwd: dir, env });
   }
   server = spawn(MAS_SERVER, config, { cwd: dir, env, stdio: ['ignore', 'ignore', 'inherit'] });
@@ -460,4 +465,230 @@ test('a person deactivates their account, erasing it, and can sign in nowhere', 
   }
   assert.equal(last?.is_deactivated, true, `Synapse deactivates erin within 10 s; last answer: ${JSON.stringify(last)}`);
   await context.close();
+});
+
+test('a client asking for response_mode=form_post gets the code posted by the page script, within its CSP', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  // Every Content Security Policy violation, as Chromium prints it and as the page's
+  // event reports it (through a binding: the pages may not run scripts of their own).
+  const violations = [];
+  page.on('console', (message) => {
+    if (/Content Security Policy/i.test(message.text())) violations.push(message.text());
+  });
+  await context.exposeBinding('reportViolation', (_source, text) => violations.push(text));
+  await context.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      window.reportViolation(`securitypolicyviolation: ${e.effectiveDirective} blocked ${e.blockedURI}`);
+    });
+  });
+  let posted;
+  await page.route(`${REDIRECT}**`, async (route) => {
+    const request = route.request();
+    posted = {
+      method: request.method(),
+      url: request.url(),
+      contentType: await request.headerValue('content-type'),
+      form: new URLSearchParams(request.postData() ?? ''),
+    };
+    await route.fulfill({ status: 200, body: 'back at the client' });
+  });
+
+  const verifier = randomBytes(32).toString('base64url');
+  const challenge = createHash('sha256').update(verifier).digest('base64url');
+  // A state the page must escape in its form and the browser must post back unchanged.
+  const state = 'form "post" & <state>';
+  const authorize = new URL('authorize', base);
+  authorize.search = new URLSearchParams({
+    client_id: CLIENT_ID,
+    redirect_uri: REDIRECT,
+    response_type: 'code',
+    response_mode: 'form_post',
+    scope: 'openid urn:matrix:client:api:*',
+    state,
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+  }).toString();
+  await page.goto(authorize.toString());
+  await signIn(page, 'frank');
+  assert.match(new URL(page.url()).pathname, /^\/consent\//);
+  assert.match(await page.textContent('h1'), /Allow Browser Test to access your account\?/);
+
+  // The detector works: a script put into an ordinary page is blocked and reported.
+  await page.evaluate(() => {
+    const script = document.createElement('script');
+    script.textContent = 'document.title = "injected"';
+    document.head.append(script);
+  });
+  assert.notEqual(await page.title(), 'injected', 'the ordinary pages run no scripts');
+  for (const deadline = Date.now() + 2_000; !violations.length && Date.now() < deadline;) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.ok(violations.length > 0, 'a blocked script is reported');
+  violations.length = 0;
+
+  const formPage = page.waitForResponse(
+    (r) => r.request().method() === 'POST' && new URL(r.url()).pathname.startsWith('/consent/'),
+  );
+  await page.click('#allow');
+  const answer = await formPage;
+  assert.equal(answer.status(), 200, 'the answer is a page, not a redirect');
+  const policy = answer.headers()['content-security-policy'];
+  assert.match(policy, /script-src 'sha256-[A-Za-z0-9+/]{43}='/, policy);
+  assert.ok(!policy.includes('unsafe-inline'), policy);
+  await page.waitForURL(`${REDIRECT}**`, { timeout: 10_000 }).catch((error) => {
+    assert.fail(`the page did not post to the client: ${error.message.split('\n')[0]}; CSP: ${JSON.stringify(violations)}`);
+  });
+  assert.ok(posted, 'the browser went back to the client');
+  assert.equal(posted.method, 'POST');
+  assert.equal(posted.url, REDIRECT, 'nothing in the query');
+  assert.match(posted.contentType ?? '', /^application\/x-www-form-urlencoded/);
+  assert.deepEqual([...posted.form.keys()].sort(), ['code', 'iss', 'state']);
+  assert.equal(posted.form.get('state'), state);
+  assert.equal(posted.form.get('iss'), base);
+  assert.deepEqual(violations, [], 'no Content Security Policy violation');
+
+  const response = await fetch(new URL('oauth2/token', base), {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'authorization_code',
+      code: posted.form.get('code'),
+      redirect_uri: REDIRECT,
+      client_id: CLIENT_ID,
+      code_verifier: verifier,
+    }),
+  });
+  const tokens = await response.json();
+  assert.equal(response.status, 200, JSON.stringify(tokens));
+  assert.match(tokens.access_token, /^mat_/);
+  assert.ok(tokens.id_token);
+  await context.close();
+});
+
+// The device's side of the device flow (RFC 8628): it asks for codes, then polls the
+// token endpoint no more often than the `interval` it was given.
+async function startDevice(deviceId) {
+  const response = await fetch(new URL('oauth2/device', base), {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      client_id: DEVICE_CLIENT_ID,
+      scope: `openid urn:matrix:client:api:* urn:matrix:client:device:${deviceId}`,
+    }),
+  });
+  const authorization = await response.json();
+  assert.equal(response.status, 200, JSON.stringify(authorization));
+  let lastPoll = 0;
+  const poll = async () => {
+    const wait = lastPoll + authorization.interval * 1000 - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    lastPoll = Date.now();
+    const answer = await fetch(new URL('oauth2/token', base), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({
+        grant_type: DEVICE_GRANT,
+        device_code: authorization.device_code,
+        client_id: DEVICE_CLIENT_ID,
+      }),
+    });
+    return { status: answer.status, body: await answer.json() };
+  };
+  return { ...authorization, poll };
+}
+
+const USER_CODE = /^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$/;
+
+test('a device shows a code; the person signs in, allows it, and the device gets a token Synapse takes', async () => {
+  const device = await startDevice('LIVINGROOMTV');
+  assert.match(device.user_code, USER_CODE);
+  assert.equal(device.verification_uri, `${base}link`);
+  assert.equal(device.verification_uri_complete, `${base}link?code=${device.user_code}`);
+  assert.equal(device.expires_in, 600);
+  assert.equal(device.interval, 5);
+  const pending = await device.poll();
+  assert.equal(pending.status, 400, JSON.stringify(pending.body));
+  assert.equal(pending.body.error, 'authorization_pending');
+
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(device.verification_uri_complete);
+  await signIn(page, 'grace');
+  // Back where the person started, the code filled in.
+  const link = new URL(page.url());
+  assert.equal(link.pathname, '/link');
+  assert.equal(link.searchParams.get('code'), device.user_code);
+  assert.equal(await page.title(), 'Connect a device · 127.0.0.1');
+  assert.equal(await page.inputValue('#code'), device.user_code);
+  await snapshot(page, 'device-link.png');
+
+  await page.click('#submit');
+  assert.match(new URL(page.url()).pathname, /^\/device\/[0-9A-Z]{26}$/);
+  const approval = page.url();
+  assert.match(await page.textContent('h1'), /Allow Living Room TV to access your account\?/);
+  const main = await page.textContent('main');
+  assert.match(main, /You are signed in as grace\./);
+  assert.match(main, /Sign in this device: LIVINGROOMTV/);
+  assert.equal(await page.$('#unverified'), null, 'a static client is not marked unverified');
+  await snapshot(page, 'device-approval.png');
+
+  await page.click('#allow');
+  assert.equal(await page.textContent('h1'), 'Device connected');
+  assert.match(await page.textContent('main'), /You can go back to your device\./);
+  await snapshot(page, 'device-done.png');
+  // The approval page cannot be answered again.
+  const again = await page.goto(approval);
+  assert.equal(again.status(), 400);
+  assert.equal(await page.textContent('h1'), 'This code has expired');
+  await context.close();
+
+  const granted = await device.poll();
+  assert.equal(granted.status, 200, JSON.stringify(granted.body));
+  assert.match(granted.body.access_token, /^mat_/);
+  assert.ok(granted.body.refresh_token);
+  assert.ok(granted.body.id_token);
+  const whoami = await matrix(granted.body.access_token, 'account/whoami');
+  const me = await whoami.json();
+  assert.equal(whoami.status, 200, JSON.stringify(me));
+  assert.equal(me.user_id, '@grace:localhost');
+  assert.equal(me.device_id, 'LIVINGROOMTV');
+});
+
+test('at /link an unknown code is refused, and a device the person denies gets access_denied', async () => {
+  const device = await startDevice('KITCHENTV');
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(new URL('link', base).toString());
+  await signIn(page, 'grace');
+  assert.equal(new URL(page.url()).pathname, '/link');
+  assert.equal(await page.inputValue('#code'), '');
+
+  const unknown = device.user_code === 'BBBB-BBBB' ? 'CCCC-CCCC' : 'BBBB-BBBB';
+  await page.fill('#code', unknown);
+  const [refused] = await Promise.all([
+    page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/link'),
+    page.click('#submit'),
+  ]);
+  assert.equal(refused.status(), 404);
+  assert.equal(await page.textContent('[role=alert]'), 'This code is unknown or has expired.');
+  assert.equal(await page.inputValue('#code'), unknown, 'the code is kept');
+  await snapshot(page, 'device-link-unknown.png');
+
+  // Typed as a person might: lower case, a space for the dash.
+  await page.fill('#code', device.user_code.replace('-', ' ').toLowerCase());
+  await page.click('#submit');
+  assert.match(new URL(page.url()).pathname, /^\/device\/[0-9A-Z]{26}$/);
+  assert.match(await page.textContent('h1'), /Allow Living Room TV to access your account\?/);
+  assert.match(await page.textContent('main'), /Sign in this device: KITCHENTV/);
+  await page.click('#deny');
+  assert.equal(await page.textContent('h1'), 'Device not connected');
+  assert.match(await page.textContent('main'), /The device was refused access to your account\./);
+  await context.close();
+
+  const denied = await device.poll();
+  // docs/oauth.md: `access_denied` answers 403 (as MAS does), whatever the endpoint.
+  assert.equal(denied.status, 403, JSON.stringify(denied.body));
+  assert.equal(denied.body.error, 'access_denied');
+  assert.equal(denied.body.access_token, undefined);
 });

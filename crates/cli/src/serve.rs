@@ -94,12 +94,7 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
     let revocation_feed = tokio::spawn(db.follow_revocations());
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let background = tokio::spawn(mas_tasks::run_cleanup(
-        Arc::new(db.clone()),
-        Arc::new(mas_storage::SystemClock),
-        mas_tasks::CleanupConfig::default(),
-        stop_rx.clone(),
-    ));
+    let background = Background::spawn(&db, &state, &stop_rx);
     // The homeserver jobs run here by default, so one process is a whole deployment.
     let worker = if args.no_worker {
         None
@@ -164,14 +159,51 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
     {
         tracing::warn!(%error, "job worker failed");
     }
-    if let Err(error) = background.await {
-        tracing::warn!(%error, "background cleanup task failed");
-    }
+    background.join().await;
     revocation_feed.abort();
     drop(state);
     db.close().await.context("cannot close the database pool")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The periodic tasks beside the listeners.
+struct Background {
+    cleanup: tokio::task::JoinHandle<()>,
+    activity: tokio::task::JoinHandle<()>,
+}
+
+impl Background {
+    fn spawn(
+        db: &mas_storage_sql::SqlRepositoryFactory,
+        state: &AppState,
+        stop: &watch::Receiver<bool>,
+    ) -> Self {
+        let cleanup = tokio::spawn(mas_tasks::run_cleanup(
+            Arc::new(db.clone()),
+            Arc::new(mas_storage::SystemClock),
+            mas_tasks::CleanupConfig::default(),
+            stop.clone(),
+        ));
+        let activity = tokio::spawn(mas_tasks::run_activity_writer(
+            Arc::clone(&state.activity),
+            Arc::new(db.clone()),
+            mas_tasks::ACTIVITY_INTERVAL,
+            stop.clone(),
+        ));
+        Self { cleanup, activity }
+    }
+
+    /// Waits for both after the stop signal: the activity writer writes what the last
+    /// requests noted before it ends.
+    async fn join(self) {
+        if let Err(error) = self.cleanup.await {
+            tracing::warn!(%error, "background cleanup task failed");
+        }
+        if let Err(error) = self.activity.await {
+            tracing::warn!(%error, "session activity writer failed");
+        }
+    }
 }
 
 /// The timeouts and the connection cap of the HTTP listeners. Integration tests shorten
@@ -312,6 +344,7 @@ fn app_state(
     config: &mas_config::RootConfig,
     db: &mas_storage_sql::SqlRepositoryFactory,
 ) -> anyhow::Result<AppState> {
+    let activity = Arc::new(mas_storage::ActivityTracker::new());
     Ok(mas_handlers::AppParts {
         health: Arc::new(db.health()),
         oauth: Arc::new(crate::oauth::state(config)?),
@@ -354,10 +387,13 @@ fn app_state(
         remote_keys: Arc::new(mas_handlers::RemoteKeys::new()?),
         homeserver: crate::homeserver::connect(config)?,
         rate_limits: Arc::new(rate_limits(config)?),
-        introspection_cache: Arc::new(mas_oauth_core::IntrospectionCache::new(
-            mas_storage::RepositoryFactory::revocations(db).clone(),
-            mas_oauth_core::introspection_cache::DEFAULT_CAPACITY,
-        )),
+        introspection_cache: Arc::new(
+            mas_oauth_core::IntrospectionCache::new(
+                mas_storage::RepositoryFactory::revocations(db).clone(),
+                mas_oauth_core::introspection_cache::DEFAULT_CAPACITY,
+            )
+            .tracking(Arc::clone(&activity)),
+        ),
         worker: mas_handlers::WorkerStatus::default(),
         account: mas_handlers::AccountSwitches {
             displayname_change_allowed: config.account.displayname_change_allowed,
@@ -365,6 +401,7 @@ fn app_state(
             account_deactivation_allowed: config.account.account_deactivation_allowed,
             email_change_allowed: config.account.email_change_allowed,
         },
+        activity,
     }
     .into())
 }

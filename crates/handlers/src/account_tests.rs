@@ -898,3 +898,118 @@ async fn sensitive_actions_ask_for_the_password_after_a_few_minutes() {
     .await;
     assert_eq!(again.status, StatusCode::FORBIDDEN);
 }
+
+/// Writes what the state's tracker noted, as the activity task does.
+async fn write_activity(state: &AppState) -> u64 {
+    let batch = state.activity.take();
+    let mut repo = state.repos.reader().await.unwrap();
+    repo.activity().record(&batch).await.unwrap()
+}
+
+#[tokio::test]
+async fn sessions_show_their_last_activity_from_sign_ins_refreshes_and_the_homeserver() {
+    let (state, homeserver, _dir) = with_homeserver().await;
+    let alice = signed_in(&state, "alice").await;
+    provision(&homeserver, &alice, &["PHONE"]).await;
+
+    // A web sign-in from an address, with a user agent.
+    let app = router(&[Resource::Human], None, state.clone());
+    let mut request = Request::post("/login")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("user-agent", "TestBrowser/1.0")
+        .header("cookie", cookies(&state, None))
+        .body(Body::from(format!(
+            "csrf=csrf-value&next=%2F&username=alice&password={}",
+            crate::human::query_value(PASSWORD)
+        )))
+        .unwrap();
+    request.extensions_mut().insert(axum::extract::ConnectInfo(
+        "203.0.113.7:4000".parse::<std::net::SocketAddr>().unwrap(),
+    ));
+    let response = app.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+
+    // A legacy client's token, which the homeserver introspects.
+    let phone = compat_session(&state, &alice, "PHONE").await;
+    let token = {
+        let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+        let token = mas_oauth_core::tokens::generate(
+            &mut rng,
+            mas_data_model::TokenType::CompatAccessToken,
+        );
+        let mut repo = state.repos.begin().await.unwrap();
+        repo.compat_access_token()
+            .add(&mut rng, &SystemClock, &phone, &token, None)
+            .await
+            .unwrap();
+        repo.save().await.unwrap();
+        token
+    };
+    let api = router(&[Resource::OAuth], None, state.clone());
+    for _ in 0..2 {
+        let introspected = api
+            .clone()
+            .oneshot(
+                Request::post("/oauth2/introspect")
+                    .header("authorization", "Bearer homeserver-secret")
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(Body::from(format!("token={token}")))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(introspected.status(), StatusCode::OK);
+    }
+    // Nothing is written by the requests themselves: the task writes the batch.
+    let mut repo = state.repos.reader().await.unwrap();
+    let unwritten = repo
+        .compat_session()
+        .lookup(phone.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(unwritten.last_activity.at, None);
+    drop(repo);
+    assert_eq!(
+        write_activity(&state).await,
+        2,
+        "the new browser and the phone"
+    );
+
+    let list = send(&state, &alice.cookies, "/account/sessions", None).await;
+    assert!(list.body.contains("from 203.0.113.7"), "{}", list.body);
+    let phone_page = send(
+        &state,
+        &alice.cookies,
+        &format!("/account/sessions/{}", phone.id),
+        None,
+    )
+    .await;
+    assert!(
+        !phone_page.body.contains("not recorded"),
+        "{}",
+        phone_page.body
+    );
+    let mut repo = state.repos.reader().await.unwrap();
+    let browsers = repo
+        .browser_session()
+        .list(&alice.user, true, mas_storage::Pagination::first(10))
+        .await
+        .unwrap();
+    let new = browsers
+        .edges
+        .iter()
+        .find(|s| s.id != alice.session.id)
+        .unwrap();
+    assert_eq!(new.user_agent.as_deref(), Some("TestBrowser/1.0"));
+    assert_eq!(new.last_activity.ip.as_deref(), Some("203.0.113.7"));
+    drop(repo);
+    let page = send(
+        &state,
+        &alice.cookies,
+        &format!("/account/sessions/{}", new.id),
+        None,
+    )
+    .await;
+    assert!(page.body.contains("TestBrowser&#x2f;1.0"), "{}", page.body);
+}

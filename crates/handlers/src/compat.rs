@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::errors::preflight;
 use crate::rate_limit::ClientIp;
+use mas_storage::SessionKind;
 
 /// The largest request body accepted.
 const MAX_BODY: usize = 64 * 1024;
@@ -350,7 +351,7 @@ async fn login(
                 .rate_limits
                 .login_from(ip)
                 .map_err(MatrixError::limited)?;
-            password_login(state, body).await
+            password_login(state, body, ip).await
         }
         "m.login.token" => token_login(state, body).await,
         other => Err(MatrixError::new(
@@ -528,7 +529,11 @@ fn under(base: &str, path: &str) -> bool {
 }
 
 /// `m.login.password`.
-async fn password_login(state: AppState, body: LoginRequest) -> Result<Response, MatrixError> {
+async fn password_login(
+    state: AppState,
+    body: LoginRequest,
+    ip: Option<std::net::IpAddr>,
+) -> Result<Response, MatrixError> {
     if !state.passwords.is_enabled() {
         return Err(MatrixError::new(
             StatusCode::BAD_REQUEST,
@@ -583,6 +588,7 @@ async fn password_login(state: AppState, body: LoginRequest) -> Result<Response,
             display_name.clone(),
             body.refresh_token,
             replace_earlier,
+            ip,
         )
         .await
     };
@@ -609,6 +615,7 @@ async fn store_login(
     display_name: Option<String>,
     refreshable: bool,
     replace_earlier: bool,
+    ip: Option<std::net::IpAddr>,
 ) -> Result<IssuedTokens, StorageError> {
     let clock = state.clock.as_ref();
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
@@ -643,7 +650,8 @@ async fn store_login(
     let refresh_token = refreshable
         .then(|| mas_oauth_core::tokens::generate(&mut rng, TokenType::CompatRefreshToken));
     let ttl = refreshable.then_some(state.compat_token_ttl);
-    repo.compat_session()
+    let login = repo
+        .compat_session()
         .add_with_tokens(
             &mut rng,
             clock,
@@ -658,6 +666,12 @@ async fn store_login(
         )
         .await?;
     repo.save().await?;
+    state.activity.record(
+        SessionKind::Compat,
+        login.session.id,
+        clock.now(),
+        ip.map(|ip| ip.to_string()),
+    );
     Ok(IssuedTokens {
         access_token,
         refresh_token,
@@ -830,7 +844,11 @@ struct RefreshRequest {
 }
 
 #[tracing::instrument(name = "handlers.compat.refresh", skip_all)]
-async fn refresh(State(state): State<AppState>, request: Request) -> Result<Response, MatrixError> {
+async fn refresh(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    request: Request,
+) -> Result<Response, MatrixError> {
     let body: RefreshRequest = json_body(request).await?;
     if TokenType::check(&body.refresh_token) != Ok(TokenType::CompatRefreshToken) {
         return Err(MatrixError::unknown_token());
@@ -850,14 +868,19 @@ async fn refresh(State(state): State<AppState>, request: Request) -> Result<Resp
         refresh_token: &refresh_token,
     };
     // Unknown, spent, or of a session or user that has ended: all look the same.
-    if repo
+    let Some(rotated) = repo
         .compat_refresh_token()
         .rotate(&mut rng, clock, rotation)
         .await?
-        .is_none()
-    {
+    else {
         return Err(MatrixError::unknown_token());
-    }
+    };
+    state.activity.record(
+        SessionKind::Compat,
+        rotated.access_token.session_id,
+        clock.now(),
+        ip.map(|ip| ip.to_string()),
+    );
     let tokens = IssuedTokens {
         access_token,
         refresh_token: Some(refresh_token),

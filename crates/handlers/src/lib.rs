@@ -132,6 +132,8 @@ pub struct AppParts {
     pub worker: WorkerStatus,
     /// What people may change themselves on their account pages.
     pub account: AccountSwitches,
+    /// Sessions' last activity, noted here and written in batches by a task.
+    pub activity: Arc<mas_storage::ActivityTracker>,
 }
 
 /// What people may change themselves on their account pages (the `account` section's
@@ -404,10 +406,14 @@ pub(crate) mod test_state {
         let (factory, dir) = database().await;
         // One process on its own database: every revocation is heard.
         mas_storage::RepositoryFactory::revocations(&factory).set_live(true);
-        let introspection_cache = Arc::new(mas_oauth_core::IntrospectionCache::new(
-            mas_storage::RepositoryFactory::revocations(&factory).clone(),
-            1024,
-        ));
+        let activity = Arc::new(mas_storage::ActivityTracker::new());
+        let introspection_cache = Arc::new(
+            mas_oauth_core::IntrospectionCache::new(
+                mas_storage::RepositoryFactory::revocations(&factory).clone(),
+                1024,
+            )
+            .tracking(Arc::clone(&activity)),
+        );
         let state = crate::AppParts {
             health,
             oauth: oauth(),
@@ -441,6 +447,7 @@ pub(crate) mod test_state {
             introspection_cache,
             worker: crate::WorkerStatus::default(),
             account: crate::AccountSwitches::default(),
+            activity,
         };
         (state.into(), dir)
     }

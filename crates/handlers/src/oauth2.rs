@@ -252,7 +252,11 @@ fn rng() -> rand::rngs::StdRng {
 }
 
 #[tracing::instrument(name = "handlers.token", skip_all)]
-async fn token(State(state): State<AppState>, request: FormRequest) -> Result<Response, ApiError> {
+async fn token(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    request: FormRequest,
+) -> Result<Response, ApiError> {
     let params = &request.params;
     let credentials = ClientCredentials::from_request(request.authorization.as_deref(), params)?;
     let grant_type = params.require("grant_type")?;
@@ -329,6 +333,14 @@ async fn token(State(state): State<AppState>, request: FormRequest) -> Result<Re
     match outcome {
         grants::GrantOutcome::Issued(response) => {
             repo.save().await?;
+            if let Some(session) = response.session_id {
+                state.activity.record(
+                    mas_storage::SessionKind::OAuth2,
+                    session,
+                    clock.now(),
+                    ip.map(|ip| ip.to_string()),
+                );
+            }
             Ok(json_ok(&response))
         }
         grants::GrantOutcome::Refused { error, commit } => {

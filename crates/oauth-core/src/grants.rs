@@ -186,6 +186,7 @@ pub(crate) async fn issue(
         refresh_token: Some(refresh_token),
         scope: session.scope.clone(),
         id_token,
+        session_id: Some(session.id),
     })
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use mas_data_model::TokenType;
-use mas_storage::{Clock, RepositoryFactory, Revocations, Ticket};
+use mas_storage::{Clock, RepositoryFactory, Revocations, SessionKind, Ticket};
 use ulid::Ulid;
 
 use crate::error::OAuthError;
@@ -34,6 +34,8 @@ struct Entry {
 pub struct IntrospectionCache {
     entries: quick_cache::sync::Cache<[u8; 32], Arc<Entry>>,
     revocations: Revocations,
+    /// Where the sessions of active answers are noted as used, when set.
+    activity: Option<Arc<mas_storage::ActivityTracker>>,
 }
 
 impl std::fmt::Debug for IntrospectionCache {
@@ -42,6 +44,7 @@ impl std::fmt::Debug for IntrospectionCache {
         f.debug_struct("IntrospectionCache")
             .field("entries", &self.entries.len())
             .field("live", &self.revocations.is_live())
+            .field("tracking", &self.activity.is_some())
             .finish()
     }
 }
@@ -54,7 +57,28 @@ impl IntrospectionCache {
         Self {
             entries: quick_cache::sync::Cache::new(capacity.max(1)),
             revocations,
+            activity: None,
         }
+    }
+
+    /// Notes the session of every active answer in `tracker`, as used now: the homeserver
+    /// asks on each request, so this is the session's last activity.
+    #[must_use]
+    pub fn tracking(mut self, tracker: Arc<mas_storage::ActivityTracker>) -> Self {
+        self.activity = Some(tracker);
+        self
+    }
+
+    fn note_use(&self, kind: TokenType, keys: &[Ulid], now: DateTime<Utc>) {
+        let (Some(tracker), Some(session)) = (&self.activity, keys.first()) else {
+            return;
+        };
+        let kind = match kind {
+            TokenType::AccessToken | TokenType::RefreshToken => SessionKind::OAuth2,
+            TokenType::CompatAccessToken | TokenType::CompatRefreshToken => SessionKind::Compat,
+            TokenType::PersonalAccessToken => SessionKind::Personal,
+        };
+        tracker.record(kind, *session, now, None);
     }
 
     /// How many answers are kept.
@@ -69,7 +93,7 @@ impl IntrospectionCache {
         self.entries.is_empty()
     }
 
-    fn get(&self, key: &[u8; 32], now: DateTime<Utc>) -> Option<Introspection> {
+    fn get(&self, key: &[u8; 32], now: DateTime<Utc>) -> Option<(Introspection, Arc<Entry>)> {
         let entry = self.entries.get(key)?;
         let expired = entry.expires_at.is_some_and(|at| at <= now);
         if expired || !self.revocations.is_current(&entry.ticket, &entry.keys) {
@@ -78,7 +102,7 @@ impl IntrospectionCache {
         }
         let mut answer = entry.introspection.clone();
         answer.expires_in = entry.expires_at.map(|at| (at - now).num_seconds().max(0));
-        Some(answer)
+        Some((answer, entry))
     }
 }
 
@@ -117,9 +141,11 @@ pub async fn introspect_for_homeserver(
         key.copy_from_slice(digest.as_ref());
         key
     });
+    let now = clock.now();
     if let Some(key) = &key
-        && let Some(answer) = cache.get(key, clock.now())
+        && let Some((answer, entry)) = cache.get(key, now)
     {
+        cache.note_use(kind, &entry.keys, now);
         return Ok(answer);
     }
     // Taken before the read: a revocation that commits while we read makes what we
@@ -127,6 +153,9 @@ pub async fn introspect_for_homeserver(
     let ticket = cache.revocations.ticket();
     let mut repo = repos.reader().await?;
     let answer = introspect_checked(repo.as_mut(), clock, token, kind, Asker::Homeserver).await?;
+    if answer.introspection.active {
+        cache.note_use(kind, &answer.keys, now);
+    }
     if let Some(key) = key
         && answer.introspection.active
         && cache.revocations.is_current(&ticket, &answer.keys)

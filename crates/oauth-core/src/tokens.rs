@@ -48,6 +48,9 @@ pub struct TokenResponse {
     /// The ID token, when `openid` was granted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
+    /// The session the tokens belong to: for the caller, never sent.
+    #[serde(skip)]
+    pub session_id: Option<ulid::Ulid>,
 }
 
 /// Whether a scope token is made of the characters RFC 6749 allows (NQCHAR).
@@ -180,6 +183,7 @@ pub async fn client_credentials(
         refresh_token: None,
         scope,
         id_token: None,
+        session_id: Some(session.id),
     })
 }
 

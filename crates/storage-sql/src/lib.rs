@@ -567,4 +567,7 @@ impl Repository for SqlRepository {
     fn job(&mut self) -> Box<dyn JobRepository + '_> {
         Box::new(self.repo())
     }
+    fn activity(&mut self) -> Box<dyn mas_storage::repository::ActivityRepository + '_> {
+        Box::new(self.repo())
+    }
 }

@@ -6,6 +6,7 @@
 //! injected ([`Clock`], `&mut dyn Rng`) so tests are deterministic. Tokens are passed in
 //! plain and stored only as hashes by the implementation.
 
+pub mod activity;
 mod clock;
 mod encrypter;
 pub mod jobs;
@@ -16,6 +17,7 @@ mod revocations;
 use std::future::Future;
 use std::pin::Pin;
 
+pub use self::activity::{Activity, ActivityTracker, SessionKind};
 pub use self::clock::{Clock, MockClock, SystemClock};
 pub use self::encrypter::{DecryptError, Encrypter};
 pub use self::pagination::{Page, Pagination, PaginationDirection};

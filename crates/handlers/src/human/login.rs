@@ -131,6 +131,7 @@ pub(super) async fn index(State(state): State<AppState>, jar: PrivateCookieJar) 
 pub(super) async fn post(
     State(state): State<AppState>,
     crate::rate_limit::ClientIp(ip): crate::rate_limit::ClientIp,
+    headers: axum::http::HeaderMap,
     jar: PrivateCookieJar,
     PageForm(form): PageForm,
 ) -> PageResult {
@@ -235,7 +236,17 @@ pub(super) async fn post(
             Some("This account is locked or deactivated."),
         ));
     }
-    let session = open_session(&state, &user, stored, verified).await?;
+    let user_agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.chars().take(512).collect::<String>());
+    let session = open_session(&state, &user, stored, verified, user_agent).await?;
+    state.activity.record(
+        mas_storage::SessionKind::Browser,
+        session.id,
+        state.clock.now(),
+        ip.map(|ip| ip.to_string()),
+    );
     Ok((
         remember_session(&state, jar, &session),
         see_other(&state, &next),
@@ -250,6 +261,7 @@ async fn open_session(
     user: &mas_data_model::User,
     stored: mas_data_model::Password,
     verified: Verified,
+    user_agent: Option<String>,
 ) -> Result<mas_data_model::BrowserSession, mas_storage::StorageError> {
     let clock = state.clock.as_ref();
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
@@ -264,7 +276,7 @@ async fn open_session(
     };
     let session = repo
         .browser_session()
-        .add(&mut rng, clock, user, None)
+        .add(&mut rng, clock, user, user_agent)
         .await?;
     repo.browser_session()
         .authenticate_with_password(&mut rng, clock, &session, &password)

@@ -239,7 +239,15 @@ pub(crate) async fn signed_in(
 ) -> Result<BrowserSession, PageError> {
     let mut repo = state.repos.reader().await?;
     match current_session(repo.as_mut(), jar).await? {
-        Some(session) => Ok(session),
+        Some(session) => {
+            state.activity.record(
+                mas_storage::SessionKind::Browser,
+                session.id,
+                state.clock.now(),
+                None,
+            );
+            Ok(session)
+        }
         None => Err(see_other(state, &format!("/login?next={}", query_value(back))).into()),
     }
 }

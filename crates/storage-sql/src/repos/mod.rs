@@ -1,5 +1,6 @@
 //! The repository implementations, one module per area.
 
+pub(crate) mod activity;
 pub(crate) mod compat;
 pub(crate) mod job;
 pub(crate) mod oauth2;

@@ -2564,3 +2564,119 @@ pub async fn devices_are_renamed_on_their_session(db: &TestDb) {
     let oauth = repo.session().lookup(oauth.id).await.unwrap().unwrap();
     assert_eq!(oauth.human_name, None);
 }
+
+/// Last activity written in batches: one statement per kind, the address kept when a
+/// note has none, sessions that are gone skipped.
+pub async fn activity_is_written_in_batches(db: &TestDb) {
+    use mas_storage::{Activity, SessionKind};
+    let clock = MockClock::default();
+    let mut rng = rng();
+    let mut repo = db.factory.begin().await.unwrap();
+    let alice = repo.user().add(&mut rng, &clock, "alice").await.unwrap();
+    let browser = repo
+        .browser_session()
+        .add(&mut rng, &clock, &alice, None)
+        .await
+        .unwrap();
+    let compat = repo
+        .compat_session()
+        .add(
+            &mut rng,
+            &clock,
+            &alice,
+            Some("D1".to_owned()),
+            None,
+            false,
+            None,
+        )
+        .await
+        .unwrap();
+    let client = repo
+        .client()
+        .add_dynamic(&mut rng, &clock, client_params(ClientAuthMethod::None))
+        .await
+        .unwrap();
+    let oauth = repo
+        .session()
+        .add(
+            &mut rng,
+            &clock,
+            client.id,
+            Some(alice.id),
+            None,
+            "openid",
+            None,
+        )
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+
+    let t1 = clock_now(&clock) + Duration::seconds(10);
+    let t2 = t1 + Duration::seconds(10);
+    let note = |kind, id, at, ip: Option<&str>| Activity {
+        kind,
+        id,
+        at,
+        ip: ip.map(str::to_owned),
+    };
+    let mut reader = db.factory.reader().await.unwrap();
+    let updated = reader
+        .activity()
+        .record(&[
+            note(SessionKind::Browser, browser.id, t1, Some("10.0.0.1")),
+            note(SessionKind::Compat, compat.id, t1, Some("10.0.0.2")),
+            note(SessionKind::OAuth2, oauth.id, t1, Some("2001:db8::1")),
+            note(SessionKind::Compat, ulid::Ulid::new(), t1, Some("10.0.0.9")),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(updated, 3, "the unknown session is skipped");
+    // A later note without an address keeps the stored one.
+    reader
+        .activity()
+        .record(&[note(SessionKind::Compat, compat.id, t2, None)])
+        .await
+        .unwrap();
+    let browser = reader
+        .browser_session()
+        .lookup(browser.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let compat = reader
+        .compat_session()
+        .lookup(compat.id)
+        .await
+        .unwrap()
+        .unwrap();
+    let oauth = reader.session().lookup(oauth.id).await.unwrap().unwrap();
+    assert_eq!(browser.last_activity.at, Some(t1));
+    assert_eq!(browser.last_activity.ip.as_deref(), Some("10.0.0.1"));
+    assert_eq!(compat.last_activity.at, Some(t2));
+    assert_eq!(compat.last_activity.ip.as_deref(), Some("10.0.0.2"));
+    assert_eq!(oauth.last_activity.ip.as_deref(), Some("2001:db8::1"));
+
+    // A batch larger than one statement's rows.
+    let many: Vec<Activity> = (0..2500)
+        .map(|i| {
+            note(
+                SessionKind::Browser,
+                if i == 2499 {
+                    browser.id
+                } else {
+                    ulid::Ulid::new()
+                },
+                t2,
+                None,
+            )
+        })
+        .collect();
+    assert_eq!(reader.activity().record(&many).await.unwrap(), 1);
+    let browser = reader
+        .browser_session()
+        .lookup(browser.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(browser.last_activity.at, Some(t2));
+}

@@ -85,6 +85,17 @@ pub trait Repository: Send {
     fn upstream_link(&mut self) -> Box<dyn UpstreamOAuthLinkRepository + '_>;
     /// The job queue.
     fn job(&mut self) -> Box<dyn JobRepository + '_>;
+    /// Last activity of sessions, written in batches.
+    fn activity(&mut self) -> Box<dyn ActivityRepository + '_>;
+}
+
+/// Writes the last activity of many sessions at once.
+#[async_trait]
+pub trait ActivityRepository: Send {
+    /// Stores each session's last activity, one statement per kind of session; an
+    /// activity without an address keeps the stored one. Sessions that no longer exist
+    /// are skipped. Returns how many sessions were updated.
+    async fn record(&mut self, batch: &[crate::Activity]) -> Result<u64, StorageError>;
 }
 
 /// Hands out repositories.
