@@ -6,13 +6,14 @@
 //!
 //! ```text
 //! cargo build --release --bin mas-server --bin mas-bench
-//! target/release/mas-bench [all|introspection|compat-login|refresh|startup] [--postgres] [--seconds N] [--tokens N]
+//! target/release/mas-bench [all|introspection|compat-login|web-login|mixed|refresh|startup] [--postgres] [--seconds N] [--tokens N]
 //! target/release/mas-bench faults --postgres
 //! ```
 
 mod chains;
 mod faults;
 mod refresh;
+mod web_login;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -67,11 +68,12 @@ fn options() -> anyhow::Result<Options> {
                     .context("--tokens needs a number")?;
             }
             "--server" => server = args.next().context("--server needs a path")?.into(),
-            "all" | "introspection" | "compat-login" | "refresh" | "startup" | "faults" => {
+            "all" | "introspection" | "compat-login" | "web-login" | "mixed" | "refresh"
+            | "startup" | "faults" => {
                 what = arg;
             }
             other => bail!(
-                "unknown argument `{other}`; usage: mas-bench [all|introspection|compat-login|refresh|startup|faults] [--postgres] [--seconds N] [--tokens N] [--server PATH]"
+                "unknown argument `{other}`; usage: mas-bench [all|introspection|compat-login|web-login|mixed|refresh|startup|faults] [--postgres] [--seconds N] [--tokens N] [--server PATH]"
             ),
         }
     }
@@ -97,7 +99,7 @@ fn main() -> anyhow::Result<()> {
     let options = options()?;
     let uses_wrk = matches!(
         options.what.as_str(),
-        "all" | "introspection" | "compat-login"
+        "all" | "introspection" | "compat-login" | "web-login" | "mixed"
     );
     if uses_wrk && Command::new("wrk").arg("--version").output().is_err() {
         bail!("wrk is needed as the load generator: apt-get install wrk");
@@ -150,7 +152,7 @@ fn server_command(server: &Path, dir: &Path, port: u16, database: &str) -> Comma
         .env(
             "MAS_HTTP__LISTENERS",
             format!(
-                "[{{name=\"web\",resources=[{{name=\"health\"}},{{name=\"discovery\"}},{{name=\"oauth\"}},{{name=\"compat\"}}],binds=[{{address=\"127.0.0.1:{port}\"}}]}}]"
+                "[{{name=\"web\",resources=[{{name=\"health\"}},{{name=\"discovery\"}},{{name=\"oauth\"}},{{name=\"compat\"}},{{name=\"human\"}}],binds=[{{address=\"127.0.0.1:{port}\"}}]}}]"
             ),
         )
         .env("MAS_DATABASE__URI", database)
@@ -678,12 +680,6 @@ async fn postgres_processes(service: &Service) -> Vec<u32> {
 }
 
 async fn compat_login(options: &Options, service: &Service) -> anyhow::Result<()> {
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    // Measured before and after the load, which is compared with their mean: a shared
-    // host's speed drifts by more than the effect being measured.
-    let span = Duration::from_secs(3);
-    let (before, per_hash_before) = argon2_ceiling(cores, span)?;
-
     let users: Vec<String> = (0..USERS).map(|i| format!("\"user{i}\"")).collect();
     let script = write_script(
         service.dir.path(),
@@ -702,6 +698,31 @@ end
             users.join(",")
         ),
     )?;
+    println!("\n## Compat password login, c=16, {} s", options.seconds);
+    login_load(
+        options,
+        service,
+        "POST /_matrix/client/v3/login",
+        &script,
+        0.95,
+    )
+    .await
+}
+
+/// Password logins from `script` at c=16, against the argon2id ceiling measured before
+/// and after; `target` is the ratio aimed at.
+pub(crate) async fn login_load(
+    options: &Options,
+    service: &Service,
+    label: &str,
+    script: &Path,
+    target: f64,
+) -> anyhow::Result<()> {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    // Measured before and after the load, which is compared with their mean: a shared
+    // host's speed drifts by more than the effect being measured.
+    let span = Duration::from_secs(3);
+    let (before, per_hash_before) = argon2_ceiling(cores, span)?;
     let pid = service.child.id();
     let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let sampler = {
@@ -717,7 +738,7 @@ end
     };
     let ticks = clock_ticks();
     let cpu_start = cpu_times(pid, &postgres_processes(service).await, ticks);
-    let load = wrk(&service.base, 16, options.seconds, &script)?;
+    let load = wrk(&service.base, 16, options.seconds, script)?;
     // Backends the pool opened during the load are counted from their start.
     let postgres = postgres_processes(service).await;
     let cpu_end = cpu_times(pid, &postgres, ticks);
@@ -726,15 +747,14 @@ end
     let (after, _) = rss(pid);
     let (after_rate, per_hash_after) = argon2_ceiling(cores, span)?;
     let ceiling = f64::midpoint(before, after_rate);
-    println!("\n## Compat password login, c=16, {} s", options.seconds);
     println!(
         "argon2id with all {cores} cores hashing: {:.1} ms per hash before the load, {:.1} ms after; ceiling {ceiling:.1} logins/s (their mean)",
         per_hash_before.as_secs_f64() * 1000.0,
         per_hash_after.as_secs_f64() * 1000.0,
     );
-    print_load("POST /_matrix/client/v3/login", &load);
+    print_load(label, &load);
     println!(
-        "ratio to the argon2id ceiling: {:.2}   (target >= 0.95, p99 <= 250 ms)",
+        "ratio to the argon2id ceiling: {:.2}   (target >= {target}, p99 <= 250 ms)",
         load.rps / ceiling
     );
     // Failed requests did not log in (and make the run invalid, as printed above).
@@ -824,8 +844,14 @@ async fn run(options: &Options) -> anyhow::Result<()> {
     if matches!(options.what.as_str(), "all" | "compat-login") {
         compat_login(options, &service).await?;
     }
+    if matches!(options.what.as_str(), "all" | "web-login") {
+        web_login::web_login(options, &service).await?;
+    }
     if matches!(options.what.as_str(), "all" | "refresh") {
         refresh::refresh(options, &service).await?;
+    }
+    if matches!(options.what.as_str(), "all" | "mixed") {
+        web_login::mixed(options, &service).await?;
     }
     if let Some(proxy) = proxy {
         faults::faults(&service, proxy).await?;

@@ -1013,3 +1013,89 @@ async fn sessions_show_their_last_activity_from_sign_ins_refreshes_and_the_homes
     .await;
     assert!(page.body.contains("TestBrowser&#x2f;1.0"), "{}", page.body);
 }
+
+#[tokio::test]
+async fn signing_out_everywhere_else_keeps_only_this_browser() {
+    let (mut state, homeserver, _dir) = with_homeserver().await;
+    let clock = Arc::new(mas_storage::MockClock::new(chrono::Utc::now()));
+    state.clock = clock.clone();
+    let alice = signed_in(&state, "alice").await;
+    let bob = signed_in(&state, "bob").await;
+    provision(&homeserver, &alice, &["PHONE"]).await;
+    provision(&homeserver, &bob, &["BOBS"]).await;
+    let phone = compat_session(&state, &alice, "PHONE").await;
+    let bobs = compat_session(&state, &bob, "BOBS").await;
+    let list = send(&state, &alice.cookies, "/account/sessions", None).await;
+    assert!(
+        list.body.contains("Sign out everywhere else"),
+        "{}",
+        list.body
+    );
+
+    // Long after signing in: the password is asked for first.
+    clock.advance(chrono::Duration::minutes(30));
+    let page = send(&state, &alice.cookies, "/account/sign-out-others", None).await;
+    assert!(page.body.contains(r#"name="password""#), "{}", page.body);
+    let refused = send(
+        &state,
+        &alice.cookies,
+        "/account/sign-out-others",
+        Some("csrf=csrf-value&password=wrong"),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    let mut repo = state.repos.reader().await.unwrap();
+    assert!(
+        repo.compat_session()
+            .lookup(phone.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active()
+    );
+    drop(repo);
+
+    let done = send(
+        &state,
+        &alice.cookies,
+        "/account/sign-out-others",
+        Some(&format!(
+            "csrf=csrf-value&password={}",
+            crate::human::query_value(PASSWORD)
+        )),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER);
+    assert_eq!(done.location(), "/account/sessions?saved=everywhere");
+    let mut repo = state.repos.reader().await.unwrap();
+    assert!(
+        !repo
+            .compat_session()
+            .lookup(phone.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active()
+    );
+    assert!(
+        repo.browser_session()
+            .lookup(alice.session.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active()
+    );
+    assert!(
+        repo.compat_session()
+            .lookup(bobs.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_active(),
+        "bob's untouched"
+    );
+    drop(repo);
+    let jobs = queued(&state, "sync-devices").await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0]["user_id"], alice.user.id.to_string());
+}

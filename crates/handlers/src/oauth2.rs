@@ -737,7 +737,7 @@ async fn device_authorization(
         &client,
         scope,
         &oauth.endpoints.device_link,
-        None,
+        ip.map(|ip| ip.to_string()),
         user_agent,
     )
     .await?;

@@ -77,6 +77,7 @@ pub(super) fn notice(saved: Option<&str>) -> Option<&'static str> {
         "password-everywhere" => "Your password is changed, and every other session is signed out.",
         "ended" => "The session is signed out.",
         "renamed" => "The device is renamed.",
+        "everywhere" => "Every other session is signed out.",
         _ => return None,
     })
 }
@@ -322,6 +323,7 @@ fn confirm_page(
 enum Sensitive {
     CrossSigningReset,
     Deactivate,
+    SignOutOthers,
 }
 
 impl Sensitive {
@@ -329,6 +331,7 @@ impl Sensitive {
         match self {
             Self::CrossSigningReset => "cross-signing-reset",
             Self::Deactivate => "deactivate",
+            Self::SignOutOthers => "sign-out-others",
         }
     }
 }
@@ -465,6 +468,37 @@ pub(super) async fn deactivate_post(
         },
     );
     Ok((forget_session(jar), page).into_response())
+}
+
+#[tracing::instrument(name = "handlers.account.sign_out_others.get", skip_all)]
+pub(super) async fn sign_out_others_get(
+    State(state): State<AppState>,
+    jar: PrivateCookieJar,
+) -> PageResult {
+    confirm_get(&state, jar, Sensitive::SignOutOthers).await
+}
+
+#[tracing::instrument(name = "handlers.account.sign_out_others.post", skip_all)]
+pub(super) async fn sign_out_others_post(
+    State(state): State<AppState>,
+    jar: PrivateCookieJar,
+    PageForm(form): PageForm,
+) -> PageResult {
+    let (_, session, user) = confirmed(&state, jar, &form, Sensitive::SignOutOthers).await?;
+    let clock = state.clock.as_ref();
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let mut repo = state.repos.begin().await?;
+    let (compat, oauth) =
+        mas_storage::jobs::end_device_sessions(repo.as_mut(), clock, &user).await?;
+    end_other_browsers(repo.as_mut(), clock, &user, &session).await?;
+    // The homeserver's devices follow: one job makes them those of the open sessions.
+    if compat + oauth > 0 {
+        let job = HomeserverJob::SyncDevices { user_id: user.id };
+        repo.job().schedule(&mut rng, clock, job.to_job()).await?;
+    }
+    repo.save().await?;
+    tracing::info!(user = %user.id, compat, oauth, "every other session signed out by its owner");
+    Ok(see_other(&state, "/account/sessions?saved=everywhere"))
 }
 
 #[tracing::instrument(name = "handlers.account.password", skip_all)]

@@ -97,6 +97,10 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
             "/account/deactivate",
             get(account::deactivate_get).post(account::deactivate_post),
         )
+        .route(
+            "/account/sign-out-others",
+            get(account::sign_out_others_get).post(account::sign_out_others_post),
+        )
         .route("/account/sessions", get(sessions::list))
         .route("/account/sessions/{id}", get(sessions::view))
         .route("/account/sessions/{id}/end", post(sessions::end))
