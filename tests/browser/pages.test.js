@@ -8,7 +8,7 @@ import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,6 +46,10 @@ let synapse; // the serve_synapse.py process
 let synapseBase; // e.g. http://127.0.0.1:PORT, no trailing slash
 let browser;
 let base;
+let smtp; // the aiosmtpd process
+let maildir; // where it keeps what it receives (a Maildir: new/ holds the messages)
+let masRun; // { dir, env, config }: how to run mas-cli on this service's files
+const MAIL_PYTHON = process.env.MAIL_PYTHON ?? '/var/tmp/mas-synapse/mail/bin/python';
 
 function freePort() {
   return new Promise((resolve) => {
@@ -116,8 +120,22 @@ before(async () => {
   // reaches MAS lazily, so MAS may come up after it.
   const synapseUp = startSynapse(base, join(dir, 'synapse'));
   synapseUp.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
+  // A real SMTP server (aiosmtpd, from tests/synapse/run.sh's `mail` venv) that keeps
+  // every message it receives in a Maildir.
+  const smtpPort = await freePort();
+  maildir = join(dir, 'maildir');
+  smtp = spawn(
+    MAIL_PYTHON,
+    ['-m', 'aiosmtpd', '-n', '-l', `127.0.0.1:${smtpPort}`, '-c', 'aiosmtpd.handlers.Mailbox', maildir],
+    { stdio: ['ignore', 'inherit', 'inherit'] },
+  );
   const env = {
     ...process.env,
+    MAS_EMAIL__TRANSPORT: 'smtp',
+    MAS_EMAIL__MODE: 'plain',
+    MAS_EMAIL__HOSTNAME: '127.0.0.1',
+    MAS_EMAIL__PORT: String(smtpPort),
+    MAS_EMAIL__FROM: '"Browser Test" <auth@example.com>',
     MAS_HTTP__PUBLIC_BASE: base,
     MAS_HTTP__LISTENERS: `[{name="web",resources=[{name="discovery"},{name="oauth"},{name="human"},{name="compat"},{name="health"}],binds=[{address="127.0.0.1:${port}"}]}]`,
     MAS_DATABASE__URI: `sqlite://${join(dir, 'mas.db')}`,
@@ -141,7 +159,8 @@ before(async () => {
     MAS_MATRIX__ENDPOINT: `${synapseBase}/`,
     MAS_MATRIX__SECRET: SECRET,
   });
-  for (const name of ['alice', 'dora', 'erin', 'frank', 'grace']) {
+  masRun = { dir, env, config };
+  for (const name of ['alice', 'dora', 'erin', 'frank', 'grace', 'hana']) {
     execFileSync(MAS_CLI, [...config, 'manage', 'register-user', name, '-p', PASSWORD, '-y'], { cwd: dir, env });
   }
   server = spawn(MAS_SERVER, config, { cwd: dir, env, stdio: ['ignore', 'ignore', 'inherit'] });
@@ -156,6 +175,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   server?.kill('SIGTERM');
+  smtp?.kill('SIGTERM');
   await stopSynapse();
 });
 
@@ -691,4 +711,70 @@ test('at /link an unknown code is refused, and a device the person denies gets a
   assert.equal(denied.status, 403, JSON.stringify(denied.body));
   assert.equal(denied.body.error, 'access_denied');
   assert.equal(denied.body.access_token, undefined);
+});
+
+// The messages the SMTP server received for `to`, newest last, as raw text.
+function mailFor(to) {
+  const received = join(maildir, 'new');
+  let names = [];
+  try {
+    names = readdirSync(received).sort();
+  } catch {}
+  return names
+    .map((name) => readFileSync(join(received, name), 'utf8'))
+    .filter((message) => new RegExp(`^To: .*${to.replace('.', '\\.')}`, 'mi').test(message));
+}
+
+async function waitForMail(to, count) {
+  for (const deadline = Date.now() + 15_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 200))) {
+    const messages = mailFor(to);
+    if (messages.length >= count) return messages;
+  }
+  throw new Error(`no message ${count} for ${to} within 15 s; the server got: ${readdirSync(join(maildir, 'new')).length} message(s)`);
+}
+
+test('a person adds an email address with the code a real SMTP server received', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(new URL('account/', base).toString());
+  await signIn(page, 'hana');
+  await page.fill('#email', 'hana@example.com');
+  await page.click('#add-email');
+  assert.match(new URL(page.url()).pathname, /^\/account\/emails\/[0-9A-Z]{26}$/);
+  assert.equal(await page.textContent('#email'), 'hana@example.com');
+  await snapshot(page, 'account-email-code.png');
+
+  // The worker inside mas-server sends it through the job queue.
+  const [message] = await waitForMail('hana@example.com', 1);
+  assert.match(message, /^From: "Browser Test" <auth@example\.com>/m);
+  assert.match(message, /^Content-Type: multipart\/alternative/m);
+  assert.match(message, /Content-Type: text\/html/);
+  const code = message.match(/^Subject: Your code for 127\.0\.0\.1: (\d{6})/m)?.[1];
+  assert.ok(code, `a code in the subject:\n${message}`);
+
+  await page.fill('#code', '000000' === code ? '111111' : '000000');
+  await page.click('#verify');
+  assert.match(await page.textContent('[role=alert]'), /not the code that was sent/);
+  await page.fill('#code', code);
+  await page.click('#verify');
+  assert.match(await page.textContent('#notice'), /The email address is added/);
+  assert.equal(await page.locator('li[data-email="hana@example.com"]').count(), 1);
+
+  // And removed again.
+  await page.locator('li[data-email="hana@example.com"] button.remove-email').click();
+  assert.match(await page.textContent('#notice'), /The email address is removed/);
+  assert.equal(await page.locator('li[data-email="hana@example.com"]').count(), 0);
+  await context.close();
+});
+
+test('mas-cli doctor --send-test-email sends through the configured transport', async () => {
+  const { dir, env, config } = masRun;
+  const output = execFileSync(MAS_CLI, [...config, 'doctor', '--send-test-email', 'ops@example.com'], {
+    cwd: dir,
+    env,
+    encoding: 'utf8',
+  });
+  assert.match(output, /email.*a test message to ops@example\.com was accepted/);
+  const [message] = await waitForMail('ops@example.com', 1);
+  assert.match(message, /^Subject: Test message from 127\.0\.0\.1/m);
 });

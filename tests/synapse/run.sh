@@ -59,6 +59,8 @@ venv() {
 
 venv modern 'matrix-synapse==1.163.2' 'matrix-nio' 'pytest' 'requests'
 venv legacy 'matrix-synapse[oidc]==1.156.0'
+# The SMTP server the browser tests' mail goes to.
+venv mail 'aiosmtpd==1.4.6'
 
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   echo "installing nginx"

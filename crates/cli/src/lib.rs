@@ -3,6 +3,7 @@
 
 mod commands;
 mod database;
+mod email;
 mod embedded;
 mod homeserver;
 mod oauth;
@@ -45,7 +46,7 @@ enum Command {
     /// Run only the background job worker (for a `mas-server --no-worker` deployment).
     Worker,
     /// Check the configuration against the running homeserver and say what to fix.
-    Doctor,
+    Doctor(commands::doctor::DoctorArgs),
 }
 
 impl Command {
@@ -100,9 +101,9 @@ pub fn mas_cli_main() -> ExitCode {
         Command::Manage(command) => command.run(&files),
         Command::Server(args) => serve::run(&files, &args),
         Command::Worker => serve::run_worker(&files),
-        Command::Doctor => mas_config::load(&files)
+        Command::Doctor(args) => mas_config::load(&files)
             .map_err(anyhow::Error::from)
-            .and_then(|config| commands::doctor::run(&config)),
+            .and_then(|config| commands::doctor::run(&config, &args)),
     };
     report(result)
 }

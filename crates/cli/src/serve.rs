@@ -53,8 +53,9 @@ pub(crate) fn run_worker(files: &[PathBuf]) -> anyhow::Result<()> {
         let db = crate::database::open(&config, false).await?;
         crate::database::require_current_schema(&db).await?;
         let homeserver = crate::homeserver::connect(&config)?;
+        let mail = email_jobs(&config, &db)?;
         let (stop_tx, stop_rx) = watch::channel(false);
-        let running = tokio::spawn(worker(&db, &homeserver, stop_rx).await);
+        let running = tokio::spawn(worker(&db, &homeserver, mail, stop_rx).await);
         shutdown_signal().await;
         let _ = stop_tx.send(true);
         if let Err(error) = running.await {
@@ -99,7 +100,7 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
     let worker = if args.no_worker {
         None
     } else {
-        Some(spawn_worker(&db, &state, stop_rx.clone()).await)
+        Some(spawn_worker(&db, &state, email_jobs(&config, &db)?, stop_rx.clone()).await)
     };
     let limits = connection_limits(&config)?;
     // One pool of slots for every listener: the descriptors it guards are the process's.
@@ -270,9 +271,10 @@ fn direct_url(address: SocketAddr, prefix: Option<&str>) -> String {
 async fn spawn_worker(
     db: &mas_storage_sql::SqlRepositoryFactory,
     state: &AppState,
+    mail: Arc<dyn mas_tasks::JobHandler>,
     stop: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
-    let run = worker(db, &state.homeserver, stop).await;
+    let run = worker(db, &state.homeserver, mail, stop).await;
     state.worker.started();
     let stopped = WorkerStopped(state.worker.clone());
     tokio::spawn(async move {
@@ -291,10 +293,32 @@ impl Drop for WorkerStopped {
     }
 }
 
-/// The job worker with every homeserver queue, ready to run until `stop`.
+/// The handler of the `send-email` queue, with the configured transport.
+fn email_jobs(
+    config: &mas_config::RootConfig,
+    db: &mas_storage_sql::SqlRepositoryFactory,
+) -> anyhow::Result<Arc<dyn mas_tasks::JobHandler>> {
+    let mailer = crate::email::mailer(config).context("cannot set up the email transport")?;
+    if config.email.transport == mas_config::sections::EmailTransport::Blackhole {
+        tracing::warn!(
+            "email.transport is blackhole: codes to verify email addresses are not delivered"
+        );
+    }
+    Ok(Arc::new(mas_tasks::EmailJobs::new(
+        Arc::new(db.clone()),
+        Arc::new(mas_storage::SystemClock),
+        mas_storage::Encrypter::new(&config.secrets.encryption_key()?),
+        Arc::new(mailer),
+        crate::email::service_name(config),
+    )))
+}
+
+/// The job worker with every homeserver queue and the mail queue, ready to run until
+/// `stop`.
 pub(crate) async fn worker(
     db: &mas_storage_sql::SqlRepositoryFactory,
     homeserver: &Arc<dyn mas_matrix::HomeserverConnection>,
+    mail: Arc<dyn mas_tasks::JobHandler>,
     stop: watch::Receiver<bool>,
 ) -> impl std::future::Future<Output = ()> + use<> {
     let repos: Arc<dyn mas_storage::RepositoryFactory> = Arc::new(db.clone());
@@ -306,6 +330,7 @@ pub(crate) async fn worker(
     for handler in mas_tasks::HomeserverJobs::all(&repos, homeserver) {
         worker = worker.with_handler(handler);
     }
+    worker = worker.with_handler(mail);
     let wake = Box::new(db.job_waker(Duration::from_secs(1)).await);
     worker.run(wake, stop)
 }
@@ -334,6 +359,10 @@ fn rate_limits(config: &mas_config::RootConfig) -> anyhow::Result<mas_handlers::
             registration: limit(rates.registration),
             username_availability: limit(rates.username_availability),
             device_code_link: limit(rates.device_code_link),
+            email_per_ip: limit(rates.email_authentication.per_ip),
+            email_per_address: limit(rates.email_authentication.per_address),
+            emails_per_session: limit(rates.email_authentication.emails_per_session),
+            email_attempts_per_session: limit(rates.email_authentication.attempt_per_session),
         },
         proxies,
     ))
@@ -370,19 +399,7 @@ fn app_state(
         passwords: Arc::new(mas_handlers::PasswordChecker::new(
             crate::oauth::password_manager(config)?,
         )),
-        service_name: config
-            .branding
-            .service_name
-            .clone()
-            .unwrap_or_else(|| {
-                config
-                    .http
-                    .public_base
-                    .host_str()
-                    .unwrap_or("Matrix")
-                    .to_owned()
-            })
-            .into(),
+        service_name: crate::email::service_name(config).into(),
         matrix_secret: config.matrix.secret().ok().map(Into::into),
         remote_keys: Arc::new(mas_handlers::RemoteKeys::new()?),
         homeserver: crate::homeserver::connect(config)?,

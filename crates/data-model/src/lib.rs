@@ -25,7 +25,7 @@ pub use self::tokens::{TokenFormatError, TokenType};
 pub use self::upstream::{UpstreamOAuthLink, UpstreamOAuthProvider};
 pub use self::user::{
     Authentication, AuthenticationMethod, BrowserSession, Password, RegistrationToken, User,
-    UserEmail, is_valid_localpart,
+    UserEmail, UserEmailAuthentication, is_valid_localpart,
 };
 
 /// Where a session was last seen: when, and from which IP address.

@@ -58,6 +58,38 @@ pub struct UserEmail {
     pub created_at: DateTime<Utc>,
 }
 
+/// A code sent to an address to prove the person reads it, before the address is added
+/// to their account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserEmailAuthentication {
+    /// Its ID.
+    pub id: Ulid,
+    /// Who asked to add the address.
+    pub user_id: Ulid,
+    /// The browser session that asked: only it may type the code.
+    pub browser_session_id: Ulid,
+    /// The address.
+    pub email: String,
+    /// The code, encrypted with the service's encryption key.
+    pub encrypted_code: String,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When the code stops working.
+    pub expires_at: DateTime<Utc>,
+    /// Wrong codes typed so far.
+    pub attempts: u32,
+    /// When the right code was typed.
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+impl UserEmailAuthentication {
+    /// Whether a code may still be typed at `now`.
+    #[must_use]
+    pub fn is_pending(&self, now: DateTime<Utc>) -> bool {
+        self.completed_at.is_none() && now < self.expires_at
+    }
+}
+
 /// A browser session: a user logged in to the service's pages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrowserSession {

@@ -1099,3 +1099,200 @@ async fn signing_out_everywhere_else_keeps_only_this_browser() {
     assert_eq!(jobs.len(), 1);
     assert_eq!(jobs[0]["user_id"], alice.user.id.to_string());
 }
+
+/// The code of the authentication a page redirected to, read as the mail job reads it.
+async fn sent_code(state: &AppState, location: &str) -> (ulid::Ulid, String) {
+    let id: ulid::Ulid = location
+        .strip_prefix("/account/emails/")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut repo = state.repos.reader().await.unwrap();
+    let authentication = repo
+        .user_email()
+        .lookup_authentication(id)
+        .await
+        .unwrap()
+        .unwrap();
+    let code = state
+        .encrypter
+        .decrypt(&authentication.encrypted_code)
+        .unwrap();
+    (id, String::from_utf8(code).unwrap())
+}
+
+#[tokio::test]
+async fn an_address_is_added_with_the_code_sent_to_it_and_removed() {
+    let (state, homeserver, _dir) = with_homeserver().await;
+    let alice = signed_in(&state, "alice").await;
+    let bob = signed_in(&state, "bob").await;
+    provision(&homeserver, &alice, &[]).await;
+    let page = send(&state, &alice.cookies, "/account/", None).await;
+    assert!(page.body.contains("Send a code"), "{}", page.body);
+
+    for bad in ["not-an-address", "Alice <alice@example.com>", ""] {
+        let refused = send(
+            &state,
+            &alice.cookies,
+            "/account/emails",
+            Some(&format!(
+                "csrf=csrf-value&email={}",
+                crate::human::query_value(bad)
+            )),
+        )
+        .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let forged = send(
+        &state,
+        &alice.cookies,
+        "/account/emails",
+        Some("csrf=nope&email=alice%40example.com"),
+    )
+    .await;
+    assert_eq!(forged.status, StatusCode::BAD_REQUEST);
+    assert!(queued(&state, "send-email").await.is_empty());
+
+    let asked = send(
+        &state,
+        &alice.cookies,
+        "/account/emails",
+        Some("csrf=csrf-value&email=alice%40example.com"),
+    )
+    .await;
+    assert_eq!(asked.status, StatusCode::SEE_OTHER, "{}", asked.body);
+    let (id, code) = sent_code(&state, asked.location()).await;
+    assert_eq!(code.len(), 6);
+    let jobs = queued(&state, "send-email").await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0]["authentication_id"], id.to_string());
+    assert!(
+        !jobs[0].to_string().contains(&code),
+        "the job carries no code"
+    );
+
+    let form = send(&state, &alice.cookies, asked.location(), None).await;
+    assert_eq!(form.status, StatusCode::OK);
+    assert!(form.body.contains("alice@example.com"), "{}", form.body);
+    // Only the browser that asked may type the code.
+    let elsewhere = send(&state, &bob.cookies, asked.location(), None).await;
+    assert_eq!(elsewhere.status, StatusCode::NOT_FOUND);
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let refused = send(
+        &state,
+        &alice.cookies,
+        asked.location(),
+        Some(&format!("csrf=csrf-value&code={wrong}")),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.body.contains("not the code"), "{}", refused.body);
+
+    let added = send(
+        &state,
+        &alice.cookies,
+        asked.location(),
+        Some(&format!("csrf=csrf-value&code={code}")),
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER);
+    assert_eq!(added.location(), "/account/?saved=email-added");
+    let again = send(
+        &state,
+        &alice.cookies,
+        asked.location(),
+        Some(&format!("csrf=csrf-value&code={code}")),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::NOT_FOUND, "a code works once");
+    let page = send(&state, &alice.cookies, "/account/?saved=email-added", None).await;
+    assert!(
+        page.body.contains(r#"data-email="alice@example.com""#),
+        "{}",
+        page.body
+    );
+
+    // Bob asks for alice's address: the code is sent, adding it fails.
+    let bobs = send(
+        &state,
+        &bob.cookies,
+        "/account/emails",
+        Some("csrf=csrf-value&email=ALICE%40example.com"),
+    )
+    .await;
+    assert_eq!(bobs.status, StatusCode::SEE_OTHER);
+    let (_, bobs_code) = sent_code(&state, bobs.location()).await;
+    let taken = send(
+        &state,
+        &bob.cookies,
+        bobs.location(),
+        Some(&format!("csrf=csrf-value&code={bobs_code}")),
+    )
+    .await;
+    assert_eq!(taken.status, StatusCode::CONFLICT);
+
+    // Removing: not bob's to remove; alice's own goes.
+    let mut repo = state.repos.reader().await.unwrap();
+    let address = repo.user_email().all(&alice.user).await.unwrap().remove(0);
+    drop(repo);
+    let not_his = send(
+        &state,
+        &bob.cookies,
+        &format!("/account/emails/{}/remove", address.id),
+        Some("csrf=csrf-value"),
+    )
+    .await;
+    assert_eq!(not_his.status, StatusCode::NOT_FOUND);
+    let removed = send(
+        &state,
+        &alice.cookies,
+        &format!("/account/emails/{}/remove", address.id),
+        Some("csrf=csrf-value"),
+    )
+    .await;
+    assert_eq!(removed.location(), "/account/?saved=email-removed");
+    let mut repo = state.repos.reader().await.unwrap();
+    assert!(repo.user_email().all(&alice.user).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn five_wrong_codes_spend_the_code() {
+    let (state, homeserver, _dir) = with_homeserver().await;
+    let alice = signed_in(&state, "alice").await;
+    provision(&homeserver, &alice, &[]).await;
+    let asked = send(
+        &state,
+        &alice.cookies,
+        "/account/emails",
+        Some("csrf=csrf-value&email=alice%40example.com"),
+    )
+    .await;
+    let (_, code) = sent_code(&state, asked.location()).await;
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let answer = send(
+            &state,
+            &alice.cookies,
+            asked.location(),
+            Some(&format!("csrf=csrf-value&code={wrong}")),
+        )
+        .await;
+        statuses.push(answer.status.as_u16());
+    }
+    assert_eq!(statuses, [400, 400, 400, 400, 404]);
+    let late = send(
+        &state,
+        &alice.cookies,
+        asked.location(),
+        Some(&format!("csrf=csrf-value&code={code}")),
+    )
+    .await;
+    assert_eq!(
+        late.status,
+        StatusCode::NOT_FOUND,
+        "the right code comes too late"
+    );
+    let mut repo = state.repos.reader().await.unwrap();
+    assert!(repo.user_email().all(&alice.user).await.unwrap().is_empty());
+}

@@ -191,6 +191,10 @@ impl Limits {
             registration: generous,
             username_availability: generous,
             device_code_link: generous,
+            email_per_ip: generous,
+            email_per_address: generous,
+            emails_per_session: generous,
+            email_attempts_per_session: generous,
         }
     }
 }
@@ -217,6 +221,14 @@ pub struct Limits {
     pub username_availability: Limit,
     /// `device_code_link`: user codes tried per address at `/link`.
     pub device_code_link: Limit,
+    /// `email_authentication.per_ip`: codes sent per client address.
+    pub email_per_ip: Limit,
+    /// `email_authentication.per_address`: codes sent per email address.
+    pub email_per_address: Limit,
+    /// `email_authentication.emails_per_session`: codes sent per browser session.
+    pub emails_per_session: Limit,
+    /// `email_authentication.attempt_per_session`: codes typed per browser session.
+    pub email_attempts_per_session: Limit,
 }
 
 /// Clients registered per address: a native app registers once per install, a web
@@ -259,6 +271,10 @@ pub struct RateLimits {
     device_code_link: Buckets,
     client_registration: Buckets,
     anonymous_requests: Buckets,
+    email_per_ip: Buckets,
+    email_per_address: Buckets,
+    emails_per_session: Buckets,
+    email_attempts_per_session: Buckets,
     trusted_proxies: Vec<ipnet::IpNet>,
 }
 
@@ -281,6 +297,10 @@ impl RateLimits {
             device_code_link: Buckets::new(limits.device_code_link),
             client_registration: Buckets::new(CLIENT_REGISTRATION),
             anonymous_requests: Buckets::new(ANONYMOUS_REQUESTS),
+            email_per_ip: Buckets::new(limits.email_per_ip),
+            email_per_address: Buckets::new(limits.email_per_address),
+            emails_per_session: Buckets::new(limits.emails_per_session),
+            email_attempts_per_session: Buckets::new(limits.email_attempts_per_session),
             // Peers are compared as IPv4 when they carry one, so networks written in
             // the mapped form (`::ffff:10.0.0.0/104`) are too.
             trusted_proxies: trusted_proxies.into_iter().map(canonical_net).collect(),
@@ -356,6 +376,28 @@ impl RateLimits {
             PerAddress::AnonymousRequest => &self.anonymous_requests,
         };
         buckets.take(address_key(ip))
+    }
+
+    /// Takes one code sent from the buckets of the client's address, the email address
+    /// and the browser session; `Err` says how long to wait.
+    pub(crate) fn email_code_sent(
+        &self,
+        ip: Option<IpAddr>,
+        email: &str,
+        session: ulid::Ulid,
+    ) -> Result<(), Duration> {
+        if let Some(ip) = ip {
+            self.email_per_ip.take(address_key(ip))?;
+        }
+        self.email_per_address.take(account_key(email))?;
+        self.emails_per_session
+            .take(account_key(&session.to_string()))
+    }
+
+    /// Takes one code typed from the browser session's bucket.
+    pub(crate) fn email_code_tried(&self, session: ulid::Ulid) -> Result<(), Duration> {
+        self.email_attempts_per_session
+            .take(account_key(&session.to_string()))
     }
 
     /// Takes one login attempt from the account's bucket. A username longer than any

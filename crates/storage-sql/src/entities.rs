@@ -46,6 +46,17 @@ entity!(user_emails, "user_emails", {
     created_at: DateTimeUtc,
 });
 
+entity!(user_email_authentications, "user_email_authentications", {
+    user_id: String,
+    browser_session_id: String,
+    email: String,
+    encrypted_code: String,
+    created_at: DateTimeUtc,
+    expires_at: DateTimeUtc,
+    attempts: i32,
+    completed_at: Option<DateTimeUtc>,
+});
+
 entity!(browser_sessions, "browser_sessions", {
     user_id: String,
     created_at: DateTimeUtc,

@@ -1,5 +1,6 @@
-//! The homeserver jobs: their queue names and payloads, shared by whoever schedules them
-//! (handlers, the CLI) and the worker that runs them (`mas-tasks`).
+//! The background jobs (homeserver work, outgoing mail): their queue names and payloads,
+//! shared by whoever schedules them (handlers, the CLI) and the worker that runs them
+//! (`mas-tasks`).
 
 use std::collections::BTreeSet;
 
@@ -349,5 +350,36 @@ mod tests {
             }
         );
         assert!(HomeserverJob::from_job("delete-device", &old).is_err());
+    }
+}
+
+/// The queue of [`EmailJob`]s.
+pub const SEND_EMAIL_QUEUE: &str = "send-email";
+
+/// Sends the code of an email authentication to its address. The job names the
+/// authentication only: the code stays encrypted in its row until the job reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailJob {
+    /// The authentication whose code to send.
+    pub authentication_id: Ulid,
+}
+
+impl EmailJob {
+    /// Reads a job's payload back.
+    ///
+    /// # Errors
+    /// When the payload is not an email job's.
+    pub fn from_payload(payload: &serde_json::Value) -> Result<Self, String> {
+        serde_json::from_value(payload.clone()).map_err(|e| format!("unreadable payload: {e}"))
+    }
+
+    /// The job to schedule.
+    #[must_use]
+    pub fn to_job(&self) -> NewJob {
+        NewJob {
+            queue: SEND_EMAIL_QUEUE.to_owned(),
+            payload: serde_json::to_value(self).unwrap_or_default(),
+            run_at: None,
+        }
     }
 }

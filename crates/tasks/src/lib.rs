@@ -5,11 +5,13 @@
 
 mod activity;
 mod cleanup;
+mod email;
 pub mod homeserver;
 mod worker;
 
 pub use self::activity::{ACTIVITY_INTERVAL, run_activity_writer, write_activity_once};
 pub use self::cleanup::{CleanupConfig, Removed, UNUSED_CLIENT_AGE, cleanup_once, run_cleanup};
+pub use self::email::EmailJobs;
 pub use self::homeserver::HomeserverJobs;
 pub use self::worker::{JobError, JobHandler, Worker, WorkerConfig};
 

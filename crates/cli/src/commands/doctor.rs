@@ -32,7 +32,56 @@ impl Report {
 }
 
 /// Runs every check; `Err` when one failed.
-pub(crate) fn run(config: &RootConfig) -> anyhow::Result<()> {
+/// `doctor`'s options.
+#[derive(Debug, clap::Args)]
+pub(crate) struct DoctorArgs {
+    /// Also send a test message to this address through the configured `email`
+    /// transport, and say whether the mail server took it.
+    #[arg(long, value_name = "ADDRESS")]
+    send_test_email: Option<String>,
+}
+
+/// Checks the `email` transport: connects to an SMTP relay, and sends a test message
+/// when asked.
+async fn check_email(config: &RootConfig, to: Option<&str>) -> Outcome {
+    let mailer = match crate::email::mailer(config) {
+        Ok(mailer) => mailer,
+        Err(error) => return Outcome::Fail(format!("{error:#}")),
+    };
+    let transport = config.email.transport;
+    if let Err(error) = mailer.test_connection().await {
+        return Outcome::Fail(format!(
+            "{error}: check email.hostname, email.port, email.mode and the credentials"
+        ));
+    }
+    let Some(to) = to else {
+        return match transport {
+            mas_config::sections::EmailTransport::Blackhole => Outcome::Warn(
+                "transport blackhole: mail is dropped, so email addresses cannot be verified"
+                    .to_owned(),
+            ),
+            mas_config::sections::EmailTransport::Smtp => {
+                Outcome::Ok("the SMTP server answers".to_owned())
+            }
+            mas_config::sections::EmailTransport::Sendmail => {
+                Outcome::Ok("sendmail (not run until a message is sent)".to_owned())
+            }
+        };
+    };
+    let message = match mas_email::Template::Test.render(&crate::email::service_name(config)) {
+        Ok(message) => message,
+        Err(error) => return Outcome::Fail(error.to_string()),
+    };
+    match mailer.send(to, &message).await {
+        Ok(()) if transport == mas_config::sections::EmailTransport::Blackhole => Outcome::Warn(
+            format!("transport blackhole: the test message to {to} was dropped"),
+        ),
+        Ok(()) => Outcome::Ok(format!("a test message to {to} was accepted")),
+        Err(error) => Outcome::Fail(format!("the test message to {to} was not sent: {error}")),
+    }
+}
+
+pub(crate) fn run(config: &RootConfig, args: &DoctorArgs) -> anyhow::Result<()> {
     crate::block_on(async {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(5))
@@ -107,6 +156,10 @@ pub(crate) fn run(config: &RootConfig) -> anyhow::Result<()> {
                     config.http.public_base
                 )),
             },
+        );
+        report.print(
+            "email",
+            check_email(config, args.send_test_email.as_deref()).await,
         );
         if report.failed {
             anyhow::bail!("some checks failed; see above");

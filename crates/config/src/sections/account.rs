@@ -77,18 +77,11 @@ impl AccountConfig {
     /// registration is open (MAS enforces that default; this version does not).
     #[must_use]
     pub fn not_honoured(&self, registration_open: bool) -> Vec<String> {
-        const NO_EMAIL: &str = "the account page lists addresses, but adding or removing one needs email delivery, which this version lacks";
         const NO_TOKEN: &str =
             "registration tokens are not supported yet, so /register stays closed";
         let d = Self::default();
         let changed = |value: bool, default: bool| value != default;
         let keys = [
-            (
-                "email_change_allowed",
-                self.email_change_allowed,
-                changed(self.email_change_allowed, d.email_change_allowed),
-                NO_EMAIL,
-            ),
             (
                 "password_registration_email_required",
                 self.password_registration_email_required,
@@ -194,12 +187,8 @@ mod tests {
         };
         assert_eq!(
             keys(&account.not_honoured(false)),
-            [
-                "email_change_allowed",
-                "login_with_email_allowed",
-                "registration_token_required"
-            ],
-            "password_registration_enabled and password_change_allowed are honoured"
+            ["login_with_email_allowed", "registration_token_required"],
+            "password_registration_enabled, password_change_allowed and email_change_allowed are honoured"
         );
     }
 }

@@ -78,6 +78,8 @@ pub(super) fn notice(saved: Option<&str>) -> Option<&'static str> {
         "ended" => "The session is signed out.",
         "renamed" => "The device is renamed.",
         "everywhere" => "Every other session is signed out.",
+        "email-added" => "The email address is added.",
+        "email-removed" => "The email address is removed.",
         _ => return None,
     })
 }
@@ -133,7 +135,10 @@ pub(super) async fn index(
         Err(_) => None,
     };
     let emails = state.repos.reader().await?.user_email().all(&user).await?;
-    let emails: Vec<&str> = emails.iter().map(|e| e.email.as_str()).collect();
+    let emails: Vec<_> = emails
+        .iter()
+        .map(|e| minijinja::context! { id => e.id.to_string(), email => &e.email })
+        .collect();
     let (jar, csrf) = csrf_token(&state, jar);
     let page = render(
         StatusCode::OK,
@@ -149,6 +154,7 @@ pub(super) async fn index(
                 display_name => state.account.displayname_change_allowed,
                 password => state.account.password_change_allowed && state.passwords.is_enabled(),
                 deactivate => state.account.account_deactivation_allowed,
+                email => state.account.email_change_allowed,
             },
             signed_in_at => session.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
             notice => notice(query.as_ref().and_then(|q| q.saved.as_deref())),

@@ -7,6 +7,7 @@ mod authorize;
 mod compat_sso;
 mod consent;
 mod device;
+mod emails;
 mod error;
 mod login;
 mod register;
@@ -49,6 +50,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         (
             "sessions.html",
             include_str!("../../templates/sessions.html"),
+        ),
+        (
+            "email_code.html",
+            include_str!("../../templates/email_code.html"),
         ),
         ("session.html", include_str!("../../templates/session.html")),
         ("login.html", include_str!("../../templates/login.html")),
@@ -101,6 +106,12 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
             "/account/sign-out-others",
             get(account::sign_out_others_get).post(account::sign_out_others_post),
         )
+        .route("/account/emails", post(emails::add))
+        .route(
+            "/account/emails/{id}",
+            get(emails::code_get).post(emails::code_post),
+        )
+        .route("/account/emails/{id}/remove", post(emails::remove))
         .route("/account/sessions", get(sessions::list))
         .route("/account/sessions/{id}", get(sessions::view))
         .route("/account/sessions/{id}/end", post(sessions::end))
@@ -435,4 +446,19 @@ pub(crate) fn describe_scopes(scope: &str) -> Vec<ScopeInWords> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_template_file_is_built_in_and_parses() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            assert!(
+                super::TEMPLATES.get_template(&name).is_ok(),
+                "templates/{name} is not in TEMPLATES, or does not parse"
+            );
+        }
+    }
 }

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mas_data_model::{
     Authentication, AuthenticationMethod, BrowserSession, LastActivity, Password,
-    RegistrationToken, User, UserEmail,
+    RegistrationToken, User, UserEmail, UserEmailAuthentication,
 };
 use mas_storage::repository::{
     BrowserSessionRepository, RegistrationTokenRepository, UserEmailRepository, UserFilter,
@@ -18,8 +18,8 @@ use ulid::Ulid;
 use super::{Repo, prefixed};
 use crate::conv::{gone, new_id, now, ulid, ulid_opt, unsigned};
 use crate::entities::{
-    browser_session_authentications as auths, browser_sessions, registration_tokens, user_emails,
-    user_passwords, users,
+    browser_session_authentications as auths, browser_sessions, registration_tokens,
+    user_email_authentications as email_auths, user_emails, user_passwords, users,
 };
 
 pub(crate) fn user(m: users::Model) -> Result<User, StorageError> {
@@ -397,6 +397,115 @@ impl UserEmailRepository for Repo<'_> {
             .map_err(|e| self.db_err(e))?;
         Ok(())
     }
+
+    #[tracing::instrument(name = "db.user_email.start_authentication", skip_all)]
+    async fn start_authentication(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        session: &BrowserSession,
+        address: &str,
+        encrypted_code: String,
+        expires_at: DateTime<Utc>,
+    ) -> Result<UserEmailAuthentication, StorageError> {
+        let created_at = now(clock);
+        let id = new_id(rng, created_at);
+        email_auths::Entity::insert(email_auths::ActiveModel {
+            id: Set(id.to_string()),
+            user_id: Set(session.user_id.to_string()),
+            browser_session_id: Set(session.id.to_string()),
+            email: Set(address.to_owned()),
+            encrypted_code: Set(encrypted_code.clone()),
+            created_at: Set(created_at),
+            expires_at: Set(expires_at),
+            attempts: Set(0),
+            completed_at: Set(None),
+        })
+        .exec_without_returning(&self.conn)
+        .await
+        .map_err(|e| self.db_err(e))?;
+        Ok(UserEmailAuthentication {
+            id,
+            user_id: session.user_id,
+            browser_session_id: session.id,
+            email: address.to_owned(),
+            encrypted_code,
+            created_at,
+            expires_at,
+            attempts: 0,
+            completed_at: None,
+        })
+    }
+
+    #[tracing::instrument(name = "db.user_email.lookup_authentication", skip_all)]
+    async fn lookup_authentication(
+        &mut self,
+        id: Ulid,
+    ) -> Result<Option<UserEmailAuthentication>, StorageError> {
+        email_auths::Entity::find_by_id(id.to_string())
+            .one(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?
+            .map(email_authentication)
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "db.user_email.record_wrong_code", skip_all)]
+    async fn record_wrong_code(
+        &mut self,
+        authentication: UserEmailAuthentication,
+    ) -> Result<UserEmailAuthentication, StorageError> {
+        // Counted in the database, so concurrent guesses all count.
+        email_auths::Entity::update_many()
+            .col_expr(
+                email_auths::Column::Attempts,
+                Expr::col(email_auths::Column::Attempts).add(1),
+            )
+            .filter(email_auths::Column::Id.eq(authentication.id.to_string()))
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        self.lookup_authentication(authentication.id)
+            .await?
+            .ok_or_else(|| gone("user_email_authentications"))
+    }
+
+    #[tracing::instrument(name = "db.user_email.complete_authentication", skip_all)]
+    async fn complete_authentication(
+        &mut self,
+        clock: &dyn Clock,
+        authentication: UserEmailAuthentication,
+    ) -> Result<Option<UserEmailAuthentication>, StorageError> {
+        let at = now(clock);
+        let done = email_auths::Entity::update_many()
+            .col_expr(email_auths::Column::CompletedAt, Expr::value(at))
+            .filter(email_auths::Column::Id.eq(authentication.id.to_string()))
+            .filter(email_auths::Column::CompletedAt.is_null())
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(
+            (done.rows_affected == 1).then_some(UserEmailAuthentication {
+                completed_at: Some(at),
+                ..authentication
+            }),
+        )
+    }
+}
+
+fn email_authentication(m: email_auths::Model) -> Result<UserEmailAuthentication, StorageError> {
+    const T: &str = "user_email_authentications";
+    Ok(UserEmailAuthentication {
+        id: ulid(T, &m.id)?,
+        user_id: ulid(T, &m.user_id)?,
+        browser_session_id: ulid(T, &m.browser_session_id)?,
+        email: m.email,
+        encrypted_code: m.encrypted_code,
+        created_at: m.created_at,
+        expires_at: m.expires_at,
+        attempts: unsigned(T, m.attempts)?,
+        completed_at: m.completed_at,
+    })
 }
 
 fn browser_session(m: browser_sessions::Model) -> Result<BrowserSession, StorageError> {

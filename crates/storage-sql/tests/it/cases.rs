@@ -2270,7 +2270,14 @@ pub async fn clients_in_use_before_the_upgrade_stay_in_use(db: &TestDb) {
         .execute_unprepared("UPDATE oauth2_clients SET first_used_at = NULL")
         .await
         .unwrap();
-    mas_migrations::Migrator::down(db.db(), Some(1))
+    // Back to before `m20261127_000007_client_first_use` (the migrations after it go
+    // too), then up again.
+    let since = mas_migrations::Migrator::migrations()
+        .iter()
+        .rev()
+        .position(|m| m.name() == "m20261127_000007_client_first_use")
+        .unwrap();
+    mas_migrations::Migrator::down(db.db(), Some(u32::try_from(since + 1).unwrap()))
         .await
         .unwrap();
     mas_storage_sql::migrate(db.db()).await.unwrap();
@@ -2679,4 +2686,71 @@ pub async fn activity_is_written_in_batches(db: &TestDb) {
         .unwrap()
         .unwrap();
     assert_eq!(browser.last_activity.at, Some(t2));
+}
+
+/// Codes sent to an address before it joins an account: started by a browser session,
+/// wrong codes counted, completed once.
+pub async fn email_authentications(db: &TestDb) {
+    let clock = MockClock::default();
+    let mut rng = rng();
+    let mut repo = db.factory.begin().await.unwrap();
+    let alice = repo.user().add(&mut rng, &clock, "alice").await.unwrap();
+    let session = repo
+        .browser_session()
+        .add(&mut rng, &clock, &alice, None)
+        .await
+        .unwrap();
+    let expires = clock_now(&clock) + Duration::hours(1);
+    let started = repo
+        .user_email()
+        .start_authentication(
+            &mut rng,
+            &clock,
+            &session,
+            "Alice@Example.com",
+            "sealed-code".to_owned(),
+            expires,
+        )
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+    assert!(started.is_pending(clock_now(&clock)));
+    assert!(!started.is_pending(expires));
+
+    let mut repo = db.factory.begin().await.unwrap();
+    let found = repo
+        .user_email()
+        .lookup_authentication(started.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, started);
+    let once = repo.user_email().record_wrong_code(found).await.unwrap();
+    let twice = repo.user_email().record_wrong_code(once).await.unwrap();
+    assert_eq!(twice.attempts, 2);
+    let done = repo
+        .user_email()
+        .complete_authentication(&clock, twice.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(done.completed_at.is_some());
+    assert!(!done.is_pending(clock_now(&clock)));
+    assert_eq!(
+        repo.user_email()
+            .complete_authentication(&clock, twice)
+            .await
+            .unwrap(),
+        None,
+        "completed once"
+    );
+    repo.save().await.unwrap();
+    let mut repo = db.factory.reader().await.unwrap();
+    assert_eq!(
+        repo.user_email()
+            .lookup_authentication(ulid::Ulid::new())
+            .await
+            .unwrap(),
+        None
+    );
 }

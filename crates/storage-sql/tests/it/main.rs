@@ -54,6 +54,7 @@ conformance!(
     cases::compat_refresh_rotates_whole,
     cases::devices_are_renamed_on_their_session,
     cases::activity_is_written_in_batches,
+    cases::email_authentications,
     cases::personal_sessions,
     cases::upstream_providers_and_links,
     cases::jobs,

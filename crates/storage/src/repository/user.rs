@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mas_data_model::{
     Authentication, BrowserSession, Password, RegistrationToken, User, UserEmail,
+    UserEmailAuthentication,
 };
 use ulid::Ulid;
 
@@ -114,6 +115,35 @@ pub trait UserEmailRepository: Send {
     ) -> Result<UserEmail, StorageError>;
     /// Removes an address.
     async fn remove(&mut self, email: UserEmail) -> Result<(), StorageError>;
+    /// Starts proving that `session`'s person reads `email`: `encrypted_code` is the
+    /// code sent there, good until `expires_at`.
+    #[allow(clippy::too_many_arguments)]
+    async fn start_authentication(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        session: &BrowserSession,
+        email: &str,
+        encrypted_code: String,
+        expires_at: DateTime<Utc>,
+    ) -> Result<UserEmailAuthentication, StorageError>;
+    /// The authentication with this ID.
+    async fn lookup_authentication(
+        &mut self,
+        id: Ulid,
+    ) -> Result<Option<UserEmailAuthentication>, StorageError>;
+    /// Counts one wrong code; returns the authentication as it now stands.
+    async fn record_wrong_code(
+        &mut self,
+        authentication: UserEmailAuthentication,
+    ) -> Result<UserEmailAuthentication, StorageError>;
+    /// Marks it done, once: `None` when it was completed already (a concurrent
+    /// submission of the same code).
+    async fn complete_authentication(
+        &mut self,
+        clock: &dyn Clock,
+        authentication: UserEmailAuthentication,
+    ) -> Result<Option<UserEmailAuthentication>, StorageError>;
 }
 
 /// Browser sessions and the authentications within them.

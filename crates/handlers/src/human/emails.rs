@@ -1,0 +1,318 @@
+//! Email addresses on the account page: adding one proves the person reads it with a
+//! code sent there (by the `send-email` job), and removing one takes a click.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::cookie::PrivateCookieJar;
+use chrono::TimeDelta;
+use mas_data_model::{BrowserSession, User, UserEmailAuthentication};
+use mas_storage::StorageError;
+use mas_storage::jobs::EmailJob;
+use subtle::ConstantTimeEq;
+
+use super::account::{expired_form, field, person};
+use super::login::PageForm;
+use super::{PageError, PageResult, csrf_token, csrf_valid, error_page, render, see_other};
+use crate::AppState;
+use crate::rate_limit::ClientIp;
+
+/// How long a code works.
+const CODE_LIFETIME: TimeDelta = TimeDelta::hours(1);
+
+/// Wrong codes after which an authentication is spent: six digits are a million
+/// guesses, and this leaves one chance in 200,000.
+const MAX_WRONG_CODES: u32 = 5;
+
+/// The longest address taken (RFC 5321's limit on a path).
+const MAX_ADDRESS: usize = 254;
+
+fn not_allowed(state: &AppState) -> PageError {
+    error_page(
+        state,
+        StatusCode::FORBIDDEN,
+        "Not allowed",
+        "Changing email addresses is turned off on this server. Ask its administrators.",
+    )
+    .into()
+}
+
+fn refused(state: &AppState, status: StatusCode, detail: &str) -> Response {
+    error_page(state, status, "The address is not added", detail)
+}
+
+/// A six-digit code.
+fn new_code() -> String {
+    use rand::RngExt;
+    let mut rng = rand::rng();
+    format!("{:06}", rng.random_range(0..1_000_000u32))
+}
+
+#[tracing::instrument(name = "handlers.account.emails.add", skip_all)]
+pub(super) async fn add(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    jar: PrivateCookieJar,
+    PageForm(form): PageForm,
+) -> PageResult {
+    if !csrf_valid(&jar, field(&form, "csrf")) {
+        return Err(expired_form(&state));
+    }
+    let (session, user) = person(&state, &jar, "/account/").await?;
+    if !state.account.email_change_allowed {
+        return Err(not_allowed(&state));
+    }
+    let email = field(&form, "email").trim();
+    if email.len() > MAX_ADDRESS || !mas_email::is_valid_address(email) {
+        return Ok(refused(
+            &state,
+            StatusCode::BAD_REQUEST,
+            "That is not an email address. Type one like alice@example.com.",
+        ));
+    }
+    if let Err(wait) = state.rate_limits.email_code_sent(ip, email, session.id) {
+        return Ok(refused(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!(
+                "Too many codes were sent. Try again in {} seconds.",
+                wait.as_secs().max(1)
+            ),
+        ));
+    }
+    let clock = state.clock.as_ref();
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let mut repo = state.repos.begin().await?;
+    let mine = repo
+        .user_email()
+        .find_by_email(email)
+        .await?
+        .is_some_and(|e| e.user_id == user.id);
+    if mine {
+        return Ok(refused(
+            &state,
+            StatusCode::CONFLICT,
+            "This address is already on your account.",
+        ));
+    }
+    // Whether another account has it is not said here (that would tell anyone which
+    // addresses have accounts): the code is sent all the same, and adding it fails.
+    let sealed = state.encrypter.encrypt(&mut rng, new_code().as_bytes());
+    let authentication = repo
+        .user_email()
+        .start_authentication(
+            &mut rng,
+            clock,
+            &session,
+            email,
+            sealed,
+            clock.now() + CODE_LIFETIME,
+        )
+        .await?;
+    let job = EmailJob {
+        authentication_id: authentication.id,
+    };
+    repo.job().schedule(&mut rng, clock, job.to_job()).await?;
+    repo.save().await?;
+    tracing::info!(user = %user.id, authentication = %authentication.id, "email code requested");
+    Ok(see_other(
+        &state,
+        &format!("/account/emails/{}", authentication.id),
+    ))
+}
+
+/// This browser session's pending authentication with this ID.
+async fn pending(
+    state: &AppState,
+    session: &BrowserSession,
+    id: &str,
+) -> Result<Option<UserEmailAuthentication>, StorageError> {
+    let Ok(id) = id.parse::<ulid::Ulid>() else {
+        return Ok(None);
+    };
+    let mut repo = state.repos.reader().await?;
+    Ok(repo
+        .user_email()
+        .lookup_authentication(id)
+        .await?
+        .filter(|a| a.browser_session_id == session.id)
+        .filter(|a| a.is_pending(state.clock.now()) && a.attempts < MAX_WRONG_CODES))
+}
+
+fn gone(state: &AppState) -> Response {
+    error_page(
+        state,
+        StatusCode::NOT_FOUND,
+        "This code has expired",
+        "Codes work for an hour, five tries at most, in the browser that asked. Add the address again to get a new one.",
+    )
+}
+
+fn code_page(
+    state: &AppState,
+    jar: PrivateCookieJar,
+    status: StatusCode,
+    authentication: &UserEmailAuthentication,
+    error: Option<&str>,
+) -> Response {
+    let (jar, csrf) = csrf_token(state, jar);
+    let page = render(
+        status,
+        "email_code.html",
+        minijinja::context! {
+            service_name => &*state.service_name, csrf, error,
+            base => state.page_path("/"),
+            email => &authentication.email,
+            action => state.page_path(&format!("/account/emails/{}", authentication.id)),
+        },
+    );
+    (jar, page).into_response()
+}
+
+#[tracing::instrument(name = "handlers.account.emails.code", skip_all)]
+pub(super) async fn code_get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    jar: PrivateCookieJar,
+) -> PageResult {
+    let back = format!("/account/emails/{}", super::query_value(&id));
+    let (session, _) = person(&state, &jar, &back).await?;
+    Ok(match pending(&state, &session, &id).await? {
+        Some(authentication) => code_page(&state, jar, StatusCode::OK, &authentication, None),
+        None => gone(&state),
+    })
+}
+
+#[tracing::instrument(name = "handlers.account.emails.verify", skip_all)]
+pub(super) async fn code_post(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    jar: PrivateCookieJar,
+    PageForm(form): PageForm,
+) -> PageResult {
+    if !csrf_valid(&jar, field(&form, "csrf")) {
+        return Err(expired_form(&state));
+    }
+    let (session, user) = person(&state, &jar, "/account/").await?;
+    if !state.account.email_change_allowed {
+        return Err(not_allowed(&state));
+    }
+    let Some(authentication) = pending(&state, &session, &id).await? else {
+        return Ok(gone(&state));
+    };
+    if let Err(wait) = state.rate_limits.email_code_tried(session.id) {
+        let message = format!(
+            "Too many codes were tried. Try again in {} seconds.",
+            wait.as_secs().max(1)
+        );
+        return Ok(code_page(
+            &state,
+            jar,
+            StatusCode::TOO_MANY_REQUESTS,
+            &authentication,
+            Some(&message),
+        ));
+    }
+    let typed: String = field(&form, "code")
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
+    let expected = state
+        .encrypter
+        .decrypt(&authentication.encrypted_code)
+        .map_err(|error| {
+            tracing::error!(%error, "an email code does not decrypt");
+            PageError::from(error_page(
+                &state,
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "Please add the address again.",
+            ))
+        })?;
+    if typed.is_empty() || !bool::from(typed.as_bytes().ct_eq(&expected)) {
+        let mut repo = state.repos.begin().await?;
+        let counted = repo.user_email().record_wrong_code(authentication).await?;
+        repo.save().await?;
+        if counted.attempts >= MAX_WRONG_CODES {
+            return Ok(gone(&state));
+        }
+        return Ok(code_page(
+            &state,
+            jar,
+            StatusCode::BAD_REQUEST,
+            &counted,
+            Some("That is not the code that was sent. Check the message and try again."),
+        ));
+    }
+    add_verified(&state, &user, authentication).await
+}
+
+/// Adds the address whose code was just typed, once.
+async fn add_verified(
+    state: &AppState,
+    user: &User,
+    authentication: UserEmailAuthentication,
+) -> PageResult {
+    let clock = state.clock.as_ref();
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let mut repo = state.repos.begin().await?;
+    let email = authentication.email.clone();
+    let Some(_) = repo
+        .user_email()
+        .complete_authentication(clock, authentication)
+        .await?
+    else {
+        return Ok(gone(state));
+    };
+    match repo.user_email().add(&mut rng, clock, user, &email).await {
+        Ok(_) => {}
+        Err(StorageError::Conflict(_)) => {
+            return Ok(refused(
+                state,
+                StatusCode::CONFLICT,
+                "This address is already used by an account here.",
+            ));
+        }
+        Err(error) => return Err(error.into()),
+    }
+    repo.save().await?;
+    tracing::info!(user = %user.id, "email address added");
+    Ok(see_other(state, "/account/?saved=email-added"))
+}
+
+#[tracing::instrument(name = "handlers.account.emails.remove", skip_all)]
+pub(super) async fn remove(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    jar: PrivateCookieJar,
+    PageForm(form): PageForm,
+) -> PageResult {
+    if !csrf_valid(&jar, field(&form, "csrf")) {
+        return Err(expired_form(&state));
+    }
+    let (_, user) = person(&state, &jar, "/account/").await?;
+    if !state.account.email_change_allowed {
+        return Err(not_allowed(&state));
+    }
+    let mut repo = state.repos.begin().await?;
+    let email = match id.parse::<ulid::Ulid>() {
+        Ok(id) => repo
+            .user_email()
+            .lookup(id)
+            .await?
+            .filter(|e| e.user_id == user.id),
+        Err(_) => None,
+    };
+    let Some(email) = email else {
+        return Ok(error_page(
+            &state,
+            StatusCode::NOT_FOUND,
+            "No such address",
+            "This address is not on your account.",
+        ));
+    };
+    repo.user_email().remove(email).await?;
+    repo.save().await?;
+    tracing::info!(user = %user.id, "email address removed");
+    Ok(see_other(&state, "/account/?saved=email-removed"))
+}
