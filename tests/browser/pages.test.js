@@ -778,3 +778,39 @@ test('mas-cli doctor --send-test-email sends through the configured transport', 
   const [message] = await waitForMail('ops@example.com', 1);
   assert.match(message, /^Subject: Test message from 127\.0\.0\.1/m);
 });
+
+test('every example of docs/setup/email.md sends a test message as it says', async () => {
+  const { dir, env, config } = masRun;
+  const doc = readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'setup', 'email.md'), 'utf8');
+  const examples = Object.fromEntries(
+    [...doc.matchAll(/<!-- example: (\w+) -->\n```yaml\n([\s\S]*?)```/g)].map((m) => [m[1], m[2]]),
+  );
+  assert.deepEqual(Object.keys(examples).sort(), ['blackhole', 'sendmail', 'smtp']);
+  // The file's `email` section as written: none of the harness's own MAS_EMAIL__ values.
+  const plain = Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith('MAS_EMAIL__')));
+  const smtpPort = env.MAS_EMAIL__PORT;
+  const kept = join(dir, 'sendmail-kept');
+  mkdirSync(kept, { recursive: true });
+  const script = join(dir, 'fake-sendmail.sh');
+  writeFileSync(script, `#!/bin/sh\nprintf '%s\\n' "$@" > "${kept}/args"\ncat > "${kept}/message"\n`, { mode: 0o755 });
+  const run = (name, overrides) => {
+    writeFileSync(join(dir, `email-${name}.yaml`), examples[name]);
+    return execFileSync(MAS_CLI, [...config, '-c', `email-${name}.yaml`, 'doctor', '--send-test-email', `${name}@example.com`], {
+      cwd: dir,
+      env: { ...plain, ...overrides },
+      encoding: 'utf8',
+    });
+  };
+
+  assert.match(run('blackhole', {}), /email.*transport blackhole: the test message to blackhole@example\.com was dropped/);
+
+  // The example's relay is on this machine at port 25; here it listens elsewhere.
+  assert.match(run('smtp', { MAS_EMAIL__PORT: smtpPort }), /a test message to smtp@example\.com was accepted/);
+  const [message] = await waitForMail('smtp@example.com', 1);
+  assert.match(message, /^From: "Example Chat" <no-reply@example\.com>/m);
+  assert.match(message, /^Reply-To: "Example Chat support" <support@example\.com>/m);
+
+  assert.match(run('sendmail', { MAS_EMAIL__COMMAND: script }), /a test message to sendmail@example\.com was accepted/);
+  assert.match(readFileSync(join(kept, 'args'), 'utf8'), /sendmail@example\.com/);
+  assert.match(readFileSync(join(kept, 'message'), 'utf8'), /^Subject: Test message from 127\.0\.0\.1/m);
+});
