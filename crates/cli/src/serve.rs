@@ -95,7 +95,9 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
     let revocation_feed = tokio::spawn(db.follow_revocations());
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let background = Background::spawn(&db, &state, &stop_rx);
+    // Stopped after the listeners drained, so the last requests' activity is written.
+    let (background_stop, background_stop_rx) = watch::channel(false);
+    let background = Background::spawn(&db, &state, &background_stop_rx);
     // The homeserver jobs run here by default, so one process is a whole deployment.
     let worker = if args.no_worker {
         None
@@ -160,6 +162,7 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
     {
         tracing::warn!(%error, "job worker failed");
     }
+    let _ = background_stop.send(true);
     background.join().await;
     revocation_feed.abort();
     drop(state);

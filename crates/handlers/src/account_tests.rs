@@ -1197,6 +1197,10 @@ async fn an_address_is_added_with_the_code_sent_to_it_and_removed() {
     .await;
     assert_eq!(added.status, StatusCode::SEE_OTHER);
     assert_eq!(added.location(), "/account/?saved=email-added");
+    // The homeserver's copy of the addresses follows.
+    let provisioning = queued(&state, "provision-user").await;
+    assert_eq!(provisioning.len(), 1, "{provisioning:?}");
+    assert_eq!(provisioning[0]["user_id"], alice.user.id.to_string());
     let again = send(
         &state,
         &alice.cookies,
@@ -1295,4 +1299,41 @@ async fn five_wrong_codes_spend_the_code() {
     );
     let mut repo = state.repos.reader().await.unwrap();
     assert!(repo.user_email().all(&alice.user).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_sign_in_checked_against_a_password_changed_meanwhile_is_refused() {
+    let (state, _dir) = state(Arc::new(Up)).await;
+    let alice = signed_in(&state, "alice").await;
+    let mut repo = state.repos.reader().await.unwrap();
+    let old = repo
+        .user_password()
+        .active(&alice.user)
+        .await
+        .unwrap()
+        .unwrap();
+    drop(repo);
+    // The old password was checked (with no connection held); then it changed.
+    let (version, hash) = state
+        .passwords
+        .hash("a new passphrase here".to_owned())
+        .await
+        .unwrap();
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let mut repo = state.repos.begin().await.unwrap();
+    repo.user_password()
+        .add(&mut rng, &SystemClock, &alice.user, version, hash, None)
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+    let opened = crate::human::login::open_session(
+        &state,
+        &alice.user,
+        old,
+        mas_oauth_core::passwords::Verified::Current,
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(opened.is_none(), "no session from the replaced password");
 }

@@ -824,17 +824,7 @@ async fn logout_all(
     let job = HomeserverJob::SyncDevices { user_id: user.id };
     repo.job().schedule(&mut rng, clock, job.to_job()).await?;
     repo.save().await?;
-    // What is open now, read after the commit: a login that slipped in keeps its device.
-    let open = {
-        let mut repo = state.repos.reader().await?;
-        mas_storage::jobs::open_devices(repo.as_mut(), &user).await?
-    };
-    let sync = state.homeserver.sync_devices(&user.username, &open);
-    match tokio::time::timeout(crate::devices::DEADLINE, sync).await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::warn!(%error, "device removal left to the job queue"),
-        Err(_) => tracing::warn!("device removal timed out; left to the job queue"),
-    }
+    crate::devices::sync_devices_now(&state, &user).await;
     Ok(Json(json!({})).into_response())
 }
 

@@ -71,3 +71,27 @@ pub(crate) async fn delete_device_now(state: &AppState, user: &User, device_id: 
         Err(_) => tracing::warn!("device deletion timed out; left to the job queue"),
     }
 }
+
+/// Makes the homeserver's devices of `user` those of its open sessions at once, after a
+/// unit of work that ended several of them committed; a failure is only logged, as the
+/// caller queued a `SyncDevices` job that retries.
+pub(crate) async fn sync_devices_now(state: &AppState, user: &User) {
+    // What is open now, read after the commit: a login that slipped in keeps its device.
+    let open = match state.repos.reader().await {
+        Ok(mut repo) => mas_storage::jobs::open_devices(repo.as_mut(), user).await,
+        Err(error) => Err(error),
+    };
+    let open = match open {
+        Ok(open) => open,
+        Err(error) => {
+            tracing::warn!(%error, "device removal left to the job queue");
+            return;
+        }
+    };
+    let sync = state.homeserver.sync_devices(&user.username, &open);
+    match tokio::time::timeout(DEADLINE, sync).await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "device removal left to the job queue"),
+        Err(_) => tracing::warn!("device removal timed out; left to the job queue"),
+    }
+}

@@ -426,8 +426,13 @@ fn login_destinations_stay_on_this_site() {
         "/\\evil.example.com",
         "javascript:alert(1)",
         "",
+        // Browsers drop tabs and line breaks: these would become `//evil.example.com`.
+        "/\t/evil.example.com",
+        "/\n/evil.example.com",
+        "/\r/evil.example.com",
+        "/ /evil.example.com",
     ] {
-        assert_eq!(safe_next(Some(hostile)), "/", "{hostile}");
+        assert_eq!(safe_next(Some(hostile)), "/", "{hostile:?}");
     }
     assert_eq!(safe_next(None), "/");
 }

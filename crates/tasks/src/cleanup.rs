@@ -47,6 +47,8 @@ pub struct Removed {
     pub device_code_grants: u64,
     /// Dynamically registered clients never used.
     pub unused_clients: u64,
+    /// Codes sent to verify email addresses, expired.
+    pub email_authentications: u64,
 }
 
 impl Removed {
@@ -56,6 +58,7 @@ impl Removed {
             + self.authorization_grants
             + self.device_code_grants
             + self.unused_clients
+            + self.email_authentications
             > 0
     }
 }
@@ -111,6 +114,9 @@ pub async fn cleanup_once(
         .client()
         .cleanup_unused(earlier(now, UNUSED_CLIENT_AGE))
         .await?;
+    // Each holds an address someone typed, maybe someone else's: kept no longer than
+    // the retention past its code's expiry.
+    let email_authentications = repo.user_email().cleanup_authentications(before).await?;
     repo.save().await?;
     Ok(Removed {
         access_tokens,
@@ -118,6 +124,7 @@ pub async fn cleanup_once(
         authorization_grants,
         device_code_grants,
         unused_clients,
+        email_authentications,
     })
 }
 
@@ -137,6 +144,7 @@ pub async fn run_cleanup(
                     authorization_grants,
                     device_code_grants,
                     unused_clients,
+                    email_authentications,
                 } = removed;
                 tracing::info!(
                     access_tokens,
@@ -144,6 +152,7 @@ pub async fn run_cleanup(
                     authorization_grants,
                     device_code_grants,
                     unused_clients,
+                    email_authentications,
                     "removed spent rows"
                 );
             }

@@ -504,6 +504,9 @@ pub(super) async fn sign_out_others_post(
     }
     repo.save().await?;
     tracing::info!(user = %user.id, compat, oauth, "every other session signed out by its owner");
+    if compat + oauth > 0 {
+        crate::devices::sync_devices_now(&state, &user).await;
+    }
     Ok(see_other(&state, "/account/sessions?saved=everywhere"))
 }
 
@@ -573,6 +576,7 @@ pub(super) async fn password(
     repo.browser_session()
         .authenticate_with_password(&mut rng, clock, &session, &password)
         .await?;
+    let mut ended_devices = false;
     if everywhere {
         let (compat, oauth) =
             mas_storage::jobs::end_device_sessions(repo.as_mut(), clock, &user).await?;
@@ -580,10 +584,14 @@ pub(super) async fn password(
         if compat + oauth > 0 {
             let job = HomeserverJob::SyncDevices { user_id: user.id };
             repo.job().schedule(&mut rng, clock, job.to_job()).await?;
+            ended_devices = true;
         }
     }
     repo.save().await?;
     tracing::info!(user = %user.id, everywhere, "password changed by its owner");
+    if ended_devices {
+        crate::devices::sync_devices_now(&state, &user).await;
+    }
     let saved = if everywhere {
         "password-everywhere"
     } else {

@@ -20,9 +20,9 @@ use crate::rate_limit::ClientIp;
 /// How long a code works.
 const CODE_LIFETIME: TimeDelta = TimeDelta::hours(1);
 
-/// Wrong codes after which an authentication is spent: six digits are a million
+/// Codes typed after which an authentication is spent: six digits are a million
 /// guesses, and this leaves one chance in 200,000.
-const MAX_WRONG_CODES: u32 = 5;
+const MAX_TRIES: u32 = 5;
 
 /// The longest address taken (RFC 5321's limit on a path).
 const MAX_ADDRESS: usize = 254;
@@ -136,7 +136,7 @@ async fn pending(
         .lookup_authentication(id)
         .await?
         .filter(|a| a.browser_session_id == session.id)
-        .filter(|a| a.is_pending(state.clock.now()) && a.attempts < MAX_WRONG_CODES))
+        .filter(|a| a.is_pending(state.clock.now()) && a.attempts < MAX_TRIES))
 }
 
 fn gone(state: &AppState) -> Response {
@@ -213,13 +213,24 @@ pub(super) async fn code_post(
             Some(&message),
         ));
     }
+    // Each try is counted before the code is compared, in the database: concurrent
+    // tries cannot get past the limit between a read and a write.
+    let counted = {
+        let mut repo = state.repos.begin().await?;
+        let counted = repo.user_email().record_attempt(authentication).await?;
+        repo.save().await?;
+        counted
+    };
+    if counted.attempts > MAX_TRIES {
+        return Ok(gone(&state));
+    }
     let typed: String = field(&form, "code")
         .chars()
         .filter(char::is_ascii_digit)
         .collect();
     let expected = state
         .encrypter
-        .decrypt(&authentication.encrypted_code)
+        .decrypt(&counted.encrypted_code)
         .map_err(|error| {
             tracing::error!(%error, "an email code does not decrypt");
             PageError::from(error_page(
@@ -230,10 +241,7 @@ pub(super) async fn code_post(
             ))
         })?;
     if typed.is_empty() || !bool::from(typed.as_bytes().ct_eq(&expected)) {
-        let mut repo = state.repos.begin().await?;
-        let counted = repo.user_email().record_wrong_code(authentication).await?;
-        repo.save().await?;
-        if counted.attempts >= MAX_WRONG_CODES {
+        if counted.attempts >= MAX_TRIES {
             return Ok(gone(&state));
         }
         return Ok(code_page(
@@ -244,7 +252,7 @@ pub(super) async fn code_post(
             Some("That is not the code that was sent. Check the message and try again."),
         ));
     }
-    add_verified(&state, &user, authentication).await
+    add_verified(&state, &user, counted).await
 }
 
 /// Adds the address whose code was just typed, once.
@@ -275,9 +283,26 @@ async fn add_verified(
         }
         Err(error) => return Err(error.into()),
     }
+    schedule_provisioning(repo.as_mut(), clock, user).await?;
     repo.save().await?;
     tracing::info!(user = %user.id, "email address added");
     Ok(see_other(state, "/account/?saved=email-added"))
+}
+
+/// The homeserver keeps a copy of the account's addresses: provisioning the user again
+/// brings it up to date, through the job queue.
+async fn schedule_provisioning(
+    repo: &mut dyn mas_storage::Repository,
+    clock: &dyn mas_storage::Clock,
+    user: &User,
+) -> Result<(), StorageError> {
+    let job = mas_storage::jobs::HomeserverJob::ProvisionUser {
+        user_id: user.id,
+        display_name: None,
+    };
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    repo.job().schedule(&mut rng, clock, job.to_job()).await?;
+    Ok(())
 }
 
 #[tracing::instrument(name = "handlers.account.emails.remove", skip_all)]
@@ -312,6 +337,7 @@ pub(super) async fn remove(
         ));
     };
     repo.user_email().remove(email).await?;
+    schedule_provisioning(repo.as_mut(), state.clock.as_ref(), &user).await?;
     repo.save().await?;
     tracing::info!(user = %user.id, "email address removed");
     Ok(see_other(&state, "/account/?saved=email-removed"))

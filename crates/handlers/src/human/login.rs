@@ -240,7 +240,17 @@ pub(super) async fn post(
         .get(axum::http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|ua| ua.chars().take(512).collect::<String>());
-    let session = open_session(&state, &user, stored, verified, user_agent).await?;
+    let Some(session) = open_session(&state, &user, stored, verified, user_agent).await? else {
+        // The password changed while it was being checked: the one given is the old one.
+        return Ok(login_page(
+            &state,
+            jar,
+            StatusCode::UNAUTHORIZED,
+            &next,
+            &username,
+            Some(wrong),
+        ));
+    };
     state.activity.record(
         mas_storage::SessionKind::Browser,
         session.id,
@@ -254,18 +264,23 @@ pub(super) async fn post(
         .into_response())
 }
 
-/// Stores a browser session authenticated by `password`, re-hashed first when its scheme
-/// is outdated, in one unit of work.
-async fn open_session(
+/// Stores a browser session authenticated by `stored`, re-hashed first when its scheme
+/// is outdated, in one unit of work; `None` when `stored` is no longer the user's
+/// password (changed while it was being checked, with no connection held).
+pub(crate) async fn open_session(
     state: &AppState,
     user: &mas_data_model::User,
     stored: mas_data_model::Password,
     verified: Verified,
     user_agent: Option<String>,
-) -> Result<mas_data_model::BrowserSession, mas_storage::StorageError> {
+) -> Result<Option<mas_data_model::BrowserSession>, mas_storage::StorageError> {
     let clock = state.clock.as_ref();
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
     let mut repo = state.repos.begin().await?;
+    let current = repo.user_password().active(user).await?;
+    if current.map(|p| p.id) != Some(stored.id) {
+        return Ok(None);
+    }
     let password = match verified {
         Verified::Current => stored,
         Verified::Upgrade { version, hash } => {
@@ -282,7 +297,7 @@ async fn open_session(
         .authenticate_with_password(&mut rng, clock, &session, &password)
         .await?;
     repo.save().await?;
-    Ok(session)
+    Ok(Some(session))
 }
 
 #[tracing::instrument(name = "handlers.logout", skip_all)]

@@ -9,7 +9,7 @@ mod consent;
 mod device;
 mod emails;
 mod error;
-mod login;
+pub(crate) mod login;
 mod register;
 mod sessions;
 
@@ -284,7 +284,14 @@ pub(crate) fn forget_session(jar: PrivateCookieJar) -> PrivateCookieJar {
 /// Accepts only local paths as post-login destinations (no open redirect).
 pub(crate) fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(path) if path.starts_with('/') && !path.starts_with("//") && !path.contains('\\') => {
+        // Browsers drop tabs and line breaks from URLs (`/\t/evil.example` becomes
+        // `//evil.example`), and spaces have no place in our paths either.
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && !path.contains('\\')
+                && !path.chars().any(|c| c.is_control() || c.is_whitespace()) =>
+        {
             path.to_owned()
         }
         _ => "/".to_owned(),

@@ -222,7 +222,8 @@ pub(super) async fn list(
 ) -> PageResult {
     let (current, user) = person(&state, &jar, "/account/sessions").await?;
     let mut repo = state.repos.reader().await?;
-    let page = Pagination::first(SHOWN);
+    // The newest: a device signed in just now is the one to see.
+    let page = Pagination::last(SHOWN);
     let mut owned: Vec<Owned> = Vec::new();
     owned.extend(
         repo.browser_session()

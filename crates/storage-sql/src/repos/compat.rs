@@ -371,7 +371,7 @@ impl CompatSessionRepository for Repo<'_> {
             .map_err(|e| self.db_err(e))
     }
 
-    #[tracing::instrument(name = "db.compat_session.record_activity", skip_all)]
+    #[tracing::instrument(name = "db.compat_session.set_human_name", skip_all)]
     async fn set_human_name(
         &mut self,
         id: Ulid,
@@ -386,6 +386,7 @@ impl CompatSessionRepository for Repo<'_> {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.compat_session.record_activity", skip_all)]
     async fn record_activity(
         &mut self,
         id: Ulid,

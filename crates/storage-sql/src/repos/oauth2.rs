@@ -721,7 +721,7 @@ impl SessionRepository for Repo<'_> {
             .map_err(|e| self.db_err(e))
     }
 
-    #[tracing::instrument(name = "db.session.record_activity", skip_all)]
+    #[tracing::instrument(name = "db.session.set_human_name", skip_all)]
     async fn set_human_name(
         &mut self,
         id: Ulid,
@@ -736,6 +736,7 @@ impl SessionRepository for Repo<'_> {
         Ok(())
     }
 
+    #[tracing::instrument(name = "db.session.record_activity", skip_all)]
     async fn record_activity(
         &mut self,
         id: Ulid,

@@ -450,8 +450,8 @@ impl UserEmailRepository for Repo<'_> {
             .transpose()
     }
 
-    #[tracing::instrument(name = "db.user_email.record_wrong_code", skip_all)]
-    async fn record_wrong_code(
+    #[tracing::instrument(name = "db.user_email.record_attempt", skip_all)]
+    async fn record_attempt(
         &mut self,
         authentication: UserEmailAuthentication,
     ) -> Result<UserEmailAuthentication, StorageError> {
@@ -468,6 +468,19 @@ impl UserEmailRepository for Repo<'_> {
         self.lookup_authentication(authentication.id)
             .await?
             .ok_or_else(|| gone("user_email_authentications"))
+    }
+
+    #[tracing::instrument(name = "db.user_email.cleanup_authentications", skip_all)]
+    async fn cleanup_authentications(
+        &mut self,
+        expired_before: DateTime<Utc>,
+    ) -> Result<u64, StorageError> {
+        let done = email_auths::Entity::delete_many()
+            .filter(email_auths::Column::ExpiresAt.lt(expired_before))
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(done.rows_affected)
     }
 
     #[tracing::instrument(name = "db.user_email.complete_authentication", skip_all)]

@@ -2725,8 +2725,8 @@ pub async fn email_authentications(db: &TestDb) {
         .unwrap()
         .unwrap();
     assert_eq!(found, started);
-    let once = repo.user_email().record_wrong_code(found).await.unwrap();
-    let twice = repo.user_email().record_wrong_code(once).await.unwrap();
+    let once = repo.user_email().record_attempt(found).await.unwrap();
+    let twice = repo.user_email().record_attempt(once).await.unwrap();
     assert_eq!(twice.attempts, 2);
     let done = repo
         .user_email()
@@ -2753,4 +2753,22 @@ pub async fn email_authentications(db: &TestDb) {
             .unwrap(),
         None
     );
+
+    // The cleanup takes those expired before its cut-off, and only those.
+    let mut repo = db.factory.begin().await.unwrap();
+    assert_eq!(
+        repo.user_email()
+            .cleanup_authentications(expires)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        repo.user_email()
+            .cleanup_authentications(expires + Duration::seconds(1))
+            .await
+            .unwrap(),
+        1
+    );
+    repo.save().await.unwrap();
 }

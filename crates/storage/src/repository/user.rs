@@ -132,11 +132,18 @@ pub trait UserEmailRepository: Send {
         &mut self,
         id: Ulid,
     ) -> Result<Option<UserEmailAuthentication>, StorageError>;
-    /// Counts one wrong code; returns the authentication as it now stands.
-    async fn record_wrong_code(
+    /// Counts one code typed, atomically (concurrent tries all count); returns the
+    /// authentication as it now stands.
+    async fn record_attempt(
         &mut self,
         authentication: UserEmailAuthentication,
     ) -> Result<UserEmailAuthentication, StorageError>;
+    /// Deletes the authentications that stopped working before `expired_before` (used
+    /// or not: the address is on the account or was never proven); returns how many.
+    async fn cleanup_authentications(
+        &mut self,
+        expired_before: DateTime<Utc>,
+    ) -> Result<u64, StorageError>;
     /// Marks it done, once: `None` when it was completed already (a concurrent
     /// submission of the same code).
     async fn complete_authentication(
