@@ -1332,6 +1332,7 @@ async fn a_sign_in_checked_against_a_password_changed_meanwhile_is_refused() {
         old,
         mas_oauth_core::passwords::Verified::Current,
         None,
+        None,
     )
     .await
     .unwrap();

@@ -195,11 +195,13 @@ pub(super) async fn post(
     let wrong = "Wrong username or password.";
     // Read, hash with no connection held, then write: a sign-in must not hold a
     // connection (on SQLite, the write lock) while argon2id runs.
-    let found = {
+    let (found, previous) = {
         let mut repo = state.repos.reader().await?;
-        repo.user_password()
+        let found = repo
+            .user_password()
             .find_user_with_active(&username)
-            .await?
+            .await?;
+        (found, current_session(repo.as_mut(), &jar).await?)
     };
     let Some((user, Some(stored))) = found else {
         state.passwords.verify_decoy(password).await;
@@ -240,7 +242,8 @@ pub(super) async fn post(
         .get(axum::http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|ua| ua.chars().take(512).collect::<String>());
-    let Some(session) = open_session(&state, &user, stored, verified, user_agent).await? else {
+    let opened = open_session(&state, &user, stored, verified, user_agent, previous).await?;
+    let Some(session) = opened else {
         // The password changed while it was being checked: the one given is the old one.
         return Ok(login_page(
             &state,
@@ -266,13 +269,16 @@ pub(super) async fn post(
 
 /// Stores a browser session authenticated by `stored`, re-hashed first when its scheme
 /// is outdated, in one unit of work; `None` when `stored` is no longer the user's
-/// password (changed while it was being checked, with no connection held).
+/// password (changed while it was being checked, with no connection held). The session
+/// this browser had (`replaces`) ends with it: its cookie is about to be replaced, so
+/// nothing could use or end it any more.
 pub(crate) async fn open_session(
     state: &AppState,
     user: &mas_data_model::User,
     stored: mas_data_model::Password,
     verified: Verified,
     user_agent: Option<String>,
+    replaces: Option<mas_data_model::BrowserSession>,
 ) -> Result<Option<mas_data_model::BrowserSession>, mas_storage::StorageError> {
     let clock = state.clock.as_ref();
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
@@ -296,6 +302,9 @@ pub(crate) async fn open_session(
     repo.browser_session()
         .authenticate_with_password(&mut rng, clock, &session, &password)
         .await?;
+    if let Some(previous) = replaces {
+        repo.browser_session().finish(clock, previous).await?;
+    }
     repo.save().await?;
     Ok(Some(session))
 }
