@@ -600,13 +600,21 @@ async fn password_login(
         Err(StorageError::Conflict(_)) => store(true).await?,
         other => other?,
     };
+    // The password changed while it was being checked: the one given is the old one.
+    let Some(tokens) = tokens else {
+        return Err(MatrixError::forbidden());
+    };
     Ok(login_answer(&state, &user, &device_id, &tokens))
 }
 
 /// Stores a password login: the password's upgrade, the session (ending the device's
-/// earlier one when `replace_earlier`) and its tokens, in one unit of work.
+/// earlier one when `replace_earlier`) and its tokens, in one unit of work. In a
+/// transaction (an upgrade, or a device to take over), `None` when `stored` is no longer
+/// the user's password: it changed while it was being checked, and an upgrade would put
+/// the old one back. The common login, one statement with no transaction, does not look
+/// again: the window is the hash's few milliseconds, and it restores nothing.
 #[allow(clippy::too_many_arguments)] // one call site, each argument a distinct part
-async fn store_login(
+pub(crate) async fn store_login(
     state: &AppState,
     user: &User,
     stored: &Password,
@@ -616,7 +624,7 @@ async fn store_login(
     refreshable: bool,
     replace_earlier: bool,
     ip: Option<std::net::IpAddr>,
-) -> Result<IssuedTokens, StorageError> {
+) -> Result<Option<IssuedTokens>, StorageError> {
     let clock = state.clock.as_ref();
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
     let upgrade = match verified {
@@ -628,7 +636,12 @@ async fn store_login(
     let mut repo = if upgrade.is_none() && !replace_earlier {
         state.repos.reader().await?
     } else {
-        state.repos.begin().await?
+        let mut repo = state.repos.begin().await?;
+        let current = repo.user_password().active(user).await?;
+        if current.map(|p| p.id) != Some(stored.id) {
+            return Ok(None);
+        }
+        repo
     };
     if let Some((version, hash)) = upgrade {
         repo.user_password()
@@ -672,15 +685,15 @@ async fn store_login(
         clock.now(),
         ip.map(|ip| ip.to_string()),
     );
-    Ok(IssuedTokens {
+    Ok(Some(IssuedTokens {
         access_token,
         refresh_token,
         expires_in: ttl,
-    })
+    }))
 }
 
 /// What a login or refresh hands out.
-struct IssuedTokens {
+pub(crate) struct IssuedTokens {
     access_token: String,
     refresh_token: Option<String>,
     expires_in: Option<chrono::Duration>,

@@ -996,3 +996,48 @@ async fn sso_logins_go_only_where_the_allow_list_says() {
         assert_eq!(answer["errcode"], "M_FORBIDDEN", "{refused}");
     }
 }
+
+#[tokio::test]
+async fn a_login_checked_against_a_password_changed_meanwhile_restores_nothing() {
+    let h = Harness::new().await;
+    let alice = h.user("alice").await;
+    let mut repo = h.state.repos.reader().await.unwrap();
+    let old = repo.user_password().active(&alice).await.unwrap().unwrap();
+    drop(repo);
+    // The old password was checked (with no connection held); then it changed.
+    let (version, hash) = h
+        .state
+        .passwords
+        .hash("a new passphrase here".to_owned())
+        .await
+        .unwrap();
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let mut repo = h.state.repos.begin().await.unwrap();
+    let new = repo
+        .user_password()
+        .add(&mut rng, &SystemClock, &alice, version, hash, None)
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+    // An upgrade of the old hash would have put the old password back.
+    let upgrade = mas_oauth_core::passwords::Verified::Upgrade {
+        version: 1,
+        hash: old.hashed_password.clone(),
+    };
+    let stored = crate::compat::store_login(
+        &h.state, &alice, &old, upgrade, "DEVICE", None, false, false, None,
+    )
+    .await
+    .unwrap();
+    assert!(stored.is_none(), "no login, no upgrade");
+    let mut repo = h.state.repos.reader().await.unwrap();
+    assert_eq!(
+        repo.user_password()
+            .active(&alice)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        new.id
+    );
+}
