@@ -76,20 +76,9 @@ pub(crate) async fn signed_in(state: &AppState, username: &str) -> Person {
 
 /// The cookies of a browser with this session (if any) and the CSRF token `csrf-value`.
 pub(crate) fn cookies(state: &AppState, session: Option<&BrowserSession>) -> String {
-    use axum::response::IntoResponse;
-    use axum_extra::extract::cookie::{Cookie, PrivateCookieJar};
-    let mut jar =
-        PrivateCookieJar::new(state.cookie_key.clone()).add(Cookie::new("mas-csrf", "csrf-value"));
-    if let Some(session) = session {
-        jar = jar.add(Cookie::new("mas-session", session.id.to_string()));
-    }
-    jar.into_response()
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
-        .collect::<Vec<_>>()
-        .join("; ")
+    let mut cookies = vec![("mas-csrf", "csrf-value".to_owned())];
+    cookies.extend(session.map(|s| ("mas-session", s.id.to_string())));
+    crate::human_tests::sealed_cookies(state, &cookies)
 }
 
 /// Sends a request to the pages with these cookies; `form` makes it a POST.

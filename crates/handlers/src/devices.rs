@@ -11,6 +11,15 @@ use crate::AppState;
 /// homeserver (which may take two or three calls).
 pub(crate) const DEADLINE: Duration = Duration::from_secs(8);
 
+/// `call`'s answer, or `Unreachable` when the homeserver takes longer than [`DEADLINE`].
+pub(crate) async fn within_deadline<T>(
+    call: impl Future<Output = Result<T, HomeserverError>>,
+) -> Result<T, HomeserverError> {
+    tokio::time::timeout(DEADLINE, call)
+        .await
+        .unwrap_or_else(|_| Err(HomeserverError::Unreachable("no answer in time".to_owned())))
+}
+
 /// Upserts the device, provisioning the user first if the homeserver does not know it
 /// yet (its provisioning job may still be queued). Bounded by [`DEADLINE`].
 pub(crate) async fn ensure_device(
@@ -43,9 +52,7 @@ pub(crate) async fn ensure_device(
             other => other,
         }
     };
-    tokio::time::timeout(DEADLINE, work)
-        .await
-        .unwrap_or_else(|_| Err(HomeserverError::Unreachable("no answer in time".to_owned())))
+    within_deadline(work).await
 }
 
 /// Deletes the device at once, so the homeserver forgets the tokens it cached for it. A
@@ -65,10 +72,9 @@ pub(crate) async fn delete_device_now(state: &AppState, user: &User, device_id: 
         }
     }
     let deletion = state.homeserver.delete_device(&user.username, device_id);
-    match tokio::time::timeout(DEADLINE, deletion).await {
-        Ok(Ok(()) | Err(HomeserverError::UserNotFound)) => {}
-        Ok(Err(error)) => tracing::warn!(%error, "device deletion left to the job queue"),
-        Err(_) => tracing::warn!("device deletion timed out; left to the job queue"),
+    match within_deadline(deletion).await {
+        Ok(()) | Err(HomeserverError::UserNotFound) => {}
+        Err(error) => tracing::warn!(%error, "device deletion left to the job queue"),
     }
 }
 
@@ -89,9 +95,7 @@ pub(crate) async fn sync_devices_now(state: &AppState, user: &User) {
         }
     };
     let sync = state.homeserver.sync_devices(&user.username, &open);
-    match tokio::time::timeout(DEADLINE, sync).await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::warn!(%error, "device removal left to the job queue"),
-        Err(_) => tracing::warn!("device removal timed out; left to the job queue"),
+    if let Err(error) = within_deadline(sync).await {
+        tracing::warn!(%error, "device removal left to the job queue");
     }
 }

@@ -116,7 +116,7 @@ async fn pending_grant(
 }
 
 /// A `Cookie` header holding these cookies, sealed as the service's own jar seals them.
-fn sealed_cookies(state: &AppState, cookies: &[(&'static str, String)]) -> String {
+pub(crate) fn sealed_cookies(state: &AppState, cookies: &[(&'static str, String)]) -> String {
     use axum::response::IntoResponse;
     use axum_extra::extract::cookie::{Cookie, PrivateCookieJar};
     let mut jar = PrivateCookieJar::new(state.cookie_key.clone());

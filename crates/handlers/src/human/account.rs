@@ -121,19 +121,14 @@ pub(super) async fn index(
         _ => {}
     }
     // The profile lives on the homeserver; a page without it beats no page.
-    let display_name = match tokio::time::timeout(
-        crate::devices::DEADLINE,
-        state.homeserver.query_user(&user.username),
-    )
-    .await
-    {
-        Ok(Ok(found)) => found.displayname,
-        Ok(Err(error)) => {
-            tracing::warn!(%error, "cannot read a profile from the homeserver");
-            None
-        }
-        Err(_) => None,
-    };
+    let display_name =
+        match crate::devices::within_deadline(state.homeserver.query_user(&user.username)).await {
+            Ok(found) => found.displayname,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read a profile from the homeserver");
+                None
+            }
+        };
     let emails = state.repos.reader().await?.user_email().all(&user).await?;
     let emails: Vec<_> = emails
         .iter()
@@ -179,8 +174,22 @@ pub(super) fn expired_form(state: &AppState) -> PageError {
     .into()
 }
 
+/// The person who posted a form, after its CSRF token is checked; otherwise the page to
+/// show (the form expired, sign in first).
+pub(super) async fn posted(
+    state: &AppState,
+    jar: &PrivateCookieJar,
+    form: &mas_oauth_core::params::Params,
+    back: &str,
+) -> Result<(BrowserSession, User), PageError> {
+    if !csrf_valid(jar, field(form, "csrf")) {
+        return Err(expired_form(state));
+    }
+    person(state, jar, back).await
+}
+
 /// The page for a change the configuration does not let people make.
-fn not_allowed(state: &AppState, what: &str) -> PageError {
+pub(super) fn not_allowed(state: &AppState, what: &str) -> PageError {
     error_page(
         state,
         StatusCode::FORBIDDEN,
@@ -196,10 +205,7 @@ pub(super) async fn display_name(
     jar: PrivateCookieJar,
     PageForm(form): PageForm,
 ) -> PageResult {
-    if !csrf_valid(&jar, field(&form, "csrf")) {
-        return Err(expired_form(&state));
-    }
-    let (_, user) = person(&state, &jar, "/account/").await?;
+    let (_, user) = posted(&state, &jar, &form, "/account/").await?;
     if !state.account.displayname_change_allowed {
         return Err(not_allowed(&state, "Changing the display name"));
     }
@@ -222,13 +228,7 @@ pub(super) async fn display_name(
             hs.set_displayname(&user.username, name).await
         }
     };
-    tokio::time::timeout(crate::devices::DEADLINE, change)
-        .await
-        .unwrap_or_else(|_| {
-            Err(mas_matrix::HomeserverError::Unreachable(
-                "no answer in time".to_owned(),
-            ))
-        })?;
+    crate::devices::within_deadline(change).await?;
     Ok(see_other(&state, "/account/?saved=display-name"))
 }
 
@@ -340,14 +340,23 @@ impl Sensitive {
             Self::SignOutOthers => "sign-out-others",
         }
     }
+
+    /// The person on the action's page, if the configuration allows the action.
+    async fn person(
+        self,
+        state: &AppState,
+        jar: &PrivateCookieJar,
+    ) -> Result<(BrowserSession, User), PageError> {
+        let found = person(state, jar, &format!("/account/{}", self.name())).await?;
+        if matches!(self, Self::Deactivate) && !state.account.account_deactivation_allowed {
+            return Err(not_allowed(state, "Deactivating an account"));
+        }
+        Ok(found)
+    }
 }
 
 async fn confirm_get(state: &AppState, jar: PrivateCookieJar, which: Sensitive) -> PageResult {
-    let path = format!("/account/{}", which.name());
-    let (session, user) = person(state, &jar, &path).await?;
-    if matches!(which, Sensitive::Deactivate) && !state.account.account_deactivation_allowed {
-        return Err(not_allowed(state, "Deactivating an account"));
-    }
+    let (session, user) = which.person(state, &jar).await?;
     let ask = !recently_authenticated(state, &session).await?;
     Ok(confirm_page(
         state,
@@ -371,11 +380,7 @@ async fn confirmed(
     if !csrf_valid(&jar, field(form, "csrf")) {
         return Err(expired_form(state));
     }
-    let path = format!("/account/{}", which.name());
-    let (session, user) = person(state, &jar, &path).await?;
-    if matches!(which, Sensitive::Deactivate) && !state.account.account_deactivation_allowed {
-        return Err(not_allowed(state, "Deactivating an account"));
-    }
+    let (session, user) = which.person(state, &jar).await?;
     if recently_authenticated(state, &session).await? {
         return Ok((jar, session, user));
     }
@@ -411,16 +416,8 @@ pub(super) async fn cross_signing_post(
     PageForm(form): PageForm,
 ) -> PageResult {
     let (_, _, user) = confirmed(&state, jar, &form, Sensitive::CrossSigningReset).await?;
-    tokio::time::timeout(
-        crate::devices::DEADLINE,
-        state.homeserver.allow_cross_signing_reset(&user.username),
-    )
-    .await
-    .unwrap_or_else(|_| {
-        Err(mas_matrix::HomeserverError::Unreachable(
-            "no answer in time".to_owned(),
-        ))
-    })?;
+    crate::devices::within_deadline(state.homeserver.allow_cross_signing_reset(&user.username))
+        .await?;
     tracing::info!(user = %user.id, "cross-signing reset allowed");
     Ok(render(
         StatusCode::OK,
@@ -516,10 +513,7 @@ pub(super) async fn password(
     jar: PrivateCookieJar,
     PageForm(form): PageForm,
 ) -> PageResult {
-    if !csrf_valid(&jar, field(&form, "csrf")) {
-        return Err(expired_form(&state));
-    }
-    let (session, user) = person(&state, &jar, "/account/").await?;
+    let (session, user) = posted(&state, &jar, &form, "/account/").await?;
     if !state.account.password_change_allowed || !state.passwords.is_enabled() {
         return Err(not_allowed(&state, "Changing the password"));
     }

@@ -11,9 +11,9 @@ use mas_storage::StorageError;
 use mas_storage::jobs::EmailJob;
 use subtle::ConstantTimeEq;
 
-use super::account::{expired_form, field, person};
+use super::account::{field, person, posted};
 use super::login::PageForm;
-use super::{PageError, PageResult, csrf_token, csrf_valid, error_page, render, see_other};
+use super::{PageError, PageResult, csrf_token, error_page, render, see_other};
 use crate::AppState;
 use crate::rate_limit::ClientIp;
 
@@ -28,13 +28,7 @@ const MAX_TRIES: u32 = 5;
 const MAX_ADDRESS: usize = 254;
 
 fn not_allowed(state: &AppState) -> PageError {
-    error_page(
-        state,
-        StatusCode::FORBIDDEN,
-        "Not allowed",
-        "Changing email addresses is turned off on this server. Ask its administrators.",
-    )
-    .into()
+    super::account::not_allowed(state, "Changing email addresses")
 }
 
 fn refused(state: &AppState, status: StatusCode, detail: &str) -> Response {
@@ -55,10 +49,7 @@ pub(super) async fn add(
     jar: PrivateCookieJar,
     PageForm(form): PageForm,
 ) -> PageResult {
-    if !csrf_valid(&jar, field(&form, "csrf")) {
-        return Err(expired_form(&state));
-    }
-    let (session, user) = person(&state, &jar, "/account/").await?;
+    let (session, user) = posted(&state, &jar, &form, "/account/").await?;
     if !state.account.email_change_allowed {
         return Err(not_allowed(&state));
     }
@@ -190,10 +181,7 @@ pub(super) async fn code_post(
     jar: PrivateCookieJar,
     PageForm(form): PageForm,
 ) -> PageResult {
-    if !csrf_valid(&jar, field(&form, "csrf")) {
-        return Err(expired_form(&state));
-    }
-    let (session, user) = person(&state, &jar, "/account/").await?;
+    let (session, user) = posted(&state, &jar, &form, "/account/").await?;
     if !state.account.email_change_allowed {
         return Err(not_allowed(&state));
     }
@@ -312,10 +300,7 @@ pub(super) async fn remove(
     jar: PrivateCookieJar,
     PageForm(form): PageForm,
 ) -> PageResult {
-    if !csrf_valid(&jar, field(&form, "csrf")) {
-        return Err(expired_form(&state));
-    }
-    let (_, user) = person(&state, &jar, "/account/").await?;
+    let (_, user) = posted(&state, &jar, &form, "/account/").await?;
     if !state.account.email_change_allowed {
         return Err(not_allowed(&state));
     }

@@ -13,11 +13,11 @@ use mas_storage::repository::{CompatSessionFilter, SessionFilter};
 use mas_storage::{Pagination, Repository, StorageError};
 use serde::Serialize;
 
-use super::account::{expired_form, field, notice, person};
+use super::account::{field, notice, person, posted};
 use super::login::PageForm;
 use super::{
-    PageResult, ScopeInWords, csrf_token, csrf_valid, describe_scopes, error_page, forget_session,
-    render, see_other,
+    PageResult, ScopeInWords, csrf_token, describe_scopes, error_page, forget_session, render,
+    see_other,
 };
 use crate::AppState;
 
@@ -320,10 +320,7 @@ pub(super) async fn end(
     jar: PrivateCookieJar,
     PageForm(form): PageForm,
 ) -> PageResult {
-    if !csrf_valid(&jar, field(&form, "csrf")) {
-        return Err(expired_form(&state));
-    }
-    let (current, user) = person(&state, &jar, "/account/sessions").await?;
+    let (current, user) = posted(&state, &jar, &form, "/account/sessions").await?;
     let clock = state.clock.as_ref();
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
     let mut repo = state.repos.begin().await?;
@@ -369,10 +366,7 @@ pub(super) async fn rename(
     jar: PrivateCookieJar,
     PageForm(form): PageForm,
 ) -> PageResult {
-    if !csrf_valid(&jar, field(&form, "csrf")) {
-        return Err(expired_form(&state));
-    }
-    let (_, user) = person(&state, &jar, "/account/sessions").await?;
+    let (_, user) = posted(&state, &jar, &form, "/account/sessions").await?;
     let name = field(&form, "name").trim();
     if name.is_empty()
         || name.chars().count() > MAX_DEVICE_NAME
@@ -419,10 +413,8 @@ pub(super) async fn rename(
     let renamed = state
         .homeserver
         .update_device_display_name(&user.username, &device_id, name);
-    match tokio::time::timeout(crate::devices::DEADLINE, renamed).await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::warn!(%error, "device rename left to the job queue"),
-        Err(_) => tracing::warn!("device rename timed out; left to the job queue"),
+    if let Err(error) = crate::devices::within_deadline(renamed).await {
+        tracing::warn!(%error, "device rename left to the job queue");
     }
     Ok(see_other(&state, "/account/sessions?saved=renamed"))
 }
