@@ -9,6 +9,7 @@ mod m20261127_000005_revocation_log;
 mod m20261127_000006_cleanup_indexes;
 mod m20261127_000007_client_first_use;
 mod m20261207_000008_email_authentications;
+mod m20261207_000009_upstream_sessions;
 mod schema;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000006_cleanup_indexes::Migration),
             Box::new(m20261127_000007_client_first_use::Migration),
             Box::new(m20261207_000008_email_authentications::Migration),
+            Box::new(m20261207_000009_upstream_sessions::Migration),
         ]
     }
 }

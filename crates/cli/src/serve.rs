@@ -77,7 +77,17 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
     let registration_open = config
         .account
         .password_registration_open(config.passwords.enabled);
-    for warning in config.account.not_honoured(registration_open) {
+    let provider_warnings = config
+        .upstream_oauth2
+        .providers
+        .iter()
+        .flat_map(mas_config::sections::UpstreamProviderConfig::not_honoured);
+    for warning in config
+        .account
+        .not_honoured(registration_open)
+        .into_iter()
+        .chain(provider_warnings)
+    {
         tracing::warn!("{warning}");
     }
 

@@ -1,11 +1,14 @@
-//! `config sync`: makes the static clients in the database match the configuration.
+//! `config sync`: makes the static clients and the upstream providers in the database
+//! match the configuration.
 
 use std::fmt;
 
 use anyhow::Context;
-use mas_config::sections::{ClientAuthMethod as ConfigAuthMethod, ClientConfig};
-use mas_data_model::{Client, ClientAuthMethod, ClientKind};
-use mas_storage::repository::ClientParams;
+use mas_config::sections::{
+    ClientAuthMethod as ConfigAuthMethod, ClientConfig, UpstreamProviderConfig,
+};
+use mas_data_model::{Client, ClientAuthMethod, ClientKind, UpstreamOAuthProvider};
+use mas_storage::repository::{ClientParams, ProviderParams};
 use mas_storage::{Clock, Encrypter, Repository, RepositoryFactory, StorageError, SystemClock};
 use mas_storage_sql::SqlRepositoryFactory;
 
@@ -23,13 +26,16 @@ pub(crate) enum Change {
     /// Not in the database before.
     Created,
     /// In the database with other values; the names of the fields that differ.
-    Updated(Vec<&'static str>),
+    Updated(Vec<String>),
     /// Already as configured.
     Unchanged,
     /// In the database but no longer configured, and `--prune` was given.
     Deleted,
     /// In the database but no longer configured; kept without `--prune`.
     Kept,
+    /// A provider disabled: `enabled: false`, or no longer configured with `--prune`
+    /// (its links stay, so enabling it again restores them).
+    Disabled,
 }
 
 /// The outcome of a sync, one line per client.
@@ -37,6 +43,8 @@ pub(crate) enum Change {
 pub(crate) struct Report {
     /// Each client and its change, in ID order.
     pub(crate) changes: Vec<(String, Change)>,
+    /// Each upstream provider and its change, in ID order.
+    pub(crate) providers: Vec<(String, Change)>,
     /// Whether nothing was written.
     pub(crate) dry_run: bool,
 }
@@ -44,9 +52,12 @@ pub(crate) struct Report {
 impl Report {
     /// Whether the sync changed (or would change) anything.
     pub(crate) fn changed(&self) -> bool {
-        self.changes
-            .iter()
-            .any(|(_, c)| matches!(c, Change::Created | Change::Updated(_) | Change::Deleted))
+        self.changes.iter().chain(&self.providers).any(|(_, c)| {
+            matches!(
+                c,
+                Change::Created | Change::Updated(_) | Change::Deleted | Change::Disabled
+            )
+        })
     }
 
     fn count(&self, f: impl Fn(&Change) -> bool) -> usize {
@@ -68,6 +79,25 @@ impl fmt::Display for Report {
                 Change::Kept => writeln!(
                     f,
                     "client {id}: no longer in the configuration, kept (use --prune to delete it)"
+                )?,
+                Change::Disabled => writeln!(f, "client {id}: {would}disabled")?,
+            }
+        }
+        for (id, change) in &self.providers {
+            match change {
+                Change::Created => writeln!(f, "upstream provider {id}: {would}created")?,
+                Change::Updated(fields) => writeln!(
+                    f,
+                    "upstream provider {id}: {would}updated ({})",
+                    fields.join(", ")
+                )?,
+                Change::Unchanged => writeln!(f, "upstream provider {id}: unchanged")?,
+                Change::Deleted => writeln!(f, "upstream provider {id}: {would}deleted")?,
+                Change::Disabled => writeln!(f, "upstream provider {id}: {would}disabled")?,
+                Change::Kept => writeln!(
+                    f,
+                    "upstream provider {id}: no longer in the configuration, kept enabled \
+                     (use --prune to disable it)"
                 )?,
             }
         }
@@ -203,7 +233,7 @@ pub(crate) async fn sync_clients(
                 Change::Unchanged
             } else {
                 repo.client().upsert_static(clock, id, params).await?;
-                Change::Updated(fields)
+                Change::Updated(fields.into_iter().map(str::to_owned).collect())
             }
         } else {
             params.encrypted_secret = secret.map(|s| encrypter.encrypt(&mut rng, s.as_bytes()));
@@ -226,6 +256,132 @@ pub(crate) async fn sync_clients(
     }
     report.changes.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(report)
+}
+
+/// The stored form of a configured provider, with its secret still in plain text.
+fn desired_provider(
+    provider: &UpstreamProviderConfig,
+) -> anyhow::Result<(ProviderParams, Option<String>)> {
+    let secret = provider
+        .secret()
+        .with_context(|| format!("upstream provider {}", provider.id))?;
+    Ok((
+        ProviderParams {
+            issuer: provider.issuer.clone(),
+            human_name: provider.human_name.clone(),
+            client_id: provider.client_id.clone(),
+            encrypted_client_secret: None,
+            config: mas_upstream::Provider::stored_settings(provider),
+        },
+        secret,
+    ))
+}
+
+/// The settings in which a stored provider differs from the desired one.
+fn provider_differences(
+    stored: &UpstreamOAuthProvider,
+    want: &ProviderParams,
+    same_secret: bool,
+) -> Vec<String> {
+    let mut fields: Vec<String> = Vec::new();
+    if !same_secret {
+        fields.push("client_secret".to_owned());
+    }
+    let (Some(old), Some(new)) = (stored.config.as_object(), want.config.as_object()) else {
+        fields.push("settings".to_owned());
+        return fields;
+    };
+    let mut keys: Vec<&String> = old.keys().chain(new.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    fields.extend(
+        keys.into_iter()
+            .filter(|k| old.get(*k) != new.get(*k))
+            .cloned(),
+    );
+    fields
+}
+
+/// Brings the upstream providers of `repo` in line with `providers`: each is stored with
+/// its secret encrypted; one with `enabled: false` is disabled; one no longer configured
+/// is disabled with `prune`, kept otherwise. A disabled provider keeps its links.
+pub(crate) async fn sync_providers(
+    repo: &mut dyn Repository,
+    clock: &dyn Clock,
+    encrypter: &Encrypter,
+    providers: &[UpstreamProviderConfig],
+    prune: bool,
+) -> anyhow::Result<Vec<(String, Change)>> {
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let stored = repo.upstream_provider().all().await?;
+    let mut changes = Vec::new();
+    for provider in providers {
+        let (mut params, secret) = desired_provider(provider)?;
+        let existing = stored.iter().find(|p| p.id == provider.id);
+        let mut change = if let Some(existing) = existing {
+            let stored_secret = existing
+                .encrypted_client_secret
+                .as_deref()
+                .and_then(|sealed| encrypter.decrypt(sealed).ok())
+                .and_then(|plain| String::from_utf8(plain).ok());
+            let same_secret = stored_secret == secret;
+            params.encrypted_client_secret = if same_secret {
+                existing.encrypted_client_secret.clone()
+            } else {
+                secret.map(|s| encrypter.encrypt(&mut rng, s.as_bytes()))
+            };
+            let mut fields = provider_differences(existing, &params, same_secret);
+            if existing.disabled_at.is_some()
+                && provider.enabled
+                && !fields.iter().any(|f| f == "enabled")
+            {
+                fields.push("enabled".to_owned());
+            }
+            if fields.is_empty() {
+                Change::Unchanged
+            } else {
+                Change::Updated(fields)
+            }
+        } else {
+            params.encrypted_client_secret =
+                secret.map(|s| encrypter.encrypt(&mut rng, s.as_bytes()));
+            Change::Created
+        };
+        let stored_now = match change {
+            Change::Unchanged => existing.cloned(),
+            _ => Some(
+                repo.upstream_provider()
+                    .upsert(clock, provider.id, params)
+                    .await?,
+            ),
+        };
+        if !provider.enabled
+            && let Some(current) = stored_now
+            && (current.disabled_at.is_none() || change != Change::Unchanged)
+        {
+            repo.upstream_provider().disable(clock, current).await?;
+            if change == Change::Unchanged {
+                change = Change::Disabled;
+            }
+        }
+        changes.push((provider.id.to_string(), change));
+    }
+    for old in stored {
+        if providers.iter().any(|p| p.id == old.id) {
+            continue;
+        }
+        let id = old.id.to_string();
+        if old.disabled_at.is_some() {
+            changes.push((id, Change::Unchanged));
+        } else if prune {
+            repo.upstream_provider().disable(clock, old).await?;
+            changes.push((id, Change::Disabled));
+        } else {
+            changes.push((id, Change::Kept));
+        }
+    }
+    changes.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(changes)
 }
 
 /// How many times a sync is tried when it loses a race to create a client.
@@ -278,6 +434,14 @@ async fn run_once(
         &SystemClock,
         encrypter,
         &config.clients,
+        prune,
+    )
+    .await?;
+    report.providers = sync_providers(
+        repo.as_mut(),
+        &SystemClock,
+        encrypter,
+        &config.upstream_oauth2.providers,
         prune,
     )
     .await?;

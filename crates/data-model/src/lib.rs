@@ -22,7 +22,9 @@ pub use self::oauth2::{
 };
 pub use self::personal::{PersonalAccessToken, PersonalSession};
 pub use self::tokens::{TokenFormatError, TokenType};
-pub use self::upstream::{UpstreamOAuthLink, UpstreamOAuthProvider};
+pub use self::upstream::{
+    UpstreamOAuthAuthorizationSession, UpstreamOAuthLink, UpstreamOAuthProvider,
+};
 pub use self::user::{
     Authentication, AuthenticationMethod, BrowserSession, Password, RegistrationToken, User,
     UserEmail, UserEmailAuthentication, is_valid_localpart,

@@ -13,6 +13,33 @@ pub fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// The ring HMAC algorithm of a JOSE name.
+fn hmac_algorithm(alg: &str) -> Result<ring::hmac::Algorithm, JwsError> {
+    match alg {
+        "HS256" => Ok(ring::hmac::HMAC_SHA256),
+        "HS384" => Ok(ring::hmac::HMAC_SHA384),
+        "HS512" => Ok(ring::hmac::HMAC_SHA512),
+        other => Err(JwsError::UnsupportedAlgorithm(other.to_owned())),
+    }
+}
+
+/// Signs `claims` as a compact JWS with an HMAC algorithm and a shared secret
+/// (`client_secret_jwt` towards another provider).
+///
+/// # Errors
+/// [`JwsError::UnsupportedAlgorithm`] for non-HMAC algorithms.
+pub fn sign_hmac(alg: &str, secret: &[u8], claims: &Value) -> Result<String, JwsError> {
+    let key = ring::hmac::Key::new(hmac_algorithm(alg)?, secret);
+    let header = serde_json::json!({ "alg": alg, "typ": "JWT" });
+    let input = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    let tag = ring::hmac::sign(&key, input.as_bytes());
+    Ok(format!("{input}.{}", b64(tag.as_ref())))
+}
+
 /// Why a JWS could not be read or verified.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JwsError {
@@ -86,13 +113,7 @@ impl UnverifiedJws {
     /// # Errors
     /// [`JwsError::UnsupportedAlgorithm`] for non-HMAC algorithms, [`JwsError::BadSignature`].
     pub fn verify_hmac(&self, secret: &[u8]) -> Result<(), JwsError> {
-        let alg = match self.alg() {
-            "HS256" => ring::hmac::HMAC_SHA256,
-            "HS384" => ring::hmac::HMAC_SHA384,
-            "HS512" => ring::hmac::HMAC_SHA512,
-            other => return Err(JwsError::UnsupportedAlgorithm(other.to_owned())),
-        };
-        let key = ring::hmac::Key::new(alg, secret);
+        let key = ring::hmac::Key::new(hmac_algorithm(self.alg())?, secret);
         // ring compares in constant time.
         ring::hmac::verify(&key, self.signing_input.as_bytes(), &self.signature)
             .map_err(|_| JwsError::BadSignature)

@@ -247,6 +247,22 @@ entity!(upstream_oauth_links, "upstream_oauth_links", {
     created_at: DateTimeUtc,
 });
 
+entity!(upstream_oauth_authorization_sessions, "upstream_oauth_authorization_sessions", {
+    provider_id: String,
+    state: String,
+    nonce: String,
+    code_verifier: Option<String>,
+    next: String,
+    created_at: DateTimeUtc,
+    completed_at: Option<DateTimeUtc>,
+    link_id: Option<String>,
+    id_token: Option<String>,
+    claims: Option<String>,
+    sid: Option<String>,
+    consumed_at: Option<DateTimeUtc>,
+    browser_session_id: Option<String>,
+});
+
 entity!(oauth2_client_assertion_jtis, "oauth2_client_assertion_jtis", {
     client_id: String,
     jti_hash: Vec<u8>,

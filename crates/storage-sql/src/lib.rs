@@ -25,7 +25,8 @@ use mas_storage::repository::{
     CompatSessionRepository, CompatSsoLoginRepository, DeviceCodeGrantRepository, JobRepository,
     PersonalAccessTokenRepository, PersonalSessionRepository, RefreshTokenRepository,
     RegistrationTokenRepository, SessionRepository, UpstreamOAuthLinkRepository,
-    UpstreamOAuthProviderRepository, UserEmailRepository, UserPasswordRepository, UserRepository,
+    UpstreamOAuthProviderRepository, UpstreamOAuthSessionRepository, UserEmailRepository,
+    UserPasswordRepository, UserRepository,
 };
 use mas_storage::{
     BoxFuture, BoxRepository, Health, Repository, RepositoryFactory, Revocations, StorageError,
@@ -562,6 +563,9 @@ impl Repository for SqlRepository {
         Box::new(self.repo())
     }
     fn upstream_link(&mut self) -> Box<dyn UpstreamOAuthLinkRepository + '_> {
+        Box::new(self.repo())
+    }
+    fn upstream_session(&mut self) -> Box<dyn UpstreamOAuthSessionRepository + '_> {
         Box::new(self.repo())
     }
     fn job(&mut self) -> Box<dyn JobRepository + '_> {

@@ -286,3 +286,143 @@ async fn a_sync_that_loses_the_race_for_a_new_client_syncs_again() {
     assert_eq!(client_rows(pg.url()).await.len(), 2);
     db.close().await.unwrap();
 }
+
+const TWO_PROVIDERS: &str = "\
+upstream_oauth2:
+  providers:
+    - id: 01HFVBY12TMNTYTBV8W921M5FA
+      issuer: https://sso.example.com/
+      human_name: Example SSO
+      client_id: mas
+      client_secret: UpstreamSecret
+      token_endpoint_auth_method: client_secret_basic
+    - id: 01HFVBY12TMNTYTBV8W921M5FB
+      issuer: https://other.example.com/
+      client_id: mas2
+      token_endpoint_auth_method: none
+";
+
+const ONE_PROVIDER_RENAMED: &str = "\
+upstream_oauth2:
+  providers:
+    - id: 01HFVBY12TMNTYTBV8W921M5FB
+      enabled: false
+      issuer: https://other.example.com/
+      human_name: Other
+      client_id: mas2
+      token_endpoint_auth_method: none
+";
+
+/// Each provider's ID, sealed secret, stored settings and whether it is disabled.
+async fn provider_rows(uri: &str) -> Vec<(String, Option<String>, String, bool)> {
+    let db = Database::connect(uri).await.unwrap();
+    let backend = db.get_database_backend();
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            backend,
+            "SELECT id, encrypted_client_secret, config, disabled_at IS NOT NULL \
+             FROM upstream_oauth_providers ORDER BY id",
+        ))
+        .await
+        .unwrap();
+    let rows = rows
+        .into_iter()
+        .map(|r| {
+            (
+                r.try_get_by_index(0).unwrap(),
+                r.try_get_by_index(1).unwrap(),
+                r.try_get_by_index(2).unwrap(),
+                r.try_get_by_index(3).unwrap(),
+            )
+        })
+        .collect();
+    db.close().await.unwrap();
+    rows
+}
+
+async fn the_provider_sync_story(dir: &Path, uri: &str) {
+    write(dir, uri, TWO_PROVIDERS);
+    run(dir, &["database", "migrate"]);
+    let out = run(dir, &["config", "sync", "--dry-run"]);
+    assert!(
+        out.contains("upstream provider 01HFVBY12TMNTYTBV8W921M5FA: would be created"),
+        "{out}"
+    );
+    assert!(
+        provider_rows(uri).await.is_empty(),
+        "a dry run writes nothing"
+    );
+
+    let out = run(dir, &["config", "sync"]);
+    assert!(
+        out.contains("upstream provider 01HFVBY12TMNTYTBV8W921M5FB: created"),
+        "{out}"
+    );
+    let rows = provider_rows(uri).await;
+    assert_eq!(rows.len(), 2);
+    let sealed = rows[0].1.as_deref().unwrap();
+    assert!(!sealed.contains("UpstreamSecret"), "{sealed}");
+    assert!(
+        !rows[0].2.contains("UpstreamSecret") && rows[0].2.contains("Example SSO"),
+        "the settings are stored without the secret: {}",
+        rows[0].2
+    );
+    assert!(!rows[0].3 && !rows[1].3);
+    let out = run(dir, &["config", "sync"]);
+    assert!(
+        out.contains("upstream provider 01HFVBY12TMNTYTBV8W921M5FA: unchanged"),
+        "{out}"
+    );
+    assert_eq!(
+        provider_rows(uri).await,
+        rows,
+        "not even the ciphertext changes"
+    );
+
+    write(dir, uri, ONE_PROVIDER_RENAMED);
+    let out = run(dir, &["config", "sync"]);
+    assert!(
+        out.contains("upstream provider 01HFVBY12TMNTYTBV8W921M5FB: updated (enabled, human_name)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("upstream provider 01HFVBY12TMNTYTBV8W921M5FA: no longer in the configuration, kept enabled"),
+        "{out}"
+    );
+    let rows = provider_rows(uri).await;
+    assert_eq!(
+        (rows[0].3, rows[1].3),
+        (false, true),
+        "enabled: false disables"
+    );
+    let out = run(dir, &["config", "sync", "--prune"]);
+    assert!(
+        out.contains("upstream provider 01HFVBY12TMNTYTBV8W921M5FA: disabled"),
+        "{out}"
+    );
+    let rows = provider_rows(uri).await;
+    assert_eq!(
+        rows.len(),
+        2,
+        "a pruned provider is disabled, its links kept"
+    );
+    assert!(rows[0].3 && rows[1].3);
+    let out = run(dir, &["config", "sync", "--prune"]);
+    assert!(!out.contains("disabled"), "nothing left to do: {out}");
+}
+
+#[tokio::test]
+async fn providers_sync_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let uri = format!("sqlite://{}", dir.path().join("mas.db").display());
+    the_provider_sync_story(dir.path(), &uri).await;
+}
+
+#[tokio::test]
+async fn providers_sync_on_postgres() {
+    let Some(pg) = mas_testing::TestPostgres::create().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    the_provider_sync_story(dir.path(), pg.url()).await;
+}

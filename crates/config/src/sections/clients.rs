@@ -81,7 +81,9 @@ impl ClientAuthMethod {
     }
 }
 
-fn deserialize_ulid<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Ulid, D::Error> {
+pub(crate) fn deserialize_ulid<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Ulid, D::Error> {
     let text = String::deserialize(deserializer)?;
     Ulid::from_string(&text).map_err(|_| {
         serde::de::Error::custom("not a valid ULID (26 characters of Crockford base32)")

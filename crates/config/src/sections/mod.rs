@@ -12,6 +12,7 @@ mod passwords;
 mod rate_limiting;
 mod secrets;
 mod telemetry;
+mod upstream_oauth2;
 
 use std::fmt;
 
@@ -29,6 +30,11 @@ pub use self::passwords::{PasswordAlgorithm, PasswordScheme, PasswordsConfig};
 pub use self::rate_limiting::{RateLimiterConfig, RateLimitingConfig};
 pub use self::secrets::{KeyConfig, SecretsConfig};
 pub use self::telemetry::TelemetryConfig;
+pub use self::upstream_oauth2::{
+    AttributeImport, ClaimsImports, DiscoveryMode, EmailImport, ImportAction, LocalpartImport,
+    OnBackchannelLogout, OnConflict, PkceMethod, ResponseMode, SIGNING_ALGORITHMS, TemplateOnly,
+    UpstreamAuthMethod, UpstreamOAuth2Config, UpstreamProviderConfig,
+};
 use crate::Issues;
 
 /// The whole configuration file.
@@ -74,9 +80,9 @@ pub struct RootConfig {
     /// MAS's template settings; accepted, not used (our pages are built in).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub templates: Option<figment::value::Value>,
-    /// Upstream identity providers; accepted now, honoured by a later release.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub upstream_oauth2: Option<figment::value::Value>,
+    /// Upstream identity providers people sign in through (SSO).
+    #[serde(default, skip_serializing_if = "UpstreamOAuth2Config::is_empty")]
+    pub upstream_oauth2: UpstreamOAuth2Config,
     /// CAPTCHA settings; accepted now, honoured by a later release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub captcha: Option<figment::value::Value>,
@@ -101,6 +107,7 @@ impl RootConfig {
             client.validate(index, issues);
         }
         clients::validate_unique_ids(&self.clients, issues);
+        self.upstream_oauth2.validate(issues);
         self.secrets.validate(issues);
         self.passwords.validate(issues);
         self.email.validate(issues);

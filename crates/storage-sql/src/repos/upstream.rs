@@ -1,9 +1,14 @@
 //! Upstream identity providers and links.
 
 use async_trait::async_trait;
-use mas_data_model::{UpstreamOAuthLink, UpstreamOAuthProvider, User};
+use chrono::{DateTime, Utc};
+use mas_data_model::{
+    BrowserSession, UpstreamOAuthAuthorizationSession, UpstreamOAuthLink, UpstreamOAuthProvider,
+    User,
+};
 use mas_storage::repository::{
-    ProviderParams, UpstreamOAuthLinkRepository, UpstreamOAuthProviderRepository,
+    ProviderParams, UpstreamAnswer, UpstreamOAuthLinkRepository, UpstreamOAuthProviderRepository,
+    UpstreamOAuthSessionRepository,
 };
 use mas_storage::{Clock, Rng, StorageError};
 use sea_orm::sea_query::Expr;
@@ -12,7 +17,10 @@ use ulid::Ulid;
 
 use super::Repo;
 use crate::conv::{gone, json, new_id, now, to_json, ulid, ulid_opt};
-use crate::entities::{upstream_oauth_links as links, upstream_oauth_providers as providers};
+use crate::entities::{
+    upstream_oauth_authorization_sessions as sessions, upstream_oauth_links as links,
+    upstream_oauth_providers as providers,
+};
 
 fn provider(m: providers::Model) -> Result<UpstreamOAuthProvider, StorageError> {
     const T: &str = "upstream_oauth_providers";
@@ -218,6 +226,22 @@ impl UpstreamOAuthLinkRepository for Repo<'_> {
         Ok(link)
     }
 
+    #[tracing::instrument(name = "db.upstream_link.unlink_user", skip_all)]
+    async fn unlink_user(
+        &mut self,
+        provider: &UpstreamOAuthProvider,
+        user: &User,
+    ) -> Result<u64, StorageError> {
+        let result = links::Entity::update_many()
+            .col_expr(links::Column::UserId, Expr::value(None::<String>))
+            .filter(links::Column::ProviderId.eq(provider.id.to_string()))
+            .filter(links::Column::UserId.eq(user.id.to_string()))
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(result.rows_affected)
+    }
+
     #[tracing::instrument(name = "db.upstream_link.all_for_user", skip_all)]
     async fn all_for_user(&mut self, user: &User) -> Result<Vec<UpstreamOAuthLink>, StorageError> {
         links::Entity::find()
@@ -229,5 +253,227 @@ impl UpstreamOAuthLinkRepository for Repo<'_> {
             .into_iter()
             .map(link)
             .collect()
+    }
+}
+
+fn session(m: sessions::Model) -> Result<UpstreamOAuthAuthorizationSession, StorageError> {
+    const T: &str = "upstream_oauth_authorization_sessions";
+    Ok(UpstreamOAuthAuthorizationSession {
+        id: ulid(T, &m.id)?,
+        provider_id: ulid(T, &m.provider_id)?,
+        state: m.state,
+        nonce: m.nonce,
+        code_verifier: m.code_verifier,
+        next: m.next,
+        created_at: m.created_at,
+        completed_at: m.completed_at,
+        link_id: ulid_opt(T, m.link_id.as_deref())?,
+        id_token: m.id_token,
+        claims: m.claims.as_deref().map(|c| json(T, c)).transpose()?,
+        sid: m.sid,
+        consumed_at: m.consumed_at,
+        browser_session_id: ulid_opt(T, m.browser_session_id.as_deref())?,
+    })
+}
+
+#[async_trait]
+impl UpstreamOAuthSessionRepository for Repo<'_> {
+    #[tracing::instrument(name = "db.upstream_session.add", skip_all)]
+    async fn add(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        provider: &UpstreamOAuthProvider,
+        state: String,
+        nonce: String,
+        code_verifier: Option<String>,
+        next: String,
+    ) -> Result<UpstreamOAuthAuthorizationSession, StorageError> {
+        let created_at = now(clock);
+        let id = new_id(rng, created_at);
+        sessions::Entity::insert(sessions::ActiveModel {
+            id: Set(id.to_string()),
+            provider_id: Set(provider.id.to_string()),
+            state: Set(state.clone()),
+            nonce: Set(nonce.clone()),
+            code_verifier: Set(code_verifier.clone()),
+            next: Set(next.clone()),
+            created_at: Set(created_at),
+            completed_at: Set(None),
+            link_id: Set(None),
+            id_token: Set(None),
+            claims: Set(None),
+            sid: Set(None),
+            consumed_at: Set(None),
+            browser_session_id: Set(None),
+        })
+        .exec_without_returning(&self.conn)
+        .await
+        .map_err(|e| self.db_err(e))?;
+        Ok(UpstreamOAuthAuthorizationSession {
+            id,
+            provider_id: provider.id,
+            state,
+            nonce,
+            code_verifier,
+            next,
+            created_at,
+            completed_at: None,
+            link_id: None,
+            id_token: None,
+            claims: None,
+            sid: None,
+            consumed_at: None,
+            browser_session_id: None,
+        })
+    }
+
+    #[tracing::instrument(name = "db.upstream_session.lookup", skip_all)]
+    async fn lookup(
+        &mut self,
+        id: Ulid,
+    ) -> Result<Option<UpstreamOAuthAuthorizationSession>, StorageError> {
+        sessions::Entity::find_by_id(id.to_string())
+            .one(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?
+            .map(session)
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "db.upstream_session.find_by_state", skip_all)]
+    async fn find_by_state(
+        &mut self,
+        provider: &UpstreamOAuthProvider,
+        state: &str,
+    ) -> Result<Option<UpstreamOAuthAuthorizationSession>, StorageError> {
+        sessions::Entity::find()
+            .filter(sessions::Column::ProviderId.eq(provider.id.to_string()))
+            .filter(sessions::Column::State.eq(state))
+            .one(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?
+            .map(session)
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "db.upstream_session.claim", skip_all)]
+    async fn claim(
+        &mut self,
+        clock: &dyn Clock,
+        mut session: UpstreamOAuthAuthorizationSession,
+    ) -> Result<Option<UpstreamOAuthAuthorizationSession>, StorageError> {
+        let at = now(clock);
+        let result = sessions::Entity::update_many()
+            .col_expr(sessions::Column::CompletedAt, Expr::value(at))
+            .filter(sessions::Column::Id.eq(session.id.to_string()))
+            .filter(sessions::Column::CompletedAt.is_null())
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        if result.rows_affected == 0 {
+            return Ok(None);
+        }
+        session.completed_at = Some(at);
+        Ok(Some(session))
+    }
+
+    #[tracing::instrument(name = "db.upstream_session.record_answer", skip_all)]
+    async fn record_answer(
+        &mut self,
+        mut session: UpstreamOAuthAuthorizationSession,
+        answer: UpstreamAnswer,
+    ) -> Result<UpstreamOAuthAuthorizationSession, StorageError> {
+        let result = sessions::Entity::update_many()
+            .col_expr(
+                sessions::Column::LinkId,
+                Expr::value(answer.link.id.to_string()),
+            )
+            .col_expr(
+                sessions::Column::IdToken,
+                Expr::value(answer.id_token.clone()),
+            )
+            .col_expr(
+                sessions::Column::Claims,
+                Expr::value(to_json(&answer.claims)),
+            )
+            .col_expr(sessions::Column::Sid, Expr::value(answer.sid.clone()))
+            .filter(sessions::Column::Id.eq(session.id.to_string()))
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        if result.rows_affected == 0 {
+            return Err(gone("upstream_oauth_authorization_sessions"));
+        }
+        session.link_id = Some(answer.link.id);
+        session.id_token = answer.id_token;
+        session.claims = Some(answer.claims);
+        session.sid = answer.sid;
+        Ok(session)
+    }
+
+    #[tracing::instrument(name = "db.upstream_session.consume", skip_all)]
+    async fn consume(
+        &mut self,
+        clock: &dyn Clock,
+        mut session: UpstreamOAuthAuthorizationSession,
+        browser: &BrowserSession,
+    ) -> Result<Option<UpstreamOAuthAuthorizationSession>, StorageError> {
+        let at = now(clock);
+        let result = sessions::Entity::update_many()
+            .col_expr(sessions::Column::ConsumedAt, Expr::value(at))
+            .col_expr(
+                sessions::Column::BrowserSessionId,
+                Expr::value(browser.id.to_string()),
+            )
+            .filter(sessions::Column::Id.eq(session.id.to_string()))
+            .filter(sessions::Column::ConsumedAt.is_null())
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        if result.rows_affected == 0 {
+            return Ok(None);
+        }
+        session.consumed_at = Some(at);
+        session.browser_session_id = Some(browser.id);
+        Ok(Some(session))
+    }
+
+    #[tracing::instrument(name = "db.upstream_session.find_for_logout", skip_all)]
+    async fn find_for_logout(
+        &mut self,
+        provider: &UpstreamOAuthProvider,
+        sid: Option<&str>,
+        link: Option<&UpstreamOAuthLink>,
+    ) -> Result<Vec<UpstreamOAuthAuthorizationSession>, StorageError> {
+        let mut query = sessions::Entity::find()
+            .filter(sessions::Column::ProviderId.eq(provider.id.to_string()))
+            .filter(sessions::Column::BrowserSessionId.is_not_null());
+        match (sid, link) {
+            (Some(sid), _) => query = query.filter(sessions::Column::Sid.eq(sid)),
+            (None, Some(link)) => {
+                query = query.filter(sessions::Column::LinkId.eq(link.id.to_string()));
+            }
+            (None, None) => return Ok(Vec::new()),
+        }
+        query
+            .order_by_asc(sessions::Column::Id)
+            .all(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?
+            .into_iter()
+            .map(session)
+            .collect()
+    }
+
+    #[tracing::instrument(name = "db.upstream_session.cleanup", skip_all)]
+    async fn cleanup(&mut self, before: DateTime<Utc>) -> Result<u64, StorageError> {
+        let result = sessions::Entity::delete_many()
+            .filter(sessions::Column::CreatedAt.lt(before))
+            .filter(sessions::Column::BrowserSessionId.is_null())
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(result.rows_affected)
     }
 }

@@ -22,7 +22,8 @@ pub use self::oauth2::{
 };
 pub use self::personal::{PersonalAccessTokenRepository, PersonalSessionRepository};
 pub use self::upstream::{
-    ProviderParams, UpstreamOAuthLinkRepository, UpstreamOAuthProviderRepository,
+    ProviderParams, UpstreamAnswer, UpstreamOAuthLinkRepository, UpstreamOAuthProviderRepository,
+    UpstreamOAuthSessionRepository,
 };
 pub use self::user::{
     BrowserSessionRepository, RegistrationTokenRepository, UserEmailRepository, UserFilter,
@@ -83,6 +84,8 @@ pub trait Repository: Send {
     fn upstream_provider(&mut self) -> Box<dyn UpstreamOAuthProviderRepository + '_>;
     /// Links of users to upstream accounts.
     fn upstream_link(&mut self) -> Box<dyn UpstreamOAuthLinkRepository + '_>;
+    /// Trips of people to upstream providers.
+    fn upstream_session(&mut self) -> Box<dyn UpstreamOAuthSessionRepository + '_>;
     /// The job queue.
     fn job(&mut self) -> Box<dyn JobRepository + '_>;
     /// Last activity of sessions, written in batches.

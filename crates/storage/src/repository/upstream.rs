@@ -1,7 +1,11 @@
 //! Upstream identity providers and links.
 
 use async_trait::async_trait;
-use mas_data_model::{UpstreamOAuthLink, UpstreamOAuthProvider, User};
+use chrono::{DateTime, Utc};
+use mas_data_model::{
+    BrowserSession, UpstreamOAuthAuthorizationSession, UpstreamOAuthLink, UpstreamOAuthProvider,
+    User,
+};
 use ulid::Ulid;
 
 use crate::{Clock, Rng, StorageError};
@@ -79,4 +83,81 @@ pub trait UpstreamOAuthLinkRepository: Send {
     ) -> Result<UpstreamOAuthLink, StorageError>;
     /// Every link of a user.
     async fn all_for_user(&mut self, user: &User) -> Result<Vec<UpstreamOAuthLink>, StorageError>;
+    /// Unlinks every account of `provider` from `user` (the link records stay).
+    async fn unlink_user(
+        &mut self,
+        provider: &UpstreamOAuthProvider,
+        user: &User,
+    ) -> Result<u64, StorageError>;
+}
+
+/// What a provider's answer brought, recorded on the session it answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamAnswer {
+    /// The upstream account.
+    pub link: UpstreamOAuthLink,
+    /// The ID token, as sent.
+    pub id_token: Option<String>,
+    /// The claims: `{"id_token_claims", "userinfo_claims", "user"}`.
+    pub claims: serde_json::Value,
+    /// The provider's session ID.
+    pub sid: Option<String>,
+}
+
+/// Trips of people to upstream providers.
+#[async_trait]
+pub trait UpstreamOAuthSessionRepository: Send {
+    /// Records a trip about to start.
+    #[allow(clippy::too_many_arguments)]
+    async fn add(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        provider: &UpstreamOAuthProvider,
+        state: String,
+        nonce: String,
+        code_verifier: Option<String>,
+        next: String,
+    ) -> Result<UpstreamOAuthAuthorizationSession, StorageError>;
+    /// The session with this ID.
+    async fn lookup(
+        &mut self,
+        id: Ulid,
+    ) -> Result<Option<UpstreamOAuthAuthorizationSession>, StorageError>;
+    /// The session that sent this `state` to this provider.
+    async fn find_by_state(
+        &mut self,
+        provider: &UpstreamOAuthProvider,
+        state: &str,
+    ) -> Result<Option<UpstreamOAuthAuthorizationSession>, StorageError>;
+    /// Takes the provider's answer, once: `None` when an answer was taken already.
+    async fn claim(
+        &mut self,
+        clock: &dyn Clock,
+        session: UpstreamOAuthAuthorizationSession,
+    ) -> Result<Option<UpstreamOAuthAuthorizationSession>, StorageError>;
+    /// Records what the answer brought.
+    async fn record_answer(
+        &mut self,
+        session: UpstreamOAuthAuthorizationSession,
+        answer: UpstreamAnswer,
+    ) -> Result<UpstreamOAuthAuthorizationSession, StorageError>;
+    /// Uses it to open `browser`, once: `None` when it was used already.
+    async fn consume(
+        &mut self,
+        clock: &dyn Clock,
+        session: UpstreamOAuthAuthorizationSession,
+        browser: &BrowserSession,
+    ) -> Result<Option<UpstreamOAuthAuthorizationSession>, StorageError>;
+    /// The used sessions of `provider` with this provider session ID, or (without one)
+    /// of this upstream account: what a back-channel logout ends.
+    async fn find_for_logout(
+        &mut self,
+        provider: &UpstreamOAuthProvider,
+        sid: Option<&str>,
+        link: Option<&UpstreamOAuthLink>,
+    ) -> Result<Vec<UpstreamOAuthAuthorizationSession>, StorageError>;
+    /// Deletes the sessions started before `before` that never opened a browser session;
+    /// returns how many.
+    async fn cleanup(&mut self, before: DateTime<Utc>) -> Result<u64, StorageError>;
 }
