@@ -73,24 +73,7 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
     } else {
         (mas_config::load(files)?, None)
     };
-    // The project's rule: a key that is accepted but does nothing yet says so at start.
-    let registration_open = config
-        .account
-        .password_registration_open(config.passwords.enabled);
-    let provider_warnings = config
-        .upstream_oauth2
-        .providers
-        .iter()
-        .flat_map(mas_config::sections::UpstreamProviderConfig::not_honoured);
-    for warning in config
-        .account
-        .not_honoured(registration_open)
-        .into_iter()
-        .chain(provider_warnings)
-    {
-        tracing::warn!("{warning}");
-    }
-
+    warn_not_honoured(&config);
     let db = crate::database::open(&config, !args.no_migrate).await?;
     crate::database::require_current_schema(&db).await?;
     if !args.no_sync {
@@ -179,6 +162,26 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
     db.close().await.context("cannot close the database pool")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The project's rule: a key that is accepted but does nothing yet says so at start.
+fn warn_not_honoured(config: &mas_config::RootConfig) {
+    let registration_open = config
+        .account
+        .password_registration_open(config.passwords.enabled);
+    let provider_warnings = config
+        .upstream_oauth2
+        .providers
+        .iter()
+        .flat_map(mas_config::sections::UpstreamProviderConfig::not_honoured);
+    for warning in config
+        .account
+        .not_honoured(registration_open)
+        .into_iter()
+        .chain(provider_warnings)
+    {
+        tracing::warn!("{warning}");
+    }
 }
 
 /// The periodic tasks beside the listeners.
@@ -381,6 +384,9 @@ fn rate_limits(config: &mas_config::RootConfig) -> anyhow::Result<mas_handlers::
     ))
 }
 
+/// How long a request to an upstream identity provider may take.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The handlers' state: plain values and the concrete parts picked here.
 fn app_state(
     config: &mas_config::RootConfig,
@@ -432,6 +438,7 @@ fn app_state(
             email_change_allowed: config.account.email_change_allowed,
         },
         activity,
+        upstreams: Arc::new(mas_upstream::Upstreams::new(UPSTREAM_TIMEOUT)?),
     }
     .into())
 }

@@ -204,10 +204,24 @@ async fn login_flows(State(state): State<AppState>) -> Response {
     if state.passwords.is_enabled() {
         flows.push(json!({ "type": "m.login.password" }));
     }
+    // Clients show one button per provider; without the list they still offer SSO.
+    let providers = crate::human::upstream::buttons(&state)
+        .await
+        .unwrap_or_else(|error| {
+            tracing::warn!(%error, "cannot list the upstream providers");
+            Vec::new()
+        });
+    let identity_providers: Vec<Value> = providers
+        .iter()
+        .map(|p| match &p.brand {
+            Some(brand) => json!({ "id": p.idp_id, "name": p.name, "brand": brand }),
+            None => json!({ "id": p.idp_id, "name": p.name }),
+        })
+        .collect();
     // SSO through this service's own pages, then the token it hands back.
     flows.push(json!({
         "type": "m.login.sso",
-        "identity_providers": [],
+        "identity_providers": identity_providers,
         "org.matrix.msc3824.delegated_oidc_compatibility": true,
         "oauth_aware_preferred": true,
     }));
@@ -450,6 +464,7 @@ struct SsoRedirectQuery {
 async fn sso_redirect(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    idp: Option<axum::extract::Path<String>>,
     query: Result<axum::extract::Query<SsoRedirectQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, MatrixError> {
     // Starting an SSO login stores a row: it counts as a login attempt from this address,
@@ -489,18 +504,31 @@ async fn sso_redirect(
         .add(&mut rng, state.clock.as_ref(), &placeholder, redirect_uri)
         .await?;
     repo.save().await?;
-    let page = state
-        .oauth
-        .endpoints
-        .base
-        .join(&format!("complete-compat-sso/{}", login.id))
-        .map_err(|_| {
-            MatrixError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "M_UNKNOWN",
-                "Internal error",
-            )
-        })?;
+    let complete = format!("/complete-compat-sso/{}", login.id);
+    // A provider named by the client is gone to at once; an unknown one is not an error
+    // (Synapse's names may have changed): the sign-in page lists them all.
+    let provider = match idp {
+        Some(axum::extract::Path(idp)) => crate::human::upstream::buttons(&state)
+            .await?
+            .into_iter()
+            .find(|p| p.idp_id == idp),
+        None => None,
+    };
+    let local = match provider {
+        Some(provider) => format!(
+            "upstream/authorize/{}?next={}",
+            provider.id,
+            crate::human::query_value(&complete)
+        ),
+        None => complete.trim_start_matches('/').to_owned(),
+    };
+    let page = state.oauth.endpoints.base.join(&local).map_err(|_| {
+        MatrixError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "M_UNKNOWN",
+            "Internal error",
+        )
+    })?;
     Ok((
         StatusCode::SEE_OTHER,
         [(header::LOCATION, page.to_string())],

@@ -134,6 +134,8 @@ pub struct AppParts {
     pub account: AccountSwitches,
     /// Sessions' last activity, noted here and written in batches by a task.
     pub activity: Arc<mas_storage::ActivityTracker>,
+    /// Upstream identity providers' HTTP client, endpoints and keys.
+    pub upstreams: Arc<mas_upstream::Upstreams>,
 }
 
 /// What people may change themselves on their account pages (the `account` section's
@@ -448,6 +450,9 @@ pub(crate) mod test_state {
             worker: crate::WorkerStatus::default(),
             account: crate::AccountSwitches::default(),
             activity,
+            upstreams: Arc::new(
+                mas_upstream::Upstreams::new(std::time::Duration::from_secs(5)).unwrap(),
+            ),
         };
         (state.into(), dir)
     }

@@ -49,6 +49,8 @@ pub struct Removed {
     pub unused_clients: u64,
     /// Codes sent to verify email addresses, expired.
     pub email_authentications: u64,
+    /// Trips to upstream providers that never signed anyone in.
+    pub upstream_trips: u64,
 }
 
 impl Removed {
@@ -59,6 +61,7 @@ impl Removed {
             + self.device_code_grants
             + self.unused_clients
             + self.email_authentications
+            + self.upstream_trips
             > 0
     }
 }
@@ -117,6 +120,9 @@ pub async fn cleanup_once(
     // Each holds an address someone typed, maybe someone else's: kept no longer than
     // the retention past its code's expiry.
     let email_authentications = repo.user_email().cleanup_authentications(before).await?;
+    // A trip lasts half an hour; one that opened a browser session is kept with it, for
+    // the provider's back-channel logout.
+    let upstream_trips = repo.upstream_session().cleanup(before).await?;
     repo.save().await?;
     Ok(Removed {
         access_tokens,
@@ -125,6 +131,7 @@ pub async fn cleanup_once(
         device_code_grants,
         unused_clients,
         email_authentications,
+        upstream_trips,
     })
 }
 
@@ -145,6 +152,7 @@ pub async fn run_cleanup(
                     device_code_grants,
                     unused_clients,
                     email_authentications,
+                    upstream_trips,
                 } = removed;
                 tracing::info!(
                     access_tokens,
@@ -153,6 +161,7 @@ pub async fn run_cleanup(
                     device_code_grants,
                     unused_clients,
                     email_authentications,
+                    upstream_trips,
                     "removed spent rows"
                 );
             }

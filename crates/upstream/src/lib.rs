@@ -8,7 +8,7 @@ pub mod claims;
 mod discovery;
 mod flow;
 
-pub use mas_config::sections::UpstreamProviderConfig;
+pub use mas_config::sections::{ImportAction, OnConflict, UpstreamProviderConfig};
 use ulid::Ulid;
 
 pub use self::claims::{Attribute, ClaimsError, Imported};

@@ -37,7 +37,7 @@ pub(super) struct LoginQuery {
     pub(super) next: Option<String>,
 }
 
-fn login_page(
+async fn login_page(
     state: &AppState,
     jar: PrivateCookieJar,
     status: StatusCode,
@@ -46,12 +46,21 @@ fn login_page(
     error: Option<&str>,
 ) -> Response {
     let (jar, csrf) = csrf_token(state, jar);
+    // The providers' buttons are a convenience: the page works without them.
+    let providers = super::upstream::buttons(state)
+        .await
+        .unwrap_or_else(|error| {
+            tracing::warn!(%error, "cannot list the upstream providers");
+            Vec::new()
+        });
     let page = render(
         status,
         "login.html",
         minijinja::context! {
             service_name => &*state.service_name, csrf, next, username, error,
             registration_open => state.oauth.registration_open,
+            passwords_enabled => state.passwords.is_enabled(),
+            providers,
             next_param => super::query_value(next),
             base => state.page_path("/"),
         },
@@ -87,14 +96,9 @@ pub(super) async fn get(
     match signed_in {
         // Someone signed in continues as themselves, or signs out; a flow that needs
         // the password again asks for it, with the name fixed.
-        Some(user) if reauth => Ok(login_page(
-            &state,
-            jar,
-            StatusCode::OK,
-            &next,
-            &user.username,
-            None,
-        )),
+        Some(user) if reauth => {
+            Ok(login_page(&state, jar, StatusCode::OK, &next, &user.username, None).await)
+        }
         Some(user) => {
             let (jar, csrf) = csrf_token(&state, jar);
             let page = render(
@@ -111,7 +115,7 @@ pub(super) async fn get(
             );
             Ok((jar, page).into_response())
         }
-        None => Ok(login_page(&state, jar, StatusCode::OK, &next, "", None)),
+        None => Ok(login_page(&state, jar, StatusCode::OK, &next, "", None).await),
     }
 }
 
@@ -149,7 +153,8 @@ pub(super) async fn post(
             &next,
             &username,
             Some("The form expired. Please try again."),
-        ));
+        )
+        .await);
     }
     if !state.passwords.is_enabled() {
         return Ok(error_page(
@@ -178,7 +183,8 @@ pub(super) async fn post(
                 &next,
                 &username,
                 Some(&message),
-            ));
+            )
+            .await);
         }
         // Not echoed back: it could be a megabyte.
         Err(Throttled::UsernameTooLong) => {
@@ -189,7 +195,8 @@ pub(super) async fn post(
                 &next,
                 "",
                 Some("That username is too long."),
-            ));
+            )
+            .await);
         }
     }
     let wrong = "Wrong username or password.";
@@ -212,7 +219,8 @@ pub(super) async fn post(
             &next,
             &username,
             Some(wrong),
-        ));
+        )
+        .await);
     };
     let Ok(verified) = state
         .passwords
@@ -226,7 +234,8 @@ pub(super) async fn post(
             &next,
             &username,
             Some(wrong),
-        ));
+        )
+        .await);
     };
     if !user.is_valid() {
         return Ok(login_page(
@@ -236,7 +245,8 @@ pub(super) async fn post(
             &next,
             &username,
             Some("This account is locked or deactivated."),
-        ));
+        )
+        .await);
     }
     let user_agent = headers
         .get(axum::http::header::USER_AGENT)
@@ -252,7 +262,8 @@ pub(super) async fn post(
             &next,
             &username,
             Some(wrong),
-        ));
+        )
+        .await);
     };
     state.activity.record(
         mas_storage::SessionKind::Browser,
@@ -336,5 +347,11 @@ pub(super) async fn logout(
         Some(next) => format!("/login?next={}", super::query_value(&safe_next(Some(next)))),
         None => "/login".to_owned(),
     };
-    Ok((forget_session(jar), see_other(&state, &back)).into_response())
+    // Read by the upstream providers' `logged_out` template variable.
+    let jar = forget_session(jar).add(super::cookie(
+        &state,
+        super::upstream::LOGGED_OUT_COOKIE,
+        "1".to_owned(),
+    ));
+    Ok((jar, see_other(&state, &back)).into_response())
 }

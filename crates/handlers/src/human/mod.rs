@@ -12,6 +12,7 @@ mod error;
 pub(crate) mod login;
 mod register;
 mod sessions;
+pub(crate) mod upstream;
 
 use std::sync::LazyLock;
 
@@ -57,6 +58,10 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ),
         ("session.html", include_str!("../../templates/session.html")),
         ("login.html", include_str!("../../templates/login.html")),
+        (
+            "upstream.html",
+            include_str!("../../templates/upstream.html"),
+        ),
         (
             "register.html",
             include_str!("../../templates/register.html"),
@@ -117,6 +122,15 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         .route("/account/sessions/{id}/end", post(sessions::end))
         .route("/account/sessions/{id}/rename", post(sessions::rename))
         .route("/logout", post(login::logout))
+        .route("/upstream/authorize/{provider}", get(upstream::authorize))
+        .route(
+            "/upstream/callback/{provider}",
+            get(upstream::callback_get).post(upstream::callback_post),
+        )
+        .route(
+            "/upstream/link/{trip}",
+            get(upstream::link_get).post(upstream::link_post),
+        )
         .route("/register", get(register::get).post(register::post))
         .route("/consent/{grant_id}", get(consent::get).post(consent::post))
         .route("/link", get(device::link_get).post(device::link_post))
@@ -200,7 +214,7 @@ pub(crate) fn error_page(
 }
 
 /// A cookie with the attributes every cookie of ours has.
-fn cookie(state: &AppState, name: &'static str, value: String) -> Cookie<'static> {
+pub(crate) fn cookie(state: &AppState, name: &'static str, value: String) -> Cookie<'static> {
     Cookie::build((name, value))
         .path("/")
         .http_only(true)

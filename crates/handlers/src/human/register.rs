@@ -63,7 +63,7 @@ pub(super) async fn get(
 /// whether a name is taken, so checks are throttled (`rate_limiting.username_availability`)
 /// and names cannot be listed; each account made costs a hash and a homeserver account
 /// (`rate_limiting.registration`).
-async fn may_register(
+pub(super) async fn may_register(
     state: &AppState,
     username: &str,
     ip: Option<std::net::IpAddr>,
