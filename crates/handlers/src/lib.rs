@@ -19,6 +19,8 @@ mod oauth2_tests;
 mod passwords;
 mod rate_limit;
 mod remote_keys;
+#[cfg(test)]
+mod upstream_tests;
 
 use std::sync::Arc;
 
@@ -451,7 +453,9 @@ pub(crate) mod test_state {
             account: crate::AccountSwitches::default(),
             activity,
             upstreams: Arc::new(
-                mas_upstream::Upstreams::new(std::time::Duration::from_secs(5)).unwrap(),
+                mas_upstream::Upstreams::new(std::time::Duration::from_secs(5))
+                    .unwrap()
+                    .with_keys_refetch_after(std::time::Duration::ZERO),
             ),
         };
         (state.into(), dir)

@@ -1,6 +1,6 @@
 //! Providers' endpoints (discovered or configured) and key sets, fetched with bounded
 //! timeouts and kept for an hour; a key set is fetched again when a token names a key it
-//! lacks (the provider rotated its keys), at most every [`KEYS_REFETCH_AFTER`].
+//! lacks (the provider rotated its keys), at most every 30 seconds.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -18,7 +18,7 @@ use crate::UpstreamError;
 /// How long discovered endpoints and fetched keys are kept.
 const KEEP_FOR: Duration = Duration::from_hours(1);
 /// How soon a key set may be fetched again because a token named an unknown key.
-pub(crate) const KEYS_REFETCH_AFTER: Duration = Duration::from_secs(30);
+const KEYS_REFETCH_AFTER: Duration = Duration::from_secs(30);
 
 /// A provider's endpoints.
 #[derive(Debug, Clone)]
@@ -49,6 +49,7 @@ pub struct Upstreams {
     pub(crate) http: openidconnect::reqwest::Client,
     // Keyed by the provider and its settings, so that a re-synced provider starts afresh.
     cache: Mutex<HashMap<(Ulid, String), Cached>>,
+    pub(crate) keys_refetch_after: Duration,
 }
 
 impl std::fmt::Debug for Upstreams {
@@ -79,7 +80,16 @@ impl Upstreams {
         Ok(Self {
             http,
             cache: Mutex::new(HashMap::new()),
+            keys_refetch_after: KEYS_REFETCH_AFTER,
         })
+    }
+
+    /// Lets a key set be fetched again this soon after the last fetch when a token names
+    /// a key it lacks (30 seconds by default; tests rotate keys faster).
+    #[must_use]
+    pub fn with_keys_refetch_after(mut self, after: Duration) -> Self {
+        self.keys_refetch_after = after;
+        self
     }
 
     fn with_cache<T>(
@@ -179,7 +189,7 @@ impl Upstreams {
         let kept = self.with_cache(config, |c| c.keys.clone());
         if let Some(keys) = &kept {
             let age = keys.fetched_at.elapsed();
-            if age < KEEP_FOR && !(stale && age >= KEYS_REFETCH_AFTER) {
+            if age < KEEP_FOR && !(stale && age >= self.keys_refetch_after) {
                 return Ok(Arc::clone(keys));
             }
         }

@@ -287,7 +287,7 @@ impl Upstreams {
             let retried = if matches!(
                 first,
                 openidconnect::ClaimsVerificationError::SignatureVerification(_)
-            ) && keys.fetched_at.elapsed() >= crate::discovery::KEYS_REFETCH_AFTER
+            ) && keys.fetched_at.elapsed() >= self.keys_refetch_after
             {
                 let fresh = self.keys(config, endpoints, true).await?;
                 verify(&fresh)
