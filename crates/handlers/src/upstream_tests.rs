@@ -765,3 +765,124 @@ async fn legacy_clients_see_the_providers_and_go_straight_to_one() {
         "{next:?}"
     );
 }
+
+/// A browser that signed up through the provider; returns the user.
+async fn signed_up(
+    state: &AppState,
+    idp: &Provider,
+    browser: &mut Browser,
+) -> mas_data_model::User {
+    let request = browser.start("/account/").await;
+    idp.answer_with(&idp.signed(&idp.claims(&request["nonce"])));
+    let (_, headers, _) = browser
+        .get(&format!(
+            "/upstream/callback/{PROVIDER_ID}?state={}&code=c",
+            request["state"]
+        ))
+        .await;
+    let link_page = location(&headers).to_owned();
+    let (_, _, page) = browser.get(&link_page).await;
+    let token = csrf(&page);
+    let (status, _, page) = browser
+        .post(
+            &link_page,
+            &[
+                ("csrf", &token),
+                ("action", "register"),
+                ("username", "alice"),
+            ],
+        )
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    stored(state).await.1.unwrap()
+}
+
+#[tokio::test]
+async fn a_back_channel_logout_ends_the_sessions_the_providers_session_opened() {
+    let (state, _dir) = state(Arc::new(Up)).await;
+    let idp = provider().await;
+    configure(&state, &idp, json!({"on_backchannel_logout": "logout_all"})).await;
+    let mut browser = Browser::new(&state);
+    let user = signed_up(&state, &idp, &mut browser).await;
+    // A legacy client signed in from that browser session.
+    let (browser_session, device_session) = {
+        let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+        let mut repo = state.repos.begin().await.unwrap();
+        let sessions = repo
+            .browser_session()
+            .list(&user, true, mas_storage::Pagination::first(10))
+            .await
+            .unwrap()
+            .edges;
+        assert_eq!(sessions.len(), 1);
+        let compat = repo
+            .compat_session()
+            .add(
+                &mut rng,
+                &SystemClock,
+                &user,
+                Some("DEVICEA".to_owned()),
+                Some(sessions[0].id),
+                false,
+                None,
+            )
+            .await
+            .unwrap();
+        repo.save().await.unwrap();
+        (sessions[0].id, compat.id)
+    };
+    let now = chrono::Utc::now().timestamp();
+    let logout_claims = json!({
+        "iss": idp.issuer, "aud": CLIENT_ID, "iat": now, "jti": "logout-1",
+        "sid": "upstream-session-1",
+        "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+    });
+    let backchannel = format!("/upstream/backchannel-logout/{PROVIDER_ID}");
+
+    // A token that is really an ID token (it has a nonce) ends nothing.
+    let forged = idp.signed(&with(logout_claims.clone(), &json!({"nonce": "n"})));
+    let (status, _, body) = browser
+        .post(&backchannel, &[("logout_token", &forged)])
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let error: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(error["error"], "invalid_request");
+    assert!(
+        error["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("nonce"),
+        "{body}"
+    );
+    let (status, _, _) = browser.get("/account/").await;
+    assert_eq!(status, StatusCode::OK, "still signed in");
+
+    let token = idp.signed(&logout_claims);
+    let (status, headers, body) = Browser::new(&state)
+        .post(&backchannel, &[("logout_token", &token)])
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+    let mut repo = state.repos.reader().await.unwrap();
+    let browser_after = repo
+        .browser_session()
+        .lookup(browser_session)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!browser_after.is_active(), "the browser session ended");
+    let device_after = repo
+        .compat_session()
+        .lookup(device_session)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        device_after.finished_at.is_some(),
+        "logout_all ends the device's session too"
+    );
+    drop(repo);
+    let (status, headers, _) = browser.get("/account/").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(location(&headers).starts_with("/login"), "signed out here");
+}

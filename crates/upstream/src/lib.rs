@@ -7,13 +7,17 @@
 pub mod claims;
 mod discovery;
 mod flow;
+mod logout;
 
-pub use mas_config::sections::{ImportAction, OnConflict, UpstreamProviderConfig};
+pub use mas_config::sections::{
+    ImportAction, OnBackchannelLogout, OnConflict, UpstreamProviderConfig,
+};
 use ulid::Ulid;
 
 pub use self::claims::{Attribute, ClaimsError, Imported};
 pub use self::discovery::Upstreams;
 pub use self::flow::{Answer, Started};
+pub use self::logout::LogoutToken;
 
 /// Why a trip to a provider failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -33,6 +37,9 @@ pub enum UpstreamError {
     /// The userinfo answer failed a check.
     #[error("the identity provider's userinfo answer was refused: {0}")]
     UserInfo(String),
+    /// A back-channel logout token failed a check.
+    #[error("the logout token was refused: {0}")]
+    LogoutToken(String),
 }
 
 /// A provider as the flow uses it: its settings and its client secret in plain text.

@@ -4,6 +4,7 @@
 
 mod account;
 mod authorize;
+mod backchannel;
 mod compat_sso;
 mod consent;
 mod device;
@@ -126,6 +127,10 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
         .route(
             "/upstream/callback/{provider}",
             get(upstream::callback_get).post(upstream::callback_post),
+        )
+        .route(
+            "/upstream/backchannel-logout/{provider}",
+            post(backchannel::backchannel_logout),
         )
         .route(
             "/upstream/link/{trip}",

@@ -42,7 +42,7 @@ const MAX_TRIPS: usize = 5;
 const TRIP_LASTS: TimeDelta = TimeDelta::minutes(30);
 
 /// An enabled provider and its settings, with the secret decrypted.
-async fn load_provider(
+pub(super) async fn load_provider(
     state: &AppState,
     id: &str,
 ) -> Result<Option<(UpstreamOAuthProvider, Provider)>, PageError> {
