@@ -8,16 +8,13 @@ import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, writeFileSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
-import { createInterface } from 'node:readline';
+import { mkdtempSync, mkdirSync, writeFileSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import net from 'node:net';
-import { chromium } from 'playwright-core';
+import { freePort, launchChromium, snapshot, startSynapse, waitForHealth } from './support.js';
 
 const MAS_CLI = process.env.MAS_CLI;
 const MAS_SERVER = process.env.MAS_SERVER;
-const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const CLIENT_ID = '01J2ZQ9Y3XW6RMK1VF8H0N5D7B';
 // A second static client, for the device flow: no redirect URI, a name of its own that the
 // approval page must show. Static clients may use every grant type, the device code too.
@@ -25,24 +22,12 @@ const DEVICE_CLIENT_ID = '01J2ZQ9Y3XW6RMK1VF8H0N5D7C';
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 const REDIRECT = 'http://127.0.0.1:9/callback';
 const PASSWORD = 'correct horse battery staple';
-const ARTIFACTS = join(import.meta.dirname, 'artifacts');
 
-// Screenshots are kept for people to look at, not asserted on; Chromium sometimes fails
-// to capture one on a busy machine, which must not fail the test.
-async function snapshot(page, name) {
-  try {
-    await page.screenshot({ path: join(ARTIFACTS, name) });
-  } catch (error) {
-    console.log(`# screenshot ${name} not taken: ${error.message.split('\n')[0]}`);
-  }
-}
-const SYNAPSE_PYTHON = process.env.SYNAPSE_MODERN_PYTHON ?? '/var/tmp/mas-synapse/modern/bin/python';
-const SERVE_SYNAPSE = join(import.meta.dirname, '..', 'synapse', 'serve_synapse.py');
 // matrix.secret on MAS's side, matrix_authentication_service.secret on Synapse's.
 const SECRET = randomBytes(24).toString('hex');
 
 let server;
-let synapse; // the serve_synapse.py process
+let synapse; // { up, stop }: the serve_synapse.py process
 let synapseBase; // e.g. http://127.0.0.1:PORT, no trailing slash
 let browser;
 let base;
@@ -50,47 +35,6 @@ let smtp; // the aiosmtpd process
 let maildir; // where it keeps what it receives (a Maildir: new/ holds the messages)
 let masRun; // { dir, env, config }: how to run mas-cli on this service's files
 const MAIL_PYTHON = process.env.MAIL_PYTHON ?? '/var/tmp/mas-synapse/mail/bin/python';
-
-function freePort() {
-  return new Promise((resolve) => {
-    const probe = net.createServer();
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-// Starts tests/synapse/serve_synapse.py and resolves with the base URL it prints once
-// Synapse answers /health. Its stdin stays open: it stops Synapse when that closes,
-// should this process die without stopping it.
-function startSynapse(masEndpoint, dir) {
-  synapse = spawn(
-    SYNAPSE_PYTHON,
-    [SERVE_SYNAPSE, '--mas-endpoint', masEndpoint, '--secret', SECRET, '--dir', dir, '--stop-on-eof'],
-    { stdio: ['pipe', 'pipe', 'inherit'], env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' } },
-  );
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('serve_synapse.py printed no URL within 90 s')), 90_000);
-    synapse.once('error', (e) => { clearTimeout(timer); reject(new Error(`cannot run ${SYNAPSE_PYTHON}: ${e.message}`)); });
-    synapse.once('exit', (code, signal) => {
-      clearTimeout(timer);
-      reject(new Error(`serve_synapse.py exited (${code ?? signal}) before Synapse was up; see its output above`));
-    });
-    createInterface({ input: synapse.stdout }).once('line', (line) => {
-      clearTimeout(timer);
-      resolve(line.trim());
-    });
-  });
-}
-
-async function stopSynapse() {
-  if (!synapse || synapse.exitCode !== null || synapse.signalCode !== null) return;
-  const exited = new Promise((resolve) => synapse.once('exit', resolve));
-  synapse.kill('SIGTERM');
-  const timeout = new Promise((resolve) => setTimeout(() => resolve('timeout'), 20_000).unref());
-  if ((await Promise.race([exited, timeout])) === 'timeout') synapse.kill('SIGKILL');
-}
 
 // Synapse's side of the MAS API, called with the shared secret as MAS does.
 function synapseApi(path, init = {}) {
@@ -100,17 +44,6 @@ function synapseApi(path, init = {}) {
   });
 }
 
-async function waitForHealth(url) {
-  for (let i = 0; i < 200; i++) {
-    try {
-      const response = await fetch(url);
-      if (response.status === 200) return;
-    } catch {}
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`no answer from ${url}`);
-}
-
 before(async () => {
   assert.ok(MAS_CLI && MAS_SERVER, 'set MAS_CLI and MAS_SERVER to the built binaries');
   const dir = mkdtempSync(join(tmpdir(), 'mas-browser-'));
@@ -118,8 +51,8 @@ before(async () => {
   base = `http://127.0.0.1:${port}/`;
   // Synapse boots (a few seconds) while MAS's configuration and database are made; it
   // reaches MAS lazily, so MAS may come up after it.
-  const synapseUp = startSynapse(base, join(dir, 'synapse'));
-  synapseUp.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
+  synapse = startSynapse(base, SECRET, join(dir, 'synapse'));
+  synapse.up.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
   // A real SMTP server (aiosmtpd, from tests/synapse/run.sh's `mail` venv) that keeps
   // every message it receives in a Maildir.
   const smtpPort = await freePort();
@@ -152,7 +85,7 @@ before(async () => {
   );
   const config = ['-c', 'config.yaml', '-c', 'clients.yaml'];
   execFileSync(MAS_CLI, [...config, 'database', 'migrate'], { cwd: dir, env });
-  synapseBase = await synapseUp;
+  synapseBase = (await synapse.up).base;
   Object.assign(env, {
     MAS_MATRIX__KIND: 'synapse',
     MAS_MATRIX__HOMESERVER: 'localhost',
@@ -165,18 +98,14 @@ before(async () => {
   }
   server = spawn(MAS_SERVER, config, { cwd: dir, env, stdio: ['ignore', 'ignore', 'inherit'] });
   await waitForHealth(`${base}health`);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
-  mkdirSync(ARTIFACTS, { recursive: true });
+  browser = await launchChromium();
 });
 
 after(async () => {
   await browser?.close();
   server?.kill('SIGTERM');
   smtp?.kill('SIGTERM');
-  await stopSynapse();
+  await synapse?.stop();
 });
 
 test('a person signs in, allows the client, and the client gets a code it can exchange', async () => {

@@ -304,4 +304,35 @@ forward_login_hint: true"#,
         assert!(out.contains(&("prompt".to_owned(), "login".to_owned())));
         assert!(!out.iter().any(|(k, _)| k == "login_hint"));
     }
+
+    #[test]
+    fn every_example_of_the_sso_guide_loads_and_imports_typical_claims() {
+        let guide = include_str!("../../../docs/setup/sso.md");
+        let base = "matrix: {secret: s}\nsecrets: {encryption: '0000000000000000000000000000000000000000000000000000000000000000'}\n";
+        let claims = context(
+            Some(serde_json::json!({
+                "sub": "abc", "preferred_username": "alice", "nickname": "alice",
+                "name": "Alice", "email": "alice@example.com",
+            })),
+            Some(serde_json::json!({"id": 42, "login": "alice", "name": "Alice"})),
+        );
+        let mut examples = 0;
+        for block in guide.split("```yaml\n").skip(1) {
+            let yaml = block.split("```").next().unwrap();
+            if !yaml.starts_with("upstream_oauth2:") {
+                continue;
+            }
+            let config = mas_config::RootConfig::from_yaml(&format!("{base}{yaml}"))
+                .unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+            for provider in &config.upstream_oauth2.providers {
+                let imported = import(provider, &claims).unwrap();
+                assert!(!imported.subject.is_empty());
+                if let Some(localpart) = &imported.localpart.value {
+                    assert_eq!(localpart, "alice", "{yaml}");
+                }
+            }
+            examples += 1;
+        }
+        assert_eq!(examples, 7, "Keycloak, Google, GitHub, GitLab, Authentik, Dex, MAS");
+    }
 }
