@@ -333,6 +333,9 @@ forward_login_hint: true"#,
             }
             examples += 1;
         }
-        assert_eq!(examples, 7, "Keycloak, Google, GitHub, GitLab, Authentik, Dex, MAS");
+        assert_eq!(
+            examples, 7,
+            "Keycloak, Google, GitHub, GitLab, Authentik, Dex, MAS"
+        );
     }
 }

@@ -1696,6 +1696,165 @@ pub async fn upstream_providers_and_links(db: &TestDb) {
     repo.save().await.unwrap();
 }
 
+pub async fn upstream_trips(db: &TestDb) {
+    let clock = MockClock::default();
+    let mut rng = rng();
+    let mut repo = db.factory.begin().await.unwrap();
+    let provider = repo
+        .upstream_provider()
+        .upsert(
+            &clock,
+            ulid::Ulid::new(),
+            ProviderParams {
+                issuer: None,
+                human_name: None,
+                client_id: "mas".to_owned(),
+                encrypted_client_secret: None,
+                config: serde_json::json!({}),
+            },
+        )
+        .await
+        .unwrap();
+    let alice = repo.user().add(&mut rng, &clock, "alice").await.unwrap();
+    let trip = repo
+        .upstream_session()
+        .add(
+            &mut rng,
+            &clock,
+            &provider,
+            "state-1".to_owned(),
+            "nonce-1".to_owned(),
+            Some("verifier".to_owned()),
+            "/account/".to_owned(),
+        )
+        .await
+        .unwrap();
+    let abandoned = repo
+        .upstream_session()
+        .add(
+            &mut rng,
+            &clock,
+            &provider,
+            "state-2".to_owned(),
+            "nonce-2".to_owned(),
+            None,
+            "/".to_owned(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.upstream_session()
+            .find_by_state(&provider, "state-1")
+            .await
+            .unwrap(),
+        Some(trip.clone())
+    );
+    let claimed = repo
+        .upstream_session()
+        .claim(&clock, trip.clone())
+        .await
+        .unwrap()
+        .expect("the first answer is taken");
+    assert!(
+        repo.upstream_session()
+            .claim(&clock, trip)
+            .await
+            .unwrap()
+            .is_none(),
+        "an answer is taken once"
+    );
+    let link = repo
+        .upstream_link()
+        .add(&mut rng, &clock, &provider, "sub-1", None)
+        .await
+        .unwrap();
+    let link = repo.upstream_link().associate(link, &alice).await.unwrap();
+    let answered = repo
+        .upstream_session()
+        .record_answer(
+            claimed,
+            mas_storage::repository::UpstreamAnswer {
+                link: link.clone(),
+                id_token: Some("a.b.c".to_owned()),
+                claims: serde_json::json!({"user": {"sub": "sub-1"}}),
+                sid: Some("sid-1".to_owned()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.upstream_session().lookup(answered.id).await.unwrap(),
+        Some(answered.clone())
+    );
+    let browser = repo
+        .browser_session()
+        .add(&mut rng, &clock, &alice, None)
+        .await
+        .unwrap();
+    let used = repo
+        .upstream_session()
+        .consume(&clock, answered.clone(), &browser)
+        .await
+        .unwrap()
+        .expect("used once");
+    assert_eq!(used.browser_session_id, Some(browser.id));
+    assert!(
+        repo.upstream_session()
+            .consume(&clock, answered, &browser)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let by_sid = repo
+        .upstream_session()
+        .find_for_logout(&provider, Some("sid-1"), None)
+        .await
+        .unwrap();
+    assert_eq!(by_sid, vec![used.clone()]);
+    let by_link = repo
+        .upstream_session()
+        .find_for_logout(&provider, None, Some(&link))
+        .await
+        .unwrap();
+    assert_eq!(by_link, vec![used.clone()]);
+    assert!(
+        repo.upstream_session()
+            .find_for_logout(&provider, Some("other"), None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        repo.upstream_link()
+            .unlink_user(&provider, &alice)
+            .await
+            .unwrap(),
+        1
+    );
+    clock.advance(Duration::hours(2));
+    let removed = repo
+        .upstream_session()
+        .cleanup(clock.now() - Duration::hours(1))
+        .await
+        .unwrap();
+    assert_eq!(removed, 1, "only the trip that signed no one in goes");
+    assert!(
+        repo.upstream_session()
+            .lookup(abandoned.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        repo.upstream_session()
+            .lookup(used.id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    repo.save().await.unwrap();
+}
+
 pub async fn jobs(db: &TestDb) {
     let clock = MockClock::default();
     let mut rng = rng();

@@ -57,6 +57,7 @@ conformance!(
     cases::email_authentications,
     cases::personal_sessions,
     cases::upstream_providers_and_links,
+    cases::upstream_trips,
     cases::jobs,
     cases::dropped_unit_of_work_rolls_back,
     cases::tokens_are_stored_as_hashes,
