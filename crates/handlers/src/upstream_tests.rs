@@ -186,6 +186,14 @@ async fn configure(state: &AppState, provider: &Provider, extra: Value) {
     repo.save().await.unwrap();
 }
 
+/// A service with the provider configured (`extra` over the defaults), and the provider.
+async fn setup(extra: Value) -> (AppState, tempfile::TempDir, Provider) {
+    let (state, dir) = state(Arc::new(Up)).await;
+    let idp = provider().await;
+    configure(&state, &idp, extra).await;
+    (state, dir, idp)
+}
+
 /// A browser: keeps the cookies the service sets.
 struct Browser {
     state: AppState,
@@ -259,6 +267,17 @@ impl Browser {
         .await
     }
 
+    /// A whole trip to the provider, which answers honestly: the callback's answer.
+    async fn honest_trip(&mut self, idp: &Provider, next: &str) -> (StatusCode, HeaderMap, String) {
+        let request = self.start(next).await;
+        idp.answer_with(&idp.signed(&idp.claims(&request["nonce"])));
+        self.get(&format!(
+            "/upstream/callback/{PROVIDER_ID}?state={}&code=c",
+            request["state"]
+        ))
+        .await
+    }
+
     /// Starts a trip: the provider's authorization URL's query.
     async fn start(&mut self, next: &str) -> HashMap<String, String> {
         let (status, headers, page) = self
@@ -302,9 +321,7 @@ async fn stored(state: &AppState) -> (usize, Option<mas_data_model::User>) {
 
 #[tokio::test]
 async fn a_first_sign_in_creates_the_account_and_the_next_signs_straight_in() {
-    let (state, _dir) = state(Arc::new(Up)).await;
-    let idp = provider().await;
-    configure(&state, &idp, json!({})).await;
+    let (state, _dir, idp) = setup(json!({})).await;
     let mut browser = Browser::new(&state);
 
     let (status, _, page) = browser.get("/login").await;
@@ -404,14 +421,7 @@ async fn a_first_sign_in_creates_the_account_and_the_next_signs_straight_in() {
 
     // A returning sign-in, from a fresh browser, goes straight through.
     let mut other = Browser::new(&state);
-    let request = other.start("/account/").await;
-    idp.answer_with(&idp.signed(&idp.claims(&request["nonce"])));
-    let (_, headers, _) = other
-        .get(&format!(
-            "/upstream/callback/{PROVIDER_ID}?state={}&code=again",
-            request["state"]
-        ))
-        .await;
+    let (_, headers, _) = other.honest_trip(&idp, "/account/").await;
     let (status, headers, page) = other.get(location(&headers)).await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
     assert_eq!(location(&headers), "/account/");
@@ -451,9 +461,7 @@ fn with(claims: Value, changes: &Value) -> Value {
 
 #[tokio::test]
 async fn hostile_id_tokens_are_refused_with_a_page_and_nothing_stored() {
-    let (state, _dir) = state(Arc::new(Up)).await;
-    let idp = provider().await;
-    configure(&state, &idp, json!({})).await;
+    let (state, _dir, idp) = setup(json!({})).await;
     let stranger = crate::test_state::oauth();
     let now = chrono::Utc::now().timestamp();
     let earlier_nonce = Arc::new(Mutex::new(String::new()));
@@ -534,9 +542,7 @@ async fn hostile_id_tokens_are_refused_with_a_page_and_nothing_stored() {
 
 #[tokio::test]
 async fn states_that_were_never_issued_or_already_used_and_provider_errors_are_refused() {
-    let (state, _dir) = state(Arc::new(Up)).await;
-    let idp = provider().await;
-    configure(&state, &idp, json!({})).await;
+    let (state, _dir, idp) = setup(json!({})).await;
     let mut browser = Browser::new(&state);
 
     let (status, _, page) = browser
@@ -597,11 +603,7 @@ async fn states_that_were_never_issued_or_already_used_and_provider_errors_are_r
 
 #[tokio::test]
 async fn rotated_keys_are_fetched_again_and_form_post_answers_work() {
-    let (state, _dir) = state(Arc::new(Up)).await;
-    let idp = provider().await;
-    configure(
-        &state,
-        &idp,
+    let (state, _dir, idp) = setup(
         json!({"response_mode": "form_post", "token_endpoint_auth_method": "client_secret_basic"}),
     )
     .await;
@@ -677,17 +679,11 @@ async fn a_provider_that_is_down_gets_a_page_and_no_trip_is_stored() {
 
 #[tokio::test]
 async fn forced_claims_and_on_conflict_link_to_an_existing_account() {
-    let (state, _dir) = state(Arc::new(Up)).await;
-    let idp = provider().await;
-    configure(
-        &state,
-        &idp,
-        json!({"claims_imports": {
-            "skip_confirmation": true,
-            "localpart": {"action": "require", "on_conflict": "add"},
-            "email": {"action": "force"},
-        }}),
-    )
+    let (state, _dir, idp) = setup(json!({"claims_imports": {
+        "skip_confirmation": true,
+        "localpart": {"action": "require", "on_conflict": "add"},
+        "email": {"action": "force"},
+    }}))
     .await;
     // alice exists already, with a password.
     let existing = {
@@ -702,14 +698,7 @@ async fn forced_claims_and_on_conflict_link_to_an_existing_account() {
         user
     };
     let mut browser = Browser::new(&state);
-    let request = browser.start("/account/").await;
-    idp.answer_with(&idp.signed(&idp.claims(&request["nonce"])));
-    let (_, headers, _) = browser
-        .get(&format!(
-            "/upstream/callback/{PROVIDER_ID}?state={}&code=c",
-            request["state"]
-        ))
-        .await;
+    let (_, headers, _) = browser.honest_trip(&idp, "/account/").await;
     let (status, headers, page) = browser.get(location(&headers)).await;
     assert_eq!(
         status,
@@ -731,14 +720,8 @@ async fn forced_claims_and_on_conflict_link_to_an_existing_account() {
 
 #[tokio::test]
 async fn legacy_clients_see_the_providers_and_go_straight_to_one() {
-    let (state, _dir) = state(Arc::new(Up)).await;
-    let idp = provider().await;
-    configure(
-        &state,
-        &idp,
-        json!({"synapse_idp_id": "oidc-example", "brand_name": "gitlab"}),
-    )
-    .await;
+    let (state, _dir, _idp) =
+        setup(json!({"synapse_idp_id": "oidc-example", "brand_name": "gitlab"})).await;
     let mut browser = Browser::new(&state);
     let (status, _, body) = browser.get("/_matrix/client/v3/login").await;
     assert_eq!(status, StatusCode::OK);
@@ -772,14 +755,7 @@ async fn signed_up(
     idp: &Provider,
     browser: &mut Browser,
 ) -> mas_data_model::User {
-    let request = browser.start("/account/").await;
-    idp.answer_with(&idp.signed(&idp.claims(&request["nonce"])));
-    let (_, headers, _) = browser
-        .get(&format!(
-            "/upstream/callback/{PROVIDER_ID}?state={}&code=c",
-            request["state"]
-        ))
-        .await;
+    let (_, headers, _) = browser.honest_trip(idp, "/account/").await;
     let link_page = location(&headers).to_owned();
     let (_, _, page) = browser.get(&link_page).await;
     let token = csrf(&page);
@@ -799,9 +775,7 @@ async fn signed_up(
 
 #[tokio::test]
 async fn a_back_channel_logout_ends_the_sessions_the_providers_session_opened() {
-    let (state, _dir) = state(Arc::new(Up)).await;
-    let idp = provider().await;
-    configure(&state, &idp, json!({"on_backchannel_logout": "logout_all"})).await;
+    let (state, _dir, idp) = setup(json!({"on_backchannel_logout": "logout_all"})).await;
     let mut browser = Browser::new(&state);
     let user = signed_up(&state, &idp, &mut browser).await;
     // A legacy client signed in from that browser session.

@@ -48,27 +48,30 @@ fn run(dir: &Path, args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-async fn client_rows(uri: &str) -> Vec<(String, Option<String>)> {
+/// The rows `sql` selects, each made by `row`.
+async fn rows<T>(uri: &str, sql: &str, row: impl Fn(sea_orm::QueryResult) -> T) -> Vec<T> {
     let db = Database::connect(uri).await.unwrap();
     let backend = db.get_database_backend();
     let rows = db
-        .query_all_raw(Statement::from_string(
-            backend,
-            "SELECT id, encrypted_secret FROM oauth2_clients WHERE is_static ORDER BY id",
-        ))
+        .query_all_raw(Statement::from_string(backend, sql))
         .await
         .unwrap();
-    let rows = rows
-        .into_iter()
-        .map(|r| {
+    db.close().await.unwrap();
+    rows.into_iter().map(row).collect()
+}
+
+async fn client_rows(uri: &str) -> Vec<(String, Option<String>)> {
+    rows(
+        uri,
+        "SELECT id, encrypted_secret FROM oauth2_clients WHERE is_static ORDER BY id",
+        |r| {
             (
                 r.try_get_by_index(0).unwrap(),
                 r.try_get_by_index(1).unwrap(),
             )
-        })
-        .collect();
-    db.close().await.unwrap();
-    rows
+        },
+    )
+    .await
 }
 
 async fn the_whole_sync_story(dir: &Path, uri: &str) {
@@ -315,29 +318,20 @@ upstream_oauth2:
 
 /// Each provider's ID, sealed secret, stored settings and whether it is disabled.
 async fn provider_rows(uri: &str) -> Vec<(String, Option<String>, String, bool)> {
-    let db = Database::connect(uri).await.unwrap();
-    let backend = db.get_database_backend();
-    let rows = db
-        .query_all_raw(Statement::from_string(
-            backend,
-            "SELECT id, encrypted_client_secret, config, disabled_at IS NOT NULL \
-             FROM upstream_oauth_providers ORDER BY id",
-        ))
-        .await
-        .unwrap();
-    let rows = rows
-        .into_iter()
-        .map(|r| {
+    rows(
+        uri,
+        "SELECT id, encrypted_client_secret, config, disabled_at IS NOT NULL \
+         FROM upstream_oauth_providers ORDER BY id",
+        |r| {
             (
                 r.try_get_by_index(0).unwrap(),
                 r.try_get_by_index(1).unwrap(),
                 r.try_get_by_index(2).unwrap(),
                 r.try_get_by_index(3).unwrap(),
             )
-        })
-        .collect();
-    db.close().await.unwrap();
-    rows
+        },
+    )
+    .await
 }
 
 async fn the_provider_sync_story(dir: &Path, uri: &str) {

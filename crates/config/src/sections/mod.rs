@@ -176,6 +176,19 @@ pub(crate) fn at_most_one(
     }
 }
 
+/// A secret given inline or in a file (`client_secret` / `client_secret_file`); the
+/// inline value wins.
+pub(crate) fn inline_or_file(
+    inline: Option<&Secret>,
+    file: Option<&std::path::Path>,
+) -> Result<Option<String>, crate::ConfigError> {
+    match (inline, file) {
+        (Some(inline), _) => Ok(Some(inline.expose().to_owned())),
+        (None, Some(path)) => read_secret_file(path).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
 /// Reads a secret from a file, without the trailing newline editors add.
 pub(crate) fn read_secret_file(path: &std::path::Path) -> Result<String, crate::ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| crate::ConfigError::Read {

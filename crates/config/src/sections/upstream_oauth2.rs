@@ -335,11 +335,10 @@ impl UpstreamProviderConfig {
     /// # Errors
     /// [`ConfigError::Read`] when the file cannot be read.
     pub fn secret(&self) -> Result<Option<String>, ConfigError> {
-        match (&self.client_secret, &self.client_secret_file) {
-            (Some(inline), _) => Ok(Some(inline.expose().to_owned())),
-            (None, Some(path)) => super::read_secret_file(path).map(Some),
-            (None, None) => Ok(None),
-        }
+        super::inline_or_file(
+            self.client_secret.as_ref(),
+            self.client_secret_file.as_deref(),
+        )
     }
 
     /// The name of its button: `human_name`, else the issuer's host, else its ID.
