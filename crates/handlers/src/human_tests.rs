@@ -1094,7 +1094,11 @@ async fn a_consented_client_cannot_take_another_sessions_device() {
 }
 
 /// A request as it arrives from `peer`, with `cookies` if given.
-fn from_peer(request: axum::http::request::Builder, peer: &str, body: Body) -> Request<Body> {
+pub(crate) fn from_peer(
+    request: axum::http::request::Builder,
+    peer: &str,
+    body: Body,
+) -> Request<Body> {
     let mut request = request.body(body).unwrap();
     request.extensions_mut().insert(axum::extract::ConnectInfo(
         peer.parse::<std::net::SocketAddr>().unwrap(),

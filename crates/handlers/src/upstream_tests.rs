@@ -860,3 +860,26 @@ async fn a_back_channel_logout_ends_the_sessions_the_providers_session_opened() 
     assert_eq!(status, StatusCode::SEE_OTHER);
     assert!(location(&headers).starts_with("/login"), "signed out here");
 }
+
+#[tokio::test]
+async fn trips_are_throttled_per_address() {
+    let (state, _dir, _idp) = setup(json!({})).await;
+    let app = router(&[Resource::Human], None, state.clone());
+    let uri = format!("/upstream/authorize/{PROVIDER_ID}?next=/");
+    let mut statuses = Vec::new();
+    for _ in 0..70 {
+        let request =
+            crate::human_tests::from_peer(Request::get(&uri), "203.0.113.7:1000", Body::empty());
+        statuses.push(app.clone().oneshot(request).await.unwrap().status());
+    }
+    let allowed = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::SEE_OTHER)
+        .count();
+    // 60 at once, and one more for each second the loop took on a slow machine.
+    assert!((60..=63).contains(&allowed), "{statuses:?}");
+    assert!(
+        statuses[60..].contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+}

@@ -205,12 +205,27 @@ pub(super) struct AuthorizeQuery {
 pub(super) async fn authorize(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    ClientIp(ip): ClientIp,
     query: Result<Query<AuthorizeQuery>, axum::extract::rejection::QueryRejection>,
     jar: PrivateCookieJar,
 ) -> PageResult {
     let Some((stored, provider)) = load_provider(&state, &id).await? else {
         return Ok(unknown_provider(&state));
     };
+    // Each trip stores a row: throttled per address like authorization requests.
+    if let Some(message) = super::throttled(
+        &state,
+        crate::rate_limit::PerAddress::AnonymousRequest,
+        ip,
+        "sign-in attempts",
+    ) {
+        return Ok(error_page(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many attempts",
+            &message,
+        ));
+    }
     let next = safe_next(query.ok().and_then(|Query(q)| q.next).as_deref());
     // The request that sent the person here (an `/authorize` of a client), for templates.
     let params: BTreeMap<String, String> = url::Url::parse("http://here")
