@@ -124,6 +124,7 @@ impl Provider {
             "preferred_username": "alice",
             "name": "Alice Upstream",
             "email": "alice@upstream.example",
+            "email_verified": true,
         })
     }
 
@@ -807,7 +808,7 @@ async fn a_back_channel_logout_ends_the_sessions_the_providers_session_opened() 
     };
     let now = chrono::Utc::now().timestamp();
     let logout_claims = json!({
-        "iss": idp.issuer, "aud": CLIENT_ID, "iat": now, "jti": "logout-1",
+        "iss": idp.issuer, "aud": CLIENT_ID, "iat": now, "exp": now + 120, "jti": "logout-1",
         "sid": "upstream-session-1",
         "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
     });
@@ -831,7 +832,37 @@ async fn a_back_channel_logout_ends_the_sessions_the_providers_session_opened() 
     let (status, _, _) = browser.get("/account/").await;
     assert_eq!(status, StatusCode::OK, "still signed in");
 
-    let token = idp.signed(&logout_claims);
+    // The provider's session named with another account's subject ends nothing.
+    let stranger = idp.signed(&with(
+        logout_claims.clone(),
+        &json!({"sub": "someone-else"}),
+    ));
+    let (status, _, _) = browser
+        .post(&backchannel, &[("logout_token", &stranger)])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = browser.get("/account/").await;
+    assert_eq!(status, StatusCode::OK, "still signed in");
+
+    // The provider, disabled here since, can still end the sessions it opened.
+    {
+        let mut repo = state.repos.begin().await.unwrap();
+        let provider = repo
+            .upstream_provider()
+            .lookup(PROVIDER_ID.parse().unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        repo.upstream_provider()
+            .disable(&SystemClock, provider)
+            .await
+            .unwrap();
+        repo.save().await.unwrap();
+    }
+    let token = idp.signed(&with(
+        logout_claims.clone(),
+        &json!({"sub": "upstream-alice"}),
+    ));
     let (status, headers, body) = Browser::new(&state)
         .post(&backchannel, &[("logout_token", &token)])
         .await;
@@ -882,4 +913,46 @@ async fn trips_are_throttled_per_address() {
         statuses[60..].contains(&StatusCode::TOO_MANY_REQUESTS),
         "{statuses:?}"
     );
+}
+
+#[tokio::test]
+async fn an_answer_brought_by_another_browser_is_refused() {
+    let (state, _dir, idp) = setup(json!({})).await;
+    let mut owner = Browser::new(&state);
+    let request = owner.start("/").await;
+    idp.answer_with(&idp.signed(&idp.claims(&request["nonce"])));
+    let callback = format!("/upstream/callback/{PROVIDER_ID}");
+    let query = format!("{callback}?state={}&code=c", request["state"]);
+
+    // Someone else's browser, sent the provider's answer: nothing is exchanged.
+    let (status, _, page) = Browser::new(&state).get(&query).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+    let fields = [("state", request["state"].as_str()), ("code", "c")];
+    // A form_post answer arrives without cookies: a page of ours posts it again, with them.
+    let (status, headers, page) = Browser::new(&state).post(&callback, &fields).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(
+        page.contains(r#"name="again" value="1""#) && page.contains(r#"name="code" value="c""#),
+        "{page}"
+    );
+    assert!(
+        headers[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'sha256-")
+    );
+    let again = [fields[0], fields[1], ("again", "1")];
+    let (status, _, _) = Browser::new(&state).post(&callback, &again).await;
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "still not the trip's browser"
+    );
+    assert!(idp.script.lock().unwrap().token_requests.is_empty());
+
+    // Posted again from the browser that started it: taken.
+    let (status, headers, page) = owner.post(&callback, &again).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    assert!(location(&headers).starts_with("/upstream/link/"));
+    assert_eq!(idp.script.lock().unwrap().token_requests.len(), 1);
 }

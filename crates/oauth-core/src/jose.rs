@@ -1,5 +1,5 @@
 //! Compact JSON Web Signatures (RFC 7515) and public JSON Web Keys (RFC 7517), as far as
-//! OpenID Connect needs them: RS256/384/512, ES256/384 and HS256/384/512.
+//! OpenID Connect needs them: RS256/384/512, PS256/384/512, ES256/384 and HS256/384/512.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -180,7 +180,7 @@ impl PublicJwk {
     /// Whether this key's type (and curve) can verify `alg`.
     fn fits(&self, alg: &str) -> bool {
         match (self.kty.as_str(), alg) {
-            ("RSA", "RS256" | "RS384" | "RS512") => true,
+            ("RSA", "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512") => true,
             ("EC", "ES256") => self.crv.as_deref() == Some("P-256"),
             ("EC", "ES384") => self.crv.as_deref() == Some("P-384"),
             _ => false,
@@ -191,11 +191,14 @@ impl PublicJwk {
     fn verify(&self, alg: &str, message: &[u8], sig: &[u8]) -> Option<Result<(), ()>> {
         let decode = |v: &Option<String>| v.as_deref().and_then(|v| URL_SAFE_NO_PAD.decode(v).ok());
         match (self.kty.as_str(), alg) {
-            ("RSA", "RS256" | "RS384" | "RS512") => {
+            ("RSA", "RS256" | "RS384" | "RS512" | "PS256" | "PS384" | "PS512") => {
                 let params = match alg {
                     "RS256" => &signature::RSA_PKCS1_2048_8192_SHA256,
                     "RS384" => &signature::RSA_PKCS1_2048_8192_SHA384,
-                    _ => &signature::RSA_PKCS1_2048_8192_SHA512,
+                    "RS512" => &signature::RSA_PKCS1_2048_8192_SHA512,
+                    "PS256" => &signature::RSA_PSS_2048_8192_SHA256,
+                    "PS384" => &signature::RSA_PSS_2048_8192_SHA384,
+                    _ => &signature::RSA_PSS_2048_8192_SHA512,
                 };
                 let components = RsaPublicKeyComponents {
                     n: decode(&self.n)?,

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use mas_config::sections::{ImportAction, UpstreamProviderConfig};
+use mas_config::sections::{EmailVerification, ImportAction, UpstreamProviderConfig};
 use minijinja::Environment;
 use serde_json::Value;
 
@@ -27,6 +27,9 @@ pub enum ClaimsError {
     /// An attribute marked `require` came out empty.
     #[error("the provider's answer lacks the required {0}")]
     Missing(&'static str),
+    /// The required address is one the provider does not vouch for.
+    #[error("the provider has not verified the email address (`email_verified`)")]
+    UnverifiedEmail,
 }
 
 /// One imported attribute and what the configuration says about it.
@@ -162,12 +165,22 @@ pub fn import(provider: &UpstreamProviderConfig, claims: &Value) -> Result<Impor
             imports.displayname.template.as_deref(),
             "{{ user.name }}",
         )?,
-        email: attribute(
-            "email",
-            imports.email.action,
-            imports.email.template.as_deref(),
-            "{{ user.email }}",
-        )?,
+        email: {
+            let action = imports.email.action;
+            let mut email = attribute(
+                "email",
+                action,
+                imports.email.template.as_deref(),
+                "{{ user.email }}",
+            )?;
+            if !email_verified(provider, claims)
+                && email.value.take().is_some()
+                && action == ImportAction::Require
+            {
+                return Err(ClaimsError::UnverifiedEmail);
+            }
+            email
+        },
         account_name: match &imports.account_name.template {
             Some(template) => render(
                 &env,
@@ -178,6 +191,21 @@ pub fn import(provider: &UpstreamProviderConfig, claims: &Value) -> Result<Impor
             None => None,
         },
     })
+}
+
+/// Whether the imported address counts as verified (`set_email_verification`): only
+/// verified addresses are added to accounts here.
+fn email_verified(provider: &UpstreamProviderConfig, claims: &Value) -> bool {
+    match provider.claims_imports.email.set_email_verification {
+        EmailVerification::Always => true,
+        EmailVerification::Never => false,
+        EmailVerification::Import => {
+            matches!(
+                claims.pointer("/user/email_verified"),
+                Some(Value::Bool(true))
+            ) || claims.pointer("/user/email_verified") == Some(&Value::from("true"))
+        }
+    }
 }
 
 /// The extra authorization parameters, rendered over the downstream request's query
@@ -257,7 +285,9 @@ mod tests {
         );
         let claims = context(
             Some(serde_json::json!({"sub": "abc", "preferred_username": "alice", "name": "Old"})),
-            Some(serde_json::json!({"sub": "abc", "name": "Alice A.", "email": "a@example.com"})),
+            Some(
+                serde_json::json!({"sub": "abc", "name": "Alice A.", "email": "a@example.com", "email_verified": true}),
+            ),
         );
         let imported = import(&p, &claims).unwrap();
         assert_eq!(imported.subject, "abc");
@@ -275,6 +305,39 @@ mod tests {
         assert_eq!(import(&p, &claims), Err(ClaimsError::Missing("localpart")));
         let claims = context(Some(serde_json::json!({"preferred_username": "x"})), None);
         assert_eq!(import(&p, &claims), Err(ClaimsError::NoSubject));
+    }
+
+    #[test]
+    fn only_verified_addresses_are_imported() {
+        let p = provider(r#"claims_imports: {"email": {"action": "force"}}"#);
+        let claims = |verified: Value| {
+            context(
+                Some(
+                    serde_json::json!({"sub": "abc", "email": "a@example.com", "email_verified": verified}),
+                ),
+                None,
+            )
+        };
+        let email = |p: &UpstreamProviderConfig, c: &Value| import(p, c).unwrap().email.value;
+        assert_eq!(
+            email(&p, &claims(Value::Bool(true))).as_deref(),
+            Some("a@example.com")
+        );
+        assert_eq!(email(&p, &claims(Value::Bool(false))), None);
+        assert_eq!(
+            email(&p, &claims(Value::Null)),
+            None,
+            "no claim: not verified"
+        );
+        let always = provider(
+            r#"claims_imports: {"email": {"action": "force", "set_email_verification": "always"}}"#,
+        );
+        assert!(email(&always, &claims(Value::Bool(false))).is_some());
+        let required = provider(r#"claims_imports: {"email": {"action": "require"}}"#);
+        assert_eq!(
+            import(&required, &claims(Value::Bool(false))),
+            Err(ClaimsError::UnverifiedEmail)
+        );
     }
 
     #[test]

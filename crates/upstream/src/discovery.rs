@@ -245,5 +245,64 @@ fn check_document(document: &Value, issuer: &str) -> Result<(), UpstreamError> {
             "the discovery document names the issuer `{named}`, not the configured `{issuer}`"
         )));
     }
+    // Our secret, the codes and the tokens go to these: over TLS, unless the provider
+    // runs on this machine.
+    for name in [
+        "issuer",
+        "authorization_endpoint",
+        "token_endpoint",
+        "jwks_uri",
+        "userinfo_endpoint",
+    ] {
+        let Some(url) = document.get(name).and_then(Value::as_str) else {
+            continue;
+        };
+        if !secure(url) {
+            return Err(UpstreamError::Configuration(format!(
+                "the discovery document's `{name}` ({url}) is not https \
+                 (`discovery_mode: insecure` allows it)"
+            )));
+        }
+    }
     Ok(())
+}
+
+/// Whether `url` is https, or http to a loopback address.
+fn secure(url: &str) -> bool {
+    let Ok(url) = Url::parse(url) else {
+        return false;
+    };
+    match url.scheme() {
+        "https" => true,
+        "http" => match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(name)) => name == "localhost",
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn strict_discovery_wants_tls_except_on_this_machine() {
+        for url in [
+            "https://idp.example/",
+            "http://127.0.0.1:8080/x",
+            "http://[::1]/",
+            "http://localhost/",
+        ] {
+            assert!(super::secure(url), "{url}");
+        }
+        for url in [
+            "http://idp.example/",
+            "http://10.0.0.1/",
+            "ftp://idp.example/",
+            "not a url",
+        ] {
+            assert!(!super::secure(url), "{url}");
+        }
+    }
 }

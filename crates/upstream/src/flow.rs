@@ -402,7 +402,9 @@ impl Upstreams {
             )));
         }
         let verified = if alg.starts_with("HS") {
-            let secret = provider.client_secret.as_deref().unwrap_or_default();
+            let secret = provider.client_secret.as_deref().ok_or_else(|| {
+                UpstreamError::Configuration(format!("`{alg}` needs a client secret"))
+            })?;
             jws.verify_hmac(secret.as_bytes())
         } else {
             let keys = self.keys(config, endpoints, false).await?;

@@ -44,7 +44,9 @@ impl Upstreams {
             return Err(refused(format!("signed with `{}`, not `{alg}`", jws.alg())));
         }
         if alg.starts_with("HS") {
-            let secret = provider.client_secret.as_deref().unwrap_or_default();
+            let secret = provider.client_secret.as_deref().ok_or_else(|| {
+                UpstreamError::Configuration(format!("`{alg}` needs a client secret"))
+            })?;
             jws.verify_hmac(secret.as_bytes())
                 .map_err(|e| refused(e.to_string()))?;
         } else {
@@ -92,10 +94,10 @@ fn check_claims(
         Some(_) => return Err(refused("it was not issued just now (`iat`)")),
         None => return Err(refused("it has no `iat`")),
     }
-    if let Some(exp) = claims.get("exp")
-        && exp.as_i64().is_none_or(|exp| exp <= now)
-    {
-        return Err(refused("it has expired"));
+    match claims.get("exp").and_then(Value::as_i64) {
+        Some(exp) if exp > now => {}
+        Some(_) => return Err(refused("it has expired")),
+        None => return Err(refused("it has no `exp`")),
     }
     let event = claims
         .get("events")
@@ -132,7 +134,7 @@ mod tests {
 
     fn good() -> Value {
         json!({
-            "iss": "https://idp.example/", "aud": ["mas", "other"], "iat": 1000, "jti": "j",
+            "iss": "https://idp.example/", "aud": ["mas", "other"], "iat": 1000, "exp": 1120, "jti": "j",
             "sid": "s1", "events": {LOGOUT_EVENT: {}},
         })
     }
@@ -152,6 +154,7 @@ mod tests {
             ("aud", json!("someone-else"), "not meant"),
             ("iat", json!(1), "not issued just now"),
             ("exp", json!(999), "expired"),
+            ("exp", Value::Null, "no `exp`"),
             (
                 "events",
                 json!({"other": {}}),

@@ -31,9 +31,9 @@ pub use self::rate_limiting::{RateLimiterConfig, RateLimitingConfig};
 pub use self::secrets::{KeyConfig, SecretsConfig};
 pub use self::telemetry::TelemetryConfig;
 pub use self::upstream_oauth2::{
-    AttributeImport, ClaimsImports, DiscoveryMode, EmailImport, ImportAction, LocalpartImport,
-    OnBackchannelLogout, OnConflict, PkceMethod, ResponseMode, SIGNING_ALGORITHMS, TemplateOnly,
-    UpstreamAuthMethod, UpstreamOAuth2Config, UpstreamProviderConfig,
+    AttributeImport, ClaimsImports, DiscoveryMode, EmailImport, EmailVerification, ImportAction,
+    LocalpartImport, OnBackchannelLogout, OnConflict, PkceMethod, ResponseMode, SIGNING_ALGORITHMS,
+    TemplateOnly, UpstreamAuthMethod, UpstreamOAuth2Config, UpstreamProviderConfig,
 };
 use crate::Issues;
 

@@ -292,8 +292,7 @@ pub struct AttributeImport {
     pub template: Option<String>,
 }
 
-/// The imported email address; `set_email_verification` is an older MAS key, accepted
-/// and ignored (imported addresses count as verified, as in current MAS).
+/// The imported email address.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EmailImport {
@@ -303,9 +302,23 @@ pub struct EmailImport {
     /// The template over the claims.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<String>,
-    /// Older MAS releases' verification switch; ignored.
-    #[serde(default, skip_serializing)]
-    pub set_email_verification: Option<String>,
+    /// Whether the provider is believed that the address is the person's.
+    #[serde(default)]
+    pub set_email_verification: EmailVerification,
+}
+
+/// Whether an imported address counts as verified. Only verified addresses are added
+/// to accounts here.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmailVerification {
+    /// As the provider's `email_verified` claim says (no claim: not verified).
+    #[default]
+    Import,
+    /// Always: the provider only has addresses it verified.
+    Always,
+    /// Never: no address is imported.
+    Never,
 }
 
 /// The imported localpart.
@@ -404,13 +417,6 @@ impl UpstreamProviderConfig {
                 self.id
             ));
         }
-        if self.claims_imports.email.set_email_verification.is_some() {
-            notes.push(format!(
-                "upstream_oauth2.providers[{}].claims_imports.email.set_email_verification is \
-                 ignored: imported addresses count as verified",
-                self.id
-            ));
-        }
         notes
     }
 
@@ -439,6 +445,19 @@ impl UpstreamProviderConfig {
                 issues.push(
                     &at(&[key]),
                     format!("`{alg}` is not one of {}", SIGNING_ALGORITHMS.join(", ")),
+                );
+            }
+            // An HMAC is keyed with the client secret: without one, anyone could sign.
+            if let Some(alg) = alg
+                && alg.starts_with("HS")
+                && !self.token_endpoint_auth_method.uses_secret()
+            {
+                issues.push(
+                    &at(&[key]),
+                    format!(
+                        "`{alg}` is keyed with the client secret, which token_endpoint_auth_method `{}` does not use",
+                        self.token_endpoint_auth_method.as_str()
+                    ),
                 );
             }
         }
@@ -677,7 +696,7 @@ upstream_oauth2:
         assert_eq!(providers[1].scope, "read:user");
         assert_eq!(providers[0].display_name(), "Example SSO");
         assert_eq!(providers[1].display_name(), "01HFVBY12TMNTYTBV8W921M5FB");
-        assert_eq!(providers[0].not_honoured().len(), 1);
+        assert!(providers[0].not_honoured().is_empty());
     }
 
     #[test]
@@ -698,6 +717,7 @@ upstream_oauth2:
       client_id: b
       client_secret: s
       token_endpoint_auth_method: private_key_jwt
+      userinfo_signed_response_alg: HS256
       claims_imports:
         localpart:
           on_conflict: add
@@ -719,6 +739,7 @@ upstream_oauth2:
             "upstream_oauth2.providers[1].claims_imports.localpart.on_conflict: needs",
             "upstream_oauth2.providers[1].id: provider `01HFVBY12TMNTYTBV8W921M5FA` is declared more than once",
             "upstream_oauth2.providers[1].claims_imports.email.template: the template does not parse",
+            "upstream_oauth2.providers[1].userinfo_signed_response_alg: `HS256` is keyed with the client secret",
         ] {
             assert!(
                 found.iter().any(|f| f.starts_with(expected)),

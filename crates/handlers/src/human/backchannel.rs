@@ -11,7 +11,7 @@ use mas_storage::repository::{CompatSessionFilter, SessionFilter};
 
 use super::PageResult;
 use super::login::PageForm;
-use super::upstream::load_provider;
+use super::upstream::load_any_provider;
 use crate::AppState;
 
 /// A back-channel logout refused, as the specification asks: 400 with an OAuth error.
@@ -35,7 +35,7 @@ pub(super) async fn backchannel_logout(
     Path(id): Path<String>,
     PageForm(form): PageForm,
 ) -> PageResult {
-    let Some((stored, provider)) = load_provider(&state, &id).await? else {
+    let Some((stored, provider)) = load_any_provider(&state, &id, true).await? else {
         return Ok(logout_refused("unknown provider"));
     };
     let Some(token) = form.get("logout_token").ok().flatten() else {
@@ -78,14 +78,22 @@ async fn end_from_upstream(
     let clock = state.clock.as_ref();
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
     let mut repo = state.repos.begin().await?;
-    let link = match (&token.sid, &token.sub) {
-        (None, Some(sub)) => repo.upstream_link().find_by_subject(stored, sub).await?,
-        _ => None,
+    let link = match &token.sub {
+        Some(sub) => repo.upstream_link().find_by_subject(stored, sub).await?,
+        None => None,
     };
-    let trips = repo
+    if token.sub.is_some() && link.is_none() {
+        // An upstream account never seen here has no sessions here.
+        return Ok(0);
+    }
+    let mut trips = repo
         .upstream_session()
         .find_for_logout(stored, token.sid.as_deref(), link.as_ref())
         .await?;
+    // With both, the provider's session must also be this account's.
+    if let (Some(_), Some(link)) = (&token.sid, &link) {
+        trips.retain(|t| t.link_id == Some(link.id));
+    }
     let mut ended = 0;
     let mut devices: Vec<(User, String)> = Vec::new();
     for browser_id in trips.iter().filter_map(|t| t.browser_session_id) {

@@ -346,10 +346,15 @@ pub(crate) fn deliver(redirect: &mas_oauth_core::authorize::Redirect) -> Respons
         .iter()
         .map(|(k, v)| [k.as_str(), v.as_str()])
         .collect();
+    auto_post(redirect.redirect_uri.as_str(), &params)
+}
+
+/// A page whose one script posts `params` to `action` at once (a button without scripts).
+pub(crate) fn auto_post(action: &str, params: &[[&str; 2]]) -> Response {
     render_with_policy(
         StatusCode::OK,
         "form_post.html",
-        minijinja::context! { action => redirect.redirect_uri.as_str(), params, script => FORM_POST_SCRIPT },
+        minijinja::context! { action, params, script => FORM_POST_SCRIPT },
         &FORM_POST_CSP,
     )
 }

@@ -42,9 +42,19 @@ const MAX_TRIPS: usize = 5;
 const TRIP_LASTS: TimeDelta = TimeDelta::minutes(30);
 
 /// An enabled provider and its settings, with the secret decrypted.
-pub(super) async fn load_provider(
+async fn load_provider(
     state: &AppState,
     id: &str,
+) -> Result<Option<(UpstreamOAuthProvider, Provider)>, PageError> {
+    load_any_provider(state, id, false).await
+}
+
+/// A provider and its settings, with the secret decrypted; a disabled one only with
+/// `even_disabled` (a provider disabled here can still end the sessions it opened).
+pub(super) async fn load_any_provider(
+    state: &AppState,
+    id: &str,
+    even_disabled: bool,
 ) -> Result<Option<(UpstreamOAuthProvider, Provider)>, PageError> {
     let Ok(id) = id.parse::<ulid::Ulid>() else {
         return Ok(None);
@@ -56,7 +66,7 @@ pub(super) async fn load_provider(
         .upstream_provider()
         .lookup(id)
         .await?
-        .filter(|p| p.disabled_at.is_none())
+        .filter(|p| even_disabled || p.disabled_at.is_none())
     else {
         return Ok(None);
     };
@@ -102,7 +112,13 @@ pub(crate) async fn buttons(state: &AppState) -> Result<Vec<Button>, StorageErro
     Ok(providers
         .into_iter()
         .filter(|p| p.disabled_at.is_none())
-        .filter_map(|p| Provider::from_stored(&p.config, None).ok())
+        .filter_map(|p| match Provider::from_stored(&p.config, None) {
+            Ok(provider) => Some(provider),
+            Err(error) => {
+                tracing::warn!(provider = %p.id, %error, "a stored upstream provider is unusable; run `mas-cli config sync`");
+                None
+            }
+        })
         .map(|p| Button {
             id: p.id.to_string(),
             name: p.config.display_name(),
@@ -282,26 +298,48 @@ pub(super) async fn callback_get(
     State(state): State<AppState>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
+    jar: PrivateCookieJar,
 ) -> PageResult {
     match Params::parse(query.unwrap_or_default().as_bytes()) {
-        Ok(params) => callback(&state, &id, &params).await,
+        Ok(params) => callback(&state, &id, &params, &jar, false).await,
         Err(_) => Ok(stale_trip(&state)),
     }
 }
 
 /// `POST /upstream/callback/{provider}`: the answer as a form (`response_mode=form_post`).
-/// The browser sends no cookie with this cross-site POST; none is needed here, and the
-/// next step, a top-level GET, has them again.
+/// The browser sends no `SameSite=Lax` cookie with the provider's cross-site POST, so the
+/// answer is posted again from a page of ours, with them.
 #[tracing::instrument(name = "handlers.upstream.callback_post", skip_all)]
 pub(super) async fn callback_post(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    jar: PrivateCookieJar,
     PageForm(form): PageForm,
 ) -> PageResult {
-    callback(&state, &id, &form).await
+    callback(&state, &id, &form, &jar, true).await
 }
 
-async fn callback(state: &AppState, id: &str, params: &Params) -> PageResult {
+/// The answer's fields a page of ours posts again.
+const ANSWER_FIELDS: [&str; 5] = ["state", "code", "error", "error_description", "iss"];
+
+/// What a provider's `error_description` may show on our page: it comes from the URL,
+/// so anyone can write it; kept short and on one line.
+fn description(text: &str) -> String {
+    let clean: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(200)
+        .collect();
+    clean.trim().to_owned()
+}
+
+async fn callback(
+    state: &AppState,
+    id: &str,
+    params: &Params,
+    jar: &PrivateCookieJar,
+    posted: bool,
+) -> PageResult {
     let Some((stored, provider)) = load_provider(state, id).await? else {
         return Ok(unknown_provider(state));
     };
@@ -310,18 +348,35 @@ async fn callback(state: &AppState, id: &str, params: &Params) -> PageResult {
         return Ok(stale_trip(state));
     };
     let clock = state.clock.as_ref();
+    let found = state
+        .repos
+        .reader()
+        .await?
+        .upstream_session()
+        .find_by_state(&stored, given_state)
+        .await?
+        .filter(|t| clock.now() < t.created_at + TRIP_LASTS);
+    let Some(trip) = found else {
+        return Ok(stale_trip(state));
+    };
+    // Only the browser that started the trip may bring its answer: a code sent to
+    // someone else's browser must not sign that browser in as the provider's account.
+    if !trips(jar).contains(&trip.id.to_string()) {
+        if posted && field("again").is_none() {
+            let mut fields: Vec<[&str; 2]> = ANSWER_FIELDS
+                .iter()
+                .filter_map(|name| field(name).map(|value| [*name, value]))
+                .collect();
+            fields.push(["again", "1"]);
+            let action = state.page_path(&format!("/upstream/callback/{}", provider.id));
+            return Ok(super::auto_post(&action, &fields));
+        }
+        return Ok(stale_trip(state));
+    }
     // The answer is taken once, before anything is asked of the provider.
     let trip = {
         let mut repo = state.repos.begin().await?;
-        let found = repo
-            .upstream_session()
-            .find_by_state(&stored, given_state)
-            .await?
-            .filter(|t| clock.now() < t.created_at + TRIP_LASTS);
-        let claimed = match found {
-            Some(trip) => repo.upstream_session().claim(clock, trip).await?,
-            None => None,
-        };
+        let claimed = repo.upstream_session().claim(clock, trip).await?;
         repo.save().await?;
         claimed
     };
@@ -330,13 +385,23 @@ async fn callback(state: &AppState, id: &str, params: &Params) -> PageResult {
     };
     if let Some(error) = field("error") {
         let detail = match field("error_description") {
-            Some(description) => format!("{error}: {description}"),
-            None => error.to_owned(),
+            Some(text) => format!("{}: {}", description(error), description(text)),
+            None => description(error),
         };
-        return Ok(failed(
+        let cancelled = error == "access_denied";
+        tracing::info!(provider = %provider.id, cancelled, "the provider answered with an error");
+        return Ok(error_page(
             state,
-            &provider,
-            &UpstreamError::TokenRefused(format!("the provider answered with an error ({detail})")),
+            StatusCode::BAD_REQUEST,
+            &format!(
+                "Signing in with {} did not work",
+                provider.config.display_name()
+            ),
+            &if cancelled {
+                format!("The sign-in was cancelled or refused at the provider ({detail}).")
+            } else {
+                format!("The provider answered with an error ({detail}). Please try again.")
+            },
         ));
     }
     let Some(code) = field("code") else {
@@ -390,18 +455,31 @@ async fn record(
         .upstream_link()
         .find_by_subject(stored, &imported.subject)
         .await?;
-    let link = match found {
-        Some(link) => link,
-        None => {
-            repo.upstream_link()
-                .add(
-                    &mut rng,
-                    clock,
-                    stored,
-                    &imported.subject,
-                    imported.account_name.clone(),
-                )
-                .await?
+    let link = if let Some(link) = found {
+        link
+    } else {
+        let added = repo
+            .upstream_link()
+            .add(
+                &mut rng,
+                clock,
+                stored,
+                &imported.subject,
+                imported.account_name.clone(),
+            )
+            .await;
+        match added {
+            Ok(link) => link,
+            // A concurrent first sign-in of the same account recorded it first.
+            Err(StorageError::Conflict(_)) => {
+                drop(repo);
+                repo = state.repos.begin().await?;
+                repo.upstream_link()
+                    .find_by_subject(stored, &imported.subject)
+                    .await?
+                    .ok_or(StorageError::Conflict("upstream_oauth_links".into()))?
+            }
+            Err(error) => return Err(error),
         }
     };
     let trip = repo
@@ -611,18 +689,19 @@ async fn sign_in(
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
     let mut repo = state.repos.begin().await?;
     if let Some(replace) = link_first {
-        // Another trip may have linked this account meanwhile: only an unlinked one is
-        // linked here.
-        let fresh = repo.upstream_link().lookup(back.link.id).await?;
-        if fresh.as_ref().and_then(|l| l.user_id).is_some() {
-            return Ok(stale_trip(state));
-        }
         if replace {
             repo.upstream_link().unlink_user(&back.stored, user).await?;
         }
-        repo.upstream_link()
+        // Another trip may have linked this account meanwhile.
+        match repo
+            .upstream_link()
             .associate(back.link.clone(), user)
-            .await?;
+            .await
+        {
+            Ok(_) => {}
+            Err(StorageError::Conflict(_)) => return Ok(stale_trip(state)),
+            Err(error) => return Err(error.into()),
+        }
     }
     let user_agent = user_agent(headers);
     let Some(session) = open(repo.as_mut(), &mut rng, state, user, &back, user_agent).await? else {
@@ -851,62 +930,83 @@ async fn register(
     {
         return Ok(page(state, jar, &back, None, Some((status, &message))).await?);
     }
-    let clock = state.clock.as_ref();
-    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
-    let created: Result<Option<(User, BrowserSession)>, StorageError> = async {
-        let mut repo = state.repos.begin().await?;
-        if repo
-            .user()
-            .find_by_username(&choice.username)
-            .await?
-            .is_some()
-        {
-            return Ok(None);
-        }
-        let fresh = repo.upstream_link().lookup(back.link.id).await?;
-        if fresh.as_ref().and_then(|l| l.user_id).is_some() {
-            return Ok(None);
-        }
-        let user = repo.user().add(&mut rng, clock, &choice.username).await?;
-        if let Some(email) = &choice.email {
-            // An address another account has stays with it.
-            if repo.user_email().find_by_email(email).await?.is_none() {
-                repo.user_email().add(&mut rng, clock, &user, email).await?;
-            }
-        }
-        repo.upstream_link()
-            .associate(back.link.clone(), &user)
-            .await?;
-        let Some(session) = open(
-            repo.as_mut(),
-            &mut rng,
-            state,
-            &user,
-            &back,
-            user_agent(headers),
-        )
-        .await?
-        else {
-            return Ok(None);
-        };
-        let job = mas_storage::jobs::HomeserverJob::ProvisionUser {
-            user_id: user.id,
-            display_name: choice.displayname.clone(),
-        };
-        repo.job().schedule(&mut rng, clock, job.to_job()).await?;
-        repo.save().await?;
-        Ok(Some((user, session)))
-    }
-    .await;
+    let created = create(state, headers, &back, &choice).await;
     match created {
-        Ok(Some((user, session))) => {
+        Ok(Registered::Done(done)) => {
+            let (user, session) = *done;
             tracing::info!(user = %user.id, provider = %back.provider.id, "account created through an upstream provider");
             Ok(signed_in(state, jar, &back, &session))
         }
-        Ok(None) | Err(StorageError::Conflict(_)) => {
+        Ok(Registered::NameTaken) | Err(StorageError::Conflict(_)) => {
             let taken = (StatusCode::CONFLICT, "This username is taken.");
             Ok(page(state, jar, &back, None, Some(taken)).await?)
         }
+        Ok(Registered::Stale) => Ok(stale_trip(state)),
         Err(error) => Err(error.into()),
     }
+}
+
+/// How a registration through a provider ended.
+enum Registered {
+    /// The account was made and signed in.
+    Done(Box<(User, BrowserSession)>),
+    /// The username was taken meanwhile.
+    NameTaken,
+    /// The trip was used, or the upstream account linked, meanwhile.
+    Stale,
+}
+
+/// Creates the account in one unit of work: the user, the address (unless another account
+/// has it), the link, the browser session, and the provisioning job.
+async fn create(
+    state: &AppState,
+    headers: &axum::http::HeaderMap,
+    back: &Returned,
+    choice: &Choice,
+) -> Result<Registered, StorageError> {
+    let clock = state.clock.as_ref();
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let mut repo = state.repos.begin().await?;
+    if repo
+        .user()
+        .find_by_username(&choice.username)
+        .await?
+        .is_some()
+    {
+        return Ok(Registered::NameTaken);
+    }
+    let user = repo.user().add(&mut rng, clock, &choice.username).await?;
+    if let Some(email) = &choice.email
+        && repo.user_email().find_by_email(email).await?.is_none()
+    {
+        repo.user_email().add(&mut rng, clock, &user, email).await?;
+    }
+    match repo
+        .upstream_link()
+        .associate(back.link.clone(), &user)
+        .await
+    {
+        Ok(_) => {}
+        Err(StorageError::Conflict(_)) => return Ok(Registered::Stale),
+        Err(error) => return Err(error),
+    }
+    let Some(session) = open(
+        repo.as_mut(),
+        &mut rng,
+        state,
+        &user,
+        back,
+        user_agent(headers),
+    )
+    .await?
+    else {
+        return Ok(Registered::Stale);
+    };
+    let job = mas_storage::jobs::HomeserverJob::ProvisionUser {
+        user_id: user.id,
+        display_name: choice.displayname.clone(),
+    };
+    repo.job().schedule(&mut rng, clock, job.to_job()).await?;
+    repo.save().await?;
+    Ok(Registered::Done(Box::new((user, session))))
 }

@@ -213,14 +213,18 @@ impl UpstreamOAuthLinkRepository for Repo<'_> {
         mut link: UpstreamOAuthLink,
         user: &User,
     ) -> Result<UpstreamOAuthLink, StorageError> {
+        // Only an unlinked account is linked: two concurrent links cannot both win.
         let result = links::Entity::update_many()
             .col_expr(links::Column::UserId, Expr::value(user.id.to_string()))
             .filter(links::Column::Id.eq(link.id.to_string()))
+            .filter(links::Column::UserId.is_null())
             .exec(&self.conn)
             .await
             .map_err(|e| self.db_err(e))?;
         if result.rows_affected == 0 {
-            return Err(gone("upstream_oauth_links"));
+            return Err(StorageError::Conflict(
+                "upstream_oauth_links: the account is linked already".to_owned(),
+            ));
         }
         link.user_id = Some(user.id);
         Ok(link)
@@ -426,6 +430,9 @@ impl UpstreamOAuthSessionRepository for Repo<'_> {
                 sessions::Column::BrowserSessionId,
                 Expr::value(browser.id.to_string()),
             )
+            // Used up: what the provider said about the person is not kept.
+            .col_expr(sessions::Column::IdToken, Expr::value(None::<String>))
+            .col_expr(sessions::Column::Claims, Expr::value(None::<String>))
             .filter(sessions::Column::Id.eq(session.id.to_string()))
             .filter(sessions::Column::ConsumedAt.is_null())
             .exec(&self.conn)
@@ -436,6 +443,8 @@ impl UpstreamOAuthSessionRepository for Repo<'_> {
         }
         session.consumed_at = Some(at);
         session.browser_session_id = Some(browser.id);
+        session.id_token = None;
+        session.claims = None;
         Ok(Some(session))
     }
 

@@ -76,6 +76,9 @@ pub trait UpstreamOAuthLinkRepository: Send {
         human_account_name: Option<String>,
     ) -> Result<UpstreamOAuthLink, StorageError>;
     /// Links the account to a user.
+    ///
+    /// # Errors
+    /// [`StorageError::Conflict`] when it is linked already (to anyone).
     async fn associate(
         &mut self,
         link: UpstreamOAuthLink,
@@ -142,7 +145,8 @@ pub trait UpstreamOAuthSessionRepository: Send {
         session: UpstreamOAuthAuthorizationSession,
         answer: UpstreamAnswer,
     ) -> Result<UpstreamOAuthAuthorizationSession, StorageError>;
-    /// Uses it to open `browser`, once: `None` when it was used already.
+    /// Uses it to open `browser`, once: `None` when it was used already. The ID token and
+    /// claims it kept are dropped; its provider session ID and link stay.
     async fn consume(
         &mut self,
         clock: &dyn Clock,
