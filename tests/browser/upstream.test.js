@@ -2,9 +2,10 @@
 // providers: oidc-provider (a certified OpenID Provider, from npm) and a second instance
 // of this service. A person signs up with imported claims and comes back straight in,
 // links an upstream account to an existing one after a password sign-in (private_key_jwt
-// and form_post), signs up through the second instance (client_secret_basic), signs a
-// legacy Matrix client in through SSO, and a back-channel logout from the provider ends
-// that client's session here and at Synapse.
+// and form_post), signs up through the second instance (client_secret_basic) whose
+// sign-out then reaches this one by back-channel logout, signs a legacy Matrix client in
+// through SSO, and a back-channel logout from oidc-provider ends that client's session
+// here and at Synapse.
 import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFileSync } from 'node:child_process';
@@ -70,7 +71,9 @@ before(async () => {
   const root = mkdtempSync(join(tmpdir(), 'mas-upstream-'));
   const [port, upstreamPort, idpPort] = [await freePort(), await freePort(), await freePort()];
   base = `http://127.0.0.1:${port}/`;
-  upstreamBase = `http://127.0.0.1:${upstreamPort}/`;
+  // Another host name than this service's: browsers keep cookies per host, not per port,
+  // and both services name their session cookie alike.
+  upstreamBase = `http://localhost:${upstreamPort}/`;
   idpIssuer = `http://127.0.0.1:${idpPort}`;
   synapse = startSynapse(base, SECRET, join(root, 'synapse'));
   synapse.up.catch(() => {});
@@ -115,6 +118,7 @@ before(async () => {
       token_endpoint_auth_method: client_secret_basic
       scope: openid
       fetch_userinfo: true
+      on_backchannel_logout: logout_browser_only
       claims_imports:
         localpart: {action: force}
 `);
@@ -127,13 +131,17 @@ before(async () => {
   // The second instance: its own database, one client (this service), one person. Its
   // worker is off: ursula exists there only, and Synapse learns of her from this service.
   const upstreamDir = join(root, 'upstream');
-  const upstreamEnv = serverEnv(upstreamDir, upstreamPort, { MAS_MATRIX__ENDPOINT: `${synapseBase}/` });
+  const upstreamEnv = serverEnv(upstreamDir, upstreamPort, {
+    MAS_MATRIX__ENDPOINT: `${synapseBase}/`,
+    MAS_HTTP__PUBLIC_BASE: upstreamBase,
+  });
   const client = config(upstreamDir, 'client.yaml', `clients:
   - client_id: ${SECOND_CLIENT}
     client_auth_method: client_secret_basic
     client_secret: second-secret
     client_name: The downstream service
     redirect_uris: [${base}upstream/callback/${SECOND}]
+    backchannel_logout_uri: ${base}upstream/backchannel-logout/${SECOND}
 `);
   execFileSync(MAS_CLI, [...client, 'database', 'migrate'], { cwd: upstreamDir, env: upstreamEnv });
   execFileSync(MAS_CLI, [...client, 'manage', 'register-user', 'ursula', '-p', PASSWORD, '-y'], { cwd: upstreamDir, env: upstreamEnv });
@@ -221,6 +229,17 @@ async function signInAtIdp(page, login) {
   await page.waitForURL((url) => !url.toString().startsWith(idpIssuer));
 }
 
+// Signs in again through a provider that remembers the person (its consent page may
+// show once more), ending at the account page.
+async function comeBack(page, provider) {
+  await page.click(`#provider-${provider}`);
+  await page.waitForURL((url) => url.toString().startsWith(idpIssuer) || url.pathname === '/account/');
+  if (page.url().startsWith(idpIssuer)) {
+    await page.click('button[type=submit]');
+    await page.waitForURL((url) => url.pathname === '/account/');
+  }
+}
+
 function path(page) {
   return new URL(page.url()).pathname;
 }
@@ -262,8 +281,7 @@ test('a person signs up through oidc-provider with imported claims, and comes ba
   // Signed out here, back through the IdP, which still knows her: straight in.
   await page.click('#nav-sign-out');
   assert.equal(path(page), '/login');
-  await page.click(`#provider-${BASIC}`);
-  if (page.url().startsWith(idpIssuer)) await page.click('button[type=submit]');
+  await comeBack(page, BASIC);
   assert.equal(path(page), '/account/');
   await context.close();
 });
@@ -288,14 +306,13 @@ test('an upstream account is linked to an existing account after a password sign
 
   // From now on the IdP account signs in as lena.
   await page.click('#nav-sign-out');
-  await page.click(`#provider-${KEYJWT}`);
-  if (page.url().startsWith(idpIssuer)) await page.click('button[type=submit]');
+  await comeBack(page, KEYJWT);
   assert.equal(path(page), '/account/');
   assert.match(await page.textContent('main'), /lena/);
   await context.close();
 });
 
-test('a second instance of this service is the upstream of the first', async () => {
+test('a second instance of this service is the upstream of the first, and its sign-out ends the session here', async () => {
   const { context, page } = await newPage();
   await page.goto(new URL('login', base).toString());
   await page.click(`#provider-${SECOND}`);
@@ -310,6 +327,17 @@ test('a second instance of this service is the upstream of the first', async () 
   await page.click('#submit');
   assert.equal(path(page), '/account/');
   assert.match(await page.textContent('main'), /ursula/);
+
+  // She signs out at the second instance; it tells this one, which signs her out too.
+  await page.goto(new URL('account/', upstreamBase).toString());
+  await page.click('#nav-sign-out');
+  let signedOut = false;
+  for (let i = 0; i < 50 && !signedOut; i++) {
+    await page.goto(new URL('account/', base).toString());
+    signedOut = path(page) === '/login';
+    if (!signedOut) await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.ok(signedOut, 'the back-channel logout from the second instance signed her out here');
   await context.close();
 });
 

@@ -161,7 +161,10 @@ fn desired(client: &ClientConfig) -> anyhow::Result<(ClientParams, Option<String
         tos_uri: None,
         application_type: None,
         contacts: Vec::new(),
-        metadata: None,
+        metadata: client
+            .backchannel_logout_uri
+            .as_ref()
+            .map(|uri| serde_json::json!({ "backchannel_logout_uri": uri })),
     };
     let secret = client
         .secret()
@@ -181,6 +184,7 @@ fn differences(stored: &Client, want: &ClientParams, same_secret: bool) -> Vec<&
         ("grant_types", stored.grant_types == want.grant_types),
         ("client_name", stored.name == want.name),
         ("client_uri", stored.client_uri == want.client_uri),
+        ("backchannel_logout_uri", stored.metadata == want.metadata),
     ];
     for (name, same) in checks {
         if !same {

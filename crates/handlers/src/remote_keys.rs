@@ -73,6 +73,13 @@ pub struct RemoteKeys {
     entries: Mutex<HashMap<Url, Arc<Mutex<Entry>>>>,
 }
 
+impl RemoteKeys {
+    /// The HTTP client (bounded timeouts, no redirects), for other calls to clients.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+}
+
 impl std::fmt::Debug for RemoteKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RemoteKeys").finish_non_exhaustive()

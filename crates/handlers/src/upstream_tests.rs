@@ -956,3 +956,98 @@ async fn an_answer_brought_by_another_browser_is_refused() {
     assert!(location(&headers).starts_with("/upstream/link/"));
     assert_eq!(idp.script.lock().unwrap().token_requests.len(), 1);
 }
+
+/// The forms a client's back-channel logout endpoint received.
+type Received = Arc<Mutex<Vec<HashMap<String, String>>>>;
+
+/// A client's back-channel logout endpoint: its URL and what it receives.
+async fn logout_listener() -> (String, Received) {
+    use axum::extract::{Form, State};
+    let received = Received::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let uri = format!("http://{}/logout", listener.local_addr().unwrap());
+    let app = axum::Router::new()
+        .route(
+            "/logout",
+            axum::routing::post(
+                |State(r): State<Received>, Form(form): Form<HashMap<String, String>>| async move {
+                    r.lock().unwrap().push(form);
+                },
+            ),
+        )
+        .with_state(Arc::clone(&received));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (uri, received)
+}
+
+#[tokio::test]
+async fn signing_out_sends_configured_clients_a_logout_token() {
+    let (state, _dir) = state(Arc::new(Up)).await;
+    let (uri, received) = logout_listener().await;
+    let person = crate::account_tests::signed_in(&state, "alice").await;
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let (configured, registered) = {
+        let mut repo = state.repos.begin().await.unwrap();
+        let metadata = json!({"backchannel_logout_uri": uri});
+        let mut params = crate::test_state::client_params(
+            mas_data_model::ClientAuthMethod::None,
+            vec![url::Url::parse("https://app.example.com/cb").unwrap()],
+            &["authorization_code"],
+        );
+        params.metadata = Some(metadata);
+        let configured = ulid::Ulid::new();
+        repo.client()
+            .upsert_static(&SystemClock, configured, params.clone())
+            .await
+            .unwrap();
+        // A registered client cannot make the service post anywhere.
+        let registered = repo
+            .client()
+            .add_dynamic(&mut rng, &SystemClock, params)
+            .await
+            .unwrap()
+            .id;
+        for client in [configured, registered] {
+            repo.session()
+                .add(
+                    &mut rng,
+                    &SystemClock,
+                    client,
+                    Some(person.user.id),
+                    Some(person.session.id),
+                    "openid",
+                    None,
+                )
+                .await
+                .unwrap();
+        }
+        repo.save().await.unwrap();
+        (configured, registered)
+    };
+    let answer =
+        crate::account_tests::send(&state, &person.cookies, "/logout", Some("csrf=csrf-value"))
+            .await;
+    assert_eq!(answer.status, StatusCode::SEE_OTHER);
+    let mut forms = Vec::new();
+    for _ in 0..50 {
+        forms = received.lock().unwrap().clone();
+        if !forms.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Time for a second (wrong) one to arrive too.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(forms, received.lock().unwrap().clone());
+    assert_eq!(forms.len(), 1, "one token, to the configured client only");
+    let token = mas_oauth_core::jose::UnverifiedJws::parse(&forms[0]["logout_token"]).unwrap();
+    token.verify_with_jwks(&state.oauth.keys.jwks()).unwrap();
+    let claims = &token.payload;
+    assert_eq!(claims["aud"], configured.to_string());
+    assert_ne!(claims["aud"], registered.to_string());
+    assert_eq!(claims["sid"], person.session.id.to_string());
+    assert_eq!(claims["sub"], person.user.id.to_string());
+    assert_eq!(claims["iss"], state.oauth.endpoints.issuer.as_str());
+    assert!(claims["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
+    assert!(claims.get("nonce").is_none());
+}

@@ -99,6 +99,36 @@ fn id_token_alg(keys: &KeyStore, client: &Client) -> SigningAlgorithm {
         .unwrap_or(SigningAlgorithm::Rs256)
 }
 
+/// A back-channel logout token for `client` (OpenID Connect Back-Channel Logout 1.0):
+/// the browser session `sid` of user `sub` ended. Signed as the client's ID tokens are.
+///
+/// # Errors
+/// [`crate::KeyError`] when no key can sign it.
+pub fn logout_token(
+    issuer: &Url,
+    keys: &KeyStore,
+    client: &Client,
+    sub: &str,
+    sid: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    jti: &str,
+) -> Result<String, crate::KeyError> {
+    let claims = json!({
+        "iss": issuer.as_str(),
+        "aud": client.id.to_string(),
+        "iat": now.timestamp(),
+        "exp": (now + LOGOUT_TOKEN_LIFETIME).timestamp(),
+        "jti": jti,
+        "sub": sub,
+        "sid": sid,
+        "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
+    });
+    keys.sign(id_token_alg(keys, client), &claims)
+}
+
+/// How long a logout token may be used.
+const LOGOUT_TOKEN_LIFETIME: Duration = Duration::minutes(2);
+
 /// The left half of the SHA-256 of `value`, base64url (`at_hash`, `c_hash`).
 fn half_hash(value: &str, alg: SigningAlgorithm) -> String {
     // The hash of the signing algorithm: SHA-384 for ES384, SHA-256 otherwise.
@@ -166,6 +196,11 @@ pub(crate) async fn issue(
         }
         if let Some(at) = auth_time {
             claims["auth_time"] = Value::from(at.timestamp());
+        }
+        // The browser session is the provider's session of OpenID Connect logout: a
+        // back-channel logout token names it.
+        if let Some(sid) = session.browser_session_id {
+            claims["sid"] = Value::String(sid.to_string());
         }
         Some(
             issuer

@@ -124,6 +124,8 @@ pub struct ProviderMetadata {
     account_management_uri: String,
     account_management_actions_supported: &'static [&'static str],
     authorization_response_iss_parameter_supported: bool,
+    backchannel_logout_supported: bool,
+    backchannel_logout_session_supported: bool,
 }
 
 impl ProviderMetadata {
@@ -181,6 +183,7 @@ impl ProviderMetadata {
                 "nonce",
                 "auth_time",
                 "at_hash",
+                "sid",
             ],
             claims_parameter_supported: false,
             request_parameter_supported: false,
@@ -189,6 +192,9 @@ impl ProviderMetadata {
             account_management_uri: endpoints.account_management.to_string(),
             account_management_actions_supported: ACCOUNT_ACTIONS,
             authorization_response_iss_parameter_supported: true,
+            // Sent to configured clients that give a `backchannel_logout_uri`.
+            backchannel_logout_supported: true,
+            backchannel_logout_session_supported: true,
         }
     }
 }

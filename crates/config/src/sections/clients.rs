@@ -40,6 +40,10 @@ pub struct ClientConfig {
     /// The redirect URIs the client may use, matched exactly.
     #[serde(default)]
     pub redirect_uris: Vec<Url>,
+    /// Where the client hears that a person signed out (OpenID Connect Back-Channel
+    /// Logout); not a MAS key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<Url>,
 }
 
 /// Client authentication methods at the token endpoint.
@@ -153,6 +157,12 @@ impl ClientConfig {
                         format!("not allowed with client_auth_method `{method}`"),
                     );
                 }
+            }
+        }
+        if let Some(uri) = &self.backchannel_logout_uri {
+            super::check_http_url(issues, &at("backchannel_logout_uri"), uri, false);
+            if uri.fragment().is_some() {
+                issues.push(&at("backchannel_logout_uri"), "must not contain a fragment");
             }
         }
         for (i, uri) in self.redirect_uris.iter().enumerate() {

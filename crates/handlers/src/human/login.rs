@@ -338,10 +338,15 @@ pub(super) async fn logout(
     // sees it and is still signed in, rather than believing they signed out.
     let mut repo = state.repos.begin().await?;
     if let Some(session) = current_session(repo.as_mut(), &jar).await? {
-        repo.browser_session()
+        let user = repo.user().lookup(session.user_id).await?;
+        let ended = repo
+            .browser_session()
             .finish(state.clock.as_ref(), session)
             .await?;
         repo.save().await?;
+        if let Some(user) = user {
+            super::rp_logout::notify(&state, &user, &[ended]).await;
+        }
     }
     let back = match form.get("next").ok().flatten() {
         Some(next) => format!("/login?next={}", super::query_value(&safe_next(Some(next)))),

@@ -12,6 +12,7 @@ mod emails;
 mod error;
 pub(crate) mod login;
 mod register;
+mod rp_logout;
 mod sessions;
 pub(crate) mod upstream;
 

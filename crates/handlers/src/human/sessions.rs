@@ -329,9 +329,10 @@ pub(super) async fn end(
     };
     let device_id = session.device_id();
     let this_browser = session.id() == current.id;
+    let mut ended_browser = None;
     match session {
         Owned::Browser(s) => {
-            repo.browser_session().finish(clock, s).await?;
+            ended_browser = Some(repo.browser_session().finish(clock, s).await?);
         }
         Owned::OAuth(s) => {
             repo.session().finish(clock, s).await?;
@@ -352,6 +353,9 @@ pub(super) async fn end(
     tracing::info!(user = %user.id, session = %id, "session signed out by its owner");
     if let Some(device_id) = device_id {
         crate::devices::delete_device_now(&state, &user, &device_id).await;
+    }
+    if let Some(ended) = ended_browser {
+        super::rp_logout::notify(&state, &user, &[ended]).await;
     }
     if this_browser {
         return Ok((forget_session(jar), see_other(&state, "/login")).into_response());

@@ -1,0 +1,95 @@
+//! OpenID Connect Back-Channel Logout, the provider's side: when a person signs out here,
+//! each configured client that asked (`backchannel_logout_uri`) and had a session from
+//! that browser session is sent a logout token naming it (`sid`). Best effort: the
+//! person's page never waits for the clients, and a client that does not answer is
+//! logged, not retried.
+
+use mas_data_model::{BrowserSession, ClientKind, User};
+use mas_storage::repository::SessionFilter;
+use mas_storage::{Pagination, StorageError};
+
+use crate::AppState;
+
+/// Sends the logout tokens for `ended`, the browser sessions of `user` that just ended.
+/// The sign-out is done by then: a failure here is logged, never shown.
+pub(crate) async fn notify(state: &AppState, user: &User, ended: &[BrowserSession]) {
+    if let Err(error) = send(state, user, ended).await {
+        tracing::warn!(%error, "cannot tell the clients of a sign-out");
+    }
+}
+
+async fn send(state: &AppState, user: &User, ended: &[BrowserSession]) -> Result<(), StorageError> {
+    let mut repo = state.repos.reader().await?;
+    let filter = SessionFilter {
+        user_id: Some(user.id),
+        client_id: None,
+        active: None,
+    };
+    let sessions = repo
+        .session()
+        .list(filter, Pagination::first(1000))
+        .await?
+        .edges;
+    let mut sent = std::collections::HashSet::new();
+    for session in sessions {
+        let Some(sid) = session
+            .browser_session_id
+            .filter(|id| ended.iter().any(|b| b.id == *id))
+        else {
+            continue;
+        };
+        if !sent.insert((session.client_id, sid)) {
+            continue;
+        }
+        let Some(client) = repo.client().lookup(session.client_id).await? else {
+            continue;
+        };
+        // Only a client from the configuration: a registered one could make this
+        // service post to any address.
+        let uri = client
+            .metadata
+            .as_ref()
+            .filter(|_| client.kind == ClientKind::Static)
+            .and_then(|m| m.get("backchannel_logout_uri"))
+            .and_then(serde_json::Value::as_str)
+            .and_then(|u| url::Url::parse(u).ok());
+        let Some(uri) = uri else { continue };
+        let token = mas_oauth_core::grants::logout_token(
+            &state.oauth.endpoints.issuer,
+            &state.oauth.keys,
+            &client,
+            &user.id.to_string(),
+            &sid.to_string(),
+            state.clock.now(),
+            &ulid::Ulid::new().to_string(),
+        );
+        let token = match token {
+            Ok(token) => token,
+            Err(error) => {
+                tracing::error!(%error, "cannot sign a logout token");
+                continue;
+            }
+        };
+        let http = state.remote_keys.http().clone();
+        let client_id = client.id;
+        tokio::spawn(async move {
+            let answer = http
+                .post(uri.clone())
+                .form(&[("logout_token", token)])
+                .send()
+                .await;
+            match answer {
+                Ok(response) if response.status().is_success() => {
+                    tracing::info!(client = %client_id, "back-channel logout delivered");
+                }
+                Ok(response) => {
+                    tracing::warn!(client = %client_id, status = %response.status(), "a client refused a back-channel logout");
+                }
+                Err(error) => {
+                    tracing::warn!(client = %client_id, %error, "a back-channel logout could not be delivered");
+                }
+            }
+        });
+    }
+    Ok(())
+}
