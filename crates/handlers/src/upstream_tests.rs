@@ -272,9 +272,13 @@ impl Browser {
     async fn honest_trip(&mut self, idp: &Provider, next: &str) -> (StatusCode, HeaderMap, String) {
         let request = self.start(next).await;
         idp.answer_with(&idp.signed(&idp.claims(&request["nonce"])));
+        self.answer(&request["state"], "code=c").await
+    }
+
+    /// The provider's answer to the trip of `state`: `rest` after the state in the query.
+    async fn answer(&mut self, state: &str, rest: &str) -> (StatusCode, HeaderMap, String) {
         self.get(&format!(
-            "/upstream/callback/{PROVIDER_ID}?state={}&code=c",
-            request["state"]
+            "/upstream/callback/{PROVIDER_ID}?state={state}&{rest}"
         ))
         .await
     }
@@ -348,12 +352,7 @@ async fn a_first_sign_in_creates_the_account_and_the_next_signs_straight_in() {
     idp.answer_with(&idp.signed(&idp.claims(&request["nonce"])));
     idp.script.lock().unwrap().userinfo = Some(json!({"sub": "upstream-alice"}));
 
-    let (status, headers, page) = browser
-        .get(&format!(
-            "/upstream/callback/{PROVIDER_ID}?state={}&code=the-code",
-            request["state"]
-        ))
-        .await;
+    let (status, headers, page) = browser.answer(&request["state"], "code=the-code").await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
     let link_page = location(&headers).to_owned();
     assert!(link_page.starts_with("/upstream/link/"), "{link_page}");
@@ -439,12 +438,7 @@ async fn trip_with(
     let mut browser = Browser::new(state);
     let request = browser.start("/account/").await;
     idp.answer_with(&id_token(idp, &request["nonce"]));
-    let (status, _, page) = browser
-        .get(&format!(
-            "/upstream/callback/{PROVIDER_ID}?state={}&code=c",
-            request["state"]
-        ))
-        .await;
+    let (status, _, page) = browser.answer(&request["state"], "code=c").await;
     (status, page)
 }
 
@@ -576,10 +570,10 @@ async fn states_that_were_never_issued_or_already_used_and_provider_errors_are_r
 
     let request = browser.start("/").await;
     let (status, _, page) = browser
-        .get(&format!(
-            "/upstream/callback/{PROVIDER_ID}?state={}&error=access_denied&error_description=The+user+said+no",
-            request["state"]
-        ))
+        .answer(
+            &request["state"],
+            "error=access_denied&error_description=The+user+said+no",
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(page.contains("access_denied: The user said no"), "{page}");
@@ -587,12 +581,7 @@ async fn states_that_were_never_issued_or_already_used_and_provider_errors_are_r
     // A code the provider refuses.
     let request = browser.start("/").await;
     idp.script.lock().unwrap().token = Some((400, json!({"error": "invalid_grant"})));
-    let (status, _, page) = browser
-        .get(&format!(
-            "/upstream/callback/{PROVIDER_ID}?state={}&code=bad",
-            request["state"]
-        ))
-        .await;
+    let (status, _, page) = browser.answer(&request["state"], "code=bad").await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(page.contains("invalid_grant"), "{page}");
     assert_eq!(
