@@ -1,11 +1,12 @@
 //! Sign-ins through upstream providers: each trip to a provider (its state, nonce and
 //! PKCE verifier), what came back (the link, the claims, the provider's session ID), and
 //! the browser session it opened, which a back-channel logout finds by that session ID.
+//! Providers also get their place in the configuration, the order of their buttons.
 
 use sea_orm_migration::prelude::*;
 
 use crate::schema::{
-    cascade, id, index, set_null, table, text, text_null, time, time_null, ulid, ulid_null,
+    cascade, id, index, int, set_null, table, text, text_null, time, time_null, ulid, ulid_null,
 };
 
 pub(crate) struct Migration;
@@ -21,6 +22,14 @@ const TABLE: &str = "upstream_oauth_authorization_sessions";
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Alias::new("upstream_oauth_providers"))
+                    .add_column(int("ui_order").default(0).to_owned())
+                    .to_owned(),
+            )
+            .await?;
         manager
             .create_table(
                 table(TABLE)
@@ -76,6 +85,14 @@ impl MigrationTrait for Migration {
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
             .drop_table(Table::drop().table(Alias::new(TABLE)).to_owned())
+            .await?;
+        manager
+            .alter_table(
+                Table::alter()
+                    .table(Alias::new("upstream_oauth_providers"))
+                    .drop_column(Alias::new("ui_order"))
+                    .to_owned(),
+            )
             .await
     }
 }

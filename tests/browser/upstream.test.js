@@ -252,6 +252,8 @@ test('a person signs up through oidc-provider with imported claims, and comes ba
   const { context, page } = await newPage();
   await page.goto(new URL('login', base).toString());
   assert.match(await page.textContent(`#provider-${BASIC}`), /Continue with Example IdP/);
+  const order = await page.$$eval('.providers a', (links) => links.map((a) => a.id));
+  assert.deepEqual(order, [`provider-${BASIC}`, `provider-${KEYJWT}`, `provider-${SECOND}`], 'as configured');
   await snapshot(page, 'upstream-login.png');
   await page.click(`#provider-${BASIC}`);
   await signInAtIdp(page, 'olivia');

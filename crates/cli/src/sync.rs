@@ -265,12 +265,14 @@ pub(crate) async fn sync_clients(
 /// The stored form of a configured provider, with its secret still in plain text.
 fn desired_provider(
     provider: &UpstreamProviderConfig,
+    ui_order: i32,
 ) -> anyhow::Result<(ProviderParams, Option<String>)> {
     let secret = provider
         .secret()
         .with_context(|| format!("upstream provider {}", provider.id))?;
     Ok((
         ProviderParams {
+            ui_order,
             issuer: provider.issuer.clone(),
             human_name: provider.human_name.clone(),
             client_id: provider.client_id.clone(),
@@ -290,6 +292,9 @@ fn provider_differences(
     let mut fields: Vec<String> = Vec::new();
     if !same_secret {
         fields.push("client_secret".to_owned());
+    }
+    if stored.ui_order != want.ui_order {
+        fields.push("position".to_owned());
     }
     let (Some(old), Some(new)) = (stored.config.as_object(), want.config.as_object()) else {
         fields.push("settings".to_owned());
@@ -319,8 +324,9 @@ pub(crate) async fn sync_providers(
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
     let stored = repo.upstream_provider().all().await?;
     let mut changes = Vec::new();
-    for provider in providers {
-        let (mut params, secret) = desired_provider(provider)?;
+    for (position, provider) in providers.iter().enumerate() {
+        let ui_order = i32::try_from(position).unwrap_or(i32::MAX);
+        let (mut params, secret) = desired_provider(provider, ui_order)?;
         let existing = stored.iter().find(|p| p.id == provider.id);
         let mut change = if let Some(existing) = existing {
             let stored_secret = existing

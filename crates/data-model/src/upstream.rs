@@ -8,6 +8,8 @@ use ulid::Ulid;
 pub struct UpstreamOAuthProvider {
     /// The provider's ID.
     pub id: Ulid,
+    /// Its place among the providers (the order of the sign-in buttons).
+    pub ui_order: i32,
     /// Its issuer.
     pub issuer: Option<String>,
     /// A name shown on the login page.

@@ -175,6 +175,7 @@ async fn configure(state: &AppState, provider: &Provider, extra: Value) {
             &SystemClock,
             config.id,
             mas_storage::repository::ProviderParams {
+                ui_order: 0,
                 issuer: config.issuer.clone(),
                 human_name: config.human_name.clone(),
                 client_id: config.client_id.clone(),

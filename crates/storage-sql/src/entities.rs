@@ -230,6 +230,7 @@ entity!(personal_access_tokens, "personal_access_tokens", {
 });
 
 entity!(upstream_oauth_providers, "upstream_oauth_providers", {
+    ui_order: i32,
     issuer: Option<String>,
     human_name: Option<String>,
     client_id: String,

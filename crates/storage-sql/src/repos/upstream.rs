@@ -26,6 +26,7 @@ fn provider(m: providers::Model) -> Result<UpstreamOAuthProvider, StorageError> 
     const T: &str = "upstream_oauth_providers";
     Ok(UpstreamOAuthProvider {
         id: ulid(T, &m.id)?,
+        ui_order: m.ui_order,
         issuer: m.issuer,
         human_name: m.human_name,
         client_id: m.client_id,
@@ -51,6 +52,7 @@ impl UpstreamOAuthProviderRepository for Repo<'_> {
     #[tracing::instrument(name = "db.upstream_provider.all", skip_all)]
     async fn all(&mut self) -> Result<Vec<UpstreamOAuthProvider>, StorageError> {
         providers::Entity::find()
+            .order_by_asc(providers::Column::UiOrder)
             .order_by_asc(providers::Column::Id)
             .all(&self.conn)
             .await
@@ -76,6 +78,7 @@ impl UpstreamOAuthProviderRepository for Repo<'_> {
             .map_or_else(|| now(clock), |row| row.created_at);
         let model = providers::ActiveModel {
             id: Set(id.to_string()),
+            ui_order: Set(params.ui_order),
             issuer: Set(params.issuer.clone()),
             human_name: Set(params.human_name.clone()),
             client_id: Set(params.client_id.clone()),
@@ -97,6 +100,7 @@ impl UpstreamOAuthProviderRepository for Repo<'_> {
         }
         Ok(UpstreamOAuthProvider {
             id,
+            ui_order: params.ui_order,
             issuer: params.issuer,
             human_name: params.human_name,
             client_id: params.client_id,

@@ -1609,6 +1609,7 @@ pub async fn upstream_providers_and_links(db: &TestDb) {
     let mut repo = db.factory.begin().await.unwrap();
     let id = ulid::Ulid::new();
     let params = ProviderParams {
+        ui_order: 0,
         issuer: Some("https://idp.example.com/".to_owned()),
         human_name: Some("IdP".to_owned()),
         client_id: "mas".to_owned(),
@@ -1631,6 +1632,7 @@ pub async fn upstream_providers_and_links(db: &TestDb) {
             &clock,
             id,
             ProviderParams {
+                ui_order: 0,
                 human_name: Some("Renamed".to_owned()),
                 ..params
             },
@@ -1706,6 +1708,7 @@ pub async fn upstream_trips(db: &TestDb) {
             &clock,
             ulid::Ulid::new(),
             ProviderParams {
+                ui_order: 0,
                 issuer: None,
                 human_name: None,
                 client_id: "mas".to_owned(),

@@ -13,6 +13,8 @@ use crate::{Clock, Rng, StorageError};
 /// The configuration of an upstream provider.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProviderParams {
+    /// Its place among the providers (the order of the sign-in buttons).
+    pub ui_order: i32,
     /// Its issuer.
     pub issuer: Option<String>,
     /// A name shown on the login page.
@@ -33,7 +35,7 @@ pub struct ProviderParams {
 pub trait UpstreamOAuthProviderRepository: Send {
     /// The provider with this ID.
     async fn lookup(&mut self, id: Ulid) -> Result<Option<UpstreamOAuthProvider>, StorageError>;
-    /// Every provider, by ID.
+    /// Every provider, in `ui_order` (then ID).
     async fn all(&mut self) -> Result<Vec<UpstreamOAuthProvider>, StorageError>;
     /// Creates or replaces a provider; its creation time is kept and it is enabled.
     async fn upsert(
