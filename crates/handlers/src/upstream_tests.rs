@@ -97,7 +97,14 @@ async fn provider() -> Provider {
         .route(
             "/issuer/userinfo",
             get(|State(s): State<Shared>| async move {
-                axum::Json(s.lock().unwrap().userinfo.clone().unwrap_or_default())
+                use axum::response::IntoResponse;
+                // A string is a signed answer (a JWT), sent as is.
+                match s.lock().unwrap().userinfo.clone().unwrap_or_default() {
+                    Value::String(jwt) => {
+                        ([(header::CONTENT_TYPE, "application/jwt")], jwt).into_response()
+                    }
+                    claims => axum::Json(claims).into_response(),
+                }
             }),
         )
         .with_state(Arc::clone(&script));
@@ -1040,4 +1047,46 @@ async fn signing_out_sends_configured_clients_a_logout_token() {
     assert_eq!(claims["iss"], state.oauth.endpoints.issuer.as_str());
     assert!(claims["events"]["http://schemas.openid.net/event/backchannel-logout"].is_object());
     assert!(claims.get("nonce").is_none());
+}
+
+#[tokio::test]
+async fn a_signed_userinfo_answer_is_checked() {
+    let (state, _dir, idp) = setup(json!({
+        "fetch_userinfo": true,
+        "userinfo_signed_response_alg": "RS256",
+    }))
+    .await;
+    let userinfo = json!({"sub": "upstream-alice", "preferred_username": "alice"});
+    let stranger = crate::test_state::oauth();
+    let cases = [
+        (idp.signed(&userinfo), StatusCode::SEE_OTHER),
+        // Plain JSON where a signed answer is expected.
+        (String::new(), StatusCode::BAD_REQUEST),
+        // Signed by a key the provider does not publish.
+        (
+            stranger
+                .keys
+                .sign(mas_oauth_core::SigningAlgorithm::Rs256, &userinfo)
+                .unwrap(),
+            StatusCode::BAD_REQUEST,
+        ),
+        // Another subject than the ID token's.
+        (
+            idp.signed(&json!({"sub": "someone-else"})),
+            StatusCode::BAD_REQUEST,
+        ),
+    ];
+    for (answer, expected) in cases {
+        idp.script.lock().unwrap().userinfo = Some(if answer.is_empty() {
+            userinfo.clone()
+        } else {
+            Value::String(answer)
+        });
+        let mut browser = Browser::new(&state);
+        let (status, _, page) = browser.honest_trip(&idp, "/").await;
+        assert_eq!(status, expected, "{page}");
+        if expected == StatusCode::BAD_REQUEST {
+            assert!(page.contains("userinfo answer was refused"), "{page}");
+        }
+    }
 }

@@ -376,7 +376,9 @@ async fn the_provider_sync_story(dir: &Path, uri: &str) {
     write(dir, uri, ONE_PROVIDER_RENAMED);
     let out = run(dir, &["config", "sync"]);
     assert!(
-        out.contains("upstream provider 01HFVBY12TMNTYTBV8W921M5FB: updated (position, enabled, human_name)"),
+        out.contains(
+            "upstream provider 01HFVBY12TMNTYTBV8W921M5FB: updated (position, enabled, human_name)"
+        ),
         "{out}"
     );
     assert!(
