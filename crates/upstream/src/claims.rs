@@ -91,6 +91,10 @@ fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     // Claims are data, not markup: nothing is escaped.
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    // Synapse's filter, so that templates moved from its `oidc_providers` keep working.
+    env.add_filter("localpart_from_email", |email: String| {
+        email.split('@').next().unwrap_or_default().to_owned()
+    });
     env
 }
 
@@ -338,6 +342,18 @@ mod tests {
             import(&required, &claims(Value::Bool(false))),
             Err(ClaimsError::UnverifiedEmail)
         );
+    }
+
+    #[test]
+    fn synapse_templates_keep_working() {
+        let p = provider(
+            r#"claims_imports: {"localpart": {"action": "require", "template": "{{ user.email | localpart_from_email }}"}}"#,
+        );
+        let claims = context(
+            Some(serde_json::json!({"sub": "s", "email": "jo@example.com"})),
+            None,
+        );
+        assert_eq!(import(&p, &claims).unwrap().localpart.forced(), Some("jo"));
     }
 
     #[test]

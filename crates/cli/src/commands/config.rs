@@ -1,4 +1,4 @@
-//! `mas-cli config {check, dump, generate}`.
+//! `mas-cli config {check, dump, generate, sync}`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -27,6 +27,10 @@ pub(crate) enum ConfigCommand {
         /// readable by its owner only (a symlink is replaced, not followed).
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Start from this Synapse's configuration (repeat for several files): its server
+        /// name, password hashing, registration, email and OpenID Connect providers.
+        #[arg(long, value_name = "FILE")]
+        synapse_config: Vec<PathBuf>,
     },
     /// Store the configured clients in the database (migrating it first).
     Sync {
@@ -54,8 +58,24 @@ impl ConfigCommand {
                 let config = mas_config::load(files)?;
                 emit(&config.to_yaml(include_secrets)?, output.as_deref())
             }
-            Self::Generate { output } => {
-                let config = mas_config::generate()?;
+            Self::Generate {
+                output,
+                synapse_config,
+            } => {
+                let mut config = mas_config::generate()?;
+                if !synapse_config.is_empty() {
+                    let synapse = mas_syn2mas::SynapseConfig::load(&synapse_config)?;
+                    let (adjusted, warnings) = synapse.adjust(config);
+                    config = adjusted;
+                    for warning in &warnings {
+                        eprintln!("warning: {warning}");
+                    }
+                    // Say now what `config check` would refuse, such as a provider whose
+                    // secret file is missing.
+                    if let Err(error) = mas_config::RootConfig::from_yaml(&config.to_yaml(true)?) {
+                        eprintln!("warning: the result needs editing before use:\n{error}");
+                    }
+                }
                 emit(&config.to_commented_yaml()?, output.as_deref())
             }
             Self::Sync { prune, dry_run } => {
