@@ -47,6 +47,9 @@ enum Command {
     Worker,
     /// Check the configuration against the running homeserver and say what to fix.
     Doctor(commands::doctor::DoctorArgs),
+    /// Move an existing Synapse's accounts here (today: the checks before a move).
+    #[command(subcommand)]
+    Syn2mas(commands::syn2mas::Syn2masCommand),
 }
 
 impl Command {
@@ -101,6 +104,7 @@ pub fn mas_cli_main() -> ExitCode {
         Command::Manage(command) => command.run(&files),
         Command::Server(args) => serve::run(&files, &args),
         Command::Worker => serve::run_worker(&files),
+        Command::Syn2mas(command) => command.run(&files),
         Command::Doctor(args) => mas_config::load(&files)
             .map_err(anyhow::Error::from)
             .and_then(|config| commands::doctor::run(&config, &args)),

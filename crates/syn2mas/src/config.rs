@@ -212,6 +212,33 @@ pub struct SynapseConfig {
     modules: Vec<serde_yaml::Value>,
     #[serde(default)]
     matrix_authentication_service: Option<Switch>,
+    #[serde(default)]
+    database: Option<DatabaseSection>,
+}
+
+/// `database`.
+#[derive(Debug, Clone, Deserialize)]
+struct DatabaseSection {
+    name: String,
+    #[serde(default)]
+    args: DatabaseArgs,
+}
+
+/// `database.args`: psycopg2's connection keywords, or SQLite's `database` file.
+#[derive(Debug, Clone, Default, Deserialize)]
+struct DatabaseArgs {
+    #[serde(default)]
+    user: Option<String>,
+    #[serde(default)]
+    password: Option<String>,
+    #[serde(default)]
+    database: Option<String>,
+    #[serde(default)]
+    dbname: Option<String>,
+    #[serde(default)]
+    host: Option<String>,
+    #[serde(default)]
+    port: Option<u16>,
 }
 
 impl SynapseConfig {
@@ -242,6 +269,58 @@ impl SynapseConfig {
         }
         serde_yaml::from_value(serde_yaml::Value::Mapping(merged))
             .map_err(|source| SynapseConfigError::Parse { path: last, source })
+    }
+
+    /// Synapse's password pepper.
+    #[must_use]
+    pub fn pepper(&self) -> Option<&str> {
+        self.password_config.pepper.as_deref()
+    }
+
+    /// Where Synapse's database is, from its `database` section (SQLite's
+    /// `homeserver.db` when there is none, as in Synapse). A relative SQLite path is
+    /// taken from `base`, the directory Synapse runs in.
+    ///
+    /// # Errors
+    /// [`crate::SynapseDatabaseError::Unsupported`] for another database engine.
+    pub fn database_options(
+        &self,
+        base: &Path,
+    ) -> Result<crate::SynapseDatabaseOptions, crate::SynapseDatabaseError> {
+        let Some(section) = &self.database else {
+            return Ok(crate::SynapseDatabaseOptions::Sqlite(
+                base.join("homeserver.db"),
+            ));
+        };
+        let args = &section.args;
+        match section.name.as_str() {
+            "sqlite3" => {
+                let file = args.database.as_deref().unwrap_or("homeserver.db");
+                Ok(crate::SynapseDatabaseOptions::Sqlite(base.join(file)))
+            }
+            "psycopg2" | "psycopg" => {
+                let mut options = sqlx::postgres::PgConnectOptions::new();
+                if let Some(host) = &args.host {
+                    options = options.host(host);
+                }
+                if let Some(port) = args.port {
+                    options = options.port(port);
+                }
+                if let Some(user) = &args.user {
+                    options = options.username(user);
+                }
+                if let Some(password) = &args.password {
+                    options = options.password(password);
+                }
+                if let Some(name) = args.database.as_ref().or(args.dbname.as_ref()) {
+                    options = options.database(name);
+                }
+                Ok(crate::SynapseDatabaseOptions::Postgres(Box::new(options)))
+            }
+            other => Err(crate::SynapseDatabaseError::Unsupported(format!(
+                "database.name `{other}` is neither psycopg2 nor sqlite3"
+            ))),
+        }
     }
 
     /// Synapse's OpenID Connect providers that are on, with the ID Synapse stored their

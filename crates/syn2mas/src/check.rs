@@ -1,0 +1,118 @@
+//! `syn2mas check`: what stands in the way of a move, before anything is written. Errors
+//! must be fixed; warnings are for reading.
+
+use mas_config::sections::{PasswordAlgorithm, RootConfig};
+
+use crate::SynapseConfig;
+use crate::database::{
+    SynapseCounts, SynapseDatabase, SynapseDatabaseError, TESTED_SCHEMA_VERSIONS,
+};
+
+/// The outcome of the checks.
+#[derive(Debug, Clone, Default)]
+pub struct CheckReport {
+    /// What must be fixed before a move.
+    pub errors: Vec<String>,
+    /// What a move would leave behind or change.
+    pub warnings: Vec<String>,
+    /// What Synapse's database holds.
+    pub counts: SynapseCounts,
+}
+
+/// Checks Synapse's configuration and database against this service's configuration
+/// (`ours`) and database (holding `our_users` users).
+///
+/// # Errors
+/// [`SynapseDatabaseError`] when Synapse's database cannot be read.
+pub async fn check(
+    synapse: &SynapseConfig,
+    db: &SynapseDatabase,
+    ours: &RootConfig,
+    our_users: u64,
+) -> Result<CheckReport, SynapseDatabaseError> {
+    let mut report = CheckReport::default();
+    for method in synapse.unsupported_login_methods() {
+        if method.starts_with("modules") {
+            report.warnings.push(method);
+        } else {
+            report.errors.push(format!(
+                "{method}: this login method cannot be carried over"
+            ));
+        }
+    }
+    let version = db.schema_version().await?;
+    if !TESTED_SCHEMA_VERSIONS.contains(&version) {
+        report.errors.push(format!(
+            "Synapse's database has schema version {version}; this release reads versions {}..={} (Synapse 1.156 to 1.163)",
+            TESTED_SCHEMA_VERSIONS.start(),
+            TESTED_SCHEMA_VERSIONS.end()
+        ));
+        return Ok(report);
+    }
+    for provider in db.linked_providers().await? {
+        let configured = ours
+            .upstream_oauth2
+            .providers
+            .iter()
+            .any(|p| p.synapse_idp_id.as_deref() == Some(provider.as_str()));
+        if !configured {
+            report.errors.push(format!(
+                "users are linked to the identity provider `{provider}` in Synapse, but no upstream_oauth2 provider here has `synapse_idp_id: {provider}`"
+            ));
+        }
+    }
+    report.counts = db.counts().await?;
+    let counts = &report.counts;
+    if counts.with_password > 0 {
+        check_passwords(synapse, ours, counts.with_password, &mut report.errors);
+    }
+    if our_users > 0 {
+        report.errors.push(format!(
+            "this service's database already holds {our_users} users; a move needs an empty one"
+        ));
+    }
+    if counts.guests > 0 {
+        report
+            .warnings
+            .push(format!("{} guest users are not moved", counts.guests));
+    }
+    if counts.appservice_users > 0 {
+        report.warnings.push(format!(
+            "{} application services' users are not moved (their application service keeps them)",
+            counts.appservice_users
+        ));
+    }
+    Ok(report)
+}
+
+/// Synapse's hashes must verify here: a bcrypt scheme with Synapse's pepper.
+fn check_passwords(
+    synapse: &SynapseConfig,
+    ours: &RootConfig,
+    users: i64,
+    errors: &mut Vec<String>,
+) {
+    if !ours.passwords.enabled {
+        errors.push(format!(
+            "{users} users have a password in Synapse, but passwords.enabled is false here"
+        ));
+        return;
+    }
+    let Some(bcrypt) = ours
+        .passwords
+        .schemes
+        .iter()
+        .find(|s| s.algorithm == PasswordAlgorithm::Bcrypt)
+    else {
+        errors.push(format!(
+            "{users} users have a bcrypt password in Synapse, but passwords.schemes has no bcrypt scheme (see `config generate --synapse-config`)"
+        ));
+        return;
+    };
+    let ours_pepper = bcrypt.secret.as_ref().map(|s| s.expose().to_owned());
+    if ours_pepper.as_deref() != synapse.pepper() {
+        errors.push(
+            "the bcrypt scheme's secret is not Synapse's password_config.pepper: the moved passwords would not verify".to_owned(),
+        );
+    }
+}
