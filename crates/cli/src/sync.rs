@@ -68,37 +68,27 @@ impl Report {
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let would = if self.dry_run { "would be " } else { "" };
-        for (id, change) in &self.changes {
-            match change {
-                Change::Created => writeln!(f, "client {id}: {would}created")?,
-                Change::Updated(fields) => {
-                    writeln!(f, "client {id}: {would}updated ({})", fields.join(", "))?;
+        let lines = [
+            ("client", &self.changes, "kept (use --prune to delete it)"),
+            (
+                "upstream provider",
+                &self.providers,
+                "kept enabled (use --prune to disable it)",
+            ),
+        ];
+        for (noun, changes, kept) in lines {
+            for (id, change) in changes {
+                write!(f, "{noun} {id}: ")?;
+                match change {
+                    Change::Created => writeln!(f, "{would}created")?,
+                    Change::Updated(fields) => {
+                        writeln!(f, "{would}updated ({})", fields.join(", "))?;
+                    }
+                    Change::Unchanged => writeln!(f, "unchanged")?,
+                    Change::Deleted => writeln!(f, "{would}deleted")?,
+                    Change::Disabled => writeln!(f, "{would}disabled")?,
+                    Change::Kept => writeln!(f, "no longer in the configuration, {kept}")?,
                 }
-                Change::Unchanged => writeln!(f, "client {id}: unchanged")?,
-                Change::Deleted => writeln!(f, "client {id}: {would}deleted")?,
-                Change::Kept => writeln!(
-                    f,
-                    "client {id}: no longer in the configuration, kept (use --prune to delete it)"
-                )?,
-                Change::Disabled => writeln!(f, "client {id}: {would}disabled")?,
-            }
-        }
-        for (id, change) in &self.providers {
-            match change {
-                Change::Created => writeln!(f, "upstream provider {id}: {would}created")?,
-                Change::Updated(fields) => writeln!(
-                    f,
-                    "upstream provider {id}: {would}updated ({})",
-                    fields.join(", ")
-                )?,
-                Change::Unchanged => writeln!(f, "upstream provider {id}: unchanged")?,
-                Change::Deleted => writeln!(f, "upstream provider {id}: {would}deleted")?,
-                Change::Disabled => writeln!(f, "upstream provider {id}: {would}disabled")?,
-                Change::Kept => writeln!(
-                    f,
-                    "upstream provider {id}: no longer in the configuration, kept enabled \
-                     (use --prune to disable it)"
-                )?,
             }
         }
         let counts = (

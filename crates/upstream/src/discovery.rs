@@ -38,6 +38,13 @@ pub(crate) struct Keys {
     pub(crate) fetched_at: Instant,
 }
 
+impl Keys {
+    /// The key set as JSON, for the JWS checks of `mas-oauth-core`.
+    pub(crate) fn as_json(&self) -> Value {
+        serde_json::to_value(&self.set).unwrap_or_default()
+    }
+}
+
 #[derive(Default)]
 struct Cached {
     endpoints: Option<(Arc<Endpoints>, Instant)>,

@@ -4,7 +4,7 @@
 
 use mas_config::sections::{PkceMethod, ResponseMode, UpstreamAuthMethod};
 use mas_oauth_core::KeyStore;
-use mas_oauth_core::jose::UnverifiedJws;
+use mas_oauth_core::jose::{JwsError, UnverifiedJws};
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreIdTokenVerifier, CoreJwsSigningAlgorithm,
     CoreTokenResponse,
@@ -393,13 +393,29 @@ impl Upstreams {
                     }
                 });
         };
-        let jws = UnverifiedJws::parse(body.trim())
-            .map_err(|e| UpstreamError::UserInfo(format!("not a signed answer: {e}")))?;
+        self.verify_signed(provider, endpoints, body.trim(), alg)
+            .await?
+            .map_err(|reason| {
+                UpstreamError::UserInfo(format!("not a valid signed answer: {reason}"))
+            })
+    }
+
+    /// The payload of a JWT the provider signed with `alg`: HMAC with our client
+    /// secret, or its keys (fetched again once for a key the kept set lacks). The inner
+    /// error says why the token is refused; the outer one, why it could not be checked.
+    pub(crate) async fn verify_signed(
+        &self,
+        provider: &Provider,
+        endpoints: &Endpoints,
+        token: &str,
+        alg: &str,
+    ) -> Result<Result<Value, String>, UpstreamError> {
+        let jws = match UnverifiedJws::parse(token) {
+            Ok(jws) => jws,
+            Err(error) => return Ok(Err(error.to_string())),
+        };
         if jws.alg() != alg {
-            return Err(UpstreamError::UserInfo(format!(
-                "signed with `{}`, not `{alg}`",
-                jws.alg()
-            )));
+            return Ok(Err(format!("signed with `{}`, not `{alg}`", jws.alg())));
         }
         let verified = if alg.starts_with("HS") {
             let secret = provider.client_secret.as_deref().ok_or_else(|| {
@@ -407,11 +423,16 @@ impl Upstreams {
             })?;
             jws.verify_hmac(secret.as_bytes())
         } else {
+            let config = &provider.config;
             let keys = self.keys(config, endpoints, false).await?;
-            let key_set = serde_json::to_value(&keys.set).unwrap_or_default();
-            jws.verify_with_jwks(&key_set)
+            match jws.verify_with_jwks(&keys.as_json()) {
+                Err(JwsError::NoKey) => {
+                    let fresh = self.keys(config, endpoints, true).await?;
+                    jws.verify_with_jwks(&fresh.as_json())
+                }
+                other => other,
+            }
         };
-        verified.map_err(|e| UpstreamError::UserInfo(e.to_string()))?;
-        Ok(jws.payload)
+        Ok(verified.map(|()| jws.payload).map_err(|e| e.to_string()))
     }
 }

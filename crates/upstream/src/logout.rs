@@ -4,7 +4,6 @@
 use serde_json::Value;
 
 use crate::{Provider, UpstreamError, Upstreams};
-use mas_oauth_core::jose::{JwsError, UnverifiedJws};
 
 /// The `events` member that makes a JWT a logout token.
 const LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
@@ -38,33 +37,17 @@ impl Upstreams {
         token: &str,
     ) -> Result<LogoutToken, UpstreamError> {
         let config = &provider.config;
-        let jws = UnverifiedJws::parse(token).map_err(|e| refused(e.to_string()))?;
-        let alg = &config.id_token_signed_response_alg;
-        if jws.alg() != alg {
-            return Err(refused(format!("signed with `{}`, not `{alg}`", jws.alg())));
-        }
-        if alg.starts_with("HS") {
-            let secret = provider.client_secret.as_deref().ok_or_else(|| {
-                UpstreamError::Configuration(format!("`{alg}` needs a client secret"))
-            })?;
-            jws.verify_hmac(secret.as_bytes())
-                .map_err(|e| refused(e.to_string()))?;
-        } else {
-            let endpoints = self.endpoints(config).await?;
-            let keys = self.keys(config, &endpoints, false).await?;
-            let key_set = serde_json::to_value(&keys.set).unwrap_or_default();
-            match jws.verify_with_jwks(&key_set) {
-                Ok(()) => {}
-                Err(JwsError::NoKey) => {
-                    let fresh = self.keys(config, &endpoints, true).await?;
-                    let key_set = serde_json::to_value(&fresh.set).unwrap_or_default();
-                    jws.verify_with_jwks(&key_set)
-                        .map_err(|e| refused(e.to_string()))?;
-                }
-                Err(error) => return Err(refused(error.to_string())),
-            }
-        }
-        check_claims(provider, &jws.payload, chrono::Utc::now().timestamp())
+        let endpoints = self.endpoints(config).await?;
+        let claims = self
+            .verify_signed(
+                provider,
+                &endpoints,
+                token,
+                &config.id_token_signed_response_alg,
+            )
+            .await?
+            .map_err(refused)?;
+        check_claims(provider, &claims, chrono::Utc::now().timestamp())
     }
 }
 

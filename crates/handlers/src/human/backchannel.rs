@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use mas_data_model::{BrowserSession, UpstreamOAuthProvider, User};
 use mas_storage::StorageError;
-use mas_storage::repository::{CompatSessionFilter, SessionFilter};
+use mas_storage::repository::CompatSessionFilter;
 
 use super::PageResult;
 use super::login::PageForm;
@@ -111,17 +111,9 @@ async fn end_from_upstream(
             None
         };
         if let Some(user) = owner {
-            let page = mas_storage::Pagination::first(1000);
-            let oauth = SessionFilter {
-                user_id: Some(user.id),
-                client_id: None,
-                active: Some(true),
-            };
-            let sessions = repo.session().list(oauth, page).await?.edges;
-            for session in sessions
-                .into_iter()
-                .filter(|s| s.browser_session_id == Some(browser_id))
-            {
+            let sessions =
+                super::oauth_sessions_from(repo.as_mut(), &user, &[browser_id], true).await?;
+            for session in sessions {
                 if let Some(device) = mas_data_model::device_of(&session.scope) {
                     devices.push((user.clone(), device));
                 }
@@ -132,6 +124,7 @@ async fn end_from_upstream(
                 user_id: Some(user.id),
                 active: Some(true),
             };
+            let page = mas_storage::Pagination::first(1000);
             let sessions = repo.compat_session().list(compat, page).await?.edges;
             for session in sessions
                 .into_iter()

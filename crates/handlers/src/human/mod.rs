@@ -287,6 +287,30 @@ pub(crate) async fn signed_in(
     }
 }
 
+/// The OAuth 2.0 sessions of `user` started from one of the browser sessions `browsers`
+/// (among the newest 1000 of the user's), open ones only with `active_only`.
+pub(crate) async fn oauth_sessions_from(
+    repo: &mut dyn Repository,
+    user: &mas_data_model::User,
+    browsers: &[ulid::Ulid],
+    active_only: bool,
+) -> Result<Vec<mas_data_model::Session>, mas_storage::StorageError> {
+    let filter = mas_storage::repository::SessionFilter {
+        user_id: Some(user.id),
+        client_id: None,
+        active: active_only.then_some(true),
+    };
+    let sessions = repo
+        .session()
+        .list(filter, mas_storage::Pagination::first(1000))
+        .await?
+        .edges;
+    Ok(sessions
+        .into_iter()
+        .filter(|s| s.browser_session_id.is_some_and(|b| browsers.contains(&b)))
+        .collect())
+}
+
 /// Remembers the browser session in the cookie jar.
 pub(crate) fn remember_session(
     state: &AppState,

@@ -5,8 +5,7 @@
 //! logged, not retried.
 
 use mas_data_model::{BrowserSession, ClientKind, User};
-use mas_storage::repository::SessionFilter;
-use mas_storage::{Pagination, StorageError};
+use mas_storage::StorageError;
 
 use crate::AppState;
 
@@ -20,22 +19,11 @@ pub(crate) async fn notify(state: &AppState, user: &User, ended: &[BrowserSessio
 
 async fn send(state: &AppState, user: &User, ended: &[BrowserSession]) -> Result<(), StorageError> {
     let mut repo = state.repos.reader().await?;
-    let filter = SessionFilter {
-        user_id: Some(user.id),
-        client_id: None,
-        active: None,
-    };
-    let sessions = repo
-        .session()
-        .list(filter, Pagination::first(1000))
-        .await?
-        .edges;
+    let browsers: Vec<ulid::Ulid> = ended.iter().map(|b| b.id).collect();
+    let sessions = super::oauth_sessions_from(repo.as_mut(), user, &browsers, false).await?;
     let mut sent = std::collections::HashSet::new();
     for session in sessions {
-        let Some(sid) = session
-            .browser_session_id
-            .filter(|id| ended.iter().any(|b| b.id == *id))
-        else {
+        let Some(sid) = session.browser_session_id else {
             continue;
         };
         if !sent.insert((session.client_id, sid)) {
