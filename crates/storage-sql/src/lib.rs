@@ -7,6 +7,7 @@
 // whether or not a given converter happens to move every field.
 #![allow(clippy::needless_pass_by_value)]
 
+mod bulk;
 mod conv;
 mod entities;
 mod gate;
@@ -37,6 +38,7 @@ use sea_orm::{
     DatabaseTransaction, DbBackend, SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
+pub use self::bulk::SqlBulkWriter;
 pub use self::revocations::SQLITE_POLL as REVOCATION_POLL;
 pub use self::waker::JobWaker;
 use crate::repos::Repo;
@@ -324,6 +326,15 @@ impl SqlRepositoryFactory {
     #[must_use]
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// A bulk writer on a connection of its own, for moving another server in: one
+    /// transaction, committed or rolled back at the end.
+    ///
+    /// # Errors
+    /// When no connection can be had, or SQLite's write lock is held elsewhere.
+    pub async fn bulk_writer(&self) -> Result<SqlBulkWriter, StorageError> {
+        SqlBulkWriter::begin(&self.db).await
     }
 
     /// Applies pending migrations; returns the names of those applied.

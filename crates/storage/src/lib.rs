@@ -7,6 +7,7 @@
 //! plain and stored only as hashes by the implementation.
 
 pub mod activity;
+pub mod bulk;
 mod clock;
 mod encrypter;
 pub mod jobs;

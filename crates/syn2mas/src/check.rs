@@ -19,8 +19,18 @@ pub struct CheckReport {
     pub counts: SynapseCounts,
 }
 
+/// What this service's database holds, for the checks.
+#[derive(Debug, Clone, Default)]
+pub struct TargetState {
+    /// How many users (a move needs none).
+    pub users: u64,
+    /// The upstream providers stored by `config sync`, enabled or not.
+    pub stored_providers: Vec<ulid::Ulid>,
+}
+
 /// Checks Synapse's configuration and database against this service's configuration
-/// (`ours`) and database (holding `our_users` users).
+/// (`ours`) and database (`target`). With `skip_invalid_localparts`, users whose
+/// localpart cannot be held here are a warning instead of an error.
 ///
 /// # Errors
 /// [`SynapseDatabaseError`] when Synapse's database cannot be read.
@@ -28,7 +38,8 @@ pub async fn check(
     synapse: &SynapseConfig,
     db: &SynapseDatabase,
     ours: &RootConfig,
-    our_users: u64,
+    target: &TargetState,
+    skip_invalid_localparts: bool,
 ) -> Result<CheckReport, SynapseDatabaseError> {
     let mut report = CheckReport::default();
     for method in synapse.unsupported_login_methods() {
@@ -54,10 +65,31 @@ pub async fn check(
             .upstream_oauth2
             .providers
             .iter()
-            .any(|p| p.synapse_idp_id.as_deref() == Some(provider.as_str()));
-        if !configured {
-            report.errors.push(format!(
+            .find(|p| p.synapse_idp_id.as_deref() == Some(provider.as_str()));
+        match configured {
+            None => report.errors.push(format!(
                 "users are linked to the identity provider `{provider}` in Synapse, but no upstream_oauth2 provider here has `synapse_idp_id: {provider}`"
+            )),
+            Some(p) if !target.stored_providers.contains(&p.id) => report.errors.push(format!(
+                "the provider {} (`synapse_idp_id: {provider}`) is configured but not in the database yet: run `mas-cli config sync`",
+                p.id
+            )),
+            Some(_) => {}
+        }
+    }
+    let (names, total) = db.invalid_localparts(synapse.server_name(), 10).await?;
+    if total > 0 {
+        let message = format!(
+            "{total} users have a localpart this service cannot hold (lowercase letters, digits and ._=-/+ only), for example {}",
+            names.join(", ")
+        );
+        if skip_invalid_localparts {
+            report
+                .warnings
+                .push(format!("{message}: they are not moved"));
+        } else {
+            report.errors.push(format!(
+                "{message}: rename them in Synapse, or leave them out with --skip-invalid-localparts"
             ));
         }
     }
@@ -66,9 +98,10 @@ pub async fn check(
     if counts.with_password > 0 {
         check_passwords(synapse, ours, counts.with_password, &mut report.errors);
     }
-    if our_users > 0 {
+    if target.users > 0 {
         report.errors.push(format!(
-            "this service's database already holds {our_users} users; a move needs an empty one"
+            "this service's database already holds {} users; a move needs an empty one",
+            target.users
         ));
     }
     if counts.guests > 0 {

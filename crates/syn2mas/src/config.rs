@@ -271,6 +271,12 @@ impl SynapseConfig {
             .map_err(|source| SynapseConfigError::Parse { path: last, source })
     }
 
+    /// Synapse's `server_name`: the part after the colon in its user IDs.
+    #[must_use]
+    pub fn server_name(&self) -> &str {
+        &self.server_name
+    }
+
     /// Synapse's password pepper.
     #[must_use]
     pub fn pepper(&self) -> Option<&str> {

@@ -3,8 +3,11 @@
 
 use std::path::PathBuf;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use futures_util::TryStreamExt;
+use futures_util::stream::BoxStream;
+use sqlx::FromRow;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions, SqliteRow};
 
 /// The Synapse schema versions this release was tested with.
 pub const TESTED_SCHEMA_VERSIONS: std::ops::RangeInclusive<i64> = 94..=94;
@@ -162,6 +165,45 @@ impl SynapseDatabase {
                 .count("SELECT COUNT(*) FROM user_threepids WHERE medium = 'email'")
                 .await?,
         })
+    }
+
+    /// The rows of `sql`, as they come: never a whole table in memory.
+    pub(crate) fn stream<'a, R>(
+        &'a self,
+        sql: &'static str,
+    ) -> BoxStream<'a, Result<R, sqlx::Error>>
+    where
+        R: Send + Unpin + 'a + for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow>,
+    {
+        on_both!(self, pool => sqlx::query_as::<_, R>(sql).fetch(pool))
+    }
+
+    /// The user IDs whose localpart this service cannot hold (users who would move,
+    /// not guests or application services'), at most `limit` of them, and how many
+    /// there are in all.
+    ///
+    /// # Errors
+    /// [`SynapseDatabaseError::Query`].
+    pub async fn invalid_localparts(
+        &self,
+        server_name: &str,
+        limit: usize,
+    ) -> Result<(Vec<String>, u64), SynapseDatabaseError> {
+        let mut rows = self.stream::<(Option<String>,)>(
+            "SELECT name FROM users WHERE is_guest = 0 AND appservice_id IS NULL ORDER BY name",
+        );
+        let mut names = Vec::new();
+        let mut total = 0;
+        while let Some((name,)) = rows.try_next().await? {
+            let Some(name) = name else { continue };
+            if crate::migrate::localpart(&name, server_name).is_none() {
+                total += 1;
+                if names.len() < limit {
+                    names.push(name);
+                }
+            }
+        }
+        Ok((names, total))
     }
 
     /// Closes the connections.

@@ -6,6 +6,7 @@
     clippy::too_many_lines
 )]
 
+mod bulk;
 mod cases;
 mod concurrency;
 mod harness;
@@ -61,6 +62,8 @@ conformance!(
     cases::jobs,
     cases::dropped_unit_of_work_rolls_back,
     cases::tokens_are_stored_as_hashes,
+    bulk::bulk_rows_read_back_through_the_repositories,
+    bulk::a_rolled_back_bulk_write_leaves_nothing,
     concurrency::a_code_is_exchanged_once,
     concurrency::a_refresh_token_is_consumed_once,
     concurrency::a_compat_refresh_token_is_rotated_once,

@@ -1,0 +1,691 @@
+//! `syn2mas migrate`: Synapse's users, passwords, emails, SSO links, devices and tokens,
+//! streamed out of its database and written here in batches through a [`BulkWriter`].
+//! Everything is one transaction on our side: the caller commits, or rolls back for a
+//! dry run or after an error.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
+use mas_storage::StorageError;
+use mas_storage::bulk::{
+    BulkWriter, ImportedCompatAccessToken, ImportedCompatRefreshToken, ImportedCompatSession,
+    ImportedEmail, ImportedLink, ImportedPassword, ImportedUser,
+};
+use ulid::Ulid;
+
+use crate::database::{SynapseDatabase, SynapseDatabaseError};
+
+/// Rows written per batch: one `COPY` on PostgreSQL.
+const BATCH: usize = 5000;
+
+/// How a move goes.
+#[derive(Debug, Clone)]
+pub struct MigrateOptions {
+    /// Synapse's `server_name`.
+    pub server_name: String,
+    /// The `passwords.schemes` version of the bcrypt scheme that verifies Synapse's
+    /// hashes; `None` when there is none (then no user may have a password).
+    pub bcrypt_version: Option<u16>,
+    /// Synapse's `auth_provider` names (`oidc-<idp_id>`) and the providers here that
+    /// carry them as `synapse_idp_id`.
+    pub providers: HashMap<String, Ulid>,
+    /// Leave out users whose localpart cannot be held here, rather than refuse.
+    pub skip_invalid_localparts: bool,
+    /// The time deactivations and locks are dated (Synapse keeps none).
+    pub now: DateTime<Utc>,
+}
+
+/// Told how far the move is, one table after another.
+pub trait Progress {
+    /// A table starts; about `total` rows will be read.
+    fn start(&mut self, table: &'static str, total: u64);
+    /// `rows` more rows were read (moved or left out).
+    fn advance(&mut self, rows: u64);
+    /// The table is done.
+    fn finish(&mut self);
+}
+
+/// What happened to one kind of row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// The kind, as the summary names it.
+    pub what: &'static str,
+    /// Rows written here.
+    pub moved: u64,
+    /// Rows read and left out, and why.
+    pub skipped: Vec<(String, u64)>,
+    /// How long the table took.
+    pub elapsed: Duration,
+}
+
+impl Tally {
+    fn new(what: &'static str) -> Self {
+        Self {
+            what,
+            ..Self::default()
+        }
+    }
+
+    fn skip(&mut self, why: &str) {
+        if let Some(entry) = self.skipped.iter_mut().find(|(w, _)| w == why) {
+            entry.1 += 1;
+        } else {
+            self.skipped.push((why.to_owned(), 1));
+        }
+    }
+
+    /// How many rows were left out, for every reason.
+    #[must_use]
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// Why a move stopped. Nothing is committed after any of these.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    /// Synapse's database could not be read.
+    #[error(transparent)]
+    Synapse(#[from] SynapseDatabaseError),
+    /// This service's database refused a write.
+    #[error("writing to this service's database: {0}")]
+    Storage(#[from] StorageError),
+    /// This service's database already holds users.
+    #[error("this service's database already holds {0} users; a move needs an empty one")]
+    NotEmpty(u64),
+    /// Users whose localpart cannot be held here (some of them named).
+    #[error(
+        "{total} users have a localpart this service cannot hold (lowercase letters, digits and ._=-/+ only), for example {}; move the others with --skip-invalid-localparts",
+        names.join(", ")
+    )]
+    InvalidLocalparts {
+        /// Some of their user IDs.
+        names: Vec<String>,
+        /// How many there are.
+        total: u64,
+    },
+    /// A user has a password hash and no bcrypt scheme is configured to verify it.
+    #[error("{0} has a password, but passwords.schemes has no bcrypt scheme to verify it")]
+    NoBcryptScheme(String),
+}
+
+/// The localpart of `user_id` when it is one of `server_name`'s users and can be held
+/// here.
+pub(crate) fn localpart<'a>(user_id: &'a str, server_name: &str) -> Option<&'a str> {
+    let local = user_id
+        .strip_prefix('@')?
+        .strip_suffix(server_name)?
+        .strip_suffix(':')?;
+    mas_data_model::is_valid_localpart(local).then_some(local)
+}
+
+/// A moved user, as later tables need it.
+#[derive(Debug, Clone, Copy)]
+struct Moved {
+    id: Ulid,
+    admin: bool,
+    /// Deactivated users keep no devices, tokens or addresses.
+    active: bool,
+}
+
+/// What the passes learn and the later ones use.
+#[derive(Default)]
+struct State {
+    /// Synapse user ID → the user here (only users who moved).
+    users: HashMap<String, Moved>,
+    /// Synapse user IDs deliberately left out (guests, application services', invalid).
+    left_out: HashSet<String>,
+    /// (user here, device ID) → compatibility session.
+    sessions: HashMap<(Ulid, String), Ulid>,
+    /// Synapse refresh token ID → (session, access token here) of the access token
+    /// issued with it.
+    refreshable: HashMap<i64, (Ulid, Ulid)>,
+}
+
+impl State {
+    /// The moved user of `user_id`, or the reason a row of theirs stays behind.
+    fn owner(&self, user_id: &str) -> Result<Moved, &'static str> {
+        match self.users.get(user_id) {
+            Some(user) if user.active => Ok(*user),
+            Some(_) => Err("deactivated user"),
+            None if self.left_out.contains(user_id) => Err("user not moved"),
+            None => Err("unknown user"),
+        }
+    }
+}
+
+fn from_millis(ms: Option<i64>) -> Option<DateTime<Utc>> {
+    ms.and_then(DateTime::from_timestamp_millis)
+}
+
+fn new_id(at: DateTime<Utc>) -> Ulid {
+    let millis = u64::try_from(at.timestamp_millis()).unwrap_or_default();
+    Ulid::from_parts(millis, rand_bits())
+}
+
+/// 80 random bits for a ULID, from the ULID crate's own generator.
+fn rand_bits() -> u128 {
+    Ulid::new().random()
+}
+
+/// Moves Synapse's accounts into `writer`'s transaction. The caller commits (or rolls
+/// back) afterwards; on an error nothing should be committed.
+///
+/// # Errors
+/// [`MigrateError`]: the first thing that went wrong.
+pub async fn migrate(
+    db: &SynapseDatabase,
+    writer: &mut dyn BulkWriter,
+    options: &MigrateOptions,
+    progress: &mut dyn Progress,
+) -> Result<Vec<Tally>, MigrateError> {
+    let present = writer.count_users().await?;
+    if present > 0 {
+        return Err(MigrateError::NotEmpty(present));
+    }
+    let counts = db.counts().await?;
+    let mut state = State::default();
+    let mut tallies = Vec::new();
+    progress.start(
+        "users",
+        u64::try_from(counts.users + counts.guests + counts.appservice_users).unwrap_or_default(),
+    );
+    tallies.extend(users(db, writer, options, &mut state, progress).await?);
+    progress.finish();
+    progress.start("emails", u64::try_from(counts.emails).unwrap_or_default());
+    tallies.push(emails(db, writer, &state, progress).await?);
+    progress.finish();
+    progress.start("upstream links", 0);
+    tallies.push(links(db, writer, options, &state, progress).await?);
+    progress.finish();
+    progress.start("devices", u64::try_from(counts.devices).unwrap_or_default());
+    tallies.push(devices(db, writer, options, &mut state, progress).await?);
+    progress.finish();
+    progress.start(
+        "access tokens",
+        u64::try_from(counts.access_tokens).unwrap_or_default(),
+    );
+    tallies.push(access_tokens(db, writer, options, &mut state, progress).await?);
+    progress.finish();
+    progress.start("refresh tokens", 0);
+    tallies.push(refresh_tokens(db, writer, options, &state, progress).await?);
+    progress.finish();
+    Ok(tallies)
+}
+
+/// Users and their password hashes.
+async fn users(
+    db: &SynapseDatabase,
+    writer: &mut dyn BulkWriter,
+    options: &MigrateOptions,
+    state: &mut State,
+    progress: &mut dyn Progress,
+) -> Result<[Tally; 2], MigrateError> {
+    type Row = (
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+        i32,
+        i32,
+        Option<String>,
+        i32,
+        i32,
+    );
+    let started = Instant::now();
+    let mut tally = Tally::new("users");
+    let mut passwords = Tally::new("passwords");
+    let mut invalid = Vec::new();
+    let mut invalid_total = 0;
+    let (mut batch, mut hashes) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
+    let mut rows = db.stream::<Row>(
+        "SELECT name, password_hash, creation_ts, \
+           CASE WHEN admin <> 0 THEN 1 ELSE 0 END, CASE WHEN is_guest <> 0 THEN 1 ELSE 0 END, \
+           appservice_id, CASE WHEN deactivated <> 0 THEN 1 ELSE 0 END, \
+           CASE WHEN locked THEN 1 ELSE 0 END \
+         FROM users",
+    );
+    while let Some((name, hash, created, admin, guest, appservice, deactivated, locked)) =
+        rows.try_next().await.map_err(SynapseDatabaseError::from)?
+    {
+        progress.advance(1);
+        let Some(name) = name else {
+            tally.skip("no user ID");
+            continue;
+        };
+        let local = match moving(&name, guest != 0, appservice.is_some(), options) {
+            Ok(local) => local,
+            Err(why) => {
+                if why == INVALID && !options.skip_invalid_localparts {
+                    invalid_total += 1;
+                    if invalid.len() < 20 {
+                        invalid.push(name.clone());
+                    }
+                } else {
+                    tally.skip(why);
+                }
+                state.left_out.insert(name);
+                continue;
+            }
+        };
+        let created_at = created
+            .and_then(|s| DateTime::from_timestamp(s, 0))
+            .unwrap_or(options.now);
+        let id = new_id(created_at);
+        let deactivated = deactivated != 0;
+        batch.push(ImportedUser {
+            id,
+            username: local.to_owned(),
+            created_at,
+            locked_at: (locked != 0).then_some(options.now),
+            deactivated_at: deactivated.then_some(options.now),
+            can_request_admin: admin != 0,
+        });
+        match hash.filter(|h| !h.is_empty()) {
+            Some(_) if deactivated => passwords.skip("deactivated user"),
+            Some(hashed_password) => {
+                let Some(version) = options.bcrypt_version else {
+                    return Err(MigrateError::NoBcryptScheme(name));
+                };
+                hashes.push(ImportedPassword {
+                    id: new_id(created_at),
+                    user_id: id,
+                    hashed_password,
+                    version,
+                    created_at,
+                });
+            }
+            None => {}
+        }
+        state.users.insert(
+            name,
+            Moved {
+                id,
+                admin: admin != 0,
+                active: !deactivated,
+            },
+        );
+        if batch.len() >= BATCH {
+            flush_users(writer, &mut batch, &mut hashes, &mut tally, &mut passwords).await?;
+        }
+    }
+    drop(rows);
+    if invalid_total > 0 {
+        return Err(MigrateError::InvalidLocalparts {
+            names: invalid,
+            total: invalid_total,
+        });
+    }
+    flush_users(writer, &mut batch, &mut hashes, &mut tally, &mut passwords).await?;
+    tally.elapsed = started.elapsed();
+    passwords.elapsed = Duration::ZERO;
+    Ok([tally, passwords])
+}
+
+/// Why a user is left out.
+const INVALID: &str = "localpart not allowed here";
+
+/// The localpart of a user who moves, or why they do not.
+fn moving<'a>(
+    name: &'a str,
+    guest: bool,
+    appservice: bool,
+    options: &MigrateOptions,
+) -> Result<&'a str, &'static str> {
+    if guest {
+        return Err("guest");
+    }
+    if appservice {
+        return Err("application service's user");
+    }
+    localpart(name, &options.server_name).ok_or(INVALID)
+}
+
+async fn flush_users(
+    writer: &mut dyn BulkWriter,
+    batch: &mut Vec<ImportedUser>,
+    hashes: &mut Vec<ImportedPassword>,
+    tally: &mut Tally,
+    passwords: &mut Tally,
+) -> Result<(), MigrateError> {
+    writer.users(batch).await?;
+    writer.passwords(hashes).await?;
+    tally.moved += batch.len() as u64;
+    passwords.moved += hashes.len() as u64;
+    batch.clear();
+    hashes.clear();
+    Ok(())
+}
+
+/// Email addresses (Synapse keeps only confirmed ones); other media stay behind.
+async fn emails(
+    db: &SynapseDatabase,
+    writer: &mut dyn BulkWriter,
+    state: &State,
+    progress: &mut dyn Progress,
+) -> Result<Tally, MigrateError> {
+    let started = Instant::now();
+    let mut tally = Tally::new("email addresses");
+    let mut seen = HashSet::new();
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut rows = db.stream::<(String, String, Option<i64>)>(
+        "SELECT user_id, address, validated_at FROM user_threepids WHERE medium = 'email'",
+    );
+    while let Some((user_id, address, validated_at)) =
+        rows.try_next().await.map_err(SynapseDatabaseError::from)?
+    {
+        progress.advance(1);
+        let user = match state.owner(&user_id) {
+            Ok(user) => user,
+            Err(why) => {
+                tally.skip(why);
+                continue;
+            }
+        };
+        // Addresses are unique here whatever their case; Synapse's older rows are not.
+        if !seen.insert(address.to_lowercase()) {
+            tally.skip("address already moved for another user (case differs)");
+            continue;
+        }
+        let created_at = from_millis(validated_at).unwrap_or_else(Utc::now);
+        batch.push(ImportedEmail {
+            id: new_id(created_at),
+            user_id: user.id,
+            email: address,
+            created_at,
+        });
+        if batch.len() >= BATCH {
+            writer.emails(&batch).await?;
+            tally.moved += batch.len() as u64;
+            batch.clear();
+        }
+    }
+    writer.emails(&batch).await?;
+    tally.moved += batch.len() as u64;
+    tally.elapsed = started.elapsed();
+    Ok(tally)
+}
+
+/// SSO links (`user_external_ids`), to the provider carrying the `synapse_idp_id`.
+async fn links(
+    db: &SynapseDatabase,
+    writer: &mut dyn BulkWriter,
+    options: &MigrateOptions,
+    state: &State,
+    progress: &mut dyn Progress,
+) -> Result<Tally, MigrateError> {
+    let started = Instant::now();
+    let mut tally = Tally::new("upstream links");
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut rows = db.stream::<(String, String, String)>(
+        "SELECT user_id, auth_provider, external_id FROM user_external_ids",
+    );
+    while let Some((user_id, provider, subject)) =
+        rows.try_next().await.map_err(SynapseDatabaseError::from)?
+    {
+        progress.advance(1);
+        // Deactivated users keep their links, so a sign-in through the provider finds
+        // the account and is refused, rather than making a new one.
+        let Some(user) = state.users.get(&user_id).copied() else {
+            tally.skip(if state.left_out.contains(&user_id) {
+                "user not moved"
+            } else {
+                "unknown user"
+            });
+            continue;
+        };
+        let Some(provider_id) = options.providers.get(&provider) else {
+            tally.skip("no provider here with that synapse_idp_id");
+            continue;
+        };
+        batch.push(ImportedLink {
+            id: new_id(options.now),
+            provider_id: *provider_id,
+            user_id: user.id,
+            subject,
+            created_at: options.now,
+        });
+        if batch.len() >= BATCH {
+            writer.links(&batch).await?;
+            tally.moved += batch.len() as u64;
+            batch.clear();
+        }
+    }
+    writer.links(&batch).await?;
+    tally.moved += batch.len() as u64;
+    tally.elapsed = started.elapsed();
+    Ok(tally)
+}
+
+/// Devices, as compatibility sessions. A device starts when its first token was last
+/// checked (Synapse keeps no creation time), else when it was last seen.
+async fn devices(
+    db: &SynapseDatabase,
+    writer: &mut dyn BulkWriter,
+    options: &MigrateOptions,
+    state: &mut State,
+    progress: &mut dyn Progress,
+) -> Result<Tally, MigrateError> {
+    type Row = (
+        String,
+        String,
+        Option<String>,
+        Option<i64>,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+    );
+    let started = Instant::now();
+    let mut tally = Tally::new("devices");
+    let mut batch = Vec::with_capacity(BATCH);
+    // Hidden devices are cross-signing keys, not devices anyone signs in with.
+    let mut rows = db.stream::<Row>(
+        "SELECT d.user_id, d.device_id, d.display_name, d.last_seen, d.ip, d.user_agent, t.first \
+         FROM devices d LEFT JOIN ( \
+           SELECT user_id, device_id, MIN(last_validated) AS first FROM access_tokens \
+           WHERE device_id IS NOT NULL GROUP BY user_id, device_id \
+         ) t ON t.user_id = d.user_id AND t.device_id = d.device_id \
+         WHERE CASE WHEN d.hidden THEN 1 ELSE 0 END = 0",
+    );
+    while let Some((user_id, device_id, name, last_seen, ip, user_agent, first)) =
+        rows.try_next().await.map_err(SynapseDatabaseError::from)?
+    {
+        progress.advance(1);
+        let user = match state.owner(&user_id) {
+            Ok(user) => user,
+            Err(why) => {
+                tally.skip(why);
+                continue;
+            }
+        };
+        let last_active_at = from_millis(last_seen);
+        let created_at = from_millis(first).or(last_active_at).unwrap_or(options.now);
+        let id = new_id(created_at);
+        state.sessions.insert((user.id, device_id.clone()), id);
+        batch.push(ImportedCompatSession {
+            id,
+            user_id: user.id,
+            device_id: Some(device_id),
+            human_name: name,
+            created_at,
+            is_synapse_admin: user.admin,
+            user_agent,
+            last_active_at,
+            // Synapse writes `-` when it had no address.
+            last_active_ip: ip.filter(|ip| ip != "-"),
+        });
+        if batch.len() >= BATCH {
+            writer.compat_sessions(&batch).await?;
+            tally.moved += batch.len() as u64;
+            batch.clear();
+        }
+    }
+    writer.compat_sessions(&batch).await?;
+    tally.moved += batch.len() as u64;
+    tally.elapsed = started.elapsed();
+    Ok(tally)
+}
+
+/// Access tokens (not the ones an admin used to act as someone): each to its device's
+/// session, or to a session of its own when it has no device.
+async fn access_tokens(
+    db: &SynapseDatabase,
+    writer: &mut dyn BulkWriter,
+    options: &MigrateOptions,
+    state: &mut State,
+    progress: &mut dyn Progress,
+) -> Result<Tally, MigrateError> {
+    type Row = (
+        String,
+        Option<String>,
+        String,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+    );
+    let started = Instant::now();
+    let mut tally = Tally::new("access tokens");
+    let mut sessions = Vec::new();
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut rows = db.stream::<Row>(
+        "SELECT user_id, device_id, token, valid_until_ms, last_validated, refresh_token_id \
+         FROM access_tokens WHERE puppets_user_id IS NULL",
+    );
+    while let Some((user_id, device_id, token, valid_until, last_validated, refresh_id)) =
+        rows.try_next().await.map_err(SynapseDatabaseError::from)?
+    {
+        progress.advance(1);
+        let user = match state.owner(&user_id) {
+            Ok(user) => user,
+            Err(why) => {
+                tally.skip(why);
+                continue;
+            }
+        };
+        let expires_at = from_millis(valid_until);
+        if expires_at.is_some_and(|at| at <= options.now) {
+            tally.skip("expired");
+            continue;
+        }
+        let created_at = from_millis(last_validated).unwrap_or(options.now);
+        let known = device_id
+            .as_ref()
+            .and_then(|d| state.sessions.get(&(user.id, d.clone())).copied());
+        let session_id = if let Some(id) = known {
+            id
+        } else {
+            let id = new_id(created_at);
+            if let Some(device) = &device_id {
+                state.sessions.insert((user.id, device.clone()), id);
+            }
+            sessions.push(ImportedCompatSession {
+                id,
+                user_id: user.id,
+                device_id,
+                human_name: None,
+                created_at,
+                is_synapse_admin: user.admin,
+                user_agent: None,
+                last_active_at: None,
+                last_active_ip: None,
+            });
+            id
+        };
+        let id = new_id(created_at);
+        if let Some(refresh_id) = refresh_id {
+            state.refreshable.insert(refresh_id, (session_id, id));
+        }
+        batch.push(ImportedCompatAccessToken {
+            id,
+            session_id,
+            token,
+            created_at,
+            expires_at,
+        });
+        if batch.len() >= BATCH {
+            writer.compat_sessions(&sessions).await?;
+            writer.compat_access_tokens(&batch).await?;
+            tally.moved += batch.len() as u64;
+            sessions.clear();
+            batch.clear();
+        }
+    }
+    writer.compat_sessions(&sessions).await?;
+    writer.compat_access_tokens(&batch).await?;
+    tally.moved += batch.len() as u64;
+    tally.elapsed = started.elapsed();
+    Ok(tally)
+}
+
+/// Refresh tokens still usable (the last of their chain, not expired), each with the
+/// access token issued with it.
+async fn refresh_tokens(
+    db: &SynapseDatabase,
+    writer: &mut dyn BulkWriter,
+    options: &MigrateOptions,
+    state: &State,
+    progress: &mut dyn Progress,
+) -> Result<Tally, MigrateError> {
+    let started = Instant::now();
+    let mut tally = Tally::new("refresh tokens");
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut rows = db.stream::<(i64, String, Option<i64>, Option<i64>)>(
+        "SELECT id, token, next_token_id, expiry_ts FROM refresh_tokens",
+    );
+    while let Some((id, token, next, expiry)) =
+        rows.try_next().await.map_err(SynapseDatabaseError::from)?
+    {
+        progress.advance(1);
+        if next.is_some() {
+            tally.skip("already used");
+            continue;
+        }
+        if from_millis(expiry).is_some_and(|at| at <= options.now) {
+            tally.skip("expired");
+            continue;
+        }
+        let Some((session_id, access_token_id)) = state.refreshable.get(&id).copied() else {
+            tally.skip("its access token did not move");
+            continue;
+        };
+        batch.push(ImportedCompatRefreshToken {
+            id: new_id(options.now),
+            session_id,
+            access_token_id,
+            token,
+            created_at: options.now,
+        });
+        if batch.len() >= BATCH {
+            writer.compat_refresh_tokens(&batch).await?;
+            tally.moved += batch.len() as u64;
+            batch.clear();
+        }
+    }
+    writer.compat_refresh_tokens(&batch).await?;
+    tally.moved += batch.len() as u64;
+    tally.elapsed = started.elapsed();
+    Ok(tally)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::localpart;
+
+    #[test]
+    fn localparts_are_taken_from_this_servers_user_ids_only() {
+        assert_eq!(
+            localpart("@alice:example.com", "example.com"),
+            Some("alice")
+        );
+        assert_eq!(
+            localpart("@a.b=c/d+e_f-1:example.com", "example.com"),
+            Some("a.b=c/d+e_f-1")
+        );
+        assert_eq!(localpart("@Alice:example.com", "example.com"), None);
+        assert_eq!(localpart("@alice:other.example", "example.com"), None);
+        assert_eq!(localpart("@alice:sub.example.com", "example.com"), None);
+        assert_eq!(localpart("alice:example.com", "example.com"), None);
+        assert_eq!(localpart("@:example.com", "example.com"), None);
+    }
+}
