@@ -136,11 +136,11 @@ pub async fn bulk_rows_read_back_through_the_repositories(db: &TestDb) {
         .await
         .unwrap();
     writer
-        .compat_access_tokens(&[access.clone()])
+        .compat_access_tokens(std::slice::from_ref(&access))
         .await
         .unwrap();
     writer
-        .compat_refresh_tokens(&[refresh.clone()])
+        .compat_refresh_tokens(std::slice::from_ref(&refresh))
         .await
         .unwrap();
     assert_eq!(writer.count_users().await.unwrap(), 2502);
