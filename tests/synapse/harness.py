@@ -41,6 +41,7 @@ import base64
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -50,8 +51,9 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Callable
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
+import pytest
 import requests
 import yaml
 
@@ -254,6 +256,44 @@ def launch_synapse(
     )
     argv = [SYNAPSE_PYTHON[kind], "-m", "synapse.app.homeserver", "-c", str(config)]
     return Service(f"synapse ({kind})", argv, dir / "synapse.log", dir).start()
+
+
+# --- PostgreSQL --------------------------------------------------------------------
+
+# The server the PostgreSQL tests create their databases on (and drop them after).
+ADMIN_URL = os.environ.get("MAS_TEST_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def database_url(name: str) -> str:
+    return urlsplit(ADMIN_URL)._replace(path=f"/{name}").geturl()
+
+
+def psql(url: str, sql: str) -> list[list[str]]:
+    """Rows of `sql` (unaligned, `|`-separated), through the psql client."""
+    result = subprocess.run(
+        ["psql", url, "-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    if result.returncode != 0:
+        raise AssertionError(f"psql {sql!r}: {result.stderr.strip()}")
+    return [line.split("|") for line in result.stdout.splitlines()]
+
+
+def create_database(prefix: str) -> str:
+    """A fresh database for the run; the test is skipped when PostgreSQL cannot be
+    reached, except under CI=true where that is a failure (as in the Rust tests)."""
+    try:
+        psql(ADMIN_URL, "SELECT 1")
+    except (AssertionError, OSError) as e:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is required under CI=true but {ADMIN_URL} is unreachable: {e}")
+        pytest.skip(f"PostgreSQL at {ADMIN_URL} is unreachable ({e}); set MAS_TEST_DATABASE_URL")
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    # C collation: what Synapse wants of its PostgreSQL database (and harmless to ours).
+    psql(ADMIN_URL, f"CREATE DATABASE {name} ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0")
+    return name
 
 
 # --- MAS ---------------------------------------------------------------------------

@@ -27,7 +27,6 @@ import itertools
 import json
 import os
 import re
-import secrets
 import signal
 import subprocess
 import threading
@@ -47,7 +46,6 @@ from conftest import PASSWORD, User
 from harness import Service, bearer, describe, poll
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations" / "src"
-ADMIN_URL = os.environ.get("MAS_TEST_DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
 # The revocation feed's bound, as for `mas-cli` revocations (harness.CLI_REVOCATION_TIMEOUT).
 FEED_TIMEOUT = 1.0
 # The load around the kill: threads, and seconds before and after it. After this many
@@ -56,40 +54,6 @@ FEED_TIMEOUT = 1.0
 LOAD_THREADS, BEFORE_KILL, AFTER_KILL, CHAIN_LENGTH = 4, 1.5, 2.5, 12
 # A static client in the shared configuration: both replicas store it at start.
 STATIC_CLIENT = "01JREP11CA5000000000000000"
-
-
-# --- PostgreSQL --------------------------------------------------------------------
-
-
-def database_url(name: str) -> str:
-    return urlsplit(ADMIN_URL)._replace(path=f"/{name}").geturl()
-
-
-def psql(url: str, sql: str) -> list[list[str]]:
-    """Rows of `sql` (unaligned, `|`-separated), through the psql client."""
-    result = subprocess.run(
-        ["psql", url, "-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    if result.returncode != 0:
-        raise AssertionError(f"psql {sql!r}: {result.stderr.strip()}")
-    return [line.split("|") for line in result.stdout.splitlines()]
-
-
-def create_database() -> str:
-    """A fresh database for the run; the test is skipped when PostgreSQL cannot be
-    reached, except under CI=true where that is a failure (as in the Rust tests)."""
-    try:
-        psql(ADMIN_URL, "SELECT 1")
-    except (AssertionError, OSError) as e:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is required under CI=true but {ADMIN_URL} is unreachable: {e}")
-        pytest.skip(f"PostgreSQL at {ADMIN_URL} is unreachable ({e}); set MAS_TEST_DATABASE_URL")
-    name = f"mas_replicas_{secrets.token_hex(6)}"
-    psql(ADMIN_URL, f"CREATE DATABASE {name}")
-    return name
 
 
 # --- a recording proxy between the replicas and Synapse ------------------------------
@@ -194,7 +158,7 @@ class Replicas:
 
     @property
     def db_url(self) -> str:
-        return database_url(self.database)
+        return harness.database_url(self.database)
 
     def url(self, replica: str) -> str:
         return getattr(self, replica).base.rstrip("/")
@@ -239,7 +203,7 @@ class Replicas:
     def wait_queue_empty(self) -> None:
         poll(
             "the job queue to be done",
-            lambda: psql(self.db_url, "SELECT count(*) FROM queue_jobs WHERE state <> 'completed'") == [["0"]],
+            lambda: harness.psql(self.db_url, "SELECT count(*) FROM queue_jobs WHERE state <> 'completed'") == [["0"]],
             timeout=harness.PROVISION_TIMEOUT,
         )
 
@@ -280,7 +244,7 @@ def replicas(tmp_path_factory):
     dir = tmp_path_factory.mktemp("replicas")
     synapse_port, proxy_port, port_a, port_b = (harness.free_port() for _ in range(4))
     secret = conftest.random_secret()
-    database = create_database()
+    database = harness.create_database("mas_replicas")
     services: dict[str, Service] = {}
     recorder = None
     try:
@@ -298,7 +262,7 @@ def replicas(tmp_path_factory):
             recorder.port,
             secret,
             "unused",
-            database_uri=database_url(database),
+            database_uri=harness.database_url(database),
         )
         # Both replicas store this client at start, racing each other.
         client_secret = conftest.random_secret()
@@ -350,7 +314,7 @@ def replicas(tmp_path_factory):
         if recorder is not None:
             recorder.shutdown()
             recorder.server_close()
-        psql(ADMIN_URL, f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
+        harness.psql(harness.ADMIN_URL, f"DROP DATABASE IF EXISTS {database} WITH (FORCE)")
 
 
 # --- the tests ---------------------------------------------------------------------
@@ -367,14 +331,14 @@ def test_both_replicas_start_together_and_migrate_once(replicas):
         assert health.status_code == 200, describe(health)
         assert "revocation feed: live" in health.text, health.text
         assert "job worker: running" in health.text, health.text
-    rows = psql(replicas.db_url, "SELECT version, count(*) FROM seaql_migrations GROUP BY version ORDER BY version")
+    rows = harness.psql(replicas.db_url, "SELECT version, count(*) FROM seaql_migrations GROUP BY version ORDER BY version")
     assert rows == [[v, "1"] for v in expected], rows
     applied = {name: APPLIED.findall(replicas.log(name)) for name in ("a", "b")}
     # One replica applied them all, in order; the other found nothing to do.
     assert sorted(applied.values(), key=len) == [[], expected], applied
     migrator = "a" if applied["a"] else "b"
     # Both stored the static client (one of them after losing the race to create it).
-    assert psql(replicas.db_url, f"SELECT count(*) FROM oauth2_clients WHERE id = '{STATIC_CLIENT}'") == [["1"]]
+    assert harness.psql(replicas.db_url, f"SELECT count(*) FROM oauth2_clients WHERE id = '{STATIC_CLIENT}'") == [["1"]]
     # Each says what it did: "created" twice when the second found the row only in its
     # own insert-or-update, "unchanged" when it found it first or synced again.
     syncs = {name: re.findall(rf"config sync: client {STATIC_CLIENT}: (\w+)", replicas.log(name)) for name in ("a", "b")}
@@ -486,7 +450,7 @@ def test_each_homeserver_job_runs_once_across_replicas(replicas):
     assert counts == expected, {k: (counts.get(k), expected.get(k)) for k in counts.keys() | expected.keys() if counts.get(k) != expected.get(k)}
 
     # The database agrees: every job was claimed once and completed.
-    jobs = psql(replicas.db_url, "SELECT id, queue, state, attempts FROM queue_jobs")
+    jobs = harness.psql(replicas.db_url, "SELECT id, queue, state, attempts FROM queue_jobs")
     assert jobs and all(state == "completed" and attempts == "1" for _, _, state, attempts in jobs), jobs
     # And each was done by exactly one replica.
     done = {name: {m["id"] for m in JOB_DONE.finditer(replicas.log(name))} for name in ("a", "b")}

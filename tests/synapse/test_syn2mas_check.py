@@ -1,8 +1,10 @@
 """`mas-cli syn2mas check` against the SQLite database of a real Synapse that signs people
 in itself: Synapse makes its configuration and schema, two people register, one of them
 is linked to an SSO provider. The check counts what would move, and names each problem
-before anything is written: a provider with no counterpart here, a pepper that does not
-match, a login method that cannot move."""
+before anything is written: a provider with no counterpart here (or one not yet stored
+by `config sync`), a pepper that does not match, a login method that cannot move, a
+localpart this service cannot hold (the move refuses, or leaves that user out when told
+to), a schema version this release was not tested with."""
 
 from __future__ import annotations
 
@@ -79,6 +81,12 @@ def test_the_check_counts_what_would_move_and_names_each_problem(tmp_path):
         "      authorization_endpoint: https://github.com/login/oauth/authorize\n"
         "      token_endpoint: https://github.com/login/oauth/access_token\n"
     )
+    # Configured, but `config sync` has not stored it yet.
+    unsynced = mas_cli(tmp_path, *ours, "-c", "github.yaml", *check)
+    assert unsynced.returncode == 1, unsynced.stdout + unsynced.stderr
+    assert "not in the database yet: run `mas-cli config sync`" in unsynced.stdout, unsynced.stdout
+    synced = mas_cli(tmp_path, *ours, "-c", "github.yaml", "config", "sync")
+    assert synced.returncode == 0, synced.stdout + synced.stderr
     passed = mas_cli(tmp_path, *ours, "-c", "github.yaml", *check)
     assert passed.returncode == 0, passed.stdout + passed.stderr
     assert "check passed" in passed.stdout, passed.stdout
@@ -95,3 +103,40 @@ def test_the_check_counts_what_would_move_and_names_each_problem(tmp_path):
     assert both.returncode == 1, both.stdout + both.stderr
     assert "error: the bcrypt scheme's secret is not Synapse's password_config.pepper" in both.stdout, both.stdout
     assert "error: cas_config (CAS): this login method cannot be carried over" in both.stdout, both.stdout
+
+    # A user from Synapse's early days whose localpart cannot be held here: named, and
+    # the move refuses (writing nothing) unless told to leave such users out.
+    with sqlite3.connect(tmp_path / "homeserver.db") as db:
+        db.execute(
+            "INSERT INTO users (name, password_hash, creation_ts, admin, is_guest, deactivated, locked) "
+            "VALUES ('@Legacy:example.com', NULL, 1500000000, 0, 0, 0, 0)"
+        )
+    fine = [*ours, "-c", "github.yaml"]
+    named = mas_cli(tmp_path, *fine, *check)
+    assert named.returncode == 1, named.stdout + named.stderr
+    assert "error: 1 users have a localpart this service cannot hold" in named.stdout, named.stdout
+    assert "@Legacy:example.com" in named.stdout and "--skip-invalid-localparts" in named.stdout, named.stdout
+    migrate = ["syn2mas", "migrate", "--synapse-config", str(homeserver)]
+    refused = mas_cli(tmp_path, *fine, *migrate)
+    assert refused.returncode == 1 and "@Legacy:example.com" in refused.stdout, refused.stdout + refused.stderr
+    with sqlite3.connect(tmp_path / "mas.db") as db:
+        assert db.execute("SELECT count(*) FROM users").fetchone()[0] == 0
+    skipped = mas_cli(tmp_path, *fine, *check, "--skip-invalid-localparts")
+    assert skipped.returncode == 0, skipped.stdout + skipped.stderr
+    assert "warning: 1 users have a localpart" in skipped.stdout and "they are not moved" in skipped.stdout
+    moved = mas_cli(tmp_path, *fine, *migrate, "--skip-invalid-localparts")
+    assert moved.returncode == 0, moved.stdout + moved.stderr
+    assert "left out: 1 (localpart not allowed here)" in moved.stdout, moved.stdout
+    with sqlite3.connect(tmp_path / "mas.db") as db:
+        assert sorted(r[0] for r in db.execute("SELECT username FROM users")) == ["alice", "bob"]
+        linked = db.execute(
+            "SELECT u.username, l.subject FROM upstream_oauth_links l JOIN users u ON u.id = l.user_id"
+        ).fetchall()
+        assert linked == [("bob", "42")]
+
+    # A Synapse schema this release was not tested with: named, before anything else.
+    with sqlite3.connect(tmp_path / "homeserver.db") as db:
+        db.execute("UPDATE schema_version SET version = 99")
+    newer = mas_cli(tmp_path, *fine, *check)
+    assert newer.returncode == 1, newer.stdout + newer.stderr
+    assert "error: Synapse's database has schema version 99" in newer.stdout, newer.stdout
