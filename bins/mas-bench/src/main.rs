@@ -8,11 +8,13 @@
 //! cargo build --release --bin mas-server --bin mas-bench
 //! target/release/mas-bench [all|introspection|compat-login|web-login|mixed|refresh|startup] [--postgres] [--seconds N] [--tokens N]
 //! target/release/mas-bench faults --postgres
+//! target/release/mas-bench syn2mas [--postgres] [--users N]   # moving a Synapse
 //! ```
 
 mod chains;
 mod faults;
 mod refresh;
+mod syn2mas;
 mod web_login;
 
 use std::io::Write;
@@ -37,6 +39,10 @@ const TOKENS: usize = 2000;
 
 struct Options {
     what: String,
+    /// For `syn2mas`: Synapse's users to move, the `mas-cli` to run, Synapse's Python.
+    users: usize,
+    cli: PathBuf,
+    synapse_python: PathBuf,
     postgres: bool,
     seconds: u32,
     server: PathBuf,
@@ -49,6 +55,12 @@ fn options() -> anyhow::Result<Options> {
     let mut seconds = 10;
     let mut tokens = TOKENS;
     let mut server = std::env::current_exe()?.with_file_name("mas-server");
+    let mut cli = std::env::current_exe()?.with_file_name("mas-cli");
+    let mut users = 100_000;
+    let mut synapse_python = PathBuf::from(
+        std::env::var("SYNAPSE_PYTHON")
+            .unwrap_or_else(|_| "/var/tmp/mas-synapse/modern/bin/python".to_owned()),
+    );
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -68,19 +80,36 @@ fn options() -> anyhow::Result<Options> {
                     .context("--tokens needs a number")?;
             }
             "--server" => server = args.next().context("--server needs a path")?.into(),
+            "--cli" => cli = args.next().context("--cli needs a path")?.into(),
+            "--synapse-python" => {
+                synapse_python = args.next().context("--synapse-python needs a path")?.into();
+            }
+            "--users" => {
+                users = args
+                    .next()
+                    .context("--users needs a number")?
+                    .parse()
+                    .context("--users needs a number")?;
+            }
             "all" | "introspection" | "compat-login" | "web-login" | "mixed" | "refresh"
-            | "startup" | "faults" => {
+            | "startup" | "faults" | "syn2mas" => {
                 what = arg;
             }
             other => bail!(
-                "unknown argument `{other}`; usage: mas-bench [all|introspection|compat-login|web-login|mixed|refresh|startup|faults] [--postgres] [--seconds N] [--tokens N] [--server PATH]"
+                "unknown argument `{other}`; usage: mas-bench [all|introspection|compat-login|web-login|mixed|refresh|startup|faults|syn2mas] [--postgres] [--seconds N] [--tokens N] [--server PATH] [--cli PATH] [--users N] [--synapse-python PATH]"
             ),
         }
     }
     if what == "faults" && !postgres {
         bail!("faults plays a PostgreSQL outage: run it with --postgres");
     }
-    if !server.exists() {
+    if what == "syn2mas" && !cli.exists() {
+        bail!(
+            "no mas-cli at {}: run `cargo build --release --bin mas-cli` first, or pass --cli",
+            cli.display()
+        );
+    }
+    if what != "syn2mas" && !server.exists() {
         bail!(
             "no mas-server at {}: run `cargo build --release --bin mas-server` first, or pass --server",
             server.display()
@@ -88,6 +117,9 @@ fn options() -> anyhow::Result<Options> {
     }
     Ok(Options {
         what,
+        users,
+        cli,
+        synapse_python,
         postgres,
         seconds,
         server,
@@ -818,6 +850,15 @@ async fn startup(options: &Options, service: &mut Service) -> anyhow::Result<()>
 }
 
 async fn run(options: &Options) -> anyhow::Result<()> {
+    if options.what == "syn2mas" {
+        return syn2mas::run(&syn2mas::Syn2masOptions {
+            postgres: options.postgres,
+            users: options.users,
+            cli: options.cli.clone(),
+            synapse_python: options.synapse_python.clone(),
+        })
+        .await;
+    }
     let proxy = if options.what == "faults" {
         let target = faults::postgres_address().await?;
         Some(std::sync::Arc::new(
