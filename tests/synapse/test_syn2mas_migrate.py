@@ -163,30 +163,41 @@ def run_the_move(tmp_path, backend, port, mas_port, synapse_files, synapse_args,
             assert response.status_code == 200, describe(response)
         response = requests.post(f"{synapse_url}/_synapse/admin/v1/deactivate/{carol.mxid}", json={}, headers=admin, timeout=15)
         assert response.status_code == 200, describe(response)
+
+        mas_yaml = tmp_path / "mas.yaml"
+        generated = mas_cli(tmp_path, [], "config", "generate", *(a for f in synapse_files for a in ("--synapse-config", str(f))),
+                            "--output", str(mas_yaml))
+        assert generated.returncode == 0, generated.stderr
+        doc = yaml.safe_load(mas_yaml.read_text())
+        doc.get("http", {}).pop("listeners", None)
+        harness.write_yaml(mas_yaml, doc)
+        secret = doc["matrix"]["secret"]
+        local = harness.write_yaml(tmp_path / "local.yaml", {
+            "database": {"uri": mas_db_uri},
+            "http": {"public_base": f"http://127.0.0.1:{mas_port}/"},
+            "matrix": {"endpoint": f"{synapse_url}/"},
+            "rate_limiting": {"login": {"per_ip": {"burst": 100, "per_second": 100},
+                                        "per_account": {"burst": 100, "per_second": 100}}},
+        })
+        ours = [mas_yaml, local, harness.listener_file(tmp_path / "mas-listener.yaml", mas_port)]
+        source = [a for f in synapse_files for a in ("--synapse-config", str(f))]
+
+        migrated = mas_cli(tmp_path, ours, "database", "migrate")
+        assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+        # Checking is fine while Synapse runs; moving is not.
+        early = mas_cli(tmp_path, ours, "syn2mas", "check", *source)
+        assert early.returncode == 0, early.stdout + early.stderr
+        assert "warning: Synapse seems to be running" in early.stdout, early.stdout
+        refused = mas_cli(tmp_path, ours, "syn2mas", "migrate", *source)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert "error: Synapse seems to be running" in refused.stdout, refused.stdout
+        assert count_users(backend, mas_db) == 0
     finally:
         synapse.stop()
 
     # --- the move ---------------------------------------------------------------------
-    mas_yaml = tmp_path / "mas.yaml"
-    generated = mas_cli(tmp_path, [], "config", "generate", *(a for f in synapse_files for a in ("--synapse-config", str(f))),
-                        "--output", str(mas_yaml))
-    assert generated.returncode == 0, generated.stderr
-    doc = yaml.safe_load(mas_yaml.read_text())
-    doc.get("http", {}).pop("listeners", None)
-    harness.write_yaml(mas_yaml, doc)
-    secret = doc["matrix"]["secret"]
-    local = harness.write_yaml(tmp_path / "local.yaml", {
-        "database": {"uri": mas_db_uri},
-        "http": {"public_base": f"http://127.0.0.1:{mas_port}/"},
-        "matrix": {"endpoint": f"{synapse_url}/"},
-        "rate_limiting": {"login": {"per_ip": {"burst": 100, "per_second": 100},
-                                    "per_account": {"burst": 100, "per_second": 100}}},
-    })
-    ours = [mas_yaml, local, harness.listener_file(tmp_path / "mas-listener.yaml", mas_port)]
-    source = [a for f in synapse_files for a in ("--synapse-config", str(f))]
-    for step in (("database", "migrate"), ("syn2mas", "check", *source)):
-        result = mas_cli(tmp_path, ours, *step)
-        assert result.returncode == 0, result.stdout + result.stderr
+    result = mas_cli(tmp_path, ours, "syn2mas", "check", *source)
+    assert result.returncode == 0, result.stdout + result.stderr
     # Each registration signed in once more (Synapse's shared-secret registration makes
     # a device); Carol's three devices went with her deactivation.
     assert "Synapse: 5 users to move (4 with a password), 12 devices, 12 access tokens, 1 email addresses" in result.stdout, result.stdout

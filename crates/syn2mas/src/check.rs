@@ -28,9 +28,18 @@ pub struct TargetState {
     pub stored_providers: Vec<ulid::Ulid>,
 }
 
+/// How strict the checks are.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckOptions {
+    /// Users whose localpart cannot be held here are a warning (they are left out)
+    /// instead of an error.
+    pub skip_invalid_localparts: bool,
+    /// A move is about to start: a Synapse still running is an error, not a warning.
+    pub before_migrate: bool,
+}
+
 /// Checks Synapse's configuration and database against this service's configuration
-/// (`ours`) and database (`target`). With `skip_invalid_localparts`, users whose
-/// localpart cannot be held here are a warning instead of an error.
+/// (`ours`) and database (`target`).
 ///
 /// # Errors
 /// [`SynapseDatabaseError`] when Synapse's database cannot be read.
@@ -39,9 +48,20 @@ pub async fn check(
     db: &SynapseDatabase,
     ours: &RootConfig,
     target: &TargetState,
-    skip_invalid_localparts: bool,
+    options: CheckOptions,
 ) -> Result<CheckReport, SynapseDatabaseError> {
     let mut report = CheckReport::default();
+    if let Some(running) = still_running(synapse, db).await? {
+        if options.before_migrate {
+            report.errors.push(format!(
+                "{running}: stop Synapse (and its workers) first, or what it writes during the move is lost"
+            ));
+        } else {
+            report
+                .warnings
+                .push(format!("{running}: stop it before `syn2mas migrate`"));
+        }
+    }
     for method in synapse.unsupported_login_methods() {
         if method.starts_with("modules") {
             report.warnings.push(method);
@@ -83,7 +103,7 @@ pub async fn check(
             "{total} users have a localpart this service cannot hold (lowercase letters, digits and ._=-/+ only), for example {}",
             names.join(", ")
         );
-        if skip_invalid_localparts {
+        if options.skip_invalid_localparts {
             report
                 .warnings
                 .push(format!("{message}: they are not moved"));
@@ -116,6 +136,28 @@ pub async fn check(
         ));
     }
     Ok(report)
+}
+
+/// Why Synapse looks like it is still running, if it does: something answers on one of
+/// its listeners, or other sessions are connected to its PostgreSQL database.
+async fn still_running(
+    synapse: &SynapseConfig,
+    db: &SynapseDatabase,
+) -> Result<Option<String>, SynapseDatabaseError> {
+    for address in synapse.listener_addresses() {
+        let connect = tokio::net::TcpStream::connect(address.as_str());
+        if let Ok(Ok(_)) = tokio::time::timeout(std::time::Duration::from_secs(1), connect).await {
+            return Ok(Some(format!(
+                "Synapse seems to be running: something answers on its listener {address}"
+            )));
+        }
+    }
+    if let Some(others) = db.other_connections().await?.filter(|n| *n > 0) {
+        return Ok(Some(format!(
+            "Synapse seems to be running: {others} other sessions are connected to its database"
+        )));
+    }
+    Ok(None)
 }
 
 /// Synapse's hashes must verify here: a bcrypt scheme with Synapse's pepper.

@@ -214,6 +214,18 @@ pub struct SynapseConfig {
     matrix_authentication_service: Option<Switch>,
     #[serde(default)]
     database: Option<DatabaseSection>,
+    #[serde(default)]
+    listeners: Vec<Listener>,
+}
+
+/// One of `listeners`: where a running Synapse answers.
+#[derive(Debug, Clone, Deserialize)]
+struct Listener {
+    port: u16,
+    #[serde(default)]
+    bind_addresses: Vec<String>,
+    #[serde(default)]
+    bind_address: Option<String>,
 }
 
 /// `database`.
@@ -352,6 +364,39 @@ impl SynapseConfig {
             all.insert(id, provider);
         }
         all
+    }
+
+    /// Where a running Synapse would be listening, as `host:port` to connect to: each
+    /// listener's addresses (a wildcard one reached on loopback).
+    #[must_use]
+    pub fn listener_addresses(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        for listener in &self.listeners {
+            let mut hosts: Vec<&str> = listener
+                .bind_addresses
+                .iter()
+                .map(String::as_str)
+                .chain(listener.bind_address.as_deref())
+                .collect();
+            if hosts.is_empty() {
+                hosts.push("::");
+            }
+            for host in hosts {
+                let host = match host {
+                    "" | "0.0.0.0" | "*" => "127.0.0.1",
+                    "::" => "[::1]",
+                    h if h.contains(':') && !h.starts_with('[') => {
+                        found.push(format!("[{h}]:{}", listener.port));
+                        continue;
+                    }
+                    h => h,
+                };
+                found.push(format!("{host}:{}", listener.port));
+            }
+        }
+        found.sort();
+        found.dedup();
+        found
     }
 
     /// The login methods Synapse offers that this service cannot carry over, by the key
@@ -797,6 +842,25 @@ cas_config: {enabled: true, server_url: https://cas.example.com}
         assert_eq!(
             provider.token_endpoint_auth_method,
             UpstreamAuthMethod::None
+        );
+    }
+
+    #[test]
+    fn a_running_synapse_is_looked_for_on_each_listener() {
+        let synapse = load(
+            "server_name: a.example\nlisteners:\n  - {port: 8008, bind_addresses: ['::1', '127.0.0.1']}\n  - {port: 8448, bind_addresses: ['0.0.0.0', '::']}\n  - {port: 9000}\n  - {port: 9001, bind_addresses: ['fe80::1', '192.0.2.7']}\n",
+        );
+        assert_eq!(
+            synapse.listener_addresses(),
+            [
+                "127.0.0.1:8008",
+                "127.0.0.1:8448",
+                "192.0.2.7:9001",
+                "[::1]:8008",
+                "[::1]:8448",
+                "[::1]:9000",
+                "[fe80::1]:9001",
+            ]
         );
     }
 }

@@ -206,6 +206,25 @@ impl SynapseDatabase {
         Ok((names, total))
     }
 
+    /// How many other sessions are connected to Synapse's database (PostgreSQL; `None`
+    /// on SQLite, which keeps no such list): a running Synapse holds some.
+    ///
+    /// # Errors
+    /// [`SynapseDatabaseError::Query`].
+    pub async fn other_connections(&self) -> Result<Option<i64>, SynapseDatabaseError> {
+        match self {
+            Self::Postgres(pool) => Ok(Some(
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT COUNT(*) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                )
+                .fetch_one(pool)
+                .await?,
+            )),
+            Self::Sqlite(_) => Ok(None),
+        }
+    }
+
     /// Closes the connections.
     pub async fn close(self) {
         on_both!(self, pool => pool.close().await);

@@ -9,7 +9,7 @@ mod config;
 mod database;
 mod migrate;
 
-pub use self::check::{CheckReport, TargetState, check};
+pub use self::check::{CheckOptions, CheckReport, TargetState, check};
 pub use self::config::{SynapseConfig, SynapseConfigError};
 pub use self::database::{
     SynapseCounts, SynapseDatabase, SynapseDatabaseError, SynapseDatabaseOptions,

@@ -71,9 +71,17 @@ impl Syn2masCommand {
             let db = SynapseDatabase::connect(options).await?;
             let target = crate::database::open(&ours, false).await?;
             let state = target_state(&target).await?;
-            let report =
-                mas_syn2mas::check(&synapse, &db, &ours, &state, source.skip_invalid_localparts)
-                    .await?;
+            let report = mas_syn2mas::check(
+                &synapse,
+                &db,
+                &ours,
+                &state,
+                mas_syn2mas::CheckOptions {
+                    skip_invalid_localparts: source.skip_invalid_localparts,
+                    before_migrate: dry_run == Some(false),
+                },
+            )
+            .await?;
             let counts = &report.counts;
             println!(
                 "Synapse: {} users to move ({} with a password), {} devices, {} access tokens, {} email addresses; {} guests and {} application service users stay",
