@@ -2,9 +2,10 @@
 it, once on SQLite and once on PostgreSQL (Synapse's database and ours on the same
 engine). People register and sign in on two devices with matrix-nio and talk; Synapse
 stops; `syn2mas check`, `migrate --dry-run` (nothing written) and `migrate` run; Synapse
-restarts delegating to this service. Then the phones' tokens still work, the passwords
-still sign in, the devices are the same, the admin is still admin, the deactivated and
-locked users stay out, and the email address is on the account."""
+restarts delegating to this service. Then the phones' tokens still work, a Synapse
+refresh token refreshes once, the passwords still sign in (and are re-hashed), the
+devices are the same, the admin is still admin, the deactivated and locked users stay
+out, and the email address is on the account."""
 
 from __future__ import annotations
 
@@ -83,6 +84,29 @@ def counts(output: str) -> dict[str, list[str]]:
     return rows
 
 
+def password_versions(backend: str, mas_db: str, name: str) -> list[int]:
+    sql = ("SELECT p.version FROM user_passwords p JOIN users u ON u.id = p.user_id "
+           f"WHERE u.username = '{name}' ORDER BY p.created_at, p.version")
+    if backend == "sqlite":
+        with sqlite3.connect(mas_db) as db:
+            return [row[0] for row in db.execute(sql)]
+    return [int(row[0]) for row in harness.psql(mas_db, sql)]
+
+
+def check_refresh(synapse_url: str, mas_base: str, tablet: dict) -> None:
+    """The tablet's Synapse refresh token is taken here once, for new tokens that work."""
+    url = f"{mas_base}_matrix/client/v3/refresh"
+    refreshed = requests.post(url, json={"refresh_token": tablet["refresh_token"]}, timeout=15)
+    assert refreshed.status_code == 200, describe(refreshed)
+    token = refreshed.json()["access_token"]
+    assert token != tablet["access_token"] and refreshed.json()["refresh_token"] != tablet["refresh_token"]
+    response = requests.get(f"{synapse_url}/_matrix/client/v3/account/whoami", headers=bearer(token), timeout=15)
+    assert response.status_code == 200, describe(response)
+    assert response.json()["device_id"] == tablet["device_id"]
+    again = requests.post(url, json={"refresh_token": tablet["refresh_token"]}, timeout=15)
+    assert again.status_code in (400, 401) and again.json()["errcode"] == "M_UNKNOWN_TOKEN", describe(again)
+
+
 def count_users(backend: str, mas_db: str) -> int:
     if backend == "sqlite":
         with sqlite3.connect(mas_db) as db:
@@ -154,6 +178,14 @@ def run_the_move(tmp_path, backend, port, mas_port, synapse_files, synapse_args,
                         "-u", person.name, "-p", person.password,
                         "--admin" if person is alice else "--no-admin", synapse_url)
         asyncio.run(sign_in_and_talk(synapse_url, [alice, bob, dave, erin, carol], "said before the move"))
+        # A client that asked for a refresh token (Synapse's access token then expires
+        # in minutes, and the client refreshes it).
+        refreshing = requests.post(f"{synapse_url}/_matrix/client/v3/login", json={
+            "type": "m.login.password", "identifier": {"type": "m.id.user", "user": erin.name},
+            "password": erin.password, "refresh_token": True, "initial_device_display_name": "erin's tablet",
+        }, timeout=15)
+        assert refreshing.status_code == 200 and refreshing.json()["refresh_token"].startswith("syr_"), describe(refreshing)
+        tablet = refreshing.json()
         admin = bearer(alice.devices[0][1])
         for path, body in (
             (f"/_synapse/admin/v2/users/{erin.mxid}", {"threepids": [{"medium": "email", "address": "erin@example.com"}]}),
@@ -199,8 +231,8 @@ def run_the_move(tmp_path, backend, port, mas_port, synapse_files, synapse_args,
     result = mas_cli(tmp_path, ours, "syn2mas", "check", *source)
     assert result.returncode == 0, result.stdout + result.stderr
     # Each registration signed in once more (Synapse's shared-secret registration makes
-    # a device); Carol's three devices went with her deactivation.
-    assert "Synapse: 5 users to move (4 with a password), 12 devices, 12 access tokens, 1 email addresses" in result.stdout, result.stdout
+    # a device), and Erin's tablet once; Carol's three devices went with her deactivation.
+    assert "Synapse: 5 users to move (4 with a password), 13 devices, 13 access tokens, 1 email addresses" in result.stdout, result.stdout
     assert "check passed" in result.stdout
 
     dry = mas_cli(tmp_path, ours, "syn2mas", "migrate", *source, "--dry-run")
@@ -214,8 +246,9 @@ def run_the_move(tmp_path, backend, port, mas_port, synapse_files, synapse_args,
     assert summary["users"] == ["5", "0"], moved.stdout
     assert summary["passwords"] == ["4", "0"], moved.stdout
     assert summary["email"] == ["1", "0"], moved.stdout
-    assert summary["devices"] == ["12", "0"], moved.stdout
-    assert summary["access"] == ["12", "0"], moved.stdout
+    assert summary["devices"] == ["13", "0"], moved.stdout
+    assert summary["access"] == ["13", "0"], moved.stdout
+    assert summary["refresh"] == ["1", "0"], moved.stdout
     # The dry run said the same.
     assert counts(dry.stdout) == summary, dry.stdout
     assert count_users(backend, mas_db) == 5
@@ -237,6 +270,10 @@ def run_the_move(tmp_path, backend, port, mas_port, synapse_files, synapse_args,
         mas.wait_healthy(f"http://127.0.0.1:{mas_port}/health")
         synapse.wait_healthy(f"{synapse_url}/health")
         check_after_the_move(synapse_url, f"http://127.0.0.1:{mas_port}/", people)
+        check_refresh(synapse_url, f"http://127.0.0.1:{mas_port}/", tablet)
+        # Bob's password was re-hashed with argon2id (scheme version 2) when he signed in.
+        versions = password_versions(backend, mas_db, bob.name)
+        assert versions == [1, 2], versions
     finally:
         synapse.stop()
         mas.stop()

@@ -57,22 +57,7 @@ pub(crate) async fn run(options: &Syn2masOptions) -> anyhow::Result<()> {
         let mas = mas_testing::TestPostgres::create()
             .await
             .context("no PostgreSQL reachable (MAS_TEST_DATABASE_URL)")?;
-        let url = url::Url::parse(synapse.url())?;
-        let file = dir.path().join("database.yaml");
-        std::fs::write(
-            &file,
-            format!(
-                "database:\n  name: psycopg2\n  allow_unsafe_locale: true\n  args:\n    user: {}\n    host: {}\n    port: {}\n    database: {}\n",
-                if url.username().is_empty() {
-                    "postgres"
-                } else {
-                    url.username()
-                },
-                url.host_str().unwrap_or("127.0.0.1"),
-                url.port().unwrap_or(5432),
-                url.path().trim_start_matches('/'),
-            ),
-        )?;
+        let file = synapse_database_file(dir.path(), synapse.url())?;
         synapse_files.push(file);
         (Some(synapse), Some(mas))
     } else {
@@ -173,6 +158,27 @@ async fn measure(
         );
     }
     Ok((took, peak_mib, stdout.into_owned()))
+}
+
+/// The `database` section that points Synapse at the PostgreSQL database `url`.
+fn synapse_database_file(dir: &Path, url: &str) -> anyhow::Result<PathBuf> {
+    let url = url::Url::parse(url)?;
+    let file = dir.join("database.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "database:\n  name: psycopg2\n  allow_unsafe_locale: true\n  args:\n    user: {}\n    host: {}\n    port: {}\n    database: {}\n",
+            if url.username().is_empty() {
+                "postgres"
+            } else {
+                url.username()
+            },
+            url.host_str().unwrap_or("127.0.0.1"),
+            url.port().unwrap_or(5432),
+            url.path().trim_start_matches('/'),
+        ),
+    )?;
+    Ok(file)
 }
 
 fn cli(options: &Syn2masOptions, dir: &Path, database: &str) -> Command {
