@@ -5,17 +5,15 @@
 use std::fmt::Write as _;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use mas_storage::bulk::{
-    BulkWriter, ImportedCompatAccessToken, ImportedCompatRefreshToken, ImportedCompatSession,
-    ImportedEmail, ImportedLink, ImportedPassword, ImportedUser,
-};
+use mas_data_model::{CompatSession, Password, UpstreamOAuthLink, User, UserEmail};
+use mas_storage::bulk::{BulkWriter, ImportedCompatAccessToken, ImportedCompatRefreshToken};
 use mas_storage::{BoxFuture, StorageError};
 use sea_orm::sqlx::{self, Postgres, Sqlite, Transaction};
 use ulid::Ulid;
 
 use crate::conv::hash_token;
 
-/// SQLite allows 32 766 bound values per statement; the widest row has 9 columns.
+/// SQLite allows 32 766 bound values per statement; the widest row has 11 columns.
 const SQLITE_ROWS_PER_INSERT: usize = 1000;
 
 /// One column's value, as both backends are given it.
@@ -35,7 +33,7 @@ trait BulkRow: Sync {
     fn values(&self) -> Vec<Val>;
 }
 
-impl BulkRow for ImportedUser {
+impl BulkRow for User {
     const TABLE: &'static str = "users";
     const COLUMNS: &'static [&'static str] = &[
         "id",
@@ -57,7 +55,7 @@ impl BulkRow for ImportedUser {
     }
 }
 
-impl BulkRow for ImportedPassword {
+impl BulkRow for Password {
     const TABLE: &'static str = "user_passwords";
     const COLUMNS: &'static [&'static str] = &[
         "id",
@@ -73,13 +71,13 @@ impl BulkRow for ImportedPassword {
             Val::Id(Some(self.user_id)),
             Val::Text(Some(self.hashed_password.clone())),
             Val::Int(i32::from(self.version)),
-            Val::Id(None),
+            Val::Id(self.upgraded_from_id),
             Val::Time(Some(self.created_at)),
         ]
     }
 }
 
-impl BulkRow for ImportedEmail {
+impl BulkRow for UserEmail {
     const TABLE: &'static str = "user_emails";
     const COLUMNS: &'static [&'static str] =
         &["id", "user_id", "email", "email_lower", "created_at"];
@@ -94,7 +92,7 @@ impl BulkRow for ImportedEmail {
     }
 }
 
-impl BulkRow for ImportedLink {
+impl BulkRow for UpstreamOAuthLink {
     const TABLE: &'static str = "upstream_oauth_links";
     const COLUMNS: &'static [&'static str] = &[
         "id",
@@ -108,21 +106,23 @@ impl BulkRow for ImportedLink {
         vec![
             Val::Id(Some(self.id)),
             Val::Id(Some(self.provider_id)),
-            Val::Id(Some(self.user_id)),
+            Val::Id(self.user_id),
             Val::Text(Some(self.subject.clone())),
-            Val::Text(None),
+            Val::Text(self.human_account_name.clone()),
             Val::Time(Some(self.created_at)),
         ]
     }
 }
 
-impl BulkRow for ImportedCompatSession {
+impl BulkRow for CompatSession {
     const TABLE: &'static str = "compat_sessions";
     const COLUMNS: &'static [&'static str] = &[
         "id",
         "user_id",
         "device_id",
+        "browser_session_id",
         "created_at",
+        "finished_at",
         "is_synapse_admin",
         "user_agent",
         "last_active_at",
@@ -134,11 +134,13 @@ impl BulkRow for ImportedCompatSession {
             Val::Id(Some(self.id)),
             Val::Id(Some(self.user_id)),
             Val::Text(self.device_id.clone()),
+            Val::Id(self.browser_session_id),
             Val::Time(Some(self.created_at)),
+            Val::Time(self.finished_at),
             Val::Bool(self.is_synapse_admin),
             Val::Text(self.user_agent.clone()),
-            Val::Time(self.last_active_at),
-            Val::Text(self.last_active_ip.clone()),
+            Val::Time(self.last_activity.at),
+            Val::Text(self.last_activity.ip.clone()),
             Val::Text(self.human_name.clone()),
         ]
     }
@@ -331,6 +333,20 @@ fn escape_copy(out: &mut String, text: &str) {
     }
 }
 
+/// The trait's writing methods, each the same call for its row type.
+macro_rules! writes {
+    ($($method:ident: $row:ty),* $(,)?) => {
+        $(
+            fn $method<'a>(
+                &'a mut self,
+                rows: &'a [$row],
+            ) -> BoxFuture<'a, Result<(), StorageError>> {
+                Box::pin(self.write(rows))
+            }
+        )*
+    };
+}
+
 impl BulkWriter for SqlBulkWriter {
     fn count_users(&mut self) -> BoxFuture<'_, Result<u64, StorageError>> {
         Box::pin(async move {
@@ -344,53 +360,14 @@ impl BulkWriter for SqlBulkWriter {
         })
     }
 
-    fn users<'a>(
-        &'a mut self,
-        rows: &'a [ImportedUser],
-    ) -> BoxFuture<'a, Result<(), StorageError>> {
-        Box::pin(self.write(rows))
-    }
-
-    fn passwords<'a>(
-        &'a mut self,
-        rows: &'a [ImportedPassword],
-    ) -> BoxFuture<'a, Result<(), StorageError>> {
-        Box::pin(self.write(rows))
-    }
-
-    fn emails<'a>(
-        &'a mut self,
-        rows: &'a [ImportedEmail],
-    ) -> BoxFuture<'a, Result<(), StorageError>> {
-        Box::pin(self.write(rows))
-    }
-
-    fn links<'a>(
-        &'a mut self,
-        rows: &'a [ImportedLink],
-    ) -> BoxFuture<'a, Result<(), StorageError>> {
-        Box::pin(self.write(rows))
-    }
-
-    fn compat_sessions<'a>(
-        &'a mut self,
-        rows: &'a [ImportedCompatSession],
-    ) -> BoxFuture<'a, Result<(), StorageError>> {
-        Box::pin(self.write(rows))
-    }
-
-    fn compat_access_tokens<'a>(
-        &'a mut self,
-        rows: &'a [ImportedCompatAccessToken],
-    ) -> BoxFuture<'a, Result<(), StorageError>> {
-        Box::pin(self.write(rows))
-    }
-
-    fn compat_refresh_tokens<'a>(
-        &'a mut self,
-        rows: &'a [ImportedCompatRefreshToken],
-    ) -> BoxFuture<'a, Result<(), StorageError>> {
-        Box::pin(self.write(rows))
+    writes! {
+        users: User,
+        passwords: Password,
+        emails: UserEmail,
+        links: UpstreamOAuthLink,
+        compat_sessions: CompatSession,
+        compat_access_tokens: ImportedCompatAccessToken,
+        compat_refresh_tokens: ImportedCompatRefreshToken,
     }
 
     fn commit(self: Box<Self>) -> BoxFuture<'static, Result<(), StorageError>> {

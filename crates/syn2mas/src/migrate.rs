@@ -8,11 +8,9 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
-use mas_storage::StorageError;
-use mas_storage::bulk::{
-    BulkWriter, ImportedCompatAccessToken, ImportedCompatRefreshToken, ImportedCompatSession,
-    ImportedEmail, ImportedLink, ImportedPassword, ImportedUser,
-};
+use mas_data_model::{CompatSession, LastActivity, Password, UpstreamOAuthLink, User, UserEmail};
+use mas_storage::bulk::{BulkWriter, ImportedCompatAccessToken, ImportedCompatRefreshToken};
+use mas_storage::{BoxFuture, StorageError};
 use ulid::Ulid;
 
 use crate::database::{SynapseDatabase, SynapseDatabaseError};
@@ -170,6 +168,66 @@ fn rand_bits() -> u128 {
     Ulid::new().random()
 }
 
+/// A row type and the writer's method for it.
+trait Row: Sized + Sync {
+    fn write<'a>(
+        writer: &'a mut dyn BulkWriter,
+        rows: &'a [Self],
+    ) -> BoxFuture<'a, Result<(), StorageError>>;
+}
+
+macro_rules! rows {
+    ($($row:ty => $method:ident),* $(,)?) => {
+        $(
+            impl Row for $row {
+                fn write<'a>(
+                    writer: &'a mut dyn BulkWriter,
+                    rows: &'a [Self],
+                ) -> BoxFuture<'a, Result<(), StorageError>> {
+                    writer.$method(rows)
+                }
+            }
+        )*
+    };
+}
+
+rows! {
+    User => users,
+    Password => passwords,
+    UserEmail => emails,
+    UpstreamOAuthLink => links,
+    CompatSession => compat_sessions,
+    ImportedCompatAccessToken => compat_access_tokens,
+    ImportedCompatRefreshToken => compat_refresh_tokens,
+}
+
+/// Rows of one kind waiting to be written.
+struct Batch<T> {
+    rows: Vec<T>,
+}
+
+impl<T: Row> Batch<T> {
+    fn new() -> Self {
+        Self {
+            rows: Vec::with_capacity(BATCH),
+        }
+    }
+
+    /// Adds a row; true when the batch is full and should be written.
+    fn push(&mut self, row: T) -> bool {
+        self.rows.push(row);
+        self.rows.len() >= BATCH
+    }
+
+    /// Writes the rows waiting; how many there were.
+    async fn flush(&mut self, writer: &mut dyn BulkWriter) -> Result<u64, MigrateError> {
+        T::write(writer, &self.rows).await?;
+        let written = self.rows.len() as u64;
+        self.rows.clear();
+        Ok(written)
+    }
+}
+
 /// Moves Synapse's accounts into `writer`'s transaction. The caller commits (or rolls
 /// back) afterwards; on an error nothing should be committed.
 ///
@@ -195,7 +253,7 @@ pub async fn migrate(
     tallies.extend(users(db, writer, options, &mut state, progress).await?);
     progress.finish();
     progress.start("emails", u64::try_from(counts.emails).unwrap_or_default());
-    tallies.push(emails(db, writer, &state, progress).await?);
+    tallies.push(emails(db, writer, options, &state, progress).await?);
     progress.finish();
     progress.start("upstream links", 0);
     tallies.push(links(db, writer, options, &state, progress).await?);
@@ -223,7 +281,7 @@ async fn users(
     state: &mut State,
     progress: &mut dyn Progress,
 ) -> Result<[Tally; 2], MigrateError> {
-    type Row = (
+    type Columns = (
         Option<String>,
         Option<String>,
         Option<i64>,
@@ -238,8 +296,8 @@ async fn users(
     let mut passwords = Tally::new("passwords");
     let mut invalid = Vec::new();
     let mut invalid_total = 0;
-    let (mut batch, mut hashes) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
-    let mut rows = db.stream::<Row>(
+    let (mut batch, mut hashes) = (Batch::new(), Batch::new());
+    let mut rows = db.stream::<Columns>(
         "SELECT name, password_hash, creation_ts, \
            CASE WHEN admin <> 0 THEN 1 ELSE 0 END, CASE WHEN is_guest <> 0 THEN 1 ELSE 0 END, \
            appservice_id, CASE WHEN deactivated <> 0 THEN 1 ELSE 0 END, \
@@ -274,29 +332,16 @@ async fn users(
             .unwrap_or(options.now);
         let id = new_id(created_at);
         let deactivated = deactivated != 0;
-        batch.push(ImportedUser {
+        let user = User {
             id,
             username: local.to_owned(),
             created_at,
             locked_at: (locked != 0).then_some(options.now),
             deactivated_at: deactivated.then_some(options.now),
             can_request_admin: admin != 0,
-        });
-        match hash.filter(|h| !h.is_empty()) {
-            Some(_) if deactivated => passwords.skip("deactivated user"),
-            Some(hashed_password) => {
-                let Some(version) = options.bcrypt_version else {
-                    return Err(MigrateError::NoBcryptScheme(name));
-                };
-                hashes.push(ImportedPassword {
-                    id: new_id(created_at),
-                    user_id: id,
-                    hashed_password,
-                    version,
-                    created_at,
-                });
-            }
-            None => {}
+        };
+        if let Some(hash) = password(hash, &user, &name, options, &mut passwords)? {
+            hashes.push(hash);
         }
         state.users.insert(
             name,
@@ -306,8 +351,11 @@ async fn users(
                 active: !deactivated,
             },
         );
-        if batch.len() >= BATCH {
-            flush_users(writer, &mut batch, &mut hashes, &mut tally, &mut passwords).await?;
+        // A user has one password at most: written after the users, the hashes never
+        // refer to a user still waiting.
+        if batch.push(user) {
+            tally.moved += batch.flush(writer).await?;
+            passwords.moved += hashes.flush(writer).await?;
         }
     }
     drop(rows);
@@ -317,10 +365,40 @@ async fn users(
             total: invalid_total,
         });
     }
-    flush_users(writer, &mut batch, &mut hashes, &mut tally, &mut passwords).await?;
+    tally.moved += batch.flush(writer).await?;
+    passwords.moved += hashes.flush(writer).await?;
     tally.elapsed = started.elapsed();
     passwords.elapsed = Duration::ZERO;
     Ok([tally, passwords])
+}
+
+/// The password hash of a moving user, if it moves: Synapse drops a deactivated user's,
+/// but a hash left behind must not make a deactivated account usable again.
+fn password(
+    hash: Option<String>,
+    user: &User,
+    user_id: &str,
+    options: &MigrateOptions,
+    tally: &mut Tally,
+) -> Result<Option<Password>, MigrateError> {
+    let Some(hashed_password) = hash.filter(|h| !h.is_empty()) else {
+        return Ok(None);
+    };
+    if user.deactivated_at.is_some() {
+        tally.skip("deactivated user");
+        return Ok(None);
+    }
+    let version = options
+        .bcrypt_version
+        .ok_or_else(|| MigrateError::NoBcryptScheme(user_id.to_owned()))?;
+    Ok(Some(Password {
+        id: new_id(user.created_at),
+        user_id: user.id,
+        hashed_password,
+        version,
+        upgraded_from_id: None,
+        created_at: user.created_at,
+    }))
 }
 
 /// Why a user is left out.
@@ -342,33 +420,18 @@ fn moving<'a>(
     localpart(name, &options.server_name).ok_or(INVALID)
 }
 
-async fn flush_users(
-    writer: &mut dyn BulkWriter,
-    batch: &mut Vec<ImportedUser>,
-    hashes: &mut Vec<ImportedPassword>,
-    tally: &mut Tally,
-    passwords: &mut Tally,
-) -> Result<(), MigrateError> {
-    writer.users(batch).await?;
-    writer.passwords(hashes).await?;
-    tally.moved += batch.len() as u64;
-    passwords.moved += hashes.len() as u64;
-    batch.clear();
-    hashes.clear();
-    Ok(())
-}
-
 /// Email addresses (Synapse keeps only confirmed ones); other media stay behind.
 async fn emails(
     db: &SynapseDatabase,
     writer: &mut dyn BulkWriter,
+    options: &MigrateOptions,
     state: &State,
     progress: &mut dyn Progress,
 ) -> Result<Tally, MigrateError> {
     let started = Instant::now();
     let mut tally = Tally::new("email addresses");
     let mut seen = HashSet::new();
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut batch = Batch::new();
     let mut rows = db.stream::<(String, String, Option<i64>)>(
         "SELECT user_id, address, validated_at FROM user_threepids WHERE medium = 'email'",
     );
@@ -388,21 +451,18 @@ async fn emails(
             tally.skip("address already moved for another user (case differs)");
             continue;
         }
-        let created_at = from_millis(validated_at).unwrap_or_else(Utc::now);
-        batch.push(ImportedEmail {
+        let created_at = from_millis(validated_at).unwrap_or(options.now);
+        let row = UserEmail {
             id: new_id(created_at),
             user_id: user.id,
             email: address,
             created_at,
-        });
-        if batch.len() >= BATCH {
-            writer.emails(&batch).await?;
-            tally.moved += batch.len() as u64;
-            batch.clear();
+        };
+        if batch.push(row) {
+            tally.moved += batch.flush(writer).await?;
         }
     }
-    writer.emails(&batch).await?;
-    tally.moved += batch.len() as u64;
+    tally.moved += batch.flush(writer).await?;
     tally.elapsed = started.elapsed();
     Ok(tally)
 }
@@ -417,7 +477,7 @@ async fn links(
 ) -> Result<Tally, MigrateError> {
     let started = Instant::now();
     let mut tally = Tally::new("upstream links");
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut batch = Batch::new();
     let mut rows = db.stream::<(String, String, String)>(
         "SELECT user_id, auth_provider, external_id FROM user_external_ids",
     );
@@ -439,21 +499,19 @@ async fn links(
             tally.skip("no provider here with that synapse_idp_id");
             continue;
         };
-        batch.push(ImportedLink {
+        let row = UpstreamOAuthLink {
             id: new_id(options.now),
             provider_id: *provider_id,
-            user_id: user.id,
+            user_id: Some(user.id),
             subject,
+            human_account_name: None,
             created_at: options.now,
-        });
-        if batch.len() >= BATCH {
-            writer.links(&batch).await?;
-            tally.moved += batch.len() as u64;
-            batch.clear();
+        };
+        if batch.push(row) {
+            tally.moved += batch.flush(writer).await?;
         }
     }
-    writer.links(&batch).await?;
-    tally.moved += batch.len() as u64;
+    tally.moved += batch.flush(writer).await?;
     tally.elapsed = started.elapsed();
     Ok(tally)
 }
@@ -467,7 +525,7 @@ async fn devices(
     state: &mut State,
     progress: &mut dyn Progress,
 ) -> Result<Tally, MigrateError> {
-    type Row = (
+    type Columns = (
         String,
         String,
         Option<String>,
@@ -478,9 +536,9 @@ async fn devices(
     );
     let started = Instant::now();
     let mut tally = Tally::new("devices");
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut batch = Batch::new();
     // Hidden devices are cross-signing keys, not devices anyone signs in with.
-    let mut rows = db.stream::<Row>(
+    let mut rows = db.stream::<Columns>(
         "SELECT d.user_id, d.device_id, d.display_name, d.last_seen, d.ip, d.user_agent, t.first \
          FROM devices d LEFT JOIN ( \
            SELECT user_id, device_id, MIN(last_validated) AS first FROM access_tokens \
@@ -503,28 +561,45 @@ async fn devices(
         let created_at = from_millis(first).or(last_active_at).unwrap_or(options.now);
         let id = new_id(created_at);
         state.sessions.insert((user.id, device_id.clone()), id);
-        batch.push(ImportedCompatSession {
-            id,
-            user_id: user.id,
-            device_id: Some(device_id),
+        let row = CompatSession {
             human_name: name,
-            created_at,
-            is_synapse_admin: user.admin,
             user_agent,
-            last_active_at,
-            // Synapse writes `-` when it had no address.
-            last_active_ip: ip.filter(|ip| ip != "-"),
-        });
-        if batch.len() >= BATCH {
-            writer.compat_sessions(&batch).await?;
-            tally.moved += batch.len() as u64;
-            batch.clear();
+            last_activity: LastActivity {
+                at: last_active_at,
+                // Synapse writes `-` when it had no address.
+                ip: ip.filter(|ip| ip != "-"),
+            },
+            ..session(id, user, Some(device_id), created_at)
+        };
+        if batch.push(row) {
+            tally.moved += batch.flush(writer).await?;
         }
     }
-    writer.compat_sessions(&batch).await?;
-    tally.moved += batch.len() as u64;
+    tally.moved += batch.flush(writer).await?;
     tally.elapsed = started.elapsed();
     Ok(tally)
+}
+
+/// An open compatibility session of `user`, started at `created_at`, with nothing seen
+/// yet.
+fn session(
+    id: Ulid,
+    user: Moved,
+    device_id: Option<String>,
+    created_at: DateTime<Utc>,
+) -> CompatSession {
+    CompatSession {
+        id,
+        user_id: user.id,
+        device_id,
+        browser_session_id: None,
+        created_at,
+        finished_at: None,
+        is_synapse_admin: user.admin,
+        user_agent: None,
+        last_activity: LastActivity::default(),
+        human_name: None,
+    }
 }
 
 /// Access tokens (not the ones an admin used to act as someone): each to its device's
@@ -536,7 +611,7 @@ async fn access_tokens(
     state: &mut State,
     progress: &mut dyn Progress,
 ) -> Result<Tally, MigrateError> {
-    type Row = (
+    type Columns = (
         String,
         Option<String>,
         String,
@@ -546,9 +621,9 @@ async fn access_tokens(
     );
     let started = Instant::now();
     let mut tally = Tally::new("access tokens");
-    let mut sessions = Vec::new();
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut rows = db.stream::<Row>(
+    let mut sessions = Batch::new();
+    let mut batch = Batch::new();
+    let mut rows = db.stream::<Columns>(
         "SELECT user_id, device_id, token, valid_until_ms, last_validated, refresh_token_id \
          FROM access_tokens WHERE puppets_user_id IS NULL",
     );
@@ -579,41 +654,29 @@ async fn access_tokens(
             if let Some(device) = &device_id {
                 state.sessions.insert((user.id, device.clone()), id);
             }
-            sessions.push(ImportedCompatSession {
-                id,
-                user_id: user.id,
-                device_id,
-                human_name: None,
-                created_at,
-                is_synapse_admin: user.admin,
-                user_agent: None,
-                last_active_at: None,
-                last_active_ip: None,
-            });
+            sessions.push(session(id, user, device_id, created_at));
             id
         };
         let id = new_id(created_at);
         if let Some(refresh_id) = refresh_id {
             state.refreshable.insert(refresh_id, (session_id, id));
         }
-        batch.push(ImportedCompatAccessToken {
+        let row = ImportedCompatAccessToken {
             id,
             session_id,
             token,
             created_at,
             expires_at,
-        });
-        if batch.len() >= BATCH {
-            writer.compat_sessions(&sessions).await?;
-            writer.compat_access_tokens(&batch).await?;
-            tally.moved += batch.len() as u64;
-            sessions.clear();
-            batch.clear();
+        };
+        // Sessions of their own are fewer than the tokens: written first, none waits
+        // behind a token of its own.
+        if batch.push(row) {
+            sessions.flush(writer).await?;
+            tally.moved += batch.flush(writer).await?;
         }
     }
-    writer.compat_sessions(&sessions).await?;
-    writer.compat_access_tokens(&batch).await?;
-    tally.moved += batch.len() as u64;
+    sessions.flush(writer).await?;
+    tally.moved += batch.flush(writer).await?;
     tally.elapsed = started.elapsed();
     Ok(tally)
 }
@@ -629,7 +692,7 @@ async fn refresh_tokens(
 ) -> Result<Tally, MigrateError> {
     let started = Instant::now();
     let mut tally = Tally::new("refresh tokens");
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut batch = Batch::new();
     let mut rows = db.stream::<(i64, String, Option<i64>, Option<i64>)>(
         "SELECT id, token, next_token_id, expiry_ts FROM refresh_tokens",
     );
@@ -649,21 +712,18 @@ async fn refresh_tokens(
             tally.skip("its access token did not move");
             continue;
         };
-        batch.push(ImportedCompatRefreshToken {
+        let row = ImportedCompatRefreshToken {
             id: new_id(options.now),
             session_id,
             access_token_id,
             token,
             created_at: options.now,
-        });
-        if batch.len() >= BATCH {
-            writer.compat_refresh_tokens(&batch).await?;
-            tally.moved += batch.len() as u64;
-            batch.clear();
+        };
+        if batch.push(row) {
+            tally.moved += batch.flush(writer).await?;
         }
     }
-    writer.compat_refresh_tokens(&batch).await?;
-    tally.moved += batch.len() as u64;
+    tally.moved += batch.flush(writer).await?;
     tally.elapsed = started.elapsed();
     Ok(tally)
 }

@@ -3,12 +3,10 @@
 //! nothing.
 
 use chrono::{DateTime, TimeZone, Utc};
+use mas_data_model::{CompatSession, LastActivity, Password, UpstreamOAuthLink, User, UserEmail};
 use mas_storage::RepositoryFactory;
-use mas_storage::bulk::{
-    BulkWriter, ImportedCompatAccessToken, ImportedCompatRefreshToken, ImportedCompatSession,
-    ImportedEmail, ImportedLink, ImportedPassword, ImportedUser,
-};
-use mas_storage::repository::{ProviderParams, UserFilter};
+use mas_storage::bulk::{BulkWriter, ImportedCompatAccessToken, ImportedCompatRefreshToken};
+use mas_storage::repository::UserFilter;
 use ulid::Ulid;
 
 use crate::harness::TestDb;
@@ -17,8 +15,8 @@ fn at(ms: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(ms).unwrap()
 }
 
-fn user(name: &str, created: DateTime<Utc>) -> ImportedUser {
-    ImportedUser {
+fn user(name: &str, created: DateTime<Utc>) -> User {
+    User {
         id: Ulid::new(),
         username: name.to_owned(),
         created_at: created,
@@ -32,22 +30,7 @@ pub async fn bulk_rows_read_back_through_the_repositories(db: &TestDb) {
     let clock = mas_storage::MockClock::default();
     let provider_id = Ulid::new();
     let mut repo = db.factory.begin().await.unwrap();
-    let provider = repo
-        .upstream_provider()
-        .upsert(
-            &clock,
-            provider_id,
-            ProviderParams {
-                ui_order: 0,
-                issuer: None,
-                human_name: None,
-                client_id: "mas".to_owned(),
-                encrypted_client_secret: None,
-                config: serde_json::json!({}),
-            },
-        )
-        .await
-        .unwrap();
+    let provider = crate::cases::stored_provider(&mut repo, &clock, provider_id).await;
     repo.save().await.unwrap();
 
     let created = at(1_700_000_000_123);
@@ -57,31 +40,33 @@ pub async fn bulk_rows_read_back_through_the_repositories(db: &TestDb) {
     bob.locked_at = Some(at(1_750_000_000_000));
     bob.deactivated_at = Some(at(1_750_000_000_000));
     // Enough users for more than one SQLite statement.
-    let many: Vec<ImportedUser> = (0..2500)
+    let many: Vec<User> = (0..2500)
         .map(|i| user(&format!("user{i}"), created))
         .collect();
-    let session = ImportedCompatSession {
+    let session = CompatSession {
         id: Ulid::new(),
         user_id: alice.id,
         device_id: Some("PHONE".to_owned()),
+        browser_session_id: None,
         // Every character COPY's text format gives a meaning to.
         human_name: Some("Alice's \\ phone\twith\nnewline\r and ünïcode".to_owned()),
         created_at: created,
+        finished_at: None,
         is_synapse_admin: true,
         user_agent: Some("Element/1.0".to_owned()),
-        last_active_at: Some(at(1_760_000_000_456)),
-        last_active_ip: Some("203.0.113.9".to_owned()),
+        last_activity: LastActivity {
+            at: Some(at(1_760_000_000_456)),
+            ip: Some("203.0.113.9".to_owned()),
+        },
     };
-    let deviceless = ImportedCompatSession {
+    let deviceless = CompatSession {
         id: Ulid::new(),
-        user_id: alice.id,
         device_id: None,
-        human_name: None,
-        created_at: created,
         is_synapse_admin: false,
+        human_name: None,
         user_agent: None,
-        last_active_at: None,
-        last_active_ip: None,
+        last_activity: LastActivity::default(),
+        ..session.clone()
     };
     let access = ImportedCompatAccessToken {
         id: Ulid::new(),
@@ -103,17 +88,18 @@ pub async fn bulk_rows_read_back_through_the_repositories(db: &TestDb) {
     writer.users(&[alice.clone(), bob.clone()]).await.unwrap();
     writer.users(&many).await.unwrap();
     writer
-        .passwords(&[ImportedPassword {
+        .passwords(&[Password {
             id: Ulid::new(),
             user_id: alice.id,
             hashed_password: "$2b$12$abcdefghijklmnopqrstuuVWXYZ".to_owned(),
             version: 1,
+            upgraded_from_id: None,
             created_at: created,
         }])
         .await
         .unwrap();
     writer
-        .emails(&[ImportedEmail {
+        .emails(&[UserEmail {
             id: Ulid::new(),
             user_id: alice.id,
             email: "Alice@Example.com".to_owned(),
@@ -122,11 +108,12 @@ pub async fn bulk_rows_read_back_through_the_repositories(db: &TestDb) {
         .await
         .unwrap();
     writer
-        .links(&[ImportedLink {
+        .links(&[UpstreamOAuthLink {
             id: Ulid::new(),
             provider_id,
-            user_id: alice.id,
+            user_id: Some(alice.id),
             subject: "github|42".to_owned(),
+            human_account_name: Some("alice@github".to_owned()),
             created_at: created,
         }])
         .await
@@ -186,6 +173,7 @@ pub async fn bulk_rows_read_back_through_the_repositories(db: &TestDb) {
         .unwrap()
         .unwrap();
     assert_eq!(link.user_id, Some(alice.id));
+    assert_eq!(link.human_account_name.as_deref(), Some("alice@github"));
     let token = repo
         .compat_access_token()
         .find_by_token(&access.token)
@@ -204,8 +192,7 @@ pub async fn bulk_rows_read_back_through_the_repositories(db: &TestDb) {
     assert_eq!(stored.device_id.as_deref(), Some("PHONE"));
     assert_eq!(stored.human_name, session.human_name);
     assert!(stored.is_synapse_admin && stored.is_active());
-    assert_eq!(stored.last_activity.at, session.last_active_at);
-    assert_eq!(stored.last_activity.ip.as_deref(), Some("203.0.113.9"));
+    assert_eq!(stored.last_activity, session.last_activity);
     assert_eq!(stored.user_agent.as_deref(), Some("Element/1.0"));
     let none = repo
         .compat_session()

@@ -1698,15 +1698,16 @@ pub async fn upstream_providers_and_links(db: &TestDb) {
     repo.save().await.unwrap();
 }
 
-pub async fn upstream_trips(db: &TestDb) {
-    let clock = MockClock::default();
-    let mut rng = rng();
-    let mut repo = db.factory.begin().await.unwrap();
-    let provider = repo
-        .upstream_provider()
+/// A provider as `config sync` stores one, with nothing but a client ID.
+pub async fn stored_provider(
+    repo: &mut mas_storage::BoxRepository,
+    clock: &dyn Clock,
+    id: ulid::Ulid,
+) -> mas_data_model::UpstreamOAuthProvider {
+    repo.upstream_provider()
         .upsert(
-            &clock,
-            ulid::Ulid::new(),
+            clock,
+            id,
             ProviderParams {
                 ui_order: 0,
                 issuer: None,
@@ -1717,7 +1718,14 @@ pub async fn upstream_trips(db: &TestDb) {
             },
         )
         .await
-        .unwrap();
+        .unwrap()
+}
+
+pub async fn upstream_trips(db: &TestDb) {
+    let clock = MockClock::default();
+    let mut rng = rng();
+    let mut repo = db.factory.begin().await.unwrap();
+    let provider = stored_provider(&mut repo, &clock, ulid::Ulid::new()).await;
     let alice = repo.user().add(&mut rng, &clock, "alice").await.unwrap();
     let trip = repo
         .upstream_session()
