@@ -11,6 +11,9 @@ use futures_util::TryStreamExt;
 use mas_data_model::{CompatSession, LastActivity, Password, UpstreamOAuthLink, User, UserEmail};
 use mas_storage::bulk::{BulkWriter, ImportedCompatAccessToken, ImportedCompatRefreshToken};
 use mas_storage::{BoxFuture, StorageError};
+use sqlx::FromRow;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
 use ulid::Ulid;
 
 use crate::database::{SynapseDatabase, SynapseDatabaseError};
@@ -420,6 +423,41 @@ fn moving<'a>(
     localpart(name, &options.server_name).ok_or(INVALID)
 }
 
+/// One pass over a query of Synapse's: each row becomes a row here, or the reason it
+/// stays behind.
+async fn pass<C, T, F>(
+    db: &SynapseDatabase,
+    writer: &mut dyn BulkWriter,
+    progress: &mut dyn Progress,
+    what: &'static str,
+    sql: &'static str,
+    mut each: F,
+) -> Result<Tally, MigrateError>
+where
+    C: Send + Unpin + for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow>,
+    T: Row,
+    F: FnMut(C) -> Result<T, &'static str>,
+{
+    let started = Instant::now();
+    let mut tally = Tally::new(what);
+    let mut batch = Batch::new();
+    let mut rows = db.stream::<C>(sql);
+    while let Some(columns) = rows.try_next().await.map_err(SynapseDatabaseError::from)? {
+        progress.advance(1);
+        match each(columns) {
+            Ok(row) => {
+                if batch.push(row) {
+                    tally.moved += batch.flush(writer).await?;
+                }
+            }
+            Err(why) => tally.skip(why),
+        }
+    }
+    tally.moved += batch.flush(writer).await?;
+    tally.elapsed = started.elapsed();
+    Ok(tally)
+}
+
 /// Email addresses (Synapse keeps only confirmed ones); other media stay behind.
 async fn emails(
     db: &SynapseDatabase,
@@ -428,43 +466,30 @@ async fn emails(
     state: &State,
     progress: &mut dyn Progress,
 ) -> Result<Tally, MigrateError> {
-    let started = Instant::now();
-    let mut tally = Tally::new("email addresses");
     let mut seen = HashSet::new();
-    let mut batch = Batch::new();
-    let mut rows = db.stream::<(String, String, Option<i64>)>(
-        "SELECT user_id, address, validated_at FROM user_threepids WHERE medium = 'email'",
-    );
-    while let Some((user_id, address, validated_at)) =
-        rows.try_next().await.map_err(SynapseDatabaseError::from)?
-    {
-        progress.advance(1);
-        let user = match state.owner(&user_id) {
-            Ok(user) => user,
-            Err(why) => {
-                tally.skip(why);
-                continue;
+    let sql = "SELECT user_id, address, validated_at FROM user_threepids WHERE medium = 'email'";
+    pass(
+        db,
+        writer,
+        progress,
+        "email addresses",
+        sql,
+        |(user_id, address, validated_at): (String, String, Option<i64>)| {
+            let user = state.owner(&user_id)?;
+            // Addresses are unique here whatever their case; Synapse's older rows are not.
+            if !seen.insert(address.to_lowercase()) {
+                return Err("address already moved for another user (case differs)");
             }
-        };
-        // Addresses are unique here whatever their case; Synapse's older rows are not.
-        if !seen.insert(address.to_lowercase()) {
-            tally.skip("address already moved for another user (case differs)");
-            continue;
-        }
-        let created_at = from_millis(validated_at).unwrap_or(options.now);
-        let row = UserEmail {
-            id: new_id(created_at),
-            user_id: user.id,
-            email: address,
-            created_at,
-        };
-        if batch.push(row) {
-            tally.moved += batch.flush(writer).await?;
-        }
-    }
-    tally.moved += batch.flush(writer).await?;
-    tally.elapsed = started.elapsed();
-    Ok(tally)
+            let created_at = from_millis(validated_at).unwrap_or(options.now);
+            Ok(UserEmail {
+                id: new_id(created_at),
+                user_id: user.id,
+                email: address,
+                created_at,
+            })
+        },
+    )
+    .await
 }
 
 /// SSO links (`user_external_ids`), to the provider carrying the `synapse_idp_id`.
@@ -475,45 +500,38 @@ async fn links(
     state: &State,
     progress: &mut dyn Progress,
 ) -> Result<Tally, MigrateError> {
-    let started = Instant::now();
-    let mut tally = Tally::new("upstream links");
-    let mut batch = Batch::new();
-    let mut rows = db.stream::<(String, String, String)>(
-        "SELECT user_id, auth_provider, external_id FROM user_external_ids",
-    );
-    while let Some((user_id, provider, subject)) =
-        rows.try_next().await.map_err(SynapseDatabaseError::from)?
-    {
-        progress.advance(1);
-        // Deactivated users keep their links, so a sign-in through the provider finds
-        // the account and is refused, rather than making a new one.
-        let Some(user) = state.users.get(&user_id).copied() else {
-            tally.skip(if state.left_out.contains(&user_id) {
-                "user not moved"
-            } else {
-                "unknown user"
-            });
-            continue;
-        };
-        let Some(provider_id) = options.providers.get(&provider) else {
-            tally.skip("no provider here with that synapse_idp_id");
-            continue;
-        };
-        let row = UpstreamOAuthLink {
-            id: new_id(options.now),
-            provider_id: *provider_id,
-            user_id: Some(user.id),
-            subject,
-            human_account_name: None,
-            created_at: options.now,
-        };
-        if batch.push(row) {
-            tally.moved += batch.flush(writer).await?;
-        }
-    }
-    tally.moved += batch.flush(writer).await?;
-    tally.elapsed = started.elapsed();
-    Ok(tally)
+    let sql = "SELECT user_id, auth_provider, external_id FROM user_external_ids";
+    pass(
+        db,
+        writer,
+        progress,
+        "upstream links",
+        sql,
+        |(user_id, provider, subject): (String, String, String)| {
+            // Deactivated users keep their links, so a sign-in through the provider finds
+            // the account and is refused, rather than making a new one.
+            let Some(user) = state.users.get(&user_id) else {
+                return Err(if state.left_out.contains(&user_id) {
+                    "user not moved"
+                } else {
+                    "unknown user"
+                });
+            };
+            let provider_id = options
+                .providers
+                .get(&provider)
+                .ok_or("no provider here with that synapse_idp_id")?;
+            Ok(UpstreamOAuthLink {
+                id: new_id(options.now),
+                provider_id: *provider_id,
+                user_id: Some(user.id),
+                subject,
+                human_account_name: None,
+                created_at: options.now,
+            })
+        },
+    )
+    .await
 }
 
 /// Devices, as compatibility sessions. A device starts when its first token was last
@@ -534,34 +552,21 @@ async fn devices(
         Option<String>,
         Option<i64>,
     );
-    let started = Instant::now();
-    let mut tally = Tally::new("devices");
-    let mut batch = Batch::new();
     // Hidden devices are cross-signing keys, not devices anyone signs in with.
-    let mut rows = db.stream::<Columns>(
-        "SELECT d.user_id, d.device_id, d.display_name, d.last_seen, d.ip, d.user_agent, t.first \
+    let sql = "SELECT d.user_id, d.device_id, d.display_name, d.last_seen, d.ip, d.user_agent, t.first \
          FROM devices d LEFT JOIN ( \
            SELECT user_id, device_id, MIN(last_validated) AS first FROM access_tokens \
            WHERE device_id IS NOT NULL GROUP BY user_id, device_id \
          ) t ON t.user_id = d.user_id AND t.device_id = d.device_id \
-         WHERE CASE WHEN d.hidden THEN 1 ELSE 0 END = 0",
-    );
-    while let Some((user_id, device_id, name, last_seen, ip, user_agent, first)) =
-        rows.try_next().await.map_err(SynapseDatabaseError::from)?
-    {
-        progress.advance(1);
-        let user = match state.owner(&user_id) {
-            Ok(user) => user,
-            Err(why) => {
-                tally.skip(why);
-                continue;
-            }
-        };
+         WHERE CASE WHEN d.hidden THEN 1 ELSE 0 END = 0";
+    pass(db, writer, progress, "devices", sql, |columns: Columns| {
+        let (user_id, device_id, name, last_seen, ip, user_agent, first) = columns;
+        let user = state.owner(&user_id)?;
         let last_active_at = from_millis(last_seen);
         let created_at = from_millis(first).or(last_active_at).unwrap_or(options.now);
         let id = new_id(created_at);
         state.sessions.insert((user.id, device_id.clone()), id);
-        let row = CompatSession {
+        Ok(CompatSession {
             human_name: name,
             user_agent,
             last_activity: LastActivity {
@@ -570,14 +575,49 @@ async fn devices(
                 ip: ip.filter(|ip| ip != "-"),
             },
             ..session(id, user, Some(device_id), created_at)
-        };
-        if batch.push(row) {
-            tally.moved += batch.flush(writer).await?;
-        }
-    }
-    tally.moved += batch.flush(writer).await?;
-    tally.elapsed = started.elapsed();
-    Ok(tally)
+        })
+    })
+    .await
+}
+
+/// Refresh tokens still usable (the last of their chain, not expired), each with the
+/// access token issued with it.
+async fn refresh_tokens(
+    db: &SynapseDatabase,
+    writer: &mut dyn BulkWriter,
+    options: &MigrateOptions,
+    state: &State,
+    progress: &mut dyn Progress,
+) -> Result<Tally, MigrateError> {
+    let sql = "SELECT id, token, next_token_id, expiry_ts FROM refresh_tokens";
+    pass(
+        db,
+        writer,
+        progress,
+        "refresh tokens",
+        sql,
+        |(id, token, next, expiry): (i64, String, Option<i64>, Option<i64>)| {
+            if next.is_some() {
+                return Err("already used");
+            }
+            if from_millis(expiry).is_some_and(|at| at <= options.now) {
+                return Err("expired");
+            }
+            let (session_id, access_token_id) = state
+                .refreshable
+                .get(&id)
+                .copied()
+                .ok_or("its access token did not move")?;
+            Ok(ImportedCompatRefreshToken {
+                id: new_id(options.now),
+                session_id,
+                access_token_id,
+                token,
+                created_at: options.now,
+            })
+        },
+    )
+    .await
 }
 
 /// An open compatibility session of `user`, started at `created_at`, with nothing seen
@@ -676,53 +716,6 @@ async fn access_tokens(
         }
     }
     sessions.flush(writer).await?;
-    tally.moved += batch.flush(writer).await?;
-    tally.elapsed = started.elapsed();
-    Ok(tally)
-}
-
-/// Refresh tokens still usable (the last of their chain, not expired), each with the
-/// access token issued with it.
-async fn refresh_tokens(
-    db: &SynapseDatabase,
-    writer: &mut dyn BulkWriter,
-    options: &MigrateOptions,
-    state: &State,
-    progress: &mut dyn Progress,
-) -> Result<Tally, MigrateError> {
-    let started = Instant::now();
-    let mut tally = Tally::new("refresh tokens");
-    let mut batch = Batch::new();
-    let mut rows = db.stream::<(i64, String, Option<i64>, Option<i64>)>(
-        "SELECT id, token, next_token_id, expiry_ts FROM refresh_tokens",
-    );
-    while let Some((id, token, next, expiry)) =
-        rows.try_next().await.map_err(SynapseDatabaseError::from)?
-    {
-        progress.advance(1);
-        if next.is_some() {
-            tally.skip("already used");
-            continue;
-        }
-        if from_millis(expiry).is_some_and(|at| at <= options.now) {
-            tally.skip("expired");
-            continue;
-        }
-        let Some((session_id, access_token_id)) = state.refreshable.get(&id).copied() else {
-            tally.skip("its access token did not move");
-            continue;
-        };
-        let row = ImportedCompatRefreshToken {
-            id: new_id(options.now),
-            session_id,
-            access_token_id,
-            token,
-            created_at: options.now,
-        };
-        if batch.push(row) {
-            tally.moved += batch.flush(writer).await?;
-        }
-    }
     tally.moved += batch.flush(writer).await?;
     tally.elapsed = started.elapsed();
     Ok(tally)
