@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import subprocess
+import time
 from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
@@ -94,7 +95,10 @@ def password_versions(backend: str, mas_db: str, name: str) -> list[int]:
 
 
 def check_refresh(synapse_url: str, mas_base: str, tablet: dict) -> None:
-    """The tablet's Synapse refresh token is taken here once, for new tokens that work."""
+    """The tablet's access token ran out before the move; its Synapse refresh token is
+    taken here once, for new tokens that work."""
+    expired = requests.get(f"{synapse_url}/_matrix/client/v3/account/whoami", headers=bearer(tablet["access_token"]), timeout=15)
+    assert expired.status_code == 401, describe(expired)
     url = f"{mas_base}_matrix/client/v3/refresh"
     refreshed = requests.post(url, json={"refresh_token": tablet["refresh_token"]}, timeout=15)
     assert refreshed.status_code == 200, describe(refreshed)
@@ -137,6 +141,9 @@ def test_a_synapse_with_its_own_logins_moves_and_nobody_signs_in_again(tmp_path,
                        "resources": [{"names": ["client"], "compress": False}]}],
         "rc_login": {"address": FAST, "account": FAST, "failed_attempts": FAST},
         "rc_message": FAST, "rc_room_creation": FAST,
+        # So that the refreshing client's access token has run out by the move, as
+        # Synapse's five-minute default would on a real server.
+        "refreshable_access_token_lifetime": "2s",
     })]
     created: list[str] = []
     if backend == "postgres":
@@ -186,6 +193,7 @@ def run_the_move(tmp_path, backend, port, mas_port, synapse_files, synapse_args,
         }, timeout=15)
         assert refreshing.status_code == 200 and refreshing.json()["refresh_token"].startswith("syr_"), describe(refreshing)
         tablet = refreshing.json()
+        tablet_expires = time.monotonic() + tablet["expires_in_ms"] / 1000
         admin = bearer(alice.devices[0][1])
         for path, body in (
             (f"/_synapse/admin/v2/users/{erin.mxid}", {"threepids": [{"medium": "email", "address": "erin@example.com"}]}),
@@ -228,6 +236,7 @@ def run_the_move(tmp_path, backend, port, mas_port, synapse_files, synapse_args,
         synapse.stop()
 
     # --- the move ---------------------------------------------------------------------
+    time.sleep(max(0.0, tablet_expires - time.monotonic()))
     result = mas_cli(tmp_path, ours, "syn2mas", "check", *source)
     assert result.returncode == 0, result.stdout + result.stderr
     # Each registration signed in once more (Synapse's shared-secret registration makes

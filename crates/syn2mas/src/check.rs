@@ -152,9 +152,18 @@ async fn still_running(
             )));
         }
     }
-    if let Some(others) = db.other_connections().await?.filter(|n| *n > 0) {
+    let others = db.other_clients().await?;
+    if !others.is_empty() {
+        let mut names: Vec<&str> = others
+            .iter()
+            .map(|n| if n.is_empty() { "unnamed" } else { n.as_str() })
+            .collect();
+        names.sort_unstable();
+        names.dedup();
         return Ok(Some(format!(
-            "Synapse seems to be running: {others} other sessions are connected to its database"
+            "Synapse seems to be running: {} other clients are connected to its database ({})",
+            others.len(),
+            names.join(", ")
         )));
     }
     Ok(None)

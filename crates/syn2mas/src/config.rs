@@ -218,10 +218,12 @@ pub struct SynapseConfig {
     listeners: Vec<Listener>,
 }
 
-/// One of `listeners`: where a running Synapse answers.
+/// One of `listeners`: where a running Synapse answers (a UNIX socket `path` has no
+/// port, and is not probed).
 #[derive(Debug, Clone, Deserialize)]
 struct Listener {
-    port: u16,
+    #[serde(default)]
+    port: Option<u16>,
     #[serde(default)]
     bind_addresses: Vec<String>,
     #[serde(default)]
@@ -372,26 +374,28 @@ impl SynapseConfig {
     pub fn listener_addresses(&self) -> Vec<String> {
         let mut found = Vec::new();
         for listener in &self.listeners {
+            let Some(port) = listener.port else { continue };
             let mut hosts: Vec<&str> = listener
                 .bind_addresses
                 .iter()
                 .map(String::as_str)
                 .chain(listener.bind_address.as_deref())
                 .collect();
+            // Synapse's default: both wildcards.
             if hosts.is_empty() {
-                hosts.push("::");
+                hosts.extend(["::", "0.0.0.0"]);
             }
             for host in hosts {
                 let host = match host {
                     "" | "0.0.0.0" | "*" => "127.0.0.1",
                     "::" => "[::1]",
                     h if h.contains(':') && !h.starts_with('[') => {
-                        found.push(format!("[{h}]:{}", listener.port));
+                        found.push(format!("[{h}]:{port}"));
                         continue;
                     }
                     h => h,
                 };
-                found.push(format!("{host}:{}", listener.port));
+                found.push(format!("{host}:{port}"));
             }
         }
         found.sort();
@@ -848,13 +852,14 @@ cas_config: {enabled: true, server_url: https://cas.example.com}
     #[test]
     fn a_running_synapse_is_looked_for_on_each_listener() {
         let synapse = load(
-            "server_name: a.example\nlisteners:\n  - {port: 8008, bind_addresses: ['::1', '127.0.0.1']}\n  - {port: 8448, bind_addresses: ['0.0.0.0', '::']}\n  - {port: 9000}\n  - {port: 9001, bind_addresses: ['fe80::1', '192.0.2.7']}\n",
+            "server_name: a.example\nlisteners:\n  - {port: 8008, bind_addresses: ['::1', '127.0.0.1']}\n  - {port: 8448, bind_addresses: ['0.0.0.0', '::']}\n  - {port: 9000}\n  - {port: 9001, bind_addresses: ['fe80::1', '192.0.2.7']}\n  - {path: /run/synapse/main.sock, type: http}\n",
         );
         assert_eq!(
             synapse.listener_addresses(),
             [
                 "127.0.0.1:8008",
                 "127.0.0.1:8448",
+                "127.0.0.1:9000",
                 "192.0.2.7:9001",
                 "[::1]:8008",
                 "[::1]:8448",

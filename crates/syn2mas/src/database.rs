@@ -206,22 +206,25 @@ impl SynapseDatabase {
         Ok((names, total))
     }
 
-    /// How many other sessions are connected to Synapse's database (PostgreSQL; `None`
-    /// on SQLite, which keeps no such list): a running Synapse holds some.
+    /// The other clients connected to Synapse's database, by application name (empty
+    /// when they gave none); PostgreSQL only (SQLite keeps no such list). A running
+    /// Synapse holds some; the server's own workers (autovacuum) do not count.
     ///
     /// # Errors
     /// [`SynapseDatabaseError::Query`].
-    pub async fn other_connections(&self) -> Result<Option<i64>, SynapseDatabaseError> {
+    pub async fn other_clients(&self) -> Result<Vec<String>, SynapseDatabaseError> {
         match self {
-            Self::Postgres(pool) => Ok(Some(
-                sqlx::query_scalar::<_, i64>(
-                    "SELECT COUNT(*) FROM pg_stat_activity \
-                     WHERE datname = current_database() AND pid <> pg_backend_pid()",
-                )
-                .fetch_one(pool)
-                .await?,
-            )),
-            Self::Sqlite(_) => Ok(None),
+            Self::Postgres(pool) => Ok(sqlx::query_scalar::<_, Option<String>>(
+                "SELECT application_name FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid() \
+                   AND backend_type = 'client backend'",
+            )
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .map(Option::unwrap_or_default)
+            .collect()),
+            Self::Sqlite(_) => Ok(Vec::new()),
         }
     }
 

@@ -162,7 +162,8 @@ async fn migrate(
             .filter_map(|p| Some((p.synapse_idp_id.clone()?, p.id)))
             .collect::<HashMap<_, _>>(),
         skip_invalid_localparts: source.skip_invalid_localparts,
-        now: chrono::Utc::now(),
+        // Stored to the microsecond, as the repositories store times.
+        now: chrono::SubsecRound::trunc_subsecs(chrono::Utc::now(), 6),
     };
     let started = Instant::now();
     let mut writer: Box<dyn BulkWriter> = Box::new(target.bulk_writer().await?);
