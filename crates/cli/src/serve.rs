@@ -166,20 +166,7 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
 
 /// The project's rule: a key that is accepted but does nothing yet says so at start.
 fn warn_not_honoured(config: &mas_config::RootConfig) {
-    let registration_open = config
-        .account
-        .password_registration_open(config.passwords.enabled);
-    let provider_warnings = config
-        .upstream_oauth2
-        .providers
-        .iter()
-        .flat_map(mas_config::sections::UpstreamProviderConfig::not_honoured);
-    for warning in config
-        .account
-        .not_honoured(registration_open)
-        .into_iter()
-        .chain(provider_warnings)
-    {
+    for warning in config.not_honoured() {
         tracing::warn!("{warning}");
     }
 }
@@ -443,7 +430,8 @@ fn app_state(
     .into())
 }
 
-/// The resources of a listener this build serves; the rest are logged once.
+/// The resources of a listener this build serves (the rest are named at start by
+/// [`warn_not_honoured`]).
 fn served_resources(listener: &ListenerConfig) -> Vec<Resource> {
     let mut served = Vec::new();
     for resource in &listener.resources {
@@ -453,11 +441,7 @@ fn served_resources(listener: &ListenerConfig) -> Vec<Resource> {
             ConfigResource::OAuth => served.push(Resource::OAuth),
             ConfigResource::Human => served.push(Resource::Human),
             ConfigResource::Compat => served.push(Resource::Compat),
-            other => tracing::debug!(
-                listener = listener.name.as_deref().unwrap_or(""),
-                resource = ?other,
-                "resource not served by this version yet"
-            ),
+            _ => {}
         }
     }
     served

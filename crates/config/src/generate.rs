@@ -84,8 +84,6 @@ pub fn generate_embedded(database_file: &str) -> Result<RootConfig, ConfigError>
             Resource::Human,
             Resource::OAuth,
             Resource::Compat,
-            Resource::Assets { path: None },
-            Resource::AdminApi,
             Resource::Health,
         ],
         prefix: None,

@@ -47,7 +47,10 @@ impl ConfigCommand {
     pub(crate) fn run(self, files: &[PathBuf]) -> anyhow::Result<()> {
         match self {
             Self::Check => {
-                mas_config::load(files)?;
+                let config = mas_config::load(files)?;
+                for warning in config.not_honoured() {
+                    eprintln!("warning: {warning}");
+                }
                 eprintln!("Configuration file looks good");
                 Ok(())
             }

@@ -65,13 +65,6 @@ fn default_listeners() -> Vec<ListenerConfig> {
                 Resource::Human,
                 Resource::OAuth,
                 Resource::Compat,
-                Resource::GraphQL {
-                    playground: false,
-                    undocumented_oauth2_access: false,
-                    introspection: None,
-                },
-                Resource::Assets { path: None },
-                Resource::AdminApi,
             ],
             prefix: None,
             binds: vec![BindConfig::address("[::]:8080")],
@@ -91,6 +84,29 @@ fn default_listeners() -> Vec<ListenerConfig> {
             tls: None,
         },
     ]
+}
+
+impl HttpConfig {
+    /// The listeners' resources this release does not serve.
+    pub(crate) fn not_honoured(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        for (i, listener) in self.listeners.iter().enumerate() {
+            for resource in &listener.resources {
+                let name = match resource {
+                    Resource::Prometheus => "prometheus",
+                    Resource::GraphQL { .. } => "graphql",
+                    Resource::AdminApi => "adminapi",
+                    Resource::ConnectionInfo => "connection-info",
+                    Resource::Assets { .. } => "assets",
+                    _ => continue,
+                };
+                notes.push(format!(
+                    "http.listeners[{i}].resources: `{name}` is accepted but not served by this release"
+                ));
+            }
+        }
+        notes
+    }
 }
 
 impl HttpConfig {

@@ -117,6 +117,116 @@ impl RootConfig {
     }
 }
 
+impl RootConfig {
+    /// Every key that is accepted but has no effect in this release, each sentence
+    /// naming its key path: logged at `warn` when the server starts and printed by
+    /// `mas-cli config check`.
+    #[must_use]
+    pub fn not_honoured(&self) -> Vec<String> {
+        let mut notes = self.account.not_honoured(
+            self.account
+                .password_registration_open(self.passwords.enabled),
+        );
+        for provider in &self.upstream_oauth2.providers {
+            notes.extend(provider.not_honoured());
+        }
+        notes.extend(self.http.not_honoured());
+        notes.extend(self.telemetry.not_honoured());
+        let database = &self.database;
+        notes.extend(set_keys(
+            "database",
+            &[
+                ("ssl_ca", database.ssl_ca.is_some()),
+                ("ssl_ca_file", database.ssl_ca_file.is_some()),
+                ("ssl_certificate", database.ssl_certificate.is_some()),
+                (
+                    "ssl_certificate_file",
+                    database.ssl_certificate_file.is_some(),
+                ),
+                ("ssl_key", database.ssl_key.is_some()),
+                ("ssl_key_file", database.ssl_key_file.is_some()),
+            ],
+            "is accepted but not applied by this release (ssl_mode is)",
+        ));
+        let branding = &self.branding;
+        notes.extend(set_keys(
+            "branding",
+            &[
+                ("policy_uri", branding.policy_uri.is_some()),
+                ("tos_uri", branding.tos_uri.is_some()),
+                ("imprint", branding.imprint.is_some()),
+                ("logo_uri", branding.logo_uri.is_some()),
+            ],
+            "is accepted but not shown on any page by this release",
+        ));
+        if self.rate_limiting.account_recovery != rate_limiting::AccountRecoveryLimits::default() {
+            notes.push(
+                "rate_limiting.account_recovery has no effect: this release has no account recovery"
+                    .to_owned(),
+            );
+        }
+        let experimental = &self.experimental;
+        notes.extend(set_keys(
+            "experimental",
+            &[
+                (
+                    "inactive_session_expiration",
+                    experimental.inactive_session_expiration.is_some(),
+                ),
+                (
+                    "plan_management_iframe_uri",
+                    experimental.plan_management_iframe_uri.is_some(),
+                ),
+                ("session_limit", experimental.session_limit.is_some()),
+                ("passkeys", experimental.passkeys.is_some()),
+            ],
+            "is accepted but has no effect in this release",
+        ));
+        for (key, set, why) in [
+            (
+                "templates",
+                self.templates.is_some(),
+                "the pages are built in",
+            ),
+            (
+                "captcha",
+                self.captcha.is_some(),
+                "registration asks for no CAPTCHA",
+            ),
+            (
+                "policy",
+                self.policy.is_some(),
+                "the policies are built in (no OPA)",
+            ),
+            (
+                "oauth",
+                self.oauth.is_some(),
+                "the device code grant is always offered",
+            ),
+            (
+                "guest_invites",
+                self.guest_invites.is_some(),
+                "there are no guest invitations",
+            ),
+        ] {
+            if set {
+                notes.push(format!(
+                    "{key} is accepted but has no effect in this release: {why}"
+                ));
+            }
+        }
+        notes
+    }
+}
+
+/// `section.key <what>` for each key that is set.
+fn set_keys(section: &str, keys: &[(&str, bool)], what: &str) -> Vec<String> {
+    keys.iter()
+        .filter(|(_, set)| *set)
+        .map(|(key, _)| format!("{section}.{key} {what}"))
+        .collect()
+}
+
 /// A secret string: shown as `[REDACTED]` by `Debug`, so it never reaches a log line.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(transparent)]

@@ -96,6 +96,30 @@ pub enum Propagator {
 }
 
 impl TelemetryConfig {
+    /// The telemetry settings that do nothing in this release (nothing is exported).
+    pub(crate) fn not_honoured(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.tracing.exporter != Exporter::None {
+            notes.push(
+                "telemetry.tracing.exporter is accepted but this release exports no traces"
+                    .to_owned(),
+            );
+        }
+        if self.metrics.exporter != Exporter::None {
+            notes.push(
+                "telemetry.metrics.exporter is accepted but this release exports no metrics"
+                    .to_owned(),
+            );
+        }
+        if self.sentry.dsn.is_some() {
+            notes.push(
+                "telemetry.sentry.dsn is accepted but this release reports nothing to Sentry"
+                    .to_owned(),
+            );
+        }
+        notes
+    }
+
     pub(crate) fn validate(&self, issues: &mut Issues) {
         if self.tracing.exporter == Exporter::Prometheus {
             issues.push(

@@ -237,3 +237,57 @@ fn no_pool_timeouts_survive_a_dump_and_reload() {
     assert_eq!(reloaded.database.idle_timeout, None);
     assert_eq!(reloaded.database.max_lifetime, None);
 }
+
+#[test]
+fn every_key_without_effect_is_named_and_a_minimal_file_has_none() {
+    let minimal = RootConfig::from_yaml(crate::MINIMAL).unwrap();
+    assert_eq!(minimal.not_honoured(), Vec::<String>::new());
+    let generated = mas_config::generate().unwrap();
+    assert_eq!(generated.not_honoured(), Vec::<String>::new());
+
+    // MAS's own full example: what it sets that does nothing here, each by key path.
+    let full = mas_config::load(&[fixture("mas-full.yaml")]).unwrap();
+    let notes = full.not_honoured().join("\n");
+    assert!(
+        notes.contains("policy is accepted but has no effect"),
+        "{notes}"
+    );
+
+    let extras = RootConfig::from_yaml(&format!(
+        "{}\
+http:\n  listeners:\n    - name: web\n      resources: [{{name: discovery}}, {{name: prometheus}}, {{name: adminapi}}, {{name: graphql}}, {{name: assets}}, {{name: connection-info}}]\n      binds: [{{address: '127.0.0.1:8080'}}]\n\
+telemetry:\n  tracing: {{exporter: otlp}}\n  metrics: {{exporter: prometheus}}\n  sentry: {{dsn: 'https://key@sentry.example.com/1'}}\n\
+branding: {{tos_uri: 'https://example.com/tos', logo_uri: 'https://example.com/logo.png'}}\n\
+rate_limiting: {{account_recovery: {{per_ip: {{burst: 10, per_second: 1.0}}}}}}\n\
+experimental: {{passkeys: {{enabled: true}}}}\n\
+captcha: {{service: recaptcha_v2}}\n\
+guest_invites: {{}}\n\
+database: {{uri: 'postgresql://db', ssl_ca_file: /etc/ssl/ca.pem}}\n",
+        crate::MINIMAL
+    ))
+    .unwrap();
+    let notes = extras.not_honoured();
+    for key in [
+        "http.listeners[0].resources: `prometheus`",
+        "http.listeners[0].resources: `adminapi`",
+        "http.listeners[0].resources: `graphql`",
+        "http.listeners[0].resources: `assets`",
+        "http.listeners[0].resources: `connection-info`",
+        "telemetry.tracing.exporter",
+        "telemetry.metrics.exporter",
+        "telemetry.sentry.dsn",
+        "branding.tos_uri",
+        "branding.logo_uri",
+        "rate_limiting.account_recovery",
+        "experimental.passkeys",
+        "captcha is accepted",
+        "guest_invites is accepted",
+        "database.ssl_ca_file",
+    ] {
+        assert!(
+            notes.iter().any(|n| n.starts_with(key)),
+            "{key} not named in {notes:#?}"
+        );
+    }
+    assert_eq!(notes.len(), 15, "{notes:#?}");
+}
