@@ -5,6 +5,8 @@ and what a Matrix client then meets at Synapse through the proxy.
 
 from __future__ import annotations
 
+import time
+
 import requests
 
 from harness import (
@@ -138,6 +140,66 @@ def test_issued_token_with_admin_flag_is_a_synapse_admin(stack):
     assert response.status_code == 200, describe(response)
     body = response.json()
     assert body["name"] == user.mxid, body
+
+
+# --- issue-personal-access-token / revoke-personal-access-token -------------------
+
+
+def issue_personal_token(stack, user, *args: str) -> str:
+    """Runs `issue-personal-access-token`; the token is the whole of stdout."""
+    result = stack.mas.cli("manage", "issue-personal-access-token", user.localpart, *args)
+    token = result.stdout.removesuffix("\n")
+    assert token.startswith("mpt_") and result.stdout == token + "\n", transcript(result)
+    assert token not in result.stderr, transcript(result)
+    return token
+
+
+def test_personal_access_tokens_work_at_synapse_until_revoked(stack):
+    """A personal access token is the user's at Synapse (no device), an admin's may
+    carry the Synapse admin scope, and a revoked one is refused: by the service at
+    once, by Synapse when its cache lets go."""
+    user = stack.new_user("pat")
+    token = issue_personal_token(stack, user, "--name", "nightly job", "--expires-in", "600")
+
+    def whoami():
+        response = requests.get(f"{stack.proxy_url}/_matrix/client/v3/account/whoami", headers=bearer(token), timeout=15)
+        if not_served(response):
+            raise Fatal(describe(response))
+        assert response.status_code == 200, describe(response)
+        return response.json()
+
+    seen_at = time.monotonic()
+    body = poll("the personal token at Synapse", whoami, timeout=PROVISION_TIMEOUT)
+    assert body["user_id"] == user.mxid and "device_id" not in body, body
+    answer = introspect_as_synapse(stack, token)
+    assert answer["active"] is True and answer["username"] == user.localpart, answer
+    assert "urn:synapse:admin:*" not in answer["scope"].split(), answer
+    assert 0 < answer["expires_in"] <= 600, answer
+    response = synapse_admin_get_user(stack, token, user)
+    assert response.status_code == 403, describe(response)
+
+    # Admin scopes only for a user who may request admin.
+    refused = stack.mas.cli("manage", "issue-personal-access-token", user.localpart,
+                            "--scope", "urn:synapse:admin:*", check=False)
+    assert refused.returncode == 1 and "may not request admin rights" in refused.stderr, transcript(refused)
+    stack.mas.cli("manage", "promote-admin", user.localpart)
+    admin = issue_personal_token(stack, user, "--scope", "urn:matrix:client:api:*", "--scope", "urn:synapse:admin:*")
+    response = poll("the admin token at Synapse's admin API", lambda: ok(synapse_admin_get_user(stack, admin, user)),
+                    timeout=PROVISION_TIMEOUT)
+    assert response.json()["name"] == user.mxid
+
+    revoked = stack.mas.cli("manage", "revoke-personal-access-token", token)
+    assert revoked.stdout.startswith("revoked personal session ") and token not in revoked.stdout, transcript(revoked)
+    ended_at = time.monotonic()
+    assert_service_refuses(stack, token, "a revoked personal access token")
+    stack.expect_refused("a revoked personal access token", token, ended_at, seen_at)
+    # The other token of the user is untouched.
+    assert introspect_as_synapse(stack, admin)["active"] is True
+
+
+def ok(response: requests.Response) -> requests.Response:
+    assert response.status_code == 200, describe(response)
+    return response
 
 
 # --- kill-sessions ------------------------------------------------------------------

@@ -366,3 +366,123 @@ async fn set_password_adds_a_new_current_hash() {
         stderr(&missing)
     );
 }
+
+#[tokio::test]
+async fn personal_access_tokens_are_issued_checked_and_revoked() {
+    let (dir, uri) = setup();
+    for (name, admin) in [("bot", false), ("root", true)] {
+        let mut args = vec!["register-user", name, "-y"];
+        if admin {
+            args.push("-a");
+        }
+        let out = manage(dir.path(), &args);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let issue = |args: &[&str]| {
+        let mut all = vec!["issue-personal-access-token"];
+        all.extend_from_slice(args);
+        manage(dir.path(), &all)
+    };
+
+    // Refused, each with its reason, and nothing stored.
+    for (args, says) in [
+        (&["nobody"][..], "no user `nobody`"),
+        (
+            &["bot", "--scope", "made:up"],
+            "--scope: unknown scope `made:up`",
+        ),
+        (
+            &["bot", "--scope", "urn:matrix:client:device:ABC"],
+            "personal access tokens carry no device",
+        ),
+        (
+            &["bot", "--scope", "urn:synapse:admin:*"],
+            "`bot` may not request admin rights",
+        ),
+        (
+            &["bot", "--expires-in", "0"],
+            "--expires-in: between 1 second",
+        ),
+        (&["bot", "--name", " "], "--name: give 1 to 255 characters"),
+    ] {
+        let out = issue(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+        assert!(out.stdout.is_empty());
+    }
+    assert!(
+        rows(&uri, "SELECT id FROM personal_sessions")
+            .await
+            .is_empty()
+    );
+
+    // Issued: the token alone on stdout, the rest on stderr; stored as a hash.
+    let out = issue(&["bot", "--name", "CI deploys", "--expires-in", "3600"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = String::from_utf8(out.stdout.clone()).unwrap();
+    let token = token.strip_suffix('\n').unwrap();
+    assert!(
+        token.starts_with("mpt_") && !token.contains('\n'),
+        "{token}"
+    );
+    assert!(!stderr(&out).contains(token));
+    assert!(
+        stderr(&out)
+            .contains("of `bot` (\"CI deploys\"): scope `urn:matrix:client:api:*`, expires "),
+        "{}",
+        stderr(&out)
+    );
+    let sessions = rows(&uri, "SELECT id, human_name, scope FROM personal_sessions").await;
+    assert_eq!(sessions.len(), 1);
+    assert_eq!(sessions[0][1..], ["CI deploys", "urn:matrix:client:api:*"]);
+    let session_id = sessions[0][0].clone();
+    let stored = rows(
+        &uri,
+        "SELECT count(*) FROM personal_access_tokens WHERE expires_at IS NOT NULL",
+    )
+    .await;
+    assert_eq!(stored, vec![vec!["1".to_owned()]]);
+
+    // An admin may carry admin scopes.
+    let out = issue(&[
+        "root",
+        "--scope",
+        "urn:matrix:client:api:*",
+        "--scope",
+        "urn:synapse:admin:*",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("never expires"), "{}", stderr(&out));
+
+    // Revoked by the token, then by the session ID (already), then unknown ones.
+    let revoke = |what: &str| manage(dir.path(), &["revoke-personal-access-token", what]);
+    let out = revoke(token);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8(out.stdout.clone()).unwrap(),
+        format!("revoked personal session {session_id} of `bot`\n")
+    );
+    let revoked = rows(&uri, &format!("SELECT count(*) FROM personal_sessions WHERE id = '{session_id}' AND revoked_at IS NOT NULL")).await;
+    assert_eq!(revoked, vec![vec!["1".to_owned()]]);
+    let out = revoke(&session_id);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .contains("was already revoked")
+    );
+    let wrong = format!("{}x", &token[..token.len() - 1]);
+    for (what, says) in [
+        (wrong.as_str(), "no such personal access token"),
+        (
+            "01JF8X4R2ZQK9W7V3N5M6B1C0F",
+            "no personal session 01JF8X4R2ZQK9W7V3N5M6B1C0F",
+        ),
+        ("hello", "neither a personal access token"),
+    ] {
+        let out = revoke(what);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{}", stderr(&out));
+        assert!(!stderr(&out).contains(&wrong), "{}", stderr(&out));
+    }
+}

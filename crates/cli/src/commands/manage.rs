@@ -88,6 +88,27 @@ pub(crate) enum ManageCommand {
     },
     /// Queue a homeserver provisioning job for every user.
     ProvisionAllUsers,
+    /// Issue a personal access token (`mpt_`) for a user, printed alone on stdout: for
+    /// scripts and bots, accepted by the homeserver like the user's other tokens.
+    IssuePersonalAccessToken {
+        /// The user's username.
+        username: String,
+        /// What the token is for.
+        #[arg(long, default_value = "Issued with mas-cli")]
+        name: String,
+        /// A scope (repeat for several); `urn:matrix:client:api:*` when left out. Admin
+        /// scopes need a user who may request admin rights.
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<String>,
+        /// Seconds until the token stops working; it never expires when left out.
+        #[arg(long, value_name = "SECONDS")]
+        expires_in: Option<u64>,
+    },
+    /// Revoke a personal access token, given the token or its session's ID.
+    RevokePersonalAccessToken {
+        /// The token (`mpt_...`) or the personal session's ID.
+        token_or_session: String,
+    },
 }
 
 /// Flags of `register-user`, as MAS spells them.
@@ -176,6 +197,15 @@ impl ManageCommand {
                 yes_i_want_to_grant_synapse_admin_privileges,
             ),
             Self::ProvisionAllUsers => users::provision_all_users(&config),
+            Self::IssuePersonalAccessToken {
+                username,
+                name,
+                scopes,
+                expires_in,
+            } => super::personal::issue(&config, &username, &name, &scopes, expires_in),
+            Self::RevokePersonalAccessToken { token_or_session } => {
+                super::personal::revoke(&config, &token_or_session)
+            }
         }
     }
 }

@@ -4,5 +4,6 @@ pub(crate) mod config;
 pub(crate) mod database;
 pub(crate) mod doctor;
 pub(crate) mod manage;
+pub(crate) mod personal;
 pub(crate) mod syn2mas;
 pub(crate) mod users;

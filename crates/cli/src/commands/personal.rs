@@ -1,0 +1,139 @@
+//! `mas-cli manage issue-personal-access-token` / `revoke-personal-access-token`:
+//! personal access tokens (`mpt_`) for scripts and bots, which the homeserver's
+//! introspection accepts like any other token of the user.
+
+use anyhow::{Context, bail};
+use mas_config::RootConfig;
+use mas_data_model::{TokenType, is_admin_scope};
+use mas_storage::{RepositoryFactory, SystemClock};
+
+/// The scope when none is given: the Matrix client-server API.
+const DEFAULT_SCOPE: &str = "urn:matrix:client:api:*";
+
+/// The checked scope of a new token, space-separated.
+fn token_scope(scopes: &[String]) -> anyhow::Result<String> {
+    let joined = if scopes.is_empty() {
+        DEFAULT_SCOPE.to_owned()
+    } else {
+        scopes.join(" ")
+    };
+    let tokens = mas_oauth_core::tokens::parse_scope(Some(&joined))
+        .map_err(|e| anyhow::anyhow!("--scope: {}", e.description))?;
+    if tokens.is_empty() {
+        bail!("--scope: give at least one scope");
+    }
+    // A device would have to exist on the homeserver; these tokens stand for the user.
+    if let Some(device) = tokens.iter().find(|t| t.contains(":device:")) {
+        bail!("--scope: `{device}`: personal access tokens carry no device");
+    }
+    Ok(tokens.join(" "))
+}
+
+/// `issue-personal-access-token USERNAME [--name NAME] [--scope S]... [--expires-in N]`:
+/// prints the token alone on stdout.
+pub(crate) fn issue(
+    config: &RootConfig,
+    username: &str,
+    name: &str,
+    scopes: &[String],
+    expires_in: Option<u64>,
+) -> anyhow::Result<()> {
+    let scope = token_scope(scopes)?;
+    if name.trim().is_empty() || name.len() > 255 {
+        bail!("--name: give 1 to 255 characters");
+    }
+    let ttl = match expires_in {
+        None => None,
+        Some(seconds @ 1..=315_360_000) => Some(chrono::Duration::seconds(
+            i64::try_from(seconds).context("--expires-in")?,
+        )),
+        Some(_) => bail!("--expires-in: between 1 second and 10 years"),
+    };
+    crate::block_on(async {
+        let factory = crate::database::open(config, false).await?;
+        crate::database::require_current_schema(&factory).await?;
+        let mut repo = factory.begin().await?;
+        let user = repo
+            .user()
+            .find_by_username(username)
+            .await?
+            .with_context(|| format!("no user `{username}`"))?;
+        if !user.is_valid() {
+            bail!("`{username}` is locked or deactivated");
+        }
+        if let Some(admin) = scope.split(' ').find(|s| is_admin_scope(s))
+            && !user.can_request_admin
+        {
+            bail!(
+                "`{username}` may not request admin rights, so a token cannot carry `{admin}` (see `manage promote-admin`)"
+            );
+        }
+        let clock = &SystemClock;
+        let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+        let session = repo
+            .personal_session()
+            .add(&mut rng, clock, &user, &user, name, &scope)
+            .await?;
+        let token = mas_oauth_core::tokens::generate(&mut rng, TokenType::PersonalAccessToken);
+        let access = repo
+            .personal_access_token()
+            .add(&mut rng, clock, &session, &token, ttl)
+            .await?;
+        repo.save().await?;
+        factory.close().await?;
+        let until = access
+            .expires_at
+            .map_or_else(|| "never expires".to_owned(), |at| format!("expires {at}"));
+        eprintln!(
+            "Personal session {} of `{username}` (\"{name}\"): scope `{scope}`, {until}",
+            session.id
+        );
+        println!("{token}");
+        Ok(())
+    })
+}
+
+/// `revoke-personal-access-token TOKEN|SESSION_ID`: ends the session, and so its token.
+pub(crate) fn revoke(config: &RootConfig, token_or_session: &str) -> anyhow::Result<()> {
+    crate::block_on(async {
+        let factory = crate::database::open(config, false).await?;
+        crate::database::require_current_schema(&factory).await?;
+        let mut repo = factory.begin().await?;
+        let session_id = if token_or_session.starts_with("mpt_") {
+            // The token itself is never echoed: it may be valid.
+            repo.personal_access_token()
+                .find_by_token(token_or_session)
+                .await?
+                .context("no such personal access token")?
+                .session_id
+        } else {
+            token_or_session.parse::<mas_data_model::Ulid>().with_context(|| {
+                format!("`{token_or_session}` is neither a personal access token (mpt_...) nor a session ID")
+            })?
+        };
+        let session = repo
+            .personal_session()
+            .lookup(session_id)
+            .await?
+            .with_context(|| format!("no personal session {session_id}"))?;
+        let owner = repo
+            .user()
+            .lookup(session.owner_user_id)
+            .await?
+            .map_or_else(|| session.owner_user_id.to_string(), |u| u.username);
+        let already = session.revoked_at.is_some();
+        if !already {
+            repo.personal_session()
+                .revoke(&SystemClock, session.clone())
+                .await?;
+        }
+        repo.save().await?;
+        factory.close().await?;
+        if already {
+            println!("personal session {session_id} of `{owner}` was already revoked");
+        } else {
+            println!("revoked personal session {session_id} of `{owner}`");
+        }
+        Ok(())
+    })
+}
