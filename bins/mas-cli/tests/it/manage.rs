@@ -367,8 +367,8 @@ async fn set_password_adds_a_new_current_hash() {
     );
 }
 
-#[tokio::test]
-async fn personal_access_tokens_are_issued_checked_and_revoked() {
+/// `bot` and `root` (who may request admin), registered.
+fn personal_setup() -> (tempfile::TempDir, String) {
     let (dir, uri) = setup();
     for (name, admin) in [("bot", false), ("root", true)] {
         let mut args = vec!["register-user", name, "-y"];
@@ -378,12 +378,19 @@ async fn personal_access_tokens_are_issued_checked_and_revoked() {
         let out = manage(dir.path(), &args);
         assert!(out.status.success(), "{}", stderr(&out));
     }
-    let issue = |args: &[&str]| {
-        let mut all = vec!["issue-personal-access-token"];
-        all.extend_from_slice(args);
-        manage(dir.path(), &all)
-    };
+    (dir, uri)
+}
 
+fn issue_personal(dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut all = vec!["issue-personal-access-token"];
+    all.extend_from_slice(args);
+    manage(dir, &all)
+}
+
+#[tokio::test]
+async fn personal_access_tokens_refuse_bad_input_and_store_nothing() {
+    let (dir, uri) = personal_setup();
+    let issue = |args: &[&str]| issue_personal(dir.path(), args);
     // Refused, each with its reason, and nothing stored.
     for (args, says) in [
         (&["nobody"][..], "no user `nobody`"),
@@ -415,7 +422,12 @@ async fn personal_access_tokens_are_issued_checked_and_revoked() {
             .await
             .is_empty()
     );
+}
 
+#[tokio::test]
+async fn personal_access_tokens_are_issued_and_revoked() {
+    let (dir, uri) = personal_setup();
+    let issue = |args: &[&str]| issue_personal(dir.path(), args);
     // Issued: the token alone on stdout, the rest on stderr; stored as a hash.
     let out = issue(&["bot", "--name", "CI deploys", "--expires-in", "3600"]);
     assert!(out.status.success(), "{}", stderr(&out));
