@@ -26,6 +26,15 @@ pub struct CliOptions {
     /// Configuration file; repeat to merge several (later files win, lists concatenate).
     #[arg(short, long = "config", global = true, value_name = "FILE")]
     config: Vec<PathBuf>,
+    /// How log lines on standard error are written.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "MAS_LOG_FORMAT",
+        default_value_t
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,7 +56,8 @@ enum Command {
     Worker,
     /// Check the configuration against the running homeserver and say what to fix.
     Doctor(commands::doctor::DoctorArgs),
-    /// Move an existing Synapse's accounts here (today: the checks before a move).
+    /// Move an existing Synapse's accounts here: check what stands in the way, then
+    /// migrate.
     #[command(subcommand)]
     Syn2mas(commands::syn2mas::Syn2masCommand),
 }
@@ -75,9 +85,25 @@ pub struct ServerOptions {
     /// `MAS_CONFIG`), runs on the embedded default in `./mas-data/`.
     #[arg(short, long = "config", value_name = "FILE")]
     config: Vec<PathBuf>,
+    /// How log lines on standard error are written.
+    #[arg(long, value_enum, env = "MAS_LOG_FORMAT", default_value_t)]
+    log_format: LogFormat,
     #[command(flatten)]
     server: serve::ServerArgs,
 }
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// For people: one line per event (coloured on a terminal).
+    #[default]
+    Text,
+    /// For log collectors: one JSON object per line.
+    Json,
+}
+
+/// The format chosen on the command line, read when logging starts.
+static LOG_FORMAT: std::sync::OnceLock<LogFormat> = std::sync::OnceLock::new();
 
 /// The configuration files named by `-c` flags, else by `MAS_CONFIG`.
 fn config_files(flags: &[PathBuf]) -> Vec<PathBuf> {
@@ -88,6 +114,7 @@ fn config_files(flags: &[PathBuf]) -> Vec<PathBuf> {
 #[must_use]
 pub fn mas_cli_main() -> ExitCode {
     let options = CliOptions::parse();
+    let _ = LOG_FORMAT.set(options.log_format);
     let mut files = config_files(&options.config);
     if files.is_empty()
         && options.command.reads_config()
@@ -116,6 +143,7 @@ pub fn mas_cli_main() -> ExitCode {
 #[must_use]
 pub fn mas_server_main() -> ExitCode {
     let options = ServerOptions::parse();
+    let _ = LOG_FORMAT.set(options.log_format);
     report(serve::run(&config_files(&options.config), &options.server))
 }
 
@@ -139,14 +167,26 @@ fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(future: F) -> a
         .block_on(future)
 }
 
-/// Logs to standard error, filtered by `RUST_LOG` (default `info`).
+/// Logs to standard error, filtered by `RUST_LOG` (default `info`), as text or JSON
+/// (`--log-format`).
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,sea_orm_migration=warn,sqlx=warn")
     });
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match LOG_FORMAT.get().copied().unwrap_or_default() {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        // The event's fields at the top level beside `timestamp`, `level` and
+        // `target`; the spans it happened in under `spans`.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .try_init(),
+    };
 }

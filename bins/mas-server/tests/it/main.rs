@@ -88,6 +88,10 @@ fn spawn(dir: &Path, args: &[&str], listeners: Option<&str>, env: &[(&str, &str)
         if let Some(rest) = line.split("address=").nth(1) {
             break rest.split_whitespace().next().unwrap().to_owned();
         }
+        // The same line as JSON (`--log-format json`).
+        if let Some(rest) = line.split("\"address\":\"").nth(1) {
+            break rest.split('"').next().unwrap().to_owned();
+        }
         early_logs.push(line);
     };
     Server {
@@ -160,4 +164,36 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
     }
+}
+
+#[test]
+fn json_logs_are_one_object_a_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with_env(dir.path(), &[("MAS_LOG_FORMAT", "json")]);
+    assert_eq!(server.get("/health").0, 200);
+    let (status, logs) = server.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(logs.len() >= 3, "{logs:#?}");
+    let events: Vec<serde_json::Value> = logs
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    for event in &events {
+        for key in ["timestamp", "level", "target", "message"] {
+            assert!(event.get(key).is_some(), "no {key} in {event}");
+        }
+    }
+    // The line naming the address was read by `start` (as JSON); the last says so.
+    let stopped = events.last().unwrap();
+    assert_eq!(
+        (&stopped["message"], &stopped["level"]),
+        (&"stopped".into(), &"INFO".into())
+    );
+    // Fields of an event sit beside its message.
+    assert!(
+        events
+            .iter()
+            .any(|e| e.as_object().is_some_and(|o| o.len() > 5)),
+        "{events:#?}"
+    );
 }
