@@ -2,6 +2,8 @@
 //! A request body is read, size-bounded and parsed before any database connection is
 //! taken; every error is the RFC's JSON error.
 
+use std::net::IpAddr;
+
 use axum::Router;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -38,30 +40,40 @@ pub(crate) fn router() -> Router<AppState> {
 }
 
 /// An OAuth error as an HTTP response: the JSON body, never cached, with a Basic
-/// challenge on `invalid_client`.
-pub(crate) struct ApiError(pub(crate) OAuthError);
+/// challenge on `invalid_client`; or a 429 for an address that failed to authenticate
+/// too often.
+pub(crate) enum ApiError {
+    /// The protocol's error.
+    OAuth(OAuthError),
+    /// Too many failed client authentications from this address: wait this long.
+    Throttled(std::time::Duration),
+}
 
 impl From<OAuthError> for ApiError {
     fn from(error: OAuthError) -> Self {
-        Self(error)
+        Self::OAuth(error)
     }
 }
 
 impl From<mas_storage::StorageError> for ApiError {
     fn from(error: mas_storage::StorageError) -> Self {
-        Self(error.into())
+        Self::OAuth(error.into())
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.code.status()).unwrap_or(StatusCode::BAD_REQUEST);
-        let body = serde_json::json!({ "error": self.0.code.as_str(), "error_description": self.0.description });
+        let error = match self {
+            Self::OAuth(error) => error,
+            Self::Throttled(wait) => return too_many_requests(wait),
+        };
+        let status = StatusCode::from_u16(error.code.status()).unwrap_or(StatusCode::BAD_REQUEST);
+        let body = serde_json::json!({ "error": error.code.as_str(), "error_description": error.description });
         let mut response = (status, axum::Json(body)).into_response();
         response
             .headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if self.0.code == ErrorCode::InvalidClient {
+        if error.code == ErrorCode::InvalidClient {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Basic realm=\"oauth2\""),
@@ -190,7 +202,7 @@ impl<S: Send + Sync> FromRequest<S> for FormRequest {
             .get(header::AUTHORIZATION)
             .map(|v| v.to_str().map(str::to_owned))
             .transpose()
-            .map_err(|_| ApiError(OAuthError::invalid_client()).into_response())?;
+            .map_err(|_| ApiError::OAuth(OAuthError::invalid_client()).into_response())?;
         Ok(Self {
             params,
             authorization,
@@ -200,15 +212,22 @@ impl<S: Send + Sync> FromRequest<S> for FormRequest {
 }
 
 /// Authenticates the client in a unit of work of its own, committed at once: a client
-/// assertion's `jti` stays spent even if the rest of the request fails.
+/// assertion's `jti` stays spent even if the rest of the request fails. An address that
+/// failed too often is refused before anything is checked, so guessing a secret or
+/// forging assertions gets a few tries a minute.
 async fn authenticate(
     state: &AppState,
+    ip: Option<IpAddr>,
     credentials: &ClientCredentials,
     audiences: &[&str],
 ) -> Result<mas_data_model::Client, ApiError> {
+    state
+        .rate_limits
+        .client_auth_allowed(ip)
+        .map_err(ApiError::Throttled)?;
     let remote_keys = remote_keys(state, credentials).await?;
     let mut repo = state.repos.begin().await?;
-    let client = credentials
+    let outcome = credentials
         .authenticate(
             repo.as_mut(),
             &mut rng(),
@@ -217,7 +236,16 @@ async fn authenticate(
             audiences,
             remote_keys.as_ref(),
         )
-        .await?;
+        .await;
+    let client = match outcome {
+        Ok(client) => client,
+        Err(error) => {
+            if error.code == ErrorCode::InvalidClient {
+                state.rate_limits.client_auth_failed(ip);
+            }
+            return Err(error.into());
+        }
+    };
     repo.save().await?;
     Ok(client)
 }
@@ -269,7 +297,7 @@ async fn token(
     ];
     let clock = state.clock.as_ref();
     let mut rng = rng();
-    let client = authenticate(&state, &credentials, &audiences).await?;
+    let client = authenticate(&state, ip, &credentials, &audiences).await?;
     prepare_device(&state, &client, &grant).await?;
     let mut repo = state.repos.begin().await?;
     let issuer = grants::Issuer {
@@ -478,6 +506,7 @@ fn bearer(authorization: Option<&str>) -> Option<&str> {
 #[tracing::instrument(name = "handlers.introspect", skip_all)]
 async fn introspect(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     request: FormRequest,
 ) -> Result<Response, ApiError> {
     let token = request.params.require("token")?;
@@ -501,6 +530,10 @@ async fn introspect(
     };
     // The homeserver's hot path: the shared secret, then the cache, no transaction.
     if let Some(secret) = bearer(request.authorization.as_deref()) {
+        state
+            .rate_limits
+            .client_auth_allowed(ip)
+            .map_err(ApiError::Throttled)?;
         let expected = state.matrix_secret.as_deref().unwrap_or_default();
         if expected.is_empty()
             || !mas_oauth_core::client_auth::constant_time_eq(
@@ -508,6 +541,7 @@ async fn introspect(
                 expected.as_bytes(),
             )
         {
+            state.rate_limits.client_auth_failed(ip);
             return Err(OAuthError::invalid_client().into());
         }
         let mut answer = for_homeserver().await?;
@@ -523,7 +557,7 @@ async fn introspect(
         oauth.endpoints.introspection.as_str(),
         oauth.endpoints.issuer.as_str(),
     ];
-    let client = authenticate(&state, &credentials, &audiences).await?;
+    let client = authenticate(&state, ip, &credentials, &audiences).await?;
     if client.auth_method == mas_data_model::ClientAuthMethod::None {
         return Err(OAuthError::new(
             ErrorCode::InvalidClient,
@@ -549,7 +583,11 @@ async fn introspect(
 }
 
 #[tracing::instrument(name = "handlers.revoke", skip_all)]
-async fn revoke(State(state): State<AppState>, request: FormRequest) -> Result<Response, ApiError> {
+async fn revoke(
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
+    request: FormRequest,
+) -> Result<Response, ApiError> {
     let credentials =
         ClientCredentials::from_request(request.authorization.as_deref(), &request.params)?;
     let token = request.params.require("token")?;
@@ -559,7 +597,7 @@ async fn revoke(State(state): State<AppState>, request: FormRequest) -> Result<R
         oauth.endpoints.revocation.as_str(),
         oauth.endpoints.issuer.as_str(),
     ];
-    let client = authenticate(&state, &credentials, &audiences).await?;
+    let client = authenticate(&state, ip, &credentials, &audiences).await?;
     let clock = state.clock.as_ref();
     let mut repo = state.repos.begin().await?;
     let ended = tokens::revoke(repo.as_mut(), clock, &client, token).await?;
@@ -617,7 +655,7 @@ async fn userinfo(State(state): State<AppState>, headers: axum::http::HeaderMap)
     match grants::userinfo(repo.as_mut(), state.clock.as_ref(), token.trim()).await {
         Ok(Some(claims)) => json_ok(&claims),
         Ok(None) => challenge("invalid_token"),
-        Err(error) => ApiError(error).into_response(),
+        Err(error) => ApiError::OAuth(error).into_response(),
     }
 }
 
@@ -723,7 +761,7 @@ async fn device_authorization(
         oauth.endpoints.device_authorization.as_str(),
         oauth.endpoints.issuer.as_str(),
     ];
-    let client = authenticate(&state, &credentials, &audiences).await?;
+    let client = authenticate(&state, ip, &credentials, &audiences).await?;
     let user_agent = headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())

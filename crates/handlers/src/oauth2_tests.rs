@@ -2588,3 +2588,91 @@ async fn introspection_answers_the_keys_mas_answers_for_each_kind() {
         }
     }
 }
+
+/// Posts a form to the OAuth router as the peer `peer` would.
+async fn post_from(
+    h: &Harness,
+    peer: &str,
+    path: &str,
+    auth: &str,
+    body: &str,
+) -> (StatusCode, axum::http::HeaderMap) {
+    let app = router(&[Resource::OAuth], None, h.state.clone());
+    let request = crate::human_tests::from_peer(
+        Request::post(path)
+            .header("authorization", auth)
+            .header("content-type", "application/x-www-form-urlencoded"),
+        peer,
+        Body::from(body.to_owned()),
+    );
+    let response = app.oneshot(request).await.unwrap();
+    (response.status(), response.headers().clone())
+}
+
+#[tokio::test]
+async fn guessing_client_secrets_is_throttled_per_address() {
+    let h = Harness::new().await;
+    let client = h.client(ClientAuthMethod::ClientSecretBasic, None).await;
+    let grant = "grant_type=client_credentials&scope=urn:mas:graphql:*";
+    let attacker = "198.51.100.7:4000";
+    // Thirty wrong guesses get the protocol's answer, and the one after them too (it is
+    // the one that finds the budget spent)...
+    for guess in 0..31 {
+        let (status, _) = post_from(
+            &h,
+            attacker,
+            "/oauth2/token",
+            &basic(client, &format!("guess{guess}")),
+            grant,
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "guess {guess}");
+    }
+    // ...then the address waits, even with the right secret, at every endpoint that
+    // authenticates clients, and at the homeserver's secret too.
+    for (path, auth, body) in [
+        ("/oauth2/token", basic(client, SECRET), grant.to_owned()),
+        (
+            "/oauth2/introspect",
+            basic(client, SECRET),
+            "token=mat_x".to_owned(),
+        ),
+        (
+            "/oauth2/revoke",
+            basic(client, SECRET),
+            "token=mat_x".to_owned(),
+        ),
+        (
+            "/oauth2/introspect",
+            format!("Bearer {}", "not-the-secret"),
+            "token=mat_x".to_owned(),
+        ),
+    ] {
+        let (status, headers) = post_from(&h, attacker, path, &auth, &body).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{path}");
+        let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=10).contains(&wait), "{wait}");
+    }
+    // Another address, and the client itself from there, are not held back; nor is an
+    // address that only ever authenticated.
+    let (status, _) = post_from(
+        &h,
+        "198.51.100.8:4000",
+        "/oauth2/token",
+        &basic(client, SECRET),
+        grant,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    for _ in 0..40 {
+        let (status, _) = post_from(
+            &h,
+            "198.51.100.9:4000",
+            "/oauth2/token",
+            &basic(client, SECRET),
+            grant,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+}

@@ -245,6 +245,15 @@ const ANONYMOUS_REQUESTS: Limit = Limit {
     per_second: 1.0,
 };
 
+/// Failed client authentications per address, at the token, introspection, revocation
+/// and device endpoints (a wrong secret, a forged or replayed assertion, the wrong
+/// homeserver secret). Clients that authenticate are never counted; one misconfigured
+/// client gets its errors, then waits with them.
+const CLIENT_AUTH_FAILURES: Limit = Limit {
+    burst: 30,
+    per_second: 0.1,
+};
+
 /// Which address bucket a request takes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PerAddress {
@@ -275,6 +284,11 @@ pub struct RateLimits {
     email_per_address: Buckets,
     emails_per_session: Buckets,
     email_attempts_per_session: Buckets,
+    client_auth_failures: Buckets,
+    /// Addresses that ran out of failures, until when. Counted, so the common case (no
+    /// one blocked) takes no lock.
+    blocked: std::sync::Mutex<std::collections::HashMap<Key, std::time::Instant>>,
+    blocked_count: std::sync::atomic::AtomicUsize,
     trusted_proxies: Vec<ipnet::IpNet>,
 }
 
@@ -301,6 +315,9 @@ impl RateLimits {
             email_per_address: Buckets::new(limits.email_per_address),
             emails_per_session: Buckets::new(limits.emails_per_session),
             email_attempts_per_session: Buckets::new(limits.email_attempts_per_session),
+            client_auth_failures: Buckets::new(CLIENT_AUTH_FAILURES),
+            blocked: std::sync::Mutex::default(),
+            blocked_count: std::sync::atomic::AtomicUsize::new(0),
             // Peers are compared as IPv4 when they carry one, so networks written in
             // the mapped form (`::ffff:10.0.0.0/104`) are too.
             trusted_proxies: trusted_proxies.into_iter().map(canonical_net).collect(),
@@ -392,6 +409,49 @@ impl RateLimits {
         self.email_per_address.take(account_key(email))?;
         self.emails_per_session
             .take(account_key(&session.to_string()))
+    }
+
+    /// Whether `ip` may try to authenticate a client now; `Err` says how long to wait.
+    pub(crate) fn client_auth_allowed(&self, ip: Option<IpAddr>) -> Result<(), Duration> {
+        let Some(ip) = ip else { return Ok(()) };
+        if self.blocked_count.load(Ordering::Relaxed) == 0 {
+            return Ok(());
+        }
+        let key = address_key(ip);
+        let now = std::time::Instant::now();
+        let mut blocked = self
+            .blocked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match blocked.get(&key) {
+            Some(until) if *until > now => Err(*until - now),
+            Some(_) => {
+                blocked.remove(&key);
+                self.blocked_count.store(blocked.len(), Ordering::Relaxed);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a failed client authentication from `ip`; past the budget, the address is
+    /// refused until its bucket has a token again.
+    pub(crate) fn client_auth_failed(&self, ip: Option<IpAddr>) {
+        let Some(ip) = ip else { return };
+        let key = address_key(ip);
+        let Err(wait) = self.client_auth_failures.take(key) else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        let mut blocked = self
+            .blocked
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if blocked.len() >= MAX_KEYS {
+            blocked.retain(|_, until| *until > now);
+        }
+        blocked.insert(key, now + wait);
+        self.blocked_count.store(blocked.len(), Ordering::Relaxed);
     }
 
     /// Takes one code typed from the browser session's bucket.
