@@ -39,6 +39,8 @@ const TOKENS: usize = 2000;
 
 struct Options {
     what: String,
+    /// Run the server with the Prometheus metrics exporter on.
+    metrics: bool,
     /// For `syn2mas`: Synapse's users to move, the `mas-cli` to run, Synapse's Python.
     users: usize,
     cli: PathBuf,
@@ -52,6 +54,7 @@ struct Options {
 fn options() -> anyhow::Result<Options> {
     let mut what = "all".to_owned();
     let mut postgres = false;
+    let mut metrics = false;
     let mut seconds = 10;
     let mut tokens = TOKENS;
     let mut server = std::env::current_exe()?.with_file_name("mas-server");
@@ -65,6 +68,7 @@ fn options() -> anyhow::Result<Options> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--postgres" => postgres = true,
+            "--metrics" => metrics = true,
             "--seconds" => {
                 seconds = args
                     .next()
@@ -96,7 +100,7 @@ fn options() -> anyhow::Result<Options> {
                 what = arg;
             }
             other => bail!(
-                "unknown argument `{other}`; usage: mas-bench [all|introspection|compat-login|web-login|mixed|refresh|startup|faults|syn2mas] [--postgres] [--seconds N] [--tokens N] [--server PATH] [--cli PATH] [--users N] [--synapse-python PATH]"
+                "unknown argument `{other}`; usage: mas-bench [all|introspection|compat-login|web-login|mixed|refresh|startup|faults|syn2mas] [--postgres] [--metrics] [--seconds N] [--tokens N] [--server PATH] [--cli PATH] [--users N] [--synapse-python PATH]"
             ),
         }
     }
@@ -117,6 +121,7 @@ fn options() -> anyhow::Result<Options> {
     }
     Ok(Options {
         what,
+        metrics,
         users,
         cli,
         synapse_python,
@@ -244,7 +249,17 @@ async fn start_service(options: &Options, proxy: Option<SocketAddr>) -> anyhow::
         Some(proxy) => faults::through(&database, proxy)?,
         None => database.clone(),
     };
-    let mut child = server_command(&options.server, dir.path(), port, &server_database).spawn()?;
+    let mut command = server_command(&options.server, dir.path(), port, &server_database);
+    if options.metrics {
+        // Measured requests, and /metrics served beside them.
+        command.env("MAS_TELEMETRY__METRICS__EXPORTER", "prometheus").env(
+            "MAS_HTTP__LISTENERS",
+            format!(
+                "[{{name=\"web\",resources=[{{name=\"health\"}},{{name=\"discovery\"}},{{name=\"oauth\"}},{{name=\"compat\"}},{{name=\"human\"}},{{name=\"prometheus\"}}],binds=[{{address=\"127.0.0.1:{port}\"}}]}}]"
+            ),
+        );
+    }
+    let mut child = command.spawn()?;
     healthy(&base, &mut child, Duration::from_mins(1)).await?;
     Ok(Service {
         child,
@@ -869,12 +884,17 @@ async fn run(options: &Options) -> anyhow::Result<()> {
     };
     let mut service = start_service(options, proxy.as_ref().map(|p| p.address())).await?;
     println!(
-        "mas-bench: {} on {}, {} cores, wrk from a second process on loopback",
+        "mas-bench: {} on {}{}, {} cores, wrk from a second process on loopback",
         options.server.display(),
         if options.postgres {
             "PostgreSQL"
         } else {
             "SQLite"
+        },
+        if options.metrics {
+            ", Prometheus metrics on"
+        } else {
+            ""
         },
         std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
     );

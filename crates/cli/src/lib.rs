@@ -9,6 +9,7 @@ mod homeserver;
 mod oauth;
 mod serve;
 mod sync;
+mod telemetry;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

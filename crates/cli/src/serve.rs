@@ -82,7 +82,12 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
             tracing::info!("config sync: {line}");
         }
     }
-    let state = app_state(&config, &db)?;
+    let metrics = crate::telemetry::metrics(&config, &db);
+    let state = app_state(
+        &config,
+        &db,
+        metrics.as_ref().map(|m| Arc::clone(&m.render)),
+    )?;
     // Revocations made by other replicas and by `mas-cli` reach the introspection cache
     // through this; until it hears them, nothing is cached.
     let revocation_feed = tokio::spawn(db.follow_revocations());
@@ -159,6 +164,9 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
     background.join().await;
     revocation_feed.abort();
     drop(state);
+    if let Some(metrics) = metrics {
+        metrics.shutdown();
+    }
     db.close().await.context("cannot close the database pool")?;
     tracing::info!("stopped");
     Ok(())
@@ -378,6 +386,7 @@ const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
 fn app_state(
     config: &mas_config::RootConfig,
     db: &mas_storage_sql::SqlRepositoryFactory,
+    metrics: Option<mas_handlers::MetricsRender>,
 ) -> anyhow::Result<AppState> {
     let activity = Arc::new(mas_storage::ActivityTracker::new());
     Ok(mas_handlers::AppParts {
@@ -426,6 +435,7 @@ fn app_state(
         },
         activity,
         upstreams: Arc::new(mas_upstream::Upstreams::new(UPSTREAM_TIMEOUT)?),
+        metrics,
     }
     .into())
 }
@@ -441,6 +451,7 @@ fn served_resources(listener: &ListenerConfig) -> Vec<Resource> {
             ConfigResource::OAuth => served.push(Resource::OAuth),
             ConfigResource::Human => served.push(Resource::Human),
             ConfigResource::Compat => served.push(Resource::Compat),
+            ConfigResource::Prometheus => served.push(Resource::Prometheus),
             _ => {}
         }
     }

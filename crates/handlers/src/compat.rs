@@ -361,11 +361,19 @@ async fn login(
     let body: LoginRequest = json_body(request).await?;
     match body.kind.as_str() {
         "m.login.password" => {
-            state
-                .rate_limits
-                .login_from(ip)
-                .map_err(MatrixError::limited)?;
-            password_login(state, body, ip).await
+            let outcome = match state.rate_limits.login_from(ip) {
+                Ok(()) => password_login(state, body, ip).await,
+                Err(wait) => Err(MatrixError::limited(wait)),
+            };
+            crate::metrics::login_attempt(
+                "compat",
+                match &outcome {
+                    Ok(_) => "success",
+                    Err(e) if e.errcode == "M_LIMIT_EXCEEDED" => "throttled",
+                    Err(_) => "failure",
+                },
+            );
+            outcome
         }
         "m.login.token" => token_login(state, body).await,
         other => Err(MatrixError::new(

@@ -13,6 +13,7 @@ mod human;
 #[cfg(test)]
 mod human_tests;
 mod limits;
+mod metrics;
 mod oauth2;
 #[cfg(test)]
 mod oauth2_tests;
@@ -28,6 +29,7 @@ use axum::Router;
 use mas_oauth_core::{Endpoints, KeyStore, ProviderMetadata};
 use mas_storage::{Clock, Encrypter, Health, RepositoryFactory};
 
+pub use self::metrics::MetricsRender;
 pub use self::passwords::PasswordChecker;
 pub use self::rate_limit::{Limit, Limits, RateLimits};
 pub use self::remote_keys::RemoteKeys;
@@ -138,6 +140,9 @@ pub struct AppParts {
     pub activity: Arc<mas_storage::ActivityTracker>,
     /// Upstream identity providers' HTTP client, endpoints and keys.
     pub upstreams: Arc<mas_upstream::Upstreams>,
+    /// The metrics exporter's rendering, when `telemetry.metrics.exporter` is
+    /// `prometheus`: requests are then measured, and `/metrics` serves this.
+    pub metrics: Option<MetricsRender>,
 }
 
 /// What people may change themselves on their account pages (the `account` section's
@@ -236,6 +241,8 @@ pub enum Resource {
     Human,
     /// The Matrix client-server compatibility layer (`/_matrix/client/*/login`...).
     Compat,
+    /// `GET /metrics`, in Prometheus' text format.
+    Prometheus,
 }
 
 /// The router of one listener: the given resources, under an optional path prefix.
@@ -248,7 +255,12 @@ pub fn router(resources: &[Resource], prefix: Option<&str>, state: AppState) -> 
             Resource::OAuth => router.merge(oauth2::router()),
             Resource::Human => router.merge(human::router(&state)),
             Resource::Compat => router.merge(compat::router()),
+            Resource::Prometheus => router.merge(metrics::router()),
         };
+    }
+    // Measured only when something reads the measurements.
+    if state.metrics.is_some() {
+        router = router.route_layer(axum::middleware::from_fn(metrics::track));
     }
     let router = router
         .fallback(errors::not_found)
@@ -457,6 +469,7 @@ pub(crate) mod test_state {
                     .unwrap()
                     .with_keys_refetch_after(std::time::Duration::ZERO),
             ),
+            metrics: None,
         };
         (state.into(), dir)
     }

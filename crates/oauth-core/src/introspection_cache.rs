@@ -115,6 +115,22 @@ fn cacheable(kind: TokenType) -> bool {
     )
 }
 
+/// `mas.introspection.cache.lookups`: the homeserver's introspections of cacheable
+/// tokens, by `result` (`hit` or `miss`). A no-op until the application sets a meter
+/// provider.
+fn lookups() -> &'static opentelemetry::metrics::Counter<u64> {
+    static INSTRUMENT: std::sync::OnceLock<opentelemetry::metrics::Counter<u64>> =
+        std::sync::OnceLock::new();
+    INSTRUMENT.get_or_init(|| {
+        opentelemetry::global::meter("mas")
+            .u64_counter("mas.introspection.cache.lookups")
+            .with_description(
+                "Homeserver introspections answered from the cache (hit) or the database (miss)",
+            )
+            .build()
+    })
+}
+
 /// Introspection for the homeserver (see [`crate::tokens::introspect`] with
 /// [`Asker::Homeserver`]), answered from `cache` while the answer holds. A string that is
 /// not one of our tokens, or not of the kind `hint` names, is inactive without any
@@ -142,11 +158,19 @@ pub async fn introspect_for_homeserver(
         key
     });
     let now = clock.now();
-    if let Some(key) = &key
-        && let Some((answer, entry)) = cache.get(key, now)
-    {
-        cache.note_use(kind, &entry.keys, now);
-        return Ok(answer);
+    if let Some(key) = &key {
+        let found = cache.get(key, now);
+        lookups().add(
+            1,
+            &[opentelemetry::KeyValue::new(
+                "result",
+                if found.is_some() { "hit" } else { "miss" },
+            )],
+        );
+        if let Some((answer, entry)) = found {
+            cache.note_use(kind, &entry.keys, now);
+            return Ok(answer);
+        }
     }
     // Taken before the read: a revocation that commits while we read makes what we
     // read stale.

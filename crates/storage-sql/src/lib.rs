@@ -328,6 +328,18 @@ impl SqlRepositoryFactory {
         &self.db
     }
 
+    /// The pool's connections now: (open, idle), for the metrics.
+    #[must_use]
+    pub fn pool_usage(&self) -> (u32, usize) {
+        if self.db.get_database_backend() == DbBackend::Postgres {
+            let pool = self.db.get_postgres_connection_pool();
+            (pool.size(), pool.num_idle())
+        } else {
+            let pool = self.db.get_sqlite_connection_pool();
+            (pool.size(), pool.num_idle())
+        }
+    }
+
     /// A bulk writer on a connection of its own, for moving another server in: one
     /// transaction, committed or rolled back at the end.
     ///

@@ -197,3 +197,40 @@ fn json_logs_are_one_object_a_line() {
         "{events:#?}"
     );
 }
+
+#[test]
+fn metrics_are_served_for_prometheus_when_the_exporter_is_prometheus() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with_env(
+        dir.path(),
+        &[
+            (
+                "MAS_HTTP__LISTENERS",
+                r#"[{name="web",resources=[{name="health"},{name="prometheus"},{name="compat"}],binds=[{address="127.0.0.1:0"}]}]"#,
+            ),
+            ("MAS_TELEMETRY__METRICS__EXPORTER", "prometheus"),
+        ],
+    );
+    assert_eq!(server.get("/health").0, 200);
+    let (status, text) = server.get("/metrics");
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("http_server_request_duration_seconds_count{")
+                && l.contains(r#"http_route="/health""#)
+        ),
+        "{text}"
+    );
+    // The database pool, read at the scrape.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("mas_db_connections{") && l.contains(r#"state="idle""#)),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"service_name="matrix-authentication-service""#),
+        "{text}"
+    );
+    let (status, _) = server.terminate();
+    assert!(status.success());
+}

@@ -87,13 +87,20 @@ fn default_listeners() -> Vec<ListenerConfig> {
 }
 
 impl HttpConfig {
-    /// The listeners' resources this release does not serve.
-    pub(crate) fn not_honoured(&self) -> Vec<String> {
+    /// The listeners' resources this release does not serve; `prometheus` is served
+    /// when `metrics_exported` (`telemetry.metrics.exporter: prometheus`).
+    pub(crate) fn not_honoured(&self, metrics_exported: bool) -> Vec<String> {
         let mut notes = Vec::new();
         for (i, listener) in self.listeners.iter().enumerate() {
             for resource in &listener.resources {
                 let name = match resource {
-                    Resource::Prometheus => "prometheus",
+                    Resource::Prometheus if metrics_exported => continue,
+                    Resource::Prometheus => {
+                        notes.push(format!(
+                            "http.listeners[{i}].resources: `prometheus` serves nothing unless telemetry.metrics.exporter is `prometheus`"
+                        ));
+                        continue;
+                    }
                     Resource::GraphQL { .. } => "graphql",
                     Resource::AdminApi => "adminapi",
                     Resource::ConnectionInfo => "connection-info",

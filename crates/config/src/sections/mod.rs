@@ -29,7 +29,7 @@ pub use self::matrix::{HomeserverKind, MatrixConfig};
 pub use self::passwords::{PasswordAlgorithm, PasswordScheme, PasswordsConfig};
 pub use self::rate_limiting::{RateLimiterConfig, RateLimitingConfig};
 pub use self::secrets::{KeyConfig, SecretsConfig};
-pub use self::telemetry::TelemetryConfig;
+pub use self::telemetry::{Exporter, TelemetryConfig};
 pub use self::upstream_oauth2::{
     AttributeImport, ClaimsImports, DiscoveryMode, EmailImport, EmailVerification, ImportAction,
     LocalpartImport, OnBackchannelLogout, OnConflict, PkceMethod, ResponseMode, SIGNING_ALGORITHMS,
@@ -130,7 +130,10 @@ impl RootConfig {
         for provider in &self.upstream_oauth2.providers {
             notes.extend(provider.not_honoured());
         }
-        notes.extend(self.http.not_honoured());
+        notes.extend(
+            self.http
+                .not_honoured(self.telemetry.metrics.exporter == telemetry::Exporter::Prometheus),
+        );
         notes.extend(self.telemetry.not_honoured());
         let database = &self.database;
         notes.extend(set_keys(

@@ -105,9 +105,9 @@ impl TelemetryConfig {
                     .to_owned(),
             );
         }
-        if self.metrics.exporter != Exporter::None {
+        if matches!(self.metrics.exporter, Exporter::Stdout | Exporter::Otlp) {
             notes.push(
-                "telemetry.metrics.exporter is accepted but this release exports no metrics"
+                "telemetry.metrics.exporter is accepted but this release exports metrics only to Prometheus (`prometheus`)"
                     .to_owned(),
             );
         }

@@ -130,9 +130,28 @@ pub(super) async fn index(State(state): State<AppState>, jar: PrivateCookieJar) 
     Ok(see_other(&state, target))
 }
 
+/// [`post`], counted by outcome: a redirect is a sign-in, 429 a throttled attempt,
+/// anything else a failure (a wrong password, an expired form).
 #[tracing::instrument(name = "handlers.login.post", skip_all)]
+pub(super) async fn counted_post(
+    state: State<AppState>,
+    ip: crate::rate_limit::ClientIp,
+    headers: axum::http::HeaderMap,
+    jar: PrivateCookieJar,
+    form: PageForm,
+) -> PageResult {
+    let result = post(state, ip, headers, jar, form).await;
+    let outcome = match &result {
+        Ok(response) if response.status().is_redirection() => "success",
+        Ok(response) if response.status() == StatusCode::TOO_MANY_REQUESTS => "throttled",
+        _ => "failure",
+    };
+    crate::metrics::login_attempt("web", outcome);
+    result
+}
+
 #[allow(clippy::too_many_lines)] // One linear story: check, verify, open the session.
-pub(super) async fn post(
+async fn post(
     State(state): State<AppState>,
     crate::rate_limit::ClientIp(ip): crate::rate_limit::ClientIp,
     headers: axum::http::HeaderMap,

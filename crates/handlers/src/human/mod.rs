@@ -96,7 +96,7 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/authorize", get(authorize::get))
         .route("/", get(login::index))
-        .route("/login", get(login::get).post(login::post))
+        .route("/login", get(login::get).post(login::counted_post))
         .route("/account/", get(account::index))
         .route("/account", get(account::without_slash))
         .route("/account/display-name", post(account::display_name))
