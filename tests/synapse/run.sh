@@ -13,6 +13,8 @@
 # test_replicas.py runs two mas-server replicas on a PostgreSQL database it creates
 # and drops (on the server of MAS_TEST_DATABASE_URL, by default the local one, with
 # psql); without PostgreSQL it is skipped, except under CI=true.
+# test_metrics.py has Debian's Prometheus scrape mas-server's /metrics (installed with
+# apt-get when missing, as nginx is).
 # A run takes about 2.5 minutes, most of it one wait for Synapse's 2-minute token
 # cache (see conftest.py); the summary shows how long Synapse kept ended tokens.
 #
@@ -70,6 +72,14 @@ if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
 fi
 # Only the binary is used (with its own config and prefix), never a system service.
 export NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
+# Prometheus scrapes /metrics in test_metrics.py; likewise only its binary is run.
+if ! command -v prometheus >/dev/null 2>&1 && [ ! -x /usr/bin/prometheus ]; then
+  echo "installing prometheus"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+export PROMETHEUS="${PROMETHEUS:-$(command -v prometheus || echo /usr/bin/prometheus)}"
 
 export SYNAPSE_MODERN_PYTHON="$cache/modern/bin/python"
 export SYNAPSE_LEGACY_PYTHON="$cache/legacy/bin/python"
