@@ -184,6 +184,7 @@ def test_personal_access_tokens_work_at_synapse_until_revoked(stack):
     assert refused.returncode == 1 and "may not request admin rights" in refused.stderr, transcript(refused)
     stack.mas.cli("manage", "promote-admin", user.localpart)
     admin = issue_personal_token(stack, user, "--scope", "urn:matrix:client:api:*", "--scope", "urn:synapse:admin:*")
+    admin_seen_at = time.monotonic()
     response = poll("the admin token at Synapse's admin API", lambda: ok(synapse_admin_get_user(stack, admin, user)),
                     timeout=PROVISION_TIMEOUT)
     assert response.json()["name"] == user.mxid
@@ -193,8 +194,14 @@ def test_personal_access_tokens_work_at_synapse_until_revoked(stack):
     ended_at = time.monotonic()
     assert_service_refuses(stack, token, "a revoked personal access token")
     stack.expect_refused("a revoked personal access token", token, ended_at, seen_at)
-    # The other token of the user is untouched.
+    # The other token of the user is untouched...
     assert introspect_as_synapse(stack, admin)["active"] is True
+    # ...until the user may no longer request admin rights: its session is revoked.
+    demoted = stack.mas.cli("manage", "demote-admin", user.localpart)
+    assert "ended 1 session(s) that held an admin scope" in demoted.stdout, transcript(demoted)
+    demoted_at = time.monotonic()
+    assert_service_refuses(stack, admin, "an admin personal token after demote-admin")
+    stack.expect_refused("an admin personal token after demote-admin", admin, demoted_at, admin_seen_at)
 
 
 def ok(response: requests.Response) -> requests.Response:

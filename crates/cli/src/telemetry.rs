@@ -69,7 +69,9 @@ fn pool_gauges(provider: &SdkMeterProvider, db: &SqlRepositoryFactory) {
         .with_callback(move |observer| {
             let (size, idle) = counts();
             let idle = i64::try_from(idle).unwrap_or(i64::MAX);
-            observer.observe(i64::from(size) - idle, &[KeyValue::new("state", "in_use")]);
+            // Read apart, the two may disagree for a moment.
+            let in_use = (i64::from(size) - idle).max(0);
+            observer.observe(in_use, &[KeyValue::new("state", "in_use")]);
             observer.observe(idle, &[KeyValue::new("state", "idle")]);
         })
         .build();

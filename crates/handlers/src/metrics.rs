@@ -148,7 +148,9 @@ mod tests {
 
     #[tokio::test]
     async fn requests_are_counted_by_route_and_status_and_served_as_prometheus_text() {
-        // The process's own provider, as `cli` sets it (each test runs in a process).
+        // The process's own provider, as `cli` sets it. nextest runs each test in a
+        // process of its own; under `cargo test`, an instrument another test made first
+        // may be a no-op, which the counts below would show.
         let exporter = PrometheusExporter::builder().build();
         let provider = SdkMeterProvider::builder()
             .with_reader(exporter.clone())

@@ -221,9 +221,10 @@ async fn authenticate(
     credentials: &ClientCredentials,
     audiences: &[&str],
 ) -> Result<mas_data_model::Client, ApiError> {
+    let client_id = credentials.client_id.as_str();
     state
         .rate_limits
-        .client_auth_allowed(ip)
+        .client_auth_allowed(ip, client_id)
         .map_err(ApiError::Throttled)?;
     let remote_keys = remote_keys(state, credentials).await?;
     let mut repo = state.repos.begin().await?;
@@ -241,7 +242,7 @@ async fn authenticate(
         Ok(client) => client,
         Err(error) => {
             if error.code == ErrorCode::InvalidClient {
-                state.rate_limits.client_auth_failed(ip);
+                state.rate_limits.client_auth_failed(ip, client_id);
             }
             return Err(error.into());
         }
@@ -496,6 +497,9 @@ enum Grant<'a> {
     Device(&'a str),
 }
 
+/// The throttle's name for the homeserver's shared secret (no client ID has a space).
+const HOMESERVER: &str = "matrix secret";
+
 /// The homeserver's shared secret, when the request authenticates with one.
 fn bearer(authorization: Option<&str>) -> Option<&str> {
     authorization
@@ -530,18 +534,20 @@ async fn introspect(
     };
     // The homeserver's hot path: the shared secret, then the cache, no transaction.
     if let Some(secret) = bearer(request.authorization.as_deref()) {
-        state
-            .rate_limits
-            .client_auth_allowed(ip)
-            .map_err(ApiError::Throttled)?;
         let expected = state.matrix_secret.as_deref().unwrap_or_default();
+        // The right secret always passes, so no one sharing the homeserver's address can
+        // hold it back; a wrong one is counted, and past the budget answered 429.
         if expected.is_empty()
             || !mas_oauth_core::client_auth::constant_time_eq(
                 secret.as_bytes(),
                 expected.as_bytes(),
             )
         {
-            state.rate_limits.client_auth_failed(ip);
+            state
+                .rate_limits
+                .client_auth_allowed(ip, HOMESERVER)
+                .map_err(ApiError::Throttled)?;
+            state.rate_limits.client_auth_failed(ip, HOMESERVER);
             return Err(OAuthError::invalid_client().into());
         }
         let mut answer = for_homeserver().await?;

@@ -2610,9 +2610,10 @@ async fn post_from(
 }
 
 #[tokio::test]
-async fn guessing_client_secrets_is_throttled_per_address() {
+async fn guessing_client_secrets_is_throttled_per_address_and_client() {
     let h = Harness::new().await;
     let client = h.client(ClientAuthMethod::ClientSecretBasic, None).await;
+    let other = h.client(ClientAuthMethod::ClientSecretBasic, None).await;
     let grant = "grant_type=client_credentials&scope=urn:mas:graphql:*";
     let attacker = "198.51.100.7:4000";
     // Thirty wrong guesses get the protocol's answer, and the one after them too (it is
@@ -2628,33 +2629,21 @@ async fn guessing_client_secrets_is_throttled_per_address() {
         .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "guess {guess}");
     }
-    // ...then the address waits, even with the right secret, at every endpoint that
-    // authenticates clients, and at the homeserver's secret too.
-    for (path, auth, body) in [
-        ("/oauth2/token", basic(client, SECRET), grant.to_owned()),
-        (
-            "/oauth2/introspect",
-            basic(client, SECRET),
-            "token=mat_x".to_owned(),
-        ),
-        (
-            "/oauth2/revoke",
-            basic(client, SECRET),
-            "token=mat_x".to_owned(),
-        ),
-        (
-            "/oauth2/introspect",
-            format!("Bearer {}", "not-the-secret"),
-            "token=mat_x".to_owned(),
-        ),
+    // ...then that client ID waits at that address, even with the right secret, at
+    // every endpoint that authenticates clients.
+    for (path, body) in [
+        ("/oauth2/token", grant),
+        ("/oauth2/introspect", "token=mat_x"),
+        ("/oauth2/revoke", "token=mat_x"),
     ] {
-        let (status, headers) = post_from(&h, attacker, path, &auth, &body).await;
+        let (status, headers) = post_from(&h, attacker, path, &basic(client, SECRET), body).await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{path}");
         let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
         assert!((1..=10).contains(&wait), "{wait}");
     }
-    // Another address, and the client itself from there, are not held back; nor is an
-    // address that only ever authenticated.
+    // Another client at that address, and the same client from another address, go on.
+    let (status, _) = post_from(&h, attacker, "/oauth2/token", &basic(other, SECRET), grant).await;
+    assert_eq!(status, StatusCode::OK);
     let (status, _) = post_from(
         &h,
         "198.51.100.8:4000",
@@ -2675,4 +2664,36 @@ async fn guessing_client_secrets_is_throttled_per_address() {
         .await;
         assert_eq!(status, StatusCode::OK);
     }
+
+    // The homeserver's secret: wrong guesses run out the same way, but the right secret
+    // always passes, so no one sharing its address can hold the homeserver back.
+    for guess in 0..31 {
+        let (status, _) = post_from(
+            &h,
+            attacker,
+            "/oauth2/introspect",
+            &format!("Bearer guess{guess}"),
+            "token=mat_x",
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "guess {guess}");
+    }
+    let (status, _) = post_from(
+        &h,
+        attacker,
+        "/oauth2/introspect",
+        "Bearer guess-again",
+        "token=mat_x",
+    )
+    .await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    let (status, _) = post_from(
+        &h,
+        attacker,
+        "/oauth2/introspect",
+        "Bearer homeserver-secret",
+        "token=mat_x",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
 }

@@ -170,6 +170,17 @@ fn canonical_net(net: ipnet::IpNet) -> ipnet::IpNet {
 }
 
 /// The bucket of an account name, case-insensitive as Matrix localparts are.
+/// The key of an (address, client ID) pair.
+fn pair_key(ip: IpAddr, client: &str) -> Key {
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    context.update(&address_key(ip));
+    context.update(client.as_bytes());
+    let digest = context.finish();
+    let mut key = [0; 16];
+    key.copy_from_slice(&digest.as_ref()[..16]);
+    key
+}
+
 fn account_key(username: &str) -> Key {
     let digest = ring::digest::digest(&ring::digest::SHA256, username.to_lowercase().as_bytes());
     let mut key = [0; 16];
@@ -245,10 +256,12 @@ const ANONYMOUS_REQUESTS: Limit = Limit {
     per_second: 1.0,
 };
 
-/// Failed client authentications per address, at the token, introspection, revocation
-/// and device endpoints (a wrong secret, a forged or replayed assertion, the wrong
-/// homeserver secret). Clients that authenticate are never counted; one misconfigured
-/// client gets its errors, then waits with them.
+/// Failed client authentications per address and client ID, at the token,
+/// introspection, revocation and device endpoints (a wrong secret, a forged or replayed
+/// assertion). Past the budget, that client ID is refused from that address before
+/// anything is checked, so guessing gets a try every 10 s; other client IDs, and the same
+/// client from elsewhere, are not held back. The homeserver's secret is counted too, but
+/// the right one always passes.
 const CLIENT_AUTH_FAILURES: Limit = Limit {
     burst: 30,
     per_second: 0.1,
@@ -285,10 +298,12 @@ pub struct RateLimits {
     emails_per_session: Buckets,
     email_attempts_per_session: Buckets,
     client_auth_failures: Buckets,
-    /// Addresses that ran out of failures, until when. Counted, so the common case (no
-    /// one blocked) takes no lock.
+    /// (Address, client) pairs that ran out of failures, until when.
     blocked: std::sync::Mutex<std::collections::HashMap<Key, std::time::Instant>>,
-    blocked_count: std::sync::atomic::AtomicUsize,
+    /// When the last block ends, in milliseconds since `epoch`: past it nobody is held
+    /// back, and the common case takes no lock.
+    blocked_until: AtomicU64,
+    epoch: std::time::Instant,
     trusted_proxies: Vec<ipnet::IpNet>,
 }
 
@@ -317,7 +332,8 @@ impl RateLimits {
             email_attempts_per_session: Buckets::new(limits.email_attempts_per_session),
             client_auth_failures: Buckets::new(CLIENT_AUTH_FAILURES),
             blocked: std::sync::Mutex::default(),
-            blocked_count: std::sync::atomic::AtomicUsize::new(0),
+            blocked_until: AtomicU64::new(0),
+            epoch: std::time::Instant::now(),
             // Peers are compared as IPv4 when they carry one, so networks written in
             // the mapped form (`::ffff:10.0.0.0/104`) are too.
             trusted_proxies: trusted_proxies.into_iter().map(canonical_net).collect(),
@@ -411,47 +427,53 @@ impl RateLimits {
             .take(account_key(&session.to_string()))
     }
 
-    /// Whether `ip` may try to authenticate a client now; `Err` says how long to wait.
-    pub(crate) fn client_auth_allowed(&self, ip: Option<IpAddr>) -> Result<(), Duration> {
+    /// Whether `ip` may try to authenticate as `client` now; `Err` says how long to wait.
+    pub(crate) fn client_auth_allowed(
+        &self,
+        ip: Option<IpAddr>,
+        client: &str,
+    ) -> Result<(), Duration> {
         let Some(ip) = ip else { return Ok(()) };
-        if self.blocked_count.load(Ordering::Relaxed) == 0 {
+        let now = std::time::Instant::now();
+        if self.millis(now) >= self.blocked_until.load(Ordering::Relaxed) {
             return Ok(());
         }
-        let key = address_key(ip);
-        let now = std::time::Instant::now();
-        let mut blocked = self
+        let blocked = self
             .blocked
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match blocked.get(&key) {
+        match blocked.get(&pair_key(ip, client)) {
             Some(until) if *until > now => Err(*until - now),
-            Some(_) => {
-                blocked.remove(&key);
-                self.blocked_count.store(blocked.len(), Ordering::Relaxed);
-                Ok(())
-            }
-            None => Ok(()),
+            _ => Ok(()),
         }
     }
 
-    /// Counts a failed client authentication from `ip`; past the budget, the address is
+    /// Counts a failed authentication as `client` from `ip`; past the budget, the pair is
     /// refused until its bucket has a token again.
-    pub(crate) fn client_auth_failed(&self, ip: Option<IpAddr>) {
+    pub(crate) fn client_auth_failed(&self, ip: Option<IpAddr>, client: &str) {
         let Some(ip) = ip else { return };
-        let key = address_key(ip);
+        let key = pair_key(ip, client);
         let Err(wait) = self.client_auth_failures.take(key) else {
             return;
         };
         let now = std::time::Instant::now();
+        let until = now + wait;
         let mut blocked = self
             .blocked
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if blocked.len() >= MAX_KEYS {
+        if blocked.len() >= MAX_KEYS
+            || self.millis(now) >= self.blocked_until.load(Ordering::Relaxed)
+        {
             blocked.retain(|_, until| *until > now);
         }
-        blocked.insert(key, now + wait);
-        self.blocked_count.store(blocked.len(), Ordering::Relaxed);
+        blocked.insert(key, until);
+        self.blocked_until
+            .fetch_max(self.millis(until) + 1, Ordering::Relaxed);
+    }
+
+    fn millis(&self, at: std::time::Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Takes one code typed from the browser session's bucket.

@@ -410,11 +410,12 @@ async fn introspect_personal(
     if session.revoked_at.is_some() {
         return Ok(inactive);
     }
+    // An admin scope needs the right to request one, at every use: it can be taken away.
     let Some(user) = repo
         .user()
         .lookup(session.actor_user_id)
         .await?
-        .filter(mas_data_model::User::is_valid)
+        .filter(|u| u.is_valid() && mas_data_model::may_hold(u, &session.scope))
     else {
         return Ok(inactive);
     };

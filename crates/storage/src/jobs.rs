@@ -284,8 +284,8 @@ pub async fn end_device_sessions(
     Ok((compat, oauth))
 }
 
-/// Ends the user's open OAuth 2.0 sessions that hold an admin scope (after the user
-/// lost the right to request one); returns how many.
+/// Ends the user's open OAuth 2.0 and personal sessions that hold an admin scope (after
+/// the user lost the right to request one); returns how many.
 ///
 /// # Errors
 /// Whatever the storage says.
@@ -300,6 +300,23 @@ pub async fn end_admin_sessions(
         if session.scope.split(' ').any(mas_data_model::is_admin_scope) {
             repo.session().finish(clock, session).await?;
             ended += 1;
+        }
+    }
+    let mut pagination = crate::Pagination::first(100);
+    loop {
+        let page = repo.personal_session().list(user, pagination).await?;
+        let last = page.edges.last().map(|s| s.id);
+        for session in page.edges {
+            if session.revoked_at.is_none()
+                && session.scope.split(' ').any(mas_data_model::is_admin_scope)
+            {
+                repo.personal_session().revoke(clock, session).await?;
+                ended += 1;
+            }
+        }
+        match last {
+            Some(after) if page.has_next_page => pagination = pagination.after(after),
+            _ => break,
         }
     }
     Ok(ended)

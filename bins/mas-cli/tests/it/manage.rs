@@ -490,11 +490,12 @@ async fn personal_access_tokens_are_issued_and_revoked() {
             "01JF8X4R2ZQK9W7V3N5M6B1C0F",
             "no personal session 01JF8X4R2ZQK9W7V3N5M6B1C0F",
         ),
-        ("hello", "neither a personal access token"),
+        ("mct_pasted_by_mistake", "neither a personal access token"),
     ] {
         let out = revoke(what);
         assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
         assert!(stderr(&out).contains(says), "{}", stderr(&out));
         assert!(!stderr(&out).contains(&wrong), "{}", stderr(&out));
+        assert!(!stderr(&out).contains("mct_pasted"), "{}", stderr(&out));
     }
 }

@@ -107,9 +107,10 @@ pub(crate) fn revoke(config: &RootConfig, token_or_session: &str) -> anyhow::Res
                 .context("no such personal access token")?
                 .session_id
         } else {
-            token_or_session.parse::<mas_data_model::Ulid>().with_context(|| {
-                format!("`{token_or_session}` is neither a personal access token (mpt_...) nor a session ID")
-            })?
+            // Not echoed either: it may be another kind of token, pasted by mistake.
+            token_or_session
+                .parse::<mas_data_model::Ulid>()
+                .context("that is neither a personal access token (mpt_...) nor a session ID")?
         };
         let session = repo
             .personal_session()
