@@ -50,37 +50,33 @@ pub(crate) fn issue(
         Some(_) => bail!("--expires-in: between 1 second and 10 years"),
     };
     crate::block_on(async {
-        let factory = crate::database::open(config, false).await?;
-        crate::database::require_current_schema(&factory).await?;
-        let mut repo = factory.begin().await?;
-        let user = repo
-            .user()
-            .find_by_username(username)
-            .await?
-            .with_context(|| format!("no user `{username}`"))?;
-        if !user.is_valid() {
-            bail!("`{username}` is locked or deactivated");
-        }
-        if let Some(admin) = scope.split(' ').find(|s| is_admin_scope(s))
-            && !user.can_request_admin
-        {
-            bail!(
-                "`{username}` may not request admin rights, so a token cannot carry `{admin}` (see `manage promote-admin`)"
-            );
-        }
-        let clock = &SystemClock;
-        let mut rng = rand::make_rng::<rand::rngs::StdRng>();
-        let session = repo
-            .personal_session()
-            .add(&mut rng, clock, &user, &user, name, &scope)
+        let (session, access, token) =
+            super::users::with_user(config, username, async |repo, user| {
+                if !user.is_valid() {
+                    bail!("`{username}` is locked or deactivated");
+                }
+                if let Some(admin) = scope.split(' ').find(|s| is_admin_scope(s))
+                    && !user.can_request_admin
+                {
+                    bail!(
+                        "`{username}` may not request admin rights, so a token cannot carry `{admin}` (see `manage promote-admin`)"
+                    );
+                }
+                let clock = &SystemClock;
+                let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+                let session = repo
+                    .personal_session()
+                    .add(&mut rng, clock, &user, &user, name, &scope)
+                    .await?;
+                let token =
+                    mas_oauth_core::tokens::generate(&mut rng, TokenType::PersonalAccessToken);
+                let access = repo
+                    .personal_access_token()
+                    .add(&mut rng, clock, &session, &token, ttl)
+                    .await?;
+                Ok((session, access, token))
+            })
             .await?;
-        let token = mas_oauth_core::tokens::generate(&mut rng, TokenType::PersonalAccessToken);
-        let access = repo
-            .personal_access_token()
-            .add(&mut rng, clock, &session, &token, ttl)
-            .await?;
-        repo.save().await?;
-        factory.close().await?;
         let until = access
             .expires_at
             .map_or_else(|| "never expires".to_owned(), |at| format!("expires {at}"));

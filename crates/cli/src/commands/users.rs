@@ -13,7 +13,7 @@ use mas_storage::repository::{CompatSessionFilter, SessionFilter, UserFilter};
 use mas_storage::{BoxRepository, Pagination, RepositoryFactory, SystemClock};
 
 /// Opens the database and hands a unit of work over `username`'s account to `act`.
-async fn with_user<T>(
+pub(super) async fn with_user<T>(
     config: &RootConfig,
     username: &str,
     act: impl AsyncFnOnce(&mut BoxRepository, User) -> anyhow::Result<T>,
