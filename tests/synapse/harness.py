@@ -357,7 +357,7 @@ def listener_file(path: Path, port: int) -> Path:
                         "name": "web",
                         "resources": [
                             {"name": n}
-                            for n in ("discovery", "human", "oauth", "compat", "assets", "adminapi", "health")
+                            for n in ("discovery", "human", "oauth", "compat", "assets", "adminapi", "health", "prometheus")
                         ],
                         "binds": [{"address": f"127.0.0.1:{port}"}],
                     }
@@ -391,6 +391,8 @@ def prepare_mas(
         },
         "passwords": {"enabled": True},
         "account": {"password_registration_enabled": False},
+        # Every stack runs with metrics on; test_metrics.py reads them.
+        "telemetry": {"metrics": {"exporter": "prometheus"}},
         # The defaults allow 3 logins per minute per IP; every test logs in from
         # 127.0.0.1.
         "rate_limiting": {

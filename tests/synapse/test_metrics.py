@@ -1,6 +1,7 @@
 """Prometheus (Debian's package) scrapes mas-server's `/metrics` as
 docs/observability.md configures it, and its query API answers with the request
-counter of a route the test called, and the sign-ins it made."""
+counter of a route the test called, and the sign-ins it made. And each Synapse stack
+(which runs with metrics on) reports its calls to Synapse and its provisioning jobs."""
 
 from __future__ import annotations
 
@@ -84,8 +85,34 @@ def test_prometheus_scrapes_the_request_counter_of_a_route(tmp_path):
         assert rows[0]["metric"]["http_request_method"] == "GET", rows
         failures = query(base, 'mas_login_attempts_total{kind="compat",outcome="failure"}')
         assert failures and float(failures[0]["value"][1]) == 1, failures
+        # The failed sign-in still waited for a hashing thread (the decoy hash).
+        waits = query(base, "mas_password_queue_wait_seconds_count")
+        assert waits and float(waits[0]["value"][1]) >= 1, waits
         up = query(base, 'up{job="matrix-authentication-service"}')
         assert up and up[0]["value"][1] == "1", up
     finally:
         prometheus.stop()
         mas.stop()
+
+
+def metric_lines(stack, name: str) -> list[str]:
+    response = requests.get(f"{stack.mas.base}metrics", timeout=5)
+    assert response.status_code == 200, harness.describe(response)
+    return [line for line in response.text.splitlines() if line.startswith(name + "{")]
+
+
+def test_calls_to_synapse_and_provisioning_jobs_are_measured(stack):
+    """Registering someone queues a provisioning job, which the worker runs against the
+    real Synapse: both show up in the stack's /metrics."""
+    stack.new_user("metered")
+
+    def reported():
+        jobs = [l for l in metric_lines(stack, "mas_jobs_runs_total")
+                if 'queue="provision-user"' in l and 'outcome="done"' in l]
+        assert jobs and float(jobs[0].rsplit(" ", 1)[1]) >= 1, jobs
+        calls = [l for l in metric_lines(stack, "mas_homeserver_request_duration_seconds_count")
+                 if 'outcome="success"' in l]
+        assert calls, metric_lines(stack, "mas_homeserver_request_duration_seconds_count")
+        return True
+
+    harness.poll("the provisioning job in /metrics", reported, timeout=harness.PROVISION_TIMEOUT, interval=0.3)

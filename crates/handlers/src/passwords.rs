@@ -37,6 +37,22 @@ fn decoy_hash(manager: &PasswordManager) -> Option<(u16, String)> {
         .ok()
 }
 
+/// `mas.password.queue.wait`, in seconds: how long a password check or hash waited for a
+/// hashing thread.
+fn queue_wait() -> &'static opentelemetry::metrics::Histogram<f64> {
+    static INSTRUMENT: OnceLock<opentelemetry::metrics::Histogram<f64>> = OnceLock::new();
+    INSTRUMENT.get_or_init(|| {
+        opentelemetry::global::meter(crate::metrics::METER)
+            .f64_histogram("mas.password.queue.wait")
+            .with_unit("s")
+            .with_description("How long password checks and hashes waited for a hashing thread")
+            .with_boundaries(vec![
+                0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ])
+            .build()
+    })
+}
+
 fn salt() -> [u8; 16] {
     let mut salt = [0u8; 16];
     rand::Rng::fill_bytes(&mut rand::make_rng::<rand::rngs::StdRng>(), &mut salt);
@@ -95,7 +111,9 @@ impl PasswordChecker {
         f: impl FnOnce(&PasswordManager) -> Result<T, PasswordError> + Send + 'static,
     ) -> Result<T, PasswordError> {
         let (answer, answered) = oneshot::channel();
+        let queued = std::time::Instant::now();
         let work: Work = Box::new(move |manager| {
+            queue_wait().record(queued.elapsed().as_secs_f64(), &[]);
             let _ = answer.send(f(manager));
         });
         self.work

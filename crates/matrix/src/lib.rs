@@ -311,8 +311,34 @@ impl Http {
         url
     }
 
-    /// Sends a request and reads its JSON answer (`Null` for an empty one).
+    /// Sends a request and reads its JSON answer (`Null` for an empty one), measured in
+    /// `mas.homeserver.request.duration` by method and outcome.
     pub(crate) async fn call(
+        &self,
+        method: reqwest::Method,
+        url: url::Url,
+        body: Option<&serde_json::Value>,
+    ) -> Result<(u16, serde_json::Value), HomeserverError> {
+        let started = std::time::Instant::now();
+        let label = method.as_str().to_owned();
+        let result = self.send(method, url, body).await;
+        let outcome = match &result {
+            Ok(_) => "success",
+            Err(HomeserverError::UserNotFound) => "not_found",
+            Err(HomeserverError::Refused { .. }) => "refused",
+            Err(_) => "unreachable",
+        };
+        request_duration().record(
+            started.elapsed().as_secs_f64(),
+            &[
+                opentelemetry::KeyValue::new("http.request.method", label),
+                opentelemetry::KeyValue::new("outcome", outcome),
+            ],
+        );
+        result
+    }
+
+    async fn send(
         &self,
         method: reqwest::Method,
         url: url::Url,
@@ -360,6 +386,24 @@ impl Http {
             errcode,
         })
     }
+}
+
+/// `mas.homeserver.request.duration`, in seconds: calls to the homeserver, by method and
+/// outcome (`success`, `not_found`, `refused`, `unreachable`). A no-op until the
+/// application sets a meter provider.
+fn request_duration() -> &'static opentelemetry::metrics::Histogram<f64> {
+    static INSTRUMENT: std::sync::OnceLock<opentelemetry::metrics::Histogram<f64>> =
+        std::sync::OnceLock::new();
+    INSTRUMENT.get_or_init(|| {
+        opentelemetry::global::meter("mas")
+            .f64_histogram("mas.homeserver.request.duration")
+            .with_unit("s")
+            .with_description("Calls to the homeserver, by method and outcome")
+            .with_boundaries(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ])
+            .build()
+    })
 }
 
 /// A transport error without the URL's query (which may carry a localpart) or secrets.

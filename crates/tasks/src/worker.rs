@@ -197,6 +197,18 @@ impl Worker {
             ))),
         };
         let clock = self.clock.as_ref();
+        let counted = match &outcome {
+            Ok(()) => "done",
+            Err(JobError::Retry(_)) if job.attempts < self.config.max_attempts => "retry",
+            Err(_) => "failed",
+        };
+        job_runs().add(
+            1,
+            &[
+                opentelemetry::KeyValue::new("queue", job.queue.clone()),
+                opentelemetry::KeyValue::new("outcome", counted),
+            ],
+        );
         let mut repo = self.factory.begin().await?;
         match outcome {
             Ok(()) => {
@@ -218,4 +230,17 @@ impl Worker {
         }
         repo.save().await
     }
+}
+
+/// `mas.jobs.runs`: job runs by queue and outcome (`done`, `retry`, `failed` for good). A
+/// no-op until the application sets a meter provider.
+fn job_runs() -> &'static opentelemetry::metrics::Counter<u64> {
+    static INSTRUMENT: std::sync::OnceLock<opentelemetry::metrics::Counter<u64>> =
+        std::sync::OnceLock::new();
+    INSTRUMENT.get_or_init(|| {
+        opentelemetry::global::meter("mas")
+            .u64_counter("mas.jobs.runs")
+            .with_description("Background job runs, by queue and outcome")
+            .build()
+    })
 }
