@@ -113,6 +113,8 @@ def test_calls_to_synapse_and_provisioning_jobs_are_measured(stack):
         calls = [l for l in metric_lines(stack, "mas_homeserver_request_duration_seconds_count")
                  if 'outcome="success"' in l]
         assert calls, metric_lines(stack, "mas_homeserver_request_duration_seconds_count")
+        # The queue's depth, counted at start and every 15 s after.
+        assert metric_lines(stack, "mas_jobs_waiting"), "no mas_jobs_waiting"
         return True
 
     harness.poll("the provisioning job in /metrics", reported, timeout=harness.PROVISION_TIMEOUT, interval=0.3)

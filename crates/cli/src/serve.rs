@@ -95,7 +95,8 @@ async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
     let (stop_tx, stop_rx) = watch::channel(false);
     // Stopped after the listeners drained, so the last requests' activity is written.
     let (background_stop, background_stop_rx) = watch::channel(false);
-    let background = Background::spawn(&db, &state, &background_stop_rx);
+    let waiting = metrics.as_ref().map(|m| Arc::clone(&m.waiting));
+    let background = Background::spawn(&db, &state, &background_stop_rx, waiting);
     // The homeserver jobs run here by default, so one process is a whole deployment.
     let worker = if args.no_worker {
         None
@@ -183,6 +184,8 @@ fn warn_not_honoured(config: &mas_config::RootConfig) {
 struct Background {
     cleanup: tokio::task::JoinHandle<()>,
     activity: tokio::task::JoinHandle<()>,
+    /// Counts the job queue for the metrics, when they are on.
+    queue_count: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Background {
@@ -190,7 +193,15 @@ impl Background {
         db: &mas_storage_sql::SqlRepositoryFactory,
         state: &AppState,
         stop: &watch::Receiver<bool>,
+        waiting: Option<Arc<std::sync::atomic::AtomicI64>>,
     ) -> Self {
+        let queue_count = waiting.map(|waiting| {
+            tokio::spawn(crate::telemetry::count_waiting_jobs(
+                db.clone(),
+                waiting,
+                stop.clone(),
+            ))
+        });
         let cleanup = tokio::spawn(mas_tasks::run_cleanup(
             Arc::new(db.clone()),
             Arc::new(mas_storage::SystemClock),
@@ -203,10 +214,14 @@ impl Background {
             mas_tasks::ACTIVITY_INTERVAL,
             stop.clone(),
         ));
-        Self { cleanup, activity }
+        Self {
+            cleanup,
+            activity,
+            queue_count,
+        }
     }
 
-    /// Waits for both after the stop signal: the activity writer writes what the last
+    /// Waits for them after the stop signal: the activity writer writes what the last
     /// requests noted before it ends.
     async fn join(self) {
         if let Err(error) = self.cleanup.await {
@@ -214,6 +229,9 @@ impl Background {
         }
         if let Err(error) = self.activity.await {
             tracing::warn!(%error, "session activity writer failed");
+        }
+        if let Some(task) = self.queue_count {
+            let _ = task.await;
         }
     }
 }

@@ -8,8 +8,8 @@ use mas_storage::repository::{JobRepository, NewJob};
 use mas_storage::{Clock, Rng, StorageError};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait, LockBehavior, LockType};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    Set, Statement,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, Statement,
 };
 use ulid::Ulid;
 
@@ -182,6 +182,15 @@ impl JobRepository for Repo<'_> {
         }
         job.state = JobState::Completed;
         Ok(job)
+    }
+
+    #[tracing::instrument(name = "db.job.count_waiting", skip_all)]
+    async fn count_waiting(&mut self) -> Result<u64, StorageError> {
+        jobs::Entity::find()
+            .filter(jobs::Column::State.eq(JobState::Available.as_str()))
+            .count(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))
     }
 
     #[tracing::instrument(name = "db.job.fail", skip_all)]

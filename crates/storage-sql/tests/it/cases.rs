@@ -1911,6 +1911,8 @@ pub async fn jobs(db: &TestDb) {
     repo.save().await.unwrap();
 
     let mut repo = db.factory.begin().await.unwrap();
+    // Waiting: due or not, any queue.
+    assert_eq!(repo.job().count_waiting().await.unwrap(), 3);
     let claimed = repo
         .job()
         .claim(&clock, &["provision"], 10, Duration::seconds(30))
@@ -1921,6 +1923,7 @@ pub async fn jobs(db: &TestDb) {
         vec![now_job.id],
         "only due jobs of the queue"
     );
+    assert_eq!(repo.job().count_waiting().await.unwrap(), 2);
     assert_eq!(claimed[0].state, JobState::Running);
     assert_eq!(claimed[0].attempts, 1);
     assert_eq!(claimed[0].payload, serde_json::json!({"user": "alice"}));

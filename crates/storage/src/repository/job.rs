@@ -44,6 +44,8 @@ pub trait JobRepository: Send {
     ) -> Result<Vec<Job>, StorageError>;
     /// Marks a job done.
     async fn complete(&mut self, clock: &dyn Clock, job: Job) -> Result<Job, StorageError>;
+    /// How many jobs wait to be claimed (due or not), for the metrics.
+    async fn count_waiting(&mut self) -> Result<u64, StorageError>;
     /// Records a failure: back in the queue at `retry_at`, or failed for good when `None`.
     async fn fail(
         &mut self,
