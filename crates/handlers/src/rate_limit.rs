@@ -169,22 +169,24 @@ fn canonical_net(net: ipnet::IpNet) -> ipnet::IpNet {
     }
 }
 
-/// The bucket of an account name, case-insensitive as Matrix localparts are.
 /// The key of an (address, client ID) pair.
 fn pair_key(ip: IpAddr, client: &str) -> Key {
-    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
-    context.update(&address_key(ip));
-    context.update(client.as_bytes());
-    let digest = context.finish();
-    let mut key = [0; 16];
-    key.copy_from_slice(&digest.as_ref()[..16]);
-    key
+    hashed_key(&[&address_key(ip), client.as_bytes()])
 }
 
+/// The bucket of an account name, case-insensitive as Matrix localparts are.
 fn account_key(username: &str) -> Key {
-    let digest = ring::digest::digest(&ring::digest::SHA256, username.to_lowercase().as_bytes());
+    hashed_key(&[username.to_lowercase().as_bytes()])
+}
+
+/// The first 16 bytes of the SHA-256 of `parts`, one after the other.
+fn hashed_key(parts: &[&[u8]]) -> Key {
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    for part in parts {
+        context.update(part);
+    }
     let mut key = [0; 16];
-    key.copy_from_slice(&digest.as_ref()[..16]);
+    key.copy_from_slice(&context.finish().as_ref()[..16]);
     key
 }
 

@@ -146,14 +146,24 @@ struct State {
 }
 
 impl State {
-    /// The moved user of `user_id`, or the reason a row of theirs stays behind.
-    fn owner(&self, user_id: &str) -> Result<Moved, &'static str> {
+    /// The moved user of `user_id`, deactivated or not, or why they did not move.
+    fn moved(&self, user_id: &str) -> Result<Moved, &'static str> {
         match self.users.get(user_id) {
-            Some(user) if user.active => Ok(*user),
-            Some(_) => Err("deactivated user"),
+            Some(user) => Ok(*user),
             None if self.left_out.contains(user_id) => Err("user not moved"),
             None => Err("unknown user"),
         }
+    }
+
+    /// The moved, active user of `user_id`, or the reason a row of theirs stays behind.
+    fn owner(&self, user_id: &str) -> Result<Moved, &'static str> {
+        self.moved(user_id).and_then(|user| {
+            if user.active {
+                Ok(user)
+            } else {
+                Err("deactivated user")
+            }
+        })
     }
 }
 
@@ -169,6 +179,14 @@ fn new_id(at: DateTime<Utc>) -> Ulid {
 /// 80 random bits for a ULID, from the ULID crate's own generator.
 fn rand_bits() -> u128 {
     Ulid::new().random()
+}
+
+/// What every table's pass works with.
+struct Move<'a> {
+    db: &'a SynapseDatabase,
+    writer: &'a mut dyn BulkWriter,
+    options: &'a MigrateOptions,
+    progress: &'a mut dyn Progress,
 }
 
 /// A row type and the writer's method for it.
@@ -249,41 +267,44 @@ pub async fn migrate(
     let counts = db.counts().await?;
     let mut state = State::default();
     let mut tallies = Vec::new();
-    progress.start(
+    let mut mv = Move {
+        db,
+        writer,
+        options,
+        progress,
+    };
+    let mv = &mut mv;
+    mv.progress.start(
         "users",
         u64::try_from(counts.users + counts.guests + counts.appservice_users).unwrap_or_default(),
     );
-    tallies.extend(users(db, writer, options, &mut state, progress).await?);
-    progress.finish();
-    progress.start("emails", u64::try_from(counts.emails).unwrap_or_default());
-    tallies.push(emails(db, writer, options, &state, progress).await?);
-    progress.finish();
-    progress.start("upstream links", 0);
-    tallies.push(links(db, writer, options, &state, progress).await?);
-    progress.finish();
-    progress.start("devices", u64::try_from(counts.devices).unwrap_or_default());
-    tallies.push(devices(db, writer, options, &mut state, progress).await?);
-    progress.finish();
-    progress.start(
+    tallies.extend(users(mv, &mut state).await?);
+    mv.progress.finish();
+    mv.progress
+        .start("emails", u64::try_from(counts.emails).unwrap_or_default());
+    tallies.push(emails(mv, &state).await?);
+    mv.progress.finish();
+    mv.progress.start("upstream links", 0);
+    tallies.push(links(mv, &state).await?);
+    mv.progress.finish();
+    mv.progress
+        .start("devices", u64::try_from(counts.devices).unwrap_or_default());
+    tallies.push(devices(mv, &mut state).await?);
+    mv.progress.finish();
+    mv.progress.start(
         "access tokens",
         u64::try_from(counts.access_tokens).unwrap_or_default(),
     );
-    tallies.push(access_tokens(db, writer, options, &mut state, progress).await?);
-    progress.finish();
-    progress.start("refresh tokens", 0);
-    tallies.push(refresh_tokens(db, writer, options, &state, progress).await?);
-    progress.finish();
+    tallies.push(access_tokens(mv, &mut state).await?);
+    mv.progress.finish();
+    mv.progress.start("refresh tokens", 0);
+    tallies.push(refresh_tokens(mv, &state).await?);
+    mv.progress.finish();
     Ok(tallies)
 }
 
 /// Users and their password hashes.
-async fn users(
-    db: &SynapseDatabase,
-    writer: &mut dyn BulkWriter,
-    options: &MigrateOptions,
-    state: &mut State,
-    progress: &mut dyn Progress,
-) -> Result<[Tally; 2], MigrateError> {
+async fn users(mv: &mut Move<'_>, state: &mut State) -> Result<[Tally; 2], MigrateError> {
     type Columns = (
         Option<String>,
         Option<String>,
@@ -294,6 +315,8 @@ async fn users(
         i32,
         i32,
     );
+    let (db, options) = (mv.db, mv.options);
+    let (writer, progress) = (&mut *mv.writer, &mut *mv.progress);
     let started = Instant::now();
     let mut tally = Tally::new("users");
     let mut passwords = Tally::new("passwords");
@@ -426,9 +449,7 @@ fn moving<'a>(
 /// One pass over a query of Synapse's: each row becomes a row here, or the reason it
 /// stays behind.
 async fn pass<C, T, F>(
-    db: &SynapseDatabase,
-    writer: &mut dyn BulkWriter,
-    progress: &mut dyn Progress,
+    mv: &mut Move<'_>,
     what: &'static str,
     sql: &'static str,
     mut each: F,
@@ -438,6 +459,7 @@ where
     T: Row,
     F: FnMut(C) -> Result<T, &'static str>,
 {
+    let (db, writer, progress) = (mv.db, &mut *mv.writer, &mut *mv.progress);
     let started = Instant::now();
     let mut tally = Tally::new(what);
     let mut batch = Batch::new();
@@ -459,19 +481,12 @@ where
 }
 
 /// Email addresses (Synapse keeps only confirmed ones); other media stay behind.
-async fn emails(
-    db: &SynapseDatabase,
-    writer: &mut dyn BulkWriter,
-    options: &MigrateOptions,
-    state: &State,
-    progress: &mut dyn Progress,
-) -> Result<Tally, MigrateError> {
+async fn emails(mv: &mut Move<'_>, state: &State) -> Result<Tally, MigrateError> {
+    let options = mv.options;
     let mut seen = HashSet::new();
     let sql = "SELECT user_id, address, validated_at FROM user_threepids WHERE medium = 'email'";
     pass(
-        db,
-        writer,
-        progress,
+        mv,
         "email addresses",
         sql,
         |(user_id, address, validated_at): (String, String, Option<i64>)| {
@@ -493,30 +508,17 @@ async fn emails(
 }
 
 /// SSO links (`user_external_ids`), to the provider carrying the `synapse_idp_id`.
-async fn links(
-    db: &SynapseDatabase,
-    writer: &mut dyn BulkWriter,
-    options: &MigrateOptions,
-    state: &State,
-    progress: &mut dyn Progress,
-) -> Result<Tally, MigrateError> {
+async fn links(mv: &mut Move<'_>, state: &State) -> Result<Tally, MigrateError> {
+    let options = mv.options;
     let sql = "SELECT user_id, auth_provider, external_id FROM user_external_ids";
     pass(
-        db,
-        writer,
-        progress,
+        mv,
         "upstream links",
         sql,
         |(user_id, provider, subject): (String, String, String)| {
             // Deactivated users keep their links, so a sign-in through the provider finds
             // the account and is refused, rather than making a new one.
-            let Some(user) = state.users.get(&user_id) else {
-                return Err(if state.left_out.contains(&user_id) {
-                    "user not moved"
-                } else {
-                    "unknown user"
-                });
-            };
+            let user = state.moved(&user_id)?;
             let provider_id = options
                 .providers
                 .get(&provider)
@@ -536,13 +538,7 @@ async fn links(
 
 /// Devices, as compatibility sessions. A device starts when its first token was last
 /// checked (Synapse keeps no creation time), else when it was last seen.
-async fn devices(
-    db: &SynapseDatabase,
-    writer: &mut dyn BulkWriter,
-    options: &MigrateOptions,
-    state: &mut State,
-    progress: &mut dyn Progress,
-) -> Result<Tally, MigrateError> {
+async fn devices(mv: &mut Move<'_>, state: &mut State) -> Result<Tally, MigrateError> {
     type Columns = (
         String,
         String,
@@ -552,6 +548,7 @@ async fn devices(
         Option<String>,
         Option<i64>,
     );
+    let options = mv.options;
     // Hidden devices are cross-signing keys, not devices anyone signs in with.
     let sql = "SELECT d.user_id, d.device_id, d.display_name, d.last_seen, d.ip, d.user_agent, t.first \
          FROM devices d LEFT JOIN ( \
@@ -559,7 +556,7 @@ async fn devices(
            WHERE device_id IS NOT NULL GROUP BY user_id, device_id \
          ) t ON t.user_id = d.user_id AND t.device_id = d.device_id \
          WHERE CASE WHEN d.hidden THEN 1 ELSE 0 END = 0";
-    pass(db, writer, progress, "devices", sql, |columns: Columns| {
+    pass(mv, "devices", sql, |columns: Columns| {
         let (user_id, device_id, name, last_seen, ip, user_agent, first) = columns;
         let user = state.owner(&user_id)?;
         let last_active_at = from_millis(last_seen);
@@ -582,18 +579,11 @@ async fn devices(
 
 /// Refresh tokens still usable (the last of their chain, not expired), each with the
 /// access token issued with it.
-async fn refresh_tokens(
-    db: &SynapseDatabase,
-    writer: &mut dyn BulkWriter,
-    options: &MigrateOptions,
-    state: &State,
-    progress: &mut dyn Progress,
-) -> Result<Tally, MigrateError> {
+async fn refresh_tokens(mv: &mut Move<'_>, state: &State) -> Result<Tally, MigrateError> {
+    let options = mv.options;
     let sql = "SELECT id, token, next_token_id, expiry_ts FROM refresh_tokens";
     pass(
-        db,
-        writer,
-        progress,
+        mv,
         "refresh tokens",
         sql,
         |(id, token, next, expiry): (i64, String, Option<i64>, Option<i64>)| {
@@ -645,13 +635,7 @@ fn session(
 
 /// Access tokens (not the ones an admin used to act as someone): each to its device's
 /// session, or to a session of its own when it has no device.
-async fn access_tokens(
-    db: &SynapseDatabase,
-    writer: &mut dyn BulkWriter,
-    options: &MigrateOptions,
-    state: &mut State,
-    progress: &mut dyn Progress,
-) -> Result<Tally, MigrateError> {
+async fn access_tokens(mv: &mut Move<'_>, state: &mut State) -> Result<Tally, MigrateError> {
     type Columns = (
         String,
         Option<String>,
@@ -660,6 +644,8 @@ async fn access_tokens(
         Option<i64>,
         Option<i64>,
     );
+    let (db, options) = (mv.db, mv.options);
+    let (writer, progress) = (&mut *mv.writer, &mut *mv.progress);
     let started = Instant::now();
     let mut tally = Tally::new("access tokens");
     let mut sessions = Batch::new();
