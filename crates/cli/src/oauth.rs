@@ -72,7 +72,11 @@ pub(crate) fn state(config: &RootConfig) -> anyhow::Result<OAuthState> {
     let registration_open = config
         .account
         .password_registration_open(config.passwords.enabled);
-    Ok(OAuthState::new(endpoints, keys, registration_open))
+    let mut state = OAuthState::new(endpoints, keys, registration_open);
+    state.admin_clients = config
+        .admin_clients()
+        .map_err(|why| anyhow::anyhow!("policy.data.admin_clients: {why}"))?;
+    Ok(state)
 }
 
 /// The password manager for `passwords` (disabled: no schemes).

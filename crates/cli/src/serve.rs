@@ -470,6 +470,7 @@ fn served_resources(listener: &ListenerConfig) -> Vec<Resource> {
             ConfigResource::Human => served.push(Resource::Human),
             ConfigResource::Compat => served.push(Resource::Compat),
             ConfigResource::Prometheus => served.push(Resource::Prometheus),
+            ConfigResource::AdminApi => served.push(Resource::AdminApi),
             _ => {}
         }
     }

@@ -29,10 +29,19 @@ fn unrecognized(status: StatusCode) -> Response {
         .into_response()
 }
 
+/// Admin API callers get the admin API's error shape.
+fn is_admin_api(uri: &axum::http::Uri) -> bool {
+    uri.path().contains("/api/admin/")
+}
+
 /// Unknown paths.
 pub(crate) async fn not_found(uri: axum::http::Uri) -> Response {
     if is_matrix(&uri) {
         return unrecognized(StatusCode::NOT_FOUND);
+    }
+    if is_admin_api(&uri) {
+        return crate::admin::AdminError::NotFound("there is no such admin API endpoint".to_owned())
+            .into_response();
     }
     oauth_error(
         StatusCode::NOT_FOUND,
@@ -45,6 +54,9 @@ pub(crate) async fn not_found(uri: axum::http::Uri) -> Response {
 pub(crate) async fn method_not_allowed(uri: axum::http::Uri) -> Response {
     if is_matrix(&uri) {
         return unrecognized(StatusCode::METHOD_NOT_ALLOWED);
+    }
+    if is_admin_api(&uri) {
+        return crate::admin::AdminError::MethodNotAllowed.into_response();
     }
     oauth_error(
         StatusCode::METHOD_NOT_ALLOWED,

@@ -2,6 +2,7 @@
 
 #[cfg(test)]
 mod account_tests;
+mod admin;
 mod compat;
 #[cfg(test)]
 mod compat_tests;
@@ -46,6 +47,9 @@ pub struct OAuthState {
     pub metadata: serde_json::Value,
     /// Whether people may create accounts with a password (`prompt=create`, `/register`).
     pub registration_open: bool,
+    /// The clients whose `client_credentials` grant may carry `urn:mas:admin`
+    /// (`policy.data.admin_clients`).
+    pub admin_clients: Vec<String>,
 }
 
 impl OAuthState {
@@ -63,6 +67,7 @@ impl OAuthState {
             keys,
             metadata,
             registration_open,
+            admin_clients: Vec::new(),
         }
     }
 }
@@ -243,6 +248,8 @@ pub enum Resource {
     Compat,
     /// `GET /metrics`, in Prometheus' text format.
     Prometheus,
+    /// The admin API (`/api/admin/v1`), its OpenAPI document and documentation page.
+    AdminApi,
 }
 
 /// The router of one listener: the given resources, under an optional path prefix.
@@ -256,6 +263,7 @@ pub fn router(resources: &[Resource], prefix: Option<&str>, state: AppState) -> 
             Resource::Human => router.merge(human::router(&state)),
             Resource::Compat => router.merge(compat::router()),
             Resource::Prometheus => router.merge(metrics::router()),
+            Resource::AdminApi => router.merge(admin::router()),
         };
     }
     // Measured only when something reads the measurements.

@@ -315,6 +315,7 @@ async fn token(
                 &client,
                 scope,
                 state.access_token_ttl,
+                oauth.admin_clients.iter().any(|c| *c == client.id.to_string()),
             )
             .await?,
         ),

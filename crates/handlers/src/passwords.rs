@@ -132,6 +132,12 @@ impl PasswordChecker {
         self.manager.is_enabled()
     }
 
+    /// The lowest zxcvbn score a new password needs.
+    #[must_use]
+    pub fn minimum_complexity(&self) -> u8 {
+        self.manager.minimum_complexity()
+    }
+
     /// Verifies `password` against a stored hash (see [`PasswordManager::verify`]). A
     /// failure answers no sooner than the slowest scheme would (see `failure_floor`),
     /// counted from the call, and waits without holding a hashing thread.

@@ -67,7 +67,8 @@
 //!     .authenticate(repo.as_mut(), &mut rng, &clock, &encrypter, &["https://auth.example.com/oauth2/token"], None)
 //!     .await?;
 //! let ttl = chrono::Duration::minutes(5);
-//! let answer = tokens::client_credentials(repo.as_mut(), &mut rng, &clock, &client, form.get("scope")?, ttl).await?;
+//! // `false`: this client is not in `policy.data.admin_clients`.
+//! let answer = tokens::client_credentials(repo.as_mut(), &mut rng, &clock, &client, form.get("scope")?, ttl, false).await?;
 //! repo.save().await?;
 //! assert!(answer.access_token.starts_with("mat_"));
 //!

@@ -109,6 +109,12 @@ impl PasswordManager {
         !self.schemes.is_empty()
     }
 
+    /// The lowest zxcvbn score (0 to 4) a new password needs.
+    #[must_use]
+    pub fn minimum_complexity(&self) -> u8 {
+        self.minimum_complexity
+    }
+
     /// Hashes a new password with the newest scheme; returns its version and the hash.
     /// `salt` is 16 random bytes from the caller's random source.
     ///

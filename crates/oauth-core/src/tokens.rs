@@ -132,7 +132,8 @@ pub fn parse_scope(scope: Option<&str>) -> Result<Vec<String>, OAuthError> {
 ///
 /// # Errors
 /// `unauthorized_client` when the client may not use the grant (public clients never may),
-/// `invalid_scope` for scopes that need a user.
+/// `invalid_scope` for scopes that need a user, and for `urn:mas:admin` unless
+/// `may_administer` (the client is in `policy.data.admin_clients`).
 pub async fn client_credentials(
     repo: &mut dyn Repository,
     rng: Rng<'_>,
@@ -140,6 +141,7 @@ pub async fn client_credentials(
     client: &Client,
     scope: Option<&str>,
     ttl: chrono::Duration,
+    may_administer: bool,
 ) -> Result<TokenResponse, OAuthError> {
     if client.auth_method == mas_data_model::ClientAuthMethod::None
         || !client.grant_types.iter().any(|g| g == "client_credentials")
@@ -150,11 +152,15 @@ pub async fn client_credentials(
         ));
     }
     let scopes = parse_scope(scope)?;
-    if let Some(admin) = scopes.iter().find(|s| is_admin_scope(s)) {
-        // Which clients may act as administrators is not configurable yet: none may.
+    // Only the clients the configuration names may administer this service; no client
+    // acting alone may hold the homeserver's admin scope, which needs a user.
+    if let Some(admin) = scopes
+        .iter()
+        .find(|s| is_admin_scope(s) && !(may_administer && *s == "urn:mas:admin"))
+    {
         return Err(OAuthError::new(
             ErrorCode::InvalidScope,
-            format!("`{admin}` cannot be granted to a client alone"),
+            format!("`{admin}` cannot be granted to this client acting alone"),
         ));
     }
     if let Some(user_scope) = scopes.iter().find(|s| {

@@ -6,6 +6,7 @@
 //! injected ([`Clock`], `&mut dyn Rng`) so tests are deterministic. Tokens are passed in
 //! plain and stored only as hashes by the implementation.
 
+pub mod accounts;
 pub mod activity;
 pub mod bulk;
 mod clock;

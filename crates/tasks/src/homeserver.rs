@@ -107,6 +107,12 @@ impl JobHandler for HomeserverJobs {
         let localpart = user.username.as_str();
         match work {
             HomeserverJob::ProvisionUser { display_name, .. } => {
+                // Provisioning would hand the homeserver back the emails its deactivation
+                // removed.
+                if user.deactivated_at.is_some() {
+                    tracing::info!("the user is deactivated; not provisioned");
+                    return Ok(());
+                }
                 let request = provision_request(repo.as_mut(), &user, display_name)
                     .await
                     .map_err(|e| storage(&e))?;

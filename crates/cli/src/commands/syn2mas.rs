@@ -122,7 +122,7 @@ async fn target_state(
     let mut repo = target.reader().await?;
     let users = repo
         .user()
-        .count(mas_storage::repository::UserFilter::default())
+        .count(&mas_storage::repository::UserFilter::default())
         .await
         .context("cannot count this service's users (run `mas-cli database migrate` first)")?;
     let stored_providers = repo

@@ -10,7 +10,7 @@ use mas_config::RootConfig;
 use mas_data_model::{TokenType, User};
 use mas_storage::jobs::HomeserverJob;
 use mas_storage::repository::{CompatSessionFilter, SessionFilter, UserFilter};
-use mas_storage::{BoxRepository, Pagination, RepositoryFactory, SystemClock};
+use mas_storage::{BoxRepository, Pagination, RepositoryFactory, SystemClock, accounts};
 
 /// Opens the database and hands a unit of work over `username`'s account to `act`.
 pub(super) async fn with_user<T>(
@@ -44,16 +44,9 @@ async fn schedule(repo: &mut BoxRepository, job: &HomeserverJob) -> anyhow::Resu
 pub(crate) fn set_admin(config: &RootConfig, username: &str, admin: bool) -> anyhow::Result<()> {
     crate::block_on(async {
         let ended = with_user(config, username, async |repo, user| {
-            let user = repo.user().set_can_request_admin(user, admin).await?;
-            if admin {
-                return Ok(0);
-            }
-            // Tokens granted while the user was an admin must not outlive the right.
-            let ended =
-                mas_storage::jobs::end_admin_sessions(repo.as_mut(), &SystemClock, &user).await?;
-            if ended > 0 {
-                schedule(repo, &HomeserverJob::SyncDevices { user_id: user.id }).await?;
-            }
+            let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+            let (_, ended) =
+                accounts::set_admin(repo.as_mut(), &mut rng, &SystemClock, user, admin).await?;
             Ok(ended)
         })
         .await?;
@@ -75,13 +68,13 @@ pub(crate) fn list_admins(config: &RootConfig) -> anyhow::Result<()> {
         crate::database::require_current_schema(&factory).await?;
         let mut repo = factory.reader().await?;
         let filter = UserFilter {
-            state: None,
             can_request_admin: Some(true),
+            ..UserFilter::default()
         };
         let mut page = Pagination::first(100);
         let mut count = 0;
         loop {
-            let users = repo.user().list(filter, page).await?;
+            let users = repo.user().list(&filter, page).await?;
             for user in &users.edges {
                 println!("{}", user.username);
                 count += 1;
@@ -152,33 +145,10 @@ pub(crate) fn lock_user(
 ) -> anyhow::Result<()> {
     crate::block_on(async {
         with_user(config, username, async |repo, user| {
-            let clock = &SystemClock;
-            let user = if user.locked_at.is_none() {
-                repo.user().lock(clock, user).await?
-            } else {
-                user
-            };
-            // Locking ends every session, so unlocking later revives no token that was
-            // handed out before the lock.
-            let (compat, oauth) =
-                mas_storage::jobs::end_device_sessions(repo.as_mut(), clock, &user).await?;
-            repo.browser_session().finish_all(clock, &user).await?;
-            if compat + oauth > 0 {
-                schedule(repo, &HomeserverJob::SyncDevices { user_id: user.id }).await?;
-            }
-            if deactivate && user.deactivated_at.is_none() {
-                let user = repo.user().deactivate(clock, user).await?;
-                let job = HomeserverJob::DeactivateUser {
-                    user_id: user.id,
-                    erase: false,
-                };
-                schedule(repo, &job).await?;
-            } else {
-                let job = HomeserverJob::ProvisionUser {
-                    user_id: user.id,
-                    display_name: None,
-                };
-                schedule(repo, &job).await?;
+            let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+            let user = accounts::lock(repo.as_mut(), &mut rng, &SystemClock, user).await?;
+            if deactivate {
+                accounts::deactivate(repo.as_mut(), &mut rng, &SystemClock, user, false).await?;
             }
             Ok(())
         })
@@ -203,16 +173,12 @@ pub(crate) fn unlock_user(
             if user.deactivated_at.is_some() && !reactivate {
                 bail!("`{username}` is deactivated: pass --reactivate to bring it back");
             }
-            let mut user = repo.user().unlock(user).await?;
-            if reactivate && user.deactivated_at.is_some() {
-                user = repo.user().reactivate(user).await?;
-                schedule(repo, &HomeserverJob::ReactivateUser { user_id: user.id }).await?;
+            let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+            let user = accounts::unlock(repo.as_mut(), &mut rng, &SystemClock, user).await?;
+            if reactivate {
+                accounts::reactivate(repo.as_mut(), &mut rng, &SystemClock, user).await?;
             }
-            let job = HomeserverJob::ProvisionUser {
-                user_id: user.id,
-                display_name: None,
-            };
-            schedule(repo, &job).await
+            Ok(())
         })
         .await?;
         println!("`{username}` is unlocked");
@@ -294,16 +260,13 @@ pub(crate) fn provision_all_users(config: &RootConfig) -> anyhow::Result<()> {
     crate::block_on(async {
         let factory = crate::database::open(config, false).await?;
         crate::database::require_current_schema(&factory).await?;
-        let filter = UserFilter {
-            state: None,
-            can_request_admin: None,
-        };
+        let filter = UserFilter::default();
         let mut page = Pagination::first(500);
         let mut count = 0;
         loop {
             // One unit of work per page, so a huge user base is not one giant transaction.
             let mut repo = factory.begin().await?;
-            let users = repo.user().list(filter, page).await?;
+            let users = repo.user().list(&filter, page).await?;
             for user in &users.edges {
                 let job = if user.deactivated_at.is_some() {
                     HomeserverJob::DeactivateUser {

@@ -102,7 +102,6 @@ impl HttpConfig {
                         continue;
                     }
                     Resource::GraphQL { .. } => "graphql",
-                    Resource::AdminApi => "adminapi",
                     Resource::ConnectionInfo => "connection-info",
                     Resource::Assets { .. } => "assets",
                     _ => continue,

@@ -86,7 +86,8 @@ pub struct RootConfig {
     /// CAPTCHA settings; accepted now, honoured by a later release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub captcha: Option<figment::value::Value>,
-    /// MAS's OPA policy settings; accepted and ignored: policies are built in here.
+    /// MAS's OPA policy settings: `data.admin_clients` is honoured, the rest accepted and
+    /// ignored (policies are built in here).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<figment::value::Value>,
     /// MAS's `oauth` section (device code grant switches); accepted now, honoured later.
@@ -114,6 +115,40 @@ impl RootConfig {
         self.rate_limiting.validate(issues);
         self.telemetry.validate(issues);
         self.experimental.validate(issues);
+        if let Err(why) = self.admin_clients() {
+            issues.push(&["policy", "data", "admin_clients"], why);
+        }
+    }
+
+    /// The clients whose `client_credentials` grant may carry `urn:mas:admin`
+    /// (`policy.data.admin_clients`, as MAS reads it), by client ID.
+    ///
+    /// # Errors
+    /// When the key is set to other than a list of strings.
+    pub fn admin_clients(&self) -> Result<Vec<String>, String> {
+        let Some(clients) = self
+            .policy
+            .as_ref()
+            .and_then(|p| p.find_ref("data.admin_clients"))
+        else {
+            return Ok(Vec::new());
+        };
+        clients
+            .deserialize::<Vec<String>>()
+            .map_err(|_| "must be a list of client IDs".to_owned())
+    }
+
+    /// Whether `policy` holds anything besides `data.admin_clients`, which is honoured.
+    fn policy_beyond_admin_clients(&self) -> bool {
+        let Some(figment::value::Value::Dict(_, policy)) = &self.policy else {
+            return self.policy.is_some();
+        };
+        policy.iter().any(|(key, value)| match (key.as_str(), value) {
+            ("data", figment::value::Value::Dict(_, data)) => {
+                data.keys().any(|k| k != "admin_clients")
+            }
+            _ => true,
+        })
     }
 }
 
@@ -198,8 +233,8 @@ impl RootConfig {
             ),
             (
                 "policy",
-                self.policy.is_some(),
-                "the policies are built in (no OPA)",
+                self.policy_beyond_admin_clients(),
+                "the policies are built in (no OPA); only policy.data.admin_clients is read",
             ),
             (
                 "oauth",

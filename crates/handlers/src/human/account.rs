@@ -451,14 +451,7 @@ pub(super) async fn deactivate_post(
     let mut repo = state.repos.begin().await?;
     // Every session ends with the account, and the homeserver deactivates it (erasing
     // its data when asked) through the job queue, which survives a homeserver outage.
-    mas_storage::jobs::end_device_sessions(repo.as_mut(), clock, &user).await?;
-    repo.browser_session().finish_all(clock, &user).await?;
-    let user = repo.user().deactivate(clock, user).await?;
-    let job = HomeserverJob::DeactivateUser {
-        user_id: user.id,
-        erase,
-    };
-    repo.job().schedule(&mut rng, clock, job.to_job()).await?;
+    let user = mas_storage::accounts::deactivate(repo.as_mut(), &mut rng, clock, user, erase).await?;
     repo.save().await?;
     tracing::info!(user = %user.id, erase, "account deactivated by its owner");
     let page = render(

@@ -12,7 +12,7 @@ mod emails;
 mod error;
 pub(crate) mod login;
 mod register;
-mod rp_logout;
+pub(crate) mod rp_logout;
 mod sessions;
 pub(crate) mod upstream;
 
@@ -41,6 +41,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
     for (name, source) in [
         ("base.html", include_str!("../../templates/base.html")),
+        ("api_doc.html", include_str!("../../templates/api_doc.html")),
         ("account.html", include_str!("../../templates/account.html")),
         (
             "account_confirm.html",

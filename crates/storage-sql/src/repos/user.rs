@@ -7,19 +7,22 @@ use mas_data_model::{
     RegistrationToken, User, UserEmail, UserEmailAuthentication,
 };
 use mas_storage::repository::{
-    BrowserSessionRepository, RegistrationTokenRepository, UserEmailRepository, UserFilter,
-    UserPasswordRepository, UserRepository, UserState,
+    BrowserSessionFilter, BrowserSessionRepository, RegistrationTokenRepository, UserEmailFilter,
+    UserEmailRepository, UserFilter, UserPasswordRepository, UserRepository, UserState,
 };
 use mas_storage::{Clock, Page, Pagination, Rng, StorageError};
-use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, JoinType, Order, Query};
+use sea_orm::sea_query::{
+    Alias, Condition, Expr, ExprTrait, JoinType, LikeExpr, Order, Query, SelectStatement,
+};
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set};
 use ulid::Ulid;
 
 use super::{Repo, prefixed};
 use crate::conv::{gone, new_id, now, ulid, ulid_opt, unsigned};
 use crate::entities::{
-    browser_session_authentications as auths, browser_sessions, registration_tokens,
-    user_email_authentications as email_auths, user_emails, user_passwords, users,
+    browser_session_authentications as auths, browser_sessions, compat_sessions,
+    oauth2_sessions, registration_tokens, user_email_authentications as email_auths,
+    user_emails, user_passwords, users,
 };
 
 pub(crate) fn user(m: users::Model) -> Result<User, StorageError> {
@@ -33,7 +36,7 @@ pub(crate) fn user(m: users::Model) -> Result<User, StorageError> {
     })
 }
 
-fn user_condition(filter: UserFilter) -> Condition {
+fn user_condition(filter: &UserFilter) -> Condition {
     let mut condition = Condition::all();
     match filter.state {
         Some(UserState::Active) => {
@@ -49,6 +52,82 @@ fn user_condition(filter: UserFilter) -> Condition {
     }
     if let Some(can) = filter.can_request_admin {
         condition = condition.add(users::Column::CanRequestAdmin.eq(can));
+    }
+    if let Some(search) = &filter.search {
+        // Usernames are lowercase; the wildcards of LIKE in the text match themselves.
+        let escaped = search
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        condition = condition.add(
+            Expr::col((users::Entity, users::Column::Username))
+                .like(LikeExpr::new(format!("%{escaped}%")).escape('\\')),
+        );
+    }
+    if let Some(has) = filter.has_active_oauth2_session {
+        let open = open_sessions_of_user(
+            oauth2_sessions::Entity,
+            oauth2_sessions::Column::UserId,
+            oauth2_sessions::Column::FinishedAt,
+        );
+        condition = condition.add(if has {
+            Expr::exists(open)
+        } else {
+            Expr::exists(open).not()
+        });
+    }
+    if let Some(has) = filter.has_active_compat_session {
+        let open = open_sessions_of_user(
+            compat_sessions::Entity,
+            compat_sessions::Column::UserId,
+            compat_sessions::Column::FinishedAt,
+        );
+        condition = condition.add(if has {
+            Expr::exists(open)
+        } else {
+            Expr::exists(open).not()
+        });
+    }
+    condition
+}
+
+/// `SELECT 1 FROM table WHERE user_id = users.id AND finished_at IS NULL`, for `EXISTS`.
+fn open_sessions_of_user<E: sea_orm::EntityTrait>(
+    table: E,
+    user_id: E::Column,
+    finished_at: E::Column,
+) -> SelectStatement {
+    Query::select()
+        .expr(Expr::val(1))
+        .from(table)
+        .and_where(Expr::col((table, user_id)).equals((users::Entity, users::Column::Id)))
+        .and_where(Expr::col((table, finished_at)).is_null())
+        .to_owned()
+}
+
+fn email_condition(filter: &UserEmailFilter) -> Condition {
+    let mut condition = Condition::all();
+    if let Some(user_id) = filter.user_id {
+        condition = condition.add(user_emails::Column::UserId.eq(user_id.to_string()));
+    }
+    if let Some(address) = &filter.email {
+        condition = condition.add(user_emails::Column::EmailLower.eq(address.to_lowercase()));
+    }
+    condition
+}
+
+fn browser_session_condition(filter: BrowserSessionFilter) -> Condition {
+    let mut condition = Condition::all();
+    if let Some(user_id) = filter.user_id {
+        condition = condition.add(browser_sessions::Column::UserId.eq(user_id.to_string()));
+    }
+    match filter.active {
+        Some(true) => condition = condition.add(browser_sessions::Column::FinishedAt.is_null()),
+        Some(false) => {
+            condition = condition.add(browser_sessions::Column::FinishedAt.is_not_null());
+        }
+        None => {}
     }
     condition
 }
@@ -197,7 +276,7 @@ impl UserRepository for Repo<'_> {
     #[tracing::instrument(name = "db.user.list", skip_all)]
     async fn list(
         &mut self,
-        filter: UserFilter,
+        filter: &UserFilter,
         pagination: Pagination,
     ) -> Result<Page<User>, StorageError> {
         self.page(
@@ -210,7 +289,7 @@ impl UserRepository for Repo<'_> {
     }
 
     #[tracing::instrument(name = "db.user.count", skip_all)]
-    async fn count(&mut self, filter: UserFilter) -> Result<u64, StorageError> {
+    async fn count(&mut self, filter: &UserFilter) -> Result<u64, StorageError> {
         users::Entity::find()
             .filter(user_condition(filter))
             .count(&self.conn)
@@ -359,6 +438,30 @@ impl UserEmailRepository for Repo<'_> {
             .into_iter()
             .map(email)
             .collect()
+    }
+
+    #[tracing::instrument(name = "db.user_email.list", skip_all)]
+    async fn list(
+        &mut self,
+        filter: &UserEmailFilter,
+        pagination: Pagination,
+    ) -> Result<Page<UserEmail>, StorageError> {
+        self.page(
+            user_emails::Entity::find().filter(email_condition(filter)),
+            user_emails::Column::Id,
+            &pagination,
+            email,
+        )
+        .await
+    }
+
+    #[tracing::instrument(name = "db.user_email.count", skip_all)]
+    async fn count(&mut self, filter: &UserEmailFilter) -> Result<u64, StorageError> {
+        user_emails::Entity::find()
+            .filter(email_condition(filter))
+            .count(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))
     }
 
     #[tracing::instrument(name = "db.user_email.add", skip_all)]
@@ -688,6 +791,30 @@ impl BrowserSessionRepository for Repo<'_> {
             browser_session,
         )
         .await
+    }
+
+    #[tracing::instrument(name = "db.browser_session.list_by", skip_all)]
+    async fn list_by(
+        &mut self,
+        filter: BrowserSessionFilter,
+        pagination: Pagination,
+    ) -> Result<Page<BrowserSession>, StorageError> {
+        self.page(
+            browser_sessions::Entity::find().filter(browser_session_condition(filter)),
+            browser_sessions::Column::Id,
+            &pagination,
+            browser_session,
+        )
+        .await
+    }
+
+    #[tracing::instrument(name = "db.browser_session.count", skip_all)]
+    async fn count(&mut self, filter: BrowserSessionFilter) -> Result<u64, StorageError> {
+        browser_sessions::Entity::find()
+            .filter(browser_session_condition(filter))
+            .count(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))
     }
 
     #[tracing::instrument(name = "db.browser_session.authenticate_with_password", skip_all)]

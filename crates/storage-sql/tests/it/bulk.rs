@@ -135,7 +135,7 @@ pub async fn bulk_rows_read_back_through_the_repositories(db: &TestDb) {
 
     let mut repo = db.factory.reader().await.unwrap();
     assert_eq!(
-        repo.user().count(UserFilter::default()).await.unwrap(),
+        repo.user().count(&UserFilter::default()).await.unwrap(),
         2502
     );
     let found = repo
@@ -238,7 +238,7 @@ pub async fn a_rolled_back_bulk_write_leaves_nothing(db: &TestDb) {
     assert_eq!(writer.count_users().await.unwrap(), 1);
     writer.rollback().await.unwrap();
     let mut repo = db.factory.reader().await.unwrap();
-    assert_eq!(repo.user().count(UserFilter::default()).await.unwrap(), 0);
+    assert_eq!(repo.user().count(&UserFilter::default()).await.unwrap(), 0);
     drop(repo);
     // And the database takes writes again, from the service and from another move.
     let mut writer: Box<dyn BulkWriter> = Box::new(db.factory.bulk_writer().await.unwrap());

@@ -130,36 +130,36 @@ pub async fn user_listing_and_pagination(db: &TestDb) {
 
     let mut repo = db.factory.reader().await.unwrap();
     let all = UserFilter::default();
-    assert_eq!(repo.user().count(all).await.unwrap(), 5);
+    assert_eq!(repo.user().count(&all).await.unwrap(), 5);
     let locked = UserFilter {
         state: Some(UserState::Locked),
         ..UserFilter::default()
     };
-    assert_eq!(repo.user().count(locked).await.unwrap(), 1);
+    assert_eq!(repo.user().count(&locked).await.unwrap(), 1);
     let active = UserFilter {
         state: Some(UserState::Active),
         ..UserFilter::default()
     };
-    assert_eq!(repo.user().count(active).await.unwrap(), 4);
+    assert_eq!(repo.user().count(&active).await.unwrap(), 4);
     let admins = UserFilter {
         can_request_admin: Some(true),
         ..UserFilter::default()
     };
-    assert_eq!(repo.user().count(admins).await.unwrap(), 1);
+    assert_eq!(repo.user().count(&admins).await.unwrap(), 1);
 
-    let first = repo.user().list(all, Pagination::first(2)).await.unwrap();
+    let first = repo.user().list(&all, Pagination::first(2)).await.unwrap();
     let names: Vec<_> = first.edges.iter().map(|u| u.username.as_str()).collect();
     assert_eq!(names, ["u1", "u2"]);
     assert!(first.has_next_page && !first.has_previous_page);
     let next = repo
         .user()
-        .list(all, Pagination::first(2).after(first.edges[1].id))
+        .list(&all, Pagination::first(2).after(first.edges[1].id))
         .await
         .unwrap();
     let names: Vec<_> = next.edges.iter().map(|u| u.username.as_str()).collect();
     assert_eq!(names, ["u3", "u4"]);
     assert!(next.has_next_page && next.has_previous_page);
-    let last = repo.user().list(all, Pagination::last(2)).await.unwrap();
+    let last = repo.user().list(&all, Pagination::last(2)).await.unwrap();
     let names: Vec<_> = last.edges.iter().map(|u| u.username.as_str()).collect();
     assert_eq!(
         names,
@@ -169,14 +169,14 @@ pub async fn user_listing_and_pagination(db: &TestDb) {
     assert!(last.has_previous_page && !last.has_next_page);
     let before = repo
         .user()
-        .list(all, Pagination::last(10).before(users[2].id))
+        .list(&all, Pagination::last(10).before(users[2].id))
         .await
         .unwrap();
     assert_eq!(before.edges.len(), 2);
     assert!(!before.has_previous_page);
     let locked_page = repo
         .user()
-        .list(locked, Pagination::first(10))
+        .list(&locked, Pagination::first(10))
         .await
         .unwrap();
     assert_eq!(locked_page.edges, vec![u2]);

@@ -26,8 +26,8 @@ pub use self::upstream::{
     UpstreamOAuthSessionRepository,
 };
 pub use self::user::{
-    BrowserSessionRepository, RegistrationTokenRepository, UserEmailRepository, UserFilter,
-    UserPasswordRepository, UserRepository, UserState,
+    BrowserSessionFilter, BrowserSessionRepository, RegistrationTokenRepository, UserEmailFilter,
+    UserEmailRepository, UserFilter, UserPasswordRepository, UserRepository, UserState,
 };
 use crate::StorageError;
 

@@ -11,12 +11,36 @@ use ulid::Ulid;
 use crate::{Clock, Page, Pagination, Rng, StorageError};
 
 /// Which users a listing returns.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UserFilter {
     /// Only users in this state.
     pub state: Option<UserState>,
     /// Only users with (or without) the right to request admin.
     pub can_request_admin: Option<bool>,
+    /// Only users whose username contains this text.
+    pub search: Option<String>,
+    /// Only users with (or without) an open OAuth 2.0 session.
+    pub has_active_oauth2_session: Option<bool>,
+    /// Only users with (or without) an open compatibility session.
+    pub has_active_compat_session: Option<bool>,
+}
+
+/// Which email addresses a listing returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserEmailFilter {
+    /// Only this user's.
+    pub user_id: Option<Ulid>,
+    /// Only this address, compared without regard to case.
+    pub email: Option<String>,
+}
+
+/// Which browser sessions a listing returns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BrowserSessionFilter {
+    /// Only this user's.
+    pub user_id: Option<Ulid>,
+    /// Only the open (`true`) or finished (`false`) ones.
+    pub active: Option<bool>,
 }
 
 /// The state of a user account, for filters.
@@ -63,11 +87,11 @@ pub trait UserRepository: Send {
     /// A page of users matching `filter`, by ID.
     async fn list(
         &mut self,
-        filter: UserFilter,
+        filter: &UserFilter,
         pagination: Pagination,
     ) -> Result<Page<User>, StorageError>;
     /// How many users match `filter`.
-    async fn count(&mut self, filter: UserFilter) -> Result<u64, StorageError>;
+    async fn count(&mut self, filter: &UserFilter) -> Result<u64, StorageError>;
 }
 
 /// Password hashes; the newest of a user is their password.
@@ -115,6 +139,14 @@ pub trait UserEmailRepository: Send {
     ) -> Result<UserEmail, StorageError>;
     /// Removes an address.
     async fn remove(&mut self, email: UserEmail) -> Result<(), StorageError>;
+    /// A page of addresses matching `filter`, by ID.
+    async fn list(
+        &mut self,
+        filter: &UserEmailFilter,
+        pagination: Pagination,
+    ) -> Result<Page<UserEmail>, StorageError>;
+    /// How many addresses match `filter`.
+    async fn count(&mut self, filter: &UserEmailFilter) -> Result<u64, StorageError>;
     /// Starts proving that `session`'s person reads `email`: `encrypted_code` is the
     /// code sent there, good until `expires_at`.
     #[allow(clippy::too_many_arguments)]
@@ -181,6 +213,14 @@ pub trait BrowserSessionRepository: Send {
         active_only: bool,
         pagination: Pagination,
     ) -> Result<Page<BrowserSession>, StorageError>;
+    /// A page of sessions of any user matching `filter`, by ID.
+    async fn list_by(
+        &mut self,
+        filter: BrowserSessionFilter,
+        pagination: Pagination,
+    ) -> Result<Page<BrowserSession>, StorageError>;
+    /// How many sessions match `filter`.
+    async fn count(&mut self, filter: BrowserSessionFilter) -> Result<u64, StorageError>;
     /// Records that the user proved their password in this session.
     async fn authenticate_with_password(
         &mut self,
