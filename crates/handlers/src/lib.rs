@@ -3,6 +3,8 @@
 #[cfg(test)]
 mod account_tests;
 mod admin;
+#[cfg(test)]
+mod admin_tests;
 mod compat;
 #[cfg(test)]
 mod compat_tests;
