@@ -50,7 +50,11 @@ impl Harness {
         token: Option<&str>,
         body: Option<&str>,
     ) -> (StatusCode, Value) {
-        let app = router(&[Resource::OAuth, Resource::AdminApi], None, self.state.clone());
+        let app = router(
+            &[Resource::OAuth, Resource::AdminApi],
+            None,
+            self.state.clone(),
+        );
         let mut request = Request::builder().method(method).uri(path);
         if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
@@ -168,9 +172,7 @@ fn title(body: &Value) -> &str {
 #[tokio::test]
 async fn only_tokens_with_the_admin_scope_get_in() {
     let h = Harness::new().await;
-    let (status, body) = h
-        .call(Method::GET, "/api/admin/v1/users", None, None)
-        .await;
+    let (status, body) = h.call(Method::GET, "/api/admin/v1/users", None, None).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     assert!(title(&body).contains("access token is required"), "{body}");
 
@@ -194,7 +196,10 @@ async fn only_tokens_with_the_admin_scope_get_in() {
     let (status, body) = h
         .client_token(h.admin_client, "urn:mas:admin urn:synapse:admin:*")
         .await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_scope")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_scope"))
+    );
 
     // A valid token without the scope is refused as such.
     let (status, body) = h.client_token(h.admin_client, "urn:mas:graphql:*").await;
@@ -214,10 +219,21 @@ async fn only_tokens_with_the_admin_scope_get_in() {
     let alice = h.add_user("alice").await;
     let mut repo = h.repo().await;
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
-    let alice = repo.user().set_can_request_admin(alice, true).await.unwrap();
+    let alice = repo
+        .user()
+        .set_can_request_admin(alice, true)
+        .await
+        .unwrap();
     let session = repo
         .personal_session()
-        .add(&mut rng, &SystemClock, &alice, &alice, "script", "urn:mas:admin")
+        .add(
+            &mut rng,
+            &SystemClock,
+            &alice,
+            &alice,
+            "script",
+            "urn:mas:admin",
+        )
         .await
         .unwrap();
     let personal = mas_oauth_core::tokens::generate(&mut rng, TokenType::PersonalAccessToken);
@@ -241,16 +257,17 @@ async fn only_tokens_with_the_admin_scope_get_in() {
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
     // The document and its page need no token.
-    let (status, document) = h
-        .call(Method::GET, "/api/spec.json", None, None)
-        .await;
+    let (status, document) = h.call(Method::GET, "/api/spec.json", None, None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(document["openapi"], "3.1.0");
     let (status, page) = h.call(Method::GET, "/api/doc/", None, None).await;
     assert_eq!(status, StatusCode::OK);
     // As a browser shows it, with the escaped slashes read back.
     let page = page.as_str().unwrap().replace("&#x2f;", "/");
-    assert!(page.contains("<span class=\"method\">POST</span>/api/admin/v1/users/{id}/deactivate"), "{page}");
+    assert!(
+        page.contains("<span class=\"method\">POST</span>/api/admin/v1/users/{id}/deactivate"),
+        "{page}"
+    );
 }
 
 #[tokio::test]
@@ -277,7 +294,10 @@ async fn users_come_in_pages_with_links_and_filters() {
     let ann = &first["data"][0];
     assert_eq!(ann["type"], "user");
     assert_eq!(ann["id"], ids[0].to_string());
-    assert_eq!(ann["links"]["self"], format!("/api/admin/v1/users/{}", ids[0]));
+    assert_eq!(
+        ann["links"]["self"],
+        format!("/api/admin/v1/users/{}", ids[0])
+    );
     assert_eq!(ann["meta"]["page"]["cursor"], ids[0].to_string());
     assert_eq!(ann["attributes"]["admin"], false);
     assert_eq!(ann["attributes"]["locked_at"], Value::Null);
@@ -288,9 +308,24 @@ async fn users_come_in_pages_with_links_and_filters() {
     let (_, second) = h.get(next, &token).await;
     assert_eq!(second["data"][0]["attributes"]["username"], "cat");
     assert!(second["links"]["prev"].is_string());
-    let (_, third) = h.get(second["links"]["next"].as_str().unwrap(), &token).await;
+    let (_, third) = h
+        .get(second["links"]["next"].as_str().unwrap(), &token)
+        .await;
     assert_eq!(third["data"].as_array().unwrap().len(), 1);
     assert!(third["links"].get("next").is_none());
+
+    // Both ends: the last two of the first four, as cursor connections read it.
+    let (_, middle) = h
+        .get("/api/admin/v1/users?page[first]=4&page[last]=2", &token)
+        .await;
+    let names: Vec<&str> = middle["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["attributes"]["username"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["cat", "dan"]);
+    assert!(middle["links"]["prev"].is_string() && middle["links"]["next"].is_string());
 
     let (_, last) = h.get("/api/admin/v1/users?page[last]=2", &token).await;
     assert_eq!(last["data"][1]["attributes"]["username"], "eve");
@@ -298,16 +333,30 @@ async fn users_come_in_pages_with_links_and_filters() {
 
     // Filters combine, are kept in the links, and count what they match.
     let (status, _) = h
-        .post(&format!("/api/admin/v1/users/{}/lock", ids[1]), &token, &json!({}))
+        .post(
+            &format!("/api/admin/v1/users/{}/lock", ids[1]),
+            &token,
+            &json!({}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     let (_, locked) = h
-        .get("/api/admin/v1/users?filter[status]=locked&page[first]=1", &token)
+        .get(
+            "/api/admin/v1/users?filter[status]=locked&page[first]=1",
+            &token,
+        )
         .await;
     assert_eq!(locked["meta"]["count"], 1);
     assert_eq!(locked["data"][0]["attributes"]["username"], "bob");
-    assert!(locked["links"]["first"].as_str().unwrap().contains("filter%5Bstatus%5D=locked"));
-    let (_, active) = h.get("/api/admin/v1/users?filter[status]=active", &token).await;
+    assert!(
+        locked["links"]["first"]
+            .as_str()
+            .unwrap()
+            .contains("filter%5Bstatus%5D=locked")
+    );
+    let (_, active) = h
+        .get("/api/admin/v1/users?filter[status]=active", &token)
+        .await;
     assert_eq!(active["meta"]["count"], 4);
     let (_, found) = h.get("/api/admin/v1/users?filter[search]=a", &token).await;
     let found: Vec<&str> = found["data"]
@@ -318,9 +367,22 @@ async fn users_come_in_pages_with_links_and_filters() {
         .collect();
     assert_eq!(found, ["ann", "cat", "dan"]);
     // LIKE's wildcards match only themselves.
-    let (_, wild) = h.get("/api/admin/v1/users?filter[search]=%25", &token).await;
+    let (_, wild) = h
+        .get("/api/admin/v1/users?filter[search]=%25", &token)
+        .await;
     assert_eq!(wild["meta"]["count"], 0);
-    let (_, guests) = h.get("/api/admin/v1/users?filter[legacy-guest]=true", &token).await;
+    // No username holds a NUL character; asking is no error (nor a database one).
+    let (status, nul) = h
+        .get("/api/admin/v1/users?filter[search]=a%00", &token)
+        .await;
+    assert_eq!(
+        (status, &nul["meta"]["count"]),
+        (StatusCode::OK, &json!(0)),
+        "{nul}"
+    );
+    let (_, guests) = h
+        .get("/api/admin/v1/users?filter[legacy-guest]=true", &token)
+        .await;
     assert_eq!(guests["meta"]["count"], 0);
 
     let (_, only) = h.get("/api/admin/v1/users?count=only", &token).await;
@@ -333,7 +395,10 @@ async fn users_come_in_pages_with_links_and_filters() {
     let (status, one) = h.get("/api/admin/v1/users/by-username/eve", &token).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(one["data"]["id"], ids[4].to_string());
-    assert_eq!(one["links"]["self"], format!("/api/admin/v1/users/{}", ids[4]));
+    assert_eq!(
+        one["links"]["self"],
+        format!("/api/admin/v1/users/{}", ids[4])
+    );
 }
 
 #[tokio::test]
@@ -344,20 +409,35 @@ async fn bad_input_is_a_typed_error_and_changes_nothing() {
     let long = "A".repeat(300);
     for (path, why) in [
         ("/api/admin/v1/users?page[after]=nope", "not a valid ID"),
-        ("/api/admin/v1/users?page[before]=01ARZ3NDEKTSV4RRFFQ69G5FA", "not a valid ID"),
+        (
+            "/api/admin/v1/users?page[before]=01ARZ3NDEKTSV4RRFFQ69G5FA",
+            "not a valid ID",
+        ),
         ("/api/admin/v1/users?filter[nope]=1", "unknown field"),
         ("/api/admin/v1/users?sort=username", "unknown parameter"),
         ("/api/admin/v1/users?page[first]=0", "1 to 1000"),
         ("/api/admin/v1/users?page[first]=1001", "1 to 1000"),
         ("/api/admin/v1/users?page[first]=-1", "invalid"),
-        ("/api/admin/v1/users?page[first]=2&page[last]=2", "cannot be combined"),
-        ("/api/admin/v1/users?filter[status]=sleeping", "unknown variant"),
+        (
+            "/api/admin/v1/users?page[first]=2&page[last]=0",
+            "1 to 1000",
+        ),
+        (
+            "/api/admin/v1/users?filter[status]=sleeping",
+            "unknown variant",
+        ),
         ("/api/admin/v1/users?filter[admin]=maybe", "invalid"),
         ("/api/admin/v1/users?count=sometimes", "unknown variant"),
         ("/api/admin/v1/users/not-an-id", "not a valid ID"),
-        ("/api/admin/v1/users/01arz3ndektsv4rrffq69g5fav", "not a valid ID"),
+        (
+            "/api/admin/v1/users/01arz3ndektsv4rrffq69g5fav",
+            "not a valid ID",
+        ),
         ("/api/admin/v1/user-emails?filter[user]=x", "not a valid ID"),
-        ("/api/admin/v1/oauth2-sessions?filter[client]=x", "not a valid ID"),
+        (
+            "/api/admin/v1/oauth2-sessions?filter[client]=x",
+            "not a valid ID",
+        ),
     ] {
         let (status, body) = h.get(path, &token).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
@@ -365,10 +445,15 @@ async fn bad_input_is_a_typed_error_and_changes_nothing() {
     }
     let (status, body) = h.get(&format!("/api/admin/v1/users/{long}"), &token).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(title(&body).len() < 200, "the title echoes a bounded part: {body}");
+    assert!(
+        title(&body).len() < 200,
+        "the title echoes a bounded part: {body}"
+    );
 
     let unknown = Ulid::new();
-    let (status, body) = h.get(&format!("/api/admin/v1/users/{unknown}"), &token).await;
+    let (status, body) = h
+        .get(&format!("/api/admin/v1/users/{unknown}"), &token)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(title(&body), format!("user {unknown} not found"));
     let (status, _) = h.get("/api/admin/v1/nothing-here", &token).await;
@@ -383,15 +468,32 @@ async fn bad_input_is_a_typed_error_and_changes_nothing() {
         ("/api/admin/v1/users", "{"),
         ("/api/admin/v1/users", r#"{"username": 7}"#),
         ("/api/admin/v1/users", r#"{"username": "Not Valid"}"#),
-        ("/api/admin/v1/users", r#"{"username": "x", "avatar_url": "mxc://a/b"}"#),
-        ("/api/admin/v1/user-emails", r#"{"user_id": "x", "email": "a@example.com"}"#),
-        ("/api/admin/v1/user-emails", &format!(r#"{{"user_id": "{}", "email": "no-at-sign"}}"#, alice.id)),
-        (&format!("/api/admin/v1/users/{}/set-admin", alice.id), r#"{"admin": "yes"}"#),
-        (&format!("/api/admin/v1/users/{}/deactivate", alice.id), "[1]"),
+        (
+            "/api/admin/v1/users",
+            r#"{"username": "x", "avatar_url": "https://a/b"}"#,
+        ),
+        (
+            &format!("/api/admin/v1/users/{}/set-password", alice.id),
+            r#"{"password": ""}"#,
+        ),
+        (
+            "/api/admin/v1/user-emails",
+            r#"{"user_id": "x", "email": "a@example.com"}"#,
+        ),
+        (
+            "/api/admin/v1/user-emails",
+            &format!(r#"{{"user_id": "{}", "email": "no-at-sign"}}"#, alice.id),
+        ),
+        (
+            &format!("/api/admin/v1/users/{}/set-admin", alice.id),
+            r#"{"admin": "yes"}"#,
+        ),
+        (
+            &format!("/api/admin/v1/users/{}/deactivate", alice.id),
+            "[1]",
+        ),
     ] {
-        let (status, answer) = h
-            .call(Method::POST, path, Some(&token), Some(body))
-            .await;
+        let (status, answer) = h.call(Method::POST, path, Some(&token), Some(body)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {body}: {answer}");
         assert!(!title(&answer).is_empty());
     }
@@ -410,9 +512,14 @@ async fn bad_input_is_a_typed_error_and_changes_nothing() {
 
     // Nothing of the above changed anything.
     assert_eq!(h.user_count().await, 1);
-    let (_, alice_now) = h.get(&format!("/api/admin/v1/users/{}", alice.id), &token).await;
+    let (_, alice_now) = h
+        .get(&format!("/api/admin/v1/users/{}", alice.id), &token)
+        .await;
     assert_eq!(alice_now["data"]["attributes"]["admin"], false);
-    assert_eq!(alice_now["data"]["attributes"]["deactivated_at"], Value::Null);
+    assert_eq!(
+        alice_now["data"]["attributes"]["deactivated_at"],
+        Value::Null
+    );
     assert!(h.jobs("provision-user").await.is_empty());
 }
 
@@ -424,16 +531,50 @@ async fn a_user_is_created_and_managed_through_its_whole_life() {
         .post(
             "/api/admin/v1/users",
             &token,
-            &json!({"username": "zoe", "displayname": "Zoe Z"}),
+            &json!({"username": "zoe", "displayname": "Zoe Z", "avatar_url": "mxc://example.com/zoe_1"}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let id = created["data"]["id"].as_str().unwrap().to_owned();
     assert_eq!(created["data"]["attributes"]["username"], "zoe");
     let provision = h.jobs("provision-user").await;
-    assert_eq!(provision, [json!({"user_id": id, "display_name": "Zoe Z"})]);
+    assert_eq!(
+        provision,
+        [json!({"user_id": id, "display_name": "Zoe Z", "avatar_url": "mxc://example.com/zoe_1"})]
+    );
 
     let user_path = format!("/api/admin/v1/users/{id}");
+    // Under passwords.minimum_complexity 3, a weak password is refused unless the
+    // check is skipped.
+    let mut strict = h.state.clone();
+    strict.passwords = Arc::new(crate::PasswordChecker::new(
+        mas_oauth_core::passwords::PasswordManager::new(
+            vec![mas_oauth_core::passwords::Scheme {
+                version: 1,
+                algorithm: mas_oauth_core::passwords::Algorithm::Argon2id,
+                secret: None,
+                unicode_normalization: false,
+            }],
+            3,
+        ),
+    ));
+    let strict = Harness {
+        state: strict,
+        _dir: tempfile::tempdir().unwrap(),
+        admin_client: h.admin_client,
+        other_client: h.other_client,
+    };
+    let weak = json!({"password": "zoe12345"});
+    let (status, body) = strict
+        .post(&format!("{user_path}/set-password"), &token, &weak)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(title(&body).contains("too weak"));
+    let skipped = json!({"password": "zoe12345", "skip_password_check": true});
+    let (status, _) = strict
+        .post(&format!("{user_path}/set-password"), &token, &skipped)
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, _) = h
         .post(
             &format!("{user_path}/set-password"),
@@ -443,7 +584,12 @@ async fn a_user_is_created_and_managed_through_its_whole_life() {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let mut repo = h.repo().await;
-    let user = repo.user().lookup(id.parse().unwrap()).await.unwrap().unwrap();
+    let user = repo
+        .user()
+        .lookup(id.parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap();
     let password = repo.user_password().active(&user).await.unwrap().unwrap();
     drop(repo);
     assert!(password.hashed_password.starts_with("$argon2id$"));
@@ -453,32 +599,59 @@ async fn a_user_is_created_and_managed_through_its_whole_life() {
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
     let compat = repo
         .compat_session()
-        .add(&mut rng, &SystemClock, &user, Some("ZOEDEVICE".into()), None, false, None)
+        .add(
+            &mut rng,
+            &SystemClock,
+            &user,
+            Some("ZOEDEVICE".into()),
+            None,
+            false,
+            None,
+        )
         .await
         .unwrap();
     repo.save().await.unwrap();
-    let (status, locked) = h.post(&format!("{user_path}/lock"), &token, &json!({})).await;
+    let (status, locked) = h
+        .post(&format!("{user_path}/lock"), &token, &json!({}))
+        .await;
     assert_eq!(status, StatusCode::OK, "{locked}");
     assert!(locked["data"]["attributes"]["locked_at"].is_string());
     let (_, session) = h
-        .get(&format!("/api/admin/v1/compat-sessions/{}", compat.id), &token)
+        .get(
+            &format!("/api/admin/v1/compat-sessions/{}", compat.id),
+            &token,
+        )
         .await;
-    assert!(session["data"]["attributes"]["finished_at"].is_string(), "{session}");
+    assert!(
+        session["data"]["attributes"]["finished_at"].is_string(),
+        "{session}"
+    );
     assert_eq!(h.jobs("sync-devices").await.len(), 1);
     assert_eq!(h.jobs("provision-user").await.len(), 1);
 
-    let (_, unlocked) = h.post(&format!("{user_path}/unlock"), &token, &json!({})).await;
+    let (_, unlocked) = h
+        .post(&format!("{user_path}/unlock"), &token, &json!({}))
+        .await;
     assert_eq!(unlocked["data"]["attributes"]["locked_at"], Value::Null);
 
     let (status, admin) = h
-        .post(&format!("{user_path}/set-admin"), &token, &json!({"admin": true}))
+        .post(
+            &format!("{user_path}/set-admin"),
+            &token,
+            &json!({"admin": true}),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(admin["data"]["attributes"]["admin"], true);
 
     // Deactivation takes no body; the homeserver erases by default.
     let (status, gone) = h
-        .call(Method::POST, &format!("{user_path}/deactivate"), Some(&token), None)
+        .call(
+            Method::POST,
+            &format!("{user_path}/deactivate"),
+            Some(&token),
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{gone}");
     assert!(gone["data"]["attributes"]["deactivated_at"].is_string());
@@ -486,7 +659,9 @@ async fn a_user_is_created_and_managed_through_its_whole_life() {
         h.jobs("deactivate-user").await,
         [json!({"user_id": id, "erase": true})]
     );
-    let (_, back) = h.post(&format!("{user_path}/reactivate"), &token, &json!({})).await;
+    let (_, back) = h
+        .post(&format!("{user_path}/reactivate"), &token, &json!({}))
+        .await;
     assert_eq!(back["data"]["attributes"]["deactivated_at"], Value::Null);
     assert_eq!(h.jobs("reactivate-user").await.len(), 1);
 }
@@ -515,15 +690,26 @@ async fn email_addresses_and_sessions_are_managed() {
         .await;
     assert_eq!(status, StatusCode::CONFLICT);
     let (_, listed) = h
-        .get(&format!("/api/admin/v1/user-emails?filter[user]={}", ann.id), &token)
+        .get(
+            &format!("/api/admin/v1/user-emails?filter[user]={}", ann.id),
+            &token,
+        )
         .await;
     assert_eq!(listed["meta"]["count"], 1);
     let (_, by_address) = h
-        .get("/api/admin/v1/user-emails?filter[email]=ANN%40example.com", &token)
+        .get(
+            "/api/admin/v1/user-emails?filter[email]=ANN%40example.com",
+            &token,
+        )
         .await;
     assert_eq!(by_address["meta"]["count"], 1);
-    let email_path = format!("/api/admin/v1/user-emails/{}", added["data"]["id"].as_str().unwrap());
-    let (status, _) = h.call(Method::DELETE, &email_path, Some(&token), None).await;
+    let email_path = format!(
+        "/api/admin/v1/user-emails/{}",
+        added["data"]["id"].as_str().unwrap()
+    );
+    let (status, _) = h
+        .call(Method::DELETE, &email_path, Some(&token), None)
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (status, _) = h.get(&email_path, &token).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -539,7 +725,15 @@ async fn email_addresses_and_sessions_are_managed() {
         .unwrap();
     let compat = repo
         .compat_session()
-        .add(&mut rng, &SystemClock, &ann, Some("ANNDEVICE".into()), None, false, None)
+        .add(
+            &mut rng,
+            &SystemClock,
+            &ann,
+            Some("ANNDEVICE".into()),
+            None,
+            false,
+            None,
+        )
         .await
         .unwrap();
     let oauth = repo
@@ -563,7 +757,10 @@ async fn email_addresses_and_sessions_are_managed() {
     ] {
         let (status, listed) = h
             .get(
-                &format!("/api/admin/v1/{kind}?filter[user]={}&filter[status]=active", ann.id),
+                &format!(
+                    "/api/admin/v1/{kind}?filter[user]={}&filter[status]=active",
+                    ann.id
+                ),
                 &token,
             )
             .await;
@@ -575,9 +772,12 @@ async fn email_addresses_and_sessions_are_managed() {
         assert_eq!(status, StatusCode::OK, "{kind}: {finished}");
         assert!(finished["data"]["attributes"]["finished_at"].is_string());
         let (status, again) = h.post(&path, &token, &json!({})).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "{kind}: {again}");
+        assert_eq!(status, StatusCode::CONFLICT, "{kind}: {again}");
         let (_, open) = h
-            .get(&format!("/api/admin/v1/{kind}?filter[status]=active"), &token)
+            .get(
+                &format!("/api/admin/v1/{kind}?filter[status]=active"),
+                &token,
+            )
             .await;
         // The admin client's own session is the one still open among OAuth sessions.
         let still_open = if kind == "oauth2-sessions" { 1 } else { 0 };
@@ -593,10 +793,19 @@ async fn email_addresses_and_sessions_are_managed() {
         }
     }
     let (_, oauth_now) = h
-        .get(&format!("/api/admin/v1/oauth2-sessions/{}", oauth.id), &token)
+        .get(
+            &format!("/api/admin/v1/oauth2-sessions/{}", oauth.id),
+            &token,
+        )
         .await;
-    assert_eq!(oauth_now["data"]["attributes"]["client_id"], h.other_client.to_string());
-    assert_eq!(oauth_now["data"]["attributes"]["user_session_id"], browser.id.to_string());
+    assert_eq!(
+        oauth_now["data"]["attributes"]["client_id"],
+        h.other_client.to_string()
+    );
+    assert_eq!(
+        oauth_now["data"]["attributes"]["user_session_id"],
+        browser.id.to_string()
+    );
 
     let (status, site) = h.get("/api/admin/v1/site-config", &token).await;
     assert_eq!(status, StatusCode::OK);

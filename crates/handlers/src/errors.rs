@@ -40,8 +40,10 @@ pub(crate) async fn not_found(uri: axum::http::Uri) -> Response {
         return unrecognized(StatusCode::NOT_FOUND);
     }
     if is_admin_api(&uri) {
-        return crate::admin::AdminError::NotFound("there is no such admin API endpoint".to_owned())
-            .into_response();
+        return crate::admin::AdminError::NotFound(
+            "there is no such admin API endpoint".to_owned(),
+        )
+        .into_response();
     }
     oauth_error(
         StatusCode::NOT_FOUND,

@@ -31,7 +31,13 @@ pub async fn end_all_sessions(
     let (compat, oauth) = crate::jobs::end_device_sessions(repo, clock, user).await?;
     repo.browser_session().finish_all(clock, user).await?;
     if compat + oauth > 0 {
-        schedule(repo, rng, clock, &HomeserverJob::SyncDevices { user_id: user.id }).await?;
+        schedule(
+            repo,
+            rng,
+            clock,
+            &HomeserverJob::SyncDevices { user_id: user.id },
+        )
+        .await?;
     }
     Ok(compat + oauth)
 }
@@ -56,6 +62,7 @@ pub async fn lock(
     let job = HomeserverJob::ProvisionUser {
         user_id: user.id,
         display_name: None,
+        avatar_url: None,
     };
     schedule(repo, rng, clock, &job).await?;
     Ok(user)
@@ -75,6 +82,7 @@ pub async fn unlock(
     let job = HomeserverJob::ProvisionUser {
         user_id: user.id,
         display_name: None,
+        avatar_url: None,
     };
     schedule(repo, rng, clock, &job).await?;
     Ok(user)
@@ -121,7 +129,13 @@ pub async fn reactivate(
         return Ok(user);
     }
     let user = repo.user().reactivate(user).await?;
-    schedule(repo, rng, clock, &HomeserverJob::ReactivateUser { user_id: user.id }).await?;
+    schedule(
+        repo,
+        rng,
+        clock,
+        &HomeserverJob::ReactivateUser { user_id: user.id },
+    )
+    .await?;
     Ok(user)
 }
 
@@ -144,7 +158,13 @@ pub async fn set_admin(
     }
     let ended = crate::jobs::end_admin_sessions(repo, clock, &user).await?;
     if ended > 0 {
-        schedule(repo, rng, clock, &HomeserverJob::SyncDevices { user_id: user.id }).await?;
+        schedule(
+            repo,
+            rng,
+            clock,
+            &HomeserverJob::SyncDevices { user_id: user.id },
+        )
+        .await?;
     }
     Ok((user, ended))
 }

@@ -22,6 +22,9 @@ pub enum HomeserverJob {
         /// A display name to set, when one was chosen.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         display_name: Option<String>,
+        /// An avatar (an `mxc://` URI) to set, when one was chosen.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        avatar_url: Option<String>,
     },
     /// Creates a device, or renames it.
     ProvisionDevice {
@@ -125,6 +128,7 @@ impl HomeserverJob {
             "provision-user" => Self::ProvisionUser {
                 user_id,
                 display_name: fields.display_name.clone(),
+                avatar_url: fields.avatar_url.clone(),
             },
             "provision-device" => Self::ProvisionDevice {
                 user_id,
@@ -152,6 +156,8 @@ struct Fields {
     user_id: Ulid,
     #[serde(default)]
     display_name: Option<String>,
+    #[serde(default)]
+    avatar_url: Option<String>,
     #[serde(default)]
     device_id: Option<String>,
     #[serde(default)]
@@ -333,6 +339,7 @@ mod tests {
             HomeserverJob::ProvisionUser {
                 user_id,
                 display_name: Some("Alice".to_owned()),
+                avatar_url: Some("mxc://example.com/abc".to_owned()),
             },
             HomeserverJob::ProvisionDevice {
                 user_id,
@@ -363,7 +370,8 @@ mod tests {
             HomeserverJob::from_job("provision-user", &old).unwrap(),
             HomeserverJob::ProvisionUser {
                 user_id,
-                display_name: None
+                display_name: None,
+                avatar_url: None,
             }
         );
         assert!(HomeserverJob::from_job("delete-device", &old).is_err());

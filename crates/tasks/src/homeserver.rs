@@ -76,6 +76,7 @@ pub async fn provision_request(
     repo: &mut dyn Repository,
     user: &User,
     display_name: Option<String>,
+    avatar_url: Option<String>,
 ) -> Result<ProvisionRequest, StorageError> {
     let emails = repo.user_email().all(user).await?;
     let mut request = ProvisionRequest::new(&user.username, user.id.to_string());
@@ -83,6 +84,9 @@ pub async fn provision_request(
     request.locked = Some(user.locked_at.is_some());
     if let Some(name) = display_name {
         request.displayname = FieldAction::Set(name);
+    }
+    if let Some(avatar) = avatar_url {
+        request.avatar_url = FieldAction::Set(avatar);
     }
     Ok(request)
 }
@@ -106,14 +110,18 @@ impl JobHandler for HomeserverJobs {
         let hs = self.homeserver.as_ref();
         let localpart = user.username.as_str();
         match work {
-            HomeserverJob::ProvisionUser { display_name, .. } => {
+            HomeserverJob::ProvisionUser {
+                display_name,
+                avatar_url,
+                ..
+            } => {
                 // Provisioning would hand the homeserver back the emails its deactivation
                 // removed.
                 if user.deactivated_at.is_some() {
                     tracing::info!("the user is deactivated; not provisioned");
                     return Ok(());
                 }
-                let request = provision_request(repo.as_mut(), &user, display_name)
+                let request = provision_request(repo.as_mut(), &user, display_name, avatar_url)
                     .await
                     .map_err(|e| storage(&e))?;
                 drop(repo);
@@ -128,7 +136,7 @@ impl JobHandler for HomeserverJobs {
                 display_name,
                 ..
             } => {
-                let request = provision_request(repo.as_mut(), &user, None)
+                let request = provision_request(repo.as_mut(), &user, None, None)
                     .await
                     .map_err(|e| storage(&e))?;
                 drop(repo);
@@ -175,19 +183,44 @@ impl JobHandler for HomeserverJobs {
                     tracing::info!("the user was reactivated since; not deactivated");
                     return Ok(());
                 }
-                hs.delete_user(localpart, erase)
-                    .await
-                    .map_err(|e| homeserver(&e))?;
+                match hs.delete_user(localpart, erase).await {
+                    // Never provisioned there (its provisioning is skipped from now on):
+                    // nothing to deactivate.
+                    Err(HomeserverError::UserNotFound) => {
+                        tracing::info!("the user is not on the homeserver; nothing to deactivate");
+                    }
+                    other => other.map_err(|e| homeserver(&e))?,
+                }
             }
             HomeserverJob::ReactivateUser { .. } => {
-                drop(repo);
                 if user.deactivated_at.is_some() {
                     tracing::info!("the user was deactivated since; not reactivated");
                     return Ok(());
                 }
-                hs.reactivate_user(localpart)
+                let request = provision_request(repo.as_mut(), &user, None, None)
                     .await
-                    .map_err(|e| homeserver(&e))?;
+                    .map_err(|e| storage(&e))?;
+                drop(repo);
+                // Synapse fails on reactivating an active user (its deactivation job may
+                // not have run yet, and now never will): ask first.
+                let result = match hs.query_user(localpart).await {
+                    Ok(there) if !there.deactivated => {
+                        tracing::info!("the user is active on the homeserver; nothing to do");
+                        return Ok(());
+                    }
+                    Ok(_) => hs.reactivate_user(localpart).await,
+                    Err(error) => Err(error),
+                };
+                match result {
+                    // Never provisioned there: the reactivated user is made now.
+                    Err(HomeserverError::UserNotFound) => {
+                        hs.provision_user(&request)
+                            .await
+                            .map_err(|e| homeserver(&e))?;
+                        tracing::info!("the user was not on the homeserver; provisioned");
+                    }
+                    other => other.map_err(|e| homeserver(&e))?,
+                }
             }
         }
         Ok(())

@@ -307,6 +307,7 @@ fn register_user(
         let job = HomeserverJob::ProvisionUser {
             user_id: user.id,
             display_name: args.display_name.clone(),
+            avatar_url: None,
         };
         repo.job().schedule(&mut rng, &clock, job.to_job()).await?;
         repo.save().await?;

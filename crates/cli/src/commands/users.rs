@@ -277,6 +277,7 @@ pub(crate) fn provision_all_users(config: &RootConfig) -> anyhow::Result<()> {
                     HomeserverJob::ProvisionUser {
                         user_id: user.id,
                         display_name: None,
+                        avatar_url: None,
                     }
                 };
                 schedule(&mut repo, &job).await?;
@@ -311,6 +312,7 @@ pub(crate) fn add_email(config: &RootConfig, username: &str, email: &str) -> any
             let job = HomeserverJob::ProvisionUser {
                 user_id: user.id,
                 display_name: None,
+                avatar_url: None,
             };
             schedule(repo, &job).await
         })

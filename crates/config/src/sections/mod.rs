@@ -143,12 +143,14 @@ impl RootConfig {
         let Some(figment::value::Value::Dict(_, policy)) = &self.policy else {
             return self.policy.is_some();
         };
-        policy.iter().any(|(key, value)| match (key.as_str(), value) {
-            ("data", figment::value::Value::Dict(_, data)) => {
-                data.keys().any(|k| k != "admin_clients")
-            }
-            _ => true,
-        })
+        policy
+            .iter()
+            .any(|(key, value)| match (key.as_str(), value) {
+                ("data", figment::value::Value::Dict(_, data)) => {
+                    data.keys().any(|k| k != "admin_clients")
+                }
+                _ => true,
+            })
     }
 }
 

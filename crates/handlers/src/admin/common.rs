@@ -15,8 +15,8 @@ use mas_storage::{Page, Pagination, StorageError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use ulid::Ulid;
-use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use crate::AppState;
@@ -140,7 +140,9 @@ impl FromRequestParts<AppState> for Admin {
             })
             .filter(|t| !t.is_empty())
             .ok_or_else(|| {
-                AdminError::Unauthorized("an access token is required (Authorization: Bearer)".to_owned())
+                AdminError::Unauthorized(
+                    "an access token is required (Authorization: Bearer)".to_owned(),
+                )
             })?;
         let mut repo = state.repos.reader().await?;
         // The homeserver's view: OAuth 2.0 access tokens and personal tokens answer, with
@@ -239,7 +241,9 @@ pub(crate) fn parse_id(raw: &str) -> AdminResult<Ulid> {
         return Ok(id);
     }
     let shown: String = raw.chars().take(40).collect();
-    Err(AdminError::BadRequest(format!("`{shown}` is not a valid ID (a ULID)")))
+    Err(AdminError::BadRequest(format!(
+        "`{shown}` is not a valid ID (a ULID)"
+    )))
 }
 
 /// A JSON body; an absent one reads as `T::default()` when the route allows it
@@ -270,8 +274,9 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalB
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(Self(T::default()));
         }
-        serde_json::from_slice(&bytes)
-            .map(Self)
+        // `null` is the same as no body.
+        serde_json::from_slice::<Option<T>>(&bytes)
+            .map(|body| Self(body.unwrap_or_default()))
             .map_err(|e| AdminError::BadRequest(format!("invalid JSON body: {e}")))
     }
 }
@@ -302,7 +307,8 @@ pub(crate) struct PageParams {
     #[serde(rename = "page[after]")]
     #[param(value_type = Option<UlidSchema>)]
     after: Option<String>,
-    /// The first N items (default 10, at most 1000).
+    /// The first N items (default 10, at most 1000). With `page[last]` too, the last of
+    /// those.
     #[serde(rename = "page[first]")]
     #[param(minimum = 1, maximum = 1000)]
     first: Option<usize>,
@@ -319,6 +325,9 @@ pub(crate) struct PageParams {
 pub(crate) struct ListQuery<F> {
     /// Which page.
     pub(crate) pagination: Pagination,
+    /// With both `page[first]` and `page[last]`: how many of the last of the first
+    /// items are kept.
+    trim_to_last: Option<usize>,
     /// Whether the total count is wanted.
     pub(crate) count: IncludeCount,
     /// The filters.
@@ -327,6 +336,8 @@ pub(crate) struct ListQuery<F> {
     filter_query: String,
     /// The page as given, re-encoded, for the `self` link.
     page_query: String,
+    /// Whether a filter can match nothing stored (so nothing is read).
+    matches_nothing: bool,
 }
 
 fn bad_query(error: impl std::fmt::Display) -> AdminError {
@@ -340,7 +351,11 @@ impl<F: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ListQuery<F> {
         let raw = parts.uri.query().unwrap_or_default();
         let mut page = url::form_urlencoded::Serializer::new(String::new());
         let mut filter = url::form_urlencoded::Serializer::new(String::new());
+        let mut matches_nothing = false;
         for (key, value) in url::form_urlencoded::parse(raw.as_bytes()) {
+            // No stored text holds a NUL character (and PostgreSQL refuses one in a
+            // query): a filter with one matches nothing.
+            matches_nothing |= key.starts_with("filter[") && value.contains('\0');
             if key.starts_with("page[") || key == "count" {
                 page.append_pair(&key, &value);
             } else if key.starts_with("filter[") {
@@ -355,10 +370,12 @@ impl<F: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ListQuery<F> {
         let filter: F = serde_html_form::from_str(&filter_query).map_err(bad_query)?;
         Ok(Self {
             pagination: params.pagination()?,
+            trim_to_last: params.first.and(params.last),
             count: params.count.unwrap_or_default(),
             filter,
             filter_query,
             page_query,
+            matches_nothing,
         })
     }
 }
@@ -374,11 +391,11 @@ impl PageParams {
                 )))
             }
         };
+        self.last.map(size).transpose()?;
         let mut pagination = match (self.first, self.last) {
-            (Some(_), Some(_)) => {
-                return Err(bad_query("`page[first]` and `page[last]` cannot be combined"));
-            }
-            (Some(n), None) => Pagination::first(size(n)?),
+            // Both: the last of the first items, as cursor connections define it; the
+            // trimming is done on the answer (`ListQuery::respond`).
+            (Some(n), _) => Pagination::first(size(n)?),
             (None, Some(n)) => Pagination::last(size(n)?),
             (None, None) => Pagination::first(DEFAULT_PAGE_SIZE),
         };
@@ -396,6 +413,9 @@ impl PageParams {
 /// unless only the count is wanted, and `$count` for the total, if wanted.
 macro_rules! listing {
     ($query:expr, |$page:ident| $list:expr, $count:expr $(,)?) => {{
+        if $query.matches_nothing() {
+            return Ok($query.respond($crate::admin::common::Listing::empty()));
+        }
         let page = match $query.page() {
             Some($page) => Some($list.await?),
             None => None,
@@ -574,6 +594,11 @@ impl<F> ListQuery<F> {
         (self.count != IncludeCount::Only).then_some(self.pagination)
     }
 
+    /// Whether a filter can match nothing stored.
+    pub(crate) fn matches_nothing(&self) -> bool {
+        self.matches_nothing
+    }
+
     /// Whether the total count is wanted.
     pub(crate) fn counted(&self) -> bool {
         self.count != IncludeCount::False
@@ -589,10 +614,7 @@ impl<F> ListQuery<F> {
     }
 
     /// Shapes a listing as the answer, with its links.
-    pub(crate) fn respond<T: Resource>(
-        &self,
-        listing: Listing<T>,
-    ) -> Json<PaginatedResponse<T>> {
+    pub(crate) fn respond<T: Resource>(&self, listing: Listing<T>) -> Json<PaginatedResponse<T>> {
         let size = self.pagination.count;
         let at = |query: String| {
             if query.is_empty() {
@@ -603,7 +625,13 @@ impl<F> ListQuery<F> {
         };
         let mut next = None;
         let mut prev = None;
-        let data = listing.page.map(|page| {
+        let data = listing.page.map(|mut page| {
+            if let Some(keep) = self.trim_to_last
+                && page.edges.len() > keep
+            {
+                page.edges.drain(..page.edges.len() - keep);
+                page.has_previous_page = true;
+            }
             if let (true, Some(last)) = (page.has_next_page, page.edges.last()) {
                 next = Some(at(self.link(&format!(
                     "page%5Bafter%5D={}&page%5Bfirst%5D={size}",

@@ -15,9 +15,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::common::{
-    listing,
     Admin, AdminError, AdminResult, Body, ErrorResponse, IdPath, ListQuery, PageParams,
-    PaginatedResponse, Resource, SingleResponse, UlidSchema, parse_id,
+    PaginatedResponse, Resource, SingleResponse, UlidSchema, listing, parse_id,
 };
 use crate::AppState;
 
@@ -166,7 +165,7 @@ async fn add(
     Body(body): Body<AddEmail>,
 ) -> AdminResult<(StatusCode, Json<SingleResponse<EmailResource>>)> {
     let user_id = parse_id(&body.user_id)?;
-    if !mas_email::is_valid_address(&body.email) {
+    if body.email.contains('\0') || !mas_email::is_valid_address(&body.email) {
         return Err(AdminError::BadRequest(
             "the email address is not valid".to_owned(),
         ));
@@ -180,16 +179,26 @@ async fn add(
         .await?
         .ok_or_else(|| AdminError::NotFound(format!("user {user_id} not found")))?;
     let taken = || AdminError::Conflict("someone has this email address already".to_owned());
-    if repo.user_email().find_by_email(&body.email).await?.is_some() {
+    if repo
+        .user_email()
+        .find_by_email(&body.email)
+        .await?
+        .is_some()
+    {
         return Err(taken());
     }
-    let email = match repo.user_email().add(&mut rng, clock, &user, &body.email).await {
+    let email = match repo
+        .user_email()
+        .add(&mut rng, clock, &user, &body.email)
+        .await
+    {
         Err(mas_storage::StorageError::Conflict(_)) => return Err(taken()),
         other => other?,
     };
     let job = HomeserverJob::ProvisionUser {
         user_id: user.id,
         display_name: None,
+        avatar_url: None,
     };
     repo.job().schedule(&mut rng, clock, job.to_job()).await?;
     repo.save().await?;
@@ -210,7 +219,11 @@ async fn add(
     ),
 )]
 #[tracing::instrument(name = "handlers.admin.emails.delete", skip_all)]
-async fn delete(_: Admin, State(state): State<AppState>, IdPath(id): IdPath) -> AdminResult<StatusCode> {
+async fn delete(
+    _: Admin,
+    State(state): State<AppState>,
+    IdPath(id): IdPath,
+) -> AdminResult<StatusCode> {
     let clock = state.clock.as_ref();
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
     let mut repo = state.repos.begin().await?;
@@ -224,6 +237,7 @@ async fn delete(_: Admin, State(state): State<AppState>, IdPath(id): IdPath) -> 
     let job = HomeserverJob::ProvisionUser {
         user_id,
         display_name: None,
+        avatar_url: None,
     };
     repo.job().schedule(&mut rng, clock, job.to_job()).await?;
     repo.save().await?;

@@ -63,6 +63,7 @@ fn finish_document(mut document: Value) -> Value {
             "content": { "application/json": { "schema": error.clone() } },
         })
     };
+    add_links(&mut document);
     if let Some(paths) = document["paths"].as_object_mut() {
         for operation in paths
             .values_mut()
@@ -81,7 +82,10 @@ fn finish_document(mut document: Value) -> Value {
                 ("400", "The request is malformed"),
                 ("401", "No valid access token"),
                 ("403", "The access token lacks the urn:mas:admin scope"),
-                ("503", "The database or the homeserver is unavailable; try again later"),
+                (
+                    "503",
+                    "The database or the homeserver is unavailable; try again later",
+                ),
             ] {
                 responses
                     .entry(status)
@@ -90,6 +94,104 @@ fn finish_document(mut document: Value) -> Value {
         }
     }
     document
+}
+
+/// How the answer of one operation feeds another (OpenAPI links), so a client or a
+/// fuzzer can follow them: (from, status, to, parameter, where in the answer).
+const LINKS: &[(&str, &str, &str, &str, &str)] = &[
+    (
+        "createUser",
+        "201",
+        "getUser",
+        "id",
+        "$response.body#/data/id",
+    ),
+    (
+        "createUser",
+        "201",
+        "getUserByUsername",
+        "username",
+        "$response.body#/data/attributes/username",
+    ),
+    (
+        "createUser",
+        "201",
+        "setUserPassword",
+        "id",
+        "$response.body#/data/id",
+    ),
+    (
+        "createUser",
+        "201",
+        "userSetAdmin",
+        "id",
+        "$response.body#/data/id",
+    ),
+    (
+        "createUser",
+        "201",
+        "lockUser",
+        "id",
+        "$response.body#/data/id",
+    ),
+    (
+        "createUser",
+        "201",
+        "unlockUser",
+        "id",
+        "$response.body#/data/id",
+    ),
+    (
+        "createUser",
+        "201",
+        "deactivateUser",
+        "id",
+        "$response.body#/data/id",
+    ),
+    (
+        "createUser",
+        "201",
+        "reactivateUser",
+        "id",
+        "$response.body#/data/id",
+    ),
+    (
+        "addUserEmail",
+        "201",
+        "getUserEmail",
+        "id",
+        "$response.body#/data/id",
+    ),
+    (
+        "addUserEmail",
+        "201",
+        "deleteUserEmail",
+        "id",
+        "$response.body#/data/id",
+    ),
+];
+
+fn add_links(document: &mut Value) {
+    let Some(paths) = document["paths"].as_object_mut() else {
+        return;
+    };
+    for (from, status, to, parameter, expression) in LINKS {
+        let Some(answer) = paths
+            .values_mut()
+            .filter_map(Value::as_object_mut)
+            .flat_map(|item| item.values_mut())
+            .find(|operation| operation["operationId"] == *from)
+            .and_then(|operation| operation["responses"].get_mut(*status))
+            .and_then(Value::as_object_mut)
+        else {
+            continue;
+        };
+        let links = answer.entry("links").or_insert_with(|| json!({}));
+        links[*to] = json!({
+            "operationId": to,
+            "parameters": { *parameter: expression },
+        });
+    }
 }
 
 /// The document, rendered once.
@@ -110,8 +212,14 @@ pub(crate) fn router() -> Router<AppState> {
 async fn spec() -> Response {
     (
         [
-            (header::CONTENT_TYPE, HeaderValue::from_static("application/json")),
-            (header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")),
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (
+                header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            ),
         ],
         axum::body::Bytes::copy_from_slice(&DOCUMENT.0),
     )
@@ -250,7 +358,13 @@ mod tests {
             .collect();
         assert!(names.contains(&"page[first]") && names.contains(&"filter[status]"));
         let schemas = document["components"]["schemas"].as_object().unwrap();
-        for schema in ["ULID", "User", "ErrorResponse", "UserEmail", "OAuth2Session"] {
+        for schema in [
+            "ULID",
+            "User",
+            "ErrorResponse",
+            "UserEmail",
+            "OAuth2Session",
+        ] {
             assert!(schemas.contains_key(schema), "schema {schema} is missing");
         }
     }

@@ -16,9 +16,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::common::{
-    listing,
     Admin, AdminError, AdminResult, ErrorResponse, IdPath, ListQuery, PageParams,
-    PaginatedResponse, Resource, SingleResponse, UlidSchema, parse_id,
+    PaginatedResponse, Resource, SingleResponse, UlidSchema, listing, parse_id,
 };
 use crate::AppState;
 
@@ -310,7 +309,7 @@ async fn get_user_session(
     params(("id" = UlidSchema, Path, description = "The session's ID")),
     responses(
         (status = 200, description = "The ended session", body = SingleResponse<UserSessionResource>),
-        (status = 400, description = "The session has ended already", body = ErrorResponse),
+        (status = 409, description = "The session has ended already", body = ErrorResponse),
         (status = 404, description = "No such session", body = ErrorResponse),
     ),
 )]
@@ -327,7 +326,9 @@ async fn finish_user_session(
         .await?
         .ok_or_else(|| not_found("user session", id))?;
     if session.finished_at.is_some() {
-        return Err(AdminError::BadRequest(format!("user session {id} has ended already")));
+        return Err(AdminError::Conflict(format!(
+            "user session {id} has ended already"
+        )));
     }
     let user = repo.user().lookup(session.user_id).await?;
     let session = repo
@@ -423,7 +424,7 @@ async fn delete_device(
     params(("id" = UlidSchema, Path, description = "The session's ID")),
     responses(
         (status = 200, description = "The ended session", body = SingleResponse<CompatSessionResource>),
-        (status = 400, description = "The session has ended already", body = ErrorResponse),
+        (status = 409, description = "The session has ended already", body = ErrorResponse),
         (status = 404, description = "No such session", body = ErrorResponse),
     ),
 )]
@@ -440,7 +441,7 @@ async fn finish_compat_session(
         .await?
         .ok_or_else(|| not_found("compatibility session", id))?;
     if session.finished_at.is_some() {
-        return Err(AdminError::BadRequest(format!(
+        return Err(AdminError::Conflict(format!(
             "compatibility session {id} has ended already"
         )));
     }
@@ -448,7 +449,13 @@ async fn finish_compat_session(
         .compat_session()
         .finish(state.clock.as_ref(), session)
         .await?;
-    delete_device(&mut repo, &state, session.user_id, session.device_id.clone()).await?;
+    delete_device(
+        &mut repo,
+        &state,
+        session.user_id,
+        session.device_id.clone(),
+    )
+    .await?;
     repo.save().await?;
     tracing::info!(session = %id, "admin API: compatibility session ended");
     Ok(SingleResponse::new(session.into()))
@@ -519,7 +526,7 @@ async fn get_oauth2_session(
     params(("id" = UlidSchema, Path, description = "The session's ID")),
     responses(
         (status = 200, description = "The ended session", body = SingleResponse<OAuth2SessionResource>),
-        (status = 400, description = "The session has ended already", body = ErrorResponse),
+        (status = 409, description = "The session has ended already", body = ErrorResponse),
         (status = 404, description = "No such session", body = ErrorResponse),
     ),
 )]
@@ -536,7 +543,7 @@ async fn finish_oauth2_session(
         .await?
         .ok_or_else(|| not_found("OAuth 2.0 session", id))?;
     if session.finished_at.is_some() {
-        return Err(AdminError::BadRequest(format!(
+        return Err(AdminError::Conflict(format!(
             "OAuth 2.0 session {id} has ended already"
         )));
     }

@@ -17,9 +17,8 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::common::{
-    listing,
     Admin, AdminError, AdminResult, Body, IdPath, ListQuery, Listing, OptionalBody, PageParams,
-    PaginatedResponse, Resource, SingleResponse, UlidSchema,
+    PaginatedResponse, Resource, SingleResponse, UlidSchema, listing,
 };
 use crate::AppState;
 
@@ -198,20 +197,21 @@ async fn get(_: Admin, State(state): State<AppState>, IdPath(id): IdPath) -> One
     ),
 )]
 #[tracing::instrument(name = "handlers.admin.users.by_username", skip_all)]
-async fn by_username(
-    _: Admin,
-    State(state): State<AppState>,
-    Path(username): Path<String>,
-) -> One {
+async fn by_username(_: Admin, State(state): State<AppState>, Path(username): Path<String>) -> One {
+    let not_found = || {
+        let shown: String = username.chars().take(255).collect();
+        AdminError::NotFound(format!("user `{shown}` not found"))
+    };
+    // No user can have an invalid username: not worth a query (nor a NUL byte in one).
+    if !mas_data_model::is_valid_localpart(&username) {
+        return Err(not_found());
+    }
     let mut repo = state.repos.reader().await?;
     let user = repo
         .user()
         .find_by_username(&username)
         .await?
-        .ok_or_else(|| {
-            let shown: String = username.chars().take(255).collect();
-            AdminError::NotFound(format!("user `{shown}` not found"))
-        })?;
+        .ok_or_else(not_found)?;
     Ok(SingleResponse::new(user.into()))
 }
 
@@ -219,14 +219,17 @@ async fn by_username(
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct AddUser {
     /// The username (the localpart of the Matrix ID).
+    #[schema(pattern = "^[a-z0-9._=/+-]{1,255}$")]
     username: String,
     /// Skip asking the homeserver whether the username is free (for users of
     /// application services, which the homeserver reserves).
     #[serde(default)]
     skip_homeserver_check: bool,
-    /// A display name to set on the homeserver.
+    /// A display name to set on the homeserver (at most 255 characters, no NUL).
+    #[schema(max_length = 255, pattern = "^[^\\u0000]*$")]
     displayname: Option<String>,
-    /// Not supported: set avatars on the homeserver. Anything but null is refused.
+    /// An avatar to set on the homeserver: an `mxc://` URI of media it holds.
+    #[schema(pattern = "^mxc://[A-Za-z0-9.:\\[\\]-]+/[A-Za-z0-9_-]+$")]
     avatar_url: Option<String>,
 }
 
@@ -256,15 +259,24 @@ async fn add(
                 .to_owned(),
         ));
     }
-    if body.avatar_url.is_some() {
+    if body.avatar_url.as_deref().is_some_and(|a| !is_mxc_uri(a)) {
         return Err(AdminError::BadRequest(
-            "avatar_url is not supported: set the avatar on the homeserver".to_owned(),
+            "avatar_url must be an mxc:// URI (mxc://server/media-id)".to_owned(),
         ));
     }
     let display_name = body.displayname.filter(|n| !n.trim().is_empty());
-    if display_name.as_ref().is_some_and(|n| n.chars().count() > 255) {
+    if display_name
+        .as_ref()
+        .is_some_and(|n| n.chars().count() > 255 || n.contains('\0'))
+    {
         return Err(AdminError::BadRequest(
-            "the display name is longer than 255 characters".to_owned(),
+            "the display name is longer than 255 characters or holds a NUL character".to_owned(),
+        ));
+    }
+    // Synapse keeps numeric user IDs for guests, and would refuse to provision one.
+    if body.username.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(AdminError::Conflict(
+            "numeric usernames are reserved by the homeserver for guests".to_owned(),
         ));
     }
     let taken = || AdminError::Conflict(format!("the username `{}` is taken", body.username));
@@ -307,6 +319,7 @@ async fn add(
     let job = HomeserverJob::ProvisionUser {
         user_id: user.id,
         display_name,
+        avatar_url: body.avatar_url,
     };
     repo.job().schedule(&mut rng, clock, job.to_job()).await?;
     repo.save().await?;
@@ -314,10 +327,27 @@ async fn add(
     Ok((StatusCode::CREATED, SingleResponse::new(user.into())))
 }
 
+/// Whether `uri` is `mxc://<server name>/<media ID>` as the Matrix specification
+/// writes them.
+fn is_mxc_uri(uri: &str) -> bool {
+    let Some((server, media)) = uri.strip_prefix("mxc://").and_then(|r| r.split_once('/')) else {
+        return false;
+    };
+    !server.is_empty()
+        && server
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".:[]-".contains(&b))
+        && !media.is_empty()
+        && media
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b))
+}
+
 /// The body of `set-password`.
 #[derive(Debug, Deserialize, ToSchema)]
 pub(crate) struct SetPassword {
     /// The new password.
+    #[schema(min_length = 1)]
     password: String,
     /// Accept a password below `passwords.minimum_complexity`.
     #[serde(default)]
@@ -350,8 +380,13 @@ async fn set_password(
         ));
     }
     let user = find(&mut state.repos.reader().await?, id).await?;
+    if body.password.is_empty() {
+        return Err(AdminError::BadRequest("the password is empty".to_owned()));
+    }
     if !body.skip_password_check.unwrap_or(false)
-        && !state.passwords.is_strong_enough(&body.password, &[&user.username])
+        && !state
+            .passwords
+            .is_strong_enough(&body.password, &[&user.username])
     {
         return Err(AdminError::BadRequest(
             "the password is too weak (passwords.minimum_complexity)".to_owned(),

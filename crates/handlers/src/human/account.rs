@@ -451,7 +451,8 @@ pub(super) async fn deactivate_post(
     let mut repo = state.repos.begin().await?;
     // Every session ends with the account, and the homeserver deactivates it (erasing
     // its data when asked) through the job queue, which survives a homeserver outage.
-    let user = mas_storage::accounts::deactivate(repo.as_mut(), &mut rng, clock, user, erase).await?;
+    let user =
+        mas_storage::accounts::deactivate(repo.as_mut(), &mut rng, clock, user, erase).await?;
     repo.save().await?;
     tracing::info!(user = %user.id, erase, "account deactivated by its owner");
     let page = render(

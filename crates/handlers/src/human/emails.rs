@@ -287,6 +287,7 @@ async fn schedule_provisioning(
     let job = mas_storage::jobs::HomeserverJob::ProvisionUser {
         user_id: user.id,
         display_name: None,
+        avatar_url: None,
     };
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
     repo.job().schedule(&mut rng, clock, job.to_job()).await?;

@@ -196,6 +196,7 @@ pub(super) async fn post(
         let job = mas_storage::jobs::HomeserverJob::ProvisionUser {
             user_id: user.id,
             display_name: None,
+            avatar_url: None,
         };
         repo.job().schedule(&mut rng, clock, job.to_job()).await?;
         repo.save().await?;

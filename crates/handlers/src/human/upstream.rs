@@ -1005,6 +1005,7 @@ async fn create(
     let job = mas_storage::jobs::HomeserverJob::ProvisionUser {
         user_id: user.id,
         display_name: choice.displayname.clone(),
+        avatar_url: None,
     };
     repo.job().schedule(&mut rng, clock, job.to_job()).await?;
     repo.save().await?;

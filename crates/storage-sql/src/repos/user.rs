@@ -20,9 +20,9 @@ use ulid::Ulid;
 use super::{Repo, prefixed};
 use crate::conv::{gone, new_id, now, ulid, ulid_opt, unsigned};
 use crate::entities::{
-    browser_session_authentications as auths, browser_sessions, compat_sessions,
-    oauth2_sessions, registration_tokens, user_email_authentications as email_auths,
-    user_emails, user_passwords, users,
+    browser_session_authentications as auths, browser_sessions, compat_sessions, oauth2_sessions,
+    registration_tokens, user_email_authentications as email_auths, user_emails, user_passwords,
+    users,
 };
 
 pub(crate) fn user(m: users::Model) -> Result<User, StorageError> {

@@ -540,6 +540,53 @@ async fn homeserver_jobs_follow_the_state_of_when_they_run() {
         .await
         .unwrap();
     assert!(homeserver.query_user("alice").await.unwrap().deactivated);
+    // Provisioning a deactivated user would hand the homeserver its emails back.
+    let provision = HomeserverJob::ProvisionUser {
+        user_id: alice.id,
+        display_name: Some("Back".to_owned()),
+        avatar_url: None,
+    };
+    run_homeserver_job(&factory, &homeserver, &provision)
+        .await
+        .unwrap();
+    assert_eq!(
+        homeserver.query_user("alice").await.unwrap().displayname,
+        None
+    );
+
+    // A user the homeserver never had: its deactivation has nothing to do there, and
+    // its reactivation makes it; reactivating an active user is no call at all.
+    let mut repo = factory.begin().await.unwrap();
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let bob = repo
+        .user()
+        .add(&mut rng, &SystemClock, "bob")
+        .await
+        .unwrap();
+    let bob = repo.user().deactivate(&SystemClock, bob).await.unwrap();
+    repo.save().await.unwrap();
+    run_homeserver_job(
+        &factory,
+        &homeserver,
+        &HomeserverJob::DeactivateUser {
+            user_id: bob.id,
+            erase: true,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(homeserver.user("bob").is_none());
+    let mut repo = factory.begin().await.unwrap();
+    repo.user().reactivate(bob.clone()).await.unwrap();
+    repo.save().await.unwrap();
+    let reactivate_bob = HomeserverJob::ReactivateUser { user_id: bob.id };
+    run_homeserver_job(&factory, &homeserver, &reactivate_bob)
+        .await
+        .unwrap();
+    assert!(!homeserver.query_user("bob").await.unwrap().deactivated);
+    run_homeserver_job(&factory, &homeserver, &reactivate_bob)
+        .await
+        .unwrap();
 
     // An outage is worth another try; the queue keeps the job.
     homeserver.set_down(true);
