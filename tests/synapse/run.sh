@@ -14,7 +14,8 @@
 # and drops (on the server of MAS_TEST_DATABASE_URL, by default the local one, with
 # psql); without PostgreSQL it is skipped, except under CI=true.
 # test_metrics.py has Debian's Prometheus scrape mas-server's /metrics (installed with
-# apt-get when missing, as nginx is).
+# apt-get when missing, as nginx is). test_admin_api.py runs schemathesis (its own
+# venv) against the admin API of a mas-server on SQLite and one on PostgreSQL.
 # A run takes about 2.5 minutes, most of it one wait for Synapse's 2-minute token
 # cache (see conftest.py); the summary shows how long Synapse kept ended tokens.
 #
@@ -63,6 +64,10 @@ venv modern 'matrix-synapse[postgres]==1.163.2' 'matrix-nio' 'pytest' 'requests'
 venv legacy 'matrix-synapse[oidc]==1.156.0'
 # The SMTP server the browser tests' mail goes to.
 venv mail 'aiosmtpd==1.4.6'
+# test_admin_api.py fuzzes the admin API with it (its own venv: it pins its own
+# jsonschema and hypothesis).
+venv schemathesis 'schemathesis==4.32.5'
+export SCHEMATHESIS="$cache/schemathesis/bin/st"
 
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   echo "installing nginx"

@@ -192,37 +192,46 @@ impl JobHandler for HomeserverJobs {
                     other => other.map_err(|e| homeserver(&e))?,
                 }
             }
-            HomeserverJob::ReactivateUser { .. } => {
-                if user.deactivated_at.is_some() {
-                    tracing::info!("the user was deactivated since; not reactivated");
-                    return Ok(());
-                }
-                let request = provision_request(repo.as_mut(), &user, None, None)
-                    .await
-                    .map_err(|e| storage(&e))?;
-                drop(repo);
-                // Synapse fails on reactivating an active user (its deactivation job may
-                // not have run yet, and now never will): ask first.
-                let result = match hs.query_user(localpart).await {
-                    Ok(there) if !there.deactivated => {
-                        tracing::info!("the user is active on the homeserver; nothing to do");
-                        return Ok(());
-                    }
-                    Ok(_) => hs.reactivate_user(localpart).await,
-                    Err(error) => Err(error),
-                };
-                match result {
-                    // Never provisioned there: the reactivated user is made now.
-                    Err(HomeserverError::UserNotFound) => {
-                        hs.provision_user(&request)
-                            .await
-                            .map_err(|e| homeserver(&e))?;
-                        tracing::info!("the user was not on the homeserver; provisioned");
-                    }
-                    other => other.map_err(|e| homeserver(&e))?,
-                }
-            }
+            HomeserverJob::ReactivateUser { .. } => reactivate(repo, hs, &user).await?,
         }
         Ok(())
+    }
+}
+
+/// Reactivates the user on the homeserver, unless it was deactivated again since.
+async fn reactivate(
+    mut repo: mas_storage::BoxRepository,
+    hs: &dyn HomeserverConnection,
+    user: &User,
+) -> Result<(), JobError> {
+    if user.deactivated_at.is_some() {
+        tracing::info!("the user was deactivated since; not reactivated");
+        return Ok(());
+    }
+    let request = provision_request(repo.as_mut(), user, None, None)
+        .await
+        .map_err(|e| storage(&e))?;
+    drop(repo);
+    let localpart = user.username.as_str();
+    // Synapse fails on reactivating an active user (its deactivation job may not have
+    // run yet, and now never will): ask first.
+    let result = match hs.query_user(localpart).await {
+        Ok(there) if !there.deactivated => {
+            tracing::info!("the user is active on the homeserver; nothing to do");
+            return Ok(());
+        }
+        Ok(_) => hs.reactivate_user(localpart).await,
+        Err(error) => Err(error),
+    };
+    match result {
+        // Never provisioned there: the reactivated user is made now.
+        Err(HomeserverError::UserNotFound) => {
+            hs.provision_user(&request)
+                .await
+                .map_err(|e| homeserver(&e))?;
+            tracing::info!("the user was not on the homeserver; provisioned");
+            Ok(())
+        }
+        other => other.map_err(|e| homeserver(&e)),
     }
 }

@@ -540,20 +540,23 @@ async fn homeserver_jobs_follow_the_state_of_when_they_run() {
         .await
         .unwrap();
     assert!(homeserver.query_user("alice").await.unwrap().deactivated);
-    // Provisioning a deactivated user would hand the homeserver its emails back.
-    let provision = HomeserverJob::ProvisionUser {
-        user_id: alice.id,
-        display_name: Some("Back".to_owned()),
-        avatar_url: None,
-    };
-    run_homeserver_job(&factory, &homeserver, &provision)
-        .await
-        .unwrap();
-    assert_eq!(
-        homeserver.query_user("alice").await.unwrap().displayname,
-        None
-    );
 
+    // An outage is worth another try; the queue keeps the job.
+    homeserver.set_down(true);
+    let sync = HomeserverJob::SyncDevices { user_id: alice.id };
+    assert!(matches!(
+        run_homeserver_job(&factory, &homeserver, &sync).await,
+        Err(JobError::Retry(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_user_the_homeserver_never_had_is_deactivated_and_reactivated() {
+    use mas_matrix::HomeserverConnection as _;
+    use mas_storage::jobs::HomeserverJob;
+
+    let (factory, _dir) = sqlite().await;
+    let homeserver = Arc::new(mas_matrix::MockHomeserver::new("example.com"));
     // A user the homeserver never had: its deactivation has nothing to do there, and
     // its reactivation makes it; reactivating an active user is no call at all.
     let mut repo = factory.begin().await.unwrap();
@@ -575,6 +578,15 @@ async fn homeserver_jobs_follow_the_state_of_when_they_run() {
     )
     .await
     .unwrap();
+    // Provisioning a deactivated user would hand the homeserver its emails back.
+    let provision = HomeserverJob::ProvisionUser {
+        user_id: bob.id,
+        display_name: Some("Bob".to_owned()),
+        avatar_url: None,
+    };
+    run_homeserver_job(&factory, &homeserver, &provision)
+        .await
+        .unwrap();
     assert!(homeserver.user("bob").is_none());
     let mut repo = factory.begin().await.unwrap();
     repo.user().reactivate(bob.clone()).await.unwrap();
@@ -587,12 +599,4 @@ async fn homeserver_jobs_follow_the_state_of_when_they_run() {
     run_homeserver_job(&factory, &homeserver, &reactivate_bob)
         .await
         .unwrap();
-
-    // An outage is worth another try; the queue keeps the job.
-    homeserver.set_down(true);
-    let sync = HomeserverJob::SyncDevices { user_id: alice.id };
-    assert!(matches!(
-        run_homeserver_job(&factory, &homeserver, &sync).await,
-        Err(JobError::Retry(_))
-    ));
 }
