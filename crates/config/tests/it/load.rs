@@ -248,9 +248,33 @@ fn every_key_without_effect_is_named_and_a_minimal_file_has_none() {
     // MAS's own full example: what it sets that does nothing here, each by key path.
     let full = mas_config::load(&[fixture("mas-full.yaml")]).unwrap();
     let notes = full.not_honoured().join("\n");
+    // Its `policy` holds only `data.admin_clients`, which is honoured.
+    assert!(!notes.contains("policy"), "{notes}");
+    assert_eq!(full.admin_clients(), Ok(Vec::new()));
+    let other_policy = RootConfig::from_yaml(&format!(
+        "{}policy:\n  data:\n    admin_clients: ['01J44QC8BCY7FCFM7WGHQGKMTJ']\n    admin_users: [alice]\n",
+        crate::MINIMAL
+    ))
+    .unwrap();
+    assert_eq!(
+        other_policy.admin_clients(),
+        Ok(vec!["01J44QC8BCY7FCFM7WGHQGKMTJ".to_owned()])
+    );
+    let notes = other_policy.not_honoured().join("\n");
     assert!(
-        notes.contains("policy is accepted but has no effect"),
+        notes.contains("policy is accepted but has no effect")
+            && notes.contains("admin_clients is read"),
         "{notes}"
+    );
+    let bad_policy = RootConfig::from_yaml(&format!(
+        "{}policy:\n  data:\n    admin_clients: 7\n",
+        crate::MINIMAL
+    ));
+    let error = bad_policy.unwrap_err().to_string();
+    assert!(
+        error.contains("policy.data.admin_clients")
+            && error.contains("must be a list of client IDs"),
+        "{error}"
     );
 
     let extras = RootConfig::from_yaml(&format!(
@@ -269,7 +293,6 @@ database: {{uri: 'postgresql://db', ssl_ca_file: /etc/ssl/ca.pem}}\n",
     let notes = extras.not_honoured();
     for key in [
         "http.listeners[0].resources: `prometheus` serves nothing unless",
-        "http.listeners[0].resources: `adminapi`",
         "http.listeners[0].resources: `graphql`",
         "http.listeners[0].resources: `assets`",
         "http.listeners[0].resources: `connection-info`",
@@ -289,5 +312,6 @@ database: {{uri: 'postgresql://db', ssl_ca_file: /etc/ssl/ca.pem}}\n",
             "{key} not named in {notes:#?}"
         );
     }
-    assert_eq!(notes.len(), 15, "{notes:#?}");
+    assert_eq!(notes.len(), 14, "{notes:#?}");
+    assert!(!notes.iter().any(|n| n.contains("adminapi")), "{notes:#?}");
 }
