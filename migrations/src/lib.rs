@@ -10,6 +10,7 @@ mod m20261127_000006_cleanup_indexes;
 mod m20261127_000007_client_first_use;
 mod m20261207_000008_email_authentications;
 mod m20261207_000009_upstream_sessions;
+mod m20261207_000010_personal_session_clients;
 mod schema;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000007_client_first_use::Migration),
             Box::new(m20261207_000008_email_authentications::Migration),
             Box::new(m20261207_000009_upstream_sessions::Migration),
+            Box::new(m20261207_000010_personal_session_clients::Migration),
         ]
     }
 }

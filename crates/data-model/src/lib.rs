@@ -20,7 +20,7 @@ pub use self::oauth2::{
     AccessToken, AuthorizationCode, AuthorizationGrant, DeviceCodeGrant, DeviceCodeGrantState,
     Pkce, RefreshToken, ResponseMode, Session, device_of, is_admin_scope, may_hold,
 };
-pub use self::personal::{PersonalAccessToken, PersonalSession};
+pub use self::personal::{PersonalAccessToken, PersonalSession, PersonalSessionOwner};
 pub use self::tokens::{TokenFormatError, TokenType};
 pub use self::upstream::{
     UpstreamOAuthAuthorizationSession, UpstreamOAuthLink, UpstreamOAuthProvider,

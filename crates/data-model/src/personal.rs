@@ -5,13 +5,22 @@ use ulid::Ulid;
 
 use crate::LastActivity;
 
+/// Who created a personal session, and manages it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PersonalSessionOwner {
+    /// A user (the CLI issues sessions owned by their actor).
+    User(Ulid),
+    /// A client, through the admin API with its own token.
+    Client(Ulid),
+}
+
 /// A personal session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PersonalSession {
     /// The session's ID.
     pub id: Ulid,
-    /// The user who created it.
-    pub owner_user_id: Ulid,
+    /// Who created it.
+    pub owner: PersonalSessionOwner,
     /// The user the tokens act as.
     pub actor_user_id: Ulid,
     /// A name for it.

@@ -35,7 +35,7 @@ impl Harness {
         let admin_client = add_client(&state).await;
         let other_client = add_client(&state).await;
         let mut oauth = crate::test_state::oauth();
-        Arc::get_mut(&mut oauth).unwrap().admin_clients = vec![admin_client.to_string()];
+        Arc::get_mut(&mut oauth).unwrap().admin_clients = vec![admin_client];
         state.oauth = oauth;
         Self {
             state,
@@ -231,7 +231,7 @@ async fn only_tokens_with_the_admin_scope_get_in() {
         .add(
             &mut rng,
             &SystemClock,
-            &alice,
+            mas_data_model::PersonalSessionOwner::User(alice.id),
             &alice,
             "script",
             "urn:mas:admin",
@@ -360,6 +360,22 @@ async fn users_come_in_pages_with_links_and_filters() {
         .get("/api/admin/v1/users?filter[status]=active", &token)
         .await;
     assert_eq!(active["meta"]["count"], 4);
+    // Deactivated users are locked out too, and counted so (as MAS does).
+    h.call(
+        Method::POST,
+        &format!("/api/admin/v1/users/{}/deactivate", ids[2]),
+        Some(&token),
+        None,
+    )
+    .await;
+    let (_, locked) = h
+        .get("/api/admin/v1/users?filter[status]=locked", &token)
+        .await;
+    assert_eq!(locked["meta"]["count"], 2, "{locked}");
+    let (_, deactivated) = h
+        .get("/api/admin/v1/users?filter[status]=deactivated", &token)
+        .await;
+    assert_eq!(deactivated["meta"]["count"], 1);
     let (_, found) = h.get("/api/admin/v1/users?filter[search]=a", &token).await;
     let found: Vec<&str> = found["data"]
         .as_array()
@@ -390,9 +406,24 @@ async fn users_come_in_pages_with_links_and_filters() {
     let (_, only) = h.get("/api/admin/v1/users?count=only", &token).await;
     assert_eq!(only["meta"]["count"], 5);
     assert!(only.get("data").is_none());
-    let (_, uncounted) = h.get("/api/admin/v1/users?count=false", &token).await;
+    let (_, uncounted) = h
+        .get("/api/admin/v1/users?count=false&page[first]=2", &token)
+        .await;
     assert!(uncounted.get("meta").is_none());
-    assert_eq!(uncounted["data"].as_array().unwrap().len(), 5);
+    assert_eq!(uncounted["data"].as_array().unwrap().len(), 2);
+    // Following a link asks the same question: still no count.
+    let next = uncounted["links"]["next"].as_str().unwrap();
+    assert!(next.ends_with("&count=false"), "{next}");
+    let (_, still) = h.get(next, &token).await;
+    assert!(still.get("meta").is_none(), "{still}");
+    // Shortcuts for filters that match nothing keep the asked shape too.
+    let (_, none) = h
+        .get(
+            "/api/admin/v1/users?filter[legacy-guest]=true&count=only",
+            &token,
+        )
+        .await;
+    assert_eq!(none, json!({"meta": {"count": 0}, "links": none["links"]}));
 
     let (status, one) = h.get("/api/admin/v1/users/by-username/eve", &token).await;
     assert_eq!(status, StatusCode::OK);
@@ -458,6 +489,9 @@ async fn bad_input_is_a_typed_error_and_changes_nothing() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(title(&body), format!("user {unknown} not found"));
+    let (status, body) = h.get("/api/admin/v1/users/by-username/%FF", &token).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(!title(&body).is_empty(), "{body}");
     let (status, _) = h.get("/api/admin/v1/nothing-here", &token).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, body) = h
@@ -612,6 +646,18 @@ async fn a_user_is_created_and_managed_through_its_whole_life() {
         )
         .await
         .unwrap();
+    let personal = repo
+        .personal_session()
+        .add(
+            &mut rng,
+            &SystemClock,
+            mas_data_model::PersonalSessionOwner::User(user.id),
+            &user,
+            "bot",
+            "urn:matrix:client:api:*",
+        )
+        .await
+        .unwrap();
     repo.save().await.unwrap();
     let (status, locked) = h
         .post(&format!("{user_path}/lock"), &token, &json!({}))
@@ -628,6 +674,16 @@ async fn a_user_is_created_and_managed_through_its_whole_life() {
         session["data"]["attributes"]["finished_at"].is_string(),
         "{session}"
     );
+    // Personal tokens end too: unlocking must revive nothing.
+    let personal = h
+        .repo()
+        .await
+        .personal_session()
+        .lookup(personal.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(personal.revoked_at.is_some());
     assert_eq!(h.jobs("sync-devices").await.len(), 1);
     assert_eq!(h.jobs("provision-user").await.len(), 1);
 
@@ -645,6 +701,44 @@ async fn a_user_is_created_and_managed_through_its_whole_life() {
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(admin["data"]["attributes"]["admin"], true);
+    // Removing the right ends what holds an admin scope, a compatibility session made
+    // with the homeserver's admin rights included; other sessions stay.
+    let mut repo = h.repo().await;
+    let mut admin_device = None;
+    for (device, synapse_admin) in [("ADMINDEV", true), ("PLAINDEV", false)] {
+        let session = repo
+            .compat_session()
+            .add(
+                &mut rng,
+                &SystemClock,
+                &user,
+                Some(device.into()),
+                None,
+                synapse_admin,
+                None,
+            )
+            .await
+            .unwrap();
+        admin_device.get_or_insert(session.id);
+    }
+    repo.save().await.unwrap();
+    let (status, _) = h
+        .post(
+            &format!("{user_path}/set-admin"),
+            &token,
+            &json!({"admin": false}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, open) = h
+        .get(
+            &format!("/api/admin/v1/compat-sessions?filter[user]={id}&filter[status]=active"),
+            &token,
+        )
+        .await;
+    assert_eq!(open["meta"]["count"], 1, "{open}");
+    assert_ne!(open["data"][0]["id"], admin_device.unwrap().to_string());
+    assert_eq!(h.jobs("sync-devices").await.len(), 1);
 
     // Deactivation takes no body; the homeserver erases by default.
     let (status, gone) = h

@@ -51,7 +51,7 @@ pub struct OAuthState {
     pub registration_open: bool,
     /// The clients whose `client_credentials` grant may carry `urn:mas:admin`
     /// (`policy.data.admin_clients`).
-    pub admin_clients: Vec<String>,
+    pub admin_clients: Vec<ulid::Ulid>,
 }
 
 impl OAuthState {

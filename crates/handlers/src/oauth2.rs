@@ -315,10 +315,7 @@ async fn token(
                 &client,
                 scope,
                 state.access_token_ttl,
-                oauth
-                    .admin_clients
-                    .iter()
-                    .any(|c| *c == client.id.to_string()),
+                oauth.admin_clients.contains(&client.id),
             )
             .await?,
         ),

@@ -2420,7 +2420,7 @@ async fn introspection_answers_the_keys_mas_answers_for_each_kind() {
         .add(
             &mut rng,
             &SystemClock,
-            &alice,
+            mas_data_model::PersonalSessionOwner::User(alice.id),
             &alice,
             "keys",
             "urn:matrix:client:api:*",

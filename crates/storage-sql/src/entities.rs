@@ -212,6 +212,7 @@ entity!(compat_sso_logins, "compat_sso_logins", {
 
 entity!(personal_sessions, "personal_sessions", {
     owner_user_id: String,
+    owner_client_id: Option<String>,
     actor_user_id: String,
     human_name: String,
     scope: String,

@@ -17,8 +17,8 @@ async fn schedule(
     Ok(())
 }
 
-/// Ends every session of the user (OAuth 2.0, compatibility, browser) and queues the
-/// removal of its devices; returns how many device sessions ended.
+/// Ends every session of the user (OAuth 2.0, compatibility, browser, personal) and
+/// queues the removal of its devices; returns how many device sessions ended.
 ///
 /// # Errors
 /// Whatever the storage says.
@@ -30,6 +30,8 @@ pub async fn end_all_sessions(
 ) -> Result<u64, StorageError> {
     let (compat, oauth) = crate::jobs::end_device_sessions(repo, clock, user).await?;
     repo.browser_session().finish_all(clock, user).await?;
+    // Personal tokens too: an unlock must bring back nothing handed out before.
+    crate::jobs::revoke_personal_sessions(repo, clock, user, |_| true).await?;
     if compat + oauth > 0 {
         schedule(
             repo,

@@ -290,8 +290,10 @@ pub async fn end_device_sessions(
     Ok((compat, oauth))
 }
 
-/// Ends the user's open OAuth 2.0 and personal sessions that hold an admin scope (after
-/// the user lost the right to request one); returns how many.
+/// Ends the user's open sessions that hold an admin scope (after the user lost the right
+/// to request one): OAuth 2.0 and personal sessions with `urn:synapse:admin:*` or
+/// `urn:mas:admin`, and compatibility sessions made with the homeserver's admin rights.
+/// Returns how many.
 ///
 /// # Errors
 /// Whatever the storage says.
@@ -300,22 +302,45 @@ pub async fn end_admin_sessions(
     clock: &dyn crate::Clock,
     user: &User,
 ) -> Result<u64, StorageError> {
-    let (_, oauth) = open_sessions(repo, user.id).await?;
+    let (compat, oauth) = open_sessions(repo, user.id).await?;
     let mut ended = 0;
+    for session in compat {
+        if session.is_synapse_admin {
+            repo.compat_session().finish(clock, session).await?;
+            ended += 1;
+        }
+    }
     for session in oauth {
         if session.scope.split(' ').any(mas_data_model::is_admin_scope) {
             repo.session().finish(clock, session).await?;
             ended += 1;
         }
     }
+    ended += revoke_personal_sessions(repo, clock, user, |scope| {
+        scope.split(' ').any(mas_data_model::is_admin_scope)
+    })
+    .await?;
+    Ok(ended)
+}
+
+/// Revokes the user's open personal sessions whose scope `revoke` picks; returns how
+/// many.
+///
+/// # Errors
+/// Whatever the storage says.
+pub async fn revoke_personal_sessions(
+    repo: &mut dyn Repository,
+    clock: &dyn crate::Clock,
+    user: &User,
+    revoke: impl Fn(&str) -> bool + Send,
+) -> Result<u64, StorageError> {
+    let mut ended = 0;
     let mut pagination = crate::Pagination::first(100);
     loop {
         let page = repo.personal_session().list(user, pagination).await?;
         let last = page.edges.last().map(|s| s.id);
         for session in page.edges {
-            if session.revoked_at.is_none()
-                && session.scope.split(' ').any(mas_data_model::is_admin_scope)
-            {
+            if session.revoked_at.is_none() && revoke(&session.scope) {
                 repo.personal_session().revoke(clock, session).await?;
                 ended += 1;
             }

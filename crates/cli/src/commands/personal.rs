@@ -66,7 +66,14 @@ pub(crate) fn issue(
                 let mut rng = rand::make_rng::<rand::rngs::StdRng>();
                 let session = repo
                     .personal_session()
-                    .add(&mut rng, clock, &user, &user, name, &scope)
+                    .add(
+                        &mut rng,
+                        clock,
+                        mas_data_model::PersonalSessionOwner::User(user.id),
+                        &user,
+                        name,
+                        &scope,
+                    )
                     .await?;
                 let token =
                     mas_oauth_core::tokens::generate(&mut rng, TokenType::PersonalAccessToken);
@@ -113,11 +120,14 @@ pub(crate) fn revoke(config: &RootConfig, token_or_session: &str) -> anyhow::Res
             .lookup(session_id)
             .await?
             .with_context(|| format!("no personal session {session_id}"))?;
-        let owner = repo
-            .user()
-            .lookup(session.owner_user_id)
-            .await?
-            .map_or_else(|| session.owner_user_id.to_string(), |u| u.username);
+        let owner = match session.owner {
+            mas_data_model::PersonalSessionOwner::User(id) => repo
+                .user()
+                .lookup(id)
+                .await?
+                .map_or_else(|| id.to_string(), |u| u.username),
+            mas_data_model::PersonalSessionOwner::Client(id) => format!("client {id}"),
+        };
         let already = session.revoked_at.is_some();
         if !already {
             repo.personal_session()

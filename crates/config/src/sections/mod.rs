@@ -17,6 +17,7 @@ mod upstream_oauth2;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
+use ulid::Ulid;
 
 pub use self::account::AccountConfig;
 pub use self::branding::BrandingConfig;
@@ -124,8 +125,8 @@ impl RootConfig {
     /// (`policy.data.admin_clients`, as MAS reads it), by client ID.
     ///
     /// # Errors
-    /// When the key is set to other than a list of strings.
-    pub fn admin_clients(&self) -> Result<Vec<String>, String> {
+    /// When the key is set to other than a list of ULIDs.
+    pub fn admin_clients(&self) -> Result<Vec<Ulid>, String> {
         let Some(clients) = self
             .policy
             .as_ref()
@@ -133,9 +134,15 @@ impl RootConfig {
         else {
             return Ok(Vec::new());
         };
-        clients
+        let ids = clients
             .deserialize::<Vec<String>>()
-            .map_err(|_| "must be a list of client IDs".to_owned())
+            .map_err(|_| "must be a list of client IDs".to_owned())?;
+        ids.iter()
+            .map(|id| {
+                id.parse::<Ulid>()
+                    .map_err(|_| format!("`{id}` is not a client ID (a ULID)"))
+            })
+            .collect()
     }
 
     /// Whether `policy` holds anything besides `data.admin_clients`, which is honoured.

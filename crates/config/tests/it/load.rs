@@ -258,8 +258,14 @@ fn every_key_without_effect_is_named_and_a_minimal_file_has_none() {
     .unwrap();
     assert_eq!(
         other_policy.admin_clients(),
-        Ok(vec!["01J44QC8BCY7FCFM7WGHQGKMTJ".to_owned()])
+        Ok(vec!["01J44QC8BCY7FCFM7WGHQGKMTJ".parse().unwrap()])
     );
+    let not_an_id = RootConfig::from_yaml(&format!(
+        "{}policy:\n  data:\n    admin_clients: [my-client]\n",
+        crate::MINIMAL
+    ));
+    let error = not_an_id.unwrap_err().to_string();
+    assert!(error.contains("`my-client` is not a client ID"), "{error}");
     let notes = other_policy.not_honoured().join("\n");
     assert!(
         notes.contains("policy is accepted but has no effect")

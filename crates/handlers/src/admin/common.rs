@@ -214,10 +214,11 @@ impl ToSchema for UlidSchema {
     }
 }
 
-/// The ID in a route's path: a malformed one is a 400, not axum's plain-text rejection.
-pub(crate) struct IdPath(pub(crate) Ulid);
+/// The one parameter of a route's path, as text: one that does not decode is a 400 in
+/// the API's shape, not axum's plain-text rejection.
+pub(crate) struct TextPath(pub(crate) String);
 
-impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+impl<S: Send + Sync> FromRequestParts<S> for TextPath {
     type Rejection = AdminError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> AdminResult<Self> {
@@ -225,6 +226,18 @@ impl<S: Send + Sync> FromRequestParts<S> for IdPath {
             axum::extract::Path::<String>::from_request_parts(parts, state)
                 .await
                 .map_err(|e| AdminError::BadRequest(e.body_text()))?;
+        Ok(Self(raw))
+    }
+}
+
+/// The ID in a route's path: a malformed one is a 400.
+pub(crate) struct IdPath(pub(crate) Ulid);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> AdminResult<Self> {
+        let TextPath(raw) = TextPath::from_request_parts(parts, state).await?;
         parse_id(&raw).map(Self)
     }
 }
@@ -414,7 +427,7 @@ impl PageParams {
 macro_rules! listing {
     ($query:expr, |$page:ident| $list:expr, $count:expr $(,)?) => {{
         if $query.matches_nothing() {
-            return Ok($query.respond($crate::admin::common::Listing::empty()));
+            return Ok($query.respond($crate::admin::common::Listing::empty(&$query)));
         }
         let page = match $query.page() {
             Some($page) => Some($list.await?),
@@ -575,15 +588,16 @@ impl<T> Listing<T> {
         }
     }
 
-    /// A listing of nothing, for filters that match nothing stored here.
-    pub(crate) fn empty() -> Self {
+    /// A listing of nothing, for filters that match nothing stored here, shaped as
+    /// `query` asks (items, count, or both).
+    pub(crate) fn empty<F>(query: &ListQuery<F>) -> Self {
         Self {
-            page: Some(Page {
+            page: query.page().map(|_| Page {
                 edges: Vec::new(),
                 has_next_page: false,
                 has_previous_page: false,
             }),
-            count: Some(0),
+            count: query.counted().then_some(0),
         }
     }
 }
@@ -604,18 +618,25 @@ impl<F> ListQuery<F> {
         self.count != IncludeCount::False
     }
 
-    /// The filters as given, then `page`.
+    /// The filters as given, then `page`, then `count` unless it is the default (so
+    /// following a link asks the same question).
     fn link(&self, page: &str) -> String {
-        match (self.filter_query.is_empty(), page.is_empty()) {
-            (_, true) => self.filter_query.clone(),
-            (true, false) => page.to_owned(),
-            (false, false) => format!("{}&{page}", self.filter_query),
-        }
+        let count = match self.count {
+            IncludeCount::True => "",
+            IncludeCount::False => "count=false",
+            IncludeCount::Only => "count=only",
+        };
+        [self.filter_query.as_str(), page, count]
+            .into_iter()
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join("&")
     }
 
     /// Shapes a listing as the answer, with its links.
     pub(crate) fn respond<T: Resource>(&self, listing: Listing<T>) -> Json<PaginatedResponse<T>> {
-        let size = self.pagination.count;
+        // With `page[first]` and `page[last]`, pages hold the `last` count.
+        let size = self.trim_to_last.unwrap_or(self.pagination.count);
         let at = |query: String| {
             if query.is_empty() {
                 T::PATH.to_owned()
@@ -650,7 +671,12 @@ impl<F> ListQuery<F> {
                 .collect()
         });
         let links = PaginationLinks {
-            this: at(self.link(&self.page_query)),
+            // The page as given holds its `count` already.
+            this: at([self.filter_query.as_str(), self.page_query.as_str()]
+                .into_iter()
+                .filter(|part| !part.is_empty())
+                .collect::<Vec<_>>()
+                .join("&")),
             first: at(self.link(&format!("page%5Bfirst%5D={size}"))),
             last: at(self.link(&format!("page%5Blast%5D={size}"))),
             next,

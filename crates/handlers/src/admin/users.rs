@@ -2,7 +2,7 @@
 //! right, lock, unlock, deactivate, reactivate.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use mas_data_model::User;
@@ -18,7 +18,7 @@ use utoipa_axum::routes;
 
 use super::common::{
     Admin, AdminError, AdminResult, Body, IdPath, ListQuery, Listing, OptionalBody, PageParams,
-    PaginatedResponse, Resource, SingleResponse, UlidSchema, listing,
+    PaginatedResponse, Resource, SingleResponse, TextPath, UlidSchema, listing,
 };
 use crate::AppState;
 
@@ -143,7 +143,7 @@ async fn list(
 ) -> AdminResult<Json<PaginatedResponse<UserResource>>> {
     let given = &query.filter;
     if given.legacy_guest == Some(true) {
-        return Ok(query.respond(Listing::empty()));
+        return Ok(query.respond(Listing::empty(&query)));
     }
     let filter = UserFilter {
         state: given.status.map(|s| match s {
@@ -197,7 +197,7 @@ async fn get(_: Admin, State(state): State<AppState>, IdPath(id): IdPath) -> One
     ),
 )]
 #[tracing::instrument(name = "handlers.admin.users.by_username", skip_all)]
-async fn by_username(_: Admin, State(state): State<AppState>, Path(username): Path<String>) -> One {
+async fn by_username(_: Admin, State(state): State<AppState>, TextPath(username): TextPath) -> One {
     let not_found = || {
         let shown: String = username.chars().take(255).collect();
         AdminError::NotFound(format!("user `{shown}` not found"))

@@ -2,11 +2,16 @@
 
 use async_trait::async_trait;
 use chrono::Duration;
-use mas_data_model::{LastActivity, PersonalAccessToken, PersonalSession, User};
-use mas_storage::repository::{PersonalAccessTokenRepository, PersonalSessionRepository};
+use mas_data_model::{
+    LastActivity, PersonalAccessToken, PersonalSession, PersonalSessionOwner, User,
+};
+use mas_storage::repository::{
+    PersonalAccessTokenRepository, PersonalSessionFilter, PersonalSessionRepository,
+};
 use mas_storage::{Clock, Page, Pagination, Rng, StorageError};
+use sea_orm::sea_query::Condition;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set};
 use ulid::Ulid;
 
 use super::Repo;
@@ -17,7 +22,11 @@ fn session(m: sessions::Model) -> Result<PersonalSession, StorageError> {
     const T: &str = "personal_sessions";
     Ok(PersonalSession {
         id: ulid(T, &m.id)?,
-        owner_user_id: ulid(T, &m.owner_user_id)?,
+        // A client's session keeps its actor in `owner_user_id` (see the migration).
+        owner: match m.owner_client_id {
+            Some(client) => PersonalSessionOwner::Client(ulid(T, &client)?),
+            None => PersonalSessionOwner::User(ulid(T, &m.owner_user_id)?),
+        },
         actor_user_id: ulid(T, &m.actor_user_id)?,
         human_name: m.human_name,
         scope: m.scope,
@@ -47,16 +56,21 @@ impl PersonalSessionRepository for Repo<'_> {
         &mut self,
         rng: Rng<'_>,
         clock: &dyn Clock,
-        owner: &User,
+        owner: PersonalSessionOwner,
         actor: &User,
         human_name: &str,
         scope: &str,
     ) -> Result<PersonalSession, StorageError> {
         let created_at = now(clock);
         let id = new_id(rng, created_at);
+        let (owner_user, owner_client) = match owner {
+            PersonalSessionOwner::User(user) => (user, None),
+            PersonalSessionOwner::Client(client) => (actor.id, Some(client.to_string())),
+        };
         sessions::Entity::insert(sessions::ActiveModel {
             id: Set(id.to_string()),
-            owner_user_id: Set(owner.id.to_string()),
+            owner_user_id: Set(owner_user.to_string()),
+            owner_client_id: Set(owner_client),
             actor_user_id: Set(actor.id.to_string()),
             human_name: Set(human_name.to_owned()),
             scope: Set(scope.to_owned()),
@@ -70,7 +84,7 @@ impl PersonalSessionRepository for Repo<'_> {
         .map_err(|e| self.db_err(e))?;
         Ok(PersonalSession {
             id,
-            owner_user_id: owner.id,
+            owner,
             actor_user_id: actor.id,
             human_name: human_name.to_owned(),
             scope: scope.to_owned(),
@@ -110,6 +124,47 @@ impl PersonalSessionRepository for Repo<'_> {
         self.page(query, sessions::Column::Id, &pagination, session)
             .await
     }
+
+    #[tracing::instrument(name = "db.personal_session.list_by", skip_all)]
+    async fn list_by(
+        &mut self,
+        filter: PersonalSessionFilter,
+        pagination: Pagination,
+    ) -> Result<Page<PersonalSession>, StorageError> {
+        let query = sessions::Entity::find().filter(condition(filter));
+        self.page(query, sessions::Column::Id, &pagination, session)
+            .await
+    }
+
+    #[tracing::instrument(name = "db.personal_session.count", skip_all)]
+    async fn count(&mut self, filter: PersonalSessionFilter) -> Result<u64, StorageError> {
+        sessions::Entity::find()
+            .filter(condition(filter))
+            .count(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))
+    }
+}
+
+fn condition(filter: PersonalSessionFilter) -> Condition {
+    let mut condition = Condition::all();
+    if let Some(user) = filter.owner_user_id {
+        condition = condition
+            .add(sessions::Column::OwnerUserId.eq(user.to_string()))
+            .add(sessions::Column::OwnerClientId.is_null());
+    }
+    if let Some(client) = filter.owner_client_id {
+        condition = condition.add(sessions::Column::OwnerClientId.eq(client.to_string()));
+    }
+    if let Some(actor) = filter.actor_user_id {
+        condition = condition.add(sessions::Column::ActorUserId.eq(actor.to_string()));
+    }
+    match filter.active {
+        Some(true) => condition = condition.add(sessions::Column::RevokedAt.is_null()),
+        Some(false) => condition = condition.add(sessions::Column::RevokedAt.is_not_null()),
+        None => {}
+    }
+    condition
 }
 
 fn token(m: tokens::Model) -> Result<PersonalAccessToken, StorageError> {
@@ -174,6 +229,22 @@ impl PersonalAccessTokenRepository for Repo<'_> {
     ) -> Result<Option<PersonalAccessToken>, StorageError> {
         tokens::Entity::find()
             .filter(tokens::Column::TokenHash.eq(hash_token(value)))
+            .one(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?
+            .map(token)
+            .transpose()
+    }
+
+    #[tracing::instrument(name = "db.personal_access_token.active_for_session", skip_all)]
+    async fn active_for_session(
+        &mut self,
+        session: &PersonalSession,
+    ) -> Result<Option<PersonalAccessToken>, StorageError> {
+        tokens::Entity::find()
+            .filter(tokens::Column::SessionId.eq(session.id.to_string()))
+            .filter(tokens::Column::RevokedAt.is_null())
+            .order_by_desc(tokens::Column::Id)
             .one(&self.conn)
             .await
             .map_err(|e| self.db_err(e))?

@@ -44,7 +44,14 @@ fn user_condition(filter: &UserFilter) -> Condition {
                 .add(users::Column::LockedAt.is_null())
                 .add(users::Column::DeactivatedAt.is_null());
         }
-        Some(UserState::Locked) => condition = condition.add(users::Column::LockedAt.is_not_null()),
+        // As MAS reads it: deactivated users are locked too.
+        Some(UserState::Locked) => {
+            condition = condition.add(
+                Condition::any()
+                    .add(users::Column::LockedAt.is_not_null())
+                    .add(users::Column::DeactivatedAt.is_not_null()),
+            );
+        }
         Some(UserState::Deactivated) => {
             condition = condition.add(users::Column::DeactivatedAt.is_not_null());
         }

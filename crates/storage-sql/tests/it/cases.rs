@@ -1539,7 +1539,7 @@ pub async fn personal_sessions(db: &TestDb) {
         .add(
             &mut rng,
             &clock,
-            &admin,
+            mas_data_model::PersonalSessionOwner::User(admin.id),
             &bot,
             "CI bot",
             "urn:matrix:client:api:*",
@@ -1572,6 +1572,13 @@ pub async fn personal_sessions(db: &TestDb) {
         repo.personal_access_token().lookup(token.id).await.unwrap(),
         Some(token.clone())
     );
+    assert_eq!(
+        repo.personal_access_token()
+            .active_for_session(&session)
+            .await
+            .unwrap(),
+        Some(token.clone())
+    );
     let revoked = repo
         .personal_access_token()
         .revoke(&clock, token)
@@ -1579,13 +1586,76 @@ pub async fn personal_sessions(db: &TestDb) {
         .unwrap();
     assert!(revoked.revoked_at.is_some());
     assert_eq!(
+        repo.personal_access_token()
+            .active_for_session(&session)
+            .await
+            .unwrap(),
+        None
+    );
+
+    // A client may own a session too; filters tell the owners apart.
+    let client = ulid::Ulid::new();
+    let owned_by_client = repo
+        .personal_session()
+        .add(
+            &mut rng,
+            &clock,
+            mas_data_model::PersonalSessionOwner::Client(client),
+            &bot,
+            "deploy",
+            "urn:mas:admin",
+        )
+        .await
+        .unwrap();
+    assert_eq!(
         repo.personal_session()
-            .list(&bot, Pagination::first(5))
+            .lookup(owned_by_client.id)
             .await
             .unwrap()
-            .edges,
-        vec![session.clone()]
+            .unwrap()
+            .owner,
+        mas_data_model::PersonalSessionOwner::Client(client)
     );
+    let by = |owner_user_id, owner_client_id| mas_storage::repository::PersonalSessionFilter {
+        owner_user_id,
+        owner_client_id,
+        actor_user_id: Some(bot.id),
+        active: Some(true),
+    };
+    for (filter, expected) in [
+        (by(Some(admin.id), None), vec![session.id]),
+        (by(None, Some(client)), vec![owned_by_client.id]),
+        (by(Some(bot.id), None), vec![]),
+        (by(None, None), {
+            let mut both = vec![session.id, owned_by_client.id];
+            both.sort();
+            both
+        }),
+    ] {
+        let page = repo
+            .personal_session()
+            .list_by(filter, Pagination::first(10))
+            .await
+            .unwrap();
+        let ids: Vec<_> = page.edges.iter().map(|s| s.id).collect();
+        assert_eq!(ids, expected, "{filter:?}");
+        assert_eq!(
+            repo.personal_session().count(filter).await.unwrap(),
+            expected.len() as u64
+        );
+    }
+    repo.personal_session()
+        .revoke(&clock, owned_by_client)
+        .await
+        .unwrap();
+    let of_bot = repo
+        .personal_session()
+        .list(&bot, Pagination::first(5))
+        .await
+        .unwrap()
+        .edges;
+    assert_eq!(of_bot.len(), 2);
+    assert!(of_bot.contains(&session));
     assert!(
         repo.personal_session()
             .list(&admin, Pagination::first(5))

@@ -20,7 +20,9 @@ pub use self::oauth2::{
     DeviceCodeGrantRepository, NewAuthorizationGrant, NewDeviceCodeGrant, RefreshTokenRepository,
     SessionFilter, SessionRepository,
 };
-pub use self::personal::{PersonalAccessTokenRepository, PersonalSessionRepository};
+pub use self::personal::{
+    PersonalAccessTokenRepository, PersonalSessionFilter, PersonalSessionRepository,
+};
 pub use self::upstream::{
     ProviderParams, UpstreamAnswer, UpstreamOAuthLinkRepository, UpstreamOAuthProviderRepository,
     UpstreamOAuthSessionRepository,

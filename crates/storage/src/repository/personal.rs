@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::Duration;
-use mas_data_model::{PersonalAccessToken, PersonalSession, User};
+use mas_data_model::{PersonalAccessToken, PersonalSession, PersonalSessionOwner, User};
 use ulid::Ulid;
 
 use crate::{Clock, Page, Pagination, Rng, StorageError};
@@ -20,7 +20,7 @@ pub trait PersonalSessionRepository: Send {
         &mut self,
         rng: Rng<'_>,
         clock: &dyn Clock,
-        owner: &User,
+        owner: PersonalSessionOwner,
         actor: &User,
         human_name: &str,
         scope: &str,
@@ -37,6 +37,27 @@ pub trait PersonalSessionRepository: Send {
         actor: &User,
         pagination: Pagination,
     ) -> Result<Page<PersonalSession>, StorageError>;
+    /// A page of the sessions matching `filter`, by ID.
+    async fn list_by(
+        &mut self,
+        filter: PersonalSessionFilter,
+        pagination: Pagination,
+    ) -> Result<Page<PersonalSession>, StorageError>;
+    /// How many sessions match `filter`.
+    async fn count(&mut self, filter: PersonalSessionFilter) -> Result<u64, StorageError>;
+}
+
+/// Which personal sessions a listing returns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PersonalSessionFilter {
+    /// Only those this user owns.
+    pub owner_user_id: Option<Ulid>,
+    /// Only those this client owns.
+    pub owner_client_id: Option<Ulid>,
+    /// Only those acting as this user.
+    pub actor_user_id: Option<Ulid>,
+    /// Only the unrevoked (`true`) or revoked (`false`) ones.
+    pub active: Option<bool>,
 }
 
 /// Personal access tokens (`mpt_`), found by hash.
@@ -57,6 +78,11 @@ pub trait PersonalAccessTokenRepository: Send {
     async fn find_by_token(
         &mut self,
         token: &str,
+    ) -> Result<Option<PersonalAccessToken>, StorageError>;
+    /// The newest unrevoked token of a session, if any.
+    async fn active_for_session(
+        &mut self,
+        session: &PersonalSession,
     ) -> Result<Option<PersonalAccessToken>, StorageError>;
     /// Revokes the token.
     async fn revoke(

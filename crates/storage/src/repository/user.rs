@@ -48,7 +48,7 @@ pub struct BrowserSessionFilter {
 pub enum UserState {
     /// Neither locked nor deactivated.
     Active,
-    /// Locked (and maybe deactivated).
+    /// Locked or deactivated (a deactivated user is locked out too, as MAS counts it).
     Locked,
     /// Deactivated.
     Deactivated,
