@@ -56,9 +56,10 @@ class Ended:
 TIMINGS: list[str] = []
 # What test_replicas.py measured, printed in the terminal summary.
 REPLICAS: list[str] = []
-# Logs of mas-server processes outside the stacks (the replicas), for
-# test_zz_log_audit.py: (log, the generated configuration file, other secrets by name).
-AUDITED_LOGS: list[tuple[Path, Path, dict[str, str]]] = []
+# Logs of mas-server processes outside the stacks (the replicas, the admin API's), for
+# test_zz_log_audit.py: (log, the generated configuration file, other secrets by name,
+# a path the log must show requests to).
+AUDITED_LOGS: list[tuple[Path, Path, dict[str, str], str]] = []
 
 
 @dataclass

@@ -63,7 +63,8 @@ def test_schemathesis_finds_nothing_wrong_with_the_admin_api(backend, stacks, tm
     mas.config_files.insert(-1, admin)
     service = harness.start_mas(mas)
     conftest.AUDITED_LOGS.append((mas.dir / "mas.log", mas.config_files[0],
-                                  {"matrix.secret": stack.secret, "the admin client's secret": client_secret}))
+                                  {"matrix.secret": stack.secret, "the admin client's secret": client_secret},
+                                  "/api/admin/v1/"))
     try:
         # Someone for the by-username operation and the lists to find.
         someone = f"fuzzed-{backend}"

@@ -300,6 +300,7 @@ def replicas(tmp_path_factory):
                     getattr(stack, name).dir / "mas.log",
                     mas.config_files[0],
                     {"matrix.secret": secret, "the static client's secret": client_secret},
+                    "/_matrix/client/v3/",
                 )
             )
         print(

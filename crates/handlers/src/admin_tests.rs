@@ -908,3 +908,157 @@ async fn email_addresses_and_sessions_are_managed() {
     assert_eq!(site["server_name"], "example.com");
     assert_eq!(site["password_login_enabled"], true);
 }
+
+#[tokio::test]
+async fn personal_sessions_are_issued_listed_regenerated_and_revoked() {
+    let h = Harness::new().await;
+    let token = h.admin_token().await;
+    let ann = h.add_user("ann").await;
+    let bob = h.add_user("bob").await;
+    let mut repo = h.repo().await;
+    let ann = repo.user().set_can_request_admin(ann, true).await.unwrap();
+    repo.save().await.unwrap();
+    let create = |actor: Ulid, scope: &str| json!({"actor_user_id": actor, "human_name": "deploy bot", "scope": scope, "expires_in": 3600});
+
+    let (status, created) = h
+        .post(
+            "/api/admin/v1/personal-sessions",
+            &token,
+            &create(ann.id, "urn:mas:admin urn:matrix:client:api:*"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let attributes = &created["data"]["attributes"];
+    assert_eq!(attributes["owner_client_id"], h.admin_client.to_string());
+    assert_eq!(attributes["owner_user_id"], Value::Null);
+    assert_eq!(attributes["actor_user_id"], ann.id.to_string());
+    assert!(attributes["expires_at"].is_string());
+    let first = attributes["access_token"].as_str().unwrap().to_owned();
+    assert!(first.starts_with("mpt_"));
+    let id = created["data"]["id"].as_str().unwrap().to_owned();
+    // The token works, and is never shown again.
+    let (status, _) = h.get("/api/admin/v1/version", &first).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, again) = h
+        .get(&format!("/api/admin/v1/personal-sessions/{id}"), &token)
+        .await;
+    assert!(
+        again["data"]["attributes"].get("access_token").is_none(),
+        "{again}"
+    );
+    assert_eq!(
+        again["data"]["attributes"]["scope"],
+        "urn:mas:admin urn:matrix:client:api:*"
+    );
+
+    // What cannot be issued.
+    for (body, expected) in [
+        (create(bob.id, "urn:mas:admin"), StatusCode::FORBIDDEN),
+        (create(bob.id, "made:up"), StatusCode::BAD_REQUEST),
+        (
+            create(bob.id, "urn:matrix:client:device:ABC"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (create(bob.id, ""), StatusCode::BAD_REQUEST),
+        (create(Ulid::new(), "openid"), StatusCode::NOT_FOUND),
+        (
+            json!({"actor_user_id": bob.id, "human_name": " ", "scope": "openid"}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"actor_user_id": bob.id, "human_name": "x", "scope": "openid", "expires_in": 0}),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (status, answer) = h
+            .post("/api/admin/v1/personal-sessions", &token, &body)
+            .await;
+        assert_eq!(status, expected, "{body}: {answer}");
+    }
+    // The personal token of ann, acting for herself, owns what it makes.
+    let (status, own) = h
+        .post(
+            "/api/admin/v1/personal-sessions",
+            &first,
+            &create(bob.id, "urn:matrix:client:api:*"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{own}");
+    assert_eq!(
+        own["data"]["attributes"]["owner_user_id"],
+        ann.id.to_string()
+    );
+
+    let (_, of_bob) = h
+        .get(
+            &format!(
+                "/api/admin/v1/personal-sessions?filter[actor_user]={}",
+                bob.id
+            ),
+            &token,
+        )
+        .await;
+    assert_eq!(of_bob["meta"]["count"], 1, "{of_bob}");
+    let (_, by_client) = h
+        .get(
+            &format!(
+                "/api/admin/v1/personal-sessions?filter[owner_client]={}",
+                h.admin_client
+            ),
+            &token,
+        )
+        .await;
+    assert_eq!(by_client["meta"]["count"], 1);
+    assert!(by_client["data"][0]["attributes"]["expires_at"].is_string());
+
+    // Regenerating replaces the token: the old one stops, the new one works.
+    let (status, regenerated) = h
+        .call(
+            Method::POST,
+            &format!("/api/admin/v1/personal-sessions/{id}/regenerate"),
+            Some(&token),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{regenerated}");
+    let second = regenerated["data"]["attributes"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(first, second);
+    assert_eq!(regenerated["data"]["attributes"]["expires_at"], Value::Null);
+    assert_eq!(
+        h.get("/api/admin/v1/version", &first).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        h.get("/api/admin/v1/version", &second).await.0,
+        StatusCode::OK
+    );
+
+    // Revoking ends it, once.
+    let revoke = format!("/api/admin/v1/personal-sessions/{id}/revoke");
+    let (status, revoked) = h.post(&revoke, &token, &json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{revoked}");
+    assert!(revoked["data"]["attributes"]["revoked_at"].is_string());
+    assert_eq!(
+        h.post(&revoke, &token, &json!({})).await.0,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        h.get("/api/admin/v1/version", &second).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let regenerate = format!("/api/admin/v1/personal-sessions/{id}/regenerate");
+    assert_eq!(
+        h.post(&regenerate, &token, &json!({})).await.0,
+        StatusCode::CONFLICT
+    );
+    let (_, revoked_list) = h
+        .get(
+            "/api/admin/v1/personal-sessions?filter[status]=revoked",
+            &token,
+        )
+        .await;
+    assert_eq!(revoked_list["meta"]["count"], 1);
+}

@@ -128,6 +128,56 @@ pub fn parse_scope(scope: Option<&str>) -> Result<Vec<String>, OAuthError> {
     Ok(tokens)
 }
 
+/// The checked scope of a personal access token, space-separated: known scopes, at
+/// least one, and no device (the tokens stand for the user, on no device).
+///
+/// # Errors
+/// `invalid_scope`, saying why.
+pub fn personal_scope(scope: &str) -> Result<String, OAuthError> {
+    let tokens = parse_scope(Some(scope))?;
+    if tokens.is_empty() {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            "give at least one scope",
+        ));
+    }
+    if let Some(device) = tokens.iter().find(|t| t.contains(":device:")) {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            format!("`{device}`: personal access tokens carry no device"),
+        ));
+    }
+    Ok(tokens.join(" "))
+}
+
+/// A personal access token issued now: its record and its value (shown once).
+#[derive(Debug)]
+pub struct IssuedPersonalToken {
+    /// The stored token (hashed).
+    pub access: mas_data_model::PersonalAccessToken,
+    /// The token itself, `mpt_...`.
+    pub token: String,
+}
+
+/// Issues a new token for a personal session, good for `ttl` (or for ever).
+///
+/// # Errors
+/// Whatever the storage says.
+pub async fn issue_personal_token(
+    repo: &mut dyn Repository,
+    rng: Rng<'_>,
+    clock: &dyn Clock,
+    session: &mas_data_model::PersonalSession,
+    ttl: Option<chrono::Duration>,
+) -> Result<IssuedPersonalToken, mas_storage::StorageError> {
+    let token = generate(rng, TokenType::PersonalAccessToken);
+    let access = repo
+        .personal_access_token()
+        .add(rng, clock, session, &token, ttl)
+        .await?;
+    Ok(IssuedPersonalToken { access, token })
+}
+
 /// The `client_credentials` grant: a session of the client itself, and an access token.
 ///
 /// # Errors

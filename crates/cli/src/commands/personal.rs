@@ -4,7 +4,7 @@
 
 use anyhow::{Context, bail};
 use mas_config::RootConfig;
-use mas_data_model::{TokenType, is_admin_scope};
+use mas_data_model::is_admin_scope;
 use mas_storage::{RepositoryFactory, SystemClock};
 
 /// The scope when none is given: the Matrix client-server API.
@@ -17,16 +17,8 @@ fn token_scope(scopes: &[String]) -> anyhow::Result<String> {
     } else {
         scopes.join(" ")
     };
-    let tokens = mas_oauth_core::tokens::parse_scope(Some(&joined))
-        .map_err(|e| anyhow::anyhow!("--scope: {}", e.description))?;
-    if tokens.is_empty() {
-        bail!("--scope: give at least one scope");
-    }
-    // A device would have to exist on the homeserver; these tokens stand for the user.
-    if let Some(device) = tokens.iter().find(|t| t.contains(":device:")) {
-        bail!("--scope: `{device}`: personal access tokens carry no device");
-    }
-    Ok(tokens.join(" "))
+    mas_oauth_core::tokens::personal_scope(&joined)
+        .map_err(|e| anyhow::anyhow!("--scope: {}", e.description))
 }
 
 /// `issue-personal-access-token USERNAME [--name NAME] [--scope S]... [--expires-in N]`:
@@ -75,13 +67,15 @@ pub(crate) fn issue(
                         &scope,
                     )
                     .await?;
-                let token =
-                    mas_oauth_core::tokens::generate(&mut rng, TokenType::PersonalAccessToken);
-                let access = repo
-                    .personal_access_token()
-                    .add(&mut rng, clock, &session, &token, ttl)
-                    .await?;
-                Ok((session, access, token))
+                let issued = mas_oauth_core::tokens::issue_personal_token(
+                    repo.as_mut(),
+                    &mut rng,
+                    clock,
+                    &session,
+                    ttl,
+                )
+                .await?;
+                Ok((session, issued.access, issued.token))
             })
             .await?;
         let until = access

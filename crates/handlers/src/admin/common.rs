@@ -122,8 +122,23 @@ pub(crate) type AdminResult<T> = Result<T, AdminError>;
 pub(crate) struct Admin {
     /// The user the token acts for, if any (a client's own token has none).
     pub(crate) username: Option<String>,
-    /// The client the token was issued to (`personal` tokens name none).
+    /// That user's ID.
+    pub(crate) user_id: Option<Ulid>,
+    /// The client the token was issued to (personal tokens name none).
     pub(crate) client_id: Option<String>,
+}
+
+impl Admin {
+    /// Who owns what the caller creates: its user, else its client.
+    pub(crate) fn owner(&self) -> Option<mas_data_model::PersonalSessionOwner> {
+        use mas_data_model::PersonalSessionOwner;
+        self.user_id.map(PersonalSessionOwner::User).or_else(|| {
+            self.client_id
+                .as_deref()
+                .and_then(|c| c.parse().ok())
+                .map(PersonalSessionOwner::Client)
+        })
+    }
 }
 
 impl FromRequestParts<AppState> for Admin {
@@ -179,6 +194,7 @@ impl FromRequestParts<AppState> for Admin {
             )));
         }
         let admin = Self {
+            user_id: answer.sub.as_deref().and_then(|s| s.parse().ok()),
             username: answer.username,
             client_id: answer.client_id,
         };

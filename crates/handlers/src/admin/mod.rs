@@ -4,6 +4,7 @@
 
 mod common;
 mod emails;
+mod personal;
 mod sessions;
 mod site;
 mod users;
@@ -27,6 +28,7 @@ fn parts() -> (Router<AppState>, Value) {
         .merge(users::routes())
         .merge(emails::routes())
         .merge(sessions::routes())
+        .merge(personal::routes())
         .merge(site::routes())
         .split_for_parts();
     let document = match serde_json::to_value(&api) {
@@ -96,78 +98,29 @@ fn finish_document(mut document: Value) -> Value {
     document
 }
 
-/// How the answer of one operation feeds another (OpenAPI links), so a client or a
-/// fuzzer can follow them: (from, status, to, parameter, where in the answer).
-const LINKS: &[(&str, &str, &str, &str, &str)] = &[
+/// Operations whose answer (201, the created resource) gives the `id` of others
+/// (OpenAPI links), so a client or a fuzzer can follow them.
+const LINKS: &[(&str, &[&str])] = &[
     (
         "createUser",
-        "201",
-        "getUser",
-        "id",
-        "$response.body#/data/id",
+        &[
+            "getUser",
+            "setUserPassword",
+            "userSetAdmin",
+            "lockUser",
+            "unlockUser",
+            "deactivateUser",
+            "reactivateUser",
+        ],
     ),
+    ("addUserEmail", &["getUserEmail", "deleteUserEmail"]),
     (
-        "createUser",
-        "201",
-        "getUserByUsername",
-        "username",
-        "$response.body#/data/attributes/username",
-    ),
-    (
-        "createUser",
-        "201",
-        "setUserPassword",
-        "id",
-        "$response.body#/data/id",
-    ),
-    (
-        "createUser",
-        "201",
-        "userSetAdmin",
-        "id",
-        "$response.body#/data/id",
-    ),
-    (
-        "createUser",
-        "201",
-        "lockUser",
-        "id",
-        "$response.body#/data/id",
-    ),
-    (
-        "createUser",
-        "201",
-        "unlockUser",
-        "id",
-        "$response.body#/data/id",
-    ),
-    (
-        "createUser",
-        "201",
-        "deactivateUser",
-        "id",
-        "$response.body#/data/id",
-    ),
-    (
-        "createUser",
-        "201",
-        "reactivateUser",
-        "id",
-        "$response.body#/data/id",
-    ),
-    (
-        "addUserEmail",
-        "201",
-        "getUserEmail",
-        "id",
-        "$response.body#/data/id",
-    ),
-    (
-        "addUserEmail",
-        "201",
-        "deleteUserEmail",
-        "id",
-        "$response.body#/data/id",
+        "createPersonalSession",
+        &[
+            "getPersonalSession",
+            "revokePersonalSession",
+            "regeneratePersonalSession",
+        ],
     ),
 ];
 
@@ -175,22 +128,30 @@ fn add_links(document: &mut Value) {
     let Some(paths) = document["paths"].as_object_mut() else {
         return;
     };
-    for (from, status, to, parameter, expression) in LINKS {
+    for (from, targets) in LINKS {
         let Some(answer) = paths
             .values_mut()
             .filter_map(Value::as_object_mut)
             .flat_map(|item| item.values_mut())
             .find(|operation| operation["operationId"] == *from)
-            .and_then(|operation| operation["responses"].get_mut(*status))
+            .and_then(|operation| operation["responses"].get_mut("201"))
             .and_then(Value::as_object_mut)
         else {
             continue;
         };
         let links = answer.entry("links").or_insert_with(|| json!({}));
-        links[*to] = json!({
-            "operationId": to,
-            "parameters": { *parameter: expression },
-        });
+        for to in *targets {
+            links[*to] = json!({
+                "operationId": to,
+                "parameters": { "id": "$response.body#/data/id" },
+            });
+        }
+        if *from == "createUser" {
+            links["getUserByUsername"] = json!({
+                "operationId": "getUserByUsername",
+                "parameters": { "username": "$response.body#/data/attributes/username" },
+            });
+        }
     }
 }
 
