@@ -61,11 +61,7 @@ pub async fn lock(
         user
     };
     end_all_sessions(repo, rng, clock, &user).await?;
-    let job = HomeserverJob::ProvisionUser {
-        user_id: user.id,
-        display_name: None,
-        avatar_url: None,
-    };
+    let job = HomeserverJob::provision(user.id);
     schedule(repo, rng, clock, &job).await?;
     Ok(user)
 }
@@ -81,11 +77,7 @@ pub async fn unlock(
     user: User,
 ) -> Result<User, StorageError> {
     let user = repo.user().unlock(user).await?;
-    let job = HomeserverJob::ProvisionUser {
-        user_id: user.id,
-        display_name: None,
-        avatar_url: None,
-    };
+    let job = HomeserverJob::provision(user.id);
     schedule(repo, rng, clock, &job).await?;
     Ok(user)
 }

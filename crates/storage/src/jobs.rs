@@ -73,6 +73,16 @@ impl HomeserverJob {
         "reactivate-user",
     ];
 
+    /// Provisions the user as it stands (no new display name or avatar).
+    #[must_use]
+    pub fn provision(user_id: Ulid) -> Self {
+        Self::ProvisionUser {
+            user_id,
+            display_name: None,
+            avatar_url: None,
+        }
+    }
+
     /// The queue this job goes on.
     #[must_use]
     pub fn queue(&self) -> &'static str {
@@ -393,11 +403,7 @@ mod tests {
         let old = serde_json::json!({"user_id": user_id.to_string(), "username": "alice", "display_name": null, "emails": []});
         assert_eq!(
             HomeserverJob::from_job("provision-user", &old).unwrap(),
-            HomeserverJob::ProvisionUser {
-                user_id,
-                display_name: None,
-                avatar_url: None,
-            }
+            HomeserverJob::provision(user_id)
         );
         assert!(HomeserverJob::from_job("delete-device", &old).is_err());
     }

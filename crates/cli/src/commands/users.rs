@@ -274,11 +274,7 @@ pub(crate) fn provision_all_users(config: &RootConfig) -> anyhow::Result<()> {
                         erase: false,
                     }
                 } else {
-                    HomeserverJob::ProvisionUser {
-                        user_id: user.id,
-                        display_name: None,
-                        avatar_url: None,
-                    }
+                    HomeserverJob::provision(user.id)
                 };
                 schedule(&mut repo, &job).await?;
                 count += 1;
@@ -309,11 +305,7 @@ pub(crate) fn add_email(config: &RootConfig, username: &str, email: &str) -> any
             repo.user_email()
                 .add(&mut rng, &SystemClock, &user, email)
                 .await?;
-            let job = HomeserverJob::ProvisionUser {
-                user_id: user.id,
-                display_name: None,
-                avatar_url: None,
-            };
+            let job = HomeserverJob::provision(user.id);
             schedule(repo, &job).await
         })
         .await?;

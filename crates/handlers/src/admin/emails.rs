@@ -195,11 +195,7 @@ async fn add(
         Err(mas_storage::StorageError::Conflict(_)) => return Err(taken()),
         other => other?,
     };
-    let job = HomeserverJob::ProvisionUser {
-        user_id: user.id,
-        display_name: None,
-        avatar_url: None,
-    };
+    let job = HomeserverJob::provision(user.id);
     repo.job().schedule(&mut rng, clock, job.to_job()).await?;
     repo.save().await?;
     tracing::info!(user = %user.id, email = %email.id, "admin API: email address added");
@@ -234,11 +230,7 @@ async fn delete(
         .ok_or_else(|| not_found(id))?;
     let user_id = email.user_id;
     repo.user_email().remove(email).await?;
-    let job = HomeserverJob::ProvisionUser {
-        user_id,
-        display_name: None,
-        avatar_url: None,
-    };
+    let job = HomeserverJob::provision(user_id);
     repo.job().schedule(&mut rng, clock, job.to_job()).await?;
     repo.save().await?;
     tracing::info!(user = %user_id, email = %id, "admin API: email address deleted");

@@ -284,11 +284,7 @@ async fn schedule_provisioning(
     clock: &dyn mas_storage::Clock,
     user: &User,
 ) -> Result<(), StorageError> {
-    let job = mas_storage::jobs::HomeserverJob::ProvisionUser {
-        user_id: user.id,
-        display_name: None,
-        avatar_url: None,
-    };
+    let job = mas_storage::jobs::HomeserverJob::provision(user.id);
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
     repo.job().schedule(&mut rng, clock, job.to_job()).await?;
     Ok(())

@@ -193,11 +193,7 @@ pub(super) async fn post(
         repo.browser_session()
             .authenticate_with_password(&mut rng, clock, &session, &password)
             .await?;
-        let job = mas_storage::jobs::HomeserverJob::ProvisionUser {
-            user_id: user.id,
-            display_name: None,
-            avatar_url: None,
-        };
+        let job = mas_storage::jobs::HomeserverJob::provision(user.id);
         repo.job().schedule(&mut rng, clock, job.to_job()).await?;
         repo.save().await?;
         Ok(Some((user, session)))
