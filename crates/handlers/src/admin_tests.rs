@@ -528,6 +528,12 @@ async fn bad_input_is_a_typed_error_and_changes_nothing() {
             &format!("/api/admin/v1/users/{}/deactivate", alice.id),
             "[1]",
         ),
+        // serde would read a struct from an array of its fields; the API does not.
+        ("/api/admin/v1/users", r#"["bob", false, null, null]"#),
+        (
+            "/api/admin/v1/user-registration-tokens",
+            "[null, null, null]",
+        ),
     ] {
         let (status, answer) = h.call(Method::POST, path, Some(&token), Some(body)).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{path} {body}: {answer}");
@@ -1061,4 +1067,238 @@ async fn personal_sessions_are_issued_listed_regenerated_and_revoked() {
         )
         .await;
     assert_eq!(revoked_list["meta"]["count"], 1);
+}
+
+#[tokio::test]
+async fn upstream_links_and_providers_are_managed() {
+    let h = Harness::new().await;
+    let token = h.admin_token().await;
+    let ann = h.add_user("ann").await;
+    let bob = h.add_user("bob").await;
+    let mut repo = h.repo().await;
+    let mut providers = Vec::new();
+    for (name, brand) in [("Company SSO", "keycloak"), ("Old SSO", "gitlab")] {
+        let provider = repo
+            .upstream_provider()
+            .upsert(
+                &SystemClock,
+                Ulid::new(),
+                mas_storage::repository::ProviderParams {
+                    ui_order: 0,
+                    issuer: Some("https://sso.example.com/".to_owned()),
+                    human_name: Some(name.to_owned()),
+                    client_id: "mas".to_owned(),
+                    encrypted_client_secret: None,
+                    config: json!({"brand_name": brand}),
+                },
+            )
+            .await
+            .unwrap();
+        providers.push(provider);
+    }
+    let old = repo
+        .upstream_provider()
+        .disable(&SystemClock, providers.pop().unwrap())
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+    let sso = &providers[0];
+
+    let (_, enabled) = h
+        .get(
+            "/api/admin/v1/upstream-oauth-providers?filter[enabled]=true",
+            &token,
+        )
+        .await;
+    assert_eq!(enabled["meta"]["count"], 1, "{enabled}");
+    let attributes = &enabled["data"][0]["attributes"];
+    assert_eq!(attributes["human_name"], "Company SSO");
+    assert_eq!(attributes["brand_name"], "keycloak");
+    assert_eq!(attributes["disabled_at"], Value::Null);
+    let (_, disabled) = h
+        .get(
+            &format!("/api/admin/v1/upstream-oauth-providers/{}", old.id),
+            &token,
+        )
+        .await;
+    assert!(disabled["data"]["attributes"]["disabled_at"].is_string());
+
+    let link = |user: Ulid, subject: &str| json!({"user_id": user, "provider_id": sso.id, "subject": subject, "human_account_name": "ann@sso"});
+    let (status, created) = h
+        .post(
+            "/api/admin/v1/upstream-oauth-links",
+            &token,
+            &link(ann.id, "sub-ann"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["data"]["attributes"]["user_id"], ann.id.to_string());
+    assert_eq!(created["data"]["attributes"]["subject"], "sub-ann");
+    // The account is ann's: bob cannot have it, nor can ann have it twice.
+    for user in [bob.id, ann.id] {
+        let (status, _) = h
+            .post(
+                "/api/admin/v1/upstream-oauth-links",
+                &token,
+                &link(user, "sub-ann"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+    }
+    for (body, expected) in [
+        (link(Ulid::new(), "x"), StatusCode::NOT_FOUND),
+        (
+            json!({"user_id": ann.id, "provider_id": Ulid::new(), "subject": "x"}),
+            StatusCode::NOT_FOUND,
+        ),
+        (link(ann.id, ""), StatusCode::BAD_REQUEST),
+    ] {
+        let (status, answer) = h
+            .post("/api/admin/v1/upstream-oauth-links", &token, &body)
+            .await;
+        assert_eq!(status, expected, "{body}: {answer}");
+    }
+    // A recorded account linked to no one is linked: 200.
+    let mut repo = h.repo().await;
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    repo.upstream_link()
+        .add(&mut rng, &SystemClock, sso, "sub-bob", None)
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+    let (status, linked) = h
+        .post(
+            "/api/admin/v1/upstream-oauth-links",
+            &token,
+            &link(bob.id, "sub-bob"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{linked}");
+    assert_eq!(linked["data"]["attributes"]["user_id"], bob.id.to_string());
+
+    let (_, by_subject) = h
+        .get(
+            "/api/admin/v1/upstream-oauth-links?filter[subject]=sub-bob",
+            &token,
+        )
+        .await;
+    assert_eq!(by_subject["meta"]["count"], 1);
+    let (_, of_provider) = h
+        .get(
+            &format!(
+                "/api/admin/v1/upstream-oauth-links?filter[provider]={}",
+                sso.id
+            ),
+            &token,
+        )
+        .await;
+    assert_eq!(of_provider["meta"]["count"], 2);
+
+    let path = format!(
+        "/api/admin/v1/upstream-oauth-links/{}",
+        created["data"]["id"].as_str().unwrap()
+    );
+    let (status, _) = h.call(Method::DELETE, &path, Some(&token), None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(h.get(&path, &token).await.0, StatusCode::NOT_FOUND);
+    // Once the link is gone, the account can go to bob.
+    let (status, _) = h
+        .post(
+            "/api/admin/v1/upstream-oauth-links",
+            &token,
+            &link(bob.id, "sub-ann"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn registration_tokens_are_managed() {
+    let h = Harness::new().await;
+    let token = h.admin_token().await;
+    let base = "/api/admin/v1/user-registration-tokens";
+    let (status, random) = h.call(Method::POST, base, Some(&token), None).await;
+    assert_eq!(status, StatusCode::CREATED, "{random}");
+    let attributes = &random["data"]["attributes"];
+    assert_eq!(attributes["token"].as_str().unwrap().len(), 20);
+    assert_eq!(attributes["valid"], true);
+    assert_eq!(attributes["times_used"], 0);
+    assert_eq!(random["data"]["type"], "user-registration_token");
+
+    let (status, chosen) = h
+        .post(
+            base,
+            &token,
+            // `3.0` is an integer to JSON Schema, so it is one here too.
+            &json!({"token": "SPRING-2027", "usage_limit": 3.0}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{chosen}");
+    assert_eq!(chosen["data"]["attributes"]["usage_limit"], 3);
+    for (body, expected) in [
+        (json!({"token": "SPRING-2027"}), StatusCode::CONFLICT),
+        (json!({"token": "has space"}), StatusCode::BAD_REQUEST),
+        (json!({"usage_limit": 0}), StatusCode::BAD_REQUEST),
+        (json!({"expires_at": "tomorrow"}), StatusCode::BAD_REQUEST),
+    ] {
+        let (status, answer) = h.post(base, &token, &body).await;
+        assert_eq!(status, expected, "{body}: {answer}");
+    }
+
+    // PUT: a field left out is kept, null clears it.
+    let path = format!("{base}/{}", chosen["data"]["id"].as_str().unwrap());
+    // RFC 3339 allows a lower-case `t` and `z`.
+    let past = (chrono::Utc::now() - chrono::Duration::hours(1))
+        .format("%Y-%m-%dt%H:%M:%Sz")
+        .to_string();
+    let (status, expired) = h
+        .call(
+            Method::PUT,
+            &path,
+            Some(&token),
+            Some(&json!({"expires_at": past}).to_string()),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{expired}");
+    assert_eq!(expired["data"]["attributes"]["usage_limit"], 3);
+    assert_eq!(expired["data"]["attributes"]["valid"], false);
+    let (_, count) = h.get(&format!("{base}?filter[expired]=true"), &token).await;
+    assert_eq!(count["meta"]["count"], 1);
+    let (_, count) = h.get(&format!("{base}?filter[valid]=true"), &token).await;
+    assert_eq!(count["meta"]["count"], 1);
+    let (_, cleared) = h
+        .call(
+            Method::PUT,
+            &path,
+            Some(&token),
+            Some(r#"{"expires_at": null, "usage_limit": null}"#),
+        )
+        .await;
+    assert_eq!(cleared["data"]["attributes"]["expires_at"], Value::Null);
+    assert_eq!(cleared["data"]["attributes"]["usage_limit"], Value::Null);
+    assert_eq!(cleared["data"]["attributes"]["valid"], true);
+
+    let (status, revoked) = h.post(&format!("{path}/revoke"), &token, &json!({})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(revoked["data"]["attributes"]["revoked_at"].is_string());
+    assert_eq!(revoked["data"]["attributes"]["valid"], false);
+    assert_eq!(
+        h.post(&format!("{path}/revoke"), &token, &json!({}))
+            .await
+            .0,
+        StatusCode::CONFLICT
+    );
+    let (_, count) = h.get(&format!("{base}?filter[revoked]=true"), &token).await;
+    assert_eq!(count["meta"]["count"], 1);
+    let (status, back) = h
+        .post(&format!("{path}/unrevoke"), &token, &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(back["data"]["attributes"]["valid"], true);
+    assert_eq!(
+        h.post(&format!("{path}/unrevoke"), &token, &json!({}))
+            .await
+            .0,
+        StatusCode::CONFLICT
+    );
 }

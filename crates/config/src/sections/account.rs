@@ -62,7 +62,7 @@ impl Default for AccountConfig {
 
 impl AccountConfig {
     /// Whether `/register` is open: password registration is on, and no registration
-    /// token is required. Tokens are not supported yet, so asking for one keeps
+    /// token is required. `/register` does not ask for a token yet, so requiring one keeps
     /// registration closed rather than open to anyone.
     #[must_use]
     pub fn password_registration_open(&self, passwords_enabled: bool) -> bool {
@@ -78,7 +78,7 @@ impl AccountConfig {
     #[must_use]
     pub fn not_honoured(&self, registration_open: bool) -> Vec<String> {
         const NO_TOKEN: &str =
-            "registration tokens are not supported yet, so /register stays closed";
+            "/register does not ask for registration tokens yet, so it stays closed";
         let d = Self::default();
         let changed = |value: bool, default: bool| value != default;
         let keys = [

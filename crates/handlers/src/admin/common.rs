@@ -275,22 +275,49 @@ pub(crate) fn parse_id(raw: &str) -> AdminResult<Ulid> {
     )))
 }
 
-/// A JSON body; an absent one reads as `T::default()` when the route allows it
-/// ([`OptionalBody`]).
+/// Reads a JSON body that must be an object: serde would also read a struct from an
+/// array of its fields, which no document allows.
+fn object_body<T: DeserializeOwned>(bytes: &[u8]) -> AdminResult<T> {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| AdminError::BadRequest(format!("invalid JSON body: {e}")))?;
+    if !value.is_object() {
+        return Err(AdminError::BadRequest(
+            "invalid JSON body: expected an object".to_owned(),
+        ));
+    }
+    serde_json::from_value(value)
+        .map_err(|e| AdminError::BadRequest(format!("invalid JSON body: {e}")))
+}
+
+/// A JSON object body (`Content-Type: application/json`).
 pub(crate) struct Body<T>(pub(crate) T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
     type Rejection = AdminError;
 
     async fn from_request(request: Request, state: &S) -> AdminResult<Self> {
-        let Json(value) = Json::<T>::from_request(request, state)
+        let json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| {
+                let v = v.trim();
+                v.eq_ignore_ascii_case("application/json") || v.ends_with("+json")
+            });
+        if !json {
+            return Err(AdminError::BadRequest(
+                "expected a JSON body (Content-Type: application/json)".to_owned(),
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(request, state)
             .await
             .map_err(|e| AdminError::BadRequest(e.body_text()))?;
-        Ok(Self(value))
+        object_body(&bytes).map(Self)
     }
 }
 
-/// A JSON body that may be left out entirely.
+/// A JSON object body that may be left out entirely (or be `null`): `T::default()`.
 pub(crate) struct OptionalBody<T>(pub(crate) T);
 
 impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalBody<T> {
@@ -300,13 +327,39 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalB
         let bytes = axum::body::Bytes::from_request(request, state)
             .await
             .map_err(|e| AdminError::BadRequest(e.body_text()))?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        let trimmed = bytes.trim_ascii();
+        if trimmed.is_empty() || trimmed == b"null" {
             return Ok(Self(T::default()));
         }
-        // `null` is the same as no body.
-        serde_json::from_slice::<Option<T>>(&bytes)
-            .map(|body| Self(body.unwrap_or_default()))
-            .map_err(|e| AdminError::BadRequest(format!("invalid JSON body: {e}")))
+        object_body(&bytes).map(Self)
+    }
+}
+
+/// A count or a number of seconds in a body: JSON Schema counts `321.0` as an integer
+/// too, which serde's integers refuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Whole(pub(crate) u32);
+
+impl<'de> Deserialize<'de> for Whole {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let number = serde_json::Number::deserialize(deserializer)?;
+        // Checked to be a whole number from 0 to u32::MAX before the cast.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        let whole = number.as_u64().or_else(|| {
+            number
+                .as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= f64::from(u32::MAX))
+                .map(|f| f as u64)
+        });
+        whole
+            .and_then(|w| u32::try_from(w).ok())
+            .map(Self)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "{number} is not a whole number from 0 to {}",
+                    u32::MAX
+                ))
+            })
     }
 }
 

@@ -5,8 +5,10 @@
 mod common;
 mod emails;
 mod personal;
+mod registration_tokens;
 mod sessions;
 mod site;
+mod upstream;
 mod users;
 
 use std::sync::{Arc, LazyLock};
@@ -29,6 +31,8 @@ fn parts() -> (Router<AppState>, Value) {
         .merge(emails::routes())
         .merge(sessions::routes())
         .merge(personal::routes())
+        .merge(upstream::routes())
+        .merge(registration_tokens::routes())
         .merge(site::routes())
         .split_for_parts();
     let document = match serde_json::to_value(&api) {
@@ -114,6 +118,19 @@ const LINKS: &[(&str, &[&str])] = &[
         ],
     ),
     ("addUserEmail", &["getUserEmail", "deleteUserEmail"]),
+    (
+        "addUpstreamOAuthLink",
+        &["getUpstreamOAuthLink", "deleteUpstreamOAuthLink"],
+    ),
+    (
+        "addUserRegistrationToken",
+        &[
+            "getUserRegistrationToken",
+            "updateUserRegistrationToken",
+            "revokeUserRegistrationToken",
+            "unrevokeUserRegistrationToken",
+        ],
+    ),
     (
         "createPersonalSession",
         &[

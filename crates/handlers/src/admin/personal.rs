@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 
 use super::common::{
     Admin, AdminError, AdminResult, Body, ErrorResponse, IdPath, ListQuery, OptionalBody,
-    PageParams, PaginatedResponse, Resource, SingleResponse, UlidSchema, listing, parse_id,
+    PageParams, PaginatedResponse, Resource, SingleResponse, UlidSchema, Whole, listing, parse_id,
 };
 use crate::AppState;
 
@@ -159,8 +159,8 @@ async fn shown(
     Ok(PersonalSessionResource::new(session, token.as_ref(), None))
 }
 
-fn ttl(expires_in: Option<u32>) -> AdminResult<Option<chrono::Duration>> {
-    match expires_in {
+fn ttl(expires_in: Option<Whole>) -> AdminResult<Option<chrono::Duration>> {
+    match expires_in.map(|w| w.0) {
         None => Ok(None),
         Some(seconds @ 1..=MAX_EXPIRES_IN) => {
             Ok(Some(chrono::Duration::seconds(i64::from(seconds))))
@@ -255,8 +255,8 @@ pub(crate) struct AddPersonalSession {
     )]
     scope: String,
     /// Seconds until the token expires (at most ten years); it never does without.
-    #[schema(minimum = 1, maximum = 315_360_000)]
-    expires_in: Option<u32>,
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 315_360_000)]
+    expires_in: Option<Whole>,
 }
 
 /// Create a personal session and its token for a user.
@@ -363,8 +363,8 @@ async fn revoke(_: Admin, State(state): State<AppState>, IdPath(id): IdPath) -> 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub(crate) struct Regenerate {
     /// Seconds until the new token expires (at most ten years); it never does without.
-    #[schema(minimum = 1, maximum = 315_360_000)]
-    expires_in: Option<u32>,
+    #[schema(value_type = Option<u32>, minimum = 1, maximum = 315_360_000)]
+    expires_in: Option<Whole>,
 }
 
 /// Replace a personal session's token with a new one.

@@ -7,12 +7,12 @@ use mas_data_model::{
     User,
 };
 use mas_storage::repository::{
-    ProviderParams, UpstreamAnswer, UpstreamOAuthLinkRepository, UpstreamOAuthProviderRepository,
-    UpstreamOAuthSessionRepository,
+    ProviderParams, UpstreamAnswer, UpstreamOAuthLinkFilter, UpstreamOAuthLinkRepository,
+    UpstreamOAuthProviderRepository, UpstreamOAuthSessionRepository,
 };
-use mas_storage::{Clock, Rng, StorageError};
-use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use mas_storage::{Clock, Page, Pagination, Rng, StorageError};
+use sea_orm::sea_query::{Condition, Expr};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, Set};
 use ulid::Ulid;
 
 use super::Repo;
@@ -21,6 +21,28 @@ use crate::entities::{
     upstream_oauth_authorization_sessions as sessions, upstream_oauth_links as links,
     upstream_oauth_providers as providers,
 };
+
+fn provider_condition(enabled: Option<bool>) -> Condition {
+    match enabled {
+        Some(true) => Condition::all().add(providers::Column::DisabledAt.is_null()),
+        Some(false) => Condition::all().add(providers::Column::DisabledAt.is_not_null()),
+        None => Condition::all(),
+    }
+}
+
+fn link_condition(filter: &UpstreamOAuthLinkFilter) -> Condition {
+    let mut condition = Condition::all();
+    if let Some(user) = filter.user_id {
+        condition = condition.add(links::Column::UserId.eq(user.to_string()));
+    }
+    if let Some(provider) = filter.provider_id {
+        condition = condition.add(links::Column::ProviderId.eq(provider.to_string()));
+    }
+    if let Some(subject) = &filter.subject {
+        condition = condition.add(links::Column::Subject.eq(subject.as_str()));
+    }
+    condition
+}
 
 fn provider(m: providers::Model) -> Result<UpstreamOAuthProvider, StorageError> {
     const T: &str = "upstream_oauth_providers";
@@ -60,6 +82,26 @@ impl UpstreamOAuthProviderRepository for Repo<'_> {
             .into_iter()
             .map(provider)
             .collect()
+    }
+
+    #[tracing::instrument(name = "db.upstream_provider.list", skip_all)]
+    async fn list(
+        &mut self,
+        enabled: Option<bool>,
+        pagination: Pagination,
+    ) -> Result<Page<UpstreamOAuthProvider>, StorageError> {
+        let query = providers::Entity::find().filter(provider_condition(enabled));
+        self.page(query, providers::Column::Id, &pagination, provider)
+            .await
+    }
+
+    #[tracing::instrument(name = "db.upstream_provider.count", skip_all)]
+    async fn count(&mut self, enabled: Option<bool>) -> Result<u64, StorageError> {
+        providers::Entity::find()
+            .filter(provider_condition(enabled))
+            .count(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))
     }
 
     #[tracing::instrument(name = "db.upstream_provider.upsert", skip_all)]
@@ -248,6 +290,35 @@ impl UpstreamOAuthLinkRepository for Repo<'_> {
             .await
             .map_err(|e| self.db_err(e))?;
         Ok(result.rows_affected)
+    }
+
+    #[tracing::instrument(name = "db.upstream_link.list", skip_all)]
+    async fn list(
+        &mut self,
+        filter: &UpstreamOAuthLinkFilter,
+        pagination: Pagination,
+    ) -> Result<Page<UpstreamOAuthLink>, StorageError> {
+        let query = links::Entity::find().filter(link_condition(filter));
+        self.page(query, links::Column::Id, &pagination, link).await
+    }
+
+    #[tracing::instrument(name = "db.upstream_link.count", skip_all)]
+    async fn count(&mut self, filter: &UpstreamOAuthLinkFilter) -> Result<u64, StorageError> {
+        links::Entity::find()
+            .filter(link_condition(filter))
+            .count(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))
+    }
+
+    #[tracing::instrument(name = "db.upstream_link.remove", skip_all)]
+    async fn remove(&mut self, link: UpstreamOAuthLink) -> Result<(), StorageError> {
+        // The sign-in trips that came back with it go by the foreign key's cascade.
+        links::Entity::delete_by_id(link.id.to_string())
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        Ok(())
     }
 
     #[tracing::instrument(name = "db.upstream_link.all_for_user", skip_all)]

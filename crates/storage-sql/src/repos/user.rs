@@ -7,8 +7,9 @@ use mas_data_model::{
     RegistrationToken, User, UserEmail, UserEmailAuthentication,
 };
 use mas_storage::repository::{
-    BrowserSessionFilter, BrowserSessionRepository, RegistrationTokenRepository, UserEmailFilter,
-    UserEmailRepository, UserFilter, UserPasswordRepository, UserRepository, UserState,
+    BrowserSessionFilter, BrowserSessionRepository, RegistrationTokenFilter,
+    RegistrationTokenRepository, UserEmailFilter, UserEmailRepository, UserFilter,
+    UserPasswordRepository, UserRepository, UserState,
 };
 use mas_storage::{Clock, Page, Pagination, Rng, StorageError};
 use sea_orm::sea_query::{
@@ -1021,17 +1022,114 @@ impl RegistrationTokenRepository for Repo<'_> {
         Ok(token)
     }
 
+    #[tracing::instrument(name = "db.registration_token.unrevoke", skip_all)]
+    async fn unrevoke(
+        &mut self,
+        mut token: RegistrationToken,
+    ) -> Result<RegistrationToken, StorageError> {
+        registration_tokens::Entity::update_many()
+            .col_expr(
+                registration_tokens::Column::RevokedAt,
+                Expr::value(Option::<DateTime<Utc>>::None),
+            )
+            .filter(registration_tokens::Column::Id.eq(token.id.to_string()))
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        token.revoked_at = None;
+        Ok(token)
+    }
+
+    #[tracing::instrument(name = "db.registration_token.set_limits", skip_all)]
+    async fn set_limits(
+        &mut self,
+        token: RegistrationToken,
+        usage_limit: Option<u32>,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<RegistrationToken, StorageError> {
+        let limit = usage_limit
+            .map(|l| {
+                i32::try_from(l)
+                    .map_err(|_| StorageError::Conflict("usage limit too large".to_owned()))
+            })
+            .transpose()?;
+        let result = registration_tokens::Entity::update_many()
+            .col_expr(registration_tokens::Column::UsageLimit, Expr::value(limit))
+            .col_expr(
+                registration_tokens::Column::ExpiresAt,
+                Expr::value(expires_at),
+            )
+            .filter(registration_tokens::Column::Id.eq(token.id.to_string()))
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        if result.rows_affected == 0 {
+            return Err(gone("registration_tokens"));
+        }
+        // Read back: its uses may have moved on since `token` was read.
+        RegistrationTokenRepository::lookup(self, token.id)
+            .await?
+            .ok_or_else(|| gone("registration_tokens"))
+    }
+
     #[tracing::instrument(name = "db.registration_token.list", skip_all)]
     async fn list(
         &mut self,
+        filter: RegistrationTokenFilter,
         pagination: Pagination,
     ) -> Result<Page<RegistrationToken>, StorageError> {
         self.page(
-            registration_tokens::Entity::find(),
+            registration_tokens::Entity::find().filter(registration_token_condition(filter)),
             registration_tokens::Column::Id,
             &pagination,
             registration_token,
         )
         .await
     }
+
+    #[tracing::instrument(name = "db.registration_token.count", skip_all)]
+    async fn count(&mut self, filter: RegistrationTokenFilter) -> Result<u64, StorageError> {
+        registration_tokens::Entity::find()
+            .filter(registration_token_condition(filter))
+            .count(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))
+    }
+}
+
+/// `condition` when `wanted` is `Some(true)`, its negation for `Some(false)`.
+fn either(wanted: Option<bool>, condition: Condition) -> Option<Condition> {
+    wanted.map(|yes| if yes { condition } else { condition.not() })
+}
+
+fn registration_token_condition(filter: RegistrationTokenFilter) -> Condition {
+    use registration_tokens::Column as C;
+    let at = filter.now;
+    let expired = Condition::all()
+        .add(C::ExpiresAt.is_not_null())
+        .add(C::ExpiresAt.lte(at));
+    let used_up = Condition::all()
+        .add(C::UsageLimit.is_not_null())
+        .add(Expr::col(C::TimesUsed).gte(Expr::col(C::UsageLimit)));
+    // What `RegistrationToken::is_valid` says, in SQL.
+    let valid = Condition::all()
+        .add(C::RevokedAt.is_null())
+        .add(expired.clone().not())
+        .add(used_up.not());
+    let mut condition = Condition::all();
+    for part in [
+        either(filter.used, Condition::all().add(C::TimesUsed.gt(0))),
+        either(
+            filter.revoked,
+            Condition::all().add(C::RevokedAt.is_not_null()),
+        ),
+        either(filter.expired, expired),
+        either(filter.valid, valid),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        condition = condition.add(part);
+    }
+    condition
 }

@@ -7,7 +7,8 @@ use mas_data_model::{
 };
 use mas_storage::repository::{
     ClientParams, CompatRotation, CompatSessionFilter, NewAuthorizationGrant, NewCompatLogin,
-    NewDeviceCodeGrant, NewJob, ProviderParams, SessionFilter, UserFilter, UserState,
+    NewDeviceCodeGrant, NewJob, ProviderParams, RegistrationTokenFilter, SessionFilter, UserFilter,
+    UserState,
 };
 use mas_storage::{Clock, MockClock, Pagination, RepositoryFactory, StorageError};
 use rand::SeedableRng;
@@ -476,14 +477,98 @@ pub async fn registration_tokens(db: &TestDb) {
     );
     assert_eq!(
         repo.registration_token().lookup(revoked.id).await.unwrap(),
-        Some(revoked)
+        Some(revoked.clone())
     );
+    let all = RegistrationTokenFilter::at(clock_now(&clock));
     let page = repo
         .registration_token()
-        .list(Pagination::first(10))
+        .list(all, Pagination::first(10))
         .await
         .unwrap();
     assert_eq!(page.edges.len(), 3);
+    // ONCE: used up; SOON: used, expired; MANY: revoked, never used.
+    for (filter, expected) in [
+        (
+            RegistrationTokenFilter {
+                used: Some(true),
+                ..all
+            },
+            2,
+        ),
+        (
+            RegistrationTokenFilter {
+                used: Some(false),
+                ..all
+            },
+            1,
+        ),
+        (
+            RegistrationTokenFilter {
+                revoked: Some(true),
+                ..all
+            },
+            1,
+        ),
+        (
+            RegistrationTokenFilter {
+                expired: Some(true),
+                ..all
+            },
+            1,
+        ),
+        (
+            RegistrationTokenFilter {
+                expired: Some(false),
+                ..all
+            },
+            2,
+        ),
+        (
+            RegistrationTokenFilter {
+                valid: Some(true),
+                ..all
+            },
+            0,
+        ),
+        (
+            RegistrationTokenFilter {
+                valid: Some(false),
+                ..all
+            },
+            3,
+        ),
+    ] {
+        assert_eq!(
+            repo.registration_token().count(filter).await.unwrap(),
+            expected,
+            "{filter:?}"
+        );
+    }
+    // Lifting the revocation and a limit makes one valid again.
+    let back = repo
+        .registration_token()
+        .unrevoke(revoked.clone())
+        .await
+        .unwrap();
+    assert_eq!(back.revoked_at, None);
+    let renewed = repo
+        .registration_token()
+        .set_limits(
+            limited,
+            Some(5),
+            Some(clock_now(&clock) + Duration::days(1)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        repo.registration_token().lookup(renewed.id).await.unwrap(),
+        Some(renewed.clone())
+    );
+    let valid = RegistrationTokenFilter {
+        valid: Some(true),
+        ..all
+    };
+    assert_eq!(repo.registration_token().count(valid).await.unwrap(), 2);
     repo.save().await.unwrap();
 }
 
@@ -1933,6 +2018,46 @@ pub async fn upstream_trips(db: &TestDb) {
             .unwrap()
             .is_some()
     );
+
+    // Listing and removing links; removing one takes its trips with it.
+    let of_provider = mas_storage::repository::UpstreamOAuthLinkFilter {
+        provider_id: Some(provider.id),
+        ..Default::default()
+    };
+    let by_subject = mas_storage::repository::UpstreamOAuthLinkFilter {
+        subject: Some(link.subject.clone()),
+        ..Default::default()
+    };
+    assert_eq!(repo.upstream_link().count(&of_provider).await.unwrap(), 1);
+    let listed = repo
+        .upstream_link()
+        .list(&by_subject, Pagination::first(5))
+        .await
+        .unwrap();
+    assert_eq!(listed.edges.len(), 1);
+    repo.upstream_link()
+        .remove(listed.edges[0].clone())
+        .await
+        .unwrap();
+    assert_eq!(repo.upstream_link().count(&of_provider).await.unwrap(), 0);
+    assert!(
+        repo.upstream_session()
+            .lookup(used.id)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(repo.upstream_provider().count(Some(true)).await.unwrap(), 1);
+    assert_eq!(
+        repo.upstream_provider().count(Some(false)).await.unwrap(),
+        0
+    );
+    let page = repo
+        .upstream_provider()
+        .list(None, Pagination::first(5))
+        .await
+        .unwrap();
+    assert_eq!(page.edges, vec![provider.clone()]);
     repo.save().await.unwrap();
 }
 

@@ -24,12 +24,13 @@ pub use self::personal::{
     PersonalAccessTokenRepository, PersonalSessionFilter, PersonalSessionRepository,
 };
 pub use self::upstream::{
-    ProviderParams, UpstreamAnswer, UpstreamOAuthLinkRepository, UpstreamOAuthProviderRepository,
-    UpstreamOAuthSessionRepository,
+    ProviderParams, UpstreamAnswer, UpstreamOAuthLinkFilter, UpstreamOAuthLinkRepository,
+    UpstreamOAuthProviderRepository, UpstreamOAuthSessionRepository,
 };
 pub use self::user::{
-    BrowserSessionFilter, BrowserSessionRepository, RegistrationTokenRepository, UserEmailFilter,
-    UserEmailRepository, UserFilter, UserPasswordRepository, UserRepository, UserState,
+    BrowserSessionFilter, BrowserSessionRepository, RegistrationTokenFilter,
+    RegistrationTokenRepository, UserEmailFilter, UserEmailRepository, UserFilter,
+    UserPasswordRepository, UserRepository, UserState,
 };
 use crate::StorageError;
 

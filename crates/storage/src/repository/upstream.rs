@@ -8,7 +8,7 @@ use mas_data_model::{
 };
 use ulid::Ulid;
 
-use crate::{Clock, Rng, StorageError};
+use crate::{Clock, Page, Pagination, Rng, StorageError};
 
 /// The configuration of an upstream provider.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +37,14 @@ pub trait UpstreamOAuthProviderRepository: Send {
     async fn lookup(&mut self, id: Ulid) -> Result<Option<UpstreamOAuthProvider>, StorageError>;
     /// Every provider, in `ui_order` (then ID).
     async fn all(&mut self) -> Result<Vec<UpstreamOAuthProvider>, StorageError>;
+    /// A page of providers, enabled or disabled ones only if `enabled` says, by ID.
+    async fn list(
+        &mut self,
+        enabled: Option<bool>,
+        pagination: Pagination,
+    ) -> Result<Page<UpstreamOAuthProvider>, StorageError>;
+    /// How many providers are enabled (or disabled) as `enabled` says.
+    async fn count(&mut self, enabled: Option<bool>) -> Result<u64, StorageError>;
     /// Creates or replaces a provider; its creation time is kept and it is enabled.
     async fn upsert(
         &mut self,
@@ -94,6 +102,27 @@ pub trait UpstreamOAuthLinkRepository: Send {
         provider: &UpstreamOAuthProvider,
         user: &User,
     ) -> Result<u64, StorageError>;
+    /// A page of links matching `filter`, by ID.
+    async fn list(
+        &mut self,
+        filter: &UpstreamOAuthLinkFilter,
+        pagination: Pagination,
+    ) -> Result<Page<UpstreamOAuthLink>, StorageError>;
+    /// How many links match `filter`.
+    async fn count(&mut self, filter: &UpstreamOAuthLinkFilter) -> Result<u64, StorageError>;
+    /// Deletes a link record (and the sign-in trips that came back with it).
+    async fn remove(&mut self, link: UpstreamOAuthLink) -> Result<(), StorageError>;
+}
+
+/// Which upstream links a listing returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UpstreamOAuthLinkFilter {
+    /// Only this user's.
+    pub user_id: Option<Ulid>,
+    /// Only this provider's.
+    pub provider_id: Option<Ulid>,
+    /// Only this upstream account.
+    pub subject: Option<String>,
 }
 
 /// What a provider's answer brought, recorded on the session it answers.

@@ -285,9 +285,55 @@ pub trait RegistrationTokenRepository: Send {
         clock: &dyn Clock,
         token: RegistrationToken,
     ) -> Result<RegistrationToken, StorageError>;
-    /// A page of tokens.
+    /// Lifts a token's revocation.
+    async fn unrevoke(
+        &mut self,
+        token: RegistrationToken,
+    ) -> Result<RegistrationToken, StorageError>;
+    /// Sets a token's usage limit and expiry (`None`: no limit, never); returns the token
+    /// as it now stands.
+    async fn set_limits(
+        &mut self,
+        token: RegistrationToken,
+        usage_limit: Option<u32>,
+        expires_at: Option<DateTime<Utc>>,
+    ) -> Result<RegistrationToken, StorageError>;
+    /// A page of the tokens matching `filter`, by ID.
     async fn list(
         &mut self,
+        filter: RegistrationTokenFilter,
         pagination: Pagination,
     ) -> Result<Page<RegistrationToken>, StorageError>;
+    /// How many tokens match `filter`.
+    async fn count(&mut self, filter: RegistrationTokenFilter) -> Result<u64, StorageError>;
+}
+
+/// Which registration tokens a listing returns; the time-dependent filters are as of
+/// `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistrationTokenFilter {
+    /// The time `expired` and `valid` are judged at.
+    pub now: DateTime<Utc>,
+    /// Only tokens used at least once (`true`) or never.
+    pub used: Option<bool>,
+    /// Only revoked (`true`) or unrevoked tokens.
+    pub revoked: Option<bool>,
+    /// Only expired (`true`) or unexpired tokens.
+    pub expired: Option<bool>,
+    /// Only tokens that can (`true`) or cannot be used now.
+    pub valid: Option<bool>,
+}
+
+impl RegistrationTokenFilter {
+    /// No filter, as of `now`.
+    #[must_use]
+    pub fn at(now: DateTime<Utc>) -> Self {
+        Self {
+            now,
+            used: None,
+            revoked: None,
+            expired: None,
+            valid: None,
+        }
+    }
 }
