@@ -47,11 +47,14 @@ import signal
 import socket
 import subprocess
 import time
+import http.client
+import threading
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import pytest
 import requests
@@ -733,3 +736,82 @@ def browse(url: str, user, target: str) -> tuple[str, list[str]]:
             data.update([buttons[0]])
         response = browser.post(urljoin(response.url, form["action"]), data=data, allow_redirects=False, timeout=15)
     raise AssertionError(f"no redirect to {target} after {pages}: {describe(response)}")
+
+
+# --- a recording proxy between mas-server and Synapse --------------------------------
+
+
+@dataclass
+class Call:
+    method: str
+    path: str  # without the query
+    query: dict[str, str]
+    body: dict
+    status: int
+    headers: dict[str, str]  # as sent, names in lower case
+
+
+class Recorder(ThreadingHTTPServer):
+    """Forwards every request to Synapse and records it: what mas-server asked of the
+    homeserver (test_replicas.py counts the calls, test_tracing.py reads their headers)."""
+
+    daemon_threads = True
+
+    def __init__(self, target_port: int):
+        super().__init__(("127.0.0.1", 0), _Forward)
+        self.target_port = target_port
+        self.calls: list[Call] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self.serve_forever, name="recorder", daemon=True).start()
+
+    @property
+    def port(self) -> int:
+        return self.server_address[1]
+
+    def mas_calls(self, name: str) -> list[Call]:
+        with self.lock:
+            return [c for c in self.calls if c.path == f"/_synapse/mas/{name}"]
+
+
+class _Forward(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    HOP = {"connection", "keep-alive", "transfer-encoding", "host", "content-length"}
+
+    def _forward(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in self.HOP}
+        upstream = http.client.HTTPConnection("127.0.0.1", self.server.target_port, timeout=30)
+        try:
+            upstream.request(self.command, self.path, body=body or None, headers=headers)
+            response = upstream.getresponse()
+            data = response.read()
+        finally:
+            upstream.close()
+        split = urlsplit(self.path)
+        try:
+            parsed = json.loads(body) if body else {}
+        except ValueError:
+            parsed = {}
+        call = Call(
+            self.command,
+            split.path,
+            {k: v[0] for k, v in parse_qs(split.query).items()},
+            parsed,
+            response.status,
+            {k.lower(): v for k, v in self.headers.items()},
+        )
+        with self.server.lock:
+            self.server.calls.append(call)
+        self.send_response(response.status, response.reason)
+        for k, v in response.getheaders():
+            if k.lower() not in self.HOP:
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _forward
+
+    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+        pass

@@ -60,7 +60,7 @@ venv() {
   echo "venv $name: installed in $((SECONDS - t0))s ($want)"
 }
 
-venv modern 'matrix-synapse[postgres]==1.163.2' 'matrix-nio' 'pytest' 'requests'
+venv modern 'matrix-synapse[postgres]==1.163.2' 'matrix-nio' 'pytest' 'requests' 'opentelemetry-proto==1.45.2'
 venv legacy 'matrix-synapse[oidc]==1.156.0'
 # The SMTP server the browser tests' mail goes to.
 venv mail 'aiosmtpd==1.4.6'

@@ -22,9 +22,7 @@ kills replica A.
 
 from __future__ import annotations
 
-import http.client
 import itertools
-import json
 import os
 import re
 import signal
@@ -33,9 +31,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -43,7 +39,7 @@ import requests
 import conftest
 import harness
 from conftest import PASSWORD, User
-from harness import Service, bearer, describe, poll
+from harness import Recorder, Service, bearer, describe, poll
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations" / "src"
 # The revocation feed's bound, as for `mas-cli` revocations (harness.CLI_REVOCATION_TIMEOUT).
@@ -54,83 +50,6 @@ FEED_TIMEOUT = 1.0
 LOAD_THREADS, BEFORE_KILL, AFTER_KILL, CHAIN_LENGTH = 4, 1.5, 2.5, 12
 # A static client in the shared configuration: both replicas store it at start.
 STATIC_CLIENT = "01JREP11CA5000000000000000"
-
-
-# --- a recording proxy between the replicas and Synapse ------------------------------
-
-
-@dataclass
-class Call:
-    method: str
-    path: str  # without the query
-    query: dict[str, str]
-    body: dict
-    status: int
-
-
-class Recorder(ThreadingHTTPServer):
-    """Forwards every request to Synapse and records it, to count what the replicas
-    asked of the homeserver."""
-
-    daemon_threads = True
-
-    def __init__(self, target_port: int):
-        super().__init__(("127.0.0.1", 0), _Forward)
-        self.target_port = target_port
-        self.calls: list[Call] = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self.serve_forever, name="recorder", daemon=True).start()
-
-    @property
-    def port(self) -> int:
-        return self.server_address[1]
-
-    def mas_calls(self, name: str) -> list[Call]:
-        with self.lock:
-            return [c for c in self.calls if c.path == f"/_synapse/mas/{name}"]
-
-
-class _Forward(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    HOP = {"connection", "keep-alive", "transfer-encoding", "host", "content-length"}
-
-    def _forward(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in self.HOP}
-        upstream = http.client.HTTPConnection("127.0.0.1", self.server.target_port, timeout=30)
-        try:
-            upstream.request(self.command, self.path, body=body or None, headers=headers)
-            response = upstream.getresponse()
-            data = response.read()
-        finally:
-            upstream.close()
-        split = urlsplit(self.path)
-        try:
-            parsed = json.loads(body) if body else {}
-        except ValueError:
-            parsed = {}
-        call = Call(
-            self.command,
-            split.path,
-            {k: v[0] for k, v in parse_qs(split.query).items()},
-            parsed,
-            response.status,
-        )
-        with self.server.lock:
-            self.server.calls.append(call)
-        self.send_response(response.status, response.reason)
-        for k, v in response.getheaders():
-            if k.lower() not in self.HOP:
-                self.send_header(k, v)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_POST = do_PUT = do_DELETE = _forward
-
-    def log_message(self, format, *args):  # noqa: A002 - the base class's name
-        pass
 
 
 # --- the stack -----------------------------------------------------------------------

@@ -171,23 +171,45 @@ fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(future: F) -> a
 /// Logs to standard error, filtered by `RUST_LOG` (default `info`), as text or JSON
 /// (`--log-format`).
 fn init_logging() {
+    init_logging_with(None);
+}
+
+/// As [`init_logging`], and feeds the service's spans to the trace exporter when there
+/// is one: its own spans (requests, handlers, database and homeserver calls), whatever
+/// `RUST_LOG` shows.
+fn init_logging_with(traces: Option<telemetry::TraceLayer>) {
+    use tracing_subscriber::Layer as _;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,sea_orm_migration=warn,sqlx=warn")
     });
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match LOG_FORMAT.get().copied().unwrap_or_default() {
-        LogFormat::Text => builder
+    // The request span is at `debug` (logs show requests only when asked to).
+    let spans = tracing_subscriber::filter::Targets::new()
+        .with_default(tracing::Level::WARN)
+        .with_target("mas_handlers", tracing::Level::DEBUG)
+        .with_target("mas_storage_sql", tracing::Level::INFO)
+        .with_target("mas_oauth_core", tracing::Level::INFO)
+        .with_target("mas_matrix", tracing::Level::INFO)
+        .with_target("mas_tasks", tracing::Level::INFO);
+    let traces = traces.map(|layer| layer.with_filter(spans));
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = match LOG_FORMAT.get().copied().unwrap_or_default() {
+        LogFormat::Text => fmt
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .try_init(),
+            .boxed(),
         // The event's fields at the top level beside `timestamp`, `level` and
         // `target`; the spans it happened in under `spans`.
-        LogFormat::Json => builder
+        LogFormat::Json => fmt
             .json()
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(true)
-            .try_init(),
+            .boxed(),
     };
+    let _ = tracing_subscriber::registry()
+        .with(traces)
+        .with(fmt.with_filter(filter))
+        .try_init();
 }

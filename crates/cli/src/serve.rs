@@ -33,12 +33,37 @@ pub(crate) struct ServerArgs {
 
 /// Runs the service until a shutdown signal.
 pub(crate) fn run(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
-    crate::init_logging();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(files, args))
+    // The configuration first: it says where the traces go, which logging must know.
+    let loaded = if files.is_empty() {
+        crate::embedded::ensure_config()
+            .and_then(|(path, created)| Ok((mas_config::load(&[&path])?, Some((path, created)))))
+    } else {
+        mas_config::load(files)
+            .map(|config| (config, None))
+            .map_err(Into::into)
+    };
+    let (config, embedded) = match loaded {
+        Ok(loaded) => loaded,
+        Err(error) => {
+            crate::init_logging();
+            return Err(error);
+        }
+    };
+    let (traces, layer) = match crate::telemetry::traces(&config, runtime.handle().clone())? {
+        Some((traces, layer)) => (Some(traces), Some(layer)),
+        None => (None, None),
+    };
+    crate::init_logging_with(layer);
+    let result = runtime.block_on(serve(config, embedded, args));
+    if let Some(traces) = traces {
+        // Sends what is left while the runtime its requests run on is still up.
+        traces.shutdown();
+    }
+    result
 }
 
 /// `mas-cli worker`: runs the homeserver jobs until a shutdown signal.
@@ -66,13 +91,11 @@ pub(crate) fn run_worker(files: &[PathBuf]) -> anyhow::Result<()> {
     })
 }
 
-async fn serve(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
-    let (config, embedded) = if files.is_empty() {
-        let (path, created) = crate::embedded::ensure_config()?;
-        (mas_config::load(&[&path])?, Some((path, created)))
-    } else {
-        (mas_config::load(files)?, None)
-    };
+async fn serve(
+    config: mas_config::RootConfig,
+    embedded: Option<(PathBuf, bool)>,
+    args: &ServerArgs,
+) -> anyhow::Result<()> {
     warn_not_honoured(&config);
     let db = crate::database::open(&config, !args.no_migrate).await?;
     crate::database::require_current_schema(&db).await?;

@@ -1,12 +1,15 @@
 //! The metrics exporter: with `telemetry.metrics.exporter: prometheus`, an OpenTelemetry
 //! meter provider whose reader renders Prometheus' text format, set as the global one
-//! (the libraries' instruments come from it), and the database pool's gauges.
+//! (the libraries' instruments come from it), and the database pool's gauges. And the
+//! trace exporter (`telemetry.tracing`): `stdout` or OTLP over HTTP, fed by the spans of
+//! `tracing` through `tracing-opentelemetry`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use mas_config::sections::{Exporter, RootConfig};
+use anyhow::Context as _;
+use mas_config::sections::{Exporter, Propagator, RootConfig};
 use mas_storage_sql::SqlRepositoryFactory;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::MeterProvider as _;
@@ -40,15 +43,7 @@ pub(crate) fn metrics(config: &RootConfig, db: &SqlRepositoryFactory) -> Option<
     }
     let exporter = PrometheusExporter::builder().build();
     let provider = SdkMeterProvider::builder()
-        .with_resource(
-            opentelemetry_sdk::Resource::builder_empty()
-                .with_attribute(KeyValue::new(
-                    "service.name",
-                    "matrix-authentication-service",
-                ))
-                .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
-                .build(),
-        )
+        .with_resource(resource())
         .with_reader(exporter.clone())
         .build();
     opentelemetry::global::set_meter_provider(provider.clone());
@@ -130,5 +125,151 @@ pub(crate) async fn count_waiting_jobs(
             () = tokio::time::sleep(QUEUE_COUNT_INTERVAL) => {}
             _ = stop.changed() => return,
         }
+    }
+}
+
+/// The trace exporter, when `telemetry.tracing.exporter` is `stdout` or `otlp`: the
+/// provider to flush at shutdown and the `tracing` layer that feeds it.
+pub(crate) struct Traces {
+    provider: opentelemetry_sdk::trace::SdkTracerProvider,
+}
+
+/// The `tracing` layer that turns this service's spans into OpenTelemetry spans.
+pub(crate) type TraceLayer = tracing_opentelemetry::OpenTelemetryLayer<
+    tracing_subscriber::Registry,
+    opentelemetry_sdk::trace::SdkTracer,
+>;
+
+impl Traces {
+    /// Sends what is buffered and stops the exporter.
+    pub(crate) fn shutdown(self) {
+        if let Err(error) = self.provider.shutdown() {
+            tracing::debug!(%error, "trace provider shutdown");
+        }
+    }
+}
+
+/// OTLP's path for traces, added to an endpoint given without a path.
+const OTLP_TRACES_PATH: &str = "v1/traces";
+
+/// Sets up the trace exporter the configuration asks for, and the propagators that
+/// read the caller's trace from incoming requests and pass it on to the homeserver.
+/// `runtime` runs the exporter's HTTP requests (its batch thread has no runtime).
+pub(crate) fn traces(
+    config: &RootConfig,
+    runtime: tokio::runtime::Handle,
+) -> anyhow::Result<Option<(Traces, TraceLayer)>> {
+    use opentelemetry::trace::TracerProvider as _;
+    use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
+    use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+
+    let tracing = &config.telemetry.tracing;
+    let builder = SdkTracerProvider::builder()
+        .with_resource(resource())
+        // A caller's decision holds; new traces are kept at the configured rate.
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+            tracing.sample_rate.unwrap_or(1.0),
+        ))));
+    let provider = match tracing.exporter {
+        Exporter::Stdout => builder
+            .with_batch_exporter(opentelemetry_stdout::SpanExporter::default())
+            .build(),
+        Exporter::Otlp => {
+            let mut endpoint = tracing
+                .endpoint
+                .clone()
+                .unwrap_or_else(|| default_otlp_endpoint().clone());
+            if endpoint.path() == "/" {
+                endpoint.set_path(OTLP_TRACES_PATH);
+            }
+            let exporter = opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_endpoint(endpoint.as_str())
+                .with_timeout(Duration::from_secs(10))
+                .with_http_client(OtlpClient {
+                    client: reqwest::Client::new(),
+                    runtime,
+                })
+                .build()
+                .context("telemetry.tracing: cannot build the OTLP exporter")?;
+            builder.with_batch_exporter(exporter).build()
+        }
+        Exporter::None | Exporter::Prometheus => return Ok(None),
+    };
+    set_propagators(&tracing.propagators);
+    let tracer = provider.tracer("matrix-authentication-service");
+    let layer = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_tracked_inactivity(false)
+        .with_threads(false);
+    Ok(Some((Traces { provider }, layer)))
+}
+
+fn default_otlp_endpoint() -> &'static url::Url {
+    static DEFAULT: std::sync::LazyLock<url::Url> = std::sync::LazyLock::new(|| {
+        url::Url::parse("http://localhost:4318/").unwrap_or_else(|_| unreachable!())
+    });
+    &DEFAULT
+}
+
+/// The service's name and version, on its spans and metrics.
+fn resource() -> opentelemetry_sdk::Resource {
+    opentelemetry_sdk::Resource::builder_empty()
+        .with_attribute(KeyValue::new(
+            "service.name",
+            "matrix-authentication-service",
+        ))
+        .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// W3C Trace Context unless the configuration names others; Baggage when asked.
+/// (Jaeger's format is not read: `config check` says so.)
+fn set_propagators(configured: &[Propagator]) {
+    use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
+    use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+    let mut propagators: Vec<Box<dyn TextMapPropagator + Send + Sync>> = Vec::new();
+    if configured.is_empty() || configured.contains(&Propagator::Tracecontext) {
+        propagators.push(Box::new(TraceContextPropagator::new()));
+    }
+    if configured.contains(&Propagator::Baggage) {
+        propagators.push(Box::new(BaggagePropagator::new()));
+    }
+    opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(propagators));
+}
+
+/// The OTLP exporter's HTTP client: this service's `reqwest`, its requests run on the
+/// server's runtime.
+#[derive(Debug)]
+struct OtlpClient {
+    client: reqwest::Client,
+    runtime: tokio::runtime::Handle,
+}
+
+#[async_trait::async_trait]
+impl opentelemetry_http::HttpClient for OtlpClient {
+    async fn send_bytes(
+        &self,
+        request: opentelemetry_http::Request<opentelemetry_http::Bytes>,
+    ) -> Result<
+        opentelemetry_http::Response<opentelemetry_http::Bytes>,
+        opentelemetry_http::HttpError,
+    > {
+        let request = reqwest::Request::try_from(request)?;
+        let client = self.client.clone();
+        let response = self
+            .runtime
+            .spawn(async move {
+                let response = client.execute(request).await?;
+                let status = response.status();
+                let body = response.bytes().await?;
+                Ok::<_, reqwest::Error>((status, body))
+            })
+            .await??;
+        let (status, body) = response;
+        let mut answer = opentelemetry_http::Response::new(body);
+        *answer.status_mut() = status;
+        Ok(answer)
     }
 }

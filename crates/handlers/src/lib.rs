@@ -332,12 +332,25 @@ struct PathOnly;
 
 impl<B> tower_http::trace::MakeSpan<B> for PathOnly {
     fn make_span(&mut self, request: &axum::http::Request<B>) -> tracing::Span {
-        tracing::debug_span!(
+        let span = tracing::debug_span!(
             "request",
             method = %request.method(),
             path = request.uri().path(),
             version = ?request.version(),
-        )
+        );
+        // A caller that sends `traceparent` gets this request in its own trace (when
+        // traces are exported; the propagator does nothing otherwise).
+        if !span.is_disabled() {
+            let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
+                propagator.extract(&opentelemetry_http::HeaderExtractor(request.headers()))
+            });
+            if let Err(error) =
+                tracing_opentelemetry::OpenTelemetrySpanExt::set_parent(&span, parent)
+            {
+                tracing::debug!(%error, "cannot continue the caller's trace");
+            }
+        }
+        span
     }
 }
 

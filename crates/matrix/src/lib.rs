@@ -313,6 +313,11 @@ impl Http {
 
     /// Sends a request and reads its JSON answer (`Null` for an empty one), measured in
     /// `mas.homeserver.request.duration` by method and outcome.
+    #[tracing::instrument(
+        name = "homeserver.request",
+        skip_all,
+        fields(http.request.method = %method, server.address = url.host_str().unwrap_or_default())
+    )]
     pub(crate) async fn call(
         &self,
         method: reqwest::Method,
@@ -344,9 +349,20 @@ impl Http {
         url: url::Url,
         body: Option<&serde_json::Value>,
     ) -> Result<(u16, serde_json::Value), HomeserverError> {
+        // The trace goes on to the homeserver (when traces are exported).
+        let mut trace = reqwest::header::HeaderMap::new();
+        let context =
+            tracing_opentelemetry::OpenTelemetrySpanExt::context(&tracing::Span::current());
+        opentelemetry::global::get_text_map_propagator(|propagator| {
+            propagator.inject_context(
+                &context,
+                &mut opentelemetry_http::HeaderInjector(&mut trace),
+            );
+        });
         let mut request = self
             .client
             .request(method, url)
+            .headers(trace)
             .bearer_auth(&self.secret)
             .header("accept", "application/json");
         if let Some(body) = body {

@@ -30,7 +30,7 @@ pub use self::matrix::{HomeserverKind, MatrixConfig};
 pub use self::passwords::{PasswordAlgorithm, PasswordScheme, PasswordsConfig};
 pub use self::rate_limiting::{RateLimiterConfig, RateLimitingConfig};
 pub use self::secrets::{KeyConfig, SecretsConfig};
-pub use self::telemetry::{Exporter, TelemetryConfig};
+pub use self::telemetry::{Exporter, Propagator, TelemetryConfig};
 pub use self::upstream_oauth2::{
     AttributeImport, ClaimsImports, DiscoveryMode, EmailImport, EmailVerification, ImportAction,
     LocalpartImport, OnBackchannelLogout, OnConflict, PkceMethod, ResponseMode, SIGNING_ALGORITHMS,

@@ -99,9 +99,9 @@ impl TelemetryConfig {
     /// The telemetry settings that do nothing in this release (nothing is exported).
     pub(crate) fn not_honoured(&self) -> Vec<String> {
         let mut notes = Vec::new();
-        if self.tracing.exporter != Exporter::None {
+        if self.tracing.propagators.contains(&Propagator::Jaeger) {
             notes.push(
-                "telemetry.tracing.exporter is accepted but this release exports no traces"
+                "telemetry.tracing.propagators: `jaeger` is accepted but not read nor sent by this release (W3C `tracecontext` and `baggage` are)"
                     .to_owned(),
             );
         }

@@ -286,7 +286,7 @@ fn every_key_without_effect_is_named_and_a_minimal_file_has_none() {
     let extras = RootConfig::from_yaml(&format!(
         "{}\
 http:\n  listeners:\n    - name: web\n      resources: [{{name: discovery}}, {{name: prometheus}}, {{name: adminapi}}, {{name: graphql}}, {{name: assets}}, {{name: connection-info}}]\n      binds: [{{address: '127.0.0.1:8080'}}]\n\
-telemetry:\n  tracing: {{exporter: otlp}}\n  metrics: {{exporter: otlp}}\n  sentry: {{dsn: 'https://key@sentry.example.com/1'}}\n\
+telemetry:\n  tracing: {{exporter: otlp, propagators: [tracecontext, jaeger]}}\n  metrics: {{exporter: otlp}}\n  sentry: {{dsn: 'https://key@sentry.example.com/1'}}\n\
 branding: {{tos_uri: 'https://example.com/tos', logo_uri: 'https://example.com/logo.png'}}\n\
 rate_limiting: {{account_recovery: {{per_ip: {{burst: 10, per_second: 1.0}}}}}}\n\
 experimental: {{passkeys: {{enabled: true}}}}\n\
@@ -302,7 +302,7 @@ database: {{uri: 'postgresql://db', ssl_ca_file: /etc/ssl/ca.pem}}\n",
         "http.listeners[0].resources: `graphql`",
         "http.listeners[0].resources: `assets`",
         "http.listeners[0].resources: `connection-info`",
-        "telemetry.tracing.exporter",
+        "telemetry.tracing.propagators: `jaeger`",
         "telemetry.metrics.exporter",
         "telemetry.sentry.dsn",
         "branding.tos_uri",
