@@ -1,12 +1,14 @@
-"""Traces over OTLP: a mas-server with `telemetry.tracing.exporter: otlp` sends its spans
-to a receiver here, which decodes them with the official OpenTelemetry protobuf
-definitions (PyPI `opentelemetry-proto`). Between mas-server and the modern stack's
-Synapse, a recording proxy shows the headers of the homeserver calls.
+"""Traces and metrics over OTLP: a mas-server with `telemetry.tracing.exporter: otlp`
+and `telemetry.metrics.exporter: otlp` sends its spans and metrics to a receiver here,
+which decodes them with the official OpenTelemetry protobuf definitions (PyPI
+`opentelemetry-proto`). Between mas-server and the modern stack's Synapse, a recording
+proxy shows the headers of the homeserver calls.
 
 A password login through the compatibility layer, sent with a W3C `traceparent`, makes
 one trace: the caller's trace ID, the request span a child of the caller's span, the
 database and homeserver spans below the request span, and the device call to Synapse
-carrying the same trace. A request without `traceparent` starts a trace of its own."""
+carrying the same trace. A request without `traceparent` starts a trace of its own. The
+pushed metrics count the login's route and the sign-in."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ trace_service_pb2 = pytest.importorskip(
     "opentelemetry.proto.collector.trace.v1.trace_service_pb2",
     reason="run.sh installs opentelemetry-proto in the modern venv",
 )
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2  # noqa: E402
 
 
 class Receiver(ThreadingHTTPServer):
@@ -35,6 +38,7 @@ class Receiver(ThreadingHTTPServer):
     def __init__(self):
         super().__init__(("127.0.0.1", 0), _Export)
         self.spans: list = []
+        self.metrics: list = []
         self.lock = threading.Lock()
         threading.Thread(target=self.serve_forever, name="otlp", daemon=True).start()
 
@@ -52,8 +56,9 @@ class _Export(BaseHTTPRequestHandler):
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        status = 404
-        if self.path == "/v1/traces" and self.headers.get("Content-Type") == "application/x-protobuf":
+        status, answer = 404, b""
+        protobuf = self.headers.get("Content-Type") == "application/x-protobuf"
+        if self.path == "/v1/traces" and protobuf:
             export = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
             spans = [
                 span
@@ -64,7 +69,19 @@ class _Export(BaseHTTPRequestHandler):
             with self.server.lock:
                 self.server.spans.extend(spans)
             status = 200
-        answer = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+            answer = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
+        elif self.path == "/v1/metrics" and protobuf:
+            export = metrics_service_pb2.ExportMetricsServiceRequest.FromString(body)
+            metrics = [
+                metric
+                for resource in export.resource_metrics
+                for scope in resource.scope_metrics
+                for metric in scope.metrics
+            ]
+            with self.server.lock:
+                self.server.metrics.extend(metrics)
+            status = 200
+            answer = metrics_service_pb2.ExportMetricsServiceResponse().SerializeToString()
         self.send_response(status)
         self.send_header("Content-Type", "application/x-protobuf")
         self.send_header("Content-Length", str(len(answer)))
@@ -90,7 +107,12 @@ def login(base: str, user: str, headers: dict) -> requests.Response:
     return requests.post(f"{base}/_matrix/client/v3/login", json=body, headers=headers, timeout=15)
 
 
-def test_a_request_is_one_trace_continued_from_the_caller_and_passed_on(stacks, tmp_path_factory, tmp_path):
+def labels(point) -> dict[str, str]:
+    return {a.key: a.value.string_value for a in point.attributes}
+
+
+def test_a_request_is_one_trace_continued_from_the_caller_and_passed_on(stacks, tmp_path_factory, tmp_path,
+                                                                      monkeypatch):
     if "modern" not in stacks:
         stacks["modern"] = conftest.start_stack("modern", tmp_path_factory)
     stack = stacks["modern"]
@@ -102,9 +124,12 @@ def test_a_request_is_one_trace_continued_from_the_caller_and_passed_on(stacks, 
     # As docs/observability.md configures it; the endpoint without a path gets OTLP's.
     traced = harness.write_yaml(tmp_path / "mas" / "tracing.yaml", {
         "telemetry": {"tracing": {"exporter": "otlp", "endpoint": f"http://127.0.0.1:{receiver.port}/",
-                                  "sample_rate": 1.0}},
+                                  "sample_rate": 1.0},
+                      "metrics": {"exporter": "otlp", "endpoint": f"http://127.0.0.1:{receiver.port}/"}},
     })
     mas.config_files.insert(-1, traced)
+    # Metrics are pushed every minute; every second here.
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "1000")
     service = harness.start_mas(mas)
     try:
         user = f"traced{secrets.token_hex(3)}"
@@ -155,6 +180,20 @@ def test_a_request_is_one_trace_continued_from_the_caller_and_passed_on(stacks, 
 
         alone = harness.poll("the discovery request's trace", own_trace, timeout=30)
         assert alone.parent_span_id == b""
+
+        def pushed():
+            with receiver.lock:
+                metrics = {m.name: m for m in receiver.metrics}
+            duration = metrics["http.server.request.duration"]
+            routes = {labels(p).get("http.route") for p in duration.histogram.data_points}
+            assert "/_matrix/client/v3/login" in routes, routes
+            logins = metrics["mas.login.attempts"]
+            assert any(labels(p).get("outcome") == "success" and p.as_int >= 1
+                       for p in logins.sum.data_points), logins
+            return metrics
+
+        metrics = harness.poll("the pushed metrics", pushed, timeout=30)
+        assert "mas.db.connections" in metrics
         stack.report(f"tracing: {len(spans)} spans in the login's trace, "
                      f"{len(database)} database, {len(homeserver)} homeserver")
     finally:

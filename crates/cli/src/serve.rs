@@ -105,12 +105,8 @@ async fn serve(
             tracing::info!("config sync: {line}");
         }
     }
-    let metrics = crate::telemetry::metrics(&config, &db);
-    let state = app_state(
-        &config,
-        &db,
-        metrics.as_ref().map(|m| Arc::clone(&m.render)),
-    )?;
+    let metrics = crate::telemetry::metrics(&config, &db)?;
+    let state = app_state(&config, &db, metrics.as_ref())?;
     // Revocations made by other replicas and by `mas-cli` reach the introspection cache
     // through this; until it hears them, nothing is cached.
     let revocation_feed = tokio::spawn(db.follow_revocations());
@@ -189,7 +185,8 @@ async fn serve(
     revocation_feed.abort();
     drop(state);
     if let Some(metrics) = metrics {
-        metrics.shutdown();
+        // Its last push waits for requests that run on this runtime.
+        tokio::task::block_in_place(|| metrics.shutdown());
     }
     db.close().await.context("cannot close the database pool")?;
     tracing::info!("stopped");
@@ -427,7 +424,7 @@ const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
 fn app_state(
     config: &mas_config::RootConfig,
     db: &mas_storage_sql::SqlRepositoryFactory,
-    metrics: Option<mas_handlers::MetricsRender>,
+    metrics: Option<&crate::telemetry::Metrics>,
 ) -> anyhow::Result<AppState> {
     let activity = Arc::new(mas_storage::ActivityTracker::new());
     Ok(mas_handlers::AppParts {
@@ -476,7 +473,8 @@ fn app_state(
         },
         activity,
         upstreams: Arc::new(mas_upstream::Upstreams::new(UPSTREAM_TIMEOUT)?),
-        metrics,
+        metrics: metrics.and_then(|m| m.render.clone()),
+        measured: metrics.is_some(),
     }
     .into())
 }

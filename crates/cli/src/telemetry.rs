@@ -19,8 +19,8 @@ use opentelemetry_sdk::metrics::SdkMeterProvider;
 /// What the metrics need kept alive while the server runs.
 pub(crate) struct Metrics {
     provider: SdkMeterProvider,
-    /// What `/metrics` serves.
-    pub(crate) render: mas_handlers::MetricsRender,
+    /// What `/metrics` serves, with the Prometheus exporter.
+    pub(crate) render: Option<mas_handlers::MetricsRender>,
     /// The job queue's depth as last counted (-1 before the first count), which
     /// [`count_waiting_jobs`] keeps up to date.
     pub(crate) waiting: Arc<AtomicI64>,
@@ -35,30 +35,79 @@ impl Metrics {
     }
 }
 
-/// Sets up the exporter the configuration asks for; `None` when it asks for none this
-/// version exports.
-pub(crate) fn metrics(config: &RootConfig, db: &SqlRepositoryFactory) -> Option<Metrics> {
-    if config.telemetry.metrics.exporter != Exporter::Prometheus {
-        return None;
-    }
-    let exporter = PrometheusExporter::builder().build();
-    let provider = SdkMeterProvider::builder()
-        .with_resource(resource())
-        .with_reader(exporter.clone())
-        .build();
+/// How often the pushing exporters (`otlp`, `stdout`) send, unless
+/// `OTEL_METRIC_EXPORT_INTERVAL` (milliseconds) says otherwise.
+const PUSH_INTERVAL: Duration = Duration::from_mins(1);
+
+/// Sets up the metrics exporter the configuration asks for (`prometheus`, or `otlp` or
+/// `stdout`, which push every minute); `None` for `none`. Must be called on the
+/// server's runtime, which runs the OTLP exporter's requests.
+pub(crate) fn metrics(
+    config: &RootConfig,
+    db: &SqlRepositoryFactory,
+) -> anyhow::Result<Option<Metrics>> {
+    use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
+    use opentelemetry_sdk::metrics::PeriodicReader;
+
+    let builder = SdkMeterProvider::builder().with_resource(resource());
+    let interval = std::env::var("OTEL_METRIC_EXPORT_INTERVAL")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map_or(PUSH_INTERVAL, Duration::from_millis);
+    let (provider, render) = match config.telemetry.metrics.exporter {
+        Exporter::None => return Ok(None),
+        Exporter::Prometheus => {
+            let exporter = PrometheusExporter::builder().build();
+            let provider = builder.with_reader(exporter.clone()).build();
+            let render: mas_handlers::MetricsRender = Arc::new(move || {
+                let mut out = Vec::new();
+                exporter.export(&mut out).ok()?;
+                String::from_utf8(out).ok()
+            });
+            (provider, Some(render))
+        }
+        Exporter::Stdout => {
+            let reader = PeriodicReader::builder(opentelemetry_stdout::MetricExporter::default())
+                .with_interval(interval)
+                .build();
+            (builder.with_reader(reader).build(), None)
+        }
+        Exporter::Otlp => {
+            let endpoint = otlp_endpoint(config.telemetry.metrics.endpoint.as_ref(), "v1/metrics");
+            let exporter = opentelemetry_otlp::MetricExporter::builder()
+                .with_http()
+                .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+                .with_endpoint(endpoint.as_str())
+                .with_timeout(Duration::from_secs(10))
+                .with_http_client(OtlpClient::new(tokio::runtime::Handle::current()))
+                .build()
+                .context("telemetry.metrics: cannot build the OTLP exporter")?;
+            let reader = PeriodicReader::builder(exporter)
+                .with_interval(interval)
+                .build();
+            (builder.with_reader(reader).build(), None)
+        }
+    };
     opentelemetry::global::set_meter_provider(provider.clone());
     pool_gauges(&provider, db);
     let waiting = queue_gauge(&provider);
-    let render: mas_handlers::MetricsRender = Arc::new(move || {
-        let mut out = Vec::new();
-        exporter.export(&mut out).ok()?;
-        String::from_utf8(out).ok()
-    });
-    Some(Metrics {
+    Ok(Some(Metrics {
         provider,
         render,
         waiting,
-    })
+    }))
+}
+
+/// An OTLP/HTTP endpoint: the configured URL (`http://localhost:4318/` by default),
+/// with the signal's path (`v1/traces`, `v1/metrics`) added when it has none.
+fn otlp_endpoint(configured: Option<&url::Url>, path: &str) -> url::Url {
+    let mut endpoint = configured
+        .cloned()
+        .unwrap_or_else(|| default_otlp_endpoint().clone());
+    if endpoint.path() == "/" {
+        endpoint.set_path(path);
+    }
+    endpoint
 }
 
 /// `mas.db.connections`: the pool's connections by `state` (`in_use`, `idle`), read at
@@ -149,9 +198,6 @@ impl Traces {
     }
 }
 
-/// OTLP's path for traces, added to an endpoint given without a path.
-const OTLP_TRACES_PATH: &str = "v1/traces";
-
 /// Sets up the trace exporter the configuration asks for, and the propagators that
 /// read the caller's trace from incoming requests and pass it on to the homeserver.
 /// `runtime` runs the exporter's HTTP requests (its batch thread has no runtime).
@@ -175,22 +221,13 @@ pub(crate) fn traces(
             .with_batch_exporter(opentelemetry_stdout::SpanExporter::default())
             .build(),
         Exporter::Otlp => {
-            let mut endpoint = tracing
-                .endpoint
-                .clone()
-                .unwrap_or_else(|| default_otlp_endpoint().clone());
-            if endpoint.path() == "/" {
-                endpoint.set_path(OTLP_TRACES_PATH);
-            }
+            let endpoint = otlp_endpoint(tracing.endpoint.as_ref(), "v1/traces");
             let exporter = opentelemetry_otlp::SpanExporter::builder()
                 .with_http()
                 .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
                 .with_endpoint(endpoint.as_str())
                 .with_timeout(Duration::from_secs(10))
-                .with_http_client(OtlpClient {
-                    client: reqwest::Client::new(),
-                    runtime,
-                })
+                .with_http_client(OtlpClient::new(runtime))
                 .build()
                 .context("telemetry.tracing: cannot build the OTLP exporter")?;
             builder.with_batch_exporter(exporter).build()
@@ -245,6 +282,15 @@ fn set_propagators(configured: &[Propagator]) {
 struct OtlpClient {
     client: reqwest::Client,
     runtime: tokio::runtime::Handle,
+}
+
+impl OtlpClient {
+    fn new(runtime: tokio::runtime::Handle) -> Self {
+        Self {
+            client: reqwest::Client::new(),
+            runtime,
+        }
+    }
 }
 
 #[async_trait::async_trait]

@@ -148,8 +148,11 @@ pub struct AppParts {
     /// Upstream identity providers' HTTP client, endpoints and keys.
     pub upstreams: Arc<mas_upstream::Upstreams>,
     /// The metrics exporter's rendering, when `telemetry.metrics.exporter` is
-    /// `prometheus`: requests are then measured, and `/metrics` serves this.
+    /// `prometheus`: `/metrics` serves this.
     pub metrics: Option<MetricsRender>,
+    /// Whether requests are measured: a metrics exporter is on (`prometheus`, or one
+    /// that pushes: `otlp`, `stdout`).
+    pub measured: bool,
 }
 
 /// What people may change themselves on their account pages (the `account` section's
@@ -269,7 +272,7 @@ pub fn router(resources: &[Resource], prefix: Option<&str>, state: AppState) -> 
         };
     }
     // Measured only when something reads the measurements.
-    if state.metrics.is_some() {
+    if state.measured {
         router = router.route_layer(axum::middleware::from_fn(metrics::track));
     }
     let router = router
@@ -493,6 +496,7 @@ pub(crate) mod test_state {
                     .with_keys_refetch_after(std::time::Duration::ZERO),
             ),
             metrics: None,
+            measured: false,
         };
         (state.into(), dir)
     }

@@ -162,6 +162,7 @@ mod tests {
             exporter.export(&mut out).ok()?;
             String::from_utf8(out).ok()
         }));
+        state.measured = true;
         let app = router(&[Resource::Health, Resource::Prometheus], None, state);
         for _ in 0..2 {
             assert_eq!(get(&app, "/health").await.0, StatusCode::OK);

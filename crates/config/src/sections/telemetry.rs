@@ -105,12 +105,6 @@ impl TelemetryConfig {
                     .to_owned(),
             );
         }
-        if matches!(self.metrics.exporter, Exporter::Stdout | Exporter::Otlp) {
-            notes.push(
-                "telemetry.metrics.exporter is accepted but this release exports metrics only to Prometheus (`prometheus`)"
-                    .to_owned(),
-            );
-        }
         if self.sentry.dsn.is_some() {
             notes.push(
                 "telemetry.sentry.dsn is accepted but this release reports nothing to Sentry"

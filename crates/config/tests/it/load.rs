@@ -303,7 +303,6 @@ database: {{uri: 'postgresql://db', ssl_ca_file: /etc/ssl/ca.pem}}\n",
         "http.listeners[0].resources: `assets`",
         "http.listeners[0].resources: `connection-info`",
         "telemetry.tracing.propagators: `jaeger`",
-        "telemetry.metrics.exporter",
         "telemetry.sentry.dsn",
         "branding.tos_uri",
         "branding.logo_uri",
@@ -318,6 +317,6 @@ database: {{uri: 'postgresql://db', ssl_ca_file: /etc/ssl/ca.pem}}\n",
             "{key} not named in {notes:#?}"
         );
     }
-    assert_eq!(notes.len(), 14, "{notes:#?}");
+    assert_eq!(notes.len(), 13, "{notes:#?}");
     assert!(!notes.iter().any(|n| n.contains("adminapi")), "{notes:#?}");
 }
