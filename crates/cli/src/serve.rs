@@ -68,13 +68,23 @@ pub(crate) fn run(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
 
 /// `mas-cli worker`: runs the homeserver jobs until a shutdown signal.
 pub(crate) fn run_worker(files: &[PathBuf]) -> anyhow::Result<()> {
-    crate::init_logging();
-    let config = mas_config::load(files)?;
+    let config = match mas_config::load(files) {
+        Ok(config) => config,
+        Err(error) => {
+            crate::init_logging();
+            return Err(error.into());
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    let (traces, layer) = match crate::telemetry::traces(&config, runtime.handle().clone())? {
+        Some((traces, layer)) => (Some(traces), Some(layer)),
+        None => (None, None),
+    };
+    crate::init_logging_with(layer);
+    let result = runtime.block_on(async {
         let db = crate::database::open(&config, false).await?;
         crate::database::require_current_schema(&db).await?;
         let homeserver = crate::homeserver::connect(&config)?;
@@ -88,7 +98,11 @@ pub(crate) fn run_worker(files: &[PathBuf]) -> anyhow::Result<()> {
         }
         db.close().await.context("cannot close the database pool")?;
         Ok(())
-    })
+    });
+    if let Some(traces) = traces {
+        traces.shutdown();
+    }
+    result
 }
 
 async fn serve(

@@ -286,10 +286,13 @@ struct OtlpClient {
 
 impl OtlpClient {
     fn new(runtime: tokio::runtime::Handle) -> Self {
-        Self {
-            client: reqwest::Client::new(),
-            runtime,
-        }
+        // The exporter's own timeout applies only to its own clients.
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .unwrap_or_default();
+        Self { client, runtime }
     }
 }
 
@@ -303,8 +306,9 @@ impl opentelemetry_http::HttpClient for OtlpClient {
         opentelemetry_http::HttpError,
     > {
         let request = reqwest::Request::try_from(request)?;
+        let url = request.url().clone();
         let client = self.client.clone();
-        let response = self
+        let sent = self
             .runtime
             .spawn(async move {
                 let response = client.execute(request).await?;
@@ -312,8 +316,18 @@ impl opentelemetry_http::HttpClient for OtlpClient {
                 let body = response.bytes().await?;
                 Ok::<_, reqwest::Error>((status, body))
             })
-            .await??;
-        let (status, body) = response;
+            .await?;
+        // The SDK keeps quiet about failed exports: say it here, once per batch.
+        let (status, body) = match sent {
+            Ok(sent) => sent,
+            Err(error) => {
+                tracing::warn!(%url, error = %error, "cannot send telemetry to the collector");
+                return Err(error.into());
+            }
+        };
+        if !status.is_success() {
+            tracing::warn!(%url, %status, "the collector refused telemetry");
+        }
         let mut answer = opentelemetry_http::Response::new(body);
         *answer.status_mut() = status;
         Ok(answer)

@@ -44,7 +44,7 @@ fn generate_then_check_passes() {
     // A setting that does nothing here is named, and the file still passes.
     std::fs::write(
         dir.path().join("extra.yaml"),
-        "http:\n  listeners:\n    - name: more\n      resources: [{name: discovery}, {name: graphql}]\n      binds: [{address: '127.0.0.1:8090'}]\ntelemetry:\n  metrics: {exporter: otlp}\n",
+        "http:\n  listeners:\n    - name: more\n      resources: [{name: discovery}, {name: graphql}]\n      binds: [{address: '127.0.0.1:8090'}]\ntelemetry:\n  tracing: {exporter: otlp, propagators: [jaeger]}\n",
     )
     .unwrap();
     let noted = mas_cli(
@@ -55,7 +55,7 @@ fn generate_then_check_passes() {
     assert_eq!(
         stderr(&noted),
         "warning: http.listeners[2].resources: `graphql` is accepted but not served by this release\n\
-         warning: telemetry.metrics.exporter is accepted but this release exports metrics only to Prometheus (`prometheus`)\n\
+         warning: telemetry.tracing.propagators: `jaeger` is accepted but not read nor sent by this release (W3C `tracecontext` and `baggage` are)\n\
          Configuration file looks good\n"
     );
 

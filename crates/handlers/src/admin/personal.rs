@@ -406,13 +406,9 @@ async fn regenerate(
             "the user of personal session {id} is locked or deactivated"
         )));
     }
-    let current = repo
-        .personal_access_token()
-        .active_for_session(&session)
+    repo.personal_access_token()
+        .revoke_all(clock, &session)
         .await?;
-    if let Some(current) = current {
-        repo.personal_access_token().revoke(clock, current).await?;
-    }
     let issued =
         mas_oauth_core::tokens::issue_personal_token(repo.as_mut(), &mut rng, clock, &session, ttl)
             .await?;

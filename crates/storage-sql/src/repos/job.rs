@@ -97,7 +97,8 @@ impl JobRepository for Repo<'_> {
             .transpose()
     }
 
-    #[tracing::instrument(name = "db.job.claim", skip_all)]
+    // At `debug`: the worker asks every second, which would make a trace a second.
+    #[tracing::instrument(name = "db.job.claim", level = "debug", skip_all)]
     async fn claim(
         &mut self,
         clock: &dyn Clock,
@@ -184,7 +185,7 @@ impl JobRepository for Repo<'_> {
         Ok(job)
     }
 
-    #[tracing::instrument(name = "db.job.count_waiting", skip_all)]
+    #[tracing::instrument(name = "db.job.count_waiting", level = "debug", skip_all)]
     async fn count_waiting(&mut self) -> Result<u64, StorageError> {
         jobs::Entity::find()
             .filter(jobs::Column::State.eq(JobState::Available.as_str()))

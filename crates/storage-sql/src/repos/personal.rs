@@ -252,6 +252,37 @@ impl PersonalAccessTokenRepository for Repo<'_> {
             .transpose()
     }
 
+    #[tracing::instrument(name = "db.personal_access_token.revoke_all", skip_all)]
+    async fn revoke_all(
+        &mut self,
+        clock: &dyn Clock,
+        session: &PersonalSession,
+    ) -> Result<u64, StorageError> {
+        // Writing the session's row first holds its lock to the end of the unit of work:
+        // a concurrent regeneration waits here, then sees (and revokes) the token this
+        // one issues.
+        sessions::Entity::update_many()
+            .col_expr(
+                sessions::Column::HumanName,
+                Expr::col(sessions::Column::HumanName),
+            )
+            .filter(sessions::Column::Id.eq(session.id.to_string()))
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        let result = tokens::Entity::update_many()
+            .col_expr(tokens::Column::RevokedAt, Expr::value(now(clock)))
+            .filter(tokens::Column::SessionId.eq(session.id.to_string()))
+            .filter(tokens::Column::RevokedAt.is_null())
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        if result.rows_affected > 0 {
+            self.revoked(&[session.id]).await?;
+        }
+        Ok(result.rows_affected)
+    }
+
     #[tracing::instrument(name = "db.personal_access_token.revoke", skip_all)]
     async fn revoke(
         &mut self,

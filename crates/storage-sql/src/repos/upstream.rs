@@ -313,7 +313,14 @@ impl UpstreamOAuthLinkRepository for Repo<'_> {
 
     #[tracing::instrument(name = "db.upstream_link.remove", skip_all)]
     async fn remove(&mut self, link: UpstreamOAuthLink) -> Result<(), StorageError> {
-        // The sign-in trips that came back with it go by the foreign key's cascade.
+        // The sign-in trips stay, detached: a back-channel logout still finds the
+        // browser sessions they opened by the provider's session ID.
+        sessions::Entity::update_many()
+            .col_expr(sessions::Column::LinkId, Expr::value(None::<String>))
+            .filter(sessions::Column::LinkId.eq(link.id.to_string()))
+            .exec(&self.conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
         links::Entity::delete_by_id(link.id.to_string())
             .exec(&self.conn)
             .await

@@ -2019,7 +2019,7 @@ pub async fn upstream_trips(db: &TestDb) {
             .is_some()
     );
 
-    // Listing and removing links; removing one takes its trips with it.
+    // Listing and removing links; the trips that came back with one stay, detached.
     let of_provider = mas_storage::repository::UpstreamOAuthLinkFilter {
         provider_id: Some(provider.id),
         ..Default::default()
@@ -2040,13 +2040,13 @@ pub async fn upstream_trips(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(repo.upstream_link().count(&of_provider).await.unwrap(), 0);
-    assert!(
-        repo.upstream_session()
-            .lookup(used.id)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    let detached = repo
+        .upstream_session()
+        .lookup(used.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(detached.link_id, None);
     assert_eq!(repo.upstream_provider().count(Some(true)).await.unwrap(), 1);
     assert_eq!(
         repo.upstream_provider().count(Some(false)).await.unwrap(),

@@ -84,6 +84,13 @@ pub trait PersonalAccessTokenRepository: Send {
         &mut self,
         session: &PersonalSession,
     ) -> Result<Option<PersonalAccessToken>, StorageError>;
+    /// Revokes every unrevoked token of a session, waiting for any other unit of work
+    /// doing the same (a concurrent regeneration) to finish first; returns how many.
+    async fn revoke_all(
+        &mut self,
+        clock: &dyn Clock,
+        session: &PersonalSession,
+    ) -> Result<u64, StorageError>;
     /// Revokes the token.
     async fn revoke(
         &mut self,

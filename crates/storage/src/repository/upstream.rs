@@ -110,7 +110,8 @@ pub trait UpstreamOAuthLinkRepository: Send {
     ) -> Result<Page<UpstreamOAuthLink>, StorageError>;
     /// How many links match `filter`.
     async fn count(&mut self, filter: &UpstreamOAuthLinkFilter) -> Result<u64, StorageError>;
-    /// Deletes a link record (and the sign-in trips that came back with it).
+    /// Deletes a link record; the sign-in trips that came back with it stay, without it,
+    /// so a back-channel logout still finds their browser sessions by session ID.
     async fn remove(&mut self, link: UpstreamOAuthLink) -> Result<(), StorageError>;
 }
 
