@@ -51,37 +51,31 @@ class Receiver(ThreadingHTTPServer):
             return [s for s in self.spans if s.trace_id == trace_id]
 
 
+# What each OTLP path carries: the request and answer messages, and the path from the
+# request down to its items (spans, metrics), which the receiver keeps under that name.
+SIGNALS = {
+    "/v1/traces": (trace_service_pb2.ExportTraceServiceRequest, trace_service_pb2.ExportTraceServiceResponse,
+                   "resource_spans", "scope_spans", "spans"),
+    "/v1/metrics": (metrics_service_pb2.ExportMetricsServiceRequest, metrics_service_pb2.ExportMetricsServiceResponse,
+                    "resource_metrics", "scope_metrics", "metrics"),
+}
+
+
 class _Export(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         status, answer = 404, b""
-        protobuf = self.headers.get("Content-Type") == "application/x-protobuf"
-        if self.path == "/v1/traces" and protobuf:
-            export = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
-            spans = [
-                span
-                for resource in export.resource_spans
-                for scope in resource.scope_spans
-                for span in scope.spans
-            ]
+        signal = SIGNALS.get(self.path)
+        if signal and self.headers.get("Content-Type") == "application/x-protobuf":
+            request, response, resources, scopes, items = signal
+            export = request.FromString(body)
+            kept = [item for resource in getattr(export, resources)
+                    for scope in getattr(resource, scopes) for item in getattr(scope, items)]
             with self.server.lock:
-                self.server.spans.extend(spans)
-            status = 200
-            answer = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
-        elif self.path == "/v1/metrics" and protobuf:
-            export = metrics_service_pb2.ExportMetricsServiceRequest.FromString(body)
-            metrics = [
-                metric
-                for resource in export.resource_metrics
-                for scope in resource.scope_metrics
-                for metric in scope.metrics
-            ]
-            with self.server.lock:
-                self.server.metrics.extend(metrics)
-            status = 200
-            answer = metrics_service_pb2.ExportMetricsServiceResponse().SerializeToString()
+                getattr(self.server, items).extend(kept)
+            status, answer = 200, response().SerializeToString()
         self.send_response(status)
         self.send_header("Content-Type", "application/x-protobuf")
         self.send_header("Content-Length", str(len(answer)))

@@ -53,17 +53,25 @@ pub(crate) fn run(files: &[PathBuf], args: &ServerArgs) -> anyhow::Result<()> {
             return Err(error);
         }
     };
-    let (traces, layer) = match crate::telemetry::traces(&config, runtime.handle().clone())? {
-        Some((traces, layer)) => (Some(traces), Some(layer)),
-        None => (None, None),
-    };
-    crate::init_logging_with(layer);
+    let traces = start_logging(&config, &runtime)?;
     let result = runtime.block_on(serve(config, embedded, args));
     if let Some(traces) = traces {
         // Sends what is left while the runtime its requests run on is still up.
         traces.shutdown();
     }
     result
+}
+
+/// Starts logging, feeding the trace exporter the configuration asks for; the caller
+/// shuts the exporter down after its work, while `runtime` (which runs the exporter's
+/// requests) is still up.
+fn start_logging(
+    config: &mas_config::RootConfig,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<Option<crate::telemetry::Traces>> {
+    let (traces, layer) = crate::telemetry::traces(config, runtime.handle().clone())?.unzip();
+    crate::init_logging_with(layer);
+    Ok(traces)
 }
 
 /// `mas-cli worker`: runs the homeserver jobs until a shutdown signal.
@@ -79,11 +87,7 @@ pub(crate) fn run_worker(files: &[PathBuf]) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let (traces, layer) = match crate::telemetry::traces(&config, runtime.handle().clone())? {
-        Some((traces, layer)) => (Some(traces), Some(layer)),
-        None => (None, None),
-    };
-    crate::init_logging_with(layer);
+    let traces = start_logging(&config, &runtime)?;
     let result = runtime.block_on(async {
         let db = crate::database::open(&config, false).await?;
         crate::database::require_current_schema(&db).await?;

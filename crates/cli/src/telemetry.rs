@@ -77,7 +77,7 @@ pub(crate) fn metrics(
             let exporter = opentelemetry_otlp::MetricExporter::builder()
                 .with_http()
                 .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                .with_endpoint(endpoint.as_str())
+                .with_endpoint(endpoint)
                 .with_timeout(Duration::from_secs(10))
                 .with_http_client(OtlpClient::new(tokio::runtime::Handle::current()))
                 .build()
@@ -100,14 +100,16 @@ pub(crate) fn metrics(
 
 /// An OTLP/HTTP endpoint: the configured URL (`http://localhost:4318/` by default),
 /// with the signal's path (`v1/traces`, `v1/metrics`) added when it has none.
-fn otlp_endpoint(configured: Option<&url::Url>, path: &str) -> url::Url {
-    let mut endpoint = configured
-        .cloned()
-        .unwrap_or_else(|| default_otlp_endpoint().clone());
-    if endpoint.path() == "/" {
-        endpoint.set_path(path);
+fn otlp_endpoint(configured: Option<&url::Url>, path: &str) -> String {
+    match configured {
+        Some(url) if url.path() != "/" => url.to_string(),
+        Some(url) => {
+            let mut endpoint = url.clone();
+            endpoint.set_path(path);
+            endpoint.into()
+        }
+        None => format!("http://localhost:4318/{path}"),
     }
-    endpoint
 }
 
 /// `mas.db.connections`: the pool's connections by `state` (`in_use`, `idle`), read at
@@ -225,7 +227,7 @@ pub(crate) fn traces(
             let exporter = opentelemetry_otlp::SpanExporter::builder()
                 .with_http()
                 .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
-                .with_endpoint(endpoint.as_str())
+                .with_endpoint(endpoint)
                 .with_timeout(Duration::from_secs(10))
                 .with_http_client(OtlpClient::new(runtime))
                 .build()
@@ -241,13 +243,6 @@ pub(crate) fn traces(
         .with_tracked_inactivity(false)
         .with_threads(false);
     Ok(Some((Traces { provider }, layer)))
-}
-
-fn default_otlp_endpoint() -> &'static url::Url {
-    static DEFAULT: std::sync::LazyLock<url::Url> = std::sync::LazyLock::new(|| {
-        url::Url::parse("http://localhost:4318/").unwrap_or_else(|_| unreachable!())
-    });
-    &DEFAULT
 }
 
 /// The service's name and version, on its spans and metrics.
