@@ -510,8 +510,19 @@ end
     let ceiling_url = format!("http://{ceiling_address}/oauth2/introspect");
     // The ceiling before and after the load, compared with their mean, as for login:
     // the host's speed drifts between runs of a few seconds.
+    // CPU per answer, of the service and of the trivial handler (this process, which
+    // does nothing else meanwhile): unlike the rates, it hardly moves with the host's
+    // speed from one run to the next, so it tells two builds apart.
+    let ticks = clock_ticks();
+    let server = service.child.id();
+    let own = std::process::id();
+    let cpu = |pid| process_cpu_ms(pid, ticks);
+    let trivial_start = cpu(own);
     let before = wrk(&ceiling_url, 64, options.seconds, &script)?;
+    let trivial_cpu = cpu(own) - trivial_start;
+    let server_start = cpu(server);
     let load = wrk(&service.base, 64, options.seconds, &script)?;
+    let server_cpu = cpu(server) - server_start;
     let after = wrk(&ceiling_url, 64, options.seconds, &script)?;
     println!(
         "\n## Homeserver introspection of compat tokens, c=64, {} s",
@@ -524,6 +535,17 @@ end
     println!(
         "ratio to the ceiling (the mean of both): {:.2}   (target >= 0.5, p99 <= 5 ms on PostgreSQL)",
         load.rps / f64::midpoint(before.rps, after.rps)
+    );
+    let per_request = |ms: f64, load: &Load| {
+        ms * 1000.0 / f64::from(u32::try_from(load.requests.max(1)).unwrap_or(u32::MAX))
+    };
+    let (trivial_us, server_us) = (
+        per_request(trivial_cpu, &before),
+        per_request(server_cpu, &load),
+    );
+    println!(
+        "CPU per answer: introspection {server_us:.1} us, trivial handler {trivial_us:.1} us (before); ratio {:.2}",
+        trivial_us / server_us
     );
     Ok(())
 }

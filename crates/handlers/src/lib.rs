@@ -273,7 +273,7 @@ pub fn router(resources: &[Resource], prefix: Option<&str>, state: AppState) -> 
     }
     // Measured only when something reads the measurements.
     if state.measured {
-        router = router.route_layer(axum::middleware::from_fn(metrics::track));
+        router = router.route_layer(metrics::TrackLayer);
     }
     let router = router
         .fallback(errors::not_found)

@@ -83,11 +83,24 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A `200` with `body` in JSON, never to be cached.
 fn json_ok<T: serde::Serialize>(body: &T) -> Response {
     let mut response = axum::Json(body).into_response();
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A `200` with `bytes`, JSON already written, never to be cached.
+fn json_bytes_ok(bytes: Vec<u8>) -> Response {
+    let mut response = Response::new(axum::body::Body::from(bytes));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -551,11 +564,8 @@ async fn introspect(
             state.rate_limits.client_auth_failed(ip, HOMESERVER);
             return Err(OAuthError::invalid_client().into());
         }
-        let mut answer = for_homeserver().await?;
-        if reads_device_id {
-            answer.for_device_id_reader();
-        }
-        return Ok(json_ok(&answer));
+        let answer = for_homeserver().await?;
+        return Ok(json_bytes_ok(answer.to_json(reads_device_id)));
     }
     let credentials =
         ClientCredentials::from_request(request.authorization.as_deref(), &request.params)?;
@@ -574,15 +584,14 @@ async fn introspect(
     }
     // Static clients are declared by the administrator: the homeserver of the MSC3861
     // generation authenticates as one, and must see compatibility tokens too.
-    let mut answer = if client.kind == mas_data_model::ClientKind::Static {
-        for_homeserver().await?
-    } else {
-        let mut repo = state.repos.begin().await?;
-        let asker = tokens::Asker::Client(client.id);
-        let answer = tokens::introspect(repo.as_mut(), clock, token, hint, asker).await?;
-        repo.save().await?;
-        answer
-    };
+    if client.kind == mas_data_model::ClientKind::Static {
+        let answer = for_homeserver().await?;
+        return Ok(json_bytes_ok(answer.to_json(reads_device_id)));
+    }
+    let mut repo = state.repos.begin().await?;
+    let asker = tokens::Asker::Client(client.id);
+    let mut answer = tokens::introspect(repo.as_mut(), clock, token, hint, asker).await?;
+    repo.save().await?;
     if reads_device_id {
         answer.for_device_id_reader();
     }

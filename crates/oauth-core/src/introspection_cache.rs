@@ -8,7 +8,7 @@
 //! [`mas_storage::MAX_CACHE_AGE`]. Inactive answers are never kept: a token made a
 //! moment later must not be refused.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, Utc};
 use mas_data_model::TokenType;
@@ -16,7 +16,7 @@ use mas_storage::{Clock, RepositoryFactory, Revocations, SessionKind, Ticket};
 use ulid::Ulid;
 
 use crate::error::OAuthError;
-use crate::tokens::{Asker, Introspection, hint_matches, introspect_checked};
+use crate::tokens::{Asker, Introspection, IntrospectionView, hint_matches, introspect_checked};
 
 /// Answers kept at most (a few hundred bytes each).
 pub const DEFAULT_CAPACITY: usize = 32 * 1024;
@@ -24,7 +24,7 @@ pub const DEFAULT_CAPACITY: usize = 32 * 1024;
 /// A kept answer.
 #[derive(Debug)]
 struct Entry {
-    introspection: Introspection,
+    answer: Arc<Shared>,
     expires_at: Option<DateTime<Utc>>,
     ticket: Ticket,
     keys: Vec<Ulid>,
@@ -93,16 +93,146 @@ impl IntrospectionCache {
         self.entries.is_empty()
     }
 
-    fn get(&self, key: &[u8; 32], now: DateTime<Utc>) -> Option<(Introspection, Arc<Entry>)> {
+    fn get(&self, key: &[u8; 32], now: DateTime<Utc>) -> Option<(HomeserverAnswer, Arc<Entry>)> {
         let entry = self.entries.get(key)?;
         let expired = entry.expires_at.is_some_and(|at| at <= now);
         if expired || !self.revocations.is_current(&entry.ticket, &entry.keys) {
             self.entries.remove(key);
             return None;
         }
-        let mut answer = entry.introspection.clone();
-        answer.expires_in = entry.expires_at.map(|at| (at - now).num_seconds().max(0));
+        let answer = HomeserverAnswer {
+            shared: Arc::clone(&entry.answer),
+            expires_in: entry.expires_at.map(|at| (at - now).num_seconds().max(0)),
+        };
         Some((answer, entry))
+    }
+}
+
+/// An answer as the cache shares it, written out ahead for each kind of caller.
+#[derive(Debug, Default)]
+struct Shared {
+    introspection: Introspection,
+    /// As most callers are told it.
+    json: Rendered,
+    /// As a caller reading `device_id` is told it, when that differs.
+    device_reader_json: Option<Rendered>,
+}
+
+/// An answer in JSON, but for `expires_in`, which changes every second.
+#[derive(Debug, Default)]
+struct Rendered {
+    /// The JSON without `expires_in`.
+    text: Vec<u8>,
+    /// Where `,"expires_in":N` goes, for answers that expire.
+    at: Option<usize>,
+}
+
+/// What a kept answer is in the impossible case that it cannot be written: refused.
+const INACTIVE_JSON: &[u8] = br#"{"active":false}"#;
+
+impl Rendered {
+    /// `view` written out, with `expires_in` cut out to be filled in on each ask.
+    fn new(mut view: IntrospectionView<'_>) -> Self {
+        const MEMBER: &[u8] = br#","expires_in":0"#;
+        let expires = view.expires_in.is_some();
+        view.expires_in = expires.then_some(0);
+        // Writing plain fields into memory cannot fail; if it ever did, the token is
+        // refused rather than described wrongly.
+        let Ok(mut text) = serde_json::to_vec(&view) else {
+            return Self {
+                text: INACTIVE_JSON.to_vec(),
+                at: None,
+            };
+        };
+        // Every quote inside a string value is escaped, so `"expires_in":` unescaped is
+        // the key itself, found once.
+        let at = expires
+            .then(|| text.windows(MEMBER.len()).position(|w| w == MEMBER))
+            .flatten();
+        if let Some(at) = at {
+            text.drain(at..at + MEMBER.len());
+        }
+        Self { text, at }
+    }
+
+    /// The JSON with `expires_in` filled in.
+    fn with_expires_in(&self, expires_in: Option<i64>) -> Vec<u8> {
+        let (Some(at), Some(seconds)) = (self.at, expires_in) else {
+            return self.text.clone();
+        };
+        let mut out = Vec::with_capacity(self.text.len() + 32);
+        out.extend_from_slice(&self.text[..at]);
+        out.extend_from_slice(br#","expires_in":"#);
+        out.extend_from_slice(itoa::Buffer::new().format(seconds).as_bytes());
+        out.extend_from_slice(&self.text[at..]);
+        out
+    }
+}
+
+/// What the homeserver is told about a token, shared with the cache while it is kept.
+#[derive(Debug, Clone)]
+pub struct HomeserverAnswer {
+    shared: Arc<Shared>,
+    expires_in: Option<i64>,
+}
+
+impl HomeserverAnswer {
+    fn new(introspection: Introspection) -> Self {
+        let device_reader_json = introspection.device_reader_scope().map(|scope| {
+            let mut view = introspection.view();
+            view.scope = Some(&scope);
+            Rendered::new(view)
+        });
+        Self {
+            expires_in: introspection.expires_in,
+            shared: Arc::new(Shared {
+                json: Rendered::new(introspection.view()),
+                device_reader_json,
+                introspection,
+            }),
+        }
+    }
+
+    fn inactive() -> Self {
+        static INACTIVE: LazyLock<Arc<Shared>> = LazyLock::new(|| {
+            Arc::new(Shared {
+                json: Rendered::new(Introspection::default().view()),
+                ..Shared::default()
+            })
+        });
+        Self {
+            shared: Arc::clone(&INACTIVE),
+            expires_in: None,
+        }
+    }
+
+    /// Whether the token is usable now.
+    #[must_use]
+    pub fn is_active(&self) -> bool {
+        self.shared.introspection.active
+    }
+
+    /// The answer in JSON (RFC 7662), shaped for a caller that reads `device_id` when
+    /// `reads_device_id` (see [`Introspection::for_device_id_reader`]). Kept answers are
+    /// written out once, not on every ask.
+    #[must_use]
+    pub fn to_json(&self, reads_device_id: bool) -> Vec<u8> {
+        let rendered = match &self.shared.device_reader_json {
+            Some(json) if reads_device_id => json,
+            _ => &self.shared.json,
+        };
+        rendered.with_expires_in(self.expires_in)
+    }
+
+    /// The answer as an owned [`Introspection`], shaped as [`Self::to_json`] shapes it.
+    #[must_use]
+    pub fn to_introspection(&self, reads_device_id: bool) -> Introspection {
+        let mut answer = self.shared.introspection.clone();
+        answer.expires_in = self.expires_in;
+        if reads_device_id {
+            answer.for_device_id_reader();
+        }
+        answer
     }
 }
 
@@ -144,12 +274,12 @@ pub async fn introspect_for_homeserver(
     clock: &dyn Clock,
     token: &str,
     hint: Option<&str>,
-) -> Result<Introspection, OAuthError> {
+) -> Result<HomeserverAnswer, OAuthError> {
     let Ok(kind) = TokenType::check(token) else {
-        return Ok(Introspection::default());
+        return Ok(HomeserverAnswer::inactive());
     };
     if !hint_matches(kind, hint) {
-        return Ok(Introspection::default());
+        return Ok(HomeserverAnswer::inactive());
     }
     let key = cacheable(kind).then(|| {
         let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
@@ -180,19 +310,76 @@ pub async fn introspect_for_homeserver(
     if answer.introspection.active {
         cache.note_use(kind, &answer.keys, now);
     }
+    let active = answer.introspection.active;
+    let told = HomeserverAnswer::new(answer.introspection);
     if let Some(key) = key
-        && answer.introspection.active
+        && active
         && cache.revocations.is_current(&ticket, &answer.keys)
     {
         cache.entries.insert(
             key,
             Arc::new(Entry {
-                introspection: answer.introspection.clone(),
+                answer: Arc::clone(&told.shared),
                 expires_at: answer.expires_at,
                 ticket,
                 keys: answer.keys,
             }),
         );
     }
-    Ok(answer.introspection)
+    Ok(told)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{HomeserverAnswer, Introspection};
+
+    fn answer(expires_in: Option<i64>, username: &str) -> Introspection {
+        Introspection {
+            active: true,
+            scope: Some(
+                "urn:matrix:client:api:* urn:matrix:client:device:DEV urn:matrix:org.matrix.msc2967.client:device:DEV".to_owned(),
+            ),
+            client_id: Some("legacy".to_owned()),
+            username: Some(username.to_owned()),
+            token_type: Some("access_token"),
+            exp: expires_in.map(|s| 1_700_000_000 + s),
+            expires_in,
+            iat: Some(1_700_000_000),
+            nbf: Some(1_700_000_000),
+            sub: Some(format!("@{username}:example.com")),
+            jti: None,
+            device_id: Some("DEV".to_owned()),
+        }
+    }
+
+    #[test]
+    fn written_ahead_answers_read_as_the_answer_itself_with_the_current_expiry() {
+        // A username that spells the member being cut out, quotes and all.
+        for username in ["alice", r#"x","expires_in":0,"y"#] {
+            for expires_in in [None, Some(0), Some(300)] {
+                let mut told = HomeserverAnswer::new(answer(expires_in, username));
+                for now in [expires_in, expires_in.map(|s| s - 1)] {
+                    told.expires_in = now;
+                    for reads_device_id in [false, true] {
+                        let json = told.to_json(reads_device_id);
+                        let seen: serde_json::Value = serde_json::from_slice(&json).unwrap();
+                        let mut expected = answer(now, username);
+                        expected.exp = expires_in.map(|s| 1_700_000_000 + s);
+                        if reads_device_id {
+                            expected.for_device_id_reader();
+                        }
+                        assert_eq!(seen, serde_json::to_value(&expected).unwrap());
+                        // The keys in MAS's order, as serialising the answer writes them.
+                        assert_eq!(json, serde_json::to_vec(&expected).unwrap());
+                        assert_eq!(told.to_introspection(reads_device_id), expected);
+                    }
+                }
+            }
+        }
+        assert!(!HomeserverAnswer::inactive().is_active());
+        assert_eq!(
+            HomeserverAnswer::inactive().to_json(true),
+            br#"{"active":false}"#
+        );
+    }
 }

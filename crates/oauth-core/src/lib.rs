@@ -96,6 +96,8 @@ pub mod registration;
 pub mod tokens;
 
 pub use self::error::{ErrorCode, OAuthError};
-pub use self::introspection_cache::{IntrospectionCache, introspect_for_homeserver};
+pub use self::introspection_cache::{
+    HomeserverAnswer, IntrospectionCache, introspect_for_homeserver,
+};
 pub use self::keys::{KeyError, KeyStore, SigningAlgorithm, decrypt_pkcs8_pem};
 pub use self::metadata::{Endpoints, ProviderMetadata};

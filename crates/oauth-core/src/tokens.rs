@@ -254,19 +254,107 @@ pub const COMPAT_CLIENT_ID: &str = "legacy";
 /// has a user. Compatibility tokens: `client_id` [`COMPAT_CLIENT_ID`] and `device_id`,
 /// no `jti`. Personal tokens: neither `client_id` (their owner is a user) nor `jti`.
 /// Refresh tokens have no `exp` or `expires_in`; every kind has `iat` and `nbf`.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Introspection {
     /// Whether the token is usable now.
     pub active: bool,
     /// The granted scope.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
     /// The client the token was issued to ([`COMPAT_CLIENT_ID`] for compatibility tokens).
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
     /// The user's localpart.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
+    /// `access_token` or `refresh_token`.
+    pub token_type: Option<&'static str>,
+    /// Expiry, in seconds since the epoch.
+    pub exp: Option<i64>,
+    /// Seconds until expiry.
+    pub expires_in: Option<i64>,
+    /// Issue time, in seconds since the epoch.
+    pub iat: Option<i64>,
+    /// Not usable before, in seconds since the epoch: the issue time.
+    pub nbf: Option<i64>,
+    /// The user's ID.
+    pub sub: Option<String>,
+    /// The token's ID.
+    pub jti: Option<String>,
+    /// The device of a compatibility session (MAS's extension; OAuth 2.0 sessions name
+    /// theirs in `scope` only).
+    pub device_id: Option<String>,
+}
+
+impl Introspection {
+    /// The answer as it is sent: borrowed, so a kept answer is written out without a copy.
+    #[must_use]
+    pub fn view(&self) -> IntrospectionView<'_> {
+        IntrospectionView {
+            active: self.active,
+            scope: self.scope.as_deref(),
+            client_id: self.client_id.as_deref(),
+            username: self.username.as_deref(),
+            token_type: self.token_type,
+            exp: self.exp,
+            expires_in: self.expires_in,
+            iat: self.iat,
+            nbf: self.nbf,
+            sub: self.sub.as_deref(),
+            jti: self.jti.as_deref(),
+            device_id: self.device_id.as_deref(),
+        }
+    }
+
+    /// Shapes the answer for a caller that sent `X-MAS-Supports-Device-Id: 1`, as MAS
+    /// does: it reads a compatibility session's device from `device_id`, so the device
+    /// scopes leave `scope`. Answers without `device_id` (every other kind) are unchanged.
+    pub fn for_device_id_reader(&mut self) {
+        if let Some(scope) = self.device_reader_scope() {
+            self.scope = Some(scope);
+        }
+    }
+
+    /// The scope a caller reading `device_id` is told, when it differs from `scope`.
+    pub(crate) fn device_reader_scope(&self) -> Option<String> {
+        let (Some(device), Some(scope)) = (&self.device_id, &self.scope) else {
+            return None;
+        };
+        let names_device = |t: &str| {
+            DEVICE_SCOPES
+                .iter()
+                .any(|p| t.strip_prefix(p) == Some(device))
+        };
+        // Compatibility answers end with their device scopes: cut them off.
+        let suffix = scope
+            .match_indices(' ')
+            .map(|(space, _)| space)
+            .find(|&space| scope[space + 1..].split(' ').all(names_device));
+        if let Some(space) = suffix {
+            return Some(scope[..space].to_owned());
+        }
+        let kept: Vec<&str> = scope.split(' ').filter(|t| !names_device(t)).collect();
+        Some(kept.join(" "))
+    }
+}
+
+impl Serialize for Introspection {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.view().serialize(serializer)
+    }
+}
+
+/// An [`Introspection`] as it is written out, in MAS's order; absent fields are left out.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+pub struct IntrospectionView<'a> {
+    /// Whether the token is usable now.
+    pub active: bool,
+    /// The granted scope.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<&'a str>,
+    /// The client the token was issued to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<&'a str>,
+    /// The user's localpart.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<&'a str>,
     /// `access_token` or `refresh_token`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_type: Option<&'static str>,
@@ -279,47 +367,18 @@ pub struct Introspection {
     /// Issue time, in seconds since the epoch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iat: Option<i64>,
-    /// Not usable before, in seconds since the epoch: the issue time.
+    /// Not usable before, in seconds since the epoch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nbf: Option<i64>,
     /// The user's ID.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sub: Option<String>,
+    pub sub: Option<&'a str>,
     /// The token's ID.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub jti: Option<String>,
-    /// The device of a compatibility session (MAS's extension; OAuth 2.0 sessions name
-    /// theirs in `scope` only).
+    pub jti: Option<&'a str>,
+    /// The device of a compatibility session.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub device_id: Option<String>,
-}
-
-impl Introspection {
-    /// Shapes the answer for a caller that sent `X-MAS-Supports-Device-Id: 1`, as MAS
-    /// does: it reads a compatibility session's device from `device_id`, so the device
-    /// scopes leave `scope`. Answers without `device_id` (every other kind) are unchanged.
-    pub fn for_device_id_reader(&mut self) {
-        let (Some(device), Some(scope)) = (&self.device_id, &mut self.scope) else {
-            return;
-        };
-        let names_device = |t: &str| {
-            DEVICE_SCOPES
-                .iter()
-                .any(|p| t.strip_prefix(p) == Some(device))
-        };
-        // Compatibility answers end with their device scopes: cut them off in place, on
-        // the homeserver's hot path.
-        let suffix = scope
-            .match_indices(' ')
-            .map(|(space, _)| space)
-            .find(|&space| scope[space + 1..].split(' ').all(names_device));
-        if let Some(space) = suffix {
-            scope.truncate(space);
-            return;
-        }
-        let kept: Vec<&str> = scope.split(' ').filter(|t| !names_device(t)).collect();
-        *scope = kept.join(" ");
-    }
+    pub device_id: Option<&'a str>,
 }
 
 /// Who asks an introspection question, which decides what it may learn.

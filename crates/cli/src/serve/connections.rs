@@ -194,11 +194,11 @@ pub(crate) async fn serve(
         };
 
         let stream = CountingStream::new(stream);
-        let timer = HeadTimer {
-            header_read_timeout: limits.header_read_timeout,
-            idle_timeout: limits.idle_timeout,
-            read: Arc::clone(&stream.read),
-        };
+        let timer = HeadTimer::new(
+            limits.header_read_timeout,
+            limits.idle_timeout,
+            Arc::clone(&stream.read),
+        );
         // What `into_make_service_with_connect_info` would hand each connection: the
         // rate limiter reads the peer address from this extension.
         let service = tower::Layer::layer(&axum::Extension(ConnectInfo(remote)), router.clone());
@@ -308,12 +308,22 @@ struct HeadTimer {
     idle_timeout: Duration,
     /// The connection's [`CountingStream`] counter.
     read: Arc<AtomicU64>,
+    /// The connection's one runtime timer, which each wait moves. A new timer for every
+    /// wait went into the runtime's timer wheel and out again on every request; moving
+    /// a registered timer later (the next idle deadline) is one atomic exchange.
+    deadline: SharedDeadline,
 }
+
+/// A runtime timer the waits of one connection share; only one of them is ever polled
+/// at a time, by the connection's task, so the lock is never contended.
+type SharedDeadline = Arc<std::sync::Mutex<Pin<Box<tokio::time::Sleep>>>>;
 
 impl Timer for HeadTimer {
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn Sleep>> {
         Box::pin(HeadSleep {
-            sleep: Box::pin(tokio::time::sleep(duration)),
+            deadline: Arc::new(std::sync::Mutex::new(Box::pin(tokio::time::sleep(
+                duration,
+            )))),
             idle_since: None,
             read: Arc::clone(&self.read),
             header_read_timeout: self.header_read_timeout,
@@ -331,6 +341,18 @@ impl Timer for HeadTimer {
 }
 
 impl HeadTimer {
+    /// The timer of a connection just opened.
+    fn new(header_read_timeout: Duration, idle_timeout: Duration, read: Arc<AtomicU64>) -> Self {
+        Self {
+            header_read_timeout,
+            idle_timeout,
+            read,
+            deadline: Arc::new(std::sync::Mutex::new(Box::pin(tokio::time::sleep(
+                idle_timeout,
+            )))),
+        }
+    }
+
     /// The wait hyper starts for a request head, which it wants over by `deadline`.
     fn wait_for_head(&self, deadline: Instant) -> HeadSleep {
         let read = self.read.load(Ordering::Relaxed);
@@ -340,8 +362,9 @@ impl HeadTimer {
         } else {
             (tokio::time::Instant::now() + self.idle_timeout, Some(read))
         };
+        lock(&self.deadline).as_mut().reset(deadline);
         HeadSleep {
-            sleep: Box::pin(tokio::time::sleep_until(deadline)),
+            deadline: Arc::clone(&self.deadline),
             idle_since,
             read: Arc::clone(&self.read),
             header_read_timeout: self.header_read_timeout,
@@ -349,9 +372,16 @@ impl HeadTimer {
     }
 }
 
+/// The shared timer; a panic while it was held left nothing half-done in it.
+fn lock(deadline: &SharedDeadline) -> std::sync::MutexGuard<'_, Pin<Box<tokio::time::Sleep>>> {
+    deadline
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A [`HeadTimer`] deadline.
 struct HeadSleep {
-    sleep: Pin<Box<tokio::time::Sleep>>,
+    deadline: SharedDeadline,
     /// While waiting between requests: the byte count when the wait began.
     idle_since: Option<u64>,
     read: Arc<AtomicU64>,
@@ -363,6 +393,7 @@ impl Future for HeadSleep {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
+        let mut sleep = lock(&this.deadline);
         // hyper polls its timer right after every read that leaves the head incomplete,
         // so this notices the first byte of the next request as it arrives.
         if let Some(before) = this.idle_since
@@ -370,9 +401,9 @@ impl Future for HeadSleep {
         {
             this.idle_since = None;
             let deadline = tokio::time::Instant::now() + this.header_read_timeout;
-            this.sleep.as_mut().reset(deadline);
+            sleep.as_mut().reset(deadline);
         }
-        this.sleep.as_mut().poll(cx)
+        sleep.as_mut().poll(cx)
     }
 }
 
@@ -388,11 +419,7 @@ mod tests {
     const IDLE: Duration = Duration::from_secs(75);
 
     fn timer(read: u64) -> HeadTimer {
-        HeadTimer {
-            header_read_timeout: HEADER,
-            idle_timeout: IDLE,
-            read: Arc::new(AtomicU64::new(read)),
-        }
+        HeadTimer::new(HEADER, IDLE, Arc::new(AtomicU64::new(read)))
     }
 
     /// What hyper does when it starts waiting for a request head.
@@ -405,10 +432,11 @@ mod tests {
     fn poll_left(sleep: &mut HeadSleep) -> Duration {
         let mut cx = Context::from_waker(std::task::Waker::noop());
         assert!(Pin::new(&mut *sleep).poll(&mut cx).is_pending());
-        sleep
-            .sleep
-            .deadline()
-            .saturating_duration_since(tokio::time::Instant::now())
+        deadline_of(sleep).saturating_duration_since(tokio::time::Instant::now())
+    }
+
+    fn deadline_of(sleep: &HeadSleep) -> tokio::time::Instant {
+        lock(&sleep.deadline).deadline()
     }
 
     fn about(left: Duration, expected: Duration) -> bool {
@@ -421,10 +449,10 @@ mod tests {
         let mut sleep = wait(&timer);
         assert!(about(poll_left(&mut sleep), HEADER));
         // Bytes of the first request do not extend it: a trickled head is cut off.
-        let deadline = sleep.sleep.deadline();
+        let deadline = deadline_of(&sleep);
         timer.read.fetch_add(3, Ordering::Relaxed);
         poll_left(&mut sleep);
-        assert_eq!(sleep.sleep.deadline(), deadline);
+        assert_eq!(deadline_of(&sleep), deadline);
     }
 
     #[tokio::test]
@@ -444,14 +472,47 @@ mod tests {
         let mut sleep = wait(&timer);
         timer.read.fetch_add(5, Ordering::Relaxed);
         assert!(about(poll_left(&mut sleep), HEADER));
-        let deadline = sleep.sleep.deadline();
+        let deadline = deadline_of(&sleep);
         timer.read.fetch_add(5, Ordering::Relaxed);
         poll_left(&mut sleep);
-        assert_eq!(
-            sleep.sleep.deadline(),
-            deadline,
-            "more bytes do not extend it"
-        );
+        assert_eq!(deadline_of(&sleep), deadline, "more bytes do not extend it");
+    }
+
+    #[tokio::test]
+    async fn each_wait_on_a_connection_moves_its_one_timer_where_it_belongs() {
+        let timer = timer(0);
+        let mut first = wait(&timer);
+        assert!(about(poll_left(&mut first), HEADER));
+        drop(first);
+        // The first request was read and answered: idle until the next one begins...
+        timer.read.fetch_add(100, Ordering::Relaxed);
+        let mut second = wait(&timer);
+        assert!(about(poll_left(&mut second), IDLE));
+        // ...which moves the deadline earlier...
+        timer.read.fetch_add(5, Ordering::Relaxed);
+        assert!(about(poll_left(&mut second), HEADER));
+        drop(second);
+        // ...and the wait after it later again.
+        let mut third = wait(&timer);
+        assert!(about(poll_left(&mut third), IDLE));
+    }
+
+    #[tokio::test]
+    async fn a_moved_timer_fires_at_its_last_deadline_only() {
+        let idle = Duration::from_secs(1);
+        let timer = HeadTimer::new(HEADER, idle, Arc::new(AtomicU64::new(100)));
+        let mut first = wait(&timer);
+        poll_left(&mut first);
+        drop(first);
+        tokio::time::sleep(idle / 2).await;
+        let started = tokio::time::Instant::now();
+        let mut next = wait(&timer);
+        poll_left(&mut next);
+        // Past the first wait's deadline, the second one is still waiting.
+        tokio::time::sleep(idle * 6 / 10).await;
+        poll_left(&mut next);
+        tokio::time::timeout(idle * 3, next).await.unwrap();
+        assert!(started.elapsed() >= idle);
     }
 
     #[test]

@@ -91,6 +91,7 @@ async fn ask(
     introspect_for_homeserver(cache, repos, clock, token, Some("access_token"))
         .await
         .unwrap()
+        .to_introspection(false)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
