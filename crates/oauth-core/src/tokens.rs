@@ -286,7 +286,7 @@ pub struct Introspection {
 impl Introspection {
     /// The answer as it is sent: borrowed, so a kept answer is written out without a copy.
     #[must_use]
-    pub fn view(&self) -> IntrospectionView<'_> {
+    pub(crate) fn view(&self) -> IntrospectionView<'_> {
         IntrospectionView {
             active: self.active,
             scope: self.scope.as_deref(),
@@ -343,42 +343,42 @@ impl Serialize for Introspection {
 
 /// An [`Introspection`] as it is written out, in MAS's order; absent fields are left out.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
-pub struct IntrospectionView<'a> {
+pub(crate) struct IntrospectionView<'a> {
     /// Whether the token is usable now.
-    pub active: bool,
+    pub(crate) active: bool,
     /// The granted scope.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub scope: Option<&'a str>,
+    pub(crate) scope: Option<&'a str>,
     /// The client the token was issued to.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_id: Option<&'a str>,
+    pub(crate) client_id: Option<&'a str>,
     /// The user's localpart.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub username: Option<&'a str>,
+    pub(crate) username: Option<&'a str>,
     /// `access_token` or `refresh_token`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub token_type: Option<&'static str>,
+    pub(crate) token_type: Option<&'static str>,
     /// Expiry, in seconds since the epoch.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub exp: Option<i64>,
+    pub(crate) exp: Option<i64>,
     /// Seconds until expiry.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub expires_in: Option<i64>,
+    pub(crate) expires_in: Option<i64>,
     /// Issue time, in seconds since the epoch.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub iat: Option<i64>,
+    pub(crate) iat: Option<i64>,
     /// Not usable before, in seconds since the epoch.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub nbf: Option<i64>,
+    pub(crate) nbf: Option<i64>,
     /// The user's ID.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub sub: Option<&'a str>,
+    pub(crate) sub: Option<&'a str>,
     /// The token's ID.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub jti: Option<&'a str>,
+    pub(crate) jti: Option<&'a str>,
     /// The device of a compatibility session.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub device_id: Option<&'a str>,
+    pub(crate) device_id: Option<&'a str>,
 }
 
 /// Who asks an introspection question, which decides what it may learn.
