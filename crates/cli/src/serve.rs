@@ -488,6 +488,7 @@ fn app_state(
             password_change_allowed: config.account.password_change_allowed,
             account_deactivation_allowed: config.account.account_deactivation_allowed,
             email_change_allowed: config.account.email_change_allowed,
+            login_with_email_allowed: config.account.login_with_email_allowed,
         },
         activity,
         upstreams: Arc::new(mas_upstream::Upstreams::new(UPSTREAM_TIMEOUT)?),

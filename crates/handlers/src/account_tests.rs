@@ -390,6 +390,7 @@ async fn switched_off_changes_are_not_offered_and_refused() {
         password_change_allowed: false,
         account_deactivation_allowed: false,
         email_change_allowed: false,
+        login_with_email_allowed: false,
     };
     let alice = signed_in(&state, "alice").await;
     provision(&homeserver, &alice, &[]).await;
@@ -1326,4 +1327,71 @@ async fn a_sign_in_checked_against_a_password_changed_meanwhile_is_refused() {
     .await
     .unwrap();
     assert!(opened.is_none(), "no session from the replaced password");
+}
+
+#[tokio::test]
+async fn an_email_address_signs_in_only_where_the_setting_allows_it() {
+    let (mut state, _dir) = state(Arc::new(Up)).await;
+    let alice = signed_in(&state, "alice").await;
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let mut repo = state.repos.begin().await.unwrap();
+    repo.user_email()
+        .add(&mut rng, &SystemClock, &alice.user, "alice@example.com")
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+    let sign_in = |who: &str, password: &str| {
+        format!(
+            "csrf=csrf-value&next=%2F&username={}&password={}",
+            crate::human::query_value(who),
+            crate::human::query_value(password)
+        )
+    };
+    let fresh = cookies(&state, None);
+    let wrong = "Wrong username or password.";
+
+    // Off (the default): the form asks for a username, and an address is no username.
+    let page = send(&state, &fresh, "/login", None).await;
+    assert!(page.body.contains(">Username</label>"), "{}", page.body);
+    let refused = send(
+        &state,
+        &fresh,
+        "/login",
+        Some(&sign_in("alice@example.com", PASSWORD)),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(refused.body.contains(wrong), "{}", refused.body);
+
+    state.account.login_with_email_allowed = true;
+    let page = send(&state, &fresh, "/login", None).await;
+    assert!(
+        page.body.contains(">Username or email address</label>"),
+        "{}",
+        page.body
+    );
+    // The address, in any case, opens a session of its account.
+    let ok = send(
+        &state,
+        &fresh,
+        "/login",
+        Some(&sign_in("Alice@Example.COM", PASSWORD)),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
+    assert_eq!(ok.location(), "/");
+    // The username still does.
+    let ok = send(&state, &fresh, "/login", Some(&sign_in("alice", PASSWORD))).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
+    // A wrong password, and an address no account has, get the same answer as an
+    // unknown username: nobody learns which addresses have accounts.
+    for (who, password) in [
+        ("alice@example.com", "not the password"),
+        ("bob@example.com", PASSWORD),
+        ("@alice:example.com", PASSWORD),
+    ] {
+        let refused = send(&state, &fresh, "/login", Some(&sign_in(who, password))).await;
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{who}");
+        assert!(refused.body.contains(wrong), "{who}: {}", refused.body);
+    }
 }

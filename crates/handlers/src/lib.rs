@@ -168,6 +168,8 @@ pub struct AccountSwitches {
     pub account_deactivation_allowed: bool,
     /// Add and remove email addresses (`account.email_change_allowed`).
     pub email_change_allowed: bool,
+    /// Sign in at `/login` with an email address (`account.login_with_email_allowed`).
+    pub login_with_email_allowed: bool,
 }
 
 impl Default for AccountSwitches {
@@ -177,6 +179,7 @@ impl Default for AccountSwitches {
             password_change_allowed: true,
             account_deactivation_allowed: true,
             email_change_allowed: true,
+            login_with_email_allowed: false,
         }
     }
 }

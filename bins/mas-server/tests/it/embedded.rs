@@ -153,14 +153,14 @@ fn account_keys_that_are_not_honoured_are_named_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let server = crate::start_with_env(
         dir.path(),
-        &[("MAS_ACCOUNT__LOGIN_WITH_EMAIL_ALLOWED", "true")],
+        &[("MAS_ACCOUNT__PASSWORD_RECOVERY_ENABLED", "true")],
     );
     let (_, logs) = server.terminate();
     let warnings: Vec<_> = logs.iter().filter(|l| l.contains("WARN")).collect();
     assert!(
         warnings
             .iter()
-            .any(|l| l.contains("account.login_with_email_allowed is true")
+            .any(|l| l.contains("account.password_recovery_enabled is true")
                 && l.contains("not honoured")),
         "{logs:?}"
     );

@@ -98,12 +98,6 @@ impl AccountConfig {
                 "there is no account recovery yet",
             ),
             (
-                "login_with_email_allowed",
-                self.login_with_email_allowed,
-                changed(self.login_with_email_allowed, d.login_with_email_allowed),
-                "login takes the username only",
-            ),
-            (
                 "password_registration_token_required",
                 self.password_registration_token_required,
                 changed(
@@ -187,8 +181,8 @@ mod tests {
         };
         assert_eq!(
             keys(&account.not_honoured(false)),
-            ["login_with_email_allowed", "registration_token_required"],
-            "password_registration_enabled, password_change_allowed and email_change_allowed are honoured"
+            ["registration_token_required"],
+            "login_with_email_allowed, password_registration_enabled, password_change_allowed and email_change_allowed are honoured"
         );
     }
 }

@@ -60,6 +60,7 @@ async fn login_page(
             service_name => &*state.service_name, csrf, next, username, error,
             registration_open => state.oauth.registration_open,
             passwords_enabled => state.passwords.is_enabled(),
+            login_with_email => state.account.login_with_email_allowed,
             providers,
             next_param => super::query_value(next),
             base => state.page_path("/"),
@@ -223,12 +224,28 @@ async fn post(
     // connection (on SQLite, the write lock) while argon2id runs.
     let (found, previous) = {
         let mut repo = state.repos.reader().await?;
-        let found = repo
-            .user_password()
-            .find_user_with_active(&username)
-            .await?;
+        let found = find_account(&state, repo.as_mut(), &username).await?;
         (found, current_session(repo.as_mut(), &jar).await?)
     };
+    // Signing in by address must not double the account's own attempts.
+    if let Some((user, _)) = &found
+        && user.username != username
+        && let Err(Throttled::Wait(wait)) = state.rate_limits.login_as(&user.username)
+    {
+        let message = format!(
+            "Too many attempts. Try again in {} seconds.",
+            wait.as_secs().max(1)
+        );
+        return Ok(login_page(
+            &state,
+            jar,
+            StatusCode::TOO_MANY_REQUESTS,
+            &next,
+            &username,
+            Some(&message),
+        )
+        .await);
+    }
     let Some((user, Some(stored))) = found else {
         state.passwords.verify_decoy(password).await;
         return Ok(login_page(
@@ -295,6 +312,34 @@ async fn post(
         see_other(&state, &next),
     )
         .into_response())
+}
+
+/// The account a sign-in names, with its current password: by username, or, when
+/// `account.login_with_email_allowed`, by one of its email addresses (usernames never
+/// hold `@`, and a Matrix ID starts with one). An unknown address is answered as an
+/// unknown username is, so the form tells no one which addresses have accounts.
+async fn find_account(
+    state: &AppState,
+    repo: &mut dyn mas_storage::Repository,
+    typed: &str,
+) -> Result<
+    Option<(mas_data_model::User, Option<mas_data_model::Password>)>,
+    mas_storage::StorageError,
+> {
+    let by_email =
+        state.account.login_with_email_allowed && !typed.starts_with('@') && typed.contains('@');
+    if !by_email {
+        return repo.user_password().find_user_with_active(typed).await;
+    }
+    let Some(email) = repo.user_email().find_by_email(typed).await? else {
+        return Ok(None);
+    };
+    let Some(user) = repo.user().lookup(email.user_id).await? else {
+        return Ok(None);
+    };
+    repo.user_password()
+        .find_user_with_active(&user.username)
+        .await
 }
 
 /// Stores a browser session authenticated by `stored`, re-hashed first when its scheme
