@@ -489,6 +489,7 @@ fn app_state(
             account_deactivation_allowed: config.account.account_deactivation_allowed,
             email_change_allowed: config.account.email_change_allowed,
             login_with_email_allowed: config.account.login_with_email_allowed,
+            registration_token_required: config.account.registration_token_required(),
         },
         activity,
         upstreams: Arc::new(mas_upstream::Upstreams::new(UPSTREAM_TIMEOUT)?),

@@ -165,12 +165,40 @@ pub struct RegistrationToken {
 }
 
 impl RegistrationToken {
+    /// The most registrations one token may allow (the database's integer).
+    pub const MAX_USAGE_LIMIT: u32 = 2_147_483_647;
+
+    /// Whether `value` may be a token: 1 to 64 letters, digits, `-`, `_`, `.` or `~`.
+    #[must_use]
+    pub fn is_valid_value(value: &str) -> bool {
+        (1..=64).contains(&value.len())
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._~-".contains(&b))
+    }
+
+    /// Why the token cannot be used at `now`, in words for the person who typed it;
+    /// `None` when it can.
+    #[must_use]
+    pub fn refusal(&self, now: DateTime<Utc>) -> Option<&'static str> {
+        if self.revoked_at.is_some() {
+            Some("This registration token has been revoked.")
+        } else if self.expires_at.is_some_and(|at| now >= at) {
+            Some("This registration token has expired.")
+        } else if self
+            .usage_limit
+            .is_some_and(|limit| self.times_used >= limit)
+        {
+            Some("This registration token has been used as many times as it allows.")
+        } else {
+            None
+        }
+    }
+
     /// Whether the token can still be used at `now`.
     #[must_use]
     pub fn is_valid(&self, now: DateTime<Utc>) -> bool {
-        self.revoked_at.is_none()
-            && self.expires_at.is_none_or(|at| now < at)
-            && self.usage_limit.is_none_or(|limit| self.times_used < limit)
+        self.refusal(now).is_none()
     }
 }
 

@@ -391,6 +391,7 @@ async fn switched_off_changes_are_not_offered_and_refused() {
         account_deactivation_allowed: false,
         email_change_allowed: false,
         login_with_email_allowed: false,
+        registration_token_required: false,
     };
     let alice = signed_in(&state, "alice").await;
     provision(&homeserver, &alice, &[]).await;

@@ -1375,3 +1375,141 @@ async fn self_registered_clients_are_marked_unverified_on_the_approval_pages() {
     assert!(real_page.contains("Allow Element"), "{real_page}");
     assert!(!real_page.contains("Unverified"), "{real_page}");
 }
+
+#[tokio::test]
+async fn registration_tokens_are_asked_for_checked_and_counted() {
+    use axum::response::IntoResponse;
+    use axum_extra::extract::cookie::{Cookie, PrivateCookieJar};
+
+    let (mut state, _dir) = state(Arc::new(Up)).await;
+    state.oauth = crate::test_state::oauth_with(true);
+    state.account.registration_token_required = true;
+    state.homeserver = Arc::new(mas_matrix::MockHomeserver::new("example.com"));
+    let now = mas_storage::Clock::now(&SystemClock);
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let mut repo = state.repos.begin().await.unwrap();
+    let mut add = async |value: &str, limit: Option<u32>, expires| {
+        repo.registration_token()
+            .add(&mut rng, &SystemClock, value, limit, expires)
+            .await
+            .unwrap()
+    };
+    let once = add("once", Some(1), None).await;
+    add("expired", None, Some(now - chrono::Duration::seconds(1))).await;
+    let revoked = add("revoked", None, None).await;
+    repo.registration_token()
+        .revoke(&SystemClock, revoked)
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+
+    let jar =
+        PrivateCookieJar::new(state.cookie_key.clone()).add(Cookie::new("mas-csrf", "csrf-value"));
+    let cookie = jar.into_response().headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let send = |username: &str, token: Option<&str>| {
+        let app = router(&[Resource::Human], None, state.clone());
+        let mut body = format!(
+            "csrf=csrf-value&next=%2F&username={username}&password=correct+horse+battery+staple+again&password_confirm=correct+horse+battery+staple+again"
+        );
+        if let Some(token) = token {
+            body.push_str("&token=");
+            body.push_str(token);
+        }
+        let request = Request::post("/register")
+            .header("cookie", &cookie)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap();
+        async move {
+            let response = app.oneshot(request).await.unwrap();
+            let status = response.status();
+            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+                .await
+                .unwrap();
+            (status, String::from_utf8_lossy(&bytes).into_owned())
+        }
+    };
+    let accounts = async || {
+        let mut repo = state.repos.reader().await.unwrap();
+        repo.user()
+            .count(&mas_storage::repository::UserFilter::default())
+            .await
+            .unwrap()
+    };
+
+    // The form asks for one.
+    let app = router(&[Resource::Human], None, state.clone());
+    let response = app
+        .oneshot(Request::get("/register").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let form = String::from_utf8_lossy(&bytes);
+    assert!(form.contains(r#"name="token""#), "{form}");
+
+    // Missing, wrong, expired, revoked: refused, each in words, and nothing made.
+    for (token, status, said) in [
+        (
+            None,
+            StatusCode::BAD_REQUEST,
+            "A registration token is required.",
+        ),
+        (
+            Some("wrong"),
+            StatusCode::FORBIDDEN,
+            "This registration token is not valid.",
+        ),
+        (
+            Some("not%20even%20a%20token"),
+            StatusCode::FORBIDDEN,
+            "This registration token is not valid.",
+        ),
+        (
+            Some("expired"),
+            StatusCode::FORBIDDEN,
+            "This registration token has expired.",
+        ),
+        (
+            Some("revoked"),
+            StatusCode::FORBIDDEN,
+            "This registration token has been revoked.",
+        ),
+    ] {
+        let (seen, page) = send("newcomer", token).await;
+        assert_eq!(seen, status, "{token:?}");
+        assert!(page.contains(said), "{token:?}: {page}");
+        // The name typed stays in the form.
+        assert!(page.contains(r#"value="newcomer""#), "{page}");
+    }
+    assert_eq!(accounts().await, 0);
+
+    // A good one makes the account and counts the use...
+    let (status, page) = send("newcomer", Some("once")).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+    let mut repo = state.repos.reader().await.unwrap();
+    let used = repo
+        .registration_token()
+        .lookup(once.id)
+        .await
+        .unwrap()
+        .unwrap();
+    drop(repo);
+    assert_eq!(used.times_used, 1);
+    assert!(used.last_used_at.is_some());
+    // ...and once used up, it makes no more.
+    let (status, page) = send("second", Some("once")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        page.contains("This registration token has been used as many times as it allows."),
+        "{page}"
+    );
+    assert_eq!(accounts().await, 1);
+}

@@ -170,6 +170,9 @@ pub struct AccountSwitches {
     pub email_change_allowed: bool,
     /// Sign in at `/login` with an email address (`account.login_with_email_allowed`).
     pub login_with_email_allowed: bool,
+    /// `/register` asks for a registration token
+    /// (`account.password_registration_token_required`).
+    pub registration_token_required: bool,
 }
 
 impl Default for AccountSwitches {
@@ -180,6 +183,7 @@ impl Default for AccountSwitches {
             account_deactivation_allowed: true,
             email_change_allowed: true,
             login_with_email_allowed: false,
+            registration_token_required: false,
         }
     }
 }

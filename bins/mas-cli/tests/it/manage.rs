@@ -178,7 +178,7 @@ async fn register_user_creates_the_user_with_a_hashed_password() {
         ],
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stdout = String::from_utf8(out.stdout.clone()).unwrap();
     assert!(stdout.contains("User `alice` created"), "{stdout}");
 
     let users = rows(&uri, "SELECT username, can_request_admin FROM users").await;
@@ -498,4 +498,69 @@ async fn personal_access_tokens_are_issued_and_revoked() {
         assert!(!stderr(&out).contains(&wrong), "{}", stderr(&out));
         assert!(!stderr(&out).contains("mct_pasted"), "{}", stderr(&out));
     }
+}
+
+#[tokio::test]
+async fn registration_tokens_are_issued_as_asked_and_bad_input_stores_nothing() {
+    let (dir, uri) = setup();
+    let issue = |args: &[&str]| {
+        let mut all = vec!["issue-user-registration-token"];
+        all.extend_from_slice(args);
+        manage(dir.path(), &all)
+    };
+    for (args, says) in [
+        (&["--token", "not a token"][..], "--token: 1 to 64 letters"),
+        (&["--usage-limit", "0"], "--usage-limit: between 1 and"),
+        (&["--expires-in", "0"], "--expires-in: between 1 second"),
+    ] {
+        let out = issue(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+        assert!(out.stdout.is_empty());
+    }
+    assert!(
+        rows(&uri, "SELECT token FROM registration_tokens")
+            .await
+            .is_empty()
+    );
+
+    // A random one, alone on stdout.
+    let out = issue(&[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let random = String::from_utf8(out.stdout.clone()).unwrap();
+    let random = random.trim_end();
+    assert_eq!(random.len(), 20, "{random}");
+    assert!(stderr(&out).contains("any number of registrations, never expires"));
+    // One as asked, with its limits; the same value twice is refused.
+    let out = issue(&[
+        "--token",
+        "invite-2026",
+        "--usage-limit",
+        "3",
+        "--expires-in",
+        "3600",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8(out.stdout.clone()).unwrap(),
+        "invite-2026\n"
+    );
+    assert!(
+        stderr(&out).contains("3 registrations, expires"),
+        "{}",
+        stderr(&out)
+    );
+    let again = issue(&["--token", "invite-2026"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(stderr(&again).contains("a registration token with this value exists"));
+    let stored = rows(
+        &uri,
+        "SELECT token, CAST(usage_limit AS TEXT) FROM registration_tokens ORDER BY token",
+    )
+    .await;
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert!(
+        stored.contains(&vec!["invite-2026".to_owned(), "3".to_owned()]),
+        "{stored:?}"
+    );
 }

@@ -104,6 +104,20 @@ pub(crate) enum ManageCommand {
         #[arg(long, value_name = "SECONDS")]
         expires_in: Option<u64>,
     },
+    /// Issue a registration token, which `/register` asks for when
+    /// `account.password_registration_token_required`; printed alone on stdout.
+    IssueUserRegistrationToken {
+        /// The token's value (1 to 64 letters, digits, `-`, `_`, `.`, `~`); a random one
+        /// when left out.
+        #[arg(long)]
+        token: Option<String>,
+        /// How many registrations it allows; no limit when left out.
+        #[arg(long, value_name = "N")]
+        usage_limit: Option<u32>,
+        /// Seconds until it stops working; it never expires when left out.
+        #[arg(long, value_name = "SECONDS")]
+        expires_in: Option<u64>,
+    },
     /// Revoke a personal access token, given the token or its session's ID.
     RevokePersonalAccessToken {
         /// The token (`mpt_...`) or the personal session's ID.
@@ -203,6 +217,11 @@ impl ManageCommand {
                 scopes,
                 expires_in,
             } => super::personal::issue(&config, &username, &name, &scopes, expires_in),
+            Self::IssueUserRegistrationToken {
+                token,
+                usage_limit,
+                expires_in,
+            } => users::issue_registration_token(&config, token, usage_limit, expires_in),
             Self::RevokePersonalAccessToken { token_or_session } => {
                 super::personal::revoke(&config, &token_or_session)
             }

@@ -313,3 +313,72 @@ pub(crate) fn add_email(config: &RootConfig, username: &str, email: &str) -> any
         Ok(())
     })
 }
+
+/// `issue-user-registration-token [--token T] [--usage-limit N] [--expires-in SECONDS]`:
+/// prints the token alone on stdout, what it allows on stderr.
+pub(super) fn issue_registration_token(
+    config: &RootConfig,
+    token: Option<String>,
+    usage_limit: Option<u32>,
+    expires_in: Option<u64>,
+) -> anyhow::Result<()> {
+    use mas_data_model::RegistrationToken;
+    if let Some(token) = &token
+        && !RegistrationToken::is_valid_value(token)
+    {
+        bail!("--token: 1 to 64 letters, digits, `-`, `_`, `.` or `~`");
+    }
+    if usage_limit.is_some_and(|n| n == 0 || n > RegistrationToken::MAX_USAGE_LIMIT) {
+        bail!(
+            "--usage-limit: between 1 and {}",
+            RegistrationToken::MAX_USAGE_LIMIT
+        );
+    }
+    let ttl = match expires_in {
+        None => None,
+        Some(seconds @ 1..=315_360_000) => Some(chrono::Duration::seconds(
+            i64::try_from(seconds).context("--expires-in")?,
+        )),
+        Some(_) => bail!("--expires-in: between 1 second and 10 years"),
+    };
+    crate::block_on(async {
+        let factory = crate::database::open(config, false).await?;
+        crate::database::require_current_schema(&factory).await?;
+        let clock = &SystemClock;
+        let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+        let value = token.unwrap_or_else(|| mas_oauth_core::tokens::random_string(&mut rng, 20));
+        let mut repo = factory.begin().await?;
+        let exists = || anyhow::anyhow!("a registration token with this value exists");
+        if repo
+            .registration_token()
+            .find_by_token(&value)
+            .await?
+            .is_some()
+        {
+            return Err(exists());
+        }
+        let expires_at = ttl.map(|ttl| mas_storage::Clock::now(clock) + ttl);
+        let issued = match repo
+            .registration_token()
+            .add(&mut rng, clock, &value, usage_limit, expires_at)
+            .await
+        {
+            Err(mas_storage::StorageError::Conflict(_)) => return Err(exists()),
+            other => other?,
+        };
+        repo.save().await?;
+        factory.close().await?;
+        let uses = issued
+            .usage_limit
+            .map_or_else(|| "any number of".to_owned(), |n| n.to_string());
+        let until = issued
+            .expires_at
+            .map_or_else(|| "never expires".to_owned(), |at| format!("expires {at}"));
+        eprintln!(
+            "Registration token {}: {uses} registrations, {until}",
+            issued.id
+        );
+        println!("{}", issued.token);
+        Ok(())
+    })
+}

@@ -61,15 +61,17 @@ impl Default for AccountConfig {
 }
 
 impl AccountConfig {
-    /// Whether `/register` is open: password registration is on, and no registration
-    /// token is required. `/register` does not ask for a token yet, so requiring one keeps
-    /// registration closed rather than open to anyone.
+    /// Whether `/register` is open: password registration is on (with passwords). It
+    /// may still ask for a registration token: [`Self::registration_token_required`].
     #[must_use]
     pub fn password_registration_open(&self, passwords_enabled: bool) -> bool {
-        passwords_enabled
-            && self.password_registration_enabled
-            && !self.password_registration_token_required
-            && !self.registration_token_required
+        passwords_enabled && self.password_registration_enabled
+    }
+
+    /// Whether `/register` asks for a registration token (either name of the key).
+    #[must_use]
+    pub fn registration_token_required(&self) -> bool {
+        self.password_registration_token_required || self.registration_token_required
     }
 
     /// The keys this version accepts but does not act on, as warnings for the start-up
@@ -77,8 +79,6 @@ impl AccountConfig {
     /// registration is open (MAS enforces that default; this version does not).
     #[must_use]
     pub fn not_honoured(&self, registration_open: bool) -> Vec<String> {
-        const NO_TOKEN: &str =
-            "/register does not ask for registration tokens yet, so it stays closed";
         let d = Self::default();
         let changed = |value: bool, default: bool| value != default;
         let keys = [
@@ -96,24 +96,6 @@ impl AccountConfig {
                 self.password_recovery_enabled,
                 changed(self.password_recovery_enabled, d.password_recovery_enabled),
                 "there is no account recovery yet",
-            ),
-            (
-                "password_registration_token_required",
-                self.password_registration_token_required,
-                changed(
-                    self.password_registration_token_required,
-                    d.password_registration_token_required,
-                ),
-                NO_TOKEN,
-            ),
-            (
-                "registration_token_required",
-                self.registration_token_required,
-                changed(
-                    self.registration_token_required,
-                    d.registration_token_required,
-                ),
-                NO_TOKEN,
             ),
         ];
         keys.into_iter()
@@ -138,13 +120,14 @@ mod tests {
     }
 
     #[test]
-    fn requiring_a_registration_token_keeps_registration_closed() {
+    fn either_name_of_the_key_requires_a_registration_token() {
         let open = AccountConfig {
             password_registration_enabled: true,
             ..AccountConfig::default()
         };
         assert!(open.password_registration_open(true));
         assert!(!open.password_registration_open(false));
+        assert!(!open.registration_token_required());
         for token in [
             AccountConfig {
                 password_registration_token_required: true,
@@ -155,7 +138,8 @@ mod tests {
                 ..open.clone()
             },
         ] {
-            assert!(!token.password_registration_open(true));
+            assert!(token.password_registration_open(true));
+            assert!(token.registration_token_required());
         }
     }
 
@@ -174,6 +158,7 @@ mod tests {
         let account = AccountConfig {
             login_with_email_allowed: true,
             registration_token_required: true,
+            password_recovery_enabled: true,
             password_change_allowed: false,
             email_change_allowed: false,
             password_registration_enabled: true,
@@ -181,8 +166,8 @@ mod tests {
         };
         assert_eq!(
             keys(&account.not_honoured(false)),
-            ["registration_token_required"],
-            "login_with_email_allowed, password_registration_enabled, password_change_allowed and email_change_allowed are honoured"
+            ["password_recovery_enabled"],
+            "login_with_email_allowed, registration_token_required, password_registration_enabled, password_change_allowed and email_change_allowed are honoured"
         );
     }
 }

@@ -187,21 +187,14 @@ impl<'de> Deserialize<'de> for Rfc3339 {
     }
 }
 
-fn valid_token(token: &str) -> bool {
-    (1..=64).contains(&token.len())
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._~-".contains(&b))
-}
-
 fn valid_limit(limit: Option<u32>) -> AdminResult<Option<u32>> {
     match limit {
         Some(0) => Err(AdminError::BadRequest(
             "usage_limit: at least 1 (leave it out for no limit)".to_owned(),
         )),
-        Some(n) if i32::try_from(n).is_err() => Err(AdminError::BadRequest(
-            "usage_limit: at most 2147483647".to_owned(),
-        )),
+        Some(n) if n > mas_data_model::RegistrationToken::MAX_USAGE_LIMIT => Err(
+            AdminError::BadRequest("usage_limit: at most 2147483647".to_owned()),
+        ),
         other => Ok(other),
     }
 }
@@ -228,7 +221,7 @@ async fn add(
     let clock = state.clock.as_ref();
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
     let value = match body.token {
-        Some(token) if valid_token(&token) => token,
+        Some(token) if mas_data_model::RegistrationToken::is_valid_value(&token) => token,
         Some(_) => {
             return Err(AdminError::BadRequest(
                 "token: 1 to 64 letters, digits, `-`, `_`, `.` or `~`".to_owned(),

@@ -23,8 +23,7 @@ pub(crate) struct SiteConfig {
     password_registration_enabled: bool,
     /// Whether such a registration needs an email address (never here).
     password_registration_email_required: bool,
-    /// Whether such a registration needs a registration token (never here: registration
-    /// closes instead).
+    /// Whether such a registration needs a registration token.
     password_registration_token_required: bool,
     /// The older name of `password_registration_token_required`.
     #[schema(deprecated)]
@@ -76,8 +75,8 @@ async fn site_config(_: Admin, State(state): State<AppState>) -> Json<SiteConfig
         password_login_enabled: passwords,
         password_registration_enabled: state.oauth.registration_open,
         password_registration_email_required: false,
-        password_registration_token_required: false,
-        registration_token_required: false,
+        password_registration_token_required: state.account.registration_token_required,
+        registration_token_required: state.account.registration_token_required,
         email_change_allowed: state.account.email_change_allowed,
         displayname_change_allowed: state.account.displayname_change_allowed,
         password_change_allowed: passwords && state.account.password_change_allowed,

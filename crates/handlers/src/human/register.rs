@@ -16,20 +16,32 @@ use super::{
 use crate::AppState;
 use crate::rate_limit::{ClientIp, PerAddress};
 
+/// What the form held, to show it again.
+struct Filled<'a> {
+    next: &'a str,
+    username: &'a str,
+    token: &'a str,
+}
+
 fn register_page(
     state: &AppState,
     jar: PrivateCookieJar,
     status: StatusCode,
-    next: &str,
-    username: &str,
+    filled: &Filled<'_>,
     error: Option<&str>,
 ) -> Response {
     let (jar, csrf) = csrf_token(state, jar);
+    let Filled {
+        next,
+        username,
+        token,
+    } = *filled;
     let page = render(
         status,
         "register.html",
         minijinja::context! {
-            service_name => &*state.service_name, csrf, next, username, error,
+            service_name => &*state.service_name, csrf, next, username, token, error,
+            token_required => state.account.registration_token_required,
             next_param => query_value(next),
             base => state.page_path("/"),
         },
@@ -56,7 +68,12 @@ pub(super) async fn get(
         return closed(&state);
     }
     let next = safe_next(query.ok().and_then(|Query(q)| q.next).as_deref());
-    register_page(&state, jar, StatusCode::OK, &next, "", None)
+    let filled = Filled {
+        next: &next,
+        username: "",
+        token: "",
+    };
+    register_page(&state, jar, StatusCode::OK, &filled, None)
 }
 
 /// Why this address may not register this name now, if it may not. Each form tells
@@ -87,7 +104,7 @@ async fn name_unavailable(
 ) -> Result<Option<(StatusCode, &'static str)>, StorageError> {
     let mut repo = state.repos.reader().await?;
     if repo.user().find_by_username(username).await?.is_some() {
-        return Ok(Some((StatusCode::CONFLICT, "This username is taken.")));
+        return Ok(Some((StatusCode::CONFLICT, TAKEN)));
     }
     drop(repo);
     let unreachable = (
@@ -110,7 +127,33 @@ async fn name_unavailable(
     })
 }
 
+/// What a name already taken is told.
+const TAKEN: &str = "This username is taken.";
+
+/// What a token that ran out between the check and the registration is told.
+const USED_UP: &str = "This registration token has been used as many times as it allows.";
+
+/// The registration token typed, when it can be used now; else why not, in words.
+async fn usable_token(
+    state: &AppState,
+    typed: &str,
+) -> Result<Result<mas_data_model::RegistrationToken, &'static str>, StorageError> {
+    const UNKNOWN: &str = "This registration token is not valid.";
+    if !mas_data_model::RegistrationToken::is_valid_value(typed) {
+        return Ok(Err(UNKNOWN));
+    }
+    let mut repo = state.repos.reader().await?;
+    let Some(token) = repo.registration_token().find_by_token(typed).await? else {
+        return Ok(Err(UNKNOWN));
+    };
+    Ok(match token.refusal(state.clock.now()) {
+        Some(why) => Err(why),
+        None => Ok(token),
+    })
+}
+
 #[tracing::instrument(name = "handlers.register.post", skip_all)]
+#[allow(clippy::too_many_lines)] // One linear story: check, hash, make the account.
 pub(super) async fn post(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -118,13 +161,25 @@ pub(super) async fn post(
     PageForm(form): PageForm,
 ) -> PageResult {
     let field = |name: &str| form.get(name).ok().flatten().unwrap_or_default().to_owned();
-    let (next, username, password) = (
+    let (next, username, password, typed_token) = (
         safe_next(Some(&field("next"))),
         field("username"),
         field("password"),
+        field("token"),
     );
     let refuse = |jar, status, error: &str| {
-        register_page(&state, jar, status, &next, &username, Some(error))
+        // An overlong token is not shown again: it could be a megabyte.
+        let token = if typed_token.len() <= 64 {
+            &typed_token
+        } else {
+            ""
+        };
+        let filled = Filled {
+            next: &next,
+            username: &username,
+            token,
+        };
+        register_page(&state, jar, status, &filled, Some(error))
     };
     if !csrf_valid(&jar, &field("csrf")) {
         return Ok(refuse(
@@ -157,9 +212,25 @@ pub(super) async fn post(
             "This password is too easy to guess. Try a longer one, or a few unrelated words.",
         ));
     }
+    if state.account.registration_token_required && typed_token.is_empty() {
+        return Ok(refuse(
+            jar,
+            StatusCode::BAD_REQUEST,
+            "A registration token is required.",
+        ));
+    }
+    // After the throttles: each wrong guess at a token costs an attempt.
     if let Some((status, message)) = may_register(&state, &username, ip).await? {
         return Ok(refuse(jar, status, &message));
     }
+    let registration_token = if state.account.registration_token_required {
+        match usable_token(&state, &typed_token).await? {
+            Ok(token) => Some(token),
+            Err(message) => return Ok(refuse(jar, StatusCode::FORBIDDEN, message)),
+        }
+    } else {
+        None
+    };
     // Hashing takes a while: done before a connection is taken.
     let (version, hash) = match state.passwords.hash(password).await {
         Ok(hashed) => hashed,
@@ -173,13 +244,23 @@ pub(super) async fn post(
             ));
         }
     };
-    let taken = "This username is taken.";
     let clock = state.clock.as_ref();
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
     let result: Result<_, StorageError> = async {
         let mut repo = state.repos.begin().await?;
         if repo.user().find_by_username(&username).await?.is_some() {
-            return Ok(None);
+            return Ok(Err(TAKEN));
+        }
+        // Counted in the same unit as the account: an account is made only with a use
+        // of the token, and a token used up meanwhile makes none.
+        if let Some(token) = &registration_token
+            && repo
+                .registration_token()
+                .use_token(clock, token)
+                .await?
+                .is_none()
+        {
+            return Ok(Err(USED_UP));
         }
         let user = repo.user().add(&mut rng, clock, &username).await?;
         let password = repo
@@ -196,11 +277,11 @@ pub(super) async fn post(
         let job = mas_storage::jobs::HomeserverJob::provision(user.id);
         repo.job().schedule(&mut rng, clock, job.to_job()).await?;
         repo.save().await?;
-        Ok(Some((user, session)))
+        Ok(Ok((user, session)))
     }
     .await;
     match result {
-        Ok(Some((user, session))) => {
+        Ok(Ok((user, session))) => {
             tracing::info!(user = %user.id, "account created");
             Ok((
                 remember_session(&state, jar, &session),
@@ -208,8 +289,9 @@ pub(super) async fn post(
             )
                 .into_response())
         }
+        Ok(Err(message)) if message == USED_UP => Ok(refuse(jar, StatusCode::FORBIDDEN, message)),
         // Taken, or taken by a concurrent registration between the check and the insert.
-        Ok(None) | Err(StorageError::Conflict(_)) => Ok(refuse(jar, StatusCode::CONFLICT, taken)),
+        Ok(Err(_)) | Err(StorageError::Conflict(_)) => Ok(refuse(jar, StatusCode::CONFLICT, TAKEN)),
         Err(error) => Err(error.into()),
     }
 }
