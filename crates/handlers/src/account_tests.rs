@@ -1395,4 +1395,33 @@ async fn an_email_address_signs_in_only_where_the_setting_allows_it() {
         assert_eq!(refused.status, StatusCode::UNAUTHORIZED, "{who}");
         assert!(refused.body.contains(wrong), "{who}: {}", refused.body);
     }
+    // Once someone used up the account's attempts by its username, its address is
+    // answered as an unknown one: the throttle does not tell whose address it is.
+    let limit = |burst| crate::Limit {
+        burst,
+        per_second: 1.0 / 60.0,
+    };
+    state.rate_limits = Arc::new(crate::RateLimits::new(
+        crate::Limits {
+            login_per_ip: limit(100),
+            login_per_account: limit(2),
+            ..crate::Limits::generous()
+        },
+        Vec::new(),
+    ));
+    for _ in 0..2 {
+        let tried = send(&state, &fresh, "/login", Some(&sign_in("alice", "guess"))).await;
+        assert_eq!(tried.status, StatusCode::UNAUTHORIZED);
+    }
+    let tried = send(&state, &fresh, "/login", Some(&sign_in("alice", "guess"))).await;
+    assert_eq!(tried.status, StatusCode::TOO_MANY_REQUESTS);
+    let by_address = send(
+        &state,
+        &fresh,
+        "/login",
+        Some(&sign_in("alice@example.com", PASSWORD)),
+    )
+    .await;
+    assert_eq!(by_address.status, StatusCode::UNAUTHORIZED);
+    assert!(by_address.body.contains(wrong), "{}", by_address.body);
 }

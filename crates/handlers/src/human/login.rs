@@ -227,22 +227,21 @@ async fn post(
         let found = find_account(&state, repo.as_mut(), &username).await?;
         (found, current_session(repo.as_mut(), &jar).await?)
     };
-    // Signing in by address must not double the account's own attempts.
+    // Signing in by address must not double the account's own attempts. Past them, the
+    // answer is the one an unknown address gets: a different one would tell that the
+    // address belongs to the account whose attempts someone used up.
     if let Some((user, _)) = &found
         && user.username != username
-        && let Err(Throttled::Wait(wait)) = state.rate_limits.login_as(&user.username)
+        && state.rate_limits.login_as(&user.username).is_err()
     {
-        let message = format!(
-            "Too many attempts. Try again in {} seconds.",
-            wait.as_secs().max(1)
-        );
+        state.passwords.verify_decoy(password).await;
         return Ok(login_page(
             &state,
             jar,
-            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::UNAUTHORIZED,
             &next,
             &username,
-            Some(&message),
+            Some(wrong),
         )
         .await);
     }

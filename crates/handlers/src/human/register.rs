@@ -80,16 +80,23 @@ pub(super) async fn get(
 /// whether a name is taken, so checks are throttled (`rate_limiting.username_availability`)
 /// and names cannot be listed; each account made costs a hash and a homeserver account
 /// (`rate_limiting.registration`).
+///
+/// `charge_registration` is false when the attempt was already counted (a registration
+/// token was checked first).
 pub(super) async fn may_register(
     state: &AppState,
     username: &str,
     ip: Option<std::net::IpAddr>,
+    charge_registration: bool,
 ) -> Result<Option<(StatusCode, String)>, StorageError> {
     if let Some(message) = throttled(state, PerAddress::UsernameCheck, ip, "attempts") {
         return Ok(Some((StatusCode::TOO_MANY_REQUESTS, message)));
     }
     if let Some((status, message)) = name_unavailable(state, username).await? {
         return Ok(Some((status, message.to_owned())));
+    }
+    if !charge_registration {
+        return Ok(None);
     }
     Ok(throttled(state, PerAddress::Registration, ip, "attempts")
         .map(|message| (StatusCode::TOO_MANY_REQUESTS, message)))
@@ -130,8 +137,9 @@ async fn name_unavailable(
 /// What a name already taken is told.
 const TAKEN: &str = "This username is taken.";
 
-/// What a token that ran out between the check and the registration is told.
-const USED_UP: &str = "This registration token has been used as many times as it allows.";
+/// What a token that ran out, expired or was revoked between the check and the
+/// registration is told.
+const USED_UP: &str = "This registration token can no longer be used.";
 
 /// The registration token typed, when it can be used now; else why not, in words.
 async fn usable_token(
@@ -219,11 +227,12 @@ pub(super) async fn post(
             "A registration token is required.",
         ));
     }
-    // After the throttles: each wrong guess at a token costs an attempt.
-    if let Some((status, message)) = may_register(&state, &username, ip).await? {
-        return Ok(refuse(jar, status, &message));
-    }
+    // The token first: without a good one, nobody learns which names are free. Each
+    // check costs a registration attempt, so tokens cannot be guessed at speed.
     let registration_token = if state.account.registration_token_required {
+        if let Some(message) = throttled(&state, PerAddress::Registration, ip, "attempts") {
+            return Ok(refuse(jar, StatusCode::TOO_MANY_REQUESTS, &message));
+        }
         match usable_token(&state, &typed_token).await? {
             Ok(token) => Some(token),
             Err(message) => return Ok(refuse(jar, StatusCode::FORBIDDEN, message)),
@@ -231,6 +240,10 @@ pub(super) async fn post(
     } else {
         None
     };
+    let charged = registration_token.is_some();
+    if let Some((status, message)) = may_register(&state, &username, ip, !charged).await? {
+        return Ok(refuse(jar, status, &message));
+    }
     // Hashing takes a while: done before a connection is taken.
     let (version, hash) = match state.passwords.hash(password).await {
         Ok(hashed) => hashed,

@@ -926,7 +926,7 @@ async fn register(
         .await?);
     }
     if let Some((status, message)) =
-        super::register::may_register(state, &choice.username, ip).await?
+        super::register::may_register(state, &choice.username, ip, true).await?
     {
         return Ok(page(state, jar, &back, None, Some((status, &message))).await?);
     }
