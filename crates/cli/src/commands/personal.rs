@@ -34,13 +34,7 @@ pub(crate) fn issue(
     if name.trim().is_empty() || name.len() > 255 {
         bail!("--name: give 1 to 255 characters");
     }
-    let ttl = match expires_in {
-        None => None,
-        Some(seconds @ 1..=315_360_000) => Some(chrono::Duration::seconds(
-            i64::try_from(seconds).context("--expires-in")?,
-        )),
-        Some(_) => bail!("--expires-in: between 1 second and 10 years"),
-    };
+    let ttl = super::expires_in(expires_in)?;
     crate::block_on(async {
         let (session, access, token) =
             super::users::with_user(config, username, async |repo, user| {

@@ -334,13 +334,7 @@ pub(super) fn issue_registration_token(
             RegistrationToken::MAX_USAGE_LIMIT
         );
     }
-    let ttl = match expires_in {
-        None => None,
-        Some(seconds @ 1..=315_360_000) => Some(chrono::Duration::seconds(
-            i64::try_from(seconds).context("--expires-in")?,
-        )),
-        Some(_) => bail!("--expires-in: between 1 second and 10 years"),
-    };
+    let ttl = super::expires_in(expires_in)?;
     crate::block_on(async {
         let factory = crate::database::open(config, false).await?;
         crate::database::require_current_schema(&factory).await?;
@@ -349,14 +343,6 @@ pub(super) fn issue_registration_token(
         let value = token.unwrap_or_else(|| mas_oauth_core::tokens::random_string(&mut rng, 20));
         let mut repo = factory.begin().await?;
         let exists = || anyhow::anyhow!("a registration token with this value exists");
-        if repo
-            .registration_token()
-            .find_by_token(&value)
-            .await?
-            .is_some()
-        {
-            return Err(exists());
-        }
         let expires_at = ttl.map(|ttl| mas_storage::Clock::now(clock) + ttl);
         let issued = match repo
             .registration_token()

@@ -231,14 +231,7 @@ async fn add(
     };
     let mut repo = state.repos.begin().await?;
     let exists = || AdminError::Conflict("a registration token with this value exists".to_owned());
-    if repo
-        .registration_token()
-        .find_by_token(&value)
-        .await?
-        .is_some()
-    {
-        return Err(exists());
-    }
+    // The value is unique in the database: a second one is a conflict there.
     let token = match repo
         .registration_token()
         .add(
