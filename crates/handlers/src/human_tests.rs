@@ -1378,9 +1378,6 @@ async fn self_registered_clients_are_marked_unverified_on_the_approval_pages() {
 
 #[tokio::test]
 async fn registration_tokens_are_asked_for_checked_and_counted() {
-    use axum::response::IntoResponse;
-    use axum_extra::extract::cookie::{Cookie, PrivateCookieJar};
-
     let (mut state, _dir) = state(Arc::new(Up)).await;
     state.oauth = crate::test_state::oauth_with(true);
     state.account.registration_token_required = true;
@@ -1403,37 +1400,18 @@ async fn registration_tokens_are_asked_for_checked_and_counted() {
         .unwrap();
     repo.save().await.unwrap();
 
-    let jar =
-        PrivateCookieJar::new(state.cookie_key.clone()).add(Cookie::new("mas-csrf", "csrf-value"));
-    let cookie = jar.into_response().headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let send = |username: &str, token: Option<&str>| {
-        let app = router(&[Resource::Human], None, state.clone());
-        let mut body = format!(
+    // A browser with the form's CSRF cookie, and no session.
+    let browser = crate::account_tests::cookies(&state, None);
+    let send = async |username: &str, token: Option<&str>| {
+        let mut form = format!(
             "csrf=csrf-value&next=%2F&username={username}&password=correct+horse+battery+staple+again&password_confirm=correct+horse+battery+staple+again"
         );
         if let Some(token) = token {
-            body.push_str("&token=");
-            body.push_str(token);
+            form.push_str("&token=");
+            form.push_str(token);
         }
-        let request = Request::post("/register")
-            .header("cookie", &cookie)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(Body::from(body))
-            .unwrap();
-        async move {
-            let response = app.oneshot(request).await.unwrap();
-            let status = response.status();
-            let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-                .await
-                .unwrap();
-            (status, String::from_utf8_lossy(&bytes).into_owned())
-        }
+        let answer = crate::account_tests::send(&state, &browser, "/register", Some(&form)).await;
+        (answer.status, answer.body)
     };
     let accounts = async || {
         let mut repo = state.repos.reader().await.unwrap();
@@ -1444,16 +1422,8 @@ async fn registration_tokens_are_asked_for_checked_and_counted() {
     };
 
     // The form asks for one.
-    let app = router(&[Resource::Human], None, state.clone());
-    let response = app
-        .oneshot(Request::get("/register").body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    let form = String::from_utf8_lossy(&bytes);
-    assert!(form.contains(r#"name="token""#), "{form}");
+    let form = crate::account_tests::send(&state, &browser, "/register", None).await;
+    assert!(form.body.contains(r#"name="token""#), "{}", form.body);
 
     // Missing, wrong, expired, revoked: refused, each in words, and nothing made.
     for (token, status, said) in [

@@ -219,7 +219,19 @@ async fn post(
             .await);
         }
     }
-    let wrong = "Wrong username or password.";
+    // The one answer to every wrong sign-in, whatever was wrong.
+    let refused = async |jar| {
+        let wrong = "Wrong username or password.";
+        login_page(
+            &state,
+            jar,
+            StatusCode::UNAUTHORIZED,
+            &next,
+            &username,
+            Some(wrong),
+        )
+        .await
+    };
     // Read, hash with no connection held, then write: a sign-in must not hold a
     // connection (on SQLite, the write lock) while argon2id runs.
     let (found, previous) = {
@@ -235,42 +247,18 @@ async fn post(
         && state.rate_limits.login_as(&user.username).is_err()
     {
         state.passwords.verify_decoy(password).await;
-        return Ok(login_page(
-            &state,
-            jar,
-            StatusCode::UNAUTHORIZED,
-            &next,
-            &username,
-            Some(wrong),
-        )
-        .await);
+        return Ok(refused(jar).await);
     }
     let Some((user, Some(stored))) = found else {
         state.passwords.verify_decoy(password).await;
-        return Ok(login_page(
-            &state,
-            jar,
-            StatusCode::UNAUTHORIZED,
-            &next,
-            &username,
-            Some(wrong),
-        )
-        .await);
+        return Ok(refused(jar).await);
     };
     let Ok(verified) = state
         .passwords
         .verify(stored.version, stored.hashed_password.clone(), password)
         .await
     else {
-        return Ok(login_page(
-            &state,
-            jar,
-            StatusCode::UNAUTHORIZED,
-            &next,
-            &username,
-            Some(wrong),
-        )
-        .await);
+        return Ok(refused(jar).await);
     };
     if !user.is_valid() {
         return Ok(login_page(
@@ -290,15 +278,7 @@ async fn post(
     let opened = open_session(&state, &user, stored, verified, user_agent, previous).await?;
     let Some(session) = opened else {
         // The password changed while it was being checked: the one given is the old one.
-        return Ok(login_page(
-            &state,
-            jar,
-            StatusCode::UNAUTHORIZED,
-            &next,
-            &username,
-            Some(wrong),
-        )
-        .await);
+        return Ok(refused(jar).await);
     };
     state.activity.record(
         mas_storage::SessionKind::Browser,

@@ -262,7 +262,7 @@ pub(super) async fn post(
     let result: Result<_, StorageError> = async {
         let mut repo = state.repos.begin().await?;
         if repo.user().find_by_username(&username).await?.is_some() {
-            return Ok(Err(TAKEN));
+            return Ok(Err((StatusCode::CONFLICT, TAKEN)));
         }
         // Counted in the same unit as the account: an account is made only with a use
         // of the token, and a token used up meanwhile makes none.
@@ -273,7 +273,7 @@ pub(super) async fn post(
                 .await?
                 .is_none()
         {
-            return Ok(Err(USED_UP));
+            return Ok(Err((StatusCode::FORBIDDEN, USED_UP)));
         }
         let user = repo.user().add(&mut rng, clock, &username).await?;
         let password = repo
@@ -302,9 +302,9 @@ pub(super) async fn post(
             )
                 .into_response())
         }
-        Ok(Err(message)) if message == USED_UP => Ok(refuse(jar, StatusCode::FORBIDDEN, message)),
-        // Taken, or taken by a concurrent registration between the check and the insert.
-        Ok(Err(_)) | Err(StorageError::Conflict(_)) => Ok(refuse(jar, StatusCode::CONFLICT, TAKEN)),
+        Ok(Err((status, message))) => Ok(refuse(jar, status, message)),
+        // Taken by a concurrent registration between the check and the insert.
+        Err(StorageError::Conflict(_)) => Ok(refuse(jar, StatusCode::CONFLICT, TAKEN)),
         Err(error) => Err(error.into()),
     }
 }
