@@ -11,6 +11,7 @@ mod m20261127_000007_client_first_use;
 mod m20261207_000008_email_authentications;
 mod m20261207_000009_upstream_sessions;
 mod m20261207_000010_personal_session_clients;
+mod m20261207_000011_registrations_and_recovery;
 mod schema;
 
 pub use sea_orm_migration::MigratorTrait;
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000008_email_authentications::Migration),
             Box::new(m20261207_000009_upstream_sessions::Migration),
             Box::new(m20261207_000010_personal_session_clients::Migration),
+            Box::new(m20261207_000011_registrations_and_recovery::Migration),
         ]
     }
 }

@@ -33,6 +33,7 @@ let browser;
 let base;
 let smtp; // the aiosmtpd process
 let maildir; // where it keeps what it receives (a Maildir: new/ holds the messages)
+let smtpPort;
 let masRun; // { dir, env, config }: how to run mas-cli on this service's files
 const MAIL_PYTHON = process.env.MAIL_PYTHON ?? '/var/tmp/mas-synapse/mail/bin/python';
 
@@ -55,13 +56,9 @@ before(async () => {
   synapse.up.catch(() => {}); // awaited below; not an unhandled rejection meanwhile
   // A real SMTP server (aiosmtpd, from tests/synapse/run.sh's `mail` venv) that keeps
   // every message it receives in a Maildir.
-  const smtpPort = await freePort();
+  smtpPort = await freePort();
   maildir = join(dir, 'maildir');
-  smtp = spawn(
-    MAIL_PYTHON,
-    ['-m', 'aiosmtpd', '-n', '-l', `127.0.0.1:${smtpPort}`, '-c', 'aiosmtpd.handlers.Mailbox', maildir],
-    { stdio: ['ignore', 'inherit', 'inherit'] },
-  );
+  startSmtp();
   const env = {
     ...process.env,
     MAS_EMAIL__TRANSPORT: 'smtp',
@@ -73,6 +70,7 @@ before(async () => {
     MAS_HTTP__LISTENERS: `[{name="web",resources=[{name="discovery"},{name="oauth"},{name="human"},{name="compat"},{name="health"}],binds=[{address="127.0.0.1:${port}"}]}]`,
     MAS_DATABASE__URI: `sqlite://${join(dir, 'mas.db')}`,
     MAS_ACCOUNT__PASSWORD_REGISTRATION_ENABLED: 'true',
+    MAS_ACCOUNT__PASSWORD_RECOVERY_ENABLED: 'true',
     // Several sign-ins a minute from one address; MAS's default allows three.
     MAS_RATE_LIMITING__LOGIN__PER_IP__BURST: '100',
   };
@@ -93,7 +91,7 @@ before(async () => {
     MAS_MATRIX__SECRET: SECRET,
   });
   masRun = { dir, env, config };
-  for (const name of ['alice', 'dora', 'erin', 'frank', 'grace', 'hana']) {
+  for (const name of ['alice', 'dora', 'erin', 'frank', 'grace', 'hana', 'ivy']) {
     execFileSync(MAS_CLI, [...config, 'manage', 'register-user', name, '-p', PASSWORD, '-y'], { cwd: dir, env });
   }
   server = spawn(MAS_SERVER, config, { cwd: dir, env, stdio: ['ignore', 'ignore', 'inherit'] });
@@ -222,8 +220,9 @@ test('a client asking for a new account (prompt=create) gets one made, then cons
   assert.match(new URL(page.url()).pathname, /^\/register$/);
   assert.equal(await page.title(), 'Create an account · 127.0.0.1');
 
-  const attempt = async (username, password, confirm) => {
+  const attempt = async (username, password, confirm, email = 'bob@example.com') => {
     await page.fill('#username', username);
+    await page.fill('#email', email);
     await page.fill('#password', password);
     await page.fill('#password_confirm', confirm);
     await page.click('#submit');
@@ -249,7 +248,26 @@ test('a client asking for a new account (prompt=create) gets one made, then cons
   assert.match(await page.textContent('[role=alert]'), /This username is not available\./);
   assert.match(new URL(page.url()).pathname, /^\/register$/);
 
+  // The browser itself refuses what is not an address (the field is type=email).
+  await attempt('bob', PASSWORD, PASSWORD, 'bob');
+  assert.equal(await page.$eval('#email', (e) => e.validity.typeMismatch), true);
+
+  // The mail server is down when the form is sent: the page says the code is on its
+  // way, the worker retries, and the code arrives once the server is back.
+  await stopSmtp();
   await attempt('bob', PASSWORD, PASSWORD);
+  assert.match(new URL(page.url()).pathname, /^\/register\/verify$/);
+  assert.match(await page.textContent('#on-its-way'), /A code is on its way to bob@example\.com/);
+  await snapshot(page, 'register-code.png');
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.equal(mailFor('bob@example.com').length, 0, 'nothing delivered while the server is down');
+  startSmtp();
+  const [message] = await waitForMail('bob@example.com', 1, 30_000);
+  const code = message.match(/^Subject: Your code for 127\.0\.0\.1: (\d{6})/m)?.[1];
+  assert.ok(code, `a code in the subject:\n${message}`);
+  assert.match(message, /finish creating your account/);
+  await page.fill('#code', code);
+  await page.click('#verify');
   assert.match(new URL(page.url()).pathname, /^\/consent\//);
   await snapshot(page, 'registered-consent.png');
   await page.click('#allow');
@@ -642,6 +660,22 @@ test('at /link an unknown code is refused, and a device the person denies gets a
   assert.equal(denied.body.access_token, undefined);
 });
 
+// Starts the SMTP server on its port, keeping what it receives in the Maildir.
+function startSmtp() {
+  smtp = spawn(
+    MAIL_PYTHON,
+    ['-m', 'aiosmtpd', '-n', '-l', `127.0.0.1:${smtpPort}`, '-c', 'aiosmtpd.handlers.Mailbox', maildir],
+    { stdio: ['ignore', 'inherit', 'inherit'] },
+  );
+}
+
+// Stops the SMTP server and waits until it is gone.
+async function stopSmtp() {
+  const exited = new Promise((resolve) => smtp.once('exit', resolve));
+  smtp.kill('SIGTERM');
+  await exited;
+}
+
 // The messages the SMTP server received for `to`, newest last, as raw text.
 function mailFor(to) {
   const received = join(maildir, 'new');
@@ -654,12 +688,12 @@ function mailFor(to) {
     .filter((message) => new RegExp(`^To: .*${to.replace('.', '\\.')}`, 'mi').test(message));
 }
 
-async function waitForMail(to, count) {
-  for (const deadline = Date.now() + 15_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 200))) {
+async function waitForMail(to, count, within = 15_000) {
+  for (const deadline = Date.now() + within; Date.now() < deadline; await new Promise((r) => setTimeout(r, 200))) {
     const messages = mailFor(to);
     if (messages.length >= count) return messages;
   }
-  throw new Error(`no message ${count} for ${to} within 15 s; the server got: ${readdirSync(join(maildir, 'new')).length} message(s)`);
+  throw new Error(`no message ${count} for ${to} within ${within / 1000} s; the server got: ${readdirSync(join(maildir, 'new')).length} message(s)`);
 }
 
 test('a person adds an email address with the code a real SMTP server received', async () => {
@@ -693,6 +727,78 @@ test('a person adds an email address with the code a real SMTP server received',
   await page.locator('li[data-email="hana@example.com"] button.remove-email').click();
   assert.match(await page.textContent('#notice'), /The email address is removed/);
   assert.equal(await page.locator('li[data-email="hana@example.com"]').count(), 0);
+  await context.close();
+});
+
+test('a person who forgot their password gets a link by email and sets a new one', async () => {
+  const { dir, env, config } = masRun;
+  execFileSync(MAS_CLI, [...config, 'manage', 'add-email', 'ivy', 'ivy@example.com'], { cwd: dir, env });
+  // Signed in elsewhere, on a phone: the recovery ends that session too.
+  const phone = await compatLogin('ivy');
+  assert.equal((await matrix(phone.access_token, 'account/whoami')).status, 200);
+
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(new URL('login', base).toString());
+  await page.click('#forgot');
+  assert.match(new URL(page.url()).pathname, /^\/recover$/);
+  await snapshot(page, 'recover.png');
+
+  // An address no account has gets the same page, and no message.
+  await page.fill('#email', 'nobody@example.com');
+  await page.click('#submit');
+  const unknown = await page.textContent('#sent');
+  await page.goto(new URL('recover', base).toString());
+  await page.fill('#email', 'ivy@example.com');
+  await page.click('#submit');
+  const known = await page.textContent('#sent');
+  assert.equal(known.replace('ivy@example.com', 'X'), unknown.replace('nobody@example.com', 'X'));
+  assert.match(known, /a link to set a new password is on its way/);
+
+  const [message] = await waitForMail('ivy@example.com', 1);
+  assert.match(message, /^Subject: Set a new password for 127\.0\.0\.1/m);
+  // Quoted-printable may break or encode the line: the link is read from the decoded text.
+  const decoded = message.replace(/=\r?\n/g, '').replace(/=3D/g, '=');
+  const link = decoded.match(/(http:\/\/127\.0\.0\.1:\d+\/account\/password\/recovery\?ticket=[A-Za-z0-9]{32})/)?.[1];
+  assert.ok(link, `a link in the message:\n${message}`);
+  assert.equal(mailFor('nobody@example.com').length, 0, 'nothing is sent to an unknown address');
+
+  const NEW = 'a completely different passphrase';
+  await page.goto(link);
+  assert.equal(await page.textContent('#email'), 'ivy@example.com');
+  assert.ok(await page.isChecked('#sign_out_everywhere'));
+  await page.fill('#new_password', NEW);
+  await page.fill('#new_password_confirm', `${NEW}!`);
+  await page.click('#submit');
+  assert.match(await page.textContent('[role=alert]'), /do not match/);
+  await page.fill('#new_password', NEW);
+  await page.fill('#new_password_confirm', NEW);
+  await page.click('#submit');
+  assert.match(await page.textContent('h1'), /Your password is set/);
+
+  // The phone's session ended; Synapse no longer takes its token.
+  let status;
+  for (const deadline = Date.now() + 10_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 200))) {
+    status = (await matrix(phone.access_token, 'account/whoami')).status;
+    if (status === 401) break;
+  }
+  assert.equal(status, 401, 'the old session is signed out');
+
+  // The link works once.
+  await page.goto(link);
+  assert.match(await page.textContent('h1'), /This link does not work any more/);
+
+  // The new password signs in, the old one does not.
+  await page.goto(new URL('login', base).toString());
+  await page.fill('#username', 'ivy');
+  await page.fill('#password', PASSWORD);
+  await page.click('#submit');
+  assert.ok(await page.$('[role=alert]'), 'the old password is refused');
+  await page.fill('#username', 'ivy');
+  await page.fill('#password', NEW);
+  await page.click('#submit');
+  assert.equal(await page.$('[role=alert]'), null);
+  assert.ok((await context.cookies(base)).some((c) => c.name === 'mas-session'));
   await context.close();
 });
 

@@ -296,6 +296,16 @@ fn connection_limits(
     Ok(limits)
 }
 
+/// `url` as a directory, so links resolve under it rather than beside its last segment.
+fn directory_url(url: &mas_data_model::Url) -> mas_data_model::Url {
+    let mut url = url.clone();
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    url
+}
+
 /// The one start-up line of the embedded default: where its files are and what to tell
 /// Synapse. The endpoint is the listener itself, not `http.public_base`: Synapse calls
 /// the service directly, as docs/setup/homeserver.md and reverse-proxy.md say.
@@ -377,6 +387,7 @@ fn email_jobs(
         mas_storage::Encrypter::new(&config.secrets.encryption_key()?),
         Arc::new(mailer),
         crate::email::service_name(config),
+        directory_url(&config.http.public_base),
     )))
 }
 
@@ -430,6 +441,8 @@ fn rate_limits(config: &mas_config::RootConfig) -> anyhow::Result<mas_handlers::
             email_per_address: limit(rates.email_authentication.per_address),
             emails_per_session: limit(rates.email_authentication.emails_per_session),
             email_attempts_per_session: limit(rates.email_authentication.attempt_per_session),
+            recovery_per_ip: limit(rates.account_recovery.per_ip),
+            recovery_per_address: limit(rates.account_recovery.per_address),
         },
         proxies,
     ))
@@ -471,6 +484,7 @@ fn app_state(
             crate::oauth::password_manager(config)?,
         )),
         service_name: crate::email::service_name(config).into(),
+        tos_uri: config.branding.tos_uri.as_ref().map(|u| u.as_str().into()),
         matrix_secret: config.matrix.secret().ok().map(Into::into),
         remote_keys: Arc::new(mas_handlers::RemoteKeys::new()?),
         homeserver: crate::homeserver::connect(config)?,
@@ -490,6 +504,9 @@ fn app_state(
             email_change_allowed: config.account.email_change_allowed,
             login_with_email_allowed: config.account.login_with_email_allowed,
             registration_token_required: config.account.registration_token_required(),
+            registration_email_required: config.account.password_registration_email_required,
+            password_recovery_enabled: config.account.password_recovery_enabled
+                && config.passwords.enabled,
         },
         activity,
         upstreams: Arc::new(mas_upstream::Upstreams::new(UPSTREAM_TIMEOUT)?),

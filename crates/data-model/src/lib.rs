@@ -26,8 +26,9 @@ pub use self::upstream::{
     UpstreamOAuthAuthorizationSession, UpstreamOAuthLink, UpstreamOAuthProvider,
 };
 pub use self::user::{
-    Authentication, AuthenticationMethod, BrowserSession, Password, RegistrationToken, User,
-    UserEmail, UserEmailAuthentication, is_valid_localpart,
+    Authentication, AuthenticationMethod, BrowserSession, Password, RecoveryTicket,
+    RegistrationToken, User, UserEmail, UserEmailAuthentication, UserRegistration,
+    is_valid_localpart,
 };
 
 /// Where a session was last seen: when, and from which IP address.

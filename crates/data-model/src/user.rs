@@ -90,6 +90,73 @@ impl UserEmailAuthentication {
     }
 }
 
+/// A registration waiting for the code sent to its address: the account is made only
+/// once the code is typed, from what the form held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRegistration {
+    /// Its ID.
+    pub id: Ulid,
+    /// The username asked for.
+    pub username: String,
+    /// The address the code went to, which the account gets.
+    pub email: String,
+    /// The `passwords.schemes` version of the hash.
+    pub password_version: u16,
+    /// The password's hash, in PHC string format.
+    pub password_hash: String,
+    /// The registration token to count a use of, when one was required.
+    pub registration_token_id: Option<Ulid>,
+    /// The terms of service accepted on the form (`branding.tos_uri` then).
+    pub terms_url: Option<String>,
+    /// The code, encrypted with the service's encryption key.
+    pub encrypted_code: String,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When the code stops working.
+    pub expires_at: DateTime<Utc>,
+    /// Wrong codes typed so far.
+    pub attempts: u32,
+    /// When the account was made.
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+impl UserRegistration {
+    /// Whether a code may still be typed at `now`.
+    #[must_use]
+    pub fn is_pending(&self, now: DateTime<Utc>) -> bool {
+        self.completed_at.is_none() && now < self.expires_at
+    }
+}
+
+/// A link sent to an address of a user who forgot their password; only its hash is
+/// stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveryTicket {
+    /// Its ID.
+    pub id: Ulid,
+    /// Whose password it may set.
+    pub user_id: Ulid,
+    /// The address it was sent to.
+    pub email: String,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+    /// When it was used.
+    pub consumed_at: Option<DateTime<Utc>>,
+}
+
+impl RecoveryTicket {
+    /// How long a recovery link works.
+    pub const LIFETIME: chrono::TimeDelta = chrono::TimeDelta::minutes(30);
+
+    /// Whether it may still set a password at `now`.
+    #[must_use]
+    pub fn is_usable(&self, now: DateTime<Utc>) -> bool {
+        self.consumed_at.is_none() && now < self.expires_at
+    }
+}
+
 /// A browser session: a user logged in to the service's pages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrowserSession {

@@ -258,6 +258,22 @@ pub enum Template {
         /// The code to type on the page.
         code: String,
     },
+    /// A code that finishes a registration.
+    Registration {
+        /// The username asked for.
+        username: String,
+        /// The code to type on the page.
+        code: String,
+    },
+    /// A link that sets a new password.
+    Recovery {
+        /// The account's username.
+        username: String,
+        /// The link to open.
+        link: String,
+        /// How many minutes it works.
+        minutes: i64,
+    },
     /// `mas-cli doctor --send-test-email`.
     Test,
 }
@@ -273,6 +289,16 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
             "verification.html",
             include_str!("../templates/verification.html"),
         ),
+        (
+            "registration.txt",
+            include_str!("../templates/registration.txt"),
+        ),
+        (
+            "registration.html",
+            include_str!("../templates/registration.html"),
+        ),
+        ("recovery.txt", include_str!("../templates/recovery.txt")),
+        ("recovery.html", include_str!("../templates/recovery.html")),
         ("test.txt", include_str!("../templates/test.txt")),
         ("test.html", include_str!("../templates/test.html")),
     ] {
@@ -294,6 +320,20 @@ impl Template {
                 "verification",
                 format!("Your code for {service_name}: {code}"),
                 minijinja::context! { service_name, username, code },
+            ),
+            Self::Registration { username, code } => (
+                "registration",
+                format!("Your code for {service_name}: {code}"),
+                minijinja::context! { service_name, username, code },
+            ),
+            Self::Recovery {
+                username,
+                link,
+                minutes,
+            } => (
+                "recovery",
+                format!("Set a new password for {service_name}"),
+                minijinja::context! { service_name, username, link, minutes },
             ),
             Self::Test => (
                 "test",

@@ -392,6 +392,8 @@ async fn switched_off_changes_are_not_offered_and_refused() {
         email_change_allowed: false,
         login_with_email_allowed: false,
         registration_token_required: false,
+        registration_email_required: true,
+        password_recovery_enabled: false,
     };
     let alice = signed_in(&state, "alice").await;
     provision(&homeserver, &alice, &[]).await;

@@ -913,6 +913,9 @@ async fn email_addresses_and_sessions_are_managed() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(site["server_name"], "example.com");
     assert_eq!(site["password_login_enabled"], true);
+    // Registration is closed here, recovery off (MAS's defaults).
+    assert_eq!(site["password_registration_email_required"], false);
+    assert_eq!(site["account_recovery_allowed"], false);
 }
 
 #[tokio::test]

@@ -751,6 +751,7 @@ async fn registration_asks_the_homeserver_whether_the_name_is_free() {
 
     let (mut state, _dir) = state(Arc::new(Up)).await;
     state.oauth = crate::test_state::oauth_with(true);
+    state.account.registration_email_required = false;
     let homeserver = Arc::new(mas_matrix::MockHomeserver::new("example.com"));
     homeserver.reserve("appservice_bot");
     state.homeserver = homeserver.clone();
@@ -1171,6 +1172,7 @@ async fn registration_and_user_code_guesses_are_throttled() {
         Vec::new(),
     ));
     state.oauth = crate::test_state::oauth_with(true);
+    state.account.registration_email_required = false;
     let cookies = sealed_cookies(&state, &[("mas-csrf", "csrf-value".to_string())]);
     let register = |name: &str, peer: &str| {
         let app = router(&[Resource::Human], None, state.clone());
@@ -1381,6 +1383,7 @@ async fn registration_tokens_are_asked_for_checked_and_counted() {
     let (mut state, _dir) = state(Arc::new(Up)).await;
     state.oauth = crate::test_state::oauth_with(true);
     state.account.registration_token_required = true;
+    state.account.registration_email_required = false;
     state.homeserver = Arc::new(mas_matrix::MockHomeserver::new("example.com"));
     let now = mas_storage::Clock::now(&SystemClock);
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();

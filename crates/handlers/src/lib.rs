@@ -22,6 +22,8 @@ mod oauth2;
 mod oauth2_tests;
 mod passwords;
 mod rate_limit;
+#[cfg(test)]
+mod recovery_tests;
 mod remote_keys;
 #[cfg(test)]
 mod upstream_tests;
@@ -129,6 +131,8 @@ pub struct AppParts {
     pub passwords: Arc<PasswordChecker>,
     /// The name pages call the service by.
     pub service_name: Arc<str>,
+    /// The terms of service people accept when they register (`branding.tos_uri`).
+    pub tos_uri: Option<Arc<str>>,
     /// The secret the homeserver introspects with (`matrix.secret`).
     pub matrix_secret: Option<Arc<str>>,
     /// Key sets of clients that publish them at a `jwks_uri`.
@@ -173,6 +177,12 @@ pub struct AccountSwitches {
     /// `/register` asks for a registration token
     /// (`account.password_registration_token_required`).
     pub registration_token_required: bool,
+    /// `/register` asks for an email address and makes the account once the code sent
+    /// there is typed (`account.password_registration_email_required`).
+    pub registration_email_required: bool,
+    /// "Forgot your password?" sends a link that sets a new one
+    /// (`account.password_recovery_enabled`).
+    pub password_recovery_enabled: bool,
 }
 
 impl Default for AccountSwitches {
@@ -184,6 +194,8 @@ impl Default for AccountSwitches {
             email_change_allowed: true,
             login_with_email_allowed: false,
             registration_token_required: false,
+            registration_email_required: true,
+            password_recovery_enabled: false,
         }
     }
 }
@@ -483,6 +495,7 @@ pub(crate) mod test_state {
                 ),
             )),
             service_name: "auth.example.com".into(),
+            tos_uri: None,
             matrix_secret: Some("homeserver-secret".into()),
             remote_keys: Arc::new(crate::RemoteKeys::new().unwrap()),
             homeserver: Arc::new(mas_matrix::MockHomeserver::new("example.com")),

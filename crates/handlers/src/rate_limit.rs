@@ -208,6 +208,8 @@ impl Limits {
             email_per_address: generous,
             emails_per_session: generous,
             email_attempts_per_session: generous,
+            recovery_per_ip: generous,
+            recovery_per_address: generous,
         }
     }
 }
@@ -242,6 +244,10 @@ pub struct Limits {
     pub emails_per_session: Limit,
     /// `email_authentication.attempt_per_session`: codes typed per browser session.
     pub email_attempts_per_session: Limit,
+    /// `account_recovery.per_ip`: recovery links asked for per client address.
+    pub recovery_per_ip: Limit,
+    /// `account_recovery.per_address`: recovery links asked for per email address.
+    pub recovery_per_address: Limit,
 }
 
 /// Clients registered per address: a native app registers once per install, a web
@@ -299,6 +305,8 @@ pub struct RateLimits {
     email_per_address: Buckets,
     emails_per_session: Buckets,
     email_attempts_per_session: Buckets,
+    recovery_per_ip: Buckets,
+    recovery_per_address: Buckets,
     client_auth_failures: Buckets,
     /// (Address, client) pairs that ran out of failures, until when.
     blocked: std::sync::Mutex<std::collections::HashMap<Key, std::time::Instant>>,
@@ -332,6 +340,8 @@ impl RateLimits {
             email_per_address: Buckets::new(limits.email_per_address),
             emails_per_session: Buckets::new(limits.emails_per_session),
             email_attempts_per_session: Buckets::new(limits.email_attempts_per_session),
+            recovery_per_ip: Buckets::new(limits.recovery_per_ip),
+            recovery_per_address: Buckets::new(limits.recovery_per_address),
             client_auth_failures: Buckets::new(CLIENT_AUTH_FAILURES),
             blocked: std::sync::Mutex::default(),
             blocked_until: AtomicU64::new(0),
@@ -427,6 +437,34 @@ impl RateLimits {
         self.email_per_address.take(account_key(email))?;
         self.emails_per_session
             .take(account_key(&session.to_string()))
+    }
+
+    /// Takes one registration code sent from the buckets of the client's address and the
+    /// email address; `Err` says how long to wait.
+    pub(crate) fn registration_code_sent(
+        &self,
+        ip: Option<IpAddr>,
+        email: &str,
+    ) -> Result<(), Duration> {
+        if let Some(ip) = ip {
+            self.email_per_ip.take(address_key(ip))?;
+        }
+        self.email_per_address
+            .take(account_key(&email.to_lowercase()))
+    }
+
+    /// Takes one recovery request from the buckets of the client's address and the
+    /// email address typed; `Err` says how long to wait.
+    pub(crate) fn recovery_requested(
+        &self,
+        ip: Option<IpAddr>,
+        email: &str,
+    ) -> Result<(), Duration> {
+        if let Some(ip) = ip {
+            self.recovery_per_ip.take(address_key(ip))?;
+        }
+        self.recovery_per_address
+            .take(account_key(&email.to_lowercase()))
     }
 
     /// Whether `ip` may try to authenticate as `client` now; `Err` says how long to wait.

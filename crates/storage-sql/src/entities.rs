@@ -282,3 +282,32 @@ entity!(queue_jobs, "queue_jobs", {
     completed_at: Option<DateTimeUtc>,
     last_error: Option<String>,
 });
+
+entity!(user_registrations, "user_registrations", {
+    username: String,
+    email: String,
+    password_version: i32,
+    password_hash: String,
+    registration_token_id: Option<String>,
+    terms_url: Option<String>,
+    encrypted_code: String,
+    attempts: i32,
+    created_at: DateTimeUtc,
+    expires_at: DateTimeUtc,
+    completed_at: Option<DateTimeUtc>,
+});
+
+entity!(user_recovery_tickets, "user_recovery_tickets", {
+    user_id: String,
+    email: String,
+    ticket_hash: Vec<u8>,
+    created_at: DateTimeUtc,
+    expires_at: DateTimeUtc,
+    consumed_at: Option<DateTimeUtc>,
+});
+
+entity!(user_terms, "user_terms", {
+    user_id: String,
+    terms_url: String,
+    created_at: DateTimeUtc,
+});

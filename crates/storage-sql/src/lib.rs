@@ -27,7 +27,7 @@ use mas_storage::repository::{
     PersonalAccessTokenRepository, PersonalSessionRepository, RefreshTokenRepository,
     RegistrationTokenRepository, SessionRepository, UpstreamOAuthLinkRepository,
     UpstreamOAuthProviderRepository, UpstreamOAuthSessionRepository, UserEmailRepository,
-    UserPasswordRepository, UserRepository,
+    UserPasswordRepository, UserRecoveryRepository, UserRegistrationRepository, UserRepository,
 };
 use mas_storage::{
     BoxFuture, BoxRepository, Health, Repository, RepositoryFactory, Revocations, StorageError,
@@ -544,6 +544,12 @@ impl Repository for SqlRepository {
         Box::new(self.repo())
     }
     fn registration_token(&mut self) -> Box<dyn RegistrationTokenRepository + '_> {
+        Box::new(self.repo())
+    }
+    fn user_registration(&mut self) -> Box<dyn UserRegistrationRepository + '_> {
+        Box::new(self.repo())
+    }
+    fn user_recovery(&mut self) -> Box<dyn UserRecoveryRepository + '_> {
         Box::new(self.repo())
     }
     fn client(&mut self) -> Box<dyn ClientRepository + '_> {

@@ -412,12 +412,33 @@ mod tests {
 /// The queue of [`EmailJob`]s.
 pub const SEND_EMAIL_QUEUE: &str = "send-email";
 
-/// Sends the code of an email authentication to its address. The job names the
-/// authentication only: the code stays encrypted in its row until the job reads it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EmailJob {
-    /// The authentication whose code to send.
-    pub authentication_id: Ulid,
+/// A message to send. The job names what to send only: codes stay encrypted in their
+/// rows until the job reads them, and a recovery link is made by the job itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EmailJob {
+    /// The code of an email authentication (adding an address to an account).
+    Verification {
+        /// The authentication whose code to send.
+        authentication_id: Ulid,
+    },
+    /// The code of a registration waiting for it.
+    Registration {
+        /// The registration whose code to send.
+        registration_id: Ulid,
+    },
+    /// A recovery link, to whichever account has this address: the job finds out, so
+    /// asking costs the same whether an account has it or not.
+    Recovery {
+        /// The address typed.
+        email: String,
+    },
+}
+
+/// The payload of the email jobs queued before there were kinds of them.
+#[derive(Deserialize)]
+struct VerificationOnly {
+    authentication_id: Ulid,
 }
 
 impl EmailJob {
@@ -426,6 +447,12 @@ impl EmailJob {
     /// # Errors
     /// When the payload is not an email job's.
     pub fn from_payload(payload: &serde_json::Value) -> Result<Self, String> {
+        if payload.get("kind").is_none()
+            && let Ok(VerificationOnly { authentication_id }) =
+                serde_json::from_value(payload.clone())
+        {
+            return Ok(Self::Verification { authentication_id });
+        }
         serde_json::from_value(payload.clone()).map_err(|e| format!("unreadable payload: {e}"))
     }
 
@@ -437,5 +464,37 @@ impl EmailJob {
             payload: serde_json::to_value(self).unwrap_or_default(),
             run_at: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod email_tests {
+    use super::EmailJob;
+
+    #[test]
+    fn email_jobs_read_back_including_those_queued_before_kinds() {
+        let id = ulid::Ulid::new();
+        for job in [
+            EmailJob::Verification {
+                authentication_id: id,
+            },
+            EmailJob::Registration {
+                registration_id: id,
+            },
+            EmailJob::Recovery {
+                email: "alice@example.com".to_owned(),
+            },
+        ] {
+            assert_eq!(EmailJob::from_payload(&job.to_job().payload), Ok(job));
+        }
+        let old = serde_json::json!({"authentication_id": id.to_string()});
+        assert_eq!(
+            EmailJob::from_payload(&old),
+            Ok(EmailJob::Verification {
+                authentication_id: id
+            })
+        );
+        assert!(EmailJob::from_payload(&serde_json::json!({"kind": "nope"})).is_err());
+        assert!(EmailJob::from_payload(&serde_json::json!({})).is_err());
     }
 }

@@ -51,6 +51,10 @@ pub struct Removed {
     pub email_authentications: u64,
     /// Trips to upstream providers that never signed anyone in.
     pub upstream_trips: u64,
+    /// Registrations whose code expired, finished or not.
+    pub registrations: u64,
+    /// Recovery links that expired, used or not.
+    pub recovery_tickets: u64,
 }
 
 impl Removed {
@@ -62,6 +66,8 @@ impl Removed {
             + self.unused_clients
             + self.email_authentications
             + self.upstream_trips
+            + self.registrations
+            + self.recovery_tickets
             > 0
     }
 }
@@ -123,6 +129,9 @@ pub async fn cleanup_once(
     // A trip lasts half an hour; one that opened a browser session is kept with it, for
     // the provider's back-channel logout.
     let upstream_trips = repo.upstream_session().cleanup(before).await?;
+    // Each holds an address and a password hash, or a way to set a password.
+    let registrations = repo.user_registration().cleanup(before).await?;
+    let recovery_tickets = repo.user_recovery().cleanup(before).await?;
     repo.save().await?;
     Ok(Removed {
         access_tokens,
@@ -132,6 +141,8 @@ pub async fn cleanup_once(
         unused_clients,
         email_authentications,
         upstream_trips,
+        registrations,
+        recovery_tickets,
     })
 }
 
@@ -153,6 +164,8 @@ pub async fn run_cleanup(
                     unused_clients,
                     email_authentications,
                     upstream_trips,
+                    registrations,
+                    recovery_tickets,
                 } = removed;
                 tracing::info!(
                     access_tokens,
@@ -162,6 +175,8 @@ pub async fn run_cleanup(
                     unused_clients,
                     email_authentications,
                     upstream_trips,
+                    registrations,
+                    recovery_tickets,
                     "removed spent rows"
                 );
             }

@@ -74,36 +74,18 @@ impl AccountConfig {
         self.password_registration_token_required || self.registration_token_required
     }
 
-    /// The keys this version accepts but does not act on, as warnings for the start-up
-    /// log: each one set to other than its default, and the email requirement while
-    /// registration is open (MAS enforces that default; this version does not).
+    /// The keys set to something that cannot take effect, as warnings for the start-up
+    /// log: recovery sets a password, so it needs passwords on.
     #[must_use]
-    pub fn not_honoured(&self, registration_open: bool) -> Vec<String> {
-        let d = Self::default();
-        let changed = |value: bool, default: bool| value != default;
-        let keys = [
-            (
-                "password_registration_email_required",
-                self.password_registration_email_required,
-                changed(
-                    self.password_registration_email_required,
-                    d.password_registration_email_required,
-                ) || registration_open,
-                "registration at /register does not ask for an email address",
-            ),
-            (
-                "password_recovery_enabled",
-                self.password_recovery_enabled,
-                changed(self.password_recovery_enabled, d.password_recovery_enabled),
-                "there is no account recovery yet",
-            ),
-        ];
-        keys.into_iter()
-            .filter(|&(_, _, warn, _)| warn)
-            .map(|(key, value, _, why)| {
-                format!("account.{key} is {value}, which is accepted but not honoured yet: {why}")
-            })
-            .collect()
+    pub fn not_honoured(&self, passwords_enabled: bool) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.password_recovery_enabled && !passwords_enabled {
+            notes.push(
+                "account.password_recovery_enabled is true, which has no effect: passwords.enabled is false, and recovery sets a password"
+                    .to_owned(),
+            );
+        }
+        notes
     }
 }
 
@@ -144,30 +126,27 @@ mod tests {
     }
 
     #[test]
-    fn defaults_warn_only_about_the_email_requirement_of_open_registration() {
+    fn recovery_warns_only_without_passwords() {
         let account = AccountConfig::default();
+        assert!(account.not_honoured(true).is_empty());
         assert!(account.not_honoured(false).is_empty());
-        assert_eq!(
-            keys(&account.not_honoured(true)),
-            ["password_registration_email_required"]
-        );
-    }
-
-    #[test]
-    fn a_key_set_away_from_its_default_is_named() {
-        let account = AccountConfig {
+        let recovery = AccountConfig {
+            password_recovery_enabled: true,
             login_with_email_allowed: true,
             registration_token_required: true,
-            password_recovery_enabled: true,
             password_change_allowed: false,
             email_change_allowed: false,
             password_registration_enabled: true,
+            password_registration_email_required: false,
             ..AccountConfig::default()
         };
+        assert!(
+            recovery.not_honoured(true).is_empty(),
+            "every key is honoured"
+        );
         assert_eq!(
-            keys(&account.not_honoured(false)),
-            ["password_recovery_enabled"],
-            "login_with_email_allowed, registration_token_required, password_registration_enabled, password_change_allowed and email_change_allowed are honoured"
+            keys(&recovery.not_honoured(false)),
+            ["password_recovery_enabled"]
         );
     }
 }

@@ -167,10 +167,7 @@ impl RootConfig {
     /// `mas-cli config check`.
     #[must_use]
     pub fn not_honoured(&self) -> Vec<String> {
-        let mut notes = self.account.not_honoured(
-            self.account
-                .password_registration_open(self.passwords.enabled),
-        );
+        let mut notes = self.account.not_honoured(self.passwords.enabled);
         for provider in &self.upstream_oauth2.providers {
             notes.extend(provider.not_honoured());
         }
@@ -200,18 +197,11 @@ impl RootConfig {
             "branding",
             &[
                 ("policy_uri", branding.policy_uri.is_some()),
-                ("tos_uri", branding.tos_uri.is_some()),
                 ("imprint", branding.imprint.is_some()),
                 ("logo_uri", branding.logo_uri.is_some()),
             ],
             "is accepted but not shown on any page by this release",
         ));
-        if self.rate_limiting.account_recovery != rate_limiting::AccountRecoveryLimits::default() {
-            notes.push(
-                "rate_limiting.account_recovery has no effect: this release has no account recovery"
-                    .to_owned(),
-            );
-        }
         let experimental = &self.experimental;
         notes.extend(set_keys(
             "experimental",

@@ -21,7 +21,7 @@ pub(crate) struct SiteConfig {
     password_login_enabled: bool,
     /// Whether people may create accounts with a password at `/register`.
     password_registration_enabled: bool,
-    /// Whether such a registration needs an email address (never here).
+    /// Whether such a registration proves an email address with a code.
     password_registration_email_required: bool,
     /// Whether such a registration needs a registration token.
     password_registration_token_required: bool,
@@ -34,7 +34,7 @@ pub(crate) struct SiteConfig {
     displayname_change_allowed: bool,
     /// Whether people may change their password.
     password_change_allowed: bool,
-    /// Whether people may recover their account by email (not yet here).
+    /// Whether people may set a new password with a link sent to their address.
     account_recovery_allowed: bool,
     /// Whether people may deactivate their own account.
     account_deactivation_allowed: bool,
@@ -74,13 +74,14 @@ async fn site_config(_: Admin, State(state): State<AppState>) -> Json<SiteConfig
         server_name: state.homeserver.homeserver().to_owned(),
         password_login_enabled: passwords,
         password_registration_enabled: state.oauth.registration_open,
-        password_registration_email_required: false,
+        password_registration_email_required: state.oauth.registration_open
+            && state.account.registration_email_required,
         password_registration_token_required: state.account.registration_token_required,
         registration_token_required: state.account.registration_token_required,
         email_change_allowed: state.account.email_change_allowed,
         displayname_change_allowed: state.account.displayname_change_allowed,
         password_change_allowed: passwords && state.account.password_change_allowed,
-        account_recovery_allowed: false,
+        account_recovery_allowed: passwords && state.account.password_recovery_enabled,
         account_deactivation_allowed: state.account.account_deactivation_allowed,
         captcha_enabled: false,
         minimum_password_complexity: state.passwords.minimum_complexity(),

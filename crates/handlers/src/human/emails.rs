@@ -36,7 +36,7 @@ fn refused(state: &AppState, status: StatusCode, detail: &str) -> Response {
 }
 
 /// A six-digit code.
-fn new_code() -> String {
+pub(super) fn new_code() -> String {
     use rand::RngExt;
     let mut rng = rand::rng();
     format!("{:06}", rng.random_range(0..1_000_000u32))
@@ -100,7 +100,7 @@ pub(super) async fn add(
             clock.now() + CODE_LIFETIME,
         )
         .await?;
-    let job = EmailJob {
+    let job = EmailJob::Verification {
         authentication_id: authentication.id,
     };
     repo.job().schedule(&mut rng, clock, job.to_job()).await?;
@@ -155,6 +155,7 @@ fn code_page(
             base => state.page_path("/"),
             email => &authentication.email,
             action => state.page_path(&format!("/account/emails/{}", authentication.id)),
+            nav => true, button => "Add the address",
         },
     );
     (jar, page).into_response()

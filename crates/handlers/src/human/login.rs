@@ -61,6 +61,7 @@ async fn login_page(
             registration_open => state.oauth.registration_open,
             passwords_enabled => state.passwords.is_enabled(),
             login_with_email => state.account.login_with_email_allowed,
+            recovery => state.account.password_recovery_enabled,
             providers,
             next_param => super::query_value(next),
             base => state.page_path("/"),

@@ -11,6 +11,7 @@ mod device;
 mod emails;
 mod error;
 pub(crate) mod login;
+mod recover;
 mod register;
 pub(crate) mod rp_logout;
 mod sessions;
@@ -43,6 +44,15 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("base.html", include_str!("../../templates/base.html")),
         ("api_doc.html", include_str!("../../templates/api_doc.html")),
         ("account.html", include_str!("../../templates/account.html")),
+        ("recover.html", include_str!("../../templates/recover.html")),
+        (
+            "recover_sent.html",
+            include_str!("../../templates/recover_sent.html"),
+        ),
+        (
+            "recover_password.html",
+            include_str!("../../templates/recover_password.html"),
+        ),
         (
             "account_confirm.html",
             include_str!("../../templates/account_confirm.html"),
@@ -139,6 +149,15 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
             get(upstream::link_get).post(upstream::link_post),
         )
         .route("/register", get(register::get).post(register::post))
+        .route("/recover", get(recover::get).post(recover::post))
+        .route(
+            "/account/password/recovery",
+            get(recover::link_get).post(recover::link_post),
+        )
+        .route(
+            "/register/verify",
+            get(register::code_get).post(register::code_post),
+        )
         .route("/consent/{grant_id}", get(consent::get).post(consent::post))
         .route("/link", get(device::link_get).post(device::link_post))
         .route(

@@ -5,8 +5,12 @@
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum_extra::extract::cookie::PrivateCookieJar;
+use axum_extra::extract::cookie::{Cookie, PrivateCookieJar};
+use mas_data_model::{BrowserSession, User, UserRegistration};
 use mas_storage::StorageError;
+use mas_storage::jobs::EmailJob;
+use mas_storage::repository::NewRegistration;
+use subtle::ConstantTimeEq;
 
 use super::login::{LoginQuery, PageForm};
 use super::{
@@ -20,6 +24,7 @@ use crate::rate_limit::{ClientIp, PerAddress};
 struct Filled<'a> {
     next: &'a str,
     username: &'a str,
+    email: &'a str,
     token: &'a str,
 }
 
@@ -34,14 +39,17 @@ fn register_page(
     let Filled {
         next,
         username,
+        email,
         token,
     } = *filled;
     let page = render(
         status,
         "register.html",
         minijinja::context! {
-            service_name => &*state.service_name, csrf, next, username, token, error,
+            service_name => &*state.service_name, csrf, next, username, email, token, error,
             token_required => state.account.registration_token_required,
+            email_required => state.account.registration_email_required,
+            tos_uri => state.tos_uri.as_deref(),
             next_param => query_value(next),
             base => state.page_path("/"),
         },
@@ -71,6 +79,7 @@ pub(super) async fn get(
     let filled = Filled {
         next: &next,
         username: "",
+        email: "",
         token: "",
     };
     register_page(&state, jar, StatusCode::OK, &filled, None)
@@ -175,17 +184,15 @@ pub(super) async fn post(
         field("password"),
         field("token"),
     );
+    let email = field("email").trim().to_owned();
+    let email_required = state.account.registration_email_required;
     let refuse = |jar, status, error: &str| {
-        // An overlong token is not shown again: it could be a megabyte.
-        let token = if typed_token.len() <= 64 {
-            &typed_token
-        } else {
-            ""
-        };
+        // Overlong values are not shown again: they could be a megabyte.
         let filled = Filled {
             next: &next,
             username: &username,
-            token,
+            email: shown(&email, MAX_ADDRESS),
+            token: shown(&typed_token, 64),
         };
         register_page(&state, jar, status, &filled, Some(error))
     };
@@ -204,6 +211,21 @@ pub(super) async fn post(
             jar,
             StatusCode::BAD_REQUEST,
             "A username may only use lowercase letters, digits and . _ = - / + (at most 255).",
+        ));
+    }
+    if email_required && (email.len() > MAX_ADDRESS || !mas_email::is_valid_address(&email)) {
+        return Ok(refuse(
+            jar,
+            StatusCode::BAD_REQUEST,
+            "That is not an email address. Type one like alice@example.com.",
+        ));
+    }
+    let terms_url = state.tos_uri.as_deref().map(str::to_owned);
+    if terms_url.is_some() && field("accept_terms") != "on" {
+        return Ok(refuse(
+            jar,
+            StatusCode::BAD_REQUEST,
+            "Accept the terms of service to create an account.",
         ));
     }
     if password != field("password_confirm") {
@@ -244,6 +266,13 @@ pub(super) async fn post(
     if let Some((status, message)) = may_register(&state, &username, ip, !charged).await? {
         return Ok(refuse(jar, status, &message));
     }
+    if email_required && let Err(wait) = state.rate_limits.registration_code_sent(ip, &email) {
+        let message = format!(
+            "Too many codes were sent. Try again in {} seconds.",
+            wait.as_secs().max(1)
+        );
+        return Ok(refuse(jar, StatusCode::TOO_MANY_REQUESTS, &message));
+    }
     // Hashing takes a while: done before a connection is taken.
     let (version, hash) = match state.passwords.hash(password).await {
         Ok(hashed) => hashed,
@@ -257,29 +286,178 @@ pub(super) async fn post(
             ));
         }
     };
+    let account = NewAccount {
+        username: username.clone(),
+        password_version: version,
+        password_hash: hash,
+        registration_token_id: registration_token.map(|t| t.id),
+        terms_url,
+        email: None,
+    };
+    if email_required {
+        return wait_for_code(&state, jar, &next, account, email).await;
+    }
+    match make_account(&state, &account, None).await? {
+        Ok((user, session)) => {
+            tracing::info!(user = %user.id, "account created");
+            Ok((
+                remember_session(&state, jar, &session),
+                see_other(&state, &next),
+            )
+                .into_response())
+        }
+        Err((status, message)) => Ok(refuse(jar, status, message)),
+    }
+}
+
+/// `value` to show in the form again, unless it is overlong.
+fn shown(value: &str, max: usize) -> &str {
+    if value.len() <= max { value } else { "" }
+}
+
+/// The longest address taken (RFC 5321's limit on a path).
+const MAX_ADDRESS: usize = 254;
+
+/// How long a registration's code works.
+const CODE_LIFETIME: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+/// Codes typed after which a registration is spent (as for adding an address).
+const MAX_TRIES: u32 = 5;
+
+/// The cookie naming this browser's registration waiting for its code: only the browser
+/// that filled the form may finish it.
+const REGISTRATION_COOKIE: &str = "mas-registration";
+
+/// What the account is made from, once everything is checked.
+struct NewAccount {
+    username: String,
+    password_version: u16,
+    password_hash: String,
+    registration_token_id: Option<ulid::Ulid>,
+    /// The terms of service accepted.
+    terms_url: Option<String>,
+    /// A proven address the account gets.
+    email: Option<String>,
+}
+
+/// Stores the registration, queues its code for `email` and sends the browser to type
+/// it. The account is made only then.
+async fn wait_for_code(
+    state: &AppState,
+    jar: PrivateCookieJar,
+    next: &str,
+    account: NewAccount,
+    email: String,
+) -> PageResult {
+    let clock = state.clock.as_ref();
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let sealed = state
+        .encrypter
+        .encrypt(&mut rng, super::emails::new_code().as_bytes());
+    let mut repo = state.repos.begin().await?;
+    let registration = repo
+        .user_registration()
+        .add(
+            &mut rng,
+            clock,
+            NewRegistration {
+                username: account.username,
+                email,
+                password_version: account.password_version,
+                password_hash: account.password_hash,
+                registration_token_id: account.registration_token_id,
+                terms_url: account.terms_url,
+                encrypted_code: sealed,
+                expires_at: clock.now() + CODE_LIFETIME,
+            },
+        )
+        .await?;
+    let job = EmailJob::Registration {
+        registration_id: registration.id,
+    };
+    repo.job().schedule(&mut rng, clock, job.to_job()).await?;
+    repo.save().await?;
+    tracing::info!(registration = %registration.id, "registration waits for its email code");
+    let jar = jar.add(super::cookie(
+        state,
+        REGISTRATION_COOKIE,
+        registration.id.to_string(),
+    ));
+    Ok((
+        jar,
+        see_other(
+            state,
+            &format!("/register/verify?next={}", query_value(next)),
+        ),
+    )
+        .into_response())
+}
+
+/// Makes the account, in one unit with the use of its registration token and, when it
+/// comes from a registration waiting for a code, that registration's completion.
+async fn make_account(
+    state: &AppState,
+    account: &NewAccount,
+    registration: Option<UserRegistration>,
+) -> Result<Result<(User, BrowserSession), (StatusCode, &'static str)>, StorageError> {
     let clock = state.clock.as_ref();
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
     let result: Result<_, StorageError> = async {
         let mut repo = state.repos.begin().await?;
-        if repo.user().find_by_username(&username).await?.is_some() {
-            return Ok(Err((StatusCode::CONFLICT, TAKEN)));
-        }
-        // Counted in the same unit as the account: an account is made only with a use
-        // of the token, and a token used up meanwhile makes none.
-        if let Some(token) = &registration_token
+        if let Some(registration) = registration
             && repo
-                .registration_token()
-                .use_token(clock, token)
+                .user_registration()
+                .complete(clock, registration)
                 .await?
                 .is_none()
         {
-            return Ok(Err((StatusCode::FORBIDDEN, USED_UP)));
+            return Ok(Err((StatusCode::NOT_FOUND, USED_CODE)));
         }
-        let user = repo.user().add(&mut rng, clock, &username).await?;
+        if repo
+            .user()
+            .find_by_username(&account.username)
+            .await?
+            .is_some()
+        {
+            return Ok(Err((StatusCode::CONFLICT, TAKEN)));
+        }
+        if let Some(email) = &account.email
+            && repo.user_email().find_by_email(email).await?.is_some()
+        {
+            return Ok(Err((StatusCode::CONFLICT, ADDRESS_TAKEN)));
+        }
+        // Counted in the same unit as the account: an account is made only with a use
+        // of the token, and a token used up meanwhile makes none.
+        if let Some(id) = account.registration_token_id {
+            let token = repo.registration_token().lookup(id).await?;
+            let used = match token {
+                Some(token) => repo.registration_token().use_token(clock, &token).await?,
+                None => None,
+            };
+            if used.is_none() {
+                return Ok(Err((StatusCode::FORBIDDEN, USED_UP)));
+            }
+        }
+        let user = repo.user().add(&mut rng, clock, &account.username).await?;
         let password = repo
             .user_password()
-            .add(&mut rng, clock, &user, version, hash, None)
+            .add(
+                &mut rng,
+                clock,
+                &user,
+                account.password_version,
+                account.password_hash.clone(),
+                None,
+            )
             .await?;
+        if let Some(email) = &account.email {
+            repo.user_email().add(&mut rng, clock, &user, email).await?;
+        }
+        if let Some(url) = &account.terms_url {
+            repo.user_registration()
+                .accept_terms(&mut rng, clock, &user, url)
+                .await?;
+        }
         let session = repo
             .browser_session()
             .add(&mut rng, clock, &user, None)
@@ -294,17 +472,186 @@ pub(super) async fn post(
     }
     .await;
     match result {
-        Ok(Ok((user, session))) => {
-            tracing::info!(user = %user.id, "account created");
+        // Taken by a concurrent registration between the check and the insert.
+        Err(StorageError::Conflict(_)) => Ok(Err((StatusCode::CONFLICT, TAKEN))),
+        other => other,
+    }
+}
+
+/// What an address already on an account is told, once its owner proved they read it.
+const ADDRESS_TAKEN: &str =
+    "This address is already used by an account here. Sign in, or recover that account.";
+
+/// What a registration finished already (in another tab) is told.
+const USED_CODE: &str = "This registration is finished already.";
+
+/// This browser's registration waiting for a code, while a code may still be typed.
+async fn waiting(
+    state: &AppState,
+    jar: &PrivateCookieJar,
+) -> Result<Option<UserRegistration>, StorageError> {
+    let Some(id) = jar
+        .get(REGISTRATION_COOKIE)
+        .and_then(|c| c.value().parse::<ulid::Ulid>().ok())
+    else {
+        return Ok(None);
+    };
+    let mut repo = state.repos.reader().await?;
+    Ok(repo
+        .user_registration()
+        .lookup(id)
+        .await?
+        .filter(|r| r.is_pending(state.clock.now()) && r.attempts < MAX_TRIES))
+}
+
+fn code_expired(state: &AppState, next: &str) -> Response {
+    let again = state.page_path(&format!("/register?next={}", query_value(next)));
+    render(
+        StatusCode::NOT_FOUND,
+        "message.html",
+        minijinja::context! {
+            service_name => &*state.service_name,
+            title => "This code has expired",
+            detail => "Codes work for an hour, five tries at most, in the browser that filled the form. Fill it again to get a new one.",
+            link => again, link_text => "Create an account",
+        },
+    )
+}
+
+fn code_page(
+    state: &AppState,
+    jar: PrivateCookieJar,
+    status: StatusCode,
+    registration: &UserRegistration,
+    next: &str,
+    error: Option<&str>,
+) -> Response {
+    let (jar, csrf) = csrf_token(state, jar);
+    let page = render(
+        status,
+        "email_code.html",
+        minijinja::context! {
+            service_name => &*state.service_name, csrf, error,
+            base => state.page_path("/"),
+            email => &registration.email,
+            action => state.page_path(&format!("/register/verify?next={}", query_value(next))),
+            button => "Create account",
+        },
+    );
+    (jar, page).into_response()
+}
+
+/// `GET /register/verify`: where the code sent to the address is typed.
+#[tracing::instrument(name = "handlers.register.code", skip_all)]
+pub(super) async fn code_get(
+    State(state): State<AppState>,
+    query: Result<Query<LoginQuery>, axum::extract::rejection::QueryRejection>,
+    jar: PrivateCookieJar,
+) -> PageResult {
+    let next = safe_next(query.ok().and_then(|Query(q)| q.next).as_deref());
+    if !state.oauth.registration_open {
+        return Ok(closed(&state));
+    }
+    Ok(match waiting(&state, &jar).await? {
+        Some(registration) => code_page(&state, jar, StatusCode::OK, &registration, &next, None),
+        None => code_expired(&state, &next),
+    })
+}
+
+/// `POST /register/verify`: the code; the right one makes the account.
+#[tracing::instrument(name = "handlers.register.verify", skip_all)]
+pub(super) async fn code_post(
+    State(state): State<AppState>,
+    query: Result<Query<LoginQuery>, axum::extract::rejection::QueryRejection>,
+    jar: PrivateCookieJar,
+    PageForm(form): PageForm,
+) -> PageResult {
+    let next = safe_next(query.ok().and_then(|Query(q)| q.next).as_deref());
+    let field = |name: &str| form.get(name).ok().flatten().unwrap_or_default().to_owned();
+    if !state.oauth.registration_open {
+        return Ok(closed(&state));
+    }
+    let Some(registration) = waiting(&state, &jar).await? else {
+        return Ok(code_expired(&state, &next));
+    };
+    if !csrf_valid(&jar, &field("csrf")) {
+        return Ok(code_page(
+            &state,
+            jar,
+            StatusCode::BAD_REQUEST,
+            &registration,
+            &next,
+            Some("The form expired. Please try again."),
+        ));
+    }
+    if let Err(wait) = state.rate_limits.email_code_tried(registration.id) {
+        let message = format!(
+            "Too many codes were tried. Try again in {} seconds.",
+            wait.as_secs().max(1)
+        );
+        return Ok(code_page(
+            &state,
+            jar,
+            StatusCode::TOO_MANY_REQUESTS,
+            &registration,
+            &next,
+            Some(&message),
+        ));
+    }
+    // Counted before the code is compared, in the database: concurrent tries cannot get
+    // past the limit between a read and a write.
+    let counted = {
+        let mut repo = state.repos.begin().await?;
+        let counted = repo
+            .user_registration()
+            .record_attempt(registration)
+            .await?;
+        repo.save().await?;
+        counted
+    };
+    if counted.attempts > MAX_TRIES {
+        return Ok(code_expired(&state, &next));
+    }
+    let typed: String = field("code").chars().filter(char::is_ascii_digit).collect();
+    let Ok(expected) = state.encrypter.decrypt(&counted.encrypted_code) else {
+        tracing::error!(registration = %counted.id, "a registration code does not decrypt");
+        return Ok(code_expired(&state, &next));
+    };
+    if typed.is_empty() || !bool::from(typed.as_bytes().ct_eq(&expected)) {
+        if counted.attempts >= MAX_TRIES {
+            return Ok(code_expired(&state, &next));
+        }
+        return Ok(code_page(
+            &state,
+            jar,
+            StatusCode::BAD_REQUEST,
+            &counted,
+            &next,
+            Some("That is not the code that was sent. Check the message and try again."),
+        ));
+    }
+    let account = NewAccount {
+        username: counted.username.clone(),
+        password_version: counted.password_version,
+        password_hash: counted.password_hash.clone(),
+        registration_token_id: counted.registration_token_id,
+        terms_url: counted.terms_url.clone(),
+        email: Some(counted.email.clone()),
+    };
+    let jar = jar.remove(Cookie::build(REGISTRATION_COOKIE).path("/"));
+    match make_account(&state, &account, Some(counted)).await? {
+        Ok((user, session)) => {
+            tracing::info!(user = %user.id, "account created with a proven address");
             Ok((
                 remember_session(&state, jar, &session),
                 see_other(&state, &next),
             )
                 .into_response())
         }
-        Ok(Err((status, message))) => Ok(refuse(jar, status, message)),
-        // Taken by a concurrent registration between the check and the insert.
-        Err(StorageError::Conflict(_)) => Ok(refuse(jar, StatusCode::CONFLICT, TAKEN)),
-        Err(error) => Err(error.into()),
+        Err((status, message)) => Ok((
+            jar,
+            error_page(&state, status, "The account is not created", message),
+        )
+            .into_response()),
     }
 }

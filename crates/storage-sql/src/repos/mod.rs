@@ -5,6 +5,7 @@ pub(crate) mod compat;
 pub(crate) mod job;
 pub(crate) mod oauth2;
 pub(crate) mod personal;
+pub(crate) mod registration;
 pub(crate) mod upstream;
 pub(crate) mod user;
 

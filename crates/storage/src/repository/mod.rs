@@ -4,6 +4,7 @@ mod compat;
 mod job;
 mod oauth2;
 mod personal;
+mod registration;
 mod upstream;
 mod user;
 
@@ -23,6 +24,7 @@ pub use self::oauth2::{
 pub use self::personal::{
     PersonalAccessTokenRepository, PersonalSessionFilter, PersonalSessionRepository,
 };
+pub use self::registration::{NewRegistration, UserRecoveryRepository, UserRegistrationRepository};
 pub use self::upstream::{
     ProviderParams, UpstreamAnswer, UpstreamOAuthLinkFilter, UpstreamOAuthLinkRepository,
     UpstreamOAuthProviderRepository, UpstreamOAuthSessionRepository,
@@ -59,6 +61,10 @@ pub trait Repository: Send {
     fn browser_session(&mut self) -> Box<dyn BrowserSessionRepository + '_>;
     /// Registration tokens.
     fn registration_token(&mut self) -> Box<dyn RegistrationTokenRepository + '_>;
+    /// Registrations waiting for their email code.
+    fn user_registration(&mut self) -> Box<dyn UserRegistrationRepository + '_>;
+    /// Account recovery tickets.
+    fn user_recovery(&mut self) -> Box<dyn UserRecoveryRepository + '_>;
     /// OAuth 2.0 clients.
     fn client(&mut self) -> Box<dyn ClientRepository + '_>;
     /// Authorization grants.

@@ -600,3 +600,139 @@ async fn a_user_the_homeserver_never_had_is_deactivated_and_reactivated() {
         .await
         .unwrap();
 }
+
+/// A sendmail command that keeps each message it is given in `dir`, and the messages
+/// kept there so far.
+fn kept_mail(dir: &std::path::Path) -> (String, impl Fn() -> Vec<String>) {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join("sendmail.sh");
+    let kept = dir.join("kept");
+    std::fs::create_dir_all(&kept).unwrap();
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\ncat > \"{}/$(date +%s%N)\"\n", kept.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let read = move || {
+        let mut names: Vec<_> = std::fs::read_dir(&kept)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap())
+            .collect()
+    };
+    (script.display().to_string(), read)
+}
+
+#[tokio::test]
+async fn recovery_links_go_only_to_active_accounts_that_have_the_address() {
+    use mas_storage::jobs::EmailJob;
+
+    let (factory, dir) = sqlite().await;
+    let (sendmail, kept) = kept_mail(dir.path());
+    let mailer = mas_email::Mailer::new(
+        mas_email::TransportSettings::Sendmail {
+            command: Some(sendmail),
+        },
+        "auth@example.com",
+        "auth@example.com",
+    )
+    .unwrap();
+    let repos: Arc<dyn RepositoryFactory> = Arc::new(factory.clone());
+    let jobs = mas_tasks::EmailJobs::new(
+        Arc::clone(&repos),
+        Arc::new(SystemClock),
+        mas_storage::Encrypter::new(&[3; 32]),
+        Arc::new(mailer),
+        "Example".to_owned(),
+        "https://auth.example.com/prefix/".parse().unwrap(),
+    );
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let mut repo = factory.begin().await.unwrap();
+    let alice = repo
+        .user()
+        .add(&mut rng, &SystemClock, "alice")
+        .await
+        .unwrap();
+    repo.user_email()
+        .add(&mut rng, &SystemClock, &alice, "Alice@Example.com")
+        .await
+        .unwrap();
+    let bob = repo
+        .user()
+        .add(&mut rng, &SystemClock, "bob")
+        .await
+        .unwrap();
+    repo.user_email()
+        .add(&mut rng, &SystemClock, &bob, "bob@example.com")
+        .await
+        .unwrap();
+    repo.user().lock(&SystemClock, bob).await.unwrap();
+    repo.save().await.unwrap();
+
+    let run = async |email: &str| {
+        let new = EmailJob::Recovery {
+            email: email.to_owned(),
+        }
+        .to_job();
+        let stored = Job {
+            id: ulid::Ulid::new(),
+            queue: new.queue.clone(),
+            payload: new.payload.clone(),
+            state: JobState::Running,
+            attempts: 1,
+            scheduled_at: chrono::Utc::now(),
+            created_at: chrono::Utc::now(),
+            last_error: None,
+        };
+        jobs.run(&stored).await.unwrap();
+    };
+    // No account has it, or a locked one does: nothing is sent.
+    run("nobody@example.com").await;
+    run("bob@example.com").await;
+    assert!(kept().is_empty(), "{:?}", kept());
+
+    // Typed in another case: the link goes to the address as the account has it.
+    run("alice@example.com").await;
+    let messages = kept();
+    assert_eq!(messages.len(), 1);
+    let message = &messages[0];
+    assert!(message.contains("To: Alice@Example.com"), "{message}");
+    assert!(
+        message.contains("Subject: Set a new password for Example"),
+        "{message}"
+    );
+    let decoded = message
+        .replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=");
+    let start = decoded
+        .find("https://auth.example.com/prefix/account/password/recovery?ticket=")
+        .expect("a link under the public base");
+    let ticket: String = decoded[start..]
+        .split_once("ticket=")
+        .unwrap()
+        .1
+        .chars()
+        .take_while(char::is_ascii_alphanumeric)
+        .collect();
+    assert_eq!(ticket.len(), 32);
+    let mut repo = factory.reader().await.unwrap();
+    let stored = repo
+        .user_recovery()
+        .find_by_ticket(&ticket)
+        .await
+        .unwrap()
+        .expect("the ticket is stored (as its hash)");
+    assert_eq!(stored.user_id, alice.id);
+    assert!(stored.is_usable(chrono::Utc::now()));
+    let lifetime = stored.expires_at - stored.created_at;
+    assert!(
+        (lifetime - mas_data_model::RecoveryTicket::LIFETIME).abs() < chrono::Duration::seconds(1),
+        "{lifetime}"
+    );
+}
