@@ -8,6 +8,7 @@
 use libfuzzer_sys::fuzz_target;
 use mas_oauth_core::ErrorCode;
 use mas_oauth_core::SigningAlgorithm;
+use mas_oauth_core::policy::ClientRegistrationRules;
 use mas_oauth_core::registration::{MAX_METADATA_BYTES, MAX_REDIRECT_URIS, check_metadata};
 use serde_json::Value;
 use url::Url;
@@ -41,7 +42,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(body) = serde_json::from_slice::<Value>(data) else {
         return;
     };
-    let checked = match check_metadata(&body, &SIGNING) {
+    // The strict rules (no `policy.data.client_registration` relaxation).
+    let checked = match check_metadata(&body, &SIGNING, ClientRegistrationRules::default()) {
         Ok(checked) => checked,
         Err(e) => {
             assert!(
@@ -55,8 +57,9 @@ fuzz_target!(|data: &[u8]| {
         }
     };
     assert!(body.to_string().len() <= MAX_METADATA_BYTES);
-    assert_eq!(checked.client_uri.scheme(), "https");
-    let site = checked.client_uri.host_str().unwrap_or_default();
+    let client_uri = checked.client_uri.as_ref().expect("client_uri is required");
+    assert_eq!(client_uri.scheme(), "https");
+    let site = client_uri.host_str().unwrap_or_default();
     assert!(checked.redirect_uris.len() <= MAX_REDIRECT_URIS);
     if checked
         .grant_types

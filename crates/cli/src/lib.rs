@@ -7,6 +7,7 @@ mod email;
 mod embedded;
 mod homeserver;
 mod oauth;
+mod policy;
 mod serve;
 mod sync;
 mod telemetry;

@@ -485,6 +485,7 @@ fn app_state(
         )),
         service_name: crate::email::service_name(config).into(),
         tos_uri: config.branding.tos_uri.as_ref().map(|u| u.as_str().into()),
+        policy: Arc::new(crate::policy::build(config)?),
         matrix_secret: config.matrix.secret().ok().map(Into::into),
         remote_keys: Arc::new(mas_handlers::RemoteKeys::new()?),
         homeserver: crate::homeserver::connect(config)?,

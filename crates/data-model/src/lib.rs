@@ -18,7 +18,7 @@ pub use self::compat::{CompatAccessToken, CompatRefreshToken, CompatSession, Com
 pub use self::job::{Job, JobState};
 pub use self::oauth2::{
     AccessToken, AuthorizationCode, AuthorizationGrant, DeviceCodeGrant, DeviceCodeGrantState,
-    Pkce, RefreshToken, ResponseMode, Session, device_of, is_admin_scope, may_hold,
+    Pkce, RefreshToken, ResponseMode, Session, device_of, is_admin_scope,
 };
 pub use self::personal::{PersonalAccessToken, PersonalSession, PersonalSessionOwner};
 pub use self::tokens::{TokenFormatError, TokenType};

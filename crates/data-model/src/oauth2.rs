@@ -223,13 +223,6 @@ pub fn is_admin_scope(token: &str) -> bool {
     matches!(token, "urn:synapse:admin:*" | "urn:mas:admin")
 }
 
-/// Whether `user` may hold a session of `scope` now: admin scopes need the user's
-/// `can_request_admin`, checked again at every use, since it can be taken away.
-#[must_use]
-pub fn may_hold(user: &crate::User, scope: &str) -> bool {
-    user.can_request_admin || !scope.split(' ').any(is_admin_scope)
-}
-
 /// The device named by a device scope, if exactly one is.
 #[must_use]
 pub fn device_of(scope: &str) -> Option<String> {

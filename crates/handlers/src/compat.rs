@@ -358,6 +358,18 @@ async fn login(
     ClientIp(ip): ClientIp,
     request: Request,
 ) -> Result<Response, MatrixError> {
+    // `policy.data.requester`, as MAS's compatibility login policy applies it.
+    let user_agent = request
+        .headers()
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    if state.policy.is_requester_banned(ip, user_agent) {
+        return Err(MatrixError::new(
+            StatusCode::FORBIDDEN,
+            "M_FORBIDDEN",
+            "Login denied by the policy enforced by this service",
+        ));
+    }
     let body: LoginRequest = json_body(request).await?;
     match body.kind.as_str() {
         "m.login.password" => {

@@ -1041,3 +1041,24 @@ async fn a_login_checked_against_a_password_changed_meanwhile_restores_nothing()
         new.id
     );
 }
+
+#[tokio::test]
+async fn requesters_the_policy_bans_cannot_log_in() {
+    let mut h = Harness::new().await;
+    h.user("alice").await;
+    h.state.policy = Arc::new(mas_oauth_core::policy::Policy {
+        banned_networks: mas_oauth_core::policy::networks(&["203.0.113.0/24".to_owned()]).unwrap(),
+        ..mas_oauth_core::policy::Policy::default()
+    });
+    let app = router(&[Resource::Compat], None, h.state.clone());
+    let (status, body) = login_from(&app, "203.0.113.9:4000", None, &password_login("alice")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    assert_eq!(body["errcode"], "M_FORBIDDEN");
+    assert_eq!(
+        body["error"],
+        "Login denied by the policy enforced by this service"
+    );
+    let (status, body) =
+        login_from(&app, "198.51.100.9:4000", None, &password_login("alice")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}

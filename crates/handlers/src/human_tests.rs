@@ -1486,3 +1486,43 @@ async fn registration_tokens_are_asked_for_checked_and_counted() {
     );
     assert_eq!(accounts().await, 1);
 }
+
+#[tokio::test]
+async fn consent_grants_admin_scopes_to_the_users_the_policy_names() {
+    for (listed, granted) in [(false, false), (true, true)] {
+        let (mut state, _dir) = state(Arc::new(Up)).await;
+        if listed {
+            state.policy = Arc::new(mas_oauth_core::policy::Policy {
+                admin_users: vec!["alice".to_owned()],
+                ..mas_oauth_core::policy::Policy::default()
+            });
+        }
+        let app_client = client(&state, ClientAuthMethod::None, "https://app.example.com/cb").await;
+        let alice = crate::account_tests::signed_in(&state, "alice").await;
+        let authorize = format!(
+            "/authorize?client_id={app_client}&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb&response_type=code&scope=urn:matrix:client:api:*%20urn:synapse:admin:*&code_challenge={CHALLENGE}&code_challenge_method=S256&state=s"
+        );
+        let asked = crate::account_tests::send(&state, &alice.cookies, &authorize, None).await;
+        let consent = asked.location().to_owned();
+        assert!(consent.starts_with("/consent/"), "{consent}");
+        let answer = crate::account_tests::send(
+            &state,
+            &alice.cookies,
+            &consent,
+            Some("csrf=csrf-value&action=allow"),
+        )
+        .await;
+        let query = query_of(answer.location());
+        assert_eq!(
+            query.contains_key("code"),
+            granted,
+            "listed: {listed}: {query:?}"
+        );
+        if !granted {
+            assert_eq!(
+                query.get("error").map(String::as_str),
+                Some("access_denied")
+            );
+        }
+    }
+}

@@ -131,6 +131,8 @@ pub struct AppParts {
     pub passwords: Arc<PasswordChecker>,
     /// The name pages call the service by.
     pub service_name: Arc<str>,
+    /// The rules of `policy.data`.
+    pub policy: Arc<mas_oauth_core::policy::Policy>,
     /// The terms of service people accept when they register (`branding.tos_uri`).
     pub tos_uri: Option<Arc<str>>,
     /// The secret the homeserver introspects with (`matrix.secret`).
@@ -496,6 +498,7 @@ pub(crate) mod test_state {
             )),
             service_name: "auth.example.com".into(),
             tos_uri: None,
+            policy: Arc::default(),
             matrix_secret: Some("homeserver-secret".into()),
             remote_keys: Arc::new(crate::RemoteKeys::new().unwrap()),
             homeserver: Arc::new(mas_matrix::MockHomeserver::new("example.com")),

@@ -318,6 +318,7 @@ async fn token(
         url: &oauth.endpoints.issuer,
         keys: &oauth.keys,
         access_token_ttl: state.access_token_ttl,
+        policy: &state.policy,
     };
     let outcome = match grant {
         Grant::ClientCredentials(scope) => grants::GrantOutcome::Issued(
@@ -542,6 +543,7 @@ async fn introspect(
             &state.introspection_cache,
             state.repos.as_ref(),
             clock,
+            &state.policy,
             token,
             hint,
         )
@@ -590,7 +592,8 @@ async fn introspect(
     }
     let mut repo = state.repos.begin().await?;
     let asker = tokens::Asker::Client(client.id);
-    let mut answer = tokens::introspect(repo.as_mut(), clock, token, hint, asker).await?;
+    let mut answer =
+        tokens::introspect(repo.as_mut(), clock, &state.policy, token, hint, asker).await?;
     repo.save().await?;
     if reads_device_id {
         answer.for_device_id_reader();
@@ -668,7 +671,14 @@ async fn userinfo(State(state): State<AppState>, headers: axum::http::HeaderMap)
         Ok(repo) => repo,
         Err(error) => return ApiError::from(error).into_response(),
     };
-    match grants::userinfo(repo.as_mut(), state.clock.as_ref(), token.trim()).await {
+    match grants::userinfo(
+        repo.as_mut(),
+        state.clock.as_ref(),
+        &state.policy,
+        token.trim(),
+    )
+    .await
+    {
         Ok(Some(claims)) => json_ok(&claims),
         Ok(None) => challenge("invalid_token"),
         Err(error) => ApiError::OAuth(error).into_response(),
@@ -735,6 +745,7 @@ async fn register(
         state.clock.as_ref(),
         &state.encrypter,
         &state.oauth.keys.algorithms(),
+        state.policy.client_registration,
         &metadata,
     )
     .await?;

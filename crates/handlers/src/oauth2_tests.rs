@@ -2697,3 +2697,136 @@ async fn guessing_client_secrets_is_throttled_per_address_and_client() {
     .await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn admin_users_of_the_policy_hold_admin_scopes_without_the_flag() {
+    // Alice's account has no `can_request_admin`; only the policy names her.
+    for (listed, expected) in [(true, StatusCode::OK), (false, StatusCode::BAD_REQUEST)] {
+        let mut h = Harness::new().await;
+        if listed {
+            h.state.policy = Arc::new(mas_oauth_core::policy::Policy {
+                admin_users: vec!["alice".to_owned()],
+                ..mas_oauth_core::policy::Policy::default()
+            });
+        }
+        let client = h.client(ClientAuthMethod::ClientSecretBasic, None).await;
+        let auth = Some(basic(client, SECRET));
+        consented_code_with_scope(
+            &h,
+            client,
+            "policy-admin",
+            1,
+            "urn:matrix:client:api:* urn:synapse:admin:*",
+        )
+        .await;
+        let (status, _, tokens) = h
+            .post("/oauth2/token", auth.clone(), "grant_type=authorization_code&code=policy-admin&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb")
+            .await;
+        assert_eq!(status, expected, "listed: {listed}: {tokens}");
+        if !listed {
+            assert_eq!(tokens["error"], "invalid_grant");
+            continue;
+        }
+        // Held at every use: introspection and refresh.
+        let access = tokens["access_token"].as_str().unwrap();
+        let seen = homeserver_introspects(&h, access, Some("access_token")).await;
+        assert_eq!(seen["active"], true, "{seen}");
+        let refresh = tokens["refresh_token"].as_str().unwrap();
+        let (status, _, refreshed) = h
+            .post(
+                "/oauth2/token",
+                auth,
+                &format!("grant_type=refresh_token&refresh_token={refresh}"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{refreshed}");
+    }
+}
+
+#[tokio::test]
+async fn client_registration_rules_relax_only_what_the_policy_says() {
+    use mas_oauth_core::policy::{ClientRegistrationRules, Policy};
+
+    let insecure = json!({
+        "client_uri": "http://app.example.com/",
+        "redirect_uris": ["http://app.example.com/cb"],
+        "token_endpoint_auth_method": "none"
+    });
+    let elsewhere = json!({
+        "client_uri": "https://app.example.com/",
+        "redirect_uris": ["https://login.example.net/cb"],
+        "tos_uri": "https://legal.example.net/tos",
+        "token_endpoint_auth_method": "none"
+    });
+    let anonymous = json!({
+        "redirect_uris": ["https://app.example.com/cb"],
+        "token_endpoint_auth_method": "none"
+    });
+    let with = async |rules: ClientRegistrationRules| {
+        let mut h = Harness::new().await;
+        h.state.policy = Arc::new(Policy {
+            client_registration: rules,
+            ..Policy::default()
+        });
+        h
+    };
+    // Strict by default: each is refused.
+    let strict = with(ClientRegistrationRules::default()).await;
+    for (metadata, error) in [
+        (&insecure, "invalid_client_metadata"),
+        (&elsewhere, "invalid_redirect_uri"),
+        (&anonymous, "invalid_client_metadata"),
+    ] {
+        let (status, body) = register(&strict, metadata).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{metadata}: {body}");
+        assert_eq!(body["error"], error, "{body}");
+    }
+    // Each relaxation lets its own case through, and only that one.
+    let insecure_ok = with(ClientRegistrationRules {
+        allow_insecure_uris: true,
+        ..ClientRegistrationRules::default()
+    })
+    .await;
+    assert_eq!(
+        register(&insecure_ok, &insecure).await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        register(&insecure_ok, &elsewhere).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let mismatch_ok = with(ClientRegistrationRules {
+        allow_host_mismatch: true,
+        ..ClientRegistrationRules::default()
+    })
+    .await;
+    assert_eq!(
+        register(&mismatch_ok, &elsewhere).await.0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        register(&mismatch_ok, &insecure).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        register(&mismatch_ok, &anonymous).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    let missing_ok = with(ClientRegistrationRules {
+        allow_missing_client_uri: true,
+        ..ClientRegistrationRules::default()
+    })
+    .await;
+    let (status, body) = register(&missing_ok, &anonymous).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id: Ulid = body["client_id"].as_str().unwrap().parse().unwrap();
+    let mut repo = missing_ok.state.repos.reader().await.unwrap();
+    assert_eq!(
+        repo.client().lookup(id).await.unwrap().unwrap().client_uri,
+        None
+    );
+    assert_eq!(
+        register(&missing_ok, &insecure).await.0,
+        StatusCode::BAD_REQUEST
+    );
+}

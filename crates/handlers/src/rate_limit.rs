@@ -434,7 +434,8 @@ impl RateLimits {
         if let Some(ip) = ip {
             self.email_per_ip.take(address_key(ip))?;
         }
-        self.email_per_address.take(account_key(email))?;
+        self.email_per_address
+            .take(account_key(&email.to_lowercase()))?;
         self.emails_per_session
             .take(account_key(&session.to_string()))
     }

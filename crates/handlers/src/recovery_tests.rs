@@ -325,6 +325,7 @@ async fn add_email(state: &AppState, user: &mas_data_model::User, email: &str) {
 
 /// A recovery link for `user`, as the job makes one.
 async fn ticket(state: &AppState, user: &mas_data_model::User, value: &str, minutes: i64) {
+    let email = format!("{}@example.com", user.username);
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
     let mut repo = state.repos.begin().await.unwrap();
     repo.user_recovery()
@@ -332,7 +333,7 @@ async fn ticket(state: &AppState, user: &mas_data_model::User, value: &str, minu
             &mut rng,
             &SystemClock,
             user,
-            "alice@example.com",
+            &email,
             value,
             mas_storage::Clock::now(&SystemClock) + chrono::Duration::minutes(minutes),
         )
@@ -421,17 +422,18 @@ async fn recovery_answers_alike_for_any_address_and_its_link_works_once() {
         known.body.replace("alice@example.com", "ADDRESS"),
         unknown.body.replace("nobody@example.com", "ADDRESS")
     );
-    assert_eq!(
-        queued_mail(&state).await,
-        [
-            EmailJob::Recovery {
-                email: "alice@example.com".to_owned()
-            },
-            EmailJob::Recovery {
-                email: "nobody@example.com".to_owned()
-            }
-        ]
-    );
+    let typed: Vec<String> = queued_mail(&state)
+        .await
+        .iter()
+        .map(|job| {
+            let EmailJob::Recovery { sealed_email } = job else {
+                panic!("not a recovery: {job:?}");
+            };
+            assert!(!sealed_email.contains('@'), "kept encrypted");
+            String::from_utf8(state.encrypter.decrypt(sealed_email).unwrap()).unwrap()
+        })
+        .collect();
+    assert_eq!(typed, ["alice@example.com", "nobody@example.com"]);
     let bad = send(
         &state,
         &browser,
@@ -564,8 +566,33 @@ async fn recovery_answers_alike_for_any_address_and_its_link_works_once() {
     .await;
     assert_eq!(page.status, StatusCode::NOT_FOUND);
 
+    // A link to an address the account no longer has is dead.
+    let removed = "RemovedAddressTicketAbcdef012345";
+    ticket(&state, &alice.user, removed, 30).await;
+    let link = format!("/account/password/recovery?ticket={removed}");
+    assert_eq!(
+        send(&state, &browser, &link, None).await.status,
+        StatusCode::OK
+    );
+    {
+        let mut repo = state.repos.begin().await.unwrap();
+        let address = repo
+            .user_email()
+            .find_by_email("alice@example.com")
+            .await
+            .unwrap()
+            .unwrap();
+        repo.user_email().remove(address).await.unwrap();
+        repo.save().await.unwrap();
+    }
+    assert_eq!(
+        send(&state, &browser, &link, None).await.status,
+        StatusCode::NOT_FOUND
+    );
+
     // Without the box ticked, the other sessions stay.
     let bob = signed_in(&state, "bob").await;
+    add_email(&state, &bob.user, "bob@example.com").await;
     let kept = "KeptSessionsTicketAbcdef01234567";
     ticket(&state, &bob.user, kept, 30).await;
     let answer = send(
@@ -613,4 +640,171 @@ async fn recovery_requests_are_throttled_per_address() {
     // Another address is not held back.
     assert_eq!(ask("dave%40example.com").await.status, StatusCode::OK);
     assert_eq!(queued_mail(&state).await.len(), 3);
+}
+
+/// A policy with one rule of each kind (MAS's `policy.data` names in the comments).
+fn strict_policy() -> mas_oauth_core::policy::Policy {
+    use mas_oauth_core::policy::{PasswordRules, Policy, StringLists, StringMatch, domains};
+    let lists = |f: fn(&mut StringLists)| {
+        let mut lists = StringLists::default();
+        f(&mut lists);
+        Some(StringMatch::new(lists).unwrap())
+    };
+    Policy {
+        // registration.banned_usernames.literals
+        banned_usernames: lists(|l| l.literals = vec!["root".into()]),
+        // allowed_domains
+        allowed_domains: Some(domains(&["example.com".into(), "*.example.com".into()]).unwrap()),
+        // emails.banned_addresses.prefixes
+        banned_addresses: lists(|l| l.prefixes = vec!["spam@".into()]),
+        // passwords
+        passwords: PasswordRules {
+            min_length: 12,
+            require_number: true,
+            ..PasswordRules::default()
+        },
+        // requester.banned_user_agents.substrings
+        banned_user_agents: lists(|l| l.substrings = vec!["EvilBot".into()]),
+        ..Policy::default()
+    }
+}
+
+#[tokio::test]
+async fn registration_and_new_addresses_follow_the_policy() {
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    let (mut state, _dir) = state(Arc::new(Up)).await;
+    state.oauth = crate::test_state::oauth_with(true);
+    state.homeserver = Arc::new(mas_matrix::MockHomeserver::new("example.com"));
+    state.policy = Arc::new(strict_policy());
+    let browser = cookies(&state, None);
+    let form = |username: &str, email: &str, password: &str| {
+        format!(
+            "csrf=csrf-value&next=%2F&username={username}&email={email}&password={password}&password_confirm={password}"
+        )
+    };
+    let good = "correct+horse+battery+staple+42";
+    for (username, email, password, said) in [
+        (
+            "root",
+            "root%40example.com",
+            good,
+            "This username is not allowed here.",
+        ),
+        (
+            "12345",
+            "n%40example.com",
+            good,
+            "at least one character other than a digit",
+        ),
+        (
+            "alice",
+            "alice%40elsewhere.net",
+            good,
+            "Addresses of this domain are not allowed",
+        ),
+        (
+            "alice",
+            "alice%40a.b.example.com",
+            good,
+            "Addresses of this domain are not allowed",
+        ),
+        (
+            "alice",
+            "spam%40example.com",
+            good,
+            "This email address is not allowed here.",
+        ),
+        (
+            "alice",
+            "alice%40example.com",
+            "correct+horse+battery+staple",
+            "needs a digit",
+        ),
+    ] {
+        let answer = send(
+            &state,
+            &browser,
+            "/register",
+            Some(&form(username, email, password)),
+        )
+        .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::FORBIDDEN,
+            "{username} {email}: {}",
+            answer.body
+        );
+        assert!(answer.body.contains(said), "{said}: {}", answer.body);
+    }
+    assert!(
+        queued_mail(&state).await.is_empty(),
+        "nothing is sent for a refused form"
+    );
+
+    // A requester the policy turns away, by its user agent.
+    let app = crate::router(&[crate::Resource::Human], None, state.clone());
+    let request = axum::http::Request::post("/register")
+        .header("cookie", &browser)
+        .header("user-agent", "Mozilla/5.0 EvilBot/2.1")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(form("alice", "alice%40example.com", good)))
+        .unwrap();
+    let response = app.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+
+    // What the policy allows goes on to the code: a subdomain the glob covers too.
+    for (username, email) in [
+        ("alice", "alice%40example.com"),
+        ("bob", "bob%40team.example.com"),
+    ] {
+        let answer = send(
+            &state,
+            &browser,
+            "/register",
+            Some(&form(username, email, good)),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::SEE_OTHER, "{}", answer.body);
+    }
+    assert_eq!(queued_mail(&state).await.len(), 2);
+
+    // The account page applies the same address rules.
+    let carol = signed_in(&state, "carol").await;
+    let refused = send(
+        &state,
+        &carol.cookies,
+        "/account/emails",
+        Some("csrf=csrf-value&email=carol%40elsewhere.net"),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(
+        refused
+            .body
+            .contains("Addresses of this domain are not allowed")
+    );
+    let added = send(
+        &state,
+        &carol.cookies,
+        "/account/emails",
+        Some("csrf=csrf-value&email=carol%40example.com"),
+    )
+    .await;
+    assert_eq!(added.status, StatusCode::SEE_OTHER, "{}", added.body);
+
+    // And a new password, on the account page, follows the password rules.
+    let weak = send(
+        &state,
+        &carol.cookies,
+        "/account/password",
+        Some(&format!(
+            "csrf=csrf-value&current_password={}&new_password=another+long+passphrase&new_password_confirm=another+long+passphrase",
+            PASSWORD.replace(' ', "+")
+        )),
+    )
+    .await;
+    assert_eq!(weak.status, StatusCode::BAD_REQUEST);
+    assert!(weak.body.contains("needs a digit"), "{}", weak.body);
 }

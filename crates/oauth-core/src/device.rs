@@ -211,7 +211,7 @@ pub async fn exchange(
             grant.user_agent.clone(),
         )
         .await?;
-    let Some(user) = active_user(repo, &session).await? else {
+    let Some(user) = active_user(repo, issuer.policy, &session).await? else {
         return Ok(refused("the user can no longer log in"));
     };
     if repo

@@ -51,6 +51,8 @@ pub struct Issuer<'a> {
     pub keys: &'a KeyStore,
     /// Access token lifetime.
     pub access_token_ttl: Duration,
+    /// The rules of `policy.data` (who may hold admin scopes).
+    pub policy: &'a crate::policy::Policy,
 }
 
 /// Ends a session and everything it issued: the answer to a replayed credential.
@@ -72,6 +74,7 @@ async fn end_session(
 /// The user of a session, if still allowed to use tokens.
 pub(crate) async fn active_user(
     repo: &mut dyn Repository,
+    policy: &crate::policy::Policy,
     session: &Session,
 ) -> Result<Option<User>, OAuthError> {
     let Some(user_id) = session.user_id else {
@@ -83,7 +86,7 @@ pub(crate) async fn active_user(
         .user()
         .lookup(user_id)
         .await?
-        .filter(|user| user.is_valid() && mas_data_model::may_hold(user, &session.scope)))
+        .filter(|user| user.is_valid() && policy.may_hold(user, &session.scope)))
 }
 
 /// The algorithm a client asked for at registration (`id_token_signed_response_alg`)
@@ -303,7 +306,7 @@ pub async fn authorization_code(
     if !session.is_active() {
         return Ok(refused("the session of this code has ended"));
     }
-    let Some(user) = active_user(repo, &session).await? else {
+    let Some(user) = active_user(repo, issuer.policy, &session).await? else {
         return Ok(refused("the user can no longer log in"));
     };
     let nonce = grant.nonce.clone();
@@ -380,7 +383,7 @@ pub async fn refresh_token(
             "a refresh cannot widen the scope",
         ));
     }
-    let Some(user) = active_user(repo, &session).await? else {
+    let Some(user) = active_user(repo, issuer.policy, &session).await? else {
         return Ok(refused("the user can no longer log in"));
     };
     if old.consumed_at.is_some() {
@@ -473,6 +476,7 @@ async fn reused(
 pub async fn userinfo(
     repo: &mut dyn Repository,
     clock: &dyn Clock,
+    policy: &crate::policy::Policy,
     token: &str,
 ) -> Result<Option<Value>, OAuthError> {
     if TokenType::check(token) != Ok(TokenType::AccessToken) {
@@ -492,7 +496,7 @@ pub async fn userinfo(
     if !session.is_active() {
         return Ok(None);
     }
-    let Some(user) = active_user(repo, &session).await? else {
+    let Some(user) = active_user(repo, policy, &session).await? else {
         return Ok(None);
     };
     let mut claims = json!({ "sub": user.id.to_string(), "preferred_username": user.username });

@@ -272,6 +272,7 @@ pub async fn introspect_for_homeserver(
     cache: &IntrospectionCache,
     repos: &dyn RepositoryFactory,
     clock: &dyn Clock,
+    policy: &crate::policy::Policy,
     token: &str,
     hint: Option<&str>,
 ) -> Result<HomeserverAnswer, OAuthError> {
@@ -306,7 +307,8 @@ pub async fn introspect_for_homeserver(
     // read stale.
     let ticket = cache.revocations.ticket();
     let mut repo = repos.reader().await?;
-    let answer = introspect_checked(repo.as_mut(), clock, token, kind, Asker::Homeserver).await?;
+    let answer =
+        introspect_checked(repo.as_mut(), clock, policy, token, kind, Asker::Homeserver).await?;
     if answer.introspection.active {
         cache.note_use(kind, &answer.keys, now);
     }

@@ -72,9 +72,10 @@
 //! repo.save().await?;
 //! assert!(answer.access_token.starts_with("mat_"));
 //!
-//! // A resource server asks about the token.
+//! // A resource server asks about the token; the policy says who may hold admin scopes.
+//! let policy = mas_oauth_core::policy::Policy::default();
 //! let mut repo = storage.reader().await?;
-//! let seen = tokens::introspect(repo.as_mut(), &clock, &answer.access_token, None, tokens::Asker::Client(client.id)).await?;
+//! let seen = tokens::introspect(repo.as_mut(), &clock, &policy, &answer.access_token, None, tokens::Asker::Client(client.id)).await?;
 //! assert!(seen.active);
 //! assert_eq!(seen.scope.as_deref(), Some("urn:mas:graphql:*"));
 //! # Ok(())
@@ -92,6 +93,7 @@ pub mod keys;
 pub mod metadata;
 pub mod params;
 pub mod passwords;
+pub mod policy;
 pub mod registration;
 pub mod tokens;
 

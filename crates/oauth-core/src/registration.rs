@@ -4,6 +4,9 @@
 //! `logo_uri`, `tos_uri` and `policy_uri` live on the host of `client_uri`; redirect URIs
 //! are HTTPS on that host, `http` on a loopback address, or a private-use scheme that is
 //! the reversed domain of `client_uri` (`com.example.app:/callback`); no fragments.
+//! `policy.data.client_registration` relaxes them ([`ClientRegistrationRules`]): plain
+//! `http` anywhere, other hosts, or no `client_uri` (which, as in MAS, also lifts the host
+//! checks).
 //!
 //! Registration needs no authentication, so what one request can make the service store
 //! is bounded: the limits below, checked before anything else.
@@ -16,6 +19,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 use crate::error::{ErrorCode, OAuthError};
+use crate::policy::ClientRegistrationRules;
 use crate::tokens::random_string;
 
 /// The grant types a registered client may ask for.
@@ -177,33 +181,51 @@ fn same_site(host: &str, base: &str) -> bool {
     host == base || host.ends_with(&format!(".{base}"))
 }
 
-fn check_redirect(raw: &str, client_host: &str) -> Result<Url, OAuthError> {
+fn check_redirect(
+    raw: &str,
+    client_host: Option<&str>,
+    rules: ClientRegistrationRules,
+) -> Result<Url, OAuthError> {
     let url = Url::parse(raw).map_err(|_| redirect_error(format!("`{raw}` is not a URL")))?;
     if url.fragment().is_some() {
         return Err(redirect_error("a redirect URI must not have a fragment"));
     }
+    let on_site =
+        |host: &str| !rules.hosts_checked() || client_host.is_some_and(|c| same_site(host, c));
+    let site = client_host.unwrap_or("none");
     match url.scheme() {
         "https" => {
             let host = url.host_str().unwrap_or_default();
-            if !same_site(host, client_host) {
+            if !on_site(host) {
                 return Err(redirect_error(format!(
-                    "`{raw}` is not on the host of client_uri ({client_host})"
+                    "`{raw}` is not on the host of client_uri ({site})"
                 )));
             }
         }
         "http" if is_loopback(&url) => {}
+        "http" if rules.allow_insecure_uris => {
+            if !on_site(url.host_str().unwrap_or_default()) {
+                return Err(redirect_error(format!(
+                    "`{raw}` is not on the host of client_uri ({site})"
+                )));
+            }
+        }
         "http" => {
             return Err(redirect_error(format!(
                 "`{raw}`: plain http is only allowed on a loopback address"
             )));
         }
         scheme => {
-            // A private-use scheme: the client's domain, reversed (RFC 8252 §7.1).
+            // A private-use scheme: the client's domain, reversed (RFC 8252 §7.1). With
+            // insecure URIs and any host allowed, any scheme passes (as in MAS).
             let reversed: Vec<&str> = scheme.split('.').rev().collect();
             let domain = reversed.join(".");
-            if !scheme.contains('.') || !same_site(client_host, &domain) {
+            let reversed_site =
+                scheme.contains('.') && client_host.is_some_and(|c| same_site(c, &domain));
+            let anything_goes = rules.allow_insecure_uris && !rules.hosts_checked();
+            if !reversed_site && !anything_goes {
                 return Err(redirect_error(format!(
-                    "`{raw}`: a custom scheme must be the reversed domain of client_uri ({client_host})"
+                    "`{raw}`: a custom scheme must be the reversed domain of client_uri ({site})"
                 )));
             }
         }
@@ -214,16 +236,36 @@ fn check_redirect(raw: &str, client_host: &str) -> Result<Url, OAuthError> {
 fn check_same_host(
     name: &str,
     raw: Option<&str>,
-    client_host: &str,
+    client_host: Option<&str>,
+    rules: ClientRegistrationRules,
 ) -> Result<Option<Url>, OAuthError> {
     let Some(raw) = raw else { return Ok(None) };
     let url = Url::parse(raw).map_err(|_| metadata_error(format!("{name} is not a URL")))?;
-    if url.scheme() != "https" || !url.host_str().is_some_and(|h| same_site(h, client_host)) {
+    if !is_secure(&url, rules) {
+        return Err(metadata_error(format!("{name} must be an https URL")));
+    }
+    let on_site = !rules.hosts_checked()
+        || url
+            .host_str()
+            .zip(client_host)
+            .is_some_and(|(h, c)| same_site(h, c));
+    if !on_site {
         return Err(metadata_error(format!(
-            "{name} must be an https URL on the host of client_uri"
+            "{name} must be on the host of client_uri"
         )));
     }
     Ok(Some(url))
+}
+
+/// Whether a URI is acceptable as a web page of the client: https on a public host,
+/// unless `allow_insecure_uris`.
+fn is_secure(url: &Url, rules: ClientRegistrationRules) -> bool {
+    rules.allow_insecure_uris
+        || (url.scheme() == "https"
+            && !matches!(
+                url.host_str(),
+                Some("localhost" | "127.0.0.1" | "0.0.0.0" | "[::1]")
+            ))
 }
 
 /// The client's authentication method and key material, and its ID token algorithm.
@@ -273,8 +315,9 @@ pub struct CheckedMetadata {
     pub grant_types: Vec<String>,
     /// The response types; `code` when none were asked for.
     pub response_types: Vec<String>,
-    /// The client's home page, an https URL.
-    pub client_uri: Url,
+    /// The client's home page: an https URL unless `allow_insecure_uris`; absent only
+    /// with `allow_missing_client_uri`.
+    pub client_uri: Option<Url>,
     /// `logo_uri`, on the host of `client_uri`.
     pub logo_uri: Option<Url>,
     /// `tos_uri`, on the host of `client_uri`.
@@ -291,20 +334,26 @@ pub struct CheckedMetadata {
 pub fn check_metadata(
     body: &Value,
     signing: &[crate::keys::SigningAlgorithm],
+    rules: ClientRegistrationRules,
 ) -> Result<CheckedMetadata, OAuthError> {
     let request: Request = serde_json::from_value(body.clone())
         .map_err(|e| metadata_error(format!("malformed metadata: {e}")))?;
     check_sizes(&request, body)?;
-    let client_uri = request
-        .client_uri
-        .as_deref()
-        .ok_or_else(|| metadata_error("client_uri is required"))?;
-    let client_uri =
-        Url::parse(client_uri).map_err(|_| metadata_error("client_uri is not a URL"))?;
-    if client_uri.scheme() != "https" {
-        return Err(metadata_error("client_uri must be an https URL"));
-    }
-    let client_host = client_uri.host_str().unwrap_or_default().to_owned();
+    let client_uri = match request.client_uri.as_deref() {
+        Some(raw) => {
+            let url = Url::parse(raw).map_err(|_| metadata_error("client_uri is not a URL"))?;
+            if !is_secure(&url, rules) {
+                return Err(metadata_error("client_uri must be an https URL"));
+            }
+            Some(url)
+        }
+        None if rules.allow_missing_client_uri => None,
+        None => return Err(metadata_error("client_uri is required")),
+    };
+    let client_host = client_uri
+        .as_ref()
+        .map(|u| u.host_str().unwrap_or_default().to_owned());
+    let client_host = client_host.as_deref();
     let response_types = request
         .response_types
         .clone()
@@ -332,11 +381,14 @@ pub fn check_metadata(
     let redirect_uris = request
         .redirect_uris
         .iter()
-        .map(|raw| check_redirect(raw, &client_host))
+        .map(|raw| check_redirect(raw, client_host, rules))
         .collect::<Result<Vec<_>, _>>()?;
-    let logo_uri = check_same_host("logo_uri", request.logo_uri.as_deref(), &client_host)?;
-    let tos_uri = check_same_host("tos_uri", request.tos_uri.as_deref(), &client_host)?;
-    let policy_uri = check_same_host("policy_uri", request.policy_uri.as_deref(), &client_host)?;
+    let page = |name: &str, raw: &Option<String>| {
+        check_same_host(name, raw.as_deref(), client_host, rules)
+    };
+    let logo_uri = page("logo_uri", &request.logo_uri)?;
+    let tos_uri = page("tos_uri", &request.tos_uri)?;
+    let policy_uri = page("policy_uri", &request.policy_uri)?;
     let auth_method = check_authentication(&request, signing)?;
     Ok(CheckedMetadata {
         auth_method,
@@ -363,9 +415,10 @@ pub async fn register(
     clock: &dyn Clock,
     encrypter: &Encrypter,
     signing: &[crate::keys::SigningAlgorithm],
+    rules: ClientRegistrationRules,
     body: &Value,
 ) -> Result<(Client, Value), OAuthError> {
-    let checked = check_metadata(body, signing)?;
+    let checked = check_metadata(body, signing, rules)?;
     let method = checked.auth_method;
     let secret = matches!(
         method,
@@ -385,7 +438,7 @@ pub async fn register(
         redirect_uris: checked.redirect_uris,
         grant_types: checked.grant_types.clone(),
         name: request.client_name,
-        client_uri: Some(checked.client_uri),
+        client_uri: checked.client_uri,
         logo_uri: checked.logo_uri,
         policy_uri: checked.policy_uri,
         tos_uri: checked.tos_uri,

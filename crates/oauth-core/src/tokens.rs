@@ -509,6 +509,7 @@ async fn introspect_compat(
 async fn introspect_personal(
     repo: &mut dyn Repository,
     clock: &dyn Clock,
+    policy: &crate::policy::Policy,
     token: &str,
 ) -> Result<Answer, OAuthError> {
     let inactive = Answer::default();
@@ -530,7 +531,7 @@ async fn introspect_personal(
         .user()
         .lookup(session.actor_user_id)
         .await?
-        .filter(|u| u.is_valid() && mas_data_model::may_hold(u, &session.scope))
+        .filter(|u| u.is_valid() && policy.may_hold(u, &session.scope))
     else {
         return Ok(inactive);
     };
@@ -567,6 +568,7 @@ async fn introspect_personal(
 pub async fn introspect(
     repo: &mut dyn Repository,
     clock: &dyn Clock,
+    policy: &crate::policy::Policy,
     token: &str,
     hint: Option<&str>,
     asker: Asker,
@@ -577,7 +579,7 @@ pub async fn introspect(
     if !hint_matches(kind, hint) {
         return Ok(Introspection::default());
     }
-    Ok(introspect_checked(repo, clock, token, kind, asker)
+    Ok(introspect_checked(repo, clock, policy, token, kind, asker)
         .await?
         .introspection)
 }
@@ -611,6 +613,7 @@ impl Answer {
 pub(crate) async fn introspect_checked(
     repo: &mut dyn Repository,
     clock: &dyn Clock,
+    policy: &crate::policy::Policy,
     token: &str,
     kind: TokenType,
     asker: Asker,
@@ -621,7 +624,7 @@ pub(crate) async fn introspect_checked(
             return introspect_compat(repo, clock, token).await;
         }
         (TokenType::PersonalAccessToken, Asker::Homeserver) => {
-            return introspect_personal(repo, clock, token).await;
+            return introspect_personal(repo, clock, policy, token).await;
         }
         _ => {}
     }
@@ -681,9 +684,7 @@ pub(crate) async fn introspect_checked(
     let user = match session.user_id {
         // An admin scope lasts only as long as the user's right to it.
         Some(user_id) => match repo.user().lookup(user_id).await? {
-            Some(user) if user.is_valid() && mas_data_model::may_hold(&user, &session.scope) => {
-                Some(user)
-            }
+            Some(user) if user.is_valid() && policy.may_hold(&user, &session.scope) => Some(user),
             _ => return Ok(inactive),
         },
         None => None,

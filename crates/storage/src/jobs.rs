@@ -430,8 +430,9 @@ pub enum EmailJob {
     /// A recovery link, to whichever account has this address: the job finds out, so
     /// asking costs the same whether an account has it or not.
     Recovery {
-        /// The address typed.
-        email: String,
+        /// The address typed, encrypted with the service's key: jobs are kept, and an
+        /// address someone typed (maybe someone else's) is not kept readable.
+        sealed_email: String,
     },
 }
 
@@ -482,7 +483,7 @@ mod email_tests {
                 registration_id: id,
             },
             EmailJob::Recovery {
-                email: "alice@example.com".to_owned(),
+                sealed_email: "sealed".to_owned(),
             },
         ] {
             assert_eq!(EmailJob::from_payload(&job.to_job().payload), Ok(job));

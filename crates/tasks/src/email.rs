@@ -56,8 +56,8 @@ impl EmailJobs {
         self.encrypter
             .decrypt(sealed)
             .ok()
-            .and_then(|code| String::from_utf8(code).ok())
-            .ok_or_else(|| JobError::Fatal("the code does not decrypt".to_owned()))
+            .and_then(|plain| String::from_utf8(plain).ok())
+            .ok_or_else(|| JobError::Fatal("the payload does not decrypt".to_owned()))
     }
 
     /// The message of a job and where it goes; `None` when there is nothing to send
@@ -111,12 +111,16 @@ impl EmailJobs {
                 };
                 Ok(Some((registration.email, template)))
             }
-            EmailJob::Recovery { email } => self.recovery(email).await.map_err(|e| storage(&e)),
+            EmailJob::Recovery { sealed_email } => {
+                let email = self.decrypt(&sealed_email)?;
+                self.recovery(email).await.map_err(|e| storage(&e))
+            }
         }
     }
 
     /// A new recovery link for the active account that has `email`, if one has it. A
-    /// retry makes a new link: the one before was never delivered, so nobody has it.
+    /// retry makes a new link (the one before was most likely not delivered); using any
+    /// link uses up the others.
     async fn recovery(&self, email: String) -> Result<Option<(String, Template)>, StorageError> {
         let mut repo = self.repos.begin().await?;
         let Some(address) = repo.user_email().find_by_email(&email).await? else {

@@ -59,6 +59,40 @@ fn generate_then_check_passes() {
          Configuration file looks good\n"
     );
 
+    // The rules of `policy.data` are checked: a bad expression, domain pattern or
+    // network is named by its key path, as is a key MAS does not have.
+    for (policy, said) in [
+        (
+            "registration: {banned_usernames: {regexes: ['(']}}",
+            "policy.data.registration.banned_usernames: `(` is not a regular expression",
+        ),
+        (
+            "allowed_domains: ['{a,b.example.com']",
+            "policy.data.allowed_domains: `{a,b.example.com` is not a domain pattern",
+        ),
+        (
+            "requester: {banned_ips: [somewhere]}",
+            "policy.data.requester.banned_ips: `somewhere` is not an IP address or network",
+        ),
+        ("registraton: {}", "registraton"),
+    ] {
+        std::fs::write(
+            dir.path().join("policy.yaml"),
+            format!("policy:\n  data:\n    {policy}\n"),
+        )
+        .unwrap();
+        let refused = mas_cli(
+            dir.path(),
+            &["-c", "c.yaml", "-c", "policy.yaml", "config", "check"],
+        );
+        assert!(!refused.status.success(), "{policy}");
+        assert!(
+            stderr(&refused).contains(said),
+            "{said}: {}",
+            stderr(&refused)
+        );
+    }
+
     let to_file = mas_cli(dir.path(), &["config", "generate", "--output", "d.yaml"]);
     assert!(to_file.status.success());
     #[cfg(unix)]

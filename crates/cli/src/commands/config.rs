@@ -48,6 +48,7 @@ impl ConfigCommand {
         match self {
             Self::Check => {
                 let config = mas_config::load(files)?;
+                crate::policy::build(&config)?;
                 for warning in config.not_honoured() {
                     eprintln!("warning: {warning}");
                 }

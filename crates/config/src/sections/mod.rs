@@ -9,6 +9,7 @@ mod experimental;
 mod http;
 mod matrix;
 mod passwords;
+mod policy;
 mod rate_limiting;
 mod secrets;
 mod telemetry;
@@ -28,6 +29,10 @@ pub use self::experimental::ExperimentalConfig;
 pub use self::http::{BindConfig, HttpConfig, ListenerConfig, Resource, TlsConfig};
 pub use self::matrix::{HomeserverKind, MatrixConfig};
 pub use self::passwords::{PasswordAlgorithm, PasswordScheme, PasswordsConfig};
+pub use self::policy::{
+    ClientRegistrationData, EmailsData, PasswordsData, PolicyConfig, PolicyData, RegistrationData,
+    RequesterData, StringConstraints,
+};
 pub use self::rate_limiting::{RateLimiterConfig, RateLimitingConfig};
 pub use self::secrets::{KeyConfig, SecretsConfig};
 pub use self::telemetry::{Exporter, Propagator, TelemetryConfig};
@@ -87,10 +92,9 @@ pub struct RootConfig {
     /// CAPTCHA settings; accepted now, honoured by a later release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub captcha: Option<figment::value::Value>,
-    /// MAS's OPA policy settings: `data.admin_clients` is honoured, the rest accepted and
-    /// ignored (policies are built in here).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub policy: Option<figment::value::Value>,
+    /// MAS's OPA policy settings: the rules of `data` are applied without OPA.
+    #[serde(default, skip_serializing_if = "is_default_policy")]
+    pub policy: PolicyConfig,
     /// MAS's `oauth` section (device code grant switches); accepted now, honoured later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oauth: Option<figment::value::Value>,
@@ -125,39 +129,17 @@ impl RootConfig {
     /// (`policy.data.admin_clients`, as MAS reads it), by client ID.
     ///
     /// # Errors
-    /// When the key is set to other than a list of ULIDs.
+    /// When an entry is not a ULID.
     pub fn admin_clients(&self) -> Result<Vec<Ulid>, String> {
-        let Some(clients) = self
-            .policy
-            .as_ref()
-            .and_then(|p| p.find_ref("data.admin_clients"))
-        else {
-            return Ok(Vec::new());
-        };
-        let ids = clients
-            .deserialize::<Vec<String>>()
-            .map_err(|_| "must be a list of client IDs".to_owned())?;
-        ids.iter()
+        self.policy
+            .data
+            .admin_clients
+            .iter()
             .map(|id| {
                 id.parse::<Ulid>()
                     .map_err(|_| format!("`{id}` is not a client ID (a ULID)"))
             })
             .collect()
-    }
-
-    /// Whether `policy` holds anything besides `data.admin_clients`, which is honoured.
-    fn policy_beyond_admin_clients(&self) -> bool {
-        let Some(figment::value::Value::Dict(_, policy)) = &self.policy else {
-            return self.policy.is_some();
-        };
-        policy
-            .iter()
-            .any(|(key, value)| match (key.as_str(), value) {
-                ("data", figment::value::Value::Dict(_, data)) => {
-                    data.keys().any(|k| k != "admin_clients")
-                }
-                _ => true,
-            })
     }
 }
 
@@ -168,6 +150,24 @@ impl RootConfig {
     #[must_use]
     pub fn not_honoured(&self) -> Vec<String> {
         let mut notes = self.account.not_honoured(self.passwords.enabled);
+        notes.extend(self.policy.not_honoured());
+        if self.email.transport == email::EmailTransport::Blackhole {
+            let account = &self.account;
+            if account.password_registration_open(self.passwords.enabled)
+                && account.password_registration_email_required
+            {
+                notes.push(
+                    "account.password_registration_email_required is true while email.transport is blackhole: registrations at /register wait for codes that are never delivered"
+                        .to_owned(),
+                );
+            }
+            if account.password_recovery_enabled && self.passwords.enabled {
+                notes.push(
+                    "account.password_recovery_enabled is true while email.transport is blackhole: recovery links are never delivered"
+                        .to_owned(),
+                );
+            }
+        }
         for provider in &self.upstream_oauth2.providers {
             notes.extend(provider.not_honoured());
         }
@@ -231,11 +231,6 @@ impl RootConfig {
                 "registration asks for no CAPTCHA",
             ),
             (
-                "policy",
-                self.policy_beyond_admin_clients(),
-                "the policies are built in (no OPA); only policy.data.admin_clients is read",
-            ),
-            (
                 "oauth",
                 self.oauth.is_some(),
                 "the device code grant is always offered",
@@ -254,6 +249,10 @@ impl RootConfig {
         }
         notes
     }
+}
+
+fn is_default_policy(policy: &PolicyConfig) -> bool {
+    *policy == PolicyConfig::default()
 }
 
 /// `section.key <what>` for each key that is set.

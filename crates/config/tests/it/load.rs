@@ -48,7 +48,17 @@ fn a_full_mas_file_loads_with_its_values() {
     assert_eq!(config.rate_limiting.login.per_account.burst, 1800);
     assert!(config.account.login_with_email_allowed);
     assert!(config.account.email_change_allowed);
-    assert!(config.policy.is_some());
+    let policy = &config.policy.data;
+    assert_eq!(policy.admin_users, ["root"]);
+    assert!(policy.client_registration.allow_insecure_uris);
+    let banned = policy.registration.banned_usernames.as_ref().unwrap();
+    assert_eq!(banned.literals, ["admin"]);
+    assert_eq!(banned.regexes, ["^bot-"]);
+    assert_eq!(
+        policy.allowed_domains.as_deref(),
+        Some(&["example.com".to_owned(), "*.example.com".to_owned()][..])
+    );
+    assert_eq!(policy.requester.banned_ips, ["192.0.2.0/24"]);
 }
 
 #[test]
@@ -248,11 +258,11 @@ fn every_key_without_effect_is_named_and_a_minimal_file_has_none() {
     // MAS's own full example: what it sets that does nothing here, each by key path.
     let full = mas_config::load(&[fixture("mas-full.yaml")]).unwrap();
     let notes = full.not_honoured().join("\n");
-    // Its `policy` holds only `data.admin_clients`, which is honoured.
+    // Its `policy` rules are all applied.
     assert!(!notes.contains("policy"), "{notes}");
     assert_eq!(full.admin_clients(), Ok(Vec::new()));
     let other_policy = RootConfig::from_yaml(&format!(
-        "{}policy:\n  data:\n    admin_clients: ['01J44QC8BCY7FCFM7WGHQGKMTJ']\n    admin_users: [alice]\n",
+        "{}policy:\n  wasm_module: ./policy.wasm\n  data:\n    admin_clients: ['01J44QC8BCY7FCFM7WGHQGKMTJ']\n    admin_users: [alice]\n",
         crate::MINIMAL
     ))
     .unwrap();
@@ -268,20 +278,20 @@ fn every_key_without_effect_is_named_and_a_minimal_file_has_none() {
     assert!(error.contains("`my-client` is not a client ID"), "{error}");
     let notes = other_policy.not_honoured().join("\n");
     assert!(
-        notes.contains("policy is accepted but has no effect")
-            && notes.contains("admin_clients is read"),
+        notes.contains("policy.wasm_module is accepted but has no effect"),
         "{notes}"
     );
-    let bad_policy = RootConfig::from_yaml(&format!(
-        "{}policy:\n  data:\n    admin_clients: 7\n",
-        crate::MINIMAL
-    ));
-    let error = bad_policy.unwrap_err().to_string();
-    assert!(
-        error.contains("policy.data.admin_clients")
-            && error.contains("must be a list of client IDs"),
-        "{error}"
-    );
+    for (yaml, key) in [
+        ("admin_clients: 7", "admin_clients"),
+        ("registraton: {}", "registraton"),
+        ("registration: {banned_names: {}}", "banned_names"),
+        ("emails: {banned_addresses: {literal: [a]}}", "literal"),
+    ] {
+        let bad_policy =
+            RootConfig::from_yaml(&format!("{}policy:\n  data:\n    {yaml}\n", crate::MINIMAL));
+        let error = bad_policy.unwrap_err().to_string();
+        assert!(error.contains(key), "{yaml}: {error}");
+    }
 
     let extras = RootConfig::from_yaml(&format!(
         "{}\

@@ -165,6 +165,7 @@ impl FromRequestParts<AppState> for Admin {
         let answer = introspect(
             repo.as_mut(),
             state.clock.as_ref(),
+            &state.policy,
             token,
             Some("access_token"),
             Asker::Homeserver,

@@ -308,7 +308,7 @@ async fn add(
         )));
     }
     if let Some(admin_scope) = scope.split(' ').find(|s| mas_data_model::is_admin_scope(s))
-        && !actor.can_request_admin
+        && !state.policy.may_request_admin(&actor)
     {
         return Err(AdminError::Forbidden(format!(
             "user {actor_id} may not request admin rights, so a token cannot carry `{admin_scope}`"

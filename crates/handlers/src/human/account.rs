@@ -526,6 +526,9 @@ pub(super) async fn password(
             "The new password is too easy to guess. Try a longer one, or a few unrelated words.",
         ));
     }
+    if let Some(violation) = state.policy.check_password(new).first() {
+        return Ok(refuse(StatusCode::BAD_REQUEST, &violation.message()));
+    }
     match check_password(&state, &user, field(&form, "current_password")).await? {
         Ok(_) => {}
         Err(PasswordRefused::Wrong) => {

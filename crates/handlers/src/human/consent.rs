@@ -184,6 +184,7 @@ pub(super) async fn post(
 /// Why the grant is not fulfilled, if it is not: the person denied it, it asks for admin
 /// rights the account lacks, or it names a device another session holds.
 async fn refusal(
+    policy: &mas_oauth_core::policy::Policy,
     repo: &mut dyn mas_storage::Repository,
     session: &BrowserSession,
     grant: &AuthorizationGrant,
@@ -196,7 +197,7 @@ async fn refusal(
         )));
     }
     let user = repo.user().lookup(session.user_id).await?;
-    let may_admin = user.is_some_and(|u| u.can_request_admin);
+    let may_admin = user.is_some_and(|u| policy.may_request_admin(&u));
     if !may_admin
         && grant
             .scope
@@ -242,7 +243,7 @@ pub(super) async fn decide(
         grant.response_mode,
         grant.state.clone(),
     );
-    if let Some(error) = refusal(repo.as_mut(), session, &grant, allow).await? {
+    if let Some(error) = refusal(&state.policy, repo.as_mut(), session, &grant, allow).await? {
         repo.authorization_grant().cancel(clock, grant).await?;
         repo.save().await?;
         return Ok(Redirect::error(

@@ -201,7 +201,7 @@ pub(super) async fn device_post(
         // another session's to take.
         let approved = allow && {
             let user = repo.user().lookup(session.user_id).await?;
-            let may_admin = user.is_some_and(|u| u.can_request_admin);
+            let may_admin = user.is_some_and(|u| state.policy.may_request_admin(&u));
             let admin_ok = may_admin
                 || !grant
                     .scope

@@ -61,6 +61,9 @@ pub(super) async fn add(
             "That is not an email address. Type one like alice@example.com.",
         ));
     }
+    if let Some(violation) = state.policy.check_email(email).first() {
+        return Ok(refused(&state, StatusCode::FORBIDDEN, &violation.message()));
+    }
     if let Err(wait) = state.rate_limits.email_code_sent(ip, email, session.id) {
         return Ok(refused(
             &state,

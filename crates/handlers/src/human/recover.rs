@@ -110,7 +110,7 @@ pub(super) async fn post(
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
     let mut repo = state.repos.begin().await?;
     let job = EmailJob::Recovery {
-        email: email.clone(),
+        sealed_email: state.encrypter.encrypt(&mut rng, email.as_bytes()),
     };
     repo.job().schedule(&mut rng, clock, job.to_job()).await?;
     repo.save().await?;
@@ -139,11 +139,20 @@ async fn usable(state: &AppState, value: &str) -> Result<Option<RecoveryTicket>,
         return Ok(None);
     }
     let mut repo = state.repos.reader().await?;
-    Ok(repo
+    let Some(ticket) = repo
         .user_recovery()
         .find_by_ticket(value)
         .await?
-        .filter(|t| t.is_usable(state.clock.now())))
+        .filter(|t| t.is_usable(state.clock.now()))
+    else {
+        return Ok(None);
+    };
+    // Only while the address is still the account's: someone who removed an address
+    // they lost leaves no live link behind in that mailbox.
+    let owner = repo.user_email().find_by_email(&ticket.email).await?;
+    Ok(owner
+        .is_some_and(|e| e.user_id == ticket.user_id)
+        .then_some(ticket))
 }
 
 fn link_dead(state: &AppState) -> Response {
@@ -246,6 +255,9 @@ pub(super) async fn link_post(
             StatusCode::BAD_REQUEST,
             "This password is too easy to guess. Try a longer one, or a few unrelated words.",
         ));
+    }
+    if let Some(violation) = state.policy.check_password(&new).first() {
+        return Ok(refuse(jar, StatusCode::BAD_REQUEST, &violation.message()));
     }
     // Hashed with no connection held, with the newest scheme.
     let (version, hash) = match state.passwords.hash(new).await {

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::{Cookie, PrivateCookieJar};
 use mas_data_model::{BrowserSession, User, UserRegistration};
+use mas_oauth_core::policy::Violation;
 use mas_storage::StorageError;
 use mas_storage::jobs::EmailJob;
 use mas_storage::repository::NewRegistration;
@@ -174,6 +175,7 @@ async fn usable_token(
 pub(super) async fn post(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    headers: axum::http::HeaderMap,
     jar: PrivateCookieJar,
     PageForm(form): PageForm,
 ) -> PageResult {
@@ -219,6 +221,31 @@ pub(super) async fn post(
             StatusCode::BAD_REQUEST,
             "That is not an email address. Type one like alice@example.com.",
         ));
+    }
+    // `policy.data`: who is turned away, which names and addresses may register, and
+    // what a password must hold.
+    let user_agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    let policy = &state.policy;
+    if policy.is_requester_banned(ip, user_agent) {
+        return Ok(refuse(
+            jar,
+            StatusCode::FORBIDDEN,
+            &Violation::RequesterBanned.message(),
+        ));
+    }
+    let violations = [
+        policy.check_username(&username),
+        if email_required {
+            policy.check_email(&email)
+        } else {
+            Vec::new()
+        },
+        policy.check_password(&password),
+    ];
+    if let Some(violation) = violations.iter().flatten().next() {
+        return Ok(refuse(jar, StatusCode::FORBIDDEN, &violation.message()));
     }
     let terms_url = state.tos_uri.as_deref().map(str::to_owned);
     if terms_url.is_some() && field("accept_terms") != "on" {
@@ -630,6 +657,35 @@ pub(super) async fn code_post(
             Some("That is not the code that was sent. Check the message and try again."),
         ));
     }
+    finish(&state, jar, &next, counted).await
+}
+
+/// Makes the account of a registration whose code was just typed.
+async fn finish(
+    state: &AppState,
+    jar: PrivateCookieJar,
+    next: &str,
+    counted: UserRegistration,
+) -> PageResult {
+    let state = state.clone();
+    // A token may have become required since the form was sent, or its row deleted.
+    if state.account.registration_token_required && counted.registration_token_id.is_none() {
+        return Ok(error_page(
+            &state,
+            StatusCode::FORBIDDEN,
+            "The account is not created",
+            USED_UP,
+        ));
+    }
+    // The homeserver is asked again: it may have reserved the name since the form.
+    if let Some((status, message)) = name_unavailable(&state, &counted.username).await? {
+        return Ok(error_page(
+            &state,
+            status,
+            "The account is not created",
+            message,
+        ));
+    }
     let account = NewAccount {
         username: counted.username.clone(),
         password_version: counted.password_version,
@@ -644,7 +700,7 @@ pub(super) async fn code_post(
             tracing::info!(user = %user.id, "account created with a proven address");
             Ok((
                 remember_session(&state, jar, &session),
-                see_other(&state, &next),
+                see_other(&state, next),
             )
                 .into_response())
         }

@@ -925,6 +925,31 @@ async fn register(
         )
         .await?);
     }
+    // `policy.data`, as for /register: the requester, the name, the address.
+    let user_agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    let policy = &state.policy;
+    let refused = if policy.is_requester_banned(ip, user_agent) {
+        Some(mas_oauth_core::policy::Violation::RequesterBanned)
+    } else {
+        let mut found = policy.check_username(&choice.username);
+        if let Some(email) = &choice.email {
+            found.extend(policy.check_email(email));
+        }
+        found.into_iter().next()
+    };
+    if let Some(violation) = refused {
+        let message = violation.message();
+        return Ok(page(
+            state,
+            jar,
+            &back,
+            None,
+            Some((StatusCode::FORBIDDEN, &message)),
+        )
+        .await?);
+    }
     if let Some((status, message)) =
         super::register::may_register(state, &choice.username, ip, true).await?
     {

@@ -88,7 +88,8 @@ async fn ask(
     clock: &MockClock,
     token: &str,
 ) -> Introspection {
-    introspect_for_homeserver(cache, repos, clock, token, Some("access_token"))
+    let policy = mas_oauth_core::policy::Policy::default();
+    introspect_for_homeserver(cache, repos, clock, &policy, token, Some("access_token"))
         .await
         .unwrap()
         .to_introspection(false)

@@ -137,6 +137,9 @@ impl UserRegistrationRepository for Repo<'_> {
         let at = now(clock);
         let done = registrations::Entity::update_many()
             .col_expr(registrations::Column::CompletedAt, Expr::value(at))
+            // The account holds the password now; the row keeps neither it nor the code.
+            .col_expr(registrations::Column::PasswordHash, Expr::value(""))
+            .col_expr(registrations::Column::EncryptedCode, Expr::value(""))
             .filter(registrations::Column::Id.eq(registration.id.to_string()))
             .filter(registrations::Column::CompletedAt.is_null())
             .exec(&self.conn)
@@ -144,6 +147,8 @@ impl UserRegistrationRepository for Repo<'_> {
             .map_err(|e| self.db_err(e))?;
         Ok((done.rows_affected == 1).then_some(UserRegistration {
             completed_at: Some(at),
+            password_hash: String::new(),
+            encrypted_code: String::new(),
             ..registration
         }))
     }

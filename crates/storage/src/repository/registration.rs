@@ -45,7 +45,8 @@ pub trait UserRegistrationRepository: Send {
         &mut self,
         registration: UserRegistration,
     ) -> Result<UserRegistration, StorageError>;
-    /// Marks it done, once: `None` when it was completed already.
+    /// Marks it done, once, forgetting its password hash and code: `None` when it was
+    /// completed already.
     async fn complete(
         &mut self,
         clock: &dyn Clock,
