@@ -296,6 +296,32 @@ fn connection_limits(
     Ok(limits)
 }
 
+/// The CAPTCHA of `/register`, when `captcha.service` is set (validation made sure its
+/// keys are).
+fn captcha(config: &mas_config::RootConfig) -> anyhow::Result<Option<Arc<mas_handlers::Captcha>>> {
+    use mas_config::sections::CaptchaService as Configured;
+    use mas_handlers::CaptchaService;
+    let settings = &config.captcha;
+    let Some(service) = settings.service else {
+        return Ok(None);
+    };
+    let service = match service {
+        Configured::RecaptchaV2 => CaptchaService::RecaptchaV2,
+        Configured::CloudflareTurnstile => CaptchaService::CloudflareTurnstile,
+        Configured::HCaptcha => CaptchaService::HCaptcha,
+    };
+    let captcha = mas_handlers::Captcha::new(
+        service,
+        settings.site_key.clone().unwrap_or_default(),
+        settings
+            .secret_key
+            .as_ref()
+            .map(|s| s.expose().to_owned())
+            .unwrap_or_default(),
+    )?;
+    Ok(Some(Arc::new(captcha)))
+}
+
 /// `url` as a directory, so links resolve under it rather than beside its last segment.
 fn directory_url(url: &mas_data_model::Url) -> mas_data_model::Url {
     let mut url = url.clone();
@@ -486,6 +512,7 @@ fn app_state(
         service_name: crate::email::service_name(config).into(),
         tos_uri: config.branding.tos_uri.as_ref().map(|u| u.as_str().into()),
         policy: Arc::new(crate::policy::build(config)?),
+        captcha: captcha(config)?,
         matrix_secret: config.matrix.secret().ok().map(Into::into),
         remote_keys: Arc::new(mas_handlers::RemoteKeys::new()?),
         homeserver: crate::homeserver::connect(config)?,

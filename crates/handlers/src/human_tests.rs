@@ -1526,3 +1526,50 @@ async fn consent_grants_admin_scopes_to_the_users_the_policy_names() {
         }
     }
 }
+
+#[tokio::test]
+async fn requesters_the_policy_bans_cannot_consent_or_approve() {
+    let (mut state, _dir) = state(Arc::new(Up)).await;
+    state.policy = Arc::new(mas_oauth_core::policy::Policy {
+        banned_user_agents: Some(
+            mas_oauth_core::policy::StringMatch::new(mas_oauth_core::policy::StringLists {
+                substrings: vec!["EvilBot".to_owned()],
+                ..mas_oauth_core::policy::StringLists::default()
+            })
+            .unwrap(),
+        ),
+        ..mas_oauth_core::policy::Policy::default()
+    });
+    let app_client = client(&state, ClientAuthMethod::None, "https://app.example.com/cb").await;
+    let alice = crate::account_tests::signed_in(&state, "alice").await;
+    let authorize = format!(
+        "/authorize?client_id={app_client}&redirect_uri=https%3A%2F%2Fapp.example.com%2Fcb&response_type=code&scope=openid&code_challenge={CHALLENGE}&code_challenge_method=S256"
+    );
+    let consent = crate::account_tests::send(&state, &alice.cookies, &authorize, None)
+        .await
+        .location()
+        .to_owned();
+    assert!(consent.starts_with("/consent/"), "{consent}");
+    let ask = |agent: &'static str, form: Option<&'static str>| {
+        let app = router(&[Resource::Human], None, state.clone());
+        let request = match form {
+            Some(form) => Request::post(consent.as_str())
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from(form)),
+            None => Request::get(consent.as_str()).body(Body::empty()),
+        };
+        let mut request = request.unwrap();
+        request
+            .headers_mut()
+            .insert("cookie", alice.cookies.parse().unwrap());
+        request
+            .headers_mut()
+            .insert("user-agent", agent.parse().unwrap());
+        async move { app.oneshot(request).await.unwrap().status() }
+    };
+    assert_eq!(ask("EvilBot/1.0", None).await, StatusCode::FORBIDDEN);
+    let allow = Some("csrf=csrf-value&action=allow");
+    assert_eq!(ask("EvilBot/1.0", allow).await, StatusCode::FORBIDDEN);
+    assert_eq!(ask("Firefox/140", None).await, StatusCode::OK);
+    assert_eq!(ask("Firefox/140", allow).await, StatusCode::SEE_OTHER);
+}

@@ -5,6 +5,7 @@ mod account_tests;
 mod admin;
 #[cfg(test)]
 mod admin_tests;
+mod captcha;
 mod compat;
 #[cfg(test)]
 mod compat_tests;
@@ -34,6 +35,7 @@ use axum::Router;
 use mas_oauth_core::{Endpoints, KeyStore, ProviderMetadata};
 use mas_storage::{Clock, Encrypter, Health, RepositoryFactory};
 
+pub use self::captcha::{Captcha, CaptchaError, CaptchaService};
 pub use self::metrics::MetricsRender;
 pub use self::passwords::PasswordChecker;
 pub use self::rate_limit::{Limit, Limits, RateLimits};
@@ -133,6 +135,8 @@ pub struct AppParts {
     pub service_name: Arc<str>,
     /// The rules of `policy.data`.
     pub policy: Arc<mas_oauth_core::policy::Policy>,
+    /// The CAPTCHA `/register` asks for (`captcha`), if any.
+    pub captcha: Option<Arc<Captcha>>,
     /// The terms of service people accept when they register (`branding.tos_uri`).
     pub tos_uri: Option<Arc<str>>,
     /// The secret the homeserver introspects with (`matrix.secret`).
@@ -499,6 +503,7 @@ pub(crate) mod test_state {
             service_name: "auth.example.com".into(),
             tos_uri: None,
             policy: Arc::default(),
+            captcha: None,
             matrix_secret: Some("homeserver-secret".into()),
             remote_keys: Arc::new(crate::RemoteKeys::new().unwrap()),
             homeserver: Arc::new(mas_matrix::MockHomeserver::new("example.com")),

@@ -289,6 +289,28 @@ async fn remote_keys(
         .await)
 }
 
+/// Refuses a client acting alone (`client_credentials`) from a requester that
+/// `policy.data.requester` turns away, as MAS's authorization grant policy does.
+fn check_requester(
+    state: &AppState,
+    ip: Option<std::net::IpAddr>,
+    headers: &axum::http::HeaderMap,
+    grant: &Grant<'_>,
+) -> Result<(), OAuthError> {
+    let user_agent = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    if matches!(grant, Grant::ClientCredentials(_))
+        && state.policy.is_requester_banned(ip, user_agent)
+    {
+        return Err(OAuthError::new(
+            ErrorCode::AccessDenied,
+            "requests from here are not allowed by the policy of this service",
+        ));
+    }
+    Ok(())
+}
+
 fn rng() -> rand::rngs::StdRng {
     rand::make_rng()
 }
@@ -304,6 +326,7 @@ async fn token(
     let grant_type = params.require("grant_type")?;
     // Everything the grant needs is read before the database is touched.
     let grant = Grant::from_params(params, grant_type)?;
+    check_requester(&state, ip, &request.headers, &grant)?;
     let oauth = &state.oauth;
     let audiences = [
         oauth.endpoints.token.as_str(),

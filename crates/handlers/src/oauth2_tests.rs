@@ -2795,6 +2795,16 @@ async fn client_registration_rules_relax_only_what_the_policy_says() {
         register(&insecure_ok, &elsewhere).await.0,
         StatusCode::BAD_REQUEST
     );
+    // Insecure is not hostless: a client_uri without a host checks nothing against.
+    for client_uri in ["file:///", "urn:example:app", "javascript:alert(1)"] {
+        let hostless = json!({
+            "client_uri": client_uri,
+            "redirect_uris": ["https://attacker.example./cb"],
+            "token_endpoint_auth_method": "none"
+        });
+        let (status, body) = register(&insecure_ok, &hostless).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{client_uri}: {body}");
+    }
     let mismatch_ok = with(ClientRegistrationRules {
         allow_host_mismatch: true,
         ..ClientRegistrationRules::default()
@@ -2829,4 +2839,25 @@ async fn client_registration_rules_relax_only_what_the_policy_says() {
         register(&missing_ok, &insecure).await.0,
         StatusCode::BAD_REQUEST
     );
+
+    // Everything relaxed: any host and any private-use scheme, but never a scheme that
+    // runs code in the browser.
+    let anything = with(ClientRegistrationRules {
+        allow_insecure_uris: true,
+        allow_host_mismatch: true,
+        allow_missing_client_uri: true,
+    })
+    .await;
+    let custom = json!({"redirect_uris": ["myapp:/cb"], "token_endpoint_auth_method": "none"});
+    assert_eq!(register(&anything, &custom).await.0, StatusCode::CREATED);
+    for redirect in [
+        "javascript:alert(1)",
+        "data:text/html,hi",
+        "file:///etc/passwd",
+    ] {
+        let metadata = json!({"redirect_uris": [redirect], "token_endpoint_auth_method": "none"});
+        let (status, body) = register(&anything, &metadata).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{redirect}: {body}");
+        assert_eq!(body["error"], "invalid_redirect_uri");
+    }
 }

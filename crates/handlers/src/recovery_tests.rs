@@ -685,41 +685,47 @@ async fn registration_and_new_addresses_follow_the_policy() {
         )
     };
     let good = "correct+horse+battery+staple+42";
-    for (username, email, password, said) in [
+    for (username, email, password, status, said) in [
         (
             "root",
             "root%40example.com",
             good,
+            StatusCode::FORBIDDEN,
             "This username is not allowed here.",
         ),
         (
             "12345",
             "n%40example.com",
             good,
+            StatusCode::FORBIDDEN,
             "at least one character other than a digit",
         ),
         (
             "alice",
             "alice%40elsewhere.net",
             good,
+            StatusCode::FORBIDDEN,
             "Addresses of this domain are not allowed",
         ),
         (
             "alice",
             "alice%40a.b.example.com",
             good,
+            StatusCode::FORBIDDEN,
             "Addresses of this domain are not allowed",
         ),
         (
             "alice",
             "spam%40example.com",
             good,
+            StatusCode::FORBIDDEN,
             "This email address is not allowed here.",
         ),
         (
             "alice",
             "alice%40example.com",
             "correct+horse+battery+staple",
+            StatusCode::BAD_REQUEST,
             "needs a digit",
         ),
     ] {
@@ -730,12 +736,7 @@ async fn registration_and_new_addresses_follow_the_policy() {
             Some(&form(username, email, password)),
         )
         .await;
-        assert_eq!(
-            answer.status,
-            StatusCode::FORBIDDEN,
-            "{username} {email}: {}",
-            answer.body
-        );
+        assert_eq!(answer.status, status, "{username} {email}: {}", answer.body);
         assert!(answer.body.contains(said), "{said}: {}", answer.body);
     }
     assert!(
@@ -807,4 +808,128 @@ async fn registration_and_new_addresses_follow_the_policy() {
     .await;
     assert_eq!(weak.status, StatusCode::BAD_REQUEST);
     assert!(weak.body.contains("needs a digit"), "{}", weak.body);
+}
+
+/// A stand-in for a CAPTCHA provider's `siteverify` endpoint, as documented: a form with
+/// `secret`, `response` and `remoteip` in, `{"success": …}` out. `solved` passes, `down`
+/// makes it fail with a 500; every form it got is kept.
+async fn siteverify() -> (String, Arc<std::sync::Mutex<Vec<Vec<(String, String)>>>>) {
+    use axum::extract::State as Seen;
+    type Forms = Arc<std::sync::Mutex<Vec<Vec<(String, String)>>>>;
+    let forms: Forms = Arc::default();
+    let app = axum::Router::new()
+        .route(
+            "/siteverify",
+            axum::routing::post(
+                async |Seen(forms): Seen<Forms>, body: String| -> axum::response::Response {
+                    use axum::response::IntoResponse;
+                    let form: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes())
+                        .into_owned()
+                        .collect();
+                    let answer = form
+                        .iter()
+                        .find(|(k, _)| k == "response")
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default();
+                    forms.lock().unwrap().push(form);
+                    if answer == "down" {
+                        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+                    }
+                    axum::Json(serde_json::json!({
+                        "success": answer == "solved",
+                        "error-codes": if answer == "solved" { vec![] } else { vec!["invalid-input-response"] },
+                    }))
+                    .into_response()
+                },
+            ),
+        )
+        .with_state(Arc::clone(&forms));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{address}/siteverify"), forms)
+}
+
+#[tokio::test]
+async fn registration_asks_the_provider_whether_the_captcha_was_solved() {
+    let (mut state, _dir) = state(Arc::new(Up)).await;
+    state.oauth = crate::test_state::oauth_with(true);
+    state.account.registration_email_required = false;
+    state.homeserver = Arc::new(mas_matrix::MockHomeserver::new("example.com"));
+    let (url, forms) = siteverify().await;
+    state.captcha = Some(Arc::new(
+        crate::Captcha::new(
+            crate::CaptchaService::CloudflareTurnstile,
+            "the-site-key".to_owned(),
+            "the-secret-key".to_owned(),
+        )
+        .unwrap()
+        .verifying_at(&url),
+    ));
+    let browser = cookies(&state, None);
+
+    // The page shows the widget, and its policy lets the provider's script in.
+    let page = send(&state, &browser, "/register", None).await;
+    assert!(
+        page.body.contains(r#"class="cf-turnstile""#),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains(r#"data-sitekey="the-site-key""#));
+    assert!(
+        page.body
+            .contains("challenges.cloudflare.com&#x2f;turnstile&#x2f;v0&#x2f;api.js"),
+        "{}",
+        page.body
+    );
+    let csp = page.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src https://challenges.cloudflare.com"),
+        "{csp}"
+    );
+    assert!(
+        csp.contains("frame-src https://challenges.cloudflare.com"),
+        "{csp}"
+    );
+
+    let form = |answer: Option<&str>| {
+        let mut form = "csrf=csrf-value&next=%2F&username=newcomer&password=correct+horse+battery+staple+again&password_confirm=correct+horse+battery+staple+again".to_owned();
+        if let Some(answer) = answer {
+            form.push_str("&cf-turnstile-response=");
+            form.push_str(answer);
+        }
+        form
+    };
+    for (answer, status, said) in [
+        (None, StatusCode::BAD_REQUEST, "Complete the CAPTCHA"),
+        (
+            Some("wrong"),
+            StatusCode::BAD_REQUEST,
+            "The CAPTCHA was not solved",
+        ),
+        (
+            Some("down"),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cannot be checked right now",
+        ),
+    ] {
+        let answer = send(&state, &browser, "/register", Some(&form(answer))).await;
+        assert_eq!(answer.status, status, "{}", answer.body);
+        assert!(answer.body.contains(said), "{said}: {}", answer.body);
+    }
+    assert!(users(&state).await.is_empty());
+    assert_eq!(forms.lock().unwrap().len(), 2, "no answer, no call");
+
+    let made = send(&state, &browser, "/register", Some(&form(Some("solved")))).await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.body);
+    assert_eq!(users(&state).await, ["newcomer"]);
+    let last = forms.lock().unwrap().last().cloned().unwrap();
+    assert!(
+        last.contains(&("secret".to_owned(), "the-secret-key".to_owned())),
+        "{last:?}"
+    );
+    assert!(
+        last.contains(&("response".to_owned(), "solved".to_owned())),
+        "{last:?}"
+    );
 }

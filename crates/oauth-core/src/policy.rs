@@ -125,13 +125,16 @@ impl DomainPattern {
                     loop {
                         match chars.next().ok_or_else(invalid)? {
                             ']' => break,
-                            '\\' => regex.push_str("\\\\"),
-                            other => regex.push(other),
+                            // A range stays a range; anything else is itself, so the
+                            // class cannot take on the regex's own set syntax.
+                            '-' => regex.push('-'),
+                            other => regex.push_str(&regex::escape(&other.to_string())),
                         }
                     }
                     regex.push(']');
                 }
-                '{' if !in_braces => {
+                '{' if in_braces => return Err(invalid()),
+                '{' => {
                     in_braces = true;
                     regex.push_str("(?:");
                 }
@@ -307,9 +310,22 @@ pub fn networks(entries: &[String]) -> Result<Vec<ipnet::IpNet>, PolicyError> {
             entry
                 .parse::<ipnet::IpNet>()
                 .or_else(|_| entry.parse::<IpAddr>().map(ipnet::IpNet::from))
+                .map(canonical)
                 .map_err(|_| PolicyError::Network(entry.clone()))
         })
         .collect()
+}
+
+/// A network written in the IPv4-mapped IPv6 form (`::ffff:192.0.2.0/120`) as the IPv4
+/// network it means, since addresses are compared as IPv4 when they carry one.
+fn canonical(net: ipnet::IpNet) -> ipnet::IpNet {
+    match net {
+        ipnet::IpNet::V6(v6) if v6.prefix_len() >= 96 => match v6.addr().to_ipv4_mapped() {
+            Some(v4) => ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96).map_or(net, ipnet::IpNet::V4),
+            None => net,
+        },
+        other => other,
+    }
 }
 
 /// Parses domain globs.
@@ -500,6 +516,15 @@ mod tests {
                 .matches("examplexcom")
         );
         assert!(DomainPattern::new("{a,b.example.com").is_err());
+        assert!(
+            DomainPattern::new("{a,{b,c}}.example.com").is_err(),
+            "no nesting"
+        );
+        let range = DomainPattern::new("mx[0-9].example.com").unwrap();
+        assert!(range.matches("mx7.example.com") && !range.matches("mxa.example.com"));
+        // Regex set syntax inside a class is taken literally.
+        let literal = DomainPattern::new("[&~].example.com").unwrap();
+        assert!(literal.matches("&.example.com") && !literal.matches("a.example.com"));
         assert!(DomainPattern::new("[ab.example.com").is_err());
     }
 
@@ -598,6 +623,14 @@ mod tests {
         let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
         assert!(policy.is_requester_banned(ip("192.0.2.7"), None));
         assert!(policy.is_requester_banned(ip("::ffff:192.0.2.7"), None));
+        let mapped = Policy {
+            banned_networks: networks(&["::ffff:198.51.100.0/120".into()]).unwrap(),
+            ..Policy::default()
+        };
+        assert!(
+            mapped.is_requester_banned(ip("198.51.100.3"), None),
+            "written mapped"
+        );
         assert!(policy.is_requester_banned(ip("2001:db8::1"), None));
         assert!(!policy.is_requester_banned(ip("198.51.100.1"), Some("Firefox")));
         assert!(policy.is_requester_banned(None, Some("Mozilla EvilBot/1.0")));

@@ -176,9 +176,18 @@ fn is_loopback(url: &Url) -> bool {
     matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
 }
 
-/// Whether `host` is `base` or a subdomain of it.
+/// Whether `host` is `base` or a subdomain of it (never for an empty base).
 fn same_site(host: &str, base: &str) -> bool {
-    host == base || host.ends_with(&format!(".{base}"))
+    !base.is_empty() && (host == base || host.ends_with(&format!(".{base}")))
+}
+
+/// Schemes no redirect or page of a client may use, whatever the policy relaxes: they
+/// run code or read local files in the browser.
+fn is_dangerous(url: &Url) -> bool {
+    matches!(
+        url.scheme(),
+        "javascript" | "data" | "vbscript" | "file" | "blob" | "about" | "filesystem"
+    )
 }
 
 fn check_redirect(
@@ -189,6 +198,12 @@ fn check_redirect(
     let url = Url::parse(raw).map_err(|_| redirect_error(format!("`{raw}` is not a URL")))?;
     if url.fragment().is_some() {
         return Err(redirect_error("a redirect URI must not have a fragment"));
+    }
+    if is_dangerous(&url) {
+        return Err(redirect_error(format!(
+            "`{raw}`: the `{}` scheme is not allowed",
+            url.scheme()
+        )));
     }
     let on_site =
         |host: &str| !rules.hosts_checked() || client_host.is_some_and(|c| same_site(host, c));
@@ -241,7 +256,7 @@ fn check_same_host(
 ) -> Result<Option<Url>, OAuthError> {
     let Some(raw) = raw else { return Ok(None) };
     let url = Url::parse(raw).map_err(|_| metadata_error(format!("{name} is not a URL")))?;
-    if !is_secure(&url, rules) {
+    if !is_web_page(&url) || !is_secure(&url, rules) {
         return Err(metadata_error(format!("{name} must be an https URL")));
     }
     let on_site = !rules.hosts_checked()
@@ -257,8 +272,13 @@ fn check_same_host(
     Ok(Some(url))
 }
 
-/// Whether a URI is acceptable as a web page of the client: https on a public host,
-/// unless `allow_insecure_uris`.
+/// Whether a URI is a web page at all: `http` or `https`, with a host.
+fn is_web_page(url: &Url) -> bool {
+    matches!(url.scheme(), "https" | "http") && url.host_str().is_some_and(|h| !h.is_empty())
+}
+
+/// Whether a web page is acceptable: https on a public host, unless
+/// `allow_insecure_uris`.
 fn is_secure(url: &Url, rules: ClientRegistrationRules) -> bool {
     rules.allow_insecure_uris
         || (url.scheme() == "https"
@@ -342,7 +362,7 @@ pub fn check_metadata(
     let client_uri = match request.client_uri.as_deref() {
         Some(raw) => {
             let url = Url::parse(raw).map_err(|_| metadata_error("client_uri is not a URL"))?;
-            if !is_secure(&url, rules) {
+            if !is_web_page(&url) || !is_secure(&url, rules) {
                 return Err(metadata_error("client_uri must be an https URL"));
             }
             Some(url)

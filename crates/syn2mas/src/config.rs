@@ -191,6 +191,12 @@ pub struct SynapseConfig {
     #[serde(default)]
     registration_requires_token: bool,
     #[serde(default)]
+    registrations_require_3pid: Vec<String>,
+    #[serde(default)]
+    recaptcha_public_key: Option<String>,
+    #[serde(default)]
+    recaptcha_private_key: Option<String>,
+    #[serde(default)]
     enable_3pid_changes: Option<bool>,
     #[serde(default = "yes")]
     enable_set_displayname: bool,
@@ -481,17 +487,24 @@ impl SynapseConfig {
             config.account.email_change_allowed = allowed;
         }
         config.account.displayname_change_allowed = self.enable_set_displayname;
+        // Synapse asks for an address only when told to; MAS's default always asks.
+        config.account.password_registration_email_required = self
+            .registrations_require_3pid
+            .iter()
+            .any(|medium| medium == "email");
+        config.account.password_registration_token_required = self.registration_requires_token;
         if self.enable_registration_captcha {
-            warnings.push(
-                "enable_registration_captcha: CAPTCHA is not carried over; registration has none"
-                    .to_owned(),
-            );
-        }
-        if self.registration_requires_token {
-            warnings.push(
-                "registration_requires_token: not carried over; set account.registration_token_required"
-                    .to_owned(),
-            );
+            match (&self.recaptcha_public_key, &self.recaptcha_private_key) {
+                (Some(public), Some(private)) => {
+                    config.captcha.service = Some(mas_config::sections::CaptchaService::RecaptchaV2);
+                    config.captcha.site_key = Some(public.clone());
+                    config.captcha.secret_key = Some(Secret::new(private.clone()));
+                }
+                _ => warnings.push(
+                    "enable_registration_captcha: recaptcha_public_key and recaptcha_private_key are missing; no CAPTCHA is carried over"
+                        .to_owned(),
+                ),
+            }
         }
         if let Some(email) = &self.email {
             Self::adjust_email(&mut config, email, &mut warnings);
@@ -695,6 +708,11 @@ password_config:
   pepper: "the pepper"
 bcrypt_rounds: 14
 enable_registration: true
+enable_registration_captcha: true
+recaptcha_public_key: the-site-key
+recaptcha_private_key: the-secret-key
+registration_requires_token: true
+registrations_require_3pid: [email]
 enable_3pid_changes: false
 email:
   smtp_host: mail.example.com
@@ -772,6 +790,13 @@ cas_config: {enabled: true, server_url: https://cas.example.com}
             PasswordAlgorithm::Argon2id
         );
         assert!(config.account.password_registration_enabled);
+        assert!(config.account.password_registration_email_required);
+        assert!(config.account.registration_token_required());
+        assert_eq!(
+            config.captcha.service,
+            Some(mas_config::sections::CaptchaService::RecaptchaV2)
+        );
+        assert_eq!(config.captcha.site_key.as_deref(), Some("the-site-key"));
         assert!(!config.account.email_change_allowed);
         assert_eq!(
             config.email.from,

@@ -35,6 +35,7 @@ pub(crate) fn issue(
         bail!("--name: give 1 to 255 characters");
     }
     let ttl = super::expires_in(expires_in)?;
+    let policy = crate::policy::build(config)?;
     crate::block_on(async {
         let (session, access, token) =
             super::users::with_user(config, username, async |repo, user| {
@@ -42,7 +43,7 @@ pub(crate) fn issue(
                     bail!("`{username}` is locked or deactivated");
                 }
                 if let Some(admin) = scope.split(' ').find(|s| is_admin_scope(s))
-                    && !user.can_request_admin
+                    && !policy.may_request_admin(&user)
                 {
                     bail!(
                         "`{username}` may not request admin rights, so a token cannot carry `{admin}` (see `manage promote-admin`)"

@@ -56,6 +56,11 @@ pub(crate) fn set_admin(config: &RootConfig, username: &str, admin: bool) -> any
             println!(
                 "`{username}` may no longer request admin rights; ended {ended} session(s) that held an admin scope"
             );
+            if config.policy.data.admin_users.iter().any(|u| u == username) {
+                eprintln!(
+                    "warning: `{username}` is in policy.data.admin_users, which still lets them request admin rights; remove the name there too"
+                );
+            }
         }
         Ok(())
     })

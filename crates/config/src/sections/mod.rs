@@ -2,6 +2,7 @@
 
 mod account;
 mod branding;
+mod captcha;
 mod clients;
 mod database;
 mod email;
@@ -22,6 +23,7 @@ use ulid::Ulid;
 
 pub use self::account::AccountConfig;
 pub use self::branding::BrandingConfig;
+pub use self::captcha::{CaptchaConfig, CaptchaService};
 pub use self::clients::{ClientAuthMethod, ClientConfig};
 pub use self::database::{DatabaseBackend, DatabaseConfig, PgSslMode};
 pub use self::email::{EmailConfig, EmailSmtpMode, EmailTransport};
@@ -89,9 +91,9 @@ pub struct RootConfig {
     /// Upstream identity providers people sign in through (SSO).
     #[serde(default, skip_serializing_if = "UpstreamOAuth2Config::is_empty")]
     pub upstream_oauth2: UpstreamOAuth2Config,
-    /// CAPTCHA settings; accepted now, honoured by a later release.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub captcha: Option<figment::value::Value>,
+    /// The CAPTCHA `/register` asks for.
+    #[serde(default, skip_serializing_if = "CaptchaConfig::is_empty")]
+    pub captcha: CaptchaConfig,
     /// MAS's OPA policy settings: the rules of `data` are applied without OPA.
     #[serde(default, skip_serializing_if = "is_default_policy")]
     pub policy: PolicyConfig,
@@ -118,6 +120,7 @@ impl RootConfig {
         self.passwords.validate(issues);
         self.email.validate(issues);
         self.rate_limiting.validate(issues);
+        self.captcha.validate(issues);
         self.telemetry.validate(issues);
         self.experimental.validate(issues);
         if let Err(why) = self.admin_clients() {
@@ -144,13 +147,20 @@ impl RootConfig {
 }
 
 impl RootConfig {
-    /// Every key that is accepted but has no effect in this release, each sentence
-    /// naming its key path: logged at `warn` when the server starts and printed by
-    /// `mas-cli config check`.
-    #[must_use]
-    pub fn not_honoured(&self) -> Vec<String> {
-        let mut notes = self.account.not_honoured(self.passwords.enabled);
-        notes.extend(self.policy.not_honoured());
+    /// What registration and recovery settings cannot do with the rest of the file: a
+    /// CAPTCHA while registration is closed, codes and links a blackhole never delivers.
+    fn registration_notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.captcha.service.is_some()
+            && !self
+                .account
+                .password_registration_open(self.passwords.enabled)
+        {
+            notes.push(
+                "captcha.service is set, which has no effect: registration at /register is closed"
+                    .to_owned(),
+            );
+        }
         if self.email.transport == email::EmailTransport::Blackhole {
             let account = &self.account;
             if account.password_registration_open(self.passwords.enabled)
@@ -168,6 +178,17 @@ impl RootConfig {
                 );
             }
         }
+        notes
+    }
+
+    /// Every key that is accepted but has no effect in this release, each sentence
+    /// naming its key path: logged at `warn` when the server starts and printed by
+    /// `mas-cli config check`.
+    #[must_use]
+    pub fn not_honoured(&self) -> Vec<String> {
+        let mut notes = self.account.not_honoured(self.passwords.enabled);
+        notes.extend(self.policy.not_honoured());
+        notes.extend(self.registration_notes());
         for provider in &self.upstream_oauth2.providers {
             notes.extend(provider.not_honoured());
         }
@@ -224,11 +245,6 @@ impl RootConfig {
                 "templates",
                 self.templates.is_some(),
                 "the pages are built in",
-            ),
-            (
-                "captcha",
-                self.captcha.is_some(),
-                "registration asks for no CAPTCHA",
             ),
             (
                 "oauth",

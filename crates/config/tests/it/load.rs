@@ -300,7 +300,6 @@ telemetry:\n  tracing: {{exporter: otlp, propagators: [tracecontext, jaeger]}}\n
 branding: {{tos_uri: 'https://example.com/tos', logo_uri: 'https://example.com/logo.png'}}\n\
 rate_limiting: {{account_recovery: {{per_ip: {{burst: 10, per_second: 1.0}}}}}}\n\
 experimental: {{passkeys: {{enabled: true}}}}\n\
-captcha: {{service: recaptcha_v2}}\n\
 guest_invites: {{}}\n\
 database: {{uri: 'postgresql://db', ssl_ca_file: /etc/ssl/ca.pem}}\n",
         crate::MINIMAL
@@ -316,7 +315,6 @@ database: {{uri: 'postgresql://db', ssl_ca_file: /etc/ssl/ca.pem}}\n",
         "telemetry.sentry.dsn",
         "branding.logo_uri",
         "experimental.passkeys",
-        "captcha is accepted",
         "guest_invites is accepted",
         "database.ssl_ca_file",
     ] {
@@ -325,7 +323,7 @@ database: {{uri: 'postgresql://db', ssl_ca_file: /etc/ssl/ca.pem}}\n",
             "{key} not named in {notes:#?}"
         );
     }
-    assert_eq!(notes.len(), 11, "{notes:#?}");
+    assert_eq!(notes.len(), 10, "{notes:#?}");
     assert!(
         !notes.iter().any(|n| n.contains("tos_uri")),
         "registration asks to accept the terms: {notes:#?}"
@@ -335,4 +333,44 @@ database: {{uri: 'postgresql://db', ssl_ca_file: /etc/ssl/ca.pem}}\n",
         "account recovery is throttled as configured: {notes:#?}"
     );
     assert!(!notes.iter().any(|n| n.contains("adminapi")), "{notes:#?}");
+}
+
+#[test]
+fn a_captcha_needs_both_keys_and_open_registration() {
+    let missing = RootConfig::from_yaml(&format!(
+        "{}captcha:\n  service: hcaptcha\n  site_key: public\n",
+        crate::MINIMAL
+    ));
+    let error = missing.unwrap_err().to_string();
+    assert!(error.contains("captcha.secret_key: is required"), "{error}");
+    let unknown = RootConfig::from_yaml(&format!(
+        "{}captcha:\n  service: recaptcha_v3\n",
+        crate::MINIMAL
+    ));
+    assert!(unknown.is_err());
+    let closed = RootConfig::from_yaml(&format!(
+        "{}captcha:\n  service: cloudflare_turnstile\n  site_key: public\n  secret_key: private\n",
+        crate::MINIMAL
+    ))
+    .unwrap();
+    assert_eq!(
+        closed.captcha.service,
+        Some(mas_config::sections::CaptchaService::CloudflareTurnstile)
+    );
+    let notes = closed.not_honoured();
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.starts_with("captcha.service is set, which has no effect")),
+        "{notes:#?}"
+    );
+    let open = RootConfig::from_yaml(&format!(
+        "{}captcha:\n  service: recaptcha_v2\n  site_key: public\n  secret_key: private\naccount:\n  password_registration_enabled: true\n  password_registration_email_required: false\n",
+        crate::MINIMAL
+    ))
+    .unwrap();
+    assert!(open.not_honoured().is_empty(), "{:#?}", open.not_honoured());
+    // The secret is hidden in a dump.
+    let dumped = open.to_yaml(false).unwrap();
+    assert!(!dumped.contains("private"), "{dumped}");
 }

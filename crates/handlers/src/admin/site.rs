@@ -38,7 +38,7 @@ pub(crate) struct SiteConfig {
     account_recovery_allowed: bool,
     /// Whether people may deactivate their own account.
     account_deactivation_allowed: bool,
-    /// Whether registration asks for a CAPTCHA (never here).
+    /// Whether registration asks for a CAPTCHA.
     captcha_enabled: bool,
     /// The lowest zxcvbn score (0 to 4) a new password needs.
     #[schema(minimum = 0, maximum = 4)]
@@ -83,7 +83,7 @@ async fn site_config(_: Admin, State(state): State<AppState>) -> Json<SiteConfig
         password_change_allowed: passwords && state.account.password_change_allowed,
         account_recovery_allowed: passwords && state.account.password_recovery_enabled,
         account_deactivation_allowed: state.account.account_deactivation_allowed,
-        captcha_enabled: false,
+        captcha_enabled: state.oauth.registration_open && state.captcha.is_some(),
         minimum_password_complexity: state.passwords.minimum_complexity(),
     })
 }

@@ -15,6 +15,7 @@ use super::{
     PageError, PageResult, csrf_token, csrf_valid, error_page, redirect_to, render, signed_in,
 };
 use crate::AppState;
+use crate::rate_limit::ClientIp;
 
 /// How long a started SSO login may wait for the person.
 const PENDING_FOR: chrono::TimeDelta = chrono::TimeDelta::minutes(30);
@@ -60,8 +61,13 @@ async fn signed_in_and_pending(
 pub(super) async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    ClientIp(ip): ClientIp,
+    headers: axum::http::HeaderMap,
     jar: PrivateCookieJar,
 ) -> PageResult {
+    if let Some(page) = super::turned_away(&state, ip, &headers) {
+        return Ok(page);
+    }
     let (browser, login) = signed_in_and_pending(&state, &jar, &id).await?;
     let Some(user) = state
         .repos
@@ -92,9 +98,14 @@ pub(super) async fn get(
 pub(super) async fn post(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    ClientIp(ip): ClientIp,
+    headers: axum::http::HeaderMap,
     jar: PrivateCookieJar,
     PageForm(form): PageForm,
 ) -> PageResult {
+    if let Some(page) = super::turned_away(&state, ip, &headers) {
+        return Ok(page);
+    }
     if !csrf_valid(&jar, form.get("csrf").ok().flatten().unwrap_or_default()) {
         return Ok(error_page(
             &state,

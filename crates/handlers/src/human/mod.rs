@@ -193,7 +193,15 @@ pub(crate) fn render<S: Serialize>(status: StatusCode, template: &str, context: 
     render_with_policy(status, template, context, PAGE_CSP)
 }
 
-fn render_with_policy<S: Serialize>(
+/// The policy of a page that shows a CAPTCHA widget: the provider's scripts, frames,
+/// styles and calls are let in, nothing else.
+pub(crate) fn captcha_policy(sources: &str) -> String {
+    format!(
+        "default-src 'none'; script-src {sources}; frame-src {sources}; connect-src {sources}; img-src {sources}; style-src 'unsafe-inline' {sources}; form-action *; frame-ancestors 'none'"
+    )
+}
+
+pub(crate) fn render_with_policy<S: Serialize>(
     status: StatusCode,
     template: &str,
     context: S,
@@ -402,6 +410,25 @@ pub(crate) fn auto_post(action: &str, params: &[[&str; 2]]) -> Response {
         minijinja::context! { action, params, script => FORM_POST_SCRIPT },
         &FORM_POST_CSP,
     )
+}
+
+/// The page for a requester that `policy.data.requester` turns away, if this one is.
+pub(crate) fn turned_away(
+    state: &AppState,
+    ip: Option<std::net::IpAddr>,
+    headers: &axum::http::HeaderMap,
+) -> Option<Response> {
+    let user_agent = headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok());
+    state.policy.is_requester_banned(ip, user_agent).then(|| {
+        error_page(
+            state,
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            &mas_oauth_core::policy::Violation::RequesterBanned.message(),
+        )
+    })
 }
 
 /// Takes one request from `ip`'s bucket of `kind`; when it is dry, the message to show,

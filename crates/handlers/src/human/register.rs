@@ -43,18 +43,28 @@ fn register_page(
         email,
         token,
     } = *filled;
-    let page = render(
-        status,
-        "register.html",
-        minijinja::context! {
-            service_name => &*state.service_name, csrf, next, username, email, token, error,
-            token_required => state.account.registration_token_required,
-            email_required => state.account.registration_email_required,
-            tos_uri => state.tos_uri.as_deref(),
-            next_param => query_value(next),
-            base => state.page_path("/"),
-        },
-    );
+    let captcha = state.captcha.as_ref().map(|c| {
+        let (script, class) = c.service().widget();
+        minijinja::context! { script, class, site_key => c.site_key() }
+    });
+    let context = minijinja::context! {
+        service_name => &*state.service_name, csrf, next, username, email, token, error,
+        token_required => state.account.registration_token_required,
+        email_required => state.account.registration_email_required,
+        tos_uri => state.tos_uri.as_deref(),
+        captcha,
+        next_param => query_value(next),
+        base => state.page_path("/"),
+    };
+    let page = match &state.captcha {
+        Some(c) => super::render_with_policy(
+            status,
+            "register.html",
+            context,
+            &super::captcha_policy(c.service().sources()),
+        ),
+        None => render(status, "register.html", context),
+    };
     (jar, page).into_response()
 }
 
@@ -235,17 +245,20 @@ pub(super) async fn post(
             &Violation::RequesterBanned.message(),
         ));
     }
-    let violations = [
-        policy.check_username(&username),
-        if email_required {
+    let refused = policy
+        .check_username(&username)
+        .into_iter()
+        .chain(if email_required {
             policy.check_email(&email)
         } else {
             Vec::new()
-        },
-        policy.check_password(&password),
-    ];
-    if let Some(violation) = violations.iter().flatten().next() {
+        })
+        .next();
+    if let Some(violation) = refused {
         return Ok(refuse(jar, StatusCode::FORBIDDEN, &violation.message()));
+    }
+    if let Some(violation) = policy.check_password(&password).first() {
+        return Ok(refuse(jar, StatusCode::BAD_REQUEST, &violation.message()));
     }
     let terms_url = state.tos_uri.as_deref().map(str::to_owned);
     if terms_url.is_some() && field("accept_terms") != "on" {
@@ -254,6 +267,34 @@ pub(super) async fn post(
             StatusCode::BAD_REQUEST,
             "Accept the terms of service to create an account.",
         ));
+    }
+    if let Some(captcha) = &state.captcha {
+        let answer = field(captcha.service().field());
+        if answer.is_empty() {
+            return Ok(refuse(
+                jar,
+                StatusCode::BAD_REQUEST,
+                "Complete the CAPTCHA to create an account.",
+            ));
+        }
+        match captcha.verify(&answer, ip).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return Ok(refuse(
+                    jar,
+                    StatusCode::BAD_REQUEST,
+                    "The CAPTCHA was not solved. Please try again.",
+                ));
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot check a CAPTCHA answer");
+                return Ok(refuse(
+                    jar,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The CAPTCHA cannot be checked right now. Please try again later.",
+                ));
+            }
+        }
     }
     if password != field("password_confirm") {
         return Ok(refuse(
@@ -675,6 +716,21 @@ async fn finish(
             StatusCode::FORBIDDEN,
             "The account is not created",
             USED_UP,
+        ));
+    }
+    // The policy may have changed since the form (a restart with new rules).
+    let refused = state
+        .policy
+        .check_username(&counted.username)
+        .into_iter()
+        .chain(state.policy.check_email(&counted.email))
+        .next();
+    if let Some(violation) = refused {
+        return Ok(error_page(
+            &state,
+            StatusCode::FORBIDDEN,
+            "The account is not created",
+            &violation.message(),
         ));
     }
     // The homeserver is asked again: it may have reserved the name since the form.
