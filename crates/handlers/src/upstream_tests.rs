@@ -1090,3 +1090,76 @@ async fn a_signed_userinfo_answer_is_checked() {
         }
     }
 }
+
+#[tokio::test]
+async fn upstream_registration_asks_for_the_terms_and_follows_the_policy() {
+    use mas_oauth_core::policy::{Policy, StringLists, StringMatch};
+
+    let (mut state, _dir, idp) = setup(json!({})).await;
+    state.tos_uri = Some("https://example.com/tos".into());
+    state.policy = Arc::new(Policy {
+        banned_usernames: Some(
+            StringMatch::new(StringLists {
+                literals: vec!["alice".to_owned()],
+                ..StringLists::default()
+            })
+            .unwrap(),
+        ),
+        ..Policy::default()
+    });
+    let mut browser = Browser::new(&state);
+    let (_, headers, _) = browser.honest_trip(&idp, "/account/").await;
+    let link_page = location(&headers).to_owned();
+    let (_, _, page) = browser.get(&link_page).await;
+    assert!(page.contains(r#"name="accept_terms""#), "{page}");
+    let token = csrf(&page);
+    let register = |username: &'static str, accept: bool| {
+        let mut form = vec![
+            ("csrf", token.clone()),
+            ("action", "register".to_owned()),
+            ("username", username.to_owned()),
+        ];
+        if accept {
+            form.push(("accept_terms", "on".to_owned()));
+        }
+        form
+    };
+    for (username, accept, status, said) in [
+        (
+            "alice2",
+            false,
+            StatusCode::BAD_REQUEST,
+            "Accept the terms of service",
+        ),
+        (
+            "alice",
+            true,
+            StatusCode::FORBIDDEN,
+            "This username is not allowed here.",
+        ),
+    ] {
+        let form = register(username, accept);
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (got, _, page) = browser.post(&link_page, &form).await;
+        assert_eq!(got, status, "{username}: {page}");
+        assert!(page.contains(said), "{said}: {page}");
+    }
+    let named = async |name: &str| {
+        let mut repo = state.repos.reader().await.unwrap();
+        repo.user().find_by_username(name).await.unwrap()
+    };
+    assert!(named("alice").await.is_none() && named("alice2").await.is_none());
+    let form = register("alice2", true);
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (got, _, page) = browser.post(&link_page, &form).await;
+    assert_eq!(got, StatusCode::SEE_OTHER, "{page}");
+    let user = named("alice2").await.expect("the account is made");
+    let mut repo = state.repos.reader().await.unwrap();
+    assert_eq!(
+        repo.user_registration()
+            .accepted_terms(&user)
+            .await
+            .unwrap(),
+        ["https://example.com/tos"]
+    );
+}

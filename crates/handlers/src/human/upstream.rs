@@ -577,6 +577,8 @@ struct Choice {
     username: String,
     displayname: Option<String>,
     email: Option<String>,
+    /// The terms of service accepted (`branding.tos_uri` then).
+    terms_url: Option<String>,
 }
 
 /// `GET /upstream/link/{trip}`.
@@ -619,11 +621,13 @@ pub(super) async fn link_get(
             return on_conflict(&state, jar, &headers, back, &existing).await;
         }
     }
-    if back.provider.config.claims_imports.skip_confirmation {
+    // Terms of service to accept need the page, whatever `skip_confirmation` says.
+    if back.provider.config.claims_imports.skip_confirmation && state.tos_uri.is_none() {
         let choice = Choice {
             username: back.imported.localpart.value.clone().unwrap_or_default(),
             displayname: back.imported.displayname.forced().map(str::to_owned),
             email: back.imported.email.forced().map(str::to_owned),
+            terms_url: None,
         };
         return register(&state, jar, &headers, ip, back, choice).await;
     }
@@ -821,6 +825,7 @@ async fn page(
             displayname_action => imported.displayname.action,
             email => &imported.email.value,
             email_action => imported.email.action,
+            tos_uri => state.tos_uri.as_deref(),
         },
     );
     Ok((jar, page).into_response())
@@ -887,6 +892,13 @@ pub(super) async fn link_post(
                         .map(str::to_owned)
                 })
             };
+            if state.tos_uri.is_some() && !ticked("accept_terms") {
+                let refused = (
+                    StatusCode::BAD_REQUEST,
+                    "Accept the terms of service to create an account.",
+                );
+                return Ok(page(&state, jar, &back, None, Some(refused)).await?);
+            }
             let choice = Choice {
                 username: imported
                     .localpart
@@ -894,6 +906,7 @@ pub(super) async fn link_post(
                     .map_or_else(|| field("username"), str::to_owned),
                 displayname: pick(&imported.displayname, "import_displayname"),
                 email: pick(&imported.email, "import_email"),
+                terms_url: state.tos_uri.as_deref().map(str::to_owned),
             };
             register(&state, jar, &headers, ip, back, choice).await
         }
@@ -1005,6 +1018,11 @@ async fn create(
         && repo.user_email().find_by_email(email).await?.is_none()
     {
         repo.user_email().add(&mut rng, clock, &user, email).await?;
+    }
+    if let Some(url) = &choice.terms_url {
+        repo.user_registration()
+            .accept_terms(&mut rng, clock, &user, url)
+            .await?;
     }
     match repo
         .upstream_link()
