@@ -9,7 +9,10 @@ use std::time::Duration;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSendmailTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use mas_i18n::{Catalogue, FluentArgs};
 use minijinja::Environment;
+
+pub use mas_i18n::Locale;
 
 /// How long an SMTP exchange may take before it counts as failed (and is retried).
 const SMTP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -281,26 +284,8 @@ pub enum Template {
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
     for (name, source) in [
-        (
-            "verification.txt",
-            include_str!("../templates/verification.txt"),
-        ),
-        (
-            "verification.html",
-            include_str!("../templates/verification.html"),
-        ),
-        (
-            "registration.txt",
-            include_str!("../templates/registration.txt"),
-        ),
-        (
-            "registration.html",
-            include_str!("../templates/registration.html"),
-        ),
-        ("recovery.txt", include_str!("../templates/recovery.txt")),
-        ("recovery.html", include_str!("../templates/recovery.html")),
-        ("test.txt", include_str!("../templates/test.txt")),
-        ("test.html", include_str!("../templates/test.html")),
+        ("message.txt", include_str!("../templates/message.txt")),
+        ("message.html", include_str!("../templates/message.html")),
     ] {
         if let Err(error) = env.add_template(name, source) {
             tracing::error!(%error, name, "a built-in email template does not parse");
@@ -309,41 +294,90 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     env
 });
 
+/// The mail's words, in every language of [`mas_i18n::LANGUAGES`].
+static CATALOGUE: LazyLock<Result<Catalogue, mas_i18n::CatalogueError>> = LazyLock::new(|| {
+    Catalogue::new([
+        include_str!("../locales/en.ftl"),
+        include_str!("../locales/fr.ftl"),
+        include_str!("../locales/de.ftl"),
+    ])
+});
+
+/// The catalogue of the mail's words (for completeness checks).
+///
+/// # Errors
+/// When a built-in catalogue is broken.
+pub fn catalogue() -> Result<&'static Catalogue, EmailError> {
+    CATALOGUE
+        .as_ref()
+        .map_err(|e| EmailError::Message(e.to_string()))
+}
+
 impl Template {
-    /// The message, for a service called `service_name`.
+    /// The message, for a service called `service_name`, in `locale`.
     ///
     /// # Errors
-    /// When a built-in template fails to render.
-    pub fn render(&self, service_name: &str) -> Result<Rendered, EmailError> {
-        let (name, subject, context) = match self {
-            Self::Verification { username, code } => (
-                "verification",
-                format!("Your code for {service_name}: {code}"),
-                minijinja::context! { service_name, username, code },
-            ),
-            Self::Registration { username, code } => (
-                "registration",
-                format!("Your code for {service_name}: {code}"),
-                minijinja::context! { service_name, username, code },
-            ),
+    /// When a built-in template or catalogue fails to load or render.
+    pub fn render(&self, service_name: &str, locale: Locale) -> Result<Rendered, EmailError> {
+        let catalogue = catalogue()?;
+        let mut args = FluentArgs::new();
+        args.set("service", service_name);
+        let say = |id: &str, args: &FluentArgs<'_>| catalogue.message(locale, id, Some(args));
+        let greeting = |username: &str| {
+            let mut args = FluentArgs::new();
+            args.set("username", username);
+            say("greeting", &args)
+        };
+        let (subject, before, code, link, after) = match self {
+            Self::Verification { username, code } | Self::Registration { username, code } => {
+                let kind = if matches!(self, Self::Verification { .. }) {
+                    "verification"
+                } else {
+                    "registration"
+                };
+                args.set("code", code.as_str());
+                let mistake = if kind == "registration" {
+                    "registration-mistake"
+                } else {
+                    "code-mistake"
+                };
+                (
+                    say(&format!("{kind}-subject"), &args),
+                    vec![greeting(username), say(&format!("{kind}-intro"), &args)],
+                    Some(code.as_str()),
+                    None,
+                    vec![say("code-validity", &args), say(mistake, &args)],
+                )
+            }
             Self::Recovery {
                 username,
                 link,
                 minutes,
-            } => (
-                "recovery",
-                format!("Set a new password for {service_name}"),
-                minijinja::context! { service_name, username, link, minutes },
-            ),
+            } => {
+                args.set("minutes", mas_i18n::number(*minutes));
+                (
+                    say("recovery-subject", &args),
+                    vec![greeting(username), say("recovery-intro", &args)],
+                    None,
+                    Some(link.as_str()),
+                    vec![
+                        say("recovery-validity", &args),
+                        say("recovery-mistake", &args),
+                    ],
+                )
+            }
             Self::Test => (
-                "test",
-                format!("Test message from {service_name}"),
-                minijinja::context! { service_name },
+                say("test-subject", &args),
+                vec![say("test-intro", &args), say("test-outro", &args)],
+                None,
+                None,
+                Vec::new(),
             ),
         };
+        let context = minijinja::context! { before, code, link, after, lang => locale.tag() };
         let render = |kind: &str| {
             TEMPLATES
-                .get_template(&format!("{name}.{kind}"))
+                .get_template(&format!("message.{kind}"))
                 .and_then(|t| t.render(&context))
                 .map_err(|e| EmailError::Message(e.to_string()))
         };
@@ -365,7 +399,7 @@ mod tests {
             username: "<alice>".to_owned(),
             code: "123456".to_owned(),
         }
-        .render("Example")
+        .render("Example", Locale::ENGLISH)
         .unwrap();
         assert_eq!(rendered.subject, "Your code for Example: 123456");
         assert!(rendered.text.contains("123456"), "{}", rendered.text);
@@ -375,6 +409,75 @@ mod tests {
         );
         assert!(rendered.html.contains("&lt;alice&gt;"), "{}", rendered.html);
         assert!(!rendered.html.contains("<alice>"));
+    }
+
+    #[test]
+    fn every_message_comes_in_every_language_with_nothing_missing() {
+        let catalogue = catalogue().unwrap();
+        for (language, lacks, extra) in catalogue.missing() {
+            assert!(lacks.is_empty(), "{language} lacks {lacks:?}");
+            assert!(
+                extra.is_empty(),
+                "{language} has more than English: {extra:?}"
+            );
+        }
+        let templates = [
+            Template::Verification {
+                username: "ann".to_owned(),
+                code: "123456".to_owned(),
+            },
+            Template::Registration {
+                username: "ann".to_owned(),
+                code: "123456".to_owned(),
+            },
+            Template::Recovery {
+                username: "ann".to_owned(),
+                link: "https://auth.example.com/account/password/recovery?ticket=x".to_owned(),
+                minutes: 30,
+            },
+            Template::Test,
+        ];
+        for tag in mas_i18n::LANGUAGES {
+            let locale = Locale::from_tag(tag).unwrap();
+            for template in &templates {
+                let rendered = template.render("Example", locale).unwrap();
+                // No message ID left standing in for a missing message.
+                for id in ["-subject", "-intro", "-validity", "-mistake", "greeting"] {
+                    assert!(!rendered.text.contains(id), "{tag}: {}", rendered.text);
+                    assert!(
+                        !rendered.subject.contains(id),
+                        "{tag}: {}",
+                        rendered.subject
+                    );
+                }
+                assert!(rendered.html.contains(&format!("<html lang=\"{tag}\">")));
+            }
+        }
+        let french = Template::Recovery {
+            username: "ann".to_owned(),
+            link: "https://auth.example.com/r?ticket=x".to_owned(),
+            minutes: 30,
+        }
+        .render("Example", Locale::from_tag("fr").unwrap())
+        .unwrap();
+        assert_eq!(
+            french.subject,
+            "Choisir un nouveau mot de passe pour Example"
+        );
+        assert!(
+            french.text.contains("dans les 30 minutes qui viennent"),
+            "{}",
+            french.text
+        );
+        assert!(french.text.contains("https://auth.example.com/r?ticket=x"));
+        let german = Template::Registration {
+            username: "ann".to_owned(),
+            code: "654321".to_owned(),
+        }
+        .render("Example", Locale::from_tag("de").unwrap())
+        .unwrap();
+        assert_eq!(german.subject, "Ihr Code für Example: 654321");
+        assert!(german.text.starts_with("Hallo ann,"), "{}", german.text);
     }
 
     #[test]
@@ -407,7 +510,7 @@ mod tests {
             "root@localhost",
         )
         .unwrap();
-        let message = Template::Test.render("Example").unwrap();
+        let message = Template::Test.render("Example", Locale::ENGLISH).unwrap();
         let error = mailer
             .send("alice@example.com", &message)
             .await

@@ -49,7 +49,10 @@ async fn queued_mail(state: &AppState) -> Vec<EmailJob> {
 
 /// The code of the registration that job sends, as the message would carry it.
 async fn code_of(state: &AppState, job: &EmailJob) -> String {
-    let EmailJob::Registration { registration_id } = job else {
+    let EmailJob::Registration {
+        registration_id, ..
+    } = job
+    else {
         panic!("not a registration code: {job:?}");
     };
     let mut repo = state.repos.reader().await.unwrap();
@@ -426,14 +429,36 @@ async fn recovery_answers_alike_for_any_address_and_its_link_works_once() {
         .await
         .iter()
         .map(|job| {
-            let EmailJob::Recovery { sealed_email } = job else {
+            let EmailJob::Recovery {
+                sealed_email,
+                locale,
+            } = job
+            else {
                 panic!("not a recovery: {job:?}");
             };
+            assert_eq!(locale.as_deref(), Some("en"), "no Accept-Language: English");
             assert!(!sealed_email.contains('@'), "kept encrypted");
             String::from_utf8(state.encrypter.decrypt(sealed_email).unwrap()).unwrap()
         })
         .collect();
     assert_eq!(typed, ["alice@example.com", "nobody@example.com"]);
+    // The message goes out in the language the browser asks for.
+    {
+        use tower::ServiceExt;
+        let app = crate::router(&[crate::Resource::Human], None, state.clone());
+        let request = axum::http::Request::post("/recover")
+            .header("cookie", &browser)
+            .header("accept-language", "de-CH, fr;q=0.5")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(axum::body::Body::from(
+                "csrf=csrf-value&email=alice%40example.com",
+            ))
+            .unwrap();
+        assert_eq!(app.oneshot(request).await.unwrap().status(), StatusCode::OK);
+        let jobs = queued_mail(&state).await;
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].locale(), Some("de"));
+    }
     let bad = send(
         &state,
         &browser,

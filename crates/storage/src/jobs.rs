@@ -421,11 +421,17 @@ pub enum EmailJob {
     Verification {
         /// The authentication whose code to send.
         authentication_id: Ulid,
+        /// The language of the browser that asked (`en`, `fr`, `de`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        locale: Option<String>,
     },
     /// The code of a registration waiting for it.
     Registration {
         /// The registration whose code to send.
         registration_id: Ulid,
+        /// The language of the browser that asked.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        locale: Option<String>,
     },
     /// A recovery link, to whichever account has this address: the job finds out, so
     /// asking costs the same whether an account has it or not.
@@ -433,6 +439,9 @@ pub enum EmailJob {
         /// The address typed, encrypted with the service's key: jobs are kept, and an
         /// address someone typed (maybe someone else's) is not kept readable.
         sealed_email: String,
+        /// The language of the browser that asked.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        locale: Option<String>,
     },
 }
 
@@ -452,9 +461,22 @@ impl EmailJob {
             && let Ok(VerificationOnly { authentication_id }) =
                 serde_json::from_value(payload.clone())
         {
-            return Ok(Self::Verification { authentication_id });
+            return Ok(Self::Verification {
+                authentication_id,
+                locale: None,
+            });
         }
         serde_json::from_value(payload.clone()).map_err(|e| format!("unreadable payload: {e}"))
+    }
+
+    /// The language of the browser that asked, if it said.
+    #[must_use]
+    pub fn locale(&self) -> Option<&str> {
+        match self {
+            Self::Verification { locale, .. }
+            | Self::Registration { locale, .. }
+            | Self::Recovery { locale, .. } => locale.as_deref(),
+        }
     }
 
     /// The job to schedule.
@@ -478,12 +500,15 @@ mod email_tests {
         for job in [
             EmailJob::Verification {
                 authentication_id: id,
+                locale: None,
             },
             EmailJob::Registration {
                 registration_id: id,
+                locale: Some("fr".to_owned()),
             },
             EmailJob::Recovery {
                 sealed_email: "sealed".to_owned(),
+                locale: Some("de".to_owned()),
             },
         ] {
             assert_eq!(EmailJob::from_payload(&job.to_job().payload), Ok(job));
@@ -492,7 +517,8 @@ mod email_tests {
         assert_eq!(
             EmailJob::from_payload(&old),
             Ok(EmailJob::Verification {
-                authentication_id: id
+                authentication_id: id,
+                locale: None
             })
         );
         assert!(EmailJob::from_payload(&serde_json::json!({"kind": "nope"})).is_err());

@@ -65,7 +65,9 @@ impl EmailJobs {
     async fn message(&self, work: EmailJob) -> Result<Option<(String, Template)>, JobError> {
         let now = self.clock.now();
         match work {
-            EmailJob::Verification { authentication_id } => {
+            EmailJob::Verification {
+                authentication_id, ..
+            } => {
                 // Read, then let go of the connection before talking to the mail server.
                 let mut repo = self.repos.reader().await.map_err(|e| storage(&e))?;
                 let Some(authentication) = repo
@@ -93,7 +95,9 @@ impl EmailJobs {
                 };
                 Ok(Some((authentication.email, template)))
             }
-            EmailJob::Registration { registration_id } => {
+            EmailJob::Registration {
+                registration_id, ..
+            } => {
                 let mut repo = self.repos.reader().await.map_err(|e| storage(&e))?;
                 let registration = repo
                     .user_registration()
@@ -111,7 +115,7 @@ impl EmailJobs {
                 };
                 Ok(Some((registration.email, template)))
             }
-            EmailJob::Recovery { sealed_email } => {
+            EmailJob::Recovery { sealed_email, .. } => {
                 let email = self.decrypt(&sealed_email)?;
                 self.recovery(email).await.map_err(|e| storage(&e))
             }
@@ -172,11 +176,15 @@ impl JobHandler for EmailJobs {
 
     async fn run(&self, job: &Job) -> Result<(), JobError> {
         let work = EmailJob::from_payload(&job.payload).map_err(JobError::Fatal)?;
+        let locale = work
+            .locale()
+            .and_then(mas_email::Locale::from_tag)
+            .unwrap_or_default();
         let Some((to, template)) = self.message(work).await? else {
             return Ok(());
         };
         let message = template
-            .render(&self.service_name)
+            .render(&self.service_name, locale)
             .map_err(|e| JobError::Fatal(e.to_string()))?;
         match self.mailer.send(&to, &message).await {
             Ok(()) => {

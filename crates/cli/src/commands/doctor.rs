@@ -68,7 +68,10 @@ async fn check_email(config: &RootConfig, to: Option<&str>) -> Outcome {
             }
         };
     };
-    let message = match mas_email::Template::Test.render(&crate::email::service_name(config)) {
+    let message = match mas_email::Template::Test.render(
+        &crate::email::service_name(config),
+        mas_email::Locale::ENGLISH,
+    ) {
         Ok(message) => message,
         Err(error) => return Outcome::Fail(error.to_string()),
     };

@@ -46,6 +46,7 @@ pub(super) fn new_code() -> String {
 pub(super) async fn add(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    headers: axum::http::HeaderMap,
     jar: PrivateCookieJar,
     PageForm(form): PageForm,
 ) -> PageResult {
@@ -105,6 +106,7 @@ pub(super) async fn add(
         .await?;
     let job = EmailJob::Verification {
         authentication_id: authentication.id,
+        locale: Some(super::browser_locale(&headers)),
     };
     repo.job().schedule(&mut rng, clock, job.to_job()).await?;
     repo.save().await?;

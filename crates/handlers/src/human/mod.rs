@@ -412,6 +412,15 @@ pub(crate) fn auto_post(action: &str, params: &[[&str; 2]]) -> Response {
     )
 }
 
+/// The language the browser asks for (`Accept-Language`), among those the service's mail
+/// comes in: what a message sent on its behalf is written in.
+pub(crate) fn browser_locale(headers: &axum::http::HeaderMap) -> String {
+    let asked = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    mas_i18n::Locale::negotiate(asked).tag().to_owned()
+}
+
 /// The page for a requester that `policy.data.requester` turns away, if this one is.
 pub(crate) fn turned_away(
     state: &AppState,

@@ -363,7 +363,8 @@ pub(super) async fn post(
         email: None,
     };
     if email_required {
-        return wait_for_code(&state, jar, &next, account, email).await;
+        let locale = Some(super::browser_locale(&headers));
+        return wait_for_code(&state, jar, &next, account, email, locale).await;
     }
     match make_account(&state, &account, None).await? {
         Ok((user, session)) => {
@@ -416,6 +417,7 @@ async fn wait_for_code(
     next: &str,
     account: NewAccount,
     email: String,
+    locale: Option<String>,
 ) -> PageResult {
     let clock = state.clock.as_ref();
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
@@ -442,6 +444,7 @@ async fn wait_for_code(
         .await?;
     let job = EmailJob::Registration {
         registration_id: registration.id,
+        locale,
     };
     repo.job().schedule(&mut rng, clock, job.to_job()).await?;
     repo.save().await?;

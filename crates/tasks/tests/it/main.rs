@@ -676,10 +676,11 @@ async fn recovery_links_go_only_to_active_accounts_that_have_the_address() {
     repo.save().await.unwrap();
 
     let encrypter = mas_storage::Encrypter::new(&[3; 32]);
-    let run = async |email: &str| {
+    let run = async |email: &str, locale: Option<&str>| {
         let mut rng = rand::make_rng::<rand::rngs::StdRng>();
         let new = EmailJob::Recovery {
             sealed_email: encrypter.encrypt(&mut rng, email.as_bytes()),
+            locale: locale.map(str::to_owned),
         }
         .to_job();
         let stored = Job {
@@ -695,12 +696,12 @@ async fn recovery_links_go_only_to_active_accounts_that_have_the_address() {
         jobs.run(&stored).await.unwrap();
     };
     // No account has it, or a locked one does: nothing is sent.
-    run("nobody@example.com").await;
-    run("bob@example.com").await;
+    run("nobody@example.com", None).await;
+    run("bob@example.com", None).await;
     assert!(kept().is_empty(), "{:?}", kept());
 
     // Typed in another case: the link goes to the address as the account has it.
-    run("alice@example.com").await;
+    run("alice@example.com", None).await;
     let messages = kept();
     assert_eq!(messages.len(), 1);
     let message = &messages[0];
@@ -732,6 +733,14 @@ async fn recovery_links_go_only_to_active_accounts_that_have_the_address() {
         .unwrap()
         .expect("the ticket is stored (as its hash)");
     assert_eq!(stored.user_id, alice.id);
+
+    // Asked from a French browser: the message is in French.
+    run("alice@example.com", Some("fr")).await;
+    let messages = kept();
+    assert_eq!(messages.len(), 2);
+    let french = messages[1].replace("=\r\n", "").replace("=\n", "");
+    assert!(french.contains("lang=3D\"fr\""), "{french}");
+    assert!(french.contains("Bonjour alice,"), "{french}");
     assert!(stored.is_usable(chrono::Utc::now()));
     let lifetime = stored.expires_at - stored.created_at;
     assert!(
