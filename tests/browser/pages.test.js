@@ -737,7 +737,8 @@ test('a person who forgot their password gets a link by email and sets a new one
   const phone = await compatLogin('ivy');
   assert.equal((await matrix(phone.access_token, 'account/whoami')).status, 200);
 
-  const context = await browser.newContext();
+  // A French browser (Chromium sends Accept-Language: fr-FR): the mail is in French.
+  const context = await browser.newContext({ locale: 'fr-FR' });
   const page = await context.newPage();
   await page.goto(new URL('login', base).toString());
   await page.click('#forgot');
@@ -756,7 +757,7 @@ test('a person who forgot their password gets a link by email and sets a new one
   assert.match(known, /a link to set a new password is on its way/);
 
   const [message] = await waitForMail('ivy@example.com', 1);
-  assert.match(message, /^Subject: Set a new password for 127\.0\.0\.1/m);
+  assert.match(message, /^Subject: Choisir un nouveau mot de passe pour 127\.0\.0\.1/m);
   // Quoted-printable may break or encode the line: the link is read from the decoded text.
   const decoded = message.replace(/=\r?\n/g, '').replace(/=3D/g, '=');
   const link = decoded.match(/(http:\/\/127\.0\.0\.1:\d+\/account\/password\/recovery\?ticket=[A-Za-z0-9]{32})/)?.[1];
