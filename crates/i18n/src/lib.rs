@@ -220,7 +220,11 @@ mod tests {
         assert_eq!(pick("*"), "en");
         assert_eq!(pick("de;q=0.125, fr;q=0.13"), "fr");
         assert_eq!(pick("de;q=1.0, fr"), "de");
-        assert_eq!(pick("de;q=0.1234, fr;q=0.1"), "fr", "four decimals is no weight");
+        assert_eq!(
+            pick("de;q=0.1234, fr;q=0.1"),
+            "fr",
+            "four decimals is no weight"
+        );
         assert_eq!(Locale::negotiate(None), Locale::ENGLISH);
         assert_eq!(Locale::from_tag("de").map(Locale::tag), Some("de"));
         assert_eq!(Locale::from_tag("xx"), None);

@@ -3,7 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum_extra::extract::cookie::PrivateCookieJar;
 use chrono::TimeDelta;
 use mas_data_model::{BrowserSession, User, UserEmailAuthentication};
@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 
 use super::account::{field, person, posted};
 use super::login::PageForm;
-use super::{PageError, PageResult, csrf_token, error_page, render, see_other};
+use super::{PageError, PageResult, error_page, see_other};
 use crate::AppState;
 use crate::rate_limit::ClientIp;
 
@@ -151,19 +151,13 @@ fn code_page(
     authentication: &UserEmailAuthentication,
     error: Option<&str>,
 ) -> Response {
-    let (jar, csrf) = csrf_token(state, jar);
-    let page = render(
-        status,
-        "email_code.html",
-        minijinja::context! {
-            service_name => &*state.service_name, csrf, error,
-            base => state.page_path("/"),
-            email => &authentication.email,
-            action => state.page_path(&format!("/account/emails/{}", authentication.id)),
-            nav => true, button => "Add the address",
-        },
-    );
-    (jar, page).into_response()
+    let context = minijinja::context! {
+        error,
+        email => &authentication.email,
+        action => state.page_path(&format!("/account/emails/{}", authentication.id)),
+        nav => true, button => "Add the address",
+    };
+    super::form_page(state, jar, status, "email_code.html", context)
 }
 
 #[tracing::instrument(name = "handlers.account.emails.code", skip_all)]

@@ -233,6 +233,26 @@ pub(crate) fn render_with_policy<S: Serialize>(
     response
 }
 
+/// A page with a form: this browser's CSRF token (set when new), the service's name and
+/// the base path join `context`.
+pub(crate) fn form_page(
+    state: &AppState,
+    jar: PrivateCookieJar,
+    status: StatusCode,
+    template: &str,
+    context: minijinja::Value,
+) -> Response {
+    let (jar, csrf) = csrf_token(state, jar);
+    let page = render(
+        status,
+        template,
+        minijinja::context! {
+            csrf, service_name => &*state.service_name, base => state.page_path("/"), ..context
+        },
+    );
+    (jar, page).into_response()
+}
+
 /// The error page, for people (when a client cannot be told).
 pub(crate) fn error_page(
     state: &AppState,

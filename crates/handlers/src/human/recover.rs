@@ -13,7 +13,7 @@ use mas_storage::jobs::EmailJob;
 use serde::Deserialize;
 
 use super::login::PageForm;
-use super::{PageResult, csrf_token, csrf_valid, error_page, render};
+use super::{PageResult, csrf_valid, error_page, render};
 use crate::AppState;
 use crate::rate_limit::ClientIp;
 
@@ -36,16 +36,8 @@ fn request_page(
     email: &str,
     error: Option<&str>,
 ) -> Response {
-    let (jar, csrf) = csrf_token(state, jar);
-    let page = render(
-        status,
-        "recover.html",
-        minijinja::context! {
-            service_name => &*state.service_name, csrf, email, error,
-            base => state.page_path("/"),
-        },
-    );
-    (jar, page).into_response()
+    let context = minijinja::context! { email, error };
+    super::form_page(state, jar, status, "recover.html", context)
 }
 
 /// `GET /recover`: the form that asks for an address.
@@ -181,16 +173,8 @@ fn password_page(
     email: &str,
     error: Option<&str>,
 ) -> Response {
-    let (jar, csrf) = csrf_token(state, jar);
-    let page = render(
-        status,
-        "recover_password.html",
-        minijinja::context! {
-            service_name => &*state.service_name, csrf, ticket, email, error,
-            base => state.page_path("/"),
-        },
-    );
-    (jar, page).into_response()
+    let context = minijinja::context! { ticket, email, error };
+    super::form_page(state, jar, status, "recover_password.html", context)
 }
 
 /// `GET /account/password/recovery?ticket=…`: the form for the new password.

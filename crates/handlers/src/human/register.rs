@@ -597,19 +597,13 @@ fn code_page(
     next: &str,
     error: Option<&str>,
 ) -> Response {
-    let (jar, csrf) = csrf_token(state, jar);
-    let page = render(
-        status,
-        "email_code.html",
-        minijinja::context! {
-            service_name => &*state.service_name, csrf, error,
-            base => state.page_path("/"),
-            email => &registration.email,
-            action => state.page_path(&format!("/register/verify?next={}", query_value(next))),
-            button => "Create account",
-        },
-    );
-    (jar, page).into_response()
+    let context = minijinja::context! {
+        error,
+        email => &registration.email,
+        action => state.page_path(&format!("/register/verify?next={}", query_value(next))),
+        button => "Create account",
+    };
+    super::form_page(state, jar, status, "email_code.html", context)
 }
 
 /// `GET /register/verify`: where the code sent to the address is typed.
