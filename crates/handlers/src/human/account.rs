@@ -266,9 +266,8 @@ async fn check_password(
     match state.rate_limits.login_as(&user.username) {
         Ok(()) => {}
         Err(Throttled::Wait(wait)) => {
-            return Ok(Err(PasswordRefused::Throttled(format!(
-                "Too many attempts. Try again in {} seconds.",
-                wait.as_secs().max(1)
+            return Ok(Err(PasswordRefused::Throttled(super::try_again(
+                "attempts", wait,
             ))));
         }
         Err(Throttled::UsernameTooLong) => return Ok(Err(PasswordRefused::Wrong)),

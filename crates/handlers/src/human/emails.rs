@@ -9,7 +9,6 @@ use chrono::TimeDelta;
 use mas_data_model::{BrowserSession, User, UserEmailAuthentication};
 use mas_storage::StorageError;
 use mas_storage::jobs::EmailJob;
-use subtle::ConstantTimeEq;
 
 use super::account::{field, person, posted};
 use super::login::PageForm;
@@ -69,10 +68,7 @@ pub(super) async fn add(
         return Ok(refused(
             &state,
             StatusCode::TOO_MANY_REQUESTS,
-            &format!(
-                "Too many codes were sent. Try again in {} seconds.",
-                wait.as_secs().max(1)
-            ),
+            &super::try_again("codes were sent", wait),
         ));
     }
     let clock = state.clock.as_ref();
@@ -189,10 +185,7 @@ pub(super) async fn code_post(
         return Ok(gone(&state));
     };
     if let Err(wait) = state.rate_limits.email_code_tried(session.id) {
-        let message = format!(
-            "Too many codes were tried. Try again in {} seconds.",
-            wait.as_secs().max(1)
-        );
+        let message = super::try_again("codes were tried", wait);
         return Ok(code_page(
             &state,
             jar,
@@ -212,23 +205,20 @@ pub(super) async fn code_post(
     if counted.attempts > MAX_TRIES {
         return Ok(gone(&state));
     }
-    let typed: String = field(&form, "code")
-        .chars()
-        .filter(char::is_ascii_digit)
-        .collect();
-    let expected = state
-        .encrypter
-        .decrypt(&counted.encrypted_code)
-        .map_err(|error| {
-            tracing::error!(%error, "an email code does not decrypt");
-            PageError::from(error_page(
-                &state,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong",
-                "Please add the address again.",
-            ))
-        })?;
-    if typed.is_empty() || !bool::from(typed.as_bytes().ct_eq(&expected)) {
+    let Some(matches) = super::code_matches(
+        &state.encrypter,
+        &counted.encrypted_code,
+        field(&form, "code"),
+    ) else {
+        tracing::error!(authentication = %counted.id, "an email code does not decrypt");
+        return Err(PageError::from(error_page(
+            &state,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong",
+            "Please add the address again.",
+        )));
+    };
+    if !matches {
         if counted.attempts >= MAX_TRIES {
             return Ok(gone(&state));
         }

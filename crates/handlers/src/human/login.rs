@@ -193,10 +193,7 @@ async fn post(
     match throttled {
         Ok(()) => {}
         Err(Throttled::Wait(wait)) => {
-            let message = format!(
-                "Too many attempts. Try again in {} seconds.",
-                wait.as_secs().max(1)
-            );
+            let message = super::try_again("attempts", wait);
             return Ok(login_page(
                 &state,
                 jar,

@@ -441,6 +441,26 @@ pub(crate) fn browser_locale(headers: &axum::http::HeaderMap) -> String {
     mas_i18n::Locale::negotiate(asked).tag().to_owned()
 }
 
+/// "Too many {what}. Try again in N seconds.", for a bucket that ran dry.
+pub(crate) fn try_again(what: &str, wait: std::time::Duration) -> String {
+    format!(
+        "Too many {what}. Try again in {} seconds.",
+        wait.as_secs().max(1)
+    )
+}
+
+/// Whether the code typed in a form (its digits) is the one sealed in `sealed`, compared
+/// in constant time; `None` when the sealed code does not decrypt.
+pub(crate) fn code_matches(
+    encrypter: &mas_storage::Encrypter,
+    sealed: &str,
+    typed: &str,
+) -> Option<bool> {
+    let expected = encrypter.decrypt(sealed).ok()?;
+    let typed: String = typed.chars().filter(char::is_ascii_digit).collect();
+    Some(!typed.is_empty() && bool::from(typed.as_bytes().ct_eq(&expected)))
+}
+
 /// The page for a requester that `policy.data.requester` turns away, if this one is.
 pub(crate) fn turned_away(
     state: &AppState,

@@ -87,10 +87,7 @@ pub(super) async fn post(
         ));
     }
     if let Err(wait) = state.rate_limits.recovery_requested(ip, &email) {
-        let message = format!(
-            "Too many links were asked for. Try again in {} seconds.",
-            wait.as_secs().max(1)
-        );
+        let message = super::try_again("links were asked for", wait);
         return Ok(request_page(
             &state,
             jar,

@@ -11,7 +11,6 @@ use mas_oauth_core::policy::Violation;
 use mas_storage::StorageError;
 use mas_storage::jobs::EmailJob;
 use mas_storage::repository::NewRegistration;
-use subtle::ConstantTimeEq;
 
 use super::login::{LoginQuery, PageForm};
 use super::{
@@ -335,10 +334,7 @@ pub(super) async fn post(
         return Ok(refuse(jar, status, &message));
     }
     if email_required && let Err(wait) = state.rate_limits.registration_code_sent(ip, &email) {
-        let message = format!(
-            "Too many codes were sent. Try again in {} seconds.",
-            wait.as_secs().max(1)
-        );
+        let message = super::try_again("codes were sent", wait);
         return Ok(refuse(jar, StatusCode::TOO_MANY_REQUESTS, &message));
     }
     // Hashing takes a while: done before a connection is taken.
@@ -650,10 +646,7 @@ pub(super) async fn code_post(
         ));
     }
     if let Err(wait) = state.rate_limits.email_code_tried(registration.id) {
-        let message = format!(
-            "Too many codes were tried. Try again in {} seconds.",
-            wait.as_secs().max(1)
-        );
+        let message = super::try_again("codes were tried", wait);
         return Ok(code_page(
             &state,
             jar,
@@ -677,12 +670,13 @@ pub(super) async fn code_post(
     if counted.attempts > MAX_TRIES {
         return Ok(code_expired(&state, &next));
     }
-    let typed: String = field("code").chars().filter(char::is_ascii_digit).collect();
-    let Ok(expected) = state.encrypter.decrypt(&counted.encrypted_code) else {
+    let Some(matches) =
+        super::code_matches(&state.encrypter, &counted.encrypted_code, &field("code"))
+    else {
         tracing::error!(registration = %counted.id, "a registration code does not decrypt");
         return Ok(code_expired(&state, &next));
     };
-    if typed.is_empty() || !bool::from(typed.as_bytes().ct_eq(&expected)) {
+    if !matches {
         if counted.attempts >= MAX_TRIES {
             return Ok(code_expired(&state, &next));
         }
