@@ -312,6 +312,12 @@ fn captcha(config: &mas_config::RootConfig) -> anyhow::Result<Option<Arc<mas_han
     };
     let captcha = mas_handlers::Captcha::new(
         service,
+        config
+            .http
+            .public_base
+            .host_str()
+            .unwrap_or_default()
+            .to_owned(),
         settings.site_key.clone().unwrap_or_default(),
         settings
             .secret_key

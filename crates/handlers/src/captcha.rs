@@ -75,6 +75,8 @@ pub enum CaptchaError {
 /// The configured CAPTCHA.
 pub struct Captcha {
     service: CaptchaService,
+    /// The host of `http.public_base`, where the widget is shown.
+    host: String,
     site_key: String,
     secret_key: String,
     verify_url: String,
@@ -96,17 +98,22 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Deserialize)]
 struct Verdict {
     success: bool,
+    /// Where the challenge was solved: a token solved on another site is refused.
+    #[serde(default)]
+    hostname: Option<String>,
     #[serde(default, rename = "error-codes")]
     error_codes: Vec<String>,
 }
 
 impl Captcha {
-    /// The CAPTCHA of `service` with these keys, checked at the provider's endpoint.
+    /// The CAPTCHA of `service` with these keys, shown on pages of `host`, checked at the
+    /// provider's endpoint.
     ///
     /// # Errors
     /// When the HTTP client cannot be built.
     pub fn new(
         service: CaptchaService,
+        host: String,
         site_key: String,
         secret_key: String,
     ) -> Result<Self, reqwest::Error> {
@@ -118,6 +125,7 @@ impl Captcha {
             .build()?;
         Ok(Self {
             service,
+            host,
             site_key,
             secret_key,
             verify_url: service.verify_url().to_owned(),
@@ -156,7 +164,7 @@ impl Captcha {
             ("response", answer.to_owned()),
         ];
         if let Some(ip) = ip {
-            form.push(("remoteip", ip.to_string()));
+            form.push(("remoteip", ip.to_canonical().to_string()));
         }
         if self.service == CaptchaService::HCaptcha {
             form.push(("sitekey", self.site_key.clone()));
@@ -180,7 +188,14 @@ impl Captcha {
             .map_err(|e| CaptchaError::Unreachable(e.without_url().to_string()))?;
         if !verdict.success {
             tracing::info!(errors = ?verdict.error_codes, "CAPTCHA answer refused by the provider");
+            return Ok(false);
         }
-        Ok(verdict.success)
+        // As MAS: only a challenge solved on this service's pages counts (a site key may
+        // be set to accept solutions from anywhere).
+        if verdict.hostname.as_deref() != Some(self.host.as_str()) {
+            tracing::info!(hostname = ?verdict.hostname, "CAPTCHA solved on another site: refused");
+            return Ok(false);
+        }
+        Ok(true)
     }
 }

@@ -860,9 +860,10 @@ async fn siteverify() -> (String, Arc<std::sync::Mutex<Vec<Vec<(String, String)>
                     if answer == "down" {
                         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
                     }
-                    axum::Json(serde_json::json!({
-                        "success": answer == "solved",
-                        "error-codes": if answer == "solved" { vec![] } else { vec!["invalid-input-response"] },
+axum::Json(serde_json::json!({
+                        "success": answer == "solved" || answer == "elsewhere",
+                        "hostname": if answer == "elsewhere" { "evil.example" } else { "auth.example.com" },
+                        "error-codes": if answer.starts_with("solved") || answer == "elsewhere" { vec![] } else { vec!["invalid-input-response"] },
                     }))
                     .into_response()
                 },
@@ -885,6 +886,7 @@ async fn registration_asks_the_provider_whether_the_captcha_was_solved() {
     state.captcha = Some(Arc::new(
         crate::Captcha::new(
             crate::CaptchaService::CloudflareTurnstile,
+            "auth.example.com".to_owned(),
             "the-site-key".to_owned(),
             "the-secret-key".to_owned(),
         )
@@ -937,13 +939,19 @@ async fn registration_asks_the_provider_whether_the_captcha_was_solved() {
             StatusCode::SERVICE_UNAVAILABLE,
             "cannot be checked right now",
         ),
+        // Solved, but on another site's page (a site key that takes any origin).
+        (
+            Some("elsewhere"),
+            StatusCode::BAD_REQUEST,
+            "The CAPTCHA was not solved",
+        ),
     ] {
         let answer = send(&state, &browser, "/register", Some(&form(answer))).await;
         assert_eq!(answer.status, status, "{}", answer.body);
         assert!(answer.body.contains(said), "{said}: {}", answer.body);
     }
     assert!(users(&state).await.is_empty());
-    assert_eq!(forms.lock().unwrap().len(), 2, "no answer, no call");
+    assert_eq!(forms.lock().unwrap().len(), 3, "no answer, no call");
 
     let made = send(&state, &browser, "/register", Some(&form(Some("solved")))).await;
     assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.body);

@@ -487,23 +487,36 @@ impl SynapseConfig {
             config.account.email_change_allowed = allowed;
         }
         config.account.displayname_change_allowed = self.enable_set_displayname;
-        // Synapse asks for an address only when told to; MAS's default always asks.
-        config.account.password_registration_email_required = self
+        // Synapse asks for an address only when told to; MAS's default always asks. A
+        // phone number cannot be asked for here, so registration that required one keeps
+        // requiring an address rather than requiring nothing.
+        let email = self.registrations_require_3pid.iter().any(|m| m == "email");
+        let phone = self
             .registrations_require_3pid
             .iter()
-            .any(|medium| medium == "email");
+            .any(|m| m == "msisdn");
+        config.account.password_registration_email_required = email || phone;
+        if phone {
+            warnings.push(
+                "registrations_require_3pid: msisdn: phone numbers are not asked for; registration asks for an email address instead"
+                    .to_owned(),
+            );
+        }
         config.account.password_registration_token_required = self.registration_requires_token;
         if self.enable_registration_captcha {
-            match (&self.recaptcha_public_key, &self.recaptcha_private_key) {
-                (Some(public), Some(private)) => {
-                    config.captcha.service = Some(mas_config::sections::CaptchaService::RecaptchaV2);
-                    config.captcha.site_key = Some(public.clone());
-                    config.captcha.secret_key = Some(Secret::new(private.clone()));
-                }
-                _ => warnings.push(
-                    "enable_registration_captcha: recaptcha_public_key and recaptcha_private_key are missing; no CAPTCHA is carried over"
+            if let (Some(public), Some(private)) =
+                (&self.recaptcha_public_key, &self.recaptcha_private_key)
+            {
+                config.captcha.service = Some(mas_config::sections::CaptchaService::RecaptchaV2);
+                config.captcha.site_key = Some(public.clone());
+                config.captcha.secret_key = Some(Secret::new(private.clone()));
+            } else {
+                // Without the CAPTCHA, registration keeps at least the address check.
+                config.account.password_registration_email_required = true;
+                warnings.push(
+                    "enable_registration_captcha: recaptcha_public_key and recaptcha_private_key are missing; no CAPTCHA is carried over, and registration asks for an email address"
                         .to_owned(),
-                ),
+                );
             }
         }
         if let Some(email) = &self.email {
@@ -763,6 +776,32 @@ cas_config: {enabled: true, server_url: https://cas.example.com}
         let path = dir.join("homeserver.yaml");
         std::fs::write(&path, text).unwrap();
         SynapseConfig::load(&[path]).unwrap()
+    }
+
+    #[test]
+    fn registration_never_comes_out_less_checked_than_synapse_had_it() {
+        let base = "server_name: example.com\nenable_registration: true\n";
+        let (open, _) = load(base).adjust(mas_config::RootConfig::default());
+        assert!(
+            !open.account.password_registration_email_required,
+            "Synapse asked for nothing"
+        );
+        let (phone, warnings) = load(&format!("{base}registrations_require_3pid: [msisdn]\n"))
+            .adjust(mas_config::RootConfig::default());
+        assert!(phone.account.password_registration_email_required);
+        assert!(
+            warnings.iter().any(|w| w.contains("msisdn")),
+            "{warnings:#?}"
+        );
+        let (keyless, warnings) = load(&format!("{base}enable_registration_captcha: true\n"))
+            .adjust(mas_config::RootConfig::default());
+        assert!(keyless.account.password_registration_email_required);
+        assert_eq!(keyless.captcha.service, None);
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("enable_registration_captcha"))
+        );
     }
 
     #[test]

@@ -267,34 +267,6 @@ pub(super) async fn post(
             "Accept the terms of service to create an account.",
         ));
     }
-    if let Some(captcha) = &state.captcha {
-        let answer = field(captcha.service().field());
-        if answer.is_empty() {
-            return Ok(refuse(
-                jar,
-                StatusCode::BAD_REQUEST,
-                "Complete the CAPTCHA to create an account.",
-            ));
-        }
-        match captcha.verify(&answer, ip).await {
-            Ok(true) => {}
-            Ok(false) => {
-                return Ok(refuse(
-                    jar,
-                    StatusCode::BAD_REQUEST,
-                    "The CAPTCHA was not solved. Please try again.",
-                ));
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot check a CAPTCHA answer");
-                return Ok(refuse(
-                    jar,
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "The CAPTCHA cannot be checked right now. Please try again later.",
-                ));
-            }
-        }
-    }
     if password != field("password_confirm") {
         return Ok(refuse(
             jar,
@@ -316,12 +288,51 @@ pub(super) async fn post(
             "A registration token is required.",
         ));
     }
-    // The token first: without a good one, nobody learns which names are free. Each
-    // check costs a registration attempt, so tokens cannot be guessed at speed.
-    let registration_token = if state.account.registration_token_required {
+    // Each attempt past the cheap checks costs a registration attempt, once: the CAPTCHA
+    // (a call to its provider) and the token are checked against it.
+    let mut charged = false;
+    if let Some(captcha) = &state.captcha {
+        let answer = field(captcha.service().field());
+        if answer.is_empty() {
+            return Ok(refuse(
+                jar,
+                StatusCode::BAD_REQUEST,
+                "Complete the CAPTCHA to create an account.",
+            ));
+        }
         if let Some(message) = throttled(&state, PerAddress::Registration, ip, "attempts") {
             return Ok(refuse(jar, StatusCode::TOO_MANY_REQUESTS, &message));
         }
+        charged = true;
+        match captcha.verify(&answer, ip).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return Ok(refuse(
+                    jar,
+                    StatusCode::BAD_REQUEST,
+                    "The CAPTCHA was not solved. Please try again.",
+                ));
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot check a CAPTCHA answer");
+                return Ok(refuse(
+                    jar,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The CAPTCHA cannot be checked right now. Please try again later.",
+                ));
+            }
+        }
+    }
+    // The token before the name: without a good one, nobody learns which names are
+    // free, and each check costs a registration attempt, so tokens cannot be guessed at
+    // speed.
+    let registration_token = if state.account.registration_token_required {
+        if !charged
+            && let Some(message) = throttled(&state, PerAddress::Registration, ip, "attempts")
+        {
+            return Ok(refuse(jar, StatusCode::TOO_MANY_REQUESTS, &message));
+        }
+        charged = true;
         match usable_token(&state, &typed_token).await? {
             Ok(token) => Some(token),
             Err(message) => return Ok(refuse(jar, StatusCode::FORBIDDEN, message)),
@@ -329,7 +340,6 @@ pub(super) async fn post(
     } else {
         None
     };
-    let charged = registration_token.is_some();
     if let Some((status, message)) = may_register(&state, &username, ip, !charged).await? {
         return Ok(refuse(jar, status, &message));
     }
@@ -624,9 +634,14 @@ pub(super) async fn code_get(
 pub(super) async fn code_post(
     State(state): State<AppState>,
     query: Result<Query<LoginQuery>, axum::extract::rejection::QueryRejection>,
+    ClientIp(ip): ClientIp,
+    headers: axum::http::HeaderMap,
     jar: PrivateCookieJar,
     PageForm(form): PageForm,
 ) -> PageResult {
+    if let Some(page) = super::turned_away(&state, ip, &headers) {
+        return Ok(page);
+    }
     let next = safe_next(query.ok().and_then(|Query(q)| q.next).as_deref());
     let field = |name: &str| form.get(name).ok().flatten().unwrap_or_default().to_owned();
     if !state.oauth.registration_open {
