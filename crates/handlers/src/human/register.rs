@@ -549,8 +549,21 @@ async fn make_account(
     }
     .await;
     match result {
-        // Taken by a concurrent registration between the check and the insert.
-        Err(StorageError::Conflict(_)) => Ok(Err((StatusCode::CONFLICT, TAKEN))),
+        // Taken by a concurrent registration between the check and the insert: the name,
+        // or (finishing at the same moment) the address.
+        Err(StorageError::Conflict(_)) => {
+            let address_taken = match &account.email {
+                Some(email) => {
+                    let mut repo = state.repos.reader().await?;
+                    repo.user_email().find_by_email(email).await?.is_some()
+                }
+                None => false,
+            };
+            Ok(Err((
+                StatusCode::CONFLICT,
+                if address_taken { ADDRESS_TAKEN } else { TAKEN },
+            )))
+        }
         other => other,
     }
 }
