@@ -140,13 +140,13 @@ pub struct PolicyData {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub admin_clients: Vec<String>,
     /// What dynamic client registration may relax.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub client_registration: ClientRegistrationData,
     /// Who may register.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub registration: RegistrationData,
     /// Which addresses may be used.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub emails: EmailsData,
     /// When set, only addresses of these domains (globs) may be used.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -155,11 +155,16 @@ pub struct PolicyData {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub banned_domains: Vec<String>,
     /// What new passwords must hold.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub passwords: PasswordsData,
     /// Who is turned away.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_default")]
     pub requester: RequesterData,
+}
+
+/// Whether a part of `data` is as if it were absent (left out of `config dump`).
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 impl PolicyData {
