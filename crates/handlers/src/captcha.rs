@@ -117,12 +117,7 @@ impl Captcha {
         site_key: String,
         secret_key: String,
     ) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .connect_timeout(TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("mas-server/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = crate::outbound_client(TIMEOUT)?;
         Ok(Self {
             service,
             host,

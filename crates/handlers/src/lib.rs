@@ -206,6 +206,20 @@ impl Default for AccountSwitches {
     }
 }
 
+/// The HTTP client of the service's own calls out (remote key sets, CAPTCHA checks):
+/// `timeout` for connecting and for the whole call, no redirects followed, this build
+/// named in `User-Agent`.
+pub(crate) fn outbound_client(
+    timeout: std::time::Duration,
+) -> Result<reqwest::Client, reqwest::Error> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("mas-server/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
 /// Whether the job worker runs in this process, for `/health`: shared between the task
 /// that runs it and the handlers.
 #[derive(Debug, Clone, Default)]

@@ -97,12 +97,7 @@ impl RemoteKeys {
 
     /// A fetcher keeping answers for `timings` (shortened in tests).
     fn with_timings(timings: Timings) -> Result<Self, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .connect_timeout(TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("mas-server/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let http = crate::outbound_client(TIMEOUT)?;
         Ok(Self {
             http,
             timings,

@@ -15,7 +15,6 @@ use super::{
     PageError, PageResult, csrf_token, csrf_valid, error_page, redirect_to, render, signed_in,
 };
 use crate::AppState;
-use crate::rate_limit::ClientIp;
 
 /// How long a started SSO login may wait for the person.
 const PENDING_FOR: chrono::TimeDelta = chrono::TimeDelta::minutes(30);
@@ -61,13 +60,9 @@ async fn signed_in_and_pending(
 pub(super) async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    ClientIp(ip): ClientIp,
-    headers: axum::http::HeaderMap,
+    _: super::Welcome,
     jar: PrivateCookieJar,
 ) -> PageResult {
-    if let Some(page) = super::turned_away(&state, ip, &headers) {
-        return Ok(page);
-    }
     let (browser, login) = signed_in_and_pending(&state, &jar, &id).await?;
     let Some(user) = state
         .repos
@@ -98,14 +93,10 @@ pub(super) async fn get(
 pub(super) async fn post(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    ClientIp(ip): ClientIp,
-    headers: axum::http::HeaderMap,
+    _: super::Welcome,
     jar: PrivateCookieJar,
     PageForm(form): PageForm,
 ) -> PageResult {
-    if let Some(page) = super::turned_away(&state, ip, &headers) {
-        return Ok(page);
-    }
     if !csrf_valid(&jar, form.get("csrf").ok().flatten().unwrap_or_default()) {
         return Ok(error_page(
             &state,

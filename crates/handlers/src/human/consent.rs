@@ -17,7 +17,6 @@ use super::{
     describe_scopes, error_page, render, see_other,
 };
 use crate::AppState;
-use crate::rate_limit::ClientIp;
 
 /// Where a grant stands for this browser.
 pub(super) enum Step {
@@ -117,13 +116,9 @@ async fn answerable(
 pub(super) async fn get(
     State(state): State<AppState>,
     Path(grant_id): Path<String>,
-    ClientIp(ip): ClientIp,
-    headers: axum::http::HeaderMap,
+    _: super::Welcome,
     jar: PrivateCookieJar,
 ) -> PageResult {
-    if let Some(page) = super::turned_away(&state, ip, &headers) {
-        return Ok(page);
-    }
     let mut repo = state.repos.begin().await?;
     let (session, grant) = answerable(&state, repo.as_mut(), &jar, &grant_id).await?;
     let client = repo.client().lookup(grant.client_id).await?;
@@ -158,14 +153,10 @@ pub(super) async fn get(
 pub(super) async fn post(
     State(state): State<AppState>,
     Path(grant_id): Path<String>,
-    ClientIp(ip): ClientIp,
-    headers: axum::http::HeaderMap,
+    _: super::Welcome,
     jar: PrivateCookieJar,
     PageForm(form): PageForm,
 ) -> PageResult {
-    if let Some(page) = super::turned_away(&state, ip, &headers) {
-        return Ok(page);
-    }
     if !csrf_valid(&jar, form.get("csrf").ok().flatten().unwrap_or_default()) {
         return Ok(error_page(
             &state,

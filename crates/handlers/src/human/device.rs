@@ -106,13 +106,9 @@ pub(super) async fn link_post(
 pub(super) async fn device_get(
     State(state): State<AppState>,
     Path(grant_id): Path<String>,
-    ClientIp(ip): ClientIp,
-    headers: axum::http::HeaderMap,
+    _: super::Welcome,
     jar: PrivateCookieJar,
 ) -> PageResult {
-    if let Some(page) = super::turned_away(&state, ip, &headers) {
-        return Ok(page);
-    }
     let session = signed_in(&state, &jar, &format!("/device/{grant_id}")).await?;
     let mut repo = state.repos.reader().await?;
     let Ok(id) = grant_id.parse::<ulid::Ulid>() else {
@@ -164,14 +160,10 @@ fn gone(state: &AppState) -> Response {
 pub(super) async fn device_post(
     State(state): State<AppState>,
     Path(grant_id): Path<String>,
-    ClientIp(ip): ClientIp,
-    headers: axum::http::HeaderMap,
+    _: super::Welcome,
     jar: PrivateCookieJar,
     PageForm(form): PageForm,
 ) -> PageResult {
-    if let Some(page) = super::turned_away(&state, ip, &headers) {
-        return Ok(page);
-    }
     if !csrf_valid(&jar, form.get("csrf").ok().flatten().unwrap_or_default()) {
         return Ok(error_page(
             &state,

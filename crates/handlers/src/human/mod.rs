@@ -461,23 +461,34 @@ pub(crate) fn code_matches(
     Some(!typed.is_empty() && bool::from(typed.as_bytes().ct_eq(&expected)))
 }
 
-/// The page for a requester that `policy.data.requester` turns away, if this one is.
-pub(crate) fn turned_away(
-    state: &AppState,
-    ip: Option<std::net::IpAddr>,
-    headers: &axum::http::HeaderMap,
-) -> Option<Response> {
-    let user_agent = headers
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok());
-    state.policy.is_requester_banned(ip, user_agent).then(|| {
-        error_page(
-            state,
-            StatusCode::FORBIDDEN,
-            "Not allowed",
-            &mas_oauth_core::policy::Violation::RequesterBanned.message(),
-        )
-    })
+/// A request from a requester that `policy.data.requester` does not turn away: pages
+/// that take it answer the others with a `403` page before anything else.
+pub(crate) struct Welcome;
+
+impl axum::extract::FromRequestParts<AppState> for Welcome {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let ip = state
+            .rate_limits
+            .client_ip(&parts.extensions, &parts.headers);
+        let user_agent = parts
+            .headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok());
+        if state.policy.is_requester_banned(ip, user_agent) {
+            return Err(error_page(
+                state,
+                StatusCode::FORBIDDEN,
+                "Not allowed",
+                &mas_oauth_core::policy::Violation::RequesterBanned.message(),
+            ));
+        }
+        Ok(Self)
+    }
 }
 
 /// Takes one request from `ip`'s bucket of `kind`; when it is dry, the message to show,

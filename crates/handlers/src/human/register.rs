@@ -7,7 +7,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::{Cookie, PrivateCookieJar};
 use mas_data_model::{BrowserSession, User, UserRegistration};
-use mas_oauth_core::policy::Violation;
 use mas_storage::StorageError;
 use mas_storage::jobs::EmailJob;
 use mas_storage::repository::NewRegistration;
@@ -184,6 +183,7 @@ async fn usable_token(
 pub(super) async fn post(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
+    _: super::Welcome,
     headers: axum::http::HeaderMap,
     jar: PrivateCookieJar,
     PageForm(form): PageForm,
@@ -231,19 +231,9 @@ pub(super) async fn post(
             "That is not an email address. Type one like alice@example.com.",
         ));
     }
-    // `policy.data`: who is turned away, which names and addresses may register, and
-    // what a password must hold.
-    let user_agent = headers
-        .get(axum::http::header::USER_AGENT)
-        .and_then(|v| v.to_str().ok());
+    // `policy.data` (its requester bans are `Welcome`'s): which names and addresses may
+    // register, and what a password must hold.
     let policy = &state.policy;
-    if policy.is_requester_banned(ip, user_agent) {
-        return Ok(refuse(
-            jar,
-            StatusCode::FORBIDDEN,
-            &Violation::RequesterBanned.message(),
-        ));
-    }
     let refused = policy
         .check_username(&username)
         .into_iter()
@@ -647,14 +637,10 @@ pub(super) async fn code_get(
 pub(super) async fn code_post(
     State(state): State<AppState>,
     query: Result<Query<LoginQuery>, axum::extract::rejection::QueryRejection>,
-    ClientIp(ip): ClientIp,
-    headers: axum::http::HeaderMap,
+    _: super::Welcome,
     jar: PrivateCookieJar,
     PageForm(form): PageForm,
 ) -> PageResult {
-    if let Some(page) = super::turned_away(&state, ip, &headers) {
-        return Ok(page);
-    }
     let next = safe_next(query.ok().and_then(|Query(q)| q.next).as_deref());
     let field = |name: &str| form.get(name).ok().flatten().unwrap_or_default().to_owned();
     if !state.oauth.registration_open {
