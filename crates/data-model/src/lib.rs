@@ -27,7 +27,7 @@ pub use self::upstream::{
 };
 pub use self::user::{
     Authentication, AuthenticationMethod, BrowserSession, Password, RecoveryTicket,
-    RegistrationToken, User, UserEmail, UserEmailAuthentication, UserRegistration,
+    RegistrationToken, TokenRefusal, User, UserEmail, UserEmailAuthentication, UserRegistration,
     is_valid_localpart,
 };
 

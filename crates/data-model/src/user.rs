@@ -244,19 +244,18 @@ impl RegistrationToken {
                 .all(|b| b.is_ascii_alphanumeric() || b"._~-".contains(&b))
     }
 
-    /// Why the token cannot be used at `now`, in words for the person who typed it;
-    /// `None` when it can.
+    /// Why the token cannot be used at `now`; `None` when it can.
     #[must_use]
-    pub fn refusal(&self, now: DateTime<Utc>) -> Option<&'static str> {
+    pub fn refusal(&self, now: DateTime<Utc>) -> Option<TokenRefusal> {
         if self.revoked_at.is_some() {
-            Some("This registration token has been revoked.")
+            Some(TokenRefusal::Revoked)
         } else if self.expires_at.is_some_and(|at| now >= at) {
-            Some("This registration token has expired.")
+            Some(TokenRefusal::Expired)
         } else if self
             .usage_limit
             .is_some_and(|limit| self.times_used >= limit)
         {
-            Some("This registration token has been used as many times as it allows.")
+            Some(TokenRefusal::UsedUp)
         } else {
             None
         }
@@ -267,6 +266,17 @@ impl RegistrationToken {
     pub fn is_valid(&self, now: DateTime<Utc>) -> bool {
         self.refusal(now).is_none()
     }
+}
+
+/// Why a registration token cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRefusal {
+    /// An administrator revoked it.
+    Revoked,
+    /// Its expiry has passed.
+    Expired,
+    /// It has allowed as many registrations as its usage limit.
+    UsedUp,
 }
 
 /// Whether `localpart` may be a username: the Matrix user ID grammar's lowercase letters,

@@ -1573,3 +1573,120 @@ async fn requesters_the_policy_bans_cannot_consent_or_approve() {
     assert_eq!(ask("Firefox/140", None).await, StatusCode::OK);
     assert_eq!(ask("Firefox/140", allow).await, StatusCode::SEE_OTHER);
 }
+
+/// `GET uri` from a browser whose `Accept-Language` is `accept`.
+async fn get_in(
+    state: &AppState,
+    uri: &str,
+    accept: Option<&str>,
+) -> (StatusCode, axum::http::HeaderMap, String) {
+    let mut request = Request::get(uri);
+    if let Some(accept) = accept {
+        request = request.header("accept-language", accept);
+    }
+    let response = router(&[Resource::Human], None, state.clone())
+        .oneshot(request.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    (
+        status,
+        headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn pages_come_in_the_language_the_browser_asks_for() {
+    use axum::response::IntoResponse;
+    use axum_extra::extract::cookie::{Cookie, PrivateCookieJar};
+
+    let (state, _dir) = state(Arc::new(Up)).await;
+    let language_of = |headers: &axum::http::HeaderMap| {
+        headers
+            .get("content-language")
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+
+    // The first language there is, by weight: Spanish is not, French is.
+    let (status, headers, page) = get_in(&state, "/login", Some("es, fr-CH;q=0.9, de;q=0.8")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains(r#"<html lang="fr">"#), "{page}");
+    assert_eq!(language_of(&headers).as_deref(), Some("fr"));
+    assert!(
+        headers
+            .get_all("vary")
+            .iter()
+            .any(|v| v.to_str().unwrap().contains("accept-language")),
+        "caches keep one copy per language: {headers:?}"
+    );
+    assert!(page.contains("<title>Se connecter · "), "{page}");
+    assert!(
+        page.contains("<h1>Se connecter à auth.example.com</h1>"),
+        "{page}"
+    );
+    assert!(page.contains(">Mot de passe</label>"), "{page}");
+    assert!(!page.contains("Password"), "{page}");
+
+    let (_, headers, page) = get_in(&state, "/login", Some("de-AT")).await;
+    assert!(page.contains(r#"<html lang="de">"#), "{page}");
+    assert_eq!(language_of(&headers).as_deref(), Some("de"));
+    assert!(
+        page.contains("<h1>Bei auth.example.com anmelden</h1>"),
+        "{page}"
+    );
+    assert!(page.contains(">Passwort</label>"), "{page}");
+
+    // Nothing asked for, or nothing there is: English.
+    for accept in [None, Some("ja, zh;q=0.5")] {
+        let (_, headers, page) = get_in(&state, "/login", accept).await;
+        assert!(page.contains(r#"<html lang="en">"#), "{page}");
+        assert_eq!(language_of(&headers).as_deref(), Some("en"));
+        assert!(
+            page.contains("<h1>Sign in to auth.example.com</h1>"),
+            "{page}"
+        );
+        assert!(page.contains(">Password</label>"), "{page}");
+    }
+
+    // Error pages too: registration is closed here.
+    let (status, _, page) = get_in(&state, "/register", Some("fr")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(page.contains("Les inscriptions sont fermées"), "{page}");
+
+    // And a refused form, with its error.
+    let jar =
+        PrivateCookieJar::new(state.cookie_key.clone()).add(Cookie::new("mas-csrf", "csrf-value"));
+    let cookie = jar.into_response().headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let request = Request::post("/login")
+        .header("cookie", &cookie)
+        .header("accept-language", "de")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(
+            "csrf=csrf-value&next=%2F&username=nobody&password=wrong",
+        ))
+        .unwrap();
+    let response = router(&[Resource::Human], None, state.clone())
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let page = String::from_utf8_lossy(&bytes);
+    assert!(
+        page.contains("Falscher Benutzername oder falsches Passwort."),
+        "{page}"
+    );
+}

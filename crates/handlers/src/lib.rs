@@ -1,5 +1,8 @@
 //! HTTP handlers, grouped by the resources a listener can serve.
 
+// First: its `tr!` and `msg!` macros serve every module after it.
+#[macro_use]
+mod i18n;
 #[cfg(test)]
 mod account_tests;
 mod admin;

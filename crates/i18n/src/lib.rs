@@ -3,12 +3,12 @@
 //! catalogue has exactly its messages, which [`Catalogue::missing`] checks, and a message
 //! a catalogue lacks falls back to English.
 
+use fluent_bundle::FluentResource;
 use fluent_bundle::concurrent::FluentBundle;
-use fluent_bundle::{FluentResource, FluentValue};
 use fluent_langneg::{NegotiationStrategy, negotiate_languages};
 use unic_langid::LanguageIdentifier;
 
-pub use fluent_bundle::FluentArgs;
+pub use fluent_bundle::{FluentArgs, FluentValue};
 
 /// The languages pages and mail come in, English first (the fallback).
 pub const LANGUAGES: [&str; 3] = ["en", "fr", "de"];
@@ -155,15 +155,29 @@ impl Catalogue {
     /// when English does too), with `args` filled in.
     #[must_use]
     pub fn message(&self, locale: Locale, id: &str, args: Option<&FluentArgs<'_>>) -> String {
+        self.format(locale, id, args).0
+    }
+
+    /// [`Catalogue::message`], with what went wrong filling it in: an argument it names
+    /// that `args` lacks, a message it refers to that does not exist, or `id` itself
+    /// missing (the text then shows a placeholder).
+    #[must_use]
+    pub fn format(
+        &self,
+        locale: Locale,
+        id: &str,
+        args: Option<&FluentArgs<'_>>,
+    ) -> (String, Vec<String>) {
         for bundle in [&self.bundles[locale.0], &self.bundles[0]] {
             if let Some(pattern) = bundle.get_message(id).and_then(|m| m.value()) {
                 let mut errors = Vec::new();
-                return bundle
+                let text = bundle
                     .format_pattern(pattern, args, &mut errors)
                     .into_owned();
+                return (text, errors.iter().map(ToString::to_string).collect());
             }
         }
-        id.to_owned()
+        (id.to_owned(), vec![format!("no message {id}")])
     }
 
     /// Whether English has the message `id`.
@@ -244,6 +258,9 @@ mod tests {
         assert_eq!(catalogue.message(fr, "hello", Some(&args)), "Bonjour Ann");
         assert_eq!(catalogue.message(fr, "only-en", None), "Only English");
         assert_eq!(catalogue.message(fr, "nowhere", None), "nowhere");
+        let (text, errors) = catalogue.format(fr, "hello", None);
+        assert_eq!(text, "Bonjour {$name}");
+        assert_eq!(errors.len(), 1, "the missing argument is reported");
         assert_eq!(
             catalogue.missing(),
             [

@@ -54,8 +54,8 @@ pub(super) async fn person(
         None => Err(error_page(
             state,
             StatusCode::FORBIDDEN,
-            "This account cannot be used",
-            "It is locked or deactivated.",
+            &tr!("account-unusable"),
+            &tr!("account-unusable-detail"),
         )
         .into()),
     }
@@ -70,18 +70,19 @@ fn here(path: &str, query: Option<&str>) -> String {
 }
 
 /// A notice for the page after a change, from a fixed list (never the query's words).
-pub(super) fn notice(saved: Option<&str>) -> Option<&'static str> {
-    Some(match saved? {
-        "display-name" => "Your display name is changed.",
-        "password" => "Your password is changed.",
-        "password-everywhere" => "Your password is changed, and every other session is signed out.",
-        "ended" => "The session is signed out.",
-        "renamed" => "The device is renamed.",
-        "everywhere" => "Every other session is signed out.",
-        "email-added" => "The email address is added.",
-        "email-removed" => "The email address is removed.",
+pub(super) fn notice(saved: Option<&str>) -> Option<String> {
+    let message = match saved? {
+        "display-name" => msg!("account-notice-display-name"),
+        "password" => msg!("account-notice-password"),
+        "password-everywhere" => msg!("account-notice-password-everywhere"),
+        "ended" => msg!("sessions-notice-ended"),
+        "renamed" => msg!("sessions-notice-renamed"),
+        "everywhere" => msg!("sessions-notice-everywhere"),
+        "email-added" => msg!("emails-notice-added"),
+        "email-removed" => msg!("emails-notice-removed"),
         _ => return None,
-    })
+    };
+    Some(tr!(message.0))
 }
 
 /// `GET /account`, as a homeserver's `account_management_url` may name it: the same page,
@@ -168,8 +169,8 @@ pub(super) fn expired_form(state: &AppState) -> PageError {
     error_page(
         state,
         StatusCode::BAD_REQUEST,
-        "Invalid request",
-        "The form expired. Please go back and try again.",
+        &tr!("common-invalid-request"),
+        &tr!("common-form-expired-go-back"),
     )
     .into()
 }
@@ -188,13 +189,14 @@ pub(super) async fn posted(
     person(state, jar, back).await
 }
 
-/// The page for a change the configuration does not let people make.
-pub(super) fn not_allowed(state: &AppState, what: &str) -> PageError {
+/// The page for a change the configuration does not let people make: `detail` says
+/// which ("… is turned off on this server. Ask its administrators.").
+pub(super) fn not_allowed(state: &AppState, detail: crate::i18n::Msg) -> PageError {
     error_page(
         state,
         StatusCode::FORBIDDEN,
-        "Not allowed",
-        &format!("{what} is turned off on this server. Ask its administrators."),
+        &tr!("common-not-allowed"),
+        &tr!(detail.0),
     )
     .into()
 }
@@ -207,16 +209,17 @@ pub(super) async fn display_name(
 ) -> PageResult {
     let (_, user) = posted(&state, &jar, &form, "/account/").await?;
     if !state.account.displayname_change_allowed {
-        return Err(not_allowed(&state, "Changing the display name"));
+        return Err(not_allowed(&state, msg!("account-off-display-name")));
     }
     let name = field(&form, "display_name").trim();
     if name.chars().count() > MAX_DISPLAY_NAME || name.chars().any(char::is_control) {
         return Ok(error_page(
             &state,
             StatusCode::BAD_REQUEST,
-            "This display name cannot be used",
-            &format!(
-                "A display name is at most {MAX_DISPLAY_NAME} characters, without line breaks or control characters."
+            &tr!("account-display-name-invalid"),
+            &tr!(
+                "account-display-name-invalid-detail",
+                max = MAX_DISPLAY_NAME
             ),
         ));
     }
@@ -267,7 +270,8 @@ async fn check_password(
         Ok(()) => {}
         Err(Throttled::Wait(wait)) => {
             return Ok(Err(PasswordRefused::Throttled(super::try_again(
-                "attempts", wait,
+                msg!("throttle-attempts"),
+                wait,
             ))));
         }
         Err(Throttled::UsernameTooLong) => return Ok(Err(PasswordRefused::Wrong)),
@@ -348,7 +352,7 @@ impl Sensitive {
     ) -> Result<(BrowserSession, User), PageError> {
         let found = person(state, jar, &format!("/account/{}", self.name())).await?;
         if matches!(self, Self::Deactivate) && !state.account.account_deactivation_allowed {
-            return Err(not_allowed(state, "Deactivating an account"));
+            return Err(not_allowed(state, msg!("account-off-deactivate")));
         }
         Ok(found)
     }
@@ -385,7 +389,7 @@ async fn confirmed(
     }
     let refused = match check_password(state, &user, field(form, "password")).await? {
         Ok(_) => return Ok((jar, session, user)),
-        Err(PasswordRefused::Wrong) => ("Wrong password.".to_owned(), StatusCode::UNAUTHORIZED),
+        Err(PasswordRefused::Wrong) => (tr!("account-wrong-password"), StatusCode::UNAUTHORIZED),
         Err(PasswordRefused::Throttled(message)) => (message, StatusCode::TOO_MANY_REQUESTS),
     };
     Err(confirm_page(
@@ -423,8 +427,8 @@ pub(super) async fn cross_signing_post(
         "message.html",
         minijinja::context! {
             service_name => &*state.service_name,
-            title => "Identity reset allowed",
-            detail => "Go back to your Matrix client and reset your identity there within the next 10 minutes.",
+            title => tr!("account-reset-allowed"),
+            detail => tr!("account-reset-allowed-detail"),
         },
     ))
 }
@@ -459,8 +463,8 @@ pub(super) async fn deactivate_post(
         "message.html",
         minijinja::context! {
             service_name => &*state.service_name,
-            title => "Your account is deactivated",
-            detail => "You are signed out everywhere, and nobody can sign in to it any more.",
+            title => tr!("account-deactivated"),
+            detail => tr!("account-deactivated-detail"),
         },
     );
     Ok((forget_session(jar), page).into_response())
@@ -508,32 +512,36 @@ pub(super) async fn password(
 ) -> PageResult {
     let (session, user) = posted(&state, &jar, &form, "/account/").await?;
     if !state.account.password_change_allowed || !state.passwords.is_enabled() {
-        return Err(not_allowed(&state, "Changing the password"));
+        return Err(not_allowed(&state, msg!("account-off-password")));
     }
-    let refuse =
-        |status, detail: &str| error_page(&state, status, "Your password is not changed", detail);
+    let refuse = |status, detail: &str| {
+        error_page(&state, status, &tr!("account-password-not-changed"), detail)
+    };
     let new = field(&form, "new_password");
     if new != field(&form, "new_password_confirm") {
         return Ok(refuse(
             StatusCode::BAD_REQUEST,
-            "The new passwords do not match.",
+            &tr!("common-passwords-differ"),
         ));
     }
     if !state.passwords.is_strong_enough(new, &[&user.username]) {
         return Ok(refuse(
             StatusCode::BAD_REQUEST,
-            "The new password is too easy to guess. Try a longer one, or a few unrelated words.",
+            &tr!("account-new-password-too-easy"),
         ));
     }
     if let Some(violation) = state.policy.check_password(new).first() {
-        return Ok(refuse(StatusCode::BAD_REQUEST, &violation.message()));
+        return Ok(refuse(
+            StatusCode::BAD_REQUEST,
+            &crate::i18n::violation(violation),
+        ));
     }
     match check_password(&state, &user, field(&form, "current_password")).await? {
         Ok(_) => {}
         Err(PasswordRefused::Wrong) => {
             return Ok(refuse(
                 StatusCode::UNAUTHORIZED,
-                "The current password is wrong.",
+                &tr!("account-current-password-wrong"),
             ));
         }
         Err(PasswordRefused::Throttled(message)) => {
@@ -550,8 +558,8 @@ pub(super) async fn password(
             PageError::from(error_page(
                 &state,
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong",
-                "Please try again.",
+                &tr!("common-something-went-wrong"),
+                &tr!("common-please-try-again"),
             ))
         })?;
     let everywhere = field(&form, "sign_out_others") == "on";

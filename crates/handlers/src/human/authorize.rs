@@ -29,7 +29,7 @@ pub(super) async fn get(
             return Ok(error_page(
                 &state,
                 StatusCode::BAD_REQUEST,
-                "Invalid request",
+                &tr!("common-invalid-request"),
                 &error.description,
             ));
         }
@@ -42,7 +42,7 @@ pub(super) async fn get(
             return Ok(error_page(
                 &state,
                 StatusCode::BAD_REQUEST,
-                "This request cannot be completed",
+                &tr!("common-request-cannot-be-completed"),
                 &detail,
             ));
         }
@@ -63,11 +63,16 @@ pub(super) async fn get(
         deliver_error(&state, &request.client, &redirect)
     };
     // Each request stores a grant before anyone has signed in.
-    if let Some(message) = throttled(&state, PerAddress::AnonymousRequest, ip, "sign-in requests") {
+    if let Some(message) = throttled(
+        &state,
+        PerAddress::AnonymousRequest,
+        ip,
+        msg!("throttle-from-address-sign-ins"),
+    ) {
         return Ok(error_page(
             &state,
             StatusCode::TOO_MANY_REQUESTS,
-            "Too many requests",
+            &tr!("authorize-too-many-requests"),
             &message,
         ));
     }

@@ -23,8 +23,8 @@ fn expired(state: &AppState) -> Response {
     error_page(
         state,
         StatusCode::BAD_REQUEST,
-        "This sign-in link has expired",
-        "Start again from your Matrix client.",
+        &tr!("compat-expired"),
+        &tr!("compat-expired-detail"),
     )
 }
 
@@ -101,8 +101,8 @@ pub(super) async fn post(
         return Ok(error_page(
             &state,
             StatusCode::BAD_REQUEST,
-            "Invalid request",
-            "The form expired. Please go back and try again.",
+            &tr!("common-invalid-request"),
+            &tr!("common-form-expired-go-back"),
         ));
     }
     let (browser, login) = signed_in_and_pending(&state, &jar, &id).await?;

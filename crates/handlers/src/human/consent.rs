@@ -91,8 +91,8 @@ fn gone(state: &AppState) -> Response {
     error_page(
         state,
         StatusCode::BAD_REQUEST,
-        "This request has expired",
-        "Go back to the application and start again.",
+        &tr!("consent-expired"),
+        &tr!("consent-expired-detail"),
     )
 }
 
@@ -161,8 +161,8 @@ pub(super) async fn post(
         return Ok(error_page(
             &state,
             StatusCode::BAD_REQUEST,
-            "Invalid request",
-            "The form expired. Please go back and try again.",
+            &tr!("common-invalid-request"),
+            &tr!("common-form-expired-go-back"),
         ));
     }
     let allow = match form.get("action").ok().flatten() {
@@ -172,8 +172,8 @@ pub(super) async fn post(
             return Ok(error_page(
                 &state,
                 StatusCode::BAD_REQUEST,
-                "Invalid request",
-                "Choose Allow or Deny.",
+                &tr!("common-invalid-request"),
+                &tr!("common-choose-allow-or-deny"),
             ));
         }
     };

@@ -72,12 +72,17 @@ pub(super) async fn link_post(
             jar,
             StatusCode::BAD_REQUEST,
             &code,
-            Some("The form expired. Please try again."),
+            Some(tr!("common-form-expired").as_str()),
         ));
     }
     signed_in(&state, &jar, "/link").await?;
     // User codes are short: guesses are throttled (`rate_limiting.device_code_link`).
-    if let Some(message) = throttled(&state, PerAddress::DeviceLink, ip, "codes") {
+    if let Some(message) = throttled(
+        &state,
+        PerAddress::DeviceLink,
+        ip,
+        msg!("throttle-from-address-codes"),
+    ) {
         return Ok(link_page(
             &state,
             jar,
@@ -97,7 +102,7 @@ pub(super) async fn link_post(
             jar,
             StatusCode::NOT_FOUND,
             &code,
-            Some("This code is unknown or has expired."),
+            Some(tr!("device-code-unknown").as_str()),
         )),
     }
 }
@@ -151,8 +156,8 @@ fn gone(state: &AppState) -> Response {
     error_page(
         state,
         StatusCode::BAD_REQUEST,
-        "This code has expired",
-        "Start again on the device.",
+        &tr!("common-code-expired"),
+        &tr!("device-start-again"),
     )
 }
 
@@ -168,8 +173,8 @@ pub(super) async fn device_post(
         return Ok(error_page(
             &state,
             StatusCode::BAD_REQUEST,
-            "Invalid request",
-            "The form expired. Please go back and try again.",
+            &tr!("common-invalid-request"),
+            &tr!("common-form-expired-go-back"),
         ));
     }
     let allow = match form.get("action").ok().flatten() {
@@ -179,8 +184,8 @@ pub(super) async fn device_post(
             return Ok(error_page(
                 &state,
                 StatusCode::BAD_REQUEST,
-                "Invalid request",
-                "Choose Allow or Deny.",
+                &tr!("common-invalid-request"),
+                &tr!("common-choose-allow-or-deny"),
             ));
         }
     };
@@ -233,10 +238,10 @@ pub(super) async fn device_post(
     }
     .await;
     let (title, detail) = match result? {
-        Some(true) => ("Device connected", "You can go back to your device."),
+        Some(true) => (tr!("device-connected"), tr!("device-connected-detail")),
         Some(false) => (
-            "Device not connected",
-            "The device was refused access to your account.",
+            tr!("device-not-connected"),
+            tr!("device-not-connected-detail"),
         ),
         None => return Ok(gone(&state)),
     };

@@ -27,11 +27,11 @@ const MAX_TRIES: u32 = 5;
 const MAX_ADDRESS: usize = 254;
 
 fn not_allowed(state: &AppState) -> PageError {
-    super::account::not_allowed(state, "Changing email addresses")
+    super::account::not_allowed(state, msg!("emails-off"))
 }
 
 fn refused(state: &AppState, status: StatusCode, detail: &str) -> Response {
-    error_page(state, status, "The address is not added", detail)
+    error_page(state, status, &tr!("emails-not-added"), detail)
 }
 
 /// A six-digit code.
@@ -58,17 +58,21 @@ pub(super) async fn add(
         return Ok(refused(
             &state,
             StatusCode::BAD_REQUEST,
-            "That is not an email address. Type one like alice@example.com.",
+            &tr!("common-not-an-email"),
         ));
     }
     if let Some(violation) = state.policy.check_email(email).first() {
-        return Ok(refused(&state, StatusCode::FORBIDDEN, &violation.message()));
+        return Ok(refused(
+            &state,
+            StatusCode::FORBIDDEN,
+            &crate::i18n::violation(violation),
+        ));
     }
     if let Err(wait) = state.rate_limits.email_code_sent(ip, email, session.id) {
         return Ok(refused(
             &state,
             StatusCode::TOO_MANY_REQUESTS,
-            &super::try_again("codes were sent", wait),
+            &super::try_again(msg!("throttle-codes-sent"), wait),
         ));
     }
     let clock = state.clock.as_ref();
@@ -83,7 +87,7 @@ pub(super) async fn add(
         return Ok(refused(
             &state,
             StatusCode::CONFLICT,
-            "This address is already on your account.",
+            &tr!("emails-already-yours"),
         ));
     }
     // Whether another account has it is not said here (that would tell anyone which
@@ -135,8 +139,8 @@ fn gone(state: &AppState) -> Response {
     error_page(
         state,
         StatusCode::NOT_FOUND,
-        "This code has expired",
-        "Codes work for an hour, five tries at most, in the browser that asked. Add the address again to get a new one.",
+        &tr!("common-code-expired"),
+        &tr!("emails-code-expired-detail"),
     )
 }
 
@@ -151,7 +155,7 @@ fn code_page(
         error,
         email => &authentication.email,
         action => state.page_path(&format!("/account/emails/{}", authentication.id)),
-        nav => true, button => "Add the address",
+        nav => true, button => tr!("emails-add-button"),
     };
     super::form_page(state, jar, status, "email_code.html", context)
 }
@@ -185,7 +189,7 @@ pub(super) async fn code_post(
         return Ok(gone(&state));
     };
     if let Err(wait) = state.rate_limits.email_code_tried(session.id) {
-        let message = super::try_again("codes were tried", wait);
+        let message = super::try_again(msg!("throttle-codes-tried"), wait);
         return Ok(code_page(
             &state,
             jar,
@@ -214,20 +218,21 @@ pub(super) async fn code_post(
         return Err(PageError::from(error_page(
             &state,
             StatusCode::INTERNAL_SERVER_ERROR,
-            "Something went wrong",
-            "Please add the address again.",
+            &tr!("common-something-went-wrong"),
+            &tr!("emails-add-again"),
         )));
     };
     if !matches {
         if counted.attempts >= MAX_TRIES {
             return Ok(gone(&state));
         }
+        let message = tr!("common-wrong-code");
         return Ok(code_page(
             &state,
             jar,
             StatusCode::BAD_REQUEST,
             &counted,
-            Some("That is not the code that was sent. Check the message and try again."),
+            Some(&message),
         ));
     }
     add_verified(&state, &user, counted).await
@@ -253,11 +258,7 @@ async fn add_verified(
     match repo.user_email().add(&mut rng, clock, user, &email).await {
         Ok(_) => {}
         Err(StorageError::Conflict(_)) => {
-            return Ok(refused(
-                state,
-                StatusCode::CONFLICT,
-                "This address is already used by an account here.",
-            ));
+            return Ok(refused(state, StatusCode::CONFLICT, &tr!("emails-taken")));
         }
         Err(error) => return Err(error.into()),
     }
@@ -304,8 +305,8 @@ pub(super) async fn remove(
         return Ok(error_page(
             &state,
             StatusCode::NOT_FOUND,
-            "No such address",
-            "This address is not on your account.",
+            &tr!("emails-no-such-address"),
+            &tr!("emails-no-such-address-detail"),
         ));
     };
     repo.user_email().remove(email).await?;

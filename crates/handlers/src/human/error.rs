@@ -34,8 +34,8 @@ pub(crate) type PageResult = Result<Response, PageError>;
 /// the state the page needs.
 #[derive(Debug, Clone)]
 struct ErrorPage {
-    title: &'static str,
-    detail: std::borrow::Cow<'static, str>,
+    title: String,
+    detail: String,
 }
 
 impl IntoResponse for PageError {
@@ -45,46 +45,45 @@ impl IntoResponse for PageError {
             Self::Invalid(status, detail) => {
                 let mut response = status.into_response();
                 response.extensions_mut().insert(ErrorPage {
-                    title: "Invalid request",
-                    detail: detail.into(),
+                    title: tr!("common-invalid-request"),
+                    detail,
                 });
                 return response;
             }
             Self::Storage(StorageError::Unavailable) => (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "Temporarily unavailable",
-                "The service cannot reach its database. Please try again in a moment.",
+                tr!("error-unavailable"),
+                tr!("error-unavailable-detail"),
             ),
             Self::Storage(error) => {
                 tracing::error!(%error, "storage error on a page");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "Something went wrong",
-                    "Please try again.",
+                    tr!("common-something-went-wrong"),
+                    tr!("common-please-try-again"),
                 )
             }
             Self::Homeserver(error) if error.is_transient() => {
                 tracing::warn!(%error, "the homeserver failed a page's request");
                 (
                     StatusCode::BAD_GATEWAY,
-                    "The homeserver is not answering",
-                    "Your change could not be made on the homeserver. Please try again in a moment.",
+                    tr!("error-homeserver-down"),
+                    tr!("error-homeserver-down-detail"),
                 )
             }
             Self::Homeserver(error) => {
                 tracing::error!(%error, "the homeserver refused a page's request");
                 (
                     StatusCode::BAD_GATEWAY,
-                    "The homeserver refused the change",
-                    "Your change could not be made on the homeserver. Please try again later.",
+                    tr!("error-homeserver-refused"),
+                    tr!("error-homeserver-refused-detail"),
                 )
             }
         };
         let mut response = status.into_response();
-        response.extensions_mut().insert(ErrorPage {
-            title,
-            detail: detail.into(),
-        });
+        response
+            .extensions_mut()
+            .insert(ErrorPage { title, detail });
         response
     }
 }
@@ -101,7 +100,7 @@ pub(crate) async fn render_error_pages(
     response: Response,
 ) -> Response {
     match response.extensions().get::<ErrorPage>().cloned() {
-        Some(page) => super::error_page(&state, response.status(), page.title, &page.detail),
+        Some(page) => super::error_page(&state, response.status(), &page.title, &page.detail),
         None => response,
     }
 }

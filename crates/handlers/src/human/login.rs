@@ -167,13 +167,14 @@ async fn post(
         field("password"),
     );
     if !csrf_valid(&jar, &field("csrf")) {
+        let message = tr!("common-form-expired");
         return Ok(login_page(
             &state,
             jar,
             StatusCode::BAD_REQUEST,
             &next,
             &username,
-            Some("The form expired. Please try again."),
+            Some(&message),
         )
         .await);
     }
@@ -181,8 +182,8 @@ async fn post(
         return Ok(error_page(
             &state,
             StatusCode::FORBIDDEN,
-            "Password login is disabled",
-            "This service does not accept passwords.",
+            &tr!("login-passwords-disabled"),
+            &tr!("login-passwords-disabled-detail"),
         ));
     }
     let throttled = state
@@ -193,7 +194,7 @@ async fn post(
     match throttled {
         Ok(()) => {}
         Err(Throttled::Wait(wait)) => {
-            let message = super::try_again("attempts", wait);
+            let message = super::try_again(msg!("throttle-attempts"), wait);
             return Ok(login_page(
                 &state,
                 jar,
@@ -206,27 +207,28 @@ async fn post(
         }
         // Not echoed back: it could be a megabyte.
         Err(Throttled::UsernameTooLong) => {
+            let message = tr!("login-username-too-long");
             return Ok(login_page(
                 &state,
                 jar,
                 StatusCode::BAD_REQUEST,
                 &next,
                 "",
-                Some("That username is too long."),
+                Some(&message),
             )
             .await);
         }
     }
     // The one answer to every wrong sign-in, whatever was wrong.
     let refused = async |jar| {
-        let wrong = "Wrong username or password.";
+        let wrong = tr!("login-wrong-credentials");
         login_page(
             &state,
             jar,
             StatusCode::UNAUTHORIZED,
             &next,
             &username,
-            Some(wrong),
+            Some(&wrong),
         )
         .await
     };
@@ -259,13 +261,14 @@ async fn post(
         return Ok(refused(jar).await);
     };
     if !user.is_valid() {
+        let message = tr!("login-account-locked");
         return Ok(login_page(
             &state,
             jar,
             StatusCode::FORBIDDEN,
             &next,
             &username,
-            Some("This account is locked or deactivated."),
+            Some(&message),
         )
         .await);
     }
@@ -371,8 +374,8 @@ pub(super) async fn logout(
         return Ok(error_page(
             &state,
             StatusCode::BAD_REQUEST,
-            "Invalid request",
-            "The form expired. Please try again.",
+            &tr!("common-invalid-request"),
+            &tr!("common-form-expired"),
         ));
     }
     // Only a session that is really finished lets the cookie go: on a failure the person

@@ -40,6 +40,8 @@ const CSRF_COOKIE: &str = "mas-csrf";
 
 static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
     let mut env = Environment::new();
+    env.add_function("t", crate::i18n::template_message);
+    env.add_function("lang", crate::i18n::template_lang);
     for (name, source) in [
         ("base.html", include_str!("../../templates/base.html")),
         ("api_doc.html", include_str!("../../templates/api_doc.html")),
@@ -172,6 +174,7 @@ pub(crate) fn router(state: &AppState) -> Router<AppState> {
             state.clone(),
             error::render_error_pages,
         ))
+        .layer(axum::middleware::from_fn(crate::i18n::negotiate))
 }
 
 /// The pages' content security policy: no scripts, no framing.
@@ -441,12 +444,10 @@ pub(crate) fn browser_locale(headers: &axum::http::HeaderMap) -> String {
     mas_i18n::Locale::negotiate(asked).tag().to_owned()
 }
 
-/// "Too many {what}. Try again in N seconds.", for a bucket that ran dry.
-pub(crate) fn try_again(what: &str, wait: std::time::Duration) -> String {
-    format!(
-        "Too many {what}. Try again in {} seconds.",
-        wait.as_secs().max(1)
-    )
+/// The message `what` ("Too many …. Try again in N seconds.", its `$seconds` filled
+/// in), for a bucket that ran dry.
+pub(crate) fn try_again(what: crate::i18n::Msg, wait: std::time::Duration) -> String {
+    tr!(what.0, seconds = wait.as_secs().max(1))
 }
 
 /// Whether the code typed in a form (its digits) is the one sealed in `sealed`, compared
@@ -483,27 +484,24 @@ impl axum::extract::FromRequestParts<AppState> for Welcome {
             return Err(error_page(
                 state,
                 StatusCode::FORBIDDEN,
-                "Not allowed",
-                &mas_oauth_core::policy::Violation::RequesterBanned.message(),
+                &tr!("common-not-allowed"),
+                &crate::i18n::violation(&mas_oauth_core::policy::Violation::RequesterBanned),
             ));
         }
         Ok(Self)
     }
 }
 
-/// Takes one request from `ip`'s bucket of `kind`; when it is dry, the message to show,
-/// "Too many {what} came from your address…".
+/// Takes one request from `ip`'s bucket of `kind`; when it is dry, the message `what` to
+/// show ("Too many … came from your address…", see [`try_again`]).
 pub(crate) fn throttled(
     state: &AppState,
     kind: crate::rate_limit::PerAddress,
     ip: Option<std::net::IpAddr>,
-    what: &str,
+    what: crate::i18n::Msg,
 ) -> Option<String> {
     let wait = state.rate_limits.throttle(kind, ip).err()?;
-    Some(format!(
-        "Too many {what} came from your address. Try again in {} seconds.",
-        wait.as_secs().max(1)
-    ))
+    Some(try_again(what, wait))
 }
 
 /// An authorization error for `client`. A client from the configuration gets it as a
@@ -527,7 +525,7 @@ pub(crate) fn deliver_error(
     };
     let detail = param("error_description")
         .or_else(|| param("error"))
-        .unwrap_or("The application's request was refused.");
+        .map_or_else(|| tr!("common-request-refused"), str::to_owned);
     let back_host = redirect
         .redirect_uri
         .host_str()
@@ -543,7 +541,7 @@ pub(crate) fn deliver_error(
         "error.html",
         minijinja::context! {
             service_name => &*state.service_name,
-            title => "This request cannot be completed",
+            title => tr!("common-request-cannot-be-completed"),
             detail,
             back_host,
             back_href,
@@ -586,22 +584,20 @@ pub(crate) fn describe_scopes(scope: &str) -> Vec<ScopeInWords> {
                 .strip_prefix("urn:matrix:client:device:")
                 .or_else(|| token.strip_prefix("urn:matrix:org.matrix.msc2967.client:device:"));
             let words = match token {
-                "openid" => "Know who you are".to_owned(),
-                "email" => "See your email address".to_owned(),
+                "openid" => tr!("scope-openid"),
+                "email" => tr!("scope-email"),
                 "urn:matrix:client:api:*" | "urn:matrix:org.matrix.msc2967.client:api:*" => {
-                    "Use your Matrix account: read and send messages as you".to_owned()
+                    tr!("scope-matrix-api")
                 }
                 "urn:matrix:client:api:guest"
-                | "urn:matrix:org.matrix.msc2967.client:api:guest" => {
-                    "Use your Matrix account as a guest".to_owned()
-                }
-                "urn:synapse:admin:*" => "Administer the homeserver".to_owned(),
-                "urn:mas:admin" => "Administer this authentication service".to_owned(),
-                "urn:mas:graphql:*" => "Manage your account".to_owned(),
-                _ => match device {
-                    Some(device) => format!("Sign in this device: {device}"),
-                    None => format!("Something this service does not describe: {token}"),
-                },
+                | "urn:matrix:org.matrix.msc2967.client:api:guest" => tr!("scope-matrix-guest"),
+                "urn:synapse:admin:*" => tr!("scope-synapse-admin"),
+                "urn:mas:admin" => tr!("scope-mas-admin"),
+                "urn:mas:graphql:*" => tr!("scope-mas-graphql"),
+                _ => device.map_or_else(
+                    || tr!("scope-unknown", scope = token),
+                    |device| tr!("scope-device", device = device),
+                ),
             };
             ScopeInWords {
                 words,

@@ -24,8 +24,8 @@ fn off(state: &AppState) -> Response {
     error_page(
         state,
         StatusCode::NOT_FOUND,
-        "Password recovery is off",
-        "This service does not send links to set a new password. Ask its administrator for help.",
+        &tr!("recover-off"),
+        &tr!("recover-off-detail"),
     )
 }
 
@@ -74,7 +74,7 @@ pub(super) async fn post(
             jar,
             StatusCode::BAD_REQUEST,
             shown,
-            Some("The form expired. Please try again."),
+            Some(&tr!("common-form-expired")),
         ));
     }
     if email.len() > MAX_ADDRESS || !mas_email::is_valid_address(&email) {
@@ -83,11 +83,11 @@ pub(super) async fn post(
             jar,
             StatusCode::BAD_REQUEST,
             shown,
-            Some("That is not an email address. Type one like alice@example.com."),
+            Some(&tr!("common-not-an-email")),
         ));
     }
     if let Err(wait) = state.rate_limits.recovery_requested(ip, &email) {
-        let message = super::try_again("links were asked for", wait);
+        let message = super::try_again(msg!("throttle-links"), wait);
         return Ok(request_page(
             &state,
             jar,
@@ -147,17 +147,15 @@ async fn usable(state: &AppState, value: &str) -> Result<Option<RecoveryTicket>,
 }
 
 fn link_dead(state: &AppState) -> Response {
+    let minutes = RecoveryTicket::LIFETIME.num_minutes();
     render(
         StatusCode::NOT_FOUND,
         "message.html",
         minijinja::context! {
             service_name => &*state.service_name,
-            title => "This link does not work any more",
-            detail => format!(
-                "A recovery link works once, within {} minutes of being sent. Ask for a new one.",
-                RecoveryTicket::LIFETIME.num_minutes()
-            ),
-            link => state.page_path("/recover"), link_text => "Ask for a new link",
+            title => tr!("recover-link-dead"),
+            detail => tr!("recover-link-dead-detail", minutes = minutes),
+            link => state.page_path("/recover"), link_text => tr!("recover-ask-new-link"),
         },
     )
 }
@@ -214,7 +212,7 @@ pub(super) async fn link_post(
         return Ok(refuse(
             jar,
             StatusCode::BAD_REQUEST,
-            "The form expired. Please try again.",
+            &tr!("common-form-expired"),
         ));
     }
     let user = {
@@ -229,18 +227,22 @@ pub(super) async fn link_post(
         return Ok(refuse(
             jar,
             StatusCode::BAD_REQUEST,
-            "The new passwords do not match.",
+            &tr!("common-passwords-differ"),
         ));
     }
     if !state.passwords.is_strong_enough(&new, &[&user.username]) {
         return Ok(refuse(
             jar,
             StatusCode::BAD_REQUEST,
-            "This password is too easy to guess. Try a longer one, or a few unrelated words.",
+            &tr!("common-password-too-easy"),
         ));
     }
     if let Some(violation) = state.policy.check_password(&new).first() {
-        return Ok(refuse(jar, StatusCode::BAD_REQUEST, &violation.message()));
+        return Ok(refuse(
+            jar,
+            StatusCode::BAD_REQUEST,
+            &crate::i18n::violation(violation),
+        ));
     }
     // Hashed with no connection held, with the newest scheme.
     let (version, hash) = match state.passwords.hash(new).await {
@@ -250,8 +252,8 @@ pub(super) async fn link_post(
             return Ok(error_page(
                 &state,
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong",
-                "Please try again.",
+                &tr!("common-something-went-wrong"),
+                &tr!("common-please-try-again"),
             ));
         }
     };
@@ -277,18 +279,18 @@ pub(super) async fn link_post(
         crate::devices::sync_devices_now(&state, &user).await;
     }
     let detail = if everywhere {
-        "Every session of the account has ended. Sign in with the new password."
+        tr!("recover-done-everywhere")
     } else {
-        "Sign in with the new password."
+        tr!("recover-done")
     };
     let page = render(
         StatusCode::OK,
         "message.html",
         minijinja::context! {
             service_name => &*state.service_name,
-            title => "Your password is set",
+            title => tr!("recover-done-title"),
             detail,
-            link => state.page_path("/login"), link_text => "Sign in",
+            link => state.page_path("/login"), link_text => tr!("register-sign-in"),
         },
     );
     Ok((jar, page).into_response())

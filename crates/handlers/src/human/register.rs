@@ -17,6 +17,7 @@ use super::{
     safe_next, see_other, throttled,
 };
 use crate::AppState;
+use crate::i18n::Msg;
 use crate::rate_limit::{ClientIp, PerAddress};
 
 /// What the form held, to show it again.
@@ -70,8 +71,8 @@ fn closed(state: &AppState) -> Response {
     error_page(
         state,
         StatusCode::FORBIDDEN,
-        "Registration is closed",
-        "This service does not let people create accounts themselves. Ask its administrator for one.",
+        &tr!("register-closed"),
+        &tr!("register-closed-detail"),
     )
 }
 
@@ -107,17 +108,27 @@ pub(super) async fn may_register(
     ip: Option<std::net::IpAddr>,
     charge_registration: bool,
 ) -> Result<Option<(StatusCode, String)>, StorageError> {
-    if let Some(message) = throttled(state, PerAddress::UsernameCheck, ip, "attempts") {
+    if let Some(message) = throttled(
+        state,
+        PerAddress::UsernameCheck,
+        ip,
+        msg!("throttle-from-address-attempts"),
+    ) {
         return Ok(Some((StatusCode::TOO_MANY_REQUESTS, message)));
     }
     if let Some((status, message)) = name_unavailable(state, username).await? {
-        return Ok(Some((status, message.to_owned())));
+        return Ok(Some((status, tr!(message.0))));
     }
     if !charge_registration {
         return Ok(None);
     }
-    Ok(throttled(state, PerAddress::Registration, ip, "attempts")
-        .map(|message| (StatusCode::TOO_MANY_REQUESTS, message)))
+    Ok(throttled(
+        state,
+        PerAddress::Registration,
+        ip,
+        msg!("throttle-from-address-attempts"),
+    )
+    .map(|message| (StatusCode::TOO_MANY_REQUESTS, message)))
 }
 
 /// Why the name cannot be had now, if it cannot: taken here, or (the homeserver has the
@@ -126,7 +137,7 @@ pub(super) async fn may_register(
 async fn name_unavailable(
     state: &AppState,
     username: &str,
-) -> Result<Option<(StatusCode, &'static str)>, StorageError> {
+) -> Result<Option<(StatusCode, Msg)>, StorageError> {
     let mut repo = state.repos.reader().await?;
     if repo.user().find_by_username(username).await?.is_some() {
         return Ok(Some((StatusCode::CONFLICT, TAKEN)));
@@ -134,7 +145,7 @@ async fn name_unavailable(
     drop(repo);
     let unreachable = (
         StatusCode::SERVICE_UNAVAILABLE,
-        "The homeserver cannot be reached right now. Please try again later.",
+        msg!("register-homeserver-unreachable"),
     );
     let asked = tokio::time::timeout(
         crate::devices::DEADLINE,
@@ -143,7 +154,7 @@ async fn name_unavailable(
     .await;
     Ok(match asked {
         Ok(Ok(true)) => None,
-        Ok(Ok(false)) => Some((StatusCode::CONFLICT, "This username is not available.")),
+        Ok(Ok(false)) => Some((StatusCode::CONFLICT, msg!("register-username-unavailable"))),
         Ok(Err(error)) => {
             tracing::warn!(%error, "cannot ask the homeserver about a new username");
             Some(unreachable)
@@ -153,27 +164,26 @@ async fn name_unavailable(
 }
 
 /// What a name already taken is told.
-const TAKEN: &str = "This username is taken.";
+const TAKEN: Msg = msg!("common-username-taken");
 
 /// What a token that ran out, expired or was revoked between the check and the
 /// registration is told.
-const USED_UP: &str = "This registration token can no longer be used.";
+const USED_UP: Msg = msg!("register-token-no-longer-usable");
 
 /// The registration token typed, when it can be used now; else why not, in words.
 async fn usable_token(
     state: &AppState,
     typed: &str,
-) -> Result<Result<mas_data_model::RegistrationToken, &'static str>, StorageError> {
-    const UNKNOWN: &str = "This registration token is not valid.";
+) -> Result<Result<mas_data_model::RegistrationToken, String>, StorageError> {
     if !mas_data_model::RegistrationToken::is_valid_value(typed) {
-        return Ok(Err(UNKNOWN));
+        return Ok(Err(tr!("token-unknown")));
     }
     let mut repo = state.repos.reader().await?;
     let Some(token) = repo.registration_token().find_by_token(typed).await? else {
-        return Ok(Err(UNKNOWN));
+        return Ok(Err(tr!("token-unknown")));
     };
     Ok(match token.refusal(state.clock.now()) {
-        Some(why) => Err(why),
+        Some(why) => Err(crate::i18n::token_refusal(why)),
         None => Ok(token),
     })
 }
@@ -211,7 +221,7 @@ pub(super) async fn post(
         return Ok(refuse(
             jar,
             StatusCode::BAD_REQUEST,
-            "The form expired. Please try again.",
+            &tr!("common-form-expired"),
         ));
     }
     if !state.oauth.registration_open {
@@ -221,14 +231,14 @@ pub(super) async fn post(
         return Ok(refuse(
             jar,
             StatusCode::BAD_REQUEST,
-            "A username may only use lowercase letters, digits and . _ = - / + (at most 255).",
+            &tr!("register-username-invalid"),
         ));
     }
     if email_required && (email.len() > MAX_ADDRESS || !mas_email::is_valid_address(&email)) {
         return Ok(refuse(
             jar,
             StatusCode::BAD_REQUEST,
-            "That is not an email address. Type one like alice@example.com.",
+            &tr!("common-not-an-email"),
         ));
     }
     // `policy.data` (its requester bans are `Welcome`'s): which names and addresses may
@@ -244,38 +254,46 @@ pub(super) async fn post(
         })
         .next();
     if let Some(violation) = refused {
-        return Ok(refuse(jar, StatusCode::FORBIDDEN, &violation.message()));
+        return Ok(refuse(
+            jar,
+            StatusCode::FORBIDDEN,
+            &crate::i18n::violation(&violation),
+        ));
     }
     if let Some(violation) = policy.check_password(&password).first() {
-        return Ok(refuse(jar, StatusCode::BAD_REQUEST, &violation.message()));
+        return Ok(refuse(
+            jar,
+            StatusCode::BAD_REQUEST,
+            &crate::i18n::violation(violation),
+        ));
     }
     let terms_url = state.tos_uri.as_deref().map(str::to_owned);
     if terms_url.is_some() && field("accept_terms") != "on" {
         return Ok(refuse(
             jar,
             StatusCode::BAD_REQUEST,
-            "Accept the terms of service to create an account.",
+            &tr!("common-accept-terms"),
         ));
     }
     if password != field("password_confirm") {
         return Ok(refuse(
             jar,
             StatusCode::BAD_REQUEST,
-            "The passwords do not match.",
+            &tr!("register-passwords-differ"),
         ));
     }
     if !state.passwords.is_strong_enough(&password, &[&username]) {
         return Ok(refuse(
             jar,
             StatusCode::BAD_REQUEST,
-            "This password is too easy to guess. Try a longer one, or a few unrelated words.",
+            &tr!("common-password-too-easy"),
         ));
     }
     if state.account.registration_token_required && typed_token.is_empty() {
         return Ok(refuse(
             jar,
             StatusCode::BAD_REQUEST,
-            "A registration token is required.",
+            &tr!("register-token-required"),
         ));
     }
     // Each attempt past the cheap checks costs a registration attempt, once: the CAPTCHA
@@ -287,10 +305,15 @@ pub(super) async fn post(
             return Ok(refuse(
                 jar,
                 StatusCode::BAD_REQUEST,
-                "Complete the CAPTCHA to create an account.",
+                &tr!("register-captcha-missing"),
             ));
         }
-        if let Some(message) = throttled(&state, PerAddress::Registration, ip, "attempts") {
+        if let Some(message) = throttled(
+            &state,
+            PerAddress::Registration,
+            ip,
+            msg!("throttle-from-address-attempts"),
+        ) {
             return Ok(refuse(jar, StatusCode::TOO_MANY_REQUESTS, &message));
         }
         charged = true;
@@ -300,7 +323,7 @@ pub(super) async fn post(
                 return Ok(refuse(
                     jar,
                     StatusCode::BAD_REQUEST,
-                    "The CAPTCHA was not solved. Please try again.",
+                    &tr!("register-captcha-wrong"),
                 ));
             }
             Err(error) => {
@@ -308,7 +331,7 @@ pub(super) async fn post(
                 return Ok(refuse(
                     jar,
                     StatusCode::SERVICE_UNAVAILABLE,
-                    "The CAPTCHA cannot be checked right now. Please try again later.",
+                    &tr!("register-captcha-unavailable"),
                 ));
             }
         }
@@ -318,14 +341,19 @@ pub(super) async fn post(
     // speed.
     let registration_token = if state.account.registration_token_required {
         if !charged
-            && let Some(message) = throttled(&state, PerAddress::Registration, ip, "attempts")
+            && let Some(message) = throttled(
+                &state,
+                PerAddress::Registration,
+                ip,
+                msg!("throttle-from-address-attempts"),
+            )
         {
             return Ok(refuse(jar, StatusCode::TOO_MANY_REQUESTS, &message));
         }
         charged = true;
         match usable_token(&state, &typed_token).await? {
             Ok(token) => Some(token),
-            Err(message) => return Ok(refuse(jar, StatusCode::FORBIDDEN, message)),
+            Err(message) => return Ok(refuse(jar, StatusCode::FORBIDDEN, &message)),
         }
     } else {
         None
@@ -334,7 +362,7 @@ pub(super) async fn post(
         return Ok(refuse(jar, status, &message));
     }
     if email_required && let Err(wait) = state.rate_limits.registration_code_sent(ip, &email) {
-        let message = super::try_again("codes were sent", wait);
+        let message = super::try_again(msg!("throttle-codes-sent"), wait);
         return Ok(refuse(jar, StatusCode::TOO_MANY_REQUESTS, &message));
     }
     // Hashing takes a while: done before a connection is taken.
@@ -345,8 +373,8 @@ pub(super) async fn post(
             return Ok(error_page(
                 &state,
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong",
-                "Please try again.",
+                &tr!("common-something-went-wrong"),
+                &tr!("common-please-try-again"),
             ));
         }
     };
@@ -371,7 +399,7 @@ pub(super) async fn post(
             )
                 .into_response())
         }
-        Err((status, message)) => Ok(refuse(jar, status, message)),
+        Err((status, message)) => Ok(refuse(jar, status, &tr!(message.0))),
     }
 }
 
@@ -466,7 +494,7 @@ async fn make_account(
     state: &AppState,
     account: &NewAccount,
     registration: Option<UserRegistration>,
-) -> Result<Result<(User, BrowserSession), (StatusCode, &'static str)>, StorageError> {
+) -> Result<Result<(User, BrowserSession), (StatusCode, Msg)>, StorageError> {
     let clock = state.clock.as_ref();
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
     let result: Result<_, StorageError> = async {
@@ -559,11 +587,10 @@ async fn make_account(
 }
 
 /// What an address already on an account is told, once its owner proved they read it.
-const ADDRESS_TAKEN: &str =
-    "This address is already used by an account here. Sign in, or recover that account.";
+const ADDRESS_TAKEN: Msg = msg!("register-address-taken");
 
 /// What a registration finished already (in another tab) is told.
-const USED_CODE: &str = "This registration is finished already.";
+const USED_CODE: Msg = msg!("register-finished-already");
 
 /// This browser's registration waiting for a code, while a code may still be typed.
 async fn waiting(
@@ -591,9 +618,9 @@ fn code_expired(state: &AppState, next: &str) -> Response {
         "message.html",
         minijinja::context! {
             service_name => &*state.service_name,
-            title => "This code has expired",
-            detail => "Codes work for an hour, five tries at most, in the browser that filled the form. Fill it again to get a new one.",
-            link => again, link_text => "Create an account",
+            title => tr!("common-code-expired"),
+            detail => tr!("register-code-expired-detail"),
+            link => again, link_text => tr!("register-create-an-account"),
         },
     )
 }
@@ -610,7 +637,7 @@ fn code_page(
         error,
         email => &registration.email,
         action => state.page_path(&format!("/register/verify?next={}", query_value(next))),
-        button => "Create account",
+        button => tr!("register-create-account"),
     };
     super::form_page(state, jar, status, "email_code.html", context)
 }
@@ -656,11 +683,11 @@ pub(super) async fn code_post(
             StatusCode::BAD_REQUEST,
             &registration,
             &next,
-            Some("The form expired. Please try again."),
+            Some(&tr!("common-form-expired")),
         ));
     }
     if let Err(wait) = state.rate_limits.email_code_tried(registration.id) {
-        let message = super::try_again("codes were tried", wait);
+        let message = super::try_again(msg!("throttle-codes-tried"), wait);
         return Ok(code_page(
             &state,
             jar,
@@ -700,7 +727,7 @@ pub(super) async fn code_post(
             StatusCode::BAD_REQUEST,
             &counted,
             &next,
-            Some("That is not the code that was sent. Check the message and try again."),
+            Some(&tr!("common-wrong-code")),
         ));
     }
     finish(&state, jar, &next, counted).await
@@ -719,8 +746,8 @@ async fn finish(
         return Ok(error_page(
             &state,
             StatusCode::FORBIDDEN,
-            "The account is not created",
-            USED_UP,
+            &tr!("common-account-not-created"),
+            &tr!(USED_UP.0),
         ));
     }
     // The policy may have changed since the form (a restart with new rules).
@@ -734,8 +761,8 @@ async fn finish(
         return Ok(error_page(
             &state,
             StatusCode::FORBIDDEN,
-            "The account is not created",
-            &violation.message(),
+            &tr!("common-account-not-created"),
+            &crate::i18n::violation(&violation),
         ));
     }
     // The homeserver is asked again: it may have reserved the name since the form.
@@ -743,8 +770,8 @@ async fn finish(
         return Ok(error_page(
             &state,
             status,
-            "The account is not created",
-            message,
+            &tr!("common-account-not-created"),
+            &tr!(message.0),
         ));
     }
     let account = NewAccount {
@@ -767,7 +794,12 @@ async fn finish(
         }
         Err((status, message)) => Ok((
             jar,
-            error_page(&state, status, "The account is not created", message),
+            error_page(
+                &state,
+                status,
+                &tr!("common-account-not-created"),
+                &tr!(message.0),
+            ),
         )
             .into_response()),
     }

@@ -56,7 +56,7 @@ impl Owned {
 #[derive(Serialize)]
 struct Row {
     id: String,
-    kind: &'static str,
+    kind: String,
     name: String,
     device_id: Option<String>,
     client_uri: Option<String>,
@@ -89,8 +89,8 @@ async fn row(
             let (last_active_at, last_active_ip) = activity(&s.last_activity);
             Row {
                 id: s.id.to_string(),
-                kind: "Browser",
-                name: "Signed in to this service".to_owned(),
+                kind: tr!("sessions-kind-browser"),
+                name: tr!("sessions-browser-name"),
                 device_id,
                 client_uri: None,
                 scopes: Vec::new(),
@@ -111,7 +111,7 @@ async fn row(
             let (last_active_at, last_active_ip) = activity(&s.last_activity);
             Row {
                 id: s.id.to_string(),
-                kind: "Application",
+                kind: tr!("sessions-kind-application"),
                 name: s.human_name.clone().unwrap_or(client_name),
                 renamable: device_id.is_some(),
                 device_id,
@@ -128,12 +128,12 @@ async fn row(
             let (last_active_at, last_active_ip) = activity(&s.last_activity);
             Row {
                 id: s.id.to_string(),
-                kind: "Matrix client",
+                kind: tr!("sessions-matrix-client"),
                 name: s
                     .human_name
                     .clone()
                     .or_else(|| device_id.clone())
-                    .unwrap_or_else(|| "Matrix client".to_owned()),
+                    .unwrap_or_else(|| tr!("sessions-matrix-client")),
                 renamable: device_id.is_some(),
                 device_id,
                 client_uri: None,
@@ -174,8 +174,8 @@ fn not_found(state: &AppState) -> Response {
     error_page(
         state,
         StatusCode::NOT_FOUND,
-        "No such session",
-        "None of your open sessions has this ID. It may have been signed out already.",
+        &tr!("sessions-no-such-session"),
+        &tr!("sessions-no-such-session-detail"),
     )
 }
 
@@ -205,8 +205,8 @@ pub(super) async fn open_device(
         None => error_page(
             state,
             StatusCode::NOT_FOUND,
-            "No such device",
-            "None of your open sessions uses this device. It may have been signed out already.",
+            &tr!("sessions-no-such-device"),
+            &tr!("sessions-no-such-device-detail"),
         ),
     })
 }
@@ -264,7 +264,10 @@ pub(super) async fn list(
     for session in &owned {
         rows.push(row(repo.as_mut(), session, Some(current.id)).await?);
     }
-    let devices = rows.iter().filter(|r| r.kind != "Browser").count();
+    let devices = owned
+        .iter()
+        .filter(|o| !matches!(o, Owned::Browser(_)))
+        .count();
     let hidden = usize::try_from(total)
         .unwrap_or(usize::MAX)
         .saturating_sub(devices);
@@ -379,10 +382,8 @@ pub(super) async fn rename(
         return Ok(error_page(
             &state,
             StatusCode::BAD_REQUEST,
-            "This name cannot be used",
-            &format!(
-                "A device name is 1 to {MAX_DEVICE_NAME} characters, without line breaks or control characters."
-            ),
+            &tr!("sessions-name-invalid"),
+            &tr!("sessions-name-invalid-detail", max = MAX_DEVICE_NAME),
         ));
     }
     let clock = state.clock.as_ref();

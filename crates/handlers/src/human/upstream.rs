@@ -76,7 +76,7 @@ pub(super) async fn load_any_provider(
                 Some(secret)
             } else {
                 tracing::error!(provider = %id, "cannot decrypt an upstream provider's client secret (was secrets.encryption changed?)");
-                return Err(misconfigured(state, "its client secret cannot be read").into());
+                return Err(misconfigured(state, &tr!("upstream-secret-unreadable")).into());
             }
         }
         None => None,
@@ -132,8 +132,8 @@ fn unknown_provider(state: &AppState) -> Response {
     error_page(
         state,
         StatusCode::NOT_FOUND,
-        "Unknown sign-in method",
-        "This identity provider is not (or no longer) offered here.",
+        &tr!("upstream-unknown-provider"),
+        &tr!("upstream-unknown-provider-detail"),
     )
 }
 
@@ -141,8 +141,8 @@ fn misconfigured(state: &AppState, detail: &str) -> Response {
     error_page(
         state,
         StatusCode::INTERNAL_SERVER_ERROR,
-        "This sign-in method is misconfigured",
-        &format!("Tell the administrator: {detail}."),
+        &tr!("upstream-misconfigured"),
+        &tr!("upstream-misconfigured-detail", detail = detail),
     )
 }
 
@@ -154,30 +154,29 @@ fn failed(state: &AppState, provider: &Provider, error: &UpstreamError) -> Respo
         UpstreamError::Configuration(_) => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
     };
+    // What went wrong, in words; the technical detail stays as it came.
+    let (message, detail) = match error {
+        UpstreamError::Unreachable(detail) => (msg!("upstream-error-unreachable"), detail),
+        UpstreamError::Configuration(detail) => (msg!("upstream-error-configuration"), detail),
+        UpstreamError::TokenRefused(detail) => (msg!("upstream-error-token-refused"), detail),
+        UpstreamError::IdToken(detail) => (msg!("upstream-error-id-token"), detail),
+        UpstreamError::UserInfo(detail) => (msg!("upstream-error-userinfo"), detail),
+        UpstreamError::LogoutToken(detail) => (msg!("upstream-error-logout-token"), detail),
+    };
     error_page(
         state,
         status,
-        &format!(
-            "Signing in with {} did not work",
-            provider.config.display_name()
-        ),
-        &format!("{}. Please try again.", capitalise(&error.to_string())),
+        &tr!("upstream-failed", provider = provider.config.display_name()),
+        &tr!(message.0, detail = detail.as_str()),
     )
-}
-
-fn capitalise(text: &str) -> String {
-    let mut chars = text.chars();
-    chars.next().map_or_else(String::new, |first| {
-        first.to_uppercase().chain(chars).collect()
-    })
 }
 
 fn stale_trip(state: &AppState) -> Response {
     error_page(
         state,
         StatusCode::BAD_REQUEST,
-        "This sign-in cannot be completed",
-        "It is unknown, was already used, expired, or was started in another browser. Start again from the sign-in page.",
+        &tr!("upstream-stale-trip"),
+        &tr!("upstream-stale-trip-detail"),
     )
 }
 
@@ -188,7 +187,12 @@ fn callback_uri(state: &AppState, provider: &Provider) -> Result<url::Url, Box<R
         .endpoints
         .base
         .join(&format!("upstream/callback/{}", provider.id))
-        .map_err(|_| Box::new(misconfigured(state, "http.public_base cannot be joined")))
+        .map_err(|_| {
+            Box::new(misconfigured(
+                state,
+                &tr!("upstream-public-base-unjoinable"),
+            ))
+        })
 }
 
 fn trips(jar: &PrivateCookieJar) -> Vec<String> {
@@ -233,12 +237,12 @@ pub(super) async fn authorize(
         &state,
         crate::rate_limit::PerAddress::AnonymousRequest,
         ip,
-        "sign-in attempts",
+        msg!("throttle-from-address-attempts"),
     ) {
         return Ok(error_page(
             &state,
             StatusCode::TOO_MANY_REQUESTS,
-            "Too many attempts",
+            &tr!("upstream-too-many-attempts"),
             &message,
         ));
     }
@@ -393,14 +397,11 @@ async fn callback(
         return Ok(error_page(
             state,
             StatusCode::BAD_REQUEST,
-            &format!(
-                "Signing in with {} did not work",
-                provider.config.display_name()
-            ),
+            &tr!("upstream-failed", provider = provider.config.display_name()),
             &if cancelled {
-                format!("The sign-in was cancelled or refused at the provider ({detail}).")
+                tr!("upstream-cancelled", detail = &*detail)
             } else {
-                format!("The provider answered with an error ({detail}). Please try again.")
+                tr!("upstream-provider-error", detail = &*detail)
             },
         ));
     }
@@ -567,8 +568,8 @@ fn locked(state: &AppState) -> Response {
     error_page(
         state,
         StatusCode::FORBIDDEN,
-        "This account is locked or deactivated",
-        "Ask the administrator of this service.",
+        &tr!("upstream-account-locked"),
+        &tr!("upstream-account-locked-detail"),
     )
 }
 
@@ -647,11 +648,11 @@ async fn on_conflict(
         error_page(
             state,
             StatusCode::CONFLICT,
-            "An account with this username already exists",
-            &format!(
-                "{} is taken here, and your {} account cannot be linked to it. Ask the administrator.",
-                existing.username,
-                back.provider.config.display_name()
+            &tr!("upstream-username-exists"),
+            &tr!(
+                "upstream-username-exists-detail",
+                username = &*existing.username,
+                provider = back.provider.config.display_name()
             ),
         )
     };
@@ -847,8 +848,8 @@ pub(super) async fn link_post(
         return Ok(error_page(
             &state,
             StatusCode::BAD_REQUEST,
-            "Invalid request",
-            "The form expired. Please go back and try again.",
+            &tr!("common-invalid-request"),
+            &tr!("common-form-expired-go-back"),
         ));
     }
     let back = match returned(&state, &jar, &id).await? {
@@ -893,10 +894,8 @@ pub(super) async fn link_post(
                 })
             };
             if state.tos_uri.is_some() && !ticked("accept_terms") {
-                let refused = (
-                    StatusCode::BAD_REQUEST,
-                    "Accept the terms of service to create an account.",
-                );
+                let message = tr!("common-accept-terms");
+                let refused = (StatusCode::BAD_REQUEST, message.as_str());
                 return Ok(page(&state, jar, &back, None, Some(refused)).await?);
             }
             let choice = Choice {
@@ -925,10 +924,7 @@ async fn register(
     choice: Choice,
 ) -> PageResult {
     if !mas_data_model::is_valid_localpart(&choice.username) {
-        let message = format!(
-            "`{}` cannot be a username: use lowercase letters, digits and . _ = - / + (at most 255).",
-            choice.username
-        );
+        let message = tr!("upstream-invalid-username", username = &*choice.username);
         return Ok(page(
             state,
             jar,
@@ -953,7 +949,7 @@ async fn register(
         found.into_iter().next()
     };
     if let Some(violation) = refused {
-        let message = violation.message();
+        let message = crate::i18n::violation(&violation);
         return Ok(page(
             state,
             jar,
@@ -976,7 +972,8 @@ async fn register(
             Ok(signed_in(state, jar, &back, &session))
         }
         Ok(Registered::NameTaken) | Err(StorageError::Conflict(_)) => {
-            let taken = (StatusCode::CONFLICT, "This username is taken.");
+            let message = tr!("common-username-taken");
+            let taken = (StatusCode::CONFLICT, message.as_str());
             Ok(page(state, jar, &back, None, Some(taken)).await?)
         }
         Ok(Registered::Stale) => Ok(stale_trip(state)),
