@@ -234,7 +234,7 @@ test('a client asking for a new account (prompt=create) gets one made, then cons
   await attempt('bob', 'password', 'password');
   assert.match(await page.textContent('[role=alert]'), /too easy to guess/);
   await attempt('bob', PASSWORD, `${PASSWORD}!`);
-  assert.match(await page.textContent('[role=alert]'), /do not match/);
+  assert.match(await page.textContent('[role=alert]'), /ne correspondent pas/);
   assert.equal(await page.inputValue('#username'), 'bob', 'the username is kept');
   // A name that only the homeserver has (MAS has never heard of carol): Synapse says
   // it is not available, and the form refuses it.
@@ -737,10 +737,13 @@ test('a person who forgot their password gets a link by email and sets a new one
   const phone = await compatLogin('ivy');
   assert.equal((await matrix(phone.access_token, 'account/whoami')).status, 200);
 
-  // A French browser (Chromium sends Accept-Language: fr-FR): the mail is in French.
+  // A French browser (Chromium sends Accept-Language: fr-FR): the pages and the mail are
+  // in French.
   const context = await browser.newContext({ locale: 'fr-FR' });
   const page = await context.newPage();
   await page.goto(new URL('login', base).toString());
+  assert.equal(await page.getAttribute('html', 'lang'), 'fr');
+  assert.match(await page.textContent('#forgot'), /^Mot de passe oublié\u00a0\?$/);
   await page.click('#forgot');
   assert.match(new URL(page.url()).pathname, /^\/recover$/);
   await snapshot(page, 'recover.png');
@@ -754,7 +757,7 @@ test('a person who forgot their password gets a link by email and sets a new one
   await page.click('#submit');
   const known = await page.textContent('#sent');
   assert.equal(known.replace('ivy@example.com', 'X'), unknown.replace('nobody@example.com', 'X'));
-  assert.match(known, /a link to set a new password is on its way/);
+  assert.match(known, /un lien pour choisir un nouveau mot de passe vient d’y être envoyé/);
 
   const [message] = await waitForMail('ivy@example.com', 1);
   assert.match(message, /^Subject: Choisir un nouveau mot de passe pour 127\.0\.0\.1/m);
@@ -771,11 +774,11 @@ test('a person who forgot their password gets a link by email and sets a new one
   await page.fill('#new_password', NEW);
   await page.fill('#new_password_confirm', `${NEW}!`);
   await page.click('#submit');
-  assert.match(await page.textContent('[role=alert]'), /do not match/);
+  assert.match(await page.textContent('[role=alert]'), /ne correspondent pas/);
   await page.fill('#new_password', NEW);
   await page.fill('#new_password_confirm', NEW);
   await page.click('#submit');
-  assert.match(await page.textContent('h1'), /Your password is set/);
+  assert.match(await page.textContent('h1'), /Votre mot de passe est enregistré/);
 
   // The phone's session ended; Synapse no longer takes its token.
   let status;
@@ -787,7 +790,7 @@ test('a person who forgot their password gets a link by email and sets a new one
 
   // The link works once.
   await page.goto(link);
-  assert.match(await page.textContent('h1'), /This link does not work any more/);
+  assert.match(await page.textContent('h1'), /Ce lien ne fonctionne plus/);
 
   // The new password signs in, the old one does not.
   await page.goto(new URL('login', base).toString());

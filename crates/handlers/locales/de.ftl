@@ -8,16 +8,16 @@ common-invalid-request = Ungültige Anfrage
 common-something-went-wrong = Etwas ist schiefgelaufen
 common-please-try-again = Bitte versuchen Sie es erneut.
 common-not-allowed = Nicht erlaubt
-common-not-an-email = Das ist keine E-Mail-Adresse. Geben Sie eine wie alice@example.com ein.
+common-not-an-email = Das ist keine E-Mail-Adresse. Geben Sie eine Adresse wie alice@example.com ein.
 common-wrong-code = Das ist nicht der gesendete Code. Prüfen Sie die Nachricht und versuchen Sie es erneut.
 common-code-expired = Dieser Code ist abgelaufen
 common-passwords-differ = Die neuen Passwörter stimmen nicht überein.
-common-password-too-easy = Dieses Passwort ist zu leicht zu erraten. Versuchen Sie ein längeres oder ein paar Wörter, die nichts miteinander zu tun haben.
+common-password-too-easy = Dieses Passwort ist zu leicht zu erraten. Versuchen Sie es mit einem längeren Passwort oder mit einigen Wörtern, die nichts miteinander zu tun haben.
 common-username-taken = Dieser Benutzername ist vergeben.
 common-accept-terms = Akzeptieren Sie die Nutzungsbedingungen, um ein Konto zu erstellen.
 common-account-not-created = Das Konto wurde nicht erstellt
 common-request-cannot-be-completed = Diese Anfrage kann nicht abgeschlossen werden
-common-choose-allow-or-deny = Wählen Sie Erlauben oder Ablehnen.
+common-choose-allow-or-deny = Wählen Sie „Erlauben“ oder „Ablehnen“.
 common-request-refused = Die Anfrage der Anwendung wurde abgelehnt.
 common-return-to = Zurück zu { $host }
 
@@ -28,26 +28,27 @@ throttle-wait = { $seconds ->
    *[other] Versuchen Sie es in { $seconds } Sekunden erneut.
 }
 throttle-attempts = Zu viele Versuche. { throttle-wait }
-throttle-codes-sent = Zu viele Codes wurden gesendet. { throttle-wait }
-throttle-codes-tried = Zu viele Codes wurden ausprobiert. { throttle-wait }
-throttle-links = Zu viele Links wurden angefordert. { throttle-wait }
-throttle-from-address-attempts = Zu viele Versuche kamen von Ihrer Adresse. { throttle-wait }
-throttle-from-address-sign-ins = Zu viele Anmeldeanfragen kamen von Ihrer Adresse. { throttle-wait }
-throttle-from-address-codes = Zu viele Codes kamen von Ihrer Adresse. { throttle-wait }
+throttle-codes-sent = Es wurden zu viele Codes gesendet. { throttle-wait }
+throttle-codes-tried = Es wurden zu viele Codes ausprobiert. { throttle-wait }
+throttle-links = Es wurden zu viele Links angefordert. { throttle-wait }
+throttle-from-address-attempts = Von Ihrer IP-Adresse kamen zu viele Versuche. { throttle-wait }
+throttle-from-address-sign-in-attempts = Von Ihrer IP-Adresse kamen zu viele Anmeldeversuche. { throttle-wait }
+throttle-from-address-sign-ins = Von Ihrer IP-Adresse kamen zu viele Anmeldeanfragen. { throttle-wait }
+throttle-from-address-codes = Von Ihrer IP-Adresse kamen zu viele Codes. { throttle-wait }
 
 ## Was die Richtlinie ablehnt
 
-violation-username-all-numeric = Ein Benutzername braucht mindestens ein Zeichen, das keine Ziffer ist.
+violation-username-all-numeric = Ein Benutzername muss mindestens ein Zeichen enthalten, das keine Ziffer ist.
 violation-username = Dieser Benutzername ist hier nicht erlaubt.
 violation-email-domain = Adressen dieser Domain sind hier nicht erlaubt.
 violation-email = Diese E-Mail-Adresse ist hier nicht erlaubt.
 violation-password-too-short = { $min ->
-    [one] Ein Passwort braucht mindestens ein Zeichen.
-   *[other] Ein Passwort braucht mindestens { $min } Zeichen.
+    [one] Ein Passwort muss mindestens ein Zeichen lang sein.
+   *[other] Ein Passwort muss mindestens { $min } Zeichen lang sein.
 }
-violation-password-lowercase = Ein Passwort braucht einen Kleinbuchstaben.
-violation-password-uppercase = Ein Passwort braucht einen Großbuchstaben.
-violation-password-digit = Ein Passwort braucht eine Ziffer.
+violation-password-lowercase = Ein Passwort muss einen Kleinbuchstaben enthalten.
+violation-password-uppercase = Ein Passwort muss einen Großbuchstaben enthalten.
+violation-password-digit = Ein Passwort muss eine Ziffer enthalten.
 violation-requester = Das ist von Ihrem Standort aus nicht erlaubt.
 
 ## Registrierungstokens
@@ -55,11 +56,11 @@ violation-requester = Das ist von Ihrem Standort aus nicht erlaubt.
 token-unknown = Dieses Registrierungstoken ist nicht gültig.
 token-revoked = Dieses Registrierungstoken wurde widerrufen.
 token-expired = Dieses Registrierungstoken ist abgelaufen.
-token-used-up = Dieses Registrierungstoken wurde so oft verwendet, wie es erlaubt.
+token-used-up = Dieses Registrierungstoken wurde bereits so oft verwendet wie erlaubt.
 
 ## Was eine Anwendung verlangt, in Worten
 
-scope-openid = Wissen, wer Sie sind
+scope-openid = Erfahren, wer Sie sind
 scope-email = Ihre E-Mail-Adresse sehen
 scope-matrix-api = Ihr Matrix-Konto nutzen: Nachrichten in Ihrem Namen lesen und senden
 scope-matrix-guest = Ihr Matrix-Konto als Gast nutzen
@@ -72,7 +73,7 @@ scope-unknown = Etwas, das dieser Dienst nicht beschreibt: { $scope }
 ## Fehler, die auf jeder Seite auftreten können
 
 error-unavailable = Vorübergehend nicht verfügbar
-error-unavailable-detail = Der Dienst erreicht seine Datenbank nicht. Bitte versuchen Sie es gleich noch einmal.
+error-unavailable-detail = Der Dienst kann seine Datenbank nicht erreichen. Bitte versuchen Sie es gleich noch einmal.
 error-homeserver-down = Der Homeserver antwortet nicht
 error-homeserver-down-detail = Ihre Änderung konnte auf dem Homeserver nicht vorgenommen werden. Bitte versuchen Sie es gleich noch einmal.
 error-homeserver-refused = Der Homeserver hat die Änderung abgelehnt
@@ -81,6 +82,13 @@ error-homeserver-refused-detail = Ihre Änderung konnte auf dem Homeserver nicht
 ## Die Seite, die einer Anwendung eine Antwort übergibt
 
 page-continue = Weiter
+page-error-for-developers = Für die Entwickler der Anwendung:
+page-error-access-denied = Die Anwendung hat keinen Zugriff erhalten.
+page-error-interaction-required = Die Anwendung wollte ohne Sie fortfahren, aber dafür müssen Sie sich zuerst anmelden oder zustimmen.
+page-form-too-large = Das gesendete Formular ist zu groß.
+page-form-not-a-form = Was gesendet wurde, ist kein Formular.
+page-form-too-slow = Das Formular hat zu lange gebraucht, um anzukommen. Bitte versuchen Sie es erneut.
+page-form-unreadable = Das Formular konnte nicht gelesen werden: Ein Feld enthält einen Zeilenumbruch oder ein anderes Zeichen, das nicht verwendet werden kann.
 
 ## Die Kontoseite (account.html)
 
@@ -117,11 +125,11 @@ emails-notice-removed = Die E-Mail-Adresse wurde entfernt.
 ## Die Meldungen „-before“ und „-after“ umgeben die fett gesetzte Matrix-ID.
 
 account-deactivate-title = Ihr Konto deaktivieren
-account-deactivate-intro-before = Das Deaktivieren von
-account-deactivate-intro-after = meldet Sie überall ab, und niemand kann sich mehr damit anmelden. Sie selbst können es nicht rückgängig machen.
+account-deactivate-intro-before = Das Deaktivieren des Kontos
+account-deactivate-intro-after = meldet Sie überall ab, und niemand kann sich mehr damit anmelden. Sie selbst können das nicht rückgängig machen.
 account-erase = Auch meine Nachrichten und mein Profil auf dem Homeserver löschen
 account-deactivate-button = Mein Konto deaktivieren
-account-sign-out-others-title = Überall sonst abmelden
+account-sign-out-others-title = Alle anderen Sitzungen abmelden
 account-sign-out-others-intro-before = Alle anderen Browser und alle Geräte, die als
 account-sign-out-others-intro-after = angemeldet sind, werden abgemeldet, und der Homeserver vergisst diese Geräte. Dieser Browser bleibt angemeldet.
 account-reset-title = Ihre Identität zurücksetzen
@@ -138,18 +146,18 @@ account-wrong-password = Falsches Passwort.
 
 account-unusable = Dieses Konto kann nicht verwendet werden
 account-unusable-detail = Es ist gesperrt oder deaktiviert.
-account-off-display-name = Das Ändern des Anzeigenamens ist auf diesem Server abgeschaltet. Wenden Sie sich an die Administratoren.
-account-off-password = Das Ändern des Passworts ist auf diesem Server abgeschaltet. Wenden Sie sich an die Administratoren.
-account-off-deactivate = Das Deaktivieren von Konten ist auf diesem Server abgeschaltet. Wenden Sie sich an die Administratoren.
+account-off-display-name = Das Ändern des Anzeigenamens ist auf diesem Server deaktiviert. Wenden Sie sich an die Administratoren.
+account-off-password = Das Ändern des Passworts ist auf diesem Server deaktiviert. Wenden Sie sich an die Administratoren.
+account-off-deactivate = Das Deaktivieren von Konten ist auf diesem Server deaktiviert. Wenden Sie sich an die Administratoren.
 account-display-name-invalid = Dieser Anzeigename kann nicht verwendet werden
-account-display-name-invalid-detail = Ein Anzeigename hat höchstens { $max } Zeichen, ohne Zeilenumbrüche oder Steuerzeichen.
+account-display-name-invalid-detail = Ein Anzeigename darf höchstens { $max } Zeichen lang sein und keine Zeilenumbrüche oder Steuerzeichen enthalten.
 account-password-not-changed = Ihr Passwort wurde nicht geändert
-account-new-password-too-easy = Das neue Passwort ist zu leicht zu erraten. Versuchen Sie ein längeres oder ein paar Wörter, die nichts miteinander zu tun haben.
+account-new-password-too-easy = Das neue Passwort ist zu leicht zu erraten. Versuchen Sie es mit einem längeren Passwort oder mit einigen Wörtern, die nichts miteinander zu tun haben.
 account-current-password-wrong = Das aktuelle Passwort ist falsch.
 account-reset-allowed = Zurücksetzen der Identität erlaubt
 account-reset-allowed-detail = Kehren Sie zu Ihrem Matrix-Client zurück und setzen Sie Ihre Identität dort innerhalb der nächsten 10 Minuten zurück.
 account-deactivated = Ihr Konto ist deaktiviert
-account-deactivated-detail = Sie sind überall abgemeldet, und niemand kann sich mehr damit anmelden.
+account-deactivated-detail = Sie sind überall abgemeldet, und niemand kann sich mehr mit diesem Konto anmelden.
 
 ## E-Mail-Adressen: der Abschnitt der Kontoseite, die Code-Seite (email_code.html), Ablehnungen
 
@@ -165,11 +173,11 @@ emails-on-its-way-after = .
 emails-may-take-a-minute = Es kann eine Minute dauern, bis er ankommt.
 emails-code-label = Der 6-stellige Code
 emails-add-button = Adresse hinzufügen
-emails-off = Das Ändern von E-Mail-Adressen ist auf diesem Server abgeschaltet. Wenden Sie sich an die Administratoren.
+emails-off = Das Ändern von E-Mail-Adressen ist auf diesem Server deaktiviert. Wenden Sie sich an die Administratoren.
 emails-not-added = Die Adresse wurde nicht hinzugefügt
 emails-already-yours = Diese Adresse ist bereits Ihrem Konto zugeordnet.
 emails-taken = Diese Adresse wird hier bereits von einem Konto verwendet.
-emails-code-expired-detail = Codes gelten eine Stunde lang, für höchstens fünf Versuche, in dem Browser, der sie angefordert hat. Fügen Sie die Adresse erneut hinzu, um einen neuen zu erhalten.
+emails-code-expired-detail = Codes gelten eine Stunde lang für höchstens fünf Versuche und nur in dem Browser, in dem sie angefordert wurden. Fügen Sie die Adresse erneut hinzu, um einen neuen Code zu erhalten.
 emails-add-again = Bitte fügen Sie die Adresse erneut hinzu.
 emails-no-such-address = Adresse nicht gefunden
 emails-no-such-address-detail = Diese Adresse ist Ihrem Konto nicht zugeordnet.
@@ -179,7 +187,7 @@ emails-no-such-address-detail = Diese Adresse ist Ihrem Konto nicht zugeordnet.
 sessions-title = Sitzungen
 sessions-heading = Sitzungen und Geräte
 # „-before“ und „-after“ umgeben den fett gesetzten Benutzernamen
-sessions-intro-before = Wo
+sessions-intro-before = Hier sehen Sie, wo
 sessions-intro-after = angemeldet ist.
 sessions-intro-sign-out = Wenn Sie ein Gerät abmelden, endet sein Zugang zu Matrix sofort.
 # In Klammern, nach der Art der Sitzung
@@ -191,8 +199,8 @@ sessions-last-active-from = Zuletzt aktiv am { $when } von { $ip }
 sessions-signed-in = Angemeldet am { $when }
 sessions-sign-out = Abmelden
 sessions-hidden = { $count ->
-    [one] Und eine weitere, nicht angezeigt.
-   *[other] Und { $count } weitere, nicht angezeigt.
+    [one] Eine weitere Sitzung wird nicht angezeigt.
+   *[other] { $count } weitere Sitzungen werden nicht angezeigt.
 }
 sessions-kind = Art
 sessions-kind-browser = Browser
@@ -205,8 +213,8 @@ sessions-signed-in-label = Angemeldet
 sessions-last-active-label = Zuletzt aktiv
 sessions-when-from = { $when } von { $ip }
 sessions-not-recorded = nicht erfasst
-sessions-user-agent = Browser oder App
-sessions-may = Sie darf:
+sessions-user-agent = Browser oder Anwendung
+sessions-may = Diese Sitzung darf:
 sessions-as-asked = Wie angefragt
 sessions-device-name = Gerätename
 sessions-rename = Umbenennen
@@ -217,7 +225,7 @@ sessions-no-such-session-detail = Keine Ihrer offenen Sitzungen hat diese ID. Si
 sessions-no-such-device = Gerät nicht gefunden
 sessions-no-such-device-detail = Keine Ihrer offenen Sitzungen verwendet dieses Gerät. Es wurde möglicherweise bereits abgemeldet.
 sessions-name-invalid = Dieser Name kann nicht verwendet werden
-sessions-name-invalid-detail = Ein Gerätename hat 1 bis { $max } Zeichen, ohne Zeilenumbrüche oder Steuerzeichen.
+sessions-name-invalid-detail = Ein Gerätename muss 1 bis { $max } Zeichen lang sein und darf keine Zeilenumbrüche oder Steuerzeichen enthalten.
 
 ## Die Navigation der Kontoseiten (account_nav.html)
 
@@ -238,14 +246,14 @@ register-token = Registrierungstoken
 register-terms-before = Ich akzeptiere die
 register-terms-link = Nutzungsbedingungen
 register-create-account = Konto erstellen
-register-have-account = Sie haben bereits ein Konto?
+register-have-account = Haben Sie bereits ein Konto?
 register-sign-in = Anmelden
 
 ## Registration: what the form is told
 
 register-closed = Die Registrierung ist geschlossen
-register-closed-detail = Bei diesem Dienst können Sie nicht selbst ein Konto erstellen. Bitten Sie den Administrator um eines.
-register-username-invalid = Ein Benutzername darf nur Kleinbuchstaben, Ziffern und . _ = - / + enthalten (höchstens 255).
+register-closed-detail = Bei diesem Dienst können Sie nicht selbst ein Konto erstellen. Bitten Sie den Administrator um ein Konto.
+register-username-invalid = Ein Benutzername darf nur Kleinbuchstaben, Ziffern und . _ = - / + enthalten (höchstens 255 Zeichen).
 register-passwords-differ = Die Passwörter stimmen nicht überein.
 register-token-required = Ein Registrierungstoken ist erforderlich.
 register-captcha-missing = Lösen Sie das CAPTCHA, um ein Konto zu erstellen.
@@ -256,19 +264,19 @@ register-username-unavailable = Dieser Benutzername ist nicht verfügbar.
 register-token-no-longer-usable = Dieses Registrierungstoken kann nicht mehr verwendet werden.
 register-address-taken = Diese Adresse wird hier bereits von einem Konto verwendet. Melden Sie sich an oder stellen Sie dieses Konto wieder her.
 register-finished-already = Diese Registrierung ist bereits abgeschlossen.
-register-code-expired-detail = Ein Code gilt eine Stunde lang, für höchstens fünf Versuche, in dem Browser, der das Formular ausgefüllt hat. Füllen Sie es erneut aus, um einen neuen zu erhalten.
+register-code-expired-detail = Codes gelten eine Stunde lang für höchstens fünf Versuche und nur in dem Browser, in dem das Formular ausgefüllt wurde. Füllen Sie es erneut aus, um einen neuen Code zu erhalten.
 
 ## Password recovery: asking for a link (recover.html, recover_sent.html)
 
 recover-title = Passwort vergessen?
-recover-intro = Geben Sie die E-Mail-Adresse Ihres Kontos ein. Wenn ein Konto hier sie verwendet, wird ein Link zum Festlegen eines neuen Passworts an sie gesendet.
+recover-intro = Geben Sie die E-Mail-Adresse Ihres Kontos ein. Wenn hier ein Konto diese Adresse verwendet, wird ein Link zum Festlegen eines neuen Passworts an sie gesendet.
 recover-send-link = Link senden
 recover-back-to-sign-in = Zurück zur Anmeldung
 recover-check-email = Prüfen Sie Ihre E-Mails
 # "If an account here uses" <address> ", a link to set a new password is on its way there."
 # German puts the address at the end of the first part: "… ist unterwegs an" <address> ", falls …".
 recover-sent-before = Ein Link zum Festlegen eines neuen Passworts ist unterwegs an
-recover-sent-after = , falls ein Konto hier diese Adresse verwendet.
+recover-sent-after = , falls hier ein Konto diese Adresse verwendet.
 recover-sent-validity = { $minutes ->
     [one] Er gilt einmal, innerhalb einer Minute.
    *[other] Er gilt einmal, innerhalb von { $minutes } Minuten.
@@ -284,11 +292,11 @@ recover-off-detail = Dieser Dienst sendet keine Links zum Festlegen eines neuen 
 
 recover-password-title = Ein neues Passwort festlegen
 # "For the account of" <address> "."
-recover-password-for-before = Für das Konto von
+recover-password-for-before = Für das Konto mit der Adresse
 recover-password-for-after = .
 recover-new-password = Neues Passwort
 recover-new-password-confirm = Neues Passwort bestätigen
-recover-sign-out-everywhere = Von allen Sitzungen dieses Kontos abmelden
+recover-sign-out-everywhere = Alle Sitzungen dieses Kontos abmelden
 recover-set-password = Passwort festlegen
 recover-link-dead = Dieser Link funktioniert nicht mehr
 recover-link-dead-detail = { $minutes ->
@@ -296,7 +304,7 @@ recover-link-dead-detail = { $minutes ->
    *[other] Ein Wiederherstellungslink gilt einmal, innerhalb von { $minutes } Minuten nach dem Versand. Fordern Sie einen neuen an.
 }
 recover-ask-new-link = Einen neuen Link anfordern
-recover-done-title = Ihr Passwort ist festgelegt
+recover-done-title = Ihr Passwort wurde festgelegt
 recover-done = Melden Sie sich mit dem neuen Passwort an.
 recover-done-everywhere = Alle Sitzungen des Kontos wurden beendet. Melden Sie sich mit dem neuen Passwort an.
 
@@ -337,7 +345,7 @@ continue-sign-out = Abmelden, um sich mit einem anderen Konto anzumelden
 upstream-link-heading = Ihr Konto bei { $provider } verknüpfen
 upstream-link-signed-in-as = Sie sind bei { $service_name } angemeldet als
 upstream-link-question = Das Konto bei { $provider }
-upstream-link-question-end = mit diesem verknüpfen, sodass Sie sich künftig mit { $provider } anmelden können?
+upstream-link-question-end = mit diesem Konto verknüpfen, damit Sie sich künftig mit { $provider } anmelden können?
 upstream-link-accounts = Konten verknüpfen
 upstream-not-you = Nicht Sie? Abmelden
 
@@ -348,10 +356,10 @@ upstream-not-you = Nicht Sie? Abmelden
 ## upstream-add-email <email address> upstream-add-email-end
 ## upstream-agree-to <link: upstream-terms-of-service>
 
-upstream-register-heading = Erstellen Sie Ihr Konto
-upstream-signed-in-with = Angemeldet über { $provider }
+upstream-register-heading = Ihr Konto erstellen
+upstream-signed-in-with = Sie haben sich mit { $provider } angemeldet
 upstream-signed-in-as = als
-upstream-creates-account = Damit wird dafür ein Konto auf { $service_name } erstellt.
+upstream-creates-account = Damit wird dafür ein Konto bei { $service_name } erstellt.
 upstream-mxid = Ihre Matrix-ID lautet dann
 upstream-mxid-end = , wie von { $provider } angegeben.
 upstream-use-displayname = Den Namen
@@ -363,7 +371,7 @@ upstream-email-label = E-Mail-Adresse:
 upstream-agree-to = Ich akzeptiere die
 upstream-terms-of-service = Nutzungsbedingungen
 upstream-create-account = Konto erstellen
-upstream-have-account = Sie haben bereits ein Konto?
+upstream-have-account = Haben Sie bereits ein Konto?
 upstream-sign-in-to-link = Melden Sie sich an, um es zu verknüpfen
 
 ## Failures of a sign-in through an identity provider
@@ -386,12 +394,12 @@ upstream-error-logout-token = Das Abmelde-Token wurde abgelehnt: { $detail }. Bi
 upstream-cancelled = Die Anmeldung wurde beim Anbieter abgebrochen oder abgelehnt ({ $detail }).
 upstream-provider-error = Der Anbieter hat mit einem Fehler geantwortet ({ $detail }). Bitte versuchen Sie es erneut.
 upstream-stale-trip = Diese Anmeldung kann nicht abgeschlossen werden
-upstream-stale-trip-detail = Sie ist unbekannt, wurde bereits verwendet, ist abgelaufen oder wurde in einem anderen Browser begonnen. Beginnen Sie erneut auf der Anmeldeseite.
+upstream-stale-trip-detail = Sie ist unbekannt, wurde bereits verwendet, ist abgelaufen oder wurde in einem anderen Browser begonnen. Beginnen Sie auf der Anmeldeseite von vorn.
 upstream-account-locked = Dieses Konto ist gesperrt oder deaktiviert
 upstream-account-locked-detail = Wenden Sie sich an den Administrator dieses Dienstes.
 upstream-username-exists = Ein Konto mit diesem Benutzernamen existiert bereits
 upstream-username-exists-detail = { $username } ist hier bereits vergeben, und Ihr Konto bei { $provider } kann nicht damit verknüpft werden. Wenden Sie sich an den Administrator.
-upstream-invalid-username = `{ $username }` kann kein Benutzername sein: Verwenden Sie Kleinbuchstaben, Ziffern und . _ = - / + (höchstens 255).
+upstream-invalid-username = `{ $username }` kann kein Benutzername sein: Verwenden Sie Kleinbuchstaben, Ziffern und . _ = - / + (höchstens 255 Zeichen).
 
 ## Eine Anwendung zulassen (die Zustimmungsseite, auch für die Anfrage eines Geräts)
 
@@ -400,10 +408,10 @@ consent-heading = { $client } den Zugriff auf Ihr Konto erlauben?
 # Gefolgt vom Benutzernamen in Fettschrift, dann „.“; auch auf der Anmeldeseite eines Matrix-Clients.
 consent-signed-in-as = Sie sind angemeldet als
 # Gefolgt von der Adresse der Anwendung als Link, dann „.“.
-consent-client-claims = Nach eigenen Angaben ist diese Anwendung
+consent-client-claims = Nach eigenen Angaben handelt es sich um
 consent-unverified = Nicht verifizierte Anwendung.
 consent-unverified-detail = Diese Anwendung hat sich selbst bei { $service } registriert: Name und Adresse oben sind ihre eigenen Angaben und wurden von niemandem geprüft.
-consent-unverified-device = Erlauben Sie sie nur, wenn Sie diese Anmeldung selbst auf einem Gerät vor Ihnen begonnen haben: Wer Ihnen einen Code geschickt hat, den Sie hier eingeben sollen, versucht, in Ihr Konto zu gelangen.
+consent-unverified-device = Erlauben Sie den Zugriff nur, wenn Sie diese Anmeldung selbst auf einem Gerät direkt vor Ihnen begonnen haben: Wer Ihnen einen Code geschickt hat, den Sie hier eingeben sollen, versucht, in Ihr Konto zu gelangen.
 # Gefolgt von der Liste dessen, worum die Anwendung bittet (siehe „scope-*“).
 consent-asks-for = Diese Anwendung möchte:
 consent-as-asked = Wie angefragt
@@ -430,7 +438,7 @@ compat-title = Weiter zu Ihrem Matrix-Client
 compat-heading = Bei einem Matrix-Client anmelden?
 # Gefolgt von der Adresse, an die die Anmeldung geht.
 compat-intro = Ein Matrix-Client möchte sich bei Ihrem Konto anmelden. Wenn Sie fortfahren, wird eine Anmeldung für Ihr Konto gesendet an:
-compat-check-address = Fahren Sie nur fort, wenn dies die Adresse der App ist, bei der Sie sich anmelden.
+compat-check-address = Fahren Sie nur fort, wenn dies die Adresse der Anwendung ist, bei der Sie sich anmelden.
 compat-not-you = Wenn Sie das nicht selbst begonnen haben, schließen Sie diese Seite.
 compat-expired = Dieser Anmeldelink ist abgelaufen
 compat-expired-detail = Beginnen Sie in Ihrem Matrix-Client von vorn.
@@ -438,3 +446,4 @@ compat-expired-detail = Beginnen Sie in Ihrem Matrix-Client von vorn.
 ## Die Anmeldeanfrage einer Anwendung
 
 authorize-too-many-requests = Zu viele Anfragen
+authorize-bad-request = Die Anwendung, die Sie hierher geschickt hat, hat eine Anfrage gestellt, die dieser Dienst nicht annehmen kann.

@@ -32,6 +32,7 @@ throttle-codes-sent = Too many codes were sent. { throttle-wait }
 throttle-codes-tried = Too many codes were tried. { throttle-wait }
 throttle-links = Too many links were asked for. { throttle-wait }
 throttle-from-address-attempts = Too many attempts came from your address. { throttle-wait }
+throttle-from-address-sign-in-attempts = Too many sign-in attempts came from your address. { throttle-wait }
 throttle-from-address-sign-ins = Too many sign-in requests came from your address. { throttle-wait }
 throttle-from-address-codes = Too many codes came from your address. { throttle-wait }
 
@@ -81,6 +82,13 @@ error-homeserver-refused-detail = Your change could not be made on the homeserve
 ## The page that hands an answer to an application
 
 page-continue = Continue
+page-error-for-developers = For the application's developers:
+page-error-access-denied = The application was not given access.
+page-error-interaction-required = The application asked to go on without you, but this needs you to sign in or to approve it first.
+page-form-too-large = The form sent is too large.
+page-form-not-a-form = What was sent is not a form.
+page-form-too-slow = The form took too long to arrive. Please try again.
+page-form-unreadable = The form could not be read: a field holds a line break or another character that cannot be used.
 
 ## The account page (account.html)
 
@@ -434,3 +442,4 @@ compat-expired-detail = Start again from your Matrix client.
 ## An application's sign-in request
 
 authorize-too-many-requests = Too many requests
+authorize-bad-request = The application that sent you here made a request this service cannot accept.

@@ -4,24 +4,24 @@
 
 common-form-expired = Le formulaire a expiré. Veuillez réessayer.
 common-form-expired-go-back = Le formulaire a expiré. Veuillez revenir en arrière et réessayer.
-common-invalid-request = Requête invalide
+common-invalid-request = Demande non valide
 common-something-went-wrong = Une erreur s’est produite
 common-please-try-again = Veuillez réessayer.
 common-not-allowed = Non autorisé
-common-not-an-email = Ce n’est pas une adresse e-mail. Saisissez-en une comme alice@example.com.
-common-wrong-code = Ce n’est pas le code envoyé. Vérifiez le message et réessayez.
+common-not-an-email = Ce n’est pas une adresse e-mail. Saisissez-en une de la forme alice@example.com.
+common-wrong-code = Ce n’est pas le code qui a été envoyé. Vérifiez le message et réessayez.
 common-code-expired = Ce code a expiré
 common-passwords-differ = Les nouveaux mots de passe ne correspondent pas.
 common-password-too-easy = Ce mot de passe est trop facile à deviner. Essayez-en un plus long, ou quelques mots sans rapport entre eux.
 common-username-taken = Ce nom d’utilisateur est déjà pris.
 common-accept-terms = Acceptez les conditions d’utilisation pour créer un compte.
-common-account-not-created = Le compte n’est pas créé
+common-account-not-created = Le compte n’a pas été créé
 common-request-cannot-be-completed = Cette demande ne peut pas aboutir
-common-choose-allow-or-deny = Choisissez Autoriser ou Refuser.
+common-choose-allow-or-deny = Choisissez « Autoriser » ou « Refuser ».
 common-request-refused = La demande de l’application a été refusée.
 common-return-to = Revenir à { $host }
 
-## Limitation : { $seconds } est le temps d’attente
+## Limitation : { $seconds } est le temps d’attente
 
 throttle-wait = { $seconds ->
     [one] Réessayez dans une seconde.
@@ -31,9 +31,10 @@ throttle-attempts = Trop de tentatives. { throttle-wait }
 throttle-codes-sent = Trop de codes ont été envoyés. { throttle-wait }
 throttle-codes-tried = Trop de codes ont été essayés. { throttle-wait }
 throttle-links = Trop de liens ont été demandés. { throttle-wait }
-throttle-from-address-attempts = Trop de tentatives sont venues de votre adresse. { throttle-wait }
-throttle-from-address-sign-ins = Trop de demandes de connexion sont venues de votre adresse. { throttle-wait }
-throttle-from-address-codes = Trop de codes sont venus de votre adresse. { throttle-wait }
+throttle-from-address-attempts = Trop de tentatives proviennent de votre adresse IP. { throttle-wait }
+throttle-from-address-sign-in-attempts = Trop de tentatives de connexion proviennent de votre adresse IP. { throttle-wait }
+throttle-from-address-sign-ins = Trop de demandes de connexion proviennent de votre adresse IP. { throttle-wait }
+throttle-from-address-codes = Trop de codes ont été saisis depuis votre adresse IP. { throttle-wait }
 
 ## Ce que la politique refuse
 
@@ -55,7 +56,7 @@ violation-requester = Ce n’est pas autorisé depuis l’endroit où vous vous 
 token-unknown = Ce jeton d’inscription n’est pas valide.
 token-revoked = Ce jeton d’inscription a été révoqué.
 token-expired = Ce jeton d’inscription a expiré.
-token-used-up = Ce jeton d’inscription a servi autant de fois qu’il le permet.
+token-used-up = Ce jeton d’inscription a atteint son nombre maximal d’utilisations.
 
 ## Ce qu’une application demande, en mots
 
@@ -67,20 +68,27 @@ scope-synapse-admin = Administrer le serveur d’accueil
 scope-mas-admin = Administrer ce service d’authentification
 scope-mas-graphql = Gérer votre compte
 scope-device = Connecter cet appareil : { $device }
-scope-unknown = Une chose que ce service ne décrit pas : { $scope }
+scope-unknown = Une autorisation que ce service ne décrit pas : { $scope }
 
 ## Les échecs que toute page peut rencontrer
 
 error-unavailable = Temporairement indisponible
 error-unavailable-detail = Le service ne parvient pas à joindre sa base de données. Veuillez réessayer dans un instant.
 error-homeserver-down = Le serveur d’accueil ne répond pas
-error-homeserver-down-detail = Votre modification n’a pas pu être faite sur le serveur d’accueil. Veuillez réessayer dans un instant.
+error-homeserver-down-detail = Votre modification n’a pas pu être appliquée sur le serveur d’accueil. Veuillez réessayer dans un instant.
 error-homeserver-refused = Le serveur d’accueil a refusé la modification
-error-homeserver-refused-detail = Votre modification n’a pas pu être faite sur le serveur d’accueil. Veuillez réessayer plus tard.
+error-homeserver-refused-detail = Votre modification n’a pas pu être appliquée sur le serveur d’accueil. Veuillez réessayer plus tard.
 
 ## La page qui transmet une réponse à une application
 
 page-continue = Continuer
+page-error-for-developers = Pour les développeurs de l’application :
+page-error-access-denied = L’application n’a pas obtenu l’accès.
+page-error-interaction-required = L’application a demandé à continuer sans vous, mais il faut d’abord que vous vous connectiez ou que vous donniez votre accord.
+page-form-too-large = Le formulaire envoyé est trop volumineux.
+page-form-not-a-form = Ce qui a été envoyé n’est pas un formulaire.
+page-form-too-slow = Le formulaire a mis trop de temps à arriver. Veuillez réessayer.
+page-form-unreadable = Le formulaire n’a pas pu être lu : un champ contient un saut de ligne ou un autre caractère qui ne peut pas être utilisé.
 
 ## La page du compte (account.html)
 
@@ -118,12 +126,12 @@ emails-notice-removed = L’adresse e-mail a été supprimée.
 
 account-deactivate-title = Désactiver votre compte
 account-deactivate-intro-before = La désactivation de
-account-deactivate-intro-after = vous déconnecte partout, et plus personne ne pourra s’y connecter. Vous ne pourrez pas l’annuler vous-même.
+account-deactivate-intro-after = vous déconnectera partout, et plus personne ne pourra se connecter à ce compte. Vous ne pourrez pas l’annuler vous-même.
 account-erase = Effacer aussi mes messages et mon profil sur le serveur d’accueil
 account-deactivate-button = Désactiver mon compte
 account-sign-out-others-title = Se déconnecter partout ailleurs
 account-sign-out-others-intro-before = Tous les autres navigateurs et tous les appareils connectés en tant que
-account-sign-out-others-intro-after = sont déconnectés, et le serveur d’accueil oublie ces appareils. Ce navigateur reste connecté.
+account-sign-out-others-intro-after = seront déconnectés, et le serveur d’accueil oubliera ces appareils. Ce navigateur restera connecté.
 account-reset-title = Réinitialiser votre identité
 account-reset-heading = Réinitialiser votre identité cryptographique
 account-reset-intro = Si vous avez perdu l’accès à tous vos appareils et à votre clé de récupération, votre client Matrix peut remplacer vos clés d’identité.
@@ -138,11 +146,11 @@ account-wrong-password = Mot de passe incorrect.
 
 account-unusable = Ce compte ne peut pas être utilisé
 account-unusable-detail = Il est verrouillé ou désactivé.
-account-off-display-name = La modification du nom d’affichage n’est pas autorisée sur ce serveur. Adressez-vous à ses administrateurs.
-account-off-password = La modification du mot de passe n’est pas autorisée sur ce serveur. Adressez-vous à ses administrateurs.
-account-off-deactivate = La désactivation des comptes n’est pas autorisée sur ce serveur. Adressez-vous à ses administrateurs.
+account-off-display-name = La modification du nom d’affichage est désactivée sur ce serveur. Adressez-vous à ses administrateurs.
+account-off-password = La modification du mot de passe est désactivée sur ce serveur. Adressez-vous à ses administrateurs.
+account-off-deactivate = La désactivation des comptes n’est pas disponible sur ce serveur. Adressez-vous à ses administrateurs.
 account-display-name-invalid = Ce nom d’affichage ne peut pas être utilisé
-account-display-name-invalid-detail = Un nom d’affichage compte au plus { $max } caractères, sans saut de ligne ni caractère de contrôle.
+account-display-name-invalid-detail = Un nom d’affichage ne doit pas dépasser { $max } caractères, ni contenir de saut de ligne ou de caractère de contrôle.
 account-password-not-changed = Votre mot de passe n’a pas été modifié
 account-new-password-too-easy = Le nouveau mot de passe est trop facile à deviner. Essayez-en un plus long, ou quelques mots sans rapport entre eux.
 account-current-password-wrong = Le mot de passe actuel est incorrect.
@@ -160,17 +168,17 @@ emails-add-label = Ajouter une adresse
 emails-send-code = Envoyer un code
 emails-check-title = Consultez vos e-mails
 # « -before » et « -after » entourent l’adresse, en gras
-emails-on-its-way-before = Un code est en route vers
+emails-on-its-way-before = Un code vient d’être envoyé à
 emails-on-its-way-after = .
 emails-may-take-a-minute = Il peut mettre une minute à arriver.
-emails-code-label = Le code à 6 chiffres
+emails-code-label = Code à 6 chiffres
 emails-add-button = Ajouter l’adresse
-emails-off = La modification des adresses e-mail n’est pas autorisée sur ce serveur. Adressez-vous à ses administrateurs.
+emails-off = La modification des adresses e-mail est désactivée sur ce serveur. Adressez-vous à ses administrateurs.
 emails-not-added = L’adresse n’a pas été ajoutée
 emails-already-yours = Cette adresse est déjà associée à votre compte.
-emails-taken = Cette adresse est déjà utilisée par un compte ici.
+emails-taken = Cette adresse est déjà utilisée par un compte de ce service.
 emails-code-expired-detail = Un code est valable une heure, pour cinq essais au plus, dans le navigateur qui l’a demandé. Ajoutez de nouveau l’adresse pour en recevoir un autre.
-emails-add-again = Veuillez ajouter l’adresse de nouveau.
+emails-add-again = Veuillez ajouter de nouveau l’adresse.
 emails-no-such-address = Adresse introuvable
 emails-no-such-address-detail = Cette adresse n’est pas associée à votre compte.
 
@@ -179,7 +187,7 @@ emails-no-such-address-detail = Cette adresse n’est pas associée à votre com
 sessions-title = Sessions
 sessions-heading = Sessions et appareils
 # « -before » et « -after » entourent le nom d’utilisateur, en gras
-sessions-intro-before = Là où
+sessions-intro-before = Voici où le compte
 sessions-intro-after = est connecté.
 sessions-intro-sign-out = Déconnecter un appareil met fin immédiatement à son accès à Matrix.
 # Entre parenthèses, après le type de la session
@@ -206,7 +214,7 @@ sessions-last-active-label = Dernière activité
 sessions-when-from = { $when } depuis { $ip }
 sessions-not-recorded = non enregistrée
 sessions-user-agent = Navigateur ou application
-sessions-may = Elle peut :
+sessions-may = Cette session peut :
 sessions-as-asked = Tel que demandé
 sessions-device-name = Nom de l’appareil
 sessions-rename = Renommer
@@ -217,7 +225,7 @@ sessions-no-such-session-detail = Aucune de vos sessions ouvertes n’a cet iden
 sessions-no-such-device = Appareil introuvable
 sessions-no-such-device-detail = Aucune de vos sessions ouvertes n’utilise cet appareil. Il a peut-être déjà été déconnecté.
 sessions-name-invalid = Ce nom ne peut pas être utilisé
-sessions-name-invalid-detail = Un nom d’appareil compte de 1 à { $max } caractères, sans saut de ligne ni caractère de contrôle.
+sessions-name-invalid-detail = Un nom d’appareil doit compter de 1 à { $max } caractères, sans saut de ligne ni caractère de contrôle.
 
 ## La navigation des pages du compte (account_nav.html)
 
@@ -245,7 +253,7 @@ register-sign-in = Se connecter
 
 register-closed = Les inscriptions sont fermées
 register-closed-detail = Ce service ne permet pas de créer soi-même un compte. Demandez-en un à son administrateur.
-register-username-invalid = Un nom d’utilisateur ne peut contenir que des lettres minuscules, des chiffres et . _ = - / + (255 au plus).
+register-username-invalid = Un nom d’utilisateur ne peut contenir que des lettres minuscules, des chiffres et . _ = - / + (255 caractères au plus).
 register-passwords-differ = Les mots de passe ne correspondent pas.
 register-token-required = Un jeton d’inscription est requis.
 register-captcha-missing = Résolvez le CAPTCHA pour créer un compte.
@@ -254,26 +262,26 @@ register-captcha-unavailable = Le CAPTCHA ne peut pas être vérifié pour le mo
 register-homeserver-unreachable = Le serveur d’accueil est injoignable pour le moment. Veuillez réessayer plus tard.
 register-username-unavailable = Ce nom d’utilisateur n’est pas disponible.
 register-token-no-longer-usable = Ce jeton d’inscription ne peut plus être utilisé.
-register-address-taken = Cette adresse est déjà utilisée par un compte ici. Connectez-vous, ou récupérez ce compte.
+register-address-taken = Cette adresse est déjà utilisée par un compte de ce service. Connectez-vous, ou récupérez l’accès à ce compte.
 register-finished-already = Cette inscription est déjà terminée.
-register-code-expired-detail = Un code est valable une heure, pour cinq essais au plus, dans le navigateur qui a rempli le formulaire. Remplissez-le à nouveau pour en recevoir un nouveau.
+register-code-expired-detail = Un code est valable une heure, pour cinq essais au plus, dans le navigateur qui a rempli le formulaire. Remplissez-le de nouveau pour en recevoir un autre.
 
 ## Password recovery: asking for a link (recover.html, recover_sent.html)
 
 recover-title = Mot de passe oublié ?
-recover-intro = Saisissez l’adresse e-mail de votre compte. Si un compte l’utilise ici, un lien pour choisir un nouveau mot de passe y est envoyé.
+recover-intro = Saisissez l’adresse e-mail de votre compte. Si un compte de ce service l’utilise, un lien pour choisir un nouveau mot de passe y sera envoyé.
 recover-send-link = Envoyer un lien
 recover-back-to-sign-in = Retour à la connexion
 recover-check-email = Consultez vos e-mails
 # "If an account here uses" <address> ", a link to set a new password is on its way there."
-recover-sent-before = Si un compte utilise ici
-recover-sent-after = , un lien pour choisir un nouveau mot de passe est en route vers cette adresse.
+recover-sent-before = Si un compte de ce service utilise l’adresse
+recover-sent-after = , un lien pour choisir un nouveau mot de passe vient d’y être envoyé.
 recover-sent-validity = { $minutes ->
     [one] Il ne sert qu’une fois, dans la minute qui suit.
    *[other] Il ne sert qu’une fois, dans les { $minutes } minutes qui suivent.
 }
 # "Nothing arrived? Check the address, or" + link "ask again" + "."
-recover-sent-retry-before = Rien reçu ? Vérifiez l’adresse, ou
+recover-sent-retry-before = Vous n’avez rien reçu ? Vérifiez l’adresse ou
 recover-sent-retry-link = demandez un nouveau lien
 recover-sent-retry-after = .
 recover-off = La récupération du mot de passe est désactivée
@@ -283,11 +291,11 @@ recover-off-detail = Ce service n’envoie pas de liens pour choisir un nouveau 
 
 recover-password-title = Choisir un nouveau mot de passe
 # "For the account of" <address> "."
-recover-password-for-before = Pour le compte de
+recover-password-for-before = Pour le compte associé à
 recover-password-for-after = .
 recover-new-password = Nouveau mot de passe
 recover-new-password-confirm = Confirmer le nouveau mot de passe
-recover-sign-out-everywhere = Se déconnecter de toutes les sessions de ce compte
+recover-sign-out-everywhere = Déconnecter toutes les sessions de ce compte
 recover-set-password = Enregistrer le mot de passe
 recover-link-dead = Ce lien ne fonctionne plus
 recover-link-dead-detail = { $minutes ->
@@ -326,7 +334,7 @@ continue-title = Connecté
 continue-heading = Vous êtes connecté
 continue-as = en tant que
 continue-continue-as = Continuer en tant que { $username }
-continue-sign-out = Se déconnecter, pour se connecter avec un autre compte
+continue-sign-out = Se déconnecter pour utiliser un autre compte
 
 ## Linking an identity provider's account to the account signed in (upstream.html)
 ## "You are signed in to { $service_name } as" is followed by the username and "."
@@ -336,9 +344,9 @@ continue-sign-out = Se déconnecter, pour se connecter avec un autre compte
 upstream-link-heading = Lier votre compte { $provider }
 upstream-link-signed-in-as = Vous êtes connecté à { $service_name } en tant que
 upstream-link-question = Lier le compte { $provider }
-upstream-link-question-end = à celui-ci, pour pouvoir désormais vous connecter avec { $provider } ?
+upstream-link-question-end = à ce compte, pour pouvoir désormais vous connecter avec { $provider } ?
 upstream-link-accounts = Lier les comptes
-upstream-not-you = Ce n’est pas vous ? Se déconnecter
+upstream-not-you = Ce n’est pas vous ? Déconnectez-vous
 
 ## Creating an account through an identity provider (upstream.html)
 ## "You signed in with { $provider }" [ "as" <account name> ] ". " upstream-creates-account
@@ -350,7 +358,7 @@ upstream-not-you = Ce n’est pas vous ? Se déconnecter
 upstream-register-heading = Créer votre compte
 upstream-signed-in-with = Vous vous êtes connecté avec { $provider }
 upstream-signed-in-as = en tant que
-upstream-creates-account = Un compte associé sera créé sur { $service_name }.
+upstream-creates-account = Un compte lié à cette identité va être créé sur { $service_name }.
 upstream-mxid = Votre identifiant Matrix sera
 upstream-mxid-end = , comme l’indique { $provider }.
 upstream-use-displayname = Utiliser
@@ -382,15 +390,15 @@ upstream-error-token-refused = Le fournisseur d’identité a refusé d’échan
 upstream-error-id-token = Le jeton d’identité (ID token) du fournisseur d’identité a été refusé : { $detail }. Veuillez réessayer.
 upstream-error-userinfo = La réponse userinfo du fournisseur d’identité a été refusée : { $detail }. Veuillez réessayer.
 upstream-error-logout-token = Le jeton de déconnexion a été refusé : { $detail }. Veuillez réessayer.
-upstream-cancelled = La connexion a été annulée ou refusée chez le fournisseur ({ $detail }).
+upstream-cancelled = La connexion a été annulée ou refusée auprès du fournisseur ({ $detail }).
 upstream-provider-error = Le fournisseur a répondu par une erreur ({ $detail }). Veuillez réessayer.
 upstream-stale-trip = Cette connexion ne peut pas aboutir
-upstream-stale-trip-detail = Elle est inconnue, a déjà été utilisée, a expiré ou a été commencée dans un autre navigateur. Recommencez depuis la page de connexion.
+upstream-stale-trip-detail = Elle est inconnue, a déjà été utilisée, a expiré ou a été lancée dans un autre navigateur. Recommencez depuis la page de connexion.
 upstream-account-locked = Ce compte est verrouillé ou désactivé
 upstream-account-locked-detail = Adressez-vous à l’administrateur de ce service.
 upstream-username-exists = Un compte avec ce nom d’utilisateur existe déjà
 upstream-username-exists-detail = { $username } est déjà pris ici, et votre compte { $provider } ne peut pas y être lié. Adressez-vous à l’administrateur.
-upstream-invalid-username = `{ $username }` ne peut pas être un nom d’utilisateur : utilisez des lettres minuscules, des chiffres et . _ = - / + (255 au plus).
+upstream-invalid-username = `{ $username }` ne peut pas être un nom d’utilisateur : utilisez des lettres minuscules, des chiffres et . _ = - / + (255 caractères au plus).
 
 ## Autoriser une application (la page de consentement, aussi pour la demande d’un appareil)
 
@@ -399,12 +407,12 @@ consent-heading = Autoriser { $client } à accéder à votre compte ?
 # Suivi du nom d’utilisateur en gras, puis de « . » ; aussi sur la page de connexion d’un client Matrix.
 consent-signed-in-as = Vous êtes connecté en tant que
 # Suivi de l’adresse de l’application en lien, puis de « . ».
-consent-client-claims = Cette application indique être
+consent-client-claims = Cette application affirme être
 consent-unverified = Application non vérifiée.
 consent-unverified-detail = Elle s’est enregistrée elle-même auprès de { $service } : le nom et l’adresse ci-dessus sont ses propres affirmations, que personne n’a vérifiées.
-consent-unverified-device = Ne l’autorisez que si vous avez lancé cette connexion vous-même, sur un appareil qui est devant vous : une personne qui vous a envoyé un code à saisir ici essaie d’accéder à votre compte.
+consent-unverified-device = Ne l’autorisez que si vous avez lancé cette connexion vous-même, sur un appareil que vous avez devant vous : quiconque vous a envoyé un code à saisir ici essaie d’accéder à votre compte.
 # Suivi de la liste de ce que l’application demande (voir « scope-* »).
-consent-asks-for = Cette application demande à :
+consent-asks-for = Cette application demande à pouvoir :
 consent-as-asked = Tel que demandé
 consent-allow = Autoriser
 consent-deny = Refuser
@@ -428,7 +436,7 @@ device-not-connected-detail = L’accès à votre compte a été refusé à l’
 compat-title = Continuer vers votre client Matrix
 compat-heading = Se connecter à un client Matrix ?
 # Suivi de l’adresse à laquelle la connexion est envoyée.
-compat-intro = Un client Matrix a demandé à se connecter à votre compte. Si vous continuez, une connexion à votre compte est envoyée à :
+compat-intro = Un client Matrix a demandé à se connecter à votre compte. Si vous continuez, un jeton de connexion à votre compte sera envoyé à :
 compat-check-address = Ne continuez que s’il s’agit de l’adresse de l’application à laquelle vous vous connectez.
 compat-not-you = Si vous n’êtes pas à l’origine de cette demande, fermez cette page.
 compat-expired = Ce lien de connexion a expiré
@@ -437,3 +445,4 @@ compat-expired-detail = Recommencez depuis votre client Matrix.
 ## La demande de connexion d’une application
 
 authorize-too-many-requests = Trop de demandes
+authorize-bad-request = L’application qui vous a envoyé ici a fait une demande que ce service ne peut pas accepter.

@@ -1653,6 +1653,24 @@ async fn pages_come_in_the_language_the_browser_asks_for() {
         assert!(page.contains(">Password</label>"), "{page}");
     }
 
+    // A request an application sent that cannot be carried out: what happened in French,
+    // the protocol's words (English, as the specifications write them) for developers.
+    let (status, _, page) = get_in(
+        &state,
+        "/authorize?client_id=nope&response_type=code",
+        Some("fr"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        page.contains("L’application qui vous a envoyé ici a fait une demande"),
+        "{page}"
+    );
+    assert!(
+        page.contains(r#"<code id="technical">unknown client</code>"#),
+        "{page}"
+    );
+
     // Error pages too: registration is closed here.
     let (status, _, page) = get_in(&state, "/register", Some("fr")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);

@@ -26,10 +26,9 @@ pub(super) async fn get(
     let params = match Params::parse(query.unwrap_or_default().as_bytes()) {
         Ok(params) => params,
         Err(error) => {
-            return Ok(error_page(
+            return Ok(super::request_error_page(
                 &state,
-                StatusCode::BAD_REQUEST,
-                &tr!("common-invalid-request"),
+                &tr!("authorize-bad-request"),
                 &error.description,
             ));
         }
@@ -39,10 +38,9 @@ pub(super) async fn get(
     let request = match validate(repo.as_mut(), &issuer, &params).await {
         Ok(request) => request,
         Err(AuthorizeError::Page(detail)) => {
-            return Ok(error_page(
+            return Ok(super::request_error_page(
                 &state,
-                StatusCode::BAD_REQUEST,
-                &tr!("common-request-cannot-be-completed"),
+                &tr!("authorize-bad-request"),
                 &detail,
             ));
         }

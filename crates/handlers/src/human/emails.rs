@@ -45,7 +45,6 @@ pub(super) fn new_code() -> String {
 pub(super) async fn add(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    headers: axum::http::HeaderMap,
     jar: PrivateCookieJar,
     PageForm(form): PageForm,
 ) -> PageResult {
@@ -106,7 +105,7 @@ pub(super) async fn add(
         .await?;
     let job = EmailJob::Verification {
         authentication_id: authentication.id,
-        locale: Some(super::browser_locale(&headers)),
+        locale: Some(super::browser_locale()),
     };
     repo.job().schedule(&mut rng, clock, job.to_job()).await?;
     repo.save().await?;

@@ -24,10 +24,15 @@ impl<S: Send + Sync> FromRequest<S> for PageForm {
     async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
         match crate::oauth2::read_form(request).await {
             Ok((params, _)) => Ok(Self(params)),
-            Err(rejection) => Err(super::PageError::Invalid(
-                rejection.status,
-                rejection.description,
-            )),
+            Err(rejection) => {
+                let detail = match rejection.status {
+                    StatusCode::PAYLOAD_TOO_LARGE => tr!("page-form-too-large"),
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => tr!("page-form-not-a-form"),
+                    StatusCode::REQUEST_TIMEOUT => tr!("page-form-too-slow"),
+                    _ => tr!("page-form-unreadable"),
+                };
+                Err(super::PageError::Invalid(rejection.status, detail))
+            }
         }
     }
 }

@@ -215,7 +215,9 @@ pub(crate) fn render_with_policy<S: Serialize>(
         .and_then(|t| t.render(context))
         .unwrap_or_else(|error| {
             tracing::error!(%error, template, "cannot render a page");
-            "<!DOCTYPE html><title>Error</title><p>Something went wrong.</p>".to_owned()
+            let words = tr!("common-something-went-wrong");
+            let lang = crate::i18n::locale().tag();
+            format!("<!DOCTYPE html><html lang=\"{lang}\"><title>{words}</title><p>{words}</p>")
         });
     let mut response = (status, Html(page)).into_response();
     let headers = response.headers_mut();
@@ -267,6 +269,22 @@ pub(crate) fn error_page(
         status,
         "error.html",
         minijinja::context! { service_name => &*state.service_name, title, detail },
+    )
+}
+
+/// The error page for a request an application sent the person with: what happened in
+/// the person's words, and the protocol's own description (in English, as the OAuth
+/// specifications write them) for the application's developers.
+pub(crate) fn request_error_page(state: &AppState, detail: &str, technical: &str) -> Response {
+    render(
+        StatusCode::BAD_REQUEST,
+        "error.html",
+        minijinja::context! {
+            service_name => &*state.service_name,
+            title => tr!("common-request-cannot-be-completed"),
+            detail,
+            technical,
+        },
     )
 }
 
@@ -435,13 +453,10 @@ pub(crate) fn auto_post(action: &str, params: &[[&str; 2]]) -> Response {
     )
 }
 
-/// The language the browser asks for (`Accept-Language`), among those the service's mail
-/// comes in: what a message sent on its behalf is written in.
-pub(crate) fn browser_locale(headers: &axum::http::HeaderMap) -> String {
-    let asked = headers
-        .get(header::ACCEPT_LANGUAGE)
-        .and_then(|v| v.to_str().ok());
-    mas_i18n::Locale::negotiate(asked).tag().to_owned()
+/// The language of this page (what the browser asked for, among those there are): what
+/// a message sent on the person's behalf is written in.
+pub(crate) fn browser_locale() -> String {
+    crate::i18n::locale().tag().to_owned()
 }
 
 /// The message `what` ("Too many …. Try again in N seconds.", its `$seconds` filled
@@ -523,9 +538,19 @@ pub(crate) fn deliver_error(
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
-    let detail = param("error_description")
-        .or_else(|| param("error"))
-        .map_or_else(|| tr!("common-request-refused"), str::to_owned);
+    let error = param("error").unwrap_or_default();
+    let detail = match error {
+        "access_denied" => tr!("page-error-access-denied"),
+        "login_required"
+        | "interaction_required"
+        | "consent_required"
+        | "account_selection_required" => tr!("page-error-interaction-required"),
+        _ => tr!("common-request-refused"),
+    };
+    let technical = param("error_description").map_or_else(
+        || error.to_owned(),
+        |description| format!("{error}: {description}"),
+    );
     let back_host = redirect
         .redirect_uri
         .host_str()
@@ -543,6 +568,7 @@ pub(crate) fn deliver_error(
             service_name => &*state.service_name,
             title => tr!("common-request-cannot-be-completed"),
             detail,
+            technical,
             back_host,
             back_href,
             back_action => redirect.redirect_uri.as_str(),

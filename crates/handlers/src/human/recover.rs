@@ -54,7 +54,6 @@ pub(super) async fn get(State(state): State<AppState>, jar: PrivateCookieJar) ->
 pub(super) async fn post(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    headers: axum::http::HeaderMap,
     jar: PrivateCookieJar,
     PageForm(form): PageForm,
 ) -> PageResult {
@@ -101,7 +100,7 @@ pub(super) async fn post(
     let mut repo = state.repos.begin().await?;
     let job = EmailJob::Recovery {
         sealed_email: state.encrypter.encrypt(&mut rng, email.as_bytes()),
-        locale: Some(super::browser_locale(&headers)),
+        locale: Some(super::browser_locale()),
     };
     repo.job().schedule(&mut rng, clock, job.to_job()).await?;
     repo.save().await?;

@@ -194,7 +194,6 @@ pub(super) async fn post(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     _: super::Welcome,
-    headers: axum::http::HeaderMap,
     jar: PrivateCookieJar,
     PageForm(form): PageForm,
 ) -> PageResult {
@@ -387,7 +386,7 @@ pub(super) async fn post(
         email: None,
     };
     if email_required {
-        let locale = Some(super::browser_locale(&headers));
+        let locale = Some(super::browser_locale());
         return wait_for_code(&state, jar, &next, account, email, locale).await;
     }
     match make_account(&state, &account, None).await? {

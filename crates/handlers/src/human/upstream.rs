@@ -237,7 +237,7 @@ pub(super) async fn authorize(
         &state,
         crate::rate_limit::PerAddress::AnonymousRequest,
         ip,
-        msg!("throttle-from-address-attempts"),
+        msg!("throttle-from-address-sign-in-attempts"),
     ) {
         return Ok(error_page(
             &state,
