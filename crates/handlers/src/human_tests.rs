@@ -72,21 +72,7 @@ pub(crate) async fn static_client(state: &AppState, redirect: &str) -> Ulid {
 }
 
 async fn get(state: &AppState, uri: &str) -> (StatusCode, axum::http::HeaderMap, String) {
-    let app = router(&[Resource::Human], None, state.clone());
-    let response = app
-        .oneshot(Request::get(uri).body(Body::empty()).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    (
-        status,
-        headers,
-        String::from_utf8_lossy(&bytes).into_owned(),
-    )
+    get_in(state, uri, None).await
 }
 
 /// A pending `openid` authorization request of `client`, to `https://app.example.com/cb`.

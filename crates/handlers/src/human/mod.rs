@@ -276,6 +276,16 @@ pub(crate) fn error_page(
 /// the person's words, and the protocol's own description (in English, as the OAuth
 /// specifications write them) for the application's developers.
 pub(crate) fn request_error_page(state: &AppState, detail: &str, technical: &str) -> Response {
+    request_error_with(state, detail, technical, minijinja::context! {})
+}
+
+/// [`request_error_page`] with more for the page (the way back to the application).
+fn request_error_with(
+    state: &AppState,
+    detail: &str,
+    technical: &str,
+    more: minijinja::Value,
+) -> Response {
     render(
         StatusCode::BAD_REQUEST,
         "error.html",
@@ -284,6 +294,7 @@ pub(crate) fn request_error_page(state: &AppState, detail: &str, technical: &str
             title => tr!("common-request-cannot-be-completed"),
             detail,
             technical,
+            ..more
         },
     )
 }
@@ -561,14 +572,11 @@ pub(crate) fn deliver_error(
         .iter()
         .map(|(k, v)| [k.as_str(), v.as_str()])
         .collect();
-    render(
-        StatusCode::BAD_REQUEST,
-        "error.html",
+    request_error_with(
+        state,
+        &detail,
+        &technical,
         minijinja::context! {
-            service_name => &*state.service_name,
-            title => tr!("common-request-cannot-be-completed"),
-            detail,
-            technical,
             back_host,
             back_href,
             back_action => redirect.redirect_uri.as_str(),
