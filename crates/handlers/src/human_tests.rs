@@ -1570,8 +1570,16 @@ async fn get_in(
     if let Some(accept) = accept {
         request = request.header("accept-language", accept);
     }
+    ask(state, request.body(Body::empty()).unwrap()).await
+}
+
+/// The pages' answer to `request`.
+async fn ask(
+    state: &AppState,
+    request: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, String) {
     let response = router(&[Resource::Human], None, state.clone())
-        .oneshot(request.body(Body::empty()).unwrap())
+        .oneshot(request)
         .await
         .unwrap();
     let status = response.status();
@@ -1588,9 +1596,6 @@ async fn get_in(
 
 #[tokio::test]
 async fn pages_come_in_the_language_the_browser_asks_for() {
-    use axum::response::IntoResponse;
-    use axum_extra::extract::cookie::{Cookie, PrivateCookieJar};
-
     let (state, _dir) = state(Arc::new(Up)).await;
     let language_of = |headers: &axum::http::HeaderMap| {
         headers
@@ -1663,15 +1668,7 @@ async fn pages_come_in_the_language_the_browser_asks_for() {
     assert!(page.contains("Les inscriptions sont fermées"), "{page}");
 
     // And a refused form, with its error.
-    let jar =
-        PrivateCookieJar::new(state.cookie_key.clone()).add(Cookie::new("mas-csrf", "csrf-value"));
-    let cookie = jar.into_response().headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = crate::account_tests::cookies(&state, None);
     let request = Request::post("/login")
         .header("cookie", &cookie)
         .header("accept-language", "de")
@@ -1680,15 +1677,8 @@ async fn pages_come_in_the_language_the_browser_asks_for() {
             "csrf=csrf-value&next=%2F&username=nobody&password=wrong",
         ))
         .unwrap();
-    let response = router(&[Resource::Human], None, state.clone())
-        .oneshot(request)
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
-    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
-        .await
-        .unwrap();
-    let page = String::from_utf8_lossy(&bytes);
+    let (status, _, page) = ask(&state, request).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(
         page.contains("Falscher Benutzername oder falsches Passwort."),
         "{page}"
