@@ -421,65 +421,47 @@ async fn token(
 
 /// A code or device code that will give a user tokens for a Matrix device: the device is
 /// made on the homeserver first, outside any transaction, because the homeserver refuses
-/// tokens of devices it does not know. Anything else, including a grant that will be
-/// refused, passes through untouched: the grant itself decides.
+/// tokens of devices it does not know. Whether the grant will give tokens is the core's
+/// decision, made with every check the exchange makes: a grant that will be refused (a
+/// wrong verifier, a replayed code whose logout deleted the device) makes no device.
 async fn prepare_device(
     state: &AppState,
     client: &mas_data_model::Client,
     grant: &Grant<'_>,
 ) -> Result<(), ApiError> {
     let mut repo = state.repos.reader().await?;
-    let now = state.clock.now();
-    // Only a grant that can still give tokens: a spent, cancelled or expired one, or an
-    // ended session, asks nothing of the homeserver (a replayed code must not bring
-    // back a device its logout deleted).
-    let (scope, user_id) = match grant {
-        Grant::Code { code, .. } => {
-            let Some(found) = repo.authorization_grant().find_by_code(code).await? else {
-                return Ok(());
-            };
-            let live = found.client_id == client.id
-                && found.exchanged_at.is_none()
-                && found.cancelled_at.is_none()
-                && found
-                    .fulfilled_at
-                    .is_some_and(|at| now <= at + grants::CODE_LIFETIME);
-            let session = match found.session_id {
-                Some(id) if live => repo.session().lookup(id).await?,
-                _ => None,
-            };
-            let user_id = session
-                .filter(mas_data_model::Session::is_active)
-                .and_then(|s| s.user_id);
-            (found.scope, user_id)
+    let clock = state.clock.as_ref();
+    let policy = &state.policy;
+    let found = match grant {
+        Grant::Code {
+            code,
+            redirect_uri,
+            verifier,
+        } => {
+            let check = grants::code_device(
+                repo.as_mut(),
+                clock,
+                policy,
+                client,
+                code,
+                *redirect_uri,
+                *verifier,
+            );
+            check.await?
         }
         Grant::Device(device_code) => {
-            let Some(found) = repo
-                .device_code_grant()
-                .find_by_device_code(device_code)
-                .await?
-            else {
-                return Ok(());
-            };
-            let live = found.client_id == client.id
-                && found.state == mas_data_model::DeviceCodeGrantState::Fulfilled
-                && now < found.expires_at;
-            let browser = match found.browser_session_id {
-                Some(id) if live => repo.browser_session().lookup(id).await?,
-                _ => None,
-            };
-            (found.scope, browser.map(|b| b.user_id))
+            let check = mas_oauth_core::device::grant_device(
+                repo.as_mut(),
+                clock,
+                policy,
+                client,
+                device_code,
+            );
+            check.await?
         }
-        Grant::ClientCredentials(_) | Grant::Refresh { .. } => return Ok(()),
+        Grant::ClientCredentials(_) | Grant::Refresh { .. } => None,
     };
-    let Some(device_id) = tokens::device_of(&scope) else {
-        return Ok(());
-    };
-    let Some(user) = (match user_id {
-        Some(id) => repo.user().lookup(id).await?,
-        None => None,
-    })
-    .filter(mas_data_model::User::is_valid) else {
+    let Some((user, device_id)) = found else {
         return Ok(());
     };
     drop(repo);

@@ -1988,6 +1988,28 @@ async fn a_device_scope_makes_the_device_on_the_homeserver_before_the_tokens() {
     assert!(homeserver.user("alice").is_none());
 
     homeserver.set_down(false);
+    // A code that will be refused makes no device: one taken by someone without its
+    // verifier, or sent with another redirect URI.
+    let pkce = mas_data_model::Pkce {
+        method: "S256".to_owned(),
+        challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".to_owned(),
+    };
+    let stolen_scope = "urn:matrix:client:api:* urn:matrix:client:device:STOLEN";
+    consented_code_with(&h, client, "stolen", 1, stolen_scope, Some(pkce)).await;
+    let stolen = exchange.replace("dev-code", "stolen");
+    for attempt in [
+        format!("{stolen}&code_verifier={}", "x".repeat(43)),
+        format!("{stolen}&code_verifier=dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk")
+            .replace("app.example.com", "evil.example"),
+    ] {
+        let (status, _, body) = h.post("/oauth2/token", auth.clone(), &attempt).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(
+            homeserver.user("alice").is_none(),
+            "no device for a refused code"
+        );
+    }
+
     let (status, _, tokens) = h.post("/oauth2/token", auth.clone(), exchange).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     let devices = homeserver.user("alice").unwrap().devices;
@@ -2860,4 +2882,102 @@ async fn client_registration_rules_relax_only_what_the_policy_says() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{redirect}: {body}");
         assert_eq!(body["error"], "invalid_redirect_uri");
     }
+}
+
+#[tokio::test]
+async fn a_device_approved_in_a_browser_that_then_signed_out_gets_no_tokens_and_no_device() {
+    let mut h = Harness::new().await;
+    let homeserver = Arc::new(mas_matrix::MockHomeserver::new("example.com"));
+    h.state.homeserver = homeserver.clone();
+    let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+    let mut repo = h.state.repos.begin().await.unwrap();
+    let client = repo
+        .client()
+        .add_dynamic(
+            &mut rng,
+            &SystemClock,
+            crate::test_state::client_params(
+                ClientAuthMethod::None,
+                Vec::new(),
+                &[mas_oauth_core::device::DEVICE_GRANT],
+            ),
+        )
+        .await
+        .unwrap();
+    let user = repo
+        .user()
+        .add(&mut rng, &SystemClock, "alice")
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
+
+    // A device code, approved by alice in a browser that, when `signed_out`, has ended
+    // since; then the device polls.
+    let approve_then_poll = async |device: &str, signed_out: bool| {
+        let scope = format!("urn:matrix:client:api:* urn:matrix:client:device:{device}");
+        let (status, _, body) = h
+            .post(
+                "/oauth2/device",
+                None,
+                &format!(
+                    "client_id={}&scope={}",
+                    client.id,
+                    crate::human::query_value(&scope)
+                ),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let device_code = body["device_code"].as_str().unwrap().to_owned();
+        let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+        let mut repo = h.state.repos.begin().await.unwrap();
+        let browser = repo
+            .browser_session()
+            .add(&mut rng, &SystemClock, &user, None)
+            .await
+            .unwrap();
+        let grant = repo
+            .device_code_grant()
+            .find_by_device_code(&device_code)
+            .await
+            .unwrap()
+            .unwrap();
+        repo.device_code_grant()
+            .fulfill(&SystemClock, grant, browser.id)
+            .await
+            .unwrap()
+            .unwrap();
+        if signed_out {
+            repo.browser_session()
+                .finish(&SystemClock, browser)
+                .await
+                .unwrap();
+        }
+        repo.save().await.unwrap();
+        h.post(
+            "/oauth2/token",
+            None,
+            &format!(
+                "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code\
+                 &client_id={}&device_code={device_code}",
+                client.id
+            ),
+        )
+        .await
+    };
+
+    let (status, _, body) = approve_then_poll("WITHDRAWN", true).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant")),
+        "{body}"
+    );
+    assert!(
+        homeserver.user("alice").is_none(),
+        "no device for a withdrawn approval"
+    );
+
+    let (status, _, body) = approve_then_poll("KEPT", false).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let devices = homeserver.user("alice").unwrap().devices;
+    assert_eq!(devices.keys().collect::<Vec<_>>(), ["KEPT"]);
 }

@@ -354,3 +354,41 @@ pub async fn validate(
         login_hint: params.get("login_hint").ok().flatten().map(str::to_owned),
     })
 }
+
+/// Why a person's answer to a client's request (a consent, or a device's request) does
+/// not grant it, if it does not: the person denied it, it asks for admin rights the
+/// account may not request, or it names a Matrix device another session holds (a
+/// token for it would speak for that device at the homeserver).
+///
+/// # Errors
+/// When storage fails.
+pub async fn refusal(
+    repo: &mut dyn Repository,
+    policy: &crate::policy::Policy,
+    user_id: ulid::Ulid,
+    scope: &str,
+    client_id: ulid::Ulid,
+    allow: bool,
+) -> Result<Option<OAuthError>, mas_storage::StorageError> {
+    if !allow {
+        return Ok(Some(OAuthError::new(
+            ErrorCode::AccessDenied,
+            "the user denied the request",
+        )));
+    }
+    let user = repo.user().lookup(user_id).await?;
+    let may_admin = user.is_some_and(|u| policy.may_request_admin(&u));
+    if !may_admin && scope.split(' ').any(crate::tokens::is_admin_scope) {
+        return Ok(Some(OAuthError::new(
+            ErrorCode::AccessDenied,
+            "this account may not grant administrative access",
+        )));
+    }
+    let held = mas_storage::jobs::device_held_elsewhere(repo, user_id, scope, client_id);
+    Ok(held.await?.map(|device| {
+        OAuthError::new(
+            ErrorCode::InvalidScope,
+            format!("the device `{device}` belongs to another session"),
+        )
+    }))
+}

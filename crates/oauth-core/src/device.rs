@@ -2,14 +2,14 @@
 //! code; the person enters it on another device, logs in and approves.
 
 use chrono::TimeDelta;
-use mas_data_model::{Client, DeviceCodeGrant, DeviceCodeGrantState};
+use mas_data_model::{BrowserSession, Client, DeviceCodeGrant, DeviceCodeGrantState, User};
 use mas_storage::repository::NewDeviceCodeGrant;
 use mas_storage::{Clock, Repository, Rng};
 use serde::Serialize;
 use url::Url;
 
 use crate::error::{ErrorCode, OAuthError};
-use crate::grants::{GrantOutcome, Issuer, active_user, issue, refused};
+use crate::grants::{GrantOutcome, Issuer, issue, refused};
 use crate::tokens::{parse_scope, random_string};
 
 /// The grant type name at the token endpoint.
@@ -130,6 +130,79 @@ pub fn awaits_answer(grant: &DeviceCodeGrant, now: chrono::DateTime<chrono::Utc>
     grant.state == DeviceCodeGrantState::Pending && now < grant.expires_at
 }
 
+/// Whether the grant can give its device tokens at `now`; else the answer to the device.
+fn readiness(
+    grant: &DeviceCodeGrant,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), (ErrorCode, &'static str)> {
+    match grant.state {
+        DeviceCodeGrantState::Exchanged => {
+            Err((ErrorCode::InvalidGrant, "the device code was already used"))
+        }
+        DeviceCodeGrantState::Rejected => Err((ErrorCode::AccessDenied, "the user refused")),
+        _ if grant.expires_at < now => Err((ErrorCode::ExpiredToken, "the device code expired")),
+        DeviceCodeGrantState::Pending => Err((
+            ErrorCode::AuthorizationPending,
+            "the user has not answered yet",
+        )),
+        DeviceCodeGrantState::Fulfilled => Ok(()),
+    }
+}
+
+/// The person who approved the grant and their browser session, while that session is
+/// open and they may still hold the grant's scope; else why not.
+async fn approver(
+    repo: &mut dyn Repository,
+    policy: &crate::policy::Policy,
+    grant: &DeviceCodeGrant,
+) -> Result<Result<(BrowserSession, User), &'static str>, OAuthError> {
+    let browser = match grant.browser_session_id {
+        Some(id) => repo.browser_session().lookup(id).await?,
+        None => None,
+    };
+    // Signing out of the browser that approved withdraws the approval, as it ends the
+    // sessions that browser started.
+    let Some(browser) = browser.filter(BrowserSession::is_active) else {
+        return Ok(Err("the approving session is gone"));
+    };
+    let user = repo.user().lookup(browser.user_id).await?;
+    // An admin scope lasts only as long as the user's right to it.
+    match user.filter(|u| u.is_valid() && policy.may_hold(u, &grant.scope)) {
+        Some(user) => Ok(Ok((browser, user))),
+        None => Ok(Err("the user can no longer log in")),
+    }
+}
+
+/// The user and the Matrix device (from its scope) that polling with this device code
+/// would issue tokens for, when it would. The homeserver refuses tokens of devices it
+/// does not know, so the caller makes the device before the exchange; this only reads,
+/// and answers `None` for a grant the exchange would refuse, which so makes no device.
+///
+/// # Errors
+/// `temporarily_unavailable` or `server_error` from storage.
+pub async fn grant_device(
+    repo: &mut dyn Repository,
+    clock: &dyn Clock,
+    policy: &crate::policy::Policy,
+    client: &Client,
+    device_code: &str,
+) -> Result<Option<(User, String)>, OAuthError> {
+    let grant = repo
+        .device_code_grant()
+        .find_by_device_code(device_code)
+        .await?;
+    let Some(grant) = grant.filter(|g| g.client_id == client.id) else {
+        return Ok(None);
+    };
+    if readiness(&grant, clock.now()).is_err() {
+        return Ok(None);
+    }
+    let Ok((_, user)) = approver(repo, policy, &grant).await? else {
+        return Ok(None);
+    };
+    Ok(crate::tokens::device_of(&grant.scope).map(|device| (user, device)))
+}
+
 /// The device polls with its device code.
 ///
 /// # Errors
@@ -167,37 +240,15 @@ pub async fn exchange(
         });
     }
     // The recorded poll must be kept, whatever the answer.
-    let answer = |code, description: &str| GrantOutcome::Refused {
-        error: OAuthError::new(code, description),
-        commit: true,
-    };
-    match grant.state {
-        DeviceCodeGrantState::Exchanged => {
-            return Ok(answer(
-                ErrorCode::InvalidGrant,
-                "the device code was already used",
-            ));
-        }
-        DeviceCodeGrantState::Rejected => {
-            return Ok(answer(ErrorCode::AccessDenied, "the user refused"));
-        }
-        _ if grant.expires_at < clock.now() => {
-            return Ok(answer(ErrorCode::ExpiredToken, "the device code expired"));
-        }
-        DeviceCodeGrantState::Pending => {
-            return Ok(answer(
-                ErrorCode::AuthorizationPending,
-                "the user has not answered yet",
-            ));
-        }
-        DeviceCodeGrantState::Fulfilled => {}
+    if let Err((code, description)) = readiness(&grant, clock.now()) {
+        return Ok(GrantOutcome::Refused {
+            error: OAuthError::new(code, description),
+            commit: true,
+        });
     }
-    let browser = match grant.browser_session_id {
-        Some(id) => repo.browser_session().lookup(id).await?,
-        None => None,
-    };
-    let Some(browser) = browser else {
-        return Ok(refused("the approving session is gone"));
+    let (browser, user) = match approver(repo, issuer.policy, &grant).await? {
+        Ok(approver) => approver,
+        Err(why) => return Ok(refused(why)),
     };
     let session = repo
         .session()
@@ -211,9 +262,6 @@ pub async fn exchange(
             grant.user_agent.clone(),
         )
         .await?;
-    let Some(user) = active_user(repo, issuer.policy, &session).await? else {
-        return Ok(refused("the user can no longer log in"));
-    };
     if repo
         .device_code_grant()
         .exchange(clock, grant, &session)

@@ -4,7 +4,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{Duration, TimeDelta};
-use mas_data_model::{Client, Session, TokenType, User};
+use mas_data_model::{AuthorizationGrant, Client, Session, TokenType, User};
 use mas_storage::{Clock, Repository, Rng};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
@@ -228,6 +228,131 @@ pub(crate) async fn issue(
     })
 }
 
+/// What checking a code found, before anything is spent or ended.
+#[allow(clippy::large_enum_variant)] // One value, returned once per token request.
+enum CodeCheck {
+    /// Every check passed: the code may be exchanged for tokens of `session`.
+    Valid {
+        grant: AuthorizationGrant,
+        session: Session,
+        user: User,
+    },
+    /// The code was exchanged before: its session is to end (RFC 9700 §4.5.3).
+    Replayed(Session),
+    /// Refused, with why.
+    Refused(&'static str),
+}
+
+/// Every check of the `authorization_code` grant, reading only.
+async fn check_code(
+    repo: &mut dyn Repository,
+    clock: &dyn Clock,
+    policy: &crate::policy::Policy,
+    client: &Client,
+    code: &str,
+    redirect_uri: Option<&str>,
+    code_verifier: Option<&str>,
+) -> Result<CodeCheck, OAuthError> {
+    use CodeCheck::Refused;
+    let Some(grant) = repo.authorization_grant().find_by_code(code).await? else {
+        return Ok(Refused("the code is unknown"));
+    };
+    if grant.client_id != client.id {
+        return Ok(Refused("the code was issued to another client"));
+    }
+    let Some(session_id) = grant.session_id else {
+        return Ok(Refused("the code is not ready"));
+    };
+    let Some(session) = repo.session().lookup(session_id).await? else {
+        return Ok(Refused("the session of this code is gone"));
+    };
+    if grant.exchanged_at.is_some() {
+        return Ok(CodeCheck::Replayed(session));
+    }
+    if grant
+        .fulfilled_at
+        .is_none_or(|at| at + CODE_LIFETIME < clock.now())
+    {
+        return Ok(Refused("the code has expired"));
+    }
+    if redirect_uri != Some(grant.redirect_uri.as_str()) {
+        return Ok(Refused(
+            "redirect_uri does not match the authorization request",
+        ));
+    }
+    match (
+        grant.code.as_ref().and_then(|c| c.pkce.as_ref()),
+        code_verifier,
+    ) {
+        (Some(_), Some(verifier))
+            if !((43..=128).contains(&verifier.len())
+                && verifier
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))) =>
+        {
+            return Ok(Refused("the code_verifier is malformed"));
+        }
+        (Some(pkce), Some(verifier)) => {
+            let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
+            let computed = URL_SAFE_NO_PAD.encode(digest.as_ref());
+            if !bool::from(computed.as_bytes().ct_eq(pkce.challenge.as_bytes())) {
+                return Ok(Refused(
+                    "the code_verifier does not match the code_challenge",
+                ));
+            }
+        }
+        (Some(_), None) => return Ok(Refused("the code_verifier is missing")),
+        // No downgrade: a verifier for a code that was issued without a challenge.
+        (None, Some(_)) => return Ok(Refused("the authorization request had no code_challenge")),
+        (None, None) => {}
+    }
+    if !session.is_active() {
+        return Ok(Refused("the session of this code has ended"));
+    }
+    let Some(user) = active_user(repo, policy, &session).await? else {
+        return Ok(Refused("the user can no longer log in"));
+    };
+    Ok(CodeCheck::Valid {
+        grant,
+        session,
+        user,
+    })
+}
+
+/// The user and the Matrix device (from its scope) that the `authorization_code` grant
+/// with these parameters would issue tokens for, when it would succeed. The homeserver
+/// refuses tokens of devices it does not know, so the caller makes the device before the
+/// exchange; this only reads, and answers `None` for any code the exchange would refuse
+/// (a wrong verifier, a replay, an ended session), so such a request makes no device.
+///
+/// # Errors
+/// `temporarily_unavailable` or `server_error` from storage.
+pub async fn code_device(
+    repo: &mut dyn Repository,
+    clock: &dyn Clock,
+    policy: &crate::policy::Policy,
+    client: &Client,
+    code: &str,
+    redirect_uri: Option<&str>,
+    code_verifier: Option<&str>,
+) -> Result<Option<(User, String)>, OAuthError> {
+    let check = check_code(
+        repo,
+        clock,
+        policy,
+        client,
+        code,
+        redirect_uri,
+        code_verifier,
+    );
+    Ok(match check.await? {
+        CodeCheck::Valid { session, user, .. } => {
+            crate::tokens::device_of(&session.scope).map(|device| (user, device))
+        }
+        CodeCheck::Replayed(_) | CodeCheck::Refused(_) => None,
+    })
+}
+
 /// The `authorization_code` grant: a code is exchanged once, by its client, with its
 /// redirect URI and PKCE verifier, within [`CODE_LIFETIME`]. A second exchange ends the
 /// session the first one opened (RFC 9700 §4.5.3).
@@ -246,68 +371,30 @@ pub async fn authorization_code(
     redirect_uri: Option<&str>,
     code_verifier: Option<&str>,
 ) -> Result<GrantOutcome, OAuthError> {
-    let Some(grant) = repo.authorization_grant().find_by_code(code).await? else {
-        return Ok(refused("the code is unknown"));
-    };
-    if grant.client_id != client.id {
-        return Ok(refused("the code was issued to another client"));
-    }
-    let Some(session_id) = grant.session_id else {
-        return Ok(refused("the code is not ready"));
-    };
-    let Some(session) = repo.session().lookup(session_id).await? else {
-        return Ok(refused("the session of this code is gone"));
-    };
-    if grant.exchanged_at.is_some() {
-        tracing::warn!(client = %client.id, "authorization code replayed; ending its session");
-        end_session(repo, clock, session).await?;
-        return Ok(GrantOutcome::Refused {
-            error: OAuthError::new(ErrorCode::InvalidGrant, "the code was already used"),
-            commit: true,
-        });
-    }
-    if grant
-        .fulfilled_at
-        .is_none_or(|at| at + CODE_LIFETIME < clock.now())
-    {
-        return Ok(refused("the code has expired"));
-    }
-    if redirect_uri != Some(grant.redirect_uri.as_str()) {
-        return Ok(refused(
-            "redirect_uri does not match the authorization request",
-        ));
-    }
-    match (
-        grant.code.as_ref().and_then(|c| c.pkce.as_ref()),
+    let check = check_code(
+        repo,
+        clock,
+        issuer.policy,
+        client,
+        code,
+        redirect_uri,
         code_verifier,
-    ) {
-        (Some(_), Some(verifier))
-            if !((43..=128).contains(&verifier.len())
-                && verifier
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))) =>
-        {
-            return Ok(refused("the code_verifier is malformed"));
+    );
+    let (grant, session, user) = match check.await? {
+        CodeCheck::Valid {
+            grant,
+            session,
+            user,
+        } => (grant, session, user),
+        CodeCheck::Refused(why) => return Ok(refused(why)),
+        CodeCheck::Replayed(session) => {
+            tracing::warn!(client = %client.id, "authorization code replayed; ending its session");
+            end_session(repo, clock, session).await?;
+            return Ok(GrantOutcome::Refused {
+                error: OAuthError::new(ErrorCode::InvalidGrant, "the code was already used"),
+                commit: true,
+            });
         }
-        (Some(pkce), Some(verifier)) => {
-            let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
-            let computed = URL_SAFE_NO_PAD.encode(digest.as_ref());
-            if !bool::from(computed.as_bytes().ct_eq(pkce.challenge.as_bytes())) {
-                return Ok(refused(
-                    "the code_verifier does not match the code_challenge",
-                ));
-            }
-        }
-        (Some(_), None) => return Ok(refused("the code_verifier is missing")),
-        // No downgrade: a verifier for a code that was issued without a challenge.
-        (None, Some(_)) => return Ok(refused("the authorization request had no code_challenge")),
-        (None, None) => {}
-    }
-    if !session.is_active() {
-        return Ok(refused("the session of this code has ended"));
-    }
-    let Some(user) = active_user(repo, issuer.policy, &session).await? else {
-        return Ok(refused("the user can no longer log in"));
     };
     let nonce = grant.nonce.clone();
     if repo

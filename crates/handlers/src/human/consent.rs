@@ -7,7 +7,6 @@ use axum_extra::extract::cookie::PrivateCookieJar;
 use chrono::TimeDelta;
 use mas_data_model::{AuthorizationGrant, BrowserSession};
 use mas_oauth_core::authorize::{APPROVAL_WINDOW, Redirect};
-use mas_oauth_core::{ErrorCode, OAuthError};
 use mas_storage::repository::SessionFilter;
 use mas_storage::{BoxRepository, Pagination, Repository, StorageError};
 
@@ -183,50 +182,6 @@ pub(super) async fn post(
     Ok(deliver(&redirect))
 }
 
-/// Why the grant is not fulfilled, if it is not: the person denied it, it asks for admin
-/// rights the account lacks, or it names a device another session holds.
-async fn refusal(
-    policy: &mas_oauth_core::policy::Policy,
-    repo: &mut dyn mas_storage::Repository,
-    session: &BrowserSession,
-    grant: &AuthorizationGrant,
-    allow: bool,
-) -> Result<Option<OAuthError>, StorageError> {
-    if !allow {
-        return Ok(Some(OAuthError::new(
-            ErrorCode::AccessDenied,
-            "the user denied the request",
-        )));
-    }
-    let user = repo.user().lookup(session.user_id).await?;
-    let may_admin = user.is_some_and(|u| policy.may_request_admin(&u));
-    if !may_admin
-        && grant
-            .scope
-            .split(' ')
-            .any(mas_oauth_core::tokens::is_admin_scope)
-    {
-        return Ok(Some(OAuthError::new(
-            ErrorCode::AccessDenied,
-            "this account may not grant administrative access",
-        )));
-    }
-    // A device another client's session (or a compatibility login) uses is not this
-    // client's to take: its token would speak for that device at the homeserver.
-    let held = mas_storage::jobs::device_held_elsewhere(
-        repo,
-        session.user_id,
-        &grant.scope,
-        grant.client_id,
-    );
-    Ok(held.await?.map(|device| {
-        OAuthError::new(
-            ErrorCode::InvalidScope,
-            format!("the device `{device}` belongs to another session"),
-        )
-    }))
-}
-
 /// Answers the client: fulfils the grant with a new session (`allow`), or cancels it.
 /// Commits `repo`.
 pub(super) async fn decide(
@@ -245,7 +200,15 @@ pub(super) async fn decide(
         grant.response_mode,
         grant.state.clone(),
     );
-    if let Some(error) = refusal(&state.policy, repo.as_mut(), session, &grant, allow).await? {
+    let refusal = mas_oauth_core::authorize::refusal(
+        repo.as_mut(),
+        &state.policy,
+        session.user_id,
+        &grant.scope,
+        grant.client_id,
+        allow,
+    );
+    if let Some(error) = refusal.await? {
         repo.authorization_grant().cancel(clock, grant).await?;
         repo.save().await?;
         return Ok(Redirect::error(

@@ -205,25 +205,16 @@ pub(super) async fn device_post(
             return Ok(None);
         };
         // Approved only if the account may grant what is asked, and the device is not
-        // another session's to take.
-        let approved = allow && {
-            let user = repo.user().lookup(session.user_id).await?;
-            let may_admin = user.is_some_and(|u| state.policy.may_request_admin(&u));
-            let admin_ok = may_admin
-                || !grant
-                    .scope
-                    .split(' ')
-                    .any(mas_oauth_core::tokens::is_admin_scope);
-            admin_ok
-                && mas_storage::jobs::device_held_elsewhere(
-                    repo.as_mut(),
-                    session.user_id,
-                    &grant.scope,
-                    grant.client_id,
-                )
-                .await?
-                .is_none()
-        };
+        // another session's to take: the same rules as a consent.
+        let refusal = mas_oauth_core::authorize::refusal(
+            repo.as_mut(),
+            &state.policy,
+            session.user_id,
+            &grant.scope,
+            grant.client_id,
+            allow,
+        );
+        let approved = refusal.await?.is_none();
         let done = if approved {
             repo.device_code_grant()
                 .fulfill(clock, grant, session.id)
