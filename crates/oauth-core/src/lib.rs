@@ -81,6 +81,7 @@
 //! # Ok(())
 //! # }
 //! ```
+#![deny(missing_docs)] // Embedders read this crate's API docs on their own.
 
 pub mod authorize;
 pub mod client_auth;
