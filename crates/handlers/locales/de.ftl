@@ -20,6 +20,7 @@ common-request-cannot-be-completed = Diese Anfrage kann nicht abgeschlossen werd
 common-choose-allow-or-deny = Wählen Sie „Erlauben“ oder „Ablehnen“.
 common-request-refused = Die Anfrage der Anwendung wurde abgelehnt.
 common-return-to = Zurück zu { $host }
+common-signed-in-end = {" "}angemeldet.
 
 ## Drosselung: { $seconds } ist die Wartezeit
 
@@ -168,8 +169,8 @@ emails-add-label = Eine Adresse hinzufügen
 emails-send-code = Code senden
 emails-check-title = Prüfen Sie Ihre E-Mails
 # „-before“ und „-after“ umgeben die fett gesetzte Adresse
-emails-on-its-way-before = Ein Code ist unterwegs an
-emails-on-its-way-after = .
+emails-on-its-way-before = Ein Code wurde an
+emails-on-its-way-after = {" "}gesendet.
 emails-may-take-a-minute = Es kann eine Minute dauern, bis er ankommt.
 emails-code-label = Der 6-stellige Code
 emails-add-button = Adresse hinzufügen
@@ -275,11 +276,11 @@ recover-back-to-sign-in = Zurück zur Anmeldung
 recover-check-email = Prüfen Sie Ihre E-Mails
 # "If an account here uses" <address> ", a link to set a new password is on its way there."
 # German puts the address at the end of the first part: "… ist unterwegs an" <address> ", falls …".
-recover-sent-before = Ein Link zum Festlegen eines neuen Passworts ist unterwegs an
-recover-sent-after = , falls hier ein Konto diese Adresse verwendet.
+recover-sent-before = Falls hier ein Konto die Adresse
+recover-sent-after = {" "}verwendet, wurde ein Link zum Festlegen eines neuen Passworts dorthin gesendet.
 recover-sent-validity = { $minutes ->
-    [one] Er gilt einmal, innerhalb einer Minute.
-   *[other] Er gilt einmal, innerhalb von { $minutes } Minuten.
+    [one] Er kann nur einmal und nur eine Minute lang verwendet werden.
+   *[other] Er kann nur einmal und nur { $minutes } Minuten lang verwendet werden.
 }
 # "Nothing arrived? Check the address, or" + link "ask again" + "."
 recover-sent-retry-before = Nichts angekommen? Prüfen Sie die Adresse oder
@@ -300,8 +301,8 @@ recover-sign-out-everywhere = Alle Sitzungen dieses Kontos abmelden
 recover-set-password = Passwort festlegen
 recover-link-dead = Dieser Link funktioniert nicht mehr
 recover-link-dead-detail = { $minutes ->
-    [one] Ein Wiederherstellungslink gilt einmal, innerhalb einer Minute nach dem Versand. Fordern Sie einen neuen an.
-   *[other] Ein Wiederherstellungslink gilt einmal, innerhalb von { $minutes } Minuten nach dem Versand. Fordern Sie einen neuen an.
+    [one] Ein Wiederherstellungslink kann nur einmal und nur eine Minute nach dem Versand verwendet werden. Fordern Sie einen neuen an.
+   *[other] Ein Wiederherstellungslink kann nur einmal und nur { $minutes } Minuten nach dem Versand verwendet werden. Fordern Sie einen neuen an.
 }
 recover-ask-new-link = Einen neuen Link anfordern
 recover-done-title = Ihr Passwort wurde festgelegt
@@ -333,7 +334,7 @@ login-account-locked = Dieses Konto ist gesperrt oder deaktiviert.
 
 continue-title = Angemeldet
 continue-heading = Sie sind angemeldet
-continue-as = als
+continue-as = Sie sind als
 continue-continue-as = Weiter als { $username }
 continue-sign-out = Abmelden, um sich mit einem anderen Konto anzumelden
 
@@ -343,7 +344,7 @@ continue-sign-out = Abmelden, um sich mit einem anderen Konto anzumelden
 ## known), then by upstream-link-question-end.
 
 upstream-link-heading = Ihr Konto bei { $provider } verknüpfen
-upstream-link-signed-in-as = Sie sind bei { $service_name } angemeldet als
+upstream-link-signed-in-as = Sie sind bei { $service_name } als
 upstream-link-question = Das Konto bei { $provider }
 upstream-link-question-end = mit diesem Konto verknüpfen, damit Sie sich künftig mit { $provider } anmelden können?
 upstream-link-accounts = Konten verknüpfen
@@ -357,9 +358,9 @@ upstream-not-you = Nicht Sie? Abmelden
 ## upstream-agree-to <link: upstream-terms-of-service>
 
 upstream-register-heading = Ihr Konto erstellen
-upstream-signed-in-with = Sie haben sich mit { $provider } angemeldet
+upstream-signed-in-with = Angemeldet mit { $provider }
 upstream-signed-in-as = als
-upstream-creates-account = Damit wird dafür ein Konto bei { $service_name } erstellt.
+upstream-creates-account = Dafür wird ein Konto bei { $service_name } erstellt.
 upstream-mxid = Ihre Matrix-ID lautet dann
 upstream-mxid-end = , wie von { $provider } angegeben.
 upstream-use-displayname = Den Namen
@@ -406,7 +407,7 @@ upstream-invalid-username = `{ $username }` kann kein Benutzername sein: Verwend
 consent-title = Zugriff erlauben
 consent-heading = { $client } den Zugriff auf Ihr Konto erlauben?
 # Gefolgt vom Benutzernamen in Fettschrift, dann „.“; auch auf der Anmeldeseite eines Matrix-Clients.
-consent-signed-in-as = Sie sind angemeldet als
+consent-signed-in-as = Sie sind als
 # Gefolgt von der Adresse der Anwendung als Link, dann „.“.
 consent-client-claims = Nach eigenen Angaben handelt es sich um
 consent-unverified = Nicht verifizierte Anwendung.

@@ -20,6 +20,7 @@ common-request-cannot-be-completed = This request cannot be completed
 common-choose-allow-or-deny = Choose Allow or Deny.
 common-request-refused = The application's request was refused.
 common-return-to = Return to { $host }
+common-signed-in-end = .
 
 ## Throttling: { $seconds } is how long to wait
 
@@ -329,7 +330,7 @@ login-account-locked = This account is locked or deactivated.
 
 continue-title = Signed in
 continue-heading = You are signed in
-continue-as = as
+continue-as = You are signed in as
 continue-continue-as = Continue as { $username }
 continue-sign-out = Sign out, to sign in as someone else
 

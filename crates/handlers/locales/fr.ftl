@@ -20,6 +20,7 @@ common-request-cannot-be-completed = Cette demande ne peut pas aboutir
 common-choose-allow-or-deny = Choisissez « Autoriser » ou « Refuser ».
 common-request-refused = La demande de l’application a été refusée.
 common-return-to = Revenir à { $host }
+common-signed-in-end = .
 
 ## Limitation : { $seconds } est le temps d’attente
 
@@ -195,7 +196,7 @@ sessions-this-browser = ce navigateur
 sessions-device = Appareil { $device }
 # { $when } est une date et une heure, comme 2025-01-31 14:05 UTC ; { $ip } une adresse IP
 sessions-last-active = Dernière activité le { $when }
-sessions-last-active-from = Dernière activité le { $when } depuis { $ip }
+sessions-last-active-from = Dernière activité le { $when } depuis l’adresse { $ip }
 sessions-signed-in = Connexion le { $when }
 sessions-sign-out = Déconnecter
 sessions-hidden = { $count ->
@@ -211,7 +212,7 @@ sessions-device-id = Identifiant de l’appareil
 sessions-application = Application
 sessions-signed-in-label = Connexion
 sessions-last-active-label = Dernière activité
-sessions-when-from = { $when } depuis { $ip }
+sessions-when-from = { $when } depuis l’adresse { $ip }
 sessions-not-recorded = non enregistrée
 sessions-user-agent = Navigateur ou application
 sessions-may = Cette session peut :
@@ -332,7 +333,7 @@ login-account-locked = Ce compte est verrouillé ou désactivé.
 
 continue-title = Connecté
 continue-heading = Vous êtes connecté
-continue-as = en tant que
+continue-as = Vous êtes connecté en tant que
 continue-continue-as = Continuer en tant que { $username }
 continue-sign-out = Se déconnecter pour utiliser un autre compte
 

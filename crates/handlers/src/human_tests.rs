@@ -1662,6 +1662,21 @@ async fn pages_come_in_the_language_the_browser_asks_for() {
         "{page}"
     );
 
+    // Sentences built around a value keep each language's word order and spaces.
+    let alice = crate::account_tests::signed_in(&state, "alice").await;
+    let request = Request::get("/login")
+        .header("cookie", &alice.cookies)
+        .header("accept-language", "de")
+        .body(Body::empty())
+        .unwrap();
+    let (_, _, page) = ask(&state, request).await;
+    assert!(
+        page.contains(
+            r#"Sie sind als <strong id="username">alice</strong> (@alice:example.com) angemeldet."#
+        ),
+        "{page}"
+    );
+
     // Error pages too: registration is closed here.
     let (status, _, page) = get_in(&state, "/register", Some("fr")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);

@@ -160,8 +160,9 @@ async fn approver(
         Some(id) => repo.browser_session().lookup(id).await?,
         None => None,
     };
-    // Signing out of the browser that approved withdraws the approval, as it ends the
-    // sessions that browser started.
+    // The approval is the browser session's: once that ends (signed out, replaced by a
+    // new sign-in, ended from the sessions page, or the account locked), the person who
+    // approved is gone, and a device that has not polled yet gets nothing.
     let Some(browser) = browser.filter(BrowserSession::is_active) else {
         return Ok(Err("the approving session is gone"));
     };
@@ -176,7 +177,9 @@ async fn approver(
 /// The user and the Matrix device (from its scope) that polling with this device code
 /// would issue tokens for, when it would. The homeserver refuses tokens of devices it
 /// does not know, so the caller makes the device before the exchange; this only reads,
-/// and answers `None` for a grant the exchange would refuse, which so makes no device.
+/// with the exchange's own checks of the grant and the approval, and answers `None` for
+/// a grant they refuse, which so makes no device. (The poll rate is not checked: a poll
+/// told to slow down may still make the device its next poll would.)
 ///
 /// # Errors
 /// `temporarily_unavailable` or `server_error` from storage.

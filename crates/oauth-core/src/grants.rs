@@ -322,8 +322,9 @@ async fn check_code(
 /// The user and the Matrix device (from its scope) that the `authorization_code` grant
 /// with these parameters would issue tokens for, when it would succeed. The homeserver
 /// refuses tokens of devices it does not know, so the caller makes the device before the
-/// exchange; this only reads, and answers `None` for any code the exchange would refuse
-/// (a wrong verifier, a replay, an ended session), so such a request makes no device.
+/// exchange; this only reads, with the exchange's own checks, and answers `None` for a
+/// code they refuse (a wrong verifier, a replay, an ended session), so such a request
+/// makes no device.
 ///
 /// # Errors
 /// `temporarily_unavailable` or `server_error` from storage.
