@@ -96,6 +96,7 @@ pub mod params;
 pub mod passwords;
 pub mod policy;
 pub mod registration;
+pub mod resource;
 pub mod tokens;
 
 pub use self::error::{ErrorCode, OAuthError};
