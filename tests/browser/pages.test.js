@@ -234,7 +234,7 @@ test('a client asking for a new account (prompt=create) gets one made, then cons
   await attempt('bob', 'password', 'password');
   assert.match(await page.textContent('[role=alert]'), /too easy to guess/);
   await attempt('bob', PASSWORD, `${PASSWORD}!`);
-  assert.match(await page.textContent('[role=alert]'), /ne correspondent pas/);
+  assert.match(await page.textContent('[role=alert]'), /do not match/);
   assert.equal(await page.inputValue('#username'), 'bob', 'the username is kept');
   // A name that only the homeserver has (MAS has never heard of carol): Synapse says
   // it is not available, and the form refuses it.
