@@ -221,8 +221,8 @@ fn parse_prompt(params: &Params) -> Result<(Vec<String>, Option<u32>), OAuthErro
 }
 
 /// The client and its verified redirect URI; failures can only be shown to the person.
-async fn client_and_redirect(
-    repo: &mut dyn Repository,
+async fn client_and_redirect<S: crate::store::ClientStore + ?Sized>(
+    repo: &mut S,
     params: &Params,
 ) -> Result<(Client, Url), AuthorizeError> {
     let page = |e: OAuthError| AuthorizeError::Page(e.description);
@@ -233,8 +233,7 @@ async fn client_and_redirect(
         .parse()
         .map_err(|_| AuthorizeError::Page("unknown client".to_owned()))?;
     let client = repo
-        .client()
-        .lookup(client_id)
+        .find_client(client_id)
         .await
         .map_err(|e| AuthorizeError::Page(OAuthError::from(e).description))?
         .ok_or_else(|| AuthorizeError::Page("unknown client".to_owned()))?;
@@ -266,8 +265,8 @@ async fn client_and_redirect(
 /// # Errors
 /// [`AuthorizeError::Page`] when the client or redirect URI is unknown or unregistered;
 /// [`AuthorizeError::Redirect`] for every other problem.
-pub async fn validate(
-    repo: &mut dyn Repository,
+pub async fn validate<S: crate::store::ClientStore + ?Sized>(
+    repo: &mut S,
     issuer: &Url,
     params: &Params,
 ) -> Result<AuthorizationRequest, AuthorizeError> {

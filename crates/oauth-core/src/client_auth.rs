@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, TimeDelta, Utc};
 use mas_data_model::{Client, ClientAuthMethod};
-use mas_storage::{Clock, Encrypter, Repository, Rng};
+use mas_storage::{Clock, Encrypter, Rng};
 use serde_json::Value;
 use subtle::ConstantTimeEq;
 use ulid::Ulid;
@@ -15,6 +15,7 @@ use ulid::Ulid;
 use crate::error::{ErrorCode, OAuthError};
 use crate::jose::UnverifiedJws;
 use crate::params::Params;
+use crate::store::ClientStore;
 
 /// The only client assertion type (RFC 7523).
 pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -162,9 +163,9 @@ impl ClientCredentials {
     ///
     /// # Errors
     /// `invalid_client`; `temporarily_unavailable` when the database is away.
-    pub async fn authenticate(
+    pub async fn authenticate<S: ClientStore + ?Sized>(
         &self,
-        repo: &mut dyn Repository,
+        repo: &mut S,
         rng: Rng<'_>,
         clock: &dyn Clock,
         encrypter: &Encrypter,
@@ -176,8 +177,7 @@ impl ClientCredentials {
             .parse()
             .map_err(|_| OAuthError::invalid_client())?;
         let client = repo
-            .client()
-            .lookup(id)
+            .find_client(id)
             .await?
             .ok_or_else(OAuthError::invalid_client)?;
         if client.auth_method != self.method {
@@ -227,8 +227,7 @@ impl ClientCredentials {
                     .and_then(Value::as_str)
                     .ok_or_else(OAuthError::invalid_client)?;
                 if !repo
-                    .client()
-                    .record_assertion(rng, clock, client.id, jti, expires_at)
+                    .record_client_assertion(rng, clock, client.id, jti, expires_at)
                     .await?
                 {
                     tracing::warn!(client = %client.id, "client assertion replayed");

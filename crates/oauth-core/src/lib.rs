@@ -15,6 +15,7 @@ pub mod passwords;
 pub mod policy;
 pub mod registration;
 pub mod resource;
+pub mod store;
 pub mod tokens;
 
 pub use self::error::{ErrorCode, OAuthError};

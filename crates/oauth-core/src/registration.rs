@@ -13,7 +13,7 @@
 
 use mas_data_model::{Client, ClientAuthMethod};
 use mas_storage::repository::ClientParams;
-use mas_storage::{Clock, Encrypter, Repository, Rng};
+use mas_storage::{Clock, Encrypter, Rng};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use url::Url;
@@ -429,8 +429,8 @@ pub fn check_metadata(
 /// # Errors
 /// `invalid_client_metadata` or `invalid_redirect_uri` for metadata that breaks the rules
 /// or the size limits ([`MAX_METADATA_BYTES`] and the others); nothing is stored then.
-pub async fn register(
-    repo: &mut dyn Repository,
+pub async fn register<S: crate::store::ClientStore + ?Sized>(
+    repo: &mut S,
     rng: Rng<'_>,
     clock: &dyn Clock,
     encrypter: &Encrypter,
@@ -466,7 +466,7 @@ pub async fn register(
         contacts: request.contacts,
         metadata: Some(body.clone()),
     };
-    let client = repo.client().add_dynamic(rng, clock, params).await?;
+    let client = repo.register_client(rng, clock, params).await?;
     let response = response_body(
         body,
         &client,
