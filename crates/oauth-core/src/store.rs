@@ -20,7 +20,8 @@ pub trait ClientStore: Send {
     /// The client with this ID.
     async fn find_client(&mut self, id: Ulid) -> Result<Option<Client>, StorageError>;
 
-    /// Stores a client that registered itself (RFC 7591).
+    /// Stores a client that registered itself (RFC 7591), under a new ID of the store's
+    /// choosing: a ULID no other client has, made from `rng` at `clock`'s now.
     async fn register_client(
         &mut self,
         rng: Rng<'_>,
@@ -29,8 +30,10 @@ pub trait ClientStore: Send {
     ) -> Result<Client, StorageError>;
 
     /// Remembers a client assertion's `jti` until `expires_at`; `false` when the client
-    /// used it before (a replay). The check and the write must be one atomic step:
-    /// of two concurrent uses, one must see the other.
+    /// used it before (a replay). Of two concurrent uses, at most one gets `true`; and
+    /// the record must outlive the request, so the caller saves it at once, before the
+    /// rest of the request can fail (the service authenticates clients in a unit of work
+    /// of its own). Records past `expires_at` may be pruned.
     async fn record_client_assertion(
         &mut self,
         rng: Rng<'_>,
@@ -97,12 +100,13 @@ mod tests {
 
         async fn register_client(
             &mut self,
-            _rng: Rng<'_>,
+            rng: Rng<'_>,
             clock: &dyn Clock,
             params: ClientParams,
         ) -> Result<Client, StorageError> {
+            let millis = u64::try_from(clock.now().timestamp_millis()).unwrap_or_default();
             let client = Client {
-                id: Ulid::new(),
+                id: Ulid::from_parts(millis, u128::from(rng.next_u64())),
                 kind: ClientKind::Dynamic,
                 auth_method: params.auth_method,
                 encrypted_secret: params.encrypted_secret,
@@ -137,6 +141,7 @@ mod tests {
     }
 
     #[tokio::test]
+    #[allow(clippy::too_many_lines)] // One story: register, authenticate, validate.
     async fn a_service_with_only_a_client_store_registers_and_authenticates_clients() {
         let mut store = Clients::default();
         let encrypter = Encrypter::new(&[7; 32]);
@@ -179,6 +184,52 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(refused.code.as_str(), "invalid_client");
+
+        // A client authenticating with a signed assertion: its `jti` works once.
+        let jwt_metadata = json!({
+            "client_uri": "https://billing.example.com/",
+            "token_endpoint_auth_method": "client_secret_jwt",
+            "redirect_uris": ["https://billing.example.com/callback"],
+        });
+        let rules = crate::policy::ClientRegistrationRules::default();
+        let register = crate::registration::register(
+            &mut store,
+            &mut rng,
+            &SystemClock,
+            &encrypter,
+            &[],
+            rules,
+            &jwt_metadata,
+        );
+        let (signer, response) = register.await.unwrap();
+        let key = response["client_secret"].as_str().unwrap().as_bytes();
+        let claims = json!({
+            "iss": signer.id.to_string(), "sub": signer.id.to_string(),
+            "aud": "https://auth.example.com/oauth2/token",
+            "exp": chrono::Utc::now().timestamp() + 60, "jti": "once",
+        });
+        let assertion = crate::jose::sign_hmac("HS256", key, &claims).unwrap();
+        let body = format!(
+            "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer\
+             &client_assertion={assertion}"
+        );
+        let form = Params::parse(body.as_bytes()).unwrap();
+        let credentials = ClientCredentials::from_request(None, &form).unwrap();
+        let audiences = ["https://auth.example.com/oauth2/token"];
+        for (attempt, accepted) in [(1, true), (2, false)] {
+            let found = credentials
+                .authenticate(
+                    &mut store,
+                    &mut rng,
+                    &SystemClock,
+                    &encrypter,
+                    &audiences,
+                    None,
+                )
+                .await;
+            assert_eq!(found.is_ok(), accepted, "attempt {attempt}: {found:?}");
+        }
+        assert_eq!(store.assertions.len(), 1);
 
         // An authorization request of that client, checked against the same store.
         let query = format!(
