@@ -354,6 +354,83 @@ pub async fn validate<S: crate::store::ClientStore + ?Sized>(
     })
 }
 
+/// Whether `prompt` (space-separated) holds `value`.
+fn prompts(grant: &mas_data_model::AuthorizationGrant, value: &str) -> bool {
+    grant
+        .prompt
+        .as_deref()
+        .is_some_and(|p| p.split(' ').any(|p| p == value))
+}
+
+/// Whether an authorization grant still waits for the person's answer at `now`: not
+/// answered, cancelled or exchanged yet, and within [`APPROVAL_WINDOW`] of the request.
+#[must_use]
+pub fn awaits_answer(
+    grant: &mas_data_model::AuthorizationGrant,
+    now: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    grant.fulfilled_at.is_none()
+        && grant.cancelled_at.is_none()
+        && grant.exchanged_at.is_none()
+        && now <= grant.created_at + APPROVAL_WINDOW
+}
+
+/// Whether the client asked for a new account (`prompt=create`): a person who is not
+/// signed in is then sent to register rather than to sign in, where registration is open.
+#[must_use]
+pub fn asks_for_new_account(grant: &mas_data_model::AuthorizationGrant) -> bool {
+    prompts(grant, "create")
+}
+
+/// Whether the person must sign in again before answering: no sign-in on record
+/// (`last_sign_in` is `None`), `prompt=login` with a sign-in older than the request, or
+/// a sign-in older than the request's `max_age` at `now` (OpenID Connect Core §3.1.2.1).
+#[must_use]
+pub fn needs_new_sign_in(
+    grant: &mas_data_model::AuthorizationGrant,
+    last_sign_in: Option<chrono::DateTime<chrono::Utc>>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    let Some(last) = last_sign_in else {
+        return true;
+    };
+    let relogin = prompts(grant, "login") && last < grant.created_at;
+    let too_old = grant
+        .max_age
+        .is_some_and(|age| last + TimeDelta::seconds(i64::from(age)) < now);
+    relogin || too_old
+}
+
+/// Whether the person already consented to what the grant asks, so it is answered
+/// without a page: an open session of theirs with this client covers its scope (device
+/// scopes included), and the client did not ask to be shown anyway (`prompt=consent`).
+/// The newest 50 sessions are looked at.
+///
+/// # Errors
+/// When storage fails.
+pub async fn consent_remembered(
+    repo: &mut dyn Repository,
+    user_id: ulid::Ulid,
+    grant: &mas_data_model::AuthorizationGrant,
+) -> Result<bool, mas_storage::StorageError> {
+    if prompts(grant, "consent") {
+        return Ok(false);
+    }
+    let filter = mas_storage::repository::SessionFilter {
+        user_id: Some(user_id),
+        client_id: Some(grant.client_id),
+        active: Some(true),
+    };
+    let open = repo
+        .session()
+        .list(filter, mas_storage::Pagination::last(50))
+        .await?;
+    Ok(open
+        .edges
+        .iter()
+        .any(|s| crate::tokens::consent_covers(&s.scope, &grant.scope)))
+}
+
 /// Why a person's answer to a client's request (a consent, or a device's request) does
 /// not grant it, if it does not: the person denied it, it asks for admin rights the
 /// account may not request, or it names a Matrix device another session holds (a
@@ -390,4 +467,85 @@ pub async fn refusal(
             format!("the device `{device}` belongs to another session"),
         )
     }))
+}
+
+#[cfg(test)]
+mod answer_tests {
+    use chrono::{DateTime, Utc};
+    use mas_data_model::{AuthorizationGrant, ResponseMode};
+
+    use super::{APPROVAL_WINDOW, asks_for_new_account, awaits_answer, needs_new_sign_in};
+
+    fn grant(prompt: Option<&str>, max_age: Option<u32>) -> AuthorizationGrant {
+        AuthorizationGrant {
+            id: ulid::Ulid::nil(),
+            client_id: ulid::Ulid::nil(),
+            redirect_uri: url::Url::parse("https://app.example.com/cb").unwrap(),
+            scope: "openid".to_owned(),
+            state: None,
+            nonce: None,
+            response_mode: ResponseMode::Query,
+            response_type_id_token: false,
+            code: None,
+            max_age,
+            login_hint: None,
+            prompt: prompt.map(str::to_owned),
+            created_at: at(0),
+            fulfilled_at: None,
+            exchanged_at: None,
+            cancelled_at: None,
+            session_id: None,
+        }
+    }
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + seconds, 0).unwrap()
+    }
+
+    #[test]
+    fn a_grant_awaits_an_answer_until_answered_or_the_window_closes() {
+        let window = APPROVAL_WINDOW.num_seconds();
+        let pending = grant(None, None);
+        assert!(awaits_answer(&pending, at(window)));
+        assert!(!awaits_answer(&pending, at(window + 1)));
+        for answered in [
+            AuthorizationGrant {
+                fulfilled_at: Some(at(1)),
+                ..grant(None, None)
+            },
+            AuthorizationGrant {
+                cancelled_at: Some(at(1)),
+                ..grant(None, None)
+            },
+            AuthorizationGrant {
+                exchanged_at: Some(at(1)),
+                ..grant(None, None)
+            },
+        ] {
+            assert!(!awaits_answer(&answered, at(2)));
+        }
+    }
+
+    #[test]
+    fn prompt_login_and_max_age_ask_for_a_newer_sign_in() {
+        let plain = grant(None, None);
+        assert!(
+            needs_new_sign_in(&plain, None, at(5)),
+            "no sign-in on record"
+        );
+        assert!(!needs_new_sign_in(&plain, Some(at(-86_400)), at(5)));
+        let login = grant(Some("consent login"), None);
+        assert!(needs_new_sign_in(&login, Some(at(-1)), at(5)));
+        assert!(
+            !needs_new_sign_in(&login, Some(at(0)), at(5)),
+            "signed in with the request"
+        );
+        let recent = grant(None, Some(60));
+        assert!(!needs_new_sign_in(&recent, Some(at(0)), at(60)));
+        assert!(needs_new_sign_in(&recent, Some(at(0)), at(61)));
+        assert!(needs_new_sign_in(&grant(None, Some(0)), Some(at(0)), at(1)));
+        assert!(asks_for_new_account(&grant(Some("create"), None)));
+        assert!(!asks_for_new_account(&grant(Some("created"), None)));
+        assert!(!asks_for_new_account(&plain));
+    }
 }

@@ -9,7 +9,7 @@ use mas_oauth_core::params::Params;
 use mas_oauth_core::{ErrorCode, OAuthError};
 use mas_storage::repository::NewAuthorizationGrant;
 
-use super::consent::{Step, decide, remembered, step};
+use super::consent::{Step, decide, step};
 use super::{
     PageResult, deliver, deliver_error, deliver_unattended, error_page, see_other, throttled,
 };
@@ -99,7 +99,9 @@ pub(super) async fn get(
             return Ok(refuse(ErrorCode::LoginRequired));
         };
         let (session, grant) = *found;
-        if !remembered(repo.as_mut(), &session, &grant).await? {
+        if !mas_oauth_core::authorize::consent_remembered(repo.as_mut(), session.user_id, &grant)
+            .await?
+        {
             return Ok(refuse(ErrorCode::ConsentRequired));
         }
         let redirect = decide(&state, repo, &session, grant, true).await?;

@@ -4,11 +4,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::cookie::PrivateCookieJar;
-use chrono::TimeDelta;
 use mas_data_model::{AuthorizationGrant, BrowserSession};
-use mas_oauth_core::authorize::{APPROVAL_WINDOW, Redirect};
-use mas_storage::repository::SessionFilter;
-use mas_storage::{BoxRepository, Pagination, Repository, StorageError};
+use mas_oauth_core::authorize::{self, Redirect};
+use mas_storage::{BoxRepository, Repository, StorageError};
 
 use super::login::PageForm;
 use super::{
@@ -44,36 +42,17 @@ pub(super) async fn step(
         return Ok(Step::Gone);
     };
     let now = state.clock.now();
-    let pending = grant.fulfilled_at.is_none()
-        && grant.cancelled_at.is_none()
-        && grant.exchanged_at.is_none();
-    if !pending || grant.created_at + APPROVAL_WINDOW < now {
+    if !authorize::awaits_answer(&grant, now) {
         return Ok(Step::Gone);
     }
     let Some(session) = current_session(repo, jar).await? else {
-        let create = grant
-            .prompt
-            .as_deref()
-            .is_some_and(|p| p.split(' ').any(|p| p == "create"));
-        if create && state.oauth.registration_open {
+        if authorize::asks_for_new_account(&grant) && state.oauth.registration_open {
             return Ok(Step::Register);
         }
         return Ok(Step::Login);
     };
     let last = repo.browser_session().last_authentication(&session).await?;
-    let Some(last) = last else {
-        return Ok(Step::Reauth);
-    };
-    // prompt=login wants a login after the request; max_age a recent enough one.
-    let relogin = grant
-        .prompt
-        .as_deref()
-        .is_some_and(|p| p.split(' ').any(|p| p == "login"))
-        && last.created_at < grant.created_at;
-    let too_old = grant
-        .max_age
-        .is_some_and(|age| last.created_at + TimeDelta::seconds(i64::from(age)) < now);
-    if relogin || too_old {
+    if authorize::needs_new_sign_in(&grant, last.map(|a| a.created_at), now) {
         return Ok(Step::Reauth);
     }
     Ok(Step::Ask(Box::new((session, grant))))
@@ -125,7 +104,7 @@ pub(super) async fn get(
     let (Some(client), Some(user)) = (client, user) else {
         return Ok(gone(&state));
     };
-    if remembered(repo.as_mut(), &session, &grant).await? {
+    if authorize::consent_remembered(repo.as_mut(), session.user_id, &grant).await? {
         let redirect = decide(&state, repo, &session, grant, true).await?;
         return Ok(deliver_unattended(&state, &client, &redirect));
     }
@@ -246,31 +225,4 @@ pub(super) async fn decide(
         response_mode: mode,
         params,
     })
-}
-
-/// Whether the person already allowed this client these scopes: an open session of the
-/// same user with the client covers them, device scopes included, so a new device is
-/// always shown to the person. Ending every such session makes the service ask again.
-pub(super) async fn remembered(
-    repo: &mut dyn Repository,
-    session: &BrowserSession,
-    grant: &AuthorizationGrant,
-) -> Result<bool, StorageError> {
-    if grant
-        .prompt
-        .as_deref()
-        .is_some_and(|p| p.split(' ').any(|p| p == "consent"))
-    {
-        return Ok(false);
-    }
-    let filter = SessionFilter {
-        user_id: Some(session.user_id),
-        client_id: Some(grant.client_id),
-        active: Some(true),
-    };
-    let open = repo.session().list(filter, Pagination::last(50)).await?;
-    Ok(open
-        .edges
-        .iter()
-        .any(|s| mas_oauth_core::tokens::consent_covers(&s.scope, &grant.scope)))
 }
