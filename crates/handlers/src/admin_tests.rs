@@ -961,8 +961,16 @@ async fn personal_sessions_are_issued_listed_regenerated_and_revoked() {
     );
 
     // What cannot be issued.
+    let carl = h.add_user("carl").await;
+    let mut repo = h.repo().await;
+    repo.user()
+        .lock(&mas_storage::SystemClock, carl.clone())
+        .await
+        .unwrap();
+    repo.save().await.unwrap();
     for (body, expected) in [
         (create(bob.id, "urn:mas:admin"), StatusCode::FORBIDDEN),
+        (create(carl.id, "openid"), StatusCode::CONFLICT),
         (create(bob.id, "made:up"), StatusCode::BAD_REQUEST),
         (
             create(bob.id, "urn:matrix:client:device:ABC"),

@@ -178,6 +178,53 @@ pub async fn issue_personal_token(
     Ok(IssuedPersonalToken { access, token })
 }
 
+/// Why a personal session cannot be started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PersonalRefusal {
+    /// The user it would act as is locked or deactivated.
+    ActorInactive,
+    /// The scope holds this admin scope, and the user may not request admin rights.
+    AdminNotAllowed(String),
+}
+
+/// Starts a personal session acting as `actor` (owned by `owner`), with its first token,
+/// good for `ttl` (or for ever): refused for a locked or deactivated actor, and for an
+/// admin scope the actor may not request (`policy`). `scope` is one that
+/// [`personal_scope`] accepted.
+///
+/// # Errors
+/// Whatever the storage says.
+#[allow(clippy::too_many_arguments)] // The session's parts, and the usual clock and rng.
+pub async fn start_personal_session(
+    repo: &mut dyn Repository,
+    rng: Rng<'_>,
+    clock: &dyn Clock,
+    policy: &crate::policy::Policy,
+    owner: mas_data_model::PersonalSessionOwner,
+    actor: &mas_data_model::User,
+    name: &str,
+    scope: &str,
+    ttl: Option<chrono::Duration>,
+) -> Result<
+    Result<(mas_data_model::PersonalSession, IssuedPersonalToken), PersonalRefusal>,
+    mas_storage::StorageError,
+> {
+    if !actor.is_valid() {
+        return Ok(Err(PersonalRefusal::ActorInactive));
+    }
+    if let Some(admin) = scope.split(' ').find(|s| is_admin_scope(s))
+        && !policy.may_request_admin(actor)
+    {
+        return Ok(Err(PersonalRefusal::AdminNotAllowed(admin.to_owned())));
+    }
+    let session = repo
+        .personal_session()
+        .add(rng, clock, owner, actor, name, scope)
+        .await?;
+    let issued = issue_personal_token(repo, rng, clock, &session, ttl).await?;
+    Ok(Ok((session, issued)))
+}
+
 /// The `client_credentials` grant: a session of the client itself, and an access token.
 ///
 /// # Errors

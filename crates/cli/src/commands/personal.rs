@@ -4,7 +4,7 @@
 
 use anyhow::{Context, bail};
 use mas_config::RootConfig;
-use mas_data_model::is_admin_scope;
+use mas_oauth_core::tokens::PersonalRefusal;
 use mas_storage::{RepositoryFactory, SystemClock};
 
 /// The scope when none is given: the Matrix client-server API.
@@ -39,38 +39,27 @@ pub(crate) fn issue(
     crate::block_on(async {
         let (session, access, token) =
             super::users::with_user(config, username, async |repo, user| {
-                if !user.is_valid() {
-                    bail!("`{username}` is locked or deactivated");
-                }
-                if let Some(admin) = scope.split(' ').find(|s| is_admin_scope(s))
-                    && !policy.may_request_admin(&user)
-                {
-                    bail!(
-                        "`{username}` may not request admin rights, so a token cannot carry `{admin}` (see `manage promote-admin`)"
-                    );
-                }
-                let clock = &SystemClock;
                 let mut rng = rand::make_rng::<rand::rngs::StdRng>();
-                let session = repo
-                    .personal_session()
-                    .add(
-                        &mut rng,
-                        clock,
-                        mas_data_model::PersonalSessionOwner::User(user.id),
-                        &user,
-                        name,
-                        &scope,
-                    )
-                    .await?;
-                let issued = mas_oauth_core::tokens::issue_personal_token(
+                let started = mas_oauth_core::tokens::start_personal_session(
                     repo.as_mut(),
                     &mut rng,
-                    clock,
-                    &session,
+                    &SystemClock,
+                    &policy,
+                    mas_data_model::PersonalSessionOwner::User(user.id),
+                    &user,
+                    name,
+                    &scope,
                     ttl,
-                )
-                .await?;
-                Ok((session, issued.access, issued.token))
+                );
+                match started.await? {
+                    Ok((session, issued)) => Ok((session, issued.access, issued.token)),
+                    Err(PersonalRefusal::ActorInactive) => {
+                        bail!("`{username}` is locked or deactivated")
+                    }
+                    Err(PersonalRefusal::AdminNotAllowed(admin)) => bail!(
+                        "`{username}` may not request admin rights, so a token cannot carry `{admin}` (see `manage promote-admin`)"
+                    ),
+                }
             })
             .await?;
         let until = access

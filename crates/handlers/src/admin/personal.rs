@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use mas_data_model::{PersonalAccessToken, PersonalSession, PersonalSessionOwner};
+use mas_oauth_core::tokens::PersonalRefusal;
 use mas_storage::BoxRepository;
 use mas_storage::repository::PersonalSessionFilter;
 use serde::{Deserialize, Serialize};
@@ -302,25 +303,30 @@ async fn add(
         .lookup(actor_id)
         .await?
         .ok_or_else(|| AdminError::NotFound(format!("user {actor_id} not found")))?;
-    if !actor.is_valid() {
-        return Err(AdminError::Conflict(format!(
-            "user {actor_id} is locked or deactivated"
-        )));
-    }
-    if let Some(admin_scope) = scope.split(' ').find(|s| mas_data_model::is_admin_scope(s))
-        && !state.policy.may_request_admin(&actor)
-    {
-        return Err(AdminError::Forbidden(format!(
-            "user {actor_id} may not request admin rights, so a token cannot carry `{admin_scope}`"
-        )));
-    }
-    let session = repo
-        .personal_session()
-        .add(&mut rng, clock, owner, &actor, name, &scope)
-        .await?;
-    let issued =
-        mas_oauth_core::tokens::issue_personal_token(repo.as_mut(), &mut rng, clock, &session, ttl)
-            .await?;
+    let started = mas_oauth_core::tokens::start_personal_session(
+        repo.as_mut(),
+        &mut rng,
+        clock,
+        &state.policy,
+        owner,
+        &actor,
+        name,
+        &scope,
+        ttl,
+    );
+    let (session, issued) = match started.await? {
+        Ok(started) => started,
+        Err(PersonalRefusal::ActorInactive) => {
+            return Err(AdminError::Conflict(format!(
+                "user {actor_id} is locked or deactivated"
+            )));
+        }
+        Err(PersonalRefusal::AdminNotAllowed(admin_scope)) => {
+            return Err(AdminError::Forbidden(format!(
+                "user {actor_id} may not request admin rights, so a token cannot carry `{admin_scope}`"
+            )));
+        }
+    };
     repo.save().await?;
     tracing::info!(session = %session.id, actor = %actor.id, "admin API: personal session created");
     let shown = PersonalSessionResource::new(session, Some(&issued.access), Some(issued.token));
