@@ -439,6 +439,25 @@ pub enum Asker {
     Homeserver,
 }
 
+impl Asker {
+    /// Who an authenticated client is when it asks: public clients may not introspect;
+    /// a static client (declared by the administrator, as the homeserver of the MSC3861
+    /// generation is) asks as the homeserver; any other as itself.
+    ///
+    /// # Errors
+    /// `invalid_client` for a public client.
+    pub fn of(client: &Client) -> Result<Self, OAuthError> {
+        match (client.auth_method, client.kind) {
+            (mas_data_model::ClientAuthMethod::None, _) => Err(OAuthError::new(
+                ErrorCode::InvalidClient,
+                "introspection is for confidential clients",
+            )),
+            (_, mas_data_model::ClientKind::Static) => Ok(Self::Homeserver),
+            (_, mas_data_model::ClientKind::Dynamic) => Ok(Self::Client(client.id)),
+        }
+    }
+}
+
 /// Whether an introspection's `token_type_hint` agrees with the kind of token sent.
 /// A token of another kind than its hint answers inactive: a resource server that
 /// asks about an access token must never be told a refresh token is active. Hints this
