@@ -1908,9 +1908,8 @@ async fn codes_are_bound_to_their_client_and_user_and_refresh_cannot_widen() {
     );
 }
 
-#[tokio::test]
-async fn a_device_polling_too_fast_is_told_to_slow_down() {
-    let h = Harness::new().await;
+/// A public client that may use the device authorization grant.
+async fn device_client(h: &Harness) -> mas_data_model::Client {
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
     let mut repo = h.state.repos.begin().await.unwrap();
     let client = repo
@@ -1927,6 +1926,13 @@ async fn a_device_polling_too_fast_is_told_to_slow_down() {
         .await
         .unwrap();
     repo.save().await.unwrap();
+    client
+}
+
+#[tokio::test]
+async fn a_device_polling_too_fast_is_told_to_slow_down() {
+    let h = Harness::new().await;
+    let client = device_client(&h).await;
     let start = async || {
         let (status, _, body) = h
             .post(
@@ -2889,21 +2895,9 @@ async fn a_device_approved_in_a_browser_that_then_signed_out_gets_no_tokens_and_
     let mut h = Harness::new().await;
     let homeserver = Arc::new(mas_matrix::MockHomeserver::new("example.com"));
     h.state.homeserver = homeserver.clone();
+    let client = device_client(&h).await;
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
     let mut repo = h.state.repos.begin().await.unwrap();
-    let client = repo
-        .client()
-        .add_dynamic(
-            &mut rng,
-            &SystemClock,
-            crate::test_state::client_params(
-                ClientAuthMethod::None,
-                Vec::new(),
-                &[mas_oauth_core::device::DEVICE_GRANT],
-            ),
-        )
-        .await
-        .unwrap();
     let user = repo
         .user()
         .add(&mut rng, &SystemClock, "alice")

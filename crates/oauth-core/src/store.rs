@@ -105,25 +105,8 @@ mod tests {
             params: ClientParams,
         ) -> Result<Client, StorageError> {
             let millis = u64::try_from(clock.now().timestamp_millis()).unwrap_or_default();
-            let client = Client {
-                id: Ulid::from_parts(millis, u128::from(rng.next_u64())),
-                kind: ClientKind::Dynamic,
-                auth_method: params.auth_method,
-                encrypted_secret: params.encrypted_secret,
-                jwks: params.jwks,
-                jwks_uri: params.jwks_uri,
-                redirect_uris: params.redirect_uris,
-                grant_types: params.grant_types,
-                name: params.name,
-                client_uri: params.client_uri,
-                logo_uri: params.logo_uri,
-                policy_uri: params.policy_uri,
-                tos_uri: params.tos_uri,
-                application_type: params.application_type,
-                contacts: params.contacts,
-                metadata: params.metadata,
-                created_at: clock.now(),
-            };
+            let id = Ulid::from_parts(millis, u128::from(rng.next_u64()));
+            let client = params.into_client(id, ClientKind::Dynamic, clock.now());
             self.clients.push(client.clone());
             Ok(client)
         }

@@ -92,33 +92,6 @@ fn client_model(
     }
 }
 
-fn client_from_params(
-    id: Ulid,
-    kind: ClientKind,
-    params: ClientParams,
-    created_at: DateTime<Utc>,
-) -> Client {
-    Client {
-        id,
-        kind,
-        auth_method: params.auth_method,
-        encrypted_secret: params.encrypted_secret,
-        jwks: params.jwks,
-        jwks_uri: params.jwks_uri,
-        redirect_uris: params.redirect_uris,
-        grant_types: params.grant_types,
-        name: params.name,
-        client_uri: params.client_uri,
-        logo_uri: params.logo_uri,
-        policy_uri: params.policy_uri,
-        tos_uri: params.tos_uri,
-        application_type: params.application_type,
-        contacts: params.contacts,
-        metadata: params.metadata,
-        created_at,
-    }
-}
-
 /// The rows of `entity` whose `client_id` is the client of the enclosing statement.
 fn naming_client<E: EntityTrait>(entity: E, client_id: E::Column) -> SelectStatement {
     Query::select()
@@ -190,12 +163,7 @@ impl ClientRepository for Repo<'_> {
                 created_at
             }
         };
-        Ok(client_from_params(
-            id,
-            ClientKind::Static,
-            params,
-            created_at,
-        ))
+        Ok(params.into_client(id, ClientKind::Static, created_at))
     }
 
     #[tracing::instrument(name = "db.client.add_dynamic", skip_all)]
@@ -211,12 +179,7 @@ impl ClientRepository for Repo<'_> {
             .exec_without_returning(&self.conn)
             .await
             .map_err(|e| self.db_err(e))?;
-        Ok(client_from_params(
-            id,
-            ClientKind::Dynamic,
-            params,
-            created_at,
-        ))
+        Ok(params.into_client(id, ClientKind::Dynamic, created_at))
     }
 
     #[tracing::instrument(name = "db.client.delete", skip_all)]

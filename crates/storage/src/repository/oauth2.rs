@@ -3,8 +3,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use mas_data_model::{
-    AccessToken, AuthorizationGrant, Client, ClientAuthMethod, DeviceCodeGrant, Pkce, RefreshToken,
-    ResponseMode, Session,
+    AccessToken, AuthorizationGrant, Client, ClientAuthMethod, ClientKind, DeviceCodeGrant, Pkce,
+    RefreshToken, ResponseMode, Session,
 };
 use ulid::Ulid;
 use url::Url;
@@ -42,6 +42,32 @@ pub struct ClientParams {
     pub contacts: Vec<String>,
     /// The rest of its registration metadata.
     pub metadata: Option<serde_json::Value>,
+}
+
+impl ClientParams {
+    /// The client these are the metadata of, stored under `id` at `created_at`.
+    #[must_use]
+    pub fn into_client(self, id: Ulid, kind: ClientKind, created_at: DateTime<Utc>) -> Client {
+        Client {
+            id,
+            kind,
+            auth_method: self.auth_method,
+            encrypted_secret: self.encrypted_secret,
+            jwks: self.jwks,
+            jwks_uri: self.jwks_uri,
+            redirect_uris: self.redirect_uris,
+            grant_types: self.grant_types,
+            name: self.name,
+            client_uri: self.client_uri,
+            logo_uri: self.logo_uri,
+            policy_uri: self.policy_uri,
+            tos_uri: self.tos_uri,
+            application_type: self.application_type,
+            contacts: self.contacts,
+            metadata: self.metadata,
+            created_at,
+        }
+    }
 }
 
 /// OAuth 2.0 clients.
