@@ -40,6 +40,48 @@ pub struct AuthorizationRequest {
     pub login_hint: Option<String>,
 }
 
+impl AuthorizationRequest {
+    /// The grant to store for it, which the person then answers.
+    #[must_use]
+    pub fn new_grant(&self) -> mas_storage::repository::NewAuthorizationGrant {
+        mas_storage::repository::NewAuthorizationGrant {
+            client_id: self.client.id,
+            redirect_uri: self.redirect_uri.clone(),
+            scope: self.scope.join(" "),
+            state: self.state.clone(),
+            nonce: self.nonce.clone(),
+            response_mode: self.response_mode,
+            response_type_id_token: false,
+            pkce: self.pkce.clone(),
+            max_age: self.max_age,
+            login_hint: self.login_hint.clone(),
+            prompt: (!self.prompt.is_empty()).then(|| self.prompt.join(" ")),
+        }
+    }
+
+    /// Whether the client asked for an answer without any page (`prompt=none`): it is
+    /// answered at once, or refused with [`AuthorizationRequest::needs_interaction`].
+    #[must_use]
+    pub fn is_silent(&self) -> bool {
+        self.prompt.iter().any(|p| p == "none")
+    }
+
+    /// The refusal of a silent request that needs the person: `code` is
+    /// `login_required` (nobody signed in, or a newer sign-in needed) or
+    /// `consent_required` (not consented to before).
+    #[must_use]
+    pub fn needs_interaction(&self, issuer: &Url, code: ErrorCode) -> Redirect {
+        let error = OAuthError::new(code, "the user must interact with the service");
+        Redirect::error(
+            self.redirect_uri.clone(),
+            self.response_mode,
+            self.state.as_deref(),
+            issuer,
+            &error,
+        )
+    }
+}
+
 /// Why an authorization request was refused.
 #[derive(Debug, Clone)]
 pub enum AuthorizeError {

@@ -4,10 +4,9 @@
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum_extra::extract::cookie::PrivateCookieJar;
+use mas_oauth_core::ErrorCode;
 use mas_oauth_core::authorize::{AuthorizeError, Redirect, validate};
 use mas_oauth_core::params::Params;
-use mas_oauth_core::{ErrorCode, OAuthError};
-use mas_storage::repository::NewAuthorizationGrant;
 
 use super::consent::{Step, decide, step};
 use super::{
@@ -48,16 +47,8 @@ pub(super) async fn get(
             return refused(&state, repo.as_mut(), &params, &redirect).await;
         }
     };
-    let silent = request.prompt.iter().any(|p| p == "none");
     let refuse = |code| {
-        let error = OAuthError::new(code, "the user must interact with the service");
-        let redirect = Redirect::error(
-            request.redirect_uri.clone(),
-            request.response_mode,
-            request.state.as_deref(),
-            &issuer,
-            &error,
-        );
+        let redirect = request.needs_interaction(&issuer, code);
         deliver_error(&state, &request.client, &redirect)
     };
     // Each request stores a grant before anyone has signed in.
@@ -75,24 +66,11 @@ pub(super) async fn get(
         ));
     }
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
-    let new = NewAuthorizationGrant {
-        client_id: request.client.id,
-        redirect_uri: request.redirect_uri.clone(),
-        scope: request.scope.join(" "),
-        state: request.state.clone(),
-        nonce: request.nonce.clone(),
-        response_mode: request.response_mode,
-        response_type_id_token: false,
-        pkce: request.pkce.clone(),
-        max_age: request.max_age,
-        login_hint: request.login_hint.clone(),
-        prompt: (!request.prompt.is_empty()).then(|| request.prompt.join(" ")),
-    };
     let grant = repo
         .authorization_grant()
-        .add(&mut rng, state.clock.as_ref(), new)
+        .add(&mut rng, state.clock.as_ref(), request.new_grant())
         .await?;
-    if silent {
+    if request.is_silent() {
         // Answered at once, or not at all; an unanswered grant is rolled back.
         let Step::Ask(found) = step(&state, repo.as_mut(), &jar, &grant.id.to_string()).await?
         else {
