@@ -4,11 +4,12 @@
 
 use chrono::TimeDelta;
 use mas_data_model::{Client, ClientAuthMethod, Pkce, ResponseMode};
-use mas_storage::Repository;
+use mas_storage::{Clock, Rng, StorageError};
 use url::Url;
 
 use crate::error::{ErrorCode, OAuthError};
 use crate::params::Params;
+use crate::store::{CodeStore, MatrixStore, SessionStore, UserStore};
 use crate::tokens::parse_scope;
 
 /// How long after the authorization request the person may still consent; the code
@@ -123,21 +124,6 @@ impl Redirect {
         Self {
             redirect_uri,
             response_mode,
-            params,
-        }
-    }
-
-    /// A code answer.
-    #[must_use]
-    pub fn code(request: &AuthorizationRequest, code: &str, issuer: &Url) -> Self {
-        let mut params = vec![("code".to_owned(), code.to_owned())];
-        if let Some(state) = &request.state {
-            params.push(("state".to_owned(), state.clone()));
-        }
-        params.push(("iss".to_owned(), issuer.to_string()));
-        Self {
-            redirect_uri: request.redirect_uri.clone(),
-            response_mode: request.response_mode,
             params,
         }
     }
@@ -450,25 +436,16 @@ pub fn needs_new_sign_in(
 ///
 /// # Errors
 /// When storage fails.
-pub async fn consent_remembered(
-    repo: &mut dyn Repository,
+pub async fn consent_remembered<S: SessionStore + ?Sized>(
+    repo: &mut S,
     user_id: ulid::Ulid,
     grant: &mas_data_model::AuthorizationGrant,
-) -> Result<bool, mas_storage::StorageError> {
+) -> Result<bool, StorageError> {
     if prompts(grant, "consent") {
         return Ok(false);
     }
-    let filter = mas_storage::repository::SessionFilter {
-        user_id: Some(user_id),
-        client_id: Some(grant.client_id),
-        active: Some(true),
-    };
-    let open = repo
-        .session()
-        .list(filter, mas_storage::Pagination::last(50))
-        .await?;
+    let open = repo.open_sessions(user_id, grant.client_id, 50).await?;
     Ok(open
-        .edges
         .iter()
         .any(|s| crate::tokens::consent_covers(&s.scope, &grant.scope)))
 }
@@ -480,21 +457,21 @@ pub async fn consent_remembered(
 ///
 /// # Errors
 /// When storage fails.
-pub async fn refusal(
-    repo: &mut dyn Repository,
+pub async fn refusal<S: UserStore + MatrixStore + ?Sized>(
+    repo: &mut S,
     policy: &crate::policy::Policy,
     user_id: ulid::Ulid,
     scope: &str,
     client_id: ulid::Ulid,
     allow: bool,
-) -> Result<Option<OAuthError>, mas_storage::StorageError> {
+) -> Result<Option<OAuthError>, StorageError> {
     if !allow {
         return Ok(Some(OAuthError::new(
             ErrorCode::AccessDenied,
             "the user denied the request",
         )));
     }
-    let user = repo.user().lookup(user_id).await?;
+    let user = repo.find_user(user_id).await?;
     let may_admin = user.is_some_and(|u| policy.may_request_admin(&u));
     if !may_admin && scope.split(' ').any(crate::tokens::is_admin_scope) {
         return Ok(Some(OAuthError::new(
@@ -502,13 +479,81 @@ pub async fn refusal(
             "this account may not grant administrative access",
         )));
     }
-    let held = mas_storage::jobs::device_held_elsewhere(repo, user_id, scope, client_id);
+    let held = repo.device_held_elsewhere(user_id, scope, client_id);
     Ok(held.await?.map(|device| {
         OAuthError::new(
             ErrorCode::InvalidScope,
             format!("the device `{device}` belongs to another session"),
         )
     }))
+}
+
+/// Carries out the person's answer to a stored grant, signed in as `browser`: when
+/// they allow it and [`refusal`] finds nothing against it, a session for the client and a
+/// single-use code ([`crate::grants::CODE_LIFETIME`]) sent back in the redirect, with
+/// `state` and `iss`; otherwise the grant is cancelled and the redirect carries the
+/// error. Either way the caller saves its unit of work and sends the redirect.
+///
+/// # Errors
+/// When storage fails; [`StorageError::InvalidData`] when the grant was answered
+/// already (a second tab, a double submit).
+#[allow(clippy::too_many_arguments)] // The answer, and the usual clock, rng and rules.
+pub async fn answer<S: CodeStore + SessionStore + UserStore + MatrixStore + ?Sized>(
+    repo: &mut S,
+    rng: Rng<'_>,
+    clock: &dyn Clock,
+    policy: &crate::policy::Policy,
+    issuer: &Url,
+    browser: &mas_data_model::BrowserSession,
+    grant: mas_data_model::AuthorizationGrant,
+    allow: bool,
+) -> Result<Redirect, StorageError> {
+    let (redirect_uri, mode, state) = (
+        grant.redirect_uri.clone(),
+        grant.response_mode,
+        grant.state.clone(),
+    );
+    let refused = refusal(
+        repo,
+        policy,
+        browser.user_id,
+        &grant.scope,
+        grant.client_id,
+        allow,
+    );
+    if let Some(error) = refused.await? {
+        repo.cancel_grant(clock, grant).await?;
+        return Ok(Redirect::error(
+            redirect_uri,
+            mode,
+            state.as_deref(),
+            issuer,
+            &error,
+        ));
+    }
+    let session = repo
+        .add_session(
+            rng,
+            clock,
+            grant.client_id,
+            Some(browser.user_id),
+            Some(browser.id),
+            &grant.scope,
+            None,
+        )
+        .await?;
+    let code = crate::tokens::random_string(rng, 32);
+    repo.fulfill_grant(clock, grant, &session, &code).await?;
+    let mut params = vec![("code".to_owned(), code)];
+    if let Some(state) = state {
+        params.push(("state".to_owned(), state));
+    }
+    params.push(("iss".to_owned(), issuer.to_string()));
+    Ok(Redirect {
+        redirect_uri,
+        response_mode: mode,
+        params,
+    })
 }
 
 #[cfg(test)]

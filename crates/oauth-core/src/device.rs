@@ -4,12 +4,13 @@
 use chrono::TimeDelta;
 use mas_data_model::{BrowserSession, Client, DeviceCodeGrant, DeviceCodeGrantState, User};
 use mas_storage::repository::NewDeviceCodeGrant;
-use mas_storage::{Clock, Repository, Rng};
+use mas_storage::{Clock, Rng, StorageError};
 use serde::Serialize;
 use url::Url;
 
 use crate::error::{ErrorCode, OAuthError};
 use crate::grants::{GrantOutcome, Issuer, issue, refused};
+use crate::store::{DeviceGrantStore, MatrixStore, SessionStore, UserStore};
 use crate::tokens::{parse_scope, random_string};
 
 /// The grant type name at the token endpoint.
@@ -72,8 +73,8 @@ pub fn normalise_user_code(typed: &str) -> String {
 /// # Errors
 /// `unauthorized_client` when the client may not use the device grant; `invalid_scope`.
 #[allow(clippy::too_many_arguments)]
-pub async fn start(
-    repo: &mut dyn Repository,
+pub async fn start<S: DeviceGrantStore + ?Sized>(
+    repo: &mut S,
     rng: Rng<'_>,
     clock: &dyn Clock,
     client: &Client,
@@ -97,21 +98,20 @@ pub async fn start(
     }
     let device_code = random_string(rng, 40);
     let user_code = user_code(rng);
-    repo.device_code_grant()
-        .add(
-            rng,
-            clock,
-            NewDeviceCodeGrant {
-                client_id: client.id,
-                scope: scope.join(" "),
-                device_code: device_code.clone(),
-                user_code: user_code.clone(),
-                expires_in: LIFETIME,
-                ip_address,
-                user_agent,
-            },
-        )
-        .await?;
+    repo.add_device_grant(
+        rng,
+        clock,
+        NewDeviceCodeGrant {
+            client_id: client.id,
+            scope: scope.join(" "),
+            device_code: device_code.clone(),
+            user_code: user_code.clone(),
+            expires_in: LIFETIME,
+            ip_address,
+            user_agent,
+        },
+    )
+    .await?;
     let mut complete = link.clone();
     complete.query_pairs_mut().append_pair("code", &user_code);
     Ok(DeviceAuthorization {
@@ -149,15 +149,49 @@ fn readiness(
     }
 }
 
+/// Carries out the answer of the person signed in as `browser` to a device's request:
+/// approved when they allow it and [`crate::authorize::refusal`] finds nothing against it
+/// (the same rules as a consent), refused otherwise. `Some(approved)`, or `None` when
+/// the grant no longer awaits an answer (answered already, or expired). The caller saves
+/// its unit of work either way.
+///
+/// # Errors
+/// When storage fails.
+pub async fn answer<S: DeviceGrantStore + UserStore + MatrixStore + ?Sized>(
+    repo: &mut S,
+    clock: &dyn Clock,
+    policy: &crate::policy::Policy,
+    browser: &BrowserSession,
+    grant: DeviceCodeGrant,
+    allow: bool,
+) -> Result<Option<bool>, StorageError> {
+    if !awaits_answer(&grant, clock.now()) {
+        return Ok(None);
+    }
+    let refusal = crate::authorize::refusal(
+        repo,
+        policy,
+        browser.user_id,
+        &grant.scope,
+        grant.client_id,
+        allow,
+    );
+    let approved = refusal.await?.is_none();
+    let answered = repo
+        .answer_device_grant(clock, grant, browser.id, approved)
+        .await?;
+    Ok(answered.map(|_| approved))
+}
+
 /// The person who approved the grant and their browser session, while that session is
 /// open and they may still hold the grant's scope; else why not.
-async fn approver(
-    repo: &mut dyn Repository,
+async fn approver<S: UserStore + ?Sized>(
+    repo: &mut S,
     policy: &crate::policy::Policy,
     grant: &DeviceCodeGrant,
 ) -> Result<Result<(BrowserSession, User), &'static str>, OAuthError> {
     let browser = match grant.browser_session_id {
-        Some(id) => repo.browser_session().lookup(id).await?,
+        Some(id) => repo.find_browser_session(id).await?,
         None => None,
     };
     // The approval is the browser session's: once that ends (signed out, replaced by a
@@ -166,7 +200,7 @@ async fn approver(
     let Some(browser) = browser.filter(BrowserSession::is_active) else {
         return Ok(Err("the approving session is gone"));
     };
-    let user = repo.user().lookup(browser.user_id).await?;
+    let user = repo.find_user(browser.user_id).await?;
     // An admin scope lasts only as long as the user's right to it.
     match user.filter(|u| u.is_valid() && policy.may_hold(u, &grant.scope)) {
         Some(user) => Ok(Ok((browser, user))),
@@ -183,17 +217,14 @@ async fn approver(
 ///
 /// # Errors
 /// `temporarily_unavailable` or `server_error` from storage.
-pub async fn grant_device(
-    repo: &mut dyn Repository,
+pub async fn grant_device<S: DeviceGrantStore + UserStore + ?Sized>(
+    repo: &mut S,
     clock: &dyn Clock,
     policy: &crate::policy::Policy,
     client: &Client,
     device_code: &str,
 ) -> Result<Option<(User, String)>, OAuthError> {
-    let grant = repo
-        .device_code_grant()
-        .find_by_device_code(device_code)
-        .await?;
+    let grant = repo.find_device_grant(device_code).await?;
     let Some(grant) = grant.filter(|g| g.client_id == client.id) else {
         return Ok(None);
     };
@@ -211,19 +242,15 @@ pub async fn grant_device(
 /// # Errors
 /// As the other grants; protocol answers (`authorization_pending`, `access_denied`,
 /// `expired_token`) are [`GrantOutcome::Refused`].
-pub async fn exchange(
-    repo: &mut dyn Repository,
+pub async fn exchange<S: DeviceGrantStore + SessionStore + UserStore + ?Sized>(
+    repo: &mut S,
     rng: Rng<'_>,
     clock: &dyn Clock,
     issuer: Issuer<'_>,
     client: &Client,
     device_code: &str,
 ) -> Result<GrantOutcome, OAuthError> {
-    let Some(grant) = repo
-        .device_code_grant()
-        .find_by_device_code(device_code)
-        .await?
-    else {
+    let Some(grant) = repo.find_device_grant(device_code).await? else {
         return Ok(refused("the device code is unknown"));
     };
     if grant.client_id != client.id {
@@ -232,11 +259,7 @@ pub async fn exchange(
     // One second of slack, so a device that polls exactly at the interval is never
     // told to slow down by network jitter.
     let min_gap = TimeDelta::seconds(INTERVAL - 1);
-    if !repo
-        .device_code_grant()
-        .record_poll(clock, &grant, min_gap)
-        .await?
-    {
+    if !repo.record_device_poll(clock, &grant, min_gap).await? {
         return Ok(GrantOutcome::Refused {
             error: OAuthError::new(ErrorCode::SlowDown, "poll less often"),
             commit: false,
@@ -254,8 +277,7 @@ pub async fn exchange(
         Err(why) => return Ok(refused(why)),
     };
     let session = repo
-        .session()
-        .add(
+        .add_session(
             rng,
             clock,
             client.id,
@@ -266,8 +288,7 @@ pub async fn exchange(
         )
         .await?;
     if repo
-        .device_code_grant()
-        .exchange(clock, grant, &session)
+        .exchange_device_grant(clock, grant, &session)
         .await?
         .is_none()
     {

@@ -5,13 +5,14 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{Duration, TimeDelta};
 use mas_data_model::{AuthorizationGrant, Client, Session, TokenType, User};
-use mas_storage::{Clock, Repository, Rng};
+use mas_storage::{Clock, Rng};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 use url::Url;
 
 use crate::error::{ErrorCode, OAuthError};
 use crate::keys::{KeyStore, SigningAlgorithm};
+use crate::store::{CodeStore, SessionStore, UserStore};
 use crate::tokens::{TokenResponse, generate, parse_scope};
 
 /// How long a code may wait between consent and exchange.
@@ -55,25 +56,9 @@ pub struct Issuer<'a> {
     pub policy: &'a crate::policy::Policy,
 }
 
-/// Ends a session and everything it issued: the answer to a replayed credential.
-async fn end_session(
-    repo: &mut dyn Repository,
-    clock: &dyn Clock,
-    session: Session,
-) -> Result<(), OAuthError> {
-    repo.access_token()
-        .revoke_all_in_session(clock, session.id)
-        .await?;
-    repo.refresh_token()
-        .revoke_all_in_session(clock, session.id)
-        .await?;
-    repo.session().finish(clock, session).await?;
-    Ok(())
-}
-
 /// The user of a session, if still allowed to use tokens.
-pub(crate) async fn active_user(
-    repo: &mut dyn Repository,
+pub(crate) async fn active_user<S: UserStore + ?Sized>(
+    repo: &mut S,
     policy: &crate::policy::Policy,
     session: &Session,
 ) -> Result<Option<User>, OAuthError> {
@@ -83,8 +68,7 @@ pub(crate) async fn active_user(
     // An admin scope lasts only as long as the user's right to it: a demoted admin's
     // session neither refreshes nor exchanges a code.
     Ok(repo
-        .user()
-        .lookup(user_id)
+        .find_user(user_id)
         .await?
         .filter(|user| user.is_valid() && policy.may_hold(user, &session.scope)))
 }
@@ -147,8 +131,8 @@ fn half_hash(value: &str, alg: SigningAlgorithm) -> String {
 
 /// Issues an access token, a refresh token and (for `openid`) an ID token in `session`.
 #[allow(clippy::too_many_arguments)]
-pub(crate) async fn issue(
-    repo: &mut dyn Repository,
+pub(crate) async fn issue<S: SessionStore + UserStore + ?Sized>(
+    repo: &mut S,
     rng: Rng<'_>,
     clock: &dyn Clock,
     issuer: Issuer<'_>,
@@ -159,31 +143,20 @@ pub(crate) async fn issue(
 ) -> Result<TokenResponse, OAuthError> {
     let access_token = generate(rng, TokenType::AccessToken);
     let refresh_token = generate(rng, TokenType::RefreshToken);
+    let ttl = Some(issuer.access_token_ttl);
     let access = repo
-        .access_token()
-        .add(
-            rng,
-            clock,
-            session,
-            &access_token,
-            Some(issuer.access_token_ttl),
-        )
+        .add_access_token(rng, clock, session, &access_token, ttl)
         .await?;
-    repo.refresh_token()
-        .add(rng, clock, session, &access, &refresh_token)
+    repo.add_refresh_token(rng, clock, session, &access, &refresh_token)
         .await?;
     let id_token = if session.scope.split(' ').any(|s| s == "openid") {
         let now = clock.now();
         let browser = match session.browser_session_id {
-            Some(id) => repo.browser_session().lookup(id).await?,
+            Some(id) => repo.find_browser_session(id).await?,
             None => None,
         };
         let auth_time = match browser {
-            Some(browser) => repo
-                .browser_session()
-                .last_authentication(&browser)
-                .await?
-                .map(|a| a.created_at),
+            Some(browser) => repo.last_authentication_at(&browser).await?,
             None => None,
         };
         let mut claims = json!({
@@ -244,8 +217,8 @@ enum CodeCheck {
 }
 
 /// Every check of the `authorization_code` grant, reading only.
-async fn check_code(
-    repo: &mut dyn Repository,
+async fn check_code<S: CodeStore + SessionStore + UserStore + ?Sized>(
+    repo: &mut S,
     clock: &dyn Clock,
     policy: &crate::policy::Policy,
     client: &Client,
@@ -254,7 +227,7 @@ async fn check_code(
     code_verifier: Option<&str>,
 ) -> Result<CodeCheck, OAuthError> {
     use CodeCheck::Refused;
-    let Some(grant) = repo.authorization_grant().find_by_code(code).await? else {
+    let Some(grant) = repo.find_grant_by_code(code).await? else {
         return Ok(Refused("the code is unknown"));
     };
     if grant.client_id != client.id {
@@ -263,7 +236,7 @@ async fn check_code(
     let Some(session_id) = grant.session_id else {
         return Ok(Refused("the code is not ready"));
     };
-    let Some(session) = repo.session().lookup(session_id).await? else {
+    let Some(session) = repo.find_session(session_id).await? else {
         return Ok(Refused("the session of this code is gone"));
     };
     if grant.exchanged_at.is_some() {
@@ -328,8 +301,8 @@ async fn check_code(
 ///
 /// # Errors
 /// `temporarily_unavailable` or `server_error` from storage.
-pub async fn code_device(
-    repo: &mut dyn Repository,
+pub async fn code_device<S: CodeStore + SessionStore + UserStore + ?Sized>(
+    repo: &mut S,
     clock: &dyn Clock,
     policy: &crate::policy::Policy,
     client: &Client,
@@ -362,8 +335,8 @@ pub async fn code_device(
 /// `temporarily_unavailable` or `server_error` from storage; protocol refusals are
 /// [`GrantOutcome::Refused`].
 #[allow(clippy::too_many_arguments)]
-pub async fn authorization_code(
-    repo: &mut dyn Repository,
+pub async fn authorization_code<S: CodeStore + SessionStore + UserStore + ?Sized>(
+    repo: &mut S,
     rng: Rng<'_>,
     clock: &dyn Clock,
     issuer: Issuer<'_>,
@@ -390,7 +363,7 @@ pub async fn authorization_code(
         CodeCheck::Refused(why) => return Ok(refused(why)),
         CodeCheck::Replayed(session) => {
             tracing::warn!(client = %client.id, "authorization code replayed; ending its session");
-            end_session(repo, clock, session).await?;
+            repo.end_session(clock, session).await?;
             return Ok(GrantOutcome::Refused {
                 error: OAuthError::new(ErrorCode::InvalidGrant, "the code was already used"),
                 commit: true,
@@ -398,14 +371,9 @@ pub async fn authorization_code(
         }
     };
     let nonce = grant.nonce.clone();
-    if repo
-        .authorization_grant()
-        .exchange(clock, grant)
-        .await?
-        .is_none()
-    {
+    if repo.exchange_grant(clock, grant).await?.is_none() {
         // A concurrent exchange won: this one is the replay.
-        end_session(repo, clock, session).await?;
+        repo.end_session(clock, session).await?;
         return Ok(GrantOutcome::Refused {
             error: OAuthError::new(ErrorCode::InvalidGrant, "the code was already used"),
             commit: true,
@@ -431,8 +399,8 @@ pub async fn authorization_code(
 ///
 /// # Errors
 /// As [`authorization_code`].
-pub async fn refresh_token(
-    repo: &mut dyn Repository,
+pub async fn refresh_token<S: SessionStore + UserStore + ?Sized>(
+    repo: &mut S,
     rng: Rng<'_>,
     clock: &dyn Clock,
     issuer: Issuer<'_>,
@@ -443,10 +411,10 @@ pub async fn refresh_token(
     if TokenType::check(token) != Ok(TokenType::RefreshToken) {
         return Ok(refused("not a refresh token"));
     }
-    let Some(old) = repo.refresh_token().find_by_token(token).await? else {
+    let Some(old) = repo.find_refresh_token_by_value(token).await? else {
         return Ok(refused("the refresh token is unknown"));
     };
-    let Some(session) = repo.session().lookup(old.session_id).await? else {
+    let Some(session) = repo.find_session(old.session_id).await? else {
         return Ok(refused("the session is gone"));
     };
     if session.client_id != client.id {
@@ -476,14 +444,13 @@ pub async fn refresh_token(
     };
     if old.consumed_at.is_some() {
         let successor = match old.next_token_id {
-            Some(id) => repo.refresh_token().lookup(id).await?,
+            Some(id) => repo.find_refresh_token(id).await?,
             None => None,
         };
         let successor_unused = match &successor {
             Some(next) if next.is_valid() => match next.access_token_id {
                 Some(id) => repo
-                    .access_token()
-                    .lookup(id)
+                    .find_access_token(id)
                     .await?
                     .is_some_and(|a| a.first_used_at.is_none()),
                 None => true,
@@ -502,35 +469,33 @@ pub async fn refresh_token(
             return Ok(refused("the refresh token was already used"));
         };
         let unused_access = match next.access_token_id {
-            Some(access_id) => repo.access_token().lookup(access_id).await?,
+            Some(access_id) => repo.find_access_token(access_id).await?,
             None => None,
         };
         let response = issue(repo, rng, clock, issuer, client, &session, &user, None).await?;
         let new_refresh = response.refresh_token.as_deref().unwrap_or_default();
-        let Some(fresh) = repo.refresh_token().find_by_token(new_refresh).await? else {
+        let Some(fresh) = repo.find_refresh_token_by_value(new_refresh).await? else {
             return Err(OAuthError::new(ErrorCode::ServerError, "internal error"));
         };
         if repo
-            .refresh_token()
-            .supersede(clock, next, &fresh)
+            .supersede_refresh_token(clock, next, &fresh)
             .await?
             .is_none()
         {
             return Ok(refused("the refresh token was already used"));
         }
         if let Some(access) = unused_access {
-            repo.access_token().revoke(clock, access).await?;
+            repo.revoke_access_token(clock, access).await?;
         }
         return Ok(GrantOutcome::Issued(response));
     }
     let response = issue(repo, rng, clock, issuer, client, &session, &user, None).await?;
     let new_refresh = response.refresh_token.as_deref().unwrap_or_default();
-    let Some(next) = repo.refresh_token().find_by_token(new_refresh).await? else {
+    let Some(next) = repo.find_refresh_token_by_value(new_refresh).await? else {
         return Err(OAuthError::new(ErrorCode::ServerError, "internal error"));
     };
     if repo
-        .refresh_token()
-        .consume(clock, old, &next)
+        .consume_refresh_token(clock, old, &next)
         .await?
         .is_none()
     {
@@ -542,14 +507,14 @@ pub async fn refresh_token(
 
 /// A refresh token presented by a second party: the session ends (committed), and the
 /// token is `invalid_grant` ("the refresh token {why}").
-async fn reused(
-    repo: &mut dyn Repository,
+async fn reused<S: SessionStore + ?Sized>(
+    repo: &mut S,
     clock: &dyn Clock,
     session: Session,
     why: &str,
 ) -> Result<GrantOutcome, OAuthError> {
     tracing::warn!(session = %session.id, "refresh token {why}; ending the session");
-    end_session(repo, clock, session).await?;
+    repo.end_session(clock, session).await?;
     Ok(GrantOutcome::Refused {
         error: OAuthError::new(ErrorCode::InvalidGrant, format!("the refresh token {why}")),
         commit: true,
@@ -561,8 +526,8 @@ async fn reused(
 ///
 /// # Errors
 /// `temporarily_unavailable` when the database is away.
-pub async fn userinfo(
-    repo: &mut dyn Repository,
+pub async fn userinfo<S: SessionStore + UserStore + ?Sized>(
+    repo: &mut S,
     clock: &dyn Clock,
     policy: &crate::policy::Policy,
     token: &str,
@@ -570,15 +535,15 @@ pub async fn userinfo(
     if TokenType::check(token) != Ok(TokenType::AccessToken) {
         return Ok(None);
     }
-    let Some(access) = repo.access_token().find_by_token(token).await? else {
+    let Some(access) = repo.find_access_token_by_value(token).await? else {
         return Ok(None);
     };
     if !access.is_valid(clock.now()) {
         return Ok(None);
     }
     // A used access token is what tells a refresh retry from a refresh token theft.
-    let access = repo.access_token().mark_used(clock, access).await?;
-    let Some(session) = repo.session().lookup(access.session_id).await? else {
+    let access = repo.mark_access_token_used(clock, access).await?;
+    let Some(session) = repo.find_session(access.session_id).await? else {
         return Ok(None);
     };
     if !session.is_active() {
@@ -589,9 +554,9 @@ pub async fn userinfo(
     };
     let mut claims = json!({ "sub": user.id.to_string(), "preferred_username": user.username });
     if session.scope.split(' ').any(|s| s == "email")
-        && let Some(email) = repo.user_email().all(&user).await?.into_iter().next()
+        && let Some(email) = repo.primary_email(&user).await?
     {
-        claims["email"] = Value::String(email.email);
+        claims["email"] = Value::String(email);
     }
     Ok(Some(claims))
 }

@@ -9,6 +9,8 @@ pub mod grants;
 pub mod introspection_cache;
 pub mod jose;
 pub mod keys;
+#[cfg(feature = "memory")]
+pub mod memory;
 pub mod metadata;
 pub mod params;
 pub mod passwords;

@@ -1,16 +1,36 @@
 //! What the engine needs from storage, one small trait per concern, so that a service
 //! backing the engine with its own tables implements only what the operations it calls
-//! need. Every `mas_storage::Repository` is each of them already, so `mas-storage-sql`
-//! (and any full unit of work) serves them as it is.
+//! need:
 //!
-//! Only the clients' concern is split out so far; the other operations still take a
-//! whole `Repository`.
+//! | Trait | What it keeps | Operations that ask for it |
+//! |---|---|---|
+//! | [`ClientStore`] | clients, client assertions seen | [`crate::authorize::validate`], [`crate::client_auth`], [`crate::registration`] |
+//! | [`CodeStore`] | authorization grants and their codes | [`crate::authorize::start`], [`crate::authorize::answer`], [`crate::grants::authorization_code`] |
+//! | [`DeviceGrantStore`] | device authorization grants | [`crate::device`] |
+//! | [`SessionStore`] | OAuth 2.0 sessions, access and refresh tokens | every grant, [`crate::tokens::introspect`], [`crate::tokens::revoke`], [`crate::grants::userinfo`] |
+//! | [`UserStore`] | users, their sign-ins, their email | ID tokens, userinfo, consent |
+//! | [`MatrixStore`] | what a homeserver's clients hold: compatibility and personal tokens | introspection for the homeserver, consent to a Matrix device, personal sessions |
+//!
+//! Every `mas_storage::Repository` is each of them already, so `mas-storage-sql` (and
+//! any full unit of work) serves them as it is; the `memory` feature brings
+//! [`crate::memory`], which keeps them all in memory.
+//!
+//! Each call happens inside the caller's unit of work: the engine says when one must be
+//! kept ([`crate::grants::GrantOutcome`]), and the store makes it all-or-nothing. The
+//! operations marked *exactly once* must hold under concurrency: of two units doing it
+//! to the same record at once, one gets `None` (or `false`).
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use mas_data_model::Client;
-use mas_storage::repository::ClientParams;
-use mas_storage::{Clock, Repository, Rng, StorageError};
+use chrono::{DateTime, Duration, Utc};
+use mas_data_model::{
+    AccessToken, AuthorizationGrant, BrowserSession, Client, CompatAccessToken, CompatSession,
+    DeviceCodeGrant, PersonalAccessToken, PersonalSession, PersonalSessionOwner, RefreshToken,
+    Session, User,
+};
+use mas_storage::repository::{
+    ClientParams, NewAuthorizationGrant, NewDeviceCodeGrant, SessionFilter,
+};
+use mas_storage::{Clock, Pagination, Repository, Rng, StorageError};
 use ulid::Ulid;
 
 /// The clients: what authorization requests, client authentication and dynamic client
@@ -44,6 +64,296 @@ pub trait ClientStore: Send {
     ) -> Result<bool, StorageError>;
 }
 
+/// Authorization grants: a client's request waiting for the person's answer, then the
+/// code the client exchanges. Codes are secrets: a store should keep only their hash.
+#[async_trait]
+pub trait CodeStore: Send {
+    /// Stores a grant the person has yet to answer, under a new ULID.
+    async fn add_grant(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        grant: NewAuthorizationGrant,
+    ) -> Result<AuthorizationGrant, StorageError>;
+
+    /// The grant with this ID.
+    async fn find_grant(&mut self, id: Ulid) -> Result<Option<AuthorizationGrant>, StorageError>;
+
+    /// The grant whose code this is.
+    async fn find_grant_by_code(
+        &mut self,
+        code: &str,
+    ) -> Result<Option<AuthorizationGrant>, StorageError>;
+
+    /// The person consented: the grant gets its session and its code. Exactly once:
+    /// [`StorageError::InvalidData`] when the grant was fulfilled or cancelled already.
+    async fn fulfill_grant(
+        &mut self,
+        clock: &dyn Clock,
+        grant: AuthorizationGrant,
+        session: &Session,
+        code: &str,
+    ) -> Result<AuthorizationGrant, StorageError>;
+
+    /// The code was exchanged for tokens. Exactly once: `None` when it was before.
+    async fn exchange_grant(
+        &mut self,
+        clock: &dyn Clock,
+        grant: AuthorizationGrant,
+    ) -> Result<Option<AuthorizationGrant>, StorageError>;
+
+    /// The person refused, or the request could not be granted.
+    async fn cancel_grant(
+        &mut self,
+        clock: &dyn Clock,
+        grant: AuthorizationGrant,
+    ) -> Result<AuthorizationGrant, StorageError>;
+}
+
+/// Device authorization grants (RFC 8628). Device codes are secrets: a store should keep
+/// only their hash.
+#[async_trait]
+pub trait DeviceGrantStore: Send {
+    /// Stores a new grant; [`StorageError::Conflict`] when its user code is taken.
+    async fn add_device_grant(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        grant: NewDeviceCodeGrant,
+    ) -> Result<DeviceCodeGrant, StorageError>;
+
+    /// The grant with this device code.
+    async fn find_device_grant(
+        &mut self,
+        device_code: &str,
+    ) -> Result<Option<DeviceCodeGrant>, StorageError>;
+
+    /// The grant with this ID.
+    async fn find_device_grant_by_id(
+        &mut self,
+        id: Ulid,
+    ) -> Result<Option<DeviceCodeGrant>, StorageError>;
+
+    /// The grant whose user code this is (as [`crate::device::normalise_user_code`]
+    /// writes it).
+    async fn find_device_grant_by_user_code(
+        &mut self,
+        user_code: &str,
+    ) -> Result<Option<DeviceCodeGrant>, StorageError>;
+
+    /// The person signed in as `browser_session_id` approved (`approved`) or refused the
+    /// grant. Exactly once: `None` unless it was still pending.
+    async fn answer_device_grant(
+        &mut self,
+        clock: &dyn Clock,
+        grant: DeviceCodeGrant,
+        browser_session_id: Ulid,
+        approved: bool,
+    ) -> Result<Option<DeviceCodeGrant>, StorageError>;
+
+    /// Records a poll of the token endpoint. Exactly once per `interval`: `false`, and
+    /// nothing recorded, when the previous poll was less than `interval` ago.
+    async fn record_device_poll(
+        &mut self,
+        clock: &dyn Clock,
+        grant: &DeviceCodeGrant,
+        interval: Duration,
+    ) -> Result<bool, StorageError>;
+
+    /// The device got its tokens in `session`. Exactly once: `None` unless the grant was
+    /// approved and not exchanged yet.
+    async fn exchange_device_grant(
+        &mut self,
+        clock: &dyn Clock,
+        grant: DeviceCodeGrant,
+        session: &Session,
+    ) -> Result<Option<DeviceCodeGrant>, StorageError>;
+}
+
+/// OAuth 2.0 sessions and their access and refresh tokens. Tokens are secrets: a store
+/// should keep only their hash, and find them by it.
+#[async_trait]
+pub trait SessionStore: Send {
+    /// Starts a session of `client_id`, for `user_id` when a person granted it, in the
+    /// browser session they granted it from.
+    #[allow(clippy::too_many_arguments)] // The session's parts, and the usual clock and rng.
+    async fn add_session(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        client_id: Ulid,
+        user_id: Option<Ulid>,
+        browser_session_id: Option<Ulid>,
+        scope: &str,
+        user_agent: Option<String>,
+    ) -> Result<Session, StorageError>;
+
+    /// The session with this ID.
+    async fn find_session(&mut self, id: Ulid) -> Result<Option<Session>, StorageError>;
+
+    /// The newest `limit` open sessions of this user with this client.
+    async fn open_sessions(
+        &mut self,
+        user_id: Ulid,
+        client_id: Ulid,
+        limit: usize,
+    ) -> Result<Vec<Session>, StorageError>;
+
+    /// Ends the session and revokes every token it issued, all in this unit of work.
+    async fn end_session(
+        &mut self,
+        clock: &dyn Clock,
+        session: Session,
+    ) -> Result<Session, StorageError>;
+
+    /// Issues an access token in `session`; `ttl` `None` means it never expires.
+    async fn add_access_token(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        session: &Session,
+        token: &str,
+        ttl: Option<Duration>,
+    ) -> Result<AccessToken, StorageError>;
+
+    /// The access token with this ID.
+    async fn find_access_token(&mut self, id: Ulid) -> Result<Option<AccessToken>, StorageError>;
+
+    /// The access token with this value.
+    async fn find_access_token_by_value(
+        &mut self,
+        token: &str,
+    ) -> Result<Option<AccessToken>, StorageError>;
+
+    /// Marks the access token used, the first time.
+    async fn mark_access_token_used(
+        &mut self,
+        clock: &dyn Clock,
+        token: AccessToken,
+    ) -> Result<AccessToken, StorageError>;
+
+    /// Revokes one access token.
+    async fn revoke_access_token(
+        &mut self,
+        clock: &dyn Clock,
+        token: AccessToken,
+    ) -> Result<AccessToken, StorageError>;
+
+    /// Issues a refresh token beside `access_token`.
+    async fn add_refresh_token(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        session: &Session,
+        access_token: &AccessToken,
+        token: &str,
+    ) -> Result<RefreshToken, StorageError>;
+
+    /// The refresh token with this ID.
+    async fn find_refresh_token(&mut self, id: Ulid) -> Result<Option<RefreshToken>, StorageError>;
+
+    /// The refresh token with this value.
+    async fn find_refresh_token_by_value(
+        &mut self,
+        token: &str,
+    ) -> Result<Option<RefreshToken>, StorageError>;
+
+    /// `token` was used, and `next` replaces it. Exactly once: `None` when it was
+    /// consumed or revoked already.
+    async fn consume_refresh_token(
+        &mut self,
+        clock: &dyn Clock,
+        token: RefreshToken,
+        next: &RefreshToken,
+    ) -> Result<Option<RefreshToken>, StorageError>;
+
+    /// As [`SessionStore::consume_refresh_token`], and `token` is revoked too: a retried
+    /// refresh replaced the branch it started, which must never be refreshed again.
+    async fn supersede_refresh_token(
+        &mut self,
+        clock: &dyn Clock,
+        token: RefreshToken,
+        next: &RefreshToken,
+    ) -> Result<Option<RefreshToken>, StorageError>;
+}
+
+/// The people: who a session acts for, when they last signed in, and their email.
+#[async_trait]
+pub trait UserStore: Send {
+    /// The user with this ID.
+    async fn find_user(&mut self, id: Ulid) -> Result<Option<User>, StorageError>;
+
+    /// The browser session (a person signed in to the service) with this ID.
+    async fn find_browser_session(
+        &mut self,
+        id: Ulid,
+    ) -> Result<Option<BrowserSession>, StorageError>;
+
+    /// When the person last proved who they are in this browser session (an ID token's
+    /// `auth_time`, and what `max_age` is measured against).
+    async fn last_authentication_at(
+        &mut self,
+        session: &BrowserSession,
+    ) -> Result<Option<DateTime<Utc>>, StorageError>;
+
+    /// The email address userinfo and ID tokens give for the `email` scope.
+    async fn primary_email(&mut self, user: &User) -> Result<Option<String>, StorageError>;
+}
+
+/// What a Matrix homeserver's clients hold besides OAuth 2.0 sessions: compatibility
+/// tokens (from `/_matrix/client/*/login`) and personal access tokens. A service that
+/// serves no homeserver has none of them, and answers `None`.
+#[async_trait]
+pub trait MatrixStore: Send {
+    /// The compatibility access token with this value, its session and its user.
+    async fn find_compat_token_with_session(
+        &mut self,
+        token: &str,
+    ) -> Result<Option<(CompatAccessToken, CompatSession, User)>, StorageError>;
+
+    /// The Matrix device that `scope` names, when an open session of this user other
+    /// than `client_id`'s holds it (compatibility sessions included).
+    async fn device_held_elsewhere(
+        &mut self,
+        user_id: Ulid,
+        scope: &str,
+        client_id: Ulid,
+    ) -> Result<Option<String>, StorageError>;
+
+    /// Starts a personal session acting as `actor`.
+    async fn add_personal_session(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        owner: PersonalSessionOwner,
+        actor: &User,
+        name: &str,
+        scope: &str,
+    ) -> Result<PersonalSession, StorageError>;
+
+    /// The personal session with this ID.
+    async fn find_personal_session(
+        &mut self,
+        id: Ulid,
+    ) -> Result<Option<PersonalSession>, StorageError>;
+
+    /// Issues a personal access token; `ttl` `None` means it never expires.
+    async fn add_personal_token(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        session: &PersonalSession,
+        token: &str,
+        ttl: Option<Duration>,
+    ) -> Result<PersonalAccessToken, StorageError>;
+
+    /// The personal access token with this value.
+    async fn find_personal_token_by_value(
+        &mut self,
+        token: &str,
+    ) -> Result<Option<PersonalAccessToken>, StorageError>;
+}
+
 #[async_trait]
 impl<R: Repository + ?Sized> ClientStore for R {
     async fn find_client(&mut self, id: Ulid) -> Result<Option<Client>, StorageError> {
@@ -70,6 +380,357 @@ impl<R: Repository + ?Sized> ClientStore for R {
         self.client()
             .record_assertion(rng, clock, client_id, jti, expires_at)
             .await
+    }
+}
+
+#[async_trait]
+impl<R: Repository + ?Sized> CodeStore for R {
+    async fn add_grant(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        grant: NewAuthorizationGrant,
+    ) -> Result<AuthorizationGrant, StorageError> {
+        self.authorization_grant().add(rng, clock, grant).await
+    }
+
+    async fn find_grant(&mut self, id: Ulid) -> Result<Option<AuthorizationGrant>, StorageError> {
+        self.authorization_grant().lookup(id).await
+    }
+
+    async fn find_grant_by_code(
+        &mut self,
+        code: &str,
+    ) -> Result<Option<AuthorizationGrant>, StorageError> {
+        self.authorization_grant().find_by_code(code).await
+    }
+
+    async fn fulfill_grant(
+        &mut self,
+        clock: &dyn Clock,
+        grant: AuthorizationGrant,
+        session: &Session,
+        code: &str,
+    ) -> Result<AuthorizationGrant, StorageError> {
+        self.authorization_grant()
+            .fulfill(clock, grant, session, code)
+            .await
+    }
+
+    async fn exchange_grant(
+        &mut self,
+        clock: &dyn Clock,
+        grant: AuthorizationGrant,
+    ) -> Result<Option<AuthorizationGrant>, StorageError> {
+        self.authorization_grant().exchange(clock, grant).await
+    }
+
+    async fn cancel_grant(
+        &mut self,
+        clock: &dyn Clock,
+        grant: AuthorizationGrant,
+    ) -> Result<AuthorizationGrant, StorageError> {
+        self.authorization_grant().cancel(clock, grant).await
+    }
+}
+
+#[async_trait]
+impl<R: Repository + ?Sized> DeviceGrantStore for R {
+    async fn add_device_grant(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        grant: NewDeviceCodeGrant,
+    ) -> Result<DeviceCodeGrant, StorageError> {
+        self.device_code_grant().add(rng, clock, grant).await
+    }
+
+    async fn find_device_grant(
+        &mut self,
+        device_code: &str,
+    ) -> Result<Option<DeviceCodeGrant>, StorageError> {
+        self.device_code_grant()
+            .find_by_device_code(device_code)
+            .await
+    }
+
+    async fn find_device_grant_by_id(
+        &mut self,
+        id: Ulid,
+    ) -> Result<Option<DeviceCodeGrant>, StorageError> {
+        self.device_code_grant().lookup(id).await
+    }
+
+    async fn find_device_grant_by_user_code(
+        &mut self,
+        user_code: &str,
+    ) -> Result<Option<DeviceCodeGrant>, StorageError> {
+        self.device_code_grant().find_by_user_code(user_code).await
+    }
+
+    async fn answer_device_grant(
+        &mut self,
+        clock: &dyn Clock,
+        grant: DeviceCodeGrant,
+        browser_session_id: Ulid,
+        approved: bool,
+    ) -> Result<Option<DeviceCodeGrant>, StorageError> {
+        let mut grants = self.device_code_grant();
+        if approved {
+            grants.fulfill(clock, grant, browser_session_id).await
+        } else {
+            grants.reject(clock, grant, browser_session_id).await
+        }
+    }
+
+    async fn record_device_poll(
+        &mut self,
+        clock: &dyn Clock,
+        grant: &DeviceCodeGrant,
+        interval: Duration,
+    ) -> Result<bool, StorageError> {
+        self.device_code_grant()
+            .record_poll(clock, grant, interval)
+            .await
+    }
+
+    async fn exchange_device_grant(
+        &mut self,
+        clock: &dyn Clock,
+        grant: DeviceCodeGrant,
+        session: &Session,
+    ) -> Result<Option<DeviceCodeGrant>, StorageError> {
+        self.device_code_grant()
+            .exchange(clock, grant, session)
+            .await
+    }
+}
+
+#[async_trait]
+impl<R: Repository + ?Sized> SessionStore for R {
+    async fn add_session(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        client_id: Ulid,
+        user_id: Option<Ulid>,
+        browser_session_id: Option<Ulid>,
+        scope: &str,
+        user_agent: Option<String>,
+    ) -> Result<Session, StorageError> {
+        self.session()
+            .add(
+                rng,
+                clock,
+                client_id,
+                user_id,
+                browser_session_id,
+                scope,
+                user_agent,
+            )
+            .await
+    }
+
+    async fn find_session(&mut self, id: Ulid) -> Result<Option<Session>, StorageError> {
+        self.session().lookup(id).await
+    }
+
+    async fn open_sessions(
+        &mut self,
+        user_id: Ulid,
+        client_id: Ulid,
+        limit: usize,
+    ) -> Result<Vec<Session>, StorageError> {
+        let filter = SessionFilter {
+            user_id: Some(user_id),
+            client_id: Some(client_id),
+            active: Some(true),
+        };
+        let page = self.session().list(filter, Pagination::last(limit)).await?;
+        Ok(page.edges)
+    }
+
+    async fn end_session(
+        &mut self,
+        clock: &dyn Clock,
+        session: Session,
+    ) -> Result<Session, StorageError> {
+        self.access_token()
+            .revoke_all_in_session(clock, session.id)
+            .await?;
+        self.refresh_token()
+            .revoke_all_in_session(clock, session.id)
+            .await?;
+        self.session().finish(clock, session).await
+    }
+
+    async fn add_access_token(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        session: &Session,
+        token: &str,
+        ttl: Option<Duration>,
+    ) -> Result<AccessToken, StorageError> {
+        self.access_token()
+            .add(rng, clock, session, token, ttl)
+            .await
+    }
+
+    async fn find_access_token(&mut self, id: Ulid) -> Result<Option<AccessToken>, StorageError> {
+        self.access_token().lookup(id).await
+    }
+
+    async fn find_access_token_by_value(
+        &mut self,
+        token: &str,
+    ) -> Result<Option<AccessToken>, StorageError> {
+        self.access_token().find_by_token(token).await
+    }
+
+    async fn mark_access_token_used(
+        &mut self,
+        clock: &dyn Clock,
+        token: AccessToken,
+    ) -> Result<AccessToken, StorageError> {
+        self.access_token().mark_used(clock, token).await
+    }
+
+    async fn revoke_access_token(
+        &mut self,
+        clock: &dyn Clock,
+        token: AccessToken,
+    ) -> Result<AccessToken, StorageError> {
+        self.access_token().revoke(clock, token).await
+    }
+
+    async fn add_refresh_token(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        session: &Session,
+        access_token: &AccessToken,
+        token: &str,
+    ) -> Result<RefreshToken, StorageError> {
+        self.refresh_token()
+            .add(rng, clock, session, access_token, token)
+            .await
+    }
+
+    async fn find_refresh_token(&mut self, id: Ulid) -> Result<Option<RefreshToken>, StorageError> {
+        self.refresh_token().lookup(id).await
+    }
+
+    async fn find_refresh_token_by_value(
+        &mut self,
+        token: &str,
+    ) -> Result<Option<RefreshToken>, StorageError> {
+        self.refresh_token().find_by_token(token).await
+    }
+
+    async fn consume_refresh_token(
+        &mut self,
+        clock: &dyn Clock,
+        token: RefreshToken,
+        next: &RefreshToken,
+    ) -> Result<Option<RefreshToken>, StorageError> {
+        self.refresh_token().consume(clock, token, next).await
+    }
+
+    async fn supersede_refresh_token(
+        &mut self,
+        clock: &dyn Clock,
+        token: RefreshToken,
+        next: &RefreshToken,
+    ) -> Result<Option<RefreshToken>, StorageError> {
+        self.refresh_token().supersede(clock, token, next).await
+    }
+}
+
+#[async_trait]
+impl<R: Repository + ?Sized> UserStore for R {
+    async fn find_user(&mut self, id: Ulid) -> Result<Option<User>, StorageError> {
+        self.user().lookup(id).await
+    }
+
+    async fn find_browser_session(
+        &mut self,
+        id: Ulid,
+    ) -> Result<Option<BrowserSession>, StorageError> {
+        self.browser_session().lookup(id).await
+    }
+
+    async fn last_authentication_at(
+        &mut self,
+        session: &BrowserSession,
+    ) -> Result<Option<DateTime<Utc>>, StorageError> {
+        let last = self.browser_session().last_authentication(session).await?;
+        Ok(last.map(|a| a.created_at))
+    }
+
+    async fn primary_email(&mut self, user: &User) -> Result<Option<String>, StorageError> {
+        let emails = self.user_email().all(user).await?;
+        Ok(emails.into_iter().next().map(|e| e.email))
+    }
+}
+
+#[async_trait]
+impl<R: Repository + ?Sized> MatrixStore for R {
+    async fn find_compat_token_with_session(
+        &mut self,
+        token: &str,
+    ) -> Result<Option<(CompatAccessToken, CompatSession, User)>, StorageError> {
+        self.compat_access_token().find_with_session(token).await
+    }
+
+    async fn device_held_elsewhere(
+        &mut self,
+        user_id: Ulid,
+        scope: &str,
+        client_id: Ulid,
+    ) -> Result<Option<String>, StorageError> {
+        mas_storage::jobs::device_held_elsewhere(self, user_id, scope, client_id).await
+    }
+
+    async fn add_personal_session(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        owner: PersonalSessionOwner,
+        actor: &User,
+        name: &str,
+        scope: &str,
+    ) -> Result<PersonalSession, StorageError> {
+        self.personal_session()
+            .add(rng, clock, owner, actor, name, scope)
+            .await
+    }
+
+    async fn find_personal_session(
+        &mut self,
+        id: Ulid,
+    ) -> Result<Option<PersonalSession>, StorageError> {
+        self.personal_session().lookup(id).await
+    }
+
+    async fn add_personal_token(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        session: &PersonalSession,
+        token: &str,
+        ttl: Option<Duration>,
+    ) -> Result<PersonalAccessToken, StorageError> {
+        self.personal_access_token()
+            .add(rng, clock, session, token, ttl)
+            .await
+    }
+
+    async fn find_personal_token_by_value(
+        &mut self,
+        token: &str,
+    ) -> Result<Option<PersonalAccessToken>, StorageError> {
+        self.personal_access_token().find_by_token(token).await
     }
 }
 

@@ -3,11 +3,12 @@
 
 use chrono::{DateTime, Utc};
 use mas_data_model::{Client, Session, TokenType};
-use mas_storage::{Clock, Repository, Rng};
+use mas_storage::{Clock, Rng};
 use serde::Serialize;
 use ulid::Ulid;
 
 use crate::error::{ErrorCode, OAuthError};
+use crate::store::{MatrixStore, SessionStore, UserStore};
 
 /// A fresh token of `kind`: 30 random letters and digits with the prefix and checksum.
 pub fn generate(rng: Rng<'_>, kind: TokenType) -> String {
@@ -163,8 +164,8 @@ pub struct IssuedPersonalToken {
 ///
 /// # Errors
 /// Whatever the storage says.
-pub async fn issue_personal_token(
-    repo: &mut dyn Repository,
+pub async fn issue_personal_token<S: MatrixStore + ?Sized>(
+    repo: &mut S,
     rng: Rng<'_>,
     clock: &dyn Clock,
     session: &mas_data_model::PersonalSession,
@@ -172,8 +173,7 @@ pub async fn issue_personal_token(
 ) -> Result<IssuedPersonalToken, mas_storage::StorageError> {
     let token = generate(rng, TokenType::PersonalAccessToken);
     let access = repo
-        .personal_access_token()
-        .add(rng, clock, session, &token, ttl)
+        .add_personal_token(rng, clock, session, &token, ttl)
         .await?;
     Ok(IssuedPersonalToken { access, token })
 }
@@ -195,8 +195,8 @@ pub enum PersonalRefusal {
 /// # Errors
 /// Whatever the storage says.
 #[allow(clippy::too_many_arguments)] // The session's parts, and the usual clock and rng.
-pub async fn start_personal_session(
-    repo: &mut dyn Repository,
+pub async fn start_personal_session<S: MatrixStore + ?Sized>(
+    repo: &mut S,
     rng: Rng<'_>,
     clock: &dyn Clock,
     policy: &crate::policy::Policy,
@@ -218,8 +218,7 @@ pub async fn start_personal_session(
         return Ok(Err(PersonalRefusal::AdminNotAllowed(admin.to_owned())));
     }
     let session = repo
-        .personal_session()
-        .add(rng, clock, owner, actor, name, scope)
+        .add_personal_session(rng, clock, owner, actor, name, scope)
         .await?;
     let issued = issue_personal_token(repo, rng, clock, &session, ttl).await?;
     Ok(Ok((session, issued)))
@@ -231,8 +230,8 @@ pub async fn start_personal_session(
 /// `unauthorized_client` when the client may not use the grant (public clients never may),
 /// `invalid_scope` for scopes that need a user, and for `urn:mas:admin` unless
 /// `may_administer` (the client is in `policy.data.admin_clients`).
-pub async fn client_credentials(
-    repo: &mut dyn Repository,
+pub async fn client_credentials<S: SessionStore + ?Sized>(
+    repo: &mut S,
     rng: Rng<'_>,
     clock: &dyn Clock,
     client: &Client,
@@ -272,12 +271,10 @@ pub async fn client_credentials(
     }
     let scope = scopes.join(" ");
     let session = repo
-        .session()
-        .add(rng, clock, client.id, None, None, &scope, None)
+        .add_session(rng, clock, client.id, None, None, &scope, None)
         .await?;
     let token = generate(rng, TokenType::AccessToken);
-    repo.access_token()
-        .add(rng, clock, &session, &token, Some(ttl))
+    repo.add_access_token(rng, clock, &session, &token, Some(ttl))
         .await?;
     Ok(TokenResponse {
         access_token: token,
@@ -523,8 +520,8 @@ pub fn consent_covers(granted: &str, requested: &str) -> bool {
 pub use mas_data_model::device_of;
 
 /// The answer for a compatibility token (`mct_`, or `syt_` imported from Synapse).
-async fn introspect_compat(
-    repo: &mut dyn Repository,
+async fn introspect_compat<S: MatrixStore + ?Sized>(
+    repo: &mut S,
     clock: &dyn Clock,
     token: &str,
 ) -> Result<Answer, OAuthError> {
@@ -532,8 +529,7 @@ async fn introspect_compat(
     let now = clock.now();
     // One indexed lookup for the token, its session and its user: this is the path every
     // Matrix request takes, through the homeserver.
-    let Some((access, session, user)) = repo.compat_access_token().find_with_session(token).await?
-    else {
+    let Some((access, session, user)) = repo.find_compat_token_with_session(token).await? else {
         return Ok(inactive);
     };
     if !access.is_valid(now) || !session.is_active() || !user.is_valid() {
@@ -572,21 +568,21 @@ async fn introspect_compat(
 }
 
 /// The answer for a personal access token (`mpt_`).
-async fn introspect_personal(
-    repo: &mut dyn Repository,
+async fn introspect_personal<S: MatrixStore + UserStore + ?Sized>(
+    repo: &mut S,
     clock: &dyn Clock,
     policy: &crate::policy::Policy,
     token: &str,
 ) -> Result<Answer, OAuthError> {
     let inactive = Answer::default();
     let now = clock.now();
-    let Some(access) = repo.personal_access_token().find_by_token(token).await? else {
+    let Some(access) = repo.find_personal_token_by_value(token).await? else {
         return Ok(inactive);
     };
     if access.revoked_at.is_some() || access.expires_at.is_some_and(|at| at <= now) {
         return Ok(inactive);
     }
-    let Some(session) = repo.personal_session().lookup(access.session_id).await? else {
+    let Some(session) = repo.find_personal_session(access.session_id).await? else {
         return Ok(inactive);
     };
     if session.revoked_at.is_some() {
@@ -594,8 +590,7 @@ async fn introspect_personal(
     }
     // An admin scope needs the right to request one, at every use: it can be taken away.
     let Some(user) = repo
-        .user()
-        .lookup(session.actor_user_id)
+        .find_user(session.actor_user_id)
         .await?
         .filter(|u| u.is_valid() && policy.may_hold(u, &session.scope))
     else {
@@ -631,8 +626,8 @@ async fn introspect_personal(
 ///
 /// # Errors
 /// `temporarily_unavailable` when the database is away.
-pub async fn introspect(
-    repo: &mut dyn Repository,
+pub async fn introspect<S: SessionStore + UserStore + MatrixStore + ?Sized>(
+    repo: &mut S,
     clock: &dyn Clock,
     policy: &crate::policy::Policy,
     token: &str,
@@ -676,8 +671,8 @@ impl Answer {
 }
 
 /// As [`introspect`], for a token whose format was checked already.
-pub(crate) async fn introspect_checked(
-    repo: &mut dyn Repository,
+pub(crate) async fn introspect_checked<S: SessionStore + UserStore + MatrixStore + ?Sized>(
+    repo: &mut S,
     clock: &dyn Clock,
     policy: &crate::policy::Policy,
     token: &str,
@@ -698,7 +693,7 @@ pub(crate) async fn introspect_checked(
     let mut in_use = None;
     let (session_id, token_type, id, created_at, expires_at) = match kind {
         TokenType::AccessToken => {
-            let Some(access) = repo.access_token().find_by_token(token).await? else {
+            let Some(access) = repo.find_access_token_by_value(token).await? else {
                 return Ok(inactive);
             };
             if !access.is_valid(now) {
@@ -718,7 +713,7 @@ pub(crate) async fn introspect_checked(
         // refresh token must never pass for one, whatever hint came with it.
         TokenType::RefreshToken if asker == Asker::Homeserver => return Ok(inactive),
         TokenType::RefreshToken => {
-            let Some(refresh) = repo.refresh_token().find_by_token(token).await? else {
+            let Some(refresh) = repo.find_refresh_token_by_value(token).await? else {
                 return Ok(inactive);
             };
             if !refresh.is_valid() {
@@ -735,7 +730,7 @@ pub(crate) async fn introspect_checked(
         // Compatibility and personal tokens answer to the homeserver only.
         _ => return Ok(inactive),
     };
-    let Some(session) = repo.session().lookup(session_id).await? else {
+    let Some(session) = repo.find_session(session_id).await? else {
         return Ok(inactive);
     };
     if !session.is_active() {
@@ -749,7 +744,7 @@ pub(crate) async fn introspect_checked(
     }
     let user = match session.user_id {
         // An admin scope lasts only as long as the user's right to it.
-        Some(user_id) => match repo.user().lookup(user_id).await? {
+        Some(user_id) => match repo.find_user(user_id).await? {
             Some(user) if user.is_valid() && policy.may_hold(&user, &session.scope) => Some(user),
             _ => return Ok(inactive),
         },
@@ -759,7 +754,7 @@ pub(crate) async fn introspect_checked(
         // A resource server asking about a token means the token is in use; that is
         // what tells a refresh retry from a refresh token theft. Only once it answers
         // active to this asker: a stranger's question proves nothing.
-        repo.access_token().mark_used(clock, access).await?;
+        repo.mark_access_token_used(clock, access).await?;
     }
     let scope = match asker {
         Asker::Homeserver => with_matrix_twins(&session.scope),
@@ -794,8 +789,8 @@ pub(crate) async fn introspect_checked(
 ///
 /// # Errors
 /// `unauthorized_client` when the token belongs to another client.
-pub async fn revoke(
-    repo: &mut dyn Repository,
+pub async fn revoke<S: SessionStore + ?Sized>(
+    repo: &mut S,
     clock: &dyn Clock,
     client: &Client,
     token: &str,
@@ -805,13 +800,11 @@ pub async fn revoke(
     };
     let session_id = match kind {
         TokenType::AccessToken => repo
-            .access_token()
-            .find_by_token(token)
+            .find_access_token_by_value(token)
             .await?
             .map(|t| t.session_id),
         TokenType::RefreshToken => repo
-            .refresh_token()
-            .find_by_token(token)
+            .find_refresh_token_by_value(token)
             .await?
             .map(|t| t.session_id),
         _ => {
@@ -824,7 +817,7 @@ pub async fn revoke(
     let Some(session_id) = session_id else {
         return Ok(None);
     };
-    let Some(session) = repo.session().lookup(session_id).await? else {
+    let Some(session) = repo.find_session(session_id).await? else {
         return Ok(None);
     };
     if session.client_id != client.id {
@@ -833,13 +826,7 @@ pub async fn revoke(
             "the token was not issued to this client",
         ));
     }
-    repo.access_token()
-        .revoke_all_in_session(clock, session.id)
-        .await?;
-    repo.refresh_token()
-        .revoke_all_in_session(clock, session.id)
-        .await?;
-    Ok(Some(repo.session().finish(clock, session).await?))
+    Ok(Some(repo.end_session(clock, session).await?))
 }
 
 #[cfg(test)]

@@ -178,8 +178,8 @@ struct Fields {
 ///
 /// # Errors
 /// When the database cannot be read.
-pub async fn open_sessions(
-    repo: &mut dyn Repository,
+pub async fn open_sessions<R: Repository + ?Sized>(
+    repo: &mut R,
     user_id: Ulid,
 ) -> Result<(Vec<CompatSession>, Vec<Session>), StorageError> {
     const PAGE: usize = 100;
@@ -242,8 +242,8 @@ pub async fn open_devices(
 ///
 /// # Errors
 /// When the database cannot be read.
-pub async fn device_held_elsewhere(
-    repo: &mut dyn Repository,
+pub async fn device_held_elsewhere<R: Repository + ?Sized>(
+    repo: &mut R,
     user_id: Ulid,
     scope: &str,
     client_id: Ulid,

@@ -174,55 +174,17 @@ pub(super) async fn decide(
     let clock = state.clock.as_ref();
     let mut rng = rand::make_rng::<rand::rngs::StdRng>();
 
-    let (redirect_uri, mode, client_state) = (
-        grant.redirect_uri.clone(),
-        grant.response_mode,
-        grant.state.clone(),
-    );
-    let refusal = mas_oauth_core::authorize::refusal(
+    let answer = mas_oauth_core::authorize::answer(
         repo.as_mut(),
+        &mut rng,
+        clock,
         &state.policy,
-        session.user_id,
-        &grant.scope,
-        grant.client_id,
+        &issuer,
+        session,
+        grant,
         allow,
     );
-    if let Some(error) = refusal.await? {
-        repo.authorization_grant().cancel(clock, grant).await?;
-        repo.save().await?;
-        return Ok(Redirect::error(
-            redirect_uri,
-            mode,
-            client_state.as_deref(),
-            &issuer,
-            &error,
-        ));
-    }
-    let oauth_session = repo
-        .session()
-        .add(
-            &mut rng,
-            clock,
-            grant.client_id,
-            Some(session.user_id),
-            Some(session.id),
-            &grant.scope,
-            None,
-        )
-        .await?;
-    let code = mas_oauth_core::tokens::random_string(&mut rng, 32);
-    repo.authorization_grant()
-        .fulfill(clock, grant, &oauth_session, &code)
-        .await?;
+    let redirect = answer.await?;
     repo.save().await?;
-    let mut params = vec![("code".to_owned(), code)];
-    if let Some(client_state) = client_state {
-        params.push(("state".to_owned(), client_state));
-    }
-    params.push(("iss".to_owned(), issuer.to_string()));
-    Ok(Redirect {
-        redirect_uri,
-        response_mode: mode,
-        params,
-    })
+    Ok(redirect)
 }

@@ -196,36 +196,20 @@ pub(super) async fn device_post(
     let clock = state.clock.as_ref();
     let result: Result<Option<bool>, mas_storage::StorageError> = async {
         let mut repo = state.repos.begin().await?;
-        let Some(grant) = repo
-            .device_code_grant()
-            .lookup(id)
-            .await?
-            .filter(|g| awaits_answer(g, clock.now()))
-        else {
+        let Some(grant) = repo.device_code_grant().lookup(id).await? else {
             return Ok(None);
         };
-        // Approved only if the account may grant what is asked, and the device is not
-        // another session's to take: the same rules as a consent.
-        let refusal = mas_oauth_core::authorize::refusal(
+        let answer = mas_oauth_core::device::answer(
             repo.as_mut(),
+            clock,
             &state.policy,
-            session.user_id,
-            &grant.scope,
-            grant.client_id,
+            &session,
+            grant,
             allow,
         );
-        let approved = refusal.await?.is_none();
-        let done = if approved {
-            repo.device_code_grant()
-                .fulfill(clock, grant, session.id)
-                .await?
-        } else {
-            repo.device_code_grant()
-                .reject(clock, grant, session.id)
-                .await?
-        };
+        let answered = answer.await?;
         repo.save().await?;
-        Ok(done.map(|_| approved))
+        Ok(answered)
     }
     .await;
     let (title, detail) = match result? {

@@ -5,6 +5,7 @@ use mas_oauth_core::jose::{JwsError, UnverifiedJws};
 use mas_oauth_core::{Endpoints, KeyError, KeyStore, ProviderMetadata, SigningAlgorithm};
 use serde_json::json;
 
+mod authorization_server;
 mod introspection_cache;
 mod properties;
 

@@ -1,0 +1,1231 @@
+//! A store that keeps everything in memory (feature `memory`): every trait of
+//! [`crate::store`], for tests and for small services that may forget every session
+//! when they restart.
+//!
+//! [`MemoryStore`] is the shared state; each request works in a [`MemoryUnit`] from
+//! [`MemoryStore::begin`], which [`MemoryUnit::commit`] keeps and dropping undoes, as a
+//! database transaction would. Every operation takes the store's lock for its own
+//! duration only, so the *exactly once* operations hold between concurrent units.
+//! Secrets (codes and tokens) are kept as their SHA-256 only.
+//!
+//! ```
+//! use mas_oauth_core::memory::MemoryStore;
+//! use mas_oauth_core::store::UserStore;
+//! use mas_storage::SystemClock;
+//!
+//! # async fn demo() -> Result<(), mas_storage::StorageError> {
+//! let store = MemoryStore::new();
+//! let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+//! let alice = store.add_user(&mut rng, &SystemClock, "alice");
+//! let mut unit = store.begin();
+//! assert_eq!(unit.find_user(alice.id).await?, Some(alice));
+//! unit.commit();
+//! # Ok(())
+//! # }
+//! ```
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use mas_data_model::{
+    AccessToken, AuthorizationCode, AuthorizationGrant, BrowserSession, Client, ClientKind,
+    CompatAccessToken, CompatSession, DeviceCodeGrant, DeviceCodeGrantState, LastActivity,
+    PersonalAccessToken, PersonalSession, PersonalSessionOwner, RefreshToken, Session, User,
+};
+use mas_storage::repository::{ClientParams, NewAuthorizationGrant, NewDeviceCodeGrant};
+use mas_storage::{Clock, Rng, StorageError};
+use ulid::Ulid;
+
+use crate::store::{
+    ClientStore, CodeStore, DeviceGrantStore, MatrixStore, SessionStore, UserStore,
+};
+
+/// What undoes one write of a unit that is dropped without being committed.
+type Undo = Box<dyn FnOnce(&mut State) + Send>;
+
+/// The SHA-256 of a secret: what is kept, and searched for.
+type Digest = Vec<u8>;
+
+/// A device grant and when its device last polled.
+#[derive(Clone)]
+struct DeviceRow {
+    grant: DeviceCodeGrant,
+    last_polled_at: Option<DateTime<Utc>>,
+}
+
+/// Every record, by ID, and the secrets' digests pointing at them.
+#[derive(Default)]
+struct State {
+    clients: HashMap<Ulid, Client>,
+    assertions: HashMap<(Ulid, String), DateTime<Utc>>,
+    grants: HashMap<Ulid, AuthorizationGrant>,
+    codes: HashMap<Digest, Ulid>,
+    device_grants: HashMap<Ulid, DeviceRow>,
+    device_codes: HashMap<Digest, Ulid>,
+    sessions: HashMap<Ulid, Session>,
+    access_tokens: HashMap<Ulid, AccessToken>,
+    access_digests: HashMap<Digest, Ulid>,
+    refresh_tokens: HashMap<Ulid, RefreshToken>,
+    refresh_digests: HashMap<Digest, Ulid>,
+    users: HashMap<Ulid, User>,
+    emails: HashMap<Ulid, String>,
+    browser_sessions: HashMap<Ulid, BrowserSession>,
+    authenticated_at: HashMap<Ulid, DateTime<Utc>>,
+    personal_sessions: HashMap<Ulid, PersonalSession>,
+    personal_tokens: HashMap<Ulid, PersonalAccessToken>,
+    personal_digests: HashMap<Digest, Ulid>,
+}
+
+/// The shared state of an in-memory store; clones share it.
+#[derive(Clone, Default)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore").finish_non_exhaustive()
+    }
+}
+
+/// One unit of work on a [`MemoryStore`]: its writes are seen at once by every unit,
+/// and undone when it is dropped without [`MemoryUnit::commit`].
+pub struct MemoryUnit {
+    state: Arc<Mutex<State>>,
+    undo: Vec<Undo>,
+}
+
+impl std::fmt::Debug for MemoryUnit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryUnit")
+            .field("writes", &self.undo.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    // Every write finishes under the lock without panicking, so a poisoned lock still
+    // guards whole records.
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn digest(secret: &str) -> Digest {
+    ring::digest::digest(&ring::digest::SHA256, secret.as_bytes())
+        .as_ref()
+        .to_vec()
+}
+
+fn new_id(rng: Rng<'_>, at: DateTime<Utc>) -> Ulid {
+    let millis = u64::try_from(at.timestamp_millis()).unwrap_or_default();
+    let mut random = [0u8; 16];
+    rng.fill_bytes(&mut random);
+    Ulid::from_parts(millis, u128::from_le_bytes(random))
+}
+
+/// Writes `value` under `key` in the table `table` picks, and remembers how to undo it.
+fn put<K, V>(
+    state: &mut State,
+    undo: &mut Vec<Undo>,
+    table: fn(&mut State) -> &mut HashMap<K, V>,
+    key: K,
+    value: V,
+) where
+    K: Eq + Hash + Clone + Send + 'static,
+    V: Send + 'static,
+{
+    let previous = table(state).insert(key.clone(), value);
+    undo.push(Box::new(move |state| match previous {
+        Some(previous) => {
+            table(state).insert(key, previous);
+        }
+        None => {
+            table(state).remove(&key);
+        }
+    }));
+}
+
+impl MemoryStore {
+    /// An empty store.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts a unit of work.
+    #[must_use]
+    pub fn begin(&self) -> MemoryUnit {
+        MemoryUnit {
+            state: Arc::clone(&self.state),
+            undo: Vec::new(),
+        }
+    }
+
+    /// Adds a client the service configures itself (not one that registered).
+    pub fn add_client(&self, client: Client) {
+        lock(&self.state).clients.insert(client.id, client);
+    }
+
+    /// Adds a user named `username`.
+    pub fn add_user(&self, rng: Rng<'_>, clock: &dyn Clock, username: &str) -> User {
+        let now = clock.now();
+        let user = User {
+            id: new_id(rng, now),
+            username: username.to_owned(),
+            created_at: now,
+            locked_at: None,
+            deactivated_at: None,
+            can_request_admin: false,
+        };
+        lock(&self.state).users.insert(user.id, user.clone());
+        user
+    }
+
+    /// The user named `username`.
+    #[must_use]
+    pub fn find_user_by_username(&self, username: &str) -> Option<User> {
+        let state = lock(&self.state);
+        state
+            .users
+            .values()
+            .find(|u| u.username == username)
+            .cloned()
+    }
+
+    /// Locks (`true`) or unlocks a user: a locked user's sessions stop working.
+    pub fn set_locked(&self, clock: &dyn Clock, user_id: Ulid, locked: bool) {
+        if let Some(user) = lock(&self.state).users.get_mut(&user_id) {
+            user.locked_at = locked.then(|| clock.now());
+        }
+    }
+
+    /// Gives `user` the email address the `email` scope shows.
+    pub fn set_email(&self, user: &User, email: &str) {
+        lock(&self.state).emails.insert(user.id, email.to_owned());
+    }
+
+    /// Records that `user` proved who they are just now, in a new browser session.
+    pub fn sign_in(&self, rng: Rng<'_>, clock: &dyn Clock, user: &User) -> BrowserSession {
+        let now = clock.now();
+        let session = BrowserSession {
+            id: new_id(rng, now),
+            user_id: user.id,
+            created_at: now,
+            finished_at: None,
+            user_agent: None,
+            last_activity: LastActivity::default(),
+        };
+        let mut state = lock(&self.state);
+        state.browser_sessions.insert(session.id, session.clone());
+        state.authenticated_at.insert(session.id, now);
+        session
+    }
+}
+
+impl MemoryUnit {
+    /// Keeps every write of this unit.
+    pub fn commit(mut self) {
+        self.undo.clear();
+    }
+}
+
+impl Drop for MemoryUnit {
+    fn drop(&mut self) {
+        if self.undo.is_empty() {
+            return;
+        }
+        let mut state = lock(&self.state);
+        for undo in self.undo.drain(..).rev() {
+            undo(&mut state);
+        }
+    }
+}
+
+#[async_trait]
+impl ClientStore for MemoryUnit {
+    async fn find_client(&mut self, id: Ulid) -> Result<Option<Client>, StorageError> {
+        Ok(lock(&self.state).clients.get(&id).cloned())
+    }
+
+    async fn register_client(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        params: ClientParams,
+    ) -> Result<Client, StorageError> {
+        let now = clock.now();
+        let client = params.into_client(new_id(rng, now), ClientKind::Dynamic, now);
+        let mut state = lock(&self.state);
+        put(
+            &mut state,
+            &mut self.undo,
+            |s| &mut s.clients,
+            client.id,
+            client.clone(),
+        );
+        Ok(client)
+    }
+
+    async fn record_client_assertion(
+        &mut self,
+        _rng: Rng<'_>,
+        clock: &dyn Clock,
+        client_id: Ulid,
+        jti: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool, StorageError> {
+        // Kept even when the unit is undone: the record must outlive the request.
+        let now = clock.now();
+        let mut state = lock(&self.state);
+        state.assertions.retain(|_, until| *until > now);
+        let key = (client_id, jti.to_owned());
+        if state.assertions.contains_key(&key) {
+            return Ok(false);
+        }
+        state.assertions.insert(key, expires_at);
+        Ok(true)
+    }
+}
+
+#[async_trait]
+impl CodeStore for MemoryUnit {
+    async fn add_grant(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        grant: NewAuthorizationGrant,
+    ) -> Result<AuthorizationGrant, StorageError> {
+        let now = clock.now();
+        let grant = AuthorizationGrant {
+            id: new_id(rng, now),
+            client_id: grant.client_id,
+            redirect_uri: grant.redirect_uri,
+            scope: grant.scope,
+            state: grant.state,
+            nonce: grant.nonce,
+            response_mode: grant.response_mode,
+            response_type_id_token: grant.response_type_id_token,
+            code: Some(AuthorizationCode { pkce: grant.pkce }),
+            max_age: grant.max_age,
+            login_hint: grant.login_hint,
+            prompt: grant.prompt,
+            created_at: now,
+            fulfilled_at: None,
+            exchanged_at: None,
+            cancelled_at: None,
+            session_id: None,
+        };
+        let mut state = lock(&self.state);
+        put(
+            &mut state,
+            &mut self.undo,
+            |s| &mut s.grants,
+            grant.id,
+            grant.clone(),
+        );
+        Ok(grant)
+    }
+
+    async fn find_grant(&mut self, id: Ulid) -> Result<Option<AuthorizationGrant>, StorageError> {
+        Ok(lock(&self.state).grants.get(&id).cloned())
+    }
+
+    async fn find_grant_by_code(
+        &mut self,
+        code: &str,
+    ) -> Result<Option<AuthorizationGrant>, StorageError> {
+        let state = lock(&self.state);
+        let id = state.codes.get(&digest(code));
+        Ok(id.and_then(|id| state.grants.get(id)).cloned())
+    }
+
+    async fn fulfill_grant(
+        &mut self,
+        clock: &dyn Clock,
+        grant: AuthorizationGrant,
+        session: &Session,
+        code: &str,
+    ) -> Result<AuthorizationGrant, StorageError> {
+        let mut state = lock(&self.state);
+        let Some(mut stored) = state
+            .grants
+            .get(&grant.id)
+            .filter(|g| g.fulfilled_at.is_none() && g.cancelled_at.is_none())
+            .cloned()
+        else {
+            return Err(StorageError::InvalidData {
+                table: "authorization grants",
+                reason: "the grant was answered already".to_owned(),
+            });
+        };
+        stored.fulfilled_at = Some(clock.now());
+        stored.session_id = Some(session.id);
+        put(
+            &mut state,
+            &mut self.undo,
+            |s| &mut s.codes,
+            digest(code),
+            stored.id,
+        );
+        put(
+            &mut state,
+            &mut self.undo,
+            |s| &mut s.grants,
+            stored.id,
+            stored.clone(),
+        );
+        Ok(stored)
+    }
+
+    async fn exchange_grant(
+        &mut self,
+        clock: &dyn Clock,
+        grant: AuthorizationGrant,
+    ) -> Result<Option<AuthorizationGrant>, StorageError> {
+        let mut state = lock(&self.state);
+        let Some(mut stored) = state
+            .grants
+            .get(&grant.id)
+            .filter(|g| g.exchanged_at.is_none())
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        stored.exchanged_at = Some(clock.now());
+        put(
+            &mut state,
+            &mut self.undo,
+            |s| &mut s.grants,
+            stored.id,
+            stored.clone(),
+        );
+        Ok(Some(stored))
+    }
+
+    async fn cancel_grant(
+        &mut self,
+        clock: &dyn Clock,
+        mut grant: AuthorizationGrant,
+    ) -> Result<AuthorizationGrant, StorageError> {
+        let mut state = lock(&self.state);
+        if let Some(stored) = state.grants.get(&grant.id) {
+            grant = stored.clone();
+            grant.cancelled_at = Some(clock.now());
+            put(
+                &mut state,
+                &mut self.undo,
+                |s| &mut s.grants,
+                grant.id,
+                grant.clone(),
+            );
+        }
+        Ok(grant)
+    }
+}
+
+impl MemoryUnit {
+    /// Moves a device grant on, when `allowed` says its stored state may: exactly once.
+    fn advance_device_grant(
+        &mut self,
+        id: Ulid,
+        allowed: impl FnOnce(&DeviceRow) -> bool,
+        change: impl FnOnce(&mut DeviceRow),
+    ) -> Option<DeviceCodeGrant> {
+        let mut state = lock(&self.state);
+        let mut row = state.device_grants.get(&id).filter(|r| allowed(r))?.clone();
+        change(&mut row);
+        let grant = row.grant.clone();
+        put(
+            &mut state,
+            &mut self.undo,
+            |s| &mut s.device_grants,
+            id,
+            row,
+        );
+        Some(grant)
+    }
+}
+
+#[async_trait]
+impl DeviceGrantStore for MemoryUnit {
+    async fn add_device_grant(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        grant: NewDeviceCodeGrant,
+    ) -> Result<DeviceCodeGrant, StorageError> {
+        let now = clock.now();
+        let row = DeviceRow {
+            grant: DeviceCodeGrant {
+                id: new_id(rng, now),
+                client_id: grant.client_id,
+                scope: grant.scope,
+                user_code: grant.user_code,
+                created_at: now,
+                expires_at: now + grant.expires_in,
+                state: DeviceCodeGrantState::Pending,
+                browser_session_id: None,
+                session_id: None,
+                ip_address: grant.ip_address,
+                user_agent: grant.user_agent,
+            },
+            last_polled_at: None,
+        };
+        let mut state = lock(&self.state);
+        if state
+            .device_grants
+            .values()
+            .any(|r| r.grant.user_code == row.grant.user_code)
+        {
+            return Err(StorageError::Conflict("the user code is taken".to_owned()));
+        }
+        let id = row.grant.id;
+        let created = row.grant.clone();
+        put(
+            &mut state,
+            &mut self.undo,
+            |s| &mut s.device_codes,
+            digest(&grant.device_code),
+            id,
+        );
+        put(
+            &mut state,
+            &mut self.undo,
+            |s| &mut s.device_grants,
+            id,
+            row,
+        );
+        Ok(created)
+    }
+
+    async fn find_device_grant(
+        &mut self,
+        device_code: &str,
+    ) -> Result<Option<DeviceCodeGrant>, StorageError> {
+        let state = lock(&self.state);
+        let id = state.device_codes.get(&digest(device_code));
+        Ok(id
+            .and_then(|id| state.device_grants.get(id))
+            .map(|r| r.grant.clone()))
+    }
+
+    async fn find_device_grant_by_id(
+        &mut self,
+        id: Ulid,
+    ) -> Result<Option<DeviceCodeGrant>, StorageError> {
+        Ok(lock(&self.state)
+            .device_grants
+            .get(&id)
+            .map(|r| r.grant.clone()))
+    }
+
+    async fn find_device_grant_by_user_code(
+        &mut self,
+        user_code: &str,
+    ) -> Result<Option<DeviceCodeGrant>, StorageError> {
+        let state = lock(&self.state);
+        let row = state
+            .device_grants
+            .values()
+            .find(|r| r.grant.user_code == user_code);
+        Ok(row.map(|r| r.grant.clone()))
+    }
+
+    async fn answer_device_grant(
+        &mut self,
+        _clock: &dyn Clock,
+        grant: DeviceCodeGrant,
+        browser_session_id: Ulid,
+        approved: bool,
+    ) -> Result<Option<DeviceCodeGrant>, StorageError> {
+        Ok(self.advance_device_grant(
+            grant.id,
+            |r| r.grant.state == DeviceCodeGrantState::Pending,
+            |r| {
+                r.grant.browser_session_id = Some(browser_session_id);
+                r.grant.state = if approved {
+                    DeviceCodeGrantState::Fulfilled
+                } else {
+                    DeviceCodeGrantState::Rejected
+                };
+            },
+        ))
+    }
+
+    async fn record_device_poll(
+        &mut self,
+        clock: &dyn Clock,
+        grant: &DeviceCodeGrant,
+        interval: Duration,
+    ) -> Result<bool, StorageError> {
+        let now = clock.now();
+        let polled = self.advance_device_grant(
+            grant.id,
+            |r| r.last_polled_at.is_none_or(|at| at <= now - interval),
+            |r| r.last_polled_at = Some(now),
+        );
+        Ok(polled.is_some())
+    }
+
+    async fn exchange_device_grant(
+        &mut self,
+        _clock: &dyn Clock,
+        grant: DeviceCodeGrant,
+        session: &Session,
+    ) -> Result<Option<DeviceCodeGrant>, StorageError> {
+        Ok(self.advance_device_grant(
+            grant.id,
+            |r| r.grant.state == DeviceCodeGrantState::Fulfilled,
+            |r| {
+                r.grant.state = DeviceCodeGrantState::Exchanged;
+                r.grant.session_id = Some(session.id);
+            },
+        ))
+    }
+}
+
+impl MemoryUnit {
+    /// Replaces a refresh token by `next`, revoking it too when `revoke`: exactly once.
+    fn replace_refresh_token(
+        &mut self,
+        clock: &dyn Clock,
+        token: &RefreshToken,
+        next: &RefreshToken,
+        revoke: bool,
+    ) -> Option<RefreshToken> {
+        let mut state = lock(&self.state);
+        let mut stored = state
+            .refresh_tokens
+            .get(&token.id)
+            .filter(|t| t.is_valid())
+            .cloned()?;
+        let now = clock.now();
+        stored.consumed_at = Some(now);
+        stored.next_token_id = Some(next.id);
+        if revoke {
+            stored.revoked_at = Some(now);
+        }
+        put(
+            &mut state,
+            &mut self.undo,
+            |s| &mut s.refresh_tokens,
+            stored.id,
+            stored.clone(),
+        );
+        Some(stored)
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryUnit {
+    async fn add_session(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        client_id: Ulid,
+        user_id: Option<Ulid>,
+        browser_session_id: Option<Ulid>,
+        scope: &str,
+        user_agent: Option<String>,
+    ) -> Result<Session, StorageError> {
+        let now = clock.now();
+        let session = Session {
+            id: new_id(rng, now),
+            user_id,
+            browser_session_id,
+            client_id,
+            scope: scope.to_owned(),
+            created_at: now,
+            finished_at: None,
+            user_agent,
+            last_activity: LastActivity::default(),
+            human_name: None,
+        };
+        let mut state = lock(&self.state);
+        put(
+            &mut state,
+            &mut self.undo,
+            |s| &mut s.sessions,
+            session.id,
+            session.clone(),
+        );
+        Ok(session)
+    }
+
+    async fn find_session(&mut self, id: Ulid) -> Result<Option<Session>, StorageError> {
+        Ok(lock(&self.state).sessions.get(&id).cloned())
+    }
+
+    async fn open_sessions(
+        &mut self,
+        user_id: Ulid,
+        client_id: Ulid,
+        limit: usize,
+    ) -> Result<Vec<Session>, StorageError> {
+        let state = lock(&self.state);
+        let mut open: Vec<Session> = state
+            .sessions
+            .values()
+            .filter(|s| s.user_id == Some(user_id) && s.client_id == client_id && s.is_active())
+            .cloned()
+            .collect();
+        open.sort_by_key(|s| std::cmp::Reverse(s.id));
+        open.truncate(limit);
+        Ok(open)
+    }
+
+    async fn end_session(
+        &mut self,
+        clock: &dyn Clock,
+        session: Session,
+    ) -> Result<Session, StorageError> {
+        let now = clock.now();
+        let mut state = lock(&self.state);
+        let access: Vec<AccessToken> = state
+            .access_tokens
+            .values()
+            .filter(|t| t.session_id == session.id && t.revoked_at.is_none())
+            .cloned()
+            .collect();
+        for mut token in access {
+            token.revoked_at = Some(now);
+            put(
+                &mut state,
+                &mut self.undo,
+                |s| &mut s.access_tokens,
+                token.id,
+                token,
+            );
+        }
+        let refresh: Vec<RefreshToken> = state
+            .refresh_tokens
+            .values()
+            .filter(|t| t.session_id == session.id && t.revoked_at.is_none())
+            .cloned()
+            .collect();
+        for mut token in refresh {
+            token.revoked_at = Some(now);
+            put(
+                &mut state,
+                &mut self.undo,
+                |s| &mut s.refresh_tokens,
+                token.id,
+                token,
+            );
+        }
+        let mut ended = state.sessions.get(&session.id).cloned().unwrap_or(session);
+        if ended.finished_at.is_none() {
+            ended.finished_at = Some(now);
+            put(
+                &mut state,
+                &mut self.undo,
+                |s| &mut s.sessions,
+                ended.id,
+                ended.clone(),
+            );
+        }
+        Ok(ended)
+    }
+
+    async fn add_access_token(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        session: &Session,
+        token: &str,
+        ttl: Option<Duration>,
+    ) -> Result<AccessToken, StorageError> {
+        let now = clock.now();
+        let access = AccessToken {
+            id: new_id(rng, now),
+            session_id: session.id,
+            created_at: now,
+            expires_at: ttl.map(|ttl| now + ttl),
+            revoked_at: None,
+            first_used_at: None,
+        };
+        let mut state = lock(&self.state);
+        put(
+            &mut state,
+            &mut self.undo,
+            |s| &mut s.access_digests,
+            digest(token),
+            access.id,
+        );
+        put(
+            &mut state,
+            &mut self.undo,
+            |s| &mut s.access_tokens,
+            access.id,
+            access.clone(),
+        );
+        Ok(access)
+    }
+
+    async fn find_access_token(&mut self, id: Ulid) -> Result<Option<AccessToken>, StorageError> {
+        Ok(lock(&self.state).access_tokens.get(&id).cloned())
+    }
+
+    async fn find_access_token_by_value(
+        &mut self,
+        token: &str,
+    ) -> Result<Option<AccessToken>, StorageError> {
+        let state = lock(&self.state);
+        let id = state.access_digests.get(&digest(token));
+        Ok(id.and_then(|id| state.access_tokens.get(id)).cloned())
+    }
+
+    async fn mark_access_token_used(
+        &mut self,
+        clock: &dyn Clock,
+        token: AccessToken,
+    ) -> Result<AccessToken, StorageError> {
+        let mut state = lock(&self.state);
+        let Some(mut stored) = state.access_tokens.get(&token.id).cloned() else {
+            return Ok(token);
+        };
+        if stored.first_used_at.is_none() {
+            stored.first_used_at = Some(clock.now());
+            put(
+                &mut state,
+                &mut self.undo,
+                |s| &mut s.access_tokens,
+                stored.id,
+                stored.clone(),
+            );
+        }
+        Ok(stored)
+    }
+
+    async fn revoke_access_token(
+        &mut self,
+        clock: &dyn Clock,
+        token: AccessToken,
+    ) -> Result<AccessToken, StorageError> {
+        let mut state = lock(&self.state);
+        let Some(mut stored) = state.access_tokens.get(&token.id).cloned() else {
+            return Ok(token);
+        };
+        if stored.revoked_at.is_none() {
+            stored.revoked_at = Some(clock.now());
+            put(
+                &mut state,
+                &mut self.undo,
+                |s| &mut s.access_tokens,
+                stored.id,
+                stored.clone(),
+            );
+        }
+        Ok(stored)
+    }
+
+    async fn add_refresh_token(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        session: &Session,
+        access_token: &AccessToken,
+        token: &str,
+    ) -> Result<RefreshToken, StorageError> {
+        let now = clock.now();
+        let refresh = RefreshToken {
+            id: new_id(rng, now),
+            session_id: session.id,
+            access_token_id: Some(access_token.id),
+            created_at: now,
+            consumed_at: None,
+            revoked_at: None,
+            next_token_id: None,
+        };
+        let mut state = lock(&self.state);
+        put(
+            &mut state,
+            &mut self.undo,
+            |s| &mut s.refresh_digests,
+            digest(token),
+            refresh.id,
+        );
+        put(
+            &mut state,
+            &mut self.undo,
+            |s| &mut s.refresh_tokens,
+            refresh.id,
+            refresh.clone(),
+        );
+        Ok(refresh)
+    }
+
+    async fn find_refresh_token(&mut self, id: Ulid) -> Result<Option<RefreshToken>, StorageError> {
+        Ok(lock(&self.state).refresh_tokens.get(&id).cloned())
+    }
+
+    async fn find_refresh_token_by_value(
+        &mut self,
+        token: &str,
+    ) -> Result<Option<RefreshToken>, StorageError> {
+        let state = lock(&self.state);
+        let id = state.refresh_digests.get(&digest(token));
+        Ok(id.and_then(|id| state.refresh_tokens.get(id)).cloned())
+    }
+
+    async fn consume_refresh_token(
+        &mut self,
+        clock: &dyn Clock,
+        token: RefreshToken,
+        next: &RefreshToken,
+    ) -> Result<Option<RefreshToken>, StorageError> {
+        Ok(self.replace_refresh_token(clock, &token, next, false))
+    }
+
+    async fn supersede_refresh_token(
+        &mut self,
+        clock: &dyn Clock,
+        token: RefreshToken,
+        next: &RefreshToken,
+    ) -> Result<Option<RefreshToken>, StorageError> {
+        Ok(self.replace_refresh_token(clock, &token, next, true))
+    }
+}
+
+#[async_trait]
+impl UserStore for MemoryUnit {
+    async fn find_user(&mut self, id: Ulid) -> Result<Option<User>, StorageError> {
+        Ok(lock(&self.state).users.get(&id).cloned())
+    }
+
+    async fn find_browser_session(
+        &mut self,
+        id: Ulid,
+    ) -> Result<Option<BrowserSession>, StorageError> {
+        Ok(lock(&self.state).browser_sessions.get(&id).cloned())
+    }
+
+    async fn last_authentication_at(
+        &mut self,
+        session: &BrowserSession,
+    ) -> Result<Option<DateTime<Utc>>, StorageError> {
+        Ok(lock(&self.state).authenticated_at.get(&session.id).copied())
+    }
+
+    async fn primary_email(&mut self, user: &User) -> Result<Option<String>, StorageError> {
+        Ok(lock(&self.state).emails.get(&user.id).cloned())
+    }
+}
+
+#[async_trait]
+impl MatrixStore for MemoryUnit {
+    async fn find_compat_token_with_session(
+        &mut self,
+        _token: &str,
+    ) -> Result<Option<(CompatAccessToken, CompatSession, User)>, StorageError> {
+        // Compatibility sessions come from the service's `/login`, which the core leaves
+        // to the service: this store has none.
+        Ok(None)
+    }
+
+    async fn device_held_elsewhere(
+        &mut self,
+        user_id: Ulid,
+        scope: &str,
+        client_id: Ulid,
+    ) -> Result<Option<String>, StorageError> {
+        let Some(device) = mas_data_model::device_of(scope) else {
+            return Ok(None);
+        };
+        let state = lock(&self.state);
+        let held = state.sessions.values().any(|s| {
+            s.user_id == Some(user_id)
+                && s.client_id != client_id
+                && s.is_active()
+                && s.scope
+                    .split(' ')
+                    .filter_map(mas_data_model::device_of)
+                    .any(|d| d == device)
+        });
+        Ok(held.then_some(device))
+    }
+
+    async fn add_personal_session(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        owner: PersonalSessionOwner,
+        actor: &User,
+        name: &str,
+        scope: &str,
+    ) -> Result<PersonalSession, StorageError> {
+        let now = clock.now();
+        let session = PersonalSession {
+            id: new_id(rng, now),
+            owner,
+            actor_user_id: actor.id,
+            human_name: name.to_owned(),
+            scope: scope.to_owned(),
+            created_at: now,
+            revoked_at: None,
+            last_activity: LastActivity::default(),
+        };
+        let mut state = lock(&self.state);
+        put(
+            &mut state,
+            &mut self.undo,
+            |s| &mut s.personal_sessions,
+            session.id,
+            session.clone(),
+        );
+        Ok(session)
+    }
+
+    async fn find_personal_session(
+        &mut self,
+        id: Ulid,
+    ) -> Result<Option<PersonalSession>, StorageError> {
+        Ok(lock(&self.state).personal_sessions.get(&id).cloned())
+    }
+
+    async fn add_personal_token(
+        &mut self,
+        rng: Rng<'_>,
+        clock: &dyn Clock,
+        session: &PersonalSession,
+        token: &str,
+        ttl: Option<Duration>,
+    ) -> Result<PersonalAccessToken, StorageError> {
+        let now = clock.now();
+        let access = PersonalAccessToken {
+            id: new_id(rng, now),
+            session_id: session.id,
+            created_at: now,
+            expires_at: ttl.map(|ttl| now + ttl),
+            revoked_at: None,
+        };
+        let mut state = lock(&self.state);
+        put(
+            &mut state,
+            &mut self.undo,
+            |s| &mut s.personal_digests,
+            digest(token),
+            access.id,
+        );
+        put(
+            &mut state,
+            &mut self.undo,
+            |s| &mut s.personal_tokens,
+            access.id,
+            access.clone(),
+        );
+        Ok(access)
+    }
+
+    async fn find_personal_token_by_value(
+        &mut self,
+        token: &str,
+    ) -> Result<Option<PersonalAccessToken>, StorageError> {
+        let state = lock(&self.state);
+        let id = state.personal_digests.get(&digest(token));
+        Ok(id.and_then(|id| state.personal_tokens.get(id)).cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mas_storage::SystemClock;
+
+    use super::*;
+
+    fn rng() -> rand::rngs::StdRng {
+        rand::make_rng()
+    }
+
+    /// A session of `client` for `user`, with an access and a refresh token, committed.
+    async fn session_with_tokens(
+        store: &MemoryStore,
+        user: &User,
+    ) -> (Session, AccessToken, RefreshToken) {
+        let mut unit = store.begin();
+        let clock = &SystemClock;
+        let session = unit
+            .add_session(
+                &mut rng(),
+                clock,
+                Ulid::new(),
+                Some(user.id),
+                None,
+                "openid",
+                None,
+            )
+            .await
+            .unwrap();
+        let access = unit
+            .add_access_token(&mut rng(), clock, &session, "mat_one", None)
+            .await
+            .unwrap();
+        let refresh = unit
+            .add_refresh_token(&mut rng(), clock, &session, &access, "mar_one")
+            .await
+            .unwrap();
+        unit.commit();
+        (session, access, refresh)
+    }
+
+    #[tokio::test]
+    async fn a_unit_dropped_without_commit_leaves_nothing_behind() {
+        let store = MemoryStore::new();
+        let alice = store.add_user(&mut rng(), &SystemClock, "alice");
+        let (session, access, refresh) = session_with_tokens(&store, &alice).await;
+
+        let mut unit = store.begin();
+        let ended = unit
+            .end_session(&SystemClock, session.clone())
+            .await
+            .unwrap();
+        assert!(!ended.is_active());
+        let extra = unit
+            .add_access_token(&mut rng(), &SystemClock, &session, "mat_two", None)
+            .await
+            .unwrap();
+        drop(unit);
+
+        let mut unit = store.begin();
+        let found = unit.find_session(session.id).await.unwrap().unwrap();
+        assert!(found.is_active(), "the end was undone");
+        let token = unit.find_access_token_by_value("mat_one").await.unwrap();
+        assert_eq!(token, Some(access));
+        let token = unit.find_refresh_token_by_value("mar_one").await.unwrap();
+        assert_eq!(token, Some(refresh));
+        assert_eq!(unit.find_access_token(extra.id).await.unwrap(), None);
+        assert_eq!(
+            unit.find_access_token_by_value("mat_two").await.unwrap(),
+            None
+        );
+
+        // The same, committed, stays.
+        unit.end_session(&SystemClock, found).await.unwrap();
+        unit.commit();
+        let mut unit = store.begin();
+        let found = unit.find_session(session.id).await.unwrap().unwrap();
+        assert!(!found.is_active());
+        let token = unit
+            .find_access_token_by_value("mat_one")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(token.revoked_at.is_some(), "its tokens went with it");
+    }
+
+    #[tokio::test]
+    async fn exactly_once_holds_between_units() {
+        let store = MemoryStore::new();
+        let clock = &SystemClock;
+        let alice = store.add_user(&mut rng(), clock, "alice");
+        let (session, access, refresh) = session_with_tokens(&store, &alice).await;
+
+        // Two refreshes of one token: one wins, whatever the order they commit in.
+        let (mut first, mut second) = (store.begin(), store.begin());
+        let next = first
+            .add_refresh_token(&mut rng(), clock, &session, &access, "mar_two")
+            .await
+            .unwrap();
+        let won = first.consume_refresh_token(clock, refresh.clone(), &next);
+        assert!(won.await.unwrap().is_some());
+        let lost = second.consume_refresh_token(clock, refresh.clone(), &next);
+        assert!(lost.await.unwrap().is_none());
+        let lost = second.supersede_refresh_token(clock, refresh, &next);
+        assert!(lost.await.unwrap().is_none());
+        first.commit();
+        drop(second);
+
+        // Two exchanges of one code.
+        let mut unit = store.begin();
+        let grant = NewAuthorizationGrant {
+            client_id: session.client_id,
+            redirect_uri: url::Url::parse("https://app.example/cb").unwrap(),
+            scope: "openid".to_owned(),
+            state: None,
+            nonce: None,
+            response_mode: mas_data_model::ResponseMode::Query,
+            response_type_id_token: false,
+            pkce: None,
+            max_age: None,
+            login_hint: None,
+            prompt: None,
+        };
+        let grant = unit.add_grant(&mut rng(), clock, grant).await.unwrap();
+        let grant = unit.fulfill_grant(clock, grant, &session, "the code").await;
+        let grant = grant.unwrap();
+        let again = unit
+            .fulfill_grant(clock, grant.clone(), &session, "another")
+            .await;
+        assert!(
+            matches!(again, Err(StorageError::InvalidData { .. })),
+            "a grant is answered once"
+        );
+        unit.commit();
+        let (mut first, mut second) = (store.begin(), store.begin());
+        let found = first.find_grant_by_code("the code").await.unwrap().unwrap();
+        assert_eq!(found.id, grant.id);
+        assert!(
+            first
+                .exchange_grant(clock, found.clone())
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(second.exchange_grant(clock, found).await.unwrap().is_none());
+        assert_eq!(second.find_grant_by_code("another").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn device_grants_poll_at_the_interval_and_are_exchanged_once() {
+        let store = MemoryStore::new();
+        let clock = mas_storage::MockClock::default();
+        let alice = store.add_user(&mut rng(), &clock, "alice");
+        let browser = store.sign_in(&mut rng(), &clock, &alice);
+        let mut unit = store.begin();
+        let new = NewDeviceCodeGrant {
+            client_id: Ulid::new(),
+            scope: "openid".to_owned(),
+            device_code: "device".to_owned(),
+            user_code: "ABCD-EFGH".to_owned(),
+            expires_in: Duration::minutes(10),
+            ip_address: None,
+            user_agent: None,
+        };
+        let grant = unit.add_device_grant(&mut rng(), &clock, new.clone()).await;
+        let grant = grant.unwrap();
+        let taken = unit.add_device_grant(&mut rng(), &clock, new).await;
+        assert!(matches!(taken, Err(StorageError::Conflict(_))));
+        let gap = Duration::seconds(4);
+        assert!(unit.record_device_poll(&clock, &grant, gap).await.unwrap());
+        assert!(!unit.record_device_poll(&clock, &grant, gap).await.unwrap());
+        clock.advance(Duration::seconds(5));
+        assert!(unit.record_device_poll(&clock, &grant, gap).await.unwrap());
+
+        let found = unit.find_device_grant_by_user_code("ABCD-EFGH").await;
+        let found = found.unwrap().unwrap();
+        let answered = unit.answer_device_grant(&clock, found.clone(), browser.id, true);
+        assert!(answered.await.unwrap().is_some());
+        let twice = unit.answer_device_grant(&clock, found, browser.id, false);
+        assert!(twice.await.unwrap().is_none(), "answered once");
+        let session = unit
+            .add_session(
+                &mut rng(),
+                &clock,
+                grant.client_id,
+                Some(alice.id),
+                None,
+                "openid",
+                None,
+            )
+            .await
+            .unwrap();
+        let found = unit.find_device_grant("device").await.unwrap().unwrap();
+        assert_eq!(found.state, DeviceCodeGrantState::Fulfilled);
+        let first = unit.exchange_device_grant(&clock, found.clone(), &session);
+        assert!(first.await.unwrap().is_some());
+        let second = unit.exchange_device_grant(&clock, found, &session);
+        assert!(second.await.unwrap().is_none());
+    }
+}
