@@ -546,7 +546,7 @@ async fn introspect(
     let for_homeserver = || {
         mas_oauth_core::introspect_for_homeserver(
             &state.introspection_cache,
-            state.repos.as_ref(),
+            || state.repos.reader(),
             clock,
             &state.policy,
             token,

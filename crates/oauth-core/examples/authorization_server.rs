@@ -1,6 +1,6 @@
 //! A minimal OpenID Provider on plain hyper, keeping everything in memory
 //! (`mas_oauth_core::memory`). It listens on `LISTEN` (127.0.0.1:8095), has one user,
-//! `alice`, whose password is `ALICE_PASSWORD`, and one confidential client, which it
+//! `alice`, whose password is `ALICE_PASSWORD` (required), and one confidential client, which it
 //! prints with its secret, redirecting to `REDIRECT_URI`
 //! (`http://127.0.0.1:8096/callback`). Nothing survives a restart.
 //!
@@ -8,6 +8,7 @@
 #![allow(dead_code)] // The shared server module serves the SQLite example too.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 
 use mas_data_model::{BrowserSession, ClientKind, User};
 use mas_oauth_core::memory::{MemoryStore, MemoryUnit};
@@ -20,6 +21,8 @@ pub mod server;
 pub struct Memory {
     store: MemoryStore,
     passwords: Vec<(String, u16, String)>,
+    /// When the store was last pruned, in seconds since the epoch.
+    pruned_at: AtomicI64,
 }
 
 impl server::Backend for Memory {
@@ -31,6 +34,17 @@ impl server::Backend for Memory {
     }
 
     async fn begin(&self) -> Result<MemoryUnit, StorageError> {
+        // What can no longer be used goes, once a minute at most.
+        let now = chrono::Utc::now();
+        let last = self.pruned_at.load(Ordering::Relaxed);
+        let due = now.timestamp() - last >= 60;
+        let swap = |at| {
+            self.pruned_at
+                .compare_exchange(last, at, Ordering::Relaxed, Ordering::Relaxed)
+        };
+        if due && swap(now.timestamp()).is_ok() {
+            self.store.prune(now);
+        }
         Ok(self.store.begin())
     }
 
@@ -53,11 +67,11 @@ impl server::Backend for Memory {
 
     async fn sign_in(
         &self,
-        _unit: &mut MemoryUnit,
+        unit: &mut MemoryUnit,
         user: &User,
     ) -> Result<BrowserSession, StorageError> {
         let mut rng = rand::make_rng::<rand::rngs::StdRng>();
-        Ok(self.store.sign_in(&mut rng, &SystemClock, user))
+        Ok(unit.sign_in(&mut rng, &SystemClock, user))
     }
 }
 
@@ -89,10 +103,12 @@ pub fn provider(
         backend: Memory {
             store,
             passwords: vec![("alice".to_owned(), version, hash)],
+            pruned_at: AtomicI64::new(0),
         },
         endpoints: server::endpoints_at(address)?,
         keys: server::fresh_keys()?,
         encrypter,
+        decoy: server::decoy(&passwords)?,
         passwords,
         policy: mas_oauth_core::policy::Policy::default(),
     };
@@ -104,7 +120,9 @@ async fn main() -> Result<(), server::StartError> {
     let env = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.into());
     let listen = env("LISTEN", "127.0.0.1:8095");
     let listener = tokio::net::TcpListener::bind(&listen).await?;
-    let password = env("ALICE_PASSWORD", "alice's password");
+    let Ok(password) = std::env::var("ALICE_PASSWORD") else {
+        return Err("set ALICE_PASSWORD, alice's password".into());
+    };
     let redirect_uri = env("REDIRECT_URI", "http://127.0.0.1:8096/callback");
     let secret = ulid::Ulid::new().to_string();
     let (provider, client_id) =

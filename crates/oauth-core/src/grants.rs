@@ -116,6 +116,67 @@ pub fn logout_token(
 /// How long a logout token may be used.
 const LOGOUT_TOKEN_LIFETIME: Duration = Duration::minutes(2);
 
+/// A back-channel logout token to post (as the form field `logout_token`) to a client.
+#[derive(Debug, Clone)]
+pub struct LogoutNotice {
+    /// The client told.
+    pub client_id: ulid::Ulid,
+    /// Its `backchannel_logout_uri`.
+    pub uri: Url,
+    /// The signed logout token.
+    pub token: String,
+}
+
+/// The back-channel logout notices owed when browser sessions of `user` end: one per
+/// client and browser session among `sessions` (the OAuth 2.0 sessions started from
+/// them), for clients of the configuration that gave a `backchannel_logout_uri`. A
+/// client that registered itself is never told: its URI could make the service post
+/// anywhere. `jti` makes each token's ID.
+///
+/// # Errors
+/// When storage fails. A token that cannot be signed is logged and left out.
+pub async fn backchannel_logouts<S: crate::store::ClientStore + ?Sized>(
+    repo: &mut S,
+    issuer: &Url,
+    keys: &KeyStore,
+    user: &User,
+    sessions: &[Session],
+    now: chrono::DateTime<chrono::Utc>,
+    mut jti: impl FnMut() -> String,
+) -> Result<Vec<LogoutNotice>, mas_storage::StorageError> {
+    let mut told = std::collections::HashSet::new();
+    let mut notices = Vec::new();
+    for session in sessions {
+        let Some(sid) = session.browser_session_id else {
+            continue;
+        };
+        if !told.insert((session.client_id, sid)) {
+            continue;
+        }
+        let Some(client) = repo.find_client(session.client_id).await? else {
+            continue;
+        };
+        let uri = client
+            .metadata
+            .as_ref()
+            .filter(|_| client.kind == mas_data_model::ClientKind::Static)
+            .and_then(|m| m.get("backchannel_logout_uri"))
+            .and_then(Value::as_str)
+            .and_then(|u| Url::parse(u).ok());
+        let Some(uri) = uri else { continue };
+        let sub = user.id.to_string();
+        match logout_token(issuer, keys, &client, &sub, &sid.to_string(), now, &jti()) {
+            Ok(token) => notices.push(LogoutNotice {
+                client_id: client.id,
+                uri,
+                token,
+            }),
+            Err(error) => tracing::error!(%error, "cannot sign a logout token"),
+        }
+    }
+    Ok(notices)
+}
+
 /// The left half of the SHA-256 of `value`, base64url (`at_hash`, `c_hash`).
 fn half_hash(value: &str, alg: SigningAlgorithm) -> String {
     // The hash of the signing algorithm: SHA-384 for ES384, SHA-256 otherwise.
@@ -232,6 +293,9 @@ async fn check_code<S: CodeStore + SessionStore + UserStore + ?Sized>(
     };
     if grant.client_id != client.id {
         return Ok(Refused("the code was issued to another client"));
+    }
+    if grant.cancelled_at.is_some() {
+        return Ok(Refused("the authorization request was refused"));
     }
     let Some(session_id) = grant.session_id else {
         return Ok(Refused("the code is not ready"));
@@ -559,4 +623,90 @@ pub async fn userinfo<S: SessionStore + UserStore + ?Sized>(
         claims["email"] = Value::String(email);
     }
     Ok(Some(claims))
+}
+
+#[cfg(all(test, feature = "memory"))]
+mod tests {
+    use mas_data_model::ClientKind;
+    use mas_storage::SystemClock;
+    use serde_json::json;
+
+    use super::*;
+    use crate::memory::MemoryStore;
+    use crate::store::SessionStore;
+
+    fn client(kind: ClientKind, metadata: Option<Value>) -> Client {
+        let params = mas_storage::repository::ClientParams {
+            auth_method: mas_data_model::ClientAuthMethod::None,
+            encrypted_secret: None,
+            jwks: None,
+            jwks_uri: None,
+            redirect_uris: Vec::new(),
+            grant_types: Vec::new(),
+            name: None,
+            client_uri: None,
+            logo_uri: None,
+            policy_uri: None,
+            tos_uri: None,
+            application_type: None,
+            contacts: Vec::new(),
+            metadata,
+        };
+        params.into_client(ulid::Ulid::new(), kind, chrono::Utc::now())
+    }
+
+    #[tokio::test]
+    async fn only_configured_clients_that_asked_are_told_once_per_browser_session() {
+        use rsa::pkcs8::EncodePrivateKey;
+        let key = rsa::PrivateKey::new(&mut rand::rng(), 2048).unwrap();
+        let pem = key.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).unwrap();
+        let keys = KeyStore::from_pems([(None, pem.as_str())]).unwrap();
+        let issuer = Url::parse("https://auth.example.com/").unwrap();
+        let asked = json!({ "backchannel_logout_uri": "https://app.example.com/logout" });
+        let told = client(ClientKind::Static, Some(asked.clone()));
+        let registered = client(ClientKind::Dynamic, Some(asked));
+        let silent = client(ClientKind::Static, None);
+
+        let store = MemoryStore::new();
+        let mut rng = rand::make_rng::<rand::rngs::StdRng>();
+        let clock = &SystemClock;
+        let alice = store.add_user(&mut rng, clock, "alice");
+        for c in [&told, &registered, &silent] {
+            store.add_client(c.clone());
+        }
+        let mut unit = store.begin();
+        let browser = unit.sign_in(&mut rng, clock, &alice);
+        let mut sessions = Vec::new();
+        for c in [&told, &told, &registered, &silent] {
+            let session = unit.add_session(
+                &mut rng,
+                clock,
+                c.id,
+                Some(alice.id),
+                Some(browser.id),
+                "openid",
+                None,
+            );
+            sessions.push(session.await.unwrap());
+        }
+        let notices = backchannel_logouts(
+            &mut unit,
+            &issuer,
+            &keys,
+            &alice,
+            &sessions,
+            clock.now(),
+            || "jti".to_owned(),
+        );
+        let notices = notices.await.unwrap();
+        assert_eq!(notices.len(), 1, "{notices:?}");
+        assert_eq!(notices[0].client_id, told.id);
+        assert_eq!(notices[0].uri.as_str(), "https://app.example.com/logout");
+        let jws = crate::jose::UnverifiedJws::parse(&notices[0].token).unwrap();
+        jws.verify_with_jwks(&keys.jwks()).unwrap();
+        let claims = &jws.payload;
+        assert_eq!(claims["sid"], browser.id.to_string());
+        assert_eq!(claims["sub"], alice.id.to_string());
+        assert_eq!(claims["aud"], told.id.to_string());
+    }
 }

@@ -12,10 +12,11 @@ use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, Utc};
 use mas_data_model::TokenType;
-use mas_storage::{Clock, RepositoryFactory, Revocations, SessionKind, Ticket};
+use mas_storage::{Clock, Revocations, SessionKind, Ticket};
 use ulid::Ulid;
 
 use crate::error::OAuthError;
+use crate::store::{MatrixStore, SessionStore, UserStore};
 use crate::tokens::{Asker, Introspection, IntrospectionView, hint_matches, introspect_checked};
 
 /// Answers kept at most (a few hundred bytes each).
@@ -51,7 +52,7 @@ impl std::fmt::Debug for IntrospectionCache {
 
 impl IntrospectionCache {
     /// A cache of at most `capacity` answers, checked against `revocations` (the record
-    /// the storage keeps: [`RepositoryFactory::revocations`]).
+    /// the storage keeps: [`mas_storage::RepositoryFactory::revocations`]).
     #[must_use]
     pub fn new(revocations: Revocations, capacity: usize) -> Self {
         Self {
@@ -264,18 +265,26 @@ fn lookups() -> &'static opentelemetry::metrics::Counter<u64> {
 /// Introspection for the homeserver (see [`crate::tokens::introspect`] with
 /// [`Asker::Homeserver`]), answered from `cache` while the answer holds. A string that is
 /// not one of our tokens, or not of the kind `hint` names, is inactive without any
-/// lookup; refresh tokens are never active here.
+/// lookup; refresh tokens are never active here. `open` gives a unit of work to read
+/// from, and is called only when the cache cannot answer (with `mas-storage`, a
+/// factory's `reader()`, which reads on the pool without a transaction).
 ///
 /// # Errors
 /// `temporarily_unavailable` when the answer is not kept and the database is away.
-pub async fn introspect_for_homeserver(
+pub async fn introspect_for_homeserver<Open, Opening, Unit>(
     cache: &IntrospectionCache,
-    repos: &dyn RepositoryFactory,
+    open: Open,
     clock: &dyn Clock,
     policy: &crate::policy::Policy,
     token: &str,
     hint: Option<&str>,
-) -> Result<HomeserverAnswer, OAuthError> {
+) -> Result<HomeserverAnswer, OAuthError>
+where
+    Open: FnOnce() -> Opening,
+    Opening: std::future::Future<Output = Result<Unit, mas_storage::StorageError>>,
+    Unit: std::ops::DerefMut,
+    Unit::Target: SessionStore + UserStore + MatrixStore,
+{
     let Ok(kind) = TokenType::check(token) else {
         return Ok(HomeserverAnswer::inactive());
     };
@@ -306,9 +315,9 @@ pub async fn introspect_for_homeserver(
     // Taken before the read: a revocation that commits while we read makes what we
     // read stale.
     let ticket = cache.revocations.ticket();
-    let mut repo = repos.reader().await?;
+    let mut unit = open().await?;
     let answer =
-        introspect_checked(repo.as_mut(), clock, policy, token, kind, Asker::Homeserver).await?;
+        introspect_checked(&mut *unit, clock, policy, token, kind, Asker::Homeserver).await?;
     if answer.introspection.active {
         cache.note_use(kind, &answer.keys, now);
     }

@@ -3,10 +3,19 @@
 //! when they restart.
 //!
 //! [`MemoryStore`] is the shared state; each request works in a [`MemoryUnit`] from
-//! [`MemoryStore::begin`], which [`MemoryUnit::commit`] keeps and dropping undoes, as a
-//! database transaction would. Every operation takes the store's lock for its own
-//! duration only, so the *exactly once* operations hold between concurrent units.
-//! Secrets (codes and tokens) are kept as their SHA-256 only.
+//! [`MemoryStore::begin`], which [`MemoryUnit::commit`] keeps and dropping undoes.
+//! Every operation takes the store's lock for its own duration only, so the *exactly
+//! once* operations hold between concurrent units. Secrets (codes and tokens) are kept
+//! as their SHA-256 only.
+//!
+//! Units are not isolated as database transactions are: a unit's writes are seen by the
+//! others before it commits, and nobody waits. Undoing a write puts the record back as it
+//! was only while it still holds what the unit wrote: a later write by another unit is
+//! kept. So of two units racing on one record, the one that loses an *exactly once*
+//! operation stays the loser even if the winner is then dropped (a database would have
+//! made it wait, then let it win).
+//!
+//! Nothing is forgotten on its own: call [`MemoryStore::prune`] now and then.
 //!
 //! ```
 //! use mas_oauth_core::memory::MemoryStore;
@@ -50,7 +59,7 @@ type Undo = Box<dyn FnOnce(&mut State) + Send>;
 type Digest = Vec<u8>;
 
 /// A device grant and when its device last polled.
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 struct DeviceRow {
     grant: DeviceCodeGrant,
     last_polled_at: Option<DateTime<Utc>>,
@@ -118,6 +127,14 @@ fn digest(secret: &str) -> Digest {
         .to_vec()
 }
 
+/// What answering a grant that was answered already (or never stored) fails with.
+fn answered() -> StorageError {
+    StorageError::InvalidData {
+        table: "authorization grants",
+        reason: "the grant was answered already".to_owned(),
+    }
+}
+
 fn new_id(rng: Rng<'_>, at: DateTime<Utc>) -> Ulid {
     let millis = u64::try_from(at.timestamp_millis()).unwrap_or_default();
     let mut random = [0u8; 16];
@@ -125,7 +142,8 @@ fn new_id(rng: Rng<'_>, at: DateTime<Utc>) -> Ulid {
     Ulid::from_parts(millis, u128::from_le_bytes(random))
 }
 
-/// Writes `value` under `key` in the table `table` picks, and remembers how to undo it.
+/// Writes `value` under `key` in the table `table` picks, and remembers how to undo it:
+/// put back what was there, unless another unit has written the record since.
 fn put<K, V>(
     state: &mut State,
     undo: &mut Vec<Undo>,
@@ -134,16 +152,19 @@ fn put<K, V>(
     value: V,
 ) where
     K: Eq + Hash + Clone + Send + 'static,
-    V: Send + 'static,
+    V: Clone + PartialEq + Send + 'static,
 {
+    let written = value.clone();
     let previous = table(state).insert(key.clone(), value);
-    undo.push(Box::new(move |state| match previous {
-        Some(previous) => {
-            table(state).insert(key, previous);
+    undo.push(Box::new(move |state| {
+        let table = table(state);
+        if table.get(&key) != Some(&written) {
+            return;
         }
-        None => {
-            table(state).remove(&key);
-        }
+        match previous {
+            Some(previous) => table.insert(key, previous),
+            None => table.remove(&key),
+        };
     }));
 }
 
@@ -206,8 +227,75 @@ impl MemoryStore {
         lock(&self.state).emails.insert(user.id, email.to_owned());
     }
 
+    /// Forgets what can no longer be used at `now`: authorization grants past their
+    /// approval window and code lifetime, expired device grants, ended sessions with
+    /// their tokens, ended browser sessions, and spent client assertions. Returns how
+    /// many records went.
+    #[allow(clippy::must_use_candidate)] // Pruning is the point; the count is for logs.
+    pub fn prune(&self, now: DateTime<Utc>) -> usize {
+        let mut state = lock(&self.state);
+        let before = state.len();
+        let grant_horizon = now - crate::authorize::APPROVAL_WINDOW - crate::grants::CODE_LIFETIME;
+        state.grants.retain(|_, g| g.created_at >= grant_horizon);
+        state.device_grants.retain(|_, r| r.grant.expires_at >= now);
+        state.sessions.retain(|_, s| s.is_active());
+        let State {
+            sessions,
+            access_tokens,
+            refresh_tokens,
+            ..
+        } = &mut *state;
+        access_tokens.retain(|_, t| sessions.contains_key(&t.session_id));
+        refresh_tokens.retain(|_, t| sessions.contains_key(&t.session_id));
+        state.browser_sessions.retain(|_, b| b.is_active());
+        state.assertions.retain(|_, until| *until > now);
+        let State {
+            grants,
+            codes,
+            device_grants,
+            device_codes,
+            access_tokens,
+            access_digests,
+            refresh_tokens,
+            refresh_digests,
+            browser_sessions,
+            authenticated_at,
+            ..
+        } = &mut *state;
+        codes.retain(|_, id| grants.contains_key(id));
+        device_codes.retain(|_, id| device_grants.contains_key(id));
+        access_digests.retain(|_, id| access_tokens.contains_key(id));
+        refresh_digests.retain(|_, id| refresh_tokens.contains_key(id));
+        authenticated_at.retain(|id, _| browser_sessions.contains_key(id));
+        before - state.len()
+    }
+}
+
+impl State {
+    /// How many records it holds (the digest indexes are not counted).
+    fn len(&self) -> usize {
+        self.clients.len()
+            + self.assertions.len()
+            + self.grants.len()
+            + self.device_grants.len()
+            + self.sessions.len()
+            + self.access_tokens.len()
+            + self.refresh_tokens.len()
+            + self.users.len()
+            + self.browser_sessions.len()
+            + self.personal_sessions.len()
+            + self.personal_tokens.len()
+    }
+}
+
+impl MemoryUnit {
+    /// Keeps every write of this unit.
+    pub fn commit(mut self) {
+        self.undo.clear();
+    }
+
     /// Records that `user` proved who they are just now, in a new browser session.
-    pub fn sign_in(&self, rng: Rng<'_>, clock: &dyn Clock, user: &User) -> BrowserSession {
+    pub fn sign_in(&mut self, rng: Rng<'_>, clock: &dyn Clock, user: &User) -> BrowserSession {
         let now = clock.now();
         let session = BrowserSession {
             id: new_id(rng, now),
@@ -218,16 +306,21 @@ impl MemoryStore {
             last_activity: LastActivity::default(),
         };
         let mut state = lock(&self.state);
-        state.browser_sessions.insert(session.id, session.clone());
-        state.authenticated_at.insert(session.id, now);
+        put(
+            &mut state,
+            &mut self.undo,
+            |s| &mut s.authenticated_at,
+            session.id,
+            now,
+        );
+        put(
+            &mut state,
+            &mut self.undo,
+            |s| &mut s.browser_sessions,
+            session.id,
+            session.clone(),
+        );
         session
-    }
-}
-
-impl MemoryUnit {
-    /// Keeps every write of this unit.
-    pub fn commit(mut self) {
-        self.undo.clear();
     }
 }
 
@@ -355,10 +448,7 @@ impl CodeStore for MemoryUnit {
             .filter(|g| g.fulfilled_at.is_none() && g.cancelled_at.is_none())
             .cloned()
         else {
-            return Err(StorageError::InvalidData {
-                table: "authorization grants",
-                reason: "the grant was answered already".to_owned(),
-            });
+            return Err(answered());
         };
         stored.fulfilled_at = Some(clock.now());
         stored.session_id = Some(session.id);
@@ -407,21 +497,26 @@ impl CodeStore for MemoryUnit {
     async fn cancel_grant(
         &mut self,
         clock: &dyn Clock,
-        mut grant: AuthorizationGrant,
+        grant: AuthorizationGrant,
     ) -> Result<AuthorizationGrant, StorageError> {
         let mut state = lock(&self.state);
-        if let Some(stored) = state.grants.get(&grant.id) {
-            grant = stored.clone();
-            grant.cancelled_at = Some(clock.now());
-            put(
-                &mut state,
-                &mut self.undo,
-                |s| &mut s.grants,
-                grant.id,
-                grant.clone(),
-            );
-        }
-        Ok(grant)
+        let Some(mut stored) = state
+            .grants
+            .get(&grant.id)
+            .filter(|g| g.fulfilled_at.is_none() && g.cancelled_at.is_none())
+            .cloned()
+        else {
+            return Err(answered());
+        };
+        stored.cancelled_at = Some(clock.now());
+        put(
+            &mut state,
+            &mut self.undo,
+            |s| &mut s.grants,
+            stored.id,
+            stored.clone(),
+        );
+        Ok(stored)
     }
 }
 
@@ -715,7 +810,12 @@ impl SessionStore for MemoryUnit {
                 token,
             );
         }
-        let mut ended = state.sessions.get(&session.id).cloned().unwrap_or(session);
+        let Some(mut ended) = state.sessions.get(&session.id).cloned() else {
+            return Ok(Session {
+                finished_at: session.finished_at.or(Some(now)),
+                ..session
+            });
+        };
         if ended.finished_at.is_none() {
             ended.finished_at = Some(now);
             put(
@@ -1116,13 +1216,80 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn undoing_a_unit_keeps_what_another_unit_wrote_since() {
+        let store = MemoryStore::new();
+        let clock = &SystemClock;
+        let alice = store.add_user(&mut rng(), clock, "alice");
+        let (session, access, _) = session_with_tokens(&store, &alice).await;
+
+        // A marks the token used; B then ends the session and commits; A is dropped.
+        let mut first = store.begin();
+        first.mark_access_token_used(clock, access).await.unwrap();
+        let mut second = store.begin();
+        second.end_session(clock, session.clone()).await.unwrap();
+        second.commit();
+        drop(first);
+
+        let mut unit = store.begin();
+        let token = unit
+            .find_access_token_by_value("mat_one")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(token.revoked_at.is_some(), "B's revocation stays");
+        let found = unit.find_session(session.id).await.unwrap().unwrap();
+        assert!(!found.is_active());
+    }
+
+    #[tokio::test]
+    async fn prune_forgets_what_can_no_longer_be_used() {
+        let store = MemoryStore::new();
+        let clock = mas_storage::MockClock::default();
+        let alice = store.add_user(&mut rng(), &clock, "alice");
+        let (ended, ..) = session_with_tokens(&store, &alice).await;
+        let mut unit = store.begin();
+        unit.end_session(&clock, ended).await.unwrap();
+        let open = unit
+            .add_session(
+                &mut rng(),
+                &clock,
+                Ulid::new(),
+                Some(alice.id),
+                None,
+                "openid",
+                None,
+            )
+            .await
+            .unwrap();
+        unit.add_access_token(&mut rng(), &clock, &open, "mat_live", None)
+            .await
+            .unwrap();
+        unit.commit();
+
+        assert_eq!(
+            store.prune(clock.now()),
+            3,
+            "the ended session and its two tokens"
+        );
+        let mut unit = store.begin();
+        assert_eq!(
+            unit.find_access_token_by_value("mat_one").await.unwrap(),
+            None
+        );
+        let live = unit.find_access_token_by_value("mat_live").await.unwrap();
+        assert!(live.is_some());
+        assert!(unit.find_session(open.id).await.unwrap().is_some());
+        assert_eq!(store.prune(clock.now()), 0);
+    }
+
+    #[tokio::test]
     async fn exactly_once_holds_between_units() {
         let store = MemoryStore::new();
         let clock = &SystemClock;
         let alice = store.add_user(&mut rng(), clock, "alice");
         let (session, access, refresh) = session_with_tokens(&store, &alice).await;
 
-        // Two refreshes of one token: one wins, whatever the order they commit in.
+        // Two refreshes of one token: the first to consume it wins.
         let (mut first, mut second) = (store.begin(), store.begin());
         let next = first
             .add_refresh_token(&mut rng(), clock, &session, &access, "mar_two")
@@ -1162,6 +1329,11 @@ mod tests {
             matches!(again, Err(StorageError::InvalidData { .. })),
             "a grant is answered once"
         );
+        let refused = unit.cancel_grant(clock, grant.clone()).await;
+        assert!(
+            matches!(refused, Err(StorageError::InvalidData { .. })),
+            "a refusal after the consent changes nothing"
+        );
         unit.commit();
         let (mut first, mut second) = (store.begin(), store.begin());
         let found = first.find_grant_by_code("the code").await.unwrap().unwrap();
@@ -1182,8 +1354,8 @@ mod tests {
         let store = MemoryStore::new();
         let clock = mas_storage::MockClock::default();
         let alice = store.add_user(&mut rng(), &clock, "alice");
-        let browser = store.sign_in(&mut rng(), &clock, &alice);
         let mut unit = store.begin();
+        let browser = unit.sign_in(&mut rng(), &clock, &alice);
         let new = NewDeviceCodeGrant {
             client_id: Ulid::new(),
             scope: "openid".to_owned(),

@@ -5,15 +5,15 @@
 //! | Trait | What it keeps | Operations that ask for it |
 //! |---|---|---|
 //! | [`ClientStore`] | clients, client assertions seen | [`crate::authorize::validate`], [`crate::client_auth`], [`crate::registration`] |
-//! | [`CodeStore`] | authorization grants and their codes | [`crate::authorize::start`], [`crate::authorize::answer`], [`crate::grants::authorization_code`] |
+//! | [`CodeStore`] | authorization grants and their codes | [`crate::authorize::answer`], [`crate::grants::authorization_code`] |
 //! | [`DeviceGrantStore`] | device authorization grants | [`crate::device`] |
 //! | [`SessionStore`] | OAuth 2.0 sessions, access and refresh tokens | every grant, [`crate::tokens::introspect`], [`crate::tokens::revoke`], [`crate::grants::userinfo`] |
 //! | [`UserStore`] | users, their sign-ins, their email | ID tokens, userinfo, consent |
 //! | [`MatrixStore`] | what a homeserver's clients hold: compatibility and personal tokens | introspection for the homeserver, consent to a Matrix device, personal sessions |
 //!
 //! Every `mas_storage::Repository` is each of them already, so `mas-storage-sql` (and
-//! any full unit of work) serves them as it is; the `memory` feature brings
-//! [`crate::memory`], which keeps them all in memory.
+//! any full unit of work) serves them as it is; the `memory` feature brings the
+//! `memory` module, which keeps them all in memory.
 //!
 //! Each call happens inside the caller's unit of work: the engine says when one must be
 //! kept ([`crate::grants::GrantOutcome`]), and the store makes it all-or-nothing. The
@@ -102,7 +102,9 @@ pub trait CodeStore: Send {
         grant: AuthorizationGrant,
     ) -> Result<Option<AuthorizationGrant>, StorageError>;
 
-    /// The person refused, or the request could not be granted.
+    /// The person refused, or the request could not be granted. Exactly once, as
+    /// [`CodeStore::fulfill_grant`]: [`StorageError::InvalidData`] when the grant was
+    /// fulfilled or cancelled already.
     async fn cancel_grant(
         &mut self,
         clock: &dyn Clock,
@@ -191,7 +193,7 @@ pub trait SessionStore: Send {
     /// The session with this ID.
     async fn find_session(&mut self, id: Ulid) -> Result<Option<Session>, StorageError>;
 
-    /// The newest `limit` open sessions of this user with this client.
+    /// The newest `limit` open sessions of this user with this client, in any order.
     async fn open_sessions(
         &mut self,
         user_id: Ulid,

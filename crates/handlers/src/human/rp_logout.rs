@@ -4,7 +4,7 @@
 //! person's page never waits for the clients, and a client that does not answer is
 //! logged, not retried.
 
-use mas_data_model::{BrowserSession, ClientKind, User};
+use mas_data_model::{BrowserSession, User};
 use mas_storage::StorageError;
 
 use crate::AppState;
@@ -21,49 +21,22 @@ async fn send(state: &AppState, user: &User, ended: &[BrowserSession]) -> Result
     let mut repo = state.repos.reader().await?;
     let browsers: Vec<ulid::Ulid> = ended.iter().map(|b| b.id).collect();
     let sessions = super::oauth_sessions_from(repo.as_mut(), user, &browsers, false).await?;
-    let mut sent = std::collections::HashSet::new();
-    for session in sessions {
-        let Some(sid) = session.browser_session_id else {
-            continue;
-        };
-        if !sent.insert((session.client_id, sid)) {
-            continue;
-        }
-        let Some(client) = repo.client().lookup(session.client_id).await? else {
-            continue;
-        };
-        // Only a client from the configuration: a registered one could make this
-        // service post to any address.
-        let uri = client
-            .metadata
-            .as_ref()
-            .filter(|_| client.kind == ClientKind::Static)
-            .and_then(|m| m.get("backchannel_logout_uri"))
-            .and_then(serde_json::Value::as_str)
-            .and_then(|u| url::Url::parse(u).ok());
-        let Some(uri) = uri else { continue };
-        let token = mas_oauth_core::grants::logout_token(
-            &state.oauth.endpoints.issuer,
-            &state.oauth.keys,
-            &client,
-            &user.id.to_string(),
-            &sid.to_string(),
-            state.clock.now(),
-            &ulid::Ulid::new().to_string(),
-        );
-        let token = match token {
-            Ok(token) => token,
-            Err(error) => {
-                tracing::error!(%error, "cannot sign a logout token");
-                continue;
-            }
-        };
+    let notices = mas_oauth_core::grants::backchannel_logouts(
+        repo.as_mut(),
+        &state.oauth.endpoints.issuer,
+        &state.oauth.keys,
+        user,
+        &sessions,
+        state.clock.now(),
+        || ulid::Ulid::new().to_string(),
+    );
+    for notice in notices.await? {
         let http = state.remote_keys.http().clone();
-        let client_id = client.id;
+        let client_id = notice.client_id;
         tokio::spawn(async move {
             let answer = http
-                .post(uri.clone())
-                .form(&[("logout_token", token)])
+                .post(notice.uri)
+                .form(&[("logout_token", notice.token)])
                 .send()
                 .await;
             match answer {

@@ -66,6 +66,9 @@ pub struct Provider<B> {
     pub encrypter: Encrypter,
     /// Checks passwords.
     pub passwords: PasswordManager,
+    /// A hash checked when there is no such user, so that a failed sign-in takes as
+    /// long whether the account exists or not ([`decoy`]).
+    pub decoy: (u16, String),
     /// Who may hold admin scopes, and the like.
     pub policy: Policy,
 }
@@ -88,7 +91,10 @@ pub async fn serve<B: Backend>(
                 let provider = Arc::clone(&provider);
                 async move { Ok::<_, Infallible>(provider.handle(request).await) }
             });
+            // A client gets ten seconds to send its headers.
             let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(std::time::Duration::from_secs(10))
                 .serve_connection(TokioIo::new(stream), service);
             if let Err(error) = connection.await {
                 eprintln!("connection ended: {error}");
@@ -114,12 +120,26 @@ fn json_reply(status: StatusCode, value: &impl serde::Serialize) -> Answer {
 fn oauth_error(error: &OAuthError) -> Answer {
     let status = StatusCode::from_u16(error.code.status()).unwrap_or(StatusCode::BAD_REQUEST);
     let body = json!({ "error": error.code.as_str(), "error_description": error.description });
-    json_reply(status, &body)
+    let mut answer = json_reply(status, &body);
+    if status == StatusCode::UNAUTHORIZED {
+        // RFC 6749 §5.2: a client refused at the token endpoint is told how to authenticate.
+        let challenge = HeaderValue::from_static(r#"Basic realm="example""#);
+        answer
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, challenge);
+    }
+    answer
 }
 
 fn page(status: StatusCode, body: &str) -> Answer {
     let html = format!("<!DOCTYPE html><html><body>{body}</body></html>");
-    reply(status, "text/html; charset=utf-8", html)
+    let mut answer = reply(status, "text/html; charset=utf-8", html);
+    // A password form must not be framed by another site (clickjacking).
+    let headers = answer.headers_mut();
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    let policy = HeaderValue::from_static("frame-ancestors 'none'");
+    headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    answer
 }
 
 fn escape(text: &str) -> String {
@@ -200,7 +220,7 @@ impl<B: Backend> Provider<B> {
         result.unwrap_or_else(|error| oauth_error(&error))
     }
 
-    /// The discovery document, without the endpoints this provider does not serve.
+    /// The discovery document, without what this provider does not serve.
     fn discovery(&self) -> Answer {
         let metadata = ProviderMetadata::new(&self.endpoints, &self.keys.algorithms(), false);
         let mut document = serde_json::to_value(metadata).unwrap_or_default();
@@ -210,9 +230,13 @@ impl<B: Backend> Provider<B> {
                 "device_authorization_endpoint",
                 "account_management_uri",
                 "account_management_actions_supported",
+                "backchannel_logout_supported",
+                "backchannel_logout_session_supported",
             ] {
                 fields.remove(unserved);
             }
+            let grants = json!(["authorization_code", "refresh_token"]);
+            fields.insert("grant_types_supported".to_owned(), grants);
         }
         json_reply(StatusCode::OK, &document)
     }
@@ -262,31 +286,32 @@ impl<B: Backend> Provider<B> {
         let username = form.require("username")?;
         let password = form.require("password")?.to_owned();
         let allow = form.require("action")? == "allow";
-        let Ok(grant_id) = grant_id.parse() else {
-            return Ok(page(StatusCode::NOT_FOUND, "No such request."));
-        };
-        let mut unit = self.backend.begin().await?;
-        let clock = &SystemClock;
-        let grant = B::store(&mut unit).find_grant(grant_id).await?;
-        let Some(grant) = grant.filter(|g| authorize::awaits_answer(g, clock.now())) else {
-            return Ok(page(
+        let gone = || {
+            page(
                 StatusCode::NOT_FOUND,
                 "This request was answered or has expired.",
-            ));
+            )
+        };
+        let Ok(grant_id) = grant_id.parse() else {
+            return Ok(gone());
+        };
+        let clock = &SystemClock;
+        // Read, then let go of the unit: no transaction stays open while the password
+        // is hashed.
+        let mut unit = self.backend.begin().await?;
+        let grant = B::store(&mut unit).find_grant(grant_id).await?;
+        let Some(grant) = grant.filter(|g| authorize::awaits_answer(g, clock.now())) else {
+            return Ok(gone());
         };
         let found = self.backend.password_of(&mut unit, username).await?;
-        if !self.password_matches(found.as_ref(), password).await {
-            return Ok(page(
-                StatusCode::UNAUTHORIZED,
-                "Wrong username or password.",
-            ));
-        }
-        let Some((user, _, _)) = found else {
+        drop(unit);
+        let Some(user) = self.password_matches(found, password).await else {
             return Ok(page(
                 StatusCode::UNAUTHORIZED,
                 "Wrong username or password.",
             ));
         };
+        let mut unit = self.backend.begin().await?;
         let browser = self.backend.sign_in(&mut unit, &user).await?;
         let mut rng = rand::make_rng::<rand::rngs::StdRng>();
         let answer = authorize::answer(
@@ -299,28 +324,34 @@ impl<B: Backend> Provider<B> {
             grant,
             allow,
         );
-        let redirect = answer.await?;
+        let redirect = match answer.await {
+            Ok(redirect) => redirect,
+            // Answered meanwhile, from another tab.
+            Err(StorageError::InvalidData { .. }) => return Ok(gone()),
+            Err(error) => return Err(error.into()),
+        };
         self.backend.commit(unit).await?;
         Ok(deliver(&redirect))
     }
 
-    /// Whether `password` is the one hashed in `found`; hashing runs off the executor.
+    /// The user, when `password` is the one hashed in `found` and they may sign in.
+    /// Without such a user the decoy hash is checked, so the answer takes as long;
+    /// hashing runs off the executor.
     async fn password_matches(
         &self,
-        found: Option<&(User, u16, String)>,
+        found: Option<(User, u16, String)>,
         password: String,
-    ) -> bool {
-        let Some((user, version, hash)) = found.cloned() else {
-            return false;
+    ) -> Option<User> {
+        let (user, (version, hash)) = match found {
+            Some((user, version, hash)) if user.is_valid() => (Some(user), (version, hash)),
+            _ => (None, self.decoy.clone()),
         };
-        if !user.is_valid() {
-            return false;
-        }
         let passwords = self.passwords.clone();
         let verify = tokio::task::spawn_blocking(move || {
             passwords.verify(version, &hash, &password, [0; 16]).is_ok()
         });
-        verify.await.unwrap_or(false)
+        let matches = verify.await.unwrap_or(false);
+        user.filter(|_| matches)
     }
 
     /// Authenticates the client in a unit of its own, saved at once (an assertion's
@@ -511,6 +542,15 @@ pub fn example_client(
         contacts: Vec::new(),
         metadata: None,
     }
+}
+
+/// The hash of a random password, for [`Provider::decoy`].
+///
+/// # Errors
+/// When hashing fails.
+pub fn decoy(passwords: &PasswordManager) -> Result<(u16, String), StartError> {
+    let unguessable = ulid::Ulid::new().to_string();
+    Ok(passwords.hash(rand::random(), &unguessable)?)
 }
 
 /// Argon2id, the scheme new passwords are hashed with.

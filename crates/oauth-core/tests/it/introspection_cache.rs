@@ -89,7 +89,8 @@ async fn ask(
     token: &str,
 ) -> Introspection {
     let policy = mas_oauth_core::policy::Policy::default();
-    introspect_for_homeserver(cache, repos, clock, &policy, token, Some("access_token"))
+    let open = || repos.reader();
+    introspect_for_homeserver(cache, open, clock, &policy, token, Some("access_token"))
         .await
         .unwrap()
         .to_introspection(false)

@@ -506,12 +506,19 @@ impl AuthorizationGrantRepository for Repo<'_> {
         mut grant: AuthorizationGrant,
     ) -> Result<AuthorizationGrant, StorageError> {
         let at = now(clock);
-        grants::Entity::update_many()
+        let result = grants::Entity::update_many()
             .col_expr(grants::Column::CancelledAt, Expr::value(at))
             .filter(grants::Column::Id.eq(grant.id.to_string()))
+            .filter(grants::Column::FulfilledAt.is_null())
+            .filter(grants::Column::CancelledAt.is_null())
             .exec(&self.conn)
             .await
             .map_err(|e| self.db_err(e))?;
+        // A grant is answered once: a refusal racing a consent must not cancel the code
+        // the consent issued.
+        if result.rows_affected == 0 {
+            return Err(gone("oauth2_authorization_grants"));
+        }
         grant.cancelled_at = Some(at);
         Ok(grant)
     }

@@ -188,6 +188,10 @@ pub trait AuthorizationGrantRepository: Send {
         grant: AuthorizationGrant,
     ) -> Result<Option<AuthorizationGrant>, StorageError>;
     /// Marks the grant cancelled (the user refused).
+    ///
+    /// # Errors
+    /// [`StorageError::InvalidData`] when the grant was already fulfilled or cancelled
+    /// (a concurrent answer won).
     async fn cancel(
         &mut self,
         clock: &dyn Clock,
