@@ -288,6 +288,9 @@ impl State {
     }
 }
 
+/// Picks one table of the state.
+type Table<K, V> = fn(&mut State) -> &mut HashMap<K, V>;
+
 impl MemoryUnit {
     /// Keeps every write of this unit.
     pub fn commit(mut self) {
@@ -305,22 +308,103 @@ impl MemoryUnit {
             user_agent: None,
             last_activity: LastActivity::default(),
         };
-        let mut state = lock(&self.state);
-        put(
-            &mut state,
-            &mut self.undo,
-            |s| &mut s.authenticated_at,
-            session.id,
-            now,
-        );
-        put(
-            &mut state,
-            &mut self.undo,
-            |s| &mut s.browser_sessions,
-            session.id,
-            session.clone(),
-        );
+        self.insert(|s| &mut s.authenticated_at, session.id, now);
+        self.insert(|s| &mut s.browser_sessions, session.id, session.clone());
         session
+    }
+
+    /// Writes `value` under `key`, undone with the unit.
+    fn insert<K, V>(&mut self, table: Table<K, V>, key: K, value: V)
+    where
+        K: Eq + Hash + Clone + Send + 'static,
+        V: Clone + PartialEq + Send + 'static,
+    {
+        put(&mut lock(&self.state), &mut self.undo, table, key, value);
+    }
+
+    /// Stores a new record and the digest of the secret it is found by.
+    fn insert_secret<V>(
+        &mut self,
+        table: Table<Ulid, V>,
+        index: Table<Digest, Ulid>,
+        secret: &str,
+        id: Ulid,
+        value: V,
+    ) where
+        V: Clone + PartialEq + Send + 'static,
+    {
+        self.insert(index, digest(secret), id);
+        self.insert(table, id, value);
+    }
+
+    /// The record with this ID.
+    fn get<V: Clone>(&self, table: Table<Ulid, V>, id: Ulid) -> Option<V> {
+        table(&mut lock(&self.state)).get(&id).cloned()
+    }
+
+    /// The record whose secret this is.
+    fn get_by_secret<V: Clone>(
+        &self,
+        table: Table<Ulid, V>,
+        index: Table<Digest, Ulid>,
+        secret: &str,
+    ) -> Option<V> {
+        let mut state = lock(&self.state);
+        let id = *index(&mut state).get(&digest(secret))?;
+        table(&mut state).get(&id).cloned()
+    }
+
+    /// Changes the stored record with this ID when `allowed` says its stored state may,
+    /// under the lock, so that of two units only one gets the change: the changed record.
+    fn update<V>(
+        &mut self,
+        table: Table<Ulid, V>,
+        id: Ulid,
+        allowed: impl FnOnce(&V) -> bool,
+        change: impl FnOnce(&mut V),
+    ) -> Option<V>
+    where
+        V: Clone + PartialEq + Send + 'static,
+    {
+        let mut state = lock(&self.state);
+        let mut record = table(&mut state).get(&id).filter(|r| allowed(r))?.clone();
+        change(&mut record);
+        put(&mut state, &mut self.undo, table, id, record.clone());
+        Some(record)
+    }
+
+    /// Moves a device grant on, when `allowed` says its stored state may: exactly once.
+    fn advance_device_grant(
+        &mut self,
+        id: Ulid,
+        allowed: impl FnOnce(&DeviceRow) -> bool,
+        change: impl FnOnce(&mut DeviceRow),
+    ) -> Option<DeviceCodeGrant> {
+        let row = self.update(|s| &mut s.device_grants, id, allowed, change)?;
+        Some(row.grant)
+    }
+
+    /// Replaces a refresh token by `next`, revoking it too when `revoke`: exactly once.
+    fn replace_refresh_token(
+        &mut self,
+        clock: &dyn Clock,
+        token: &RefreshToken,
+        next: &RefreshToken,
+        revoke: bool,
+    ) -> Option<RefreshToken> {
+        let now = clock.now();
+        self.update(
+            |s| &mut s.refresh_tokens,
+            token.id,
+            RefreshToken::is_valid,
+            |t| {
+                t.consumed_at = Some(now);
+                t.next_token_id = Some(next.id);
+                if revoke {
+                    t.revoked_at = Some(now);
+                }
+            },
+        )
     }
 }
 
@@ -339,7 +423,7 @@ impl Drop for MemoryUnit {
 #[async_trait]
 impl ClientStore for MemoryUnit {
     async fn find_client(&mut self, id: Ulid) -> Result<Option<Client>, StorageError> {
-        Ok(lock(&self.state).clients.get(&id).cloned())
+        Ok(self.get(|s| &mut s.clients, id))
     }
 
     async fn register_client(
@@ -350,14 +434,7 @@ impl ClientStore for MemoryUnit {
     ) -> Result<Client, StorageError> {
         let now = clock.now();
         let client = params.into_client(new_id(rng, now), ClientKind::Dynamic, now);
-        let mut state = lock(&self.state);
-        put(
-            &mut state,
-            &mut self.undo,
-            |s| &mut s.clients,
-            client.id,
-            client.clone(),
-        );
+        self.insert(|s| &mut s.clients, client.id, client.clone());
         Ok(client)
     }
 
@@ -410,28 +487,19 @@ impl CodeStore for MemoryUnit {
             cancelled_at: None,
             session_id: None,
         };
-        let mut state = lock(&self.state);
-        put(
-            &mut state,
-            &mut self.undo,
-            |s| &mut s.grants,
-            grant.id,
-            grant.clone(),
-        );
+        self.insert(|s| &mut s.grants, grant.id, grant.clone());
         Ok(grant)
     }
 
     async fn find_grant(&mut self, id: Ulid) -> Result<Option<AuthorizationGrant>, StorageError> {
-        Ok(lock(&self.state).grants.get(&id).cloned())
+        Ok(self.get(|s| &mut s.grants, id))
     }
 
     async fn find_grant_by_code(
         &mut self,
         code: &str,
     ) -> Result<Option<AuthorizationGrant>, StorageError> {
-        let state = lock(&self.state);
-        let id = state.codes.get(&digest(code));
-        Ok(id.and_then(|id| state.grants.get(id)).cloned())
+        Ok(self.get_by_secret(|s| &mut s.grants, |s| &mut s.codes, code))
     }
 
     async fn fulfill_grant(
@@ -441,32 +509,20 @@ impl CodeStore for MemoryUnit {
         session: &Session,
         code: &str,
     ) -> Result<AuthorizationGrant, StorageError> {
-        let mut state = lock(&self.state);
-        let Some(mut stored) = state
-            .grants
-            .get(&grant.id)
-            .filter(|g| g.fulfilled_at.is_none() && g.cancelled_at.is_none())
-            .cloned()
-        else {
-            return Err(answered());
-        };
-        stored.fulfilled_at = Some(clock.now());
-        stored.session_id = Some(session.id);
-        put(
-            &mut state,
-            &mut self.undo,
-            |s| &mut s.codes,
-            digest(code),
-            stored.id,
-        );
-        put(
-            &mut state,
-            &mut self.undo,
-            |s| &mut s.grants,
-            stored.id,
-            stored.clone(),
-        );
-        Ok(stored)
+        let now = clock.now();
+        let fulfilled = self
+            .update(
+                |s| &mut s.grants,
+                grant.id,
+                awaits_answer,
+                |g| {
+                    g.fulfilled_at = Some(now);
+                    g.session_id = Some(session.id);
+                },
+            )
+            .ok_or_else(answered)?;
+        self.insert(|s| &mut s.codes, digest(code), fulfilled.id);
+        Ok(fulfilled)
     }
 
     async fn exchange_grant(
@@ -474,24 +530,13 @@ impl CodeStore for MemoryUnit {
         clock: &dyn Clock,
         grant: AuthorizationGrant,
     ) -> Result<Option<AuthorizationGrant>, StorageError> {
-        let mut state = lock(&self.state);
-        let Some(mut stored) = state
-            .grants
-            .get(&grant.id)
-            .filter(|g| g.exchanged_at.is_none())
-            .cloned()
-        else {
-            return Ok(None);
-        };
-        stored.exchanged_at = Some(clock.now());
-        put(
-            &mut state,
-            &mut self.undo,
+        let now = clock.now();
+        Ok(self.update(
             |s| &mut s.grants,
-            stored.id,
-            stored.clone(),
-        );
-        Ok(Some(stored))
+            grant.id,
+            |g| g.exchanged_at.is_none(),
+            |g| g.exchanged_at = Some(now),
+        ))
     }
 
     async fn cancel_grant(
@@ -499,48 +544,22 @@ impl CodeStore for MemoryUnit {
         clock: &dyn Clock,
         grant: AuthorizationGrant,
     ) -> Result<AuthorizationGrant, StorageError> {
-        let mut state = lock(&self.state);
-        let Some(mut stored) = state
-            .grants
-            .get(&grant.id)
-            .filter(|g| g.fulfilled_at.is_none() && g.cancelled_at.is_none())
-            .cloned()
-        else {
-            return Err(answered());
-        };
-        stored.cancelled_at = Some(clock.now());
-        put(
-            &mut state,
-            &mut self.undo,
+        let now = clock.now();
+        self.update(
             |s| &mut s.grants,
-            stored.id,
-            stored.clone(),
-        );
-        Ok(stored)
+            grant.id,
+            awaits_answer,
+            |g| {
+                g.cancelled_at = Some(now);
+            },
+        )
+        .ok_or_else(answered)
     }
 }
 
-impl MemoryUnit {
-    /// Moves a device grant on, when `allowed` says its stored state may: exactly once.
-    fn advance_device_grant(
-        &mut self,
-        id: Ulid,
-        allowed: impl FnOnce(&DeviceRow) -> bool,
-        change: impl FnOnce(&mut DeviceRow),
-    ) -> Option<DeviceCodeGrant> {
-        let mut state = lock(&self.state);
-        let mut row = state.device_grants.get(&id).filter(|r| allowed(r))?.clone();
-        change(&mut row);
-        let grant = row.grant.clone();
-        put(
-            &mut state,
-            &mut self.undo,
-            |s| &mut s.device_grants,
-            id,
-            row,
-        );
-        Some(grant)
-    }
+/// Whether a stored grant was neither consented to nor refused yet.
+fn awaits_answer(grant: &AuthorizationGrant) -> bool {
+    grant.fulfilled_at.is_none() && grant.cancelled_at.is_none()
 }
 
 #[async_trait]
@@ -568,30 +587,17 @@ impl DeviceGrantStore for MemoryUnit {
             },
             last_polled_at: None,
         };
-        let mut state = lock(&self.state);
-        if state
+        let taken = lock(&self.state)
             .device_grants
             .values()
-            .any(|r| r.grant.user_code == row.grant.user_code)
-        {
+            .any(|r| r.grant.user_code == row.grant.user_code);
+        if taken {
             return Err(StorageError::Conflict("the user code is taken".to_owned()));
         }
-        let id = row.grant.id;
         let created = row.grant.clone();
-        put(
-            &mut state,
-            &mut self.undo,
-            |s| &mut s.device_codes,
-            digest(&grant.device_code),
-            id,
-        );
-        put(
-            &mut state,
-            &mut self.undo,
-            |s| &mut s.device_grants,
-            id,
-            row,
-        );
+        let (table, index): (Table<Ulid, DeviceRow>, Table<Digest, Ulid>) =
+            (|s| &mut s.device_grants, |s| &mut s.device_codes);
+        self.insert_secret(table, index, &grant.device_code, created.id, row);
         Ok(created)
     }
 
@@ -599,21 +605,19 @@ impl DeviceGrantStore for MemoryUnit {
         &mut self,
         device_code: &str,
     ) -> Result<Option<DeviceCodeGrant>, StorageError> {
-        let state = lock(&self.state);
-        let id = state.device_codes.get(&digest(device_code));
-        Ok(id
-            .and_then(|id| state.device_grants.get(id))
-            .map(|r| r.grant.clone()))
+        let row = self.get_by_secret(
+            |s| &mut s.device_grants,
+            |s| &mut s.device_codes,
+            device_code,
+        );
+        Ok(row.map(|r| r.grant))
     }
 
     async fn find_device_grant_by_id(
         &mut self,
         id: Ulid,
     ) -> Result<Option<DeviceCodeGrant>, StorageError> {
-        Ok(lock(&self.state)
-            .device_grants
-            .get(&id)
-            .map(|r| r.grant.clone()))
+        Ok(self.get(|s| &mut s.device_grants, id).map(|r| r.grant))
     }
 
     async fn find_device_grant_by_user_code(
@@ -681,38 +685,6 @@ impl DeviceGrantStore for MemoryUnit {
     }
 }
 
-impl MemoryUnit {
-    /// Replaces a refresh token by `next`, revoking it too when `revoke`: exactly once.
-    fn replace_refresh_token(
-        &mut self,
-        clock: &dyn Clock,
-        token: &RefreshToken,
-        next: &RefreshToken,
-        revoke: bool,
-    ) -> Option<RefreshToken> {
-        let mut state = lock(&self.state);
-        let mut stored = state
-            .refresh_tokens
-            .get(&token.id)
-            .filter(|t| t.is_valid())
-            .cloned()?;
-        let now = clock.now();
-        stored.consumed_at = Some(now);
-        stored.next_token_id = Some(next.id);
-        if revoke {
-            stored.revoked_at = Some(now);
-        }
-        put(
-            &mut state,
-            &mut self.undo,
-            |s| &mut s.refresh_tokens,
-            stored.id,
-            stored.clone(),
-        );
-        Some(stored)
-    }
-}
-
 #[async_trait]
 impl SessionStore for MemoryUnit {
     async fn add_session(
@@ -738,19 +710,12 @@ impl SessionStore for MemoryUnit {
             last_activity: LastActivity::default(),
             human_name: None,
         };
-        let mut state = lock(&self.state);
-        put(
-            &mut state,
-            &mut self.undo,
-            |s| &mut s.sessions,
-            session.id,
-            session.clone(),
-        );
+        self.insert(|s| &mut s.sessions, session.id, session.clone());
         Ok(session)
     }
 
     async fn find_session(&mut self, id: Ulid) -> Result<Option<Session>, StorageError> {
-        Ok(lock(&self.state).sessions.get(&id).cloned())
+        Ok(self.get(|s| &mut s.sessions, id))
     }
 
     async fn open_sessions(
@@ -777,56 +742,60 @@ impl SessionStore for MemoryUnit {
         session: Session,
     ) -> Result<Session, StorageError> {
         let now = clock.now();
-        let mut state = lock(&self.state);
-        let access: Vec<AccessToken> = state
-            .access_tokens
-            .values()
-            .filter(|t| t.session_id == session.id && t.revoked_at.is_none())
-            .cloned()
-            .collect();
-        for mut token in access {
-            token.revoked_at = Some(now);
-            put(
-                &mut state,
-                &mut self.undo,
-                |s| &mut s.access_tokens,
-                token.id,
-                token,
-            );
-        }
-        let refresh: Vec<RefreshToken> = state
-            .refresh_tokens
-            .values()
-            .filter(|t| t.session_id == session.id && t.revoked_at.is_none())
-            .cloned()
-            .collect();
-        for mut token in refresh {
-            token.revoked_at = Some(now);
-            put(
-                &mut state,
-                &mut self.undo,
-                |s| &mut s.refresh_tokens,
-                token.id,
-                token,
-            );
-        }
-        let Some(mut ended) = state.sessions.get(&session.id).cloned() else {
-            return Ok(Session {
-                finished_at: session.finished_at.or(Some(now)),
-                ..session
-            });
+        let (access, refresh): (Vec<Ulid>, Vec<Ulid>) = {
+            let state = lock(&self.state);
+            let live = |session_id: Ulid, revoked: Option<DateTime<Utc>>| {
+                session_id == session.id && revoked.is_none()
+            };
+            (
+                state
+                    .access_tokens
+                    .values()
+                    .filter(|t| live(t.session_id, t.revoked_at))
+                    .map(|t| t.id)
+                    .collect(),
+                state
+                    .refresh_tokens
+                    .values()
+                    .filter(|t| live(t.session_id, t.revoked_at))
+                    .map(|t| t.id)
+                    .collect(),
+            )
         };
-        if ended.finished_at.is_none() {
-            ended.finished_at = Some(now);
-            put(
-                &mut state,
-                &mut self.undo,
-                |s| &mut s.sessions,
-                ended.id,
-                ended.clone(),
+        for id in access {
+            let unrevoked = |t: &AccessToken| t.revoked_at.is_none();
+            self.update(
+                |s| &mut s.access_tokens,
+                id,
+                unrevoked,
+                |t| t.revoked_at = Some(now),
             );
         }
-        Ok(ended)
+        for id in refresh {
+            let unrevoked = |t: &RefreshToken| t.revoked_at.is_none();
+            self.update(
+                |s| &mut s.refresh_tokens,
+                id,
+                unrevoked,
+                |t| t.revoked_at = Some(now),
+            );
+        }
+        let ended = self.update(
+            |s| &mut s.sessions,
+            session.id,
+            Session::is_active,
+            |s| s.finished_at = Some(now),
+        );
+        Ok(match ended {
+            Some(ended) => ended,
+            None => match self.get(|s| &mut s.sessions, session.id) {
+                Some(stored) => stored,
+                None => Session {
+                    finished_at: session.finished_at.or(Some(now)),
+                    ..session
+                },
+            },
+        })
     }
 
     async fn add_access_token(
@@ -846,35 +815,21 @@ impl SessionStore for MemoryUnit {
             revoked_at: None,
             first_used_at: None,
         };
-        let mut state = lock(&self.state);
-        put(
-            &mut state,
-            &mut self.undo,
-            |s| &mut s.access_digests,
-            digest(token),
-            access.id,
-        );
-        put(
-            &mut state,
-            &mut self.undo,
-            |s| &mut s.access_tokens,
-            access.id,
-            access.clone(),
-        );
+        let (table, index): (Table<Ulid, AccessToken>, Table<Digest, Ulid>) =
+            (|s| &mut s.access_tokens, |s| &mut s.access_digests);
+        self.insert_secret(table, index, token, access.id, access.clone());
         Ok(access)
     }
 
     async fn find_access_token(&mut self, id: Ulid) -> Result<Option<AccessToken>, StorageError> {
-        Ok(lock(&self.state).access_tokens.get(&id).cloned())
+        Ok(self.get(|s| &mut s.access_tokens, id))
     }
 
     async fn find_access_token_by_value(
         &mut self,
         token: &str,
     ) -> Result<Option<AccessToken>, StorageError> {
-        let state = lock(&self.state);
-        let id = state.access_digests.get(&digest(token));
-        Ok(id.and_then(|id| state.access_tokens.get(id)).cloned())
+        Ok(self.get_by_secret(|s| &mut s.access_tokens, |s| &mut s.access_digests, token))
     }
 
     async fn mark_access_token_used(
@@ -882,21 +837,19 @@ impl SessionStore for MemoryUnit {
         clock: &dyn Clock,
         token: AccessToken,
     ) -> Result<AccessToken, StorageError> {
-        let mut state = lock(&self.state);
-        let Some(mut stored) = state.access_tokens.get(&token.id).cloned() else {
-            return Ok(token);
-        };
-        if stored.first_used_at.is_none() {
-            stored.first_used_at = Some(clock.now());
-            put(
-                &mut state,
-                &mut self.undo,
-                |s| &mut s.access_tokens,
-                stored.id,
-                stored.clone(),
-            );
-        }
-        Ok(stored)
+        let now = clock.now();
+        let unused = |t: &AccessToken| t.first_used_at.is_none();
+        let used = self.update(
+            |s| &mut s.access_tokens,
+            token.id,
+            unused,
+            |t| {
+                t.first_used_at = Some(now);
+            },
+        );
+        Ok(used
+            .or_else(|| self.get(|s| &mut s.access_tokens, token.id))
+            .unwrap_or(token))
     }
 
     async fn revoke_access_token(
@@ -904,21 +857,19 @@ impl SessionStore for MemoryUnit {
         clock: &dyn Clock,
         token: AccessToken,
     ) -> Result<AccessToken, StorageError> {
-        let mut state = lock(&self.state);
-        let Some(mut stored) = state.access_tokens.get(&token.id).cloned() else {
-            return Ok(token);
-        };
-        if stored.revoked_at.is_none() {
-            stored.revoked_at = Some(clock.now());
-            put(
-                &mut state,
-                &mut self.undo,
-                |s| &mut s.access_tokens,
-                stored.id,
-                stored.clone(),
-            );
-        }
-        Ok(stored)
+        let now = clock.now();
+        let unrevoked = |t: &AccessToken| t.revoked_at.is_none();
+        let revoked = self.update(
+            |s| &mut s.access_tokens,
+            token.id,
+            unrevoked,
+            |t| {
+                t.revoked_at = Some(now);
+            },
+        );
+        Ok(revoked
+            .or_else(|| self.get(|s| &mut s.access_tokens, token.id))
+            .unwrap_or(token))
     }
 
     async fn add_refresh_token(
@@ -939,35 +890,21 @@ impl SessionStore for MemoryUnit {
             revoked_at: None,
             next_token_id: None,
         };
-        let mut state = lock(&self.state);
-        put(
-            &mut state,
-            &mut self.undo,
-            |s| &mut s.refresh_digests,
-            digest(token),
-            refresh.id,
-        );
-        put(
-            &mut state,
-            &mut self.undo,
-            |s| &mut s.refresh_tokens,
-            refresh.id,
-            refresh.clone(),
-        );
+        let (table, index): (Table<Ulid, RefreshToken>, Table<Digest, Ulid>) =
+            (|s| &mut s.refresh_tokens, |s| &mut s.refresh_digests);
+        self.insert_secret(table, index, token, refresh.id, refresh.clone());
         Ok(refresh)
     }
 
     async fn find_refresh_token(&mut self, id: Ulid) -> Result<Option<RefreshToken>, StorageError> {
-        Ok(lock(&self.state).refresh_tokens.get(&id).cloned())
+        Ok(self.get(|s| &mut s.refresh_tokens, id))
     }
 
     async fn find_refresh_token_by_value(
         &mut self,
         token: &str,
     ) -> Result<Option<RefreshToken>, StorageError> {
-        let state = lock(&self.state);
-        let id = state.refresh_digests.get(&digest(token));
-        Ok(id.and_then(|id| state.refresh_tokens.get(id)).cloned())
+        Ok(self.get_by_secret(|s| &mut s.refresh_tokens, |s| &mut s.refresh_digests, token))
     }
 
     async fn consume_refresh_token(
@@ -992,25 +929,25 @@ impl SessionStore for MemoryUnit {
 #[async_trait]
 impl UserStore for MemoryUnit {
     async fn find_user(&mut self, id: Ulid) -> Result<Option<User>, StorageError> {
-        Ok(lock(&self.state).users.get(&id).cloned())
+        Ok(self.get(|s| &mut s.users, id))
     }
 
     async fn find_browser_session(
         &mut self,
         id: Ulid,
     ) -> Result<Option<BrowserSession>, StorageError> {
-        Ok(lock(&self.state).browser_sessions.get(&id).cloned())
+        Ok(self.get(|s| &mut s.browser_sessions, id))
     }
 
     async fn last_authentication_at(
         &mut self,
         session: &BrowserSession,
     ) -> Result<Option<DateTime<Utc>>, StorageError> {
-        Ok(lock(&self.state).authenticated_at.get(&session.id).copied())
+        Ok(self.get(|s| &mut s.authenticated_at, session.id))
     }
 
     async fn primary_email(&mut self, user: &User) -> Result<Option<String>, StorageError> {
-        Ok(lock(&self.state).emails.get(&user.id).cloned())
+        Ok(self.get(|s| &mut s.emails, user.id))
     }
 }
 
@@ -1067,14 +1004,7 @@ impl MatrixStore for MemoryUnit {
             revoked_at: None,
             last_activity: LastActivity::default(),
         };
-        let mut state = lock(&self.state);
-        put(
-            &mut state,
-            &mut self.undo,
-            |s| &mut s.personal_sessions,
-            session.id,
-            session.clone(),
-        );
+        self.insert(|s| &mut s.personal_sessions, session.id, session.clone());
         Ok(session)
     }
 
@@ -1082,7 +1012,7 @@ impl MatrixStore for MemoryUnit {
         &mut self,
         id: Ulid,
     ) -> Result<Option<PersonalSession>, StorageError> {
-        Ok(lock(&self.state).personal_sessions.get(&id).cloned())
+        Ok(self.get(|s| &mut s.personal_sessions, id))
     }
 
     async fn add_personal_token(
@@ -1101,21 +1031,9 @@ impl MatrixStore for MemoryUnit {
             expires_at: ttl.map(|ttl| now + ttl),
             revoked_at: None,
         };
-        let mut state = lock(&self.state);
-        put(
-            &mut state,
-            &mut self.undo,
-            |s| &mut s.personal_digests,
-            digest(token),
-            access.id,
-        );
-        put(
-            &mut state,
-            &mut self.undo,
-            |s| &mut s.personal_tokens,
-            access.id,
-            access.clone(),
-        );
+        let (table, index): (Table<Ulid, PersonalAccessToken>, Table<Digest, Ulid>) =
+            (|s| &mut s.personal_tokens, |s| &mut s.personal_digests);
+        self.insert_secret(table, index, token, access.id, access.clone());
         Ok(access)
     }
 
@@ -1123,9 +1041,9 @@ impl MatrixStore for MemoryUnit {
         &mut self,
         token: &str,
     ) -> Result<Option<PersonalAccessToken>, StorageError> {
-        let state = lock(&self.state);
-        let id = state.personal_digests.get(&digest(token));
-        Ok(id.and_then(|id| state.personal_tokens.get(id)).cloned())
+        let (table, index): (Table<Ulid, PersonalAccessToken>, Table<Digest, Ulid>) =
+            (|s| &mut s.personal_tokens, |s| &mut s.personal_digests);
+        Ok(self.get_by_secret(table, index, token))
     }
 }
 

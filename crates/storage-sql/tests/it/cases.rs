@@ -828,12 +828,21 @@ pub async fn authorization_grants(db: &TestDb) {
     // refusal after a consent (its code would be cancelled under the client's feet).
     let mut grants = repo.authorization_grant();
     let again = grants.cancel(&clock, cancelled.clone()).await;
-    assert!(matches!(again, Err(StorageError::InvalidData { .. })), "{again:?}");
+    assert!(
+        matches!(again, Err(StorageError::InvalidData { .. })),
+        "{again:?}"
+    );
     let late = grants.fulfill(&clock, cancelled, &session, "late").await;
-    assert!(matches!(late, Err(StorageError::InvalidData { .. })), "{late:?}");
+    assert!(
+        matches!(late, Err(StorageError::InvalidData { .. })),
+        "{late:?}"
+    );
     let consented = grants.find_by_code("the-code").await.unwrap().unwrap();
     let refused = grants.cancel(&clock, consented).await;
-    assert!(matches!(refused, Err(StorageError::InvalidData { .. })), "{refused:?}");
+    assert!(
+        matches!(refused, Err(StorageError::InvalidData { .. })),
+        "{refused:?}"
+    );
     drop(grants);
     repo.save().await.unwrap();
 }
