@@ -43,7 +43,8 @@ impl server::Backend for Memory {
                 .compare_exchange(last, at, Ordering::Relaxed, Ordering::Relaxed)
         };
         if due && swap(now.timestamp()).is_ok() {
-            self.store.prune(now);
+            // Kept a day past their use, as the service's cleanup keeps them.
+            self.store.prune(now, chrono::Duration::days(1));
         }
         Ok(self.store.begin())
     }

@@ -265,9 +265,12 @@ fn lookups() -> &'static opentelemetry::metrics::Counter<u64> {
 /// Introspection for the homeserver (see [`crate::tokens::introspect`] with
 /// [`Asker::Homeserver`]), answered from `cache` while the answer holds. A string that is
 /// not one of our tokens, or not of the kind `hint` names, is inactive without any
-/// lookup; refresh tokens are never active here. `open` gives a unit of work to read
-/// from, and is called only when the cache cannot answer (with `mas-storage`, a
-/// factory's `reader()`, which reads on the pool without a transaction).
+/// lookup; refresh tokens are never active here. `open` gives the unit of work to ask,
+/// and is called only when the cache cannot answer. The unit is dropped, never
+/// committed, yet an answer records that the token is in use (what tells a refresh
+/// retry from a theft): `open` must give a unit whose writes stand without a commit,
+/// as `mas-storage`'s `reader()` does (each statement on the pool, no transaction). With
+/// units that undo on drop (the `memory` module's), such writes are lost.
 ///
 /// # Errors
 /// `temporarily_unavailable` when the answer is not kept and the database is away.

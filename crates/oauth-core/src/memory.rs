@@ -168,6 +168,25 @@ fn put<K, V>(
     }));
 }
 
+/// Changes the record with this ID when `allowed` says its stored state may, under the
+/// lock held, so that of two units only one gets the change: the changed record.
+fn update<V>(
+    state: &mut State,
+    undo: &mut Vec<Undo>,
+    table: fn(&mut State) -> &mut HashMap<Ulid, V>,
+    id: Ulid,
+    allowed: impl FnOnce(&V) -> bool,
+    change: impl FnOnce(&mut V),
+) -> Option<V>
+where
+    V: Clone + PartialEq + Send + 'static,
+{
+    let mut record = table(state).get(&id).filter(|r| allowed(r))?.clone();
+    change(&mut record);
+    put(state, undo, table, id, record.clone());
+    Some(record)
+}
+
 impl MemoryStore {
     /// An empty store.
     #[must_use]
@@ -227,28 +246,72 @@ impl MemoryStore {
         lock(&self.state).emails.insert(user.id, email.to_owned());
     }
 
-    /// Forgets what can no longer be used at `now`: authorization grants past their
-    /// approval window and code lifetime, expired device grants, ended sessions with
-    /// their tokens, ended browser sessions, and spent client assertions. Returns how
-    /// many records went.
+    /// Forgets what could no longer be used `kept_for` before `now`, as the service's
+    /// cleanup job does with its retention: authorization grants past their approval
+    /// window and code lifetime, expired device grants, ended sessions with their
+    /// tokens, expired or revoked access tokens, spent refresh tokens (except one whose
+    /// successor is live: presenting it again must still be recognised), sign-ins no open
+    /// session started from, and spent client assertions. The retention is what keeps a
+    /// replayed code or refresh token recognised (and its session ended) rather than
+    /// unknown; it also keeps this clear of units still at work. Returns how many records
+    /// went. Personal sessions and their tokens are kept.
     #[allow(clippy::must_use_candidate)] // Pruning is the point; the count is for logs.
-    pub fn prune(&self, now: DateTime<Utc>) -> usize {
+    pub fn prune(&self, now: DateTime<Utc>, kept_for: Duration) -> usize {
+        let cutoff = now - kept_for;
+        let before_cutoff = |at: Option<DateTime<Utc>>| at.is_some_and(|at| at < cutoff);
         let mut state = lock(&self.state);
         let before = state.len();
-        let grant_horizon = now - crate::authorize::APPROVAL_WINDOW - crate::grants::CODE_LIFETIME;
+        let grant_horizon =
+            cutoff - crate::authorize::APPROVAL_WINDOW - crate::grants::CODE_LIFETIME;
         state.grants.retain(|_, g| g.created_at >= grant_horizon);
-        state.device_grants.retain(|_, r| r.grant.expires_at >= now);
-        state.sessions.retain(|_, s| s.is_active());
+        state
+            .device_grants
+            .retain(|_, r| r.grant.expires_at >= cutoff);
+        state.sessions.retain(|_, s| !before_cutoff(s.finished_at));
+        state.assertions.retain(|_, until| *until > now);
         let State {
             sessions,
             access_tokens,
             refresh_tokens,
+            browser_sessions,
+            authenticated_at,
+            device_grants,
             ..
         } = &mut *state;
-        access_tokens.retain(|_, t| sessions.contains_key(&t.session_id));
-        refresh_tokens.retain(|_, t| sessions.contains_key(&t.session_id));
-        state.browser_sessions.retain(|_, b| b.is_active());
-        state.assertions.retain(|_, until| *until > now);
+        access_tokens.retain(|_, t| {
+            sessions.contains_key(&t.session_id)
+                && !before_cutoff(t.revoked_at)
+                && !before_cutoff(t.expires_at)
+        });
+        let live: std::collections::HashSet<Ulid> = refresh_tokens
+            .values()
+            .filter(|t| t.is_valid())
+            .map(|t| t.id)
+            .collect();
+        refresh_tokens.retain(|_, t| {
+            let successor_live = t.next_token_id.is_some_and(|next| live.contains(&next));
+            sessions.contains_key(&t.session_id)
+                && !before_cutoff(t.revoked_at)
+                && (successor_live || !before_cutoff(t.consumed_at))
+        });
+        // A sign-in is looked at while a session started from it is open (ID tokens'
+        // `auth_time`) or a device grant it approved waits for its device.
+        let used: std::collections::HashSet<Ulid> = sessions
+            .values()
+            .filter(|s| s.is_active())
+            .filter_map(|s| s.browser_session_id)
+            .chain(
+                device_grants
+                    .values()
+                    .filter_map(|r| r.grant.browser_session_id),
+            )
+            .collect();
+        browser_sessions.retain(|id, b| {
+            let ended_long_ago = before_cutoff(b.finished_at);
+            let idle = b.created_at < cutoff && !used.contains(id);
+            !(ended_long_ago || idle)
+        });
+        authenticated_at.retain(|id, _| browser_sessions.contains_key(id));
         let State {
             grants,
             codes,
@@ -258,15 +321,12 @@ impl MemoryStore {
             access_digests,
             refresh_tokens,
             refresh_digests,
-            browser_sessions,
-            authenticated_at,
             ..
         } = &mut *state;
         codes.retain(|_, id| grants.contains_key(id));
         device_codes.retain(|_, id| device_grants.contains_key(id));
         access_digests.retain(|_, id| access_tokens.contains_key(id));
         refresh_digests.retain(|_, id| refresh_tokens.contains_key(id));
-        authenticated_at.retain(|id, _| browser_sessions.contains_key(id));
         before - state.len()
     }
 }
@@ -308,8 +368,22 @@ impl MemoryUnit {
             user_agent: None,
             last_activity: LastActivity::default(),
         };
-        self.insert(|s| &mut s.authenticated_at, session.id, now);
-        self.insert(|s| &mut s.browser_sessions, session.id, session.clone());
+        let mut state = lock(&self.state);
+        let undo = &mut self.undo;
+        put(
+            &mut state,
+            undo,
+            |s| &mut s.browser_sessions,
+            session.id,
+            session.clone(),
+        );
+        put(
+            &mut state,
+            undo,
+            |s| &mut s.authenticated_at,
+            session.id,
+            now,
+        );
         session
     }
 
@@ -333,8 +407,10 @@ impl MemoryUnit {
     ) where
         V: Clone + PartialEq + Send + 'static,
     {
-        self.insert(index, digest(secret), id);
-        self.insert(table, id, value);
+        // One lock for both, the record first: a prune never sees one without the other.
+        let mut state = lock(&self.state);
+        put(&mut state, &mut self.undo, table, id, value);
+        put(&mut state, &mut self.undo, index, digest(secret), id);
     }
 
     /// The record with this ID.
@@ -366,11 +442,14 @@ impl MemoryUnit {
     where
         V: Clone + PartialEq + Send + 'static,
     {
-        let mut state = lock(&self.state);
-        let mut record = table(&mut state).get(&id).filter(|r| allowed(r))?.clone();
-        change(&mut record);
-        put(&mut state, &mut self.undo, table, id, record.clone());
-        Some(record)
+        update(
+            &mut lock(&self.state),
+            &mut self.undo,
+            table,
+            id,
+            allowed,
+            change,
+        )
     }
 
     /// Moves a device grant on, when `allowed` says its stored state may: exactly once.
@@ -587,7 +666,9 @@ impl DeviceGrantStore for MemoryUnit {
             },
             last_polled_at: None,
         };
-        let taken = lock(&self.state)
+        // The check and the writes under one lock: a user code names one grant.
+        let mut state = lock(&self.state);
+        let taken = state
             .device_grants
             .values()
             .any(|r| r.grant.user_code == row.grant.user_code);
@@ -595,9 +676,10 @@ impl DeviceGrantStore for MemoryUnit {
             return Err(StorageError::Conflict("the user code is taken".to_owned()));
         }
         let created = row.grant.clone();
-        let (table, index): (Table<Ulid, DeviceRow>, Table<Digest, Ulid>) =
-            (|s| &mut s.device_grants, |s| &mut s.device_codes);
-        self.insert_secret(table, index, &grant.device_code, created.id, row);
+        let undo = &mut self.undo;
+        put(&mut state, undo, |s| &mut s.device_grants, created.id, row);
+        let code = digest(&grant.device_code);
+        put(&mut state, undo, |s| &mut s.device_codes, code, created.id);
         Ok(created)
     }
 
@@ -742,58 +824,62 @@ impl SessionStore for MemoryUnit {
         session: Session,
     ) -> Result<Session, StorageError> {
         let now = clock.now();
-        let (access, refresh): (Vec<Ulid>, Vec<Ulid>) = {
-            let state = lock(&self.state);
-            let live = |session_id: Ulid, revoked: Option<DateTime<Utc>>| {
-                session_id == session.id && revoked.is_none()
-            };
-            (
-                state
-                    .access_tokens
-                    .values()
-                    .filter(|t| live(t.session_id, t.revoked_at))
-                    .map(|t| t.id)
-                    .collect(),
-                state
-                    .refresh_tokens
-                    .values()
-                    .filter(|t| live(t.session_id, t.revoked_at))
-                    .map(|t| t.id)
-                    .collect(),
-            )
-        };
+        // One lock for the tokens and the session: nothing is issued in between.
+        let mut state = lock(&self.state);
+        let undo = &mut self.undo;
+        let access: Vec<Ulid> = state
+            .access_tokens
+            .values()
+            .filter(|t| t.session_id == session.id && t.revoked_at.is_none())
+            .map(|t| t.id)
+            .collect();
         for id in access {
             let unrevoked = |t: &AccessToken| t.revoked_at.is_none();
-            self.update(
+            let revoke = |t: &mut AccessToken| t.revoked_at = Some(now);
+            update(
+                &mut state,
+                undo,
                 |s| &mut s.access_tokens,
                 id,
                 unrevoked,
-                |t| t.revoked_at = Some(now),
+                revoke,
             );
         }
+        let refresh: Vec<Ulid> = state
+            .refresh_tokens
+            .values()
+            .filter(|t| t.session_id == session.id && t.revoked_at.is_none())
+            .map(|t| t.id)
+            .collect();
         for id in refresh {
             let unrevoked = |t: &RefreshToken| t.revoked_at.is_none();
-            self.update(
+            let revoke = |t: &mut RefreshToken| t.revoked_at = Some(now);
+            update(
+                &mut state,
+                undo,
                 |s| &mut s.refresh_tokens,
                 id,
                 unrevoked,
-                |t| t.revoked_at = Some(now),
+                revoke,
             );
         }
-        let ended = self.update(
-            |s| &mut s.sessions,
+        let finish = |s: &mut Session| s.finished_at = Some(now);
+        let sessions: Table<Ulid, Session> = |s| &mut s.sessions;
+        if let Some(ended) = update(
+            &mut state,
+            undo,
+            sessions,
             session.id,
             Session::is_active,
-            |s| s.finished_at = Some(now),
-        );
-        Ok(match ended {
-            Some(ended) => ended,
-            None => match self.get(|s| &mut s.sessions, session.id) {
-                Some(stored) => stored,
-                None => Session {
-                    finished_at: session.finished_at.or(Some(now)),
-                    ..session
-                },
+            finish,
+        ) {
+            return Ok(ended);
+        }
+        Ok(match state.sessions.get(&session.id) {
+            Some(stored) => stored.clone(),
+            None => Session {
+                finished_at: session.finished_at.or(Some(now)),
+                ..session
             },
         })
     }
@@ -1167,13 +1253,17 @@ mod tests {
         let (ended, ..) = session_with_tokens(&store, &alice).await;
         let mut unit = store.begin();
         unit.end_session(&clock, ended).await.unwrap();
+        let (idle, used) = (
+            unit.sign_in(&mut rng(), &clock, &alice),
+            unit.sign_in(&mut rng(), &clock, &alice),
+        );
         let open = unit
             .add_session(
                 &mut rng(),
                 &clock,
                 Ulid::new(),
                 Some(alice.id),
-                None,
+                Some(used.id),
                 "openid",
                 None,
             )
@@ -1184,10 +1274,13 @@ mod tests {
             .unwrap();
         unit.commit();
 
+        let day = Duration::days(1);
+        assert_eq!(store.prune(clock.now(), day), 0, "kept for a day");
+        clock.advance(day + Duration::seconds(1));
         assert_eq!(
-            store.prune(clock.now()),
-            3,
-            "the ended session and its two tokens"
+            store.prune(clock.now(), day),
+            4,
+            "the ended session, its two tokens, and the sign-in nothing uses"
         );
         let mut unit = store.begin();
         assert_eq!(
@@ -1197,7 +1290,11 @@ mod tests {
         let live = unit.find_access_token_by_value("mat_live").await.unwrap();
         assert!(live.is_some());
         assert!(unit.find_session(open.id).await.unwrap().is_some());
-        assert_eq!(store.prune(clock.now()), 0);
+        assert_eq!(unit.find_browser_session(idle.id).await.unwrap(), None);
+        let kept = unit.find_browser_session(used.id).await.unwrap();
+        assert_eq!(kept, Some(used.clone()));
+        assert!(unit.last_authentication_at(&used).await.unwrap().is_some());
+        assert_eq!(store.prune(clock.now(), day), 0);
     }
 
     #[tokio::test]

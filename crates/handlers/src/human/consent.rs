@@ -105,7 +105,10 @@ pub(super) async fn get(
         return Ok(gone(&state));
     };
     if authorize::consent_remembered(repo.as_mut(), session.user_id, &grant).await? {
-        let redirect = decide(&state, repo, &session, grant, true).await?;
+        let Some(redirect) = answered_once(decide(&state, repo, &session, grant, true).await)?
+        else {
+            return Ok(gone(&state));
+        };
         return Ok(deliver_unattended(&state, &client, &redirect));
     }
     let (jar, csrf) = csrf_token(&state, jar);
@@ -157,8 +160,25 @@ pub(super) async fn post(
     };
     let mut repo = state.repos.begin().await?;
     let (session, grant) = answerable(&state, repo.as_mut(), &jar, &grant_id).await?;
-    let redirect = decide(&state, repo, &session, grant, allow).await?;
+    let Some(redirect) = answered_once(decide(&state, repo, &session, grant, allow).await)? else {
+        return Ok(gone(&state));
+    };
     Ok(deliver(&redirect))
+}
+
+/// The answer, or `None` when another answer to the grant won a race (a second tab, a
+/// double click): that person is shown the request as done, not an error.
+fn answered_once(
+    decided: Result<Redirect, StorageError>,
+) -> Result<Option<Redirect>, StorageError> {
+    match decided {
+        Ok(redirect) => Ok(Some(redirect)),
+        Err(StorageError::InvalidData { table, reason }) => {
+            tracing::info!(table, reason, "the request was answered meanwhile");
+            Ok(None)
+        }
+        Err(error) => Err(error),
+    }
 }
 
 /// Answers the client: fulfils the grant with a new session (`allow`), or cancels it.
