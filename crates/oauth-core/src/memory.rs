@@ -45,7 +45,7 @@ use mas_data_model::{
     PersonalAccessToken, PersonalSession, PersonalSessionOwner, RefreshToken, Session, User,
 };
 use mas_storage::repository::{ClientParams, NewAuthorizationGrant, NewDeviceCodeGrant};
-use mas_storage::{Clock, Rng, StorageError};
+use mas_storage::{Clock, Rng, StorageError, new_id, secret_hash as digest};
 use ulid::Ulid;
 
 use crate::store::{
@@ -121,25 +121,12 @@ fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
     state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn digest(secret: &str) -> Digest {
-    ring::digest::digest(&ring::digest::SHA256, secret.as_bytes())
-        .as_ref()
-        .to_vec()
-}
-
 /// What answering a grant that was answered already (or never stored) fails with.
 fn answered() -> StorageError {
     StorageError::InvalidData {
         table: "authorization grants",
         reason: "the grant was answered already".to_owned(),
     }
-}
-
-fn new_id(rng: Rng<'_>, at: DateTime<Utc>) -> Ulid {
-    let millis = u64::try_from(at.timestamp_millis()).unwrap_or_default();
-    let mut random = [0u8; 16];
-    rng.fill_bytes(&mut random);
-    Ulid::from_parts(millis, u128::from_le_bytes(random))
 }
 
 /// Writes `value` under `key` in the table `table` picks, and remembers how to undo it:
@@ -450,6 +437,25 @@ impl MemoryUnit {
             allowed,
             change,
         )
+    }
+
+    /// As [`MemoryUnit::update`] for a change made once (a timestamp set the first
+    /// time): the record as stored after, changed by this call or before it; `record`
+    /// itself when the store does not have it.
+    fn update_or_stored<V>(
+        &mut self,
+        table: Table<Ulid, V>,
+        id: Ulid,
+        record: V,
+        allowed: impl FnOnce(&V) -> bool,
+        change: impl FnOnce(&mut V),
+    ) -> V
+    where
+        V: Clone + PartialEq + Send + 'static,
+    {
+        self.update(table, id, allowed, change)
+            .or_else(|| self.get(table, id))
+            .unwrap_or(record)
     }
 
     /// Moves a device grant on, when `allowed` says its stored state may: exactly once.
@@ -901,9 +907,13 @@ impl SessionStore for MemoryUnit {
             revoked_at: None,
             first_used_at: None,
         };
-        let (table, index): (Table<Ulid, AccessToken>, Table<Digest, Ulid>) =
-            (|s| &mut s.access_tokens, |s| &mut s.access_digests);
-        self.insert_secret(table, index, token, access.id, access.clone());
+        self.insert_secret(
+            |s| &mut s.access_tokens,
+            |s| &mut s.access_digests,
+            token,
+            access.id,
+            access.clone(),
+        );
         Ok(access)
     }
 
@@ -925,17 +935,8 @@ impl SessionStore for MemoryUnit {
     ) -> Result<AccessToken, StorageError> {
         let now = clock.now();
         let unused = |t: &AccessToken| t.first_used_at.is_none();
-        let used = self.update(
-            |s| &mut s.access_tokens,
-            token.id,
-            unused,
-            |t| {
-                t.first_used_at = Some(now);
-            },
-        );
-        Ok(used
-            .or_else(|| self.get(|s| &mut s.access_tokens, token.id))
-            .unwrap_or(token))
+        let used = |t: &mut AccessToken| t.first_used_at = Some(now);
+        Ok(self.update_or_stored(|s| &mut s.access_tokens, token.id, token, unused, used))
     }
 
     async fn revoke_access_token(
@@ -945,17 +946,8 @@ impl SessionStore for MemoryUnit {
     ) -> Result<AccessToken, StorageError> {
         let now = clock.now();
         let unrevoked = |t: &AccessToken| t.revoked_at.is_none();
-        let revoked = self.update(
-            |s| &mut s.access_tokens,
-            token.id,
-            unrevoked,
-            |t| {
-                t.revoked_at = Some(now);
-            },
-        );
-        Ok(revoked
-            .or_else(|| self.get(|s| &mut s.access_tokens, token.id))
-            .unwrap_or(token))
+        let revoke = |t: &mut AccessToken| t.revoked_at = Some(now);
+        Ok(self.update_or_stored(|s| &mut s.access_tokens, token.id, token, unrevoked, revoke))
     }
 
     async fn add_refresh_token(
@@ -976,9 +968,13 @@ impl SessionStore for MemoryUnit {
             revoked_at: None,
             next_token_id: None,
         };
-        let (table, index): (Table<Ulid, RefreshToken>, Table<Digest, Ulid>) =
-            (|s| &mut s.refresh_tokens, |s| &mut s.refresh_digests);
-        self.insert_secret(table, index, token, refresh.id, refresh.clone());
+        self.insert_secret(
+            |s| &mut s.refresh_tokens,
+            |s| &mut s.refresh_digests,
+            token,
+            refresh.id,
+            refresh.clone(),
+        );
         Ok(refresh)
     }
 
@@ -1117,9 +1113,13 @@ impl MatrixStore for MemoryUnit {
             expires_at: ttl.map(|ttl| now + ttl),
             revoked_at: None,
         };
-        let (table, index): (Table<Ulid, PersonalAccessToken>, Table<Digest, Ulid>) =
-            (|s| &mut s.personal_tokens, |s| &mut s.personal_digests);
-        self.insert_secret(table, index, token, access.id, access.clone());
+        self.insert_secret(
+            |s| &mut s.personal_tokens,
+            |s| &mut s.personal_digests,
+            token,
+            access.id,
+            access.clone(),
+        );
         Ok(access)
     }
 
@@ -1127,9 +1127,11 @@ impl MatrixStore for MemoryUnit {
         &mut self,
         token: &str,
     ) -> Result<Option<PersonalAccessToken>, StorageError> {
-        let (table, index): (Table<Ulid, PersonalAccessToken>, Table<Digest, Ulid>) =
-            (|s| &mut s.personal_tokens, |s| &mut s.personal_digests);
-        Ok(self.get_by_secret(table, index, token))
+        Ok(self.get_by_secret(
+            |s| &mut s.personal_tokens,
+            |s| &mut s.personal_digests,
+            token,
+        ))
     }
 }
 

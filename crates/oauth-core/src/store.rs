@@ -18,7 +18,8 @@
 //! Each call happens inside the caller's unit of work: the engine says when one must be
 //! kept ([`crate::grants::GrantOutcome`]), and the store makes it all-or-nothing. The
 //! operations marked *exactly once* must hold under concurrency: of two units doing it
-//! to the same record at once, one gets `None` (or `false`).
+//! to the same record at once, one gets `None` (or `false`). Secrets are found by
+//! [`mas_storage::secret_hash`], and new records take a [`mas_storage::new_id`].
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
@@ -767,8 +768,7 @@ mod tests {
             clock: &dyn Clock,
             params: ClientParams,
         ) -> Result<Client, StorageError> {
-            let millis = u64::try_from(clock.now().timestamp_millis()).unwrap_or_default();
-            let id = Ulid::from_parts(millis, u128::from(rng.next_u64()));
+            let id = mas_storage::new_id(rng, clock.now());
             let client = params.into_client(id, ClientKind::Dynamic, clock.now());
             self.clients.push(client.clone());
             Ok(client)

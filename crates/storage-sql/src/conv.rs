@@ -15,20 +15,7 @@ pub(crate) fn now(clock: &dyn Clock) -> DateTime<Utc> {
     clock.now().trunc_subsecs(6)
 }
 
-/// A new ULID for a row created at `at`.
-pub(crate) fn new_id(rng: mas_storage::Rng<'_>, at: DateTime<Utc>) -> Ulid {
-    let millis = u64::try_from(at.timestamp_millis()).unwrap_or_default();
-    let mut random = [0u8; 16];
-    rng.fill_bytes(&mut random);
-    Ulid::from_parts(millis, u128::from_le_bytes(random))
-}
-
-/// The SHA-256 of a token: what is stored and searched, never the token.
-pub(crate) fn hash_token(token: &str) -> Vec<u8> {
-    ring::digest::digest(&ring::digest::SHA256, token.as_bytes())
-        .as_ref()
-        .to_vec()
-}
+pub(crate) use mas_storage::{new_id, secret_hash as hash_token};
 
 /// Parses a stored ULID.
 pub(crate) fn ulid(table: &'static str, text: &str) -> Result<Ulid, StorageError> {

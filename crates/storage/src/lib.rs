@@ -32,6 +32,23 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// The random source handed to repository methods that create things.
 pub type Rng<'a> = &'a mut (dyn rand::Rng + Send);
 
+/// A new ULID for a record created at `at`: that time, and 80 random bits from `rng`.
+pub fn new_id(rng: Rng<'_>, at: chrono::DateTime<chrono::Utc>) -> ulid::Ulid {
+    let millis = u64::try_from(at.timestamp_millis()).unwrap_or_default();
+    let mut random = [0u8; 16];
+    rng.fill_bytes(&mut random);
+    ulid::Ulid::from_parts(millis, u128::from_le_bytes(random))
+}
+
+/// The SHA-256 of a secret (a token, a code): what a store keeps and looks up by, never
+/// the secret itself.
+#[must_use]
+pub fn secret_hash(secret: &str) -> Vec<u8> {
+    ring::digest::digest(&ring::digest::SHA256, secret.as_bytes())
+        .as_ref()
+        .to_vec()
+}
+
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
