@@ -93,9 +93,10 @@ pub(crate) fn run_worker(files: &[PathBuf]) -> anyhow::Result<()> {
         crate::database::require_current_schema(&db).await?;
         let homeserver = crate::homeserver::connect(&config)?;
         let mail = email_jobs(&config, &db)?;
+        let stop_signal = shutdown_signal();
         let (stop_tx, stop_rx) = watch::channel(false);
         let running = tokio::spawn(worker(&db, &homeserver, mail, stop_rx).await);
-        shutdown_signal().await;
+        stop_signal.await;
         let _ = stop_tx.send(true);
         if let Err(error) = running.await {
             tracing::warn!(%error, "job worker failed");
@@ -140,6 +141,7 @@ async fn serve(
     } else {
         Some(spawn_worker(&db, &state, email_jobs(&config, &db)?, stop_rx.clone()).await)
     };
+    let stop_signal = shutdown_signal();
     let limits = connection_limits(&config)?;
     // One pool of slots for every listener: the descriptors it guards are the process's.
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -179,7 +181,7 @@ async fn serve(
         log_embedded(&config, path, *created, for_synapse.as_deref());
     }
 
-    shutdown_signal().await;
+    stop_signal.await;
     tracing::info!("shutting down: finishing in-flight requests");
     let _ = stop_tx.send(true);
     let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
@@ -615,25 +617,34 @@ async fn bind_tcp(
     Ok(sockets)
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed when this is
+/// called, not when it is first awaited: called before the listeners start, so a signal
+/// that comes as soon as the service answers still stops it gracefully instead of
+/// killing it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send {
     #[cfg(unix)]
     {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {}
-                    _ = terminate.recv() => {}
+        use tokio::signal::unix::{SignalKind, signal};
+        let terminate = signal(SignalKind::terminate());
+        let interrupt = signal(SignalKind::interrupt());
+        async move {
+            match (terminate, interrupt) {
+                (Ok(mut terminate), Ok(mut interrupt)) => {
+                    tokio::select! {
+                        _ = interrupt.recv() => {}
+                        _ = terminate.recv() => {}
+                    }
                 }
-            }
-            Err(_) => {
-                let _ = interrupt.await;
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = interrupt.await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

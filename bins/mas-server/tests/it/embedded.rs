@@ -77,8 +77,11 @@ fn starts_with_no_configuration_and_reuses_its_secrets() {
     assert_eq!(server.get("/health").0, 200);
     let second = std::fs::read_to_string(&config_path).unwrap();
     assert_eq!(first, second, "a second start keeps the same secrets");
-    let (status, _) = server.terminate();
-    assert!(status.success());
+    let (status, logs) = server.terminate();
+    assert!(
+        status.success(),
+        "graceful shutdown exits 0: {status:?} {logs:?}"
+    );
 }
 
 #[test]
